@@ -1,0 +1,21 @@
+/* What CUDA this build has and what the machine offers. Callers never #ifdef on CUDA for a query:
+ * a build without CUDA answers "not built" through the same function. */
+#ifndef MMUPT_GPU_H
+#define MMUPT_GPU_H
+
+struct gpu_info {
+    int built;           /* 1 if this binary contains the CUDA backend */
+    int runtime_version; /* CUDA runtime, e.g. 13000 (0 if not built) */
+    int driver_version;  /* 0 when no driver is installed */
+    int cublas_version;
+    int cudnn_version;
+    int nccl_version;
+    int device_count;    /* usable devices; 0 with `reason` set when none */
+    char device_name[256];
+    int cc_major, cc_minor;
+    char reason[256];    /* why device_count is 0 */
+};
+
+void gpu_query(struct gpu_info *info);
+
+#endif

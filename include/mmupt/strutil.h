@@ -1,0 +1,30 @@
+/* Small string and file helpers shared by every module. */
+#ifndef MMUPT_STRUTIL_H
+#define MMUPT_STRUTIL_H
+
+#include <stddef.h>
+
+#include "mmupt/err.h"
+
+/* Trim ASCII white space in place; returns the first non-space character. */
+char *str_trim(char *s);
+
+/* Levenshtein distance, capped: returns `cap` + 1 as soon as the distance must exceed `cap`,
+ * so comparing against a long key list stays cheap. */
+size_t str_edit_distance(const char *a, const char *b, size_t cap);
+
+/* Copy src into dst (size n), always NUL-terminated; returns -1 if it had to cut. */
+int str_copy(char *dst, size_t n, const char *src);
+
+/* The shortest "%g" text that reads back (strtod) to exactly v. */
+void str_format_double(double v, char *out, size_t n);
+
+/* Length of the valid UTF-8 sequence at s (at most `avail` bytes readable), or 0 if it is not
+ * one: overlong forms, surrogates and code points past U+10FFFF are invalid. */
+size_t utf8_seq_len(const unsigned char *s, size_t avail);
+
+/* Read a whole regular file into a NUL-terminated heap buffer. Refuses directories, files larger
+ * than max_bytes (checked before reading), and unreadable files, with errno's text. */
+int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len, struct mmupt_err *err);
+
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The whole CPU test suite, from a fresh machine: setup, build, test; then the same suite again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   launch/test.sh            everything CI runs
+#   launch/test.sh --quick    skip the sanitizer pass
+#   launch/test.sh --gpu      only the GPU suite (needs a CUDA device; see docs/testing.md)
+#
+# The `gpu` suite is not part of the default run: CI has no GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+gpu=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        --gpu) gpu=1 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "test.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+./launch/setup.sh
+. launch/env.sh
+start=$(date +%s)
+
+# Counts from meson's JSON test log, as one plain line.
+summarize() {
+    python3 - "$1/meson-logs/testlog.json" "$2" <<'PY'
+import json, sys
+res = [json.loads(l)["result"] for l in open(sys.argv[1]) if l.strip()]
+ok = sum(r in ("OK", "EXPECTEDFAIL") for r in res)
+skip = sum(r == "SKIP" for r in res)
+bad = len(res) - ok - skip
+print(f"{sys.argv[2]}: {ok} passed, {bad} failed, {skip} skipped")
+PY
+}
+
+if [ "$gpu" = 1 ]; then
+    ./launch/build.sh build -Dcuda=enabled
+    meson test -C build --suite gpu --print-errorlogs
+    summarize build "gpu suite"
+    exit 0
+fi
+
+status=0
+echo "== build (CUDA backend compiled when the toolkit is present) =="
+./launch/build.sh build
+echo "== tests =="
+meson test -C build --no-suite gpu --print-errorlogs || status=1
+summarize build "tests" | tee build/summary.txt
+
+if [ "$quick" = 0 ]; then
+    echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer (host code) =="
+    # CUDA code is compiled and checked by the first build; nvcc does not take -fsanitize.
+    ./launch/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled
+    echo "== tests under sanitizers =="
+    meson test -C build-asan --no-suite gpu --print-errorlogs || status=1
+    summarize build-asan "tests (sanitizers)" | tee build-asan/summary.txt
+fi
+
+total_pass=0; total_fail=0; total_skip=0
+for f in build/summary.txt build-asan/summary.txt; do
+    [ "$quick" = 1 ] && [ "$f" = build-asan/summary.txt ] && continue
+    read -r p fl s < <(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/' "$f")
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + fl)); total_skip=$((total_skip + s))
+done
+echo "== done in $(( $(date +%s) - start )) s =="
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+exit $status

@@ -1,0 +1,51 @@
+/* Command-line helpers shared by the subcommands. */
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mmupt/err.h"
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mmupt %s: error: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}
+
+int cli_split_args(const char *cmd, int argc, char **argv, struct cli_config_args *out, const char **flags,
+                   int max_flags, int *n_flags)
+{
+    memset(out, 0, sizeof *out);
+    *n_flags = 0;
+    /* Overrides are gathered in place at the front of argv's tail: argv is ours to reorder. */
+    char **over = argv + 1;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (a[0] == '-' && a[1] != '\0') {
+            if (*n_flags == max_flags) {
+                cli_error(cmd, "too many options at '%s' (see mmupt %s --help)", a, cmd);
+                return -1;
+            }
+            flags[(*n_flags)++] = a;
+        } else if (strchr(a, '=')) {
+            over[out->n_overrides++] = a;
+        } else if (!out->path) {
+            out->path = a;
+        } else {
+            cli_error(cmd, "unexpected argument '%s': one config file, then section.key=value overrides", a);
+            return -1;
+        }
+    }
+    out->overrides = over;
+    return 0;
+}

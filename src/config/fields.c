@@ -1,0 +1,213 @@
+/* THE configuration table. Every run setting is one row here; parsing, range checks, `mmupt config
+ * --list` and docs/configuration.md are all generated from it. Defaults follow the MM-UPT paper's
+ * published setup (EasyR1 defaults where the paper is silent), see docs/configuration.md. */
+#include <float.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "mmupt/config.h"
+
+#define OFF(member) offsetof(struct cfg, member)
+#define BIG DBL_MAX
+/* Integers travel through double in the table; 2^53 is the largest exactly representable bound. */
+#define IBIG 9007199254740992.0
+
+static const char *const dtype_names[] = {"fp32", "bf16", NULL};
+static const char *const reward_mode_names[] = {"majority", "ground_truth", "none", NULL};
+static const char *const extractor_names[] = {"boxed", "choice", "answer_is", NULL};
+static const char *const vote_names[] = {"paper", "equivalence", NULL};
+static const char *const adv_names[] = {"grpo", NULL};
+static const char *const kl_names[] = {"low_var_kl", "k1", "none", NULL};
+static const char *const loss_agg_names[] = {"token_mean", "seq_mean_token_mean", NULL};
+static const char *const schedule_names[] = {"constant", "cosine", NULL};
+static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
+static const char *const resume_names[] = {"off", "auto", NULL};
+static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+
+/* MM-UPT's instruction suffix. The official script passes "\n" inside bash double quotes, so the
+ * model sees a literal backslash and n, not a newline (shared/reference/mmupt.md section 3.1). */
+#define MMUPT_FORMAT_PROMPT "\\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+const struct cfg_section cfg_sections[] = {
+    {"run", "Identity, output location and length of the run."},
+    {"model", "The policy: a Hugging Face Qwen2.5-VL / Qwen2-VL / Qwen2 model directory."},
+    {"data", "Training data (HDF5), prompt construction and image preprocessing."},
+    {"rollout", "Sampling of the G answers per question on rollout ranks."},
+    {"reward", "How sampled answers are turned into rewards; `majority` is MM-UPT's label-free vote."},
+    {"algorithm", "GRPO: advantages, the clipped policy loss, the KL term and batching."},
+    {"optim", "AdamW on fp32 master weights."},
+    {"cluster", "MPI ranks and their roles, weight sync and the trajectory ring buffer."},
+    {"checkpoint", "HDF5 checkpoints and resume."},
+    {"logging", "Console log and structured metrics."},
+};
+const size_t cfg_n_sections = sizeof cfg_sections / sizeof cfg_sections[0];
+
+/* clang-format off */
+const struct cfg_field cfg_fields[] = {
+    /* key, type, offset, default, min, max, flags, choices, doc */
+    {"run.name", CFG_STRING, OFF(run.name), "mmupt", 0, 0, 0, NULL,
+     "Run name, used in logs and metrics."},
+    {"run.output_dir", CFG_STRING, OFF(run.output_dir), "runs/mmupt", 0, 0, 0, NULL,
+     "Directory for metrics, logs and checkpoints (created if missing)."},
+    {"run.seed", CFG_INT, OFF(run.seed), "1", 0, IBIG, 0, NULL,
+     "Master seed; every random stream is derived from it and stable across rank counts."},
+    {"run.max_steps", CFG_INT, OFF(run.max_steps), "0", 0, IBIG, 0, NULL,
+     "Stop after this many rollout steps; 0 means run data.epochs over the training set."},
+
+    {"model.path", CFG_STRING, OFF(model.path), "", 0, 0, 0, NULL,
+     "Hugging Face model directory (config.json, *.safetensors, tokenizer.json). Required for training."},
+    {"model.dtype", CFG_ENUM, OFF(model.dtype), "bf16", 0, 0, 0, dtype_names,
+     "Compute dtype on GPU; master weights are always fp32. The CPU backend computes in fp32."},
+    {"model.freeze_vision_tower", CFG_BOOL, OFF(model.freeze_vision_tower), "false", 0, 0, 0, NULL,
+     "Keep the vision tower and merger fixed. MM-UPT trains them (false)."},
+    {"model.gradient_checkpointing", CFG_BOOL, OFF(model.gradient_checkpointing), "true", 0, 0, 0, NULL,
+     "Recompute activations in backward to save memory."},
+
+    {"data.train_path", CFG_STRING, OFF(data.train_path), "", 0, 0, 0, NULL,
+     "HDF5 training set. Answers are not needed for reward.mode=majority."},
+    {"data.val_path", CFG_STRING, OFF(data.val_path), "", 0, 0, 0, NULL,
+     "HDF5 validation set (optional)."},
+    {"data.format_prompt", CFG_STRING, OFF(data.format_prompt), MMUPT_FORMAT_PROMPT, 0, 0, 0, NULL,
+     "Instruction appended to every question after one space (MM-UPT's text, with a literal backslash-n)."},
+    {"data.max_prompt_length", CFG_INT, OFF(data.max_prompt_length), "2048", 1, 1048576, 0, NULL,
+     "Prompt tokens (image tokens included); longer prompts are cut at the end."},
+    {"data.max_response_length", CFG_INT, OFF(data.max_response_length), "2048", 1, 1048576, 0, NULL,
+     "Response tokens kept for training."},
+    {"data.rollout_batch_size", CFG_INT, OFF(data.rollout_batch_size), "512", 1, 1048576, 0, NULL,
+     "Questions per rollout step (each sampled rollout.n times)."},
+    {"data.epochs", CFG_INT, OFF(data.epochs), "15", 1, 1000000, 0, NULL,
+     "Passes over the training set."},
+    {"data.shuffle", CFG_BOOL, OFF(data.shuffle), "true", 0, 0, 0, NULL,
+     "Shuffle questions each epoch."},
+    {"data.seed", CFG_INT, OFF(data.seed), "1", 0, IBIG, 0, NULL,
+     "Seed of the shuffle."},
+    {"data.min_pixels", CFG_INT, OFF(data.min_pixels), "262144", 784, 1e9, 0, NULL,
+     "Smallest image area after resizing (pixels)."},
+    {"data.max_pixels", CFG_INT, OFF(data.max_pixels), "1204224", 784, 1e9, 0, NULL,
+     "Largest image area after resizing (pixels); also caps what is decoded."},
+
+    {"rollout.n", CFG_INT, OFF(rollout.n), "10", 1, 4096, 0, NULL,
+     "G: answers sampled per question; the vote runs over these."},
+    {"rollout.temperature", CFG_FLOAT, OFF(rollout.temperature), "0.7", 0, 100, 0, NULL,
+     "Sampling temperature; log-probs for the loss use the same value. 0 means greedy."},
+    {"rollout.top_p", CFG_FLOAT, OFF(rollout.top_p), "0.99", 0, 1, CFG_MIN_EXCLUSIVE, NULL,
+     "Nucleus sampling mass."},
+    {"rollout.top_k", CFG_INT, OFF(rollout.top_k), "-1", -1, 1e9, 0, NULL,
+     "Keep only the k most likely tokens; -1 or 0 disables."},
+    {"rollout.max_new_tokens", CFG_INT, OFF(rollout.max_new_tokens), "2048", 1, 1048576, 0, NULL,
+     "Longest answer sampled."},
+    {"rollout.seed", CFG_INT, OFF(rollout.seed), "1", 0, IBIG, 0, NULL,
+     "Sampling seed; a sample is keyed by (seed, question id, sample index)."},
+    {"rollout.image_pad_bias", CFG_FLOAT, OFF(rollout.image_pad_bias), "-100", -1e9, 1e9, 0, NULL,
+     "Logit bias on <|image_pad|> so the model never emits it (MM-UPT: -100)."},
+    {"rollout.stop_token_ids", CFG_INT_LIST, OFF(rollout.stop_token_ids), "[]", 0, 16777216, 0, NULL,
+     "Token ids that end an answer; [] takes them from the model's generation_config.json."},
+
+    {"reward.mode", CFG_ENUM, OFF(reward.mode), "majority", 0, 0, 0, reward_mode_names,
+     "majority: label-free vote (MM-UPT); ground_truth: supervised GRPO baseline; none: zero reward."},
+    {"reward.extractor", CFG_ENUM, OFF(reward.extractor), "boxed", 0, 0, 0, extractor_names,
+     "How an answer is read from a response: last \\boxed{}, a choice letter, or 'the answer is X'."},
+    {"reward.vote", CFG_ENUM, OFF(reward.vote), "paper", 0, 0, 0, vote_names,
+     "paper: exact strings, first-seen tie-break, no-answer votes; equivalence: vote over equal answers."},
+    {"reward.min_majority_share", CFG_FLOAT, OFF(reward.min_majority_share), "0", 0, 1, 0, NULL,
+     "Groups whose winning answer has a smaller share get zero reward (0 disables, as in the paper)."},
+
+    {"algorithm.adv_estimator", CFG_ENUM, OFF(algorithm.adv_estimator), "grpo", 0, 0, 0, adv_names,
+     "Advantage estimator."},
+    {"algorithm.adv_std_eps", CFG_FLOAT, OFF(algorithm.adv_std_eps), "1e-6", 0, 1, 0, NULL,
+     "Added to the group's reward std (unbiased, N-1) before dividing."},
+    {"algorithm.kl_coef", CFG_FLOAT, OFF(algorithm.kl_coef), "0.01", 0, 1000, 0, NULL,
+     "Weight of the KL term to the frozen reference model (beta)."},
+    {"algorithm.kl_penalty", CFG_ENUM, OFF(algorithm.kl_penalty), "low_var_kl", 0, 0, 0, kl_names,
+     "KL estimator: low_var_kl (k3, MM-UPT), k1 (log-ratio), none (no reference model kept)."},
+    {"algorithm.kl_clamp", CFG_FLOAT, OFF(algorithm.kl_clamp), "10", 0, 1e9, CFG_MIN_EXCLUSIVE, NULL,
+     "The per-token KL is clamped to [-kl_clamp, kl_clamp]."},
+    {"algorithm.clip_ratio_low", CFG_FLOAT, OFF(algorithm.clip_ratio_low), "0.2", 0, 1, 0, NULL,
+     "Lower PPO clip: ratio >= 1 - clip_ratio_low."},
+    {"algorithm.clip_ratio_high", CFG_FLOAT, OFF(algorithm.clip_ratio_high), "0.3", 0, 100, 0, NULL,
+     "Upper PPO clip (clip-higher): ratio <= 1 + clip_ratio_high."},
+    {"algorithm.clip_ratio_dual", CFG_FLOAT, OFF(algorithm.clip_ratio_dual), "3", 1, 1e9, CFG_MIN_EXCLUSIVE, NULL,
+     "Dual clip for negative advantages: the loss is at most clip_ratio_dual * |A|."},
+    {"algorithm.entropy_coef", CFG_FLOAT, OFF(algorithm.entropy_coef), "0", 0, 100, 0, NULL,
+     "Entropy bonus weight (0: entropy is only logged)."},
+    {"algorithm.loss_agg", CFG_ENUM, OFF(algorithm.loss_agg), "token_mean", 0, 0, 0, loss_agg_names,
+     "Loss aggregation: token_mean (EasyR1 micro-batch semantics) or seq_mean_token_mean."},
+    {"algorithm.global_batch_size", CFG_INT, OFF(algorithm.global_batch_size), "128", 1, 1048576, 0, NULL,
+     "Questions per optimizer step (x rollout.n sequences); must divide data.rollout_batch_size."},
+    {"algorithm.ppo_epochs", CFG_INT, OFF(algorithm.ppo_epochs), "1", 1, 100, 0, NULL,
+     "Passes over each rollout batch."},
+    {"algorithm.micro_batch_size", CFG_INT, OFF(algorithm.micro_batch_size), "4", 1, 65536, 0, NULL,
+     "Sequences per forward/backward on one learner (gradient accumulation covers the rest)."},
+    {"algorithm.micro_batch_size_experience", CFG_INT, OFF(algorithm.micro_batch_size_experience), "8", 1, 65536, 0, NULL,
+     "Sequences per forward when recomputing old and reference log-probs."},
+
+    {"optim.lr", CFG_FLOAT, OFF(optim.lr), "1e-6", 0, 1, 0, NULL,
+     "Peak learning rate."},
+    {"optim.beta1", CFG_FLOAT, OFF(optim.beta1), "0.9", 0, 1, 0, NULL,
+     "AdamW beta1."},
+    {"optim.beta2", CFG_FLOAT, OFF(optim.beta2), "0.999", 0, 1, 0, NULL,
+     "AdamW beta2."},
+    {"optim.eps", CFG_FLOAT, OFF(optim.eps), "1e-8", 0, 1, CFG_MIN_EXCLUSIVE, NULL,
+     "AdamW epsilon."},
+    {"optim.weight_decay", CFG_FLOAT, OFF(optim.weight_decay), "0.01", 0, 10, 0, NULL,
+     "Decoupled weight decay."},
+    {"optim.clip_grad_norm", CFG_FLOAT, OFF(optim.clip_grad_norm), "1", 0, 1e9, 0, NULL,
+     "Clip the global gradient norm to this (0 disables); a non-finite norm skips the update."},
+    {"optim.warmup_ratio", CFG_FLOAT, OFF(optim.warmup_ratio), "0", 0, 1, 0, NULL,
+     "Fraction of the optimizer steps spent in linear warmup."},
+    {"optim.schedule", CFG_ENUM, OFF(optim.schedule), "constant", 0, 0, 0, schedule_names,
+     "Learning-rate schedule after warmup."},
+
+    {"cluster.rollout_ranks", CFG_INT, OFF(cluster.rollout_ranks), "0", 0, 1048576, 0, NULL,
+     "Ranks that only sample; the rest learn. 0: colocated, every rank alternates both roles."},
+    {"cluster.backend", CFG_ENUM, OFF(cluster.backend), "auto", 0, 0, 0, backend_names,
+     "Compute backend: auto (CUDA when a GPU is visible), cpu, cuda."},
+    {"cluster.sync_interval", CFG_INT, OFF(cluster.sync_interval), "1", 1, 1000000, 0, NULL,
+     "Learner steps between weight broadcasts to rollout ranks."},
+    {"cluster.ring_capacity", CFG_INT, OFF(cluster.ring_capacity), "64", 1, 1048576, 0, NULL,
+     "Question groups the trajectory ring buffer holds before rollout ranks wait."},
+    {"cluster.max_staleness", CFG_INT, OFF(cluster.max_staleness), "1", 0, 1000000, 0, NULL,
+     "Oldest policy version (in versions behind the learners) a trajectory may come from."},
+
+    {"checkpoint.dir", CFG_STRING, OFF(checkpoint.dir), "checkpoints", 0, 0, 0, NULL,
+     "Checkpoint directory; relative paths are under run.output_dir."},
+    {"checkpoint.interval", CFG_INT, OFF(checkpoint.interval), "50", 0, 1000000000, 0, NULL,
+     "Rollout steps between checkpoints (0: only at the end and on preemption)."},
+    {"checkpoint.keep_last", CFG_INT, OFF(checkpoint.keep_last), "3", 1, 1000000, 0, NULL,
+     "Complete checkpoints kept; older ones are deleted only after a newer one is complete."},
+    {"checkpoint.resume", CFG_ENUM, OFF(checkpoint.resume), "off", 0, 0, 0, resume_names,
+     "auto: continue from the latest good checkpoint in checkpoint.dir when one exists."},
+
+    {"logging.level", CFG_ENUM, OFF(logging.level), "info", 0, 0, 0, level_names,
+     "Console log level (stderr, rank-tagged)."},
+    {"logging.metrics_file", CFG_STRING, OFF(logging.metrics_file), "metrics.jsonl", 0, 0, 0, NULL,
+     "JSON Lines metrics, one record per step; relative paths are under run.output_dir."},
+    {"logging.log_interval", CFG_INT, OFF(logging.log_interval), "1", 1, 1000000, 0, NULL,
+     "Steps between console progress lines."},
+    {"logging.tensorboard", CFG_BOOL, OFF(logging.tensorboard), "false", 0, 0, 0, NULL,
+     "Also write TensorBoard event files to run.output_dir."},
+};
+/* clang-format on */
+const size_t cfg_n_fields = sizeof cfg_fields / sizeof cfg_fields[0];
+
+const struct cfg_field *cfg_find(const char *key)
+{
+    for (size_t i = 0; i < cfg_n_fields; i++)
+        if (strcmp(cfg_fields[i].key, key) == 0) return &cfg_fields[i];
+    return NULL;
+}
+
+const struct cfg_section *cfg_find_section(const char *name, size_t len)
+{
+    for (size_t i = 0; i < cfg_n_sections; i++)
+        if (strlen(cfg_sections[i].name) == len && memcmp(cfg_sections[i].name, name, len) == 0)
+            return &cfg_sections[i];
+    return NULL;
+}
+
+const char *cfg_enum_name(const struct cfg_field *f, int value)
+{
+    for (int i = 0; f->choices && f->choices[i]; i++)
+        if (i == value) return f->choices[i];
+    return "?";
+}

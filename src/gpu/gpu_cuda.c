@@ -1,0 +1,43 @@
+/* The GPU query of a CUDA build: library versions are host-only calls and work without a GPU;
+ * device discovery reports why it found none (no driver, no device), which is how GPU tests decide
+ * to skip. */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mmupt/gpu.h"
+
+void gpu_query(struct gpu_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->built = 1;
+    cudaRuntimeGetVersion(&info->runtime_version);
+    cudaDriverGetVersion(&info->driver_version);
+    int major = 0, minor = 0, patch = 0;
+    cublasGetProperty(MAJOR_VERSION, &major);
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    info->cublas_version = major * 10000 + minor * 100 + patch;
+    info->cudnn_version = (int)cudnnGetVersion();
+    ncclGetVersion(&info->nccl_version);
+    cudaError_t e = cudaGetDeviceCount(&info->device_count);
+    if (e != cudaSuccess) {
+        info->device_count = 0;
+        snprintf(info->reason, sizeof info->reason, "no usable CUDA device: %s", cudaGetErrorString(e));
+        cudaGetLastError(); /* clear the sticky error so later calls start clean */
+        return;
+    }
+    if (info->device_count == 0) {
+        snprintf(info->reason, sizeof info->reason, "the CUDA driver reports no device");
+        return;
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+        snprintf(info->device_name, sizeof info->device_name, "%s", prop.name);
+        info->cc_major = prop.major;
+        info->cc_minor = prop.minor;
+    }
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The mmupt binary as a user meets it: help texts, exit codes, `mmupt config` output and round
+# trip, and every bad-input fixture through the real command line.
+# usage: test_cli.sh MMUPT SOURCE_ROOT
+set -u
+mmupt=$1
+root=$2
+. "$root/tests/lib.sh"
+
+run "$mmupt" --help;            expect "help" 0 "commands:" "config" "planned, not in this build yet:"
+run "$mmupt";                   expect "no command is a usage error" 2 "usage: mmupt <command>"
+run "$mmupt" confg;             expect "unknown command suggests" 2 "unknown command 'confg' (did you mean 'config'?)"
+run "$mmupt" eval x.yaml;       expect "planned command says so" 3 "mmupt eval: not implemented yet"
+for c in train config version; do
+    run "$mmupt" $c --help;     expect "$c --help" 0 "usage: mmupt $c"
+done
+run "$mmupt" version;           expect "version lists libraries" 0 "libyaml" "hdf5" "mpi" "cuda"
+run "$mmupt" version extra;     expect "version rejects arguments" 2 "usage: mmupt version"
+
+run "$mmupt" config "$root/configs/quickstart.yaml" optim.lr=2e-6
+expect "config with override" 0 "lr: 2.0e-06" "name: \"quickstart\"" "n: 8"
+run "$mmupt" config --list;     expect "config --list" 0 "optim.lr" "default 1.0e-06, [0, 1]"
+run "$mmupt" config --comments; expect "config --comments" 0 "  lr: 1.0e-06  # Peak learning rate."
+run "$mmupt" config a.yaml b.yaml; expect "two files is a usage error" 2 "unexpected argument 'b.yaml'"
+run "$mmupt" config --bogus;    expect "unknown option is a usage error" 2 "unknown or misplaced option '--bogus'"
+run "$mmupt" config --list x.yaml; expect "--list takes no file" 2 "misplaced option '--list'"
+run "$mmupt" train;             expect "train needs a file" 2 "a config file is required"
+
+# The printed config is a config: resolving it again prints the same text.
+for f in "$root"/configs/*.yaml; do
+    name=$(basename "$f")
+    "$mmupt" config "$f" rollout.seed=7 >"$tmp/a.yaml" 2>"$tmp/err" && "$mmupt" config "$tmp/a.yaml" >"$tmp/b.yaml" 2>>"$tmp/err"
+    if cmp -s "$tmp/a.yaml" "$tmp/b.yaml" && grep -q "seed: 7" "$tmp/a.yaml"; then ok "round trip $name"
+    else fail "round trip $name" "$(diff "$tmp/a.yaml" "$tmp/b.yaml" | head -5)" "$(cat "$tmp/err")"; fi
+done
+
+# docs/configuration.md is generated from the table and must not drift from it.
+"$mmupt" config --doc >"$tmp/doc.md"
+if cmp -s "$tmp/doc.md" "$root/docs/configuration.md"; then ok "docs/configuration.md is current"
+else fail "docs/configuration.md is current" "regenerate: build/mmupt config --doc > docs/configuration.md"; fi
+
+# Every bad-input fixture: exit 1, nothing on stdout, the expected pieces on stderr.
+for f in "$root"/tests/fixtures/config/bad/*.yaml; do
+    name=$(basename "$f" .yaml)
+    if [ -s "$f" ]; then expects=$(head -1 "$f" | sed 's/^# expect: //'); else expects="is empty"; fi
+    run "$mmupt" config "$f"
+    pieces=()
+    while IFS= read -r p; do p=$(echo "$p" | sed 's/^ *//; s/ *$//'); [ -n "$p" ] && pieces+=("$p"); done \
+        < <(echo "$expects" | sed 's/ && /\n/g')
+    if [ -s "$tmp/out" ]; then fail "bad file $name" "printed a config despite the error"; continue; fi
+    expect "bad file $name" 1 "mmupt config: error:" "${pieces[@]}"
+done
+
+run "$mmupt" config /nonexistent.yaml;  expect "missing file" 1 "/nonexistent.yaml: cannot open: No such file or directory"
+run "$mmupt" config "$root/configs";    expect "directory" 1 "is a directory"
+run "$mmupt" config "$root/configs/quickstart.yaml" optim.lrr=1;   expect "override unknown key" 1 "did you mean 'optim.lr'?"
+run "$mmupt" config "$root/configs/quickstart.yaml" rollout.n=many; expect "override wrong type" 1 "override rollout.n: expected an integer, got 'many'"
+run "$mmupt" config "$root/configs/quickstart.yaml" rollout.n=0;    expect "override out of range" 1 "0 is out of range"
+run "$mmupt" config "$root/configs/quickstart.yaml" =5;             expect "override syntax" 1 "the key before '=' is empty"
+run "$mmupt" config "$root/configs/quickstart.yaml" lr=5;           expect "override without section" 1 "keys are section.key"
+run "$mmupt" train "$root/configs/quickstart.yaml"; expect "train on one rank needs a learner" 1 "leaves no learner among 1 rank(s)" "cluster.rollout_ranks=0"
+run "$mmupt" train "$root/configs/quickstart.yaml" cluster.rollout_ranks=0; expect "train validates then says not implemented" 3 "config" "not implemented yet"
+run "$mmupt" train "$root/tests/fixtures/config/bad/unknown_key.yaml"; expect "train rejects a bad config" 1 "unknown key 'rollout.nn'"
+finish

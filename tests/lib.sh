@@ -1,0 +1,38 @@
+# Shared by the shell tests: check helpers that count and report, then print the plain
+# "N passed, N failed" line. Source it, call `check NAME CMD...` / `check_output ...`, end with `finish`.
+passed=0
+failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok()   { passed=$((passed + 1)); echo "ok - $1"; }
+fail() { failed=$((failed + 1)); echo "not ok - $1"; shift; for l in "$@"; do echo "    $l"; done; }
+
+# run CMD...: runs it, leaving stdout, stderr and status in $tmp/out, $tmp/err and $rc.
+run() {
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+
+# expect NAME STATUS [SUBSTRING-IN-STDERR-OR-STDOUT ...] after a `run`.
+expect() {
+    local name=$1 want=$2
+    shift 2
+    if [ "$rc" != "$want" ]; then
+        fail "$name" "exit status $rc, expected $want" "stderr: $(head -c 600 "$tmp/err")"
+        return
+    fi
+    local s
+    for s in "$@"; do
+        if ! grep -qF -- "$s" "$tmp/out" "$tmp/err"; then
+            fail "$name" "missing: $s" "stdout: $(head -c 300 "$tmp/out")" "stderr: $(head -c 600 "$tmp/err")"
+            return
+        fi
+    done
+    ok "$name"
+}
+
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}

@@ -1,0 +1,57 @@
+/* A minimal test harness: CHECK records a failure with file:line and goes on, RUN runs a test
+ * function, and test_summary prints the plain "N passed, N failed" line and gives the exit status.
+ * Exit status 77 tells meson a test was skipped. */
+#ifndef MMUPT_TEST_H
+#define MMUPT_TEST_H
+
+#include <stdio.h>
+#include <string.h>
+
+struct test_state {
+    int passed, failed;
+    int current_failed;
+};
+
+#define TEST_SKIP 77
+
+#define CHECK(ts, cond)                                                               \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
+            (ts)->current_failed = 1;                                                 \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_MSG(ts, cond, ...)                                                      \
+    do {                                                                              \
+        if (!(cond)) {                                                                \
+            fprintf(stderr, "  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                             \
+            fputc('\n', stderr);                                                      \
+            (ts)->current_failed = 1;                                                 \
+        }                                                                             \
+    } while (0)
+
+#define CHECK_CONTAINS(ts, haystack, needle)                                          \
+    CHECK_MSG(ts, strstr((haystack), (needle)) != NULL, "'%s' not in '%s'", (needle), (haystack))
+
+#define RUN(ts, fn)                                                                   \
+    do {                                                                              \
+        (ts)->current_failed = 0;                                                     \
+        fn(ts);                                                                       \
+        if ((ts)->current_failed) {                                                   \
+            (ts)->failed++;                                                           \
+            fprintf(stderr, "not ok - %s\n", #fn);                                    \
+        } else {                                                                      \
+            (ts)->passed++;                                                           \
+            printf("ok - %s\n", #fn);                                                 \
+        }                                                                             \
+    } while (0)
+
+static inline int test_summary(const struct test_state *ts)
+{
+    printf("%d passed, %d failed\n", ts->passed, ts->failed);
+    return ts->failed ? 1 : 0;
+}
+
+#endif
