@@ -46,6 +46,7 @@ fi
 status=0
 echo "== build (CUDA backend compiled when the toolkit is present) =="
 ./launch/build.sh build
+build/mmupt version | grep -E "^(cuda|gpu) "
 echo "== tests =="
 meson test -C build --no-suite gpu --print-errorlogs || status=1
 summarize build "tests" | tee build/summary.txt
