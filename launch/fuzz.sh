@@ -25,10 +25,11 @@ for t in "${targets[@]}"; do
     mkdir -p "$corpus" "$work"
     seeds=("$corpus")
     [ "$t" = config ] && seeds+=(configs tests/fixtures/config/bad)
-    dict=tests/fuzz/$t.dict
+    dict=()
+    [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
     echo "fuzz: $t for ${secs}s"
     build-fuzz/tests/fuzz_$t "$work" "${seeds[@]}" -max_total_time="$secs" -max_len=4096 \
-        -artifact_prefix=tests/fuzz/crash-$t- -print_final_stats=1 ${dict:+$( [ -f "$dict" ] && echo -dict="$dict")} \
+        -artifact_prefix=tests/fuzz/crash-$t- -print_final_stats=1 "${dict[@]}" \
         2>&1 | grep -E "^#[0-9]+ +DONE|stat::number_of_executed_units|ERROR|SUMMARY|crash" || true
     ls tests/fuzz/crash-$t-* >/dev/null 2>&1 && { echo "fuzz: $t crashed, see tests/fuzz/crash-$t-*"; exit 1; }
     # Keep only inputs that add coverage, and keep the committed corpus small.

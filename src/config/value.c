@@ -10,6 +10,8 @@
 #include "internal.h"
 #include "mmupt/strutil.h"
 
+static int utf8_valid(const char *s);
+
 int cfg_text_is_null(const char *text)
 {
     return text[0] == '\0' || strcmp(text, "~") == 0 || strcmp(text, "null") == 0 ||
@@ -145,6 +147,7 @@ int cfg_set_scalar(struct cfg *c, const struct cfg_field *f, const char *text, b
         if (!quoted && cfg_text_is_null(text)) text = "";
         if (strlen(text) >= CFG_STR_MAX)
             return mmupt_fail(err, "string too long (%zu bytes; at most %d)", strlen(text), CFG_STR_MAX - 1);
+        if (!utf8_valid(text)) return mmupt_fail(err, "'%s' is not valid UTF-8", ex);
         strcpy(dst, text);
         return 0;
     }
@@ -213,22 +216,57 @@ static void format_float(double v, char *out, size_t n)
     }
 }
 
-/* A double-quoted YAML string: escapes for quote, backslash and control bytes; UTF-8 kept. */
+/* Decode the valid UTF-8 sequence at s (n bytes, from utf8_seq_len) to its code point. */
+static unsigned utf8_decode(const unsigned char *s, size_t n)
+{
+    static const unsigned lead_mask[] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    unsigned cp = s[0] & lead_mask[n];
+    for (size_t i = 1; i < n; i++) cp = (cp << 6) | (s[i] & 0x3F);
+    return cp;
+}
+
+/* A double-quoted YAML string that reads back to exactly s. Everything YAML would not keep as it
+ * is gets an escape: C0 and C1 controls, DEL, and the characters a YAML reader folds or drops
+ * (U+2028, U+2029, BOM, U+FFFE/U+FFFF). s is valid UTF-8 (cfg_set_scalar ensures it). */
 static void format_string(const char *s, char *out, size_t n)
 {
     size_t j = 0;
     if (n < 3) { if (n) out[0] = '\0'; return; }
     out[j++] = '"';
-    for (; *s && j + 6 < n; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') { out[j++] = '\\'; out[j++] = (char)ch; }
-        else if (ch == '\n') { out[j++] = '\\'; out[j++] = 'n'; }
-        else if (ch == '\t') { out[j++] = '\\'; out[j++] = 't'; }
-        else if (ch < 32 || ch == 127) j += (size_t)snprintf(out + j, n - j, "\\x%02x", ch);
-        else out[j++] = (char)ch;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
+    while (left && j + 12 < n) {
+        size_t len = utf8_seq_len(p, left);
+        if (len == 0) len = 1; /* unreachable for checked strings; never loop forever */
+        unsigned cp = len > 1 ? utf8_decode(p, len) : p[0];
+        if (cp == '"' || cp == '\\') j += (size_t)snprintf(out + j, n - j, "\\%c", (char)cp);
+        else if (cp == '\n') j += (size_t)snprintf(out + j, n - j, "\\n");
+        else if (cp == '\t') j += (size_t)snprintf(out + j, n - j, "\\t");
+        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) j += (size_t)snprintf(out + j, n - j, "\\x%02x", cp);
+        else if (cp == 0x2028 || cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF)
+            j += (size_t)snprintf(out + j, n - j, "\\u%04x", cp);
+        else {
+            memcpy(out + j, p, len);
+            j += len;
+        }
+        p += len;
+        left -= len;
     }
     out[j++] = '"';
     out[j] = '\0';
+}
+
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
+    while (left) {
+        size_t len = utf8_seq_len(p, left);
+        if (len == 0) return 0;
+        p += len;
+        left -= len;
+    }
+    return 1;
 }
 
 void cfg_format_value(const struct cfg *c, const struct cfg_field *f, char *out, size_t n)

@@ -1,5 +1,6 @@
 /* String and file helpers. */
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,19 @@ void str_format_double(double v, char *out, size_t n)
 {
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(out, n, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) return;
+        if (strtod(out, NULL) == v) break;
+    }
+    /* %g switches to an exponent early ("-1e+02" for -100); people write such numbers plainly. */
+    double a = fabs(v);
+    if (strchr(out, 'e') && a >= 1e-4 && a < 1e16) {
+        char fixed[64];
+        for (int dec = 0; dec <= 20; dec++) {
+            snprintf(fixed, sizeof fixed, "%.*f", dec, v);
+            if (strtod(fixed, NULL) == v) {
+                snprintf(out, n, "%s", fixed);
+                return;
+            }
+        }
     }
 }
 

@@ -19,8 +19,12 @@ static void check_roundtrip(const struct cfg *c)
     struct cfg *back = malloc(sizeof *back);
     struct mmupt_err err;
     cfg_defaults(back);
-    if (cfg_load_buffer(back, "emitted", text, len, &err) != 0 || !cfg_equal(c, back)) {
-        fprintf(stderr, "round trip failed: %s\n%s\n", err.msg, text);
+    if (cfg_load_buffer(back, "emitted", text, len, &err) != 0) {
+        fprintf(stderr, "emitted config does not load: %s\n%s\n", err.msg, text);
+        abort();
+    }
+    if (!cfg_equal(c, back)) {
+        fprintf(stderr, "emitted config loads to different values:\n%s\n", text);
         abort();
     }
     free(back);

@@ -128,6 +128,8 @@ static void test_roundtrip(struct test_state *ts)
     roundtrip(ts, &c, false);
     /* Awkward strings and floats. */
     strcpy(c.run.name, "  leading space, trailing tab\t, # hash, : colon, \\ backslash, \x01 control, \xe4\xb8\xad");
+    /* Characters a YAML reader folds or drops unless escaped: U+2028, U+2029, NEL, BOM, DEL. */
+    strcpy(c.data.format_prompt, "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xc2\x85" "d\xef\xbb\xbf\x7f\r\n");
     strcpy(c.data.val_path, "null");
     strcpy(c.data.train_path, "~");
     strcpy(c.model.path, "true");
@@ -191,6 +193,7 @@ static void test_bad_overrides(struct test_state *ts)
         {"data.val_path='a' 'b'", {"override data.val_path: bad quoted value", NULL}},
         {"rollout.stop_token_ids=[1,x]", {"override rollout.stop_token_ids: item 2: expected an integer", NULL}},
         {"rollout.stop_token_ids=[1,2", {"has no closing ']'", NULL}},
+        {"run.name=ab\xff", {"override run.name: 'ab?' is not valid UTF-8", NULL}},
     };
     struct cfg c, before;
     cfg_defaults(&c);

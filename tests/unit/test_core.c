@@ -37,8 +37,13 @@ static void test_format_double(struct test_state *ts)
         str_format_double(vals[i], buf, sizeof buf);
         CHECK_MSG(ts, strtod(buf, NULL) == vals[i], "%s", buf);
     }
-    str_format_double(0.1, buf, sizeof buf);
-    CHECK(ts, strcmp(buf, "0.1") == 0);
+    /* Readable as well as exact: no exponent for ordinary magnitudes. */
+    static const struct { double v; const char *text; } readable[] = {
+        {0.1, "0.1"}, {-100.0, "-100"}, {1e-6, "1e-06"}, {123456789.0, "123456789"}, {1e20, "1e+20"}, {0.00025, "0.00025"}};
+    for (size_t i = 0; i < sizeof readable / sizeof readable[0]; i++) {
+        str_format_double(readable[i].v, buf, sizeof buf);
+        CHECK_MSG(ts, strcmp(buf, readable[i].text) == 0, "%g printed as %s", readable[i].v, buf);
+    }
 }
 
 static void test_file_read(struct test_state *ts)
