@@ -10,7 +10,8 @@
 # present in /usr/local/cuda and builds the CPU backend alone otherwise.
 set -euo pipefail
 
-pkgs=(gcc g++ meson ninja-build pkg-config libyaml-dev libhdf5-dev libopenmpi-dev openmpi-bin)
+pkgs=(gcc g++ meson ninja-build pkg-config libyaml-dev libhdf5-dev libopenmpi-dev openmpi-bin libjansson-dev
+      libopenblas-dev)
 for arg in "$@"; do
     case "$arg" in
         --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
