@@ -11,6 +11,7 @@ static const struct cli_command commands[] = {
     {"train", cmd_train, "run MM-UPT training (mpirun -np N mmupt train run.yaml)", NULL},
     {"config", cmd_config, "print the resolved configuration, or the key reference", NULL},
     {"version", cmd_version, "print version, libraries and visible GPUs", NULL},
+    {"forward", cmd_forward, "run a model on inputs from a safetensors file, write the logits", NULL},
     {"generate", NULL, "sample from a model with a prompt and an image", "the rollout engine"},
     {"tokenize", NULL, "encode or decode text with a tokenizer.json", "the input pipeline"},
     {"eval", NULL, "evaluate a checkpoint on a benchmark (pass@k, maj@k)", "the evaluation harness"},

@@ -1,8 +1,18 @@
 /* Compute kernels. Each op has a CPU reference (kernels/cpu/NAME.c, the truth every test runs) and
  * a CUDA twin with the same name and argument order (kernels/cuda/NAME.cu), which takes device
- * pointers and a stream and is tested against the reference on a GPU. */
+ * pointers and a stream and is tested against the reference on a GPU.
+ *
+ * Conventions of the CPU reference (fp32, row-major, OpenMP):
+ *   - forward outputs are overwritten;
+ *   - every backward ACCUMULATES (+=) into each gradient it is given, because tied weights and
+ *     residual streams receive gradient from several places; a NULL gradient means "not needed";
+ *   - results do not depend on the number of OpenMP threads: every output element has one writer
+ *     and every reduction runs in a fixed order (OpenBLAS GEMMs excepted, see matmul). */
 #ifndef MMUPT_KERNELS_H
 #define MMUPT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +28,90 @@ void rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const float *w
 void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps,
                           void *stream);
 #endif
+
+/* ---- Linear layers (every projection of the decoder and the vision tower) ----
+ * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
+ * the build has it (MMUPT_HAVE_OPENBLAS), else the blocked kernel; must not be called from inside an
+ * OpenMP parallel region. */
+void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N);
+/* The project's own cache-blocked OpenMP GEMM, exported so tests check it whatever the build. */
+void matmul_forward_blocked_cpu(float *out, const float *inp, const float *weight, const float *bias, int M, int K,
+                                int N);
+/* Gradients of a linear layer: dinp[M,K] += dout @ weight; dweight[N,K] += dout^T @ inp;
+ * dbias[N] += column sums of dout. */
+void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int M, int K, int N);
+/* The same with the blocked kernel only (bitwise independent of the thread count). */
+void matmul_backward_blocked_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                 const float *weight, int M, int K, int N);
+
+/* ---- Normalisation ---- */
+/* Gradient of RMSNorm (decoder layers, final norm, Qwen2.5-VL vision blocks), given the forward's
+ * rstd[rows]. dx, dweight accumulate. */
+void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                          const float *rstd, int rows, int dim);
+/* LayerNorm with weight and bias (Qwen2-VL vision blocks and merger): mean[rows], rstd[rows] (may be
+ * NULL) are saved for the backward. out may alias x. */
+void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *x, const float *weight,
+                           const float *bias, int rows, int dim, float eps);
+/* Gradient of LayerNorm from the forward's mean and rstd. dx, dweight, dbias accumulate. */
+void layernorm_backward_cpu(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                            const float *weight, const float *mean, const float *rstd, int rows, int dim);
+
+/* ---- Rotary position embedding (1-D RoPE, M-RoPE of the decoder, 2-D RoPE of the vision tower) ----
+ * Rotate-half convention, in place on x [rows, n_heads, head_dim], with per-row tables cos/sin
+ * [rows, head_dim] built by the caller: x' = x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1]
+ * for halves x1|x2. head_dim must be even. */
+void rope_forward_cpu(float *x, const float *cos, const float *sin, int rows, int n_heads, int head_dim);
+/* Gradient through RoPE, in place: dx <- (d x'/d x)^T dx, the inverse rotation for proper tables.
+ * (The one op here that overwrites rather than accumulates: it maps a gradient onto itself.) */
+void rope_backward_cpu(float *dx, const float *cos, const float *sin, int rows, int n_heads, int head_dim);
+
+/* ---- Attention (decoder: causal over each packed sequence; vision: full within each image) ----
+ * Softmax attention over packed segments. Rows [seg[s], seg[s+1]) form segment s (n_seg segments, seg
+ * has n_seg+1 entries, seg[0] = 0; empty segments are allowed). Queries attend only to keys of their
+ * own segment; with causal != 0 only to keys at or before their own row. q, out: [T, n_heads, hd];
+ * k, v: [T, n_kv, hd]; GQA: head h uses kv head h / (n_heads / n_kv). scale = 1/sqrt(hd). */
+/* Floats needed for probs: for each segment, n_heads * len * len. */
+size_t attention_probs_size(const int *seg, int n_seg, int n_heads);
+/* probs receives the softmax probabilities the backward needs: segment after segment, head after
+ * head, a row-major len*len matrix each (masked entries are 0). */
+void attention_forward_cpu(float *out, float *probs, const float *q, const float *k, const float *v, const int *seg,
+                           int n_seg, int n_heads, int n_kv, int hd, int causal);
+/* Gradients of attention from the forward's probs; dq, dk, dv accumulate. */
+void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                            const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                            int causal);
+
+/* ---- Activations, elementwise over n values ---- */
+/* Decoder MLP (and Qwen2.5-VL vision MLP): out = silu(gate) * up. */
+void swiglu_forward_cpu(float *out, const float *gate, const float *up, long n);
+/* Gradient of swiglu; dgate, dup accumulate. */
+void swiglu_backward_cpu(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n);
+/* Patch merger MLP: exact GELU, x * Phi(x) with Phi from erf. */
+void gelu_forward_cpu(float *out, const float *x, long n);
+/* Gradient of exact GELU; dx accumulates. */
+void gelu_backward_cpu(float *dx, const float *dout, const float *x, long n);
+/* Qwen2-VL vision MLP: x * sigmoid(1.702 x). */
+void quick_gelu_forward_cpu(float *out, const float *x, long n);
+/* Gradient of quick GELU; dx accumulates. */
+void quick_gelu_backward_cpu(float *dx, const float *dout, const float *x, long n);
+
+/* ---- Token embedding ---- */
+/* Input embedding lookup: out[n, dim] = table[ids[i], :]; ids are validated by the caller. */
+void embedding_forward_cpu(float *out, const int64_t *ids, const float *table, int n, int dim);
+/* Gradient into the embedding table (repeated ids add up); dtable accumulates. */
+void embedding_backward_cpu(float *dtable, const float *dout, const int64_t *ids, int n, int dim);
+
+/* ---- Token log-probabilities (GRPO ratio, KL term, entropy metric) ----
+ * logp[r] = log_softmax(logits[r,:] / tau)[targets[r]], computed stably (max-subtracted, double
+ * accumulation). Rows whose target is < 0 (padding, prompt) are skipped: logp 0, entropy 0, and no
+ * gradient. Optional entropy[r] (may be NULL) = entropy of softmax(logits[r,:] / tau). */
+void logprob_forward_cpu(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows, int vocab,
+                         float tau);
+/* dlogits[r,:] += dlogp[r] * (onehot(target) - softmax(logits/tau)) / tau. */
+void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
+                          int vocab, float tau);
 
 #ifdef __cplusplus
 }

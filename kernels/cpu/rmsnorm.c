@@ -17,3 +17,41 @@ void rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const float *w
         if (rstd) rstd[r] = s;
     }
 }
+
+/* y = x * rstd * w with rstd = (mean(x^2) + eps)^-1/2. With g = dout * w and xhat = x * rstd:
+ *   dx = rstd * (g - xhat * mean(g * xhat)),   dweight += sum over rows of dout * xhat.
+ * The rstd from the forward is reused, not recomputed, so both passes see the same value. */
+void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                          const float *rstd, int rows, int dim)
+{
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            const float *xr = x + (long)r * dim, *dr = dout + (long)r * dim;
+            float *dxr = dx + (long)r * dim;
+            double s = rstd[r], dot = 0.0;
+            for (int i = 0; i < dim; i++) dot += (double)dr[i] * weight[i] * (xr[i] * s);
+            double m = dot / dim;
+            for (int i = 0; i < dim; i++) {
+                double xhat = xr[i] * s;
+                dxr[i] += (float)(s * ((double)dr[i] * weight[i] - xhat * m));
+            }
+        }
+    }
+    if (dweight) {
+        /* Threads own blocks of columns and walk all rows in order: a fixed summation order. */
+        enum { CB = 64 };
+        int nb = (dim + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < nb; b++) {
+            int i0 = b * CB, i1 = i0 + CB < dim ? i0 + CB : dim;
+            double acc[CB] = {0};
+            for (int r = 0; r < rows; r++) {
+                const float *xr = x + (long)r * dim, *dr = dout + (long)r * dim;
+                double s = rstd[r];
+                for (int i = i0; i < i1; i++) acc[i - i0] += (double)dr[i] * (xr[i] * s);
+            }
+            for (int i = i0; i < i1; i++) dweight[i] += (float)acc[i - i0];
+        }
+    }
+}

@@ -32,5 +32,6 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 int cmd_train(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_forward(int argc, char **argv);
 
 #endif

@@ -1,0 +1,103 @@
+/* Shared by the files of the model module only: the vision plan, the saved activations and the
+ * per-part forward/backward functions. */
+#ifndef MMUPT_MODEL_INTERNAL_H
+#define MMUPT_MODEL_INTERNAL_H
+
+#include "mmupt/model.h"
+
+/* Everything the vision tower needs that depends only on the image grids. */
+struct vision_plan {
+    int64_t n_patches, n_units; /* units: merge x merge patches = one LLM token */
+    int64_t *window_index;      /* [n_units]: original unit id at each window-order slot */
+    int *win_seg, n_win_seg;    /* window segments, in patches (n_win_seg + 1 boundaries) */
+    int *full_seg, n_full_seg;  /* one segment per frame */
+    float *cos, *sin;           /* [n_patches, head_dim], rows in window order */
+};
+
+int vision_plan_build(struct vision_plan *vp, const struct model_config *c, const int64_t *grid, int n_images,
+                      struct mmupt_err *err);
+void vision_plan_rope(struct vision_plan *vp, const struct model_config *c, const int64_t *grid, int n_images);
+void vision_plan_free(struct vision_plan *vp);
+
+/* 3-D positions of a packed batch ([3, T]) and each sequence's rope delta. */
+int model_positions(const struct model_config *c, const struct model_batch *b, int64_t T, int64_t *pos,
+                    int64_t *deltas, struct mmupt_err *err);
+/* cos/sin tables [T, head_dim] of the language model from [3, T] positions. */
+void model_text_rope(const struct model_config *c, const int64_t *pos, int64_t T, float *cos_t, float *sin_t);
+
+/* Saved activations of one transformer block (vision or text). */
+struct block_acts {
+    float *x;          /* block input (residual stream) [T, D] */
+    float *n1, *mean1, *rstd1;
+    float *q, *k, *v;  /* after rotary */
+    float *probs;
+    float *att;        /* attention output before the projection [T, D] */
+    float *x_mid;      /* residual after attention [T, D] */
+    float *n2, *mean2, *rstd2;
+    float *gate, *up, *act; /* MLP: pre-activation(s) and activation output [T, I] */
+};
+
+struct vision_acts {
+    struct vision_plan plan;
+    float *pe;         /* patch embed output, original order [P, D] */
+    struct block_acts *blocks;
+    float *out;        /* tower output before the merger (window order) [P, D] */
+    float *ln, *ln_mean, *ln_rstd; /* merger norm [P, D] = [U, 4D] */
+    float *h0, *h1;    /* merger hidden before/after GELU [U, 4D] */
+    float *merged_w;   /* merger output, window order [U, H] */
+    float *merged;     /* original order [U, H] */
+};
+
+struct model_acts {
+    int64_t T;
+    int n_seq;
+    int *seg;          /* sequence boundaries [n_seq + 1] */
+    int64_t *tokens;
+    float *cos, *sin;  /* [T, head_dim] */
+    int has_images;
+    const float *pixels; /* the caller's, used by the patch-embed backward */
+    struct vision_acts vis;
+    float *embed;      /* [T, H] after the image splice */
+    struct block_acts *layers;
+    float *out;        /* last layer output [T, H] */
+    float *final, *final_rstd; /* after the final norm */
+};
+
+/* One block, shared by the vision tower (non-causal, segments of windows or frames) and the
+ * decoder (causal, one segment per sequence, GQA, q/k/v biases). */
+struct block_shape {
+    int64_t T, D, I;      /* rows, width, MLP width */
+    int n_heads, n_kv, hd;
+    int causal;
+    const int *seg;
+    int n_seg;
+    enum model_norm norm;
+    enum model_mlp mlp;
+    float eps;
+    const float *cos, *sin;
+};
+/* Weights of a block as offsets into params/grads: the decoder's separate q/k/v map onto
+ * qkv_w/qkv_b as three calls, see block.c. */
+struct block_weights {
+    int64_t norm1_w, norm1_b, norm2_w, norm2_b;
+    int64_t q_w, q_b, k_w, k_b, v_w, v_b; /* vision: slices of the fused qkv */
+    int64_t o_w, o_b;
+    int64_t gate_w, gate_b, up_w, up_b, down_w, down_b;
+};
+
+void block_acts_alloc(struct block_acts *a, const struct block_shape *s);
+void block_acts_free(struct block_acts *a);
+/* x: input [T, D]; out: output [T, D] (may not alias x). */
+void block_forward(struct block_acts *a, const struct block_shape *s, const struct block_weights *w, const float *p,
+                   const float *x, float *out);
+/* dout: gradient of the output; dx receives (+=) the gradient of the input. */
+void block_backward(const struct block_acts *a, const struct block_shape *s, const struct block_weights *w,
+                    const float *p, float *g, const float *dout, float *dx);
+
+void vision_forward(struct vision_acts *va, const struct model_config *c, const struct model_spec *sp, const float *p,
+                    const float *pixels);
+void vision_backward(const struct vision_acts *va, const struct model_config *c, const struct model_spec *sp,
+                     const float *p, float *g, const float *pixels, const float *dmerged);
+void vision_acts_free(struct vision_acts *va, const struct model_config *c);
+
+#endif

@@ -1,0 +1,224 @@
+/* Linear layer: both GEMM paths (OpenBLAS when built, and the blocked kernel always) against a
+ * double-precision reference, gradients by finite differences, accumulation, NULL gradients, and
+ * the blocked kernel's independence from the thread count. */
+#include <omp.h>
+
+#include "kcheck.h"
+#include "mmupt/kernels.h"
+
+/* out[M,N] = inp[M,K] @ w[N,K]^T + bias, the definition, in double. */
+static void ref_matmul(double *out, const double *inp, const double *w, const double *bias, int M, int K, int N)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = bias ? bias[j] : 0.0;
+            for (int k = 0; k < K; k++) s += inp[(long)i * K + k] * w[(long)j * K + k];
+            out[(long)i * N + j] = s;
+        }
+}
+
+/* Inputs of one linear layer in float (for the kernel) and double (for the reference). */
+struct lin {
+    int M, K, N;
+    float *inp, *w, *b, *dout;
+    double *dinp, *dw, *db, *ddout, *dy; /* double copies; dy: scratch output */
+};
+
+static void lin_init(struct lin *l, int M, int K, int N, uint64_t seed)
+{
+    struct krng r = {seed};
+    l->M = M, l->K = K, l->N = N;
+    l->inp = kalloc((long)M * K), l->w = kalloc((long)N * K), l->b = kalloc(N), l->dout = kalloc((long)M * N);
+    krng_fill(&r, l->inp, (long)M * K, 1.0);
+    krng_fill(&r, l->w, (long)N * K, 1.0);
+    krng_fill(&r, l->b, N, 1.0);
+    krng_fill(&r, l->dout, (long)M * N, 1.0);
+    l->dinp = kto_double(l->inp, (long)M * K), l->dw = kto_double(l->w, (long)N * K), l->db = kto_double(l->b, N);
+    l->ddout = kto_double(l->dout, (long)M * N), l->dy = kalloc_d((long)M * N);
+}
+
+static void lin_free(struct lin *l)
+{
+    free(l->inp), free(l->w), free(l->b), free(l->dout);
+    free(l->dinp), free(l->dw), free(l->db), free(l->ddout), free(l->dy);
+}
+
+/* L = sum(dout .* (inp @ w^T + b)): its gradient is exactly what the backward computes. */
+static double lin_loss(void *ctx)
+{
+    struct lin *l = ctx;
+    ref_matmul(l->dy, l->dinp, l->dw, l->db, l->M, l->K, l->N);
+    return kdot(l->ddout, l->dy, (long)l->M * l->N);
+}
+
+static void test_forward(struct test_state *ts)
+{
+    static const int shapes[][3] = {{5, 37, 19}, {67, 131, 133}, {16, 64, 64}, {1, 1, 1}, {3, 300, 4}, {33, 8, 65}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        struct lin l;
+        int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        lin_init(&l, M, K, N, 100 + s);
+        float *out = kalloc((long)M * N);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            ref_matmul(l.dy, l.dinp, l.dw, with_bias ? l.db : NULL, M, K, N);
+            for (long i = 0; i < (long)M * N; i++) out[i] = NAN; /* forward must overwrite */
+            matmul_forward_cpu(out, l.inp, l.w, with_bias ? l.b : NULL, M, K, N);
+            CHECK_MSG(ts, kcheck_close(ts, "matmul_forward_cpu", out, l.dy, (long)M * N, 1e-5) == 0,
+                      "shape %dx%dx%d bias %d", M, K, N, with_bias);
+            for (long i = 0; i < (long)M * N; i++) out[i] = NAN;
+            matmul_forward_blocked_cpu(out, l.inp, l.w, with_bias ? l.b : NULL, M, K, N);
+            CHECK_MSG(ts, kcheck_close(ts, "matmul_forward_blocked_cpu", out, l.dy, (long)M * N, 1e-5) == 0,
+                      "shape %dx%dx%d bias %d", M, K, N, with_bias);
+        }
+        free(out);
+        lin_free(&l);
+    }
+}
+
+/* K = 0: the product is empty, out is the bias (or zero); M = 0 or N = 0 touch nothing. */
+static void test_degenerate_shapes(struct test_state *ts)
+{
+    float bias[3] = {1.5f, -2.0f, 0.25f}, out[6], dummy = 7.0f;
+    matmul_forward_cpu(out, &dummy, &dummy, bias, 2, 0, 3);
+    for (int i = 0; i < 6; i++) CHECK(ts, out[i] == bias[i % 3]);
+    matmul_forward_blocked_cpu(out, &dummy, &dummy, NULL, 2, 0, 3);
+    for (int i = 0; i < 6; i++) CHECK(ts, out[i] == 0.0f);
+    float db[3] = {0};
+    matmul_backward_cpu(NULL, NULL, db, &dummy, &dummy, &dummy, 0, 4, 3);
+    matmul_backward_blocked_cpu(NULL, NULL, db, &dummy, &dummy, &dummy, 0, 4, 3);
+    CHECK(ts, db[0] == 0.0f && db[1] == 0.0f && db[2] == 0.0f && dummy == 7.0f);
+}
+
+/* The backward of `which` path: 0 = matmul_backward_cpu, 1 = blocked. */
+static void backward(int which, float *dinp, float *dw, float *db, const struct lin *l)
+{
+    if (which == 0)
+        matmul_backward_cpu(dinp, dw, db, l->dout, l->inp, l->w, l->M, l->K, l->N);
+    else
+        matmul_backward_blocked_cpu(dinp, dw, db, l->dout, l->inp, l->w, l->M, l->K, l->N);
+}
+
+static void test_backward_fd(struct test_state *ts)
+{
+    static const int shapes[][3] = {{5, 37, 19}, {9, 5, 70}};
+    for (size_t s = 0; s < 2; s++)
+        for (int which = 0; which < 2; which++) {
+            struct lin l;
+            int M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            lin_init(&l, M, K, N, 200 + s);
+            float *gi = kalloc((long)M * K), *gw = kalloc((long)N * K), *gb = kalloc(N);
+            backward(which, gi, gw, gb, &l);
+            const char *name = which ? "blocked" : "matmul_backward_cpu";
+            CHECK_MSG(ts, kcheck_grad(ts, "dinp", gi, l.dinp, (long)M * K, lin_loss, &l, 4000, 1e-4) == 0, "%s", name);
+            CHECK_MSG(ts, kcheck_grad(ts, "dweight", gw, l.dw, (long)N * K, lin_loss, &l, 4000, 1e-4) == 0, "%s", name);
+            CHECK_MSG(ts, kcheck_grad(ts, "dbias", gb, l.db, N, lin_loss, &l, 4000, 1e-4) == 0, "%s", name);
+            free(gi), free(gw), free(gb);
+            lin_free(&l);
+        }
+}
+
+/* Larger shapes with tile tails everywhere, against the gradient formulas in double (finite
+ * differences would be slow here and are covered above). */
+static void test_backward_large(struct test_state *ts)
+{
+    int M = 70, K = 131, N = 67;
+    struct lin l;
+    lin_init(&l, M, K, N, 300);
+    double *ri = kalloc_d((long)M * K), *rw = kalloc_d((long)N * K), *rb = kalloc_d(N);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double g = l.ddout[(long)i * N + j];
+            rb[j] += g;
+            for (int k = 0; k < K; k++) {
+                ri[(long)i * K + k] += g * l.dw[(long)j * K + k];
+                rw[(long)j * K + k] += g * l.dinp[(long)i * K + k];
+            }
+        }
+    for (int which = 0; which < 2; which++) {
+        float *gi = kalloc((long)M * K), *gw = kalloc((long)N * K), *gb = kalloc(N);
+        backward(which, gi, gw, gb, &l);
+        CHECK_MSG(ts, kcheck_close(ts, "dinp", gi, ri, (long)M * K, 1e-5) == 0, "path %d", which);
+        CHECK_MSG(ts, kcheck_close(ts, "dweight", gw, rw, (long)N * K, 1e-5) == 0, "path %d", which);
+        CHECK_MSG(ts, kcheck_close(ts, "dbias", gb, rb, N, 1e-5) == 0, "path %d", which);
+        free(gi), free(gw), free(gb);
+    }
+    free(ri), free(rw), free(rb);
+    lin_free(&l);
+}
+
+/* Backward adds: two calls give twice one call; a NULL gradient is skipped and the others are the
+ * same as with all three requested. */
+static void test_accumulate_and_null(struct test_state *ts)
+{
+    int M = 6, K = 21, N = 13;
+    struct lin l;
+    lin_init(&l, M, K, N, 400);
+    long ni = (long)M * K, nw = (long)N * K;
+    for (int which = 0; which < 2; which++) {
+        float *gi = kalloc(ni), *gw = kalloc(nw), *gb = kalloc(N);
+        float *gi2 = kalloc(ni), *gw2 = kalloc(nw), *gb2 = kalloc(N);
+        backward(which, gi, gw, gb, &l);
+        backward(which, gi2, gw2, gb2, &l);
+        backward(which, gi2, gw2, gb2, &l);
+        for (long i = 0; i < ni; i++) gi[i] *= 2.0f;
+        for (long i = 0; i < nw; i++) gw[i] *= 2.0f;
+        for (int i = 0; i < N; i++) gb[i] *= 2.0f;
+        CHECK(ts, kcheck_close_f(ts, "2 x dinp", gi2, gi, ni, 1e-6) == 0);
+        CHECK(ts, kcheck_close_f(ts, "2 x dweight", gw2, gw, nw, 1e-6) == 0);
+        CHECK(ts, kcheck_close_f(ts, "2 x dbias", gb2, gb, N, 1e-6) == 0);
+        /* One gradient at a time, from zero: equal to half of the doubled values. */
+        float *one = kalloc(nw > ni ? nw : ni);
+        backward(which, one, NULL, NULL, &l);
+        for (long i = 0; i < ni; i++) CHECK(ts, one[i] * 2.0f == gi[i]);
+        memset(one, 0, (size_t)(nw > ni ? nw : ni) * sizeof(float));
+        backward(which, NULL, one, NULL, &l);
+        for (long i = 0; i < nw; i++) CHECK(ts, one[i] * 2.0f == gw[i]);
+        memset(one, 0, (size_t)(nw > ni ? nw : ni) * sizeof(float));
+        backward(which, NULL, NULL, one, &l);
+        for (int i = 0; i < N; i++) CHECK(ts, one[i] * 2.0f == gb[i]);
+        backward(which, NULL, NULL, NULL, &l);
+        free(one);
+        free(gi), free(gw), free(gb), free(gi2), free(gw2), free(gb2);
+    }
+    lin_free(&l);
+}
+
+/* The blocked kernel's tiles each have one owner and a fixed inner order: bitwise the same results
+ * with 1, 2 and 3 threads. (OpenBLAS's own threading is not under omp_set_num_threads' control, so
+ * the BLAS path makes no such claim.) */
+static void test_thread_count_independence(struct test_state *ts)
+{
+    int M = 45, K = 77, N = 70;
+    struct lin l;
+    lin_init(&l, M, K, N, 500);
+    long no = (long)M * N, ni = (long)M * K, nw = (long)N * K;
+    float *out[3], *gi[3], *gw[3], *gb[3];
+    int saved = omp_get_max_threads();
+    for (int t = 0; t < 3; t++) {
+        omp_set_num_threads(t + 1);
+        out[t] = kalloc(no), gi[t] = kalloc(ni), gw[t] = kalloc(nw), gb[t] = kalloc(N);
+        matmul_forward_blocked_cpu(out[t], l.inp, l.w, l.b, M, K, N);
+        matmul_backward_blocked_cpu(gi[t], gw[t], gb[t], l.dout, l.inp, l.w, M, K, N);
+    }
+    omp_set_num_threads(saved);
+    for (int t = 1; t < 3; t++) {
+        CHECK_MSG(ts, kbitwise_equal(out[0], out[t], no), "forward, %d threads", t + 1);
+        CHECK_MSG(ts, kbitwise_equal(gi[0], gi[t], ni), "dinp, %d threads", t + 1);
+        CHECK_MSG(ts, kbitwise_equal(gw[0], gw[t], nw), "dweight, %d threads", t + 1);
+        CHECK_MSG(ts, kbitwise_equal(gb[0], gb[t], N), "dbias, %d threads", t + 1);
+    }
+    for (int t = 0; t < 3; t++) free(out[t]), free(gi[t]), free(gw[t]), free(gb[t]);
+    lin_free(&l);
+}
+
+int main(void)
+{
+    struct test_state ts = {0};
+    RUN(&ts, test_forward);
+    RUN(&ts, test_degenerate_shapes);
+    RUN(&ts, test_backward_fd);
+    RUN(&ts, test_backward_large);
+    RUN(&ts, test_accumulate_and_null);
+    RUN(&ts, test_thread_count_independence);
+    return test_summary(&ts);
+}
