@@ -9,16 +9,22 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
-/* Maximum of z/tau over the row and log sum exp(z/tau - max). */
-static void row_stats(const float *z, int vocab, double inv_tau, double *mx, double *lse_shift)
+/* Row statistics of y_j = z_j/tau - max: the max, log sum e^y (so log p_j = y_j - lse_shift) and,
+ * when ey is non-NULL, sum e^y * y (for the entropy), all in one pass after the max. */
+static void row_stats(const float *z, int vocab, double inv_tau, double *mx, double *lse_shift, double *ey)
 {
     double m = -INFINITY;
     for (int j = 0; j < vocab; j++)
         if (z[j] * inv_tau > m) m = z[j] * inv_tau;
-    double sum = 0.0;
-    for (int j = 0; j < vocab; j++) sum += exp(z[j] * inv_tau - m);
+    double sum = 0.0, sey = 0.0;
+    for (int j = 0; j < vocab; j++) {
+        double y = z[j] * inv_tau - m, e = exp(y);
+        sum += e;
+        sey += e * y;
+    }
     *mx = m;
     *lse_shift = log(sum);
+    if (ey) *ey = sey / sum; /* E_p[y] */
 }
 
 void logprob_forward_cpu(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows, int vocab,
@@ -36,18 +42,11 @@ void logprob_forward_cpu(float *logp, float *entropy, const float *logits, const
         }
         MMUPT_CHECK(t < vocab);
         const float *z = logits + (long)r * vocab;
-        double m, ls;
-        row_stats(z, vocab, inv_tau, &m, &ls);
+        double m, ls, ey;
+        row_stats(z, vocab, inv_tau, &m, &ls, &ey);
         logp[r] = (float)(z[t] * inv_tau - m - ls);
-        if (entropy) {
-            /* H = -sum p log p with log p_j = y_j - ls, y_j = z_j/tau - m, p_j = e^y_j / e^ls. */
-            double ey = 0.0;
-            for (int j = 0; j < vocab; j++) {
-                double y = z[j] * inv_tau - m;
-                ey += exp(y) * y;
-            }
-            entropy[r] = (float)(ls - ey / exp(ls));
-        }
+        /* H = -E_p[log p] = -E_p[y - ls] = ls - E_p[y]. */
+        if (entropy) entropy[r] = (float)(ls - ey);
     }
 }
 
@@ -64,7 +63,7 @@ void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logit
         const float *z = logits + (long)r * vocab;
         float *dz = dlogits + (long)r * vocab;
         double m, ls;
-        row_stats(z, vocab, inv_tau, &m, &ls);
+        row_stats(z, vocab, inv_tau, &m, &ls, NULL);
         double g = dlogp[r] * inv_tau;
         for (int j = 0; j < vocab; j++) {
             double p = exp(z[j] * inv_tau - m - ls);

@@ -1,14 +1,16 @@
 /* Linear layers, CPU reference: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias), and its gradients.
  *
  * Two GEMM paths. With OpenBLAS (MMUPT_HAVE_OPENBLAS) the public functions call cblas_sgemm, which is
- * several times faster than anything short of a hand-tuned micro-kernel; OpenBLAS threads itself,
- * so it must not be called from inside an OpenMP region. Without it (the GPU machines ship no
+ * several times faster than anything short of a hand-tuned micro-kernel, single-threaded inside
+ * slices that OpenMP threads share out (see blas_slices); they must not be called from inside an
+ * OpenMP region. Without it (the GPU machines ship no
  * OpenBLAS) a cache-blocked OpenMP kernel does the work; it is exported under its own name so the
  * tests check it in every build.
  *
  * The blocked kernel knows one shape only, C[M,N] (+)= A[M,K] @ B[N,K]^T, in which both operands
  * are read along contiguous rows. The backward's other two shapes are brought to it by transposing
  * one operand into a scratch buffer: O(MK + NK) extra work against O(MNK) for the product. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,39 +145,91 @@ void matmul_backward_blocked_cpu(float *dinp, float *dweight, float *dbias, cons
 
 #ifdef MMUPT_HAVE_OPENBLAS
 
+/* OpenBLAS (pthreads build) keeps its own spinning thread pool, and so does OpenMP: on a machine
+ * with few cores the two pools busy-wait against each other and a training step gets 5-15x slower.
+ * So OpenBLAS runs single-threaded and the OpenMP pool splits each product into independent
+ * slices, one sgemm per thread: one pool for all of mmupt's CPU work. */
+static int blas_slices(long m, long n, long k)
+{
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+    int t = omp_get_max_threads();
+    long work = m * n * (k > 0 ? k : 1);
+    if (work < (1L << 18) || t < 2) return 1; /* too small to be worth a fork */
+    return t;
+}
+
+static void slice(long total, int parts, int p, long *lo, long *hi)
+{
+    *lo = total * p / parts;
+    *hi = total * (p + 1) / parts;
+}
+
+/* out[M,N] = beta * out + A[M,K] @ B[N,K]^T, sliced along the longer of M and N. */
+static void gemm_nt(float *out, const float *A, const float *B, int M, int K, int N, float beta)
+{
+    int parts = blas_slices(M, N, K);
+    int by_rows = M >= N;
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (int p = 0; p < parts; p++) {
+        long lo, hi;
+        slice(by_rows ? M : N, parts, p, &lo, &hi);
+        if (hi <= lo) continue;
+        if (by_rows)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(hi - lo), N, K, 1.0f, A + lo * K, K > 0 ? K : 1,
+                        B, K > 0 ? K : 1, beta, out + lo * N, N);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, (int)(hi - lo), K, 1.0f, A, K > 0 ? K : 1,
+                        B + lo * K, K > 0 ? K : 1, beta, out + lo, N);
+    }
+}
+
 void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N)
 {
     MMUPT_CHECK(M >= 0 && K >= 0 && N >= 0);
+    MMUPT_CHECK(!omp_in_parallel()); /* the product forks its own OpenMP team */
     if (M == 0 || N == 0) return;
     /* The bias goes in first and the product is added with beta = 1: one pass over out. */
     if (bias)
         for (int i = 0; i < M; i++) memcpy(out + (long)i * N, bias, (size_t)N * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K > 0 ? K : 1, weight, K > 0 ? K : 1,
-                bias ? 1.0f : 0.0f, out, N);
+    gemm_nt(out, inp, weight, M, K, N, bias ? 1.0f : 0.0f);
 }
 
 void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int M, int K, int N)
 {
     MMUPT_CHECK(M >= 0 && K >= 0 && N >= 0);
-    if (dinp && M > 0 && K > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N > 0 ? N : 1, weight, K, 1.0f,
-                    dinp, K);
-    if (dweight && N > 0 && K > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f, dweight, K);
+    MMUPT_CHECK(!omp_in_parallel());
+    int parts = blas_slices(M, N, K);
+    /* dinp[M,K] += dout[M,N] @ weight[N,K], sliced by rows of dinp; dweight[N,K] += dout^T @ inp,
+     * sliced by rows of dweight (columns of dout). Each slice has one writer. */
+#pragma omp parallel for schedule(static) if (parts > 1)
+    for (int p = 0; p < parts; p++) {
+        long lo, hi;
+        slice(M, parts, p, &lo, &hi);
+        if (dinp && K > 0 && hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), K, N, 1.0f, dout + lo * N,
+                        N > 0 ? N : 1, weight, K, 1.0f, dinp + lo * K, K);
+        slice(N, parts, p, &lo, &hi);
+        if (dweight && K > 0 && M > 0 && hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), K, M, 1.0f, dout + lo, N, inp, K, 1.0f,
+                        dweight + lo * K, K);
+    }
     if (dbias) bias_backward(dbias, dout, M, N);
 }
 
 #else
 
+/* The same rule as with OpenBLAS, so code that works in one build works in the other. */
 void matmul_forward_cpu(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N)
 {
+    MMUPT_CHECK(!omp_in_parallel());
     matmul_forward_blocked_cpu(out, inp, weight, bias, M, K, N);
 }
 
 void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int M, int K, int N)
 {
+    MMUPT_CHECK(!omp_in_parallel());
     matmul_backward_blocked_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N);
 }
 

@@ -155,11 +155,14 @@ static int parse_tensor(const struct image *im, const char *name, size_t nlen, c
     /* Other fields are ignored, as the HF library does. */
     const json_t *dt = json_object_get(v, "dtype");
     if (!dt) return mmupt_fail(err, "%s: tensor '%.*s': missing field 'dtype'", im->file, shown(nlen), name);
-    int d = json_is_string(dt) ? st_dtype_parse(json_string_value(dt)) : -1;
+    if (!json_is_string(dt))
+        return mmupt_fail(err, "%s: tensor '%.*s': dtype must be a string", im->file, shown(nlen), name);
+    /* The length check keeps "F32\u0000junk" from passing as "F32". */
+    const char *dname = json_string_value(dt);
+    int d = strlen(dname) == json_string_length(dt) ? st_dtype_parse(dname) : -1;
     if (d < 0)
-        return mmupt_fail(err, "%s: tensor '%.*s': unknown dtype %s%.20s%s (known: F64 F32 F16 BF16 I64 I32 I16 I8 "
-                          "U8 BOOL)", im->file, shown(nlen), name, json_is_string(dt) ? "'" : "",
-                          json_is_string(dt) ? json_string_value(dt) : "(not a string)", json_is_string(dt) ? "'" : "");
+        return mmupt_fail(err, "%s: tensor '%.*s': unknown dtype '%.20s' (known: F64 F32 F16 BF16 I64 I32 I16 I8 U8 "
+                          "BOOL)", im->file, shown(nlen), name, dname);
     t->dtype = (enum st_dtype)d;
     if (parse_shape(im, name, nlen, json_object_get(v, "shape"), t, err)) return -1;
     if (parse_offsets(im, name, nlen, json_object_get(v, "data_offsets"), t, sp, err)) return -1;

@@ -109,8 +109,10 @@ static void test_bad_tensor_entry(struct test_state *ts)
     EXPECT_BAD(ts, "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 2,
                "tensor 'a': unknown dtype 'F8_E4M3'", NULL);
     EXPECT_BAD(ts, "{\"a\":{\"dtype\":\"f32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype 'f32'", NULL);
-    EXPECT_BAD(ts, "{\"a\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "unknown dtype (not a string)",
+    EXPECT_BAD(ts, "{\"a\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor 'a': dtype must be a string",
                NULL);
+    EXPECT_BAD(ts, "{\"a\":{\"dtype\":\"F32\\u0000x\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               "unknown dtype 'F32'", NULL);
 }
 
 static void test_bad_shape(struct test_state *ts)
