@@ -12,6 +12,7 @@ static const struct cli_command commands[] = {
     {"config", cmd_config, "print the resolved configuration, or the key reference", NULL},
     {"version", cmd_version, "print version, libraries and visible GPUs", NULL},
     {"forward", cmd_forward, "run a model on inputs from a safetensors file, write the logits", NULL},
+    {"convert", cmd_convert, "re-save a Hugging Face model in the legacy layout (F32 safetensors)", NULL},
     {"generate", NULL, "sample from a model with a prompt and an image", "the rollout engine"},
     {"tokenize", NULL, "encode or decode text with a tokenizer.json", "the input pipeline"},
     {"eval", NULL, "evaluate a checkpoint on a benchmark (pass@k, maj@k)", "the evaluation harness"},

@@ -1,11 +1,21 @@
 /* jansson with the project's error convention (see json.h). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "mmupt/json.h"
 #include "mmupt/strutil.h"
 
 int json_parse_text(const char *name, const char *text, size_t len, json_t **out, struct mmupt_err *err)
 {
+    /* jansson lets a raw NUL byte through in places (right after a number); JSON has no use for
+     * one, so refuse it here with its position. Escaped \u0000 inside strings stays allowed. */
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        int line = 1, col = 1;
+        for (const char *p = text; p < nul; p++, col++)
+            if (*p == '\n') line++, col = 0;
+        return mmupt_fail(err, "%s:%d:%d: invalid JSON: NUL byte", name, line, col);
+    }
     json_error_t je;
     *out = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!*out) return mmupt_fail(err, "%s:%d:%d: invalid JSON: %s", name, je.line, je.column, je.text);

@@ -253,6 +253,8 @@ static int read_header(const char *file, const unsigned char *buf, size_t len, u
                           (unsigned long long)n, len);
     const unsigned char *h = buf + 8;
     for (size_t i = 0; i < n;) {
+        /* Valid JSON never holds a raw NUL byte, but jansson's number reader skips over one. */
+        if (h[i] == 0) return mmupt_fail(err, "%s: header contains a NUL byte (header byte %zu)", file, i);
         size_t k = utf8_seq_len(h + i, n - i);
         if (k == 0) return mmupt_fail(err, "%s: header is not valid UTF-8 (header byte %zu)", file, i);
         i += k;

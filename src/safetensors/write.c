@@ -87,10 +87,21 @@ static int out_commit(struct out_file *o, struct mmupt_err *err)
 {
     const char *what = NULL;
     int e = 0;
-    if (fflush(o->f) != 0) what = "write", e = errno;
-    else if (fsync(fileno(o->f)) != 0) what = "fsync", e = errno;
-    if (fclose(o->f) != 0 && !what) what = "close", e = errno;
-    if (!what && rename(o->tmp, o->path) != 0) what = "rename", e = errno;
+    if (fflush(o->f) != 0) {
+        what = "write";
+        e = errno;
+    } else if (fsync(fileno(o->f)) != 0) {
+        what = "fsync";
+        e = errno;
+    }
+    if (fclose(o->f) != 0 && !what) {
+        what = "close";
+        e = errno;
+    }
+    if (!what && rename(o->tmp, o->path) != 0) {
+        what = "rename";
+        e = errno;
+    }
     if (what) {
         unlink(o->tmp);
         free(o->tmp);
@@ -247,7 +258,7 @@ static int write_checked(const char *path, const struct st_entry *e, size_t n, c
         free(header);
         return -1;
     }
-    int rc = out_write(&o, len8, 8, err) || out_write(&o, header, hlen, err) ? -1 : 0;
+    int rc = (out_write(&o, len8, 8, err) || out_write(&o, header, hlen, err)) ? -1 : 0;
     for (size_t i = 0; i < n && rc == 0; i++) rc = out_write(&o, e[i].data, nbytes[i], err);
     free(header);
     if (rc) {

@@ -155,6 +155,8 @@ static void test_bad_configs(struct test_state *ts)
     CHECK(ts, model_config_parse(&c, "tiny.json", tiny, strlen(tiny), &err) == 0);
     CHECK(ts, model_config_parse(&c, "x.json", "[1, 2]", 6, &err) == -1);
     CHECK_CONTAINS(ts, err.msg, "x.json: expected a JSON object");
+    CHECK(ts, model_config_parse(&c, "x.json", "{\"a\": 2\0}", 9, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "x.json:1:8: invalid JSON: NUL byte");
     CHECK(ts, model_config_parse(&c, "x.json", "{}", 2, &err) == -1);
     CHECK_CONTAINS(ts, err.msg, "missing field 'model_type'");
     CHECK(ts, model_config_load(&c, "/nonexistent/dir", &err) == -1);
