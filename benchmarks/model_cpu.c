@@ -13,6 +13,7 @@
 #include "mmupt/kernels.h"
 #include "mmupt/log.h"
 #include "mmupt/model.h"
+#include "mmupt/runtime.h"
 
 static float urand(uint64_t *s)
 {
@@ -72,6 +73,7 @@ static void make_batch(struct bench_batch *b, const struct model_config *c, int 
 
 int main(int argc, char **argv)
 {
+    mmupt_runtime_init();
     if (argc < 5) {
         fprintf(stderr, "usage: %s CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]\n", argv[0]);
         return 2;

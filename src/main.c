@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "mmupt/err.h"
+#include "mmupt/runtime.h"
 #include "mmupt/strutil.h"
 
 static const struct cli_command commands[] = {
@@ -37,6 +38,7 @@ static void print_help(FILE *f)
 
 int main(int argc, char **argv)
 {
+    mmupt_runtime_init();
     if (argc < 2) {
         print_help(stderr);
         return MMUPT_EXIT_USAGE;
