@@ -24,7 +24,10 @@ for t in "${targets[@]}"; do
     work=tests/fuzz/work/$t
     mkdir -p "$corpus" "$work"
     seeds=("$corpus")
-    [ "$t" = config ] && seeds+=(configs tests/fixtures/config/bad)
+    case "$t" in
+        config) seeds+=(configs tests/fixtures/config/bad) ;;
+        model_config) seeds+=(tests/fixtures/model_configs) ;;
+    esac
     dict=()
     [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
     echo "fuzz: $t for ${secs}s"
