@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmupt/kernels.h"
 #include "mmupt/log.h"
 #include "mmupt/model.h"
 #include "mmupt/runtime.h"
@@ -94,9 +93,7 @@ int main(int argc, char **argv)
     make_batch(&bb, &c, B, S, side, &rng);
     struct model_batch b = {.n_seq = B, .seq_len = bb.seq_len, .tokens = bb.tokens, .n_images = bb.n_images,
                             .grid_thw = bb.grid, .pixels = bb.pixels};
-    int64_t V = c.text.vocab;
     float *logp = malloc((size_t)bb.T * sizeof *logp), *dlogp = malloc((size_t)bb.T * sizeof *dlogp);
-    float *dlogits = malloc((size_t)(bb.T * V) * sizeof *dlogits);
     double *times = malloc((size_t)iters * sizeof *times), loss = 0;
     for (int it = -1; it < iters; it++) {
         double t0 = mmupt_now();
@@ -104,7 +101,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "model_cpu: %s\n", err.msg);
             return 1;
         }
-        logprob_forward_cpu(logp, NULL, m.logits, bb.targets, (int)bb.T, (int)V, 1.0f);
+        model_logprobs(&m, bb.targets, 1.0f, logp, NULL);
         int64_t n = 0;
         loss = 0;
         for (int64_t t = 0; t < bb.T; t++) n += bb.targets[t] >= 0;
@@ -112,10 +109,8 @@ int main(int argc, char **argv)
             loss -= bb.targets[t] >= 0 ? logp[t] / (double)n : 0;
             dlogp[t] = bb.targets[t] >= 0 ? -1.0f / (float)n : 0.0f;
         }
-        memset(dlogits, 0, (size_t)(bb.T * V) * sizeof *dlogits);
-        logprob_backward_cpu(dlogits, dlogp, m.logits, bb.targets, (int)bb.T, (int)V, 1.0f);
         model_zero_grad(&m);
-        model_backward(&m, dlogits);
+        model_backward_logprobs(&m, bb.targets, 1.0f, dlogp);
         if (it >= 0) times[it] = mmupt_now() - t0;
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_double);

@@ -160,6 +160,14 @@ int model_forward(struct model *m, const struct model_batch *b, struct mmupt_err
 void model_backward(struct model *m, const float *dlogits);
 void model_zero_grad(struct model *m);
 
+/* What GRPO needs. After model_forward: logp[t] = log softmax(logits[t] / tau)[targets[t]] for every
+ * packed position t (targets[t] is the NEXT token; -1 marks positions that are not scored, e.g.
+ * prompt and image tokens, and gets logp 0). entropy (may be NULL) receives the entropy of the same
+ * distribution. Then model_backward_logprobs accumulates into m->grads the gradient of
+ * sum_t weight[t] * logp[t], i.e. of any per-token weighted objective. */
+void model_logprobs(const struct model *m, const int64_t *targets, float tau, float *logp, float *entropy);
+void model_backward_logprobs(struct model *m, const int64_t *targets, float tau, const float *weight);
+
 /* Debug taps for parity tests: copies of intermediate tensors of the last forward. NULL when the
  * tensor does not exist. Names: "vision.patch_embed" [P,Dv], "vision.block.I" [P,Dv] (window
  * order), "vision.merged" [P/4,H], "hidden.embed", "hidden.layer.I", "hidden.norm" [T,H]. */

@@ -225,6 +225,22 @@ void model_backward(struct model *m, const float *dlogits)
     free(dprev);
 }
 
+void model_logprobs(const struct model *m, const int64_t *targets, float tau, float *logp, float *entropy)
+{
+    MMUPT_CHECK(m->acts != NULL);
+    logprob_forward_cpu(logp, entropy, m->logits, targets, (int)m->n_tokens, (int)m->cfg.text.vocab, tau);
+}
+
+void model_backward_logprobs(struct model *m, const int64_t *targets, float tau, const float *weight)
+{
+    MMUPT_CHECK(m->acts != NULL);
+    int64_t n = m->n_tokens * m->cfg.text.vocab;
+    float *dlogits = mmupt_xcalloc((size_t)n, sizeof(float));
+    logprob_backward_cpu(dlogits, weight, m->logits, targets, (int)m->n_tokens, (int)m->cfg.text.vocab, tau);
+    model_backward(m, dlogits);
+    free(dlogits);
+}
+
 const float *model_tap(const struct model *m, const char *name, int64_t *rows, int64_t *cols)
 {
     const struct model_acts *a = m->acts;

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "../test.h"
-#include "mmupt/kernels.h"
 #include "mmupt/model.h"
 #include "mmupt/safetensors.h"
 
@@ -184,30 +183,31 @@ static void check_vision(struct test_state *ts, struct fixture *f)
     check_flat(ts, f, "vision.merged", t, rows * cols, ACT_TOL);
 }
 
-/* HF's loss: logits at t predict labels at t + 1, mean over labels that are not -100. Returns the
- * loss and fills dlogits with its gradient. */
-static double loss_and_grad(struct fixture *f, float *dlogits)
+/* HF's loss: logits at t predict labels at t + 1, mean over labels that are not -100. Computed
+ * through the API GRPO uses (model_logprobs), whose backward with weight -1/count per scored token
+ * accumulates the loss gradient. */
+static double loss_and_backward(struct fixture *f)
 {
-    int64_t V = f->m.cfg.text.vocab, count = 0;
+    int64_t count = 0;
     int64_t *targets = malloc((size_t)f->T * sizeof *targets);
-    float *logp = malloc((size_t)f->T * sizeof *logp), *dlogp = malloc((size_t)f->T * sizeof *dlogp);
+    float *logp = malloc((size_t)f->T * sizeof *logp), *weight = malloc((size_t)f->T * sizeof *weight);
     for (int64_t t = 0; t < f->T; t++) {
         int last = t + 1 == f->T || f->row_of[t + 1] / f->S != f->row_of[t] / f->S;
         int64_t lab = last ? -100 : f->labels[f->row_of[t + 1]];
         targets[t] = lab < 0 ? -1 : lab;
         count += lab >= 0;
     }
-    logprob_forward_cpu(logp, NULL, f->m.logits, targets, (int)f->T, (int)V, 1.0f);
+    model_logprobs(&f->m, targets, 1.0f, logp, NULL);
     double loss = 0;
     for (int64_t t = 0; t < f->T; t++) {
         loss -= targets[t] >= 0 ? logp[t] : 0;
-        dlogp[t] = targets[t] >= 0 ? -1.0f / (float)count : 0.0f;
+        weight[t] = targets[t] >= 0 ? -1.0f / (float)count : 0.0f;
     }
-    memset(dlogits, 0, (size_t)(f->T * V) * sizeof *dlogits);
-    logprob_backward_cpu(dlogits, dlogp, f->m.logits, targets, (int)f->T, (int)V, 1.0f);
+    model_zero_grad(&f->m);
+    model_backward_logprobs(&f->m, targets, 1.0f, weight);
     free(targets);
     free(logp);
-    free(dlogp);
+    free(weight);
     return loss / (double)count;
 }
 
@@ -257,13 +257,9 @@ static void run_fixture(struct test_state *ts, const char *dir)
             }
             check_padded(ts, &f, "hidden.norm", model_tap(&f.m, "hidden.norm", &rows, &cols), H, ACT_TOL);
             check_padded(ts, &f, "logits", f.m.logits, V, ACT_TOL);
-            float *dlogits = malloc((size_t)(f.T * V) * sizeof *dlogits);
-            float loss = (float)loss_and_grad(&f, dlogits);
+            float loss = (float)loss_and_backward(&f);
             check_flat(ts, &f, "loss", &loss, 1, ACT_TOL);
-            model_zero_grad(&f.m);
-            model_backward(&f.m, dlogits);
             check_grads(ts, &f);
-            free(dlogits);
         }
     }
     teardown(&f);
