@@ -11,7 +11,7 @@
 set -euo pipefail
 
 pkgs=(gcc g++ meson ninja-build pkg-config libyaml-dev libhdf5-dev libopenmpi-dev openmpi-bin libjansson-dev
-      libopenblas-dev)
+      libopenblas-dev libpcre2-dev libutf8proc-dev libpng-dev libjpeg-dev)
 for arg in "$@"; do
     case "$arg" in
         --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
