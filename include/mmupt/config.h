@@ -62,6 +62,7 @@ struct cfg_data {
     int64_t max_response_length;
     int64_t rollout_batch_size;
     int64_t epochs;
+    bool skip_bad_items;
     bool shuffle;
     int64_t seed;
     int64_t min_pixels;
