@@ -34,5 +34,6 @@ int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif
