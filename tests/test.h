@@ -4,8 +4,10 @@
 #ifndef MMUPT_TEST_H
 #define MMUPT_TEST_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 struct test_state {
     int passed, failed;
@@ -47,6 +49,21 @@ struct test_state {
             printf("ok - %s\n", #fn);                                                 \
         }                                                                             \
     } while (0)
+
+/* Remove a scratch directory and the files directly in it (tests make flat ones). */
+static inline void test_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(dir);
+}
 
 static inline int test_summary(const struct test_state *ts)
 {

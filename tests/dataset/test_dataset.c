@@ -279,20 +279,6 @@ static void test_open_image(struct test_state *ts)
     ds_close(r);
 }
 
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -309,6 +295,6 @@ int main(int argc, char **argv)
     RUN(&ts, test_writer_refuses);
     RUN(&ts, test_writer_bad_path);
     RUN(&ts, test_open_image);
-    remove_tmpdir();
+    test_remove_dir(tmpdir);
     return test_summary(&ts);
 }

@@ -356,20 +356,6 @@ static void test_oversize_image(struct test_state *ts)
     ds_close(r);
 }
 
-static void remove_tmpdir(void)
-{
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(tmpdir);
-}
-
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mmupt-dsbad-XXXXXX");
@@ -383,6 +369,6 @@ int main(void)
     RUN(&ts, test_truncated);
     RUN(&ts, test_bad_items);
     RUN(&ts, test_oversize_image);
-    remove_tmpdir();
+    test_remove_dir(tmpdir);
     return test_summary(&ts);
 }
