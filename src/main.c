@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
     {"convert", cmd_convert, "re-save a Hugging Face model in the legacy layout (F32 safetensors)", NULL},
     {"generate", NULL, "sample from a model with a prompt and an image", "the rollout engine"},
     {"tokenize", cmd_tokenize, "encode stdin to ids, or decode ids to text, with a tokenizer.json", NULL},
+    {"grade", cmd_grade, "extract and grade answers (JSON lines on stdin), as the reward does", NULL},
     {"eval", NULL, "evaluate a checkpoint on a benchmark (pass@k, maj@k)", "the evaluation harness"},
     {"synth", NULL, "let the policy write new questions for a dataset", "self-generated questions"},
     {"export", NULL, "export a checkpoint as Hugging Face safetensors", "checkpointing"},

@@ -35,5 +35,6 @@ int cmd_version(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_grade(int argc, char **argv);
 
 #endif
