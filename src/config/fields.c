@@ -16,7 +16,7 @@ static const char *const dtype_names[] = {"fp32", "bf16", NULL};
 static const char *const reward_mode_names[] = {"majority", "ground_truth", "none", NULL};
 static const char *const extractor_names[] = {"boxed", "choice", "answer_is", NULL};
 static const char *const vote_names[] = {"paper", "equivalence", NULL};
-static const char *const adv_names[] = {"grpo", NULL};
+static const char *const adv_names[] = {"grpo", "dr_grpo", NULL};
 static const char *const kl_names[] = {"low_var_kl", "k1", "none", NULL};
 static const char *const loss_agg_names[] = {"token_mean", "seq_mean_token_mean", NULL};
 static const char *const schedule_names[] = {"constant", "cosine", NULL};
@@ -115,7 +115,7 @@ const struct cfg_field cfg_fields[] = {
      "Groups whose winning answer has a smaller share get zero reward (0 disables, as in the paper)."},
 
     {"algorithm.adv_estimator", CFG_ENUM, OFF(algorithm.adv_estimator), "grpo", 0, 0, 0, adv_names,
-     "Advantage estimator."},
+     "grpo: (r - group mean) / (unbiased group std + adv_std_eps), as the paper; dr_grpo: r - group mean."},
     {"algorithm.adv_std_eps", CFG_FLOAT, OFF(algorithm.adv_std_eps), "1e-6", 0, 1, 0, NULL,
      "Added to the group's reward std (unbiased, N-1) before dividing."},
     {"algorithm.kl_coef", CFG_FLOAT, OFF(algorithm.kl_coef), "0.01", 0, 1000, 0, NULL,
