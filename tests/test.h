@@ -65,6 +65,20 @@ static inline void test_remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* RUN for a test that takes one argument (a fixture path), reported under that argument. */
+#define RUN_ON(ts, fn, arg)                                                           \
+    do {                                                                              \
+        (ts)->current_failed = 0;                                                     \
+        fn(ts, arg);                                                                  \
+        if ((ts)->current_failed) {                                                   \
+            (ts)->failed++;                                                           \
+            fprintf(stderr, "not ok - %s %s\n", #fn, (arg));                          \
+        } else {                                                                      \
+            (ts)->passed++;                                                           \
+            printf("ok - %s %s\n", #fn, (arg));                                       \
+        }                                                                             \
+    } while (0)
+
 static inline int test_summary(const struct test_state *ts)
 {
     printf("%d passed, %d failed\n", ts->passed, ts->failed);

@@ -209,17 +209,7 @@ static void check_fixture(struct test_state *ts, const char *path)
 int main(int argc, char **argv)
 {
     struct test_state ts = {0};
-    for (int i = 1; i < argc; i++) {
-        ts.current_failed = 0;
-        check_fixture(&ts, argv[i]);
-        if (ts.current_failed) {
-            ts.failed++;
-            fprintf(stderr, "not ok - %s\n", argv[i]);
-        } else {
-            ts.passed++;
-            printf("ok - %s\n", argv[i]);
-        }
-    }
+    for (int i = 1; i < argc; i++) RUN_ON(&ts, check_fixture, argv[i]);
     if (argc < 2) ts.failed++;
     return test_summary(&ts);
 }

@@ -268,17 +268,7 @@ static void run_fixture(struct test_state *ts, const char *dir)
 int main(int argc, char **argv)
 {
     struct test_state ts = {0};
-    for (int i = 1; i < argc; i++) {
-        ts.current_failed = 0;
-        run_fixture(&ts, argv[i]);
-        if (ts.current_failed) {
-            ts.failed++;
-            fprintf(stderr, "not ok - %s\n", argv[i]);
-        } else {
-            ts.passed++;
-            printf("ok - %s\n", argv[i]);
-        }
-    }
+    for (int i = 1; i < argc; i++) RUN_ON(&ts, run_fixture, argv[i]);
     if (argc < 2) fprintf(stderr, "usage: %s FIXTURE_DIR...\n", argv[0]);
     return argc < 2 ? 2 : test_summary(&ts);
 }
