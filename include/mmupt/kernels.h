@@ -23,6 +23,12 @@ extern "C" {
  * x, out: [rows, dim]; weight: [dim]; rstd: [rows]. out may alias x. */
 void rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps);
 
+/* Decode attention: one new query row per sequence against that sequence's cached keys/values.
+ * q, out: [n, n_heads, hd]; k[i], v[i]: [len[i], n_kv, hd] (the cache rows of sequence i, the new
+ * token's included); GQA as in attention_forward_cpu; scale 1/sqrt(hd). */
+void attention_decode_cpu(float *out, const float *q, const float *const *k, const float *const *v, const int *len, int n,
+                          int n_heads, int n_kv, int hd);
+
 #ifdef MMUPT_HAVE_CUDA
 /* stream is a cudaStream_t, passed as void* so C callers need no CUDA headers. */
 void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps,

@@ -168,6 +168,33 @@ void model_zero_grad(struct model *m);
 void model_logprobs(const struct model *m, const int64_t *targets, float tau, float *logp, float *entropy);
 void model_backward_logprobs(struct model *m, const int64_t *targets, float tau, const float *weight);
 
+/* ---- incremental decoding (rollout) ---- */
+
+/* KV cache: post-RoPE keys and values of every decoder layer for n_slots sequences of up to max_len
+ * tokens. A slot's token at cache index c has rotary position c + delta[slot] on all three axes
+ * (the rope delta of its multimodal prompt). */
+struct model_kv {
+    int n_slots, max_len;
+    int64_t n_layers, kvd;  /* kvd = n_kv_heads * head_dim */
+    float *k, *v;           /* [n_layers][n_slots][max_len][kvd] */
+    int *len;               /* tokens cached per slot */
+    int64_t *delta;
+};
+void model_kv_init(struct model_kv *kv, const struct model *m, int n_slots, int max_len);
+void model_kv_free(struct model_kv *kv);
+/* Copy a slot (one prompt prefilled once, then G samples diverge from copies). */
+void model_kv_copy(struct model_kv *kv, int from, int to);
+/* Run one prompt (a batch of one sequence, with its images) through model_forward and keep its keys
+ * and values in `slot`. *last_logits points at the logits of its last position (valid until the next
+ * forward). */
+int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct model_batch *prompt,
+                  const float **last_logits, struct mmupt_err *err);
+/* One step for n slots at once: tokens[i] is appended to slots[i]; logits [n, vocab] receives the
+ * next-token logits of each. Prompts of different lengths decode together, each attending only to
+ * its own cache. */
+int model_decode(struct model *m, struct model_kv *kv, const int *slots, const int64_t *tokens, int n, float *logits,
+                 struct mmupt_err *err);
+
 /* Debug taps for parity tests: copies of intermediate tensors of the last forward. NULL when the
  * tensor does not exist. Names: "vision.patch_embed" [P,Dv], "vision.block.I" [P,Dv] (window
  * order), "vision.merged" [P/4,H], "hidden.embed", "hidden.layer.I", "hidden.norm" [T,H]. */
