@@ -36,5 +36,6 @@ int cmd_forward(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

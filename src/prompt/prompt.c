@@ -71,9 +71,11 @@ int prompt_render(const char *problem, const char *format_prompt, int n_images, 
         w += sizeof vision - 1;
         p = m + sizeof marker - 1;
     }
-    *w++ = ' ';
-    memcpy(w, fp, fp_len);
-    w += fp_len;
+    if (fp_len) { /* EasyR1 appends " " + format_prompt.strip() only when there is one */
+        *w++ = ' ';
+        memcpy(w, fp, fp_len);
+        w += fp_len;
+    }
     strcpy(w, user_close);
     *text = out;
     return 0;

@@ -61,4 +61,16 @@ run "$mmupt" config "$root/configs/quickstart.yaml" lr=5;           expect "over
 run "$mmupt" train "$root/configs/quickstart.yaml"; expect "train on one rank needs a learner" 1 "leaves no learner among 1 rank(s)" "cluster.rollout_ranks=0"
 run "$mmupt" train "$root/configs/quickstart.yaml" cluster.rollout_ranks=0; expect "train validates then says not implemented" 3 "config" "not implemented yet"
 run "$mmupt" train "$root/tests/fixtures/config/bad/unknown_key.yaml"; expect "train rejects a bad config" 1 "unknown key 'rollout.nn'"
+# mmupt generate on the text fixture model (no tokenizer: ids in, ids out).
+fx=$root/tests/fixtures/models/qwen2
+run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8
+expect "generate greedy" 0 "[sample 0: 8 tokens, length]"
+if [ "$(wc -w <"$tmp/out")" = 8 ]; then ok "generate prints 8 ids"; else fail "generate prints 8 ids" "$(cat "$tmp/out")"; fi
+run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3" -n 3 --max-new-tokens 4 --seed 9
+expect "generate -n 3" 0 "--- sample 2 ---" "[sample 2: 4 tokens, length]"
+run "$mmupt" generate --model "$fx";                       expect "generate needs a prompt" 2 "exactly one of --prompt / --prompt-ids"
+run "$mmupt" generate --model "$fx" --prompt-ids "1" --top-p 2; expect "generate range check" 2 "out of range"
+run "$mmupt" generate --model /nonexistent --prompt-ids "1";   expect "generate bad model" 1 "cannot open"
+run "$mmupt" generate --model "$fx" --prompt-ids "1 999";      expect "generate bad id" 1 "outside the vocabulary"
+run "$mmupt" generate --model "$fx" --prompt "hi";             expect "generate without tokenizer" 1 "--prompt needs a tokenizer"
 finish

@@ -1,0 +1,171 @@
+/* The rollout engine (see rollout.h): one prefix slot holds the current question's prompt cache;
+ * samples copy it into free decode slots, decode together, and leave as soon as they finish. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmupt/rollout.h"
+
+struct slot {
+    int used;
+    int64_t q;
+    int sample, step;
+    int64_t next;     /* the last sampled token, fed to the next decode step */
+    int32_t *ids;
+    float *logp;
+};
+
+struct engine {
+    struct model *m;
+    const struct rollout_config *rc;
+    const struct rollout_question *q;
+    struct model_kv kv;
+    struct slot *slots;
+    int prefix;        /* the KV slot that holds the current question's prompt */
+    int64_t cur_q;     /* question in the prefix slot, -1 none */
+    float *prompt_logits;
+    void *scratch;
+    int64_t next_q;    /* the next (question, sample) to start */
+    int next_s;
+    rollout_emit_fn emit;
+    void *ctx;
+};
+
+static int is_stop(const struct rollout_config *rc, int32_t tok)
+{
+    for (int i = 0; i < rc->n_stop; i++)
+        if (rc->stop_ids[i] == tok) return 1;
+    return 0;
+}
+
+/* Draw the next token of slot s from logits and record it; returns 1 when the sample is finished. */
+static int draw(struct engine *e, struct slot *s, const float *logits, struct mmupt_err *err)
+{
+    const struct rollout_config *rc = e->rc;
+    double u = sample_rng_uniform(rc->seed, (uint64_t)e->q[s->q].id, (uint64_t)s->sample, (uint64_t)s->step);
+    float lp = 0;
+    int32_t tok = sample_token(logits, (int)e->m->cfg.text.vocab, &rc->sampling, u, e->scratch, &lp);
+    if (tok < 0) return mmupt_fail(err, "question %lld sample %d: the logits are not finite", (long long)e->q[s->q].id,
+                                   s->sample);
+    s->ids[s->step] = tok;
+    s->logp[s->step] = lp;
+    s->next = tok;
+    s->step++;
+    if (rc->on_token) rc->on_token(e->ctx, s->q, s->sample, tok);
+    return is_stop(rc, tok) || s->step >= rc->max_new;
+}
+
+static void finish(struct engine *e, struct slot *s)
+{
+    struct rollout_sample out = {
+        .question = s->q, .sample = s->sample, .ids = s->ids, .logp = s->logp, .n = s->step,
+        .finish = is_stop(e->rc, s->ids[s->step - 1]) ? ROLLOUT_STOP : ROLLOUT_LENGTH,
+        .policy_version = e->rc->policy_version,
+    };
+    s->used = 0;
+    s->ids = NULL;
+    s->logp = NULL;
+    e->emit(e->ctx, &out);
+}
+
+/* Prefill question q into the prefix slot and keep its last logits for the samples' first draws. */
+static int prefill(struct engine *e, int64_t q, struct mmupt_err *err)
+{
+    const float *last;
+    if (e->q[q].prompt.n_seq != 1 || e->q[q].prompt.seq_len[0] > e->rc->max_prompt)
+        return mmupt_fail(err, "question %lld: the prompt must be one sequence of at most %d tokens",
+                          (long long)e->q[q].id, e->rc->max_prompt);
+    if (model_prefill(e->m, &e->kv, e->prefix, &e->q[q].prompt, &last, err)) {
+        mmupt_err_prefix(err, "question %lld", (long long)e->q[q].id);
+        return -1;
+    }
+    memcpy(e->prompt_logits, last, (size_t)e->m->cfg.text.vocab * sizeof(float));
+    e->cur_q = q;
+    return 0;
+}
+
+/* Start waiting samples in free slots (continuous batching: called before every step). */
+static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
+{
+    for (int i = 0; i < e->rc->n_slots && e->next_q < n_questions; i++) {
+        struct slot *s = &e->slots[i];
+        if (s->used) continue;
+        if (e->cur_q != e->next_q && prefill(e, e->next_q, err)) return -1;
+        model_kv_copy(&e->kv, e->prefix, i);
+        *s = (struct slot){.used = 1, .q = e->next_q, .sample = e->next_s};
+        s->ids = mmupt_xmalloc((size_t)e->rc->max_new * sizeof *s->ids);
+        s->logp = mmupt_xmalloc((size_t)e->rc->max_new * sizeof *s->logp);
+        if (++e->next_s == e->rc->G) {
+            e->next_s = 0;
+            e->next_q++;
+        }
+        int done = draw(e, s, e->prompt_logits, err);
+        if (done < 0) return -1;
+        if (done) {
+            finish(e, s);
+            i--; /* the slot is free again */
+        }
+    }
+    return 0;
+}
+
+/* One decode step over every active slot. Returns the number of active slots, or -1. */
+static int step(struct engine *e, int *ids, int64_t *toks, float *logits, struct mmupt_err *err)
+{
+    int n = 0;
+    for (int i = 0; i < e->rc->n_slots; i++)
+        if (e->slots[i].used) {
+            ids[n] = i;
+            toks[n++] = e->slots[i].next;
+        }
+    if (n == 0) return 0;
+    if (model_decode(e->m, &e->kv, ids, toks, n, logits, err)) return -1;
+    int64_t V = e->m->cfg.text.vocab;
+    for (int k = 0; k < n; k++) {
+        struct slot *s = &e->slots[ids[k]];
+        int done = draw(e, s, logits + k * V, err);
+        if (done < 0) return -1;
+        if (done) finish(e, s);
+    }
+    return n;
+}
+
+int rollout_run(struct model *m, const struct rollout_config *rc, const struct rollout_question *q, int n_questions,
+                rollout_emit_fn emit, void *ctx, struct mmupt_err *err)
+{
+    if (rc->G < 1 || rc->max_new < 1 || rc->n_slots < 1 || rc->max_prompt < 1)
+        return mmupt_fail(err, "rollout: G, max_new, n_slots and max_prompt must be positive");
+    struct engine e = {.m = m, .rc = rc, .q = q, .prefix = rc->n_slots, .cur_q = -1, .emit = emit, .ctx = ctx};
+    int64_t V = m->cfg.text.vocab;
+    model_kv_init(&e.kv, m, rc->n_slots + 1, rc->max_prompt + rc->max_new + 1);
+    e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
+    e.prompt_logits = mmupt_xmalloc((size_t)V * sizeof(float));
+    e.scratch = mmupt_xmalloc(sample_scratch_size((int)V));
+    int *ids = mmupt_xmalloc((size_t)rc->n_slots * sizeof *ids);
+    int64_t *toks = mmupt_xmalloc((size_t)rc->n_slots * sizeof *toks);
+    float *logits = mmupt_xmalloc((size_t)(rc->n_slots * V) * sizeof(float));
+    int rc_out = 0;
+    for (;;) {
+        if (fill_slots(&e, n_questions, err)) {
+            rc_out = -1;
+            break;
+        }
+        int active = step(&e, ids, toks, logits, err);
+        if (active < 0) {
+            rc_out = -1;
+            break;
+        }
+        if (active == 0 && e.next_q >= n_questions) break;
+    }
+    for (int i = 0; i < rc->n_slots; i++) {
+        free(e.slots[i].ids);
+        free(e.slots[i].logp);
+    }
+    free(e.slots);
+    free(e.prompt_logits);
+    free(e.scratch);
+    free(ids);
+    free(toks);
+    free(logits);
+    model_kv_free(&e.kv);
+    return rc_out;
+}
