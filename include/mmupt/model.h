@@ -156,6 +156,10 @@ void model_free(struct model *m);
  * for model_backward. Input errors (token ids outside the vocabulary, image token runs that do not
  * match the grids, bad grids) return -1 with err set. */
 int model_forward(struct model *m, const struct model_batch *b, struct mmupt_err *err);
+/* The same forward with logits only for the last position of each sequence (m->logits is then
+ * [n_seq, vocab]): for prefill, where the other rows would be computed and thrown away. No backward
+ * after it. */
+int model_forward_last(struct model *m, const struct model_batch *b, struct mmupt_err *err);
 /* Accumulate into m->grads the gradient of sum(dlogits .* logits) for the last forward. */
 void model_backward(struct model *m, const float *dlogits);
 void model_zero_grad(struct model *m);

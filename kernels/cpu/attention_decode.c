@@ -1,11 +1,45 @@
-/* Decode attention, CPU reference: each sequence's single new query against its own KV cache. The
- * softmax is computed in double over one row, so the result matches the full causal attention of
- * attention_forward_cpu at that position to rounding. */
+/* Decode attention, CPU reference: each sequence's single new query against its own KV cache, with
+ * the same arithmetic as attention_forward_cpu's rows (float scores, expf, a double-accumulated
+ * normaliser), so a cached decode matches the full causal forward at that position to rounding. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
+
+/* Rows up to this long keep their scores on the stack; longer ones allocate. */
+enum { DECODE_STACK_ROWS = 2048 };
+
+static float dot(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void decode_row(float *oi, const float *qi, const float *k, const float *v, int L, int n_kv, int kvh, int hd,
+                       float scale, float *p)
+{
+    float mx = -INFINITY;
+    for (int j = 0; j < L; j++) {
+        p[j] = scale * dot(qi, k + ((long)j * n_kv + kvh) * hd, hd);
+        if (p[j] > mx) mx = p[j];
+    }
+    double sum = 0.0;
+    for (int j = 0; j < L; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int d = 0; d < hd; d++) oi[d] = 0.0f;
+    for (int j = 0; j < L; j++) {
+        const float *vj = v + ((long)j * n_kv + kvh) * hd;
+        float w = p[j] * inv;
+#pragma omp simd
+        for (int d = 0; d < hd; d++) oi[d] += w * vj[d];
+    }
+}
 
 void attention_decode_cpu(float *out, const float *q, const float *const *k, const float *const *v, const int *len, int n,
                           int n_heads, int n_kv, int hd)
@@ -15,26 +49,12 @@ void attention_decode_cpu(float *out, const float *q, const float *const *k, con
     float scale = (float)(1.0 / sqrt((double)hd));
 #pragma omp parallel for schedule(dynamic, 1)
     for (long job = 0; job < (long)n * n_heads; job++) {
-        int i = (int)(job / n_heads), h = (int)(job % n_heads), kvh = h / group, L = len[i];
-        const float *qi = q + ((long)i * n_heads + h) * hd;
-        float *oi = out + ((long)i * n_heads + h) * hd;
-        double *p = malloc((size_t)(L > 0 ? L : 1) * sizeof *p);
+        int i = (int)(job / n_heads), h = (int)(job % n_heads), L = len[i];
+        float stack[DECODE_STACK_ROWS];
+        float *p = L <= DECODE_STACK_ROWS ? stack : malloc((size_t)L * sizeof *p);
         if (!p) MMUPT_DIE("out of memory");
-        double mx = -INFINITY, sum = 0.0;
-        for (int j = 0; j < L; j++) {
-            const float *kj = k[i] + ((long)j * n_kv + kvh) * hd;
-            float s = 0.0f;
-            for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
-            p[j] = (double)(s * scale);
-            if (p[j] > mx) mx = p[j];
-        }
-        for (int j = 0; j < L; j++) sum += p[j] = exp(p[j] - mx);
-        for (int d = 0; d < hd; d++) oi[d] = 0.0f;
-        for (int j = 0; j < L; j++) {
-            const float *vj = v[i] + ((long)j * n_kv + kvh) * hd;
-            float w = (float)(p[j] / sum);
-            for (int d = 0; d < hd; d++) oi[d] += w * vj[d];
-        }
-        free(p);
+        decode_row(out + ((long)i * n_heads + h) * hd, q + ((long)i * n_heads + h) * hd, k[i], v[i], L, n_kv, h / group,
+                   hd, scale, p);
+        if (p != stack) free(p);
     }
 }

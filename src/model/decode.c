@@ -54,7 +54,7 @@ int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct m
     if (slot < 0 || slot >= kv->n_slots) return mmupt_fail(err, "no KV slot %d", slot);
     if (prompt->seq_len[0] >= kv->max_len)
         return mmupt_fail(err, "prompt of %d tokens leaves no room in a KV cache of %d", prompt->seq_len[0], kv->max_len);
-    if (model_forward(m, prompt, err)) return -1;
+    if (model_forward_last(m, prompt, err)) return -1;
     int T = prompt->seq_len[0];
     for (int64_t l = 0; l < kv->n_layers; l++) {
         memcpy(kv_row(kv, kv->k, l, slot, 0), m->acts->layers[l].k, (size_t)(T * kv->kvd) * sizeof(float));
@@ -62,7 +62,7 @@ int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct m
     }
     kv->len[slot] = T;
     kv->delta[slot] = m->rope_deltas[0];
-    *last_logits = m->logits + (int64_t)(T - 1) * m->cfg.text.vocab;
+    *last_logits = m->logits;
     return 0;
 }
 

@@ -148,7 +148,39 @@ static int setup_acts(struct model *m, const struct model_batch *b, int64_t T, s
     return 0;
 }
 
+static int forward(struct model *m, const struct model_batch *b, int last_only, struct mmupt_err *err);
+
 int model_forward(struct model *m, const struct model_batch *b, struct mmupt_err *err)
+{
+    return forward(m, b, 0, err);
+}
+
+int model_forward_last(struct model *m, const struct model_batch *b, struct mmupt_err *err)
+{
+    return forward(m, b, 1, err);
+}
+
+/* lm_head for every position, or (last_only) only for the last position of each sequence: a
+ * prefill needs one row of logits, not seq_len x vocab of them. */
+static void lm_head(struct model *m, int last_only)
+{
+    struct model_acts *a = m->acts;
+    int64_t H = m->cfg.text.hidden, V = m->cfg.text.vocab, rows = last_only ? a->n_seq : a->T;
+    const float *x = a->final;
+    float *gathered = NULL;
+    if (last_only) {
+        gathered = mmupt_xmalloc((size_t)(rows * H) * sizeof(float));
+        for (int s = 0; s < a->n_seq; s++)
+            memcpy(gathered + s * H, a->final + (int64_t)(a->seg[s + 1] - 1) * H, (size_t)H * sizeof(float));
+        x = gathered;
+    }
+    a->last_only = last_only;
+    m->logits = mmupt_xmalloc((size_t)(rows * V) * sizeof(float));
+    matmul_forward_cpu(m->logits, x, m->params + m->spec.L.lm_head, NULL, (int)rows, (int)H, (int)V);
+    free(gathered);
+}
+
+static int forward(struct model *m, const struct model_batch *b, int last_only, struct mmupt_err *err)
 {
     int64_t T = 0;
     acts_free(m);
@@ -160,7 +192,7 @@ int model_forward(struct model *m, const struct model_batch *b, struct mmupt_err
     struct model_acts *a = m->acts;
     const struct model_text_config *tc = &m->cfg.text;
     const struct model_layout *L = &m->spec.L;
-    int64_t H = tc->hidden, V = tc->vocab;
+    int64_t H = tc->hidden;
     if (a->has_images) vision_forward(&a->vis, &m->cfg, &m->spec, m->params, b->pixels);
     a->embed = mmupt_xmalloc((size_t)(T * H) * sizeof(float));
     embed_tokens(m);
@@ -180,15 +212,14 @@ int model_forward(struct model *m, const struct model_batch *b, struct mmupt_err
     a->final = mmupt_xmalloc((size_t)(T * H) * sizeof(float));
     a->final_rstd = mmupt_xmalloc((size_t)T * sizeof(float));
     rmsnorm_forward_cpu(a->final, a->final_rstd, a->out, m->params + L->final_norm, (int)T, (int)H, (float)tc->rms_eps);
-    m->logits = mmupt_xmalloc((size_t)(T * V) * sizeof(float));
-    matmul_forward_cpu(m->logits, a->final, m->params + L->lm_head, NULL, (int)T, (int)H, (int)V);
+    lm_head(m, last_only);
     return 0;
 }
 
 void model_backward(struct model *m, const float *dlogits)
 {
     struct model_acts *a = m->acts;
-    MMUPT_CHECK(a != NULL);
+    MMUPT_CHECK(a != NULL && !a->last_only); /* model_forward_last keeps no per-token logits */
     const struct model_text_config *tc = &m->cfg.text;
     const struct model_layout *L = &m->spec.L;
     float *p = m->params, *g = m->grads;

@@ -61,6 +61,7 @@ struct model_acts {
     struct block_acts *layers;
     float *out;        /* last layer output [T, H] */
     float *final, *final_rstd; /* after the final norm */
+    int last_only;     /* logits exist only for each sequence's last position */
 };
 
 /* One block, shared by the vision tower (non-causal, segments of windows or frames) and the

@@ -23,7 +23,8 @@ struct engine {
     int prefix;        /* the KV slot that holds the current question's prompt */
     int64_t cur_q;     /* question in the prefix slot, -1 none */
     float *prompt_logits;
-    void *scratch;
+    char *scratch;     /* one sampler workspace per slot, so slots draw in parallel */
+    size_t scratch_size;
     int64_t next_q;    /* the next (question, sample) to start */
     int next_s;
     rollout_emit_fn emit;
@@ -37,13 +38,18 @@ static int is_stop(const struct rollout_config *rc, int32_t tok)
     return 0;
 }
 
-/* Draw the next token of slot s from logits and record it; returns 1 when the sample is finished. */
-static int draw(struct engine *e, struct slot *s, const float *logits, struct mmupt_err *err)
+/* Draw the next token of slot s (its index k) from logits; -1 for logits the sampler refuses. */
+static int32_t pick(struct engine *e, int k, const struct slot *s, const float *logits, float *lp)
 {
     const struct rollout_config *rc = e->rc;
     double u = sample_rng_uniform(rc->seed, (uint64_t)e->q[s->q].id, (uint64_t)s->sample, (uint64_t)s->step);
-    float lp = 0;
-    int32_t tok = sample_token(logits, (int)e->m->cfg.text.vocab, &rc->sampling, u, e->scratch, &lp);
+    return sample_token(logits, (int)e->m->cfg.text.vocab, &rc->sampling, u, e->scratch + (size_t)k * e->scratch_size, lp);
+}
+
+/* Record a drawn token; returns 1 when the sample is finished, -1 (err set) for a refused draw. */
+static int record(struct engine *e, struct slot *s, int32_t tok, float lp, struct mmupt_err *err)
+{
+    const struct rollout_config *rc = e->rc;
     if (tok < 0) return mmupt_fail(err, "question %lld sample %d: the logits are not finite", (long long)e->q[s->q].id,
                                    s->sample);
     s->ids[s->step] = tok;
@@ -98,7 +104,8 @@ static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
             e->next_s = 0;
             e->next_q++;
         }
-        int done = draw(e, s, e->prompt_logits, err);
+        float lp = 0;
+        int done = record(e, s, pick(e, i, s, e->prompt_logits, &lp), lp, err);
         if (done < 0) return -1;
         if (done) {
             finish(e, s);
@@ -120,13 +127,22 @@ static int step(struct engine *e, int *ids, int64_t *toks, float *logits, struct
     if (n == 0) return 0;
     if (model_decode(e->m, &e->kv, ids, toks, n, logits, err)) return -1;
     int64_t V = e->m->cfg.text.vocab;
-    for (int k = 0; k < n; k++) {
+    /* Draws are independent per slot (keyed RNG, own workspace): sample them in parallel, then
+     * record and emit in slot order so the output does not depend on the thread count. */
+    int32_t *tok = mmupt_xmalloc((size_t)n * sizeof *tok);
+    float *lp = mmupt_xmalloc((size_t)n * sizeof *lp);
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int k = 0; k < n; k++) tok[k] = pick(e, ids[k], &e->slots[ids[k]], logits + k * V, &lp[k]);
+    int rc = n;
+    for (int k = 0; k < n && rc >= 0; k++) {
         struct slot *s = &e->slots[ids[k]];
-        int done = draw(e, s, logits + k * V, err);
-        if (done < 0) return -1;
-        if (done) finish(e, s);
+        int done = record(e, s, tok[k], lp[k], err);
+        if (done < 0) rc = -1;
+        else if (done) finish(e, s);
     }
-    return n;
+    free(tok);
+    free(lp);
+    return rc;
 }
 
 int rollout_run(struct model *m, const struct rollout_config *rc, const struct rollout_question *q, int n_questions,
@@ -139,7 +155,8 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     model_kv_init(&e.kv, m, rc->n_slots + 1, rc->max_prompt + rc->max_new + 1);
     e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
     e.prompt_logits = mmupt_xmalloc((size_t)V * sizeof(float));
-    e.scratch = mmupt_xmalloc(sample_scratch_size((int)V));
+    e.scratch_size = sample_scratch_size((int)V);
+    e.scratch = mmupt_xmalloc((size_t)rc->n_slots * e.scratch_size);
     int *ids = mmupt_xmalloc((size_t)rc->n_slots * sizeof *ids);
     int64_t *toks = mmupt_xmalloc((size_t)rc->n_slots * sizeof *toks);
     float *logits = mmupt_xmalloc((size_t)(rc->n_slots * V) * sizeof(float));

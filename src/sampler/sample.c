@@ -67,7 +67,7 @@ static float sample_bias(const float *logits, int V, const struct sample_params 
 static double sample_log_norm(const float *b, int V, float m, double inv_t)
 {
     double s = 0.0;
-    for (int i = 0; i < V; i++) s += exp(((double)b[i] - m) * inv_t);
+    for (int i = 0; i < V; i++) s += (double)expf((float)(((double)b[i] - m) * inv_t));
     return log(s);
 }
 
@@ -120,7 +120,10 @@ static int sample_cand_cmp(const void *pa, const void *pb)
     return (a->id > b->id) - (a->id < b->id);
 }
 
-static double sample_weight(float v, float m, double inv_t) { return exp(((double)v - m) * inv_t); }
+/* expf, not exp: a float exponent is exact enough for weights summed in double, and the sampler
+ * evaluates it for the whole vocabulary every token (the cost that dominates rollout with a large
+ * vocabulary on the CPU). */
+static double sample_weight(float v, float m, double inv_t) { return (double)expf((float)(((double)v - m) * inv_t)); }
 
 /* Top-p over the n candidates: reorder them most probable first and return how many form the
  * nucleus. Only tokens within `gap` nats of the best are sorted: every other token weighs at most

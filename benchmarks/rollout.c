@@ -1,0 +1,83 @@
+/* How fast is rollout? Generated tokens per second of the rollout engine (KV cache, continuous
+ * batching, sampling at temperature 1, no stop token so every sample runs to NEW tokens).
+ *
+ *   rollout CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
+ *
+ * Random weights and prompts as in model_cpu.c; prints one JSON line. benchmarks/rollout.sh runs it
+ * beside transformers' generate. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmupt/log.h"
+#include "mmupt/rollout.h"
+#include "mmupt/runtime.h"
+
+static float urand(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) * (1.0 / 16777216.0)) - 0.5f;
+}
+
+static int64_t generated;
+
+static void count(void *ctx, struct rollout_sample *s)
+{
+    (void)ctx;
+    generated += s->n;
+    free(s->ids);
+    free(s->logp);
+}
+
+int main(int argc, char **argv)
+{
+    mmupt_runtime_init();
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n", argv[0]);
+        return 2;
+    }
+    struct model_config c;
+    struct mmupt_err err;
+    if (model_config_load(&c, argv[1], &err)) {
+        fprintf(stderr, "rollout: %s\n", err.msg);
+        return 1;
+    }
+    int B = atoi(argv[2]), S = atoi(argv[3]), NEW = atoi(argv[4]), side = argc > 5 ? atoi(argv[5]) : 0;
+    struct model m;
+    model_init(&m, &c);
+    uint64_t rng = 42;
+    for (int64_t i = 0; i < m.spec.total; i++) m.params[i] = 0.04f * urand(&rng);
+    int64_t g = c.has_vision && side ? side / c.vision.patch : 0, n_img = g ? (g / c.vision.merge) * (g / c.vision.merge) : 0;
+    int64_t text_hi = c.has_vision ? c.image_token_id : c.text.vocab;
+    int64_t *tokens = malloc((size_t)(B * S) * sizeof *tokens), grid[3] = {1, g, g};
+    float *pixels = g ? malloc((size_t)(g * g * model_patch_dim(&c)) * sizeof *pixels) : NULL;
+    for (int64_t i = 0; g && i < g * g * model_patch_dim(&c); i++) pixels[i] = 2.0f * urand(&rng);
+    int *lens = malloc((size_t)B * sizeof *lens);
+    struct rollout_question *q = calloc((size_t)B, sizeof *q);
+    for (int b = 0; b < B; b++) {
+        int64_t *t = tokens + (int64_t)b * S;
+        int k = 0;
+        if (n_img) {
+            t[k++] = c.vision_start_token_id;
+            for (int64_t i = 0; i < n_img; i++) t[k++] = c.image_token_id;
+            t[k++] = c.vision_end_token_id;
+        }
+        for (; k < S; k++) t[k] = (int64_t)((urand(&rng) + 0.5f) * (float)(text_hi - 1));
+        lens[b] = S;
+        q[b] = (struct rollout_question){.id = b, .prompt = {.n_seq = 1, .seq_len = &lens[b], .tokens = t,
+                                                           .n_images = n_img ? 1 : 0, .grid_thw = grid, .pixels = pixels}};
+    }
+    struct rollout_config rc = {.G = 1, .max_new = NEW, .n_slots = B, .max_prompt = S, .seed = 1,
+                                .sampling = {.temperature = 1.0f, .top_p = 1.0f, .top_k = 0}};
+    double t0 = mmupt_now();
+    if (rollout_run(&m, &rc, q, B, count, NULL, &err)) {
+        fprintf(stderr, "rollout: %s\n", err.msg);
+        return 1;
+    }
+    double dt = mmupt_now() - t0;
+    printf("{\"impl\": \"mmupt\", \"config\": \"%s\", \"batch\": %d, \"prompt\": %d, \"new\": %d, \"generated\": %lld, "
+           "\"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
+           argv[1], B, S, NEW, (long long)generated, dt, (double)generated / dt);
+    model_free(&m);
+    return 0;
+}
