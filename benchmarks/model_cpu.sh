@@ -6,19 +6,15 @@
 #
 # Needs a build (launch/build.sh) and PyTorch + transformers from PyPI (tools/requirements.txt).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${1:-$(nproc)}
-export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-./launch/build.sh build >/dev/null
-python3 -c "import torch, transformers" 2>/dev/null || { echo "model_cpu: needs torch and transformers (pip install -r tools/requirements.txt)" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+bench_setup model_cpu "${1:-}"
 
 # name, config, batch, seq, iters, image side
 cases=(
   "quickstart-size VL|benchmarks/configs/quickstart_vl.json|8|64|5|56"
   "0.5B shape, 2 layers|benchmarks/configs/qwen2_0_5b_2layers.json|2|128|3|0"
 )
-echo "## model_cpu: forward + backward, $(date -u +%Y-%m-%d), $(lscpu | sed -n 's/^Model name: *//p'), $threads thread(s)"
-echo
+bench_heading "model_cpu: forward + backward"
 echo "| case | batch x seq | mmupt tokens/s | PyTorch tokens/s | ratio | mmupt loss | PyTorch loss |"
 echo "|---|---|---|---|---|---|---|"
 for c in "${cases[@]}"; do

@@ -4,18 +4,15 @@
 #
 #   benchmarks/rollout.sh [THREADS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${1:-$(nproc)}
-export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
-./launch/build.sh build >/dev/null
-python3 -c "import torch, transformers" 2>/dev/null || { echo "rollout: needs torch and transformers (tools/requirements.txt)" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+bench_setup rollout "${1:-}"
+
 # name, config, batch, prompt length, new tokens, image side
 cases=(
   "quickstart-size VL|benchmarks/configs/quickstart_vl.json|8|32|64|56"
   "0.5B shape, 2 layers|benchmarks/configs/qwen2_0_5b_2layers.json|8|32|32|0"
 )
-echo "## rollout: generated tokens/s, $(date -u +%Y-%m-%d), $(lscpu | sed -n 's/^Model name: *//p'), $threads thread(s)"
-echo
+bench_heading "rollout: generated tokens/s"
 echo "| case | batch x (prompt + new) | mmupt tokens/s | transformers tokens/s | ratio |"
 echo "|---|---|---|---|---|"
 for c in "${cases[@]}"; do
