@@ -1,0 +1,63 @@
+/* Collectives between ranks, behind one interface so the trainer loop does not care which backend
+ * moves the bytes. This backend works on host (CPU) buffers over MPI; NCCL comes later.
+ *
+ * Determinism: learner replicas must stay BITWISE identical, and results must not depend on MPI's
+ * choice of reduction algorithm. So no float reduction here uses MPI_SUM: blocks are exchanged
+ * (MPI_Alltoallv) and every element is summed by exactly one rank, in rank order 0..P-1
+ * (s = x0; s += x1; ...), then the sums are gathered. Every rank therefore holds the same bytes,
+ * equal to that serial fixed-order sum, for any P and any chunking.
+ *
+ * Large buffers move in rounds of at most `chunk` elements per rank: MPI counts and displacements
+ * are ints, and the temporaries stay at 2 * size * chunk elements instead of the whole buffer.
+ *
+ * Errors: communicators use MPI_ERRORS_RETURN; collectives return 0, or -1 when MPI reports an
+ * error. A failed call that needed several rounds may leave earlier rounds applied (documented per
+ * function); a single-round call changes nothing on failure. */
+#ifndef MMUPT_COMM_H
+#define MMUPT_COMM_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "mmupt/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Elements per rank per round by default: 4 Mi (16 MiB of floats). */
+#define COMM_DEFAULT_CHUNK ((size_t)1 << 22)
+
+struct comm {
+    MPI_Comm mpi;  /* owned: a duplicate (comm_world) or a split; MPI_COMM_NULL when not a member */
+    int rank, size;
+    size_t chunk;  /* max elements per rank per round; must be equal on every rank (tests shrink it) */
+};
+
+/* A duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN (MPI must be initialised by the caller). */
+int comm_world(struct comm *c, struct mmupt_err *err);
+/* Split by role: ranks passing the same color >= 0 form one group, ordered by parent rank. A rank
+ * passing a negative color joins no group: out->mpi is MPI_COMM_NULL, rank -1, size 0. Collective
+ * over the parent. */
+int comm_split(const struct comm *parent, int color, struct comm *out, struct mmupt_err *err);
+void comm_free(struct comm *c);
+
+/* In place over n elements; every rank ends with the same bytes (fixed-order sum). On an error in
+ * a later round, earlier rounds' elements are already reduced. */
+int comm_allreduce_sum(const struct comm *c, float *buf, size_t n);
+int comm_allreduce_sum_f64(const struct comm *c, double *buf, size_t n);
+/* in: n elements on every rank; out_shard: this rank's comm_shard range [lo, hi), summed. */
+int comm_reduce_scatter_sum(const struct comm *c, const float *in, float *out_shard, size_t n);
+/* shard: this rank's [lo, hi) of n; out: all n. shard may point into out at lo (in place). */
+int comm_allgather(const struct comm *c, const float *shard, float *out, size_t n);
+int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root);
+int comm_barrier(const struct comm *c);
+
+/* The contiguous range [lo, hi) of n elements that rank r owns (sizes differ by at most 1). */
+void comm_shard(size_t n, int size, int r, size_t *lo, size_t *hi);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,84 @@
+/* ZeRO-1 AdamW (see include/mmupt/optim.h for the update and the sharding). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "mmupt/optim.h"
+
+void optim_init(struct optim *o, size_t n_params, int rank, int size)
+{
+    *o = (struct optim){.n = n_params, .rank = rank, .size = size};
+    comm_shard(n_params, size, rank, &o->lo, &o->hi);
+    size_t k = o->hi - o->lo;
+    /* +1: a rank may own nothing when n < size, and calloc(0) may return NULL. */
+    o->m = mmupt_xcalloc(k + 1, sizeof(float));
+    o->v = mmupt_xcalloc(k + 1, sizeof(float));
+    o->gbuf = mmupt_xcalloc(k + 1, sizeof(float));
+}
+
+void optim_free(struct optim *o)
+{
+    free(o->m);
+    free(o->v);
+    free(o->gbuf);
+    *o = (struct optim){0};
+}
+
+/* Global norm of the averaged gradient. Every rank gets the same bits (deterministic all-reduce of
+ * the per-shard sums), so every rank takes the same skip/clip decision. */
+static int global_norm(const struct optim *o, const struct comm *c, double inv_p, double *norm)
+{
+    double ss = 0.0;
+    for (size_t i = 0; i < o->hi - o->lo; i++) {
+        double g = (double)o->gbuf[i] * inv_p;
+        ss += g * g;
+    }
+    if (comm_allreduce_sum_f64(c, &ss, 1) != 0) return -1;
+    *norm = sqrt(ss);
+    return 0;
+}
+
+static void adamw_shard(struct optim *o, const struct optim_config *cfg, double lr, double gscale, float *p)
+{
+    const double b1 = cfg->beta1, b2 = cfg->beta2;
+    const double bc1 = 1.0 - pow(b1, (double)o->t), bc2 = 1.0 - pow(b2, (double)o->t);
+    const double decay = 1.0 - lr * cfg->weight_decay;
+    for (size_t i = 0; i < o->hi - o->lo; i++) {
+        double g = (double)o->gbuf[i] * gscale;
+        double m = b1 * (double)o->m[i] + (1.0 - b1) * g;
+        double v = b2 * (double)o->v[i] + (1.0 - b2) * g * g;
+        double w = (double)p[i] * decay; /* decoupled weight decay, before the Adam step as torch */
+        w -= lr * (m / bc1) / (sqrt(v / bc2) + cfg->eps);
+        o->m[i] = (float)m;
+        o->v[i] = (float)v;
+        p[i] = (float)w;
+    }
+}
+
+int optim_step(struct optim *o, const struct comm *c, const struct optim_config *cfg, double lr, float *params,
+               const float *grads, double *grad_norm)
+{
+    MMUPT_CHECK(c->rank == o->rank && c->size == o->size);
+    if (comm_reduce_scatter_sum(c, grads, o->gbuf, o->n) != 0) return -1;
+    const double inv_p = 1.0 / (double)c->size;
+    double norm;
+    if (global_norm(o, c, inv_p, &norm) != 0) return -1;
+    *grad_norm = norm;
+    if (!isfinite(norm)) return 1;
+    double scale = 1.0;
+    if (cfg->clip_grad_norm > 0 && norm > cfg->clip_grad_norm) scale = cfg->clip_grad_norm / norm;
+    o->t++;
+    adamw_shard(o, cfg, lr, inv_p * scale, params + o->lo);
+    return comm_allgather(c, params + o->lo, params, o->n) == 0 ? 0 : -1;
+}
+
+double optim_lr(double peak, int schedule, double warmup_ratio, int64_t step, int64_t total)
+{
+    int64_t warmup = (int64_t)(warmup_ratio * (double)total);
+    if (step < warmup) return peak * (double)step / (double)warmup;
+    if (schedule == 0) return peak;
+    int64_t span = total - warmup > 1 ? total - warmup : 1;
+    double progress = (double)(step - warmup) / (double)span;
+    if (progress > 1.0) progress = 1.0; /* past the end: stay at 0, do not climb the next cosine */
+    double f = 0.5 * (1.0 + cos(M_PI * progress));
+    return peak * f;
+}
