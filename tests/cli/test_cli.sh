@@ -73,4 +73,10 @@ run "$mmupt" generate --model "$fx" --prompt-ids "1" --top-p 2; expect "generate
 run "$mmupt" generate --model /nonexistent --prompt-ids "1";   expect "generate bad model" 1 "cannot open"
 run "$mmupt" generate --model "$fx" --prompt-ids "1 999";      expect "generate bad id" 1 "outside the vocabulary"
 run "$mmupt" generate --model "$fx" --prompt "hi";             expect "generate without tokenizer" 1 "--prompt needs a tokenizer"
+# A model with its tokenizer: a chat prompt with an image, text streamed out.
+tiny=$root/tests/fixtures/models/tiny_train
+run "$mmupt" generate --model "$tiny" --prompt "How many squares?" --image "$root/tests/fixtures/prompt/item0_0.png" \
+    -n 2 --max-new-tokens 6 --seed 5
+expect "generate with prompt and image" 0 "[sample 0: " "[sample 1: " "--- sample 1 ---"
+run "$mmupt" generate --model "$tiny" --prompt "x" --image /nonexistent.png; expect "generate bad image" 1 "/nonexistent.png: cannot open"
 finish
