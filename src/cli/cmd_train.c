@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "mmupt/config.h"
 #include "mmupt/log.h"
+#include "mmupt/train.h"
 
 static const char usage[] =
     "usage: mmupt train FILE.yaml [section.key=value ...]\n"
@@ -16,8 +17,8 @@ static const char usage[] =
     "majority vote and update the policy with GRPO. Overrides use the keys of `mmupt config --list`,\n"
     "e.g.  mmupt train configs/quickstart.yaml rollout.n=10 optim.lr=1e-6\n"
     "\n"
-    "status: this build checks the configuration on every rank; the training loop is not\n"
-    "implemented yet (exit status 3).\n";
+    "status: colocated mode (cluster.rollout_ranks: 0) trains; dedicated rollout ranks are not\n"
+    "implemented yet.\n";
 
 int cmd_train(int argc, char **argv)
 {
@@ -45,7 +46,7 @@ int cmd_train(int argc, char **argv)
      * only rank 0 reports an input error, once. */
     struct cfg *c = mmupt_xmalloc(sizeof *c);
     struct mmupt_err err;
-    int rc = MMUPT_EXIT_NOT_IMPLEMENTED;
+    int rc = MMUPT_EXIT_ERROR;
     if (cfg_resolve(c, a.path, a.n_overrides, a.overrides, &err)) {
         if (rank == 0) cli_error("train", "%s", err.msg);
         rc = MMUPT_EXIT_ERROR;
@@ -63,9 +64,14 @@ int cmd_train(int argc, char **argv)
                           "(mpirun -np N) or set cluster.rollout_ranks=0 (colocated)",
                           (long long)c->cluster.rollout_ranks, size);
             rc = MMUPT_EXIT_ERROR;
-        } else if (rank == 0) {
-            fprintf(stderr, "mmupt train: not implemented yet: the training loop (rollout ranks, learners, ring\n"
-                            "buffer) is not in this build; only the configuration was checked.\n");
+        } else if (train_run(c, &err)) {
+            /* Other ranks may be waiting in a collective: end the whole job, naming the problem. */
+            cli_error("train", "[rank %d] %s", rank, err.msg);
+            fflush(stderr);
+            if (size > 1) MPI_Abort(MPI_COMM_WORLD, MMUPT_EXIT_ERROR);
+            rc = MMUPT_EXIT_ERROR;
+        } else {
+            rc = MMUPT_EXIT_OK;
         }
     }
     free(c);

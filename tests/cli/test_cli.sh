@@ -59,7 +59,7 @@ run "$mmupt" config "$root/configs/quickstart.yaml" rollout.n=0;    expect "over
 run "$mmupt" config "$root/configs/quickstart.yaml" =5;             expect "override syntax" 1 "the key before '=' is empty"
 run "$mmupt" config "$root/configs/quickstart.yaml" lr=5;           expect "override without section" 1 "keys are section.key"
 run "$mmupt" train "$root/configs/quickstart.yaml"; expect "train on one rank needs a learner" 1 "leaves no learner among 1 rank(s)" "cluster.rollout_ranks=0"
-run "$mmupt" train "$root/configs/quickstart.yaml" cluster.rollout_ranks=0; expect "train validates then says not implemented" 3 "config" "not implemented yet"
+run "$mmupt" train "$root/configs/quickstart.yaml" cluster.rollout_ranks=0; expect "train with a missing model says so" 1 "runs/quickstart/model/config.json: cannot open"
 run "$mmupt" train "$root/tests/fixtures/config/bad/unknown_key.yaml"; expect "train rejects a bad config" 1 "unknown key 'rollout.nn'"
 # mmupt generate on the text fixture model (no tokenizer: ids in, ids out).
 fx=$root/tests/fixtures/models/qwen2

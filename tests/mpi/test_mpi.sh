@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Multi-rank behaviour under a real mpirun: rank-tagged logs, the fatal path ending the whole job,
-# and `mmupt train` reporting a config error once, not once per rank.
+# `mmupt train` reporting a config error once (not once per rank) and a start-up error ending the job.
 # usage: test_mpi.sh MMUPT TEST_MPI_FATAL SOURCE_ROOT
 set -u
 mmupt=$1
@@ -16,10 +16,8 @@ run mpi 2 "$fatal";       expect "ranks log with their tag" 0 "[r0 +" "[r1 +" "h
 run mpi 2 "$fatal" die;   rc_die=$rc
 if [ "$rc_die" -ne 0 ] && [ "$rc_die" -ne 124 ]; then rc=1; else rc=$rc_die; fi
 expect "fatal on one rank ends the job" 1 "mmupt: [rank 1]" "test_mpi_fatal.c:" "fatal: deliberate failure on rank 1"
-run mpi 2 "$mmupt" train "$root/configs/quickstart.yaml"
-expect "train on 2 ranks checks the config" 3 "[r0 +" "2 rank(s)" "not implemented yet"
-if [ "$(grep -c 'not implemented yet' "$tmp/err")" = 1 ]; then ok "one message, not one per rank"
-else fail "one message, not one per rank" "$(cat "$tmp/err")"; fi
+run mpi 2 "$mmupt" train "$root/configs/quickstart.yaml" cluster.rollout_ranks=0
+expect "a rank that cannot start ends the job, naming the problem" 1 "[rank " "runs/quickstart/model/config.json: cannot open"
 run mpi 2 "$mmupt" train "$root/tests/fixtures/config/bad/duplicate_key.yaml"
 expect "config error under mpirun" 1 "duplicate key"
 if [ "$(grep -c 'duplicate key' "$tmp/err")" = 1 ]; then ok "config error reported once"

@@ -1,0 +1,213 @@
+/* Rewards and the GRPO update of one rollout step. Sequences are prompt + response, packed into
+ * micro-batches; a response token t is scored by the logits at t - 1. Old log-probs (the policy
+ * before this step's updates) and reference log-probs (the frozen initial weights) are computed
+ * for every micro-batch first, then each optimizer step accumulates its micro-batches' gradients
+ * (each micro-batch a token mean, scaled by 1 / micro-batches: EasyR1's semantics) and applies
+ * ZeRO-1 AdamW across ranks. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmupt/grade.h"
+#include "mmupt/grpo.h"
+#include "train_internal.h"
+
+void train_rewards(struct trainer *tr, struct step_data *d)
+{
+    const struct cfg *c = tr->cfg;
+    int G = d->G;
+    char **answers = mmupt_xcalloc((size_t)G, sizeof *answers);
+    float *r = mmupt_xmalloc((size_t)G * sizeof *r), *adv = mmupt_xmalloc((size_t)G * sizeof *adv);
+    int *lens = mmupt_xmalloc((size_t)G * sizeof *lens);
+    for (int i = 0; i < d->n_q; i++) {
+        struct train_sample *s = d->samples + (size_t)i * G;
+        for (int g = 0; g < G; g++) {
+            char *text = NULL;
+            size_t len = 0;
+            struct mmupt_err err;
+            answers[g] = NULL;
+            lens[g] = s[g].n;
+            d->tokens += s[g].n;
+            if (tok_decode(tr->tok, s[g].ids, (size_t)s[g].n, 1, &text, &len, &err) == 0 &&
+                grade_extract(text, len, (enum grade_extractor)c->reward.extractor, &answers[g], &err) != 1)
+                answers[g] = NULL;
+            free(text);
+        }
+        struct reward_vote_result vote = {.winner = -1};
+        const char *truth = d->q[i].item.answer;
+        if (c->reward.mode == REWARD_MAJORITY)
+            reward_majority((const char *const *)answers, G, (enum reward_vote_mode)c->reward.vote,
+                            c->reward.min_majority_share, grade_equal, r, &vote);
+        else if (c->reward.mode == REWARD_GROUND_TRUTH)
+            reward_ground_truth((const char *const *)answers, G, truth, grade_equal, r);
+        else
+            memset(r, 0, (size_t)G * sizeof *r);
+        reward_stats_add(&d->stats, (const char *const *)answers, G, &vote, r, truth, lens, grade_equal);
+        grpo_advantages(r, 1, G, (float)c->algorithm.adv_std_eps, c->algorithm.adv_estimator == ADV_DR_GRPO, adv);
+        for (int g = 0; g < G; g++) {
+            s[g].reward = r[g];
+            s[g].adv = adv[g];
+            free(answers[g]);
+        }
+    }
+    free(answers);
+    free(r);
+    free(adv);
+    free(lens);
+}
+
+/* A packed micro-batch of prompt + response sequences with everything the loss needs. */
+struct micro {
+    int n_seq, n_images;
+    int *seq_len;
+    int64_t T, *tokens, *targets, *grid;
+    float *mask, *adv, *old, *ref, *pixels;
+};
+
+static void micro_build(const struct step_data *d, int first, int count, int64_t patch_dim, struct micro *mb)
+{
+    memset(mb, 0, sizeof *mb);
+    mb->n_seq = count;
+    mb->seq_len = mmupt_xmalloc((size_t)count * sizeof *mb->seq_len);
+    int64_t P = 0;
+    for (int k = 0; k < count; k++) {
+        const struct train_question *q = &d->q[(first + k) / d->G];
+        mb->seq_len[k] = q->len + d->samples[first + k].n;
+        mb->T += mb->seq_len[k];
+        mb->n_images += q->prompt.n_images;
+        P += q->prompt.n_patches;
+    }
+    mb->tokens = mmupt_xmalloc((size_t)mb->T * sizeof *mb->tokens);
+    mb->targets = mmupt_xmalloc((size_t)mb->T * sizeof *mb->targets);
+    mb->mask = mmupt_xmalloc((size_t)mb->T * sizeof *mb->mask);
+    mb->adv = mmupt_xmalloc((size_t)mb->T * sizeof *mb->adv);
+    mb->grid = mmupt_xmalloc((size_t)(3 * (mb->n_images ? mb->n_images : 1)) * sizeof *mb->grid);
+    mb->pixels = mmupt_xmalloc((size_t)((P ? P : 1) * patch_dim) * sizeof *mb->pixels);
+    int64_t t = 0, img = 0, px = 0;
+    for (int k = 0; k < count; k++) {
+        const struct train_question *q = &d->q[(first + k) / d->G];
+        const struct train_sample *s = &d->samples[first + k];
+        int L = mb->seq_len[k];
+        for (int j = 0; j < L; j++) mb->tokens[t + j] = j < q->len ? q->ids64[j] : s->ids[j - q->len];
+        /* Position j predicts token j + 1; only response tokens are scored. */
+        for (int j = 0; j < L; j++) {
+            int scored = j + 1 < L && j + 1 >= q->len;
+            mb->targets[t + j] = scored ? mb->tokens[t + j + 1] : -1;
+            mb->mask[t + j] = scored ? 1.0f : 0.0f;
+            mb->adv[t + j] = s->adv;
+        }
+        memcpy(mb->grid + 3 * img, q->prompt.grid, (size_t)(3 * q->prompt.n_images) * sizeof *mb->grid);
+        memcpy(mb->pixels + px * patch_dim, q->prompt.pixels, (size_t)(q->prompt.n_patches * patch_dim) * sizeof(float));
+        img += q->prompt.n_images;
+        px += q->prompt.n_patches;
+        t += L;
+    }
+}
+
+static void micro_free(struct micro *mb)
+{
+    void *p[] = {mb->seq_len, mb->tokens, mb->targets, mb->grid, mb->mask, mb->adv, mb->old, mb->ref, mb->pixels};
+    for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
+}
+
+/* Log-probs of the micro-batch's targets under params (temporarily installed). */
+static int logprobs_with(struct trainer *tr, struct micro *mb, float *params, float **out, struct mmupt_err *err)
+{
+    float *saved = tr->model.params;
+    tr->model.params = params;
+    struct model_batch b = {.n_seq = mb->n_seq, .seq_len = mb->seq_len, .tokens = mb->tokens,
+                            .n_images = mb->n_images, .grid_thw = mb->grid, .pixels = mb->pixels};
+    int rc = model_forward(&tr->model, &b, err);
+    tr->model.params = saved;
+    if (rc) return -1;
+    *out = mmupt_xmalloc((size_t)mb->T * sizeof **out);
+    model_logprobs(&tr->model, mb->targets, (float)tr->cfg->rollout.temperature, *out, NULL);
+    return 0;
+}
+
+static void grpo_params_from(const struct cfg *c, int n_micro, struct grpo_params *p)
+{
+    grpo_params_default(p);
+    p->clip_low = (float)c->algorithm.clip_ratio_low;
+    p->clip_high = (float)c->algorithm.clip_ratio_high;
+    p->clip_dual = (float)c->algorithm.clip_ratio_dual;
+    p->kl_penalty = c->algorithm.kl_penalty;
+    p->kl_coef = (float)c->algorithm.kl_coef;
+    p->kl_clamp = (float)c->algorithm.kl_clamp;
+    p->tau = (float)c->rollout.temperature;
+    p->scale = 1.0f / (float)n_micro;
+}
+
+/* Forward, loss and backward of one micro-batch into the model's gradients. */
+static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_params *gp, struct train_losses *acc,
+                      struct mmupt_err *err)
+{
+    float *logp;
+    if (logprobs_with(tr, mb, tr->model.params, &logp, err)) return -1;
+    float *dlogp = mmupt_xcalloc((size_t)mb->T, sizeof *dlogp);
+    struct grpo_metrics m;
+    int rc = grpo_loss_cpu(logp, mb->old, mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->T, gp, dlogp, &m);
+    if (rc == 0) {
+        model_backward_logprobs(&tr->model, mb->targets, gp->tau, dlogp);
+        acc->loss += m.loss;
+        acc->pg_loss += m.pg_loss;
+        acc->kl += m.kl;
+        acc->clip_frac += m.clip_frac;
+        acc->entropy -= grpo_masked_mean(logp, mb->mask, mb->T); /* -mean log p, as EasyR1 logs it */
+    }
+    free(logp);
+    free(dlogp);
+    if (rc) return mmupt_fail(err, "non-finite log-probs or advantages in a micro-batch");
+    return 0;
+}
+
+int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l, double *lr, double *norm, int *skipped,
+                 struct mmupt_err *err)
+{
+    const struct cfg *c = tr->cfg;
+    int n_seq = d->n_q * d->G, per_opt = (int)(c->algorithm.global_batch_size / tr->comm.size) * d->G;
+    int mbs = (int)c->algorithm.micro_batch_size, n_mb = 0, rc = 0;
+    struct micro *mb = mmupt_xcalloc((size_t)(n_seq / (mbs < 1 ? 1 : mbs) + n_seq + 1), sizeof *mb);
+    int *mb_first = mmupt_xcalloc((size_t)(n_seq + 1), sizeof *mb_first);
+    /* Micro-batches never straddle an optimizer step. */
+    for (int s0 = 0; s0 < n_seq; s0 += per_opt)
+        for (int k = s0; k < s0 + per_opt && k < n_seq; k += mbs) {
+            int cnt = mbs < s0 + per_opt - k ? mbs : s0 + per_opt - k;
+            micro_build(d, k, cnt, model_patch_dim(&tr->model.cfg), &mb[n_mb]);
+            mb_first[n_mb++] = k;
+        }
+    for (int i = 0; i < n_mb && rc == 0; i++) {
+        rc = logprobs_with(tr, &mb[i], tr->model.params, &mb[i].old, err);
+        if (rc == 0 && tr->ref_params) rc = logprobs_with(tr, &mb[i], tr->ref_params, &mb[i].ref, err);
+    }
+    struct optim_config oc = {.lr = c->optim.lr, .beta1 = c->optim.beta1, .beta2 = c->optim.beta2, .eps = c->optim.eps,
+                              .weight_decay = c->optim.weight_decay, .clip_grad_norm = c->optim.clip_grad_norm};
+    int n_opt = 0;
+    for (int i = 0; i < n_mb && rc == 0;) {
+        int j = i;
+        while (j < n_mb && mb_first[j] / per_opt == mb_first[i] / per_opt) j++;
+        struct grpo_params gp;
+        grpo_params_from(c, j - i, &gp);
+        model_zero_grad(&tr->model);
+        for (int k = i; k < j && rc == 0; k++) rc = micro_step(tr, &mb[k], &gp, l, err);
+        if (rc) break;
+        *lr = optim_lr(c->optim.lr, c->optim.schedule, c->optim.warmup_ratio, tr->optim_steps_done, tr->optim_steps_total);
+        int res = optim_step(&tr->opt, &tr->comm, &oc, *lr, tr->model.params, tr->model.grads, norm);
+        if (res < 0) rc = mmupt_fail(err, "optimizer step: collective failed");
+        *skipped |= res == 1;
+        tr->optim_steps_done++;
+        n_opt++;
+        i = j;
+    }
+    double sums[5] = {l->loss, l->pg_loss, l->kl, l->entropy, l->clip_frac};
+    if (rc == 0 && comm_allreduce_sum_f64(&tr->comm, sums, 5) == 0) {
+        double k = (double)(n_mb > 0 ? n_mb : 1) * tr->comm.size;
+        l->loss = sums[0] / k, l->pg_loss = sums[1] / k, l->kl = sums[2] / k, l->entropy = sums[3] / k,
+        l->clip_frac = sums[4] / k;
+    }
+    for (int i = 0; i < n_mb; i++) micro_free(&mb[i]);
+    free(mb);
+    free(mb_first);
+    (void)n_opt;
+    return rc;
+}
