@@ -4,7 +4,7 @@
 # rank ends with bitwise identical weights. Dedicated rollout ranks are refused plainly (not built yet).
 # usage: test_train.sh MMUPT SOURCE_ROOT
 set -u
-mmupt=$1
+mmupt=$(realpath "$1")  # meson passes a path relative to the build directory
 root=$2
 . "$root/tests/lib.sh"
 if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun not found"; exit 77; fi
