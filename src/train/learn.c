@@ -96,8 +96,11 @@ static void micro_build(const struct step_data *d, int first, int count, int64_t
             mb->mask[t + j] = scored ? 1.0f : 0.0f;
             mb->adv[t + j] = s->adv;
         }
-        memcpy(mb->grid + 3 * img, q->prompt.grid, (size_t)(3 * q->prompt.n_images) * sizeof *mb->grid);
-        memcpy(mb->pixels + px * patch_dim, q->prompt.pixels, (size_t)(q->prompt.n_patches * patch_dim) * sizeof(float));
+        if (q->prompt.n_images) { /* a text-only question has no grid or pixel buffers */
+            memcpy(mb->grid + 3 * img, q->prompt.grid, (size_t)(3 * q->prompt.n_images) * sizeof *mb->grid);
+            memcpy(mb->pixels + px * patch_dim, q->prompt.pixels,
+                   (size_t)(q->prompt.n_patches * patch_dim) * sizeof(float));
+        }
         img += q->prompt.n_images;
         px += q->prompt.n_patches;
         t += L;
