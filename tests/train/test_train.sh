@@ -12,8 +12,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 cd "$root"
 for np in 1 2 3 4; do
     out=$tmp/run$np
-    run timeout 300 mpirun -q -np "$np" "$mmupt" train configs/tiny.yaml run.output_dir="$out" \
-        data.rollout_batch_size=12 algorithm.global_batch_size=12 rollout.n=4
+    run timeout 300 mpirun -q -np "$np" "$mmupt" train configs/tiny.yaml run.output_dir="$out"
     expect "train np=$np" 0 "step 2/2" "final weights checksum"
     sums=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | sort -u | wc -l)
     ranks=$(grep -c "final weights checksum" "$tmp/err")
@@ -28,6 +27,6 @@ for np in 1 2 3 4; do
 done
 run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/split" cluster.rollout_ranks=1
 expect "dedicated rollout ranks are refused" 1 "dedicated rollout ranks are not implemented yet"
-run timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad"
+run timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" data.rollout_batch_size=4 algorithm.global_batch_size=4
 expect "batch not divisible by ranks" 1 "must be multiples of the 3 ranks"
 finish
