@@ -32,6 +32,14 @@ expect() {
     ok "$name"
 }
 
+# For tests that start a real mpirun: skip without one; allow root (containers, CI) and more ranks
+# than cores (2-core machines). mpi NP CMD... runs CMD on NP ranks with a timeout.
+mpi_setup() {
+    command -v mpirun >/dev/null || { echo "SKIP: mpirun not found (launch/setup.sh installs Open MPI)"; exit 77; }
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+}
+mpi() { timeout 120 mpirun -np "$@"; }
+
 finish() {
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]

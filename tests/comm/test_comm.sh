@@ -5,10 +5,7 @@ set -u
 prog=$1
 root=$2
 . "$root/tests/lib.sh"
-if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun not found (launch/setup.sh installs Open MPI)"; exit 77; fi
-# Root in containers and CI; more ranks than cores on 2-core machines.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-mpi() { timeout 120 mpirun -np "$@"; }
+mpi_setup
 
 for np in 1 2 3 4; do
     run mpi "$np" "$prog"

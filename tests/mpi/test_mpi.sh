@@ -7,10 +7,7 @@ mmupt=$1
 fatal=$2
 root=$3
 . "$root/tests/lib.sh"
-if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun not found (launch/setup.sh installs Open MPI)"; exit 77; fi
-# Root in containers and CI; more ranks than cores on 2-core machines.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-mpi() { timeout 120 mpirun -np "$@"; }
+mpi_setup
 
 run mpi 2 "$fatal";       expect "ranks log with their tag" 0 "[r0 +" "[r1 +" "hello from rank 1"
 run mpi 2 "$fatal" die;   rc_die=$rc

@@ -7,8 +7,7 @@ set -u
 mmupt=$(realpath "$1")  # meson passes a path relative to the build directory
 root=$2
 . "$root/tests/lib.sh"
-if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun not found"; exit 77; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+mpi_setup
 cd "$root"
 for np in 1 2 3 4; do
     out=$tmp/run$np
