@@ -5,6 +5,8 @@
 #define MMUPT_TEST_H
 
 #include <dirent.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -49,6 +51,20 @@ struct test_state {
             printf("ok - %s\n", #fn);                                                 \
         }                                                                             \
     } while (0)
+
+/* The relative error of a whole tensor, max |a - b| / max |b| (max |a - b| when b is all zero):
+ * elementwise relative error is meaningless for values near zero. A NaN anywhere counts as infinite. */
+static inline double test_rel_err(const float *a, const float *b, int64_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > num) num = d;
+        if (fabs((double)b[i]) > den) den = fabs((double)b[i]);
+    }
+    return den > 0.0 ? num / den : num;
+}
 
 /* Remove a scratch directory and the files directly in it (tests make flat ones). */
 static inline void test_remove_dir(const char *dir)

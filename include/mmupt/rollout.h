@@ -13,6 +13,7 @@
 
 #include "mmupt/model.h"
 #include "mmupt/sampler.h"
+#include "mmupt/tokenizer.h"
 
 enum rollout_finish { ROLLOUT_STOP = 0, ROLLOUT_LENGTH };
 
@@ -44,6 +45,10 @@ struct rollout_config {
     /* Optional: called with every token as it is drawn (streaming); NULL for none. */
     void (*on_token)(void *ctx, int64_t question, int sample, int32_t token);
 };
+
+/* The stop tokens a model directory asks for: generation_config.json's eos_token_id (an int or a
+ * list), else <|im_end|> and <|endoftext|> from the tokenizer (tok may be NULL). Returns the count. */
+int rollout_default_stop_ids(const char *model_dir, const struct tok *tok, int32_t *out, int max);
 
 /* Called for each finished sample (in finishing order); the sample's buffers belong to the callee. */
 typedef void (*rollout_emit_fn)(void *ctx, struct rollout_sample *s);

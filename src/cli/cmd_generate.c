@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "mmupt/json.h"
 #include "mmupt/log.h"
 #include "mmupt/prompt.h"
 #include "mmupt/rollout.h"
@@ -80,29 +79,6 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         return -1;
     }
     return 0;
-}
-
-/* Stop ids: generation_config.json's eos_token_id (an int or a list), else the chat end tokens. */
-static int stop_ids(const char *dir, struct tok *tok, int32_t *out, int max)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/generation_config.json", dir);
-    json_t *g;
-    struct mmupt_err err;
-    int n = 0;
-    if (json_parse_file(path, 1 << 20, &g, &err) == 0) {
-        const json_t *e = json_object_get(g, "eos_token_id");
-        if (json_is_integer(e)) out[n++] = (int32_t)json_integer_value(e);
-        for (size_t i = 0; json_is_array(e) && i < json_array_size(e) && n < max; i++)
-            if (json_is_integer(json_array_get(e, i))) out[n++] = (int32_t)json_integer_value(json_array_get(e, i));
-        json_decref(g);
-    }
-    if (n == 0 && tok) {
-        static const char *const names[] = {"<|im_end|>", "<|endoftext|>"};
-        for (int i = 0; i < 2; i++)
-            if (tok_id(tok, names[i]) >= 0) out[n++] = tok_id(tok, names[i]);
-    }
-    return n;
 }
 
 struct printer {
@@ -231,7 +207,7 @@ int cmd_generate(int argc, char **argv)
             .G = o.G, .max_new = o.max_new, .n_slots = o.G, .max_prompt = len, .seed = o.seed,
             .sampling = {.temperature = o.temperature, .top_p = o.top_p, .top_k = o.top_k,
                          .bias_ids = &bias_id, .bias = &bias, .n_bias = bias_id >= 0},
-            .stop_ids = stops, .n_stop = stop_ids(o.model, tok, stops, 8), .on_token = on_token,
+            .stop_ids = stops, .n_stop = rollout_default_stop_ids(o.model, tok, stops, 8), .on_token = on_token,
         };
         if (rollout_run(&m, &rc_cfg, &q, 1, on_sample, &pr, &err) == 0) rc = MMUPT_EXIT_OK;
         else cli_error("generate", "%s", err.msg);

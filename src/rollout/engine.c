@@ -1,7 +1,10 @@
 /* The rollout engine (see rollout.h): one prefix slot holds the current question's prompt cache;
  * samples copy it into free decode slots, decode together, and leave as soon as they finish. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "mmupt/json.h"
 
 #include "mmupt/rollout.h"
 
@@ -185,4 +188,25 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     free(logits);
     model_kv_free(&e.kv);
     return rc_out;
+}
+
+int rollout_default_stop_ids(const char *model_dir, const struct tok *tok, int32_t *out, int max)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/generation_config.json", model_dir);
+    json_t *g;
+    struct mmupt_err err;
+    int n = 0;
+    if (json_parse_file(path, 1 << 20, &g, &err) == 0) {
+        const json_t *e = json_object_get(g, "eos_token_id");
+        if (json_is_integer(e) && n < max) out[n++] = (int32_t)json_integer_value(e);
+        for (size_t i = 0; json_is_array(e) && i < json_array_size(e) && n < max; i++)
+            if (json_is_integer(json_array_get(e, i))) out[n++] = (int32_t)json_integer_value(json_array_get(e, i));
+        json_decref(g);
+    }
+    if (n > 0 || !tok) return n;
+    static const char *const names[] = {"<|im_end|>", "<|endoftext|>"};
+    for (int i = 0; i < 2 && n < max; i++)
+        if (tok_id(tok, names[i]) >= 0) out[n++] = tok_id(tok, names[i]);
+    return n;
 }

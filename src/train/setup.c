@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "mmupt/json.h"
+#include "mmupt/rollout.h"
 #include "mmupt/tensorboard.h"
 #include "train_internal.h"
 
@@ -16,25 +16,12 @@ static void run_path(const struct cfg *c, const char *name, char *out, size_t n)
     else snprintf(out, n, "%s/%s", c->run.output_dir, name);
 }
 
-static int read_stop_ids(struct trainer *tr, struct mmupt_err *err)
+/* Stop tokens: rollout.stop_token_ids when given, else what the model directory asks for. */
+static void read_stop_ids(struct trainer *tr)
 {
     const struct cfg *c = tr->cfg;
-    (void)err;
     for (int i = 0; i < c->rollout.stop_token_ids.n && i < 8; i++) tr->stop_ids[tr->n_stop++] = (int32_t)c->rollout.stop_token_ids.v[i];
-    if (tr->n_stop) return 0;
-    char path[CFG_STR_MAX + 64];
-    snprintf(path, sizeof path, "%s/generation_config.json", c->model.path);
-    json_t *g;
-    struct mmupt_err e;
-    if (json_parse_file(path, 1 << 20, &g, &e) == 0) {
-        const json_t *eos = json_object_get(g, "eos_token_id");
-        if (json_is_integer(eos)) tr->stop_ids[tr->n_stop++] = (int32_t)json_integer_value(eos);
-        for (size_t i = 0; json_is_array(eos) && i < json_array_size(eos) && tr->n_stop < 8; i++)
-            tr->stop_ids[tr->n_stop++] = (int32_t)json_integer_value(json_array_get(eos, i));
-        json_decref(g);
-    }
-    if (!tr->n_stop && tok_id(tr->tok, "<|im_end|>") >= 0) tr->stop_ids[tr->n_stop++] = tok_id(tr->tok, "<|im_end|>");
-    return 0;
+    if (!tr->n_stop) tr->n_stop = rollout_default_stop_ids(c->model.path, tr->tok, tr->stop_ids, 8);
 }
 
 static int check_shapes(struct trainer *tr, struct mmupt_err *err)
@@ -81,8 +68,9 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
     char path[CFG_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/tokenizer.json", c->model.path);
     if (model_open(&tr->model, c->model.path, err) || tok_load(&tr->tok, path, err) ||
-        ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err) || read_stop_ids(tr, err))
+        ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err))
         return -1;
+    read_stop_ids(tr);
     struct img_proc_config ic;
     img_proc_config_default(&ic);
     ic.min_pixels = c->data.min_pixels;

@@ -201,16 +201,6 @@ static void batch_free(struct batch *b)
     free(b->targets);
 }
 
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double d = 0.0, m = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > d) d = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return m > 0.0 ? d / m : d;
-}
-
 static int metrics_near(const struct grpo_metrics *a, const struct grpo_metrics *b)
 {
     return NEAR(a->loss, b->loss, 1e-5) && NEAR(a->pg_loss, b->pg_loss, 1e-5) && NEAR(a->kl, b->kl, 1e-5) &&
@@ -240,7 +230,7 @@ static void test_fused_vs_unfused(struct test_state *ts)
                                         &m0) == 0);
         CHECK(ts, grpo_fused_loss_cpu(b.hidden, b.W, b.targets, b.old, b.ref, b.adv, b.mask, T, H, V, &p, dh1, dw1,
                                       &m1) == 0);
-        double eh = rel_err(dh1, dh0, nh), ew = rel_err(dw1, dw0, nw);
+        double eh = test_rel_err(dh1, dh0, nh), ew = test_rel_err(dw1, dw0, nw);
         CHECK_MSG(ts, eh <= 1e-5 && ew <= 1e-5, "case %zu: dhidden %.3g dW %.3g", c, eh, ew);
         CHECK_MSG(ts, metrics_near(&m1, &m0), "case %zu: loss %.9g vs %.9g, entropy %.9g vs %.9g", c, m1.loss,
                   m0.loss, m1.entropy, m0.entropy);
@@ -252,7 +242,7 @@ static void test_fused_vs_unfused(struct test_state *ts)
                                       &m1) == 0);
         for (size_t i = 0; i < nh; i++) dh0[i] *= 2.0f;
         for (size_t i = 0; i < nw; i++) dw0[i] *= 2.0f;
-        CHECK_MSG(ts, rel_err(dh1, dh0, nh) <= 1e-5 && rel_err(dw1, dw0, nw) <= 1e-5, "case %zu: accumulation", c);
+        CHECK_MSG(ts, test_rel_err(dh1, dh0, nh) <= 1e-5 && test_rel_err(dw1, dw0, nw) <= 1e-5, "case %zu: accumulation", c);
         free(dh0), free(dw0), free(dh1), free(dw1);
         batch_free(&b);
     }
@@ -278,7 +268,7 @@ static void test_fused_scale_null(struct test_state *ts)
                                   &m2) == 0);
     for (size_t i = 0; i < nh; i++) dh[i] *= 0.125f;
     for (size_t i = 0; i < nw; i++) dw[i] *= 0.125f;
-    CHECK_MSG(ts, rel_err(dh2, dh, nh) <= 1e-6 && rel_err(dw2, dw, nw) <= 1e-6, "scale / NULL gradients");
+    CHECK_MSG(ts, test_rel_err(dh2, dh, nh) <= 1e-6 && test_rel_err(dw2, dw, nw) <= 1e-6, "scale / NULL gradients");
     CHECK(ts, m2.loss == m.loss && m2.entropy == m.entropy); /* metrics are not scaled */
     CHECK(ts, grpo_fused_loss_cpu(b.hidden, b.W, b.targets, b.old, b.ref, b.adv, b.mask, T, H, V, &p, NULL, NULL,
                                   &m2) == 0 && m2.loss == m.loss);

@@ -110,20 +110,9 @@ static void fixture_params(const struct fixture *f, struct grpo_params *p)
     p->tau = (float)f->params[6];
 }
 
-/* max |a - b| / max |b|, the relative error of a whole tensor. */
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double d = 0.0, m = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        if (fabs(a[i] - b[i]) > d) d = fabs(a[i] - b[i]);
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return m > 0.0 ? d / m : d;
-}
-
 #define CHECK_TENSOR(ts, what, a, b, n)                                                                  \
     do {                                                                                                 \
-        double e_ = rel_err((a), (b), (n));                                                              \
+        double e_ = test_rel_err((a), (b), (n));                                                              \
         CHECK_MSG(ts, e_ <= TOL, "%s: %s relative error %.3g", path, what, e_);                          \
     } while (0)
 
@@ -194,7 +183,7 @@ static void check_fixture(struct test_state *ts, const char *path)
         }
         CHECK_MSG(ts, rc == 0, "%s: %s failed", path, names[c]);
         check_metrics(ts, path, names[c], &m, f.metrics, 1);
-        double eh = rel_err(dh, f.dhidden, (int64_t)nh), ew = rel_err(dw, f.dW, (int64_t)nw);
+        double eh = test_rel_err(dh, f.dhidden, (int64_t)nh), ew = test_rel_err(dw, f.dW, (int64_t)nw);
         CHECK_MSG(ts, eh <= TOL && ew <= TOL, "%s: %s: dhidden %.3g, dW %.3g", path, names[c], eh, ew);
         printf("  %s %s: dhidden %.2g, dW %.2g relative error\n", path, names[c], eh, ew);
     }

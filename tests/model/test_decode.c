@@ -33,16 +33,6 @@ static int argmax(const float *x, int64_t n)
     return best;
 }
 
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num = fmax(num, fabs((double)a[i] - b[i]));
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return num / (den > 0 ? den : 1);
-}
-
 static void check_fixture(struct test_state *ts, const char *dir)
 {
     struct model m;
@@ -83,12 +73,12 @@ static void check_fixture(struct test_state *ts, const char *dir)
         int slots[2] = {0, 2};
         int64_t toks[2] = {next, next};
         CHECK_MSG(ts, model_decode(&m, &kv, slots, toks, 2, logits, &err) == 0, "%s", err.msg);
-        CHECK_MSG(ts, rel_err(logits + V, logits, V) == 0.0, "step %d: group copies diverged", step);
+        CHECK_MSG(ts, test_rel_err(logits + V, logits, V) == 0.0, "step %d: group copies diverged", step);
         /* The same sequence through a full forward: its last row must match the cached decode. */
         len = (int)(n_in + step + 1);
         CHECK_MSG(ts, model_forward(&m, &b, &err) == 0, "%s", err.msg);
         memcpy(full, m.logits + (int64_t)(len - 1) * V, (size_t)V * sizeof *full);
-        double e = rel_err(logits, full, V);
+        double e = test_rel_err(logits, full, V);
         worst = fmax(worst, e);
         CHECK_MSG(ts, e <= 1e-5, "%s step %d: decode vs full forward relative error %.3g", dir, step, e);
         CHECK_MSG(ts, argmax(logits, V) == argmax(full, V), "%s step %d: argmax differs", dir, step);
@@ -135,9 +125,9 @@ static void check_mixed_batch(struct test_state *ts, const char *dir)
         int64_t toks[2] = {30 + step, 60 + step};
         CHECK(ts, model_decode(&m, &kv, slots, toks, 2, both, &err) == 0);
         CHECK(ts, model_decode(&m, &kv, (const int[]){2}, toks, 1, one, &err) == 0);
-        CHECK_MSG(ts, rel_err(both, one, V) <= 1e-5, "step %d: batched slot 0 differs", step);
+        CHECK_MSG(ts, test_rel_err(both, one, V) <= 1e-5, "step %d: batched slot 0 differs", step);
         CHECK(ts, model_decode(&m, &kv, (const int[]){3}, toks + 1, 1, one, &err) == 0);
-        CHECK_MSG(ts, rel_err(both + V, one, V) <= 1e-5, "step %d: batched slot 1 differs", step);
+        CHECK_MSG(ts, test_rel_err(both + V, one, V) <= 1e-5, "step %d: batched slot 1 differs", step);
     }
     /* Refusals. */
     CHECK(ts, model_decode(&m, &kv, (const int[]){0, 0}, (const int64_t[]){1, 1}, 2, both, &err) == -1);

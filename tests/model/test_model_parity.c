@@ -56,18 +56,6 @@ static float *read_f32(struct test_state *ts, struct fixture *f, const char *nam
     return out;
 }
 
-/* max |a - b| / max |b| over n values. */
-static double rel_err(const float *a, const float *b, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > num || isnan(d)) num = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return num / (den > 0 ? den : 1.0);
-}
-
 static int setup(struct test_state *ts, struct fixture *f)
 {
     struct mmupt_err err;
@@ -128,7 +116,7 @@ static void check_padded(struct test_state *ts, struct fixture *f, const char *n
     CHECK_MSG(ts, n == f->B * f->S * C, "%s: %lld values, expected %lld", name, (long long)n, (long long)(f->B * f->S * C));
     float *sel = malloc((size_t)(f->T * C) * sizeof *sel);
     for (int64_t t = 0; t < f->T && n == f->B * f->S * C; t++) memcpy(sel + t * C, ref + f->row_of[t] * C, (size_t)C * sizeof *sel);
-    double e = rel_err(got, sel, f->T * C);
+    double e = test_rel_err(got, sel, f->T * C);
     CHECK_MSG(ts, e <= tol, "%s %s: relative error %.3g > %.g", f->dir, name, e, tol);
     printf("    %-28s rel err %.2e\n", name, e);
     free(sel);
@@ -142,7 +130,7 @@ static void check_flat(struct test_state *ts, struct fixture *f, const char *nam
     float *ref = read_f32(ts, f, name, &n);
     if (!ref) return;
     CHECK_MSG(ts, n == count, "%s: %lld values, C has %lld", name, (long long)n, (long long)count);
-    double e = n == count ? rel_err(got, ref, n) : INFINITY;
+    double e = n == count ? test_rel_err(got, ref, n) : INFINITY;
     CHECK_MSG(ts, e <= tol, "%s %s: relative error %.3g > %.g", f->dir, name, e, tol);
     printf("    %-28s rel err %.2e\n", name, e);
     free(ref);
@@ -222,7 +210,7 @@ static void check_grads(struct test_state *ts, struct fixture *f)
         int64_t n;
         float *ref = read_f32(ts, f, name, &n);
         if (!ref) continue;
-        double e = n == p->numel ? rel_err(f->m.grads + p->offset, ref, n) : INFINITY;
+        double e = n == p->numel ? test_rel_err(f->m.grads + p->offset, ref, n) : INFINITY;
         CHECK_MSG(ts, e <= GRAD_TOL, "%s %s: relative error %.3g > %.g", f->dir, name, e, GRAD_TOL);
         if (e > worst) {
             worst = e;
