@@ -9,9 +9,13 @@
  * and every trajectory it sends asks for one more; a consumer hands free slots out one at a time,
  * round-robin over the producers that want one, so a fast producer cannot starve a slow one.
  *
- * Which consumer gets a trajectory: the producer sends to a consumer it holds a credit from,
+ * Each consumer's capacity is split into fixed per-producer shares (so capacity must be at least
+ * the number of producers): a producer blocked on one consumer can hold at most its share of
+ * another's credits, never all of them.
+ *
+ * Which consumer gets a trajectory: ring_push sends to a consumer it holds a credit from,
  * rotating over consumers, so the load spreads over learners and a slow learner simply grants
- * fewer credits.
+ * fewer credits; ring_push_to sends to a named consumer (the trainer's fixed group -> learner map).
  *
  * Staleness: ring_pop takes the learner's current policy version; a trajectory generated with a
  * version older than `version - max_staleness` is not handed out for training but returned as
@@ -84,6 +88,12 @@ int ring_open(struct ring **r, MPI_Comm comm, const int *is_producer, const stru
               struct mmupt_err *err);
 /* Producer: send a copy of *t; blocks while no consumer has granted a credit. */
 int ring_push(struct ring *r, const struct ring_traj *t, struct mmupt_err *err);
+/* Producer: send a copy of *t to consumer number `consumer` (consumers are numbered 0.. in rank
+ * order; -1 means any, as ring_push); blocks until that consumer grants a credit. The trainer uses
+ * it so a question group always lands on the learner that owns it, whatever the timing. */
+int ring_push_to(struct ring *r, int consumer, const struct ring_traj *t, struct mmupt_err *err);
+/* Number of consumers (valid `consumer` arguments are 0 .. count - 1). */
+int ring_consumers(const struct ring *r);
 /* Producer: no more trajectories; returns once every consumer acknowledged. */
 int ring_finish(struct ring *r, struct mmupt_err *err);
 /* Consumer: RING_GOT, RING_STALE (both fill *out), RING_END, or -1 on error. */

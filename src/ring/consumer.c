@@ -4,15 +4,17 @@
 
 #include "ring_internal.h"
 
-/* Hand out free slots one at a time, round-robin over the producers that want one: a producer
- * that asks often gets no more than one that asks rarely, as long as both are waiting. */
+/* Hand out free slots one at a time, round-robin over the producers that want one and are below
+ * their share of the capacity: a producer that asks often gets no more than one that asks rarely.
+ * The shares matter for targeted pushes (ring_push_to): without them a producer blocked on one
+ * consumer could hoard every credit of another, starving the producer that consumer waits for. */
 static int grant_credits(struct ring *r, struct mmupt_err *err)
 {
     while (r->in_flight < r->cfg.capacity) {
         int p = -1;
         for (int k = 0; k < r->nprod; k++) {
             int q = (r->rr + k) % r->nprod;
-            if (r->wants[q] > 0 && !r->ended[q]) { p = q; break; }
+            if (r->wants[q] > 0 && !r->ended[q] && r->granted[q] + r->queued[q] < r->quota[q]) { p = q; break; }
         }
         if (p < 0) return 0;
         if (ring_send_ctl(r, r->prod_rank[p], RING_TAG_CREDIT, 1, err)) return -1;
@@ -51,6 +53,7 @@ static int on_traj(struct ring *r, const MPI_Status *st, int p, struct mmupt_err
     }
     r->queue_src[slot] = st->MPI_SOURCE;
     r->qlen++;
+    r->queued[p]++;
     r->granted[p]--; /* the slot stays in flight, now as a queued trajectory */
     r->received[p]++;
     r->wants[p]++;   /* every trajectory asks for the next credit */
@@ -127,6 +130,7 @@ int ring_pop(struct ring *r, int64_t policy_version, struct ring_traj *out, stru
         if (n > 0) { idle = 0; deadline = ring_now() + r->cfg.timeout_s; }
         if (r->qlen > 0) {
             *out = r->queue[r->qhead];
+            r->queued[r->index_of[r->queue_src[r->qhead]]]--;
             r->qhead = (r->qhead + 1) % r->cfg.capacity;
             r->qlen--;
             r->in_flight--;

@@ -47,28 +47,38 @@ static int drain_credits(struct ring *r, struct mmupt_err *err)
     }
 }
 
-/* Block until some consumer granted a credit; return that consumer's index. */
-static int wait_credit(struct ring *r, struct mmupt_err *err)
+/* A consumer whose credit we hold: `target` if it is >= 0, else the next one in rotation (so
+ * trajectories spread over consumers); -1 if there is none yet. */
+static int credit_from(struct ring *r, int target)
+{
+    if (target >= 0) return r->credits[target] > 0 ? target : -1;
+    for (int k = 0; k < r->ncons; k++) {
+        int c = (r->next_cons + k) % r->ncons;
+        if (r->credits[c] > 0) {
+            r->next_cons = (c + 1) % r->ncons;
+            return c;
+        }
+    }
+    return -1;
+}
+
+/* Block until the target consumer (or any, target < 0) granted a credit; return its index. */
+static int wait_credit(struct ring *r, int target, struct mmupt_err *err)
 {
     double deadline = ring_now() + r->cfg.timeout_s;
     for (int idle = 0;; idle++) {
-        /* Rotate the starting point so trajectories spread over consumers. */
-        for (int k = 0; k < r->ncons; k++) {
-            int c = (r->next_cons + k) % r->ncons;
-            if (r->credits[c] > 0) {
-                r->next_cons = (c + 1) % r->ncons;
-                return c;
-            }
-        }
+        int c = credit_from(r, target);
+        if (c >= 0) return c;
         int got = drain_credits(r, err);
         if (got < 0) return -1;
         if (got) { idle = 0; continue; }
         reap_sends(r);
         if (ring_now() > deadline) {
             char who[256];
-            list_consumers(r, NULL, who, sizeof who);
-            return mmupt_fail(err, "ring: producer rank %d: no credit from any consumer (%s) within %g s", r->rank,
-                              who, r->cfg.timeout_s);
+            if (target >= 0) snprintf(who, sizeof who, "rank %d", r->cons_rank[target]);
+            else list_consumers(r, NULL, who, sizeof who);
+            return mmupt_fail(err, "ring: producer rank %d: no credit from %s%s within %g s", r->rank,
+                              target >= 0 ? "" : "any consumer: ", who, r->cfg.timeout_s);
         }
         ring_backoff(idle);
     }
@@ -76,7 +86,12 @@ static int wait_credit(struct ring *r, struct mmupt_err *err)
 
 int ring_push(struct ring *r, const struct ring_traj *t, struct mmupt_err *err)
 {
-    MMUPT_CHECK(r->producer && !r->finished);
+    return ring_push_to(r, -1, t, err);
+}
+
+int ring_push_to(struct ring *r, int consumer, const struct ring_traj *t, struct mmupt_err *err)
+{
+    MMUPT_CHECK(r->producer && !r->finished && consumer >= -1 && consumer < r->ncons);
     if (t->n < 0 || t->n > r->cfg.max_tokens)
         return mmupt_fail(err, "ring: push: token count %d is outside [0, %d]", (int)t->n, r->cfg.max_tokens);
     if (!r->asked) {
@@ -87,7 +102,7 @@ int ring_push(struct ring *r, const struct ring_traj *t, struct mmupt_err *err)
         r->asked = 1;
     }
     reap_sends(r);
-    int c = wait_credit(r, err);
+    int c = wait_credit(r, consumer, err);
     if (c < 0) return -1;
     r->credits[c]--;
     if (r->nsends == r->cap_sends) {

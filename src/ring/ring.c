@@ -76,6 +76,9 @@ int ring_open(struct ring **out, MPI_Comm comm, const int *is_producer, const st
     if (np == 0 || np == size)
         return mmupt_fail(err, "ring: %d producer(s) among %d ranks: need at least one producer and one consumer",
                           np, size);
+    if (cfg->capacity < np)
+        return mmupt_fail(err, "ring: capacity %d is below the %d producers: each needs at least one slot per consumer",
+                          cfg->capacity, np);
 
     struct ring *r = mmupt_xcalloc(1, sizeof *r);
     MPI_Comm_dup(comm, &r->comm);
@@ -98,6 +101,11 @@ int ring_open(struct ring **out, MPI_Comm comm, const int *is_producer, const st
     } else {
         r->wants = zeros64(r->nprod);
         r->granted = zeros64(r->nprod);
+        r->queued = zeros64(r->nprod);
+        r->quota = zeros64(r->nprod);
+        /* Capacity is split into fixed per-producer shares: a producer that holds credits it cannot
+         * use yet (blocked on another consumer) never takes the slots another producer needs. */
+        for (int p = 0; p < r->nprod; p++) r->quota[p] = cfg->capacity / r->nprod + (p < cfg->capacity % r->nprod);
         r->granted_total = zeros64(r->nprod);
         r->received = zeros64(r->nprod);
         r->ended = mmupt_xcalloc((size_t)r->nprod, sizeof(int));
@@ -109,6 +117,8 @@ int ring_open(struct ring **out, MPI_Comm comm, const int *is_producer, const st
 }
 
 int ring_is_producer(const struct ring *r) { return r->producer; }
+
+int ring_consumers(const struct ring *r) { return r->ncons; }
 
 void ring_get_stats(const struct ring *r, struct ring_stats *s) { *s = r->stats; }
 
@@ -142,6 +152,8 @@ void ring_close(struct ring *r)
     free(r->sent);
     free(r->wants);
     free(r->granted);
+    free(r->queued);
+    free(r->quota);
     free(r->granted_total);
     free(r->received);
     free(r->ended);

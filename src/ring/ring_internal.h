@@ -40,6 +40,8 @@ struct ring {
     /* consumer side, per producer index */
     int64_t *wants;        /* credits asked for and not yet granted */
     int64_t *granted;      /* credits outstanding (granted, trajectory not yet received) */
+    int64_t *queued;       /* trajectories from this producer waiting in the queue */
+    int64_t *quota;        /* this producer's share of capacity: granted + queued never exceed it */
     int64_t *granted_total;
     int64_t *received;
     int *ended;
