@@ -3,7 +3,8 @@
 #
 # The quickstart's own task (data and a warm-started model) is not built yet, so this builds mmupt,
 # shows the resolved quickstart configuration, runs the CPU model and the rollout engine on a tiny
-# random Qwen2.5-VL test model, and trains that model for two MM-UPT steps on 2 MPI ranks. It says
+# random Qwen2.5-VL test model, and trains that model for two MM-UPT steps on 3 MPI ranks (1 rollout
+# rank + 2 learners). It says
 # plainly what is still missing. Nothing here is simulated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,13 +27,14 @@ echo
 echo "== rollout: 4 sampled answers from the same tiny model (ids in, ids out: it has no tokenizer) =="
 build/mmupt generate --model tests/fixtures/models/qwen2_5_vl --prompt-ids "1 2 3 4 5" -n 4 --max-new-tokens 8
 echo
-echo "== MM-UPT training, 2 MPI ranks, on the tiny fixture: mpirun -np 2 build/mmupt train configs/tiny.yaml =="
-mpirun -q -np 2 build/mmupt train configs/tiny.yaml
+echo "== MM-UPT training on the tiny fixture, 1 rollout rank + 2 learners: mpirun -np 3 build/mmupt train configs/tiny.yaml =="
+mpirun -q -np 3 build/mmupt train configs/tiny.yaml
 echo
 cat <<'MSG'
 quickstart: what ran: the build (CPU backend, plus CUDA when the toolkit is present), the CPU model,
-rollout with the KV-cache engine, and two steps of label-free GRPO training on 2 MPI ranks
-(colocated mode) of a tiny random model (metrics in runs/tiny/metrics.jsonl and TensorBoard events).
-quickstart: NOT implemented yet: the quickstart's own task (data, tokenizer, warm-up, evaluation) and
-dedicated rollout ranks, so no accuracy numbers are produced yet. See README.md, "Status".
+rollout with the KV-cache engine, and two steps of label-free GRPO training of a tiny random model on
+3 MPI ranks: a rollout rank sends trajectories through the ring buffer to 2 learners, which send new
+weights back (metrics in runs/tiny/metrics.jsonl and TensorBoard events).
+quickstart: NOT implemented yet: the quickstart's own task (data, tokenizer, warm-up, evaluation), so
+no accuracy numbers are produced yet. See README.md, "Status".
 MSG

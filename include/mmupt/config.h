@@ -121,6 +121,7 @@ struct cfg_cluster {
     int64_t sync_interval;
     int64_t ring_capacity;
     int64_t max_staleness;
+    double timeout_s;
 };
 
 struct cfg_checkpoint {

@@ -105,6 +105,10 @@ void ring_close(struct ring *r);
 
 void ring_traj_free(struct ring_traj *t);
 
+/* Short sleep between empty polls (growing with idle_polls), so oversubscribed ranks leave the
+ * cores to the busy ones. Shared with the trainer's other polled waits. */
+void ring_backoff(int idle_polls);
+
 /* Serialisation, exposed for tests. Size of the message for n tokens. */
 size_t ring_wire_size(int32_t n);
 void ring_wire_encode(const struct ring_traj *t, unsigned char *buf);

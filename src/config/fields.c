@@ -167,9 +167,13 @@ const struct cfg_field cfg_fields[] = {
     {"cluster.sync_interval", CFG_INT, OFF(cluster.sync_interval), "1", 1, 1000000, 0, NULL,
      "Learner steps between weight broadcasts to rollout ranks."},
     {"cluster.ring_capacity", CFG_INT, OFF(cluster.ring_capacity), "64", 1, 1048576, 0, NULL,
-     "Question groups the trajectory ring buffer holds before rollout ranks wait."},
-    {"cluster.max_staleness", CFG_INT, OFF(cluster.max_staleness), "1", 0, 1000000, 0, NULL,
-     "Oldest policy version (in versions behind the learners) a trajectory may come from."},
+     "Question groups per learner the trajectory ring buffer holds before rollout ranks wait."},
+    {"cluster.max_staleness", CFG_INT, OFF(cluster.max_staleness), "0", 0, 1000000, 0, NULL,
+     "Policy versions a trajectory may lag behind the learners. 0: strictly on-policy (the paper); "
+     "1: rollout of step s+1 overlaps learning on step s. Needs >= sync_interval - 1."},
+    {"cluster.timeout_s", CFG_FLOAT, OFF(cluster.timeout_s), "1800", 0, 1e6, CFG_MIN_EXCLUSIVE, NULL,
+     "Longest wait for another rank (a trajectory, ring space, new weights) before stopping with an "
+     "error naming it. Must exceed one rollout step."},
 
     {"checkpoint.dir", CFG_STRING, OFF(checkpoint.dir), "checkpoints", 0, 0, 0, NULL,
      "Checkpoint directory; relative paths are under run.output_dir."},

@@ -56,8 +56,6 @@ struct ring {
 
 /* Seconds on a monotonic clock. */
 double ring_now(void);
-/* Short sleep between empty polls, so oversubscribed ranks leave the cores to the busy ones. */
-void ring_backoff(int idle_polls);
 /* Send one int64 control message and wait for it (with the timeout) to complete. */
 int ring_send_ctl(struct ring *r, int dest, int tag, int64_t value, struct mmupt_err *err);
 /* Receive the control message a probe found. */

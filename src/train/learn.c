@@ -14,6 +14,7 @@
 
 void train_rewards(struct trainer *tr, struct step_data *d)
 {
+    double t0 = mmupt_now();
     const struct cfg *c = tr->cfg;
     int G = d->G;
     char **answers = mmupt_xcalloc((size_t)G, sizeof *answers);
@@ -54,6 +55,7 @@ void train_rewards(struct trainer *tr, struct step_data *d)
     free(r);
     free(adv);
     free(lens);
+    tr->phase[PH_REWARD] += mmupt_now() - t0;
 }
 
 /* A packed micro-batch of prompt + response sequences with everything the loss needs. */
@@ -114,10 +116,10 @@ static void micro_free(struct micro *mb)
 }
 
 /* Log-probs of the micro-batch's targets under params (temporarily installed). */
-static int logprobs_with(struct trainer *tr, struct micro *mb, float *params, float **out, struct mmupt_err *err)
+static int logprobs_with(struct trainer *tr, struct micro *mb, const float *params, float **out, struct mmupt_err *err)
 {
     float *saved = tr->model.params;
-    tr->model.params = params;
+    tr->model.params = (float *)params; /* only read: the forward pass does not write weights */
     struct model_batch b = {.n_seq = mb->n_seq, .seq_len = mb->seq_len, .tokens = mb->tokens,
                             .n_images = mb->n_images, .grid_thw = mb->grid, .pixels = mb->pixels};
     int rc = model_forward(&tr->model, &b, err);
@@ -141,7 +143,9 @@ static void grpo_params_from(const struct cfg *c, int n_micro, struct grpo_param
     p->scale = 1.0f / (float)n_micro;
 }
 
-/* Forward, loss and backward of one micro-batch into the model's gradients. */
+/* Forward, loss and backward of one micro-batch into the model's gradients. Non-finite log-probs or
+ * advantages poison the gradient with a NaN instead of stopping the run: the global norm turns NaN
+ * on every rank, so the optimizer skips this update everywhere and the step is logged as skipped. */
 static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_params *gp, struct train_losses *acc,
                       struct mmupt_err *err)
 {
@@ -157,10 +161,13 @@ static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_pa
         acc->kl += m.kl;
         acc->clip_frac += m.clip_frac;
         acc->entropy -= grpo_masked_mean(logp, mb->mask, mb->T); /* -mean log p, as EasyR1 logs it */
+    } else {
+        log_warn(&tr->lg, "step %lld: non-finite log-probs or advantages in a micro-batch: this update is skipped",
+                 (long long)tr->step + 1);
+        tr->model.grads[0] = NAN;
     }
     free(logp);
     free(dlogp);
-    if (rc) return mmupt_fail(err, "non-finite log-probs or advantages in a micro-batch");
     return 0;
 }
 
@@ -168,7 +175,7 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
                  struct mmupt_err *err)
 {
     const struct cfg *c = tr->cfg;
-    int n_seq = d->n_q * d->G, per_opt = (int)(c->algorithm.global_batch_size / tr->comm.size) * d->G;
+    int n_seq = d->n_q * d->G, per_opt = (int)(c->algorithm.global_batch_size / tr->learn.size) * d->G;
     int mbs = (int)c->algorithm.micro_batch_size, n_mb = 0, rc = 0;
     struct micro *mb = mmupt_xcalloc((size_t)(n_seq / (mbs < 1 ? 1 : mbs) + n_seq + 1), sizeof *mb);
     int *mb_first = mmupt_xcalloc((size_t)(n_seq + 1), sizeof *mb_first);
@@ -179,13 +186,17 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
             micro_build(d, k, cnt, model_patch_dim(&tr->model.cfg), &mb[n_mb]);
             mb_first[n_mb++] = k;
         }
+    /* Old log-probs are the behaviour policy's: the weights the trajectories were sampled with. */
+    double t0 = mmupt_now();
+    const float *behaviour = train_behaviour_params(tr, tr->step);
     for (int i = 0; i < n_mb && rc == 0; i++) {
-        rc = logprobs_with(tr, &mb[i], tr->model.params, &mb[i].old, err);
+        rc = logprobs_with(tr, &mb[i], behaviour, &mb[i].old, err);
         if (rc == 0 && tr->ref_params) rc = logprobs_with(tr, &mb[i], tr->ref_params, &mb[i].ref, err);
     }
+    tr->phase[PH_LOGPROB] += mmupt_now() - t0;
+    t0 = mmupt_now();
     struct optim_config oc = {.lr = c->optim.lr, .beta1 = c->optim.beta1, .beta2 = c->optim.beta2, .eps = c->optim.eps,
                               .weight_decay = c->optim.weight_decay, .clip_grad_norm = c->optim.clip_grad_norm};
-    int n_opt = 0;
     for (int i = 0; i < n_mb && rc == 0;) {
         int j = i;
         while (j < n_mb && mb_first[j] / per_opt == mb_first[i] / per_opt) j++;
@@ -195,22 +206,21 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         for (int k = i; k < j && rc == 0; k++) rc = micro_step(tr, &mb[k], &gp, l, err);
         if (rc) break;
         *lr = optim_lr(c->optim.lr, c->optim.schedule, c->optim.warmup_ratio, tr->optim_steps_done, tr->optim_steps_total);
-        int res = optim_step(&tr->opt, &tr->comm, &oc, *lr, tr->model.params, tr->model.grads, norm);
+        int res = optim_step(&tr->opt, &tr->learn, &oc, *lr, tr->model.params, tr->model.grads, norm);
         if (res < 0) rc = mmupt_fail(err, "optimizer step: collective failed");
         *skipped |= res == 1;
         tr->optim_steps_done++;
-        n_opt++;
         i = j;
     }
     double sums[5] = {l->loss, l->pg_loss, l->kl, l->entropy, l->clip_frac};
-    if (rc == 0 && comm_allreduce_sum_f64(&tr->comm, sums, 5) == 0) {
-        double k = (double)(n_mb > 0 ? n_mb : 1) * tr->comm.size;
+    if (rc == 0 && comm_allreduce_sum_f64(&tr->learn, sums, 5) == 0) {
+        double k = (double)(n_mb > 0 ? n_mb : 1) * tr->learn.size;
         l->loss = sums[0] / k, l->pg_loss = sums[1] / k, l->kl = sums[2] / k, l->entropy = sums[3] / k,
         l->clip_frac = sums[4] / k;
     }
     for (int i = 0; i < n_mb; i++) micro_free(&mb[i]);
     free(mb);
     free(mb_first);
-    (void)n_opt;
+    tr->phase[PH_UPDATE] += mmupt_now() - t0;
     return rc;
 }

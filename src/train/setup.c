@@ -1,4 +1,4 @@
-/* Trainer setup and teardown, and gathering each step's questions. */
+/* Trainer setup and teardown: roles and communicators, the ring, question streams, outputs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,18 +24,27 @@ static void read_stop_ids(struct trainer *tr)
     if (!tr->n_stop) tr->n_stop = rollout_default_stop_ids(c->model.path, tr->tok, tr->stop_ids, 8);
 }
 
+/* Roles, batch divisibility, the step count and the staleness schedule's constraint. */
 static int check_shapes(struct trainer *tr, struct mmupt_err *err)
 {
     const struct cfg *c = tr->cfg;
-    int world = tr->comm.size;
-    if (c->cluster.rollout_ranks != 0)
-        return mmupt_fail(err, "cluster.rollout_ranks=%lld: dedicated rollout ranks are not implemented yet; use 0 "
-                               "(colocated: every rank rolls out and learns)", (long long)c->cluster.rollout_ranks);
-    if (c->data.rollout_batch_size % world || c->algorithm.global_batch_size % world)
+    int world = tr->world.size;
+    int64_t R = c->cluster.rollout_ranks;
+    if (R >= world)
+        return mmupt_fail(err, "cluster.rollout_ranks=%lld leaves no learner among the %d ranks (use at most %d, or 0 "
+                               "for colocated ranks that both roll out and learn)", (long long)R, world, world - 1);
+    tr->n_rollout = (int)R;
+    tr->n_learners = world - (int)R;
+    int L = tr->n_learners;
+    if (c->data.rollout_batch_size % L || c->algorithm.global_batch_size % L)
         return mmupt_fail(err, "data.rollout_batch_size (%lld) and algorithm.global_batch_size (%lld) must be multiples "
-                               "of the %d ranks", (long long)c->data.rollout_batch_size,
-                          (long long)c->algorithm.global_batch_size, world);
-    tr->q_per_rank = (int)(c->data.rollout_batch_size / world);
+                               "of the %d %s", (long long)c->data.rollout_batch_size,
+                          (long long)c->algorithm.global_batch_size, L, R ? "learner ranks" : "ranks");
+    if (R && c->cluster.max_staleness < c->cluster.sync_interval - 1)
+        return mmupt_fail(err, "cluster.sync_interval=%lld makes rollouts lag up to %lld policy versions, more than "
+                               "cluster.max_staleness=%lld allows", (long long)c->cluster.sync_interval,
+                          (long long)c->cluster.sync_interval - 1, (long long)c->cluster.max_staleness);
+    tr->q_per_learner = (int)(c->data.rollout_batch_size / L);
     int64_t n = ds_count(tr->ds);
     tr->total_steps = c->run.max_steps ? c->run.max_steps : c->data.epochs * (n / c->data.rollout_batch_size);
     if (tr->total_steps < 1)
@@ -48,7 +57,7 @@ static int check_shapes(struct trainer *tr, struct mmupt_err *err)
 static int open_outputs(struct trainer *tr, struct mmupt_err *err)
 {
     const struct cfg *c = tr->cfg;
-    if (tr->comm.rank != 0) return 0;
+    if (tr->world.rank != 0) return 0;
     if (mkdir(c->run.output_dir, 0755) != 0 && errno != EEXIST)
         return mmupt_fail(err, "%s: cannot create: %s", c->run.output_dir, strerror(errno));
     char path[2 * CFG_STR_MAX + 8];
@@ -58,17 +67,71 @@ static int open_outputs(struct trainer *tr, struct mmupt_err *err)
     return 0;
 }
 
+/* Communicators by role, and the ring between rollout ranks and learners (split mode). */
+static int open_roles(struct trainer *tr, struct mmupt_err *err)
+{
+    int L = tr->n_learners, rank = tr->world.rank;
+    tr->role = tr->n_rollout == 0 ? TRAIN_COLOCATED : rank < L ? TRAIN_LEARNER : TRAIN_ROLLOUT;
+    tr->learner = tr->role == TRAIN_ROLLOUT ? -1 : rank;
+    if (comm_split(&tr->world, tr->role == TRAIN_ROLLOUT ? -1 : 0, &tr->learn, err)) return -1;
+    if (tr->role == TRAIN_COLOCATED) return 0;
+    if (comm_split(&tr->world, rank == 0 || tr->role == TRAIN_ROLLOUT ? 0 : -1, &tr->sync, err)) return -1;
+    const struct cfg *c = tr->cfg;
+    int *is_producer = mmupt_xcalloc((size_t)tr->world.size, sizeof *is_producer);
+    for (int i = L; i < tr->world.size; i++) is_producer[i] = 1;
+    /* ring_capacity counts question groups per learner; every rollout rank needs one slot at least. */
+    int64_t cap = c->cluster.ring_capacity * c->rollout.n;
+    struct ring_config rc = {.capacity = (int)(cap < tr->n_rollout ? tr->n_rollout : cap > RING_MAX_CAPACITY
+                                                   ? RING_MAX_CAPACITY : cap),
+                             .max_staleness = (int)c->cluster.max_staleness, .timeout_s = c->cluster.timeout_s,
+                             .max_tokens = (int)c->rollout.max_new_tokens};
+    int rc_open = ring_open(&tr->ring, tr->world.mpi, is_producer, &rc, err);
+    free(is_producer);
+    return rc_open;
+}
+
+/* One question stream per learner: a learner reads its own, a rollout rank those its range touches. */
+static void open_streams(struct trainer *tr)
+{
+    const struct cfg *c = tr->cfg;
+    int L = tr->n_learners;
+    tr->streams = mmupt_xcalloc((size_t)L, sizeof *tr->streams);
+    for (int l = 0; l < L; l++) {
+        struct ds_cursor cur;
+        ds_cursor_init(&cur, (uint64_t)c->data.seed, c->data.shuffle, l, L);
+        prompt_loader_init(&tr->streams[l], tr->ds, &tr->pb, &tr->lg, &cur, c->data.skip_bad_items);
+    }
+}
+
+static void log_plan(struct trainer *tr)
+{
+    const struct cfg *c = tr->cfg;
+    if (tr->role == TRAIN_COLOCATED)
+        log_info(&tr->lg, "training %s (%lld parameters) on %d rank(s), colocated: %lld steps, %d questions x %lld "
+                          "samples per rank per step", model_arch_name(tr->model.cfg.arch),
+                 (long long)tr->model.spec.total, tr->world.size, (long long)tr->total_steps, tr->q_per_learner,
+                 (long long)c->rollout.n);
+    else
+        log_info(&tr->lg, "training %s (%lld parameters): %d learner(s) (ranks 0-%d), %d rollout rank(s) (ranks %d-%d), "
+                          "%lld steps, %d questions x %lld samples per learner per step, max staleness %lld, weights "
+                          "sent every %lld step(s)", model_arch_name(tr->model.cfg.arch),
+                 (long long)tr->model.spec.total, tr->n_learners, tr->n_learners - 1, tr->n_rollout, tr->n_learners,
+                 tr->world.size - 1, (long long)tr->total_steps, tr->q_per_learner, (long long)c->rollout.n,
+                 (long long)c->cluster.max_staleness, (long long)c->cluster.sync_interval);
+}
+
 int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
 {
     memset(tr, 0, sizeof *tr);
     tr->cfg = c;
-    if (comm_world(&tr->comm, err)) return -1;
-    log_init(&tr->lg, (enum log_level)c->logging.level, tr->comm.rank, stderr);
+    tr->world.mpi = tr->learn.mpi = tr->sync.mpi = MPI_COMM_NULL;
+    if (comm_world(&tr->world, err)) return -1;
+    log_init(&tr->lg, (enum log_level)c->logging.level, tr->world.rank, stderr);
     tr->lg.only_rank0 = 1;
     char path[CFG_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/tokenizer.json", c->model.path);
     if (model_open(&tr->model, c->model.path, err) || tok_load(&tr->tok, path, err) ||
-        ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err))
+        ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err) || open_roles(tr, err))
         return -1;
     read_stop_ids(tr);
     struct img_proc_config ic;
@@ -77,54 +140,34 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
     ic.max_pixels = c->data.max_pixels;
     ic.merge = (int)tr->model.cfg.vision.merge;
     if (prompt_builder_init(&tr->pb, tr->tok, c->data.format_prompt, &ic, c->data.max_prompt_length, err)) return -1;
-    struct ds_cursor cur;
-    ds_cursor_init(&cur, (uint64_t)c->data.seed, c->data.shuffle, tr->comm.rank, tr->comm.size);
-    prompt_loader_init(&tr->loader, tr->ds, &tr->pb, &tr->lg, &cur, c->data.skip_bad_items);
-    if (c->algorithm.kl_penalty != KL_NONE && c->algorithm.kl_coef > 0) {
-        tr->ref_params = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float));
-        memcpy(tr->ref_params, tr->model.params, (size_t)tr->model.spec.total * sizeof(float));
+    open_streams(tr);
+    if (tr->role != TRAIN_ROLLOUT) {
+        if (c->algorithm.kl_penalty != KL_NONE && c->algorithm.kl_coef > 0) {
+            tr->ref_params = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float));
+            memcpy(tr->ref_params, tr->model.params, (size_t)tr->model.spec.total * sizeof(float));
+        }
+        optim_init(&tr->opt, (size_t)tr->model.spec.total, tr->learn.rank, tr->learn.size);
     }
-    optim_init(&tr->opt, (size_t)tr->model.spec.total, tr->comm.rank, tr->comm.size);
     if (open_outputs(tr, err)) return -1;
-    log_info(&tr->lg, "training %s (%lld parameters) on %d rank(s), colocated: %lld steps, %d questions x %lld samples "
-                      "per rank per step", model_arch_name(tr->model.cfg.arch), (long long)tr->model.spec.total,
-             tr->comm.size, (long long)tr->total_steps, tr->q_per_rank, (long long)c->rollout.n);
+    log_plan(tr);
     return 0;
 }
 
 void train_close(struct trainer *tr)
 {
-    if (tr->comm.rank == 0 && tr->metrics.f) metrics_close(&tr->metrics);
+    if (tr->world.rank == 0 && tr->metrics.f) metrics_close(&tr->metrics);
     tb_close(tr->tb);
     optim_free(&tr->opt);
+    train_snaps_free(tr);
+    for (int i = 0; i < tr->n_pending; i++) ring_traj_free(&tr->pending[i]);
+    free(tr->pending);
+    ring_close(tr->ring);
+    free(tr->streams);
     free(tr->ref_params);
     if (tr->ds) ds_close(tr->ds);
     tok_free(tr->tok);
     if (tr->model.params) model_free(&tr->model);
-    comm_free(&tr->comm);
-}
-
-int train_collect_questions(struct trainer *tr, struct step_data *d, struct mmupt_err *err)
-{
-    memset(d, 0, sizeof *d);
-    d->G = (int)tr->cfg->rollout.n;
-    d->q = mmupt_xcalloc((size_t)tr->q_per_rank, sizeof *d->q);
-    d->samples = mmupt_xcalloc((size_t)tr->q_per_rank * d->G, sizeof *d->samples);
-    for (int i = 0; i < tr->q_per_rank; i++) {
-        if (prompt_loader_next(&tr->loader, &d->q[i].prompt, &d->q[i].item, err)) return -1;
-        d->n_q++;
-    }
-    return 0;
-}
-
-void train_step_free(struct step_data *d)
-{
-    for (int i = 0; i < d->n_q; i++) {
-        prompt_item_free(&d->q[i].prompt);
-        ds_item_free(&d->q[i].item);
-        free(d->q[i].ids64);
-    }
-    for (int i = 0; d->samples && i < d->n_q * d->G; i++) free(d->samples[i].ids);
-    free(d->q);
-    free(d->samples);
+    comm_free(&tr->sync);
+    comm_free(&tr->learn);
+    comm_free(&tr->world);
 }

@@ -1,74 +1,49 @@
-/* The MM-UPT training loop, colocated mode (cluster.rollout_ranks = 0): every rank rolls out its share
- * of each step's questions, rewards them by majority vote, and then all ranks learn together with
- * data-parallel GRPO (gradients reduce-scattered, AdamW on ZeRO-1 shards, weights all-gathered).
- * The split mode with dedicated rollout ranks and the ring buffer is not implemented yet. */
-#include <math.h>
+/* The MM-UPT training loop.
+ *
+ * Colocated (cluster.rollout_ranks = 0): every rank rolls out its share of each step's questions,
+ * rewards them by majority vote, and all ranks learn together with data-parallel GRPO (gradients
+ * reduce-scattered, AdamW on ZeRO-1 shards, weights all-gathered).
+ * Split (R > 0): ranks 0 .. L-1 are learners, the last R ranks roll out; trajectories reach the
+ * learner owning their question group through the ring (split.c), and new weights reach the rollout
+ * ranks by broadcast on the policy-version schedule of sync.c. A learner's step is the colocated
+ * step with "roll out" replaced by "receive", so with the same data order the learners compute the
+ * same thing either way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmupt/comm.h"
-#include "mmupt/grade.h"
-#include "mmupt/grpo.h"
-#include "mmupt/loader.h"
-#include "mmupt/optim.h"
-#include "mmupt/reward.h"
-#include "mmupt/rollout.h"
 #include "mmupt/tensorboard.h"
 #include "mmupt/train.h"
 #include "train_internal.h"
 
-static void collect_sample(void *ctx, struct rollout_sample *s)
-{
-    struct step_data *d = ctx;
-    struct train_sample *t = &d->samples[s->question * d->G + s->sample];
-    t->ids = s->ids;
-    t->n = s->n;
-    free(s->logp);
-}
+const char *const train_phase_names[PH_COUNT] = {"load", "rollout", "reward", "logprob", "update",
+                                                 "sync", "wait_data", "wait_credit", "wait_weights"};
 
-/* Rollout for this rank's questions, then answers, rewards and advantages. */
-static int rollout_and_reward(struct trainer *tr, struct step_data *d, struct mmupt_err *err)
+/* Sum the step's reward statistics and token count over the learners, so rank 0 reports them all. */
+static void reduce_stats(struct trainer *tr, struct step_data *d)
 {
-    const struct cfg *c = tr->cfg;
-    struct rollout_question *q = mmupt_xcalloc((size_t)d->n_q, sizeof *q);
-    for (int i = 0; i < d->n_q; i++) {
-        struct train_question *tq = &d->q[i];
-        tq->len = (int)tq->prompt.n_ids;
-        tq->ids64 = mmupt_xmalloc((size_t)tq->len * sizeof *tq->ids64);
-        for (int k = 0; k < tq->len; k++) tq->ids64[k] = tq->prompt.ids[k];
-        q[i] = (struct rollout_question){.id = tq->item.index, .prompt = {.n_seq = 1, .seq_len = &tq->len,
-                                         .tokens = tq->ids64, .n_images = tq->prompt.n_images,
-                                         .grid_thw = tq->prompt.grid, .pixels = tq->prompt.pixels}};
-    }
-    /* <|image_pad|> gets rollout.image_pad_bias (MM-UPT: -100); the video token is banned outright:
-     * this trainer has no video input, and a generated one would not be a valid prompt to learn on. */
-    int32_t bias_id[2] = {(int32_t)tr->model.cfg.image_token_id, (int32_t)tr->model.cfg.video_token_id};
-    float bias[2] = {(float)c->rollout.image_pad_bias, -INFINITY};
-    struct rollout_config rc = {
-        .G = d->G, .max_new = (int)c->rollout.max_new_tokens, .n_slots = d->n_q * d->G < 64 ? d->n_q * d->G : 64,
-        .max_prompt = (int)c->data.max_prompt_length, .seed = (uint64_t)c->rollout.seed,
-        .sampling = {.temperature = (float)c->rollout.temperature, .top_p = (float)c->rollout.top_p,
-                     .top_k = (int)c->rollout.top_k, .bias_ids = bias_id, .bias = bias,
-                     .n_bias = tr->model.cfg.has_vision ? 2 : 0},
-        .stop_ids = tr->stop_ids, .n_stop = tr->n_stop, .policy_version = tr->step,
-    };
-    int rc_out = rollout_run(&tr->model, &rc, q, d->n_q, collect_sample, d, err);
-    free(q);
-    if (rc_out) return -1;
-    train_rewards(tr, d);
-    return 0;
+    struct reward_stats *s = &d->stats;
+    double v[12] = {(double)s->groups, (double)s->samples, (double)s->no_answer, (double)s->uniform_groups,
+                    s->majority_share, s->reward_sum, s->length_sum, (double)s->truth_groups,
+                    (double)s->label_correct, (double)s->truth_samples, (double)s->reward_agree, (double)d->tokens};
+    if (comm_allreduce_sum_f64(&tr->learn, v, 12)) return; /* then rank 0 logs its own share */
+    *s = (struct reward_stats){.groups = (int64_t)v[0], .samples = (int64_t)v[1], .no_answer = (int64_t)v[2],
+                               .uniform_groups = (int64_t)v[3], .majority_share = v[4], .reward_sum = v[5],
+                               .length_sum = v[6], .truth_groups = (int64_t)v[7], .label_correct = (int64_t)v[8],
+                               .truth_samples = (int64_t)v[9], .reward_agree = (int64_t)v[10]};
+    d->tokens = (int64_t)v[11];
 }
 
 static void log_step(struct trainer *tr, const struct step_data *d, const struct train_losses *l, double lr, double norm,
-                     int skipped, double seconds)
+                     int skipped, double seconds, double t_start)
 {
     double reward_mean = d->stats.samples ? d->stats.reward_sum / (double)d->stats.samples : 0;
     double majority = d->stats.groups ? d->stats.majority_share / (double)d->stats.groups : 0;
-    log_info(&tr->lg, "step %lld/%lld  loss %.4f  kl %.4f  reward %.3f  majority %.3f  tokens/s %.0f%s",
+    double elapsed = mmupt_now() - t_start, eta = elapsed / (double)(tr->step + 1) * (double)(tr->total_steps - tr->step - 1);
+    log_info(&tr->lg, "step %lld/%lld  loss %.4f  kl %.4f  reward %.3f  majority %.3f  tokens/s %.0f  eta %.0fs%s",
              (long long)tr->step + 1, (long long)tr->total_steps, l->loss, l->kl, reward_mean, majority,
-             (double)d->tokens / seconds, skipped ? "  (update skipped: non-finite gradient)" : "");
-    if (tr->comm.rank != 0) return;
+             (double)d->tokens / seconds, eta, skipped ? "  (update skipped: non-finite gradient)" : "");
+    if (tr->world.rank != 0) return;
     struct mmupt_err err;
     metrics_begin(&tr->metrics);
     metrics_i64(&tr->metrics, "step", tr->step + 1);
@@ -80,7 +55,10 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     metrics_f64(&tr->metrics, "grad_norm", norm);
     metrics_f64(&tr->metrics, "lr", lr);
     metrics_i64(&tr->metrics, "update_skipped", skipped);
+    metrics_i64(&tr->metrics, "policy_version", tr->version);
+    metrics_i64(&tr->metrics, "staleness", tr->step - train_rollout_version(tr, tr->step));
     reward_stats_write(&d->stats, &tr->metrics);
+    metrics_f64(&tr->metrics, "tokens_per_s", (double)d->tokens / seconds);
     metrics_f64(&tr->metrics, "time/step_s", seconds);
     if (metrics_end(&tr->metrics, &err)) log_warn(&tr->lg, "%s", err.msg);
     if (tr->tb) {
@@ -92,37 +70,74 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     }
 }
 
-static int one_step(struct trainer *tr, struct mmupt_err *err)
+/* One step on a learner or a colocated rank. */
+static int learner_step(struct trainer *tr, double t_start, struct mmupt_err *err)
 {
     double t0 = mmupt_now();
     struct step_data d;
-    if (train_collect_questions(tr, &d, err)) {
-        train_step_free(&d);
-        return -1;
-    }
-    int rc = rollout_and_reward(tr, &d, err);
+    int rc = train_collect_questions(tr, &d, err);
+    if (rc == 0)
+        rc = tr->role == TRAIN_COLOCATED ? train_rollout(tr, &d, tr->version, err) : train_receive_step(tr, &d, err);
     struct train_losses l = {0};
     double norm = 0, lr = 0;
     int skipped = 0;
-    if (rc == 0) rc = train_update(tr, &d, &l, &lr, &norm, &skipped, err);
-    if (rc == 0) log_step(tr, &d, &l, lr, norm, skipped, mmupt_now() - t0);
+    if (rc == 0) {
+        train_rewards(tr, &d);
+        rc = train_update(tr, &d, &l, &lr, &norm, &skipped, err);
+    }
+    if (rc == 0) {
+        tr->version = tr->step + 1;
+        rc = train_after_update(tr, err);
+    }
+    if (rc == 0) {
+        reduce_stats(tr, &d);
+        log_step(tr, &d, &l, lr, norm, skipped, mmupt_now() - t0, t_start);
+    }
     train_step_free(&d);
     return rc;
+}
+
+static int learner_run(struct trainer *tr, struct mmupt_err *err)
+{
+    double t_start = mmupt_now();
+    int rc = train_after_update(tr, err); /* version 0: a snapshot if lagging rollouts will use it */
+    for (tr->step = 0; tr->step < tr->total_steps && rc == 0; tr->step++) rc = learner_step(tr, t_start, err);
+    if (rc == 0 && tr->role == TRAIN_LEARNER) rc = train_ring_end(tr, err);
+    if (rc == 0) rc = train_sync_finish(tr, err);
+    if (rc == 0) {
+        uint64_t h = 1469598103934665603ull; /* FNV-1a of the final weights: equal on every learner */
+        const unsigned char *b = (const unsigned char *)tr->model.params;
+        for (size_t i = 0; i < (size_t)tr->model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+        tr->lg.only_rank0 = 0; /* every learner reports its checksum: replicas must agree */
+        log_info(&tr->lg, "done: %lld steps, final weights checksum %016llx", (long long)tr->total_steps,
+                 (unsigned long long)h);
+    }
+    return rc;
+}
+
+/* Every rank's time per phase, so a run shows where it waits (benchmarks/step.sh reads this line). */
+static void log_phases(struct trainer *tr, double total)
+{
+    static const char *const role_names[] = {"colocated", "learner", "rollout"};
+    char line[512];
+    size_t n = (size_t)snprintf(line, sizeof line, "time: role %s", role_names[tr->role]);
+    double idle = tr->phase[PH_WAIT_DATA] + tr->phase[PH_WAIT_CREDIT] + tr->phase[PH_WAIT_WEIGHTS];
+    for (int p = 0; p < PH_COUNT && n < sizeof line; p++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "  %s %.3f", train_phase_names[p], tr->phase[p]);
+    if (n < sizeof line)
+        snprintf(line + n, sizeof line - n, "  total %.3f  idle %.1f%%", total, total > 0 ? 100 * idle / total : 0);
+    log_info(&tr->lg, "%s", line);
 }
 
 int train_run(const struct cfg *c, struct mmupt_err *err)
 {
     struct trainer tr;
-    if (train_open(&tr, c, err)) return -1;
-    int rc = 0;
-    for (tr.step = 0; tr.step < tr.total_steps && rc == 0; tr.step++) rc = one_step(&tr, err);
+    double t0 = mmupt_now();
+    int rc = train_open(&tr, c, err);
+    if (rc == 0) rc = tr.role == TRAIN_ROLLOUT ? train_rollout_rank_run(&tr, err) : learner_run(&tr, err);
     if (rc == 0) {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a of the final weights: equal on every rank */
-        const unsigned char *b = (const unsigned char *)tr.model.params;
-        for (size_t i = 0; i < (size_t)tr.model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
-        tr.lg.only_rank0 = 0; /* every rank reports its checksum: replicas must agree */
-        log_info(&tr.lg, "done: %lld steps, final weights checksum %016llx", (long long)tr.total_steps,
-                (unsigned long long)h);
+        tr.lg.only_rank0 = 0; /* every rank has its own times */
+        log_phases(&tr, mmupt_now() - t0);
     }
     train_close(&tr);
     return rc;

@@ -10,26 +10,71 @@
 #include "mmupt/model.h"
 #include "mmupt/optim.h"
 #include "mmupt/reward.h"
+#include "mmupt/ring.h"
 
 struct tb_writer;
 
+/* What a rank does. Colocated: rolls out its own questions and learns (cluster.rollout_ranks = 0).
+ * Split mode: world ranks 0 .. L-1 are learners, L .. L+R-1 rollout ranks. */
+enum train_role { TRAIN_COLOCATED, TRAIN_LEARNER, TRAIN_ROLLOUT };
+
+/* Where a rank's time goes; idle phases are the waits (train.c prints the table at the end). */
+enum train_phase {
+    PH_LOAD,         /* building prompts: dataset read, image decode, tokenize */
+    PH_ROLLOUT,      /* sampling */
+    PH_REWARD,       /* answer extraction, votes, advantages */
+    PH_LOGPROB,      /* old (behaviour) and reference log-probs */
+    PH_UPDATE,       /* forward, loss, backward, optimizer (its collectives included) */
+    PH_SYNC,         /* copying and sending weights to rollout ranks */
+    PH_WAIT_DATA,    /* idle: a learner waiting for trajectories */
+    PH_WAIT_CREDIT,  /* idle: a rollout rank waiting for ring space */
+    PH_WAIT_WEIGHTS, /* idle: a rollout rank waiting for a policy version */
+    PH_COUNT
+};
+
+extern const char *const train_phase_names[PH_COUNT];
+
+/* A copy of the weights at one policy version: the behaviour policy of lagging trajectories (when
+ * max_staleness >= 1) and, on learner 0, the buffer a weight broadcast reads from. */
+struct weight_snap {
+    int64_t version;
+    float *w;
+    MPI_Request *req;  /* the broadcast's requests (learner 0), one per piece */
+    int n_req;
+};
+
+#define TRAIN_MAX_SNAPS 64
+
 struct trainer {
     const struct cfg *cfg;
-    struct comm comm;
+    enum train_role role;
+    struct comm world;
+    struct comm learn;          /* the learners (colocated: every rank): gradients, optimizer, metrics */
+    struct comm sync;           /* learner 0 + the rollout ranks: weight broadcasts (split mode only) */
+    struct ring *ring;          /* split mode: rollout ranks produce, learners consume */
+    int n_learners, n_rollout;  /* L and R */
+    int learner;                /* this rank's learner index, -1 on a rollout rank */
     struct log_ctx lg;
     struct model model;
     float *ref_params;          /* the frozen initial weights for the KL term (NULL without KL) */
     struct tok *tok;
     struct ds_reader *ds;
     struct prompt_builder pb;
-    struct prompt_loader loader;
+    struct prompt_loader *streams; /* one question stream per learner (a rollout rank uses several) */
     struct optim opt;
     struct metrics_writer metrics;
     struct tb_writer *tb;
     int32_t stop_ids[8];
     int n_stop;
     int64_t step, total_steps, optim_steps_done, optim_steps_total;
-    int q_per_rank;             /* questions per rank per rollout step */
+    int q_per_learner;          /* questions per learner per rollout step */
+    int64_t version;            /* policy version of the weights this rank holds */
+    struct weight_snap snaps[TRAIN_MAX_SNAPS];
+    int n_snaps;
+    struct ring_traj *pending;  /* a learner's trajectories that arrived early (later steps) */
+    int n_pending, cap_pending;
+    int64_t regenerated;        /* trajectories refused as too stale */
+    double phase[PH_COUNT];     /* seconds per phase on this rank */
 };
 
 struct train_question {
@@ -41,6 +86,7 @@ struct train_question {
 
 struct train_sample {
     int32_t *ids;               /* response tokens */
+    float *logp;                /* the sampler's log-probs of them (sent over the ring) */
     int n;
     float reward, adv;
 };
@@ -50,17 +96,41 @@ struct step_data {
     struct train_question *q;
     struct train_sample *samples; /* [n_q * G] */
     struct reward_stats stats;
-    int64_t tokens;             /* generated tokens on this rank */
+    int64_t tokens;             /* response tokens on this rank */
 };
 
 struct train_losses {
     double loss, pg_loss, kl, entropy, clip_frac;
 };
 
+/* setup.c */
 int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err);
 void train_close(struct trainer *tr);
-int train_collect_questions(struct trainer *tr, struct step_data *d, struct mmupt_err *err);
+
+/* questions.c: the step's questions. Learner (or colocated rank) l's stream gives it
+ * q_per_learner questions per step; a rollout rank serves a contiguous range of the step's
+ * L * q_per_learner questions (stream-major) and so walks the streams that range touches. */
+void step_init(struct step_data *d, int n_q, int G);
 void train_step_free(struct step_data *d);
+int train_collect_questions(struct trainer *tr, struct step_data *d, struct mmupt_err *err);
+void train_rollout_range(const struct trainer *tr, int64_t *lo, int64_t *hi);
+int train_collect_range(struct trainer *tr, int64_t lo, int64_t hi, struct step_data *d, struct mmupt_err *err);
+int train_rollout(struct trainer *tr, struct step_data *d, int64_t policy_version, struct mmupt_err *err);
+
+/* sync.c: the policy-version schedule and moving weights to rollout ranks. */
+int64_t train_rollout_version(const struct trainer *tr, int64_t step);
+int train_after_update(struct trainer *tr, struct mmupt_err *err);
+const float *train_behaviour_params(const struct trainer *tr, int64_t step);
+int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err *err);
+int train_sync_finish(struct trainer *tr, struct mmupt_err *err);
+void train_snaps_free(struct trainer *tr);
+
+/* split.c: the rollout ranks' loop and the learners' side of the ring. */
+int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err);
+int train_receive_step(struct trainer *tr, struct step_data *d, struct mmupt_err *err);
+int train_ring_end(struct trainer *tr, struct mmupt_err *err);
+
+/* learn.c */
 void train_rewards(struct trainer *tr, struct step_data *d);
 int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l, double *lr, double *norm,
                  int *skipped, struct mmupt_err *err);

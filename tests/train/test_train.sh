@@ -1,31 +1,79 @@
 #!/usr/bin/env bash
-# `mmupt train` end to end on the tiny fixture (configs/tiny.yaml), colocated mode, under a real mpirun
-# with 1-4 ranks: it finishes, writes finite metrics (JSONL and a TensorBoard event file), and every
-# rank ends with bitwise identical weights. Dedicated rollout ranks are refused plainly (not built yet).
+# `mmupt train` end to end on the tiny fixture (configs/tiny.yaml) under a real mpirun:
+#  - np=1 colocated, 2 (1 rollout + 1 learner), 3 (1 + 2), 4 (2 + 2): each finishes, writes finite
+#    metrics (JSONL and a TensorBoard event file), and every learner ends with bitwise identical weights;
+#  - the same seed gives the same weights whatever the rollout/learner split, as long as the learner
+#    count is the same (docs/design.md explains why a different learner count cannot be bitwise equal):
+#    1+1 == colocated 1 and 1+2 == 2+2 == colocated 2;
+#  - max_staleness=1 overlaps rollout with learning and reports staleness 1 from the second step;
+#  - bad role or schedule settings are refused with the reason.
+# OMP_NUM_THREADS is pinned: a rank's reductions split over threads, so bitwise comparisons need the
+# same thread count on every run (mpirun's default binding would otherwise change it with np).
 # usage: test_train.sh MMUPT SOURCE_ROOT
 set -u
 mmupt=$(realpath "$1")  # meson passes a path relative to the build directory
 root=$2
 . "$root/tests/lib.sh"
 mpi_setup
+export OMP_NUM_THREADS=1
 cd "$root"
-for np in 1 2 3 4; do
-    out=$tmp/run$np
-    run timeout 300 mpirun -q -np "$np" "$mmupt" train configs/tiny.yaml run.output_dir="$out"
-    expect "train np=$np" 0 "step 2/2" "final weights checksum"
+
+# train NAME NP ROLLOUT_RANKS [OVERRIDE ...]: run and check; leaves the checksum in $sum.
+train() {
+    local name=$1 np=$2 R=$3
+    shift 3
+    local out=$tmp/$name
+    run timeout 300 mpirun -q -np "$np" "$mmupt" train configs/tiny.yaml run.output_dir="$out" \
+        cluster.rollout_ranks="$R" "$@"
+    expect "$name: train np=$np rollout_ranks=$R" 0 "step 2/2" "final weights checksum"
+    local learners=$((R == 0 ? np : np - R))
+    local sums ranks
     sums=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | sort -u | wc -l)
     ranks=$(grep -c "final weights checksum" "$tmp/err")
-    if [ "$ranks" = "$np" ] && [ "$sums" = 1 ]; then ok "np=$np: $np ranks, identical weights"
-    else fail "np=$np: identical weights on every rank" "$(grep checksum "$tmp/err")"; fi
+    sum=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
+    if [ "$ranks" = "$learners" ] && [ "$sums" = 1 ]; then ok "$name: $learners learner(s), identical weights"
+    else fail "$name: identical weights on every learner" "$(grep checksum "$tmp/err")"; fi
+    if [ "$R" -gt 0 ]; then
+        if [ "$(grep -c "rollout rank done" "$tmp/err")" = "$R" ]; then ok "$name: $R rollout rank(s) finished"
+        else fail "$name: rollout ranks finished" "$(grep -E "rollout rank|error" "$tmp/err")"; fi
+    fi
+    if [ "$(grep -c "time: role" "$tmp/err")" = "$np" ]; then ok "$name: every rank reports its phase times"
+    else fail "$name: phase times" "$(grep "time:" "$tmp/err")"; fi
+    local lines
     lines=$(wc -l <"$out/metrics.jsonl" 2>/dev/null || echo 0)
     if [ "$lines" = 2 ] && ! grep -q null "$out/metrics.jsonl" && grep -q '"loss"' "$out/metrics.jsonl"; then
-        ok "np=$np: 2 finite metric records"
-    else fail "np=$np: metrics" "$(cat "$out/metrics.jsonl" 2>/dev/null)"; fi
-    if ls "$out"/events.out.tfevents.* >/dev/null 2>&1; then ok "np=$np: TensorBoard events"
-    else fail "np=$np: TensorBoard events" "$(ls "$out")"; fi
-done
-run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/split" cluster.rollout_ranks=1
-expect "dedicated rollout ranks are refused" 1 "dedicated rollout ranks are not implemented yet"
+        ok "$name: 2 finite metric records"
+    else fail "$name: metrics" "$(cat "$out/metrics.jsonl" 2>/dev/null)"; fi
+    if ls "$out"/events.out.tfevents.* >/dev/null 2>&1; then ok "$name: TensorBoard events"
+    else fail "$name: TensorBoard events" "$(ls "$out")"; fi
+}
+
+same() { # same NAME A B
+    if [ -n "$2" ] && [ "$2" = "$3" ]; then ok "$1 ($2)"; else fail "$1" "$2 vs $3"; fi
+}
+
+train colocated1 1 0; c1=$sum
+train colocated2 2 0; c2=$sum
+train split1+1 2 1; s11=$sum
+train split1+2 3 1; s12=$sum
+train split2+2 4 2; s22=$sum
+same "1 rollout + 1 learner ends with the colocated 1-rank weights" "$c1" "$s11"
+same "1 rollout + 2 learners ends with the colocated 2-rank weights" "$c2" "$s12"
+same "2 rollout + 2 learners ends with the 1 + 2 weights" "$s12" "$s22"
+
+train stale1 3 1 cluster.max_staleness=1
+if grep -q '"staleness": 0' "$tmp/stale1/metrics.jsonl" && grep -q '"staleness": 1' "$tmp/stale1/metrics.jsonl"; then
+    ok "max_staleness=1: step 1 on-policy, step 2 one version behind"
+else fail "max_staleness=1 staleness metrics" "$(cat "$tmp/stale1/metrics.jsonl")"; fi
+
+run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=2
+expect "every rank a rollout rank is refused" 1 "leaves no learner among 2 rank(s)"
+run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
+    cluster.sync_interval=3 cluster.max_staleness=1
+expect "sync_interval beyond the staleness bound is refused" 1 "cluster.sync_interval=3" "max_staleness=1"
 run timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" data.rollout_batch_size=4 algorithm.global_batch_size=4
 expect "batch not divisible by ranks" 1 "must be multiples of the 3 ranks"
+run timeout 120 mpirun -q -np 4 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
+    data.rollout_batch_size=4 algorithm.global_batch_size=4
+expect "batch not divisible by learners" 1 "must be multiples of the 3 learner ranks"
 finish

@@ -1,0 +1,179 @@
+/* The policy-version schedule, and moving weights from the learners to the rollout ranks.
+ *
+ * Version u is the weights after u learner steps. In split mode the rollout of step s uses version
+ *     v(s) = the smallest multiple of sync_interval that is >= max(0, s - max_staleness),
+ * fixed in advance: with max_staleness 0 and sync_interval 1 that is v(s) = s (strictly on-policy:
+ * the rollout waits for the newest weights); with 1 it is s - 1, so the rollout of step s + 1 runs
+ * while the learners train on step s. Because the schedule never depends on timing, a run is
+ * reproducible whatever the speed of its ranks, and no trajectory can exceed the staleness bound
+ * (the learners still check it: ring_pop counts a violation, and the trainer stops on it).
+ * sync_interval S needs max_staleness >= S - 1, or some step would have no allowed version.
+ *
+ * Learner 0 broadcasts each version some rollout will use (MPI_Ibcast on the sync communicator,
+ * learner 0 + rollout ranks) from a snapshot, so it can go on training while the rollout ranks
+ * pick the weights up when they need them. Learners also keep snapshots of the versions that
+ * lagging trajectories were sampled from, to compute their behaviour log-probs exactly (so the
+ * importance ratio corrects for the lag): max_staleness k costs about k / sync_interval extra
+ * copies of the fp32 weights on every learner, plus one on learner 0 for the broadcast. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "train_internal.h"
+
+/* MPI counts are ints: weights move in pieces of at most this many floats. */
+#define SYNC_PIECE ((size_t)1 << 30)
+
+int64_t train_rollout_version(const struct trainer *tr, int64_t step)
+{
+    if (tr->role == TRAIN_COLOCATED) return step;
+    int64_t k = tr->cfg->cluster.max_staleness, S = tr->cfg->cluster.sync_interval;
+    int64_t lo = step - k > 0 ? step - k : 0;
+    return (lo + S - 1) / S * S;
+}
+
+/* Is version u one that some rollout uses (so the rollout ranks must receive it)? */
+static int is_broadcast(const struct trainer *tr, int64_t u)
+{
+    return tr->role != TRAIN_COLOCATED && u > 0 && u % tr->cfg->cluster.sync_interval == 0 &&
+           u <= train_rollout_version(tr, tr->total_steps - 1);
+}
+
+/* Is version u the behaviour policy of a step that trains after the weights moved past u? */
+static int is_behaviour(const struct trainer *tr, int64_t u)
+{
+    if (tr->role == TRAIN_COLOCATED) return 0;
+    int64_t k = tr->cfg->cluster.max_staleness, S = tr->cfg->cluster.sync_interval;
+    for (int64_t s = u + 1; s < tr->total_steps && s <= u + k + S; s++)
+        if (train_rollout_version(tr, s) == u) return 1;
+    return 0;
+}
+
+static size_t n_pieces(const struct trainer *tr)
+{
+    return ((size_t)tr->model.spec.total + SYNC_PIECE - 1) / SYNC_PIECE;
+}
+
+/* Start (non-blocking) broadcasting w from sync rank 0, or receiving into it. */
+static void ibcast(struct trainer *tr, float *w, MPI_Request *req)
+{
+    size_t n = (size_t)tr->model.spec.total;
+    for (size_t p = 0; p * SYNC_PIECE < n; p++) {
+        size_t len = n - p * SYNC_PIECE < SYNC_PIECE ? n - p * SYNC_PIECE : SYNC_PIECE;
+        MPI_Ibcast(w + p * SYNC_PIECE, (int)len, MPI_FLOAT, 0, tr->sync.mpi, &req[p]);
+    }
+}
+
+static int snap_done(struct weight_snap *s)
+{
+    int done = 1;
+    if (s->n_req) MPI_Testall(s->n_req, s->req, &done, MPI_STATUSES_IGNORE);
+    if (done) s->n_req = 0;
+    return done;
+}
+
+/* Drop snapshots no later step needs and whose broadcast is complete. */
+static void snaps_reap(struct trainer *tr)
+{
+    int64_t oldest = train_rollout_version(tr, tr->step + 1);
+    int k = 0;
+    for (int i = 0; i < tr->n_snaps; i++) {
+        struct weight_snap *s = &tr->snaps[i];
+        if (snap_done(s) && s->version < oldest) {
+            free(s->w);
+            free(s->req);
+        } else {
+            tr->snaps[k++] = *s;
+        }
+    }
+    tr->n_snaps = k;
+}
+
+int train_after_update(struct trainer *tr, struct mmupt_err *err)
+{
+    double t0 = mmupt_now();
+    int64_t u = tr->version;
+    int send = is_broadcast(tr, u) && tr->world.rank == 0;
+    snaps_reap(tr);
+    if (send || is_behaviour(tr, u)) {
+        if (tr->n_snaps == TRAIN_MAX_SNAPS)
+            return mmupt_fail(err, "more than %d weight snapshots in use: lower cluster.max_staleness", TRAIN_MAX_SNAPS);
+        struct weight_snap *s = &tr->snaps[tr->n_snaps++];
+        *s = (struct weight_snap){.version = u, .w = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float))};
+        memcpy(s->w, tr->model.params, (size_t)tr->model.spec.total * sizeof(float));
+        if (send) {
+            s->n_req = (int)n_pieces(tr);
+            s->req = mmupt_xcalloc((size_t)s->n_req, sizeof *s->req);
+            ibcast(tr, s->w, s->req);
+        }
+    }
+    tr->phase[PH_SYNC] += mmupt_now() - t0;
+    return 0;
+}
+
+const float *train_behaviour_params(const struct trainer *tr, int64_t step)
+{
+    int64_t v = train_rollout_version(tr, step);
+    if (v == tr->version) return tr->model.params;
+    for (int i = 0; i < tr->n_snaps; i++)
+        if (tr->snaps[i].version == v) return tr->snaps[i].w;
+    MMUPT_CHECK(!"the behaviour policy's snapshot is missing");
+    return NULL;
+}
+
+/* Poll requests until done; 0, or -1 after timeout_s without completion. */
+static int wait_requests(struct trainer *tr, MPI_Request *req, int n)
+{
+    double deadline = mmupt_now() + tr->cfg->cluster.timeout_s;
+    for (int idle = 0;; idle++) {
+        int done = 0;
+        MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE);
+        if (done) return 0;
+        if (mmupt_now() > deadline) return -1;
+        ring_backoff(idle);
+    }
+}
+
+int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err *err)
+{
+    double t0 = mmupt_now();
+    int n = (int)n_pieces(tr), rc = 0;
+    MPI_Request *req = mmupt_xcalloc((size_t)n, sizeof *req);
+    while (tr->version < version && rc == 0) {
+        int64_t next = tr->version + tr->cfg->cluster.sync_interval;
+        ibcast(tr, tr->model.params, req);
+        if (wait_requests(tr, req, n))
+            rc = mmupt_fail(err, "rollout rank %d: policy version %lld did not arrive from learner rank 0 within %g s "
+                                 "(cluster.timeout_s)", tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
+        else tr->version = next;
+    }
+    free(req);
+    tr->phase[PH_WAIT_WEIGHTS] += mmupt_now() - t0;
+    return rc;
+}
+
+int train_sync_finish(struct trainer *tr, struct mmupt_err *err)
+{
+    double t0 = mmupt_now();
+    int rc = 0;
+    for (int i = 0; i < tr->n_snaps && rc == 0; i++) {
+        struct weight_snap *s = &tr->snaps[i];
+        if (s->n_req && wait_requests(tr, s->req, s->n_req))
+            rc = mmupt_fail(err, "learner rank 0: the rollout ranks did not take policy version %lld within %g s",
+                            (long long)s->version, tr->cfg->cluster.timeout_s);
+        else s->n_req = 0;
+    }
+    tr->phase[PH_SYNC] += mmupt_now() - t0;
+    return rc;
+}
+
+void train_snaps_free(struct trainer *tr)
+{
+    for (int i = 0; i < tr->n_snaps; i++) {
+        /* Only after an error can a broadcast still be pending; its buffer is leaked, not freed
+         * under MPI's feet. */
+        if (tr->snaps[i].n_req) continue;
+        free(tr->snaps[i].w);
+        free(tr->snaps[i].req);
+    }
+    tr->n_snaps = 0;
+}
