@@ -151,6 +151,10 @@ static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_pa
 {
     float *logp;
     if (logprobs_with(tr, mb, tr->model.params, &logp, err)) return -1;
+    if (!mb->old) { /* behaviour = these weights, not yet updated: see train_update */
+        mb->old = mmupt_xmalloc((size_t)mb->T * sizeof *mb->old);
+        memcpy(mb->old, logp, (size_t)mb->T * sizeof *mb->old);
+    }
     float *dlogp = mmupt_xcalloc((size_t)mb->T, sizeof *dlogp);
     struct grpo_metrics m;
     int rc = grpo_loss_cpu(logp, mb->old, mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->T, gp, dlogp, &m);
@@ -186,11 +190,15 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
             micro_build(d, k, cnt, model_patch_dim(&tr->model.cfg), &mb[n_mb]);
             mb_first[n_mb++] = k;
         }
-    /* Old log-probs are the behaviour policy's: the weights the trajectories were sampled with. */
+    /* Old log-probs are the behaviour policy's: the weights the trajectories were sampled with. When
+     * those are the current weights, the first optimizer step's micro-batches get theirs from their
+     * own training forward pass (micro_step), which computes the very same numbers before any update:
+     * one forward pass fewer per such micro-batch, bit for bit the same result. */
     double t0 = mmupt_now();
     const float *behaviour = train_behaviour_params(tr, tr->step);
     for (int i = 0; i < n_mb && rc == 0; i++) {
-        rc = logprobs_with(tr, &mb[i], behaviour, &mb[i].old, err);
+        int from_training_pass = behaviour == tr->model.params && mb_first[i] < per_opt;
+        if (!from_training_pass) rc = logprobs_with(tr, &mb[i], behaviour, &mb[i].old, err);
         if (rc == 0 && tr->ref_params) rc = logprobs_with(tr, &mb[i], tr->ref_params, &mb[i].ref, err);
     }
     tr->phase[PH_LOGPROB] += mmupt_now() - t0;

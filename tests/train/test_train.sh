@@ -71,7 +71,8 @@ expect "every rank a rollout rank is refused" 1 "leaves no learner among 2 rank(
 run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
     cluster.sync_interval=3 cluster.max_staleness=1
 expect "sync_interval beyond the staleness bound is refused" 1 "cluster.sync_interval=3" "max_staleness=1"
-run timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" data.rollout_batch_size=4 algorithm.global_batch_size=4
+run timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 \
+    data.rollout_batch_size=4 algorithm.global_batch_size=4
 expect "batch not divisible by ranks" 1 "must be multiples of the 3 ranks"
 run timeout 120 mpirun -q -np 4 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
     data.rollout_batch_size=4 algorithm.global_batch_size=4
