@@ -1,5 +1,6 @@
 /* Collectives between ranks, behind one interface so the trainer loop does not care which backend
- * moves the bytes. This backend works on host (CPU) buffers over MPI; NCCL comes later.
+ * moves the bytes. A communicator starts on the MPI backend (host buffers); comm_nccl_open switches
+ * it to NCCL (device buffers), after which the same calls take device pointers.
  *
  * Determinism: learner replicas must stay BITWISE identical, and results must not depend on MPI's
  * choice of reduction algorithm. So no float reduction here uses MPI_SUM: blocks are exchanged
@@ -32,6 +33,8 @@ struct comm {
     MPI_Comm mpi;  /* owned: a duplicate (comm_world) or a split; MPI_COMM_NULL when not a member */
     int rank, size;
     size_t chunk;  /* max elements per rank per round; must be equal on every rank (tests shrink it) */
+    void *nccl;    /* ncclComm_t once comm_nccl_open succeeded: collectives then take device buffers */
+    void *stream;  /* cudaStream_t the NCCL collectives run on (each call waits for it) */
 };
 
 /* A duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN (MPI must be initialised by the caller). */
@@ -41,6 +44,15 @@ int comm_world(struct comm *c, struct mmupt_err *err);
  * over the parent. */
 int comm_split(const struct comm *parent, int color, struct comm *out, struct mmupt_err *err);
 void comm_free(struct comm *c);
+/* Collective over c: give c an NCCL communicator over the same ranks on CUDA device `device` (rank
+ * 0 creates the unique id and broadcasts it over MPI). From then on c's reductions, all-gather and
+ * broadcast take DEVICE buffers and run on c->stream, returning when the result is in place.
+ *
+ * NCCL's sums are not the MPI backend's rank-order sums: every rank still receives the same bits
+ * (each element is reduced once, then distributed), so replicas stay identical, but the result may
+ * differ in the last bits from a run with another rank count or another NCCL algorithm choice
+ * (NCCL_ALGO). Fails plainly in a build without CUDA. */
+int comm_nccl_open(struct comm *c, int device, struct mmupt_err *err);
 
 /* In place over n elements; every rank ends with the same bytes (fixed-order sum). On an error in
  * a later round, earlier rounds' elements are already reduced. */

@@ -2,7 +2,7 @@
  * broadcast and barrier. The reductions live in reduce.c. */
 #include <limits.h>
 
-#include "mmupt/comm.h"
+#include "comm_internal.h"
 
 static int comm_fill(struct comm *c, MPI_Comm mpi, size_t chunk, struct mmupt_err *err)
 {
@@ -15,6 +15,7 @@ static int comm_fill(struct comm *c, MPI_Comm mpi, size_t chunk, struct mmupt_er
     }
     c->mpi = mpi;
     c->chunk = chunk;
+    c->nccl = c->stream = NULL; /* the MPI backend until comm_nccl_open */
     return 0;
 }
 
@@ -43,6 +44,7 @@ int comm_split(const struct comm *parent, int color, struct comm *out, struct mm
 
 void comm_free(struct comm *c)
 {
+    if (c->nccl) comm_nccl_free(c);
     if (c->mpi != MPI_COMM_NULL) MPI_Comm_free(&c->mpi);
     c->mpi = MPI_COMM_NULL;
     c->rank = -1;
@@ -60,6 +62,7 @@ void comm_shard(size_t n, int size, int r, size_t *lo, size_t *hi)
 
 int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
 {
+    if (c->nccl) return comm_nccl_broadcast(c, buf, bytes, root);
     /* MPI counts are ints: send in pieces of at most 1 GiB. */
     const size_t piece = (size_t)1 << 30;
     for (size_t off = 0; off < bytes; off += piece) {

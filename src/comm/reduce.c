@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmupt/comm.h"
+#include "comm_internal.h"
 
 /* What differs between float and double reductions. */
 struct comm_elem {
@@ -170,22 +170,28 @@ static int allreduce(const struct comm *c, const struct comm_elem *e, void *buf,
     return rc;
 }
 
+/* The public entry points: NCCL when the communicator has it (device buffers), MPI otherwise. */
+
 int comm_reduce_scatter_sum(const struct comm *c, const float *in, float *out_shard, size_t n)
 {
+    if (c->nccl) return comm_nccl_reduce_scatter(c, in, out_shard, n);
     return reduce_scatter(c, &comm_f32, in, out_shard, n);
 }
 
 int comm_allgather(const struct comm *c, const float *shard, float *out, size_t n)
 {
+    if (c->nccl) return comm_nccl_allgather(c, shard, out, n);
     return allgather(c, &comm_f32, shard, out, n);
 }
 
 int comm_allreduce_sum(const struct comm *c, float *buf, size_t n)
 {
+    if (c->nccl) return comm_nccl_allreduce(c, buf, n, COMM_F32);
     return allreduce(c, &comm_f32, buf, n);
 }
 
 int comm_allreduce_sum_f64(const struct comm *c, double *buf, size_t n)
 {
+    if (c->nccl) return comm_nccl_allreduce(c, buf, n, COMM_F64);
     return allreduce(c, &comm_f64, buf, n);
 }

@@ -9,6 +9,7 @@
 #include "../test.h"
 #include "adamw_ref.h"
 #include "mmupt/comm.h"
+#include "mmupt/gpu.h"
 #include "mmupt/optim.h"
 
 /* Rank r's contribution to element i: large and small values of both signs, so sums are not
@@ -149,6 +150,24 @@ static void test_broadcast_barrier(struct test_state *ts, const struct comm *c)
     CHECK(ts, comm_barrier(c) == 0);
 }
 
+/* Without a GPU (or without CUDA in the build) asking for NCCL fails on every rank with a reason,
+ * nobody hangs, and the communicator keeps working on MPI. */
+static void test_nccl_refused(struct test_state *ts, const struct comm *c)
+{
+    struct gpu_info gi;
+    gpu_query(&gi);
+    if (gi.device_count > 0) return; /* the gpu suite's test_comm_nccl covers this machine */
+    struct comm t;
+    struct mmupt_err err;
+    CHECK(ts, comm_split(c, 0, &t, &err) == 0);
+    CHECK(ts, comm_nccl_open(&t, 0, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "comm:");
+    CHECK(ts, t.nccl == NULL);
+    float x = 1;
+    CHECK(ts, comm_allreduce_sum(&t, &x, 1) == 0 && x == (float)c->size);
+    comm_free(&t);
+}
+
 /* Roles: even and odd ranks form two groups; rank 0 may also opt out of a split. */
 static void test_split(struct test_state *ts, const struct comm *c)
 {
@@ -253,6 +272,7 @@ int main(int argc, char **argv)
     RUN_C(&ts, test_broadcast_barrier, &world);
     RUN_C(&ts, test_split, &world);
     RUN_C(&ts, test_zero1, &world);
+    RUN_C(&ts, test_nccl_refused, &world);
     /* A test passes only if it passed on every rank; rank 0 reports. */
     /* Counts are summed over ranks: one test on 4 ranks counts 4 times. */
     int counts[2] = {ts.passed, ts.failed}, tot[2];
