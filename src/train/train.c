@@ -55,6 +55,7 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     metrics_f64(&tr->metrics, "grad_norm", norm);
     metrics_f64(&tr->metrics, "lr", lr);
     metrics_i64(&tr->metrics, "update_skipped", skipped);
+    metrics_i64(&tr->metrics, "optim_steps", tr->optim_steps_done);
     metrics_i64(&tr->metrics, "policy_version", tr->version);
     metrics_i64(&tr->metrics, "staleness", tr->step - train_rollout_version(tr, tr->step));
     reward_stats_write(&d->stats, &tr->metrics);

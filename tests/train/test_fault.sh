@@ -56,4 +56,20 @@ kill_rank() { # kill_rank VICTIM ROLE
 
 kill_rank 1 learner
 kill_rank 2 "rollout rank"
+
+# Ctrl-C / scancel: SIGTERM to mpirun ends every rank.
+timeout 120 mpirun -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/term" cluster.rollout_ranks=1 \
+    run.max_steps=1000 >"$tmp/term.log" 2>&1 &
+job=$!
+for i in $(seq 600); do grep -q "step 2/1000" "$tmp/term.log" && break; sleep 0.1; done
+t0=$SECONDS
+kill -TERM "$job"
+for i in $(seq 300); do [ -z "$(pgrep -f "$mmupt train" || true)" ] && break; sleep 0.1; done
+wait "$job"
+status=$?
+if [ -n "$(pgrep -f "$mmupt train" || true)" ]; then
+    fail "SIGTERM to mpirun: ranks still running after 30 s"
+    pkill -9 -f "$mmupt train"
+elif [ "$status" = 0 ]; then fail "SIGTERM to mpirun: the job reported success"
+else ok "SIGTERM to mpirun: every rank gone in $((SECONDS - t0))s, exit $status"; fi
 finish

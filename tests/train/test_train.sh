@@ -66,6 +66,16 @@ if grep -q '"staleness": 0' "$tmp/stale1/metrics.jsonl" && grep -q '"staleness":
     ok "max_staleness=1: step 1 on-policy, step 2 one version behind"
 else fail "max_staleness=1 staleness metrics" "$(cat "$tmp/stale1/metrics.jsonl")"; fi
 
+# Two optimizer steps per rollout batch (global_batch_size 6 of 12 questions): 4 after 2 steps.
+train twoopt 3 1 algorithm.global_batch_size=6
+if grep -q '"step": 2, .*"optim_steps": 4' "$tmp/twoopt/metrics.jsonl"; then ok "2 optimizer steps per rollout step"
+else fail "2 optimizer steps per rollout step" "$(cat "$tmp/twoopt/metrics.jsonl")"; fi
+
+# Epochs: 5 items, 2 questions per step -> 2 steps per epoch, 2 epochs -> 4 steps.
+run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/epochs" cluster.rollout_ranks=0 \
+    run.max_steps=0 data.epochs=2 data.rollout_batch_size=2 algorithm.global_batch_size=2
+expect "data.epochs=2 runs 2 epochs of 2 steps" 0 "step 4/4" "final weights checksum"
+
 run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=2
 expect "every rank a rollout rank is refused" 1 "leaves no learner among 2 rank(s)"
 run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
