@@ -9,6 +9,12 @@ one byte of a copy and checks that TensorBoard's reader notices (so the CRCs are
     pip install tensorboard
     python3 tools/check_tensorboard.py build/tests/tensorboard/test_tensorboard
 
+With --run DIR it checks a real training run instead: every scalar TensorBoard reads from DIR's event
+files must equal (as float32) the same key, same step, in DIR/metrics.jsonl, and every step must be there.
+
+    mpirun -np 3 build/mmupt train configs/tiny.yaml
+    python3 tools/check_tensorboard.py --run runs/tiny
+
 Exit status 0 when everything matches. Not run by meson: it needs the tensorboard package.
 """
 import math
@@ -81,7 +87,37 @@ def check_corruption_detected(path, workdir):
     return []
 
 
+def check_run(run_dir):
+    """Compare a training run's TensorBoard scalars with its metrics.jsonl."""
+    import json
+    records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    acc = event_accumulator.EventAccumulator(run_dir, size_guidance={event_accumulator.SCALARS: 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    problems = [] if tags else [f"{run_dir}: TensorBoard found no scalars"]
+    by_step = {r["step"]: r for r in records}
+    for tag in tags:
+        events = acc.Scalars(tag)
+        if sorted(e.step for e in events) != sorted(by_step):
+            problems.append(f"{tag}: steps {[e.step for e in events]}, metrics.jsonl has {sorted(by_step)}")
+        for e in events:
+            want = by_step.get(e.step, {}).get(tag)
+            if want is None or not (f32(want) == e.value or (math.isnan(want) and math.isnan(e.value))):
+                problems.append(f"{tag} step {e.step}: TensorBoard {e.value!r}, metrics.jsonl {want!r}")
+    print(f"tensorboard {tensorboard.__version__}: {len(tags)} tags x {len(by_step)} steps in {run_dir}: "
+          f"{', '.join(sorted(tags))}")
+    return problems
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--run":
+        problems = check_run(sys.argv[2])
+        for p in problems:
+            print("FAIL:", p)
+        if problems:
+            sys.exit(1)
+        print("ok: every scalar TensorBoard reads equals metrics.jsonl at the same step")
+        return
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     binary = sys.argv[1]

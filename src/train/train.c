@@ -63,10 +63,11 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     metrics_f64(&tr->metrics, "time/step_s", seconds);
     if (metrics_end(&tr->metrics, &err)) log_warn(&tr->lg, "%s", err.msg);
     if (tr->tb) {
-        tb_scalar(tr->tb, "loss", tr->step + 1, l->loss, &err);
-        tb_scalar(tr->tb, "kl", tr->step + 1, l->kl, &err);
-        tb_scalar(tr->tb, "reward/mean", tr->step + 1, reward_mean, &err);
-        tb_scalar(tr->tb, "reward/majority_ratio", tr->step + 1, majority, &err);
+        const char *names[] = {"loss", "kl", "entropy", "grad_norm", "lr", "reward/mean", "reward/majority_ratio",
+                               "tokens_per_s", "staleness"};
+        double vals[] = {l->loss, l->kl, l->entropy, norm, lr, reward_mean, majority, (double)d->tokens / seconds,
+                         (double)(tr->step - train_rollout_version(tr, tr->step))};
+        for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) tb_scalar(tr->tb, names[i], tr->step + 1, vals[i], &err);
         if (tb_flush(tr->tb, &err)) log_warn(&tr->lg, "%s", err.msg);
     }
 }
