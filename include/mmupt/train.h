@@ -4,7 +4,15 @@
 
 #include "mmupt/config.h"
 
-/* Run the whole training described by c. Colocated mode only (cluster.rollout_ranks = 0) so far. */
+/* What train_run returns besides 0. */
+enum train_result {
+    TRAIN_FAILED = -1,            /* this rank failed while others may be waiting on it: abort the job */
+    TRAIN_SETUP_FAILED = -2,      /* this rank could not start; every rank knows: end normally */
+    TRAIN_PEER_SETUP_FAILED = -3, /* another rank could not start (it reports why): end quietly */
+};
+
+/* Run the whole training described by c (cluster.rollout_ranks = 0: colocated; R > 0: the last R
+ * ranks roll out, the others learn). 0 on success, else an enum train_result with err set. */
 int train_run(const struct cfg *c, struct mmupt_err *err);
 
 #endif

@@ -7,12 +7,17 @@
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
+    /* One write for the whole line, so lines from several MPI ranks never interleave. */
+    char line[4096];
+    int n = snprintf(line, sizeof line, "mmupt %s: error: ", cmd);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "mmupt %s: error: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (n >= 0 && (size_t)n < sizeof line) n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    fwrite(line, 1, (size_t)n, stderr);
 }
 
 int cli_wants_help(int argc, char **argv)

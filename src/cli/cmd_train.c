@@ -64,14 +64,15 @@ int cmd_train(int argc, char **argv)
                           "(mpirun -np N) or set cluster.rollout_ranks=0 (colocated)",
                           (long long)c->cluster.rollout_ranks, size);
             rc = MMUPT_EXIT_ERROR;
-        } else if (train_run(c, &err)) {
-            /* Other ranks may be waiting in a collective: end the whole job, naming the problem. */
-            cli_error("train", "[rank %d] %s", rank, err.msg);
-            fflush(stderr);
-            if (size > 1) MPI_Abort(MPI_COMM_WORLD, MMUPT_EXIT_ERROR);
-            rc = MMUPT_EXIT_ERROR;
         } else {
-            rc = MMUPT_EXIT_OK;
+            int tr_rc = train_run(c, &err);
+            rc = tr_rc == 0 ? MMUPT_EXIT_OK : MMUPT_EXIT_ERROR;
+            if (tr_rc == TRAIN_FAILED || tr_rc == TRAIN_SETUP_FAILED) cli_error("train", "[rank %d] %s", rank, err.msg);
+            if (tr_rc == TRAIN_FAILED && size > 1) {
+                /* Other ranks may be waiting in a collective: end the whole job, naming the problem. */
+                fflush(stderr);
+                MPI_Abort(MPI_COMM_WORLD, MMUPT_EXIT_ERROR);
+            }
         }
     }
     free(c);

@@ -120,18 +120,14 @@ static void log_plan(struct trainer *tr)
                  (long long)c->cluster.max_staleness, (long long)c->cluster.sync_interval);
 }
 
-int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
+/* Everything a rank can check on its own: model, tokenizer, dataset, shapes, prompts, outputs. */
+static int open_local(struct trainer *tr, struct mmupt_err *err)
 {
-    memset(tr, 0, sizeof *tr);
-    tr->cfg = c;
-    tr->world.mpi = tr->learn.mpi = tr->sync.mpi = MPI_COMM_NULL;
-    if (comm_world(&tr->world, err)) return -1;
-    log_init(&tr->lg, (enum log_level)c->logging.level, tr->world.rank, stderr);
-    tr->lg.only_rank0 = 1;
+    const struct cfg *c = tr->cfg;
     char path[CFG_STR_MAX + 64];
     snprintf(path, sizeof path, "%s/tokenizer.json", c->model.path);
     if (model_open(&tr->model, c->model.path, err) || tok_load(&tr->tok, path, err) ||
-        ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err) || open_roles(tr, err))
+        ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err))
         return -1;
     read_stop_ids(tr);
     struct img_proc_config ic;
@@ -141,6 +137,34 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
     ic.merge = (int)tr->model.cfg.vision.merge;
     if (prompt_builder_init(&tr->pb, tr->tok, c->data.format_prompt, &ic, c->data.max_prompt_length, err)) return -1;
     open_streams(tr);
+    return open_outputs(tr, err);
+}
+
+int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->cfg = c;
+    tr->world.mpi = tr->learn.mpi = tr->sync.mpi = MPI_COMM_NULL;
+    if (comm_world(&tr->world, err)) return TRAIN_FAILED;
+    log_init(&tr->lg, (enum log_level)c->logging.level, tr->world.rank, stderr);
+    tr->lg.only_rank0 = 1;
+    /* Agree before the first collective: a rank that cannot start must not leave the others
+     * waiting in one, and when every rank knows, the job can end normally instead of aborting. */
+    int ok = open_local(tr, err) == 0, all = 0;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, tr->world.mpi) != MPI_SUCCESS) return TRAIN_FAILED;
+    if (!all) {
+        /* Only messages that differ from rank 0's are reported: one line per job for the usual case
+         * of every rank missing the same file. */
+        struct { int ok; char msg[sizeof err->msg]; } r0 = {.ok = ok};
+        if (tr->world.rank == 0 && !ok) memcpy(r0.msg, err->msg, sizeof r0.msg);
+        MPI_Bcast(&r0, (int)sizeof r0, MPI_BYTE, 0, tr->world.mpi);
+        if (ok || (tr->world.rank != 0 && !r0.ok && strcmp(r0.msg, err->msg) == 0)) {
+            if (ok) mmupt_fail(err, "another rank could not start");
+            return TRAIN_PEER_SETUP_FAILED;
+        }
+        return TRAIN_SETUP_FAILED;
+    }
+    if (open_roles(tr, err)) return TRAIN_FAILED;
     if (tr->role != TRAIN_ROLLOUT) {
         if (c->algorithm.kl_penalty != KL_NONE && c->algorithm.kl_coef > 0) {
             tr->ref_params = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float));
@@ -148,7 +172,6 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
         }
         optim_init(&tr->opt, (size_t)tr->model.spec.total, tr->learn.rank, tr->learn.size);
     }
-    if (open_outputs(tr, err)) return -1;
     log_plan(tr);
     return 0;
 }

@@ -136,7 +136,8 @@ int train_run(const struct cfg *c, struct mmupt_err *err)
     struct trainer tr;
     double t0 = mmupt_now();
     int rc = train_open(&tr, c, err);
-    if (rc == 0) rc = tr.role == TRAIN_ROLLOUT ? train_rollout_rank_run(&tr, err) : learner_run(&tr, err);
+    if (rc == 0 && (tr.role == TRAIN_ROLLOUT ? train_rollout_rank_run(&tr, err) : learner_run(&tr, err)))
+        rc = TRAIN_FAILED;
     if (rc == 0) {
         tr.lg.only_rank0 = 0; /* every rank has its own times */
         log_phases(&tr, mmupt_now() - t0);

@@ -11,6 +11,7 @@
 #include "mmupt/optim.h"
 #include "mmupt/reward.h"
 #include "mmupt/ring.h"
+#include "mmupt/train.h"
 
 struct tb_writer;
 
