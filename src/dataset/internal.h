@@ -4,24 +4,13 @@
 #define MMUPT_DATASET_INTERNAL_H
 
 #include <hdf5.h>
+
+#include "mmupt/h5util.h"
 #include <stddef.h>
 
 /* The root datasets of schema version 1, in the order messages and the writer use. */
 enum ds_field { DS_ID, DS_SOURCE, DS_PROBLEM, DS_ANSWER, DS_OFFSET, DS_IMAGES, DS_N_FIELDS };
 extern const char *const ds_field_names[DS_N_FIELDS];
-
-/* HDF5 prints its error stack on stderr by default; library code must not print. A quiet section
- * saves the current handler, switches printing off, and puts the handler back at the end. */
-struct ds_quiet {
-    H5E_auto2_t func;
-    void *data;
-};
-void ds_quiet_begin(struct ds_quiet *q);
-void ds_quiet_end(const struct ds_quiet *q);
-
-/* The innermost message of HDF5's current error stack ("truncated file: eof = ..."), or "unknown
- * HDF5 error"; call it right after the failing HDF5 call. */
-void ds_h5_error(char *buf, size_t n);
 
 /* A short description of an HDF5 type for messages: "int64", "uint8", "float64", "variable-length
  * string", "fixed-length string", "variable-length sequence of int32", "compound", ... */

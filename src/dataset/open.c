@@ -253,7 +253,7 @@ static int check_offsets(struct ds_reader *r, struct mmupt_err *err)
         if (mem < 0 || H5Sselect_hyperslab(r->fspace[DS_OFFSET], H5S_SELECT_SET, &s, NULL, &c, NULL) < 0 ||
             H5Dread(r->dset[DS_OFFSET], H5T_NATIVE_INT64, mem, r->fspace[DS_OFFSET], H5P_DEFAULT, buf) < 0) {
             char why[256];
-            ds_h5_error(why, sizeof why);
+            h5_error_msg(why, sizeof why);
             rc = mmupt_fail(err, "%s: 'image_offset': cannot read entries %lld..%lld: %s", r->name, (long long)start,
                             (long long)(start + (int64_t)c - 1), why);
         }
@@ -325,7 +325,7 @@ static int open_validate(struct ds_reader *r, hid_t fapl, struct mmupt_err *err)
     H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     r->file = H5Fopen(r->name, H5F_ACC_RDONLY, fapl);
     char why[256];
-    ds_h5_error(why, sizeof why); /* before the next HDF5 call clears the error stack */
+    h5_error_msg(why, sizeof why); /* before the next HDF5 call clears the error stack */
     H5Pclose(fapl);
     if (r->file < 0) return mmupt_fail(err, "%s: cannot open as HDF5: %s", r->name, why);
     if (check_attributes(r, err) || open_datasets(r, err) || check_offsets(r, err)) return -1;
@@ -334,12 +334,12 @@ static int open_validate(struct ds_reader *r, hid_t fapl, struct mmupt_err *err)
 
 static int finish_open(struct ds_reader **out, struct ds_reader *r, hid_t fapl, struct mmupt_err *err)
 {
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     int rc = open_validate(r, fapl, err);
     if (rc) ds_reader_free(r);
     else *out = r;
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
     return rc;
 }
 
@@ -348,10 +348,10 @@ int ds_open(struct ds_reader **out, const char *path, struct mmupt_err *err)
     struct stat st;
     if (stat(path, &st) != 0) return mmupt_fail(err, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return mmupt_fail(err, "%s: is a directory, not a dataset file", path);
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     htri_t is = H5Fis_hdf5(path);
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
     if (is <= 0) return mmupt_fail(err, "%s: not an HDF5 file (no HDF5 signature)", path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     MMUPT_CHECK(fapl >= 0);
@@ -383,10 +383,10 @@ int ds_open_image(struct ds_reader **out, const char *name, const void *image, s
 
 void ds_close(struct ds_reader *r)
 {
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     ds_reader_free(r);
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
 }
 
 int64_t ds_count(const struct ds_reader *r)

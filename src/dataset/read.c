@@ -21,7 +21,7 @@ static int read_vlen(struct ds_reader *r, enum ds_field f, int64_t index, hid_t 
     if (r->guard.refused)
         snprintf(why, why_n, "%zu bytes exceed the limit", r->guard.refused);
     else
-        ds_h5_error(why, why_n);
+        h5_error_msg(why, why_n);
     free(r->guard.last); /* allocated, then the read failed: the buffer never reached the caller */
     r->guard.last = NULL;
     return -1;
@@ -64,7 +64,7 @@ static int read_range(struct ds_reader *r, int64_t i, int64_t *a, int64_t *b, st
     if (H5Sselect_hyperslab(r->fspace[DS_OFFSET], H5S_SELECT_SET, &start, NULL, &two, NULL) < 0 ||
         H5Dread(r->dset[DS_OFFSET], H5T_NATIVE_INT64, r->mem2, r->fspace[DS_OFFSET], H5P_DEFAULT, v) < 0) {
         char why[256];
-        ds_h5_error(why, sizeof why);
+        h5_error_msg(why, sizeof why);
         return mmupt_fail(err, "%s: item %lld: image_offset: cannot read: %s", r->name, (long long)i, why);
     }
     if (v[0] < 0 || v[1] < v[0] || v[1] > r->m)
@@ -128,10 +128,10 @@ int ds_read(struct ds_reader *r, int64_t i, struct ds_item *item, struct mmupt_e
         return mmupt_fail(err, "%s: item %lld does not exist (the split has %lld items)", r->name, (long long)i,
                           (long long)r->n);
     struct ds_item it = {.index = i};
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     int rc = read_item(r, i, &it, err);
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
     if (rc) {
         ds_item_free(&it);
         return -1;

@@ -34,7 +34,7 @@ struct ds_writer {
 static int h5_fail(struct ds_writer *w, struct mmupt_err *err, const char *what)
 {
     char why[256];
-    ds_h5_error(why, sizeof why);
+    h5_error_msg(why, sizeof why);
     w->failed = 1;
     return mmupt_fail(err, "%s: %s: %s", w->path, what, why);
 }
@@ -162,8 +162,8 @@ int ds_writer_open(struct ds_writer **out, const char *path, int with_answers, s
     }
     fchmod(fd, 0644); /* mkstemp's 0600 would hide the dataset from other users */
     close(fd);
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     w->str_type = ds_str_type();
     w->blob_type = ds_blob_type();
     int rc = create_file(w, err);
@@ -171,7 +171,7 @@ int ds_writer_open(struct ds_writer **out, const char *path, int with_answers, s
         unlink(w->tmp);
         writer_free(w);
     }
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
     if (rc == 0) *out = w;
     return rc;
 }
@@ -233,10 +233,10 @@ int ds_writer_add(struct ds_writer *w, const struct ds_item *item, struct mmupt_
 {
     if (w->failed) return mmupt_fail(err, "%s: an earlier write failed; the file cannot take more items", w->path);
     if (check_item(w, item, err)) return -1;
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     int rc = write_item(w, item, err);
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
     return rc;
 }
 
@@ -255,15 +255,15 @@ int ds_writer_close(struct ds_writer *w, struct mmupt_err *err)
 {
     int rc = 0;
     if (w->failed) rc = mmupt_fail(err, "%s: not written: an earlier write failed", w->path);
-    struct ds_quiet q;
-    ds_quiet_begin(&q);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
     for (int f = 0; f < DS_N_FIELDS; f++) {
         if (w->dset[f] >= 0 && H5Dclose(w->dset[f]) < 0 && rc == 0) rc = h5_fail(w, err, "cannot close a dataset");
         w->dset[f] = -1;
     }
     if (H5Fclose(w->file) < 0 && rc == 0) rc = h5_fail(w, err, "cannot finish the HDF5 file");
     w->file = -1;
-    ds_quiet_end(&q);
+    h5_quiet_end(&q);
     if (rc == 0 && sync_file(w->tmp) != 0)
         rc = mmupt_fail(err, "%s: cannot sync the temporary file: %s", w->path, strerror(errno));
     if (rc == 0 && rename(w->tmp, w->path) != 0)
