@@ -129,6 +129,7 @@ struct cfg_checkpoint {
     int64_t interval;
     int64_t keep_last;
     int resume;
+    char resume_path[CFG_STR_MAX];
 };
 
 struct cfg_logging {

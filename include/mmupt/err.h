@@ -30,6 +30,8 @@ enum mmupt_exit {
     MMUPT_EXIT_ERROR = 1,            /* bad input, I/O failure: the message says which */
     MMUPT_EXIT_USAGE = 2,            /* bad command line */
     MMUPT_EXIT_NOT_IMPLEMENTED = 3,  /* the subcommand exists in the design but not in this build */
+    MMUPT_EXIT_PREEMPTED = 75,       /* stopped by SIGUSR1/SIGTERM after saving a checkpoint (EX_TEMPFAIL):
+                                      * requeue the job and it resumes */
     MMUPT_EXIT_FATAL = 70,           /* internal error (EX_SOFTWARE): a bug or an exhausted resource */
 };
 

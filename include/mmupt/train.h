@@ -6,6 +6,7 @@
 
 /* What train_run returns besides 0. */
 enum train_result {
+    TRAIN_PREEMPTED = 1,          /* stopped by SIGUSR1/SIGTERM after a checkpoint: exit MMUPT_EXIT_PREEMPTED */
     TRAIN_FAILED = -1,            /* this rank failed while others may be waiting on it: abort the job */
     TRAIN_SETUP_FAILED = -2,      /* this rank could not start; every rank knows: end normally */
     TRAIN_PEER_SETUP_FAILED = -3, /* another rank could not start (it reports why): end quietly */

@@ -1,5 +1,5 @@
-/* mmupt train: the MM-UPT training job. This build validates the run configuration on every rank
- * and reports honestly that the training loop itself is not implemented yet. */
+/* mmupt train: the MM-UPT training job (src/train). Every rank parses the config; the exit status
+ * says how it ended (0, 1 error, 75 preempted after a checkpoint). */
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,15 +10,23 @@
 #include "mmupt/train.h"
 
 static const char usage[] =
-    "usage: mmupt train FILE.yaml [section.key=value ...]\n"
-    "       mpirun -np N mmupt train FILE.yaml [section.key=value ...]\n"
+    "usage: mmupt train FILE.yaml [--resume] [section.key=value ...]\n"
+    "       mpirun -np N mmupt train FILE.yaml [--resume] [section.key=value ...]\n"
     "\n"
     "Run MM-UPT: rollout ranks sample rollout.n answers per question, learners reward each answer by\n"
     "majority vote and update the policy with GRPO. Overrides use the keys of `mmupt config --list`,\n"
     "e.g.  mmupt train configs/quickstart.yaml rollout.n=10 optim.lr=1e-6\n"
     "\n"
-    "status: colocated mode (cluster.rollout_ranks: 0) trains; dedicated rollout ranks are not\n"
-    "implemented yet.\n";
+    "  --resume   continue from the latest checkpoint in checkpoint.dir (checkpoint.resume=auto);\n"
+    "             without one, start from step 1\n"
+    "\n"
+    "Layout: cluster.rollout_ranks=R makes the last R ranks rollout ranks (0: every rank does both).\n"
+    "Checkpoints: every checkpoint.interval steps, at the end, and on SIGUSR1 or SIGTERM, after which\n"
+    "the job exits with status 75 (requeue it with --resume). Send SIGUSR1 to mpirun (it forwards it;\n"
+    "Open MPI turns a SIGTERM to mpirun into killing the ranks) or SIGTERM to the ranks themselves.\n"
+    "\n"
+    "Exit status: 0 done, 1 error (the message says which rank and why), 2 bad command line,\n"
+    "75 stopped by a signal after saving a checkpoint.\n";
 
 int cmd_train(int argc, char **argv)
 {
@@ -30,7 +38,8 @@ int cmd_train(int argc, char **argv)
     const char *flags[1];
     int n_flags;
     if (cli_split_args("train", argc, argv, &a, flags, 1, &n_flags)) return MMUPT_EXIT_USAGE;
-    if (n_flags) {
+    int resume = n_flags == 1 && strcmp(flags[0], "--resume") == 0;
+    if (n_flags && !resume) {
         cli_error("train", "unknown option '%s'\n\n%s", flags[0], usage);
         return MMUPT_EXIT_USAGE;
     }
@@ -51,6 +60,7 @@ int cmd_train(int argc, char **argv)
         if (rank == 0) cli_error("train", "%s", err.msg);
         rc = MMUPT_EXIT_ERROR;
     } else {
+        if (resume) c->checkpoint.resume = 1; /* "auto" */
         struct log_ctx lg;
         log_init(&lg, (enum log_level)c->logging.level, rank, stderr);
         lg.only_rank0 = 1;
@@ -66,7 +76,7 @@ int cmd_train(int argc, char **argv)
             rc = MMUPT_EXIT_ERROR;
         } else {
             int tr_rc = train_run(c, &err);
-            rc = tr_rc == 0 ? MMUPT_EXIT_OK : MMUPT_EXIT_ERROR;
+            rc = tr_rc == 0 ? MMUPT_EXIT_OK : tr_rc == TRAIN_PREEMPTED ? MMUPT_EXIT_PREEMPTED : MMUPT_EXIT_ERROR;
             if (tr_rc == TRAIN_FAILED || tr_rc == TRAIN_SETUP_FAILED) cli_error("train", "[rank %d] %s", rank, err.msg);
             if (tr_rc == TRAIN_FAILED && size > 1) {
                 /* Other ranks may be waiting in a collective: end the whole job, naming the problem. */

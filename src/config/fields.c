@@ -182,7 +182,11 @@ const struct cfg_field cfg_fields[] = {
     {"checkpoint.keep_last", CFG_INT, OFF(checkpoint.keep_last), "3", 1, 1000000, 0, NULL,
      "Complete checkpoints kept; older ones are deleted only after a newer one is complete."},
     {"checkpoint.resume", CFG_ENUM, OFF(checkpoint.resume), "off", 0, 0, 0, resume_names,
-     "auto: continue from the latest good checkpoint in checkpoint.dir when one exists."},
+     "auto: continue from the latest good checkpoint in checkpoint.dir when one exists (also: "
+     "mmupt train --resume)."},
+    {"checkpoint.resume_path", CFG_STRING, OFF(checkpoint.resume_path), "", 0, 0, 0, NULL,
+     "Resume from this checkpoint directory (a step-N) instead of the latest: the way back to an "
+     "older checkpoint when the latest is damaged. Relative paths are under checkpoint.dir."},
 
     {"logging.level", CFG_ENUM, OFF(logging.level), "info", 0, 0, 0, level_names,
      "Console log level (stderr, rank-tagged)."},

@@ -9,8 +9,7 @@
 #include "mmupt/tensorboard.h"
 #include "train_internal.h"
 
-/* A path relative to run.output_dir unless absolute. */
-static void run_path(const struct cfg *c, const char *name, char *out, size_t n)
+void train_run_path(const struct cfg *c, const char *name, char *out, size_t n)
 {
     if (name[0] == '/') snprintf(out, n, "%s", name);
     else snprintf(out, n, "%s/%s", c->run.output_dir, name);
@@ -61,7 +60,7 @@ static int open_outputs(struct trainer *tr, struct mmupt_err *err)
     if (mkdir(c->run.output_dir, 0755) != 0 && errno != EEXIST)
         return mmupt_fail(err, "%s: cannot create: %s", c->run.output_dir, strerror(errno));
     char path[2 * CFG_STR_MAX + 8];
-    run_path(c, c->logging.metrics_file, path, sizeof path);
+    train_run_path(c, c->logging.metrics_file, path, sizeof path);
     if (metrics_open(&tr->metrics, path, err)) return -1;
     if (c->logging.tensorboard && tb_open(&tr->tb, c->run.output_dir, err)) return -1;
     return 0;
@@ -120,6 +119,23 @@ static void log_plan(struct trainer *tr)
                  (long long)c->cluster.max_staleness, (long long)c->cluster.sync_interval);
 }
 
+int train_agree(struct trainer *tr, int ok, struct mmupt_err *err)
+{
+    int all = 0;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, tr->world.mpi) != MPI_SUCCESS) return TRAIN_FAILED;
+    if (all) return 0;
+    /* Only messages that differ from rank 0's are reported: one line per job for the usual case of
+     * every rank missing the same file. */
+    struct { int ok; char msg[sizeof err->msg]; } r0 = {.ok = ok};
+    if (tr->world.rank == 0 && !ok) memcpy(r0.msg, err->msg, sizeof r0.msg);
+    MPI_Bcast(&r0, (int)sizeof r0, MPI_BYTE, 0, tr->world.mpi);
+    if (ok || (tr->world.rank != 0 && !r0.ok && strcmp(r0.msg, err->msg) == 0)) {
+        if (ok) mmupt_fail(err, "another rank could not start");
+        return TRAIN_PEER_SETUP_FAILED;
+    }
+    return TRAIN_SETUP_FAILED;
+}
+
 /* Everything a rank can check on its own: model, tokenizer, dataset, shapes, prompts, outputs. */
 static int open_local(struct trainer *tr, struct mmupt_err *err)
 {
@@ -150,20 +166,8 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
     tr->lg.only_rank0 = 1;
     /* Agree before the first collective: a rank that cannot start must not leave the others
      * waiting in one, and when every rank knows, the job can end normally instead of aborting. */
-    int ok = open_local(tr, err) == 0, all = 0;
-    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, tr->world.mpi) != MPI_SUCCESS) return TRAIN_FAILED;
-    if (!all) {
-        /* Only messages that differ from rank 0's are reported: one line per job for the usual case
-         * of every rank missing the same file. */
-        struct { int ok; char msg[sizeof err->msg]; } r0 = {.ok = ok};
-        if (tr->world.rank == 0 && !ok) memcpy(r0.msg, err->msg, sizeof r0.msg);
-        MPI_Bcast(&r0, (int)sizeof r0, MPI_BYTE, 0, tr->world.mpi);
-        if (ok || (tr->world.rank != 0 && !r0.ok && strcmp(r0.msg, err->msg) == 0)) {
-            if (ok) mmupt_fail(err, "another rank could not start");
-            return TRAIN_PEER_SETUP_FAILED;
-        }
-        return TRAIN_SETUP_FAILED;
-    }
+    int agreed = train_agree(tr, open_local(tr, err) == 0, err);
+    if (agreed) return agreed;
     if (open_roles(tr, err)) return TRAIN_FAILED;
     if (tr->role != TRAIN_ROLLOUT) {
         if (c->algorithm.kl_penalty != KL_NONE && c->algorithm.kl_coef > 0) {

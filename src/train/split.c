@@ -30,13 +30,19 @@ int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err)
 {
     int64_t lo, hi;
     train_rollout_range(tr, &lo, &hi);
-    int rc = 0;
+    int rc = 0, stopped = 0;
     int64_t pushed = 0;
-    for (tr->step = 0; tr->step < tr->total_steps && rc == 0; tr->step++) {
+    for (tr->step = tr->start_step; tr->step < tr->total_steps && rc == 0; tr->step++) {
         int64_t v = train_rollout_version(tr, tr->step);
         struct step_data d;
         rc = train_collect_range(tr, lo, hi, &d, err);
         if (rc == 0) rc = train_receive_version(tr, v, err);
+        if (rc == 1) { /* the learners stopped (preemption): end the ring so they can exit */
+            stopped = 1;
+            rc = 0;
+            train_step_free(&d);
+            break;
+        }
         if (rc == 0) rc = train_rollout(tr, &d, v, err);
         if (rc == 0) rc = push_step(tr, &d, lo, v, err);
         pushed += (int64_t)d.n_q * d.G;
@@ -49,9 +55,10 @@ int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err)
     }
     tr->lg.only_rank0 = 0;
     if (rc == 0)
-        log_info(&tr->lg, "rollout rank done: %lld trajectories for questions [%lld, %lld) of each step, last policy "
-                          "version %lld", (long long)pushed, (long long)lo, (long long)hi, (long long)tr->version);
-    return rc;
+        log_info(&tr->lg, "rollout rank %s: %lld trajectories for questions [%lld, %lld) of each step, last policy "
+                          "version %lld", stopped ? "stopped" : "done", (long long)pushed, (long long)lo, (long long)hi,
+                 (long long)tr->version);
+    return rc ? -1 : stopped;
 }
 
 /* Place t into d if it belongs to this step: 1 placed, 0 belongs to a later step, -1 error. */

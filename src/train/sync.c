@@ -11,7 +11,9 @@
  *
  * Learner 0 broadcasts each version some rollout will use (MPI_Ibcast on the sync communicator,
  * learner 0 + rollout ranks) from a snapshot, so it can go on training while the rollout ranks
- * pick the weights up when they need them. Learners also keep snapshots of the versions that
+ * pick the weights up when they need them. Each version travels as an int64 header (the version)
+ * and the weights; a header of -1 instead tells the rollout ranks to stop (preemption). It is sent
+ * only while a version is still due, i.e. exactly when the rollout ranks will post a receive. Learners also keep snapshots of the versions that
  * lagging trajectories were sampled from, to compute their behaviour log-probs exactly (so the
  * importance ratio corrects for the lag): max_staleness k costs about k / sync_interval extra
  * copies of the fp32 weights on every learner, plus one on learner 0 for the broadcast. */
@@ -53,7 +55,7 @@ static size_t n_pieces(const struct trainer *tr)
     return ((size_t)tr->model.spec.total + SYNC_PIECE - 1) / SYNC_PIECE;
 }
 
-/* Start (non-blocking) broadcasting w from sync rank 0, or receiving into it. */
+/* Start (non-blocking) broadcasting w from sync rank 0, or receiving into it (one request per piece). */
 static void ibcast(struct trainer *tr, float *w, MPI_Request *req)
 {
     size_t n = (size_t)tr->model.spec.total;
@@ -71,10 +73,10 @@ static int snap_done(struct weight_snap *s)
     return done;
 }
 
-/* Drop snapshots no later step needs and whose broadcast is complete. */
-static void snaps_reap(struct trainer *tr)
+/* Drop snapshots that neither next_step nor a later step needs and whose broadcast is complete. */
+static void snaps_reap(struct trainer *tr, int64_t next_step)
 {
-    int64_t oldest = train_rollout_version(tr, tr->step + 1);
+    int64_t oldest = train_rollout_version(tr, next_step);
     int k = 0;
     for (int i = 0; i < tr->n_snaps; i++) {
         struct weight_snap *s = &tr->snaps[i];
@@ -88,23 +90,45 @@ static void snaps_reap(struct trainer *tr)
     tr->n_snaps = k;
 }
 
-int train_after_update(struct trainer *tr, struct mmupt_err *err)
+/* Learner 0: header + weights of s->version, non-blocking. */
+static void send_snap(struct trainer *tr, struct weight_snap *s)
+{
+    s->header = s->version;
+    free(s->req); /* a snapshot re-sent after a resume had its earlier requests completed */
+    s->n_req = (int)n_pieces(tr) + 1;
+    s->req = mmupt_xcalloc((size_t)s->n_req, sizeof *s->req);
+    MPI_Ibcast(&s->header, 1, MPI_INT64_T, 0, tr->sync.mpi, &s->req[0]);
+    ibcast(tr, s->w, s->req + 1);
+    tr->last_sent = s->version;
+}
+
+static struct weight_snap *snap_new(struct trainer *tr, int64_t version, const float *w, struct mmupt_err *err)
+{
+    if (tr->n_snaps == TRAIN_MAX_SNAPS) {
+        mmupt_fail(err, "more than %d weight snapshots in use: lower cluster.max_staleness", TRAIN_MAX_SNAPS);
+        return NULL;
+    }
+    struct weight_snap *s = &tr->snaps[tr->n_snaps++];
+    *s = (struct weight_snap){.version = version, .w = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float))};
+    if (w) memcpy(s->w, w, (size_t)tr->model.spec.total * sizeof(float));
+    return s;
+}
+
+struct weight_snap *train_snap_add(struct trainer *tr, int64_t version, struct mmupt_err *err)
+{
+    return snap_new(tr, version, NULL, err);
+}
+
+int train_after_update(struct trainer *tr, int64_t next_step, struct mmupt_err *err)
 {
     double t0 = mmupt_now();
     int64_t u = tr->version;
-    int send = is_broadcast(tr, u) && tr->world.rank == 0;
-    snaps_reap(tr);
+    int send = is_broadcast(tr, u) && tr->world.rank == 0 && u > tr->last_sent;
+    snaps_reap(tr, next_step);
     if (send || is_behaviour(tr, u)) {
-        if (tr->n_snaps == TRAIN_MAX_SNAPS)
-            return mmupt_fail(err, "more than %d weight snapshots in use: lower cluster.max_staleness", TRAIN_MAX_SNAPS);
-        struct weight_snap *s = &tr->snaps[tr->n_snaps++];
-        *s = (struct weight_snap){.version = u, .w = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float))};
-        memcpy(s->w, tr->model.params, (size_t)tr->model.spec.total * sizeof(float));
-        if (send) {
-            s->n_req = (int)n_pieces(tr);
-            s->req = mmupt_xcalloc((size_t)s->n_req, sizeof *s->req);
-            ibcast(tr, s->w, s->req);
-        }
+        struct weight_snap *s = snap_new(tr, u, tr->model.params, err);
+        if (!s) return -1;
+        if (send) send_snap(tr, s);
     }
     tr->phase[PH_SYNC] += mmupt_now() - t0;
     return 0;
@@ -139,11 +163,27 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
     int n = (int)n_pieces(tr), rc = 0;
     MPI_Request *req = mmupt_xcalloc((size_t)n, sizeof *req);
     while (tr->version < version && rc == 0) {
-        int64_t next = tr->version + tr->cfg->cluster.sync_interval;
-        ibcast(tr, tr->model.params, req);
-        if (wait_requests(tr, req, n))
+        int64_t next = tr->version + tr->cfg->cluster.sync_interval, header = 0;
+        MPI_Request hreq;
+        MPI_Ibcast(&header, 1, MPI_INT64_T, 0, tr->sync.mpi, &hreq);
+        if (wait_requests(tr, &hreq, 1)) {
             rc = mmupt_fail(err, "rollout rank %d: policy version %lld did not arrive from learner rank 0 within %g s "
                                  "(cluster.timeout_s)", tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
+            break;
+        }
+        if (header < 0) {
+            rc = 1; /* the learners stopped (preemption) */
+            break;
+        }
+        if (header != next) {
+            rc = mmupt_fail(err, "rollout rank %d: expected policy version %lld, learner 0 sent %lld", tr->world.rank,
+                            (long long)next, (long long)header);
+            break;
+        }
+        ibcast(tr, tr->model.params, req);
+        if (wait_requests(tr, req, n))
+            rc = mmupt_fail(err, "rollout rank %d: the weights of policy version %lld did not arrive within %g s",
+                            tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
         else tr->version = next;
     }
     free(req);
@@ -151,10 +191,40 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
     return rc;
 }
 
+void train_sync_stop(struct trainer *tr)
+{
+    int64_t next = tr->last_sent + tr->cfg->cluster.sync_interval;
+    if (tr->role == TRAIN_COLOCATED || tr->world.rank != 0 || !is_broadcast(tr, next)) return;
+    tr->stop_header = -1;
+    MPI_Ibcast(&tr->stop_header, 1, MPI_INT64_T, 0, tr->sync.mpi, &tr->stop_req);
+    tr->stop_sent = 1;
+}
+
+int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_err *err)
+{
+    tr->last_sent = rollout_version;
+    if (tr->role == TRAIN_COLOCATED || tr->world.rank != 0) return 0;
+    /* Versions the rollout ranks had received before the restart, after the one they now load from
+     * the checkpoint and before the current one (train_after_update sends that). */
+    for (int64_t u = rollout_version + tr->cfg->cluster.sync_interval; u < tr->version && is_broadcast(tr, u);
+         u += tr->cfg->cluster.sync_interval) {
+        struct weight_snap *s = NULL;
+        for (int i = 0; i < tr->n_snaps && !s; i++)
+            if (tr->snaps[i].version == u) s = &tr->snaps[i];
+        if (!s) return mmupt_fail(err, "resume: the checkpoint lacks the weights of policy version %lld", (long long)u);
+        send_snap(tr, s);
+    }
+    return 0;
+}
+
 int train_sync_finish(struct trainer *tr, struct mmupt_err *err)
 {
     double t0 = mmupt_now();
     int rc = 0;
+    if (tr->stop_sent && wait_requests(tr, &tr->stop_req, 1))
+        rc = mmupt_fail(err, "learner rank 0: the rollout ranks did not take the stop message within %g s",
+                        tr->cfg->cluster.timeout_s);
+    tr->stop_sent = 0;
     for (int i = 0; i < tr->n_snaps && rc == 0; i++) {
         struct weight_snap *s = &tr->snaps[i];
         if (s->n_req && wait_requests(tr, s->req, s->n_req))

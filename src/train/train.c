@@ -39,7 +39,8 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
 {
     double reward_mean = d->stats.samples ? d->stats.reward_sum / (double)d->stats.samples : 0;
     double majority = d->stats.groups ? d->stats.majority_share / (double)d->stats.groups : 0;
-    double elapsed = mmupt_now() - t_start, eta = elapsed / (double)(tr->step + 1) * (double)(tr->total_steps - tr->step - 1);
+    double elapsed = mmupt_now() - t_start,
+           eta = elapsed / (double)(tr->step + 1 - tr->start_step) * (double)(tr->total_steps - tr->step - 1);
     log_info(&tr->lg, "step %lld/%lld  loss %.4f  kl %.4f  reward %.3f  majority %.3f  tokens/s %.0f  eta %.0fs%s",
              (long long)tr->step + 1, (long long)tr->total_steps, l->loss, l->kl, reward_mean, majority,
              (double)d->tokens / seconds, eta, skipped ? "  (update skipped: non-finite gradient)" : "");
@@ -89,7 +90,7 @@ static int learner_step(struct trainer *tr, double t_start, struct mmupt_err *er
     }
     if (rc == 0) {
         tr->version = tr->step + 1;
-        rc = train_after_update(tr, err);
+        rc = train_after_update(tr, tr->step + 1, err);
     }
     if (rc == 0) {
         reduce_stats(tr, &d);
@@ -99,22 +100,62 @@ static int learner_step(struct trainer *tr, double t_start, struct mmupt_err *er
     return rc;
 }
 
+/* Do the learners stop here? SIGUSR1/SIGTERM on any learner stops them all after this step. */
+static int learners_stop(struct trainer *tr)
+{
+    int mine = train_stop_signal() != 0, any = 0;
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, tr->learn.mpi);
+    return any;
+}
+
+/* After preemption: everything still in the ring is discarded, so the rollout ranks can end. */
+static int drain_ring(struct trainer *tr, struct mmupt_err *err)
+{
+    for (;;) {
+        struct ring_traj t;
+        int r = ring_pop(tr->ring, 0, &t, err);
+        if (r == RING_END) return 0;
+        if (r < 0) return -1;
+        ring_traj_free(&t);
+    }
+}
+
+static void log_checksum(struct trainer *tr)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a of the final weights: equal on every learner */
+    const unsigned char *b = (const unsigned char *)tr->model.params;
+    for (size_t i = 0; i < (size_t)tr->model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+    tr->lg.only_rank0 = 0; /* every learner reports its checksum: replicas must agree */
+    log_info(&tr->lg, "done: %lld steps, final weights checksum %016llx", (long long)tr->step,
+             (unsigned long long)h);
+}
+
+/* 0 when all steps ran, 1 when stopped by a signal (after a checkpoint), -1 on error. */
 static int learner_run(struct trainer *tr, struct mmupt_err *err)
 {
     double t_start = mmupt_now();
-    int rc = train_after_update(tr, err); /* version 0: a snapshot if lagging rollouts will use it */
-    for (tr->step = 0; tr->step < tr->total_steps && rc == 0; tr->step++) rc = learner_step(tr, t_start, err);
-    if (rc == 0 && tr->role == TRAIN_LEARNER) rc = train_ring_end(tr, err);
-    if (rc == 0) rc = train_sync_finish(tr, err);
-    if (rc == 0) {
-        uint64_t h = 1469598103934665603ull; /* FNV-1a of the final weights: equal on every learner */
-        const unsigned char *b = (const unsigned char *)tr->model.params;
-        for (size_t i = 0; i < (size_t)tr->model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
-        tr->lg.only_rank0 = 0; /* every learner reports its checksum: replicas must agree */
-        log_info(&tr->lg, "done: %lld steps, final weights checksum %016llx", (long long)tr->total_steps,
-                 (unsigned long long)h);
+    int64_t interval = tr->cfg->checkpoint.interval;
+    int rc = train_after_update(tr, tr->start_step, err); /* a snapshot if lagging rollouts will use it */
+    int stopped = 0;
+    for (tr->step = tr->start_step; tr->step < tr->total_steps && rc == 0 && !stopped; tr->step++) {
+        rc = learner_step(tr, t_start, err);
+        if (rc) break;
+        stopped = learners_stop(tr) && tr->step + 1 < tr->total_steps;
+        if (stopped || tr->step + 1 == tr->total_steps || (interval > 0 && (tr->step + 1) % interval == 0))
+            rc = train_checkpoint(tr, err);
     }
-    return rc;
+    if (rc == 0 && stopped) {
+        log_info(&tr->lg, "stopped by a signal after step %lld: checkpoint saved; the job exits with %d so a "
+                          "requeued job resumes (checkpoint.resume: auto, or mmupt train --resume)",
+                 (long long)tr->step, MMUPT_EXIT_PREEMPTED);
+        train_sync_stop(tr);
+        if (tr->role == TRAIN_LEARNER) rc = drain_ring(tr, err);
+    } else if (rc == 0 && tr->role == TRAIN_LEARNER) {
+        rc = train_ring_end(tr, err);
+    }
+    if (rc == 0) rc = train_sync_finish(tr, err);
+    if (rc == 0 && !stopped) log_checksum(tr);
+    return rc ? -1 : stopped;
 }
 
 /* Every rank's time per phase, so a run shows where it waits (benchmarks/step.sh reads this line). */
@@ -135,10 +176,14 @@ int train_run(const struct cfg *c, struct mmupt_err *err)
 {
     struct trainer tr;
     double t0 = mmupt_now();
+    train_signals_install();
     int rc = train_open(&tr, c, err);
-    if (rc == 0 && (tr.role == TRAIN_ROLLOUT ? train_rollout_rank_run(&tr, err) : learner_run(&tr, err)))
-        rc = TRAIN_FAILED;
+    if (rc == 0) rc = train_agree(&tr, train_resume(&tr, err) == 0, err);
     if (rc == 0) {
+        int r = tr.role == TRAIN_ROLLOUT ? train_rollout_rank_run(&tr, err) : learner_run(&tr, err);
+        rc = r < 0 ? TRAIN_FAILED : r > 0 ? TRAIN_PREEMPTED : 0;
+    }
+    if (rc >= 0) {
         tr.lg.only_rank0 = 0; /* every rank has its own times */
         log_phases(&tr, mmupt_now() - t0);
     }

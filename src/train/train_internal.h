@@ -39,6 +39,7 @@ extern const char *const train_phase_names[PH_COUNT];
  * max_staleness >= 1) and, on learner 0, the buffer a weight broadcast reads from. */
 struct weight_snap {
     int64_t version;
+    int64_t header;    /* what learner 0 broadcasts ahead of the weights: the version */
     float *w;
     MPI_Request *req;  /* the broadcast's requests (learner 0), one per piece */
     int n_req;
@@ -70,6 +71,12 @@ struct trainer {
     int64_t step, total_steps, optim_steps_done, optim_steps_total;
     int q_per_learner;          /* questions per learner per rollout step */
     int64_t version;            /* policy version of the weights this rank holds */
+    int64_t start_step;         /* 0, or the step a resumed run continues with */
+    int64_t last_sent;          /* learner 0: the newest version broadcast (or received before a restart) */
+    int64_t stop_header;        /* learner 0: -1, broadcast instead of a version on preemption */
+    MPI_Request stop_req;
+    int stop_sent;
+    uint64_t ref_sum;           /* ckpt_sum64 of the initial weights (the reference model) */
     struct weight_snap snaps[TRAIN_MAX_SNAPS];
     int n_snaps;
     struct ring_traj *pending;  /* a learner's trajectories that arrived early (later steps) */
@@ -106,6 +113,12 @@ struct train_losses {
 
 /* setup.c */
 int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err);
+/* A path relative to run.output_dir unless absolute. */
+void train_run_path(const struct cfg *c, const char *name, char *out, size_t n);
+/* Collective over world: 0 when ok on every rank; else TRAIN_SETUP_FAILED on a failed rank that
+ * should report (its message differs from rank 0's, or it is rank 0) and TRAIN_PEER_SETUP_FAILED on
+ * the others, so the job ends normally with one message per distinct problem. */
+int train_agree(struct trainer *tr, int ok, struct mmupt_err *err);
 void train_close(struct trainer *tr);
 
 /* questions.c: the step's questions. Learner (or colocated rank) l's stream gives it
@@ -120,9 +133,17 @@ int train_rollout(struct trainer *tr, struct step_data *d, int64_t policy_versio
 
 /* sync.c: the policy-version schedule and moving weights to rollout ranks. */
 int64_t train_rollout_version(const struct trainer *tr, int64_t step);
-int train_after_update(struct trainer *tr, struct mmupt_err *err);
+/* Learners, whenever the weights became version tr->version (at the start, and after each step):
+ * keep a snapshot if a lagging rollout will use this version, and learner 0 broadcasts it if due. */
+int train_after_update(struct trainer *tr, int64_t next_step, struct mmupt_err *err);
 const float *train_behaviour_params(const struct trainer *tr, int64_t step);
+/* Rollout ranks: receive versions up to `version`; 1 when the learners said stop instead. */
 int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err *err);
+/* Learner 0: tell the rollout ranks to stop, if they still expect a version. */
+void train_sync_stop(struct trainer *tr);
+/* After a resume: learner 0 re-sends the versions after rollout_version up to its own. */
+int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_err *err);
+struct weight_snap *train_snap_add(struct trainer *tr, int64_t version, struct mmupt_err *err);
 int train_sync_finish(struct trainer *tr, struct mmupt_err *err);
 void train_snaps_free(struct trainer *tr);
 
@@ -130,6 +151,12 @@ void train_snaps_free(struct trainer *tr);
 int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err);
 int train_receive_step(struct trainer *tr, struct step_data *d, struct mmupt_err *err);
 int train_ring_end(struct trainer *tr, struct mmupt_err *err);
+
+/* ckpt.c: checkpoints (learners write; every rank reads on resume) and the stop signals. */
+int train_checkpoint(struct trainer *tr, struct mmupt_err *err);
+int train_resume(struct trainer *tr, struct mmupt_err *err);
+void train_signals_install(void);
+int train_stop_signal(void);
 
 /* learn.c */
 void train_rewards(struct trainer *tr, struct step_data *d);

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Checkpoints and resume under a real mpirun, on the tiny fixture:
+#  - exact resume: a run killed with SIGKILL at 5 random points (every rank and mpirun at once) and
+#    resumed with --resume each time ends with weights bitwise identical to an uninterrupted run, for
+#    np=1 (colocated) and np=3 (1 rollout rank + 2 learners);
+#  - preemption: SIGUSR1 to mpirun, or SIGTERM to every rank, ends the job with status 75 after a
+#    checkpoint, and --resume completes it with the uninterrupted run's weights;
+#  - a damaged latest checkpoint: --resume fails naming the file and the way back, nothing is
+#    deleted, and checkpoint.resume_path=<the previous one> continues from there.
+# usage: test_resume.sh MMUPT SOURCE_ROOT
+set -u
+mmupt=$(realpath "$1")
+root=$2
+. "$root/tests/lib.sh"
+mpi_setup
+export OMP_NUM_THREADS=1
+cd "$root"
+steps=8
+
+# train_args NP R OUT: the command line of one run.
+train_cmd() { echo mpirun -q -np "$1" "$mmupt" train configs/tiny.yaml run.output_dir="$3" run.max_steps=$steps \
+    checkpoint.interval=1 checkpoint.keep_last=2 cluster.rollout_ranks="$2"; }
+
+checksum() { grep -o "final weights checksum [0-9a-f]*" "$1" | head -1 | awk '{print $4}'; }
+
+kill_job() { # kill -9 mpirun and every rank of it
+    pkill -9 -P "$1" 2>/dev/null
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    pkill -9 -f "$mmupt train" 2>/dev/null
+    sleep 0.2
+}
+
+exact_resume() { # exact_resume NP R
+    local np=$1 R=$2
+    local ref=$tmp/ref$np out=$tmp/killed$np
+    run timeout 300 $(train_cmd "$np" "$R" "$ref")
+    expect "np=$np: uninterrupted run" 0 "final weights checksum"
+    local want
+    want=$(checksum "$tmp/err")
+    local delays=(0.9 1.6 0.5 2.2 1.2) kills=0 i
+    for i in 0 1 2 3 4; do
+        timeout 300 $(train_cmd "$np" "$R" "$out") --resume >"$tmp/k$i.log" 2>&1 &
+        local job=$!
+        sleep "${delays[$i]}"
+        if kill -0 "$job" 2>/dev/null; then kill_job "$job"; kills=$((kills + 1)); else wait "$job"; fi
+    done
+    run timeout 300 $(train_cmd "$np" "$R" "$out") --resume
+    expect "np=$np: resumed after $kills kills" 0 "final weights checksum"
+    local got
+    got=$(checksum "$tmp/err")
+    local resumed
+    resumed=$(cat "$tmp"/k*.log "$tmp/err" | grep -c "resume: continuing from")
+    if [ -n "$want" ] && [ "$got" = "$want" ] && [ "$kills" -ge 3 ] && [ "$resumed" -ge 3 ]; then
+        ok "np=$np: killed $kills times, resumed $resumed times, final weights identical ($got)"
+    else
+        fail "np=$np: exact resume" "uninterrupted $want, resumed $got, kills $kills, resumes $resumed"
+    fi
+    lines=$(wc -l <"$out/metrics.jsonl")
+    if [ "$lines" = "$steps" ]; then ok "np=$np: metrics.jsonl has one record per step after the resumes"
+    else fail "np=$np: metrics.jsonl after resumes" "$lines lines"; fi
+}
+
+exact_resume 1 0
+exact_resume 3 1
+want3=$(checksum "$tmp/err")
+
+# Preemption by SIGUSR1 to mpirun (forwarded to every rank) and by SIGTERM to every rank.
+preempt() { # preempt NAME HOW
+    local out=$tmp/pre_$2
+    $(train_cmd 3 1 "$out") >"$tmp/pre.log" 2>&1 &
+    local job=$! i
+    for i in $(seq 300); do grep -q "step 3/$steps" "$tmp/pre.log" && break; sleep 0.05; done
+    if [ "$2" = usr1 ]; then kill -USR1 "$job"
+    else for p in $(pgrep -f "^$mmupt train"); do kill -TERM "$p"; done; fi  # the ranks, not mpirun
+    wait "$job"
+    local status=$?
+    if [ "$status" = 75 ] && grep -q "stopped by a signal" "$tmp/pre.log" && [ -f "$out/checkpoints/latest" ]; then
+        ok "$1: exit 75 after a checkpoint ($(cat "$out/checkpoints/latest"))"
+    else fail "$1: preemption" "status $status" "$(tail -5 "$tmp/pre.log")"; fi
+    run timeout 300 $(train_cmd 3 1 "$out") --resume
+    expect "$1: requeued job resumes" 0 "resume: continuing from" "final weights checksum"
+    if [ "$(checksum "$tmp/err")" = "$want3" ]; then ok "$1: same final weights as the uninterrupted run"
+    else fail "$1: final weights after preemption" "$(checksum "$tmp/err") vs $want3"; fi
+}
+preempt "SIGUSR1 to mpirun" usr1
+preempt "SIGTERM to every rank" term
+
+# A damaged latest checkpoint.
+out=$tmp/ref3
+latest=$out/checkpoints/$(tr -d '\n' <"$out/checkpoints/latest")
+python3 - "$latest/model.h5" <<'PY' 2>/dev/null || dd if=/dev/urandom of="$latest/model.h5" bs=1 count=64 seek=4096 conv=notrunc 2>/dev/null
+import sys
+p = sys.argv[1]
+with open(p, "r+b") as f:
+    data = bytearray(f.read())
+    mid = len(data) * 3 // 4
+    for i in range(mid, mid + 64):
+        data[i] ^= 0xFF
+    f.seek(0)
+    f.write(data)
+PY
+before=$(ls "$out/checkpoints" | tr '\n' ' ')
+run timeout 120 $(train_cmd 3 1 "$out") --resume
+expect "damaged latest checkpoint: refused" 1 "cannot resume" "model.h5" "checkpoint.resume_path"
+after=$(ls "$out/checkpoints" | tr '\n' ' ')
+if [ "$before" = "$after" ]; then ok "nothing deleted after the refusal ($after)"; else fail "checkpoints changed" "$before -> $after"; fi
+prev=$(ls -d "$out"/checkpoints/step-* | sort | tail -2 | head -1)
+run timeout 300 $(train_cmd 3 1 "$out") checkpoint.resume_path="$(basename "$prev")"
+expect "resume_path falls back to the previous checkpoint" 0 "as asked (checkpoint.resume_path)" "final weights checksum"
+if [ "$(checksum "$tmp/err")" = "$want3" ]; then ok "fallback run ends with the uninterrupted weights"
+else fail "fallback final weights" "$(checksum "$tmp/err") vs $want3"; fi
+finish
