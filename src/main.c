@@ -14,12 +14,12 @@ static const struct cli_command commands[] = {
     {"version", cmd_version, "print version, libraries and visible GPUs", NULL},
     {"forward", cmd_forward, "run a model on inputs from a safetensors file, write the logits", NULL},
     {"convert", cmd_convert, "re-save a Hugging Face model in the legacy layout (F32 safetensors)", NULL},
+    {"export", cmd_export, "write a training checkpoint as a Hugging Face model (safetensors)", NULL},
     {"generate", cmd_generate, "sample answers from a model for a prompt (and images), streaming", NULL},
     {"tokenize", cmd_tokenize, "encode stdin to ids, or decode ids to text, with a tokenizer.json", NULL},
     {"grade", cmd_grade, "extract and grade answers (JSON lines on stdin), as the reward does", NULL},
     {"eval", NULL, "evaluate a checkpoint on a benchmark (pass@k, maj@k)", "the evaluation harness"},
     {"synth", NULL, "let the policy write new questions for a dataset", "self-generated questions"},
-    {"export", NULL, "export a checkpoint as Hugging Face safetensors", "checkpointing"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 

@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "mmupt/model.h"
+
 struct cli_command {
     const char *name;
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand name; NULL: not built yet */
@@ -29,7 +31,16 @@ int cli_wants_help(int argc, char **argv);
 /* Print "mmupt CMD: error: MSG" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Write OUT as a Hugging Face model directory: the weights as F32 safetensors in the legacy key
+ * layout, sharded with model.safetensors.index.json above shard_mb, plus config.json, tokenizer and
+ * generation files copied from the model directory src when present. */
+int cli_write_hf_dir(const struct model_spec *spec, const float *params, const char *src, const char *out,
+                     double shard_mb, struct mmupt_err *err);
+/* --shard-mb's value; -1 after printing a usage error. */
+int cli_parse_shard_mb(const char *cmd, const char *text, double *out);
+
 int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

@@ -20,21 +20,6 @@ static const char usage[] =
     "lm_head.weight), sharded with model.safetensors.index.json above N MB (default 4096).\n"
     "generation_config.json and tokenizer files are copied when present.\n";
 
-static const char *const copied[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                     "preprocessor_config.json", "chat_template.json", NULL};
-
-static int copy_file(const char *from, const char *to, struct mmupt_err *err)
-{
-    char *buf;
-    size_t len;
-    if (file_read_all(from, 1u << 30, &buf, &len, err)) return -1;
-    FILE *f = fopen(to, "wb");
-    int ok = f && fwrite(buf, 1, len, f) == len;
-    if (f && fclose(f) != 0) ok = 0;
-    free(buf);
-    return ok ? 0 : mmupt_fail(err, "%s: cannot write: %s", to, strerror(errno));
-}
-
 int cmd_convert(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -47,12 +32,7 @@ int cmd_convert(int argc, char **argv)
         if (i + 1 < argc && strcmp(argv[i], "--model") == 0) in = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--out") == 0) out = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--shard-mb") == 0) {
-            char *end;
-            shard_mb = strtod(argv[++i], &end);
-            if (*end || !(shard_mb >= 0.01 && shard_mb <= 1048576)) {
-                cli_error("convert", "--shard-mb must be a number in [0.01, 1048576]");
-                return MMUPT_EXIT_USAGE;
-            }
+            if (cli_parse_shard_mb("convert", argv[++i], &shard_mb)) return MMUPT_EXIT_USAGE;
         } else {
             cli_error("convert", "unknown or incomplete argument '%s'\n\n%s", argv[i], usage);
             return MMUPT_EXIT_USAGE;
@@ -71,24 +51,9 @@ int cmd_convert(int argc, char **argv)
         return MMUPT_EXIT_ERROR;
     }
     int rc = MMUPT_EXIT_ERROR;
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        cli_error("convert", "%s: cannot create: %s", out, strerror(errno));
-        goto done;
-    }
-    if (model_weights_save(&m.spec, m.params, out, (size_t)(shard_mb * 1048576.0), &err)) {
+    if (cli_write_hf_dir(&m.spec, m.params, in, out, shard_mb, &err)) {
         cli_error("convert", "%s", err.msg);
         goto done;
-    }
-    for (int i = 0; copied[i]; i++) {
-        char from[4096], to[4096];
-        snprintf(from, sizeof from, "%s/%s", in, copied[i]);
-        snprintf(to, sizeof to, "%s/%s", out, copied[i]);
-        struct stat st;
-        if (stat(from, &st) != 0) continue;
-        if (copy_file(from, to, &err)) {
-            cli_error("convert", "%s", err.msg);
-            goto done;
-        }
     }
     log_info(&lg, "wrote %s: %s, %d tensors, %lld parameters (F32, legacy layout)", out, model_arch_name(m.cfg.arch),
              m.spec.n_params, (long long)m.spec.total);

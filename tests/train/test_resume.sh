@@ -86,6 +86,21 @@ preempt() { # preempt NAME HOW
 preempt "SIGUSR1 to mpirun" usr1
 preempt "SIGTERM to every rank" term
 
+# Export: the final checkpoint as a Hugging Face directory (tools/check_saved_model.py --export loads
+# one with transformers); an existing directory is refused; --shard-mb shards with an index.
+run "$mmupt" export "$tmp/ref3/checkpoints" "$tmp/hf"
+expect "export the latest checkpoint" 0 "exported"
+if [ -f "$tmp/hf/model.safetensors" ] && [ -f "$tmp/hf/config.json" ] && [ -f "$tmp/hf/tokenizer.json" ]; then
+    ok "export wrote weights, config and tokenizer"
+else fail "export output" "$(ls "$tmp/hf")"; fi
+run "$mmupt" export "$tmp/ref3/checkpoints" "$tmp/hf"
+expect "export refuses a non-empty directory" 1 "exists and is not empty"
+run "$mmupt" export "$tmp/ref3/checkpoints/step-00000007" "$tmp/hf2" --shard-mb 0.2
+expect "export a named step, sharded" 0 "step 7"
+if [ -f "$tmp/hf2/model.safetensors.index.json" ]; then ok "sharded export has an index"; else fail "no index" "$(ls "$tmp/hf2")"; fi
+run "$mmupt" export "$tmp/nowhere" "$tmp/hf3"
+expect "export of a missing checkpoint" 1 "nowhere"
+
 # A damaged latest checkpoint.
 out=$tmp/ref3
 latest=$out/checkpoints/$(tr -d '\n' <"$out/checkpoints/latest")
@@ -103,6 +118,8 @@ PY
 before=$(ls "$out/checkpoints" | tr '\n' ' ')
 run timeout 120 $(train_cmd 3 1 "$out") --resume
 expect "damaged latest checkpoint: refused" 1 "cannot resume" "model.h5" "checkpoint.resume_path"
+run "$mmupt" export "$out/checkpoints" "$tmp/hf4"
+expect "export of the damaged checkpoint is refused" 1 "model.h5"
 after=$(ls "$out/checkpoints" | tr '\n' ' ')
 if [ "$before" = "$after" ]; then ok "nothing deleted after the refusal ($after)"; else fail "checkpoints changed" "$before -> $after"; fi
 prev=$(ls -d "$out"/checkpoints/step-* | sort | tail -2 | head -1)

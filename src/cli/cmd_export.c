@@ -1,0 +1,118 @@
+/* mmupt export: a training checkpoint -> a Hugging Face model directory (transformers, vLLM). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "mmupt/checkpoint.h"
+#include "mmupt/log.h"
+#include "mmupt/model.h"
+
+static const char usage[] =
+    "usage: mmupt export CHECKPOINT OUT_DIR [--shard-mb N] [--model DIR]\n"
+    "\n"
+    "Write the policy weights of a training checkpoint as a Hugging Face model directory: F32\n"
+    "safetensors in the legacy key layout (model.*, visual.*, lm_head.weight), sharded with\n"
+    "model.safetensors.index.json above N MB (default 4096), plus config.json, tokenizer and\n"
+    "generation files copied from the model the run started from. transformers and vLLM load it.\n"
+    "\n"
+    "CHECKPOINT is a step-NNNNNNNN directory, or a checkpoint directory (its `latest` is used).\n"
+    "--model DIR takes config and tokenizer from DIR instead of the path recorded in the checkpoint\n"
+    "(for a run whose model directory has moved). OUT_DIR must not exist or be empty.\n";
+
+/* A step directory as given, or the latest one of a checkpoint directory. */
+static int resolve(const char *arg, char *out, size_t n, struct mmupt_err *err)
+{
+    char model[CKPT_PATH_MAX + 16];
+    snprintf(model, sizeof model, "%s/model.h5", arg);
+    struct stat st;
+    if (stat(model, &st) == 0) {
+        snprintf(out, n, "%s", arg);
+        return 0;
+    }
+    int found = ckpt_find_latest(arg, out, n, err);
+    if (found == 0) return mmupt_fail(err, "%s: neither a checkpoint (no model.h5) nor a checkpoint directory (no latest)", arg);
+    return found < 0 ? -1 : 0;
+}
+
+static int empty_or_missing(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage, stdout);
+        return MMUPT_EXIT_OK;
+    }
+    const char *pos[2] = {NULL, NULL}, *model_dir = NULL;
+    int npos = 0;
+    double shard_mb = 4096;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--shard-mb") == 0) {
+            if (cli_parse_shard_mb("export", argv[++i], &shard_mb)) return MMUPT_EXIT_USAGE;
+        } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
+            model_dir = argv[++i];
+        } else if (argv[i][0] != '-' && npos < 2) {
+            pos[npos++] = argv[i];
+        } else {
+            cli_error("export", "unexpected argument '%s'\n\n%s", argv[i], usage);
+            return MMUPT_EXIT_USAGE;
+        }
+    }
+    if (npos != 2) {
+        cli_error("export", "a checkpoint and an output directory are required\n\n%s", usage);
+        return MMUPT_EXIT_USAGE;
+    }
+    if (!empty_or_missing(pos[1])) {
+        cli_error("export", "%s exists and is not empty: choose a new directory (nothing was written)", pos[1]);
+        return MMUPT_EXIT_ERROR;
+    }
+    struct mmupt_err err;
+    char ckpt[CKPT_PATH_MAX];
+    struct ckpt_meta meta;
+    if (resolve(pos[0], ckpt, sizeof ckpt, &err) || ckpt_read_meta(ckpt, &meta, &err)) {
+        cli_error("export", "%s", err.msg);
+        return MMUPT_EXIT_ERROR;
+    }
+    const char *src = model_dir ? model_dir : meta.model_path;
+    char cfg_path[CKPT_PATH_MAX + 16];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", src);
+    struct model_config mc;
+    struct model m;
+    int rc = MMUPT_EXIT_ERROR;
+    if (model_config_load(&mc, cfg_path, &err)) {
+        cli_error("export", "%s (the model the run started from; --model DIR points elsewhere)", err.msg);
+        ckpt_meta_free(&meta);
+        return rc;
+    }
+    model_init(&m, &mc);
+    if (m.spec.total != meta.n_params) {
+        cli_error("export", "%s has %lld parameters, the checkpoint %lld: not the model this run trained", src,
+                  (long long)m.spec.total, (long long)meta.n_params);
+    } else if (ckpt_read_weights(ckpt, &m.spec, m.params, &err) ||
+               cli_write_hf_dir(&m.spec, m.params, src, pos[1], shard_mb, &err)) {
+        cli_error("export", "%s", err.msg);
+    } else {
+        struct log_ctx lg;
+        log_init(&lg, LOG_INFO, 0, stderr);
+        log_info(&lg, "exported %s (step %lld, policy version %lld) to %s: %s, %lld parameters, F32 legacy layout",
+                 ckpt, (long long)meta.step, (long long)meta.policy_version, pos[1], model_arch_name(m.cfg.arch),
+                 (long long)m.spec.total);
+        rc = MMUPT_EXIT_OK;
+    }
+    model_free(&m);
+    ckpt_meta_free(&meta);
+    return rc;
+}
