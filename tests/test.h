@@ -39,10 +39,13 @@ struct test_state {
 #define CHECK_CONTAINS(ts, haystack, needle)                                          \
     CHECK_MSG(ts, strstr((haystack), (needle)) != NULL, "'%s' not in '%s'", (needle), (haystack))
 
-#define RUN(ts, fn)                                                                   \
+#define RUN(ts, fn) RUN_CALL(ts, fn, fn(ts))
+/* RUN for a test that takes a context argument (a fixture struct), reported under fn's name. */
+#define RUN_WITH(ts, fn, ctx) RUN_CALL(ts, fn, fn(ts, ctx))
+#define RUN_CALL(ts, fn, call)                                                        \
     do {                                                                              \
         (ts)->current_failed = 0;                                                     \
-        fn(ts);                                                                       \
+        call;                                                                         \
         if ((ts)->current_failed) {                                                   \
             (ts)->failed++;                                                           \
             fprintf(stderr, "not ok - %s\n", #fn);                                    \

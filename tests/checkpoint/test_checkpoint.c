@@ -334,19 +334,6 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
     return remove(p);
 }
 
-#define RUN_FX(ts, fn, f)                                                   \
-    do {                                                                    \
-        (ts)->current_failed = 0;                                           \
-        fn(ts, f);                                                          \
-        if ((ts)->current_failed) {                                         \
-            (ts)->failed++;                                                 \
-            fprintf(stderr, "not ok - %s\n", #fn);                          \
-        } else {                                                            \
-            (ts)->passed++;                                                 \
-            printf("ok - %s\n", #fn);                                       \
-        }                                                                   \
-    } while (0)
-
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -374,14 +361,14 @@ int main(int argc, char **argv)
     if (!mkdtemp(f.root)) return 1;
     snprintf(f.dir, sizeof f.dir, "%s/runs/ckpt", f.root);
     struct test_state ts = {0};
-    RUN_FX(&ts, test_sum64, &f);
-    RUN_FX(&ts, test_roundtrip_and_latest, &f);
-    RUN_FX(&ts, test_flipped_bytes, &f);
-    RUN_FX(&ts, test_truncated, &f);
-    RUN_FX(&ts, test_other_model, &f);
-    RUN_FX(&ts, test_missing_shard, &f);
-    RUN_FX(&ts, test_full_disk, &f);
-    RUN_FX(&ts, test_latest_file, &f);
+    RUN_WITH(&ts, test_sum64, &f);
+    RUN_WITH(&ts, test_roundtrip_and_latest, &f);
+    RUN_WITH(&ts, test_flipped_bytes, &f);
+    RUN_WITH(&ts, test_truncated, &f);
+    RUN_WITH(&ts, test_other_model, &f);
+    RUN_WITH(&ts, test_missing_shard, &f);
+    RUN_WITH(&ts, test_full_disk, &f);
+    RUN_WITH(&ts, test_latest_file, &f);
     nftw(f.root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f.snap);
     free(f.m1);
