@@ -285,26 +285,35 @@ static void raw_rep(struct bench *b, struct timing *w, struct timing *r)
 
 /* ---- results ---- */
 
-static int cmp_double(const void *a, const void *b)
+/* The repetition with the median total time (the upper middle one for an even count): its parts
+ * add up to the total that is reported, which independent medians of each part would not. */
+static const struct timing *median_rep(const struct timing *t, int reps)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    int order[MAX_REPS];
+    for (int i = 0; i < reps; i++) order[i] = i;
+    for (int i = 1; i < reps; i++)
+        for (int j = i; j > 0 && t[order[j]].total < t[order[j - 1]].total; j--) {
+            int k = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = k;
+        }
+    return &t[order[reps / 2]];
 }
 
-/* Median of field f (0 total, 1..4 parts, 5 resident) over reps. */
-static double median(const struct timing *t, int reps, int f)
+/* The largest resident fraction over the repetitions: how well the cache drop worked at worst. */
+static double max_resident(const struct timing *t, int reps)
 {
-    double v[MAX_REPS];
-    for (int i = 0; i < reps; i++) v[i] = f == 0 ? t[i].total : f == 5 ? t[i].resident : t[i].part[f - 1];
-    qsort(v, (size_t)reps, sizeof *v, cmp_double);
-    return reps % 2 ? v[reps / 2] : 0.5 * (v[reps / 2 - 1] + v[reps / 2]);
+    double m = 0;
+    for (int i = 0; i < reps; i++) m = t[i].resident > m ? t[i].resident : m;
+    return m;
 }
 
-static void print_path(const char *name, double bytes, const struct timing *t, int reps)
+static double print_path(const char *name, double bytes, const struct timing *t, int reps)
 {
-    double s = median(t, reps, 0);
+    double s = median_rep(t, reps)->total;
     printf("\"%s\": {\"bytes\": %.0f, \"s\": %.3f, \"gbps\": %.3f, \"resident_after_drop\": %.4f}, ", name, bytes, s,
-           bytes / s / 1e9, median(t, reps, 5));
+           bytes / s / 1e9, max_resident(t, reps));
+    return s;
 }
 
 /* Checksum speed in memory: what verifying and stamping every dataset costs per byte. */
@@ -354,18 +363,16 @@ int main(int argc, char **argv)
     }
     double bytes = (double)(N_BUFS * b.n * sizeof(float));
     printf("{\"config\": \"%s\", \"floats\": %zu, \"tensors\": %d, \"learners\": %d, \"reps\": %d, "
-           "\"cache\": \"fsync + posix_fadvise(DONTNEED) on every file before reading\", \"ckpt_file_bytes\": %zu, ",
+           "\"cache\": \"fsync + posix_fadvise(DONTNEED) on every file\", \"ckpt_file_bytes\": %zu, ",
            argv[1], b.n, b.spec.n_params, b.learners, reps, file_bytes);
-    print_path("ckpt_write", bytes, cw, reps);
-    print_path("ckpt_read", bytes, cr, reps);
-    print_path("raw_write", bytes, rw, reps);
-    print_path("raw_read", bytes, rr, reps);
+    double cws = print_path("ckpt_write", bytes, cw, reps), crs = print_path("ckpt_read", bytes, cr, reps);
+    double rws = print_path("raw_write", bytes, rw, reps), rrs = print_path("raw_read", bytes, rr, reps);
+    const struct timing *w = median_rep(cw, reps), *r = median_rep(cr, reps);
     printf("\"ckpt_write_parts_s\": {\"begin\": %.3f, \"optim\": %.3f, \"model\": %.3f, \"commit\": %.3f}, "
            "\"ckpt_read_parts_s\": {\"meta\": %.3f, \"weights\": %.3f, \"optim\": %.3f}, \"sum64_gbps\": %.2f, "
            "\"write_ratio\": %.3f, \"read_ratio\": %.3f}\n",
-           median(cw, reps, 1), median(cw, reps, 2), median(cw, reps, 3), median(cw, reps, 4), median(cr, reps, 1),
-           median(cr, reps, 2), median(cr, reps, 3), sum64_gbps(&b), median(rw, reps, 0) / median(cw, reps, 0),
-           median(rr, reps, 0) / median(cr, reps, 0));
+           w->part[0], w->part[1], w->part[2], w->part[3], r->part[0], r->part[1], r->part[2], sum64_gbps(&b),
+           rws / cws, rrs / crs);
     remove_tree(b.root);
     for (int k = 0; k < N_BUFS; k++) free(b.buf[k]);
     model_spec_free(&b.spec);

@@ -88,7 +88,8 @@ int ckpt_read_weights(const char *ckpt, const struct model_spec *spec, float *pa
 int ckpt_read_snapshot(const char *ckpt, int64_t version, int64_t n_params, float *out, struct mmupt_err *err);
 /* This learner's moments for its shard [lo, hi) of n, from the saved_learners shard files, which
  * may be a different count than now (the shards overlapping [lo, hi) are read whole, verified and
- * cut: resharding). */
+ * cut: resharding; a saved shard inside [lo, hi), the usual case, is read straight into place).
+ * Like ckpt_read_weights, on an error the outputs may hold part of the data: a failed resume ends. */
 int ckpt_read_optim(const char *ckpt, int saved_learners, size_t lo, size_t hi, size_t n, float *m, float *v,
                     int64_t *t, struct mmupt_err *err);
 

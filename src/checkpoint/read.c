@@ -165,14 +165,21 @@ static int read_shard(const char *ckpt, int r, int saved, size_t lo, size_t hi, 
         rc = mmupt_fail(err, "%s: shard [%lld, %lld) of %lld does not fit a model of %zu parameters", path,
                         (long long)slo, (long long)shi, (long long)sn, n);
     float *bm = NULL, *bv = NULL;
-    if (rc == 0) {
+    /* A shard inside [lo, hi) (always so when the learner count is unchanged) is read straight
+     * into place: no second copy of the moments in memory. */
+    int inside = rc == 0 && (size_t)slo >= lo && (size_t)shi <= hi;
+    if (inside) {
+        size_t len = (size_t)(shi - slo);
+        rc = ck_read_data(f, path, "m", H5T_NATIVE_FLOAT, sizeof(float), 1, NULL, len, m + ((size_t)slo - lo), err) ||
+             ck_read_data(f, path, "v", H5T_NATIVE_FLOAT, sizeof(float), 1, NULL, len, v + ((size_t)slo - lo), err) ? -1 : 0;
+    } else if (rc == 0) {
         size_t len = (size_t)(shi - slo);
         bm = mmupt_xmalloc((len ? len : 1) * sizeof *bm);
         bv = mmupt_xmalloc((len ? len : 1) * sizeof *bv);
         rc = ck_read_data(f, path, "m", H5T_NATIVE_FLOAT, sizeof(float), 1, NULL, len, bm, err) ||
              ck_read_data(f, path, "v", H5T_NATIVE_FLOAT, sizeof(float), 1, NULL, len, bv, err) ? -1 : 0;
     }
-    if (rc == 0) {
+    if (rc == 0 && !inside) {
         size_t a = (size_t)slo > lo ? (size_t)slo : lo, b = (size_t)shi < hi ? (size_t)shi : hi;
         if (a < b) {
             memcpy(m + (a - lo), bm + (a - (size_t)slo), (b - a) * sizeof *m);
