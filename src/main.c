@@ -18,7 +18,9 @@ static const struct cli_command commands[] = {
     {"generate", cmd_generate, "sample answers from a model for a prompt (and images), streaming", NULL},
     {"tokenize", cmd_tokenize, "encode stdin to ids, or decode ids to text, with a tokenizer.json", NULL},
     {"grade", cmd_grade, "extract and grade answers (JSON lines on stdin), as the reward does", NULL},
-    {"eval", NULL, "evaluate a checkpoint on a benchmark (pass@k, maj@k)", "the evaluation harness"},
+    {"data", cmd_data, "generate a dataset (the quickstart's synthetic shapes task)", NULL},
+    {"sft", cmd_sft, "supervised fine-tuning on a dataset's worked answers (the warm start)", NULL},
+    {"eval", cmd_eval, "evaluate a model on a split: greedy pass@1, pass@1 at temperature, maj@G", NULL},
     {"synth", NULL, "let the policy write new questions for a dataset", "self-generated questions"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];

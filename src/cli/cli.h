@@ -41,6 +41,9 @@ int cli_parse_shard_mb(const char *cmd, const char *text, double *out);
 
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_forward(int argc, char **argv);

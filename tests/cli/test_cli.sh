@@ -10,7 +10,7 @@ root=$2
 run "$mmupt" --help;            expect "help" 0 "commands:" "config" "planned, not in this build yet:"
 run "$mmupt";                   expect "no command is a usage error" 2 "usage: mmupt <command>"
 run "$mmupt" confg;             expect "unknown command suggests" 2 "unknown command 'confg' (did you mean 'config'?)"
-run "$mmupt" eval x.yaml;       expect "planned command says so" 3 "mmupt eval: not implemented yet"
+run "$mmupt" synth x.yaml;      expect "planned command says so" 3 "mmupt synth: not implemented yet"
 for c in train config version; do
     run "$mmupt" $c --help;     expect "$c --help" 0 "usage: mmupt $c"
 done

@@ -1,0 +1,12 @@
+/* mmupt data: placeholder until the issue-9 work lands; says so plainly. */
+#include <stdio.h>
+
+#include "cli.h"
+
+int cmd_data(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cli_error("data", "not implemented yet");
+    return MMUPT_EXIT_NOT_IMPLEMENTED;
+}
