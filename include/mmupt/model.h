@@ -114,6 +114,11 @@ int model_weights_load(const struct model_spec *s, float *params, const char *pa
  * max_shard_bytes). */
 int model_weights_save(const struct model_spec *s, const float *params, const char *dir, size_t max_shard_bytes,
                        struct mmupt_err *err);
+/* Write OUT as a whole Hugging Face model directory: the weights as above (sharded with
+ * model.safetensors.index.json above shard_mb MB), plus config.json, tokenizer and generation files
+ * copied from the model directory src when present. transformers and vLLM load it. */
+int model_save_hf_dir(const struct model_spec *spec, const float *params, const char *src, const char *out,
+                      double shard_mb, struct mmupt_err *err);
 
 /* ---- running it ---- */
 
@@ -151,6 +156,11 @@ int model_open(struct model *m, const char *dir, struct mmupt_err *err);
 /* Build from a config with zeroed parameters (tests, fresh initialisation). */
 void model_init(struct model *m, const struct model_config *c);
 void model_free(struct model *m);
+
+/* Fresh weights as transformers initialises a model from its config (_init_weights): Linear, Conv
+ * and Embedding weights ~ N(0, 0.02), biases 0, norm weights 1. Element i of the flat buffer comes
+ * from a counter-based RNG keyed by (seed, i), so the result is the same for any thread count. */
+void model_init_random(struct model *m, uint64_t seed);
 
 /* Forward over a batch: fills m->logits, m->positions, m->rope_deltas and keeps the activations
  * for model_backward. Input errors (token ids outside the vocabulary, image token runs that do not

@@ -1,5 +1,6 @@
 /* Command-line helpers shared by the subcommands. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -52,5 +53,16 @@ int cli_split_args(const char *cmd, int argc, char **argv, struct cli_config_arg
         }
     }
     out->overrides = over;
+    return 0;
+}
+
+int cli_parse_shard_mb(const char *cmd, const char *text, double *out)
+{
+    char *end;
+    *out = strtod(text, &end);
+    if (*end || !(*out >= 0.01 && *out <= 1048576)) {
+        cli_error(cmd, "--shard-mb must be a number in [0.01, 1048576]");
+        return -1;
+    }
     return 0;
 }

@@ -31,11 +31,6 @@ int cli_wants_help(int argc, char **argv);
 /* Print "mmupt CMD: error: MSG" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Write OUT as a Hugging Face model directory: the weights as F32 safetensors in the legacy key
- * layout, sharded with model.safetensors.index.json above shard_mb, plus config.json, tokenizer and
- * generation files copied from the model directory src when present. */
-int cli_write_hf_dir(const struct model_spec *spec, const float *params, const char *src, const char *out,
-                     double shard_mb, struct mmupt_err *err);
 /* --shard-mb's value; -1 after printing a usage error. */
 int cli_parse_shard_mb(const char *cmd, const char *text, double *out);
 

@@ -51,7 +51,7 @@ int cmd_convert(int argc, char **argv)
         return MMUPT_EXIT_ERROR;
     }
     int rc = MMUPT_EXIT_ERROR;
-    if (cli_write_hf_dir(&m.spec, m.params, in, out, shard_mb, &err)) {
+    if (model_save_hf_dir(&m.spec, m.params, in, out, shard_mb, &err)) {
         cli_error("convert", "%s", err.msg);
         goto done;
     }

@@ -102,7 +102,7 @@ int cmd_export(int argc, char **argv)
         cli_error("export", "%s has %lld parameters, the checkpoint %lld: not the model this run trained", src,
                   (long long)m.spec.total, (long long)meta.n_params);
     } else if (ckpt_read_weights(ckpt, &m.spec, m.params, &err) ||
-               cli_write_hf_dir(&m.spec, m.params, src, pos[1], shard_mb, &err)) {
+               model_save_hf_dir(&m.spec, m.params, src, pos[1], shard_mb, &err)) {
         cli_error("export", "%s", err.msg);
     } else {
         struct log_ctx lg;

@@ -1,12 +1,12 @@
-/* Writing a Hugging Face model directory: shared by `mmupt convert` (a model re-saved) and
- * `mmupt export` (a checkpoint's weights). */
+/* Writing a Hugging Face model directory (weights + the files that make it loadable): shared by
+ * `mmupt convert`, `mmupt export` and `mmupt sft`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
+#include "mmupt/model.h"
 #include "mmupt/strutil.h"
 
 /* The files besides the weights that make a directory loadable by transformers and vLLM. */
@@ -26,7 +26,7 @@ static int copy_file(const char *from, const char *to, struct mmupt_err *err)
     return ok ? 0 : mmupt_fail(err, "%s: cannot write: %s", to, strerror(errno));
 }
 
-int cli_write_hf_dir(const struct model_spec *spec, const float *params, const char *src, const char *out,
+int model_save_hf_dir(const struct model_spec *spec, const float *params, const char *src, const char *out,
                      double shard_mb, struct mmupt_err *err)
 {
     if (mkdir(out, 0755) != 0 && errno != EEXIST) return mmupt_fail(err, "%s: cannot create: %s", out, strerror(errno));
@@ -38,17 +38,6 @@ int cli_write_hf_dir(const struct model_spec *spec, const float *params, const c
         struct stat st;
         if (stat(from, &st) != 0) continue;
         if (copy_file(from, to, err)) return -1;
-    }
-    return 0;
-}
-
-int cli_parse_shard_mb(const char *cmd, const char *text, double *out)
-{
-    char *end;
-    *out = strtod(text, &end);
-    if (*end || !(*out >= 0.01 && *out <= 1048576)) {
-        cli_error(cmd, "--shard-mb must be a number in [0.01, 1048576]");
-        return -1;
     }
     return 0;
 }
