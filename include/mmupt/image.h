@@ -81,6 +81,11 @@ int img_resize_bicubic(const struct img_rgb *in, int out_w, int out_h, struct im
 int img_preprocess(const struct img_rgb *im, const struct img_proc_config *c, float **pixels, int64_t *n_patches,
                    int64_t grid_thw[3], struct mmupt_err *err);
 
+/* Encode 8-bit RGB as a PNG file in memory (src/image/encode.c): not interlaced, no ancillary
+ * chunks, fixed compression settings, so equal pixels give equal bytes. *out is malloc'd (*len
+ * bytes). Refuses an image without pixels or with a side outside [1, IMG_MAX_SIDE]. */
+int img_png_encode(const struct img_rgb *im, uint8_t **out, size_t *len, struct mmupt_err *err);
+
 #ifdef __cplusplus
 }
 #endif
