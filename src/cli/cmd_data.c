@@ -249,6 +249,16 @@ static int ensure_dir(const char *dir, int *created, struct mmupt_err *err)
         if (access(dir, W_OK) != 0) return mmupt_fail(err, "%s: not writable: %s", dir, strerror(errno));
         return 0;
     }
+    /* Parents too, as mkdir -p (only DIR itself is taken back after a failure). */
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    for (char *p = parent + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(parent, 0777) != 0 && errno != EEXIST)
+            return mmupt_fail(err, "%s: cannot create the directory: %s", parent, strerror(errno));
+        *p = '/';
+    }
     if (mkdir(dir, 0777) != 0) return mmupt_fail(err, "%s: cannot create the directory: %s", dir, strerror(errno));
     *created = 1;
     return 0;
