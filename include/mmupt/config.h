@@ -45,6 +45,8 @@ struct cfg_run {
     char output_dir[CFG_STR_MAX];
     int64_t seed;
     int64_t max_steps;
+    int64_t val_interval;
+    int64_t val_limit;
 };
 
 struct cfg_model {

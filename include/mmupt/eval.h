@@ -101,6 +101,7 @@ struct eval_config {
     int batch;                     /* items generated together */
     const char *format_prompt;     /* appended to each problem after a space (NULL: nothing) */
     int64_t max_prompt_tokens;     /* longer prompts are skipped as bad items; 0: no limit */
+    int64_t min_pixels, max_pixels; /* image resize bounds as training used them; 0: the processor's */
     float image_pad_bias;          /* logit bias of <|image_pad|> (MM-UPT: -100) */
     const int32_t *stop_ids;       /* stop tokens (rollout_default_stop_ids) */
     int n_stop;

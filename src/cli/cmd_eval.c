@@ -31,6 +31,8 @@ static const char usage[] =
     "  --top-p P             nucleus mass of the samples (default 1)\n"
     "  --max-new-tokens N    per response (default 256)\n"
     "  --limit K             only the first K items of the split (default: all)\n"
+    "  --min-pixels N        image resize bounds, as training used them (data.min_pixels /\n"
+    "  --max-pixels N        data.max_pixels; default: the Qwen2-VL processor's 3136 and 12845056)\n"
     "  --seed S              sampler seed (default 1); draws are keyed by (seed, item, sample, token)\n"
     "  --vote paper|equivalence   the majority vote (default paper, as reward.vote)\n"
     "  --format-prompt TEXT  appended to each problem after a space (default: nothing)\n"
@@ -114,6 +116,9 @@ static int parse_one(struct eval_opts *o, const char *a, const char *v)
     } else if (strcmp(a, "--limit") == 0) {
         rc = parse_long(a, v, 1, LONG_MAX, &x);
         c->limit = x;
+    } else if (strcmp(a, "--min-pixels") == 0 || strcmp(a, "--max-pixels") == 0) {
+        rc = parse_long(a, v, 1, LONG_MAX, &x);
+        *(a[2] == 'm' && a[3] == 'i' ? &c->min_pixels : &c->max_pixels) = x;
     } else if (strcmp(a, "--batch") == 0) {
         rc = parse_long(a, v, 1, 4096, &x);
         c->batch = (int)x;

@@ -53,6 +53,11 @@ const struct cfg_field cfg_fields[] = {
      "Master seed; every random stream is derived from it and stable across rank counts."},
     {"run.max_steps", CFG_INT, OFF(run.max_steps), "0", 0, IBIG, 0, NULL,
      "Stop after this many rollout steps; 0 means run data.epochs over the training set."},
+    {"run.val_interval", CFG_INT, OFF(run.val_interval), "0", 0, IBIG, 0, NULL,
+     "Rollout steps between validation evaluations on data.val_path (greedy pass@1, pass@1 and maj@G "
+     "with rollout.n samples, on rank 0); 0: none."},
+    {"run.val_limit", CFG_INT, OFF(run.val_limit), "256", 0, IBIG, 0, NULL,
+     "Validation items per evaluation: the first N of the split (0: all)."},
 
     {"model.path", CFG_STRING, OFF(model.path), "", 0, 0, 0, NULL,
      "Hugging Face model directory (config.json, *.safetensors, tokenizer.json). Required for training."},

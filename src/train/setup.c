@@ -153,6 +153,10 @@ static int open_local(struct trainer *tr, struct mmupt_err *err)
     ic.merge = (int)tr->model.cfg.vision.merge;
     if (prompt_builder_init(&tr->pb, tr->tok, c->data.format_prompt, &ic, c->data.max_prompt_length, err)) return -1;
     open_streams(tr);
+    if (c->run.val_interval > 0 && !c->data.val_path[0])
+        return mmupt_fail(err, "run.val_interval=%lld needs data.val_path (the validation split)",
+                          (long long)c->run.val_interval);
+    if (c->run.val_interval > 0 && tr->world.rank == 0 && ds_open(&tr->val_ds, c->data.val_path, err)) return -1;
     return open_outputs(tr, err);
 }
 
@@ -192,6 +196,7 @@ void train_close(struct trainer *tr)
     free(tr->streams);
     free(tr->ref_params);
     if (tr->ds) ds_close(tr->ds);
+    if (tr->val_ds) ds_close(tr->val_ds);
     tok_free(tr->tok);
     if (tr->model.params) model_free(&tr->model);
     comm_free(&tr->sync);

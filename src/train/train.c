@@ -16,8 +16,8 @@
 #include "mmupt/train.h"
 #include "train_internal.h"
 
-const char *const train_phase_names[PH_COUNT] = {"load", "rollout", "reward", "logprob", "update",
-                                                 "sync", "wait_data", "wait_credit", "wait_weights"};
+const char *const train_phase_names[PH_COUNT] = {"load", "rollout", "reward", "logprob", "update", "sync",
+                                                 "validate", "wait_data", "wait_credit", "wait_weights"};
 
 /* Sum the step's reward statistics and token count over the learners, so rank 0 reports them all. */
 static void reduce_stats(struct trainer *tr, struct step_data *d)
@@ -35,7 +35,7 @@ static void reduce_stats(struct trainer *tr, struct step_data *d)
 }
 
 static void log_step(struct trainer *tr, const struct step_data *d, const struct train_losses *l, double lr, double norm,
-                     int skipped, double seconds, double t_start)
+                     int skipped, double seconds, double t_start, const struct train_val *val)
 {
     double reward_mean = d->stats.samples ? d->stats.reward_sum / (double)d->stats.samples : 0;
     double majority = d->stats.groups ? d->stats.majority_share / (double)d->stats.groups : 0;
@@ -44,6 +44,9 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     log_info(&tr->lg, "step %lld/%lld  loss %.4f  kl %.4f  reward %.3f  majority %.3f  tokens/s %.0f  eta %.0fs%s",
              (long long)tr->step + 1, (long long)tr->total_steps, l->loss, l->kl, reward_mean, majority,
              (double)d->tokens / seconds, eta, skipped ? "  (update skipped: non-finite gradient)" : "");
+    if (val->done)
+        log_info(&tr->lg, "validation after step %lld: greedy pass@1 %.3f  pass@1 %.3f  maj@%lld %.3f",
+                 (long long)tr->step + 1, val->greedy, val->pass1, (long long)tr->cfg->rollout.n, val->maj);
     if (tr->world.rank != 0) return;
     struct mmupt_err err;
     metrics_begin(&tr->metrics);
@@ -61,6 +64,11 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     metrics_i64(&tr->metrics, "staleness", tr->step - train_rollout_version(tr, tr->step));
     reward_stats_write(&d->stats, &tr->metrics);
     metrics_f64(&tr->metrics, "tokens_per_s", (double)d->tokens / seconds);
+    if (val->done) {
+        metrics_f64(&tr->metrics, "val/greedy_pass1", val->greedy);
+        metrics_f64(&tr->metrics, "val/pass1", val->pass1);
+        metrics_f64(&tr->metrics, "val/maj", val->maj);
+    }
     metrics_f64(&tr->metrics, "time/step_s", seconds);
     if (metrics_end(&tr->metrics, &err)) log_warn(&tr->lg, "%s", err.msg);
     if (tr->tb) {
@@ -69,6 +77,11 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
         double vals[] = {l->loss, l->kl, l->entropy, norm, lr, reward_mean, majority, (double)d->tokens / seconds,
                          (double)(tr->step - train_rollout_version(tr, tr->step))};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) tb_scalar(tr->tb, names[i], tr->step + 1, vals[i], &err);
+        if (val->done) {
+            tb_scalar(tr->tb, "val/greedy_pass1", tr->step + 1, val->greedy, &err);
+            tb_scalar(tr->tb, "val/pass1", tr->step + 1, val->pass1, &err);
+            tb_scalar(tr->tb, "val/maj", tr->step + 1, val->maj, &err);
+        }
         if (tb_flush(tr->tb, &err)) log_warn(&tr->lg, "%s", err.msg);
     }
 }
@@ -92,9 +105,11 @@ static int learner_step(struct trainer *tr, double t_start, struct mmupt_err *er
         tr->version = tr->step + 1;
         rc = train_after_update(tr, tr->step + 1, err);
     }
+    struct train_val val = {0};
+    if (rc == 0 && tr->world.rank == 0 && train_val_due(tr)) rc = train_validate(tr, &val, err);
     if (rc == 0) {
         reduce_stats(tr, &d);
-        log_step(tr, &d, &l, lr, norm, skipped, mmupt_now() - t0, t_start);
+        log_step(tr, &d, &l, lr, norm, skipped, mmupt_now() - t0, t_start, &val);
     }
     train_step_free(&d);
     return rc;

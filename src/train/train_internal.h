@@ -27,6 +27,7 @@ enum train_phase {
     PH_LOGPROB,      /* old (behaviour) and reference log-probs */
     PH_UPDATE,       /* forward, loss, backward, optimizer (its collectives included) */
     PH_SYNC,         /* copying and sending weights to rollout ranks */
+    PH_VALIDATE,     /* rank 0: evaluating on data.val_path */
     PH_WAIT_DATA,    /* idle: a learner waiting for trajectories */
     PH_WAIT_CREDIT,  /* idle: a rollout rank waiting for ring space */
     PH_WAIT_WEIGHTS, /* idle: a rollout rank waiting for a policy version */
@@ -61,6 +62,7 @@ struct trainer {
     float *ref_params;          /* the frozen initial weights for the KL term (NULL without KL) */
     struct tok *tok;
     struct ds_reader *ds;
+    struct ds_reader *val_ds;   /* rank 0, when run.val_interval > 0 */
     struct prompt_builder pb;
     struct prompt_loader *streams; /* one question stream per learner (a rollout rank uses several) */
     struct optim opt;
@@ -105,6 +107,12 @@ struct step_data {
     struct train_sample *samples; /* [n_q * G] */
     struct reward_stats stats;
     int64_t tokens;             /* response tokens on this rank */
+};
+
+/* One validation (train_validate), logged with the step's metrics. */
+struct train_val {
+    int done;
+    double greedy, pass1, maj;
 };
 
 struct train_losses {
@@ -157,6 +165,10 @@ int train_checkpoint(struct trainer *tr, struct mmupt_err *err);
 int train_resume(struct trainer *tr, struct mmupt_err *err);
 void train_signals_install(void);
 int train_stop_signal(void);
+
+/* validate.c */
+int train_val_due(const struct trainer *tr);
+int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *err);
 
 /* learn.c */
 void train_rewards(struct trainer *tr, struct step_data *d);

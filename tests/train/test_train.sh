@@ -61,6 +61,15 @@ same "1 rollout + 1 learner ends with the colocated 1-rank weights" "$c1" "$s11"
 same "1 rollout + 2 learners ends with the colocated 2-rank weights" "$c2" "$s12"
 same "2 rollout + 2 learners ends with the 1 + 2 weights" "$s12" "$s22"
 
+# Validation on rank 0 every step: metrics carry val/*, and training is unchanged by it.
+train val 3 1 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
+same "validation leaves the trained weights unchanged" "$s12" "$sum"
+if [ "$(grep -c '"val/greedy_pass1"' "$tmp/val/metrics.jsonl")" = 2 ] && grep -q "validation after step 2" "$tmp/err"; then
+    ok "validation after every step: logged and in metrics.jsonl"
+else fail "validation metrics" "$(cat "$tmp/val/metrics.jsonl")"; fi
+run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 run.val_interval=1
+expect "validation without a validation split is refused" 1 "needs data.val_path"
+
 train stale1 3 1 cluster.max_staleness=1
 if grep -q '"staleness": 0' "$tmp/stale1/metrics.jsonl" && grep -q '"staleness": 1' "$tmp/stale1/metrics.jsonl"; then
     ok "max_staleness=1: step 1 on-policy, step 2 one version behind"
