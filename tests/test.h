@@ -8,8 +8,12 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "mmupt/strutil.h"
 
 struct test_state {
     int passed, failed;
@@ -67,6 +71,22 @@ static inline double test_rel_err(const float *a, const float *b, int64_t n)
         if (fabs((double)b[i]) > den) den = fabs((double)b[i]);
     }
     return den > 0.0 ? num / den : num;
+}
+
+/* Run `MMUPT SUB ARGS` through the shell (ARGS is pasted as is) with stdout discarded and stderr
+ * captured via DIR/stderr.txt: returns the exit status (-1 if it did not exit), and stderr in
+ * *errtext (caller frees). For tests of a subcommand's command line. */
+static inline int test_run_mmupt(const char *mmupt, const char *dir, const char *sub, const char *args, char **errtext)
+{
+    char cmd[8192], errpath[4200];
+    snprintf(errpath, sizeof errpath, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s %s 2>'%s' >/dev/null", mmupt, sub, args, errpath);
+    int st = system(cmd);
+    size_t len;
+    struct mmupt_err err;
+    if (file_read_all(errpath, 1 << 20, errtext, &len, &err)) *errtext = strdup("");
+    unlink(errpath);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Remove a scratch directory and the files directly in it (tests make flat ones). */

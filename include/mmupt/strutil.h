@@ -26,5 +26,8 @@ size_t utf8_seq_len(const unsigned char *s, size_t avail);
 /* Read a whole regular file into a NUL-terminated heap buffer. Refuses directories, files larger
  * than max_bytes (checked before reading), and unreadable files, with errno's text. */
 int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len, struct mmupt_err *err);
+/* 1 when dir does not exist or has no entries, 0 when it has some, -1 (err set) when unreadable:
+ * the check before writing into an output directory that must not clobber anything. */
+int dir_empty_or_missing(const char *dir, struct mmupt_err *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include "mmupt/checkpoint.h"
 #include "mmupt/log.h"
 #include "mmupt/model.h"
+#include "mmupt/strutil.h"
 
 static const char usage[] =
     "usage: mmupt export CHECKPOINT OUT_DIR [--shard-mb N] [--model DIR]\n"
@@ -38,18 +39,6 @@ static int resolve(const char *arg, char *out, size_t n, struct mmupt_err *err)
     return found < 0 ? -1 : 0;
 }
 
-static int empty_or_missing(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
-}
-
 int cmd_export(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -75,11 +64,13 @@ int cmd_export(int argc, char **argv)
         cli_error("export", "a checkpoint and an output directory are required\n\n%s", usage);
         return MMUPT_EXIT_USAGE;
     }
-    if (!empty_or_missing(pos[1])) {
-        cli_error("export", "%s exists and is not empty: choose a new directory (nothing was written)", pos[1]);
+    struct mmupt_err err;
+    int empty = dir_empty_or_missing(pos[1], &err);
+    if (empty <= 0) {
+        if (empty == 0) cli_error("export", "%s exists and is not empty: choose a new directory (nothing was written)", pos[1]);
+        else cli_error("export", "%s", err.msg);
         return MMUPT_EXIT_ERROR;
     }
-    struct mmupt_err err;
     char ckpt[CKPT_PATH_MAX];
     struct ckpt_meta meta;
     if (resolve(pos[0], ckpt, sizeof ckpt, &err) || ckpt_read_meta(ckpt, &meta, &err)) {

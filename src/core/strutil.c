@@ -1,7 +1,8 @@
 /* String and file helpers. */
 #include <ctype.h>
-#include <math.h>
+#include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +144,20 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len, s
     *out = buf;
     *len = n;
     return 0;
+}
+
+/* 1 when dir does not exist or has no entries, 0 when it has some, -1 (err set) when unreadable. */
+int dir_empty_or_missing(const char *dir, struct mmupt_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 1;
+        return mmupt_fail(err, "%s: cannot read the output directory: %s", dir, strerror(errno));
+    }
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
 }

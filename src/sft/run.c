@@ -6,24 +6,9 @@
 #include <string.h>
 
 #include "mmupt/sft.h"
+#include "mmupt/strutil.h"
 
 #define SFT_SHARD_MB 4096.0
-
-/* 1 when dir does not exist or has no entries, 0 when it has some, -1 (err set) when unreadable. */
-static int dir_empty(const char *dir, struct mmupt_err *err)
-{
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) return 1;
-        return mmupt_fail(err, "%s: cannot read the output directory: %s", dir, strerror(errno));
-    }
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
-}
 
 static int open_model(const struct sft_paths *p, uint64_t seed, struct model *m, struct mmupt_err *err)
 {
@@ -43,7 +28,7 @@ int sft_run(const struct sft_paths *p, const struct sft_config *c, const struct 
     if (comm->size != 1)
         return mmupt_fail(err, "sft runs on one process for now, not %d: start it without mpirun (or -np 1)",
                           comm->size);
-    int empty = dir_empty(p->out_dir, err);
+    int empty = dir_empty_or_missing(p->out_dir, err);
     if (empty < 0) return -1;
     if (!empty) return mmupt_fail(err, "%s exists and is not empty: choose a new output directory", p->out_dir);
     char tpath[4096];

@@ -16,18 +16,7 @@
 static const char *mmupt;
 static char tmpdir[] = "/tmp/mmupt_fwd_XXXXXX";
 
-/* Run mmupt with args; returns the exit status, stderr in *errtext (caller frees). */
-static int run(const char *args, char **errtext)
-{
-    char cmd[4096], errpath[1100];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' forward %s 2>'%s' >/dev/null", mmupt, args, errpath);
-    int st = system(cmd);
-    size_t len;
-    struct mmupt_err err;
-    if (file_read_all(errpath, 1 << 20, errtext, &len, &err)) *errtext = strdup("");
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args, char **errtext) { return test_run_mmupt(mmupt, tmpdir, "forward", args, errtext); }
 
 static double compare(const struct st_set *got, const struct st_set *ref, const char *name, const int64_t *mask,
                       int64_t rows)

@@ -18,19 +18,7 @@ static const char *mmupt, *model_dir, *small_h5;
 static char tmpdir[] = "/tmp/mmupt_sftcli_XXXXXX";
 static char data[1100], noans[1100];
 
-/* Run `mmupt sft ARGS`; returns the exit status, stderr in *errtext (caller frees). */
-static int run(const char *args, char **errtext)
-{
-    char cmd[8192], errpath[1100];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' sft %s 2>'%s' >/dev/null", mmupt, args, errpath);
-    int st = system(cmd);
-    size_t len;
-    struct mmupt_err err;
-    if (file_read_all(errpath, 1 << 20, errtext, &len, &err)) *errtext = strdup("");
-    unlink(errpath);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+static int run(const char *args, char **errtext) { return test_run_mmupt(mmupt, tmpdir, "sft", args, errtext); }
 
 static void test_random_init_run(struct test_state *ts)
 {
