@@ -45,7 +45,7 @@ exact_resume() { # exact_resume NP R
     for i in 0 1 2 3 4; do
         timeout 300 $(train_cmd "$np" "$R" "$out") --resume >"$tmp/k$i.log" 2>&1 &
         local job=$!
-        for j in $(seq 600); do grep -qE "step [0-9]+/$steps" "$tmp/k$i.log" && break; sleep 0.05; done
+        for j in $(seq 2400); do grep -qE "step [0-9]+/$steps" "$tmp/k$i.log" && break; sleep 0.05; done
         sleep "0.$((RANDOM % 30))"
         if kill -0 "$job" 2>/dev/null; then kill_job "$job"; kills=$((kills + 1)); else wait "$job"; fi
     done
