@@ -35,6 +35,8 @@ quickstart: what ran: the build (CPU backend, plus CUDA when the toolkit is pres
 rollout with the KV-cache engine, and two steps of label-free GRPO training of a tiny random model on
 3 MPI ranks: a rollout rank sends trajectories through the ring buffer to 2 learners, which send new
 weights back (metrics in runs/tiny/metrics.jsonl and TensorBoard events).
-quickstart: NOT implemented yet: the quickstart's own task (data, tokenizer, warm-up, evaluation), so
-no accuracy numbers are produced yet. See README.md, "Status".
+quickstart: NOT implemented yet: the quickstart's own pipeline (a warm start that has learned the
+synthetic task, MM-UPT vs supervised GRPO on it, the report), so no accuracy numbers are produced
+yet. Its pieces exist and can be run by hand: mmupt data shapes, mmupt sft, mmupt eval (README.md,
+"Using it"; docs/quickstart-task.md). See README.md, "Status".
 MSG
