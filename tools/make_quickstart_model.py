@@ -7,8 +7,10 @@ a random initialisation and trains the warm start (docs/quickstart-task.md).
   token), trained with Hugging Face `tokenizers` on the text the task and the chat template produce:
   <|endoftext|>=0, <|im_start|>=1, <|im_end|>=2, then the merges, then <|image_pad|>,
   <|vision_start|>, <|vision_end|>, <|video_pad|>.
-- Model: a tiny Qwen2.5-VL (text hidden 64, 3 layers; vision hidden 32, 2 blocks, patch 14, merge 2)
-  sized so a GRPO step of 32 questions x 8 samples takes about a second on 2 cores.
+- Model: a tiny Qwen2.5-VL (text hidden 128 in 4 heads of 32, 3 layers, rope_theta 1e4; vision hidden
+  32, 2 blocks, patch 14, merge 2; 774k parameters). Width 64 (heads of 16, theta 1e6) never learned
+  even to copy a count within its own answer in 2400 warm-start steps - nor did transformers with that
+  config (tools/sft_torch_baseline.py) - while width 128 learns it within 600 steps.
 
 Deterministic: the corpus is enumerated, not sampled, so re-running writes the same files.
 
@@ -68,11 +70,11 @@ def main():
     ids = {t["content"]: t["id"] for t in tj["added_tokens"]}
     vocab = max(ids.values()) + 1
     cfg = Qwen2_5_VLConfig(
-        text_config={"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 3, "num_attention_heads": 4,
-                     "num_key_value_heads": 2, "vocab_size": vocab, "rms_norm_eps": 1e-6, "rope_theta": 1e6,
-                     "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}, "bos_token_id": 0,
+        text_config={"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 3, "num_attention_heads": 4,
+                     "num_key_value_heads": 4, "vocab_size": vocab, "rms_norm_eps": 1e-6, "rope_theta": 1e4,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [4, 6, 6]}, "bos_token_id": 0,
                      "eos_token_id": ids["<|im_end|>"], "max_position_embeddings": 1024},
-        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 128,
                        "patch_size": 14, "temporal_patch_size": 2, "spatial_merge_size": 2, "window_size": 112,
                        "fullatt_block_indexes": [1], "hidden_act": "silu", "tokens_per_second": 2},
         image_token_id=ids["<|image_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
