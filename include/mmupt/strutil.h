@@ -29,5 +29,8 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len, s
 /* 1 when dir does not exist or has no entries, 0 when it has some, -1 (err set) when unreadable:
  * the check before writing into an output directory that must not clobber anything. */
 int dir_empty_or_missing(const char *dir, struct mmupt_err *err);
+/* mkdir -p: dir and its missing parents. Errors name the component that failed and `what` the
+ * directory is for ("log directory"); an existing non-directory at dir is an error too. */
+int dir_make_all(const char *dir, const char *what, struct mmupt_err *err);
 
 #endif

@@ -12,26 +12,13 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "mmupt/strutil.h"
 
 void ckpt_step_dir(const char *dir, int64_t step, int partial, char *out, size_t n)
 {
     snprintf(out, n, "%s/step-%08lld%s", dir, (long long)step, partial ? ".partial" : "");
 }
 
-static int mkdirs(const char *path, struct mmupt_err *err)
-{
-    char buf[CKPT_PATH_MAX];
-    if (strlen(path) >= sizeof buf) return mmupt_fail(err, "%s: path too long", path);
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) && errno != EEXIST) return mmupt_fail(err, "%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return mmupt_fail(err, "%s: cannot create: %s", buf, strerror(errno));
-    return 0;
-}
 
 /* Remove a checkpoint directory: it only ever holds plain files. */
 static int remove_flat_dir(const char *path)
@@ -53,7 +40,7 @@ int ckpt_begin(const char *dir, int64_t step, struct mmupt_err *err)
 {
     char partial[CKPT_PATH_MAX];
     ckpt_step_dir(dir, step, 1, partial, sizeof partial);
-    if (mkdirs(dir, err)) return -1;
+    if (dir_make_all(dir, "the checkpoint directory", err)) return -1;
     /* A partial directory is a write that never finished (a crash): nothing in it counts. */
     if (remove_flat_dir(partial) && errno != ENOENT)
         return mmupt_fail(err, "%s: cannot remove an unfinished checkpoint: %s", partial, strerror(errno));

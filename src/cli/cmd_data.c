@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "mmupt/strutil.h"
 #include "mmupt/shapes.h"
 
 #define DATA_MAX_ITEMS 10000000 /* per split: 10M items is ~150 GB of PNGs, beyond any use here */
@@ -250,16 +251,7 @@ static int ensure_dir(const char *dir, int *created, struct mmupt_err *err)
         return 0;
     }
     /* Parents too, as mkdir -p (only DIR itself is taken back after a failure). */
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", dir);
-    for (char *p = parent + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(parent, 0777) != 0 && errno != EEXIST)
-            return mmupt_fail(err, "%s: cannot create the directory: %s", parent, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0777) != 0) return mmupt_fail(err, "%s: cannot create the directory: %s", dir, strerror(errno));
+    if (dir_make_all(dir, "the directory", err)) return -1;
     *created = 1;
     return 0;
 }

@@ -161,3 +161,26 @@ int dir_empty_or_missing(const char *dir, struct mmupt_err *err)
     closedir(d);
     return empty;
 }
+
+int dir_make_all(const char *dir, const char *what, struct mmupt_err *err)
+{
+    char p[4096];
+    if (!dir[0]) return mmupt_fail(err, "empty %s path", what);
+    if (strlen(dir) >= sizeof p) return mmupt_fail(err, "%.64s...: %s path too long", dir, what);
+    strcpy(p, dir);
+    /* Each prefix ending at a '/', then the whole path; an existing one is fine here and checked
+     * for being a directory at the end (mkdir on a file also says EEXIST). */
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return mmupt_fail(err, "%s: cannot create %s: %s", p, what, strerror(errno));
+        *s = saved;
+        if (saved == '\0') break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0) return mmupt_fail(err, "%s: cannot create %s: %s", dir, what, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return mmupt_fail(err, "%s: cannot create %s: exists and is not a directory", dir, what);
+    return 0;
+}

@@ -82,24 +82,6 @@ int tb_open_path(struct tb_writer **w, const char *path, const char *mode, struc
 }
 
 /* mkdir -p: create each missing component of dir. */
-static int make_dirs(const char *dir, struct mmupt_err *err)
-{
-    char p[TB_PATH_MAX];
-    if (str_copy(p, sizeof p, dir) != 0) return mmupt_fail(err, "%.64s...: log directory path too long", dir);
-    for (char *s = p + 1; ; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return mmupt_fail(err, "%s: cannot create log directory: %s", p, strerror(errno));
-        *s = saved;
-        if (saved == '\0') break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0) return mmupt_fail(err, "%s: cannot create log directory: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return mmupt_fail(err, "%s: log directory exists and is not a directory", dir);
-    return 0;
-}
 
 /* The host name as it goes into the file name: characters other than [A-Za-z0-9._-] become '_',
  * so an odd host name cannot add path components. */
@@ -118,7 +100,7 @@ int tb_open(struct tb_writer **w, const char *logdir, struct mmupt_err *err)
 {
     *w = NULL;
     if (!logdir || !logdir[0]) return mmupt_fail(err, "tensorboard: empty log directory");
-    if (make_dirs(logdir, err) != 0) return -1;
+    if (dir_make_all(logdir, "log directory", err) != 0) return -1;
 
     char host[256];
     safe_hostname(host, sizeof host);
