@@ -15,6 +15,7 @@
 
 #include "mmupt/err.h"
 #include "mmupt/image.h"
+#include "mmupt/model.h"
 #include "mmupt/tokenizer.h"
 
 struct prompt_builder {
@@ -33,6 +34,12 @@ struct prompt_item {
     float *pixels;      /* [n_patches, 3 * temporal_patch * patch^2] */
     int64_t n_patches;
 };
+
+/* The image preprocessing a model's vision tower was built for (its patch, temporal patch and merge
+ * sizes) with a run's resize bounds (0 keeps the processor's default), so training, the warm start
+ * and evaluation cut images the same way. */
+void prompt_image_config(struct img_proc_config *ic, const struct model_config *m, int64_t min_pixels,
+                         int64_t max_pixels);
 
 /* Check that the tokenizer has Qwen's vision tokens and fill the builder. */
 int prompt_builder_init(struct prompt_builder *pb, struct tok *tok, const char *format_prompt,

@@ -199,14 +199,7 @@ static int open_builder(const struct eval_config *c, const struct model *m, stru
                         struct mmupt_err *err)
 {
     struct img_proc_config ic;
-    img_proc_config_default(&ic);
-    if (m->cfg.has_vision) {
-        ic.patch = (int)m->cfg.vision.patch;
-        ic.temporal_patch = (int)m->cfg.vision.temporal_patch;
-        ic.merge = (int)m->cfg.vision.merge;
-    }
-    if (c->min_pixels > 0) ic.min_pixels = c->min_pixels;
-    if (c->max_pixels > 0) ic.max_pixels = c->max_pixels;
+    prompt_image_config(&ic, &m->cfg, c->min_pixels, c->max_pixels);
     return prompt_builder_init(pb, tok, c->format_prompt ? c->format_prompt : "", &ic, c->max_prompt_tokens, err);
 }
 

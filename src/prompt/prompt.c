@@ -16,6 +16,19 @@ static const char marker[] = "<image>";
 /* Images larger than this are refused before their pixels are decoded (8192 x 8192). */
 #define PROMPT_MAX_DECODE_PIXELS ((int64_t)1 << 26)
 
+void prompt_image_config(struct img_proc_config *ic, const struct model_config *m, int64_t min_pixels,
+                         int64_t max_pixels)
+{
+    img_proc_config_default(ic);
+    if (m->has_vision) {
+        ic->patch = (int)m->vision.patch;
+        ic->temporal_patch = (int)m->vision.temporal_patch;
+        ic->merge = (int)m->vision.merge;
+    }
+    if (min_pixels > 0) ic->min_pixels = min_pixels;
+    if (max_pixels > 0) ic->max_pixels = max_pixels;
+}
+
 int prompt_builder_init(struct prompt_builder *pb, struct tok *tok, const char *format_prompt,
                         const struct img_proc_config *img, int64_t max_tokens, struct mmupt_err *err)
 {

@@ -67,14 +67,7 @@ static int source_init(struct sft_source *s, struct model *m, struct tok *tok, s
         return mmupt_fail(err, "<|im_end|> is token %d, outside the model's vocabulary of %lld", s->stop_id,
                           (long long)m->cfg.text.vocab);
     struct img_proc_config ic;
-    img_proc_config_default(&ic);
-    ic.min_pixels = c->min_pixels;
-    ic.max_pixels = c->max_pixels;
-    if (m->cfg.has_vision) { /* the geometry the vision tower was built for */
-        ic.patch = (int)m->cfg.vision.patch;
-        ic.temporal_patch = (int)m->cfg.vision.temporal_patch;
-        ic.merge = (int)m->cfg.vision.merge;
-    }
+    prompt_image_config(&ic, &m->cfg, c->min_pixels, c->max_pixels);
     if (prompt_builder_init(&s->pb, tok, "", &ic, c->max_prompt, err)) return -1;
     struct ds_cursor cur;
     ds_cursor_init(&cur, c->seed, 1, 0, 1);

@@ -147,10 +147,7 @@ static int open_local(struct trainer *tr, struct mmupt_err *err)
         return -1;
     read_stop_ids(tr);
     struct img_proc_config ic;
-    img_proc_config_default(&ic);
-    ic.min_pixels = c->data.min_pixels;
-    ic.max_pixels = c->data.max_pixels;
-    ic.merge = (int)tr->model.cfg.vision.merge;
+    prompt_image_config(&ic, &tr->model.cfg, c->data.min_pixels, c->data.max_pixels);
     if (prompt_builder_init(&tr->pb, tr->tok, c->data.format_prompt, &ic, c->data.max_prompt_length, err)) return -1;
     open_streams(tr);
     if (c->run.val_interval > 0 && !c->data.val_path[0])
