@@ -10,6 +10,7 @@
 
 #include "mmupt/grade.h"
 #include "mmupt/grpo.h"
+#include "mmupt/sft.h"
 #include "train_internal.h"
 
 void train_rewards(struct trainer *tr, struct step_data *d)
@@ -58,60 +59,39 @@ void train_rewards(struct trainer *tr, struct step_data *d)
     tr->phase[PH_REWARD] += mmupt_now() - t0;
 }
 
-/* A packed micro-batch of prompt + response sequences with everything the loss needs. */
+/* A packed micro-batch of prompt + response sequences with everything the loss needs. The packing
+ * (tokens, next-token targets scoring only response tokens, images) is the warm start's
+ * sft_batch_pack: the same layout for supervised and GRPO training. */
 struct micro {
-    int n_seq, n_images;
-    int *seq_len;
-    int64_t T, *tokens, *targets, *grid;
-    float *mask, *adv, *old, *ref, *pixels;
+    struct sft_batch b;
+    float *mask, *adv, *old, *ref; /* per token of b */
 };
 
 static void micro_build(const struct step_data *d, int first, int count, int64_t patch_dim, struct micro *mb)
 {
     memset(mb, 0, sizeof *mb);
-    mb->n_seq = count;
-    mb->seq_len = mmupt_xmalloc((size_t)count * sizeof *mb->seq_len);
-    int64_t P = 0;
+    /* Shallow views of the step's prompts and responses: sft_batch_pack copies what it needs. */
+    struct sft_example *ex = mmupt_xcalloc((size_t)(count > 0 ? count : 1), sizeof *ex);
     for (int k = 0; k < count; k++) {
-        const struct train_question *q = &d->q[(first + k) / d->G];
-        mb->seq_len[k] = q->len + d->samples[first + k].n;
-        mb->T += mb->seq_len[k];
-        mb->n_images += q->prompt.n_images;
-        P += q->prompt.n_patches;
-    }
-    mb->tokens = mmupt_xmalloc((size_t)mb->T * sizeof *mb->tokens);
-    mb->targets = mmupt_xmalloc((size_t)mb->T * sizeof *mb->targets);
-    mb->mask = mmupt_xmalloc((size_t)mb->T * sizeof *mb->mask);
-    mb->adv = mmupt_xmalloc((size_t)mb->T * sizeof *mb->adv);
-    mb->grid = mmupt_xmalloc((size_t)(3 * (mb->n_images ? mb->n_images : 1)) * sizeof *mb->grid);
-    mb->pixels = mmupt_xmalloc((size_t)((P ? P : 1) * patch_dim) * sizeof *mb->pixels);
-    int64_t t = 0, img = 0, px = 0;
-    for (int k = 0; k < count; k++) {
-        const struct train_question *q = &d->q[(first + k) / d->G];
         const struct train_sample *s = &d->samples[first + k];
-        int L = mb->seq_len[k];
-        for (int j = 0; j < L; j++) mb->tokens[t + j] = j < q->len ? q->ids64[j] : s->ids[j - q->len];
-        /* Position j predicts token j + 1; only response tokens are scored. */
-        for (int j = 0; j < L; j++) {
-            int scored = j + 1 < L && j + 1 >= q->len;
-            mb->targets[t + j] = scored ? mb->tokens[t + j + 1] : -1;
-            mb->mask[t + j] = scored ? 1.0f : 0.0f;
-            mb->adv[t + j] = s->adv;
-        }
-        if (q->prompt.n_images) { /* a text-only question has no grid or pixel buffers */
-            memcpy(mb->grid + 3 * img, q->prompt.grid, (size_t)(3 * q->prompt.n_images) * sizeof *mb->grid);
-            memcpy(mb->pixels + px * patch_dim, q->prompt.pixels,
-                   (size_t)(q->prompt.n_patches * patch_dim) * sizeof(float));
-        }
-        img += q->prompt.n_images;
-        px += q->prompt.n_patches;
-        t += L;
+        ex[k] = (struct sft_example){.prompt = d->q[(first + k) / d->G].prompt, .target = s->ids, .n_target = s->n};
     }
+    sft_batch_pack(&mb->b, ex, count, patch_dim);
+    free(ex);
+    int64_t T = mb->b.n_tokens, t = 0;
+    mb->mask = mmupt_xmalloc((size_t)(T ? T : 1) * sizeof *mb->mask);
+    mb->adv = mmupt_xmalloc((size_t)(T ? T : 1) * sizeof *mb->adv);
+    for (int k = 0; k < count; k++)
+        for (int j = 0; j < mb->b.seq_len[k]; j++, t++) {
+            mb->mask[t] = mb->b.targets[t] >= 0 ? 1.0f : 0.0f;
+            mb->adv[t] = d->samples[first + k].adv;
+        }
 }
 
 static void micro_free(struct micro *mb)
 {
-    void *p[] = {mb->seq_len, mb->tokens, mb->targets, mb->grid, mb->mask, mb->adv, mb->old, mb->ref, mb->pixels};
+    sft_batch_free(&mb->b);
+    void *p[] = {mb->mask, mb->adv, mb->old, mb->ref};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 
@@ -120,13 +100,12 @@ static int logprobs_with(struct trainer *tr, struct micro *mb, const float *para
 {
     float *saved = tr->model.params;
     tr->model.params = (float *)params; /* only read: the forward pass does not write weights */
-    struct model_batch b = {.n_seq = mb->n_seq, .seq_len = mb->seq_len, .tokens = mb->tokens,
-                            .n_images = mb->n_images, .grid_thw = mb->grid, .pixels = mb->pixels};
+    struct model_batch b = sft_batch_view(&mb->b);
     int rc = model_forward(&tr->model, &b, err);
     tr->model.params = saved;
     if (rc) return -1;
-    *out = mmupt_xmalloc((size_t)mb->T * sizeof **out);
-    model_logprobs(&tr->model, mb->targets, (float)tr->cfg->rollout.temperature, *out, NULL);
+    *out = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof **out);
+    model_logprobs(&tr->model, mb->b.targets, (float)tr->cfg->rollout.temperature, *out, NULL);
     return 0;
 }
 
@@ -152,19 +131,19 @@ static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_pa
     float *logp;
     if (logprobs_with(tr, mb, tr->model.params, &logp, err)) return -1;
     if (!mb->old) { /* behaviour = these weights, not yet updated: see train_update */
-        mb->old = mmupt_xmalloc((size_t)mb->T * sizeof *mb->old);
-        memcpy(mb->old, logp, (size_t)mb->T * sizeof *mb->old);
+        mb->old = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof *mb->old);
+        memcpy(mb->old, logp, (size_t)mb->b.n_tokens * sizeof *mb->old);
     }
-    float *dlogp = mmupt_xcalloc((size_t)mb->T, sizeof *dlogp);
+    float *dlogp = mmupt_xcalloc((size_t)mb->b.n_tokens, sizeof *dlogp);
     struct grpo_metrics m;
-    int rc = grpo_loss_cpu(logp, mb->old, mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->T, gp, dlogp, &m);
+    int rc = grpo_loss_cpu(logp, mb->old, mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->b.n_tokens, gp, dlogp, &m);
     if (rc == 0) {
-        model_backward_logprobs(&tr->model, mb->targets, gp->tau, dlogp);
+        model_backward_logprobs(&tr->model, mb->b.targets, gp->tau, dlogp);
         acc->loss += m.loss;
         acc->pg_loss += m.pg_loss;
         acc->kl += m.kl;
         acc->clip_frac += m.clip_frac;
-        acc->entropy -= grpo_masked_mean(logp, mb->mask, mb->T); /* -mean log p, as EasyR1 logs it */
+        acc->entropy -= grpo_masked_mean(logp, mb->mask, mb->b.n_tokens); /* -mean log p, as EasyR1 logs it */
     } else {
         log_warn(&tr->lg, "step %lld: non-finite log-probs or advantages in a micro-batch: this update is skipped",
                  (long long)tr->step + 1);
