@@ -21,6 +21,7 @@ static const struct cli_command commands[] = {
     {"data", cmd_data, "generate a dataset (the quickstart's synthetic shapes task)", NULL},
     {"sft", cmd_sft, "supervised fine-tuning on a dataset's worked answers (the warm start)", NULL},
     {"eval", cmd_eval, "evaluate a model on a split: greedy pass@1, pass@1 at temperature, maj@G", NULL},
+    {"report", cmd_report, "write the quickstart report (tables, verdict, plot) from a run directory", NULL},
     {"synth", NULL, "let the policy write new questions for a dataset", "self-generated questions"},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];

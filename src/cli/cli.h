@@ -39,6 +39,7 @@ int cmd_export(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_sft(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
