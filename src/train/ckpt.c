@@ -254,6 +254,7 @@ int train_resume(struct trainer *tr, struct mmupt_err *err)
         tr->optim_steps_done = m.optim_steps;
         tr->version = tr->role == TRAIN_ROLLOUT ? v : m.policy_version;
         trim_metrics(tr, s);
+        if (tr->world.rank == 0) train_val_restore(tr, s);
         rc = train_sync_resume(tr, v, err);
     } else if (!c->checkpoint.resume_path[0]) {
         mmupt_err_prefix(err, "cannot resume (to continue from an older complete checkpoint instead, set "

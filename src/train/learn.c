@@ -44,6 +44,10 @@ void train_rewards(struct trainer *tr, struct step_data *d)
             reward_ground_truth((const char *const *)answers, G, truth, grade_equal, r);
         else
             memset(r, 0, (size_t)G * sizeof *r);
+        /* Without the vote as reward it is still counted, so every run logs how its vote would have
+         * done (majority ratio, label accuracy): a supervised run is then comparable to MM-UPT. */
+        if (c->reward.mode != REWARD_MAJORITY)
+            reward_vote((const char *const *)answers, G, (enum reward_vote_mode)c->reward.vote, grade_equal, &vote);
         reward_stats_add(&d->stats, (const char *const *)answers, G, &vote, r, truth, lens, grade_equal);
         grpo_advantages(r, 1, G, (float)c->algorithm.adv_std_eps, c->algorithm.adv_estimator == ADV_DR_GRPO, adv);
         for (int g = 0; g < G; g++) {

@@ -106,7 +106,10 @@ static int learner_step(struct trainer *tr, double t_start, struct mmupt_err *er
         rc = train_after_update(tr, tr->step + 1, err);
     }
     struct train_val val = {0};
-    if (rc == 0 && tr->world.rank == 0 && train_val_due(tr)) rc = train_validate(tr, &val, err);
+    if (rc == 0 && tr->world.rank == 0 && train_val_due(tr)) {
+        rc = train_validate(tr, &val, err);
+        if (rc == 0) rc = train_val_record(tr, tr->step + 1, &val, err);
+    }
     if (rc == 0) {
         reduce_stats(tr, &d);
         log_step(tr, &d, &l, lr, norm, skipped, mmupt_now() - t0, t_start, &val);
@@ -151,6 +154,7 @@ static int learner_run(struct trainer *tr, struct mmupt_err *err)
     double t_start = mmupt_now();
     int64_t interval = tr->cfg->checkpoint.interval;
     int rc = train_after_update(tr, tr->start_step, err); /* a snapshot if lagging rollouts will use it */
+    if (rc == 0 && tr->world.rank == 0 && tr->val_ds && tr->start_step == 0) rc = train_validate_initial(tr, err);
     int stopped = 0;
     for (tr->step = tr->start_step; tr->step < tr->total_steps && rc == 0 && !stopped; tr->step++) {
         rc = learner_step(tr, t_start, err);

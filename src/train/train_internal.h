@@ -63,6 +63,8 @@ struct trainer {
     struct tok *tok;
     struct ds_reader *ds;
     struct ds_reader *val_ds;   /* rank 0, when run.val_interval > 0 */
+    double val_best;            /* rank 0: the best validation greedy pass@1 so far (-1: none yet) */
+    int64_t val_best_step;      /* ... and the step after which it was measured (0: before training) */
     struct prompt_builder pb;
     struct prompt_loader *streams; /* one question stream per learner (a rollout rank uses several) */
     struct optim opt;
@@ -169,6 +171,12 @@ int train_stop_signal(void);
 /* validate.c */
 int train_val_due(const struct trainer *tr);
 int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *err);
+/* Rank 0 with validation on, at step 0 of a fresh run: validate the initial policy (logged as step 0). */
+int train_validate_initial(struct trainer *tr, struct mmupt_err *err);
+/* Remember `val` measured after `step` if it is the best so far, in run.output_dir/best_val_step. */
+int train_val_record(struct trainer *tr, int64_t step, const struct train_val *val, struct mmupt_err *err);
+/* After resuming at `step`: take back the best-validation record unless it is from a later step. */
+void train_val_restore(struct trainer *tr, int64_t step);
 
 /* learn.c */
 void train_rewards(struct trainer *tr, struct step_data *d);

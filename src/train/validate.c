@@ -2,10 +2,13 @@
  * current policy on the first run.val_limit items of data.val_path with the basic evaluator: greedy
  * pass@1 (what the quickstart stops on), pass@1 and maj@G at the rollout settings. The other ranks
  * wait at their next collective; at the quickstart's size this costs seconds. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mmupt/eval.h"
+#include "mmupt/tensorboard.h"
 #include "train_internal.h"
 
 int train_val_due(const struct trainer *tr)
@@ -46,4 +49,66 @@ int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *
     eval_result_free(&r);
     tr->phase[PH_VALIDATE] += mmupt_now() - t0;
     return 0;
+}
+
+/* The best validation so far lives in run.output_dir/best_val_step as "STEP SCORE": the step whose
+ * weights to keep when stopping on validation (0: the initial policy was best), so a script can
+ * export that checkpoint. Ties keep the earlier step: fewer updates for the same score. */
+static void best_path(const struct trainer *tr, char *out, size_t n)
+{
+    train_run_path(tr->cfg, "best_val_step", out, n);
+}
+
+int train_val_record(struct trainer *tr, int64_t step, const struct train_val *val, struct mmupt_err *err)
+{
+    if (!val->done || !(val->greedy > tr->val_best)) return 0;
+    tr->val_best = val->greedy;
+    tr->val_best_step = step;
+    char path[4096], tmp[4200];
+    best_path(tr, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int bad = !f || fprintf(f, "%lld %.17g\n", (long long)step, val->greedy) < 0;
+    if (f) bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return mmupt_fail(err, "%s: cannot write the best validation step: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* After a resume from step `step`: keep the record if it is not from a step about to be redone. */
+void train_val_restore(struct trainer *tr, int64_t step)
+{
+    char path[4096];
+    best_path(tr, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    long long s;
+    double v;
+    if (f && fscanf(f, "%lld %lf", &s, &v) == 2 && s >= 0 && s <= step && isfinite(v)) {
+        tr->val_best = v;
+        tr->val_best_step = s;
+    }
+    if (f) fclose(f);
+}
+
+int train_validate_initial(struct trainer *tr, struct mmupt_err *err)
+{
+    struct train_val val = {0};
+    if (train_validate(tr, &val, err)) return -1;
+    log_info(&tr->lg, "validation before training: greedy pass@1 %.3f  pass@1 %.3f  maj@%lld %.3f", val.greedy,
+             val.pass1, (long long)tr->cfg->rollout.n, val.maj);
+    struct mmupt_err e;
+    metrics_begin(&tr->metrics);
+    metrics_i64(&tr->metrics, "step", 0);
+    metrics_f64(&tr->metrics, "val/greedy_pass1", val.greedy);
+    metrics_f64(&tr->metrics, "val/pass1", val.pass1);
+    metrics_f64(&tr->metrics, "val/maj", val.maj);
+    if (metrics_end(&tr->metrics, &e)) log_warn(&tr->lg, "%s", e.msg);
+    if (tr->tb) {
+        tb_scalar(tr->tb, "val/greedy_pass1", 0, val.greedy, &e);
+        tb_scalar(tr->tb, "val/pass1", 0, val.pass1, &e);
+        tb_scalar(tr->tb, "val/maj", 0, val.maj, &e);
+    }
+    return train_val_record(tr, 0, &val, err);
 }
