@@ -98,9 +98,9 @@ static void collect_sample(void *ctx, struct rollout_sample *s)
 
 /* The sampler's seed for one training step: the RNG is keyed by (seed, question, sample, token),
  * so the step is folded in to give a question seen again in a later epoch fresh draws. */
-static uint64_t step_seed(uint64_t seed, int64_t step)
+uint64_t train_mix_seed(uint64_t seed, uint64_t k)
 {
-    uint64_t x = seed ^ ((uint64_t)step * 0x9e3779b97f4a7c15ull);
+    uint64_t x = seed ^ (k * 0x9e3779b97f4a7c15ull);
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
@@ -123,7 +123,7 @@ int train_rollout(struct trainer *tr, struct step_data *d, int64_t policy_versio
     float bias[2] = {(float)c->rollout.image_pad_bias, -INFINITY};
     struct rollout_config rc = {
         .G = d->G, .max_new = (int)c->rollout.max_new_tokens, .n_slots = d->n_q * d->G < 64 ? d->n_q * d->G : 64,
-        .max_prompt = (int)c->data.max_prompt_length, .seed = step_seed((uint64_t)c->rollout.seed, tr->step),
+        .max_prompt = (int)c->data.max_prompt_length, .seed = train_mix_seed(train_rollout_seed(c), (uint64_t)tr->step),
         .sampling = {.temperature = (float)c->rollout.temperature, .top_p = (float)c->rollout.top_p,
                      .top_k = (int)c->rollout.top_k, .bias_ids = bias_id, .bias = bias,
                      .n_bias = tr->model.cfg.has_vision ? 2 : 0},

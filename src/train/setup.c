@@ -98,7 +98,7 @@ static void open_streams(struct trainer *tr)
     tr->streams = mmupt_xcalloc((size_t)L, sizeof *tr->streams);
     for (int l = 0; l < L; l++) {
         struct ds_cursor cur;
-        ds_cursor_init(&cur, (uint64_t)c->data.seed, c->data.shuffle, l, L);
+        ds_cursor_init(&cur, train_mix_seed((uint64_t)c->run.seed, (uint64_t)c->data.seed), c->data.shuffle, l, L);
         prompt_loader_init(&tr->streams[l], tr->ds, &tr->pb, &tr->lg, &cur, c->data.skip_bad_items);
     }
 }

@@ -121,6 +121,14 @@ struct train_losses {
     double loss, pg_loss, kl, entropy, clip_frac;
 };
 
+/* questions.c: a SplitMix64 finaliser of (seed, k): independent streams from one master seed. */
+uint64_t train_mix_seed(uint64_t seed, uint64_t k);
+/* The sampler's seed: run.seed (the master) combined with rollout.seed. */
+static inline uint64_t train_rollout_seed(const struct cfg *c)
+{
+    return train_mix_seed((uint64_t)c->run.seed, (uint64_t)c->rollout.seed);
+}
+
 /* setup.c */
 int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err);
 /* A path relative to run.output_dir unless absolute. */

@@ -29,7 +29,7 @@ int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *
     ec.top_k = c->rollout.top_k > 0 ? (int)c->rollout.top_k : 0; /* the config says -1 for off */
     ec.max_new = (int)c->rollout.max_new_tokens;
     ec.limit = c->run.val_limit;
-    ec.seed = (uint64_t)c->rollout.seed;
+    ec.seed = train_rollout_seed(c);
     ec.vote = (enum reward_vote_mode)c->reward.vote;
     ec.format_prompt = c->data.format_prompt;
     ec.max_prompt_tokens = c->data.max_prompt_length;
