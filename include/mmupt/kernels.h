@@ -30,9 +30,38 @@ void attention_decode_cpu(float *out, const float *q, const float *const *k, con
                           int n_heads, int n_kv, int hd);
 
 #ifdef MMUPT_HAVE_CUDA
-/* stream is a cudaStream_t, passed as void* so C callers need no CUDA headers. */
+/* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
+ * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
+ * as void* so C callers need no CUDA headers (NULL: the default stream). fp32 for now; each is
+ * tested against its reference in the gpu suite (tests/gpu/), with the tolerance written there. */
 void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps,
                           void *stream);
+void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                           const float *rstd, int rows, int dim, void *stream);
+void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *x, const float *weight,
+                            const float *bias, int rows, int dim, float eps, void *stream);
+void layernorm_backward_cuda(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                             const float *weight, const float *mean, const float *rstd, int rows, int dim,
+                             void *stream);
+void rope_forward_cuda(float *x, const float *cos, const float *sin, int rows, int n_heads, int head_dim, void *stream);
+void rope_backward_cuda(float *dx, const float *cos, const float *sin, int rows, int n_heads, int head_dim,
+                        void *stream);
+void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream);
+void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
+                          void *stream);
+void gelu_forward_cuda(float *out, const float *x, long n, void *stream);
+void gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream);
+void quick_gelu_forward_cuda(float *out, const float *x, long n, void *stream);
+void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream);
+void embedding_forward_cuda(float *out, const int64_t *ids, const float *table, int n, int dim, void *stream);
+void embedding_backward_cuda(float *dtable, const float *dout, const int64_t *ids, int n, int dim, void *stream);
+/* The GEMMs take a cuBLAS handle bound to their stream (include/mmupt/gpu_blas.h) instead of the
+ * bare stream: the library needs one, and the caller owns it rather than a hidden global. */
+struct gpu_blas;
+void matmul_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N,
+                         const struct gpu_blas *blas);
+void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int M, int K, int N, const struct gpu_blas *blas);
 #endif
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----

@@ -1,30 +1,26 @@
-// RMSNorm forward, CUDA twin of kernels/cpu/rmsnorm.c: one block per row, a block-wide reduction
-// of the sum of squares in fp32. Deliberately simple; the bf16 fused version comes with the GPU
-// backend work and must keep this name and contract.
+// RMSNorm forward and backward, CUDA twins of kernels/cpu/rmsnorm.c, in fp32.
+//
+// Per-row work (the forward, dx) runs one block per row with a block-wide sum. dweight is a sum
+// over rows, done deterministically in two steps (reduce.cuh): per-chunk partial sums into a
+// scratch buffer, then the chunks added up in order. Deliberately simple; the bf16 fused version
+// comes with the GPU backend work and must keep these names and contracts.
 #include <cuda_runtime.h>
 
 #include "mmupt/cuda_check.h"
 #include "mmupt/kernels.h"
+#include "reduce.cuh"
 
+// out may alias x: each thread writes only the elements it reads last, and every read of the
+// row for the statistics ends at reduce_block_sum's barrier, before the first write.
 static __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *weight, int dim,
                                               float eps)
 {
-    __shared__ float partial[32];
+    __shared__ float scratch[32];
     const float *xr = x + (long)blockIdx.x * dim;
     float *outr = out + (long)blockIdx.x * dim;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
-    for (int off = 16; off > 0; off /= 2) ss += __shfl_down_sync(0xffffffffu, ss, off);
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    if (lane == 0) partial[warp] = ss;
-    __syncthreads();
-    if (warp == 0) {
-        ss = lane < (int)(blockDim.x / 32) ? partial[lane] : 0.0f;
-        for (int off = 16; off > 0; off /= 2) ss += __shfl_down_sync(0xffffffffu, ss, off);
-        if (lane == 0) partial[0] = rsqrtf(ss / dim + eps);
-    }
-    __syncthreads();
-    float s = partial[0];
+    float s = rsqrtf(reduce_block_sum(ss, scratch) / dim + eps);
     for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * s * weight[i];
     if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = s;
 }
@@ -33,6 +29,57 @@ extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, co
                                      float eps, void *stream)
 {
     if (rows <= 0) return;
-    rmsnorm_forward_kernel<<<rows, 256, 0, (cudaStream_t)stream>>>(out, rstd, x, weight, dim, eps);
+    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(out, rstd, x, weight, dim, eps);
     CUDA_CHECK(cudaGetLastError());
+}
+
+// dx[r, i] += s * (g_i - xhat_i * mean(g * xhat)) with g = dout * w, xhat = x * s, s = rstd[r].
+static __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *dout, const float *x, const float *weight,
+                                                  const float *rstd, int dim)
+{
+    __shared__ float scratch[32];
+    long row = (long)blockIdx.x * dim;
+    const float *xr = x + row, *dr = dout + row;
+    float *dxr = dx + row;
+    float s = rstd[blockIdx.x];
+    float dot = 0.0f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) dot += dr[i] * weight[i] * (xr[i] * s);
+    float m = reduce_block_sum(dot, scratch) / dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) dxr[i] += s * (dr[i] * weight[i] - (xr[i] * s) * m);
+}
+
+// partial[k, c] = sum over the rows of chunk k of dout[r, c] * x[r, c] * rstd[r]. Grid: x = chunk,
+// y = block of columns; one thread per column walks its chunk's rows in order.
+static __global__ void rmsnorm_dweight_partial_kernel(float *partial, const float *dout, const float *x,
+                                                      const float *rstd, int rows, int dim)
+{
+    int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= dim) return;
+    long r0 = (long)blockIdx.x * REDUCE_ROWS_PER_CHUNK;
+    long r1 = r0 + REDUCE_ROWS_PER_CHUNK < rows ? r0 + REDUCE_ROWS_PER_CHUNK : rows;
+    float acc = 0.0f;
+    for (long r = r0; r < r1; r++) acc += dout[r * dim + c] * (x[r * dim + c] * rstd[r]);
+    partial[(long)blockIdx.x * dim + c] = acc;
+}
+
+extern "C" void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x,
+                                      const float *weight, const float *rstd, int rows, int dim, void *stream)
+{
+    if (rows <= 0 || dim <= 0) return;
+    cudaStream_t st = (cudaStream_t)stream;
+    if (dx) {
+        rmsnorm_backward_dx_kernel<<<rows, REDUCE_THREADS, 0, st>>>(dx, dout, x, weight, rstd, dim);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    if (dweight) {
+        int nchunks = reduce_row_chunks(rows);
+        float *partial = NULL;
+        // Stream-ordered scratch: no device-wide synchronisation, and freed once the sum has run.
+        CUDA_CHECK(cudaMallocAsync((void **)&partial, (size_t)nchunks * dim * sizeof *partial, st));
+        rmsnorm_dweight_partial_kernel<<<reduce_partial_grid(rows, dim), REDUCE_THREADS, 0, st>>>(partial, dout, x,
+                                                                                              rstd, rows, dim);
+        CUDA_CHECK(cudaGetLastError());
+        reduce_col_partials(dweight, partial, nchunks, dim, st);
+        CUDA_CHECK(cudaFreeAsync(partial, st));
+    }
 }

@@ -1,0 +1,116 @@
+// Elementwise activations and their gradients, CUDA twin of kernels/cpu/activations.c: SwiGLU,
+// exact GELU and quick GELU with the same formulas (expf, erff), so the two differ only by the
+// last-bit differences of CUDA's and glibc's transcendental functions.
+//
+// Every kernel is a grid-stride loop with long indices: n counts all elements of an MLP activation
+// ([tokens, intermediate]), which passes 2^31 for long batches. Backward kernels accumulate into
+// each gradient they are given; a NULL gradient is skipped.
+#include <math.h>
+
+#include <cuda_runtime.h>
+
+#include "mmupt/cuda_check.h"
+#include "mmupt/kernels.h"
+#include "launch.cuh"
+
+#define QUICK_GELU_A 1.702f
+
+// 1 / (1 + e^-x): for x -> -inf, expf overflows to inf and the result is 0, not NaN (the division
+// is IEEE: the build does not use fast math).
+static __device__ __forceinline__ float act_sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+static __global__ void swiglu_forward_kernel(float *out, const float *gate, const float *up, long n)
+{
+    LAUNCH_LOOP(i, n) out[i] = gate[i] * act_sigmoid(gate[i]) * up[i];
+}
+
+// silu'(g) = s + g s (1 - s) with s = sigmoid(g).
+static __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *dout, const float *gate,
+                                              const float *up, long n)
+{
+    LAUNCH_LOOP(i, n)
+    {
+        float g = gate[i], s = act_sigmoid(g);
+        if (dgate) dgate[i] += dout[i] * up[i] * (s + g * s * (1.0f - s));
+        if (dup) dup[i] += dout[i] * g * s;
+    }
+}
+
+static __global__ void gelu_forward_kernel(float *out, const float *x, long n)
+{
+    LAUNCH_LOOP(i, n) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+// d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
+static __global__ void gelu_backward_kernel(float *dx, const float *dout, const float *x, long n)
+{
+    const float inv_sqrt_2pi = (float)(0.5 * M_2_SQRTPI * M_SQRT1_2);
+    LAUNCH_LOOP(i, n)
+    {
+        float xi = x[i];
+        float cdf = 0.5f * (1.0f + erff(xi * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * xi * xi);
+        dx[i] += dout[i] * (cdf + xi * pdf);
+    }
+}
+
+static __global__ void quick_gelu_forward_kernel(float *out, const float *x, long n)
+{
+    LAUNCH_LOOP(i, n) out[i] = x[i] * act_sigmoid(QUICK_GELU_A * x[i]);
+}
+
+// d/dx x s(a x) = s + a x s (1 - s).
+static __global__ void quick_gelu_backward_kernel(float *dx, const float *dout, const float *x, long n)
+{
+    LAUNCH_LOOP(i, n)
+    {
+        float s = act_sigmoid(QUICK_GELU_A * x[i]);
+        dx[i] += dout[i] * (s + QUICK_GELU_A * x[i] * s * (1.0f - s));
+    }
+}
+
+// Launch configuration shared by every op; n <= 0 returns before launching (a zero-block launch
+// is an error).
+#define ACT_LAUNCH(kernel, n, stream, ...)                                                         \
+    do {                                                                                           \
+        if ((n) <= 0) return;                                                                      \
+        kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, (cudaStream_t)(stream)>>>(__VA_ARGS__);             \
+        CUDA_CHECK(cudaGetLastError());                                                            \
+    } while (0)
+
+extern "C" void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream)
+{
+    ACT_LAUNCH(swiglu_forward_kernel, n, stream, out, gate, up, n);
+}
+
+extern "C" void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                                     long n, void *stream)
+{
+    if (!dgate && !dup) return;
+    ACT_LAUNCH(swiglu_backward_kernel, n, stream, dgate, dup, dout, gate, up, n);
+}
+
+extern "C" void gelu_forward_cuda(float *out, const float *x, long n, void *stream)
+{
+    ACT_LAUNCH(gelu_forward_kernel, n, stream, out, x, n);
+}
+
+extern "C" void gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)
+{
+    if (!dx) return;
+    ACT_LAUNCH(gelu_backward_kernel, n, stream, dx, dout, x, n);
+}
+
+extern "C" void quick_gelu_forward_cuda(float *out, const float *x, long n, void *stream)
+{
+    ACT_LAUNCH(quick_gelu_forward_kernel, n, stream, out, x, n);
+}
+
+extern "C" void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)
+{
+    if (!dx) return;
+    ACT_LAUNCH(quick_gelu_backward_kernel, n, stream, dx, dout, x, n);
+}

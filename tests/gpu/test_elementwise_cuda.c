@@ -1,0 +1,332 @@
+/* RoPE, SwiGLU, exact GELU, quick GELU and the embedding: every CUDA twin, forward and backward,
+ * against its CPU reference on the same inputs. Skips (exit 77) without a GPU, saying why.
+ *
+ * Tolerances, in gpu_test_err's measure max |got - want| / (1 + |want|):
+ *   - RoPE: 1e-6 (fp32 elementwise). Two products and a sum per element; nvcc may fuse them into an
+ *     FMA where gcc rounds each product, which moves results of size <= 4 by a few ulp (~5e-7).
+ *   - activations: 1e-5. CUDA's expf/erff and glibc's each differ from the exact value by up to
+ *     2 ulp, and the formulas chain several of them (sigmoid, then products with the input).
+ *   - embedding: 0, bitwise. The forward copies, and the backward makes the same fp32 additions in
+ *     the same order (token order) as the reference.
+ * Forward outputs start as NaN on the device so an element the kernel never writes fails the test,
+ * and gradients start from the same random values on both sides so accumulation (+=) is checked. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_test.h"
+#include "mmupt/kernels.h"
+
+#define TOL_ROPE 1e-6f
+#define TOL_ACT 1e-5f
+
+/* Blocks * threads of one launch is capped at 65535 * 256 = 16,776,960 in every kernel here; sizes
+ * above that run the grid-stride loop more than once. */
+#define GRID_STRIDE_N (65535L * 256 + 12345)
+
+static float *alloc_floats(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    MMUPT_CHECK(p != NULL);
+    return p;
+}
+
+static float *nan_floats(size_t n)
+{
+    float *p = alloc_floats(n);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+/* Download n floats from dev into a fresh buffer and compare them with want. */
+static float device_err(const float *dev, const float *want, size_t n)
+{
+    float *got = alloc_floats(n);
+    gpu_test_download(got, dev, n * sizeof *got);
+    float e = gpu_test_err(got, want, n);
+    free(got);
+    return e;
+}
+
+/* ---- RoPE ---- */
+
+/* Tables of real angles as the model builds them: angle = pos * theta^(-2j/hd), the same angle in
+ * both halves; positions up to 32768 so large angles occur. With proper=0 the two halves get
+ * unrelated values instead, so a kernel that reads cos[i] where it should read cos[i + half]
+ * (invisible with proper tables) fails. */
+static void rope_tables(float *cos, float *sin, int rows, int hd, int proper, unsigned seed)
+{
+    int half = hd / 2;
+    if (!proper) {
+        gpu_test_fill(cos, (size_t)rows * hd, seed, -1.0f, 1.0f);
+        gpu_test_fill(sin, (size_t)rows * hd, seed + 1, -1.0f, 1.0f);
+        return;
+    }
+    unsigned s = seed;
+    for (int r = 0; r < rows; r++) {
+        s = s * 1664525u + 1013904223u;
+        float pos = (float)(s >> 17); /* 0 .. 32767 */
+        for (int j = 0; j < half; j++) {
+            float inv_freq = 1.0f / powf(1000000.0f, (float)(2 * j) / (float)hd);
+            float ang = pos * inv_freq;
+            cos[(long)r * hd + j] = cos[(long)r * hd + j + half] = cosf(ang);
+            sin[(long)r * hd + j] = sin[(long)r * hd + j + half] = sinf(ang);
+        }
+    }
+}
+
+static void rope_case(struct test_state *ts, int rows, int heads, int hd, int proper)
+{
+    size_t n = (size_t)rows * heads * hd, nt = (size_t)rows * hd;
+    unsigned seed = (unsigned)(rows * 1000 + heads * 10 + hd + proper);
+    float *x = alloc_floats(n), *cs = alloc_floats(nt), *sn = alloc_floats(nt);
+    gpu_test_fill(x, n, seed, -2.0f, 2.0f);
+    rope_tables(cs, sn, rows, hd, proper, seed + 7);
+    float *dx = gpu_test_upload(x, n * sizeof *x);
+    float *dcos = gpu_test_upload(cs, nt * sizeof *cs), *dsin = gpu_test_upload(sn, nt * sizeof *sn);
+
+    rope_forward_cpu(x, cs, sn, rows, heads, hd);
+    rope_forward_cuda(dx, dcos, dsin, rows, heads, hd, NULL);
+    float e = device_err(dx, x, n);
+    CHECK_MSG(ts, e < TOL_ROPE, "rope forward rows %d heads %d hd %d proper %d: err %g", rows, heads, hd, proper, e);
+
+    /* The backward maps a gradient onto itself in place: start both from the same random dy. */
+    gpu_test_fill(x, n, seed + 3, -2.0f, 2.0f);
+    CUDA_CHECK(cudaMemcpy(dx, x, n * sizeof *x, cudaMemcpyHostToDevice));
+    rope_backward_cpu(x, cs, sn, rows, heads, hd);
+    rope_backward_cuda(dx, dcos, dsin, rows, heads, hd, NULL);
+    e = device_err(dx, x, n);
+    CHECK_MSG(ts, e < TOL_ROPE, "rope backward rows %d heads %d hd %d proper %d: err %g", rows, heads, hd, proper, e);
+
+    cudaFree(dx); cudaFree(dcos); cudaFree(dsin);
+    free(x); free(cs); free(sn);
+}
+
+static void test_rope(struct test_state *ts)
+{
+    static const int rows[] = {1, 7, 33}, heads[] = {1, 2, 14}, hds[] = {2, 80, 128};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 3; c++)
+                for (int proper = 0; proper < 2; proper++) rope_case(ts, rows[a], heads[b], hds[c], proper);
+}
+
+/* 10000 x 28 x 64 = 17.9M rotated pairs: more than one launch's threads. */
+static void test_rope_grid_stride(struct test_state *ts)
+{
+    rope_case(ts, 10000, 28, 128, 1);
+}
+
+/* ---- Activations ---- */
+
+/* Inputs over a wide range, with the values that stress the formulas first: 0, and |x| = 100 where
+ * expf overflows (sigmoid must give exactly 0, not NaN). */
+static void act_inputs(float *x, long n, unsigned seed, float lo, float hi)
+{
+    static const float special[] = {0.0f, -100.0f, 100.0f, -20.0f, 20.0f};
+    gpu_test_fill(x, (size_t)n, seed, lo, hi);
+    for (long i = 0; i < n && i < 5; i++) x[i] = special[i];
+}
+
+/* One unary activation (GELU or quick GELU): forward, then backward accumulating into dx. */
+struct act_unary {
+    const char *name;
+    void (*fwd_cpu)(float *, const float *, long);
+    void (*bwd_cpu)(float *, const float *, const float *, long);
+    void (*fwd_cuda)(float *, const float *, long, void *);
+    void (*bwd_cuda)(float *, const float *, const float *, long, void *);
+};
+
+static void unary_case(struct test_state *ts, const struct act_unary *op, long n)
+{
+    size_t sz = (size_t)n * sizeof(float);
+    float *x = alloc_floats((size_t)n), *dout = alloc_floats((size_t)n);
+    float *out = alloc_floats((size_t)n), *grad = alloc_floats((size_t)n), *nan = nan_floats((size_t)n);
+    act_inputs(x, n, (unsigned)n + 11, -8.0f, 8.0f);
+    gpu_test_fill(dout, (size_t)n, (unsigned)n + 12, -1.0f, 1.0f);
+    gpu_test_fill(grad, (size_t)n, (unsigned)n + 13, -1.0f, 1.0f);
+    float *d_x = gpu_test_upload(x, sz), *d_dout = gpu_test_upload(dout, sz);
+    float *d_out = gpu_test_upload(nan, sz), *d_grad = gpu_test_upload(grad, sz);
+
+    op->fwd_cpu(out, x, n);
+    op->fwd_cuda(d_out, d_x, n, NULL);
+    float e = device_err(d_out, out, (size_t)n);
+    CHECK_MSG(ts, e < TOL_ACT, "%s forward n %ld: err %g", op->name, n, e);
+
+    op->bwd_cpu(grad, dout, x, n);
+    op->bwd_cuda(d_grad, d_dout, d_x, n, NULL);
+    e = device_err(d_grad, grad, (size_t)n);
+    CHECK_MSG(ts, e < TOL_ACT, "%s backward n %ld: err %g", op->name, n, e);
+
+    cudaFree(d_x); cudaFree(d_dout); cudaFree(d_out); cudaFree(d_grad);
+    free(x); free(dout); free(out); free(grad); free(nan);
+}
+
+static const long act_sizes[] = {1, 1000, (1L << 20) + 3, GRID_STRIDE_N};
+
+static void test_gelu(struct test_state *ts)
+{
+    const struct act_unary op = {"gelu", gelu_forward_cpu, gelu_backward_cpu, gelu_forward_cuda, gelu_backward_cuda};
+    for (int i = 0; i < 4; i++) unary_case(ts, &op, act_sizes[i]);
+}
+
+static void test_quick_gelu(struct test_state *ts)
+{
+    const struct act_unary op = {"quick_gelu", quick_gelu_forward_cpu, quick_gelu_backward_cpu,
+                                 quick_gelu_forward_cuda, quick_gelu_backward_cuda};
+    for (int i = 0; i < 4; i++) unary_case(ts, &op, act_sizes[i]);
+}
+
+/* SwiGLU forward, then the backward three times: both gradients, dgate only (dup NULL), dup only
+ * (dgate NULL); each accumulates into pre-filled values. */
+static void swiglu_case(struct test_state *ts, long n)
+{
+    size_t sz = (size_t)n * sizeof(float);
+    float *gate = alloc_floats((size_t)n), *up = alloc_floats((size_t)n), *dout = alloc_floats((size_t)n);
+    float *out = alloc_floats((size_t)n), *nan = nan_floats((size_t)n);
+    float *dg0 = alloc_floats((size_t)n), *du0 = alloc_floats((size_t)n);
+    float *dg = alloc_floats((size_t)n), *du = alloc_floats((size_t)n);
+    act_inputs(gate, n, (unsigned)n + 21, -8.0f, 8.0f);
+    gpu_test_fill(up, (size_t)n, (unsigned)n + 22, -2.0f, 2.0f);
+    gpu_test_fill(dout, (size_t)n, (unsigned)n + 23, -1.0f, 1.0f);
+    gpu_test_fill(dg0, (size_t)n, (unsigned)n + 24, -1.0f, 1.0f);
+    gpu_test_fill(du0, (size_t)n, (unsigned)n + 25, -1.0f, 1.0f);
+    float *d_gate = gpu_test_upload(gate, sz), *d_up = gpu_test_upload(up, sz), *d_dout = gpu_test_upload(dout, sz);
+    float *d_out = gpu_test_upload(nan, sz);
+
+    swiglu_forward_cpu(out, gate, up, n);
+    swiglu_forward_cuda(d_out, d_gate, d_up, n, NULL);
+    float e = device_err(d_out, out, (size_t)n);
+    CHECK_MSG(ts, e < TOL_ACT, "swiglu forward n %ld: err %g", n, e);
+
+    for (int mode = 0; mode < 3; mode++) { /* 0: both, 1: dgate only, 2: dup only */
+        int want_g = mode != 2, want_u = mode != 1;
+        memcpy(dg, dg0, sz);
+        memcpy(du, du0, sz);
+        float *d_dg = gpu_test_upload(dg0, sz), *d_du = gpu_test_upload(du0, sz);
+        swiglu_backward_cpu(want_g ? dg : NULL, want_u ? du : NULL, dout, gate, up, n);
+        swiglu_backward_cuda(want_g ? d_dg : NULL, want_u ? d_du : NULL, d_dout, d_gate, d_up, n, NULL);
+        /* A gradient passed as NULL stays as it was on the CPU side (dg0/du0), so this comparison
+         * also checks that the device buffer was not touched through some other path. */
+        e = device_err(d_dg, dg, (size_t)n);
+        CHECK_MSG(ts, e < TOL_ACT, "swiglu dgate n %ld mode %d: err %g", n, mode, e);
+        e = device_err(d_du, du, (size_t)n);
+        CHECK_MSG(ts, e < TOL_ACT, "swiglu dup n %ld mode %d: err %g", n, mode, e);
+        cudaFree(d_dg); cudaFree(d_du);
+    }
+
+    cudaFree(d_gate); cudaFree(d_up); cudaFree(d_dout); cudaFree(d_out);
+    free(gate); free(up); free(dout); free(out); free(nan); free(dg0); free(du0); free(dg); free(du);
+}
+
+static void test_swiglu(struct test_state *ts)
+{
+    for (int i = 0; i < 4; i++) swiglu_case(ts, act_sizes[i]);
+}
+
+/* ---- Embedding ---- */
+
+/* n tokens drawn from a vocabulary of `vocab` rows (vocab < n forces repeats; the first and last
+ * token are made equal so a repeat exists even for small n). */
+static void embedding_case(struct test_state *ts, int n, int dim, int vocab)
+{
+    size_t no = (size_t)n * dim, nt = (size_t)vocab * dim;
+    int64_t *ids = malloc((size_t)n * sizeof *ids);
+    MMUPT_CHECK(ids != NULL);
+    unsigned s = (unsigned)(n * 7 + dim);
+    for (int i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        ids[i] = (int64_t)((s >> 8) % (unsigned)vocab);
+    }
+    ids[n - 1] = ids[0];
+    float *table = alloc_floats(nt), *out = alloc_floats(no), *nan = nan_floats(no);
+    float *dout = alloc_floats(no), *dtable = alloc_floats(nt);
+    gpu_test_fill(table, nt, s + 1, -1.0f, 1.0f);
+    gpu_test_fill(dout, no, s + 2, -1.0f, 1.0f);
+    gpu_test_fill(dtable, nt, s + 3, -1.0f, 1.0f);
+    int64_t *d_ids = gpu_test_upload(ids, (size_t)n * sizeof *ids);
+    float *d_table = gpu_test_upload(table, nt * sizeof *table), *d_out = gpu_test_upload(nan, no * sizeof *nan);
+    float *d_dout = gpu_test_upload(dout, no * sizeof *dout), *d_dtable = gpu_test_upload(dtable, nt * sizeof *dtable);
+
+    embedding_forward_cpu(out, ids, table, n, dim);
+    embedding_forward_cuda(d_out, d_ids, d_table, n, dim, NULL);
+    float e = device_err(d_out, out, no);
+    CHECK_MSG(ts, e == 0.0f, "embedding forward n %d dim %d: err %g (must be bitwise equal)", n, dim, e);
+
+    embedding_backward_cpu(dtable, dout, ids, n, dim);
+    embedding_backward_cuda(d_dtable, d_dout, d_ids, n, dim, NULL);
+    e = device_err(d_dtable, dtable, nt);
+    CHECK_MSG(ts, e == 0.0f, "embedding backward n %d dim %d: err %g (must be bitwise equal)", n, dim, e);
+
+    cudaFree(d_ids); cudaFree(d_table); cudaFree(d_out); cudaFree(d_dout); cudaFree(d_dtable);
+    free(ids); free(table); free(out); free(nan); free(dout); free(dtable);
+}
+
+static void test_embedding(struct test_state *ts)
+{
+    embedding_case(ts, 1, 1, 1);
+    embedding_case(ts, 7, 80, 3);
+    embedding_case(ts, 300, 896, 50);   /* 0.5B hidden, ~6 uses per row */
+    embedding_case(ts, 64, 1000, 1000); /* dim not a multiple of the block: a partial last block */
+    embedding_case(ts, 5000, 3584, 151); /* 7B hidden; 17.9M outputs run the grid-stride loop */
+}
+
+/* ---- Launch details ---- */
+
+/* Empty inputs launch nothing (a zero-block launch is a CUDA error, which would end the test), and
+ * a NULL gradient is "not needed": none of these may touch memory, so NULL pointers are fine. */
+static void test_empty_and_null(struct test_state *ts)
+{
+    rope_forward_cuda(NULL, NULL, NULL, 0, 14, 128, NULL);
+    rope_backward_cuda(NULL, NULL, NULL, 5, 0, 128, NULL);
+    swiglu_forward_cuda(NULL, NULL, NULL, 0, NULL);
+    swiglu_backward_cuda(NULL, NULL, NULL, NULL, NULL, 0, NULL);
+    swiglu_backward_cuda(NULL, NULL, NULL, NULL, NULL, 1000, NULL);
+    gelu_forward_cuda(NULL, NULL, 0, NULL);
+    gelu_backward_cuda(NULL, NULL, NULL, 1000, NULL);
+    quick_gelu_forward_cuda(NULL, NULL, 0, NULL);
+    quick_gelu_backward_cuda(NULL, NULL, NULL, 1000, NULL);
+    embedding_forward_cuda(NULL, NULL, NULL, 0, 896, NULL);
+    embedding_backward_cuda(NULL, NULL, NULL, 10, 896, NULL);
+    embedding_backward_cuda(NULL, NULL, NULL, 0, 896, NULL);
+    cudaError_t st = cudaDeviceSynchronize();
+    CHECK_MSG(ts, st == cudaSuccess, "%s", cudaGetErrorString(st));
+}
+
+/* The stream argument is honoured: work queued on a non-default stream gives the same result. */
+static void test_stream(struct test_state *ts)
+{
+    long n = 4096;
+    size_t sz = (size_t)n * sizeof(float);
+    float *x = alloc_floats((size_t)n), *want = alloc_floats((size_t)n), *got = alloc_floats((size_t)n);
+    act_inputs(x, n, 99, -8.0f, 8.0f);
+    quick_gelu_forward_cpu(want, x, n);
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    float *d_x = gpu_test_upload(x, sz), *d_out;
+    CUDA_CHECK(cudaMalloc((void **)&d_out, sz));
+    quick_gelu_forward_cuda(d_out, d_x, n, stream);
+    CUDA_CHECK(cudaMemcpyAsync(got, d_out, sz, cudaMemcpyDeviceToHost, stream));
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    float e = gpu_test_err(got, want, (size_t)n);
+    CHECK_MSG(ts, e < TOL_ACT, "quick_gelu on a stream: err %g", e);
+    CUDA_CHECK(cudaStreamDestroy(stream));
+    cudaFree(d_x); cudaFree(d_out);
+    free(x); free(want); free(got);
+}
+
+int main(void)
+{
+    gpu_test_require_device();
+    struct test_state ts = {0};
+    RUN(&ts, test_rope);
+    RUN(&ts, test_rope_grid_stride);
+    RUN(&ts, test_swiglu);
+    RUN(&ts, test_gelu);
+    RUN(&ts, test_quick_gelu);
+    RUN(&ts, test_embedding);
+    RUN(&ts, test_empty_and_null);
+    RUN(&ts, test_stream);
+    return test_summary(&ts);
+}

@@ -1,0 +1,276 @@
+/* RMSNorm backward and LayerNorm forward and backward: the CUDA twins against the CPU references on
+ * random data, for every shape the models use. Gradients are pre-filled with random values on both
+ * sides, so accumulation (+=) is checked, not just the fresh value. Skips (exit 77) without a GPU.
+ *
+ * Tolerances, in gpu_test_err's measure |got - want| / (1 + |want|):
+ *   - forward outputs, mean, rstd and dx: 1e-5. Each is fp32 arithmetic on one row whose per-row
+ *     sums (over dim <= 3584) run in a different order than the reference's double sums; the
+ *     expected error is a few 1e-7, the worst-case bound for these sizes ~3e-6.
+ *   - dweight, dbias: 1e-4. Sums over all rows in fp32 (sequential within a chunk of 64 rows, then
+ *     over the chunks), so the rounding grows with the row count: the worst-case bound is ~3e-5
+ *     for 64 rows and ~1.5e-4 for 1000, but that needs every rounding to go the same way; the
+ *     expected error (a random walk) is a few 1e-6 (7e-6 for dbias over 1000 rows, measured with
+ *     these kernels' summation order emulated on a CPU).
+ * Calls that differ only in which optional outputs they ask for, or in the stream, or in whether
+ * out aliases x, must agree bit for bit: the kernels are deterministic (no float atomics), so any
+ * difference is a bug (a race, a wrong NULL path), not rounding. */
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_test.h"
+#include "mmupt/err.h"
+#include "mmupt/kernels.h"
+
+#define TOL_ROW 1e-5f /* forward outputs, mean, rstd, dx */
+#define TOL_COL 1e-4f /* dweight, dbias: sums over rows */
+
+static const float EPS = 1e-6f; /* Qwen2.5-VL's RMSNorm and Qwen2-VL's LayerNorm epsilon */
+
+static float *upload(const float *h, size_t n) { return gpu_test_upload(h, n * sizeof *h); }
+
+static float *host_copy(const float *h, size_t n)
+{
+    float *c = mmupt_xmalloc(n * sizeof *c);
+    memcpy(c, h, n * sizeof *c);
+    return c;
+}
+
+/* gpu_test_err of a device array against a host reference. */
+static float dev_err(const float *dev, const float *want, size_t n)
+{
+    float *got = mmupt_xmalloc(n * sizeof *got);
+    gpu_test_download(got, dev, n * sizeof *got);
+    float e = gpu_test_err(got, want, n);
+    free(got);
+    return e;
+}
+
+/* 1 when two device arrays hold the same bits. */
+static int dev_same(const float *a, const float *b, size_t n)
+{
+    float *ha = mmupt_xmalloc(n * sizeof *ha), *hb = mmupt_xmalloc(n * sizeof *hb);
+    gpu_test_download(ha, a, n * sizeof *ha);
+    gpu_test_download(hb, b, n * sizeof *hb);
+    int same = memcmp(ha, hb, n * sizeof *ha) == 0;
+    free(ha);
+    free(hb);
+    return same;
+}
+
+/* Host inputs shared by the tests of one shape: x, weight, bias, dout and the pre-filled
+ * gradients dx0, dw0, db0. */
+struct norm_case {
+    int rows, dim;
+    size_t n;
+    float *x, *w, *b, *dout, *dx0, *dw0, *db0;
+};
+
+static void case_init(struct norm_case *c, int rows, int dim, float xlo, float xhi)
+{
+    unsigned seed = (unsigned)rows * 7919u + (unsigned)dim;
+    c->rows = rows;
+    c->dim = dim;
+    c->n = (size_t)rows * dim;
+    c->x = mmupt_xmalloc(c->n * sizeof *c->x);
+    c->dout = mmupt_xmalloc(c->n * sizeof *c->dout);
+    c->dx0 = mmupt_xmalloc(c->n * sizeof *c->dx0);
+    c->w = mmupt_xmalloc((size_t)dim * sizeof *c->w);
+    c->b = mmupt_xmalloc((size_t)dim * sizeof *c->b);
+    c->dw0 = mmupt_xmalloc((size_t)dim * sizeof *c->dw0);
+    c->db0 = mmupt_xmalloc((size_t)dim * sizeof *c->db0);
+    gpu_test_fill(c->x, c->n, seed, xlo, xhi);
+    gpu_test_fill(c->dout, c->n, seed + 1, -1.0f, 1.0f);
+    gpu_test_fill(c->dx0, c->n, seed + 2, -1.0f, 1.0f);
+    gpu_test_fill(c->w, (size_t)dim, seed + 3, 0.5f, 1.5f);
+    gpu_test_fill(c->b, (size_t)dim, seed + 4, -0.5f, 0.5f);
+    gpu_test_fill(c->dw0, (size_t)dim, seed + 5, -1.0f, 1.0f);
+    gpu_test_fill(c->db0, (size_t)dim, seed + 6, -1.0f, 1.0f);
+}
+
+static void case_free(struct norm_case *c)
+{
+    free(c->x);
+    free(c->w);
+    free(c->b);
+    free(c->dout);
+    free(c->dx0);
+    free(c->dw0);
+    free(c->db0);
+}
+
+static void rmsnorm_backward_case(struct test_state *ts, const struct norm_case *c, cudaStream_t st)
+{
+    int rows = c->rows, dim = c->dim;
+    size_t n = c->n;
+    float *out = mmupt_xmalloc(n * sizeof *out), *rstd = mmupt_xmalloc((size_t)rows * sizeof *rstd);
+    rmsnorm_forward_cpu(out, rstd, c->x, c->w, rows, dim, EPS);
+    float *dx_ref = host_copy(c->dx0, n), *dw_ref = host_copy(c->dw0, (size_t)dim);
+    rmsnorm_backward_cpu(dx_ref, dw_ref, c->dout, c->x, c->w, rstd, rows, dim);
+
+    /* The forward's rstd from the CPU, so the backward is compared alone. */
+    float *d_x = upload(c->x, n), *d_w = upload(c->w, (size_t)dim), *d_dout = upload(c->dout, n);
+    float *d_rstd = upload(rstd, (size_t)rows);
+    float *d_dx = upload(c->dx0, n), *d_dw = upload(c->dw0, (size_t)dim);
+    rmsnorm_backward_cuda(d_dx, d_dw, d_dout, d_x, d_w, d_rstd, rows, dim, st);
+    float edx = dev_err(d_dx, dx_ref, n), edw = dev_err(d_dw, dw_ref, (size_t)dim);
+    CHECK_MSG(ts, edx < TOL_ROW, "rmsnorm dx %dx%d: err %g", rows, dim, edx);
+    CHECK_MSG(ts, edw < TOL_COL, "rmsnorm dweight %dx%d: err %g", rows, dim, edw);
+
+    /* One gradient at a time (the other NULL), on the default stream: the same bits. */
+    float *d_dx1 = upload(c->dx0, n), *d_dw1 = upload(c->dw0, (size_t)dim);
+    rmsnorm_backward_cuda(d_dx1, NULL, d_dout, d_x, d_w, d_rstd, rows, dim, NULL);
+    rmsnorm_backward_cuda(NULL, d_dw1, d_dout, d_x, d_w, d_rstd, rows, dim, NULL);
+    CHECK_MSG(ts, dev_same(d_dx1, d_dx, n), "rmsnorm dx %dx%d: dweight=NULL changed dx", rows, dim);
+    CHECK_MSG(ts, dev_same(d_dw1, d_dw, (size_t)dim), "rmsnorm dweight %dx%d: dx=NULL changed dweight", rows, dim);
+
+    float *dev[] = {d_x, d_w, d_dout, d_rstd, d_dx, d_dw, d_dx1, d_dw1};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(out);
+    free(rstd);
+    free(dx_ref);
+    free(dw_ref);
+}
+
+static void layernorm_forward_case(struct test_state *ts, const struct norm_case *c, cudaStream_t st)
+{
+    int rows = c->rows, dim = c->dim;
+    size_t n = c->n;
+    float *out = mmupt_xmalloc(n * sizeof *out);
+    float *mean = mmupt_xmalloc((size_t)rows * sizeof *mean), *rstd = mmupt_xmalloc((size_t)rows * sizeof *rstd);
+    layernorm_forward_cpu(out, mean, rstd, c->x, c->w, c->b, rows, dim, EPS);
+
+    float *d_x = upload(c->x, n), *d_w = upload(c->w, (size_t)dim), *d_b = upload(c->b, (size_t)dim);
+    float *d_out = upload(c->dx0, n); /* garbage to be overwritten */
+    float *d_mean = NULL, *d_rstd = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_mean, (size_t)rows * sizeof *d_mean));
+    CUDA_CHECK(cudaMalloc((void **)&d_rstd, (size_t)rows * sizeof *d_rstd));
+    layernorm_forward_cuda(d_out, d_mean, d_rstd, d_x, d_w, d_b, rows, dim, EPS, st);
+    float eo = dev_err(d_out, out, n), em = dev_err(d_mean, mean, (size_t)rows), er = dev_err(d_rstd, rstd, (size_t)rows);
+    CHECK_MSG(ts, eo < TOL_ROW, "layernorm out %dx%d: err %g", rows, dim, eo);
+    CHECK_MSG(ts, em < TOL_ROW, "layernorm mean %dx%d: err %g", rows, dim, em);
+    CHECK_MSG(ts, er < TOL_ROW, "layernorm rstd %dx%d: err %g", rows, dim, er);
+
+    /* In place (out == x) with mean and rstd not wanted, on the default stream: the same bits. */
+    float *d_xa = upload(c->x, n);
+    layernorm_forward_cuda(d_xa, NULL, NULL, d_xa, d_w, d_b, rows, dim, EPS, NULL);
+    CHECK_MSG(ts, dev_same(d_xa, d_out, n), "layernorm %dx%d: out aliasing x, or NULL mean/rstd, changed out", rows,
+              dim);
+
+    float *dev[] = {d_x, d_w, d_b, d_out, d_mean, d_rstd, d_xa};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(out);
+    free(mean);
+    free(rstd);
+}
+
+static void layernorm_backward_case(struct test_state *ts, const struct norm_case *c, cudaStream_t st)
+{
+    int rows = c->rows, dim = c->dim;
+    size_t n = c->n, nd = (size_t)dim;
+    float *out = mmupt_xmalloc(n * sizeof *out);
+    float *mean = mmupt_xmalloc((size_t)rows * sizeof *mean), *rstd = mmupt_xmalloc((size_t)rows * sizeof *rstd);
+    layernorm_forward_cpu(out, mean, rstd, c->x, c->w, c->b, rows, dim, EPS);
+    float *dx_ref = host_copy(c->dx0, n), *dw_ref = host_copy(c->dw0, nd), *db_ref = host_copy(c->db0, nd);
+    layernorm_backward_cpu(dx_ref, dw_ref, db_ref, c->dout, c->x, c->w, mean, rstd, rows, dim);
+
+    /* The forward's mean and rstd from the CPU, so the backward is compared alone. */
+    float *d_x = upload(c->x, n), *d_w = upload(c->w, nd), *d_dout = upload(c->dout, n);
+    float *d_mean = upload(mean, (size_t)rows), *d_rstd = upload(rstd, (size_t)rows);
+    float *d_dx = upload(c->dx0, n), *d_dw = upload(c->dw0, nd), *d_db = upload(c->db0, nd);
+    layernorm_backward_cuda(d_dx, d_dw, d_db, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, st);
+    float edx = dev_err(d_dx, dx_ref, n), edw = dev_err(d_dw, dw_ref, nd), edb = dev_err(d_db, db_ref, nd);
+    CHECK_MSG(ts, edx < TOL_ROW, "layernorm dx %dx%d: err %g", rows, dim, edx);
+    CHECK_MSG(ts, edw < TOL_COL, "layernorm dweight %dx%d: err %g", rows, dim, edw);
+    CHECK_MSG(ts, edb < TOL_COL, "layernorm dbias %dx%d: err %g", rows, dim, edb);
+
+    /* Every other choice of wanted gradients, on the default stream: the same bits. (dweight and
+     * dbias share one scratch buffer when both are wanted, at other offsets than when alone.) */
+    float *d_dx1 = upload(c->dx0, n), *d_dw1 = upload(c->dw0, nd), *d_db1 = upload(c->db0, nd);
+    float *d_dw2 = upload(c->dw0, nd), *d_db2 = upload(c->db0, nd);
+    layernorm_backward_cuda(d_dx1, NULL, NULL, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
+    layernorm_backward_cuda(NULL, d_dw1, NULL, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
+    layernorm_backward_cuda(NULL, NULL, d_db1, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
+    layernorm_backward_cuda(NULL, d_dw2, d_db2, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
+    CHECK_MSG(ts, dev_same(d_dx1, d_dx, n), "layernorm dx %dx%d: differs when computed alone", rows, dim);
+    CHECK_MSG(ts, dev_same(d_dw1, d_dw, nd), "layernorm dweight %dx%d: differs when computed alone", rows, dim);
+    CHECK_MSG(ts, dev_same(d_db1, d_db, nd), "layernorm dbias %dx%d: differs when computed alone", rows, dim);
+    CHECK_MSG(ts, dev_same(d_dw2, d_dw, nd), "layernorm dweight %dx%d: differs without dx", rows, dim);
+    CHECK_MSG(ts, dev_same(d_db2, d_db, nd), "layernorm dbias %dx%d: differs without dx", rows, dim);
+
+    float *dev[] = {d_x, d_w, d_dout, d_mean, d_rstd, d_dx, d_dw, d_db, d_dx1, d_dw1, d_db1, d_dw2, d_db2};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(out);
+    free(mean);
+    free(rstd);
+    free(dx_ref);
+    free(dw_ref);
+    free(db_ref);
+}
+
+/* (1,1): the degenerate row; (3,80): a vision head; (17,896): 0.5B hidden, rows not a multiple of
+ * anything; (64,3584): 7B hidden, a full chunk of rows for the column sums; (5,1280): the vision
+ * tower's width. */
+static const int SHAPES[][2] = {{1, 1}, {3, 80}, {17, 896}, {64, 3584}, {5, 1280}};
+#define N_SHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
+
+/* Each case makes its main call on a stream of its own (the work and the scratch allocation go on
+ * it) and its variants on the default stream; both must agree. */
+static void test_rmsnorm_backward(struct test_state *ts, cudaStream_t st)
+{
+    for (int i = 0; i < N_SHAPES; i++) {
+        struct norm_case c;
+        case_init(&c, SHAPES[i][0], SHAPES[i][1], -2.0f, 2.0f);
+        rmsnorm_backward_case(ts, &c, st);
+        case_free(&c);
+    }
+}
+
+/* LayerNorm's inputs sit around 1, not 0, so a wrong (or missing) centring shows. */
+static void test_layernorm_forward(struct test_state *ts, cudaStream_t st)
+{
+    for (int i = 0; i < N_SHAPES; i++) {
+        struct norm_case c;
+        case_init(&c, SHAPES[i][0], SHAPES[i][1], -1.0f, 3.0f);
+        layernorm_forward_case(ts, &c, st);
+        case_free(&c);
+    }
+}
+
+static void test_layernorm_backward(struct test_state *ts, cudaStream_t st)
+{
+    for (int i = 0; i < N_SHAPES; i++) {
+        struct norm_case c;
+        case_init(&c, SHAPES[i][0], SHAPES[i][1], -1.0f, 3.0f);
+        layernorm_backward_case(ts, &c, st);
+        case_free(&c);
+    }
+}
+
+/* More rows than one chunk of the column reduction holds, and not a multiple of it: several
+ * partial sums, the last one short. */
+static void test_many_rows(struct test_state *ts, cudaStream_t st)
+{
+    struct norm_case c;
+    case_init(&c, 1000, 96, -2.0f, 2.0f);
+    rmsnorm_backward_case(ts, &c, st);
+    case_free(&c);
+    case_init(&c, 1000, 96, -1.0f, 3.0f);
+    layernorm_backward_case(ts, &c, st);
+    case_free(&c);
+}
+
+int main(void)
+{
+    gpu_test_require_device();
+    /* A blocking stream: it waits for the synchronous uploads on the legacy default stream. */
+    cudaStream_t st;
+    CUDA_CHECK(cudaStreamCreate(&st));
+    struct test_state ts = {0};
+    RUN_WITH(&ts, test_rmsnorm_backward, st);
+    RUN_WITH(&ts, test_layernorm_forward, st);
+    RUN_WITH(&ts, test_layernorm_backward, st);
+    RUN_WITH(&ts, test_many_rows, st);
+    CUDA_CHECK(cudaStreamDestroy(st));
+    return test_summary(&ts);
+}
