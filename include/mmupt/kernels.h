@@ -55,6 +55,16 @@ void quick_gelu_forward_cuda(float *out, const float *x, long n, void *stream);
 void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream);
 void embedding_forward_cuda(float *out, const int64_t *ids, const float *table, int n, int dim, void *stream);
 void embedding_backward_cuda(float *dtable, const float *dout, const int64_t *ids, int n, int dim, void *stream);
+/* seg is a HOST array (launch metadata); every other pointer is device memory. */
+void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v, const int *seg,
+                            int n_seg, int n_heads, int n_kv, int hd, int causal, void *stream);
+void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                             const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                             int causal, void *stream);
+void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
+                          int vocab, float tau, void *stream);
+void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
+                           int vocab, float tau, void *stream);
 /* The GEMMs take a cuBLAS handle bound to their stream (include/mmupt/gpu_blas.h) instead of the
  * bare stream: the library needs one, and the caller owns it rather than a hidden global. */
 struct gpu_blas;

@@ -1,14 +1,18 @@
-// Reductions shared by the CUDA kernels (rmsnorm.cu, layernorm.cu; matmul.cu's bias gradient).
+// Reductions shared by the CUDA kernels (rmsnorm.cu, layernorm.cu, logprob.cu; matmul.cu's bias
+// gradient).
 //
 // Both are deterministic: the order of every floating-point addition depends only on the launch
 // shape, never on scheduling, so a run repeats bit for bit. No float atomics anywhere.
 //
 //   reduce_block_sum            a sum over the threads of one block (the per-row statistics);
+//   reduce_block_sum_double     the same in double;
 //   reduce_col_partial_*        a sum over rows per column (dweight, dbias) in two steps: blocks
 //                               write per-chunk partial sums to a scratch buffer, then one thread
 //                               per column adds the chunks up in chunk order.
 #ifndef MMUPT_KERNELS_CUDA_REDUCE_CUH
 #define MMUPT_KERNELS_CUDA_REDUCE_CUH
+
+#include <math.h>
 
 #include <cuda_runtime.h>
 
@@ -42,6 +46,40 @@ static __device__ __forceinline__ float reduce_block_sum(float v, float *scratch
     // Every warp sums the per-warp values itself: the same adds in the same order, so all warps
     // hold the same total without a second trip through shared memory.
     v = reduce_warp_sum(lane < nwarps ? scratch[lane] : 0.0f);
+    __syncthreads();
+    return v;
+}
+
+// The same two sums in double, for row statistics that need it (logprob.cu's sum of exponentials
+// over a 152k vocabulary). scratch is a __shared__ double[32] of the caller, free again on return.
+static __device__ __forceinline__ double reduce_warp_sum_double(double v)
+{
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+static __device__ __forceinline__ double reduce_block_sum_double(double v, double *scratch)
+{
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    v = reduce_warp_sum_double(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = reduce_warp_sum_double(lane < nwarps ? scratch[lane] : 0.0);
+    __syncthreads();
+    return v;
+}
+
+// Maximum of v over the block, returned to every thread; the same barrier rules and scratch as
+// reduce_block_sum. A max is exact, so the order of comparisons does not matter; fmaxf skips NaN
+// as the CPU references' `>` comparisons do. (attention.cu, logprob.cu)
+static __device__ __forceinline__ float reduce_block_max(float v, float *scratch)
+{
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? scratch[lane] : -INFINITY;
+    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
     __syncthreads();
     return v;
 }
