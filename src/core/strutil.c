@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "mmupt/strutil.h"
 
@@ -182,5 +183,32 @@ int dir_make_all(const char *dir, const char *what, struct mmupt_err *err)
     struct stat st;
     if (stat(dir, &st) != 0) return mmupt_fail(err, "%s: cannot create %s: %s", dir, what, strerror(errno));
     if (!S_ISDIR(st.st_mode)) return mmupt_fail(err, "%s: cannot create %s: exists and is not a directory", dir, what);
+    return 0;
+}
+
+int file_write_all(const char *path, const void *data, size_t len, struct mmupt_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return mmupt_fail(err, "%s: cannot create: %s", path, strerror(errno));
+    int bad = fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int e = errno;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        remove(path);
+        return mmupt_fail(err, "%s: cannot write: %s", path, strerror(e ? e : errno));
+    }
+    return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, struct mmupt_err *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return mmupt_fail(err, "%s: path too long", path);
+    if (file_write_all(tmp, data, len, err)) return -1;
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return mmupt_fail(err, "%s: cannot rename into place: %s", path, strerror(e));
+    }
     return 0;
 }

@@ -1,11 +1,12 @@
 /* The evaluation's outputs: a markdown table for people, one JSON object for scripts (see eval.h). */
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mmupt/eval.h"
+#include "mmupt/strutil.h"
 
 static const char *vote_name(enum reward_vote_mode v)
 {
@@ -147,22 +148,18 @@ int eval_write_json(const char *path, const struct eval_config *c, const struct 
             rc = mmupt_fail(err, "cannot write the JSON result to standard output");
     } else {
         /* Written beside the target and renamed, so a reader never sees half a file. */
-        char tmp[4096];
-        if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-            rc = mmupt_fail(err, "%s: path too long", path);
+        char *text = json_dumps(o, flags);
+        if (!text) {
+            rc = mmupt_fail(err, "%s: cannot format the JSON result", path);
         } else {
-            FILE *f = fopen(tmp, "w");
-            if (!f) {
-                rc = mmupt_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-            } else {
-                int bad = json_dumpf(o, f, flags) != 0 || fputc('\n', f) == EOF;
-                bad |= fclose(f) != 0;
-                if (bad || rename(tmp, path) != 0) {
-                    rc = mmupt_fail(err, "%s: cannot write: %s", path, strerror(errno));
-                    remove(tmp);
-                }
-            }
+            size_t n = strlen(text);
+            char *line = mmupt_xmalloc(n + 1); /* with the final newline, as on standard output */
+            memcpy(line, text, n);
+            line[n] = '\n';
+            rc = file_write_atomic(path, line, n + 1, err);
+            free(line);
         }
+        free(text);
     }
     json_decref(o);
     return rc;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mmupt/report.h"
+#include "mmupt/strutil.h"
 
 /* The canonical directory of path (which need not exist yet) and its last component. */
 static int split_path(const char *path, char *dir, size_t dir_n, char *base, size_t base_n, struct mmupt_err *err)
@@ -37,20 +38,6 @@ static int png_link(const char *md_path, const char *png_path, char *out, size_t
     return k >= (int)n ? mmupt_fail(err, "%s: path too long", png_path) : 0;
 }
 
-static int write_tmp(const char *tmp, const void *data, size_t len, struct mmupt_err *err)
-{
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mmupt_fail(err, "%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        remove(tmp);
-        return mmupt_fail(err, "%s: cannot write: %s", tmp, strerror(e ? e : errno));
-    }
-    return 0;
-}
-
 static int tmp_name(char *out, const char *path, struct mmupt_err *err)
 {
     if (snprintf(out, PATH_MAX, "%s.tmp", path) >= PATH_MAX) return mmupt_fail(err, "%s: path too long", path);
@@ -64,8 +51,8 @@ static int publish(const char *md_path, const char *md, size_t md_len, const cha
 {
     char md_tmp[PATH_MAX], png_tmp[PATH_MAX];
     if (tmp_name(md_tmp, md_path, err) || tmp_name(png_tmp, png_path, err)) return -1;
-    if (write_tmp(png_tmp, png, png_len, err)) return -1;
-    if (write_tmp(md_tmp, md, md_len, err)) {
+    if (file_write_all(png_tmp, png, png_len, err)) return -1;
+    if (file_write_all(md_tmp, md, md_len, err)) {
         remove(png_tmp);
         return -1;
     }
