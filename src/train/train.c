@@ -64,11 +64,7 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     metrics_i64(&tr->metrics, "staleness", tr->step - train_rollout_version(tr, tr->step));
     reward_stats_write(&d->stats, &tr->metrics);
     metrics_f64(&tr->metrics, "tokens_per_s", (double)d->tokens / seconds);
-    if (val->done) {
-        metrics_f64(&tr->metrics, "val/greedy_pass1", val->greedy);
-        metrics_f64(&tr->metrics, "val/pass1", val->pass1);
-        metrics_f64(&tr->metrics, "val/maj", val->maj);
-    }
+    if (val->done) train_val_metrics(tr, val);
     metrics_f64(&tr->metrics, "time/step_s", seconds);
     if (metrics_end(&tr->metrics, &err)) log_warn(&tr->lg, "%s", err.msg);
     if (tr->tb) {
@@ -77,11 +73,7 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
         double vals[] = {l->loss, l->kl, l->entropy, norm, lr, reward_mean, majority, (double)d->tokens / seconds,
                          (double)(tr->step - train_rollout_version(tr, tr->step))};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) tb_scalar(tr->tb, names[i], tr->step + 1, vals[i], &err);
-        if (val->done) {
-            tb_scalar(tr->tb, "val/greedy_pass1", tr->step + 1, val->greedy, &err);
-            tb_scalar(tr->tb, "val/pass1", tr->step + 1, val->pass1, &err);
-            tb_scalar(tr->tb, "val/maj", tr->step + 1, val->maj, &err);
-        }
+        if (val->done) train_val_tb(tr, tr->step + 1, val);
         if (tb_flush(tr->tb, &err)) log_warn(&tr->lg, "%s", err.msg);
     }
 }

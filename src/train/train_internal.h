@@ -179,6 +179,9 @@ int train_stop_signal(void);
 /* validate.c */
 int train_val_due(const struct trainer *tr);
 int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *err);
+/* A validation's three values into the metrics record being written; as TensorBoard scalars at step. */
+void train_val_metrics(struct trainer *tr, const struct train_val *val);
+void train_val_tb(struct trainer *tr, int64_t step, const struct train_val *val);
 /* Rank 0 with validation on, at step 0 of a fresh run: validate the initial policy (logged as step 0). */
 int train_validate_initial(struct trainer *tr, struct mmupt_err *err);
 /* Remember `val` measured after `step` if it is the best so far, in run.output_dir/best_val_step. */

@@ -2,12 +2,12 @@
  * current policy on the first run.val_limit items of data.val_path with the basic evaluator: greedy
  * pass@1 (what the quickstart stops on), pass@1 and maj@G at the rollout settings. The other ranks
  * wait at their next collective; at the quickstart's size this costs seconds. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mmupt/eval.h"
+#include "mmupt/strutil.h"
 #include "mmupt/tensorboard.h"
 #include "train_internal.h"
 
@@ -51,6 +51,24 @@ int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *
     return 0;
 }
 
+/* The validation's three values into the metrics record being written (val/greedy_pass1,
+ * val/pass1, val/maj), and as TensorBoard scalars at `step` (the caller flushes). */
+static const char *const val_keys[3] = {"val/greedy_pass1", "val/pass1", "val/maj"};
+
+void train_val_metrics(struct trainer *tr, const struct train_val *val)
+{
+    const double v[3] = {val->greedy, val->pass1, val->maj};
+    for (int i = 0; i < 3; i++) metrics_f64(&tr->metrics, val_keys[i], v[i]);
+}
+
+void train_val_tb(struct trainer *tr, int64_t step, const struct train_val *val)
+{
+    if (!tr->tb) return;
+    const double v[3] = {val->greedy, val->pass1, val->maj};
+    struct mmupt_err e;
+    for (int i = 0; i < 3; i++) tb_scalar(tr->tb, val_keys[i], step, v[i], &e);
+}
+
 /* The best validation so far lives in run.output_dir/best_val_step as "STEP SCORE": the step whose
  * weights to keep when stopping on validation (0: the initial policy was best), so a script can
  * export that checkpoint. Ties keep the earlier step: fewer updates for the same score. */
@@ -64,15 +82,12 @@ int train_val_record(struct trainer *tr, int64_t step, const struct train_val *v
     if (!val->done || !(val->greedy > tr->val_best)) return 0;
     tr->val_best = val->greedy;
     tr->val_best_step = step;
-    char path[4096], tmp[4200];
+    char path[4096], text[64];
     best_path(tr, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int bad = !f || fprintf(f, "%lld %.17g\n", (long long)step, val->greedy) < 0;
-    if (f) bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return mmupt_fail(err, "%s: cannot write the best validation step: %s", path, strerror(errno));
+    int n = snprintf(text, sizeof text, "%lld %.17g\n", (long long)step, val->greedy);
+    if (file_write_atomic(path, text, (size_t)n, err)) {
+        mmupt_err_prefix(err, "the best validation step");
+        return -1;
     }
     return 0;
 }
@@ -101,14 +116,8 @@ int train_validate_initial(struct trainer *tr, struct mmupt_err *err)
     struct mmupt_err e;
     metrics_begin(&tr->metrics);
     metrics_i64(&tr->metrics, "step", 0);
-    metrics_f64(&tr->metrics, "val/greedy_pass1", val.greedy);
-    metrics_f64(&tr->metrics, "val/pass1", val.pass1);
-    metrics_f64(&tr->metrics, "val/maj", val.maj);
+    train_val_metrics(tr, &val);
     if (metrics_end(&tr->metrics, &e)) log_warn(&tr->lg, "%s", e.msg);
-    if (tr->tb) {
-        tb_scalar(tr->tb, "val/greedy_pass1", 0, val.greedy, &e);
-        tb_scalar(tr->tb, "val/pass1", 0, val.pass1, &e);
-        tb_scalar(tr->tb, "val/maj", 0, val.maj, &e);
-    }
+    train_val_tb(tr, 0, &val);
     return train_val_record(tr, 0, &val, err);
 }
