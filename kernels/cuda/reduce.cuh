@@ -1,11 +1,11 @@
 // Reductions shared by the CUDA kernels (rmsnorm.cu, layernorm.cu, logprob.cu; matmul.cu's bias
 // gradient).
 //
-// Both are deterministic: the order of every floating-point addition depends only on the launch
+// All are deterministic: the order of every floating-point addition depends only on the launch
 // shape, never on scheduling, so a run repeats bit for bit. No float atomics anywhere.
 //
 //   reduce_block_sum            a sum over the threads of one block (the per-row statistics);
-//   reduce_block_sum_double     the same in double;
+//   reduce_block_sum_double     the same in double; reduce_block_max the maximum;
 //   reduce_col_partial_*        a sum over rows per column (dweight, dbias) in two steps: blocks
 //                               write per-chunk partial sums to a scratch buffer, then one thread
 //                               per column adds the chunks up in chunk order.
@@ -26,62 +26,50 @@ enum { REDUCE_THREADS = 256 };
 // Rows one block of a column reduction walks: the partial sums then take rows / 64 * dim floats.
 enum { REDUCE_ROWS_PER_CHUNK = 64 };
 
-// Sum over a warp with a butterfly: every lane ends with the total, and with the same bits, since
-// lanes i and i^off add the same two values (float addition is commutative).
-static __device__ __forceinline__ float reduce_warp_sum(float v)
+// One combine for every block reduction here: `op` in a butterfly within each warp (lanes i and
+// i^off combine the same two values, so every lane ends with the same bits), then every warp
+// combines the per-warp values the same way, so all threads hold the result without a second trip
+// through shared memory. The order of operations depends only on the launch shape: a run repeats
+// bit for bit. Every thread of the block must call it (it has barriers); scratch is a __shared__
+// T[32] of the caller, free again on return (the final barrier), so two calls in a row may share it.
+template <typename T, typename Op>
+static __device__ __forceinline__ T reduce_block(T v, T *scratch, T identity, Op op)
 {
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    for (int off = 16; off > 0; off /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < nwarps ? scratch[lane] : identity;
+    for (int off = 16; off > 0; off /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
+    __syncthreads();
     return v;
 }
 
-// Sum of v over the block, returned to every thread. Every thread of the block must call it (it
-// has barriers). scratch is a __shared__ float[32] of the caller; it is free again on return (the
-// final barrier), so two calls in a row may share it.
+struct reduce_add {
+    template <typename T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+// fmaxf skips NaN as the CPU references' `>` comparisons do; a max is exact, so order is moot.
+struct reduce_max {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// Sum of v over the block, returned to every thread (the per-row statistics).
 static __device__ __forceinline__ float reduce_block_sum(float v, float *scratch)
 {
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    v = reduce_warp_sum(v);
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    // Every warp sums the per-warp values itself: the same adds in the same order, so all warps
-    // hold the same total without a second trip through shared memory.
-    v = reduce_warp_sum(lane < nwarps ? scratch[lane] : 0.0f);
-    __syncthreads();
-    return v;
+    return reduce_block(v, scratch, 0.0f, reduce_add());
 }
 
-// The same two sums in double, for row statistics that need it (logprob.cu's sum of exponentials
-// over a 152k vocabulary). scratch is a __shared__ double[32] of the caller, free again on return.
-static __device__ __forceinline__ double reduce_warp_sum_double(double v)
-{
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    return v;
-}
-
+// The same in double, for row statistics that need it (logprob.cu's sum of exponentials over a
+// 152k vocabulary). scratch is a __shared__ double[32].
 static __device__ __forceinline__ double reduce_block_sum_double(double v, double *scratch)
 {
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    v = reduce_warp_sum_double(v);
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = reduce_warp_sum_double(lane < nwarps ? scratch[lane] : 0.0);
-    __syncthreads();
-    return v;
+    return reduce_block(v, scratch, 0.0, reduce_add());
 }
 
-// Maximum of v over the block, returned to every thread; the same barrier rules and scratch as
-// reduce_block_sum. A max is exact, so the order of comparisons does not matter; fmaxf skips NaN
-// as the CPU references' `>` comparisons do. (attention.cu, logprob.cu)
+// Maximum of v over the block, returned to every thread (attention.cu, logprob.cu).
 static __device__ __forceinline__ float reduce_block_max(float v, float *scratch)
 {
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    v = lane < nwarps ? scratch[lane] : -INFINITY;
-    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-    __syncthreads();
-    return v;
+    return reduce_block(v, scratch, -INFINITY, reduce_max());
 }
 
 // Chunks of REDUCE_ROWS_PER_CHUNK rows covering `rows` (rows > 0).
