@@ -237,6 +237,8 @@ int train_resume(struct trainer *tr, struct mmupt_err *err)
     MPI_Bcast(&pick, (int)sizeof pick, MPI_BYTE, 0, tr->world.mpi);
     if (pick.rc) return tr->world.rank == 0 ? -1 : mmupt_fail(err, "rank 0 found no usable checkpoint");
     if (!pick.path[0]) {
+        /* A run killed before its first checkpoint may have logged steps: they are redone now. */
+        trim_metrics(tr, -1);
         log_info(&tr->lg, "resume: no checkpoint yet, starting from step 1");
         return 0;
     }

@@ -70,6 +70,18 @@ exact_resume 1 0
 exact_resume 3 1
 want3=$(checksum "$tmp/err")
 
+# Killed after logging steps but before any checkpoint (interval beyond the run): --resume starts
+# from step 1 again and the redone steps replace the logged ones instead of being logged twice.
+early=$tmp/early
+$(train_cmd 1 0 "$early") checkpoint.interval=100 >"$tmp/early.log" 2>&1 &
+job=$!
+for j in $(seq 2400); do grep -qE "step 2/$steps" "$tmp/early.log" && break; sleep 0.05; done
+kill_job "$job"
+run timeout 300 $(train_cmd 1 0 "$early") checkpoint.interval=100 --resume
+if [ "$rc" = 0 ] && grep -q "no checkpoint yet" "$tmp/err" && [ "$(wc -l <"$early/metrics.jsonl")" = "$steps" ]; then
+    ok "killed before the first checkpoint: --resume starts over with one record per step"
+else fail "killed before the first checkpoint" "status $rc" "$(wc -l <"$early/metrics.jsonl") lines" "$(tail -3 "$tmp/err")"; fi
+
 # Preemption by SIGUSR1 to mpirun (forwarded to every rank) and by SIGTERM to every rank.
 preempt() { # preempt NAME HOW
     local out=$tmp/pre_$2
