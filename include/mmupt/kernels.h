@@ -72,6 +72,10 @@ void matmul_forward_cuda(float *out, const float *inp, const float *weight, cons
                          const struct gpu_blas *blas);
 void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int M, int K, int N, const struct gpu_blas *blas);
+/* Bitwise equal to the CPU reference: the per-step constants come from the host, and the kernel
+ * keeps every multiply out of fused multiply-adds (kernels/cuda/adamw.cu). */
+void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double grad_scale, int64_t t, void *stream);
 #endif
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
@@ -157,6 +161,15 @@ void logprob_forward_cpu(float *logp, float *entropy, const float *logits, const
 /* dlogits[r,:] += dlogp[r] * (onehot(target) - softmax(logits/tau)) / tau. */
 void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau);
+
+/* ---- Optimizer ----
+ * AdamW (torch.optim.AdamW, amsgrad off) on n elements of a parameter shard, in double per element,
+ * stored fp32, in place on params, m and v (include/mmupt/optim.h has the formula):
+ *   g = grad * grad_scale (the caller's 1/learners average times the clip factor);
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p *= 1 - lr wd;
+ *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps),  t >= 1 the step being applied. */
+void adamw_update_cpu(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,
+                      double beta2, double eps, double weight_decay, double grad_scale, int64_t t);
 
 #ifdef __cplusplus
 }

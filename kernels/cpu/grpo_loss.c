@@ -6,6 +6,7 @@
 
 #include "mmupt/err.h"
 #include "mmupt/grpo.h"
+#include "../grpo_token.h"
 
 void grpo_params_default(struct grpo_params *p)
 {
@@ -38,58 +39,6 @@ void grpo_advantages(const float *rewards, int n_groups, int G, float eps, int d
             double d = G > 1 ? r[i] - mean : 0.0;
             a[i] = (float)(dr_grpo || d == 0.0 ? d : d / den);
         }
-    }
-}
-
-/* One token's terms: the policy loss L and KL value with their derivatives w.r.t. logp, the ratio,
- * and whether the clip-higher (clipped) or the dual clip branch is the one taken. */
-struct grpo_token {
-    double L, dL, kl, dkl, ratio;
-    int clipped, dual;
-};
-
-/* Gradient of torch.clamp: 1 strictly inside the bounds, 0 on or beyond them (what torch does). */
-static double clamp_grad(double x, double lo, double hi) { return (x > lo && x < hi) ? 1.0 : 0.0; }
-
-static void token_terms(float logp, float old, float ref, float A, const struct grpo_params *p,
-                        struct grpo_token *o)
-{
-    /* The difference and the bounds in float as EasyR1 has them (np.log of the python float, cast
-     * to the float32 tensor's type by torch.clamp), so a value on a bound is on it here too. */
-    float x = logp - old;
-    float lo = (float)log(1.0 - (double)p->clip_low), hi = (float)log(1.0 + (double)p->clip_high);
-    double ratio = exp((double)x);
-    double xc = x < lo ? lo : (x > hi ? hi : x);
-    double clipped = exp(xc);
-    double L1 = -(double)A * ratio, L2 = -(double)A * clipped;
-    double d1 = -(double)A * ratio, d2 = -(double)A * clipped * clamp_grad(x, lo, hi);
-    double L, dL;
-    if (L1 > L2) L = L1, dL = d1;
-    else if (L1 < L2) L = L2, dL = d2;
-    else L = L1, dL = 0.5 * (d1 + d2); /* torch.maximum splits a tie */
-    o->clipped = L1 < L2;
-    o->dual = 0;
-    if (A < 0.0f) {
-        double L3 = -(double)A * p->clip_dual; /* constant: no gradient */
-        o->dual = L > L3;
-        if (L > L3) L = L3, dL = 0.0;
-        else if (L == L3) dL *= 0.5;
-    }
-    o->L = L;
-    o->dL = dL;
-    o->ratio = ratio;
-    if (p->kl_penalty == GRPO_KL_LOW_VAR) {
-        /* k3: d = ref - logp, kl = e^d - d - 1 >= 0, d kl / d logp = 1 - e^d. */
-        float d = ref - logp;
-        double kl = exp((double)d) - d - 1.0;
-        o->dkl = (1.0 - exp((double)d)) * clamp_grad(kl, -p->kl_clamp, p->kl_clamp);
-        o->kl = kl > p->kl_clamp ? p->kl_clamp : (kl < -p->kl_clamp ? -p->kl_clamp : kl);
-    } else if (p->kl_penalty == GRPO_KL_K1) {
-        o->kl = (double)(logp - ref);
-        o->dkl = 1.0;
-    } else {
-        o->kl = 0.0;
-        o->dkl = 0.0;
     }
 }
 
@@ -126,6 +75,8 @@ static int loss_agg(const float *logp, const float *old, const float *ref, const
     r.ratio_min = n_tok ? INFINITY : 0.0;
     r.ratio_max = n_tok ? -INFINITY : 0.0;
     r.n_tokens = n_tok;
+    float lo, hi;
+    grpo_clip_bounds(p, &lo, &hi);
     for (int s = 0; s < n_seq; s++) {
         int64_t c = 0;
         for (int64_t t = seq_start[s]; t < seq_start[s + 1]; t++) c += mask[t] != 0.0f;
@@ -136,7 +87,7 @@ static int loss_agg(const float *logp, const float *old, const float *ref, const
                 continue;
             }
             struct grpo_token o;
-            token_terms(logp[t], old[t], ref ? ref[t] : 0.0f, adv[t], p, &o);
+            grpo_token_terms(logp[t], old[t], ref ? ref[t] : 0.0f, adv[t], p, lo, hi, &o);
             dlogp[t] = (float)(p->scale * w * (o.dL + p->kl_coef * o.dkl));
             r.pg_loss += w * o.L;
             r.kl += w * o.kl;

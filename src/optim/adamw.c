@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "mmupt/kernels.h"
 #include "mmupt/optim.h"
 
 void optim_init(struct optim *o, size_t n_params, int rank, int size)
@@ -37,23 +38,6 @@ static int global_norm(const struct optim *o, const struct comm *c, double inv_p
     return 0;
 }
 
-static void adamw_shard(struct optim *o, const struct optim_config *cfg, double lr, double gscale, float *p)
-{
-    const double b1 = cfg->beta1, b2 = cfg->beta2;
-    const double bc1 = 1.0 - pow(b1, (double)o->t), bc2 = 1.0 - pow(b2, (double)o->t);
-    const double decay = 1.0 - lr * cfg->weight_decay;
-    for (size_t i = 0; i < o->hi - o->lo; i++) {
-        double g = (double)o->gbuf[i] * gscale;
-        double m = b1 * (double)o->m[i] + (1.0 - b1) * g;
-        double v = b2 * (double)o->v[i] + (1.0 - b2) * g * g;
-        double w = (double)p[i] * decay; /* decoupled weight decay, before the Adam step as torch */
-        w -= lr * (m / bc1) / (sqrt(v / bc2) + cfg->eps);
-        o->m[i] = (float)m;
-        o->v[i] = (float)v;
-        p[i] = (float)w;
-    }
-}
-
 int optim_step(struct optim *o, const struct comm *c, const struct optim_config *cfg, double lr, float *params,
                const float *grads, double *grad_norm)
 {
@@ -67,7 +51,8 @@ int optim_step(struct optim *o, const struct comm *c, const struct optim_config 
     double scale = 1.0;
     if (cfg->clip_grad_norm > 0 && norm > cfg->clip_grad_norm) scale = cfg->clip_grad_norm / norm;
     o->t++;
-    adamw_shard(o, cfg, lr, inv_p * scale, params + o->lo);
+    adamw_update_cpu(params + o->lo, o->gbuf, o->m, o->v, (long)(o->hi - o->lo), lr, cfg->beta1, cfg->beta2, cfg->eps,
+                     cfg->weight_decay, inv_p * scale, o->t);
     return comm_allgather(c, params + o->lo, params, o->n) == 0 ? 0 : -1;
 }
 

@@ -24,6 +24,16 @@ static inline void gpu_test_require_device(void)
     printf("device: %s\n", g.device_name);
 }
 
+/* The start of a test that launches on a stream: skip without a device, then a BLOCKING stream,
+ * so it waits for the synchronous uploads on the legacy default stream. */
+static inline cudaStream_t gpu_test_begin_stream(void)
+{
+    gpu_test_require_device();
+    cudaStream_t st;
+    CUDA_CHECK(cudaStreamCreate(&st));
+    return st;
+}
+
 /* n floats uniform in [lo, hi) from an LCG keyed by seed: the same inputs on every machine. */
 static inline void gpu_test_fill(float *x, size_t n, unsigned seed, float lo, float hi)
 {

@@ -235,10 +235,7 @@ static void test_empty(struct test_state *ts, cudaStream_t st)
 
 int main(void)
 {
-    gpu_test_require_device();
-    /* A blocking stream: it waits for the synchronous uploads on the legacy default stream. */
-    cudaStream_t st;
-    CUDA_CHECK(cudaStreamCreate(&st));
+    cudaStream_t st = gpu_test_begin_stream();
     struct test_state ts = {0};
     RUN_WITH(&ts, test_forward, st);
     RUN_WITH(&ts, test_backward, st);
