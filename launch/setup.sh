@@ -5,6 +5,8 @@
 #
 #   launch/setup.sh            build + test dependencies
 #   launch/setup.sh --fuzz     also clang and its sanitizer runtime, for launch/fuzz.sh
+#   launch/setup.sh --slurm    also slurm-wlm and munge, for the Slurm tests (launch/test.sh asks
+#                              for them; nothing is started or enabled: the tests run their own daemons)
 #
 # The CUDA toolkit (nvcc, cuBLAS, cuDNN, NCCL) is not installed here: the build uses it when it is
 # present in /usr/local/cuda and builds the CPU backend alone otherwise.
@@ -15,7 +17,8 @@ pkgs=(gcc g++ meson ninja-build pkg-config libyaml-dev libhdf5-dev libopenmpi-de
 for arg in "$@"; do
     case "$arg" in
         --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
-        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --slurm) pkgs+=(slurm-wlm munge) ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "setup.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -19,6 +19,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mmupt/err.h"
 
@@ -29,12 +30,35 @@ extern "C" {
 /* Elements per rank per round by default: 4 Mi (16 MiB of floats). */
 #define COMM_DEFAULT_CHUNK ((size_t)1 << 22)
 
+/* What the collectives moved, per kind, so a benchmark can set measured traffic beside a model of it.
+ * Bytes are the PAYLOAD as the caller sees it, not what travels on the wire (that depends on the
+ * algorithm): all-reduce n * element size, reduce-scatter the whole n-float input, all-gather the
+ * whole n-float output, broadcast its bytes. Seconds are wall time inside the call. */
+enum comm_op { COMM_ALLREDUCE, COMM_REDUCE_SCATTER, COMM_ALLGATHER, COMM_BROADCAST, COMM_OP_COUNT };
+
+extern const char *const comm_op_names[COMM_OP_COUNT]; /* "allreduce", "reduce_scatter", ... */
+
+struct comm_counter {
+    uint64_t calls, bytes;
+    double seconds;
+};
+
+struct comm_counters {
+    struct comm_counter op[COMM_OP_COUNT];
+};
+
+/* Add one call of op moving `bytes` in `seconds` to k; nothing when k is NULL. Code that calls MPI
+ * directly (the trainer's non-blocking weight broadcast) counts itself with this. */
+void comm_count(struct comm_counters *k, enum comm_op op, uint64_t bytes, double seconds);
+
 struct comm {
     MPI_Comm mpi;  /* owned: a duplicate (comm_world) or a split; MPI_COMM_NULL when not a member */
     int rank, size;
     size_t chunk;  /* max elements per rank per round; must be equal on every rank (tests shrink it) */
     void *nccl;    /* ncclComm_t once comm_nccl_open succeeded: collectives then take device buffers */
     void *stream;  /* cudaStream_t the NCCL collectives run on (each call waits for it) */
+    struct comm_counters *counters; /* owned by the caller; NULL (comm_world, comm_split): not counted.
+                                     * Every collective but the barrier adds to it, on either backend. */
 };
 
 /* A duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN (MPI must be initialised by the caller). */

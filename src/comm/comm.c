@@ -1,8 +1,19 @@
-/* Communicators (world, role splits), sharding, and the collectives that need no arithmetic:
- * broadcast and barrier. The reductions live in reduce.c. */
+/* Communicators (world, role splits), sharding, traffic counters, and the collectives that need no
+ * arithmetic: broadcast and barrier. The reductions live in reduce.c. */
 #include <limits.h>
 
 #include "comm_internal.h"
+#include "mmupt/log.h"
+
+const char *const comm_op_names[COMM_OP_COUNT] = {"allreduce", "reduce_scatter", "allgather", "broadcast"};
+
+void comm_count(struct comm_counters *k, enum comm_op op, uint64_t bytes, double seconds)
+{
+    if (!k) return;
+    k->op[op].calls++;
+    k->op[op].bytes += bytes;
+    k->op[op].seconds += seconds;
+}
 
 static int comm_fill(struct comm *c, MPI_Comm mpi, size_t chunk, struct mmupt_err *err)
 {
@@ -16,6 +27,7 @@ static int comm_fill(struct comm *c, MPI_Comm mpi, size_t chunk, struct mmupt_er
     c->mpi = mpi;
     c->chunk = chunk;
     c->nccl = c->stream = NULL; /* the MPI backend until comm_nccl_open */
+    c->counters = NULL;         /* the owner of a communicator decides whether it is counted */
     return 0;
 }
 
@@ -60,7 +72,7 @@ void comm_shard(size_t n, int size, int r, size_t *lo, size_t *hi)
     *hi = *lo + base + (ur < rem ? 1 : 0);
 }
 
-int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
+static int broadcast(const struct comm *c, void *buf, size_t bytes, int root)
 {
     if (c->nccl) return comm_nccl_broadcast(c, buf, bytes, root);
     /* MPI counts are ints: send in pieces of at most 1 GiB. */
@@ -70,6 +82,14 @@ int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
         if (MPI_Bcast((char *)buf + off, (int)k, MPI_BYTE, root, c->mpi) != MPI_SUCCESS) return -1;
     }
     return 0;
+}
+
+int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
+{
+    double t0 = c->counters ? mmupt_now() : 0;
+    int rc = broadcast(c, buf, bytes, root);
+    if (c->counters) comm_count(c->counters, COMM_BROADCAST, bytes, mmupt_now() - t0);
+    return rc;
 }
 
 int comm_barrier(const struct comm *c)

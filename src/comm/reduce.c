@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "comm_internal.h"
+#include "mmupt/log.h"
 
 /* What differs between float and double reductions. */
 struct comm_elem {
@@ -170,28 +171,41 @@ static int allreduce(const struct comm *c, const struct comm_elem *e, void *buf,
     return rc;
 }
 
-/* The public entry points: NCCL when the communicator has it (device buffers), MPI otherwise. */
+/* The public entry points: NCCL when the communicator has it (device buffers), MPI otherwise. Each
+ * adds itself to c->counters (when set) with its payload bytes; a failed call counts too. */
+
+static double count_start(const struct comm *c) { return c->counters ? mmupt_now() : 0; }
+
+static int counted(const struct comm *c, enum comm_op op, size_t bytes, double t0, int rc)
+{
+    if (c->counters) comm_count(c->counters, op, (uint64_t)bytes, mmupt_now() - t0);
+    return rc;
+}
 
 int comm_reduce_scatter_sum(const struct comm *c, const float *in, float *out_shard, size_t n)
 {
-    if (c->nccl) return comm_nccl_reduce_scatter(c, in, out_shard, n);
-    return reduce_scatter(c, &comm_f32, in, out_shard, n);
+    double t0 = count_start(c);
+    int rc = c->nccl ? comm_nccl_reduce_scatter(c, in, out_shard, n) : reduce_scatter(c, &comm_f32, in, out_shard, n);
+    return counted(c, COMM_REDUCE_SCATTER, n * sizeof(float), t0, rc);
 }
 
 int comm_allgather(const struct comm *c, const float *shard, float *out, size_t n)
 {
-    if (c->nccl) return comm_nccl_allgather(c, shard, out, n);
-    return allgather(c, &comm_f32, shard, out, n);
+    double t0 = count_start(c);
+    int rc = c->nccl ? comm_nccl_allgather(c, shard, out, n) : allgather(c, &comm_f32, shard, out, n);
+    return counted(c, COMM_ALLGATHER, n * sizeof(float), t0, rc);
 }
 
 int comm_allreduce_sum(const struct comm *c, float *buf, size_t n)
 {
-    if (c->nccl) return comm_nccl_allreduce(c, buf, n, COMM_F32);
-    return allreduce(c, &comm_f32, buf, n);
+    double t0 = count_start(c);
+    int rc = c->nccl ? comm_nccl_allreduce(c, buf, n, COMM_F32) : allreduce(c, &comm_f32, buf, n);
+    return counted(c, COMM_ALLREDUCE, n * sizeof(float), t0, rc);
 }
 
 int comm_allreduce_sum_f64(const struct comm *c, double *buf, size_t n)
 {
-    if (c->nccl) return comm_nccl_allreduce(c, buf, n, COMM_F64);
-    return allreduce(c, &comm_f64, buf, n);
+    double t0 = count_start(c);
+    int rc = c->nccl ? comm_nccl_allreduce(c, buf, n, COMM_F64) : allreduce(c, &comm_f64, buf, n);
+    return counted(c, COMM_ALLREDUCE, n * sizeof(double), t0, rc);
 }

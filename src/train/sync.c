@@ -16,7 +16,13 @@
  * only while a version is still due, i.e. exactly when the rollout ranks will post a receive. Learners also keep snapshots of the versions that
  * lagging trajectories were sampled from, to compute their behaviour log-probs exactly (so the
  * importance ratio corrects for the lag): max_staleness k costs about k / sync_interval extra
- * copies of the fp32 weights on every learner, plus one on learner 0 for the broadcast. */
+ * copies of the fp32 weights on every learner, plus one on learner 0 for the broadcast.
+ *
+ * Traffic counting (tr->sync_counters, read by timing.json): one broadcast call per version (or stop
+ * message), its payload the int64 header plus the weights, on learner 0 when posted and on a rollout
+ * rank when received. Seconds are those spent inside the MPI calls that post, test and wait on those
+ * requests, except a rollout rank's wait for the header: that is waiting for the learners to finish
+ * the step (the wait_weights phase), not moving bytes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +56,18 @@ static int is_behaviour(const struct trainer *tr, int64_t u)
     return 0;
 }
 
+/* Seconds spent in broadcast MPI calls that carry no new payload (tests, waits). */
+static void sync_seconds(struct trainer *tr, double t0)
+{
+    tr->sync_counters.op[COMM_BROADCAST].seconds += mmupt_now() - t0;
+}
+
+/* One policy version's payload: the int64 header and the fp32 weights. */
+static uint64_t version_bytes(const struct trainer *tr)
+{
+    return sizeof(int64_t) + (uint64_t)tr->model.spec.total * sizeof(float);
+}
+
 static size_t n_pieces(const struct trainer *tr)
 {
     return ((size_t)tr->model.spec.total + SYNC_PIECE - 1) / SYNC_PIECE;
@@ -65,10 +83,14 @@ static void ibcast(struct trainer *tr, float *w, MPI_Request *req)
     }
 }
 
-static int snap_done(struct weight_snap *s)
+static int snap_done(struct trainer *tr, struct weight_snap *s)
 {
     int done = 1;
-    if (s->n_req) MPI_Testall(s->n_req, s->req, &done, MPI_STATUSES_IGNORE);
+    if (s->n_req) {
+        double t0 = mmupt_now();
+        MPI_Testall(s->n_req, s->req, &done, MPI_STATUSES_IGNORE);
+        sync_seconds(tr, t0);
+    }
     if (done) s->n_req = 0;
     return done;
 }
@@ -80,7 +102,7 @@ static void snaps_reap(struct trainer *tr, int64_t next_step)
     int k = 0;
     for (int i = 0; i < tr->n_snaps; i++) {
         struct weight_snap *s = &tr->snaps[i];
-        if (snap_done(s) && s->version < oldest) {
+        if (snap_done(tr, s) && s->version < oldest) {
             free(s->w);
             free(s->req);
         } else {
@@ -97,8 +119,10 @@ static void send_snap(struct trainer *tr, struct weight_snap *s)
     free(s->req); /* a snapshot re-sent after a resume had its earlier requests completed */
     s->n_req = (int)n_pieces(tr) + 1;
     s->req = mmupt_xcalloc((size_t)s->n_req, sizeof *s->req);
+    double t0 = mmupt_now();
     MPI_Ibcast(&s->header, 1, MPI_INT64_T, 0, tr->sync.mpi, &s->req[0]);
     ibcast(tr, s->w, s->req + 1);
+    comm_count(&tr->sync_counters, COMM_BROADCAST, version_bytes(tr), mmupt_now() - t0);
     tr->last_sent = s->version;
 }
 
@@ -165,13 +189,16 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
     while (tr->version < version && rc == 0) {
         int64_t next = tr->version + tr->cfg->cluster.sync_interval, header = 0;
         MPI_Request hreq;
+        double t_post = mmupt_now();
         MPI_Ibcast(&header, 1, MPI_INT64_T, 0, tr->sync.mpi, &hreq);
+        sync_seconds(tr, t_post);
         if (wait_requests(tr, &hreq, 1)) {
             rc = mmupt_fail(err, "rollout rank %d: policy version %lld did not arrive from learner rank 0 within %g s "
                                  "(cluster.timeout_s)", tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
             break;
         }
         if (header < 0) {
+            comm_count(&tr->sync_counters, COMM_BROADCAST, sizeof header, 0);
             rc = 1; /* the learners stopped (preemption) */
             break;
         }
@@ -180,11 +207,15 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
                             (long long)next, (long long)header);
             break;
         }
+        double t_weights = mmupt_now();
         ibcast(tr, tr->model.params, req);
-        if (wait_requests(tr, req, n))
+        if (wait_requests(tr, req, n)) {
             rc = mmupt_fail(err, "rollout rank %d: the weights of policy version %lld did not arrive within %g s",
                             tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
-        else tr->version = next;
+        } else {
+            comm_count(&tr->sync_counters, COMM_BROADCAST, version_bytes(tr), mmupt_now() - t_weights);
+            tr->version = next;
+        }
     }
     free(req);
     tr->phase[PH_WAIT_WEIGHTS] += mmupt_now() - t0;
@@ -196,7 +227,9 @@ void train_sync_stop(struct trainer *tr)
     int64_t next = tr->last_sent + tr->cfg->cluster.sync_interval;
     if (tr->role == TRAIN_COLOCATED || tr->world.rank != 0 || !is_broadcast(tr, next)) return;
     tr->stop_header = -1;
+    double t0 = mmupt_now();
     MPI_Ibcast(&tr->stop_header, 1, MPI_INT64_T, 0, tr->sync.mpi, &tr->stop_req);
+    comm_count(&tr->sync_counters, COMM_BROADCAST, sizeof tr->stop_header, mmupt_now() - t0);
     tr->stop_sent = 1;
 }
 
@@ -221,6 +254,8 @@ int train_sync_finish(struct trainer *tr, struct mmupt_err *err)
 {
     double t0 = mmupt_now();
     int rc = 0;
+    int waits = tr->stop_sent;
+    for (int i = 0; i < tr->n_snaps; i++) waits |= tr->snaps[i].n_req > 0;
     if (tr->stop_sent && wait_requests(tr, &tr->stop_req, 1))
         rc = mmupt_fail(err, "learner rank 0: the rollout ranks did not take the stop message within %g s",
                         tr->cfg->cluster.timeout_s);
@@ -232,6 +267,7 @@ int train_sync_finish(struct trainer *tr, struct mmupt_err *err)
                             (long long)s->version, tr->cfg->cluster.timeout_s);
         else s->n_req = 0;
     }
+    if (waits) sync_seconds(tr, t0); /* waiting for broadcasts in flight is broadcast time */
     tr->phase[PH_SYNC] += mmupt_now() - t0;
     return rc;
 }

@@ -110,11 +110,14 @@ static int learner_step(struct trainer *tr, double t_start, struct mmupt_err *er
     return rc;
 }
 
-/* Do the learners stop here? SIGUSR1/SIGTERM on any learner stops them all after this step. */
+/* Do the learners stop here? SIGUSR1/SIGTERM on any learner stops them all after this step. A
+ * maximum, which comm.h does not offer, so plain MPI; counted as the all-reduce it is. */
 static int learners_stop(struct trainer *tr)
 {
     int mine = train_stop_signal() != 0, any = 0;
+    double t0 = mmupt_now();
     MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, tr->learn.mpi);
+    comm_count(tr->learn.counters, COMM_ALLREDUCE, sizeof mine, mmupt_now() - t0);
     return any;
 }
 
@@ -191,12 +194,17 @@ int train_run(const struct cfg *c, struct mmupt_err *err)
     int rc = train_open(&tr, c, err);
     if (rc == 0) rc = train_agree(&tr, train_resume(&tr, err) == 0, err);
     if (rc == 0) {
+        train_comm_model_log(&tr);
+        tr.setup_s = mmupt_now() - t0;
         int r = tr.role == TRAIN_ROLLOUT ? train_rollout_rank_run(&tr, err) : learner_run(&tr, err);
         rc = r < 0 ? TRAIN_FAILED : r > 0 ? TRAIN_PREEMPTED : 0;
     }
     if (rc >= 0) {
+        double total = mmupt_now() - t0;
         tr.lg.only_rank0 = 0; /* every rank has its own times */
-        log_phases(&tr, mmupt_now() - t0);
+        log_phases(&tr, total);
+        tr.lg.only_rank0 = 1;
+        train_timing_write(&tr, total, rc == TRAIN_PREEMPTED);
     }
     train_close(&tr);
     return rc;

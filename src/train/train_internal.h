@@ -87,6 +87,9 @@ struct trainer {
     int n_pending, cap_pending;
     int64_t regenerated;        /* trajectories refused as too stale */
     double phase[PH_COUNT];     /* seconds per phase on this rank */
+    double setup_s;             /* seconds from train_run's start until the first step could begin */
+    struct comm_counters learn_counters; /* what tr->learn's collectives moved (learners, colocated ranks) */
+    struct comm_counters sync_counters;  /* weight broadcasts: sent (learner 0) or received (rollout ranks) */
 };
 
 struct train_question {
@@ -188,6 +191,27 @@ int train_validate_initial(struct trainer *tr, struct mmupt_err *err);
 int train_val_record(struct trainer *tr, int64_t step, const struct train_val *val, struct mmupt_err *err);
 /* After resuming at `step`: take back the best-validation record unless it is from a later step. */
 void train_val_restore(struct trainer *tr, int64_t step);
+
+/* commmodel.c: the communication each training step issues, computed from the config (exact for
+ * the payload, a ring-algorithm estimate for the wire), and timing.json (model beside measurement).
+ * Payload bytes per step; the broadcast's is one policy version's bytes / sync_interval. */
+struct train_comm_model {
+    int64_t params;
+    int learners, rollout_ranks;
+    int64_t optim_steps;                /* optimizer steps per training step */
+    int64_t version_bytes;              /* one weight broadcast: int64 header + fp32 weights (0: colocated) */
+    double payload[COMM_OP_COUNT];      /* bytes per training step, as the code issues them */
+    double wire[COMM_OP_COUNT];         /* bytes per training step one rank sends under ring algorithms */
+};
+void train_comm_model(const struct cfg *c, int64_t params, int learners, int rollout_ranks, struct train_comm_model *m);
+/* Rank 0: one info line with the model. */
+void train_comm_model_log(struct trainer *tr);
+/* The policy versions learner 0 broadcasts while this invocation runs steps [start_step, steps_end). */
+int64_t train_comm_versions(const struct trainer *tr, int64_t steps_end);
+/* Collective over world, at the end of a run (also a preempted one): rank 0 gathers every rank's
+ * phase times and counters and writes run.output_dir/timing.json atomically. A failure is logged
+ * as a warning: the training itself succeeded. */
+void train_timing_write(struct trainer *tr, double total_s, int preempted);
 
 /* learn.c */
 void train_rewards(struct trainer *tr, struct step_data *d);

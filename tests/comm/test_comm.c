@@ -192,6 +192,48 @@ static void test_split(struct test_state *ts, const struct comm *c)
     comm_free(&g);
 }
 
+/* Counters: a known sequence adds exact calls and payload bytes per kind (the same on every rank,
+ * whatever its shard), the barrier adds nothing, and a communicator without counters (NULL, as
+ * comm_world and comm_split leave it) computes the same results. */
+static void test_counters(struct test_state *ts, const struct comm *c0)
+{
+    struct comm c = *c0;
+    CHECK(ts, c0->counters == NULL);
+    struct comm_counters k = {0};
+    c.counters = &k;
+    const size_t n = 1001;
+    float *a = mmupt_xmalloc(n * sizeof *a), *b = mmupt_xmalloc(n * sizeof *b), *shard = mmupt_xmalloc(n * sizeof *shard);
+    double d[3] = {1, 2, 3};
+    char bytes[77] = {0};
+    for (size_t i = 0; i < n; i++) a[i] = b[i] = val(c.rank, i);
+    CHECK(ts, comm_allreduce_sum(&c, a, n) == 0);
+    CHECK(ts, comm_allreduce_sum_f64(&c, d, 3) == 0);
+    CHECK(ts, comm_allreduce_sum_f64(&c, d, 1) == 0);
+    CHECK(ts, comm_reduce_scatter_sum(&c, b, shard, n) == 0);
+    CHECK(ts, comm_allgather(&c, shard, b, n) == 0);
+    CHECK(ts, comm_allgather(&c, shard, b, n) == 0);
+    CHECK(ts, comm_broadcast(&c, bytes, sizeof bytes, 0) == 0);
+    CHECK(ts, comm_barrier(&c) == 0);
+    const uint64_t calls[COMM_OP_COUNT] = {3, 1, 2, 1};
+    const uint64_t want[COMM_OP_COUNT] = {n * 4 + 3 * 8 + 8, n * 4, 2 * n * 4, sizeof bytes};
+    for (int op = 0; op < COMM_OP_COUNT; op++) {
+        CHECK_MSG(ts, k.op[op].calls == calls[op] && k.op[op].bytes == want[op], "%s: %llu calls %llu bytes",
+                  comm_op_names[op], (unsigned long long)k.op[op].calls, (unsigned long long)k.op[op].bytes);
+        CHECK(ts, k.op[op].seconds >= 0 && k.op[op].seconds < 60);
+    }
+    /* The same all-reduce without counters: the same bits, and the counters did not move. */
+    struct comm_counters before = k;
+    float *u = mmupt_xmalloc(n * sizeof *u);
+    for (size_t i = 0; i < n; i++) u[i] = val(c.rank, i);
+    CHECK(ts, comm_allreduce_sum(c0, u, n) == 0);
+    CHECK(ts, memcmp(u, a, n * sizeof *u) == 0);
+    CHECK(ts, memcmp(&before, &k, sizeof k) == 0);
+    comm_count(NULL, COMM_BROADCAST, 5, 1.0); /* NULL: a no-op, not a crash */
+    comm_count(&k, COMM_BROADCAST, 5, 0.5);
+    CHECK(ts, k.op[COMM_BROADCAST].calls == 2 && k.op[COMM_BROADCAST].bytes == sizeof bytes + 5);
+    free(a), free(b), free(shard), free(u);
+}
+
 /* Rank r's gradient at step s. */
 static float grad(int r, int s, size_t i) { return (float)(sin(0.37 * (double)i + s) * (1.0 + r) + 0.1 * r); }
 
@@ -273,6 +315,7 @@ int main(int argc, char **argv)
     RUN_C(&ts, test_split, &world);
     RUN_C(&ts, test_zero1, &world);
     RUN_C(&ts, test_nccl_refused, &world);
+    RUN_C(&ts, test_counters, &world);
     /* A test passes only if it passed on every rank; rank 0 reports. */
     /* Counts are summed over ranks: one test on 4 ranks counts 4 times. */
     int counts[2] = {ts.passed, ts.failed}, tot[2];

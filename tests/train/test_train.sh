@@ -89,6 +89,11 @@ run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir=
     run.max_steps=0 data.epochs=2 data.rollout_batch_size=2 algorithm.global_batch_size=2
 expect "data.epochs=2 runs 2 epochs of 2 steps" 0 "step 4/4" "final weights checksum"
 
+run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=cuda
+expect "cluster.backend=cuda says plainly that GPU training is not there yet" 1 "training on GPUs is not implemented yet"
+run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/nested/run/dir" \
+    cluster.rollout_ranks=0 run.max_steps=1
+expect "run.output_dir is created with its parents" 0 "step 1/1"
 run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=2
 expect "every rank a rollout rank is refused" 1 "leaves no learner among 2 rank(s)"
 run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
