@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Convert prompt datasets to mmupt's HDF5 prompt format (schema version 1, docs/datasets.md).
 
-Inputs, one or more (their rows are concatenated in the order given):
+Inputs, one or more (their rows are concatenated in the order given), in MM-UPT's layout or in the
+public layout of a math benchmark (--format, default auto: detected per input from its field names,
+and reported): MathVista, We-Math, MathVerse, MathVision (docs/datasets.md, "Public benchmarks").
+MM-UPT's layout:
   - parquet files, or a folder of them: the MM-UPT training sets' layout on the Hugging Face hub,
     with `problem`, optional `answer`, optional `id`/`source`, and `images`, a list of HF Image
     structs {bytes, path} (path alone is read from disk, relative to --image-root or the input's folder);
   - a Hugging Face dataset saved with `save_to_disk` (a folder with state.json and .arrow files);
   - JSONL files: one object per line with `problem`, optional `answer`/`id`/`source`, and `images`,
-    a list of file paths relative to --image-root (default: the JSONL file's folder).
+    a list of file paths relative to --image-root (default: the JSONL file's folder);
+  - a .json file holding one array of such objects (or an object of them keyed by id).
 
 Without `id`, a row's id is its row number (counted over all inputs, so ids stay unique); without
 `source`, the input's name: the file's stem, or the folder's name for a folder. Images are stored exactly
@@ -20,6 +24,7 @@ PNG nor JPEG, a string over 1 MiB or holding a NUL byte or an unpaired surrogate
 
   python3 tools/convert_dataset.py train.parquet -o data/geometry3k_train.h5
   python3 tools/convert_dataset.py items.jsonl --image-root imgs -o data/mine.h5
+  python3 tools/convert_dataset.py MathVista/data/testmini-00000-of-00001-*.parquet -o data/mathvista_testmini.h5
 
 Exit status: 0 done, 1 an input or output error (the message names file, row and field), 2 usage.
 """
@@ -27,6 +32,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import sys
 import time
 
@@ -61,37 +67,38 @@ def image_kind(data):
     return None
 
 
-def read_image_file(path, roots):
+def read_image_file(path, roots, label):
     for root in roots:
         full = path if os.path.isabs(path) else os.path.join(root, path)
         if os.path.isfile(full):
             size = os.path.getsize(full)
             if size > MAX_IMAGE:
-                raise Skip("image too large", f"{full}: {size} bytes, more than {MAX_IMAGE}")
+                raise Skip("image too large", f"{label}: {full}: {size} bytes, more than {MAX_IMAGE}")
             with open(full, "rb") as f:
                 return f.read()
-    raise Skip("image file missing", f"'{path}' not found under {', '.join(roots)}")
+    raise Skip("image file missing", f"{label}: '{path}' not found under {', '.join(roots)}")
 
 
-def image_bytes(entry, k, roots):
-    """The encoded bytes of image k of a row: HF Image struct, raw bytes, or a path."""
+def image_bytes(entry, label, roots):
+    """The encoded bytes of one image: HF Image struct, raw bytes, or a path. `label` names the
+    field in messages (images[0], decoded_image, image_path)."""
     if isinstance(entry, dict):
         data, path = entry.get("bytes"), entry.get("path")
         if data is None and path:
-            data = read_image_file(path, roots)
+            data = read_image_file(path, roots, label)
     elif isinstance(entry, (bytes, bytearray)):
         data = bytes(entry)
     elif isinstance(entry, str):
-        data = read_image_file(entry, roots)
+        data = read_image_file(entry, roots, label)
     else:
-        raise Skip("bad image entry", f"images[{k}]: expected a path, bytes or an Image struct, got "
+        raise Skip("bad image entry", f"{label}: expected a path, bytes or an Image struct, got "
                    f"{type(entry).__name__}")
     if not data:
-        raise Skip("empty image", f"images[{k}] is empty")
+        raise Skip("empty image", f"{label} is empty")
     if len(data) > MAX_IMAGE:
-        raise Skip("image too large", f"images[{k}]: {len(data)} bytes, more than {MAX_IMAGE}")
+        raise Skip("image too large", f"{label}: {len(data)} bytes, more than {MAX_IMAGE}")
     if image_kind(data) is None:
-        raise Skip("image not PNG or JPEG", f"images[{k}] is neither PNG nor JPEG (starts with {bytes(data[:4])!r})")
+        raise Skip("image not PNG or JPEG", f"{label} is neither PNG nor JPEG (starts with {bytes(data[:4])!r})")
     return bytes(data)
 
 
@@ -148,10 +155,42 @@ def jsonl_rows(path):
 
 
 def jsonl_source(path):
-    # One cheap pass decides whether the split has answers, since JSONL declares no schema.
-    has_answer = any("answer" in obj for _, obj in jsonl_rows(path))
-    names = ["problem"] + (["answer"] if has_answer else [])
-    return names, jsonl_rows(path)
+    # One cheap pass collects the field names (format detection, whether the split has answers),
+    # since JSONL declares no schema.
+    names = {}
+    for _, obj in jsonl_rows(path):
+        names.update(dict.fromkeys(obj))
+    return list(names), jsonl_rows(path)
+
+
+def json_document(path):
+    """The rows of a .json file that is one JSON document: an array of objects (We-Math's and
+    MathVerse's testmini.json) or an object of objects keyed by id (MathVista's testmini.json).
+    None when the file is JSON Lines instead (several documents, or one object of plain fields)."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        body = f.read()
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
+        doc = list(doc.values())
+    if not isinstance(doc, list):
+        return None
+    for k, obj in enumerate(doc):
+        if not isinstance(obj, dict):
+            raise InputError(f"{path}: element {k}: expected a JSON object, got {type(obj).__name__}")
+    return doc
+
+
+def json_source(path):
+    doc = json_document(path)
+    if doc is None:
+        return jsonl_source(path)
+    names = {}
+    for obj in doc:
+        names.update(dict.fromkeys(obj))
+    return list(names), ((f"{path}: row {k}", obj) for k, obj in enumerate(doc))
 
 
 def expand_inputs(paths):
@@ -180,10 +219,12 @@ def expand_inputs(paths):
             out.append((p, "parquet", stem))
         elif p.endswith(".arrow"):
             out.append((p, "arrow", stem))
-        elif p.endswith(".jsonl") or p.endswith(".json"):
+        elif p.endswith(".jsonl"):
             out.append((p, "jsonl", stem))
+        elif p.endswith(".json"):
+            out.append((p, "json", stem))
         else:
-            raise InputError(f"{p}: unknown input type (expected .parquet, .arrow, .jsonl or a folder)")
+            raise InputError(f"{p}: unknown input type (expected .parquet, .arrow, .jsonl, .json or a folder)")
     return out
 
 
@@ -193,15 +234,12 @@ def folder_name(path):
 
 def open_source(path, kind):
     if kind == "parquet":
-        names, rows = parquet_source(path)
-    elif kind == "arrow":
-        names, rows = arrow_source(path)
-    else:
-        names, rows = jsonl_source(path)
-    # Only `problem` is required: text-only sets (DAPO-17K in the paper's appendix) have no images.
-    if "problem" not in names:
-        raise InputError(f"{path}: no 'problem' field (fields: {', '.join(names)})")
-    return names, rows
+        return parquet_source(path)
+    if kind == "arrow":
+        return arrow_source(path)
+    if kind == "json":
+        return json_source(path)
+    return jsonl_source(path)
 
 
 # ---- checking one row ----
@@ -229,8 +267,8 @@ def text(row, field, default=None):
     return v
 
 
-def convert_row(row, row_no, stem, roots, prepend_markers, with_answers):
-    problem = text(row, "problem")
+def mmupt_row(row, row_no, stem):
+    """MM-UPT's own layout: the fields are already the schema's."""
     images = row.get("images")
     if images is None:
         images = []
@@ -238,7 +276,20 @@ def convert_row(row, row_no, stem, roots, prepend_markers, with_answers):
         raise Skip("bad images field", f"images: expected a list, got {type(images).__name__}")
     if len(images) > MAX_IMAGES:
         raise Skip("too many images", f"images: {len(images)}, more than {MAX_IMAGES}")
-    blobs = [image_bytes(e, k, roots) for k, e in enumerate(images)]
+    return {
+        "id": text(row, "id", str(row_no)),
+        "source": text(row, "source", stem),
+        "problem": text(row, "problem"),
+        "answer": row.get("answer"),
+        "images": [(f"images[{k}]", e) for k, e in enumerate(images)],
+    }
+
+
+def convert_row(item, roots, prepend_markers, with_answers):
+    """Checks an item in the schema's fields (from mmupt_row or a benchmark adapter) and reads its
+    images. item["images"] is a list of (field label, entry)."""
+    problem = text(item, "problem")
+    blobs = [image_bytes(e, label, roots) for label, e in item["images"]]
     markers = problem.count(MARKER)
     if markers == 0 and blobs and prepend_markers:
         problem = MARKER * len(blobs) + problem
@@ -246,12 +297,234 @@ def convert_row(row, row_no, stem, roots, prepend_markers, with_answers):
     if markers != len(blobs):
         raise Skip("marker count differs", f"problem: {markers} {MARKER} markers for {len(blobs)} images")
     return {
-        "id": text(row, "id", str(row_no)),
-        "source": text(row, "source", stem),
+        "id": text(item, "id"),
+        "source": text(item, "source"),
         "problem": problem,
-        "answer": text(row, "answer", "") if with_answers else "",
+        "answer": text(item, "answer", "") if with_answers else "",
         "images": blobs,
     }
+
+
+# ---- public benchmarks ----
+#
+# Each adapter maps one row of a benchmark's public release to the schema's fields (docs/datasets.md,
+# "Public benchmarks", says which fields and why). Multiple-choice items all get the same layout,
+# which the evaluation's letter grading parses: the question, a line "Choices:", one line "(A) text"
+# per option with letters in order, and the answer as the letter.
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def choices_block(question, options):
+    """The question with the contract's choices block appended."""
+    if len(options) > len(LETTERS):
+        raise Skip("too many choices", f"choices: {len(options)}, more than {len(LETTERS)}")
+    lines = []
+    for letter, option in zip(LETTERS, options):
+        if not isinstance(option, str):
+            raise Skip("choice not text", f"choices: ({letter}) is {type(option).__name__}, not a string")
+        # One option per line is the contract: a line break inside an option would split it.
+        option = " ".join(option.split())
+        if not option:
+            raise Skip("empty choice", f"choices: ({letter}) is empty")
+        lines.append(f"({letter}) {option}")
+    return question + "\nChoices:\n" + "\n".join(lines)
+
+
+def letter_of(answer, options, where):
+    """The letter of an answer given as the text of one of the options."""
+    hits = [LETTERS[k] for k, o in enumerate(options) if isinstance(o, str) and o.strip() == answer.strip()]
+    if not hits:
+        raise Skip("answer matches no choice", f"{where}: {answer!r} is none of the choices {options!r}")
+    if len(hits) > 1:
+        raise Skip("answer matches several choices", f"{where}: {answer!r} is choice {' and '.join(hits)}")
+    return hits[0]
+
+
+def check_letter(answer, n_options, where):
+    letter = answer.strip().strip("()").strip()
+    if len(letter) != 1 or letter not in LETTERS[:n_options]:
+        raise Skip("answer not a choice letter", f"{where}: {answer!r} is not one of the letters "
+                   f"A-{LETTERS[n_options - 1]}")
+    return letter
+
+
+def field(row, name, kind=str, optional=False):
+    v = row.get(name)
+    if v is None and optional:
+        return None
+    if not isinstance(v, kind) or isinstance(v, bool):
+        got = "missing" if v is None else f"a {type(v).__name__}"
+        raise Skip(f"bad {name}", f"{name}: expected a {kind.__name__}, got {got}")
+    return v
+
+
+def ident(row, name):
+    """An id field: a string, or an integer that becomes one."""
+    v = row.get(name)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return field(row, name)
+
+
+def image_entry(row, names):
+    """(label, entry) of the first of `names` that holds an image (a struct with bytes or a path,
+    or a path string); the decoded HF image comes first where a release has both."""
+    for name in names:
+        v = row.get(name)
+        if isinstance(v, dict) and (v.get("bytes") or v.get("path")):
+            return name, v
+        if isinstance(v, str) and v:
+            return name, v
+    raise Skip("no image", f"{'/'.join(names)}: missing")
+
+
+def mathvista_row(row):
+    question = field(row, "question")
+    answer = field(row, "answer")
+    meta = row.get("metadata") if isinstance(row.get("metadata"), dict) else {}
+    source = meta.get("source") if isinstance(meta.get("source"), str) else ""
+    kind = field(row, "question_type")
+    choices = row.get("choices") or []
+    if kind == "multi_choice":
+        if not isinstance(choices, list) or not choices:
+            raise Skip("multiple choice without choices", "choices: empty for a multi_choice question")
+        question = choices_block(question, choices)
+        answer = letter_of(answer, choices, "answer")
+    return {
+        "id": ident(row, "pid"),
+        "source": f"mathvista/{source}" if source else "mathvista",
+        "problem": MARKER + question,
+        "answer": answer,
+        "images": [image_entry(row, ("decoded_image", "image"))],
+    }
+
+
+# We-Math gives the options as one string, "A. 300, 400;B. 400, 300; E. No correct answer": an option
+# starts at its letter and a period (ASCII or full-width) after the start, a ';' or a space, and holds
+# some text before the next option starts (";C.;" inside an option's text is no option).
+WEMATH_OPTION = re.compile(r"(?:^|(?<=[;\s]))([A-Z])[.\uff0e]\s*(?=[^;\s])")
+
+
+def wemath_options(option):
+    starts, want = [], 0
+    for m in WEMATH_OPTION.finditer(option):
+        if want < len(LETTERS) and m.group(1) == LETTERS[want]:
+            starts.append(m)
+            want += 1
+    if not starts or starts[0].start() != len(option) - len(option.lstrip()):
+        raise Skip("options not parsed", f"option: {option[:60]!r} does not start with 'A.'")
+    ends = [m.start() for m in starts[1:]] + [len(option)]
+    return [option[m.end():end].strip().rstrip("; \t") for m, end in zip(starts, ends)]
+
+
+def wemath_row(row):
+    options = wemath_options(field(row, "option"))
+    return {
+        "id": f"{ident(row, 'ID')}/{field(row, 'key')}",
+        "source": f"wemath/{field(row, 'knowledge concept')}",
+        "problem": MARKER + choices_block(field(row, "question"), options),
+        "answer": check_letter(field(row, "answer"), len(options), "answer"),
+        "images": [image_entry(row, ("image_path",))],
+    }
+
+
+# MathVerse writes its options into the question: "...\nChoices:\nA:40°\nB:60°". Questions whose
+# options are drawn in the image (Vision Dominant/Only) have no such block.
+MATHVERSE_CHOICES = re.compile(r"\n\s*Choices?\s*:\s*\n")
+MATHVERSE_OPTION = re.compile(r"^\s*\(?([A-Z])\)?\s*[:.\uff1a\uff0e]\s*(.*?)\s*$")
+
+
+def mathverse_choices(question):
+    """(stem, options) when the question ends with a parsable choices block, else None."""
+    found = list(MATHVERSE_CHOICES.finditer(question))
+    if not found:
+        return None
+    m = found[-1]
+    options = []
+    for line in question[m.end():].split("\n"):
+        if not line.strip():
+            continue
+        o = MATHVERSE_OPTION.match(line)
+        if not o or len(options) >= len(LETTERS) or o.group(1) != LETTERS[len(options)]:
+            return None
+        options.append(o.group(2))
+    return (question[:m.start()], options) if options else None
+
+
+def mathverse_row(row):
+    question = field(row, "question")
+    answer = field(row, "answer")
+    if field(row, "question_type") == "multi-choice":
+        parsed = mathverse_choices(question)
+        if parsed:
+            stem, options = parsed
+            question = choices_block(stem, options)
+            try:
+                answer = check_letter(answer, len(options), "answer")
+            except Skip:
+                answer = letter_of(answer, options, "answer")
+        elif len(answer.strip().strip("()").strip()) == 1:
+            answer = answer.strip().strip("()").strip()
+    # The Text Only version has no image: "image" is empty (JSON) or null (parquet).
+    image = row.get("image")
+    images = [image_entry(row, ("image",))] if image else []
+    version = field(row, "problem_version")
+    return {
+        "id": ident(row, "sample_index"),
+        "source": f"mathverse/{version}",
+        "problem": (MARKER if images else "") + question,
+        "answer": answer,
+        "images": images,
+    }
+
+
+def mathvision_row(row):
+    question = field(row, "question")
+    answer = field(row, "answer")
+    options = row.get("options") or []
+    if not isinstance(options, list):
+        raise Skip("bad options", f"options: expected a list, got {type(options).__name__}")
+    if options:
+        question = choices_block(question, options)
+        try:
+            answer = check_letter(answer, len(options), "answer")
+        except Skip:
+            answer = letter_of(answer, options, "answer")
+    # Every item has one image file; "<image1>" marks where it goes, and "<image2>"... (rare) name
+    # parts of that same picture, so they stay as text.
+    if "<image1>" in question:
+        problem = question.replace("<image1>", MARKER, 1)
+    else:
+        problem = MARKER + question
+    return {
+        "id": ident(row, "id"),
+        "source": f"mathvision/{field(row, 'subject')}",
+        "problem": problem,
+        "answer": answer,
+        "images": [image_entry(row, ("decoded_image", "image"))],
+    }
+
+
+ADAPTERS = {"mathvista": mathvista_row, "wemath": wemath_row, "mathverse": mathverse_row,
+            "mathvision": mathvision_row}
+
+# Field names that identify each layout; the first match wins (mm-upt last: it only needs `problem`).
+SIGNATURES = [
+    ("mathvista", {"pid", "question", "choices", "question_type", "answer"}),
+    ("mathverse", {"sample_index", "problem_index", "problem_version", "question", "answer"}),
+    ("mathvision", {"id", "question", "options", "answer", "subject"}),
+    ("wemath", {"ID", "question", "option", "answer", "knowledge concept"}),
+    ("mm-upt", {"problem"}),
+]
+
+
+def detect_format(names):
+    have = set(names)
+    for name, need in SIGNATURES:
+        if need <= have:
+            return name
+    return None
 
 
 # ---- writing ----
@@ -297,9 +570,10 @@ class Writer:
         blobs = [np.frombuffer(b, np.uint8) for it in items for b in it["images"]]
         if blobs:
             self.images.resize((self.m + len(blobs),))
-            arr = np.empty(len(blobs), dtype=object)
-            arr[:] = blobs
-            self.images[self.m:] = arr
+            # One element at a time: h5py turns an object array of equal-length images into a 2-D array
+            # (and a one-element one too) and then refuses to write it.
+            for j, b in enumerate(blobs):
+                self.images[self.m + j] = b
         ends = self.m + np.cumsum([len(it["images"]) for it in items], dtype=np.int64)
         self.offset.resize((self.n + k + 1,))
         self.offset[self.n + 1:] = ends
@@ -338,23 +612,45 @@ class Progress:
         print(("\r" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)
 
 
+def input_format(path, names, wanted, quiet):
+    """The layout of one input: --format, or detected from its field names (and reported)."""
+    if wanted != "auto":
+        fmt = wanted
+    else:
+        fmt = detect_format(names)
+        if fmt is None:
+            raise InputError(f"{path}: cannot tell the format from its fields ({', '.join(names)}); "
+                             f"pass --format")
+        if not quiet:
+            print(f"convert: {path}: detected format {fmt}", file=sys.stderr)
+    if fmt == "mm-upt" and "problem" not in names:
+        raise InputError(f"{path}: no 'problem' field (fields: {', '.join(names)})")
+    return fmt
+
+
 def run(args):
     inputs = expand_inputs(args.inputs)
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise InputError(f"{args.output}: the folder {out_dir} does not exist")
-    sources = [(path, kind, stem) + open_source(path, kind) for path, kind, stem in inputs]
-    with_answers = not args.no_answers and any("answer" in names for _, _, _, names, _ in sources)
+    sources = []
+    for path, kind, stem in inputs:
+        names, rows = open_source(path, kind)
+        sources.append((path, stem, input_format(path, names, args.format, args.quiet), names, rows))
+    # Benchmarks always carry answers; MM-UPT's sets may not.
+    with_answers = not args.no_answers and any(fmt != "mm-upt" or "answer" in names
+                                               for _, _, fmt, names, _ in sources)
     writer = Writer(args.output, with_answers)
     skipped, shown, total = collections.Counter(), 0, 0
     progress = Progress(args.quiet)
     try:
-        for path, _, stem, _, rows in sources:
+        for path, stem, fmt, _, rows in sources:
             roots = [args.image_root] if args.image_root else [os.path.dirname(os.path.abspath(path))]
             for where, row in rows:
                 total += 1
                 try:
-                    writer.add(convert_row(row, total - 1, stem, roots, args.prepend_image_markers, with_answers))
+                    item = mmupt_row(row, total - 1, stem) if fmt == "mm-upt" else ADAPTERS[fmt](row)
+                    writer.add(convert_row(item, roots, args.prepend_image_markers, with_answers))
                 except Skip as s:
                     if args.strict:
                         raise InputError(f"{where}: {s} (--strict)")
@@ -384,8 +680,10 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(prog="convert_dataset.py", description=__doc__.split("\n\n")[0],
                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet/arrow/JSONL files or folders")
+    ap.add_argument("inputs", nargs="+", metavar="INPUT", help="parquet/arrow/JSONL/JSON files or folders")
     ap.add_argument("-o", "--output", required=True, help="the HDF5 file to write (replaced atomically)")
+    ap.add_argument("--format", default="auto", choices=["auto", "mm-upt"] + sorted(ADAPTERS),
+                    help="the inputs' layout (auto: detected per input from its field names)")
     ap.add_argument("--image-root", help="folder that relative image paths are read from")
     ap.add_argument("--strict", action="store_true", help="fail on the first row that would be skipped")
     ap.add_argument("--no-answers", action="store_true", help="leave answers out (the split gets no 'answer')")
