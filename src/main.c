@@ -20,9 +20,9 @@ static const struct cli_command commands[] = {
     {"grade", cmd_grade, "extract and grade answers (JSON lines on stdin), as the reward does", NULL},
     {"data", cmd_data, "generate a dataset (the quickstart's synthetic shapes task)", NULL},
     {"sft", cmd_sft, "supervised fine-tuning on a dataset's worked answers (the warm start)", NULL},
-    {"eval", cmd_eval, "evaluate a model on a split: greedy pass@1, pass@1 at temperature, maj@G", NULL},
+    {"eval", cmd_eval, "evaluate a model or checkpoint on a split: pass@k, maj@k, per source (mpirun: data-parallel)", NULL},
     {"report", cmd_report, "write the quickstart report (tables, verdict, plot) from a run directory", NULL},
-    {"synth", NULL, "let the policy write new questions for a dataset", "self-generated questions"},
+    {"synth", cmd_synth, "let the policy write new questions for a dataset's images (a split without answers)", NULL},
 };
 static const size_t n_commands = sizeof commands / sizeof commands[0];
 
@@ -34,7 +34,9 @@ static void print_help(FILE *f)
           f);
     for (size_t i = 0; i < n_commands; i++)
         if (commands[i].run) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fputs("\nplanned, not in this build yet:\n", f);
+    int planned = 0;
+    for (size_t i = 0; i < n_commands; i++) planned += !commands[i].run;
+    if (planned) fputs("\nplanned, not in this build yet:\n", f);
     for (size_t i = 0; i < n_commands; i++)
         if (!commands[i].run) fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fputs("\ndocs: README.md, docs/configuration.md, docs/design.md\n", f);

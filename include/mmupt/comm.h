@@ -92,6 +92,37 @@ int comm_barrier(const struct comm *c);
 /* The contiguous range [lo, hi) of n elements that rank r owns (sizes differ by at most 1). */
 void comm_shard(size_t n, int size, int r, size_t *lo, size_t *hi);
 
+/* ---- variable-length records to rank 0 (src/comm/gather.c) ----
+ * A rank packs its result into a comm_buf, comm_gather_bytes brings every rank's record to rank 0,
+ * and rank 0 takes each apart with a comm_reader. Records travel between our own ranks, so a short
+ * one is a bug (fatal), not bad input. */
+struct comm_buf {
+    char *p;       /* malloc'd; NULL while empty */
+    size_t n, cap;
+};
+/* Append n bytes of x (grows the buffer; dies when memory runs out). */
+void comm_buf_put(struct comm_buf *b, const void *x, size_t n);
+void comm_buf_free(struct comm_buf *b);
+
+struct comm_reader {
+    const char *p, *end;
+};
+/* Copy the next n bytes to x; fatal when fewer than n are left. */
+void comm_reader_get(struct comm_reader *r, void *x, size_t n);
+
+/* Collective over c: rank 0 receives every rank's n bytes at `mine`, in *all back to back in rank
+ * order (malloc'd, never NULL there), and in *lens each rank's length (malloc'd, c->size entries);
+ * on other ranks both are NULL. The sizes travel first: records adding up to more than one MPI
+ * message carries (INT_MAX bytes) fail with an error on EVERY rank, and nobody is left waiting.
+ * -1 and an error on an MPI failure. */
+int comm_gather_bytes(const struct comm *c, const void *mine, size_t n, char **all, size_t **lens,
+                      struct mmupt_err *err);
+/* comm_gather_bytes of mine's bytes, then mine is freed (every rank) and, on rank 0,
+ * merge(ctx, all, lens, c->size) reads the records (freed after it returns). */
+typedef void (*comm_merge_fn)(void *ctx, const char *all, const size_t *lens, int size);
+int comm_gather_records(const struct comm *c, struct comm_buf *mine, comm_merge_fn merge, void *ctx,
+                        struct mmupt_err *err);
+
 #ifdef __cplusplus
 }
 #endif

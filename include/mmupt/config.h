@@ -141,6 +141,27 @@ struct cfg_logging {
     bool tensorboard;
 };
 
+/* `mmupt eval` decoding (the paper's evaluation settings by default). */
+struct cfg_eval {
+    double temperature;
+    int64_t n;
+    double top_p;
+    int64_t max_new_tokens;
+    struct cfg_int_list k;
+    bool greedy;
+};
+
+struct cfg_synth {
+    int mode; /* enum synth_mode: 0 direct, 1 in-context */
+    int64_t n, keep;
+    double temperature, top_p;
+    int64_t max_new_tokens, min_chars, max_chars;
+    double max_overlap;
+    bool require_question;
+    char prompt_direct[CFG_STR_MAX];
+    char prompt_in_context[CFG_STR_MAX];
+};
+
 struct cfg {
     struct cfg_run run;
     struct cfg_model model;
@@ -152,6 +173,8 @@ struct cfg {
     struct cfg_cluster cluster;
     struct cfg_checkpoint checkpoint;
     struct cfg_logging logging;
+    struct cfg_eval eval;
+    struct cfg_synth synth;
 };
 
 /* ---- the field table ---- */

@@ -34,6 +34,7 @@ struct ds_reader; /* opaque */
 struct ds_item {
     int64_t index;
     char *id, *source, *problem, *answer; /* answer NULL when the split or the item has none */
+    char *provenance;  /* how the item was made (`mmupt synth`); NULL when the split or item has none */
     int n_images;
     uint8_t **image;   /* n_images buffers (NULL when n_images is 0) */
     size_t *image_len;
@@ -48,6 +49,7 @@ int ds_open_image(struct ds_reader **out, const char *name, const void *image, s
 void ds_close(struct ds_reader *r);
 int64_t ds_count(const struct ds_reader *r);
 int ds_has_answers(const struct ds_reader *r);
+int ds_has_provenance(const struct ds_reader *r); /* the optional `provenance` dataset is present */
 
 /* Read item i (one hyperslab element per dataset). Refused, with a message naming file, item and
  * field, while the reader stays usable: a string over DS_MAX_STRING bytes, holding a NUL byte or
@@ -82,6 +84,9 @@ int64_t ds_permute(uint64_t seed, int64_t epoch, int64_t g, int64_t n_items);
  * the temporary file. with_answers=0 writes no `answer` dataset and refuses items with answers. */
 struct ds_writer;
 int ds_writer_open(struct ds_writer **out, const char *path, int with_answers, struct mmupt_err *err);
+/* Give the split the optional `provenance` dataset (one string per item; an item's NULL is written
+ * as ""). Call before the first ds_writer_add; without it, items with a provenance are refused. */
+int ds_writer_enable_provenance(struct ds_writer *w, struct mmupt_err *err);
 int ds_writer_add(struct ds_writer *w, const struct ds_item *item, struct mmupt_err *err);
 int ds_writer_close(struct ds_writer *w, struct mmupt_err *err); /* frees w in every case */
 

@@ -34,4 +34,29 @@ int grade_equal(const char *given, const char *reference);
 char *grade_normalize_math(const char *s);
 char *grade_normalize_expr(const char *s);
 
+/* ---- multiple choice (src/grade/choice.c) ----
+ * A multiple-choice problem ends with a choices block, as the dataset converter writes it:
+ *     ...question text
+ *     Choices:
+ *     (A) 12
+ *     (B) 15
+ * Its answer is the letter. Responses are graded by letter: "B", "(B)", "B.", "B) 15", "b" all
+ * mean B, and an answer equal (grade_equal) to one option's text means that option's letter. */
+#define GRADE_MAX_CHOICES 26
+
+struct grade_choices {
+    int n;                            /* options: letters 'A' .. 'A' + n - 1, in order */
+    char *text[GRADE_MAX_CHOICES];    /* each option's text, trimmed (malloc'd) */
+};
+
+/* The choices block at the end of problem: a line "Choices:" followed only by lines "(A) text",
+ * "(B) text", ... with consecutive letters from A (at least two; blank lines at the end are
+ * allowed). Returns 1 with *out filled (grade_choices_free), 0 when there is none (*out empty). */
+int grade_choices_parse(const char *problem, struct grade_choices *out);
+void grade_choices_free(struct grade_choices *c);
+/* The option letter an answer names ('A'..), or 0 when it names none: a letter form of an existing
+ * option ("B", "(B)", "B.", "B)", "B:", any of those followed by text, lower case too, also inside
+ * \text{}), else the first option whose text grade_equal accepts. NULL answer: 0. */
+char grade_choice_letter(const struct grade_choices *c, const char *answer);
+
 #endif

@@ -1,4 +1,6 @@
 /* Command-line helpers shared by the subcommands. */
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,80 @@ int cli_parse_shard_mb(const char *cmd, const char *text, double *out)
     *out = strtod(text, &end);
     if (*end || !(*out >= 0.01 && *out <= 1048576)) {
         cli_error(cmd, "--shard-mb must be a number in [0.01, 1048576]");
+        return -1;
+    }
+    return 0;
+}
+
+int cli_parse_long(const char *cmd, const char *opt, const char *v, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno) {
+        cli_error(cmd, "%s: '%s' is not a whole number", opt, v);
+        return -1;
+    }
+    if (x < lo || x > hi) {
+        cli_error(cmd, "%s: %ld is out of range: must be in [%ld, %ld]", opt, x, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out)
+{
+    long x = 0;
+    if (cli_parse_long(cmd, opt, v, lo, hi, &x)) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *v, double *out)
+{
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (end == v || *end || !isfinite(x)) {
+        cli_error(cmd, "%s: '%s' is not a finite number", opt, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_parse_float(const char *cmd, const char *opt, const char *v, float *out)
+{
+    char *end = NULL;
+    float x = strtof(v, &end);
+    if (end == v || *end || !isfinite(x)) {
+        cli_error(cmd, "%s: '%s' is not a finite number", opt, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_parse_seed(const char *cmd, const char *v, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    /* strtoull takes "-1" as 2^64 - 1: only plain digits are a seed. */
+    if (v[0] < '0' || v[0] > '9' || *end || errno) {
+        cli_error(cmd, "--seed: '%s' is not a whole number in [0, 2^64)", v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_parse_yes_no(const char *cmd, const char *opt, const char *v, int *out)
+{
+    if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0) *out = 1;
+    else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0) *out = 0;
+    else {
+        cli_error(cmd, "%s: '%s' is not yes or no", opt, v);
         return -1;
     }
     return 0;

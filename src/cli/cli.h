@@ -2,6 +2,7 @@
 #ifndef MMUPT_CLI_H
 #define MMUPT_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "mmupt/model.h"
@@ -31,8 +32,27 @@ int cli_wants_help(int argc, char **argv);
 /* Print "mmupt CMD: error: MSG" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Option values: 0, or -1 after printing a usage error that names the option ("-n: 0 is out of
+ * range: must be in [1, 256]"). Seeds are plain digits (strtoull would take "-1"); yes/no also
+ * take true/false. */
+int cli_parse_long(const char *cmd, const char *opt, const char *v, long lo, long hi, long *out);
+int cli_parse_int(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *v, double *out);
+int cli_parse_float(const char *cmd, const char *opt, const char *v, float *out);
+int cli_parse_seed(const char *cmd, const char *v, uint64_t *out);
+int cli_parse_yes_no(const char *cmd, const char *opt, const char *v, int *out);
+
 /* --shard-mb's value; -1 after printing a usage error. */
 int cli_parse_shard_mb(const char *cmd, const char *text, double *out);
+
+/* The policy (--model: a Hugging Face dir or a checkpoint; --base-model for a checkpoint's config
+ * and tokenizer), its tokenizer and the split --data, on every rank; -1 after rank 0 printed why
+ * (nothing left open). */
+struct eval_model_source;
+struct tok;
+struct ds_reader;
+int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
+                    struct model *m, struct eval_model_source *src, struct tok **tok, struct ds_reader **ds);
 
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
@@ -47,5 +67,6 @@ int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_grade(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 #endif

@@ -1,13 +1,11 @@
 /* mmupt export: a training checkpoint -> a Hugging Face model directory (transformers, vLLM). */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "mmupt/checkpoint.h"
+#include "mmupt/eval.h"
 #include "mmupt/log.h"
 #include "mmupt/model.h"
 #include "mmupt/strutil.h"
@@ -23,21 +21,6 @@ static const char usage[] =
     "CHECKPOINT is a step-NNNNNNNN directory, or a checkpoint directory (its `latest` is used).\n"
     "--model DIR takes config and tokenizer from DIR instead of the path recorded in the checkpoint\n"
     "(for a run whose model directory has moved). OUT_DIR must not exist or be empty.\n";
-
-/* A step directory as given, or the latest one of a checkpoint directory. */
-static int resolve(const char *arg, char *out, size_t n, struct mmupt_err *err)
-{
-    char model[CKPT_PATH_MAX + 16];
-    snprintf(model, sizeof model, "%s/model.h5", arg);
-    struct stat st;
-    if (stat(model, &st) == 0) {
-        snprintf(out, n, "%s", arg);
-        return 0;
-    }
-    int found = ckpt_find_latest(arg, out, n, err);
-    if (found == 0) return mmupt_fail(err, "%s: neither a checkpoint (no model.h5) nor a checkpoint directory (no latest)", arg);
-    return found < 0 ? -1 : 0;
-}
 
 int cmd_export(int argc, char **argv)
 {
@@ -71,39 +54,25 @@ int cmd_export(int argc, char **argv)
         else cli_error("export", "%s", err.msg);
         return MMUPT_EXIT_ERROR;
     }
+    /* Loading is eval's: both read a checkpoint the same way (src/eval/load.c). */
     char ckpt[CKPT_PATH_MAX];
-    struct ckpt_meta meta;
-    if (resolve(pos[0], ckpt, sizeof ckpt, &err) || ckpt_read_meta(ckpt, &meta, &err)) {
-        cli_error("export", "%s", err.msg);
+    struct model m;
+    struct eval_model_source src;
+    if (eval_resolve_checkpoint(pos[0], ckpt, sizeof ckpt, &err) || eval_load_checkpoint(ckpt, model_dir, &m, &src, &err)) {
+        int cfg = strstr(err.msg, "config.json") != NULL; /* the run's model moved: say how to point at it */
+        cli_error("export", "%s%s", err.msg, cfg && !model_dir ? " (--model DIR takes the config from elsewhere)" : "");
         return MMUPT_EXIT_ERROR;
     }
-    const char *src = model_dir ? model_dir : meta.model_path;
-    char cfg_path[CKPT_PATH_MAX + 16];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", src);
-    struct model_config mc;
-    struct model m;
     int rc = MMUPT_EXIT_ERROR;
-    if (model_config_load(&mc, cfg_path, &err)) {
-        cli_error("export", "%s (the model the run started from; --model DIR points elsewhere)", err.msg);
-        ckpt_meta_free(&meta);
-        return rc;
-    }
-    model_init(&m, &mc);
-    if (m.spec.total != meta.n_params) {
-        cli_error("export", "%s has %lld parameters, the checkpoint %lld: not the model this run trained", src,
-                  (long long)m.spec.total, (long long)meta.n_params);
-    } else if (ckpt_read_weights(ckpt, &m.spec, m.params, &err) ||
-               model_save_hf_dir(&m.spec, m.params, src, pos[1], shard_mb, &err)) {
+    if (model_save_hf_dir(&m.spec, m.params, src.dir, pos[1], shard_mb, &err)) {
         cli_error("export", "%s", err.msg);
     } else {
         struct log_ctx lg;
         log_init(&lg, LOG_INFO, 0, stderr);
         log_info(&lg, "exported %s (step %lld, policy version %lld) to %s: %s, %lld parameters, F32 legacy layout",
-                 ckpt, (long long)meta.step, (long long)meta.policy_version, pos[1], model_arch_name(m.cfg.arch),
-                 (long long)m.spec.total);
+                 ckpt, (long long)src.step, (long long)src.policy_version, pos[1], model_arch_name(m.cfg.arch), (long long)m.spec.total);
         rc = MMUPT_EXIT_OK;
     }
     model_free(&m);
-    ckpt_meta_free(&meta);
     return rc;
 }

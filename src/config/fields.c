@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mmupt/config.h"
+#include "mmupt/synth.h" /* the default prompts and the synth.* bounds */
 
 #define OFF(member) offsetof(struct cfg, member)
 #define BIG DBL_MAX
@@ -22,6 +23,7 @@ static const char *const loss_agg_names[] = {"token_mean", "seq_mean_token_mean"
 static const char *const schedule_names[] = {"constant", "cosine", NULL};
 static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const resume_names[] = {"off", "auto", NULL};
+static const char *const synth_mode_names[] = {"direct", "in-context", NULL}; /* = enum synth_mode */
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
 /* MM-UPT's instruction suffix. The official script passes "\n" inside bash double quotes, so the
@@ -39,6 +41,8 @@ const struct cfg_section cfg_sections[] = {
     {"cluster", "MPI ranks and their roles, weight sync and the trajectory ring buffer."},
     {"checkpoint", "HDF5 checkpoints and resume."},
     {"logging", "Console log and structured metrics."},
+    {"synth", "`mmupt synth`: the policy writes new questions for a split's images (docs/synth.md). Its options override these; `--config FILE` also takes data.min_pixels and data.max_pixels."},
+    {"eval", "Decoding and metrics of `mmupt eval` (docs/evaluation.md); the paper's settings by default. `mmupt eval --config FILE` also takes data.format_prompt, data.min_pixels, data.max_pixels and reward.vote."},
 };
 const size_t cfg_n_sections = sizeof cfg_sections / sizeof cfg_sections[0];
 
@@ -201,6 +205,44 @@ const struct cfg_field cfg_fields[] = {
      "Steps between console progress lines."},
     {"logging.tensorboard", CFG_BOOL, OFF(logging.tensorboard), "false", 0, 0, 0, NULL,
      "Also write TensorBoard event files to run.output_dir."},
+
+    {"eval.temperature", CFG_FLOAT, OFF(eval.temperature), "0.2", 0, 100, CFG_MIN_EXCLUSIVE, NULL,
+     "Temperature of the sampled answers (the paper evaluates at 0.2); the greedy answer is decoded separately."},
+    {"eval.n", CFG_INT, OFF(eval.n), "1", 1, 256, 0, NULL,
+     "Samples per item at eval.temperature: pass@1 at T averages them, maj@n votes over them."},
+    {"eval.top_p", CFG_FLOAT, OFF(eval.top_p), "1", 0, 1, CFG_MIN_EXCLUSIVE, NULL,
+     "Nucleus sampling mass of the samples."},
+    {"eval.max_new_tokens", CFG_INT, OFF(eval.max_new_tokens), "1024", 1, 65536, 0, NULL,
+     "Longest response, greedy or sampled."},
+    {"eval.k", CFG_INT_LIST, OFF(eval.k), "[1]", 1, 256, 0, NULL,
+     "The k of pass@k (unbiased estimator) and maj@k (vote over the first k samples); each k <= eval.n. A YAML list ([1, 4]); as an override also a comma string (eval.k=1,4)."},
+    {"eval.greedy", CFG_BOOL, OFF(eval.greedy), "true", 0, 0, 0, NULL,
+     "Also decode the greedy (temperature 0) answer: greedy pass@1 and the headroom maj@n - greedy."},
+
+    {"synth.mode", CFG_ENUM, OFF(synth.mode), "direct", 0, 0, 0, synth_mode_names,
+     "direct: the model sees an item's images only; in-context: also its question and answer, and writes a different question."},
+    {"synth.n", CFG_INT, OFF(synth.n), "4", 1, SYNTH_MAX_N, 0, NULL,
+     "Candidate questions sampled per item; each goes through the filters."},
+    {"synth.keep", CFG_INT, OFF(synth.keep), "1", 1, SYNTH_MAX_N, 0, NULL,
+     "Questions kept per item at most (<= synth.n); the first candidates that pass, in sample order."},
+    {"synth.temperature", CFG_FLOAT, OFF(synth.temperature), "1", 0, 100, 0, NULL,
+     "Sampling temperature of the candidates (0: greedy, which makes them all equal)."},
+    {"synth.top_p", CFG_FLOAT, OFF(synth.top_p), "1", 0, 1, CFG_MIN_EXCLUSIVE, NULL,
+     "Nucleus sampling mass of the candidates."},
+    {"synth.max_new_tokens", CFG_INT, OFF(synth.max_new_tokens), "128", 1, 65536, 0, NULL,
+     "Longest candidate, in tokens."},
+    {"synth.min_chars", CFG_INT, OFF(synth.min_chars), "10", 0, SYNTH_MAX_CHARS, 0, NULL,
+     "Shortest question kept, in characters (filter too_short)."},
+    {"synth.max_chars", CFG_INT, OFF(synth.max_chars), "400", 1, SYNTH_MAX_CHARS, 0, NULL,
+     "Longest question kept, in characters (filter too_long)."},
+    {"synth.max_overlap", CFG_FLOAT, OFF(synth.max_overlap), "0.7", 0, 1e6, 0, NULL,
+     "Near-duplicate threshold: word 3-gram Jaccard similarity to a question already kept for the item (or to the original, in-context) at or above it rejects; above 1: off."},
+    {"synth.require_question", CFG_BOOL, OFF(synth.require_question), "true", 0, 0, 0, NULL,
+     "Reject a candidate that is not a question (no final '?' and no leading question or task word)."},
+    {"synth.prompt_direct", CFG_STRING, OFF(synth.prompt_direct), SYNTH_PROMPT_DIRECT, 0, 0, 0, NULL,
+     "The request to the model in direct mode, after the item's images (no <image> marker)."},
+    {"synth.prompt_in_context", CFG_STRING, OFF(synth.prompt_in_context), SYNTH_PROMPT_IN_CONTEXT, 0, 0, 0, NULL,
+     "The request in in-context mode; {question} and {answer} are replaced by the item's."},
 };
 /* clang-format on */
 const size_t cfg_n_fields = sizeof cfg_fields / sizeof cfg_fields[0];

@@ -5,7 +5,8 @@
 #include "internal.h"
 #include "mmupt/strutil.h"
 
-const char *const ds_field_names[DS_N_FIELDS] = {"id", "source", "problem", "answer", "image_offset", "images"};
+const char *const ds_field_names[DS_N_FIELDS] = {"id", "source", "problem", "answer", "image_offset", "images",
+                                                   "provenance"};
 
 void ds_type_describe(hid_t type, char *buf, size_t n)
 {

@@ -8,8 +8,9 @@
 #include "mmupt/h5util.h"
 #include <stddef.h>
 
-/* The root datasets of schema version 1, in the order messages and the writer use. */
-enum ds_field { DS_ID, DS_SOURCE, DS_PROBLEM, DS_ANSWER, DS_OFFSET, DS_IMAGES, DS_N_FIELDS };
+/* The root datasets of schema version 1, in the order messages and the writer use. `answer` and
+ * `provenance` are optional. */
+enum ds_field { DS_ID, DS_SOURCE, DS_PROBLEM, DS_ANSWER, DS_OFFSET, DS_IMAGES, DS_PROVENANCE, DS_N_FIELDS };
 extern const char *const ds_field_names[DS_N_FIELDS];
 
 /* A short description of an HDF5 type for messages: "int64", "uint8", "float64", "variable-length
@@ -38,7 +39,7 @@ struct ds_vlen_guard {
 struct ds_reader {
     char *name; /* the path, or the name given to ds_open_image, for messages */
     hid_t file;
-    hid_t dset[DS_N_FIELDS];   /* -1 when absent (only `answer` may be) */
+    hid_t dset[DS_N_FIELDS];   /* -1 when absent (only `answer` and `provenance` may be) */
     hid_t fspace[DS_N_FIELDS]; /* each dataset's file dataspace; its selection changes per read */
     hid_t str_type, blob_type; /* memory types */
     hid_t mem1, mem2;          /* memory dataspaces of one and two elements */

@@ -185,7 +185,8 @@ static int open_field(struct ds_reader *r, enum ds_field f, int64_t *len, struct
     const char *name = ds_field_names[f];
     htri_t exists = H5Lexists(r->file, name, H5P_DEFAULT);
     if (exists < 0) return mmupt_fail(err, "%s: cannot look up '%s'", r->name, name);
-    if (exists == 0) return f == DS_ANSWER ? 0 : mmupt_fail(err, "%s: dataset '%s' is missing", r->name, name);
+    if (exists == 0)
+        return f == DS_ANSWER || f == DS_PROVENANCE ? 0 : mmupt_fail(err, "%s: dataset '%s' is missing", r->name, name);
     H5L_info_t li;
     if (H5Lget_info(r->file, name, &li, H5P_DEFAULT) < 0)
         return mmupt_fail(err, "%s: cannot look up '%s'", r->name, name);
@@ -231,8 +232,8 @@ static int open_datasets(struct ds_reader *r, struct mmupt_err *err)
     r->m = len[DS_IMAGES];
     if (r->n > MAX_ITEMS)
         return mmupt_fail(err, "%s: 'id' has %lld entries, more than this reader accepts", r->name, (long long)r->n);
-    for (int f = DS_SOURCE; f <= DS_ANSWER; f++)
-        if (r->dset[f] >= 0 && len[f] != r->n)
+    for (int f = DS_SOURCE; f < DS_N_FIELDS; f++)
+        if (f != DS_OFFSET && f != DS_IMAGES && r->dset[f] >= 0 && len[f] != r->n)
             return mmupt_fail(err, "%s: '%s' has %lld entries but 'id' has %lld", r->name, ds_field_names[f],
                               (long long)len[f], (long long)r->n);
     if (len[DS_OFFSET] != r->n + 1)
@@ -392,6 +393,11 @@ void ds_close(struct ds_reader *r)
 int64_t ds_count(const struct ds_reader *r)
 {
     return r->n;
+}
+
+int ds_has_provenance(const struct ds_reader *r)
+{
+    return r->dset[DS_PROVENANCE] >= 0;
 }
 
 int ds_has_answers(const struct ds_reader *r)

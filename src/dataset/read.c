@@ -119,6 +119,13 @@ static int read_item(struct ds_reader *r, int64_t i, struct ds_item *it, struct 
             it->answer = NULL;
         }
     }
+    if (r->dset[DS_PROVENANCE] >= 0) {
+        if (read_string(r, DS_PROVENANCE, i, &it->provenance, err)) return -1;
+        if (it->provenance[0] == '\0') { /* empty: this item has none */
+            free(it->provenance);
+            it->provenance = NULL;
+        }
+    }
     return read_images(r, i, it, err);
 }
 
@@ -146,6 +153,7 @@ void ds_item_free(struct ds_item *item)
     free(item->source);
     free(item->problem);
     free(item->answer);
+    free(item->provenance);
     for (int k = 0; k < item->n_images; k++) free(item->image[k]);
     free(item->image);
     free(item->image_len);

@@ -18,11 +18,12 @@
 
 /* Chunk lengths: a string chunk holds heap references (16 bytes each), so 256 is 4 KiB; images are
  * read one at a time, offsets two at a time. */
-static const hsize_t chunk_len[DS_N_FIELDS] = {256, 256, 256, 256, 1024, 64};
+static const hsize_t chunk_len[DS_N_FIELDS] = {256, 256, 256, 256, 1024, 64, 256};
 
 struct ds_writer {
     char *path, *tmp;
     int with_answers;
+    int with_provenance; /* ds_writer_enable_provenance was called */
     int failed; /* an HDF5 write failed: the file may be inconsistent and is not published */
     hid_t file;
     hid_t dset[DS_N_FIELDS];
@@ -135,7 +136,8 @@ static int create_file(struct ds_writer *w, struct mmupt_err *err)
     if (w->file < 0) return h5_fail(w, err, "cannot create the temporary HDF5 file");
     if (write_attributes(w, err)) return -1;
     for (int f = 0; f < DS_N_FIELDS; f++)
-        if ((f != DS_ANSWER || w->with_answers) && create_dataset(w, (enum ds_field)f, err)) return -1;
+        if (f != DS_PROVENANCE && (f != DS_ANSWER || w->with_answers) && create_dataset(w, (enum ds_field)f, err))
+            return -1;
     int64_t zero = 0;
     return append(w, DS_OFFSET, H5T_NATIVE_INT64, 1, &zero, err);
 }
@@ -176,6 +178,19 @@ int ds_writer_open(struct ds_writer **out, const char *path, int with_answers, s
     return rc;
 }
 
+int ds_writer_enable_provenance(struct ds_writer *w, struct mmupt_err *err)
+{
+    if (w->with_provenance) return 0;
+    if (w->len[DS_ID] > 0)
+        return mmupt_fail(err, "%s: provenance must be enabled before the first item is added", w->path);
+    struct h5_quiet q;
+    h5_quiet_begin(&q);
+    int rc = create_dataset(w, DS_PROVENANCE, err);
+    h5_quiet_end(&q);
+    if (rc == 0) w->with_provenance = 1;
+    return rc;
+}
+
 /* ---- adding items ---- */
 
 static int check_string(const struct ds_writer *w, int64_t i, const char *field, const char *s, struct mmupt_err *err)
@@ -197,6 +212,10 @@ static int check_item(const struct ds_writer *w, const struct ds_item *it, struc
         check_string(w, i, "problem", it->problem, err))
         return -1;
     if (it->answer && check_string(w, i, "answer", it->answer, err)) return -1;
+    if (it->provenance && check_string(w, i, "provenance", it->provenance, err)) return -1;
+    if (!w->with_provenance && it->provenance && it->provenance[0])
+        return mmupt_fail(err, "%s: item %lld: has a provenance, but the split is written without one", w->path,
+                          (long long)i);
     if (!w->with_answers && it->answer && it->answer[0])
         return mmupt_fail(err, "%s: item %lld: has an answer, but the split is written without answers", w->path,
                           (long long)i);
@@ -220,6 +239,8 @@ static int write_item(struct ds_writer *w, const struct ds_item *it, struct mmup
         append(w, DS_PROBLEM, w->str_type, 1, &it->problem, err))
         return -1;
     if (w->with_answers && append(w, DS_ANSWER, w->str_type, 1, &answer, err)) return -1;
+    const char *prov = it->provenance ? it->provenance : "";
+    if (w->with_provenance && append(w, DS_PROVENANCE, w->str_type, 1, &prov, err)) return -1;
     if (it->n_images > 0) {
         hvl_t v[DS_MAX_IMAGES];
         for (int k = 0; k < it->n_images; k++) v[k] = (hvl_t){it->image_len[k], it->image[k]};

@@ -12,11 +12,15 @@
 void eval_config_default(struct eval_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->G = 8;
-    c->temperature = 1.0f;
+    c->G = 1;
+    c->temperature = 0.2f;
     c->top_p = 1.0f;
-    c->max_new = 256;
+    c->max_new = 1024;
+    c->n_k = 1;
+    c->k[0] = 1;
+    c->greedy = 1;
     c->seed = 1;
+    c->shard_count = 1;
     c->vote = REWARD_VOTE_PAPER;
     c->batch = 16;
     c->image_pad_bias = -100.0f;
@@ -32,6 +36,16 @@ int eval_config_check(const struct eval_config *c, struct mmupt_err *err)
     if (c->top_k < 0) return mmupt_fail(err, "top_k must be >= 0, got %d", c->top_k);
     if (c->max_new < 1 || c->max_new > 65536)
         return mmupt_fail(err, "max new tokens must be in [1, 65536], got %d", c->max_new);
+    if (c->n_k < 1 || c->n_k > EVAL_MAX_K)
+        return mmupt_fail(err, "give 1 to %d values of k for pass@k / maj@k, got %d", EVAL_MAX_K, c->n_k);
+    for (int i = 0; i < c->n_k; i++) {
+        if (c->k[i] < 1) return mmupt_fail(err, "k = %d: each k of pass@k / maj@k must be >= 1", c->k[i]);
+        if (c->k[i] > c->G)
+            return mmupt_fail(err, "k = %d exceeds n = %d samples per item: each k of pass@k / maj@k must be <= n",
+                              c->k[i], c->G);
+    }
+    if (c->shard_count < 1 || c->shard_rank < 0 || c->shard_rank >= c->shard_count)
+        return mmupt_fail(err, "shard %d of %d does not exist", c->shard_rank, c->shard_count);
     if (c->limit < 0) return mmupt_fail(err, "the item limit must be >= 0 (0: all), got %lld", (long long)c->limit);
     if (c->batch < 1 || c->batch > 4096) return mmupt_fail(err, "the batch must be in [1, 4096] items, got %d", c->batch);
     if (c->vote != REWARD_VOTE_PAPER && c->vote != REWARD_VOTE_EQUIVALENCE)
@@ -43,66 +57,14 @@ int eval_config_check(const struct eval_config *c, struct mmupt_err *err)
     return 0;
 }
 
-/* One batch of items and their responses: greedy[i], samples[i * G + g]. */
-struct batch {
-    int n, G;
-    struct ds_item *item;
-    struct prompt_item *prompt;
-    int64_t **ids64;
-    int *len;
-    struct rollout_sample *greedy, *samples;
-};
-
-static void batch_alloc(struct batch *b, int cap, int G)
-{
-    memset(b, 0, sizeof *b);
-    b->G = G;
-    b->item = mmupt_xcalloc((size_t)cap, sizeof *b->item);
-    b->prompt = mmupt_xcalloc((size_t)cap, sizeof *b->prompt);
-    b->ids64 = mmupt_xcalloc((size_t)cap, sizeof *b->ids64);
-    b->len = mmupt_xcalloc((size_t)cap, sizeof *b->len);
-    b->greedy = mmupt_xcalloc((size_t)cap, sizeof *b->greedy);
-    b->samples = mmupt_xcalloc((size_t)cap * (size_t)G, sizeof *b->samples);
-}
-
-/* Free the batch's items and responses, keeping the arrays for the next batch. */
-static void batch_clear(struct batch *b)
-{
-    for (int i = 0; i < b->n; i++) {
-        ds_item_free(&b->item[i]);
-        prompt_item_free(&b->prompt[i]);
-        free(b->ids64[i]);
-        b->ids64[i] = NULL;
-        free(b->greedy[i].ids);
-        for (int g = 0; g < b->G; g++) free(b->samples[(size_t)i * b->G + g].ids);
-    }
-    memset(b->greedy, 0, (size_t)b->n * sizeof *b->greedy);
-    memset(b->samples, 0, (size_t)b->n * (size_t)b->G * sizeof *b->samples);
-    b->n = 0;
-}
-
-static void batch_free(struct batch *b)
-{
-    batch_clear(b);
-    free(b->item);
-    free(b->prompt);
-    free(b->ids64);
-    free(b->len);
-    free(b->greedy);
-    free(b->samples);
-}
-
 /* Read item `index` into the batch if it can be graded; count and report it otherwise. */
 static void load_item(const struct eval_config *c, struct prompt_builder *pb, struct ds_reader *ds, int64_t index,
-                      struct batch *b, struct eval_result *r)
+                      struct eval_batch *b, struct eval_result *r)
 {
     struct ds_item *it = &b->item[b->n];
-    struct prompt_item *p = &b->prompt[b->n];
-    struct mmupt_err err;
     r->visited++;
-    if (ds_read(ds, index, it, &err)) {
+    if (eval_batch_read(b, ds, index, c->lg)) {
         r->skipped_bad++;
-        if (c->lg) log_warn(c->lg, "skipping item %lld: %s", (long long)index, err.msg);
         return;
     }
     if (!it->answer) {
@@ -111,61 +73,17 @@ static void load_item(const struct eval_config *c, struct prompt_builder *pb, st
         ds_item_free(it);
         return;
     }
-    if (prompt_build(pb, it->problem, (const uint8_t *const *)it->image, it->image_len, it->n_images, p, &err)) {
-        r->skipped_bad++;
-        if (c->lg) log_warn(c->lg, "skipping item %lld (id '%.100s'): %s", (long long)index, it->id, err.msg);
-        ds_item_free(it);
-        return;
-    }
-    b->len[b->n] = (int)p->n_ids;
-    b->ids64[b->n] = mmupt_xmalloc(p->n_ids * sizeof **b->ids64);
-    for (size_t k = 0; k < p->n_ids; k++) b->ids64[b->n][k] = p->ids[k];
-    b->n++;
-}
-
-struct collect {
-    struct rollout_sample *dst;
-    int G;
-};
-
-static void collect_sample(void *ctx, struct rollout_sample *s)
-{
-    struct collect *col = ctx;
-    free(s->logp); /* eval needs the tokens only */
-    s->logp = NULL;
-    col->dst[s->question * col->G + s->sample] = *s;
+    if (eval_batch_add(b, pb, it->problem, c->lg)) r->skipped_bad++;
 }
 
 /* Generate `G` responses per item of the batch at `temperature` (0: greedy) into dst. */
-static int generate(const struct eval_config *c, struct model *m, struct batch *b, int G, float temperature,
+static int generate(const struct eval_config *c, struct model *m, const struct eval_batch *b, int G, float temperature,
                     struct rollout_sample *dst, struct mmupt_err *err)
 {
-    struct rollout_question *q = mmupt_xcalloc((size_t)b->n, sizeof *q);
-    int max_prompt = 1;
-    for (int i = 0; i < b->n; i++) {
-        /* The item index keys the sampler, so a sample's draws do not depend on the batching. */
-        q[i] = (struct rollout_question){.id = b->item[i].index,
-                                         .prompt = {.n_seq = 1, .seq_len = &b->len[i], .tokens = b->ids64[i],
-                                                    .n_images = b->prompt[i].n_images, .grid_thw = b->prompt[i].grid,
-                                                    .pixels = b->prompt[i].pixels}};
-        if (b->len[i] > max_prompt) max_prompt = b->len[i];
-    }
-    /* As in training: <|image_pad|> gets MM-UPT's bias, and the video token (no video input here)
-     * is banned, so a response never contains a token the prompt builder would refuse. */
-    int32_t bias_id[2] = {(int32_t)m->cfg.image_token_id, (int32_t)m->cfg.video_token_id};
-    float bias[2] = {c->image_pad_bias, -INFINITY};
-    int total = b->n * G;
-    struct rollout_config rc = {
-        .G = G, .max_new = c->max_new, .n_slots = total < 64 ? total : 64, .max_prompt = max_prompt, .seed = c->seed,
-        .sampling = {.temperature = temperature, .top_p = temperature > 0 ? c->top_p : 1.0f,
-                     .top_k = temperature > 0 ? c->top_k : 0, .bias_ids = bias_id, .bias = bias,
-                     .n_bias = m->cfg.has_vision ? 2 : 0},
-        .stop_ids = c->stop_ids, .n_stop = c->n_stop,
-    };
-    struct collect col = {.dst = dst, .G = G};
-    int rc_out = rollout_run(m, &rc, q, b->n, collect_sample, &col, err);
-    free(q);
-    return rc_out;
+    struct eval_decode d = {.G = G, .temperature = temperature, .top_p = c->top_p, .top_k = c->top_k,
+                            .max_new = c->max_new, .seed = c->seed, .image_pad_bias = c->image_pad_bias,
+                            .stop_ids = c->stop_ids, .n_stop = c->n_stop};
+    return eval_batch_generate(m, b, &d, dst, err);
 }
 
 /* Decode a sample to text (NULL when it holds an id the tokenizer does not know: no answer). */
@@ -178,16 +96,22 @@ static void to_response(const struct tok *tok, const struct rollout_sample *s, s
     *out = (struct eval_response){.text = *text, .len = *text ? len : 0, .tokens = s->n};
 }
 
-static void score_batch(const struct eval_config *c, const struct tok *tok, const struct batch *b, struct eval_result *r)
+static void score_batch(const struct eval_config *c, const struct tok *tok, const struct eval_batch *b,
+                        struct eval_result *r)
 {
     int G = b->G;
     struct eval_response greedy, *samples = mmupt_xcalloc((size_t)G, sizeof *samples);
     char *gtext, **stext = mmupt_xcalloc((size_t)G, sizeof *stext);
     for (int i = 0; i < b->n; i++) {
-        to_response(tok, &b->greedy[i], &greedy, &gtext);
+        gtext = NULL;
+        if (c->greedy) to_response(tok, &b->greedy[i], &greedy, &gtext);
         for (int g = 0; g < G; g++) to_response(tok, &b->samples[(size_t)i * G + g], &samples[g], &stext[g]);
-        eval_score_item(r, b->item[i].source, b->item[i].answer, &greedy, samples);
-        if (c->on_item) c->on_item(c->ctx, &b->item[i], &greedy, samples, G);
+        const struct eval_response *gp = c->greedy ? &greedy : NULL;
+        struct eval_item it;
+        eval_grade_item(r, b->item[i].problem, b->item[i].answer, gp, samples, &it);
+        it.index = b->item[i].index;
+        eval_add_item(r, b->item[i].source, &it);
+        if (c->on_item) c->on_item(c->ctx, &b->item[i], gp, samples, G);
         free(gtext);
         for (int g = 0; g < G; g++) free(stext[g]);
     }
@@ -207,30 +131,40 @@ static int run_batches(const struct eval_config *c, struct model *m, struct tok 
                        struct ds_reader *ds, int64_t total, struct eval_result *r, struct mmupt_err *err)
 {
     double t0 = mmupt_now();
-    struct batch b;
-    batch_alloc(&b, c->batch, c->G);
+    struct eval_batch b;
+    eval_batch_alloc(&b, c->batch, c->G, c->greedy);
     int rc = 0;
-    for (int64_t next = 0; next < total && rc == 0;) {
-        while (b.n < c->batch && next < total) load_item(c, pb, ds, next++, &b, r);
+    int64_t P = c->shard_count, shard_total = total > c->shard_rank ? (total - c->shard_rank + P - 1) / P : 0;
+    /* Strided shards: item i belongs to rank i % P, so each rank gets a similar mix of sources
+     * when a split is ordered by source. */
+    for (int64_t next = c->shard_rank; next < total && rc == 0;) {
+        while (b.n < c->batch && next < total) {
+            load_item(c, pb, ds, next, &b, r);
+            next += c->shard_count;
+        }
         if (b.n > 0) {
-            rc = generate(c, m, &b, 1, 0.0f, b.greedy, err);
+            if (c->greedy) rc = generate(c, m, &b, 1, 0.0f, b.greedy, err);
             if (rc == 0) rc = generate(c, m, &b, c->G, c->temperature, b.samples, err);
             if (rc == 0) score_batch(c, tok, &b, r);
         }
-        batch_clear(&b);
+        eval_batch_clear(&b);
         r->seconds = mmupt_now() - t0;
-        if (rc == 0 && c->progress) c->progress(c->ctx, r->visited, total, r);
+        if (rc == 0 && c->progress) c->progress(c->ctx, r->visited, shard_total, r);
     }
-    batch_free(&b);
+    eval_batch_free(&b);
     return rc;
 }
 
 int eval_run(const struct eval_config *c, struct model *m, struct tok *tok, struct ds_reader *ds,
              struct eval_result *out, struct mmupt_err *err)
 {
-    eval_result_init(out, c->G, c->vote);
+    if (eval_config_check(c, err)) {
+        eval_result_init(out, 1, c->vote, 0, NULL);
+        return -1;
+    }
+    eval_result_init(out, c->G, c->vote, c->n_k, c->k);
     out->temperature = c->temperature;
-    if (eval_config_check(c, err)) return -1;
+    out->keep_items = c->keep_items;
     if (!ds_has_answers(ds))
         return mmupt_fail(err, "the split has no answers (no `answer` dataset): eval needs them to grade against");
     int64_t n = ds_count(ds);
@@ -242,11 +176,17 @@ int eval_run(const struct eval_config *c, struct model *m, struct tok *tok, stru
         eval_result_free(out);
         return -1;
     }
-    if (out->all.items == 0) {
-        long long visited = out->visited, no_answer = out->skipped_no_answer, bad = out->skipped_bad;
+    if (c->shard_count == 1 && eval_check_graded(out, err)) {
         eval_result_free(out);
-        return mmupt_fail(err, "none of the %lld item(s) could be graded: %lld without an answer (eval needs answers), "
-                               "%lld unreadable or with a prompt that could not be built", visited, no_answer, bad);
+        return -1;
     }
     return 0;
+}
+
+int eval_check_graded(const struct eval_result *r, struct mmupt_err *err)
+{
+    if (r->all.items > 0) return 0;
+    return mmupt_fail(err, "none of the %lld item(s) could be graded: %lld without an answer (eval needs answers), "
+                           "%lld unreadable or with a prompt that could not be built",
+                      (long long)r->visited, (long long)r->skipped_no_answer, (long long)r->skipped_bad);
 }

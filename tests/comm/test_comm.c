@@ -1,6 +1,8 @@
-/* Collectives and ZeRO-1 AdamW on several ranks (run by test_comm.sh under mpirun -np 1..4).
- * Every float result must equal, BITWISE and on every rank, the serial sum x_0 + x_1 + ... in rank
- * order; the data mixes magnitudes so that any other order would round differently. */
+/* Collectives, the byte-record gather and ZeRO-1 AdamW on several ranks (run by test_comm.sh under
+ * mpirun -np 1..4). Every float result must equal, BITWISE and on every rank, the serial sum
+ * x_0 + x_1 + ... in rank order; the data mixes magnitudes so that any other order would round
+ * differently. */
+#include <limits.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdlib.h>
@@ -234,6 +236,74 @@ static void test_counters(struct test_state *ts, const struct comm *c0)
     free(a), free(b), free(shard), free(u);
 }
 
+/* comm_gather_bytes: records of different sizes per rank (empty ones, ones past the buffer's first
+ * 4 KiB) packed with comm_buf_put and read back on rank 0 with comm_reader_get; an all-empty round;
+ * an oversized record refused on every rank before any message moves. */
+static size_t gather_len(int r) { return r == 0 ? 0 : r % 2 ? 5000 + (size_t)r : (size_t)r; }
+static char gather_byte(int r, size_t i) { return (char)((r * 31 + (int)(i % 251) * 7) & 0xff); }
+
+static void test_gather_bytes(struct test_state *ts, const struct comm *c)
+{
+    struct comm_buf b = {0};
+    size_t n = gather_len(c->rank);
+    for (size_t i = 0; i < n; i++) {
+        char x = gather_byte(c->rank, i);
+        comm_buf_put(&b, &x, 1);
+    }
+    CHECK(ts, b.n == n && b.cap >= n);
+    char *all = (char *)1;
+    size_t *lens = (size_t *)1;
+    struct mmupt_err err = {{0}};
+    CHECK_MSG(ts, comm_gather_bytes(c, b.p, b.n, &all, &lens, &err) == 0, "%s", err.msg);
+    if (c->rank != 0) {
+        CHECK(ts, all == NULL && lens == NULL);
+    } else {
+        CHECK(ts, all != NULL && lens != NULL);
+        const char *p = all;
+        for (int r = 0; r < c->size && all && lens; r++) {
+            CHECK_MSG(ts, lens[r] == gather_len(r), "rank %d: %zu bytes", r, lens[r]);
+            struct comm_reader u = {p, p + lens[r]};
+            int same = 1;
+            for (size_t i = 0; i < lens[r]; i++) {
+                char x;
+                comm_reader_get(&u, &x, 1);
+                same &= x == gather_byte(r, i);
+            }
+            CHECK_MSG(ts, same && u.p == u.end, "rank %d's bytes", r);
+            p += lens[r];
+        }
+    }
+    free(all);
+    free(lens);
+    comm_buf_free(&b);
+    CHECK(ts, b.p == NULL && b.n == 0 && b.cap == 0);
+
+    /* Every record empty: rank 0 still gets a buffer and a length per rank. */
+    CHECK(ts, comm_gather_bytes(c, NULL, 0, &all, &lens, &err) == 0);
+    if (c->rank == 0) {
+        CHECK(ts, all != NULL && lens != NULL);
+        for (int r = 0; r < c->size && lens; r++) CHECK(ts, lens[r] == 0);
+    } else {
+        CHECK(ts, all == NULL && lens == NULL);
+    }
+    free(all);
+    free(lens);
+
+    /* One MPI message carries at most INT_MAX bytes. Every rank asks, so none waits for another. */
+    char one = 0;
+    CHECK(ts, comm_gather_bytes(c, &one, (size_t)INT_MAX + 1, &all, &lens, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "more than one MPI message carries");
+    CHECK(ts, all == NULL && lens == NULL);
+    /* The communicator still works afterwards. */
+    CHECK(ts, comm_barrier(c) == 0);
+    /* Only the last rank's record is too large: every rank fails, none waits for it. */
+    size_t big = c->rank == c->size - 1 ? (size_t)INT_MAX + 1 : 1;
+    CHECK(ts, comm_gather_bytes(c, &one, big, &all, &lens, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "more than one MPI message carries");
+    CHECK(ts, all == NULL && lens == NULL);
+    CHECK(ts, comm_barrier(c) == 0);
+}
+
 /* Rank r's gradient at step s. */
 static float grad(int r, int s, size_t i) { return (float)(sin(0.37 * (double)i + s) * (1.0 + r) + 0.1 * r); }
 
@@ -316,6 +386,7 @@ int main(int argc, char **argv)
     RUN_C(&ts, test_zero1, &world);
     RUN_C(&ts, test_nccl_refused, &world);
     RUN_C(&ts, test_counters, &world);
+    RUN_C(&ts, test_gather_bytes, &world);
     /* A test passes only if it passed on every rank; rank 0 reports. */
     /* Counts are summed over ranks: one test on 4 ranks counts 4 times. */
     int counts[2] = {ts.passed, ts.failed}, tot[2];

@@ -1,191 +1,19 @@
-/* Evaluation: the metric arithmetic on hand-made responses (pass@1, maj@G with the paper and
- * equivalence votes and their tie-breaks, pass@G, parse failures, per-source rows), then eval_run end
- * to end on the tiny_train model and the small fixture split (determinism, greedy independent of G
- * and of the seed, batching invariance, --limit, JSON), and bad input.
+/* Evaluation end to end: eval_run on the tiny_train model and the small fixture split (determinism,
+ * greedy independent of G and of the seed, batching invariance, strided shards that add up to the
+ * whole, --limit, JSON), bad input, and loading model directories and checkpoints. The metric
+ * arithmetic on hand-made responses is in test_eval_score.c.
  * Usage: test_eval MODEL_DIR SPLIT.h5 */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../test.h"
+#include "mmupt/checkpoint.h"
 #include "mmupt/eval.h"
 #include "mmupt/json.h"
 #include "mmupt/rollout.h"
 #include "mmupt/strutil.h"
-
-/* ---- scoring without a model ---- */
-
-static struct eval_response resp(const char *text)
-{
-    return (struct eval_response){.text = text, .len = text ? strlen(text) : 0, .tokens = text ? (int)strlen(text) : 3};
-}
-
-/* Score one item with G sampled texts and the greedy text. */
-static void score(struct eval_result *r, const char *source, const char *truth, const char *greedy,
-                  const char *const *samples)
-{
-    struct eval_response g = resp(greedy), s[16];
-    for (int i = 0; i < r->G; i++) s[i] = resp(samples[i]);
-    eval_score_item(r, source, truth, &g, s);
-}
-
-static void test_one_item(struct test_state *ts)
-{
-    struct eval_result r;
-    eval_result_init(&r, 4, REWARD_VOTE_PAPER);
-    const char *s[] = {"so \\boxed{7}", "\\boxed{6}", "red 3 \\boxed{6}", "I do not know"};
-    score(&r, "total", "7", "\\boxed{7}", s);
-    struct eval_metrics m;
-    eval_metrics_of(&r.all, &m);
-    CHECK(ts, m.items == 1 && m.samples == 4);
-    CHECK(ts, m.greedy_pass1 == 1.0);
-    CHECK(ts, m.pass1 == 0.25);
-    CHECK(ts, m.maj == 0.0);     /* "6" has two votes */
-    CHECK(ts, m.pass_g == 1.0);  /* one sample is right */
-    CHECK(ts, m.headroom == -1.0);
-    CHECK(ts, m.greedy_parse_failure == 0.0);
-    CHECK(ts, m.sample_parse_failure == 0.25);
-    CHECK(ts, m.majority_share == 0.5);
-    CHECK(ts, m.greedy_length == 9.0);
-    CHECK_MSG(ts, fabs(m.sample_length - (12 + 9 + 15 + 13) / 4.0) < 1e-12, "%g", m.sample_length);
-    eval_result_free(&r);
-}
-
-/* The paper vote counts exact strings and gives ties to the candidate seen first. */
-static void test_paper_ties(struct test_state *ts)
-{
-    struct eval_result r;
-    eval_result_init(&r, 4, REWARD_VOTE_PAPER);
-    const char *a[] = {"\\boxed{3}", "\\boxed{5}", "\\boxed{5}", "\\boxed{3}"};
-    const char *b[] = {"\\boxed{5}", "\\boxed{3}", "\\boxed{3}", "\\boxed{5}"};
-    score(&r, "red", "3", "\\boxed{3}", a); /* tie 2-2, "3" first: right */
-    score(&r, "red", "3", "\\boxed{3}", b); /* tie 2-2, "5" first: wrong */
-    CHECK(ts, r.all.maj_correct == 1);
-    CHECK(ts, r.all.any_correct == 2);
-    CHECK(ts, r.all.sample_correct == 4);
-    struct eval_metrics m;
-    eval_metrics_of(&r.all, &m);
-    CHECK(ts, m.maj == 0.5 && m.pass1 == 0.5 && m.greedy_pass1 == 1.0 && m.headroom == -0.5);
-    eval_result_free(&r);
-}
-
-/* Paper and equivalence votes differ where equal answers are written differently, and where most
- * samples have no answer (paper: "None" wins and is graded wrong; equivalence: they abstain). */
-static void test_vote_modes(struct test_state *ts)
-{
-    const char *split[] = {"\\boxed{2}", "\\boxed{0.5}", "\\boxed{\\frac{1}{2}}"};
-    const char *none[] = {"no answer", "\\boxed{4}", "still none"};
-    const char *all_none[] = {"a", "b", "c"};
-    int want_paper[] = {0, 0, 0}, want_equiv[] = {1, 1, 0};
-    const char *const *items[] = {split, none, all_none};
-    const char *truth[] = {"\\frac12", "4", "None"};
-    for (int mode = 0; mode < 2; mode++) {
-        for (int k = 0; k < 3; k++) {
-            struct eval_result r;
-            eval_result_init(&r, 3, mode ? REWARD_VOTE_EQUIVALENCE : REWARD_VOTE_PAPER);
-            score(&r, "x", truth[k], "\\boxed{4}", items[k]);
-            int want = mode ? want_equiv[k] : want_paper[k];
-            CHECK_MSG(ts, r.all.maj_correct == want, "mode %d item %d: maj %lld, expected %d", mode, k,
-                      (long long)r.all.maj_correct, want);
-            eval_result_free(&r);
-        }
-    }
-    /* pass@1 does not depend on the vote: the two forms of 1/2 are both right. */
-    struct eval_result r;
-    eval_result_init(&r, 3, REWARD_VOTE_PAPER);
-    score(&r, "x", "\\frac12", NULL, split);
-    CHECK(ts, r.all.sample_correct == 2 && r.all.any_correct == 1 && r.all.greedy_no_answer == 1);
-    eval_result_free(&r);
-}
-
-static void test_sources(struct test_state *ts)
-{
-    struct eval_result r;
-    eval_result_init(&r, 2, REWARD_VOTE_PAPER);
-    const char *right[] = {"\\boxed{yes}", "\\boxed{yes}"}, *wrong[] = {"\\boxed{no}", "nothing"};
-    score(&r, "red", "yes", "\\boxed{yes}", right);
-    score(&r, "blue", "yes", "nothing", wrong);
-    score(&r, "red", "yes", "\\boxed{no}", wrong);
-    score(&r, NULL, "yes", "\\boxed{yes}", right);
-    CHECK(ts, r.n_sources == 3);
-    /* Sorted by name. */
-    CHECK(ts, r.n_sources == 3 && strcmp(r.sources[0].source, "(none)") == 0 && strcmp(r.sources[1].source, "blue") == 0 &&
-                  strcmp(r.sources[2].source, "red") == 0);
-    struct eval_metrics all, red, blue;
-    eval_metrics_of(&r.all, &all);
-    eval_metrics_of(&r.sources[2], &red);
-    eval_metrics_of(&r.sources[1], &blue);
-    CHECK(ts, all.items == 4 && all.greedy_pass1 == 0.5 && all.pass1 == 0.5 && all.maj == 0.5);
-    CHECK(ts, all.greedy_parse_failure == 0.25 && all.sample_parse_failure == 0.25);
-    CHECK(ts, red.items == 2 && red.greedy_pass1 == 0.5 && red.maj == 0.5 && red.pass_g == 0.5 && red.headroom == 0.0);
-    CHECK(ts, blue.items == 1 && blue.greedy_pass1 == 0.0 && blue.greedy_parse_failure == 1.0 && blue.maj == 0.0);
-    /* The table has the overall row and one row per source. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    eval_write_table(f, &r);
-    fclose(f);
-    CHECK_CONTAINS(ts, buf, "| **all** | 4 | 0.500 | 0.500 | 0.500 | 0.500 | +0.000 | 0.250 / 0.250 |");
-    CHECK_CONTAINS(ts, buf, "| blue | 1 | 0.000 |");
-    CHECK_CONTAINS(ts, buf, "maj@2 (paper vote)");
-    free(buf);
-    eval_result_free(&r);
-}
-
-/* An empty row has no metrics (NaN, a "-" in the table, null in JSON); many sources share "(other)". */
-static void test_edges(struct test_state *ts)
-{
-    struct eval_counts empty = {0};
-    struct eval_metrics m;
-    eval_metrics_of(&empty, &m);
-    CHECK(ts, isnan(m.greedy_pass1) && isnan(m.maj) && isnan(m.headroom) && m.items == 0);
-    struct eval_result r;
-    eval_result_init(&r, 1, REWARD_VOTE_EQUIVALENCE);
-    const char *one[] = {"\\boxed{1}"};
-    for (int i = 0; i < EVAL_MAX_SOURCES + 40; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "s%04d", i);
-        score(&r, name, "1", "\\boxed{1}", one);
-    }
-    CHECK_MSG(ts, r.n_sources == EVAL_MAX_SOURCES + 1, "%d sources", r.n_sources);
-    int other = -1;
-    for (int i = 0; i < r.n_sources; i++)
-        if (strcmp(r.sources[i].source, EVAL_OTHER_SOURCE) == 0) other = i;
-    CHECK(ts, other >= 0 && r.sources[other].items == 40);
-    CHECK(ts, r.all.items == EVAL_MAX_SOURCES + 40 && r.all.maj_correct == r.all.items);
-    eval_result_free(&r);
-    /* A response that could not be decoded (NULL text) is a parse failure. */
-    eval_result_init(&r, 1, REWARD_VOTE_PAPER);
-    struct eval_response g = {.text = NULL, .tokens = 5}, s = g;
-    eval_score_item(&r, "x", "1", &g, &s);
-    CHECK(ts, r.all.greedy_no_answer == 1 && r.all.sample_no_answer == 1 && r.all.greedy_tokens == 5);
-    eval_result_free(&r);
-}
-
-static void test_config_check(struct test_state *ts)
-{
-    struct eval_config c;
-    struct mmupt_err err;
-    eval_config_default(&c);
-    CHECK(ts, eval_config_check(&c, &err) == 0);
-    CHECK(ts, c.G == 8 && c.temperature == 1.0f && c.vote == REWARD_VOTE_PAPER);
-    c.G = 0;
-    CHECK(ts, eval_config_check(&c, &err) == -1);
-    CHECK_CONTAINS(ts, err.msg, "G");
-    eval_config_default(&c);
-    c.temperature = 0.0f;
-    CHECK(ts, eval_config_check(&c, &err) == -1);
-    CHECK_CONTAINS(ts, err.msg, "temperature");
-    eval_config_default(&c);
-    c.top_p = 1.5f;
-    CHECK(ts, eval_config_check(&c, &err) == -1);
-    eval_config_default(&c);
-    c.max_new = 0;
-    CHECK(ts, eval_config_check(&c, &err) == -1);
-    eval_config_default(&c);
-    c.limit = -1;
-    CHECK(ts, eval_config_check(&c, &err) == -1);
-}
 
 /* ---- end to end on the tiny model ---- */
 
@@ -224,7 +52,7 @@ static void on_item(void *ctx, const struct ds_item *item, const struct eval_res
     struct transcript *t = ctx;
     append(&t->greedy, &t->glen, &t->gcap, greedy);
     for (int g = 0; g < G; g++) append(&t->samples, &t->slen, &t->scap, &samples[g]);
-    eval_score_item(&t->rescored, item->source, item->answer, greedy, samples);
+    eval_score_item(&t->rescored, item->source, item->problem, item->answer, greedy, samples);
 }
 
 /* Evaluate with the given settings; the transcript and result belong to the caller. */
@@ -245,7 +73,7 @@ static int run_eval(struct fixture *fx, int G, uint64_t seed, int64_t limit, int
     c.on_item = on_item;
     c.ctx = t;
     memset(t, 0, sizeof *t);
-    eval_result_init(&t->rescored, G, c.vote);
+    eval_result_init(&t->rescored, G, c.vote, c.n_k, c.k);
     int rc = eval_run(&c, &fx->m, fx->tok, ds, r, err);
     ds_close(ds);
     return rc;
@@ -366,7 +194,7 @@ static void test_json(struct test_state *ts, struct fixture *fx)
     free(text[1]);
     /* An unwritable place is an error naming it. */
     struct eval_result r;
-    eval_result_init(&r, 1, REWARD_VOTE_PAPER);
+    eval_result_init(&r, 1, REWARD_VOTE_PAPER, 0, NULL);
     CHECK(ts, eval_write_json("/nonexistent-dir/x.json", &c, &r, NULL, NULL, &err) == -1);
     CHECK_CONTAINS(ts, err.msg, "/nonexistent-dir/x.json");
     eval_result_free(&r);
@@ -440,15 +268,133 @@ static void test_bad_input(struct test_state *ts, struct fixture *fx)
     ds_close(ds);
 }
 
+/* Strided shards cover the split once, and their items added in index order give the whole run's
+ * numbers exactly (what eval_gather does across ranks). */
+static void test_shards(struct test_state *ts, struct fixture *fx)
+{
+    struct ds_reader *ds;
+    struct mmupt_err err;
+    CHECK(ts, ds_open(&ds, fx->split, &err) == 0);
+    struct eval_config c;
+    eval_config_default(&c);
+    c.G = 3;
+    c.n_k = 2;
+    c.k[0] = 2;
+    c.k[1] = 3;
+    c.temperature = 1.0f;
+    c.max_new = 8;
+    c.stop_ids = fx->stops;
+    c.n_stop = fx->n_stop;
+    c.keep_items = 1;
+    struct eval_result whole, part[2];
+    CHECK_MSG(ts, eval_run(&c, &fx->m, fx->tok, ds, &whole, &err) == 0, "%s", err.msg);
+    c.shard_count = 2;
+    for (int r = 0; r < 2; r++) {
+        c.shard_rank = r;
+        CHECK_MSG(ts, eval_run(&c, &fx->m, fx->tok, ds, &part[r], &err) == 0, "%s", err.msg);
+    }
+    CHECK(ts, part[0].visited == 3 && part[1].visited == 2); /* items 0 2 4 and 1 3 */
+    CHECK(ts, part[0].n_items + part[1].n_items == whole.n_items && whole.n_items == 3);
+    struct eval_result merged;
+    eval_result_init(&merged, c.G, c.vote, c.n_k, c.k);
+    int64_t i0 = 0, i1 = 0;
+    while (i0 < part[0].n_items || i1 < part[1].n_items) {
+        int take0 = i1 >= part[1].n_items || (i0 < part[0].n_items && part[0].items[i0].index < part[1].items[i1].index);
+        const struct eval_item *it = take0 ? &part[0].items[i0++] : &part[1].items[i1++];
+        eval_add_item(&merged, it->source, it);
+    }
+    CHECK(ts, same_counts(&merged.all, &whole.all) && merged.n_sources == whole.n_sources);
+    CHECK(ts, memcmp(merged.all.pass_k, whole.all.pass_k, sizeof whole.all.pass_k) == 0 &&
+                  memcmp(merged.all.maj_k_correct, whole.all.maj_k_correct, sizeof whole.all.maj_k_correct) == 0);
+    for (int64_t i = 1; i < whole.n_items; i++) CHECK(ts, whole.items[i - 1].index < whole.items[i].index);
+    eval_result_free(&merged);
+    eval_result_free(&whole);
+    eval_result_free(&part[0]);
+    eval_result_free(&part[1]);
+    /* A shard with nothing gradable is not an error by itself (the gathered result is checked). */
+    c.shard_count = 5;
+    c.shard_rank = 3; /* item 3 has no answer */
+    CHECK_MSG(ts, eval_run(&c, &fx->m, fx->tok, ds, &whole, &err) == 0, "%s", err.msg);
+    CHECK(ts, whole.all.items == 0 && whole.visited == 1 && eval_check_graded(&whole, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "none of the 1 item(s)");
+    eval_result_free(&whole);
+    ds_close(ds);
+}
+
+/* --model: a model directory, a checkpoint step directory, a checkpoint directory; the rest is an
+ * error naming the path. */
+static void test_load(struct test_state *ts, struct fixture *fx)
+{
+    struct model m;
+    struct eval_model_source src;
+    struct mmupt_err err;
+    CHECK_MSG(ts, eval_load_model(fx->model_dir, NULL, &m, &src, &err) == 0, "%s", err.msg);
+    CHECK(ts, !src.is_checkpoint && strcmp(src.dir, fx->model_dir) == 0 && src.step == -1);
+    int64_t n = m.spec.total;
+    model_free(&m);
+
+    char dir[256], path[512];
+    snprintf(dir, sizeof dir, "%s/neither", fx->tmp);
+    CHECK(ts, mkdir(dir, 0755) == 0);
+    CHECK(ts, eval_load_model(dir, NULL, &m, &src, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, dir);
+    CHECK_CONTAINS(ts, err.msg, "neither a Hugging Face model directory (no config.json)");
+    snprintf(path, sizeof path, "%s/missing", fx->tmp);
+    CHECK(ts, eval_load_model(path, NULL, &m, &src, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, path);
+
+    /* A checkpoint directory whose latest names a step without weights. */
+    snprintf(dir, sizeof dir, "%s/ckpt", fx->tmp);
+    CHECK(ts, mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/latest", dir);
+    CHECK(ts, file_write_all(path, "step-00000003\n", 14, &err) == 0);
+    CHECK(ts, eval_load_model(dir, NULL, &m, &src, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "step-00000003");
+    CHECK_CONTAINS(ts, err.msg, "model.h5");
+
+    /* A real checkpoint of changed weights: loaded from the step directory and from `latest`, with
+     * the architecture and tokenizer of the model it records. */
+    struct model base;
+    CHECK_MSG(ts, model_open(&base, fx->model_dir, &err) == 0, "%s", err.msg);
+    for (int64_t i = 0; i < n; i += 7) base.params[i] += 0.25f;
+    struct ckpt_cursor cur = {0, 0, 0, 0};
+    struct ckpt_meta meta = {.format = CKPT_FORMAT_VERSION, .step = 7, .policy_version = 7, .n_params = n,
+                             .n_learners = 1, .config_yaml = "run:\n  name: t\n", .n_cursors = 1, .cursors = &cur};
+    snprintf(meta.arch, sizeof meta.arch, "%s", model_arch_name(base.cfg.arch));
+    snprintf(meta.model_path, sizeof meta.model_path, "%s", fx->model_dir);
+    char partial[512];
+    ckpt_step_dir(dir, 7, 1, partial, sizeof partial);
+    int wrote = ckpt_begin(dir, 7, &err) == 0 && ckpt_write_model(partial, &base.spec, base.params, &meta, NULL, &err) == 0 &&
+                ckpt_commit(dir, 7, 3, &err) == 0;
+    CHECK_MSG(ts, wrote, "%s", err.msg);
+    char step[512];
+    ckpt_step_dir(dir, 7, 0, step, sizeof step);
+    const char *paths[2] = {dir, step};
+    for (int k = 0; k < 2 && wrote; k++) {
+        CHECK_MSG(ts, eval_load_model(paths[k], NULL, &m, &src, &err) == 0, "%s", err.msg);
+        if (!m.params) continue;
+        CHECK(ts, src.is_checkpoint && src.step == 7 && strcmp(src.dir, fx->model_dir) == 0 && strcmp(src.ckpt, step) == 0);
+        CHECK(ts, m.spec.total == n && memcmp(m.params, base.params, (size_t)n * sizeof *m.params) == 0);
+        model_free(&m);
+    }
+    /* Another architecture for it: refused, naming both. */
+    snprintf(path, sizeof path, "%s/../qwen2", fx->model_dir);
+    CHECK(ts, eval_load_model(dir, path, &m, &src, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "parameters");
+    model_free(&base);
+
+    /* A step directory whose model.h5 is not a checkpoint. */
+    snprintf(dir, sizeof dir, "%s/junkstep", fx->tmp);
+    CHECK(ts, mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/model.h5", dir);
+    CHECK(ts, file_write_all(path, "not hdf5", 8, &err) == 0);
+    CHECK(ts, eval_load_model(dir, NULL, &m, &src, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, dir);
+}
+
 int main(int argc, char **argv)
 {
     struct test_state ts = {0};
-    RUN(&ts, test_one_item);
-    RUN(&ts, test_paper_ties);
-    RUN(&ts, test_vote_modes);
-    RUN(&ts, test_sources);
-    RUN(&ts, test_edges);
-    RUN(&ts, test_config_check);
     if (argc < 3) {
         fprintf(stderr, "usage: test_eval MODEL_DIR SPLIT.h5\n");
         return 1;
@@ -468,6 +414,8 @@ int main(int argc, char **argv)
     RUN_WITH(&ts, test_limit, &fx);
     RUN_WITH(&ts, test_json, &fx);
     RUN_WITH(&ts, test_bad_input, &fx);
+    RUN_WITH(&ts, test_shards, &fx);
+    RUN_WITH(&ts, test_load, &fx);
     test_remove_dir(fx.tmp);
     tok_free(fx.tok);
     model_free(&fx.m);
