@@ -13,8 +13,9 @@
 # Pipeline: data (mmupt data shapes) -> warm start -> per seed: eval of the warm start on the test
 # split -> mpirun -np 3 mmupt train configs/quickstart.yaml (1 rollout rank + 2 learners,
 # majority-vote reward, no labels) -> export of the step validation picked -> eval -> the same
-# budget with reward.mode=ground_truth (supervised GRPO) -> eval; then mmupt report writes
-# DIR/report.md and DIR/report.png. Every number in the report comes from this run.
+# budget with reward.mode=ground_truth (supervised GRPO) -> eval -> the warm start writes its own
+# questions for train images (mmupt synth --mode direct) -> MM-UPT on those -> eval; then mmupt
+# report writes DIR/report.md and DIR/report.png. Every number in the report comes from this run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,8 +71,9 @@ fi
 
 # Sizes: the smoke run only checks that every stage runs and the report appears.
 n_test=1000 n_val=200 n_train=4096 val_limit=200 n_sft=8000 sft_steps=1500 extra=()
+n_synth=2048 # train items the warm start writes a question for (20 steps use 1280 questions)
 if [ "$smoke" = 1 ]; then
-    n_test=16 n_val=8 n_train=64 val_limit=8 n_sft=256 sft_steps=20 seeds=${seeds%% *}
+    n_test=16 n_val=8 n_train=64 val_limit=8 n_sft=256 sft_steps=20 n_synth=64 seeds=${seeds%% *}
     steps=${steps:-2}
     extra=(run.val_interval=1 checkpoint.interval=1 data.rollout_batch_size=8 algorithm.global_batch_size=8
            algorithm.micro_batch_size=8 algorithm.micro_batch_size_experience=8)
@@ -82,12 +84,14 @@ extra+=("run.val_limit=$val_limit")
 rm -rf "$out"
 mkdir -p "$out"
 model="$out/model" data="$out/data"
-evalargs=(-n 8 --max-new-tokens 24 --min-pixels 784 --max-pixels 7056)
+# The samples at T = 1 (the eval section's default is the paper's 0.2): pass@1 and maj@8 measure what
+# the rollout draws, the headroom majority-vote training uses (docs/quickstart-task.md).
+evalargs=(-n 8 --temperature 1 --max-new-tokens 24 --min-pixels 784 --max-pixels 7056)
 
 # Progress: each stage prints a header with the time so far and an ETA from the stages already done
-# (a training run weighs 4, an evaluation 1); the commands print their own progress lines.
+# (a training run weighs 4, an evaluation or the question writing 1); the commands print their own progress lines.
 n_seeds=$(wc -w <<<"$seeds")
-units_total=$((n_seeds * 11)) units_done=0 t_units=""
+units_total=$((n_seeds * 17)) units_done=0 t_units=""
 stage() {
     local eta="ETA after the first stage"
     if [ "$units_done" -gt 0 ]; then
@@ -99,10 +103,10 @@ stage() {
 }
 done_units() { units_done=$((units_done + $1)); }
 
-stage "data: mmupt data shapes --kinds total (docs/quickstart-task.md)"
+stage "data: mmupt data shapes --kinds total --ask-share 0.1 (docs/quickstart-task.md)"
 sft_items=0
 [ "$warm" = train ] && sft_items=$n_sft
-"$mmupt" data shapes --out "$data" --seed 1 --kinds total --sft "$sft_items" --train "$n_train" --val "$n_val" --test "$n_test"
+"$mmupt" data shapes --out "$data" --seed 1 --kinds total --ask-share 0.1 --sft "$sft_items" --train "$n_train" --val "$n_val" --test "$n_test"
 
 if [ "$warm" = train ]; then
     stage "warm start: mmupt sft (the command that made the shipped one; about 4 minutes on 2 cores)"
@@ -137,13 +141,14 @@ evaluate() {
     printf '%s\t%s\n' "$3" "$(since "$t0")" >>"$sd/times.tsv"
 }
 
-# Train with reward mode $1 into $sd/$1, then export the step validation picked (0: the warm start).
+# train_and_pick NAME MODE SPLIT: train with reward mode MODE on SPLIT into $sd/NAME, then export the
+# step validation picked (0: the warm start).
 train_and_pick() {
-    local mode=$1 dir="$sd/$1" t0; t0=$(now)
+    local name=$1 mode=$2 dir="$sd/$1" t0; t0=$(now)
     mpirun -q -np 3 "$mmupt" train configs/quickstart.yaml reward.mode="$mode" run.seed="$seed" \
-        run.output_dir="$dir" model.path="$model" data.train_path="$data/train.h5" data.val_path="$data/val.h5" \
+        run.output_dir="$dir" model.path="$model" data.train_path="$3" data.val_path="$data/val.h5" \
         "${extra[@]}"
-    printf '%s_train\t%s\n' "$mode" "$(since "$t0")" >>"$sd/times.tsv"
+    printf '%s_train\t%s\n' "$name" "$(since "$t0")" >>"$sd/times.tsv"
     local best; best=$(cut -d' ' -f1 "$dir/best_val_step")
     echo "$best" >"$dir/selected_step"
     if [ "$best" = 0 ]; then
@@ -163,16 +168,28 @@ for seed in $seeds; do
     evaluate "$model" "$sd/base" base_eval
     done_units 1
     stage "seed $seed: MM-UPT (majority-vote reward, no labels): mpirun -np 3 mmupt train configs/quickstart.yaml"
-    train_and_pick majority
+    train_and_pick majority majority "$data/train.h5"
     done_units 4
     stage "seed $seed: eval after MM-UPT"
     evaluate "$picked" "$sd/majority" majority_eval
     done_units 1
     stage "seed $seed: supervised GRPO, the same budget: reward.mode=ground_truth"
-    train_and_pick ground_truth
+    train_and_pick ground_truth ground_truth "$data/train.h5"
     done_units 4
     stage "seed $seed: eval after supervised GRPO"
     evaluate "$picked" "$sd/ground_truth" ground_truth_eval
+    done_units 1
+    stage "seed $seed: the warm start writes its own questions: mmupt synth --mode direct (docs/synth.md)"
+    t0=$(now)
+    "$mmupt" synth --model "$model" --data "$data/train.h5" --out "$sd/synth_data.h5" --mode direct -n 4 --keep 1 \
+        --seed "$seed" --limit "$n_synth" --max-new-tokens 24 --min-pixels 784 --max-pixels 7056
+    printf 'synth_gen\t%s\n' "$(since "$t0")" >>"$sd/times.tsv"
+    done_units 1
+    stage "seed $seed: MM-UPT on the self-generated questions (majority vote, the same budget)"
+    train_and_pick synth majority "$sd/synth_data.h5"
+    done_units 4
+    stage "seed $seed: eval after MM-UPT on self-generated questions"
+    evaluate "$picked" "$sd/synth" synth_eval
     done_units 1
 done
 

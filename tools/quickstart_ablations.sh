@@ -22,7 +22,7 @@ M=build/mmupt
 . launch/env.sh
 rm -rf "$out"
 mkdir -p "$out"
-evalargs=(-n 8 --max-new-tokens 24 --min-pixels 784 --max-pixels 7056 --seed 1)
+evalargs=(-n 8 --temperature 1 --max-new-tokens 24 --min-pixels 784 --max-pixels 7056 --seed 1)
 
 variant() { # NAME MODEL DESCRIPTION [override ...]
     local name=$1 model=$2 desc=$3
@@ -42,7 +42,7 @@ variant aggressive "$run/model" "lr 3e-4, no KL" optim.lr=3e-4 algorithm.kl_coef
 variant g4 "$run/model" "G = 4 samples per question" rollout.n=4
 
 echo "== ablation: a warm start without the shortcut's bias (mmupt sft, about 4 minutes) ==" >&2
-"$M" data shapes --out "$out/nobias_data" --seed 1 --kinds total --set crowded_minus1=0 --set crowded_minus2=0 \
+"$M" data shapes --out "$out/nobias_data" --seed 1 --kinds total --ask-share 0.1 --set crowded_minus1=0 --set crowded_minus2=0 \
     --train 0 --val 0 --test 0 >/dev/null
 "$M" sft --init random --model configs/quickstart_model --data "$out/nobias_data/sft.h5" --out "$out/nobias_model" \
     --steps 1500 --batch 32 --lr 1e-3 --seed 1 --min-pixels 784 --max-pixels 7056 --threads 2 --log-every 0 >/dev/null

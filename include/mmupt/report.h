@@ -10,6 +10,10 @@
  *   RUN_DIR/seed-N/{majority,ground_truth}/metrics.jsonl    the trainer's metrics
  *   RUN_DIR/seed-N/{majority,ground_truth}/selected_step    optional: the step evaluated
  *   RUN_DIR/seed-N/times.tsv              phase<TAB>seconds lines
+ *   RUN_DIR/seed-N/synth.json             optional, on every seed or none: the evaluation after MM-UPT
+ *                                         trained on questions the warm start wrote itself
+ *   RUN_DIR/seed-N/synth/                 ... its training run (as majority/)
+ *   RUN_DIR/seed-N/synth_data.json        ... `mmupt synth`'s summary (the counts are printed)
  *
  * Loading reads everything and checks it before anything is written, so bad input never leaves a
  * half-written report behind. Accuracies are shares in [0, 1] here; NaN stands for "no number"
@@ -29,6 +33,7 @@
 #define REPORT_MAX_VALUE 1024           /* bytes of a run.tsv value, NUL included */
 #define REPORT_MAX_INFO 64              /* run.tsv lines */
 #define REPORT_MAX_PHASES 32            /* times.tsv lines */
+#define REPORT_MAX_REASONS 32           /* synth_data.json's rejection reasons */
 #define REPORT_MAX_METRIC_LINES (1 << 20)
 #define REPORT_MAX_METRICS_BYTES ((size_t)1 << 28)
 #define REPORT_MAX_JSON_BYTES ((size_t)1 << 24)
@@ -78,12 +83,26 @@ struct report_metrics {
     int n, cap;
 };
 
-/* One training run of a seed: "majority" (MM-UPT) or "ground_truth". */
+/* One training run of a seed: "majority" (MM-UPT), "ground_truth" or "synth" (MM-UPT on
+ * self-generated questions). */
 struct report_run {
-    int present;                        /* 0: not run (ground_truth only) */
+    int present;                        /* 0: not run (ground_truth and synth only) */
     struct report_eval eval;            /* the evaluation after training */
     struct report_metrics metrics;
     int64_t selected_step;              /* -1 without a selected_step file */
+};
+
+/* What `mmupt synth` made of the warm start's questions (seed-N/synth_data.json; docs/synth.md). */
+struct report_synth_reason {
+    char name[REPORT_MAX_NAME];
+    int64_t n;
+};
+
+struct report_synth_data {
+    char mode[REPORT_MAX_NAME];         /* settings.mode ("direct") */
+    int64_t items_used, candidates, kept;
+    int n_reasons;
+    struct report_synth_reason reasons[REPORT_MAX_REASONS]; /* counts.rejected_by_reason, in the file's order */
 };
 
 struct report_phase {
@@ -94,7 +113,8 @@ struct report_phase {
 struct report_seed {
     int64_t seed;
     struct report_eval base;
-    struct report_run majority, ground_truth;
+    struct report_run majority, ground_truth, synth;
+    struct report_synth_data synth_data; /* when synth.present */
     int n_phases;
     struct report_phase phases[REPORT_MAX_PHASES];
 };
@@ -109,9 +129,13 @@ struct report_data {
     struct report_info *info;           /* run.tsv, in order */
     int n_seeds;
     struct report_seed *seeds;          /* sorted by seed number */
+    int synth;                          /* 1: every seed has the self-generated-question run */
 };
 
-/* Read and check a whole run directory. On failure *out is left empty (nothing to free). */
+/* Read and check a whole run directory. On failure *out is left empty (nothing to free). The
+ * self-generated-question run (synth.json, synth/, synth_data.json) is on every seed or on none:
+ * a seed with some of its files, or without them where another seed has them, is an error naming
+ * the missing file. */
 int report_load(const char *run_dir, struct report_data *out, struct mmupt_err *err);
 void report_free(struct report_data *d);
 
@@ -126,6 +150,10 @@ void report_eval_free(struct report_eval *e);
 /* key<TAB>value lines (run.tsv); blank lines are skipped. *out is malloc'd. */
 int report_parse_info(const char *name, const char *text, size_t len, struct report_info **out, int *n,
                       struct mmupt_err *err);
+/* `mmupt synth`'s summary: settings.mode and counts.{items_used, candidates, kept,
+ * rejected_by_reason}; kept plus the rejections must add up to the candidates. */
+int report_parse_synth(const char *name, const char *text, size_t len, struct report_synth_data *out,
+                       struct mmupt_err *err);
 /* phase<TAB>seconds lines (times.tsv), at least one, seconds finite and >= 0, no phase twice. */
 int report_parse_times(const char *name, const char *text, size_t len, struct report_phase *out, int *n,
                        struct mmupt_err *err);
@@ -143,6 +171,9 @@ struct report_row {
     double label_start, label_end;      /* MM-UPT's reward/label_accuracy, first and last window */
     double uniform_start, uniform_end;  /* MM-UPT's reward/uniform_groups */
     double wall_s;                      /* sum of times.tsv */
+    double mm_maj;                      /* MM-UPT's maj@G */
+    double sy_greedy, sy_delta, sy_pass1, sy_maj; /* MM-UPT on self-generated questions (NaN: not run) */
+    double sy_vs_mm;                    /* sy_delta - mm_delta: self-generated against original questions */
 };
 void report_row_of(const struct report_seed *s, struct report_row *out);
 /* The mean row: each column averaged over the seeds where it is a number (NaN where none is). */

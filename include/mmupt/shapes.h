@@ -8,7 +8,10 @@
  *
  * The SFT split's answers are worked responses mixing strategies: a direct "\boxed{7}" whose value
  * is a biased shortcut on crowded images, and decomposed "red 4 blue 3 4+3=7 \boxed{7}" responses
- * that are always right. The other splits hold the true final answer.
+ * that are always right. The other splits hold the true final answer. With ask_share > 0 a share of
+ * the SFT items are question-writing ("ask") items instead: the problem is `mmupt synth --mode
+ * direct`'s request and the target is a totals question, so the warm start learns to write
+ * questions as well as answer them.
  *
  *   struct shapes_config c;
  *   shapes_config_default(&c);
@@ -59,10 +62,12 @@ struct shapes_config {
     double crowded_minus1, crowded_minus2;
     int close_max_diff;
     double close_flip;
+    /* SFT split only: the probability that an item is a question-writing item (default 0: none). */
+    double ask_share;
 };
 
 void shapes_config_default(struct shapes_config *c);
-/* Ranges: probabilities in [0, 1], pair_direct + pair_red_first <= 1, crowded_minus1 +
+/* Ranges: probabilities (ask_share included) in [0, 1], pair_direct + pair_red_first <= 1, crowded_minus1 +
  * crowded_minus2 <= 1, weights finite, >= 0 and not all 0, crowded_min 0..19, close_max_diff 0..9. */
 int shapes_config_check(const struct shapes_config *c, struct mmupt_err *err);
 
@@ -88,6 +93,13 @@ const char *shapes_kind_name(enum shapes_kind k);   /* "red", "blue", "total", "
 const char *shapes_split_name(enum shapes_split s); /* "sft", "train", "val", "test" */
 const char *shapes_question(enum shapes_kind k);    /* the problem text, "<image>How many ..." */
 
+/* Question-writing items. The problem is synth_build_request(SYNTH_PROMPT_DIRECT, NULL, NULL, 1),
+ * exactly what `mmupt synth --mode direct` sends with its default prompt; the target is one of
+ * SHAPES_N_ASK_FORMS phrasings of the totals question (the one kind the warm start learns). */
+#define SHAPES_N_ASK_FORMS 5
+const char *shapes_ask_question(int form);          /* "How many squares are there in total?", ...; NULL out of range */
+int shapes_ask_form(const char *text);              /* the form whose text this is exactly, or -1 */
+
 /* Everything about one item except its pixels. */
 struct shapes_facts {
     int red, blue;
@@ -98,6 +110,9 @@ struct shapes_facts {
     enum shapes_strategy strategy;
     int biased;                 /* the response's answer differs from the truth (only direct ones can) */
     char response[64];
+    /* SFT split only: 1 for a question-writing item, whose response is shapes_ask_question(ask_form)
+     * (kind and answer are drawn as usual but the item does not use them). */
+    int ask, ask_form;
 };
 
 /* Draw the facts of item (split, index). */
@@ -106,7 +121,8 @@ void shapes_draw(const struct shapes_config *c, enum shapes_split split, uint64_
 void shapes_render(const struct shapes_config *c, enum shapes_split split, uint64_t index,
                    const struct shapes_facts *f, struct img_rgb *out);
 /* A whole dataset item: id "<split>-<index>", source = kind name, problem = the question, answer =
- * the SFT response or the true final answer, one PNG image. facts (may be NULL) receives the facts.
+ * the SFT response or the true final answer, one PNG image. A question-writing item has source
+ * "ask", the synth request as problem and the question written as answer. facts (may be NULL) receives the facts.
  * Free with ds_item_free. Fails only if the PNG encoder does. */
 int shapes_make_item(const struct shapes_config *c, enum shapes_split split, uint64_t index, struct ds_item *out,
                      struct shapes_facts *facts, struct mmupt_err *err);
@@ -125,6 +141,9 @@ struct shapes_stats {
     int64_t wrong[SHAPES_N_KINDS][SHAPES_N_STRATEGIES + 1];    /* answer differs from the truth */
     int64_t hard_direct[SHAPES_N_KINDS], hard_direct_wrong[SHAPES_N_KINDS]; /* crowded totals, close mores */
     int64_t unparsed;                                  /* responses without a \boxed{} answer */
+    /* Question-writing items: counted in n and crowded, in none of the per-kind numbers above. */
+    int64_t ask;
+    int64_t ask_form[SHAPES_N_ASK_FORMS + 1];          /* by the written text; last: unrecognised */
 };
 /* Add one written item (its answer text) with the facts it was made from. */
 void shapes_stats_add(struct shapes_stats *s, const struct shapes_config *c, enum shapes_split split,

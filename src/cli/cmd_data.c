@@ -16,7 +16,7 @@
 
 static const char usage_head[] =
     "usage: mmupt data shapes --out DIR [--seed S] [--sft N] [--train N] [--val N] [--test N]\n"
-    "                         [--kinds LIST] [--set NAME=VALUE]...\n"
+    "                         [--kinds LIST] [--ask-share X] [--set NAME=VALUE]...\n"
     "\n"
     "Write the quickstart's synthetic visual counting task (docs/quickstart-task.md) as four HDF5\n"
     "splits (docs/datasets.md): DIR/sft.h5, train.h5, val.h5, test.h5. DIR is created if missing;\n"
@@ -34,6 +34,10 @@ static const char usage_head[] =
     "         \\boxed{7}  |  red 4 blue 3 4+3=7 \\boxed{7}  |  blue 3 red 4 3+4=7 \\boxed{7}\n"
     "         (direct answers are a biased shortcut on crowded images; decomposed ones are right)\n"
     "  train  MM-UPT's unlabelled questions; the true answer is stored for label metrics only\n"
+    "         With --ask-share X, a share X of the SFT items are question-writing items instead\n"
+    "         (source ask): the problem is the request `mmupt synth --mode direct` sends with its\n"
+    "         default prompt, the answer a totals question such as\n"
+    "         How many squares are in the image?  (docs/quickstart-task.md)\n"
     "  val    held-out true answers for evaluation during training\n"
     "  test   held-out true answers for the final evaluation\n"
     "\n"
@@ -46,6 +50,8 @@ static const char usage_head[] =
     "  --train N, --val N, --test N\n"
     "  --kinds LIST      question kinds and weights, e.g. total,more or red:1,total:3\n"
     "                    (default red,blue,total,more: uniform)\n"
+    "  --ask-share X     probability, 0..1, that an SFT item is a question-writing item\n"
+    "                    (default 0: none, and every split is as without the option)\n"
     "  --set NAME=VALUE  change one number of the SFT target model (repeatable):\n";
 
 static void print_usage(FILE *f)
@@ -61,8 +67,8 @@ static void print_usage(FILE *f)
         fprintf(f, "    %-20s %s\n", val, ps[i].help);
     }
     fputs("\nPrints progress on stderr and, on stdout, the counts per split and kind, the share of\n"
-          "crowded images and the SFT strategy mix and shortcut error rates measured on the written\n"
-          "responses. Exit status: 0 written, 1 cannot write (nothing is left behind), 2 bad usage.\n",
+          "crowded images, the question-writing items and the SFT strategy mix and shortcut error rates\n"
+          "measured on the written responses. Exit status: 0 written, 1 cannot write (nothing is left behind), 2 bad usage.\n",
           f);
 }
 
@@ -83,6 +89,18 @@ static int parse_u64(const char *text, uint64_t *out)
     return 0;
 }
 
+/* A whole-string number in [0, 1]: "0.25" yes, "0.25x", "", "nan", "1.5" no. */
+static int parse_share(const char *text, double *out)
+{
+    if (!*text) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (*end || errno || !(v >= 0.0 && v <= 1.0)) return -1;
+    *out = v;
+    return 0;
+}
+
 /* Parse the command line after "shapes". Returns 0, or -1 after printing a usage error. */
 static int parse_args(int argc, char **argv, struct data_args *a)
 {
@@ -98,7 +116,7 @@ static int parse_args(int argc, char **argv, struct data_args *a)
         for (int s = 0; s < SHAPES_N_SPLITS; s++)
             if (strcmp(opt, split_opt[s]) == 0) split = s;
         int known = split >= 0 || !strcmp(opt, "--out") || !strcmp(opt, "--seed") || !strcmp(opt, "--kinds") ||
-                    !strcmp(opt, "--set");
+                    !strcmp(opt, "--ask-share") || !strcmp(opt, "--set");
         if (!known) {
             cli_error("data", "unexpected argument '%s' (see mmupt data shapes --help)", opt);
             return -1;
@@ -127,6 +145,11 @@ static int parse_args(int argc, char **argv, struct data_args *a)
                 return -1;
             }
             a->cfg.seed = u;
+        } else if (!strcmp(opt, "--ask-share")) {
+            if (parse_share(val, &a->cfg.ask_share)) {
+                cli_error("data", "--ask-share: '%s' is not a share from 0 to 1", val);
+                return -1;
+            }
         } else if (!strcmp(opt, "--kinds")) {
             if (shapes_parse_kinds(val, a->cfg.kind_weight, &err)) {
                 cli_error("data", "%s", err.msg);
@@ -185,20 +208,31 @@ static double pct(int64_t a, int64_t b)
     return b ? 100.0 * (double)a / (double)b : 0.0;
 }
 
+/* The question-writing items of the SFT split and how often each phrasing was written. */
+static void print_ask(const struct shapes_config *c, const struct shapes_stats *t)
+{
+    printf("\nquestion-writing (ask) items: %lld of %lld, %.1f%% [%.1f%%]; phrasings:\n", (long long)t->ask,
+           (long long)t->n, pct(t->ask, t->n), 100 * c->ask_share);
+    for (int f = 0; f < SHAPES_N_ASK_FORMS; f++)
+        printf("  %7lld  %s\n", (long long)t->ask_form[f], shapes_ask_question(f));
+    printf("  %7lld  (unrecognised)\n", (long long)t->ask_form[SHAPES_N_ASK_FORMS]);
+}
+
 static void print_summary(const struct data_args *a, const struct shapes_stats st[SHAPES_N_SPLITS])
 {
     const struct shapes_config *c = &a->cfg;
     printf("shapes dataset in %s (seed %" PRIu64 ")\n\n", a->out, c->seed);
-    printf("%-6s %8s %7s %7s %7s %7s  images >= %d squares\n", "split", "items", "red", "blue", "total", "more",
-           c->crowded_min);
+    printf("%-6s %8s %7s %7s %7s %7s %7s  images >= %d squares\n", "split", "items", "red", "blue", "total", "more",
+           "ask", c->crowded_min);
     for (int s = 0; s < SHAPES_N_SPLITS; s++) {
         if (!a->n[s]) continue;
         printf("%-6s %8lld", shapes_split_name(s), (long long)st[s].n);
         for (int k = 0; k < SHAPES_N_KINDS; k++) printf(" %7lld", (long long)st[s].kind[k]);
-        printf("  %.1f%%\n", pct(st[s].crowded, st[s].n));
+        printf(" %7lld  %.1f%%\n", (long long)st[s].ask, pct(st[s].crowded, st[s].n));
     }
     const struct shapes_stats *t = &st[SHAPES_SFT];
     if (!t->n) return;
+    if (c->ask_share > 0 || t->ask) print_ask(c, t);
     printf("\nSFT targets, measured on the written responses (configured in brackets):\n");
     printf("%-6s %16s %16s %16s %12s\n", "kind", "direct", "red first", "blue first", "unrecognised");
     for (int k = 0; k < SHAPES_N_KINDS; k++) {

@@ -82,6 +82,31 @@ static int load_run(const char *seed_dir, const char *name, int optional, struct
     return join(path, dir, "selected_step", err) || load_selected(path, &r->selected_step, err) ? -1 : 0;
 }
 
+/* The self-generated-question run: synth.json, synth/ and synth_data.json, all or none. */
+static int load_synth(const char *seed_dir, struct report_seed *s, struct mmupt_err *err)
+{
+    static const char *const names[3] = {"synth.json", "synth", "synth_data.json"};
+    static const char *const shown[3] = {"synth.json", "synth/", "synth_data.json"};
+    char path[3][PATH_MAX_LEN], *text;
+    int have[3], n = 0;
+    for (int i = 0; i < 3; i++) {
+        if (join(path[i], seed_dir, names[i], err) || (have[i] = exists(path[i], err)) < 0) return -1;
+        n += have[i];
+    }
+    if (n == 0) return 0;
+    for (int i = 0; i < 3; i++)
+        if (!have[i])
+            return mmupt_fail(err, "%s: missing (the run on self-generated questions needs synth.json, synth/ and "
+                              "synth_data.json; the seed has %s)", path[i], shown[have[0] ? 0 : have[1] ? 1 : 2]);
+    size_t len;
+    if (load_run(seed_dir, "synth", 0, &s->synth, err) ||
+        file_read_all(path[2], REPORT_MAX_JSON_BYTES, &text, &len, err))
+        return -1;
+    int rc = report_parse_synth(path[2], text, len, &s->synth_data, err);
+    free(text);
+    return rc;
+}
+
 static void free_run(struct report_run *r)
 {
     report_eval_free(&r->eval);
@@ -93,6 +118,7 @@ static void free_seed(struct report_seed *s)
     report_eval_free(&s->base);
     free_run(&s->majority);
     free_run(&s->ground_truth);
+    free_run(&s->synth);
 }
 
 static int load_seed(const char *run_dir, struct report_seed *s, struct mmupt_err *err)
@@ -100,9 +126,10 @@ static int load_seed(const char *run_dir, struct report_seed *s, struct mmupt_er
     char dir[PATH_MAX_LEN], name[32], path[PATH_MAX_LEN], *text;
     size_t len;
     snprintf(name, sizeof name, "seed-%lld", (long long)s->seed);
-    s->majority.selected_step = s->ground_truth.selected_step = -1;
+    s->majority.selected_step = s->ground_truth.selected_step = s->synth.selected_step = -1;
     if (join(dir, run_dir, name, err) || load_eval(dir, "base.json", &s->base, err) ||
         load_run(dir, "majority", 0, &s->majority, err) || load_run(dir, "ground_truth", 1, &s->ground_truth, err) ||
+        load_synth(dir, s, err) ||
         join(path, dir, "times.tsv", err) || file_read_all(path, 1 << 16, &text, &len, err))
         return -1;
     int rc = report_parse_times(path, text, len, s->phases, &s->n_phases, err);
@@ -176,6 +203,20 @@ void report_free(struct report_data *d)
     memset(d, 0, sizeof *d);
 }
 
+/* The run on self-generated questions is compared across seeds, so it is on every seed or none. */
+static int check_synth(const char *run_dir, struct report_data *d, struct mmupt_err *err)
+{
+    int with = -1, without = -1;
+    for (int i = d->n_seeds - 1; i >= 0; i--) /* backwards: the first seed of each kind is named */
+        *(d->seeds[i].synth.present ? &with : &without) = i;
+    if (with >= 0 && without >= 0)
+        return mmupt_fail(err, "%s/seed-%lld/synth.json: missing (seed %lld has the run on self-generated questions; "
+                          "every seed needs synth.json, synth/ and synth_data.json, or none)",
+                          run_dir, (long long)d->seeds[without].seed, (long long)d->seeds[with].seed);
+    d->synth = with >= 0;
+    return 0;
+}
+
 int report_load(const char *run_dir, struct report_data *out, struct mmupt_err *err)
 {
     struct report_data d = {0};
@@ -192,6 +233,10 @@ int report_load(const char *run_dir, struct report_data *out, struct mmupt_err *
             report_free(&d);
             return -1;
         }
+    }
+    if (check_synth(run_dir, &d, err)) {
+        report_free(&d);
+        return -1;
     }
     *out = d;
     return 0;

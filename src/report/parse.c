@@ -8,6 +8,7 @@
 
 #include "mmupt/json.h"
 #include "mmupt/report.h"
+#include "internal.h"
 #include "mmupt/strutil.h"
 
 void report_eval_free(struct report_eval *e)
@@ -33,7 +34,7 @@ static int get_share(const json_t *o, const char *key, double *out, const char *
     return 0;
 }
 
-static int get_count(const json_t *o, const char *key, int64_t *out, const char *name, const char *path,
+int report_get_count(const json_t *o, const char *key, int64_t *out, const char *name, const char *path,
                      struct mmupt_err *err)
 {
     const json_t *v = json_object_get(o, key);
@@ -44,7 +45,7 @@ static int get_count(const json_t *o, const char *key, int64_t *out, const char 
     return 0;
 }
 
-static const json_t *get_object(const json_t *o, const char *key, const char *name, struct mmupt_err *err)
+const json_t *report_get_object(const json_t *o, const char *key, const char *name, struct mmupt_err *err)
 {
     const json_t *v = json_object_get(o, key);
     if (!v) mmupt_fail(err, "%s: %s: missing", name, key);
@@ -67,7 +68,7 @@ static int read_sources(const char *name, const json_t *by, struct report_eval *
             return mmupt_fail(err, "%s: by_source: a kind's name is longer than %d bytes", name, REPORT_MAX_NAME - 1);
         snprintf(path, sizeof path, "by_source.%s", key);
         if (!json_is_object(v)) return mmupt_fail(err, "%s: %s: not an object", name, path);
-        if (get_count(v, "items", &s->items, name, path, err) ||
+        if (report_get_count(v, "items", &s->items, name, path, err) ||
             get_share(v, "greedy_pass1", &s->greedy, name, path, err) || get_share(v, "maj", &s->maj, name, path, err))
             return -1;
         e->n_sources++;
@@ -78,19 +79,19 @@ static int read_sources(const char *name, const json_t *by, struct report_eval *
 static int read_eval(const char *name, const json_t *root, struct report_eval *e, struct mmupt_err *err)
 {
     if (!json_is_object(root)) return mmupt_fail(err, "%s: not a JSON object (an `mmupt eval --json` file)", name);
-    const json_t *settings = get_object(root, "settings", name, err), *overall, *by;
+    const json_t *settings = report_get_object(root, "settings", name, err), *overall, *by;
     if (!settings) return -1;
     const json_t *g = json_object_get(settings, "G");
     if (!g || !json_is_integer(g) || json_integer_value(g) < 1 || json_integer_value(g) > 1000000)
         return mmupt_fail(err, "%s: settings.G: %s", name, g ? "not an integer in [1, 1000000]" : "missing");
     e->G = (int)json_integer_value(g);
-    if (!(overall = get_object(root, "overall", name, err))) return -1;
-    if (get_count(overall, "items", &e->items, name, "overall", err) ||
+    if (!(overall = report_get_object(root, "overall", name, err))) return -1;
+    if (report_get_count(overall, "items", &e->items, name, "overall", err) ||
         get_share(overall, "greedy_pass1", &e->greedy, name, "overall", err) ||
         get_share(overall, "pass1", &e->pass1, name, "overall", err) ||
         get_share(overall, "maj", &e->maj, name, "overall", err))
         return -1;
-    if (!(by = get_object(root, "by_source", name, err))) return -1;
+    if (!(by = report_get_object(root, "by_source", name, err))) return -1;
     return read_sources(name, by, e, err);
 }
 

@@ -24,6 +24,13 @@ void report_row_of(const struct report_seed *s, struct report_row *r)
     r->uniform_end = report_window_mean(m, REPORT_UNIFORM_GROUPS, 1);
     r->wall_s = 0.0;
     for (int i = 0; i < s->n_phases; i++) r->wall_s += s->phases[i].seconds;
+    r->mm_maj = mm->maj;
+    const struct report_eval *sy = &s->synth.eval;
+    r->sy_greedy = s->synth.present ? sy->greedy : NAN;
+    r->sy_delta = r->sy_greedy - b->greedy;
+    r->sy_pass1 = s->synth.present ? sy->pass1 : NAN;
+    r->sy_maj = s->synth.present ? sy->maj : NAN;
+    r->sy_vs_mm = r->sy_delta - r->mm_delta;
 }
 
 /* struct report_row holds only doubles: its columns are walked as an array, so the mean is one loop. */

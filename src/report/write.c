@@ -8,7 +8,11 @@
  * quickstart's bars (MM-UPT: mean delta >= +5.0 points and no seed below -3.0; ground-truth GRPO:
  * >= +10.0 on every seed), computed from the printed numbers, with a sentence for every seed where
  * MM-UPT lost accuracy; per-kind accuracy per seed; per-run training metrics (steps, selected step,
- * start and end windows); the phase times; the figure; and a legend of the columns. */
+ * start and end windows); the phase times; the figure; and a legend of the columns.
+ *
+ * A run with MM-UPT on self-generated questions (every seed's synth.json) adds that run beside MM-UPT
+ * on the original questions wherever MM-UPT appears, the synth counts to the Run section and a
+ * sentence per seed comparing the two deltas; a run without it reads exactly as before. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,14 +87,52 @@ static void run_section(FILE *f, const struct report_data *d, const char *run_di
     if (d->n_info == 0) fputs("| (run.tsv is empty) | |\n", f);
 }
 
-/* gt_ran: whether ground-truth GRPO ran (for the mean row: on any seed); "-" then means a null. */
-static void summary_row(FILE *f, const char *name, const struct report_row *r, int gt_ran, const char *g_note)
+/* Per seed, what `mmupt synth` kept of the questions the warm start wrote (reasons with no rejection
+ * left out). */
+static void synth_facts(FILE *f, const struct report_data *d)
+{
+    fputs("\nSelf-generated questions per seed (`mmupt synth`, seed-N/synth\\_data.json; a rejected candidate counts "
+          "under the first filter it failed):\n\n", f);
+    for (int i = 0; i < d->n_seeds; i++) {
+        const struct report_synth_data *s = &d->seeds[i].synth_data;
+        fprintf(f, "- seed %lld: self-generated questions: %lld kept of %lld candidates (rejected: ",
+                (long long)d->seeds[i].seed, (long long)s->kept, (long long)s->candidates);
+        const char *sep = "";
+        for (int r = 0; r < s->n_reasons; r++) {
+            if (s->reasons[r].n == 0) continue;
+            fputs(sep, f);
+            cell(f, s->reasons[r].name);
+            fprintf(f, " %lld", (long long)s->reasons[r].n);
+            sep = ", ";
+        }
+        fprintf(f, "%s), from %lld items.\n", *sep ? "" : "none", (long long)s->items_used);
+    }
+}
+
+/* "MM-UPT, self-generated questions (direct)": the mode every seed's synth used. */
+static void synth_title(FILE *f, const struct report_data *d)
+{
+    const char *mode = d->seeds[0].synth_data.mode;
+    for (int i = 1; i < d->n_seeds; i++)
+        if (strcmp(d->seeds[i].synth_data.mode, mode) != 0) mode = "modes differ per seed";
+    fputs("MM-UPT, self-generated questions (", f);
+    cell(f, mode);
+    fputc(')', f);
+}
+
+/* gt_ran: whether ground-truth GRPO ran (for the mean row: on any seed); "-" then means a null.
+ * synth: the run has MM-UPT on self-generated questions (its maj@G, and MM-UPT's, get columns). */
+static void summary_row(FILE *f, const char *name, const struct report_row *r, int gt_ran, const char *g_note,
+                        int synth)
 {
     char a[16], b[16], c[16], h[16], mm[40], p[16], gt[40], l[40], u[40];
-    fprintf(f, "| %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %s | %.0f |\n", name, pct(a, r->base_greedy),
-            pct(b, r->base_pass1), pct(c, r->base_maj), g_note, delta(h, r->headroom),
-            with_delta(mm, r->mm_greedy, r->mm_delta), pct(p, r->mm_pass1),
-            gt_ran ? with_delta(gt, r->gt_greedy, r->gt_delta) : "not run",
+    fprintf(f, "| %s | %s | %s | %s%s | %s | %s | %s |", name, pct(a, r->base_greedy), pct(b, r->base_pass1),
+            pct(c, r->base_maj), g_note, delta(h, r->headroom), with_delta(mm, r->mm_greedy, r->mm_delta),
+            pct(p, r->mm_pass1));
+    if (synth)
+        fprintf(f, " %s | %s | %s | %s |", pct(a, r->mm_maj), with_delta(mm, r->sy_greedy, r->sy_delta),
+                pct(b, r->sy_pass1), pct(c, r->sy_maj));
+    fprintf(f, " %s | %s | %s | %.0f |\n", gt_ran ? with_delta(gt, r->gt_greedy, r->gt_delta) : "not run",
             start_end(l, r->label_start, r->label_end), start_end(u, r->uniform_start, r->uniform_end), r->wall_s);
 }
 
@@ -101,20 +143,27 @@ static void summary(FILE *f, const struct report_data *d)
     char maj[32] = "maj@G";
     if (uniform_g) snprintf(maj, sizeof maj, "maj@%d", d->seeds[0].base.G);
     fprintf(f, "\n## Accuracy on the test split\n\nPercent; deltas and headroom in points; see the legend at the "
-               "end.\n\n| seed | base greedy | base pass@1 | base %s | headroom | MM-UPT greedy (delta) "
-               "| MM-UPT pass@1 | GT-GRPO greedy (delta) | vote label accuracy start -> end "
-               "| unanimous groups start -> end | wall s |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-            maj);
+               "end.\n\n| seed | base greedy | base pass@1 | base %s | headroom | ", maj);
+    if (d->synth) {
+        fprintf(f, "MM-UPT, original questions: greedy (delta) | original: pass@1 | original: %s | ", maj);
+        synth_title(f, d);
+        fprintf(f, ": greedy (delta) | self-generated: pass@1 | self-generated: %s | ", maj);
+    } else {
+        fputs("MM-UPT greedy (delta) | MM-UPT pass@1 | ", f);
+    }
+    fputs("GT-GRPO greedy (delta) | vote label accuracy start -> end | unanimous groups start -> end | wall s |\n"
+          "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|", f);
+    fputs(d->synth ? "--:|--:|--:|--:|\n" : "\n", f);
     struct report_row *rows = mmupt_xcalloc((size_t)d->n_seeds, sizeof *rows), mean;
     for (int i = 0; i < d->n_seeds; i++) {
         char name[32], note[32] = "";
         report_row_of(&d->seeds[i], &rows[i]);
         snprintf(name, sizeof name, "%lld", (long long)d->seeds[i].seed);
         if (!uniform_g) snprintf(note, sizeof note, " (G=%d)", d->seeds[i].base.G);
-        summary_row(f, name, &rows[i], d->seeds[i].ground_truth.present, note);
+        summary_row(f, name, &rows[i], d->seeds[i].ground_truth.present, note, d->synth);
     }
     report_row_mean(rows, d->n_seeds, &mean);
-    summary_row(f, "**mean**", &mean, gt_any, "");
+    summary_row(f, "**mean**", &mean, gt_any, "", d->synth);
     free(rows);
 }
 
@@ -181,6 +230,39 @@ static void verdict(FILE *f, const struct report_data *d)
     if (!lost) fputs("\nMM-UPT lost no greedy accuracy on any seed.\n", f);
 }
 
+/* One comparison: the two greedy deltas as printed and their difference, said in words. */
+static void compare_line(FILE *f, const char *who, double sy_delta, double mm_delta)
+{
+    char a[16], b[16];
+    fprintf(f, "- %s: greedy delta %s points on self-generated questions against %s on the original questions", who,
+            delta(a, sy_delta), delta(b, mm_delta));
+    if (!isfinite(sy_delta) || !isfinite(mm_delta)) {
+        fputs(": no difference to give (a null in an evaluation).\n", f);
+        return;
+    }
+    /* the difference of the printed numbers, so the sentence agrees with the table */
+    double diff = round((report_points(sy_delta) - report_points(mm_delta)) * 10.0) / 10.0;
+    if (diff == 0.0) fputs(": the same.\n", f);
+    else fprintf(f, ": %.1f points %s.\n", fabs(diff), diff > 0 ? "higher" : "lower");
+}
+
+static void synth_compare(FILE *f, const struct report_data *d)
+{
+    fputs("\n## MM-UPT on self-generated questions\n\nThe same MM-UPT training on questions the warm start wrote "
+          "itself (`mmupt synth`) instead of the dataset's questions, evaluated on the same test split; the difference "
+          "is self-generated minus original, in points of greedy accuracy. No bar applies to it.\n\n", f);
+    struct report_row *rows = mmupt_xcalloc((size_t)d->n_seeds, sizeof *rows), mean;
+    for (int i = 0; i < d->n_seeds; i++) {
+        char who[32];
+        report_row_of(&d->seeds[i], &rows[i]);
+        snprintf(who, sizeof who, "seed %lld", (long long)d->seeds[i].seed);
+        compare_line(f, who, rows[i].sy_delta, rows[i].mm_delta);
+    }
+    report_row_mean(rows, d->n_seeds, &mean);
+    if (d->n_seeds > 1) compare_line(f, "mean over the seeds", mean.sy_delta, mean.mm_delta);
+    free(rows);
+}
+
 static const struct report_source *find_source(const struct report_eval *e, const char *name)
 {
     for (int i = 0; i < e->n_sources; i++)
@@ -192,14 +274,16 @@ static void kind_row(FILE *f, const char *name, const struct report_seed *s)
 {
     const struct report_source *b = find_source(&s->base, name), *mm = find_source(&s->majority.eval, name);
     const struct report_source *gt = s->ground_truth.present ? find_source(&s->ground_truth.eval, name) : NULL;
+    const struct report_source *sy = s->synth.present ? find_source(&s->synth.eval, name) : NULL;
     double bg = b ? b->greedy : NAN;
     char items[24] = "-", x[16], y[16], m[40], g[40];
     if (b) snprintf(items, sizeof items, "%lld", (long long)b->items);
     fputs("| ", f);
     cell(f, name);
-    fprintf(f, " | %s | %s | %s | %s | %s |\n", items, pct(x, bg), pct(y, b ? b->maj : NAN),
-            mm ? with_delta(m, mm->greedy, mm->greedy - bg) : "-",
-            !s->ground_truth.present ? "not run" : gt ? with_delta(g, gt->greedy, gt->greedy - bg) : "-");
+    fprintf(f, " | %s | %s | %s | %s |", items, pct(x, bg), pct(y, b ? b->maj : NAN),
+            mm ? with_delta(m, mm->greedy, mm->greedy - bg) : "-");
+    if (s->synth.present) fprintf(f, " %s |", sy ? with_delta(m, sy->greedy, sy->greedy - bg) : "-");
+    fprintf(f, " %s |\n", !s->ground_truth.present ? "not run" : gt ? with_delta(g, gt->greedy, gt->greedy - bg) : "-");
 }
 
 /* Per seed, the kinds of the base evaluation, then any only the trained models' evaluations have. */
@@ -208,17 +292,21 @@ static void per_kind(FILE *f, const struct report_data *d)
     fputs("\n## Greedy accuracy per kind of question\n", f);
     for (int i = 0; i < d->n_seeds; i++) {
         const struct report_seed *s = &d->seeds[i];
-        fprintf(f, "\n### seed %lld\n\n| kind | items | base greedy | base maj@%d | MM-UPT greedy (delta) | GT-GRPO "
-                   "greedy (delta) |\n|---|--:|--:|--:|--:|--:|\n",
-                (long long)s->seed, s->base.G);
+        fprintf(f, "\n### seed %lld\n\n| kind | items | base greedy | base maj@%d | MM-UPT greedy (delta) | %s"
+                   "GT-GRPO greedy (delta) |\n|---|--:|--:|--:|--:|--:|%s\n",
+                (long long)s->seed, s->base.G, s->synth.present ? "MM-UPT self-generated greedy (delta) | " : "",
+                s->synth.present ? "--:|" : "");
         for (int k = 0; k < s->base.n_sources; k++) kind_row(f, s->base.sources[k].name, s);
-        const struct report_eval *others[2] = {&s->majority.eval,
-                                               s->ground_truth.present ? &s->ground_truth.eval : NULL};
-        for (int o = 0; o < 2; o++)
+        /* then kinds only a trained model's evaluation has, each once */
+        const struct report_eval *others[3] = {&s->majority.eval,
+                                               s->ground_truth.present ? &s->ground_truth.eval : NULL,
+                                               s->synth.present ? &s->synth.eval : NULL};
+        for (int o = 0; o < 3; o++)
             for (int k = 0; others[o] && k < others[o]->n_sources; k++) {
                 const char *name = others[o]->sources[k].name;
-                if (find_source(&s->base, name) || (o == 1 && find_source(&s->majority.eval, name))) continue;
-                kind_row(f, name, s);
+                int shown = find_source(&s->base, name) != NULL;
+                for (int e = 0; e < o; e++) shown |= others[e] && find_source(others[e], name);
+                if (!shown) kind_row(f, name, s);
             }
     }
 }
@@ -265,6 +353,7 @@ static void training(FILE *f, const struct report_data *d)
           "validation greedy pass@1 |\n|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n", f);
     for (int i = 0; i < d->n_seeds; i++) {
         run_row(f, &d->seeds[i], "MM-UPT", &d->seeds[i].majority);
+        if (d->seeds[i].synth.present) run_row(f, &d->seeds[i], "MM-UPT self-generated", &d->seeds[i].synth);
         if (d->seeds[i].ground_truth.present) run_row(f, &d->seeds[i], "GT-GRPO", &d->seeds[i].ground_truth);
     }
 }
@@ -304,7 +393,7 @@ static void times(FILE *f, const struct report_data *d)
     free(names);
 }
 
-static void legend(FILE *f, const char *png_ref)
+static void legend(FILE *f, const char *png_ref, int synth)
 {
     fputs("\n## Curves\n\n![training curves: majority ratio, vote label accuracy, reward, validation greedy pass@1](",
           f);
@@ -312,12 +401,19 @@ static void legend(FILE *f, const char *png_ref)
     fputs(")\n\nThe figure (", f);
     cell(f, png_ref);
     fputs(") plots, per training step, the majority ratio, the vote label accuracy, the mean reward and the validation "
-          "greedy pass@1; MM-UPT runs in blues and greens, ground-truth GRPO runs in oranges and reds, one line per "
-          "seed.\n\n## Legend\n\n"
+          "greedy pass@1; MM-UPT runs in blues and greens, ground-truth GRPO runs in oranges and reds, ", f);
+    if (synth)
+        fputs("MM-UPT runs on self-generated questions in purples and pinks (\"self\" in the figure's legend), ", f);
+    fputs("one line per seed.\n\n## Legend\n\n"
           "- **base**: the warm-start model (supervised warm-up), before any GRPO. **MM-UPT**: GRPO whose reward is "
           "agreement with the majority vote over the model's own G samples; it never sees a label. **GT-GRPO**: the "
-          "same training with the true answer as reward (needs labels; the upper reference).\n"
-          "- **greedy**: accuracy of the greedy answer on the test split. **pass@1**: mean accuracy of the G samples "
+          "same training with the true answer as reward (needs labels; the upper reference).\n", f);
+    if (synth)
+        fputs("- **MM-UPT, self-generated questions** (the synth mode in parentheses): the same MM-UPT training, but "
+              "on questions the warm start wrote itself for the training images (`mmupt synth`, docs/synth.md), "
+              "filtered and never labelled; **original questions**: MM-UPT on the dataset's own questions. "
+              "**self-generated minus original**: the difference of the two greedy deltas, in points.\n", f);
+    fputs("- **greedy**: accuracy of the greedy answer on the test split. **pass@1**: mean accuracy of the G samples "
           "at the evaluation's temperature. **maj@G**: accuracy of the majority vote over G samples.\n"
           "- **headroom**: base maj@G minus base greedy, in points: how much better the model's own vote is than its "
           "greedy answer, the gain majority-vote training can hope to move into greedy decoding.\n"
@@ -341,12 +437,14 @@ char *report_markdown(const struct report_data *d, const char *run_dir, const ch
     FILE *f = open_memstream(&buf, len);
     if (!f) MMUPT_DIE("open_memstream failed");
     run_section(f, d, run_dir);
+    if (d->synth) synth_facts(f, d);
     summary(f, d);
     verdict(f, d);
+    if (d->synth) synth_compare(f, d);
     per_kind(f, d);
     training(f, d);
     times(f, d);
-    legend(f, png_ref);
+    legend(f, png_ref, d->synth);
     if (fclose(f) != 0) MMUPT_DIE("writing the report into memory failed");
     return buf;
 }

@@ -16,6 +16,28 @@ static const char *const questions[SHAPES_N_KINDS] = {
     "<image>Are there more red squares than blue squares?",
 };
 
+/* Totals questions only: the warm start learns totals, and a colour-conditioned question is one it
+ * could write but not answer (docs/quickstart-task.md). The first is the task's own question. */
+static const char *const ask_questions[SHAPES_N_ASK_FORMS] = {
+    "How many squares are there in total?",
+    "How many squares are in the image?",
+    "What is the total number of squares?",
+    "Count the squares. How many are there?",
+    "How many squares can you see?",
+};
+
+const char *shapes_ask_question(int form)
+{
+    return form >= 0 && form < SHAPES_N_ASK_FORMS ? ask_questions[form] : NULL;
+}
+
+int shapes_ask_form(const char *text)
+{
+    for (int i = 0; text && i < SHAPES_N_ASK_FORMS; i++)
+        if (strcmp(text, ask_questions[i]) == 0) return i;
+    return -1;
+}
+
 const char *shapes_kind_name(enum shapes_kind k)
 {
     return (unsigned)k < SHAPES_N_KINDS ? kind_names[k] : "?";
@@ -44,6 +66,7 @@ void shapes_config_default(struct shapes_config *c)
     c->crowded_minus2 = 0.1;
     c->close_max_diff = 1;
     c->close_flip = 0.5;
+    c->ask_share = 0.0;
 }
 
 /* The kind weights are set through --kinds, not here: a list reads better than four numbers. */
@@ -92,7 +115,8 @@ int shapes_config_check(const struct shapes_config *c, struct mmupt_err *err)
     if (!(wsum > 0.0) || !isfinite(wsum)) return mmupt_fail(err, "the kind weights must not all be 0");
     if (check_prob("pair_direct", c->pair_direct, err) || check_prob("pair_red_first", c->pair_red_first, err) ||
         check_prob("single_direct", c->single_direct, err) || check_prob("crowded_minus1", c->crowded_minus1, err) ||
-        check_prob("crowded_minus2", c->crowded_minus2, err) || check_prob("close_flip", c->close_flip, err))
+        check_prob("crowded_minus2", c->crowded_minus2, err) || check_prob("close_flip", c->close_flip, err) ||
+        check_prob("ask_share", c->ask_share, err))
         return -1;
     /* A small tolerance so that "0.45 + 0.55" typed on a command line is accepted. */
     if (c->pair_direct + c->pair_red_first > 1.0 + 1e-9)

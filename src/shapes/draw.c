@@ -128,6 +128,20 @@ static void draw_target(struct shapes_rng *rng, const struct shapes_config *c, s
     }
 }
 
+/* Is this SFT item a question-writing one, and which phrasing? Both draws are always made (the
+ * stream stays aligned whatever the share), from the item's own ASK stream. */
+static void draw_ask(struct shapes_rng *rng, const struct shapes_config *c, struct shapes_facts *f)
+{
+    double u = shapes_rng_uniform(rng);
+    int form = shapes_rng_below(rng, SHAPES_N_ASK_FORMS);
+    if (!(u < c->ask_share)) return;
+    f->ask = 1;
+    f->ask_form = form;
+    f->strategy = SHAPES_DIRECT;
+    f->biased = 0;
+    snprintf(f->response, sizeof f->response, "%s", shapes_ask_question(form));
+}
+
 void shapes_draw(const struct shapes_config *c, enum shapes_split split, uint64_t index, struct shapes_facts *f)
 {
     memset(f, 0, sizeof *f);
@@ -141,6 +155,8 @@ void shapes_draw(const struct shapes_config *c, enum shapes_split split, uint64_
     if (split == SHAPES_SFT) {
         shapes_rng_init(&rng, c, split, index, SHAPES_STREAM_TARGET);
         draw_target(&rng, c, f);
+        shapes_rng_init(&rng, c, split, index, SHAPES_STREAM_ASK);
+        draw_ask(&rng, c, f);
     }
 }
 

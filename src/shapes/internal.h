@@ -7,8 +7,9 @@
 #include "mmupt/shapes.h"
 
 /* The independent random streams of one item. Separate streams keep parts apart: changing the
- * question mix or the SFT probabilities leaves every image as it was. */
-enum shapes_stream { SHAPES_STREAM_LAYOUT, SHAPES_STREAM_KIND, SHAPES_STREAM_TARGET, SHAPES_STREAM_PIXELS };
+ * question mix or the SFT probabilities leaves every image as it was. ASK came last and has a key
+ * of its own, so adding it changed no draw of the others (ask_share 0 writes the old bytes). */
+enum shapes_stream { SHAPES_STREAM_LAYOUT, SHAPES_STREAM_KIND, SHAPES_STREAM_TARGET, SHAPES_STREAM_PIXELS, SHAPES_STREAM_ASK };
 
 /* A SplitMix64 sequence started from the counter-based key (seed, split, index, stream)
  * (sample_rng_bits). The key gives independence between items; within an item the cheap

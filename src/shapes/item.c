@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "mmupt/grade.h"
+#include "mmupt/synth.h"
 
 static char *dup_str(const char *s)
 {
@@ -33,8 +34,15 @@ int shapes_make_item(const struct shapes_config *c, enum shapes_split split, uin
     snprintf(id, sizeof id, "%s-%llu", shapes_split_name(split), (unsigned long long)index);
     it.index = (int64_t)index;
     it.id = dup_str(id);
-    it.source = dup_str(shapes_kind_name(f.kind));
-    it.problem = dup_str(shapes_question(f.kind));
+    if (f.ask) {
+        /* Built by synth's own function, not retyped: the warm start must see byte for byte the
+         * request that `mmupt synth --mode direct` will send it. */
+        it.source = dup_str("ask");
+        it.problem = synth_build_request(SYNTH_PROMPT_DIRECT, NULL, NULL, 1);
+    } else {
+        it.source = dup_str(shapes_kind_name(f.kind));
+        it.problem = dup_str(shapes_question(f.kind));
+    }
     it.answer = dup_str(split == SHAPES_SFT ? f.response : f.answer);
     it.n_images = 1;
     it.image = mmupt_xmalloc(sizeof *it.image);
@@ -59,8 +67,15 @@ void shapes_stats_add(struct shapes_stats *s, const struct shapes_config *c, enu
                       const struct shapes_facts *f, const char *written_answer)
 {
     s->n++;
-    s->kind[f->kind]++;
     if (f->red + f->blue >= c->crowded_min) s->crowded++;
+    if (f->ask) {
+        /* A written question, not an answer: it has no kind, strategy or \boxed{} to measure. */
+        int form = shapes_ask_form(written_answer);
+        s->ask++;
+        s->ask_form[form < 0 ? SHAPES_N_ASK_FORMS : form]++;
+        return;
+    }
+    s->kind[f->kind]++;
     if (split != SHAPES_SFT) return;
     int st = shapes_response_strategy(written_answer);
     if (st < 0) st = SHAPES_N_STRATEGIES;

@@ -1,7 +1,8 @@
 /* The quickstart report's pieces: the metrics.jsonl parser (nulls, unknown keys, resumed history,
  * errors naming file, line and key), the start/end window means, the eval JSON and TSV parsers,
  * seed directories sorted numerically, the summary rows, the verdict at its boundaries, the
- * markdown's escaping and the figure's size and colours. */
+ * markdown's escaping and the figure's size and colours; the run on self-generated questions
+ * (synth_data.json's parser, all seeds or none, its row, sentence, facts line and curves). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,12 +238,14 @@ static void make_seed(const char *run, int seed, double base, double mm)
     put(d, "times.tsv", "base_eval\t1\n");
 }
 
-/* Removes run/seed-N/{files, majority/metrics.jsonl} for the seeds given, then run itself. */
+/* Removes run/seed-N/{files, majority/, synth/} for the seeds given, then run itself. */
 static void remove_run(const char *run, const int *seeds, int n)
 {
     char p[1024]; /* short, so test_remove_dir's own paths provably fit */
     for (int i = 0; i < n; i++) {
         snprintf(p, sizeof p, "%s/seed-%d/majority", run, seeds[i]);
+        test_remove_dir(p);
+        snprintf(p, sizeof p, "%s/seed-%d/synth", run, seeds[i]);
         test_remove_dir(p);
         snprintf(p, sizeof p, "%s/seed-%d", run, seeds[i]);
         test_remove_dir(p);
@@ -291,6 +294,110 @@ static void test_load_sorts_seeds(struct test_state *ts)
     snprintf(p, sizeof p, "%s/seed-3", run);
     unlink(p);
     remove_run(run, seeds, 3);
+}
+
+static const char synth_json[] =
+    "{\"settings\": {\"mode\": \"direct\", \"n\": 4}, \"prompt\": \"Ask.\",\n"
+    " \"counts\": {\"items_used\": 16, \"candidates\": 64, \"kept\": 10, \"rejected\": 54,\n"
+    "            \"rejected_by_reason\": {\"empty\": 0, \"not_question\": 50, \"too_short\": 4}}}\n";
+
+static void bad_synth(struct test_state *ts, const char *from, const char *to, const char *want)
+{
+    char text[1024];
+    const char *at = strstr(synth_json, from);
+    CHECK_MSG(ts, at != NULL, "fixture lacks %s", from);
+    if (!at) return;
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - synth_json), synth_json, to, at + strlen(from));
+    struct report_synth_data sd;
+    struct mmupt_err err = {{0}};
+    CHECK_MSG(ts, report_parse_synth("s.json", text, strlen(text), &sd, &err) == -1, "accepted: %s", text);
+    CHECK_CONTAINS(ts, err.msg, want);
+    CHECK(ts, sd.n_reasons == 0 && sd.kept == 0);
+}
+
+static void test_synth_parse(struct test_state *ts)
+{
+    struct report_synth_data sd;
+    struct mmupt_err err = {{0}};
+    CHECK_MSG(ts, report_parse_synth("s.json", synth_json, strlen(synth_json), &sd, &err) == 0, "%s", err.msg);
+    CHECK(ts, strcmp(sd.mode, "direct") == 0 && sd.items_used == 16 && sd.candidates == 64 && sd.kept == 10);
+    CHECK(ts, sd.n_reasons == 3 && strcmp(sd.reasons[0].name, "empty") == 0 && sd.reasons[0].n == 0);
+    CHECK(ts, sd.n_reasons == 3 && strcmp(sd.reasons[1].name, "not_question") == 0 && sd.reasons[1].n == 50);
+    CHECK(ts, sd.n_reasons == 3 && strcmp(sd.reasons[2].name, "too_short") == 0 && sd.reasons[2].n == 4);
+    bad_synth(ts, "\"counts\"", "\"count\"", "s.json: counts: missing");
+    bad_synth(ts, "\"kept\": 10", "\"keep\": 10", "s.json: counts.kept: missing");
+    bad_synth(ts, "\"kept\": 10", "\"kept\": 10.5", "s.json: counts.kept: not a non-negative integer");
+    bad_synth(ts, "\"candidates\": 64", "\"candidates\": -64", "s.json: counts.candidates: not a non-negative");
+    bad_synth(ts, "\"items_used\": 16", "\"items_used\": \"16\"", "s.json: counts.items_used: not a non-negative");
+    bad_synth(ts, "\"candidates\": 64", "\"candidates\": 9", "s.json: counts.kept: 10 is more than counts.candidates");
+    bad_synth(ts, "\"too_short\": 4", "\"too_short\": 3",
+              "s.json: counts: kept (10) plus rejected_by_reason (53) is not candidates (64)");
+    bad_synth(ts, "\"too_short\": 4", "\"too_short\": 400", "more rejections than counts.candidates");
+    bad_synth(ts, "\"too_short\": 4", "\"too_short\": null", "s.json: counts.rejected_by_reason.too_short: not a");
+    bad_synth(ts, "{\"empty\": 0, \"not_question\": 50, \"too_short\": 4}", "[54]",
+              "s.json: counts.rejected_by_reason: not an object");
+    bad_synth(ts, "\"rejected_by_reason\"", "\"by_reason\"", "s.json: counts.rejected_by_reason: missing");
+    bad_synth(ts, "\"mode\": \"direct\"", "\"mode\": 1", "s.json: settings.mode: not a non-empty string");
+    bad_synth(ts, "\"mode\": \"direct\"", "\"mode\": \"\"", "s.json: settings.mode: not a non-empty string");
+    bad_synth(ts, "\"mode\": \"direct\"", "\"m\": 1", "s.json: settings.mode: missing");
+    bad_synth(ts, "{\"mode\": \"direct\", \"n\": 4}", "4", "s.json: settings: not an object");
+    bad_synth(ts, "{\"settings\"", "[{\"settings\"", "s.json:");
+}
+
+/* Seed N's run on self-generated questions: evaluation, training metrics and synth summary. */
+static void add_synth(const char *run, int seed, double greedy)
+{
+    char d[4096], sub[4200], json[512];
+    snprintf(d, sizeof d, "%s/seed-%d", run, seed);
+    snprintf(sub, sizeof sub, "%s/synth", d);
+    MMUPT_CHECK(mkdir(sub, 0755) == 0);
+    snprintf(json, sizeof json, "{\"settings\": {\"G\": 4}, \"overall\": {\"items\": 100, \"greedy_pass1\": %g, "
+             "\"pass1\": 0.4, \"maj\": 0.8}, \"by_source\": {}}", greedy);
+    put(d, "synth.json", json);
+    put(sub, "metrics.jsonl", "{\"step\": 1, \"reward/mean\": 0.25}\n{\"step\": 2, \"reward/mean\": 0.5}\n");
+    put(d, "synth_data.json", synth_json);
+}
+
+static void test_load_synth(struct test_state *ts)
+{
+    char run[] = "/tmp/mmupt_report_XXXXXX", p[4200];
+    MMUPT_CHECK(mkdtemp(run) != NULL);
+    static const int seeds[] = {1, 2};
+    for (int i = 0; i < 2; i++) make_seed(run, seeds[i], 0.5, 0.6);
+    put(run, "run.tsv", "command\tx\n");
+    struct report_data d;
+    struct mmupt_err err = {{0}};
+    CHECK_MSG(ts, report_load(run, &d, &err) == 0, "%s", err.msg);
+    CHECK(ts, d.synth == 0 && d.n_seeds == 2 && !d.seeds[0].synth.present && !d.seeds[1].synth.present);
+    report_free(&d);
+    add_synth(run, 2, 0.55);
+    CHECK(ts, report_load(run, &d, &err) == -1 && d.seeds == NULL);
+    CHECK_CONTAINS(ts, err.msg, "seed-1/synth.json: missing (seed 2 has the run on self-generated questions");
+    add_synth(run, 1, 0.65);
+    CHECK_MSG(ts, report_load(run, &d, &err) == 0, "%s", err.msg);
+    CHECK(ts, d.synth == 1 && d.n_seeds == 2 && d.seeds[0].synth.present && d.seeds[1].synth.present);
+    CHECK(ts, d.n_seeds == 2 && near(d.seeds[0].synth.eval.greedy, 0.65) && d.seeds[0].synth.metrics.n == 2);
+    CHECK(ts, d.n_seeds == 2 && d.seeds[1].synth_data.kept == 10 && d.seeds[1].synth.selected_step == -1);
+    report_free(&d);
+    /* a seed with some of the three is told which one it lacks */
+    snprintf(p, sizeof p, "%s/seed-2/synth_data.json", run);
+    unlink(p);
+    CHECK(ts, report_load(run, &d, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "seed-2/synth_data.json: missing (the run on self-generated questions needs");
+    put(run, "seed-2/synth_data.json", "{\"settings\": {\"mode\": \"direct\"}}");
+    CHECK(ts, report_load(run, &d, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "seed-2/synth_data.json: counts: missing");
+    snprintf(p, sizeof p, "%s/seed-1/synth.json", run);
+    unlink(p);
+    CHECK(ts, report_load(run, &d, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "seed-1/synth.json: missing");
+    snprintf(p, sizeof p, "%s/seed-1/synth_data.json", run);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/seed-2/synth.json", run);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/seed-2/synth_data.json", run);
+    unlink(p);
+    remove_run(run, seeds, 2);
 }
 
 /* A hand-made run: greedy accuracies of base, MM-UPT and ground truth (NaN: not run) per seed. */
@@ -411,6 +518,69 @@ static void test_markdown(struct test_state *ts)
     free(md);
 }
 
+/* fake_run plus MM-UPT on self-generated questions with these greedy accuracies. */
+static void fake_synth(struct fake *f, const double *greedy, struct report_synth_data *sd)
+{
+    f->d.synth = 1;
+    for (int i = 0; i < f->d.n_seeds; i++) {
+        struct report_seed *s = &f->seeds[i];
+        s->synth.present = 1;
+        s->synth.eval = s->base;
+        s->synth.eval.greedy = greedy[i];
+        s->synth.eval.pass1 = 0.55;
+        s->synth.eval.maj = 0.85;
+        s->synth.selected_step = -1;
+        s->synth_data = *sd;
+    }
+}
+
+static void test_markdown_synth(struct test_state *ts)
+{
+    struct fake f;
+    const double a[2][3] = {{0.70, 0.75, NAN}, {0.60, 0.58, 0.8}};
+    fake_run(&f, 2, a);
+    size_t len;
+    char *plain = report_markdown(&f.d, "runs/q", "r.png", &len);
+    CHECK(ts, strstr(plain, "self-generated") == NULL && strstr(plain, "original questions") == NULL);
+    free(plain);
+    struct report_synth_data sd = {"direct", 16, 64, 10, 3, {{"empty", 0}, {"not_question", 50}, {"too_short", 4}}};
+    const double sy[2] = {0.72, NAN};
+    fake_synth(&f, sy, &sd);
+    struct report_row r;
+    report_row_of(&f.seeds[0], &r);
+    CHECK(ts, near(r.sy_greedy, 0.72) && near(r.sy_delta, 0.02) && near(r.sy_vs_mm, -0.03) && near(r.sy_maj, 0.85));
+    report_row_of(&f.seeds[1], &r);
+    CHECK(ts, isnan(r.sy_greedy) && isnan(r.sy_vs_mm) && near(r.mm_maj, 0.9));
+    char *md = report_markdown(&f.d, "runs/q", "r.png", &len);
+    CHECK(ts, len == strlen(md));
+    CHECK_CONTAINS(ts, md, "| MM-UPT, original questions: greedy (delta) | original: pass@1 | original: maj@8 | "
+                           "MM-UPT, self-generated questions (direct): greedy (delta) | self-generated: pass@1 | "
+                           "self-generated: maj@8 | GT-GRPO greedy (delta) |");
+    CHECK_CONTAINS(ts, md, "| 1 | 70.0 | 80.0 | 90.0 | +20.0 | 75.0 (+5.0) | 80.0 | 90.0 | 72.0 (+2.0) | 55.0 | 85.0 "
+                           "| not run | - | - | 10 |\n");
+    CHECK_CONTAINS(ts, md, "| 2 | 60.0 | 80.0 | 90.0 | +30.0 | 58.0 (-2.0) | 80.0 | 90.0 | - | 55.0 | 85.0 ");
+    CHECK_CONTAINS(ts, md, "- seed 1: greedy delta +2.0 points on self-generated questions against +5.0 on the "
+                           "original questions: 3.0 points lower.\n");
+    CHECK_CONTAINS(ts, md, "- seed 2: greedy delta - points on self-generated questions against -2.0 on the original "
+                           "questions: no difference to give (a null in an evaluation).\n");
+    CHECK_CONTAINS(ts, md, "- seed 1: self-generated questions: 10 kept of 64 candidates (rejected: not\\_question "
+                           "50, too\\_short 4), from 16 items.\n");
+    CHECK_CONTAINS(ts, md, "| 1 | MM-UPT self-generated | 0 | - | - |");
+    CHECK_CONTAINS(ts, md, "- **MM-UPT, self-generated questions**");
+    free(md);
+    /* the same gain, nothing rejected, modes that differ */
+    const double same[2] = {0.75, 0.58};
+    fake_synth(&f, same, &sd);
+    f.seeds[1].synth_data.n_reasons = 0;
+    snprintf(f.seeds[1].synth_data.mode, sizeof f.seeds[1].synth_data.mode, "in_context");
+    md = report_markdown(&f.d, "runs/q", "r.png", &len);
+    CHECK_CONTAINS(ts, md, "against +5.0 on the original questions: the same.\n");
+    CHECK_CONTAINS(ts, md, "- seed 2: self-generated questions: 10 kept of 64 candidates (rejected: none), from 16");
+    CHECK_CONTAINS(ts, md, "MM-UPT, self-generated questions (modes differ per seed): greedy (delta)");
+    CHECK_CONTAINS(ts, md, "- mean over the seeds: greedy delta +1.5 points on self-generated questions against +1.5");
+    free(md);
+}
+
 static int has_colour(const struct img_rgb *im, uint8_t r, uint8_t g, uint8_t b)
 {
     for (size_t i = 0; i < (size_t)im->width * (size_t)im->height; i++)
@@ -433,6 +603,16 @@ static void test_figure(struct test_state *ts)
     CHECK(ts, im.width == 960 && im.height == 600);
     /* the first MM-UPT series is blue, the first ground-truth series orange */
     CHECK(ts, has_colour(&im, 31, 119, 180) && has_colour(&im, 255, 127, 14));
+    CHECK(ts, !has_colour(&im, 148, 103, 189));
+    free(im.data);
+    /* the run on self-generated questions: one more series per seed, in purple */
+    struct report_synth_data sd = {0};
+    const double sy[2] = {0.72, 0.6};
+    fake_synth(&f, sy, &sd);
+    f.seeds[0].synth.metrics = (struct report_metrics){pts, 3, 3};
+    CHECK_MSG(ts, report_figure(&f.d, &im, &err) == 0, "%s", err.msg);
+    CHECK(ts, im.width == 960 && im.height == 600); /* 5 series fit the narrowest panels */
+    CHECK(ts, has_colour(&im, 148, 103, 189) && has_colour(&im, 31, 119, 180));
     free(im.data);
 }
 
@@ -445,10 +625,13 @@ int main(void)
     RUN(&ts, test_metrics_errors);
     RUN(&ts, test_eval);
     RUN(&ts, test_tsv);
+    RUN(&ts, test_synth_parse);
     RUN(&ts, test_load_sorts_seeds);
+    RUN(&ts, test_load_synth);
     RUN(&ts, test_verdict);
     RUN(&ts, test_rows);
     RUN(&ts, test_markdown);
+    RUN(&ts, test_markdown_synth);
     RUN(&ts, test_figure);
     return test_summary(&ts);
 }

@@ -3,9 +3,12 @@
 # `mmupt eval --json`, metrics lines like the trainer's), the report's numbers computed from those
 # values, the verdict when the bars are met and when they are not, a run without ground-truth GRPO,
 # the figure, and bad input: usage errors (exit 2), missing or malformed files (exit 1, the message
-# naming the file and line), and an earlier report left intact by a failed run.
+# naming the file and line), and an earlier report left intact by a failed run; the run on
+# self-generated questions (issue 12): its row, sentence, facts and curves, its bad files, and a run
+# without it reported exactly as before.
 # Usage: test_report_cli.sh MMUPT SRC_ROOT
 mmupt=$1
+mmupt_abs=$(cd "$(dirname "$mmupt")" && pwd)/$(basename "$mmupt")
 root=$2
 . "$root/tests/lib.sh"
 
@@ -176,4 +179,109 @@ run "$mmupt" report "$good" --out /nonexistent-dir/r.md
 expect "unwritable output" 1 "/nonexistent-dir/r.md"
 run "$mmupt" report "$good" --out "$tmp/same" --png "$tmp/same"
 expect "report and figure the same file" 1 "the report and the figure would be the same file"
+# Without the self-generated-question files the report is the one from before issue 12, byte for
+# byte: golden_nosynth.md was written by that code from this fixture (run directory given as "good").
+(cd "$tmp" && "$mmupt_abs" report good >/dev/null 2>&1)
+if cmp -s "$good/report.md" "$root/tests/report/golden_nosynth.md"; then ok "no synth files: report unchanged"
+else fail "no synth files: report unchanged" "$(diff "$root/tests/report/golden_nosynth.md" "$good/report.md" | head -20)"; fi
+
+# synthjson FILE KEPT CANDIDATES NOT_QUESTION TOO_SHORT: an `mmupt synth` summary (mode direct); the
+# candidates left over are "surplus".
+synthjson() {
+    cat >"$1" <<JSON
+{
+  "model": "runs/x/model", "policy": "runs/x/model", "data": "data/train.h5", "out": "seed-1/synth_data.h5",
+  "settings": {"mode": "direct", "n": 4, "keep": 1, "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 64,
+               "seed": 1, "limit": 0, "min_chars": 10, "max_chars": 400, "max_overlap": 0.7,
+               "require_question": true, "min_pixels": 0, "max_pixels": 0, "ranks": 1},
+  "prompt": "Write one question about this image.", "prompt_is_default": true,
+  "counts": {"items": 64, "items_used": 64, "skipped_no_image": 0, "skipped_no_answer": 0, "skipped_bad": 0,
+             "candidates": $3, "kept": $2, "rejected": $(($3 - $2)),
+             "rejected_by_reason": {"undecodable": 0, "empty": 0, "marker": 0, "too_short": $5, "too_long": 0,
+                                    "not_question": $4, "answer_leak": 0, "duplicate": 0, "near_duplicate": 0,
+                                    "surplus": $(($3 - $2 - $4 - $5))},
+             "mean_response_tokens": 21.5},
+  "seconds": 3.25
+}
+JSON
+}
+
+# addsynth DIR N GREEDY: seed N's run on self-generated questions, its summary and phase times.
+addsynth() {
+    local d=$1/seed-$2
+    mkdir -p "$d/synth"
+    evaljson "$d/synth.json" "$3" 0.79 0.88 red 250 0.86 0.95 total 250 0.6 0.9
+    metrics >"$d/synth/metrics.jsonl"
+    echo 4 >"$d/synth/selected_step"
+    synthjson "$d/synth_data.json" 40 256 150 30
+    printf 'synth_gen\t20\nsynth_train\t50\nsynth_eval\t10\n' >>"$d/times.tsv"
+}
+
+syn=$tmp/syn
+cp -r "$good" "$syn"
+rm -f "$syn"/report.*
+addsynth "$syn" 1 0.760
+addsynth "$syn" 2 0.701
+addsynth "$syn" 10 0.700
+synthjson "$syn/seed-2/synth_data.json" 64 256 150 0
+run "$mmupt" report "$syn"
+expect "report with self-generated questions" 0 "wrote $syn/report.md and $syn/report.png (3 seeds)"
+md=$syn/report.md
+# seed 1: 76.0 - 71.3 = +4.7 against +6.5; seed 2: 70.1 - 70.1 = +0.0 against -1.7; seed 10: +1.0
+# against +10.5; mean (4.7 + 0 + 1.0) / 3 = +1.9 against +5.1.
+has "self-generated row beside the original" \
+    "| seed | base greedy | base pass@1 | base maj@8 | headroom | MM-UPT, original questions: greedy (delta) | original: pass@1 | original: maj@8 | MM-UPT, self-generated questions (direct): greedy (delta) | self-generated: pass@1 | self-generated: maj@8 | GT-GRPO greedy (delta) | vote label accuracy start -> end | unanimous groups start -> end | wall s |" \
+    "| 1 | 71.3 | 80.2 | 90.1 | +18.8 | 77.8 (+6.5) | 81.0 | 90.0 | 76.0 (+4.7) | 79.0 | 88.0 | 85.0 (+13.7) | 60.0 -> 80.0 | 10.0 -> 70.0 | 203 |" \
+    "| 2 | 70.1 | 80.2 | 90.1 | +20.0 | 68.4 (-1.7) | 81.0 | 90.0 | 70.1 (+0.0) | 79.0 | 88.0 | 81.1 (+11.0) | 60.0 -> 80.0 | 10.0 -> 70.0 | 203 |" \
+    "| **mean** | 70.1 | 80.2 | 90.1 | +20.0 | 75.2 (+5.1) | 81.0 | 90.0 | 72.0 (+1.9) | 79.0 | 88.0 | 82.0 (+11.9) | 60.0 -> 80.0 | 10.0 -> 70.0 | 203 |"
+has "a sentence per seed, self-generated against original" \
+    "- seed 1: greedy delta +4.7 points on self-generated questions against +6.5 on the original questions: 1.8 points lower." \
+    "- seed 2: greedy delta +0.0 points on self-generated questions against -1.7 on the original questions: 1.7 points higher." \
+    "- seed 10: greedy delta +1.0 points on self-generated questions against +10.5 on the original questions: 9.5 points lower." \
+    "- mean over the seeds: greedy delta +1.9 points on self-generated questions against +5.1 on the original questions: 3.2 points lower."
+has "synth counts in the run facts" \
+    "- seed 1: self-generated questions: 40 kept of 256 candidates (rejected: too\\_short 30, not\\_question 150, surplus 36), from 64 items." \
+    "- seed 2: self-generated questions: 64 kept of 256 candidates (rejected: not\\_question 150, surplus 42), from 64 items."
+has "self-generated run in the per-kind, training and time tables" \
+    "| total | 250 | 50.0 | 90.0 | 62.0 (+12.0) | 60.0 (+10.0) | 80.0 (+30.0) |" \
+    "| 10 | MM-UPT self-generated | 8 | 8 | 4 | 25.0 -> 85.0 | 25.0 -> 85.0 | 60.0 -> 80.0 | 10.0 -> 70.0 | 72.0 -> 78.0 (best 78.0 at step 8) |" \
+    "| 2 | 10.0 | 50.0 | 10.0 | 50.4 | 2.6 | 20.0 | 50.0 | 10.0 | 203.0 |"
+if grep -qF "in purples and pinks" "$md" && grep -qF -- "- **MM-UPT, self-generated questions**" "$md"; then
+    ok "legend covers the self-generated run"
+else fail "legend covers the self-generated run"; fi
+# The verdict is MM-UPT's on the original questions, as before: no bar for the self-generated run.
+has "verdict unchanged" \
+    "- **MM-UPT** (majority-vote reward, no labels): **met**. Mean greedy delta +5.1 points over 3 seeds (bar: at least +5.0); lowest seed 2 at -1.7 points (bar: none below -3.0)."
+if [ "$(head -c 8 "$syn/report.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&
+    [ "$(stat -c %s "$syn/report.png")" -gt 1000 ] && ! cmp -s "$syn/report.png" "$good/report.png"; then
+    ok "report.png with the self-generated curves"
+else fail "report.png with the self-generated curves"; fi
+
+# Bad self-generated-question files: exit 1, the file and field named.
+# broken_syn NAME EXPECTED SHELL-CODE: applies the code to a copy of the synth run ($b).
+broken_syn() {
+    local name=$1 want=$2 code=$3
+    b=$tmp/broken_syn
+    rm -rf "$b"
+    cp -r "$syn" "$b"
+    eval "$code"
+    run "$mmupt" report "$b"
+    expect "$name" 1 "$want"
+}
+broken_syn "synth files on some seeds only" "$tmp/broken_syn/seed-10/synth.json: missing (seed 1 has the run on self-generated questions" \
+    'rm -r "$b/seed-10/synth" "$b/seed-10/synth.json" "$b/seed-10/synth_data.json"'
+broken_syn "synth_data.json missing" "$tmp/broken_syn/seed-2/synth_data.json: missing" 'rm "$b/seed-2/synth_data.json"'
+broken_syn "synth dir missing" "$tmp/broken_syn/seed-2/synth: missing" 'rm -r "$b/seed-2/synth"'
+broken_syn "synth.json missing" "$tmp/broken_syn/seed-1/synth.json: missing" 'rm "$b/seed-1/synth.json"'
+broken_syn "synth_data.json without counts.kept" "seed-1/synth_data.json: counts.kept: missing" \
+    'sed -i "s/\"kept\": 40,//" "$b/seed-1/synth_data.json"'
+broken_syn "synth_data.json kept not a count" "seed-1/synth_data.json: counts.kept: not a non-negative integer" \
+    'sed -i "s/\"kept\": 40,/\"kept\": \"forty\",/" "$b/seed-1/synth_data.json"'
+broken_syn "synth_data.json reasons not adding up" "seed-1/synth_data.json: counts: kept (40) plus rejected_by_reason (215)" \
+    'sed -i "s/\"too_short\": 30/\"too_short\": 29/" "$b/seed-1/synth_data.json"'
+broken_syn "synth_data.json not JSON" "seed-1/synth_data.json:1:" 'echo "{counts" >"$b/seed-1/synth_data.json"'
+broken_syn "synth eval bad" "seed-2/synth.json: overall.greedy_pass1: 1.5 is not a share" \
+    'evaljson "$b/seed-2/synth.json" 1.5 0.8 0.9'
+broken_syn "synth metrics bad" "seed-10/synth/metrics.jsonl:2: \"step\": not an integer" \
+    'sed -i "2s/.*/{\"step\": null}/" "$b/seed-10/synth/metrics.jsonl"'
 finish

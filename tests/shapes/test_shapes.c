@@ -10,6 +10,7 @@
 #include "mmupt/grade.h"
 #include "mmupt/prompt.h"
 #include "mmupt/shapes.h"
+#include "mmupt/synth.h"
 #include "mmupt/tokenizer.h"
 
 static const char *tok_path;
@@ -324,7 +325,8 @@ static void test_splits_disjoint(struct test_state *ts)
 
 /* ---- written files ---- */
 
-static void check_prompts(struct test_state *ts, const char *path, int64_t n_want, int sft)
+static void check_prompts(struct test_state *ts, const struct shapes_config *c, const char *path, int64_t n_want,
+                          int sft)
 {
     struct mmupt_err err;
     struct ds_reader *r;
@@ -344,9 +346,6 @@ static void check_prompts(struct test_state *ts, const char *path, int64_t n_wan
     struct prompt_builder pb;
     CHECK_MSG(ts, prompt_builder_init(&pb, tok, "", &ic, 0, &err) == 0, "%s", err.msg);
     int32_t pad = tok_id(tok, "<|image_pad|>");
-    struct shapes_config c;
-    shapes_config_default(&c);
-    c.seed = 21;
     for (int64_t i = 0; i < ds_count(r); i++) {
         struct ds_item it, want;
         if (ds_read(r, i, &it, &err)) {
@@ -354,7 +353,7 @@ static void check_prompts(struct test_state *ts, const char *path, int64_t n_wan
             break;
         }
         /* Item i of a file equals item i made alone: nothing depends on the split's size. */
-        CHECK_MSG(ts, shapes_make_item(&c, sft ? SHAPES_SFT : SHAPES_TRAIN, (uint64_t)i, &want, NULL, &err) == 0, "%s",
+        CHECK_MSG(ts, shapes_make_item(c, sft ? SHAPES_SFT : SHAPES_TRAIN, (uint64_t)i, &want, NULL, &err) == 0, "%s",
                   err.msg);
         CHECK_MSG(ts, item_equal(&it, &want), "item %lld differs from shapes_make_item", (long long)i);
         struct prompt_item p;
@@ -410,8 +409,15 @@ static void test_written_files(struct test_state *ts)
     CHECK(ts, calls[0] == 5 && calls[1] == 45 && calls[2] == 45); /* 10, 20, 30, 40, then the end */
     CHECK(ts, st.n == 45 && st.unparsed == 0);
     CHECK_MSG(ts, shapes_write_split(&c, SHAPES_TRAIN, 30, train, NULL, NULL, &err) == 0, "%s", err.msg);
-    check_prompts(ts, sft, 45, 1);
-    check_prompts(ts, train, 30, 0);
+    check_prompts(ts, &c, sft, 45, 1);
+    check_prompts(ts, &c, train, 30, 0);
+    /* Question-writing items go through the prompt builder too (their problem is synth's request). */
+    struct shapes_config ask = c;
+    ask.ask_share = 0.5;
+    memset(&st, 0, sizeof st);
+    CHECK_MSG(ts, shapes_write_split(&ask, SHAPES_SFT, 45, sft, NULL, &st, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, st.ask > 10 && st.ask < 35 && st.unparsed == 0, "%lld ask items of 45", (long long)st.ask);
+    check_prompts(ts, &ask, sft, 45, 1);
     /* An unwritable path: an error naming it, and no file. */
     CHECK(ts, shapes_write_split(&c, SHAPES_VAL, 5, bad, NULL, NULL, &err) == -1);
     CHECK_CONTAINS(ts, err.msg, bad);
@@ -421,6 +427,177 @@ static void test_written_files(struct test_state *ts)
     CHECK_CONTAINS(ts, err.msg, "pair_direct");
     test_remove_dir(dir);
     CHECK(ts, access(dir, F_OK) != 0);
+}
+
+/* ---- question-writing ("ask") items ---- */
+
+/* A hash of items 0..n-1 of a split: ids, sources, problems, answers and PNG bytes. */
+static uint64_t items_hash(struct test_state *ts, const struct shapes_config *c, enum shapes_split split, int n)
+{
+    uint64_t h = 0;
+    struct mmupt_err err;
+    for (int i = 0; i < n; i++) {
+        struct ds_item it;
+        if (shapes_make_item(c, split, (uint64_t)i, &it, NULL, &err)) {
+            CHECK_MSG(ts, 0, "%s", err.msg);
+            return 0;
+        }
+        const char *text[4] = {it.id, it.source, it.problem, it.answer};
+        for (int k = 0; k < 4; k++) h = h * 31 + fnv1a((const uint8_t *)text[k], strlen(text[k]) + 1);
+        h = h * 31 + fnv1a(it.image[0], it.image_len[0]);
+        ds_item_free(&it);
+    }
+    return h;
+}
+
+/* ask_share 0 (the default) writes exactly what the generator wrote before ask items existed:
+ * the hashes were taken with that generator (commit 2845eb5), seed 21. */
+static void test_ask_share_zero_unchanged(struct test_state *ts)
+{
+    struct shapes_config c;
+    shapes_config_default(&c);
+    CHECK(ts, c.ask_share == 0.0);
+    c.seed = 21;
+    static const uint64_t want[SHAPES_N_SPLITS] = {0xba956397dfb67fb4ULL, 0x47c2e1cffc45d363ULL, 0x6612faa9712deea7ULL,
+                                                   0x333ae3616a752892ULL};
+    for (int s = 0; s < SHAPES_N_SPLITS; s++) {
+        uint64_t h = items_hash(ts, &c, s, 120);
+        CHECK_MSG(ts, h == want[s], "%s: items hash 0x%016llx, before ask items 0x%016llx", shapes_split_name(s),
+                  (unsigned long long)h, (unsigned long long)want[s]);
+    }
+}
+
+static void test_ask_items(struct test_state *ts)
+{
+    enum { N = 4000 };
+    struct shapes_config c0, c;
+    shapes_config_default(&c0);
+    c0.seed = 9;
+    c = c0;
+    c.ask_share = 0.25;
+    int n_ask = 0, forms[SHAPES_N_ASK_FORMS] = {0}, same = 1;
+    for (uint64_t i = 0; i < N; i++) {
+        struct shapes_facts f, f0;
+        shapes_draw(&c, SHAPES_SFT, i, &f);
+        shapes_draw(&c0, SHAPES_SFT, i, &f0);
+        CHECK(ts, !f0.ask);
+        /* The image, the kind and the true answer do not depend on the share. */
+        same &= !memcmp(f.cell, f0.cell, sizeof f.cell) && f.kind == f0.kind && !strcmp(f.answer, f0.answer);
+        if (!f.ask) {
+            same &= !memcmp(&f, &f0, sizeof f); /* an answer item is exactly the item without the option */
+            continue;
+        }
+        n_ask++;
+        int form = shapes_ask_form(f.response);
+        CHECK_MSG(ts, form >= 0 && form == f.ask_form, "ask response '%s'", f.response);
+        if (form >= 0) forms[form]++;
+        CHECK(ts, !strstr(f.response, "red") && !strstr(f.response, "blue") && !strstr(f.response, "more"));
+    }
+    CHECK_MSG(ts, same, "an ask share changed an image or an answer item");
+    check_share(ts, "ask items", n_ask, N, 0.25);
+    for (int k = 0; k < SHAPES_N_ASK_FORMS; k++)
+        CHECK_MSG(ts, forms[k] > n_ask / SHAPES_N_ASK_FORMS / 2, "phrasing %d written %d times of %d", k, forms[k], n_ask);
+    /* The other splits hold no ask items: they are exactly the splits without the option. */
+    for (int s = SHAPES_TRAIN; s < SHAPES_N_SPLITS; s++) {
+        int asked = 0, differ = 0;
+        for (uint64_t i = 0; i < 1000; i++) {
+            struct shapes_facts f, f0;
+            shapes_draw(&c, s, i, &f);
+            shapes_draw(&c0, s, i, &f0);
+            asked += f.ask;
+            differ += memcmp(&f, &f0, sizeof f) != 0;
+        }
+        CHECK_MSG(ts, asked == 0 && differ == 0, "%s: %d ask items, %d changed", shapes_split_name(s), asked, differ);
+    }
+    /* All or nothing at the ends of the range. */
+    struct shapes_config all = c0;
+    all.ask_share = 1.0;
+    int n_all = 0;
+    for (uint64_t i = 0; i < 200; i++) {
+        struct shapes_facts f;
+        shapes_draw(&all, SHAPES_SFT, i, &f);
+        n_all += f.ask;
+    }
+    CHECK(ts, n_all == 200);
+}
+
+/* The written items: problem = synth's direct request, byte for byte; answer from the list; the
+ * image is the one the item has without the option. */
+static void test_ask_written_items(struct test_state *ts)
+{
+    struct shapes_config c0, c;
+    shapes_config_default(&c0);
+    c0.seed = 4;
+    c = c0;
+    c.ask_share = 0.25;
+    char *request = synth_build_request(SYNTH_PROMPT_DIRECT, NULL, NULL, 1);
+    CHECK(ts, !strncmp(request, "<image>", 7) && strstr(request, "write one new, self-contained question"));
+    struct mmupt_err err;
+    int n_ask = 0;
+    for (uint64_t i = 0; i < 80; i++) {
+        struct ds_item it, it0, again;
+        struct shapes_facts f;
+        if (shapes_make_item(&c, SHAPES_SFT, i, &it, &f, &err) || shapes_make_item(&c0, SHAPES_SFT, i, &it0, NULL, &err) ||
+            shapes_make_item(&c, SHAPES_SFT, i, &again, NULL, &err)) {
+            CHECK_MSG(ts, 0, "%s", err.msg);
+            return;
+        }
+        CHECK_MSG(ts, item_equal(&it, &again), "item %llu differs between two calls", (unsigned long long)i);
+        CHECK(ts, it.image_len[0] == it0.image_len[0] && !memcmp(it.image[0], it0.image[0], it.image_len[0]));
+        CHECK(ts, !strcmp(it.id, it0.id));
+        if (f.ask) {
+            n_ask++;
+            CHECK_MSG(ts, !strcmp(it.source, "ask"), "source %s", it.source);
+            CHECK_MSG(ts, !strcmp(it.problem, request), "problem '%s'", it.problem);
+            CHECK_MSG(ts, shapes_ask_form(it.answer) >= 0, "answer '%s' is not a listed phrasing", it.answer);
+        } else {
+            CHECK(ts, item_equal(&it, &it0));
+        }
+        ds_item_free(&it);
+        ds_item_free(&it0);
+        ds_item_free(&again);
+    }
+    CHECK_MSG(ts, n_ask >= 8 && n_ask <= 35, "%d ask items of 80", n_ask);
+    free(request);
+
+    /* The phrasings: the first is the task's own question; the list is closed. */
+    CHECK(ts, !strcmp(shapes_ask_question(0), shapes_question(SHAPES_TOTAL) + 7));
+    for (int k = 0; k < SHAPES_N_ASK_FORMS; k++) {
+        const char *q = shapes_ask_question(k);
+        CHECK(ts, q && shapes_ask_form(q) == k && q[strlen(q) - 1] == '?' && synth_is_question(q));
+        CHECK(ts, strstr(q, "squares") != NULL);
+    }
+    CHECK(ts, shapes_ask_question(-1) == NULL && shapes_ask_question(SHAPES_N_ASK_FORMS) == NULL);
+    CHECK(ts, shapes_ask_form("How many squares?") == -1 && shapes_ask_form(NULL) == -1);
+
+    /* Statistics: ask items are counted apart, never as a kind, a strategy or an unparsed answer. */
+    struct shapes_stats st;
+    memset(&st, 0, sizeof st);
+    int64_t n_ask_drawn = 0;
+    for (uint64_t i = 0; i < 2000; i++) {
+        struct shapes_facts f;
+        shapes_draw(&c, SHAPES_SFT, i, &f);
+        n_ask_drawn += f.ask;
+        shapes_stats_add(&st, &c, SHAPES_SFT, &f, f.response);
+    }
+    int64_t kinds = 0, strategies = 0, forms = 0;
+    for (int k = 0; k < SHAPES_N_KINDS; k++) {
+        kinds += st.kind[k];
+        for (int s = 0; s <= SHAPES_N_STRATEGIES; s++) strategies += st.strategy[k][s];
+    }
+    for (int k = 0; k <= SHAPES_N_ASK_FORMS; k++) forms += st.ask_form[k];
+    CHECK(ts, st.n == 2000 && st.ask == n_ask_drawn && st.ask > 400);
+    CHECK(ts, kinds == st.n - st.ask && strategies == kinds && forms == st.ask);
+    CHECK(ts, st.unparsed == 0 && st.ask_form[SHAPES_N_ASK_FORMS] == 0);
+    for (int k = 0; k < SHAPES_N_KINDS; k++) CHECK(ts, st.wrong[k][SHAPES_N_STRATEGIES] == 0);
+    /* Measured on the written text: a question not in the list is counted as unrecognised. */
+    struct shapes_facts f;
+    for (uint64_t i = 0;; i++) {
+        shapes_draw(&c, SHAPES_SFT, i, &f);
+        if (f.ask) break;
+    }
+    shapes_stats_add(&st, &c, SHAPES_SFT, &f, "How many red squares are there?");
+    CHECK(ts, st.ask == n_ask_drawn + 1 && st.ask_form[SHAPES_N_ASK_FORMS] == 1);
 }
 
 /* ---- configuration ---- */
@@ -456,6 +633,18 @@ static void test_config(struct test_state *ts)
     CHECK(ts, shapes_param_set(&c, "nope", "1", &err) == -1);
     CHECK_CONTAINS(ts, err.msg, "unknown parameter 'nope'");
     CHECK(ts, !memcmp(&before, &c, sizeof c));
+    /* ask_share is a probability; it is an option of its own, not a --set parameter. */
+    CHECK(ts, shapes_param_set(&c, "ask_share", "0.5", &err) == -1);
+    static const double bad_share[] = {-0.01, 1.01, 2.0, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad_share / sizeof bad_share[0]; i++) {
+        struct shapes_config a = c;
+        a.ask_share = bad_share[i];
+        CHECK_MSG(ts, shapes_config_check(&a, &err) == -1, "ask_share %g accepted", bad_share[i]);
+        CHECK_CONTAINS(ts, err.msg, "ask_share");
+    }
+    c.ask_share = 1.0;
+    CHECK(ts, shapes_config_check(&c, &err) == 0);
+    c.ask_share = 0.0;
 
     double w[SHAPES_N_KINDS] = {9, 9, 9, 9};
     CHECK(ts, shapes_parse_kinds("total,more", w, &err) == 0 && w[0] == 0 && w[1] == 0 && w[2] == 1 && w[3] == 1);
@@ -541,6 +730,9 @@ int main(int argc, char **argv)
     RUN(&ts, test_mix_and_bias);
     RUN(&ts, test_splits_disjoint);
     RUN(&ts, test_written_files);
+    RUN(&ts, test_ask_share_zero_unchanged);
+    RUN(&ts, test_ask_items);
+    RUN(&ts, test_ask_written_items);
     RUN(&ts, test_config);
     RUN(&ts, test_png_encode);
     return test_summary(&ts);
