@@ -41,8 +41,8 @@ const struct cfg_section cfg_sections[] = {
     {"cluster", "MPI ranks and their roles, weight sync and the trajectory ring buffer."},
     {"checkpoint", "HDF5 checkpoints and resume."},
     {"logging", "Console log and structured metrics."},
-    {"synth", "`mmupt synth`: the policy writes new questions for a split's images (docs/synth.md). Its options override these; `--config FILE` also takes data.min_pixels and data.max_pixels."},
     {"eval", "Decoding and metrics of `mmupt eval` (docs/evaluation.md); the paper's settings by default. `mmupt eval --config FILE` also takes data.format_prompt, data.min_pixels, data.max_pixels and reward.vote."},
+    {"synth", "`mmupt synth`: the policy writes new questions for a split's images (docs/synth.md). Its options override these; `--config FILE` also takes data.min_pixels and data.max_pixels."},
 };
 const size_t cfg_n_sections = sizeof cfg_sections / sizeof cfg_sections[0];
 

@@ -26,9 +26,10 @@ if [ "$(head -c 8 "$out/report.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 
     ok "report.png is a PNG"
 else fail "report.png" "$(ls -l "$out")"; fi
 s=$out/seed-1
-if [ -f "$s/base.json" ] && [ -f "$s/majority.json" ] && [ -f "$s/ground_truth.json" ] &&
-   [ "$(cut -f1 "$s/times.tsv" | tr '\n' ' ')" = "base_eval majority_train majority_eval ground_truth_train ground_truth_eval " ]; then
-    ok "three evaluations and five timed phases"
+if [ -f "$s/base.json" ] && [ -f "$s/majority.json" ] && [ -f "$s/ground_truth.json" ] && [ -f "$s/synth.json" ] &&
+   [ -f "$s/synth_data.h5" ] && [ -f "$s/synth_data.json" ] &&
+   [ "$(cut -f1 "$s/times.tsv" | tr '\n' ' ')" = "base_eval majority_train majority_eval ground_truth_train ground_truth_eval synth_gen synth_train synth_eval " ]; then
+    ok "four evaluations, the self-written questions and eight timed phases"
 else fail "seed files" "$(ls "$s")" "$(cat "$s/times.tsv" 2>&1)"; fi
 for mode in majority ground_truth; do
     sel=$(cat "$s/$mode/selected_step" 2>/dev/null)
@@ -37,6 +38,11 @@ for mode in majority ground_truth; do
         ok "$mode: validation picked step $sel and that model was evaluated"
     else fail "$mode: selection" "$(ls "$s/$mode")"; fi
 done
+sel=$(cat "$s/synth/selected_step" 2>/dev/null)
+if [ -n "$sel" ] && { [ "$sel" = 0 ] || [ -f "$s/synth/model/model.safetensors" ]; } &&
+   grep -q "MM-UPT, self-generated questions (direct)" "$out/report.md" && grep -q "self-generated questions: [0-9]* kept of" "$out/report.md"; then
+    ok "self-written questions: trained on, picked step $sel evaluated, the report's row and counts"
+else fail "self-written questions" "$(ls "$s/synth" 2>&1 | head -5)" "$(grep -n 'self-generated' "$out/report.md" | head -3)"; fi
 
 # The warm start made in the run (--warm-start train: 20 sft steps in a smoke run) instead of shipped;
 # the same --out is replaced, being a quickstart run.
