@@ -61,6 +61,11 @@ void attention_forward_cuda(float *out, float *probs, const float *q, const floa
 void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                              const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                              int causal, void *stream);
+/* k, v and len are HOST arrays, as attention_forward_cuda's seg: the table of n DEVICE pointers to
+ * each sequence's cache rows, and the lengths; q and out are device memory. A row with len 0 gets
+ * out = 0 (its k, v pointers may be NULL); n = 0 does nothing. */
+void attention_decode_cuda(float *out, const float *q, const float *const *k, const float *const *v, const int *len,
+                           int n, int n_heads, int n_kv, int hd, void *stream);
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau, void *stream);
 void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,

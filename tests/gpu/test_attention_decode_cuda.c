@@ -1,0 +1,226 @@
+/* Decode attention over per-sequence KV caches: attention_decode_cuda against attention_decode_cpu.
+ * Batches of n = 1, 3, 17 sequences whose cache lengths 1, 7, 513 and 4097 (longer than a block of
+ * threads, and than the CPU's stack buffer) are mixed in one call; head layouts n_heads/n_kv 2/1,
+ * 2/2 and 14/2 (the 3B decoder's GQA group of 7); head sizes 64, 80 (vision) and 128 (decoder).
+ * Each shape runs twice: q, k, v of ordinary size, and q, k of large magnitude, where the scores
+ * pass 88.7 so an exponential without the max subtracted would overflow fp32 (the test checks that
+ * premise on the host). Also: rows of length 0 (out exactly 0, their cache pointers NULL), n = 0
+ * (nothing written), every output written (the buffer starts as garbage), and a second call on the
+ * default stream equal bit for bit (no float atomics). Skips (exit 77) without a GPU.
+ *
+ * Tolerance, in gpu_test_err's measure (max |got - want| / (1 + |want|)): out is an average of v
+ * rows, so its error is about the largest error of a score difference s_j - max times 2 max |v|
+ * (a weight's relative error equals its score's absolute one), plus fp32 rounding of the weighted
+ * sum (the same order on both sides; fused multiply-adds on the GPU). The scores differ by summation
+ * order (the reference's vectorised dot product, the kernel's 32 lane partial sums and butterfly):
+ * a few ulp of scale * sum_d |q_d k_d|. So the bound scales with that magnitude:
+ *   TOL_BASE             2e-6 for q in [-2, 2), k, v in [-1, 1) (scores below 4 here): a host
+ *                        emulation of the kernel's order of operations gave at most 1.5e-7;
+ *   TOL_PER_SCORE_UNIT   plus 5e-7 per unit of the largest scale * sum_d |q_d k_d| of the call,
+ *                        which for the large-magnitude inputs (q, k in [-12, 12), scores up to
+ *                        ~250, those sums 400-550) allows ~2.5e-4 against at most 2e-5 emulated:
+ *                        a few ulp of ~500 (3e-5 each) times the weights and 2 max |v|.
+ * The kernel uses expf, not __expf: __expf's error grows with |x| (about 2 + 1.2 |x| ulp per the CUDA guide, and x = s - max
+ * reaches -100s here), while expf (2 ulp) stays within rounding of glibc's, so the comparison
+ * measures only the summation order. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_test.h"
+#include "mmupt/err.h"
+#include "mmupt/kernels.h"
+
+#define TOL_BASE 2e-6
+#define TOL_PER_SCORE_UNIT 5e-7
+
+static const int LENS[] = {1, 7, 513, 4097};
+#define N_LENS (int)(sizeof LENS / sizeof LENS[0])
+static const int NS[] = {1, 3, 17};
+static const int HEADS[][2] = {{2, 1}, {2, 2}, {14, 2}};
+static const int HDS[] = {64, 80, 128};
+
+/* One call's inputs on both sides and the reference output. */
+struct dec_case {
+    int n, n_heads, n_kv, hd, large;
+    int len[32];
+    float *q, *out;             /* host: [n, n_heads, hd] */
+    float *k[32], *v[32];       /* host caches */
+    float *dk[32], *dv[32];     /* device caches (NULL for len 0) */
+    double max_abs_score_sum;   /* largest scale * sum_d |q_d k_d| */
+    double max_score;           /* largest |scale * q . k| */
+};
+
+static size_t cache_floats(const struct dec_case *c, int i) { return (size_t)c->len[i] * c->n_kv * c->hd; }
+static size_t q_floats(const struct dec_case *c) { return (size_t)c->n * c->n_heads * c->hd; }
+
+/* Score magnitudes of the reference inputs: the error scale, and the overflow premise. */
+static void case_score_stats(struct dec_case *c)
+{
+    int group = c->n_heads / c->n_kv;
+    double scale = 1.0 / sqrt((double)c->hd);
+    c->max_abs_score_sum = 0.0;
+    c->max_score = 0.0;
+    for (int i = 0; i < c->n; i++)
+        for (int h = 0; h < c->n_heads; h++)
+            for (int j = 0; j < c->len[i]; j++) {
+                const float *qi = c->q + ((size_t)i * c->n_heads + h) * c->hd;
+                const float *kj = c->k[i] + ((size_t)j * c->n_kv + h / group) * c->hd;
+                double s = 0.0, a = 0.0;
+                for (int d = 0; d < c->hd; d++) {
+                    s += (double)qi[d] * kj[d];
+                    a += fabs((double)qi[d] * kj[d]);
+                }
+                if (fabs(s) * scale > c->max_score) c->max_score = fabs(s) * scale;
+                if (a * scale > c->max_abs_score_sum) c->max_abs_score_sum = a * scale;
+            }
+}
+
+/* lens: n lengths (0 allowed). large: q, k in [-12, 12) instead of q in [-2, 2), k in [-1, 1). */
+static void case_init(struct dec_case *c, int n, const int *lens, int n_heads, int n_kv, int hd, int large)
+{
+    MMUPT_CHECK(n <= 32);
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->n_heads = n_heads;
+    c->n_kv = n_kv;
+    c->hd = hd;
+    c->large = large;
+    unsigned seed = (unsigned)(n * 7919 + n_heads * 131 + n_kv * 17 + hd * 3 + large);
+    float qa = large ? 12.0f : 2.0f, ka = large ? 12.0f : 1.0f;
+    c->q = mmupt_xmalloc(q_floats(c) * sizeof(float));
+    gpu_test_fill(c->q, q_floats(c), seed, -qa, qa);
+    for (int i = 0; i < n; i++) {
+        c->len[i] = lens[i];
+        size_t m = cache_floats(c, i);
+        c->k[i] = mmupt_xmalloc((m ? m : 1) * sizeof(float));
+        c->v[i] = mmupt_xmalloc((m ? m : 1) * sizeof(float));
+        gpu_test_fill(c->k[i], m, seed + 100u + (unsigned)i, -ka, ka);
+        gpu_test_fill(c->v[i], m, seed + 200u + (unsigned)i, -1.0f, 1.0f);
+        c->dk[i] = m ? gpu_test_upload(c->k[i], m * sizeof(float)) : NULL;
+        c->dv[i] = m ? gpu_test_upload(c->v[i], m * sizeof(float)) : NULL;
+    }
+    c->out = mmupt_xmalloc(q_floats(c) * sizeof(float));
+    attention_decode_cpu(c->out, c->q, (const float *const *)c->k, (const float *const *)c->v, c->len, n, n_heads,
+                         n_kv, hd);
+    case_score_stats(c);
+}
+
+static void case_free(struct dec_case *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free(c->k[i]);
+        free(c->v[i]);
+        if (c->dk[i]) CUDA_CHECK(cudaFree(c->dk[i]));
+        if (c->dv[i]) CUDA_CHECK(cudaFree(c->dv[i]));
+    }
+    free(c->q);
+    free(c->out);
+}
+
+/* Runs the twin on stream st into a fresh garbage-filled buffer; returns the host copy of out. */
+static float *run_cuda(const struct dec_case *c, cudaStream_t st)
+{
+    size_t nq = q_floats(c);
+    float *h = mmupt_xmalloc(nq * sizeof *h);
+    for (size_t i = 0; i < nq; i++) h[i] = NAN;
+    float *d_q = gpu_test_upload(c->q, nq * sizeof(float)), *d_out = gpu_test_upload(h, nq * sizeof(float));
+    attention_decode_cuda(d_out, d_q, (const float *const *)c->dk, (const float *const *)c->dv, c->len, c->n,
+                          c->n_heads, c->n_kv, c->hd, st);
+    gpu_test_download(h, d_out, nq * sizeof(float));
+    CUDA_CHECK(cudaFree(d_q));
+    CUDA_CHECK(cudaFree(d_out));
+    return h;
+}
+
+#define CASE_FMT "n %d, heads %d/%d, hd %d, %s"
+#define CASE_ARGS(c) (c)->n, (c)->n_heads, (c)->n_kv, (c)->hd, (c)->large ? "large q/k" : "ordinary q/k"
+
+/* The twin against the reference, then again on the default stream: the same bits. */
+static void check_case(struct test_state *ts, const struct dec_case *c, cudaStream_t st)
+{
+    size_t nq = q_floats(c);
+    float *got = run_cuda(c, st);
+    double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c->max_abs_score_sum;
+    float e = gpu_test_err(got, c->out, nq);
+    CHECK_MSG(ts, e < tol, "out, " CASE_FMT ": err %g, tol %g", CASE_ARGS(c), e, tol);
+    float *again = run_cuda(c, NULL);
+    CHECK_MSG(ts, memcmp(got, again, nq * sizeof *got) == 0, "out, " CASE_FMT ": not repeatable", CASE_ARGS(c));
+    free(got);
+    free(again);
+}
+
+/* Every batch size x head layout x head size x magnitude, lengths cycling through LENS so each
+ * batch of 3 or 17 mixes short and long caches (and n = 1 sees each length across the head sizes). */
+static void test_against_reference(struct test_state *ts, cudaStream_t st)
+{
+    double top_score = 0.0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int d = 0; d < 3; d++)
+                for (int large = 0; large <= 1; large++) {
+                    int lens[32];
+                    for (int i = 0; i < NS[a]; i++) lens[i] = LENS[(i + b + d + large) % N_LENS];
+                    struct dec_case c;
+                    case_init(&c, NS[a], lens, HEADS[b][0], HEADS[b][1], HDS[d], large);
+                    if (large && c.max_score > top_score) top_score = c.max_score;
+                    check_case(ts, &c, st);
+                    case_free(&c);
+                }
+    /* The large-magnitude inputs must really reach scores where expf overflows without the max. */
+    CHECK_MSG(ts, top_score > 88.8, "largest score only %g: the stability cases test nothing", top_score);
+}
+
+/* Rows of length 0 among others: out exactly 0 for them (the reference's), right for the rest. */
+static void test_empty_rows(struct test_state *ts, cudaStream_t st)
+{
+    static const int lens[] = {0, 7, 0, 513, 0};
+    struct dec_case c;
+    case_init(&c, 5, lens, 14, 2, 64, 0);
+    float *got = run_cuda(&c, st);
+    size_t row = (size_t)c.n_heads * c.hd;
+    long nonzero = 0;
+    for (int i = 0; i < c.n; i++)
+        for (size_t e = 0; c.len[i] == 0 && e < row; e++)
+            if (got[i * row + e] != 0.0f || c.out[i * row + e] != 0.0f) nonzero++;
+    CHECK_MSG(ts, nonzero == 0, "len 0 rows: %ld outputs not exactly 0", nonzero);
+    double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
+    float e = gpu_test_err(got, c.out, q_floats(&c));
+    CHECK_MSG(ts, e < tol, "rows beside len 0 ones: err %g, tol %g", e, tol);
+    free(got);
+    case_free(&c);
+
+    /* Only empty rows: all zeros. */
+    static const int zeros[] = {0, 0};
+    case_init(&c, 2, zeros, 2, 1, 64, 0);
+    got = run_cuda(&c, st);
+    nonzero = 0;
+    for (size_t i = 0; i < q_floats(&c); i++) nonzero += got[i] != 0.0f;
+    CHECK_MSG(ts, nonzero == 0, "all rows len 0: %ld outputs not exactly 0", nonzero);
+    free(got);
+    case_free(&c);
+}
+
+/* n = 0: nothing to compute, nothing written, no table read (NULL everywhere). */
+static void test_no_sequences(struct test_state *ts, cudaStream_t st)
+{
+    float sentinel = 5.0f;
+    float *d = gpu_test_upload(&sentinel, sizeof sentinel);
+    attention_decode_cuda(d, d, NULL, NULL, NULL, 0, 2, 1, 64, st);
+    float got = 0.0f;
+    gpu_test_download(&got, d, sizeof got);
+    CHECK_MSG(ts, got == 5.0f, "n = 0: the output changed to %g", got);
+    CUDA_CHECK(cudaFree(d));
+}
+
+int main(void)
+{
+    cudaStream_t st = gpu_test_begin_stream();
+    struct test_state ts = {0};
+    RUN_WITH(&ts, test_against_reference, st);
+    RUN_WITH(&ts, test_empty_rows, st);
+    RUN_WITH(&ts, test_no_sequences, st);
+    CUDA_CHECK(cudaStreamDestroy(st));
+    return test_summary(&ts);
+}
