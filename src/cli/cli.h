@@ -53,6 +53,10 @@ struct tok;
 struct ds_reader;
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
                     struct model *m, struct eval_model_source *src, struct tok **tok, struct ds_reader **ds);
+/* Collective over w: 1 when every rank passes ok != 0 (a rank that failed has printed why), so all
+ * ranks stop together instead of some waiting in the next collective. */
+struct comm;
+int cli_all_ok(const struct comm *w, int ok);
 
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -276,15 +276,6 @@ static void on_item(void *ctx, const struct ds_item *item, const struct eval_res
     if (fputs("]}\n", f) == EOF) p->failed_write = 1;
 }
 
-/* Do all ranks agree that this step worked? Every rank calls it at the same point; a rank that
- * failed has printed why, the others stop quietly. */
-static int all_ok(const struct comm *w, int ok)
-{
-    double bad = ok ? 0.0 : 1.0;
-    if (w->size > 1 && comm_allreduce_sum_f64(w, &bad, 1)) return 0;
-    return bad == 0.0;
-}
-
 /* Rank 0: the table on stdout and the files asked for. */
 static int write_outputs(const struct eval_opts *o, const struct eval_config *c, const struct eval_result *r)
 {
@@ -319,7 +310,7 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
     struct eval_model_source src;
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
-    if (!all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, &m, &src, &tok, &ds) == 0)) {
+    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, &m, &src, &tok, &ds) == 0)) {
         if (ds) {
             tok_free(tok);
             model_free(&m);
@@ -355,7 +346,7 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
     }
     struct eval_result r;
     int have_r = 0;
-    if (all_ok(w, ok)) {
+    if (cli_all_ok(w, ok)) {
         have_r = eval_run(c, &m, tok, ds, &r, &err) == 0;
         if (!have_r) cli_error("eval", "%s: %s", o->data, err.msg);
     }
@@ -364,7 +355,7 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
         ok = 0;
     }
     int rc = MMUPT_EXIT_ERROR;
-    if (all_ok(w, ok && have_r)) {
+    if (cli_all_ok(w, ok && have_r)) {
         if (eval_gather(w, &r, &err)) cli_error("eval", "%s", err.msg);
         else if (w->rank == 0 && eval_check_graded(&r, &err)) cli_error("eval", "%s: %s", o->data, err.msg);
         else rc = w->rank == 0 ? write_outputs(o, c, &r) : MMUPT_EXIT_OK;

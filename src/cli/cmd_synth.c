@@ -225,14 +225,6 @@ static int parse(int argc, char **argv, struct synth_opts *o)
     return 0;
 }
 
-/* Do all ranks agree that this step worked? A rank that failed has printed why. */
-static int all_ok(const struct comm *w, int ok)
-{
-    double bad = ok ? 0.0 : 1.0;
-    if (w->size > 1 && comm_allreduce_sum_f64(w, &bad, 1)) return 0;
-    return bad == 0.0;
-}
-
 struct progress {
     double t0, last;
     int show;
@@ -287,7 +279,7 @@ static int run(struct synth_opts *o, const struct comm *w)
     struct eval_model_source src;
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
-    if (!all_ok(w, cli_load_policy("synth", o->model, o->base_model, o->data, w->rank, &m, &src, &tok, &ds) == 0)) {
+    if (!cli_all_ok(w, cli_load_policy("synth", o->model, o->base_model, o->data, w->rank, &m, &src, &tok, &ds) == 0)) {
         if (ds) {
             tok_free(tok);
             model_free(&m);
@@ -316,7 +308,7 @@ static int run(struct synth_opts *o, const struct comm *w)
     int ok = synth_run(c, &m, tok, ds, &r, &err) == 0;
     if (!ok) cli_error("synth", "%s: %s", o->data, err.msg);
     int rc = MMUPT_EXIT_ERROR;
-    if (all_ok(w, ok)) {
+    if (cli_all_ok(w, ok)) {
         if (synth_gather(w, &r, &err)) cli_error("synth", "%s", err.msg);
         else rc = w->rank == 0 ? write_outputs(o, c, ds, &r) : MMUPT_EXIT_OK;
     }

@@ -1,9 +1,11 @@
 /* What mmupt eval and mmupt synth both start from: a policy (a Hugging Face model directory or a
- * training checkpoint, src/eval/load.c), its tokenizer, and a dataset split. */
+ * training checkpoint, src/eval/load.c), its tokenizer, and a dataset split; and how their ranks
+ * agree that a stage worked. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "mmupt/comm.h"
 #include "mmupt/eval.h"
 
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
@@ -26,4 +28,11 @@ fail:
     if (*ds) ds_close(*ds);
     *ds = NULL;
     return -1;
+}
+
+int cli_all_ok(const struct comm *w, int ok)
+{
+    double bad = ok ? 0.0 : 1.0;
+    if (w->size > 1 && comm_allreduce_sum_f64(w, &bad, 1)) return 0;
+    return bad == 0.0;
 }

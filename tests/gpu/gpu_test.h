@@ -7,9 +7,11 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../test.h"
 #include "mmupt/cuda_check.h"
+#include "mmupt/err.h"
 #include "mmupt/gpu.h"
 
 /* Exit 77 (meson's skip) with the reason when no usable GPU is present; else print the device. */
@@ -68,6 +70,52 @@ static inline float gpu_test_err(const float *got, const float *want, size_t n)
         if (!(e <= worst)) worst = e; /* NaN propagates as a failure */
     }
     return worst;
+}
+
+/* Float-array conveniences the tests share. */
+static inline float *gpu_test_upload_floats(const float *h, size_t n) { return gpu_test_upload(h, n * sizeof *h); }
+
+/* A malloc'd host copy of n host floats (inputs a kernel updates in place, kept for the reference). */
+static inline float *gpu_test_host_copy(const float *h, size_t n)
+{
+    float *c = mmupt_xmalloc((n ? n : 1) * sizeof *c);
+    if (n) memcpy(c, h, n * sizeof *c);
+    return c;
+}
+
+/* A malloc'd host copy of n device floats (after the device finished its work). */
+static inline float *gpu_test_download_floats(const float *dev, size_t n)
+{
+    float *h = mmupt_xmalloc((n ? n : 1) * sizeof *h);
+    gpu_test_download(h, dev, n * sizeof *h);
+    return h;
+}
+
+/* gpu_test_err of n device floats against a host reference. */
+static inline float gpu_test_dev_err(const float *dev, const float *want, size_t n)
+{
+    float *got = gpu_test_download_floats(dev, n);
+    float e = gpu_test_err(got, want, n);
+    free(got);
+    return e;
+}
+
+/* 1 when n device floats hold the same bits as a host array. */
+static inline int gpu_test_dev_same_host(const float *dev, const float *host, size_t n)
+{
+    float *got = gpu_test_download_floats(dev, n);
+    int same = memcmp(got, host, n * sizeof *got) == 0;
+    free(got);
+    return same;
+}
+
+/* 1 when two device arrays of n floats hold the same bits. */
+static inline int gpu_test_dev_same(const float *a, const float *b, size_t n)
+{
+    float *hb = gpu_test_download_floats(b, n);
+    int same = gpu_test_dev_same_host(a, hb, n);
+    free(hb);
+    return same;
 }
 
 #endif

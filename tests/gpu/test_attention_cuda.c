@@ -28,39 +28,13 @@
 #define TOL 1e-5      /* out, dq, dk, dv: relative to the largest value */
 #define TOL_PROBS 1e-6 /* probs: absolute */
 
-static float *upload(const float *h, size_t n) { return gpu_test_upload(h, n * sizeof *h); }
-
-static float *host_copy(const float *h, size_t n)
-{
-    float *c = mmupt_xmalloc(n * sizeof *c);
-    memcpy(c, h, n * sizeof *c);
-    return c;
-}
-
-static float *download(const float *dev, size_t n)
-{
-    float *h = mmupt_xmalloc(n * sizeof *h);
-    gpu_test_download(h, dev, n * sizeof *h);
-    return h;
-}
-
 /* test_rel_err of a device array against a host reference. */
 static double dev_rel_err(const float *dev, const float *want, size_t n)
 {
-    float *got = download(dev, n);
+    float *got = gpu_test_download_floats(dev, n);
     double e = test_rel_err(got, want, (int64_t)n);
     free(got);
     return e;
-}
-
-/* 1 when two device arrays hold the same bits. */
-static int dev_same(const float *a, const float *b, size_t n)
-{
-    float *ha = download(a, n), *hb = download(b, n);
-    int same = memcmp(ha, hb, n * sizeof *ha) == 0;
-    free(ha);
-    free(hb);
-    return same;
 }
 
 /* A segment layout: seg has n_seg + 1 entries. */
@@ -114,9 +88,9 @@ static void case_init(struct attn_case *c, const struct layout *L, int n_heads, 
     c->out = mmupt_xmalloc(c->nq * sizeof *c->out);
     c->probs = mmupt_xmalloc(c->np * sizeof *c->probs);
     attention_forward_cpu(c->out, c->probs, c->q, c->k, c->v, L->seg, L->n_seg, n_heads, n_kv, hd, causal);
-    c->dq = host_copy(c->dq0, c->nq);
-    c->dk = host_copy(c->dk0, c->nk);
-    c->dv = host_copy(c->dv0, c->nk);
+    c->dq = gpu_test_host_copy(c->dq0, c->nq);
+    c->dk = gpu_test_host_copy(c->dk0, c->nk);
+    c->dv = gpu_test_host_copy(c->dv0, c->nk);
     attention_backward_cpu(c->dq, c->dk, c->dv, c->dout, c->probs, c->q, c->k, c->v, L->seg, L->n_seg, n_heads, n_kv,
                            hd, causal);
 }
@@ -156,28 +130,28 @@ static double probs_check(const struct attn_case *c, const float *got, long *mas
 static void forward_case(struct test_state *ts, const struct attn_case *c, cudaStream_t st)
 {
     const struct layout *L = c->L;
-    float *d_q = upload(c->q, c->nq), *d_k = upload(c->k, c->nk), *d_v = upload(c->v, c->nk);
+    float *d_q = gpu_test_upload_floats(c->q, c->nq), *d_k = gpu_test_upload_floats(c->k, c->nk), *d_v = gpu_test_upload_floats(c->v, c->nk);
     /* Garbage in the outputs: every entry must be written. */
-    float *d_out = upload(c->dq0, c->nq);
+    float *d_out = gpu_test_upload_floats(c->dq0, c->nq);
     float *garbage = mmupt_xmalloc(c->np * sizeof *garbage);
     for (size_t i = 0; i < c->np; i++) garbage[i] = 7.0f;
-    float *d_probs = upload(garbage, c->np);
+    float *d_probs = gpu_test_upload_floats(garbage, c->np);
     attention_forward_cuda(d_out, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv, c->hd, c->causal,
                            st);
     double eo = dev_rel_err(d_out, c->out, c->nq);
     CHECK_MSG(ts, eo < TOL, "forward out, " CASE_FMT ": err %g", CASE_ARGS(c), eo);
-    float *probs = download(d_probs, c->np);
+    float *probs = gpu_test_download_floats(d_probs, c->np);
     long masked_bad;
     double ep = probs_check(c, probs, &masked_bad);
     CHECK_MSG(ts, ep < TOL_PROBS, "forward probs, " CASE_FMT ": err %g", CASE_ARGS(c), ep);
     CHECK_MSG(ts, masked_bad == 0, "forward probs, " CASE_FMT ": %ld masked entries not 0", CASE_ARGS(c), masked_bad);
 
     /* Again on the default stream, over the first call's results: the same bits. */
-    float *d_out2 = upload(c->dq0, c->nq), *d_probs2 = upload(garbage, c->np);
+    float *d_out2 = gpu_test_upload_floats(c->dq0, c->nq), *d_probs2 = gpu_test_upload_floats(garbage, c->np);
     attention_forward_cuda(d_out2, d_probs2, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv, c->hd, c->causal,
                            NULL);
-    CHECK_MSG(ts, dev_same(d_out2, d_out, c->nq), "forward out, " CASE_FMT ": not repeatable", CASE_ARGS(c));
-    CHECK_MSG(ts, dev_same(d_probs2, d_probs, c->np), "forward probs, " CASE_FMT ": not repeatable", CASE_ARGS(c));
+    CHECK_MSG(ts, gpu_test_dev_same(d_out2, d_out, c->nq), "forward out, " CASE_FMT ": not repeatable", CASE_ARGS(c));
+    CHECK_MSG(ts, gpu_test_dev_same(d_probs2, d_probs, c->np), "forward probs, " CASE_FMT ": not repeatable", CASE_ARGS(c));
 
     float *dev[] = {d_q, d_k, d_v, d_out, d_probs, d_out2, d_probs2};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
@@ -190,9 +164,9 @@ static void backward_case(struct test_state *ts, const struct attn_case *c, cuda
     const struct layout *L = c->L;
     size_t nq = c->nq, nk = c->nk;
     /* The reference's probs, so the backward is compared alone. */
-    float *d_q = upload(c->q, nq), *d_k = upload(c->k, nk), *d_v = upload(c->v, nk);
-    float *d_dout = upload(c->dout, nq), *d_probs = upload(c->probs, c->np);
-    float *d_dq = upload(c->dq0, nq), *d_dk = upload(c->dk0, nk), *d_dv = upload(c->dv0, nk);
+    float *d_q = gpu_test_upload_floats(c->q, nq), *d_k = gpu_test_upload_floats(c->k, nk), *d_v = gpu_test_upload_floats(c->v, nk);
+    float *d_dout = gpu_test_upload_floats(c->dout, nq), *d_probs = gpu_test_upload_floats(c->probs, c->np);
+    float *d_dq = gpu_test_upload_floats(c->dq0, nq), *d_dk = gpu_test_upload_floats(c->dk0, nk), *d_dv = gpu_test_upload_floats(c->dv0, nk);
     attention_backward_cuda(d_dq, d_dk, d_dv, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
                             c->hd, c->causal, st);
     double eq = dev_rel_err(d_dq, c->dq, nq), ek = dev_rel_err(d_dk, c->dk, nk), ev = dev_rel_err(d_dv, c->dv, nk);
@@ -201,16 +175,16 @@ static void backward_case(struct test_state *ts, const struct attn_case *c, cuda
     CHECK_MSG(ts, ev < TOL, "backward dv, " CASE_FMT ": err %g", CASE_ARGS(c), ev);
 
     /* One gradient at a time (the others NULL), on the default stream: the same bits. */
-    float *d_dq1 = upload(c->dq0, nq), *d_dk1 = upload(c->dk0, nk), *d_dv1 = upload(c->dv0, nk);
+    float *d_dq1 = gpu_test_upload_floats(c->dq0, nq), *d_dk1 = gpu_test_upload_floats(c->dk0, nk), *d_dv1 = gpu_test_upload_floats(c->dv0, nk);
     attention_backward_cuda(d_dq1, NULL, NULL, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
                             c->hd, c->causal, NULL);
     attention_backward_cuda(NULL, d_dk1, NULL, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
                             c->hd, c->causal, NULL);
     attention_backward_cuda(NULL, NULL, d_dv1, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
                             c->hd, c->causal, NULL);
-    CHECK_MSG(ts, dev_same(d_dq1, d_dq, nq), "backward dq, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
-    CHECK_MSG(ts, dev_same(d_dk1, d_dk, nk), "backward dk, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
-    CHECK_MSG(ts, dev_same(d_dv1, d_dv, nk), "backward dv, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
+    CHECK_MSG(ts, gpu_test_dev_same(d_dq1, d_dq, nq), "backward dq, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
+    CHECK_MSG(ts, gpu_test_dev_same(d_dk1, d_dk, nk), "backward dk, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
+    CHECK_MSG(ts, gpu_test_dev_same(d_dv1, d_dv, nk), "backward dv, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
 
     float *dev[] = {d_q, d_k, d_v, d_dout, d_probs, d_dq, d_dk, d_dv, d_dq1, d_dk1, d_dv1};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
@@ -237,7 +211,7 @@ static void test_empty_segments(struct test_state *ts, cudaStream_t st)
 {
     static const int seg[] = {0, 0, 0};
     float sentinel = 5.0f;
-    float *d = upload(&sentinel, 1);
+    float *d = gpu_test_upload_floats(&sentinel, 1);
     attention_forward_cuda(d, d, d, d, d, seg, 2, 2, 1, 8, 1, st);
     attention_backward_cuda(d, d, d, d, d, d, d, d, seg, 2, 2, 1, 8, 1, st);
     float got = 0.0f;

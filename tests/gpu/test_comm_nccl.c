@@ -12,6 +12,7 @@
 #include <mpi.h>
 
 #include "../test.h"
+#include "gpu_test.h"
 #include "mmupt/comm.h"
 #include "mmupt/cuda_check.h"
 #include "mmupt/gpu.h"
@@ -21,14 +22,6 @@ struct pair {
 };
 
 static float value(int rank, size_t i) { return (float)((double)((i * 7919 + (size_t)rank * 104729) % 1000) / 997.0 - 0.5); }
-
-static void *to_device(const void *h, size_t bytes)
-{
-    void *d;
-    CUDA_CHECK(cudaMalloc(&d, bytes ? bytes : 1));
-    CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-    return d;
-}
 
 static double max_diff(const float *a, const float *b, size_t n)
 {
@@ -41,14 +34,14 @@ static void test_allreduce(struct test_state *ts, struct pair *p, size_t n)
 {
     float *h = malloc(n * sizeof *h), *got = malloc(n * sizeof *got);
     for (size_t i = 0; i < n; i++) h[i] = value(p->mpi.rank, i);
-    float *d = to_device(h, n * sizeof *h);
+    float *d = gpu_test_upload(h, n * sizeof *h);
     CHECK(ts, comm_allreduce_sum(&p->mpi, h, n) == 0);
     CHECK(ts, comm_allreduce_sum(&p->nccl, d, n) == 0);
     CUDA_CHECK(cudaMemcpy(got, d, n * sizeof *got, cudaMemcpyDeviceToHost));
     double tol = p->mpi.size == 1 ? 0 : 1e-6 * p->mpi.size;
     CHECK_MSG(ts, max_diff(h, got, n) <= tol, "n=%zu: max diff %g", n, max_diff(h, got, n));
     double hd[3] = {1.5, -2.25, 1e-300}, dd[3];
-    double *dev = to_device(hd, sizeof hd);
+    double *dev = gpu_test_upload(hd, sizeof hd);
     CHECK(ts, comm_allreduce_sum_f64(&p->nccl, dev, 3) == 0);
     CUDA_CHECK(cudaMemcpy(dd, dev, sizeof dd, cudaMemcpyDeviceToHost));
     CHECK(ts, comm_allreduce_sum_f64(&p->mpi, hd, 3) == 0);
@@ -66,7 +59,7 @@ static void test_shards(struct test_state *ts, struct pair *p, size_t n)
     float *h = malloc(n * sizeof *h), *shard = malloc((hi - lo + 1) * sizeof *shard);
     float *got = malloc(n * sizeof *got), *all = malloc(n * sizeof *all);
     for (size_t i = 0; i < n; i++) h[i] = value(p->mpi.rank, i);
-    float *din = to_device(h, n * sizeof *h), *dshard, *dout;
+    float *din = gpu_test_upload(h, n * sizeof *h), *dshard, *dout;
     CUDA_CHECK(cudaMalloc((void **)&dshard, (hi - lo + 1) * sizeof *dshard));
     CUDA_CHECK(cudaMalloc((void **)&dout, n * sizeof *dout));
     CHECK(ts, comm_reduce_scatter_sum(&p->mpi, h, shard, n) == 0);
@@ -93,7 +86,7 @@ static void test_broadcast(struct test_state *ts, struct pair *p)
 {
     unsigned char h[1000], got[1000];
     for (int i = 0; i < 1000; i++) h[i] = (unsigned char)(p->mpi.rank == 0 ? i * 13 : 0);
-    unsigned char *d = to_device(h, sizeof h);
+    unsigned char *d = gpu_test_upload(h, sizeof h);
     CHECK(ts, comm_broadcast(&p->nccl, d, sizeof h, 0) == 0);
     CUDA_CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
     int bad = 0;

@@ -39,16 +39,6 @@ static float *nan_floats(size_t n)
     return p;
 }
 
-/* Download n floats from dev into a fresh buffer and compare them with want. */
-static float device_err(const float *dev, const float *want, size_t n)
-{
-    float *got = alloc_floats(n);
-    gpu_test_download(got, dev, n * sizeof *got);
-    float e = gpu_test_err(got, want, n);
-    free(got);
-    return e;
-}
-
 /* ---- RoPE ---- */
 
 /* Tables of real angles as the model builds them: angle = pos * theta^(-2j/hd), the same angle in
@@ -88,7 +78,7 @@ static void rope_case(struct test_state *ts, int rows, int heads, int hd, int pr
 
     rope_forward_cpu(x, cs, sn, rows, heads, hd);
     rope_forward_cuda(dx, dcos, dsin, rows, heads, hd, NULL);
-    float e = device_err(dx, x, n);
+    float e = gpu_test_dev_err(dx, x, n);
     CHECK_MSG(ts, e < TOL_ROPE, "rope forward rows %d heads %d hd %d proper %d: err %g", rows, heads, hd, proper, e);
 
     /* The backward maps a gradient onto itself in place: start both from the same random dy. */
@@ -96,7 +86,7 @@ static void rope_case(struct test_state *ts, int rows, int heads, int hd, int pr
     CUDA_CHECK(cudaMemcpy(dx, x, n * sizeof *x, cudaMemcpyHostToDevice));
     rope_backward_cpu(x, cs, sn, rows, heads, hd);
     rope_backward_cuda(dx, dcos, dsin, rows, heads, hd, NULL);
-    e = device_err(dx, x, n);
+    e = gpu_test_dev_err(dx, x, n);
     CHECK_MSG(ts, e < TOL_ROPE, "rope backward rows %d heads %d hd %d proper %d: err %g", rows, heads, hd, proper, e);
 
     cudaFree(dx); cudaFree(dcos); cudaFree(dsin);
@@ -151,12 +141,12 @@ static void unary_case(struct test_state *ts, const struct act_unary *op, long n
 
     op->fwd_cpu(out, x, n);
     op->fwd_cuda(d_out, d_x, n, NULL);
-    float e = device_err(d_out, out, (size_t)n);
+    float e = gpu_test_dev_err(d_out, out, (size_t)n);
     CHECK_MSG(ts, e < TOL_ACT, "%s forward n %ld: err %g", op->name, n, e);
 
     op->bwd_cpu(grad, dout, x, n);
     op->bwd_cuda(d_grad, d_dout, d_x, n, NULL);
-    e = device_err(d_grad, grad, (size_t)n);
+    e = gpu_test_dev_err(d_grad, grad, (size_t)n);
     CHECK_MSG(ts, e < TOL_ACT, "%s backward n %ld: err %g", op->name, n, e);
 
     cudaFree(d_x); cudaFree(d_dout); cudaFree(d_out); cudaFree(d_grad);
@@ -197,7 +187,7 @@ static void swiglu_case(struct test_state *ts, long n)
 
     swiglu_forward_cpu(out, gate, up, n);
     swiglu_forward_cuda(d_out, d_gate, d_up, n, NULL);
-    float e = device_err(d_out, out, (size_t)n);
+    float e = gpu_test_dev_err(d_out, out, (size_t)n);
     CHECK_MSG(ts, e < TOL_ACT, "swiglu forward n %ld: err %g", n, e);
 
     for (int mode = 0; mode < 3; mode++) { /* 0: both, 1: dgate only, 2: dup only */
@@ -209,9 +199,9 @@ static void swiglu_case(struct test_state *ts, long n)
         swiglu_backward_cuda(want_g ? d_dg : NULL, want_u ? d_du : NULL, d_dout, d_gate, d_up, n, NULL);
         /* A gradient passed as NULL stays as it was on the CPU side (dg0/du0), so this comparison
          * also checks that the device buffer was not touched through some other path. */
-        e = device_err(d_dg, dg, (size_t)n);
+        e = gpu_test_dev_err(d_dg, dg, (size_t)n);
         CHECK_MSG(ts, e < TOL_ACT, "swiglu dgate n %ld mode %d: err %g", n, mode, e);
-        e = device_err(d_du, du, (size_t)n);
+        e = gpu_test_dev_err(d_du, du, (size_t)n);
         CHECK_MSG(ts, e < TOL_ACT, "swiglu dup n %ld mode %d: err %g", n, mode, e);
         cudaFree(d_dg); cudaFree(d_du);
     }
@@ -251,12 +241,12 @@ static void embedding_case(struct test_state *ts, int n, int dim, int vocab)
 
     embedding_forward_cpu(out, ids, table, n, dim);
     embedding_forward_cuda(d_out, d_ids, d_table, n, dim, NULL);
-    float e = device_err(d_out, out, no);
+    float e = gpu_test_dev_err(d_out, out, no);
     CHECK_MSG(ts, e == 0.0f, "embedding forward n %d dim %d: err %g (must be bitwise equal)", n, dim, e);
 
     embedding_backward_cpu(dtable, dout, ids, n, dim);
     embedding_backward_cuda(d_dtable, d_dout, d_ids, n, dim, NULL);
-    e = device_err(d_dtable, dtable, nt);
+    e = gpu_test_dev_err(d_dtable, dtable, nt);
     CHECK_MSG(ts, e == 0.0f, "embedding backward n %d dim %d: err %g (must be bitwise equal)", n, dim, e);
 
     cudaFree(d_ids); cudaFree(d_table); cudaFree(d_out); cudaFree(d_dout); cudaFree(d_dtable);

@@ -118,13 +118,6 @@ static void dev_free(struct dev_batch *d)
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) CUDA_CHECK(cudaFree(p[i])); /* cudaFree(NULL) is a no-op */
 }
 
-static float *download(const float *dev, int64_t n)
-{
-    float *h = alloc_f(n);
-    gpu_test_download(h, dev, (size_t)n * sizeof *h);
-    return h;
-}
-
 static int metric_near(double got, double want) { return fabs(got - want) <= METRIC_TOL * (1.0 + fabs(want)); }
 
 static void check_metrics(struct test_state *ts, const struct grpo_metrics *g, const struct grpo_metrics *w,
@@ -157,7 +150,7 @@ static void check_case(struct test_state *ts, const struct batch *b, const struc
     dev_upload(&d, b, with_ref);
     int rg = grpo_loss_cuda(d.logp, d.old, d.ref, d.adv, d.mask, b->n, p, d.dlogp, &mg, st);
     CHECK_MSG(ts, rw == 0 && rg == 0, "%s: returned %d (cpu %d)", what, rg, rw);
-    float *got = download(d.dlogp, b->n);
+    float *got = gpu_test_download_floats(d.dlogp, b->n);
     /* The absolute floor: see the tolerance note at the top. */
     double floor = mw.n_tokens ? DLOGP_FLOOR * p->scale / (double)mw.n_tokens : 0.0;
     int64_t bad = 0, inexact = 0, first = -1;
@@ -176,7 +169,7 @@ static void check_case(struct test_state *ts, const struct batch *b, const struc
 
     /* The same call again, default stream: the same bits. */
     rg = grpo_loss_cuda(d.logp, d.old, d.ref, d.adv, d.mask, b->n, p, d.dlogp, &mg2, NULL);
-    float *again = download(d.dlogp, b->n);
+    float *again = gpu_test_download_floats(d.dlogp, b->n);
     CHECK_MSG(ts, rg == 0 && memcmp(again, got, (size_t)b->n * sizeof *got) == 0 && memcmp(&mg, &mg2, sizeof mg) == 0,
               "%s: a second call differs", what);
     free(want);
@@ -252,7 +245,7 @@ static void test_nothing_scored(struct test_state *ts, cudaStream_t st)
     memset(&zero, 0, sizeof zero);
     CHECK(ts, grpo_loss_cuda(d.logp, d.old, d.ref, d.adv, d.mask, b.n, &p, d.dlogp, &m, st) == 0);
     CHECK(ts, memcmp(&m, &zero, sizeof m) == 0);
-    float *got = download(d.dlogp, b.n);
+    float *got = gpu_test_download_floats(d.dlogp, b.n);
     int64_t nonzero = 0;
     for (int64_t i = 0; i < b.n; i++) nonzero += got[i] != 0.0f;
     CHECK_MSG(ts, nonzero == 0, "%lld dlogp not 0", (long long)nonzero);
@@ -289,7 +282,7 @@ static void check_bad(struct test_state *ts, int64_t n, enum which which, int64_
     before = m;
     int rc = grpo_loss_cuda(d.logp, d.old, d.ref, d.adv, d.mask, n, &p, d.dlogp, &m, st);
     CHECK_MSG(ts, rc == want_rc, "input %d [%lld] = %g: returned %d", (int)which, (long long)at, value, rc);
-    float *got = download(d.dlogp, n);
+    float *got = gpu_test_download_floats(d.dlogp, n);
     if (want_rc != 0) {
         int64_t written = 0;
         for (int64_t i = 0; i < n; i++) written += got[i] != SENTINEL;

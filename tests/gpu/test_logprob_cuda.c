@@ -33,38 +33,6 @@
 
 #define TOL 1e-5f
 
-static float *upload(const float *h, size_t n) { return gpu_test_upload(h, n * sizeof *h); }
-
-/* gpu_test_err of a device array against a host reference. */
-static float dev_err(const float *dev, const float *want, size_t n)
-{
-    float *got = mmupt_xmalloc(n * sizeof *got);
-    gpu_test_download(got, dev, n * sizeof *got);
-    float e = gpu_test_err(got, want, n);
-    free(got);
-    return e;
-}
-
-/* 1 when a device array holds the same bits as a host array. */
-static int dev_same_host(const float *dev, const float *host, size_t n)
-{
-    float *got = mmupt_xmalloc(n * sizeof *got);
-    gpu_test_download(got, dev, n * sizeof *got);
-    int same = memcmp(got, host, n * sizeof *got) == 0;
-    free(got);
-    return same;
-}
-
-/* 1 when two device arrays hold the same bits. */
-static int dev_same(const float *a, const float *b, size_t n)
-{
-    float *hb = mmupt_xmalloc(n * sizeof *hb);
-    gpu_test_download(hb, b, n * sizeof *hb);
-    int same = dev_same_host(a, hb, n);
-    free(hb);
-    return same;
-}
-
 /* Host inputs of one case: logits [rows, vocab], targets, dlogp and the pre-filled dlogits. */
 struct lp_case {
     int rows, vocab;
@@ -116,11 +84,11 @@ static void forward_case(struct test_state *ts, const struct lp_case *c, cudaStr
     float *logp = mmupt_xmalloc(nr * sizeof *logp), *ent = mmupt_xmalloc(nr * sizeof *ent);
     logprob_forward_cpu(logp, ent, c->logits, c->targets, rows, vocab, c->tau);
 
-    float *d_z = upload(c->logits, c->n);
+    float *d_z = gpu_test_upload_floats(c->logits, c->n);
     int64_t *d_t = gpu_test_upload(c->targets, nr * sizeof *c->targets);
-    float *d_logp = upload(c->dlogp, nr), *d_ent = upload(c->dlogp, nr); /* garbage to be overwritten */
+    float *d_logp = gpu_test_upload_floats(c->dlogp, nr), *d_ent = gpu_test_upload_floats(c->dlogp, nr); /* garbage to be overwritten */
     logprob_forward_cuda(d_logp, d_ent, d_z, d_t, rows, vocab, c->tau, st);
-    float el = dev_err(d_logp, logp, nr), ee = dev_err(d_ent, ent, nr);
+    float el = gpu_test_dev_err(d_logp, logp, nr), ee = gpu_test_dev_err(d_ent, ent, nr);
     CHECK_MSG(ts, el < TOL, "logp %dx%d tau %g: err %g", rows, vocab, c->tau, el);
     CHECK_MSG(ts, ee < TOL, "entropy %dx%d tau %g: err %g", rows, vocab, c->tau, ee);
 
@@ -134,9 +102,9 @@ static void forward_case(struct test_state *ts, const struct lp_case *c, cudaStr
                       vocab, r, hl[r], he[r]);
 
     /* Entropy not wanted, on the default stream: the same logp bits. */
-    float *d_logp1 = upload(c->dlogp, nr);
+    float *d_logp1 = gpu_test_upload_floats(c->dlogp, nr);
     logprob_forward_cuda(d_logp1, NULL, d_z, d_t, rows, vocab, c->tau, NULL);
-    CHECK_MSG(ts, dev_same(d_logp1, d_logp, nr), "logp %dx%d tau %g: entropy=NULL changed logp", rows, vocab, c->tau);
+    CHECK_MSG(ts, gpu_test_dev_same(d_logp1, d_logp, nr), "logp %dx%d tau %g: entropy=NULL changed logp", rows, vocab, c->tau);
 
     void *dev[] = {d_z, d_t, d_logp, d_ent, d_logp1};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
@@ -154,11 +122,11 @@ static void backward_case(struct test_state *ts, const struct lp_case *c, cudaSt
     memcpy(dz_ref, c->dz0, n * sizeof *dz_ref);
     logprob_backward_cpu(dz_ref, c->dlogp, c->logits, c->targets, rows, vocab, c->tau);
 
-    float *d_z = upload(c->logits, n), *d_dlogp = upload(c->dlogp, nr);
+    float *d_z = gpu_test_upload_floats(c->logits, n), *d_dlogp = gpu_test_upload_floats(c->dlogp, nr);
     int64_t *d_t = gpu_test_upload(c->targets, nr * sizeof *c->targets);
-    float *d_dz = upload(c->dz0, n);
+    float *d_dz = gpu_test_upload_floats(c->dz0, n);
     logprob_backward_cuda(d_dz, d_dlogp, d_z, d_t, rows, vocab, c->tau, st);
-    float e = dev_err(d_dz, dz_ref, n);
+    float e = gpu_test_dev_err(d_dz, dz_ref, n);
     CHECK_MSG(ts, e < TOL, "dlogits %dx%d tau %g: err %g", rows, vocab, c->tau, e);
 
     /* Skipped rows keep their pre-filled gradient bit for bit. */
@@ -172,9 +140,9 @@ static void backward_case(struct test_state *ts, const struct lp_case *c, cudaSt
     }
 
     /* The default stream: the same bits. */
-    float *d_dz1 = upload(c->dz0, n);
+    float *d_dz1 = gpu_test_upload_floats(c->dz0, n);
     logprob_backward_cuda(d_dz1, d_dlogp, d_z, d_t, rows, vocab, c->tau, NULL);
-    CHECK_MSG(ts, dev_same(d_dz1, d_dz, n), "dlogits %dx%d tau %g: differs on the default stream", rows, vocab, c->tau);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dz1, d_dz, n), "dlogits %dx%d tau %g: differs on the default stream", rows, vocab, c->tau);
 
     void *dev[] = {d_z, d_dlogp, d_t, d_dz, d_dz1};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));

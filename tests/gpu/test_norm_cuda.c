@@ -27,37 +27,6 @@
 
 static const float EPS = 1e-6f; /* Qwen2.5-VL's RMSNorm and Qwen2-VL's LayerNorm epsilon */
 
-static float *upload(const float *h, size_t n) { return gpu_test_upload(h, n * sizeof *h); }
-
-static float *host_copy(const float *h, size_t n)
-{
-    float *c = mmupt_xmalloc(n * sizeof *c);
-    memcpy(c, h, n * sizeof *c);
-    return c;
-}
-
-/* gpu_test_err of a device array against a host reference. */
-static float dev_err(const float *dev, const float *want, size_t n)
-{
-    float *got = mmupt_xmalloc(n * sizeof *got);
-    gpu_test_download(got, dev, n * sizeof *got);
-    float e = gpu_test_err(got, want, n);
-    free(got);
-    return e;
-}
-
-/* 1 when two device arrays hold the same bits. */
-static int dev_same(const float *a, const float *b, size_t n)
-{
-    float *ha = mmupt_xmalloc(n * sizeof *ha), *hb = mmupt_xmalloc(n * sizeof *hb);
-    gpu_test_download(ha, a, n * sizeof *ha);
-    gpu_test_download(hb, b, n * sizeof *hb);
-    int same = memcmp(ha, hb, n * sizeof *ha) == 0;
-    free(ha);
-    free(hb);
-    return same;
-}
-
 /* Host inputs shared by the tests of one shape: x, weight, bias, dout and the pre-filled
  * gradients dx0, dw0, db0. */
 struct norm_case {
@@ -105,24 +74,24 @@ static void rmsnorm_backward_case(struct test_state *ts, const struct norm_case 
     size_t n = c->n;
     float *out = mmupt_xmalloc(n * sizeof *out), *rstd = mmupt_xmalloc((size_t)rows * sizeof *rstd);
     rmsnorm_forward_cpu(out, rstd, c->x, c->w, rows, dim, EPS);
-    float *dx_ref = host_copy(c->dx0, n), *dw_ref = host_copy(c->dw0, (size_t)dim);
+    float *dx_ref = gpu_test_host_copy(c->dx0, n), *dw_ref = gpu_test_host_copy(c->dw0, (size_t)dim);
     rmsnorm_backward_cpu(dx_ref, dw_ref, c->dout, c->x, c->w, rstd, rows, dim);
 
     /* The forward's rstd from the CPU, so the backward is compared alone. */
-    float *d_x = upload(c->x, n), *d_w = upload(c->w, (size_t)dim), *d_dout = upload(c->dout, n);
-    float *d_rstd = upload(rstd, (size_t)rows);
-    float *d_dx = upload(c->dx0, n), *d_dw = upload(c->dw0, (size_t)dim);
+    float *d_x = gpu_test_upload_floats(c->x, n), *d_w = gpu_test_upload_floats(c->w, (size_t)dim), *d_dout = gpu_test_upload_floats(c->dout, n);
+    float *d_rstd = gpu_test_upload_floats(rstd, (size_t)rows);
+    float *d_dx = gpu_test_upload_floats(c->dx0, n), *d_dw = gpu_test_upload_floats(c->dw0, (size_t)dim);
     rmsnorm_backward_cuda(d_dx, d_dw, d_dout, d_x, d_w, d_rstd, rows, dim, st);
-    float edx = dev_err(d_dx, dx_ref, n), edw = dev_err(d_dw, dw_ref, (size_t)dim);
+    float edx = gpu_test_dev_err(d_dx, dx_ref, n), edw = gpu_test_dev_err(d_dw, dw_ref, (size_t)dim);
     CHECK_MSG(ts, edx < TOL_ROW, "rmsnorm dx %dx%d: err %g", rows, dim, edx);
     CHECK_MSG(ts, edw < TOL_COL, "rmsnorm dweight %dx%d: err %g", rows, dim, edw);
 
     /* One gradient at a time (the other NULL), on the default stream: the same bits. */
-    float *d_dx1 = upload(c->dx0, n), *d_dw1 = upload(c->dw0, (size_t)dim);
+    float *d_dx1 = gpu_test_upload_floats(c->dx0, n), *d_dw1 = gpu_test_upload_floats(c->dw0, (size_t)dim);
     rmsnorm_backward_cuda(d_dx1, NULL, d_dout, d_x, d_w, d_rstd, rows, dim, NULL);
     rmsnorm_backward_cuda(NULL, d_dw1, d_dout, d_x, d_w, d_rstd, rows, dim, NULL);
-    CHECK_MSG(ts, dev_same(d_dx1, d_dx, n), "rmsnorm dx %dx%d: dweight=NULL changed dx", rows, dim);
-    CHECK_MSG(ts, dev_same(d_dw1, d_dw, (size_t)dim), "rmsnorm dweight %dx%d: dx=NULL changed dweight", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dx1, d_dx, n), "rmsnorm dx %dx%d: dweight=NULL changed dx", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dw1, d_dw, (size_t)dim), "rmsnorm dweight %dx%d: dx=NULL changed dweight", rows, dim);
 
     float *dev[] = {d_x, d_w, d_dout, d_rstd, d_dx, d_dw, d_dx1, d_dw1};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
@@ -140,21 +109,21 @@ static void layernorm_forward_case(struct test_state *ts, const struct norm_case
     float *mean = mmupt_xmalloc((size_t)rows * sizeof *mean), *rstd = mmupt_xmalloc((size_t)rows * sizeof *rstd);
     layernorm_forward_cpu(out, mean, rstd, c->x, c->w, c->b, rows, dim, EPS);
 
-    float *d_x = upload(c->x, n), *d_w = upload(c->w, (size_t)dim), *d_b = upload(c->b, (size_t)dim);
-    float *d_out = upload(c->dx0, n); /* garbage to be overwritten */
+    float *d_x = gpu_test_upload_floats(c->x, n), *d_w = gpu_test_upload_floats(c->w, (size_t)dim), *d_b = gpu_test_upload_floats(c->b, (size_t)dim);
+    float *d_out = gpu_test_upload_floats(c->dx0, n); /* garbage to be overwritten */
     float *d_mean = NULL, *d_rstd = NULL;
     CUDA_CHECK(cudaMalloc((void **)&d_mean, (size_t)rows * sizeof *d_mean));
     CUDA_CHECK(cudaMalloc((void **)&d_rstd, (size_t)rows * sizeof *d_rstd));
     layernorm_forward_cuda(d_out, d_mean, d_rstd, d_x, d_w, d_b, rows, dim, EPS, st);
-    float eo = dev_err(d_out, out, n), em = dev_err(d_mean, mean, (size_t)rows), er = dev_err(d_rstd, rstd, (size_t)rows);
+    float eo = gpu_test_dev_err(d_out, out, n), em = gpu_test_dev_err(d_mean, mean, (size_t)rows), er = gpu_test_dev_err(d_rstd, rstd, (size_t)rows);
     CHECK_MSG(ts, eo < TOL_ROW, "layernorm out %dx%d: err %g", rows, dim, eo);
     CHECK_MSG(ts, em < TOL_ROW, "layernorm mean %dx%d: err %g", rows, dim, em);
     CHECK_MSG(ts, er < TOL_ROW, "layernorm rstd %dx%d: err %g", rows, dim, er);
 
     /* In place (out == x) with mean and rstd not wanted, on the default stream: the same bits. */
-    float *d_xa = upload(c->x, n);
+    float *d_xa = gpu_test_upload_floats(c->x, n);
     layernorm_forward_cuda(d_xa, NULL, NULL, d_xa, d_w, d_b, rows, dim, EPS, NULL);
-    CHECK_MSG(ts, dev_same(d_xa, d_out, n), "layernorm %dx%d: out aliasing x, or NULL mean/rstd, changed out", rows,
+    CHECK_MSG(ts, gpu_test_dev_same(d_xa, d_out, n), "layernorm %dx%d: out aliasing x, or NULL mean/rstd, changed out", rows,
               dim);
 
     float *dev[] = {d_x, d_w, d_b, d_out, d_mean, d_rstd, d_xa};
@@ -171,32 +140,32 @@ static void layernorm_backward_case(struct test_state *ts, const struct norm_cas
     float *out = mmupt_xmalloc(n * sizeof *out);
     float *mean = mmupt_xmalloc((size_t)rows * sizeof *mean), *rstd = mmupt_xmalloc((size_t)rows * sizeof *rstd);
     layernorm_forward_cpu(out, mean, rstd, c->x, c->w, c->b, rows, dim, EPS);
-    float *dx_ref = host_copy(c->dx0, n), *dw_ref = host_copy(c->dw0, nd), *db_ref = host_copy(c->db0, nd);
+    float *dx_ref = gpu_test_host_copy(c->dx0, n), *dw_ref = gpu_test_host_copy(c->dw0, nd), *db_ref = gpu_test_host_copy(c->db0, nd);
     layernorm_backward_cpu(dx_ref, dw_ref, db_ref, c->dout, c->x, c->w, mean, rstd, rows, dim);
 
     /* The forward's mean and rstd from the CPU, so the backward is compared alone. */
-    float *d_x = upload(c->x, n), *d_w = upload(c->w, nd), *d_dout = upload(c->dout, n);
-    float *d_mean = upload(mean, (size_t)rows), *d_rstd = upload(rstd, (size_t)rows);
-    float *d_dx = upload(c->dx0, n), *d_dw = upload(c->dw0, nd), *d_db = upload(c->db0, nd);
+    float *d_x = gpu_test_upload_floats(c->x, n), *d_w = gpu_test_upload_floats(c->w, nd), *d_dout = gpu_test_upload_floats(c->dout, n);
+    float *d_mean = gpu_test_upload_floats(mean, (size_t)rows), *d_rstd = gpu_test_upload_floats(rstd, (size_t)rows);
+    float *d_dx = gpu_test_upload_floats(c->dx0, n), *d_dw = gpu_test_upload_floats(c->dw0, nd), *d_db = gpu_test_upload_floats(c->db0, nd);
     layernorm_backward_cuda(d_dx, d_dw, d_db, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, st);
-    float edx = dev_err(d_dx, dx_ref, n), edw = dev_err(d_dw, dw_ref, nd), edb = dev_err(d_db, db_ref, nd);
+    float edx = gpu_test_dev_err(d_dx, dx_ref, n), edw = gpu_test_dev_err(d_dw, dw_ref, nd), edb = gpu_test_dev_err(d_db, db_ref, nd);
     CHECK_MSG(ts, edx < TOL_ROW, "layernorm dx %dx%d: err %g", rows, dim, edx);
     CHECK_MSG(ts, edw < TOL_COL, "layernorm dweight %dx%d: err %g", rows, dim, edw);
     CHECK_MSG(ts, edb < TOL_COL, "layernorm dbias %dx%d: err %g", rows, dim, edb);
 
     /* Every other choice of wanted gradients, on the default stream: the same bits. (dweight and
      * dbias share one scratch buffer when both are wanted, at other offsets than when alone.) */
-    float *d_dx1 = upload(c->dx0, n), *d_dw1 = upload(c->dw0, nd), *d_db1 = upload(c->db0, nd);
-    float *d_dw2 = upload(c->dw0, nd), *d_db2 = upload(c->db0, nd);
+    float *d_dx1 = gpu_test_upload_floats(c->dx0, n), *d_dw1 = gpu_test_upload_floats(c->dw0, nd), *d_db1 = gpu_test_upload_floats(c->db0, nd);
+    float *d_dw2 = gpu_test_upload_floats(c->dw0, nd), *d_db2 = gpu_test_upload_floats(c->db0, nd);
     layernorm_backward_cuda(d_dx1, NULL, NULL, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
     layernorm_backward_cuda(NULL, d_dw1, NULL, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
     layernorm_backward_cuda(NULL, NULL, d_db1, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
     layernorm_backward_cuda(NULL, d_dw2, d_db2, d_dout, d_x, d_w, d_mean, d_rstd, rows, dim, NULL);
-    CHECK_MSG(ts, dev_same(d_dx1, d_dx, n), "layernorm dx %dx%d: differs when computed alone", rows, dim);
-    CHECK_MSG(ts, dev_same(d_dw1, d_dw, nd), "layernorm dweight %dx%d: differs when computed alone", rows, dim);
-    CHECK_MSG(ts, dev_same(d_db1, d_db, nd), "layernorm dbias %dx%d: differs when computed alone", rows, dim);
-    CHECK_MSG(ts, dev_same(d_dw2, d_dw, nd), "layernorm dweight %dx%d: differs without dx", rows, dim);
-    CHECK_MSG(ts, dev_same(d_db2, d_db, nd), "layernorm dbias %dx%d: differs without dx", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dx1, d_dx, n), "layernorm dx %dx%d: differs when computed alone", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dw1, d_dw, nd), "layernorm dweight %dx%d: differs when computed alone", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_db1, d_db, nd), "layernorm dbias %dx%d: differs when computed alone", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dw2, d_dw, nd), "layernorm dweight %dx%d: differs without dx", rows, dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_db2, d_db, nd), "layernorm dbias %dx%d: differs without dx", rows, dim);
 
     float *dev[] = {d_x, d_w, d_dout, d_mean, d_rstd, d_dx, d_dw, d_db, d_dx1, d_dw1, d_db1, d_dw2, d_db2};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
