@@ -79,14 +79,12 @@ int grpo_loss_seq_mean_cpu(const float *logp, const float *old_logp, const float
                            const float *mask, const int64_t *seq_start, int n_seq, const struct grpo_params *p,
                            float *dlogp, struct grpo_metrics *m);
 
-#ifdef MMUPT_HAVE_CUDA
 /* CUDA twin of grpo_loss_cpu (kernels/cuda/grpo_loss.cu): the same contract with device arrays
  * (logp .. mask, dlogp); p and m stay on the host, and m is complete when it returns (the call waits
  * for `stream`, a cudaStream_t, NULL the default stream). */
 int grpo_loss_cuda(const float *logp, const float *old_logp, const float *ref_logp, const float *adv,
                    const float *mask, int64_t n, const struct grpo_params *p, float *dlogp, struct grpo_metrics *m,
                    void *stream);
-#endif
 
 /* sum(x * mask) / count(mask != 0), 0 when nothing is masked in. */
 double grpo_masked_mean(const float *x, const float *mask, int64_t n);

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mmupt/sampler.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,11 +31,12 @@ void rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const float *w
 void attention_decode_cpu(float *out, const float *q, const float *const *k, const float *const *v, const int *len, int n,
                           int n_heads, int n_kv, int hd);
 
-#ifdef MMUPT_HAVE_CUDA
 /* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
  * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
  * as void* so C callers need no CUDA headers (NULL: the default stream). fp32 for now; each is
- * tested against its reference in the gpu suite (tests/gpu/), with the tolerance written there. */
+ * tested against its reference in the gpu suite (tests/gpu/), with the tolerance written there.
+ * CPU-only builds define the same names on the device emulator (src/gpu/kernels_emu.c: argument
+ * checks, then the CPU reference), so callers link and run in every build. */
 void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps,
                           void *stream);
 void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
@@ -81,7 +84,11 @@ void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float
  * keeps every multiply out of fused multiply-adds (kernels/cuda/adamw.cu). */
 void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,
                        double beta2, double eps, double weight_decay, double grad_scale, int64_t t, void *stream);
-#endif
+/* p (with its bias arrays) and u are HOST memory, as the CPU reference takes them; tokens, logp and
+ * logits are device memory. Equal to sample_tokens_cpu (see "Sampling" below for the exact terms). */
+void sample_tokens_cuda(int32_t *tokens, float *logp, const float *logits, int rows, int V,
+                        const struct sample_params *p, const double *u, void *stream);
+void residual_forward_cuda(float *out, const float *a, const float *b, long n, void *stream);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
@@ -151,6 +158,9 @@ void quick_gelu_forward_cpu(float *out, const float *x, long n);
 /* Gradient of quick GELU; dx accumulates. */
 void quick_gelu_backward_cpu(float *dx, const float *dout, const float *x, long n);
 
+/* The residual stream: out = a + b (one rounding per element; out may alias a or b). */
+void residual_forward_cpu(float *out, const float *a, const float *b, long n);
+
 /* ---- Token embedding ---- */
 /* Input embedding lookup: out[n, dim] = table[ids[i], :]; ids are validated by the caller. */
 void embedding_forward_cpu(float *out, const int64_t *ids, const float *table, int n, int dim);
@@ -166,6 +176,26 @@ void logprob_forward_cpu(float *logp, float *entropy, const float *logits, const
 /* dlogits[r,:] += dlogp[r] * (onehot(target) - softmax(logits/tau)) / tau. */
 void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau);
+
+/* ---- Sampling (rollout: the next token of every sequence of a decode step) ----
+ * tokens[r] = sample_token(logits + r*V, V, p, u[r], ..., logp + r) for r < rows (src/sampler: bias,
+ * temperature, HF top-k with ties at the k-th kept, top-p nucleus ranked by (prob desc, id asc), a
+ * draw with u[r]; greedy at temperature 0), -1 for a row with nothing valid to sample (NaN or +inf
+ * biased logit, all -inf, bad parameters or u[r] outside [0, 1)), and then logp[r] = 0. logp may be
+ * NULL; logits: [rows, V]; u: [rows] from sample_rng_uniform.
+ *
+ * The CUDA twin agrees with it as follows (tests/gpu/test_sample_cuda.c):
+ *   - the -1 rows, the greedy token and the top-k kept set are identical (exact comparisons and an
+ *     exact k-th-largest search), and so is the top-p nucleus except where its mass cut lies within
+ *     rounding of top_p * total;
+ *   - the drawn token is the same except where u * total lies within rounding (~1e-12 relative) of
+ *     a cumulative-weight boundary: both sum the same float weights in double in the same candidate
+ *     order, but the GPU adds them in a fixed tree order rather than one by one, so its partial sums
+ *     differ in the last bits (deterministic: the same inputs give the same token on every run);
+ *   - logp agrees to 1e-5 in |got - want| / (1 + |want|) (GPU expf within 2 ulp, double sums in
+ *     another order). */
+void sample_tokens_cpu(int32_t *tokens, float *logp, const float *logits, int rows, int V, const struct sample_params *p,
+                       const double *u);
 
 /* ---- Optimizer ----
  * AdamW (torch.optim.AdamW, amsgrad off) on n elements of a parameter shard, in double per element,

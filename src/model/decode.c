@@ -8,7 +8,7 @@
 #include "mmupt/kernels.h"
 #include "model_internal.h"
 
-static float *kv_row(const struct model_kv *kv, float *base, int64_t layer, int slot, int pos)
+float *model_kv_row(const struct model_kv *kv, float *base, int64_t layer, int slot, int pos)
 {
     return base + ((layer * kv->n_slots + slot) * (int64_t)kv->max_len + pos) * kv->kvd;
 }
@@ -40,8 +40,8 @@ void model_kv_copy(struct model_kv *kv, int from, int to)
 {
     size_t bytes = (size_t)(kv->len[from] * kv->kvd) * sizeof(float);
     for (int64_t l = 0; l < kv->n_layers; l++) {
-        memcpy(kv_row(kv, kv->k, l, to, 0), kv_row(kv, kv->k, l, from, 0), bytes);
-        memcpy(kv_row(kv, kv->v, l, to, 0), kv_row(kv, kv->v, l, from, 0), bytes);
+        memcpy(model_kv_row(kv, kv->k, l, to, 0), model_kv_row(kv, kv->k, l, from, 0), bytes);
+        memcpy(model_kv_row(kv, kv->v, l, to, 0), model_kv_row(kv, kv->v, l, from, 0), bytes);
     }
     kv->len[to] = kv->len[from];
     kv->delta[to] = kv->delta[from];
@@ -57,8 +57,8 @@ int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct m
     if (model_forward_last(m, prompt, err)) return -1;
     int T = prompt->seq_len[0];
     for (int64_t l = 0; l < kv->n_layers; l++) {
-        memcpy(kv_row(kv, kv->k, l, slot, 0), m->acts->layers[l].k, (size_t)(T * kv->kvd) * sizeof(float));
-        memcpy(kv_row(kv, kv->v, l, slot, 0), m->acts->layers[l].v, (size_t)(T * kv->kvd) * sizeof(float));
+        memcpy(model_kv_row(kv, kv->k, l, slot, 0), m->acts->layers[l].k, (size_t)(T * kv->kvd) * sizeof(float));
+        memcpy(model_kv_row(kv, kv->v, l, slot, 0), m->acts->layers[l].v, (size_t)(T * kv->kvd) * sizeof(float));
     }
     kv->len[slot] = T;
     kv->delta[slot] = m->rope_deltas[0];
@@ -118,10 +118,10 @@ static void decode_layer(struct model *m, struct model_kv *kv, int64_t l, const 
     rope_forward_cpu(b->k, b->cos, b->sin, n, nkv, hd);
     for (int i = 0; i < n; i++) {
         int s = slots[i], at = kv->len[s];
-        memcpy(kv_row(kv, kv->k, l, s, at), b->k + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
-        memcpy(kv_row(kv, kv->v, l, s, at), b->v + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
-        b->kp[i] = kv_row(kv, kv->k, l, s, 0);
-        b->vp[i] = kv_row(kv, kv->v, l, s, 0);
+        memcpy(model_kv_row(kv, kv->k, l, s, at), b->k + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
+        memcpy(model_kv_row(kv, kv->v, l, s, at), b->v + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
+        b->kp[i] = model_kv_row(kv, kv->k, l, s, 0);
+        b->vp[i] = model_kv_row(kv, kv->v, l, s, 0);
         b->len[i] = at + 1;
     }
     attention_decode_cpu(b->att, b->q, b->kp, b->vp, b->len, n, nh, nkv, hd);
@@ -135,7 +135,7 @@ static void decode_layer(struct model *m, struct model_kv *kv, int64_t l, const 
     for (int64_t i = 0; i < (int64_t)n * H; i++) b->x[i] += b->mid[i];
 }
 
-static int check_step(const struct model *m, const struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
+int model_check_step(const struct model *m, const struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
                       struct mmupt_err *err)
 {
     for (int i = 0; i < n; i++) {
@@ -153,7 +153,7 @@ int model_decode(struct model *m, struct model_kv *kv, const int *slots, const i
                  struct mmupt_err *err)
 {
     if (n < 1) return 0;
-    if (check_step(m, kv, slots, tokens, n, err)) return -1;
+    if (model_check_step(m, kv, slots, tokens, n, err)) return -1;
     const struct model_text_config *t = &m->cfg.text;
     struct step_bufs b;
     bufs_alloc(&b, &m->cfg, n);

@@ -70,17 +70,23 @@ void model_zero_grad(struct model *m)
 
 static struct block_shape text_shape(const struct model *m)
 {
-    const struct model_text_config *t = &m->cfg.text;
     const struct model_acts *a = m->acts;
+    return model_text_shape(&m->cfg, a->T, a->seg, a->n_seq, a->cos, a->sin);
+}
+
+struct block_shape model_text_shape(const struct model_config *c, int64_t T, const int *seg, int n_seq, const float *cos,
+                                    const float *sin)
+{
+    const struct model_text_config *t = &c->text;
     struct block_shape s = {
-        .T = a->T, .D = t->hidden, .I = t->intermediate, .n_heads = (int)t->n_heads, .n_kv = (int)t->n_kv_heads,
-        .hd = (int)t->head_dim, .causal = 1, .seg = a->seg, .n_seg = a->n_seq, .norm = NORM_RMS, .mlp = MLP_SWIGLU,
-        .eps = (float)t->rms_eps, .cos = a->cos, .sin = a->sin,
+        .T = T, .D = t->hidden, .I = t->intermediate, .n_heads = (int)t->n_heads, .n_kv = (int)t->n_kv_heads,
+        .hd = (int)t->head_dim, .causal = 1, .seg = seg, .n_seg = n_seq, .norm = NORM_RMS, .mlp = MLP_SWIGLU,
+        .eps = (float)t->rms_eps, .cos = cos, .sin = sin,
     };
     return s;
 }
 
-static struct block_weights text_weights(const struct model_text_layer *y)
+struct block_weights model_text_weights(const struct model_text_layer *y)
 {
     struct block_weights w = {
         .norm1_w = y->ln1, .norm1_b = -1, .norm2_w = y->ln2, .norm2_b = -1,
@@ -92,7 +98,7 @@ static struct block_weights text_weights(const struct model_text_layer *y)
 }
 
 /* Check the batch before anything is allocated from its numbers. */
-static int check_batch(const struct model *m, const struct model_batch *b, int64_t *T, struct mmupt_err *err)
+int model_check_batch(const struct model *m, const struct model_batch *b, int64_t *T, struct mmupt_err *err)
 {
     if (b->n_seq < 1) return mmupt_fail(err, "empty batch");
     int64_t total = 0;
@@ -184,7 +190,7 @@ static int forward(struct model *m, const struct model_batch *b, int last_only, 
 {
     int64_t T = 0;
     acts_free(m);
-    if (check_batch(m, b, &T, err)) return -1;
+    if (model_check_batch(m, b, &T, err)) return -1;
     if (setup_acts(m, b, T, err)) {
         acts_free(m);
         return -1;
@@ -200,7 +206,7 @@ static int forward(struct model *m, const struct model_batch *b, int last_only, 
     struct block_shape s = text_shape(m);
     float *x = a->embed;
     for (int64_t l = 0; l < tc->n_layers; l++) {
-        struct block_weights w = text_weights(&L->layers[l]);
+        struct block_weights w = model_text_weights(&L->layers[l]);
         block_acts_alloc(&a->layers[l], &s);
         float *out = mmupt_xmalloc((size_t)(T * H) * sizeof(float));
         block_forward(&a->layers[l], &s, &w, m->params, x, out);
@@ -230,7 +236,7 @@ void model_backward(struct model *m, const float *dlogits)
     rmsnorm_backward_cpu(dx, g + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H);
     struct block_shape s = text_shape(m);
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
-        struct block_weights w = text_weights(&L->layers[l]);
+        struct block_weights w = model_text_weights(&L->layers[l]);
         memset(dprev, 0, (size_t)(T * H) * sizeof(float));
         block_backward(&a->layers[l], &s, &w, p, g, dx, dprev);
         float *t = dx;

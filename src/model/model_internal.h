@@ -101,4 +101,20 @@ void vision_backward(const struct vision_acts *va, const struct model_config *c,
                      const float *p, float *g, const float *pixels, const float *dmerged);
 void vision_acts_free(struct vision_acts *va, const struct model_config *c);
 
+/* The decoder's blocks: their shape for a packed batch and their weights (shared by the CPU model
+ * and the device model, src/model/dev*.c). */
+struct block_shape model_text_shape(const struct model_config *c, int64_t T, const int *seg, int n_seq, const float *cos,
+                                    const float *sin);
+struct block_weights model_text_weights(const struct model_text_layer *y);
+/* The vision tower's block b: shape (segments and rotary tables from the plan) and weights (the
+ * fused qkv as three row blocks). */
+struct block_shape vision_block_shape(const struct vision_plan *plan, const struct model_config *c, int64_t b);
+struct block_weights vision_block_weights(const struct model_vision_block *k, int64_t D);
+/* Input checks before anything is sized from a batch / a decode step. */
+int model_check_batch(const struct model *m, const struct model_batch *b, int64_t *T, struct mmupt_err *err);
+int model_check_step(const struct model *m, const struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
+                     struct mmupt_err *err);
+/* Row `pos` of a slot's cache in one layer (base: kv->k or kv->v; host or device memory alike). */
+float *model_kv_row(const struct model_kv *kv, float *base, int64_t layer, int slot, int pos);
+
 #endif

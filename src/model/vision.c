@@ -15,20 +15,25 @@ static int is_fullatt(const struct model_vision_config *v, int64_t b)
     return 0;
 }
 
-static struct block_shape vision_shape(const struct vision_acts *va, const struct model_config *c, int64_t b)
+struct block_shape vision_block_shape(const struct vision_plan *plan, const struct model_config *c, int64_t b)
 {
     const struct model_vision_config *v = &c->vision;
     int full = is_fullatt(v, b);
     struct block_shape s = {
-        .T = va->plan.n_patches, .D = v->hidden, .I = v->intermediate,
+        .T = plan->n_patches, .D = v->hidden, .I = v->intermediate,
         .n_heads = (int)v->n_heads, .n_kv = (int)v->n_heads, .hd = (int)v->head_dim, .causal = 0,
-        .seg = full ? va->plan.full_seg : va->plan.win_seg, .n_seg = full ? va->plan.n_full_seg : va->plan.n_win_seg,
-        .norm = v->norm, .mlp = v->mlp, .eps = (float)v->eps, .cos = va->plan.cos, .sin = va->plan.sin,
+        .seg = full ? plan->full_seg : plan->win_seg, .n_seg = full ? plan->n_full_seg : plan->n_win_seg,
+        .norm = v->norm, .mlp = v->mlp, .eps = (float)v->eps, .cos = plan->cos, .sin = plan->sin,
     };
     return s;
 }
 
-static struct block_weights vision_weights(const struct model_vision_block *k, int64_t D)
+static struct block_shape vision_shape(const struct vision_acts *va, const struct model_config *c, int64_t b)
+{
+    return vision_block_shape(&va->plan, c, b);
+}
+
+struct block_weights vision_block_weights(const struct model_vision_block *k, int64_t D)
 {
     struct block_weights w = {
         .norm1_w = k->norm1_w, .norm1_b = k->norm1_b, .norm2_w = k->norm2_w, .norm2_b = k->norm2_b,
@@ -76,7 +81,7 @@ void vision_forward(struct vision_acts *va, const struct model_config *c, const 
     va->blocks = mmupt_xcalloc((size_t)v->depth, sizeof *va->blocks);
     for (int64_t b = 0; b < v->depth; b++) {
         struct block_shape s = vision_shape(va, c, b);
-        struct block_weights w = vision_weights(&L->blocks[b], D);
+        struct block_weights w = vision_block_weights(&L->blocks[b], D);
         block_acts_alloc(&va->blocks[b], &s);
         block_forward(&va->blocks[b], &s, &w, p, x, y);
         float *t = x;
@@ -123,7 +128,7 @@ void vision_backward(const struct vision_acts *va, const struct model_config *c,
     float *dprev = mmupt_xmalloc((size_t)(P * D) * sizeof(float));
     for (int64_t b = v->depth - 1; b >= 0; b--) {
         struct block_shape s = vision_shape(va, c, b);
-        struct block_weights w = vision_weights(&L->blocks[b], D);
+        struct block_weights w = vision_block_weights(&L->blocks[b], D);
         memset(dprev, 0, (size_t)(P * D) * sizeof(float));
         block_backward(&va->blocks[b], &s, &w, p, g, dx, dprev);
         float *t = dx;

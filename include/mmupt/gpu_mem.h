@@ -1,0 +1,71 @@
+/* Device memory, copies and the execution context of the device model, in plain C: the callers
+ * (src/model/dev*.c) include no CUDA header and never dereference a device pointer.
+ *
+ * Two implementations share this interface:
+ *   src/gpu/mem_cuda.c - the CUDA runtime (a CUDA build);
+ *   src/gpu/mem_emu.c  - an emulator in CPU-only builds: "device" memory is host memory that is
+ *                        mprotect'ed PROT_NONE except while an emulated kernel or copy runs, every
+ *                        kernel checks that its pointer arguments lie inside live device allocations
+ *                        of the right extent, and fresh allocations are filled with NaN. It runs the
+ *                        device model's drivers in CI against the CPU model, so everything of the GPU
+ *                        path except the kernels themselves (checked one by one in the gpu suite)
+ *                        is tested on every commit.
+ *
+ * Work is ordered on the context's one stream. Uploads may return before the copy finishes (the
+ * host source can be reused at once: pageable memory is staged); downloads return when the host
+ * destination holds the data. Running out of device memory is fatal (it names the size). */
+#ifndef MMUPT_GPU_MEM_H
+#define MMUPT_GPU_MEM_H
+
+#include <stddef.h>
+
+#include "mmupt/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct gpu_blas;
+
+/* A stream and the GEMM handle bound to it. */
+struct gpu_ctx {
+    void *stream;          /* cudaStream_t */
+    struct gpu_blas *blas; /* for matmul_*_cuda */
+    int device;
+};
+
+/* Start on the current device: -1 with err (the reason: no driver, no device) when there is none. */
+int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err);
+void gpu_ctx_free(struct gpu_ctx *g);
+
+void *gpu_alloc(const struct gpu_ctx *g, size_t bytes);
+void gpu_free(const struct gpu_ctx *g, void *p); /* NULL is a no-op */
+void gpu_upload(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes);
+void gpu_download(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes);
+void gpu_copy(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes); /* device to device */
+void gpu_zero(const struct gpu_ctx *g, void *p, size_t bytes);
+/* Wait until everything queued on the stream has run; a failed kernel is fatal here. */
+void gpu_sync(const struct gpu_ctx *g);
+
+/* 1 when this build's device is the emulator (a CPU-only build), 0 with CUDA. */
+int gpu_emulated(void);
+
+/* What the emulator counted (all zero with CUDA, which does not count). */
+struct gpu_mem_stats {
+    long long launches;   /* emulated kernels and copies */
+    int live_allocs;
+    size_t live_bytes, peak_bytes;
+};
+void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s);
+
+/* Typed conveniences: n floats. */
+static inline float *gpu_alloc_floats(const struct gpu_ctx *g, long long n)
+{
+    return (float *)gpu_alloc(g, (size_t)(n > 0 ? n : 1) * sizeof(float));
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,78 @@
+/* The policy model on a GPU: the CPU model's forward, backward, log-probabilities and incremental
+ * decoding (include/mmupt/model.h) run with the CUDA twins of its ops on device buffers.
+ *
+ * State (issue 10, step 2 of docs/design.md's plan): fp32, vision tower and decoder. The drivers
+ * (src/model/dev*.c) mirror the CPU model's line for line; CPU-only builds run them on the device
+ * emulator (src/gpu/mem_emu.c) against the CPU model in the unit suite, and CUDA builds run the same
+ * test on the GPU in the gpu suite.
+ *
+ * Memory spaces are in each comment: "device" arrays are gpu_alloc'ed memory the caller never
+ * dereferences; "host" arrays are ordinary memory. */
+#ifndef MMUPT_MODEL_DEV_H
+#define MMUPT_MODEL_DEV_H
+
+#include <stdint.h>
+
+#include "mmupt/err.h"
+#include "mmupt/gpu_mem.h"
+#include "mmupt/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct model_dev_acts;
+
+struct model_dev {
+    const struct gpu_ctx *g;
+    const struct model *m;  /* config and parameter table (the caller keeps it alive) */
+    float *params, *grads;  /* device, m->spec.total floats each; the same offsets as the host buffers */
+    struct model_dev_acts *acts;
+    /* Results of the last forward, valid until the next one: */
+    int64_t n_tokens;
+    int n_seq;
+    float *logits;          /* device: [n_tokens, vocab], or [n_seq, vocab] after a forward_last */
+    int64_t *rope_deltas;   /* host [n_seq] */
+    /* Scratch of the log-probability calls (device, grown on demand). */
+    int64_t *targets;
+    float *logp, *entropy;
+    int64_t scratch_rows;
+};
+
+/* Device buffers for m's parameters (uploaded from m->params) and zeroed gradients. */
+void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu_ctx *g);
+void model_dev_free(struct model_dev *d);
+/* params: host, m->spec.total floats (e.g. the learner's new weights). */
+void model_dev_upload_params(struct model_dev *d, const float *params);
+/* grads: host, m->spec.total floats, overwritten with the device gradients. */
+void model_dev_download_grads(const struct model_dev *d, float *grads);
+void model_dev_zero_grad(struct model_dev *d);
+
+/* model_forward / model_forward_last on the device: the batch is host data; logits stay on the
+ * device. -1 with err for the CPU model's input errors. */
+int model_dev_forward(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err);
+int model_dev_forward_last(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err);
+/* dlogits: device [n_tokens, vocab]; gradients accumulate into d->grads. */
+void model_dev_backward(struct model_dev *d, const float *dlogits);
+/* model_logprobs / model_backward_logprobs: targets, logp, entropy (may be NULL) and weight are
+ * host arrays of n_tokens. */
+void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, float *logp, float *entropy);
+void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight);
+
+/* Incremental decoding: a struct model_kv whose k and v are device buffers (len and delta stay on
+ * the host). Free it with model_dev_kv_free, never model_kv_free. */
+void model_dev_kv_init(struct model_kv *kv, const struct model_dev *d, int n_slots, int max_len);
+void model_dev_kv_free(struct model_kv *kv, const struct model_dev *d);
+void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from, int to);
+/* model_prefill: *last_logits points at the device row [vocab] of the prompt's last position. */
+int model_dev_prefill(struct model_dev *d, struct model_kv *kv, int slot, const struct model_batch *prompt,
+                      const float **last_logits, struct mmupt_err *err);
+/* model_decode: slots and tokens are host arrays of n; logits is a device buffer [n, vocab]. */
+int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
+                     float *logits, struct mmupt_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

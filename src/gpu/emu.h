@@ -1,0 +1,35 @@
+/* The device emulator of CPU-only builds (include/mmupt/gpu_mem.h says what it is for), shared by
+ * its two files: mem_emu.c (memory, copies) and kernels_emu.c (the twins' names). Its state
+ * hangs off the context's stream pointer, so the kernel shims (which get only the stream, or the
+ * GEMM handle, which is the same pointer here) find it without global state. */
+#ifndef MMUPT_GPU_EMU_H
+#define MMUPT_GPU_EMU_H
+
+#include <stddef.h>
+
+/* One "device" allocation: an anonymous mapping, PROT_NONE while no emulated kernel runs, followed
+ * by a guard page that is never readable. */
+struct emu_block {
+    char *base;
+    size_t bytes, mapped;
+};
+
+struct emu_state {
+    struct emu_block *blk;
+    int n, cap;
+    long long kernels; /* emulated launches, for the tests' sanity checks */
+    size_t live_bytes, peak_bytes;
+};
+
+/* The state behind a stream (fatal for NULL: the device model never uses the default stream). */
+struct emu_state *emu_state_of(void *stream, const char *who);
+/* Fatal unless [p, p + bytes) lies inside one live device allocation. */
+void emu_dev(const struct emu_state *st, const char *who, const char *what, const void *p, size_t bytes);
+/* Fatal if p points into device memory (arguments that must be host arrays). */
+void emu_host(const struct emu_state *st, const char *who, const char *what, const void *p);
+/* Make every device allocation readable and writable while an emulated kernel runs, and take that
+ * back after it. */
+void emu_open(struct emu_state *st);
+void emu_close(struct emu_state *st);
+
+#endif

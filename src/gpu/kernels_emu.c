@@ -1,0 +1,261 @@
+/* The CUDA twins' names on the emulated device: each checks that every device argument lies inside
+ * a live device allocation with the extent the op will touch (and that host arguments are host
+ * memory), then runs the CPU reference with device memory opened for the duration. What this proves
+ * about a caller: it passes the right buffers, of the right sizes, in the right memory space. What
+ * it cannot prove: anything about the real kernels (the gpu suite checks each against its reference). */
+#include <stdint.h>
+
+#include "emu.h"
+#include "mmupt/err.h"
+#include "mmupt/grpo.h"
+#include "mmupt/kernels.h"
+
+/* n elements of *p's type at p must be device memory. */
+#define DEV(p, n) emu_dev(st, __func__, #p, (p), (size_t)(n) * sizeof *(p))
+#define DEV_OPT(p, n) ((p) ? DEV((p), (n)) : (void)0)
+#define EMU_RUN(call)      \
+    do {               \
+        emu_open(st);  \
+        call;          \
+        emu_close(st); \
+    } while (0)
+
+void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps,
+                          void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, (long)rows * dim), DEV_OPT(rstd, rows), DEV(x, (long)rows * dim), DEV(weight, dim);
+    EMU_RUN(rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps));
+}
+
+void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                           const float *rstd, int rows, int dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV_OPT(dx, (long)rows * dim), DEV_OPT(dweight, dim), DEV(dout, (long)rows * dim), DEV(x, (long)rows * dim);
+    DEV(weight, dim), DEV(rstd, rows);
+    EMU_RUN(rmsnorm_backward_cpu(dx, dweight, dout, x, weight, rstd, rows, dim));
+}
+
+void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *x, const float *weight,
+                            const float *bias, int rows, int dim, float eps, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, (long)rows * dim), DEV_OPT(mean, rows), DEV_OPT(rstd, rows), DEV(x, (long)rows * dim);
+    DEV(weight, dim), DEV_OPT(bias, dim);
+    EMU_RUN(layernorm_forward_cpu(out, mean, rstd, x, weight, bias, rows, dim, eps));
+}
+
+void layernorm_backward_cuda(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                             const float *weight, const float *mean, const float *rstd, int rows, int dim,
+                             void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV_OPT(dx, (long)rows * dim), DEV_OPT(dweight, dim), DEV_OPT(dbias, dim), DEV(dout, (long)rows * dim);
+    DEV(x, (long)rows * dim), DEV(weight, dim), DEV(mean, rows), DEV(rstd, rows);
+    EMU_RUN(layernorm_backward_cpu(dx, dweight, dbias, dout, x, weight, mean, rstd, rows, dim));
+}
+
+void rope_forward_cuda(float *x, const float *cos, const float *sin, int rows, int n_heads, int head_dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(x, (long)rows * n_heads * head_dim), DEV(cos, (long)rows * head_dim), DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_forward_cpu(x, cos, sin, rows, n_heads, head_dim));
+}
+
+void rope_backward_cuda(float *dx, const float *cos, const float *sin, int rows, int n_heads, int head_dim,
+                        void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(dx, (long)rows * n_heads * head_dim), DEV(cos, (long)rows * head_dim), DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_backward_cpu(dx, cos, sin, rows, n_heads, head_dim));
+}
+
+void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(gate, n), DEV(up, n);
+    EMU_RUN(swiglu_forward_cpu(out, gate, up, n));
+}
+
+void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
+                          void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV_OPT(dgate, n), DEV_OPT(dup, n), DEV(dout, n), DEV(gate, n), DEV(up, n);
+    EMU_RUN(swiglu_backward_cpu(dgate, dup, dout, gate, up, n));
+}
+
+void gelu_forward_cuda(float *out, const float *x, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(x, n);
+    EMU_RUN(gelu_forward_cpu(out, x, n));
+}
+
+void gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(dx, n), DEV(dout, n), DEV(x, n);
+    EMU_RUN(gelu_backward_cpu(dx, dout, x, n));
+}
+
+void quick_gelu_forward_cuda(float *out, const float *x, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(x, n);
+    EMU_RUN(quick_gelu_forward_cpu(out, x, n));
+}
+
+void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(dx, n), DEV(dout, n), DEV(x, n);
+    EMU_RUN(quick_gelu_backward_cpu(dx, dout, x, n));
+}
+
+/* The table's extent is not an argument: each looked-up row must lie inside its allocation. */
+static void emu_check_rows(struct emu_state *st, const char *who, const int64_t *ids, const float *table, int n,
+                           int dim)
+{
+    emu_open(st);
+    for (int i = 0; i < n; i++) {
+        int64_t id = ids[i];
+        emu_close(st);
+        if (id < 0) MMUPT_DIE("emu: %s: negative id %lld at %d", who, (long long)id, i);
+        emu_dev(st, who, "table row", table + id * dim, (size_t)dim * sizeof *table);
+        emu_open(st);
+    }
+    emu_close(st);
+}
+
+void embedding_forward_cuda(float *out, const int64_t *ids, const float *table, int n, int dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, (long)n * dim), DEV(ids, n);
+    emu_check_rows(st, __func__, ids, table, n, dim);
+    EMU_RUN(embedding_forward_cpu(out, ids, table, n, dim));
+}
+
+void embedding_backward_cuda(float *dtable, const float *dout, const int64_t *ids, int n, int dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(dout, (long)n * dim), DEV(ids, n);
+    emu_check_rows(st, __func__, ids, dtable, n, dim);
+    EMU_RUN(embedding_backward_cpu(dtable, dout, ids, n, dim));
+}
+
+static void emu_attention_args(struct emu_state *st, const char *who, const int *seg, int n_seg, int n_heads, int n_kv,
+                               int hd, long *q_n, long *kv_n)
+{
+    emu_host(st, who, "seg", seg);
+    long T = seg[n_seg];
+    *q_n = T * n_heads * hd;
+    *kv_n = T * n_kv * hd;
+}
+
+void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v, const int *seg,
+                            int n_seg, int n_heads, int n_kv, int hd, int causal, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long qn, kvn;
+    emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
+    DEV(out, qn), DEV(q, qn), DEV(k, kvn), DEV(v, kvn), DEV(probs, attention_probs_size(seg, n_seg, n_heads));
+    EMU_RUN(attention_forward_cpu(out, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
+}
+
+void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                             const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                             int causal, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long qn, kvn;
+    emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
+    DEV_OPT(dq, qn), DEV_OPT(dk, kvn), DEV_OPT(dv, kvn), DEV(dout, qn), DEV(q, qn), DEV(k, kvn), DEV(v, kvn);
+    DEV(probs, attention_probs_size(seg, n_seg, n_heads));
+    EMU_RUN(attention_backward_cpu(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
+}
+
+void attention_decode_cuda(float *out, const float *q, const float *const *k, const float *const *v, const int *len,
+                           int n, int n_heads, int n_kv, int hd, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    emu_host(st, __func__, "k (the pointer table)", k), emu_host(st, __func__, "v (the pointer table)", v);
+    emu_host(st, __func__, "len", len);
+    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
+    for (int i = 0; i < n; i++)
+        if (len[i] > 0) DEV(k[i], (long)len[i] * n_kv * hd), DEV(v[i], (long)len[i] * n_kv * hd);
+    EMU_RUN(attention_decode_cpu(out, q, k, v, len, n, n_heads, n_kv, hd));
+}
+
+void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
+                          int vocab, float tau, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(logp, rows), DEV_OPT(entropy, rows), DEV(logits, (long)rows * vocab), DEV(targets, rows);
+    EMU_RUN(logprob_forward_cpu(logp, entropy, logits, targets, rows, vocab, tau));
+}
+
+void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
+                           int vocab, float tau, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(dlogits, (long)rows * vocab), DEV(dlogp, rows), DEV(logits, (long)rows * vocab), DEV(targets, rows);
+    EMU_RUN(logprob_backward_cpu(dlogits, dlogp, logits, targets, rows, vocab, tau));
+}
+
+void matmul_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N,
+                         const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    DEV(out, (long)M * N), DEV(inp, (long)M * K), DEV(weight, (long)N * K), DEV_OPT(bias, N);
+    EMU_RUN(matmul_forward_cpu(out, inp, weight, bias, M, K, N));
+}
+
+void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int M, int K, int N, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV_OPT(dbias, N), DEV(dout, (long)M * N);
+    DEV(inp, (long)M * K), DEV(weight, (long)N * K);
+    EMU_RUN(matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
+}
+
+void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,
+                       double beta2, double eps, double weight_decay, double grad_scale, int64_t t, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(params, n), DEV(grad, n), DEV(m, n), DEV(v, n);
+    EMU_RUN(adamw_update_cpu(params, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t));
+}
+
+void residual_forward_cuda(float *out, const float *a, const float *b, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(a, n), DEV(b, n);
+    EMU_RUN(residual_forward_cpu(out, a, b, n));
+}
+
+int grpo_loss_cuda(const float *logp, const float *old_logp, const float *ref_logp, const float *adv,
+                   const float *mask, int64_t n, const struct grpo_params *p, float *dlogp, struct grpo_metrics *m,
+                   void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(logp, n), DEV(old_logp, n), DEV_OPT(ref_logp, n), DEV(adv, n), DEV(mask, n), DEV(dlogp, n);
+    emu_host(st, __func__, "p", p), emu_host(st, __func__, "m", m);
+    int rc;
+    EMU_RUN(rc = grpo_loss_cpu(logp, old_logp, ref_logp, adv, mask, n, p, dlogp, m));
+    return rc;
+}
+
+void sample_tokens_cuda(int32_t *tokens, float *logp, const float *logits, int rows, int V,
+                        const struct sample_params *p, const double *u, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (rows <= 0) return;
+    DEV(tokens, rows), DEV_OPT(logp, rows), DEV(logits, (long)rows * (V > 0 ? V : 0));
+    emu_host(st, __func__, "p", p), emu_host(st, __func__, "u", u);
+    emu_host(st, __func__, "p->bias_ids", p->bias_ids), emu_host(st, __func__, "p->bias", p->bias);
+    EMU_RUN(sample_tokens_cpu(tokens, logp, logits, rows, V, p, u));
+}

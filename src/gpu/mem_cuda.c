@@ -1,0 +1,107 @@
+/* Device memory and copies on the CUDA runtime (include/mmupt/gpu_mem.h). Allocation is
+ * stream-ordered (cudaMallocAsync): the device model allocates per forward pass, and the pool makes
+ * that cheap after the first step without a hand-written arena. */
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmupt/cuda_check.h"
+#include "mmupt/gpu_blas.h"
+#include "mmupt/gpu_mem.h"
+
+int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)
+{
+    g->stream = NULL;
+    g->blas = NULL;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        return mmupt_fail(err, "no usable CUDA device: %s", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    }
+    CUDA_CHECK(cudaGetDevice(&g->device));
+    cudaStream_t st;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    g->stream = st;
+    g->blas = mmupt_xmalloc(sizeof *g->blas);
+    if (gpu_blas_init(g->blas, st, err)) {
+        free(g->blas);
+        g->blas = NULL;
+        cudaStreamDestroy(st);
+        g->stream = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void gpu_ctx_free(struct gpu_ctx *g)
+{
+    if (g->blas) {
+        gpu_blas_free(g->blas);
+        free(g->blas);
+    }
+    if (g->stream) {
+        CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)g->stream));
+        cudaStreamDestroy((cudaStream_t)g->stream);
+    }
+    g->blas = NULL;
+    g->stream = NULL;
+}
+
+void *gpu_alloc(const struct gpu_ctx *g, size_t bytes)
+{
+    void *p = NULL;
+    cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 1, (cudaStream_t)g->stream);
+    if (e != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&free_b, &total_b);
+        mmupt_die_at(__FILE__, __LINE__, "out of GPU memory: %zu bytes requested, %zu of %zu free (%s)", bytes, free_b,
+                     total_b, cudaGetErrorString(e));
+    }
+    return p;
+}
+
+void gpu_free(const struct gpu_ctx *g, void *p)
+{
+    if (p) CUDA_CHECK(cudaFreeAsync(p, (cudaStream_t)g->stream));
+}
+
+void gpu_upload(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
+{
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)g->stream));
+}
+
+void gpu_download(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, (cudaStream_t)g->stream));
+    CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)g->stream));
+}
+
+void gpu_copy(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
+{
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)g->stream));
+}
+
+void gpu_zero(const struct gpu_ctx *g, void *p, size_t bytes)
+{
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, (cudaStream_t)g->stream));
+}
+
+int gpu_emulated(void)
+{
+    return 0;
+}
+
+void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s)
+{
+    (void)g;
+    memset(s, 0, sizeof *s);
+}
+
+void gpu_sync(const struct gpu_ctx *g)
+{
+    CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)g->stream));
+    CUDA_CHECK(cudaGetLastError());
+}

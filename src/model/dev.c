@@ -1,0 +1,274 @@
+/* The whole decoder on the device: src/model/model.c's embedding, layers, final norm and lm_head,
+ * its backward and the log-probability pair, with the CUDA twins on device buffers. Positions and
+ * rotary tables are computed on the host (small, and shared with the CPU model) and uploaded. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev_internal.h"
+#include "mmupt/kernels.h"
+
+void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu_ctx *g)
+{
+    memset(d, 0, sizeof *d);
+    d->g = g;
+    d->m = m;
+    d->params = gpu_alloc_floats(g, m->spec.total);
+    d->grads = gpu_alloc_floats(g, m->spec.total);
+    model_dev_upload_params(d, m->params);
+    model_dev_zero_grad(d);
+}
+
+static void acts_free(struct model_dev *d)
+{
+    struct model_dev_acts *a = d->acts;
+    const struct gpu_ctx *g = d->g;
+    if (a) {
+        if (a->layers)
+            for (int64_t l = 0; l < d->m->cfg.text.n_layers; l++) dev_block_acts_free(g, &a->layers[l]);
+        free(a->layers);
+        free(a->seg);
+        free(a->tokens_host);
+        dev_vision_free(g, &a->vis, &d->m->cfg);
+        void *dev[] = {a->tokens, a->cos, a->sin, a->embed, a->out, a->final, a->final_rstd};
+        for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
+        free(a);
+    }
+    d->acts = NULL;
+    gpu_free(g, d->logits);
+    d->logits = NULL;
+    free(d->rope_deltas);
+    d->rope_deltas = NULL;
+}
+
+void model_dev_free(struct model_dev *d)
+{
+    acts_free(d);
+    void *dev[] = {d->params, d->grads, d->targets, d->logp, d->entropy};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(d->g, dev[i]);
+    memset(d, 0, sizeof *d);
+}
+
+void model_dev_upload_params(struct model_dev *d, const float *params)
+{
+    gpu_upload(d->g, d->params, params, (size_t)d->m->spec.total * sizeof(float));
+}
+
+void model_dev_download_grads(const struct model_dev *d, float *grads)
+{
+    gpu_download(d->g, grads, d->grads, (size_t)d->m->spec.total * sizeof(float));
+}
+
+void model_dev_zero_grad(struct model_dev *d)
+{
+    gpu_zero(d->g, d->grads, (size_t)d->m->spec.total * sizeof(float));
+}
+
+void dev_upload_rope(const struct model_dev *d, const int64_t *pos, int64_t n, float *cos, float *sin)
+{
+    int64_t hd = d->m->cfg.text.head_dim;
+    float *c = mmupt_xmalloc((size_t)(n * hd) * sizeof *c), *s = mmupt_xmalloc((size_t)(n * hd) * sizeof *s);
+    model_text_rope(&d->m->cfg, pos, n, c, s);
+    gpu_upload(d->g, cos, c, (size_t)(n * hd) * sizeof *c);
+    gpu_upload(d->g, sin, s, (size_t)(n * hd) * sizeof *s);
+    free(c);
+    free(s);
+}
+
+/* Host-side bookkeeping of a batch (segments, positions, rope deltas) and its device inputs. */
+static int setup_acts(struct model_dev *d, const struct model_batch *b, int64_t T, struct mmupt_err *err)
+{
+    const struct gpu_ctx *g = d->g;
+    struct model_dev_acts *a = mmupt_xcalloc(1, sizeof *a);
+    d->acts = a;
+    a->T = T;
+    a->n_seq = b->n_seq;
+    a->seg = mmupt_xmalloc((size_t)(b->n_seq + 1) * sizeof *a->seg);
+    a->seg[0] = 0;
+    for (int s = 0; s < b->n_seq; s++) a->seg[s + 1] = a->seg[s] + b->seq_len[s];
+    d->n_tokens = T;
+    d->n_seq = b->n_seq;
+    d->rope_deltas = mmupt_xmalloc((size_t)b->n_seq * sizeof *d->rope_deltas);
+    int64_t *pos = mmupt_xmalloc((size_t)(3 * T) * sizeof *pos);
+    int rc = model_positions(&d->m->cfg, b, T, pos, d->rope_deltas, err);
+    if (rc == 0) {
+        int64_t hd = d->m->cfg.text.head_dim;
+        a->cos = gpu_alloc_floats(g, T * hd);
+        a->sin = gpu_alloc_floats(g, T * hd);
+        dev_upload_rope(d, pos, T, a->cos, a->sin);
+        a->tokens = gpu_alloc(g, (size_t)T * sizeof *a->tokens);
+        gpu_upload(g, a->tokens, b->tokens, (size_t)T * sizeof *a->tokens);
+        a->tokens_host = mmupt_xmalloc((size_t)T * sizeof *a->tokens_host);
+        memcpy(a->tokens_host, b->tokens, (size_t)T * sizeof *a->tokens_host);
+        a->has_images = b->n_images > 0;
+    }
+    free(pos);
+    return rc;
+}
+
+/* lm_head for every position, or (last_only) for each sequence's last position only. */
+static void lm_head(struct model_dev *d, int last_only)
+{
+    const struct gpu_ctx *g = d->g;
+    struct model_dev_acts *a = d->acts;
+    int64_t H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab, rows = last_only ? a->n_seq : a->T;
+    const float *x = a->final;
+    float *gathered = NULL;
+    if (last_only) {
+        gathered = gpu_alloc_floats(g, rows * H);
+        for (int s = 0; s < a->n_seq; s++)
+            gpu_copy(g, gathered + s * H, a->final + (int64_t)(a->seg[s + 1] - 1) * H, (size_t)H * sizeof(float));
+        x = gathered;
+    }
+    a->last_only = last_only;
+    d->logits = gpu_alloc_floats(g, rows * V);
+    matmul_forward_cuda(d->logits, x, d->params + d->m->spec.L.lm_head, NULL, (int)rows, (int)H, (int)V, g->blas);
+    gpu_free(g, gathered);
+}
+
+/* Token embeddings, with the i-th <|image_pad|> row replaced by merged image row i. */
+static void embed_tokens(struct model_dev *d)
+{
+    struct model_dev_acts *a = d->acts;
+    int64_t H = d->m->cfg.text.hidden;
+    embedding_forward_cuda(a->embed, a->tokens, d->params + d->m->spec.L.embed, (int)a->T, (int)H, d->g->stream);
+    if (!a->has_images) return;
+    for (int64_t t = 0, k = 0; t < a->T; t++)
+        if (a->tokens_host[t] == d->m->cfg.image_token_id)
+            gpu_copy(d->g, a->embed + t * H, a->vis.va.merged + (k++) * H, (size_t)H * sizeof(float));
+}
+
+static int forward(struct model_dev *d, const struct model_batch *b, int last_only, struct mmupt_err *err)
+{
+    const struct gpu_ctx *g = d->g;
+    const struct model *m = d->m;
+    int64_t T = 0;
+    acts_free(d);
+    if (model_check_batch(m, b, &T, err)) return -1;
+    if (setup_acts(d, b, T, err)) {
+        acts_free(d);
+        return -1;
+    }
+    struct model_dev_acts *a = d->acts;
+    const struct model_text_config *tc = &m->cfg.text;
+    const struct model_layout *L = &m->spec.L;
+    int64_t H = tc->hidden;
+    if (a->has_images && dev_vision_forward(g, &a->vis, &m->cfg, &m->spec, d->params, b, err)) {
+        acts_free(d);
+        return -1;
+    }
+    a->embed = gpu_alloc_floats(g, T * H);
+    embed_tokens(d);
+    a->layers = mmupt_xcalloc((size_t)tc->n_layers, sizeof *a->layers);
+    struct block_shape s = model_text_shape(&m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
+    float *x = a->embed;
+    for (int64_t l = 0; l < tc->n_layers; l++) {
+        struct block_weights w = model_text_weights(&L->layers[l]);
+        dev_block_acts_alloc(g, &a->layers[l], &s);
+        float *out = gpu_alloc_floats(g, T * H);
+        dev_block_forward(g, &a->layers[l], &s, &w, d->params, x, out);
+        if (x != a->embed) gpu_free(g, x); /* the block kept its own copy */
+        x = out;
+    }
+    a->out = x;
+    a->final = gpu_alloc_floats(g, T * H);
+    a->final_rstd = gpu_alloc_floats(g, T);
+    rmsnorm_forward_cuda(a->final, a->final_rstd, a->out, d->params + L->final_norm, (int)T, (int)H, (float)tc->rms_eps,
+                         g->stream);
+    lm_head(d, last_only);
+    return 0;
+}
+
+int model_dev_forward(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err)
+{
+    return forward(d, b, 0, err);
+}
+
+int model_dev_forward_last(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err)
+{
+    return forward(d, b, 1, err);
+}
+
+void model_dev_backward(struct model_dev *d, const float *dlogits)
+{
+    const struct gpu_ctx *g = d->g;
+    struct model_dev_acts *a = d->acts;
+    MMUPT_CHECK(a != NULL && !a->last_only); /* a forward_last keeps no per-token logits */
+    const struct model_text_config *tc = &d->m->cfg.text;
+    const struct model_layout *L = &d->m->spec.L;
+    float *p = d->params, *gr = d->grads;
+    int64_t T = a->T, H = tc->hidden, V = tc->vocab;
+    size_t TH = (size_t)(T * H) * sizeof(float);
+    float *dfinal = gpu_alloc_floats(g, T * H), *dx = gpu_alloc_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
+    gpu_zero(g, dfinal, TH);
+    gpu_zero(g, dx, TH);
+    matmul_backward_cuda(dfinal, gr + L->lm_head, NULL, dlogits, a->final, p + L->lm_head, (int)T, (int)H, (int)V,
+                         g->blas);
+    rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
+                          g->stream);
+    struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
+    for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
+        struct block_weights w = model_text_weights(&L->layers[l]);
+        gpu_zero(g, dprev, TH);
+        dev_block_backward(g, &a->layers[l], &s, &w, p, gr, dx, dprev);
+        float *t = dx;
+        dx = dprev;
+        dprev = t;
+    }
+    /* dx is the gradient of the embeddings. Image rows go to the vision tower, the others to the
+     * embedding table (the pad token's own row receives nothing from image positions). */
+    float *dmerged = NULL;
+    if (a->has_images) {
+        dmerged = gpu_alloc_floats(g, a->vis.va.plan.n_units * H);
+        for (int64_t t = 0, k = 0; t < T; t++)
+            if (a->tokens_host[t] == d->m->cfg.image_token_id) {
+                gpu_copy(g, dmerged + (k++) * H, dx + t * H, (size_t)H * sizeof(float));
+                gpu_zero(g, dx + t * H, (size_t)H * sizeof(float));
+            }
+    }
+    embedding_backward_cuda(gr + L->embed, dx, a->tokens, (int)T, (int)H, g->stream);
+    if (a->has_images) dev_vision_backward(g, &a->vis, &d->m->cfg, &d->m->spec, p, gr, dmerged);
+    gpu_free(g, dmerged);
+    gpu_free(g, dfinal);
+    gpu_free(g, dx);
+    gpu_free(g, dprev);
+}
+
+/* Device scratch for n rows of targets and log-probabilities. */
+static void scratch_reserve(struct model_dev *d, int64_t n)
+{
+    if (n <= d->scratch_rows) return;
+    gpu_free(d->g, d->targets);
+    gpu_free(d->g, d->logp);
+    gpu_free(d->g, d->entropy);
+    d->targets = gpu_alloc(d->g, (size_t)n * sizeof *d->targets);
+    d->logp = gpu_alloc_floats(d->g, n);
+    d->entropy = gpu_alloc_floats(d->g, n);
+    d->scratch_rows = n;
+}
+
+void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, float *logp, float *entropy)
+{
+    MMUPT_CHECK(d->acts != NULL && !d->acts->last_only);
+    int64_t n = d->n_tokens;
+    scratch_reserve(d, n);
+    gpu_upload(d->g, d->targets, targets, (size_t)n * sizeof *targets);
+    logprob_forward_cuda(d->logp, entropy ? d->entropy : NULL, d->logits, d->targets, (int)n, (int)d->m->cfg.text.vocab,
+                         tau, d->g->stream);
+    gpu_download(d->g, logp, d->logp, (size_t)n * sizeof *logp);
+    if (entropy) gpu_download(d->g, entropy, d->entropy, (size_t)n * sizeof *entropy);
+}
+
+void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight)
+{
+    MMUPT_CHECK(d->acts != NULL && !d->acts->last_only);
+    const struct gpu_ctx *g = d->g;
+    int64_t n = d->n_tokens, V = d->m->cfg.text.vocab;
+    scratch_reserve(d, n);
+    gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
+    gpu_upload(g, d->logp, weight, (size_t)n * sizeof *weight); /* the weights, in the logp scratch */
+    float *dlogits = gpu_alloc_floats(g, n * V);
+    gpu_zero(g, dlogits, (size_t)(n * V) * sizeof(float));
+    logprob_backward_cuda(dlogits, d->logp, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
+    model_dev_backward(d, dlogits);
+    gpu_free(g, dlogits);
+}

@@ -1,0 +1,55 @@
+/* Shared by the device model's files (src/model/dev*.c) only. Device buffers reuse the CPU model's
+ * structs (block_acts, block_shape, model_kv): the same fields, pointing at device memory, so the
+ * drivers read like the CPU reference they mirror. */
+#ifndef MMUPT_MODEL_DEV_INTERNAL_H
+#define MMUPT_MODEL_DEV_INTERNAL_H
+
+#include "mmupt/gpu_mem.h"
+#include "mmupt/model_dev.h"
+#include "model_internal.h"
+
+/* The vision tower's activations on the device: the CPU struct (host plan, device buffers) and the
+ * device copies of what the CPU tower reads from the host. */
+struct dev_vision {
+    struct vision_acts va;
+    float *cos, *sin; /* the plan's rotary tables [P, head_dim] */
+    float *pixels;    /* [P, patch_dim] */
+};
+
+/* Activations of the last device forward. Host: seg (launch metadata of the attention twins).
+ * Device: everything else. */
+struct model_dev_acts {
+    int64_t T;
+    int n_seq;
+    int *seg;
+    int64_t *tokens;
+    int64_t *tokens_host;      /* where the image rows go */
+    float *cos, *sin;          /* [T, head_dim] */
+    int has_images;
+    struct dev_vision vis;
+    float *embed;              /* [T, H] */
+    struct block_acts *layers; /* the CPU struct, device buffers */
+    float *out, *final, *final_rstd;
+    int last_only;
+};
+
+void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s);
+void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a);
+/* block_forward / block_backward on the device: p, grads, x, out, dout, dx are device memory. */
+void dev_block_forward(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s,
+                       const struct block_weights *w, const float *p, const float *x, float *out);
+void dev_block_backward(const struct gpu_ctx *g, const struct block_acts *a, const struct block_shape *s,
+                        const struct block_weights *w, const float *p, float *grads, const float *dout, float *dx);
+
+/* vision_forward / vision_backward on the device (b: the host batch with its grids and pixels). */
+int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c,
+                       const struct model_spec *sp, const float *p, const struct model_batch *b, struct mmupt_err *err);
+void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, const struct model_config *c,
+                         const struct model_spec *sp, const float *p, float *grads, const float *dmerged);
+void dev_vision_free(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c);
+
+/* Rotary tables for [3, n] positions, computed on the host and uploaded into cos/sin ([n, head_dim],
+ * device). */
+void dev_upload_rope(const struct model_dev *d, const int64_t *pos, int64_t n, float *cos, float *sin);
+
+#endif

@@ -1,0 +1,142 @@
+/* The vision tower on the device: src/model/vision.c with the CUDA twins. The plan (window order,
+ * segments) is built on the host as for the CPU model; its rotary tables and the pixels are
+ * uploaded once per forward. Unit permutations are device-to-device row copies for now (one per
+ * merge unit; a gather kernel is the obvious speed-up). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev_internal.h"
+#include "mmupt/kernels.h"
+
+/* Move whole merge units between original and window order, on the device. */
+static void permute_units(const struct gpu_ctx *g, float *dst, const float *src, const int64_t *index, int64_t U,
+                          int64_t rows_per_unit, int64_t cols, int to_window)
+{
+    size_t bytes = (size_t)(rows_per_unit * cols) * sizeof(float);
+    for (int64_t u = 0; u < U; u++) {
+        int64_t a = u * rows_per_unit * cols, b = index[u] * rows_per_unit * cols;
+        if (to_window) gpu_copy(g, dst + a, src + b, bytes);
+        else gpu_copy(g, dst + b, src + a, bytes);
+    }
+}
+
+static struct block_shape dev_vision_shape(const struct dev_vision *dv, const struct model_config *c, int64_t b)
+{
+    struct block_shape s = vision_block_shape(&dv->va.plan, c, b);
+    s.cos = dv->cos; /* the device copies of the plan's tables */
+    s.sin = dv->sin;
+    return s;
+}
+
+int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c,
+                       const struct model_spec *sp, const float *p, const struct model_batch *b, struct mmupt_err *err)
+{
+    struct vision_acts *va = &dv->va;
+    if (vision_plan_build(&va->plan, c, b->grid_thw, b->n_images, err)) return -1;
+    const struct model_vision_config *v = &c->vision;
+    const struct model_layout *L = &sp->L;
+    int64_t P = va->plan.n_patches, U = va->plan.n_units, D = v->hidden, M = D * v->merge * v->merge;
+    int64_t H = v->out_hidden, up = v->merge * v->merge, hd = v->head_dim, pd = model_patch_dim(c);
+    dv->cos = gpu_alloc_floats(g, P * hd);
+    dv->sin = gpu_alloc_floats(g, P * hd);
+    gpu_upload(g, dv->cos, va->plan.cos, (size_t)(P * hd) * sizeof(float));
+    gpu_upload(g, dv->sin, va->plan.sin, (size_t)(P * hd) * sizeof(float));
+    dv->pixels = gpu_alloc_floats(g, P * pd);
+    gpu_upload(g, dv->pixels, b->pixels, (size_t)(P * pd) * sizeof(float));
+
+    va->pe = gpu_alloc_floats(g, P * D);
+    matmul_forward_cuda(va->pe, dv->pixels, p + L->patch_embed, NULL, (int)P, (int)pd, (int)D, g->blas);
+    float *x = gpu_alloc_floats(g, P * D), *y = gpu_alloc_floats(g, P * D);
+    permute_units(g, x, va->pe, va->plan.window_index, U, up, D, 1);
+    va->blocks = mmupt_xcalloc((size_t)v->depth, sizeof *va->blocks);
+    for (int64_t k = 0; k < v->depth; k++) {
+        struct block_shape s = dev_vision_shape(dv, c, k);
+        struct block_weights w = vision_block_weights(&L->blocks[k], D);
+        dev_block_acts_alloc(g, &va->blocks[k], &s);
+        dev_block_forward(g, &va->blocks[k], &s, &w, p, x, y);
+        float *t = x;
+        x = y;
+        y = t;
+    }
+    gpu_free(g, y);
+    va->out = x;
+    va->ln = gpu_alloc_floats(g, P * D);
+    va->ln_mean = gpu_alloc_floats(g, P);
+    va->ln_rstd = gpu_alloc_floats(g, P);
+    if (v->norm == NORM_RMS)
+        rmsnorm_forward_cuda(va->ln, va->ln_rstd, va->out, p + L->merger_ln_w, (int)P, (int)D, 1e-6f, g->stream);
+    else
+        layernorm_forward_cuda(va->ln, va->ln_mean, va->ln_rstd, va->out, p + L->merger_ln_w, p + L->merger_ln_b, (int)P,
+                               (int)D, 1e-6f, g->stream);
+    va->h0 = gpu_alloc_floats(g, U * M);
+    va->h1 = gpu_alloc_floats(g, U * M);
+    va->merged_w = gpu_alloc_floats(g, U * H);
+    va->merged = gpu_alloc_floats(g, U * H);
+    /* The norm output [P, D] is read as [U, merge^2 * D]: four consecutive patches per row. */
+    matmul_forward_cuda(va->h0, va->ln, p + L->merger_w0, p + L->merger_b0, (int)U, (int)M, (int)M, g->blas);
+    gelu_forward_cuda(va->h1, va->h0, (long)(U * M), g->stream);
+    matmul_forward_cuda(va->merged_w, va->h1, p + L->merger_w2, p + L->merger_b2, (int)U, (int)M, (int)H, g->blas);
+    permute_units(g, va->merged, va->merged_w, va->plan.window_index, U, 1, H, 0);
+    return 0;
+}
+
+static float *zeros(const struct gpu_ctx *g, int64_t n)
+{
+    float *p = gpu_alloc_floats(g, n);
+    gpu_zero(g, p, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    return p;
+}
+
+void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, const struct model_config *c,
+                         const struct model_spec *sp, const float *p, float *gr, const float *dmerged)
+{
+    const struct vision_acts *va = &dv->va;
+    const struct model_vision_config *v = &c->vision;
+    const struct model_layout *L = &sp->L;
+    int64_t P = va->plan.n_patches, U = va->plan.n_units, D = v->hidden, M = D * v->merge * v->merge;
+    int64_t H = v->out_hidden, up = v->merge * v->merge;
+    float *dmw = gpu_alloc_floats(g, U * H);
+    permute_units(g, dmw, dmerged, va->plan.window_index, U, 1, H, 1);
+    float *dh1 = zeros(g, U * M), *dh0 = zeros(g, U * M), *dln = zeros(g, P * D);
+    matmul_backward_cuda(dh1, gr + L->merger_w2, gr + L->merger_b2, dmw, va->h1, p + L->merger_w2, (int)U, (int)M,
+                         (int)H, g->blas);
+    gelu_backward_cuda(dh0, dh1, va->h0, (long)(U * M), g->stream);
+    matmul_backward_cuda(dln, gr + L->merger_w0, gr + L->merger_b0, dh0, va->ln, p + L->merger_w0, (int)U, (int)M,
+                         (int)M, g->blas);
+    float *dx = zeros(g, P * D);
+    if (v->norm == NORM_RMS)
+        rmsnorm_backward_cuda(dx, gr + L->merger_ln_w, dln, va->out, p + L->merger_ln_w, va->ln_rstd, (int)P, (int)D,
+                              g->stream);
+    else
+        layernorm_backward_cuda(dx, gr + L->merger_ln_w, gr + L->merger_ln_b, dln, va->out, p + L->merger_ln_w,
+                                va->ln_mean, va->ln_rstd, (int)P, (int)D, g->stream);
+    float *dprev = gpu_alloc_floats(g, P * D);
+    for (int64_t k = v->depth - 1; k >= 0; k--) {
+        struct block_shape s = dev_vision_shape(dv, c, k);
+        struct block_weights w = vision_block_weights(&L->blocks[k], D);
+        gpu_zero(g, dprev, (size_t)(P * D) * sizeof(float));
+        dev_block_backward(g, &va->blocks[k], &s, &w, p, gr, dx, dprev);
+        float *t = dx;
+        dx = dprev;
+        dprev = t;
+    }
+    /* dx is now the gradient of the permuted patch embedding; undo the permutation. */
+    permute_units(g, dprev, dx, va->plan.window_index, U, up, D, 0);
+    matmul_backward_cuda(NULL, gr + L->patch_embed, NULL, dprev, dv->pixels, p + L->patch_embed, (int)P,
+                         (int)model_patch_dim(c), (int)D, g->blas);
+    float *tmp[] = {dmw, dh1, dh0, dln, dx, dprev};
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
+}
+
+void dev_vision_free(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c)
+{
+    struct vision_acts *va = &dv->va;
+    if (va->blocks)
+        for (int64_t k = 0; k < c->vision.depth; k++) dev_block_acts_free(g, &va->blocks[k]);
+    free(va->blocks);
+    float *bufs[] = {va->pe, va->out, va->ln, va->ln_mean, va->ln_rstd, va->h0, va->h1, va->merged_w, va->merged,
+                     dv->cos, dv->sin, dv->pixels};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu_free(g, bufs[i]);
+    vision_plan_free(&va->plan);
+    memset(dv, 0, sizeof *dv);
+}

@@ -1,0 +1,309 @@
+/* The device model against the CPU model on the committed fixtures: logits of a packed batch,
+ * last-position logits, log-probabilities and entropies, the gradient of a weighted log-probability
+ * objective, and greedy KV-cache decoding (tokens equal to the CPU's and to transformers' generate).
+ *
+ * Built twice from this one file:
+ *   - CUDA builds (suite gpu): on the GPU; skips (77) without a device. Tolerances are fp32's: the
+ *     twins differ from the CPU references by summation order (cuBLAS vs OpenBLAS GEMMs, parallel
+ *     reductions), a few ulps per op compounding over the fixtures' 2 layers;
+ *   - CPU-only builds (suite unit): on the device emulator (src/gpu/mem_emu.c), where the
+ *     twins ARE the CPU references, so every result must be BITWISE equal: any difference is the
+ *     driver's (a wrong buffer, offset, order or memory space), and the emulator's own checks fault
+ *     on host access to device memory and on out-of-extent kernel arguments.
+ * usage: test_model_dev FIXTURE_DIR... */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../test.h"
+#include "mmupt/model.h"
+#include "mmupt/model_dev.h"
+#include "mmupt/safetensors.h"
+
+struct fx {
+    struct gpu_ctx g;
+    struct model m;
+    struct model_dev d;
+    /* Relative to the tensor's largest value (test_rel_err): on a GPU fp32 with reordered sums; on
+     * the emulator none, its twins being the CPU references. */
+    double tol_fwd, tol_grad;
+};
+
+/* A packed batch of 3 text sequences with ids drawn from the vocabulary (no special tokens). */
+#define N_SEQ 3
+static const int SEQ_LEN[N_SEQ] = {7, 1, 12};
+
+static int64_t batch_tokens(int64_t *tok, int64_t vocab)
+{
+    int64_t T = 0;
+    for (int s = 0; s < N_SEQ; s++) T += SEQ_LEN[s];
+    unsigned x = 12345;
+    int64_t lim = vocab < 100 ? vocab : 100; /* low ids: the fixtures' vocabularies put specials last */
+    for (int64_t i = 0; i < T; i++) {
+        x = x * 1664525u + 1013904223u;
+        tok[i] = (int64_t)((x >> 8) % (unsigned)lim);
+    }
+    return T;
+}
+
+static float *download(const struct fx *f, const float *dev, int64_t n)
+{
+    float *h = malloc((size_t)n * sizeof *h);
+    gpu_download(&f->g, h, dev, (size_t)n * sizeof *h);
+    return h;
+}
+
+static void check_close(struct test_state *ts, const char *what, const float *got, const float *want, int64_t n,
+                        double tol)
+{
+    double e = test_rel_err(got, want, n);
+    printf("  %-28s rel err %.3g (tolerance %.3g)\n", what, e, tol);
+    CHECK_MSG(ts, e <= tol, "%s: relative error %.3g > %.3g", what, e, tol);
+}
+
+/* Forward, forward_last, log-probabilities and the weighted backward of batch b, device vs CPU. */
+static void check_train_path(struct test_state *ts, struct fx *f, const struct model_batch *b)
+{
+    struct mmupt_err err;
+    int64_t V = f->m.cfg.text.vocab, T = 0;
+    for (int s = 0; s < b->n_seq; s++) T += b->seq_len[s];
+    CHECK_MSG(ts, model_forward(&f->m, b, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, model_dev_forward(&f->d, b, &err) == 0, "%s", err.msg);
+    if (ts->current_failed) return;
+    CHECK(ts, f->d.n_tokens == T && f->d.n_seq == b->n_seq);
+    for (int s = 0; s < b->n_seq; s++) CHECK(ts, f->d.rope_deltas[s] == f->m.rope_deltas[s]);
+    float *logits = download(f, f->d.logits, T * V);
+    check_close(ts, "logits", logits, f->m.logits, T * V, f->tol_fwd);
+
+    /* targets: the next token, -1 at each sequence's last position (not scored) */
+    int64_t *targets = malloc((size_t)T * sizeof *targets);
+    float *buf = malloc(5 * (size_t)T * sizeof *buf);
+    float *weight = buf, *logp_c = buf + T, *ent_c = buf + 2 * T, *logp_d = buf + 3 * T, *ent_d = buf + 4 * T;
+    for (int64_t i = 0, s = 0, end = b->seq_len[0]; i < T; i++) {
+        if (i == end) end += b->seq_len[++s];
+        targets[i] = i + 1 < end ? b->tokens[i + 1] : -1;
+        weight[i] = (float)((i % 5) - 2) * 0.25f;
+    }
+    const float tau = 0.7f;
+    model_logprobs(&f->m, targets, tau, logp_c, ent_c);
+    model_dev_logprobs(&f->d, targets, tau, logp_d, ent_d);
+    check_close(ts, "logp", logp_d, logp_c, T, f->tol_fwd);
+    check_close(ts, "entropy", ent_d, ent_c, T, f->tol_fwd);
+
+    model_zero_grad(&f->m);
+    model_dev_zero_grad(&f->d);
+    model_backward_logprobs(&f->m, targets, tau, weight);
+    model_dev_backward_logprobs(&f->d, targets, tau, weight);
+    float *grads = malloc((size_t)f->m.spec.total * sizeof *grads);
+    model_dev_download_grads(&f->d, grads);
+    /* Per tensor, so a failure names the parameter. */
+    for (int i = 0; i < f->m.spec.n_params; i++) {
+        const struct model_param *p = &f->m.spec.params[i];
+        double e = test_rel_err(grads + p->offset, f->m.grads + p->offset, p->numel);
+        CHECK_MSG(ts, e <= f->tol_grad, "gradient of %s: relative error %.3g > %.3g", p->name, e, f->tol_grad);
+    }
+    check_close(ts, "gradients (all)", grads, f->m.grads, f->m.spec.total, f->tol_grad);
+    if (b->n_images > 0) { /* the tower really got gradient */
+        const struct model_param *pe = model_spec_find(&f->m.spec, "visual.patch_embed.proj.weight");
+        double norm = 0;
+        for (int64_t i = 0; pe && i < pe->numel; i++) norm += fabs(grads[pe->offset + i]);
+        CHECK_MSG(ts, pe && norm > 0, "no gradient reached the patch embedding");
+    }
+
+    CHECK_MSG(ts, model_forward_last(&f->m, b, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, model_dev_forward_last(&f->d, b, &err) == 0, "%s", err.msg);
+    float *last = download(f, f->d.logits, b->n_seq * V);
+    check_close(ts, "last-position logits", last, f->m.logits, b->n_seq * V, f->tol_fwd);
+    free(logits);
+    free(grads);
+    free(last);
+    free(targets);
+    free(buf);
+}
+
+static int argmax(const float *x, int64_t n)
+{
+    int best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = (int)i;
+    return best;
+}
+
+/* transformers' greedy generate of the fixture: prompt ids (with images for the VL models), the
+ * grids and pixels, and the ids it produced. */
+struct gen_fx {
+    int64_t *ids, *want, *grid;
+    int64_t n_in, n_out, n_grid;
+    float *pixels;
+    int len;
+};
+
+static int gen_load(struct gen_fx *x, const char *dir)
+{
+    memset(x, 0, sizeof *x);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+    struct st_set s;
+    struct mmupt_err err;
+    if (st_open(&s, path, &err)) return -1;
+    const char *names[3] = {"generate.input_ids", "generate.output_ids", "generate.image_grid_thw"};
+    int64_t **dst[3] = {&x->ids, &x->want, &x->grid}, *n[3] = {&x->n_in, &x->n_out, &x->n_grid};
+    for (int k = 0; k < 3; k++) {
+        const struct st_tensor *t = st_find(&s, names[k]);
+        if (!t) continue;
+        *dst[k] = malloc((size_t)(t->numel ? t->numel : 1) * sizeof **dst[k]);
+        *n[k] = t->numel;
+        if (st_copy_i64(t, *dst[k], t->numel, &err)) MMUPT_DIE("%s", err.msg);
+    }
+    const struct st_tensor *t = st_find(&s, "generate.pixel_values");
+    if (t) {
+        x->pixels = malloc((size_t)t->numel * sizeof *x->pixels);
+        if (st_copy_f32(t, x->pixels, t->numel, &err)) MMUPT_DIE("%s", err.msg);
+    }
+    st_close(&s);
+    x->len = (int)x->n_in;
+    return x->ids && x->want ? 0 : -1;
+}
+
+static struct model_batch gen_batch(const struct gen_fx *x)
+{
+    struct model_batch b = {.n_seq = 1, .seq_len = &x->len, .tokens = x->ids, .n_images = (int)(x->n_grid / 3),
+                            .grid_thw = x->grid, .pixels = x->pixels};
+    return b;
+}
+
+static void gen_free(struct gen_fx *x)
+{
+    free(x->ids);
+    free(x->want);
+    free(x->grid);
+    free(x->pixels);
+}
+
+/* Greedy decoding of the fixture's prompt (images included) in slot 2 and of a copy of it in slot 0
+ * (kv_copy), on the device, against the CPU decode step by step and against transformers' ids. */
+static void check_decode(struct test_state *ts, struct fx *f, const struct gen_fx *x)
+{
+    struct mmupt_err err;
+    int steps = (int)(x->n_out - x->n_in), V = (int)f->m.cfg.text.vocab;
+    struct model_kv kc, kd;
+    int max_len = (int)x->n_out + 1;
+    model_kv_init(&kc, &f->m, 3, max_len);
+    model_dev_kv_init(&kd, &f->d, 3, max_len);
+    struct model_batch b = gen_batch(x);
+    const float *lc, *ld;
+    float *out_c = malloc(2 * (size_t)V * sizeof *out_c), *out_d = malloc(2 * (size_t)V * sizeof *out_d);
+    float *dev_logits = gpu_alloc_floats(&f->g, 2 * (int64_t)V);
+    CHECK_MSG(ts, model_prefill(&f->m, &kc, 2, &b, &lc, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, model_dev_prefill(&f->d, &kd, 2, &b, &ld, &err) == 0, "%s", err.msg);
+    if (ts->current_failed) goto out;
+    gpu_download(&f->g, out_d, ld, (size_t)V * sizeof *out_d);
+    check_close(ts, "prefill logits", out_d, lc, V, f->tol_fwd);
+    int64_t tc = argmax(lc, V), td = argmax(out_d, V);
+    CHECK(ts, kd.len[2] == kc.len[2] && kd.delta[2] == kc.delta[2]);
+    model_kv_copy(&kc, 2, 0);
+    model_dev_kv_copy(&kd, &f->d, 2, 0);
+    int slots[2] = {2, 0};
+    for (int step = 0; step < steps && !ts->current_failed; step++) {
+        CHECK_MSG(ts, td == tc, "step %d: device token %lld, CPU token %lld", step, (long long)td, (long long)tc);
+        CHECK_MSG(ts, td == x->want[x->n_in + step], "step %d: token %lld, transformers %lld", step, (long long)td,
+                  (long long)x->want[x->n_in + step]);
+        int64_t toks[2] = {tc, tc};
+        CHECK_MSG(ts, model_decode(&f->m, &kc, slots, toks, 2, out_c, &err) == 0, "%s", err.msg);
+        CHECK_MSG(ts, model_dev_decode(&f->d, &kd, slots, toks, 2, dev_logits, &err) == 0, "%s", err.msg);
+        gpu_download(&f->g, out_d, dev_logits, 2 * (size_t)V * sizeof *out_d);
+        char what[64];
+        snprintf(what, sizeof what, "decode logits, step %d", step);
+        if (step == 0 || step == steps - 1) check_close(ts, what, out_d, out_c, 2 * (int64_t)V, f->tol_fwd);
+        else CHECK(ts, test_rel_err(out_d, out_c, 2 * (int64_t)V) <= f->tol_fwd);
+        CHECK_MSG(ts, argmax(out_d, V) == argmax(out_d + V, V), "step %d: the copied slot decodes differently", step);
+        tc = argmax(out_c, V);
+        td = argmax(out_d, V);
+    }
+    CHECK(ts, kd.len[0] == kc.len[0] && kd.len[2] == kc.len[2] && kd.len[2] == (int)x->n_in + steps);
+    /* the input checks are the CPU model's */
+    int bad_slot[1] = {3};
+    int64_t one[1] = {0};
+    CHECK(ts, model_dev_decode(&f->d, &kd, bad_slot, one, 1, dev_logits, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "slot");
+out:
+    gpu_free(&f->g, dev_logits);
+    free(out_c);
+    free(out_d);
+    model_kv_free(&kc);
+    model_dev_kv_free(&kd, &f->d);
+}
+
+/* Bad input is refused with the CPU model's messages, and a failed forward leaves nothing behind. */
+static void check_refusals(struct test_state *ts, struct fx *f, const struct gen_fx *x)
+{
+    struct mmupt_err err;
+    int len = 2;
+    int64_t tok[2] = {1, f->m.cfg.text.vocab}; /* one id outside the vocabulary */
+    struct model_batch b = {.n_seq = 1, .seq_len = &len, .tokens = tok};
+    CHECK(ts, model_dev_forward(&f->d, &b, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "outside the vocabulary");
+    if (x->n_grid == 0) return;
+    b = gen_batch(x);
+    b.n_images = 0; /* image tokens without their images */
+    CHECK(ts, model_dev_forward(&f->d, &b, &err) == -1);
+    CHECK(ts, f->d.acts == NULL && f->d.logits == NULL);
+}
+
+static void check_fixture(struct test_state *ts, const char *dir)
+{
+    struct fx f;
+    struct mmupt_err err;
+    CHECK_MSG(ts, model_open(&f.m, dir, &err) == 0, "%s", err.msg);
+    if (ts->current_failed) return;
+    if (gpu_ctx_init(&f.g, &err)) MMUPT_DIE("%s", err.msg); /* checked in main */
+    model_dev_init(&f.d, &f.m, &f.g);
+    f.tol_fwd = gpu_emulated() ? 0.0 : 2e-5;
+    f.tol_grad = gpu_emulated() ? 0.0 : 2e-4;
+    int64_t tok[64];
+    batch_tokens(tok, f.m.cfg.text.vocab);
+    struct model_batch text = {.n_seq = N_SEQ, .seq_len = SEQ_LEN, .tokens = tok};
+    printf("  text batch of %d sequences\n", N_SEQ);
+    check_train_path(ts, &f, &text);
+    struct gen_fx x;
+    CHECK_MSG(ts, gen_load(&x, dir) == 0, "%s: no generate.* tensors", dir);
+    if (!ts->current_failed) {
+        if (x.n_grid > 0) {
+            printf("  the generate prompt, %lld image(s)\n", (long long)(x.n_grid / 3));
+            struct model_batch img = gen_batch(&x);
+            check_train_path(ts, &f, &img);
+        }
+        check_decode(ts, &f, &x);
+        check_refusals(ts, &f, &x);
+    }
+    gen_free(&x);
+    model_dev_free(&f.d);
+    if (gpu_emulated()) {
+        struct gpu_mem_stats st;
+        gpu_mem_stats(&f.g, &st);
+        printf("  emulated kernels and copies: %lld, peak device memory %zu bytes\n", st.launches, st.peak_bytes);
+        CHECK_MSG(ts, st.live_allocs == 0, "%d device allocation(s) left after model_dev_free", st.live_allocs);
+        CHECK(ts, st.launches > 100);
+    }
+    gpu_ctx_free(&f.g);
+    model_free(&f.m);
+}
+
+int main(int argc, char **argv)
+{
+    struct gpu_ctx g;
+    struct mmupt_err err;
+    if (gpu_ctx_init(&g, &err)) {
+        printf("SKIP: %s\n", err.msg);
+        return TEST_SKIP;
+    }
+    gpu_ctx_free(&g);
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR...\n", argv[0]);
+        return 2;
+    }
+    struct test_state ts = {0};
+    for (int i = 1; i < argc; i++) RUN_ON(&ts, check_fixture, argv[i]);
+    return test_summary(&ts);
+}
