@@ -31,7 +31,7 @@ enum cfg_adv { ADV_GRPO = 0, ADV_DR_GRPO };
 enum cfg_kl { KL_LOW_VAR = 0, KL_K1, KL_NONE };
 enum cfg_loss_agg { LOSS_AGG_TOKEN_MEAN = 0, LOSS_AGG_SEQ_MEAN_TOKEN_MEAN };
 enum cfg_schedule { SCHED_CONSTANT = 0, SCHED_COSINE };
-enum cfg_backend { BACKEND_AUTO = 0, BACKEND_CPU, BACKEND_CUDA };
+enum cfg_backend { BACKEND_AUTO = 0, BACKEND_CPU, BACKEND_CUDA, BACKEND_EMULATOR };
 enum cfg_resume { RESUME_OFF = 0, RESUME_AUTO };
 /* logging.level uses enum log_level from log.h (same order: debug, info, warn, error). */
 

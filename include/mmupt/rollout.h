@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "mmupt/model.h"
+#include "mmupt/model_dev.h"
 #include "mmupt/sampler.h"
 #include "mmupt/tokenizer.h"
 
@@ -44,6 +45,10 @@ struct rollout_config {
     int64_t policy_version;       /* stamped on every sample */
     /* Optional: called with every token as it is drawn (streaming); NULL for none. */
     void (*on_token)(void *ctx, int64_t question, int sample, int32_t token);
+    /* Optional: the device copy of the model (include/mmupt/model_dev.h, its weights current): prefill
+     * and decode run there, the KV cache lives there, and each step's logits come back to the host
+     * sampler. NULL: the CPU model. */
+    struct model_dev *dev;
 };
 
 /* The stop tokens a model directory asks for: generation_config.json's eos_token_id (an int or a

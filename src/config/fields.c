@@ -21,7 +21,7 @@ static const char *const adv_names[] = {"grpo", "dr_grpo", NULL};
 static const char *const kl_names[] = {"low_var_kl", "k1", "none", NULL};
 static const char *const loss_agg_names[] = {"token_mean", "seq_mean_token_mean", NULL};
 static const char *const schedule_names[] = {"constant", "cosine", NULL};
-static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
+static const char *const backend_names[] = {"auto", "cpu", "cuda", "emulator", NULL};
 static const char *const resume_names[] = {"off", "auto", NULL};
 static const char *const synth_mode_names[] = {"direct", "in-context", NULL}; /* = enum synth_mode */
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
@@ -172,7 +172,8 @@ const struct cfg_field cfg_fields[] = {
     {"cluster.rollout_ranks", CFG_INT, OFF(cluster.rollout_ranks), "0", 0, 1048576, 0, NULL,
      "Ranks that only sample; the rest learn. 0: colocated, every rank alternates both roles."},
     {"cluster.backend", CFG_ENUM, OFF(cluster.backend), "auto", 0, 0, 0, backend_names,
-     "Compute backend: auto (CUDA when a GPU is visible), cpu, cuda."},
+     "Compute backend: auto (CUDA when the build has it and a GPU is visible, else cpu), cpu, cuda, or emulator "
+     "(CPU-only builds: the GPU code path on the device emulator, for testing it without a GPU; slow)."},
     {"cluster.sync_interval", CFG_INT, OFF(cluster.sync_interval), "1", 1, 1000000, 0, NULL,
      "Learner steps between weight broadcasts to rollout ranks."},
     {"cluster.ring_capacity", CFG_INT, OFF(cluster.ring_capacity), "64", 1, 1048576, 0, NULL,

@@ -14,21 +14,28 @@ struct emu_block {
     size_t bytes, mapped;
 };
 
+#define EMU_MAX_OPEN 64
+
 struct emu_state {
     struct emu_block *blk;
     int n, cap;
+    /* The allocations the checked arguments of the current kernel lie in: only these are opened
+     * while it runs (opening every allocation per kernel made the emulator quadratic). */
+    const struct emu_block *open[EMU_MAX_OPEN];
+    int n_open;
     long long kernels; /* emulated launches, for the tests' sanity checks */
     size_t live_bytes, peak_bytes;
 };
 
 /* The state behind a stream (fatal for NULL: the device model never uses the default stream). */
 struct emu_state *emu_state_of(void *stream, const char *who);
-/* Fatal unless [p, p + bytes) lies inside one live device allocation. */
-void emu_dev(const struct emu_state *st, const char *who, const char *what, const void *p, size_t bytes);
+/* Fatal unless [p, p + bytes) lies inside one live device allocation; that allocation is opened by
+ * the next emu_open. */
+void emu_dev(struct emu_state *st, const char *who, const char *what, const void *p, size_t bytes);
 /* Fatal if p points into device memory (arguments that must be host arrays). */
 void emu_host(const struct emu_state *st, const char *who, const char *what, const void *p);
-/* Make every device allocation readable and writable while an emulated kernel runs, and take that
- * back after it. */
+/* Make the allocations the kernel's arguments lie in readable and writable while it runs, and take
+ * that back after it. */
 void emu_open(struct emu_state *st);
 void emu_close(struct emu_state *st);
 

@@ -4,6 +4,8 @@
  * about a caller: it passes the right buffers, of the right sizes, in the right memory space. What
  * it cannot prove: anything about the real kernels (the gpu suite checks each against its reference). */
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "emu.h"
 #include "mmupt/err.h"
@@ -114,34 +116,35 @@ void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long
     EMU_RUN(quick_gelu_backward_cpu(dx, dout, x, n));
 }
 
-/* The table's extent is not an argument: each looked-up row must lie inside its allocation. */
+/* The table's extent is not an argument: each looked-up row must lie inside its allocation. Leaves
+ * the table's allocation registered for the caller's run. */
 static void emu_check_rows(struct emu_state *st, const char *who, const int64_t *ids, const float *table, int n,
                            int dim)
 {
-    emu_open(st);
+    if (n <= 0) return;
+    int64_t *h = mmupt_xmalloc((size_t)n * sizeof *h);
+    emu_dev(st, who, "ids", ids, (size_t)n * sizeof *ids);
+    EMU_RUN(memcpy(h, ids, (size_t)n * sizeof *h));
     for (int i = 0; i < n; i++) {
-        int64_t id = ids[i];
-        emu_close(st);
-        if (id < 0) MMUPT_DIE("emu: %s: negative id %lld at %d", who, (long long)id, i);
-        emu_dev(st, who, "table row", table + id * dim, (size_t)dim * sizeof *table);
-        emu_open(st);
+        if (h[i] < 0) MMUPT_DIE("emu: %s: negative id %lld at %d", who, (long long)h[i], i);
+        emu_dev(st, who, "table row", table + h[i] * dim, (size_t)dim * sizeof *table);
     }
-    emu_close(st);
+    free(h);
 }
 
 void embedding_forward_cuda(float *out, const int64_t *ids, const float *table, int n, int dim, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(out, (long)n * dim), DEV(ids, n);
     emu_check_rows(st, __func__, ids, table, n, dim);
+    DEV(out, (long)n * dim), DEV(ids, n);
     EMU_RUN(embedding_forward_cpu(out, ids, table, n, dim));
 }
 
 void embedding_backward_cuda(float *dtable, const float *dout, const int64_t *ids, int n, int dim, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(dout, (long)n * dim), DEV(ids, n);
     emu_check_rows(st, __func__, ids, dtable, n, dim);
+    DEV(dout, (long)n * dim), DEV(ids, n);
     EMU_RUN(embedding_backward_cpu(dtable, dout, ids, n, dim));
 }
 

@@ -30,7 +30,7 @@ static const struct emu_block *emu_find(const struct emu_state *st, const void *
     return NULL;
 }
 
-void emu_dev(const struct emu_state *st, const char *who, const char *what, const void *p, size_t bytes)
+void emu_dev(struct emu_state *st, const char *who, const char *what, const void *p, size_t bytes)
 {
     const struct emu_block *b = p ? emu_find(st, p) : NULL;
     if (!b) MMUPT_DIE("emu: %s: %s (%p) is not device memory", who, what, p);
@@ -38,6 +38,10 @@ void emu_dev(const struct emu_state *st, const char *who, const char *what, cons
     if (off + bytes > b->bytes)
         MMUPT_DIE("emu: %s: %s reaches %zu bytes past its allocation of %zu (offset %zu, %zu bytes)", who, what,
                   off + bytes - b->bytes, b->bytes, off, bytes);
+    for (int i = 0; i < st->n_open; i++)
+        if (st->open[i] == b) return;
+    if (st->n_open == EMU_MAX_OPEN) MMUPT_DIE("emu: %s: more than %d device arguments", who, EMU_MAX_OPEN);
+    st->open[st->n_open++] = b;
 }
 
 void emu_host(const struct emu_state *st, const char *who, const char *what, const void *p)
@@ -47,9 +51,8 @@ void emu_host(const struct emu_state *st, const char *who, const char *what, con
 
 static void emu_protect(struct emu_state *st, int prot)
 {
-    for (int i = 0; i < st->n; i++)
-        if (mprotect(st->blk[i].base, st->blk[i].mapped - emu_page(), (size_t)prot) != 0)
-            MMUPT_DIE("emu: mprotect failed");
+    for (int i = 0; i < st->n_open; i++)
+        if (mprotect(st->open[i]->base, st->open[i]->mapped - emu_page(), prot) != 0) MMUPT_DIE("emu: mprotect failed");
 }
 
 void emu_open(struct emu_state *st)
@@ -61,6 +64,7 @@ void emu_open(struct emu_state *st)
 void emu_close(struct emu_state *st)
 {
     emu_protect(st, PROT_NONE);
+    st->n_open = 0;
 }
 
 int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)

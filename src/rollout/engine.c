@@ -32,7 +32,53 @@ struct engine {
     int next_s;
     rollout_emit_fn emit;
     void *ctx;
+    struct model_dev *dev; /* NULL: the CPU model */
+    float *dev_logits;     /* the device's [n_slots, vocab] of a decode step */
 };
+
+/* The model calls of the engine, on the CPU model or its device copy (rc->dev). */
+static void eng_kv_init(struct engine *e, int n_slots, int max_len)
+{
+    if (e->dev) model_dev_kv_init(&e->kv, e->dev, n_slots, max_len);
+    else model_kv_init(&e->kv, e->m, n_slots, max_len);
+}
+
+static void eng_kv_free(struct engine *e)
+{
+    if (e->dev) model_dev_kv_free(&e->kv, e->dev);
+    else model_kv_free(&e->kv);
+}
+
+static void eng_kv_copy(struct engine *e, int from, int to)
+{
+    if (e->dev) model_dev_kv_copy(&e->kv, e->dev, from, to);
+    else model_kv_copy(&e->kv, from, to);
+}
+
+/* Prefill into the prefix slot; the last position's logits land in e->prompt_logits. */
+static int eng_prefill(struct engine *e, const struct model_batch *prompt, struct mmupt_err *err)
+{
+    const float *last;
+    size_t bytes = (size_t)e->m->cfg.text.vocab * sizeof(float);
+    if (e->dev) {
+        if (model_dev_prefill(e->dev, &e->kv, e->prefix, prompt, &last, err)) return -1;
+        gpu_download(e->dev->g, e->prompt_logits, last, bytes);
+        return 0;
+    }
+    if (model_prefill(e->m, &e->kv, e->prefix, prompt, &last, err)) return -1;
+    memcpy(e->prompt_logits, last, bytes);
+    return 0;
+}
+
+/* One decode step; logits (host, [n, vocab]) receives the result. */
+static int eng_decode(struct engine *e, const int *ids, const int64_t *toks, int n, float *logits,
+                      struct mmupt_err *err)
+{
+    if (!e->dev) return model_decode(e->m, &e->kv, ids, toks, n, logits, err);
+    if (model_dev_decode(e->dev, &e->kv, ids, toks, n, e->dev_logits, err)) return -1;
+    gpu_download(e->dev->g, logits, e->dev_logits, (size_t)n * (size_t)e->m->cfg.text.vocab * sizeof(float));
+    return 0;
+}
 
 static int is_stop(const struct rollout_config *rc, int32_t tok)
 {
@@ -79,15 +125,13 @@ static void finish(struct engine *e, struct slot *s)
 /* Prefill question q into the prefix slot and keep its last logits for the samples' first draws. */
 static int prefill(struct engine *e, int64_t q, struct mmupt_err *err)
 {
-    const float *last;
     if (e->q[q].prompt.n_seq != 1 || e->q[q].prompt.seq_len[0] > e->rc->max_prompt)
         return mmupt_fail(err, "question %lld: the prompt must be one sequence of at most %d tokens",
                           (long long)e->q[q].id, e->rc->max_prompt);
-    if (model_prefill(e->m, &e->kv, e->prefix, &e->q[q].prompt, &last, err)) {
+    if (eng_prefill(e, &e->q[q].prompt, err)) {
         mmupt_err_prefix(err, "question %lld", (long long)e->q[q].id);
         return -1;
     }
-    memcpy(e->prompt_logits, last, (size_t)e->m->cfg.text.vocab * sizeof(float));
     e->cur_q = q;
     return 0;
 }
@@ -99,7 +143,7 @@ static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
         struct slot *s = &e->slots[i];
         if (s->used) continue;
         if (e->cur_q != e->next_q && prefill(e, e->next_q, err)) return -1;
-        model_kv_copy(&e->kv, e->prefix, i);
+        eng_kv_copy(e, e->prefix, i);
         *s = (struct slot){.used = 1, .q = e->next_q, .sample = e->next_s};
         s->ids = mmupt_xmalloc((size_t)e->rc->max_new * sizeof *s->ids);
         s->logp = mmupt_xmalloc((size_t)e->rc->max_new * sizeof *s->logp);
@@ -128,7 +172,7 @@ static int step(struct engine *e, int *ids, int64_t *toks, float *logits, struct
             toks[n++] = e->slots[i].next;
         }
     if (n == 0) return 0;
-    if (model_decode(e->m, &e->kv, ids, toks, n, logits, err)) return -1;
+    if (eng_decode(e, ids, toks, n, logits, err)) return -1;
     int64_t V = e->m->cfg.text.vocab;
     /* Draws are independent per slot (keyed RNG, own workspace): sample them in parallel, then
      * record and emit in slot order so the output does not depend on the thread count. */
@@ -153,9 +197,11 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
 {
     if (rc->G < 1 || rc->max_new < 1 || rc->n_slots < 1 || rc->max_prompt < 1)
         return mmupt_fail(err, "rollout: G, max_new, n_slots and max_prompt must be positive");
-    struct engine e = {.m = m, .rc = rc, .q = q, .prefix = rc->n_slots, .cur_q = -1, .emit = emit, .ctx = ctx};
+    struct engine e = {.m = m, .rc = rc, .q = q, .prefix = rc->n_slots, .cur_q = -1, .emit = emit, .ctx = ctx,
+                       .dev = rc->dev};
     int64_t V = m->cfg.text.vocab;
-    model_kv_init(&e.kv, m, rc->n_slots + 1, rc->max_prompt + rc->max_new + 1);
+    eng_kv_init(&e, rc->n_slots + 1, rc->max_prompt + rc->max_new + 1);
+    if (e.dev) e.dev_logits = gpu_alloc_floats(e.dev->g, rc->n_slots * V);
     e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
     e.prompt_logits = mmupt_xmalloc((size_t)V * sizeof(float));
     e.scratch_size = sample_scratch_size((int)V);
@@ -186,7 +232,8 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     free(ids);
     free(toks);
     free(logits);
-    model_kv_free(&e.kv);
+    if (e.dev) gpu_free(e.dev->g, e.dev_logits);
+    eng_kv_free(&e);
     return rc_out;
 }
 

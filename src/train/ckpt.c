@@ -251,6 +251,7 @@ int train_resume(struct trainer *tr, struct mmupt_err *err)
         rc = v == m.policy_version ? ckpt_read_weights(pick.path, &tr->model.spec, tr->model.params, err)
                                    : ckpt_read_snapshot(pick.path, v, m.n_params, tr->model.params, err);
     if (rc == 0) {
+        train_weights_changed(tr); /* the device copy, if any, is of the weights before the restore */
         restore_streams(tr, &m);
         tr->start_step = s;
         tr->optim_steps_done = m.optim_steps;

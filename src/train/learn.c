@@ -102,14 +102,24 @@ static void micro_free(struct micro *mb)
 /* Log-probs of the micro-batch's targets under params (temporarily installed). */
 static int logprobs_with(struct trainer *tr, struct micro *mb, const float *params, float **out, struct mmupt_err *err)
 {
+    struct model_batch b = sft_batch_view(&mb->b);
+    float tau = (float)tr->cfg->rollout.temperature;
+    if (tr->on_device) {
+        train_device_use(tr, params);
+        int rc = model_dev_forward(&tr->dev, &b, err);
+        train_device_use(tr, tr->model.params); /* the backward pass reads the current weights */
+        if (rc) return -1;
+        *out = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof **out);
+        model_dev_logprobs(&tr->dev, mb->b.targets, tau, *out, NULL);
+        return 0;
+    }
     float *saved = tr->model.params;
     tr->model.params = (float *)params; /* only read: the forward pass does not write weights */
-    struct model_batch b = sft_batch_view(&mb->b);
     int rc = model_forward(&tr->model, &b, err);
     tr->model.params = saved;
     if (rc) return -1;
     *out = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof **out);
-    model_logprobs(&tr->model, mb->b.targets, (float)tr->cfg->rollout.temperature, *out, NULL);
+    model_logprobs(&tr->model, mb->b.targets, tau, *out, NULL);
     return 0;
 }
 
@@ -130,7 +140,7 @@ static void grpo_params_from(const struct cfg *c, int n_micro, struct grpo_param
  * advantages poison the gradient with a NaN instead of stopping the run: the global norm turns NaN
  * on every rank, so the optimizer skips this update everywhere and the step is logged as skipped. */
 static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_params *gp, struct train_losses *acc,
-                      struct mmupt_err *err)
+                      int *poisoned, struct mmupt_err *err)
 {
     float *logp;
     if (logprobs_with(tr, mb, tr->model.params, &logp, err)) return -1;
@@ -142,7 +152,8 @@ static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_pa
     struct grpo_metrics m;
     int rc = grpo_loss_cpu(logp, mb->old, mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->b.n_tokens, gp, dlogp, &m);
     if (rc == 0) {
-        model_backward_logprobs(&tr->model, mb->b.targets, gp->tau, dlogp);
+        if (tr->on_device) model_dev_backward_logprobs(&tr->dev, mb->b.targets, gp->tau, dlogp);
+        else model_backward_logprobs(&tr->model, mb->b.targets, gp->tau, dlogp);
         acc->loss += m.loss;
         acc->pg_loss += m.pg_loss;
         acc->kl += m.kl;
@@ -151,11 +162,17 @@ static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_pa
     } else {
         log_warn(&tr->lg, "step %lld: non-finite log-probs or advantages in a micro-batch: this update is skipped",
                  (long long)tr->step + 1);
-        tr->model.grads[0] = NAN;
+        *poisoned = 1;
     }
     free(logp);
     free(dlogp);
     return 0;
+}
+
+static void zero_grads(struct trainer *tr)
+{
+    if (tr->on_device) model_dev_zero_grad(&tr->dev);
+    else model_zero_grad(&tr->model);
 }
 
 int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l, double *lr, double *norm, int *skipped,
@@ -193,11 +210,15 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         while (j < n_mb && mb_first[j] / per_opt == mb_first[i] / per_opt) j++;
         struct grpo_params gp;
         grpo_params_from(c, j - i, &gp);
-        model_zero_grad(&tr->model);
-        for (int k = i; k < j && rc == 0; k++) rc = micro_step(tr, &mb[k], &gp, l, err);
+        int poisoned = 0;
+        zero_grads(tr);
+        for (int k = i; k < j && rc == 0; k++) rc = micro_step(tr, &mb[k], &gp, l, &poisoned, err);
         if (rc) break;
+        if (tr->on_device) model_dev_download_grads(&tr->dev, tr->model.grads);
+        if (poisoned) tr->model.grads[0] = NAN;
         *lr = optim_lr(c->optim.lr, c->optim.schedule, c->optim.warmup_ratio, tr->optim_steps_done, tr->optim_steps_total);
         int res = optim_step(&tr->opt, &tr->learn, &oc, *lr, tr->model.params, tr->model.grads, norm);
+        train_weights_changed(tr);
         if (res < 0) rc = mmupt_fail(err, "optimizer step: collective failed");
         *skipped |= res == 1;
         tr->optim_steps_done++;

@@ -128,7 +128,9 @@ int train_rollout(struct trainer *tr, struct step_data *d, int64_t policy_versio
                      .top_k = (int)c->rollout.top_k, .bias_ids = bias_id, .bias = bias,
                      .n_bias = tr->model.cfg.has_vision ? 2 : 0},
         .stop_ids = tr->stop_ids, .n_stop = tr->n_stop, .policy_version = policy_version,
+        .dev = tr->on_device ? &tr->dev : NULL,
     };
+    train_device_use(tr, tr->model.params);
     int rc_out = d->n_q ? rollout_run(&tr->model, &rc, q, d->n_q, collect_sample, d, err) : 0;
     free(q);
     tr->phase[PH_ROLLOUT] += mmupt_now() - t0;

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "mmupt/gpu.h"
 #include "mmupt/rollout.h"
 #include "mmupt/strutil.h"
 #include "mmupt/tensorboard.h"
@@ -140,31 +139,14 @@ int train_agree(struct trainer *tr, int ok, struct mmupt_err *err)
     return TRAIN_SETUP_FAILED;
 }
 
-/* The training loop computes on the CPU today; the CUDA path is issue 10's work in progress. Asking
- * for it fails plainly, and `auto` on a GPU node says it is using the CPU, instead of a GPU cluster
- * silently training on host cores. */
-static int check_backend(struct trainer *tr, struct mmupt_err *err)
-{
-    if (tr->cfg->cluster.backend == BACKEND_CPU) return 0;
-    if (tr->cfg->cluster.backend == BACKEND_CUDA)
-        return mmupt_fail(err, "cluster.backend=cuda: training on GPUs is not implemented yet (the CUDA kernels "
-                               "exist, the device model does not); use cluster.backend=cpu");
-    struct gpu_info g;
-    gpu_query(&g);
-    if (g.device_count > 0)
-        log_warn(&tr->lg, "cluster.backend=auto: %d GPU(s) visible, but training on GPUs is not implemented yet: "
-                          "this run computes on the CPU", g.device_count);
-    return 0;
-}
-
 /* Everything a rank can check on its own: model, tokenizer, dataset, shapes, prompts, outputs. */
 static int open_local(struct trainer *tr, struct mmupt_err *err)
 {
     const struct cfg *c = tr->cfg;
     char path[CFG_STR_MAX + 64];
-    if (check_backend(tr, err)) return -1;
+    if (train_device_pick(tr, err)) return -1;
     snprintf(path, sizeof path, "%s/tokenizer.json", c->model.path);
-    if (model_open(&tr->model, c->model.path, err) || tok_load(&tr->tok, path, err) ||
+    if (model_open(&tr->model, c->model.path, err) || train_device_open(tr, err) || tok_load(&tr->tok, path, err) ||
         ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err))
         return -1;
     read_stop_ids(tr);
@@ -235,6 +217,7 @@ void train_close(struct trainer *tr)
     free(tr->pending);
     ring_close(tr->ring);
     free(tr->streams);
+    train_device_close(tr);
     free(tr->ref_params);
     if (tr->ds) ds_close(tr->ds);
     if (tr->val_ds) ds_close(tr->val_ds);

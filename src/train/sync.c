@@ -215,6 +215,7 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
         } else {
             comm_count(&tr->sync_counters, COMM_BROADCAST, version_bytes(tr), mmupt_now() - t_weights);
             tr->version = next;
+            train_weights_changed(tr);
         }
     }
     free(req);

@@ -8,6 +8,7 @@
 #include "mmupt/log.h"
 #include "mmupt/metrics.h"
 #include "mmupt/model.h"
+#include "mmupt/model_dev.h"
 #include "mmupt/optim.h"
 #include "mmupt/reward.h"
 #include "mmupt/ring.h"
@@ -90,6 +91,12 @@ struct trainer {
     double setup_s;             /* seconds from train_run's start until the first step could begin */
     struct comm_counters learn_counters; /* what tr->learn's collectives moved (learners, colocated ranks) */
     struct comm_counters sync_counters;  /* weight broadcasts: sent (learner 0) or received (rollout ranks) */
+    /* The device (src/train/device.c), when on_device: */
+    int on_device;
+    struct gpu_ctx gpu;
+    struct model_dev dev;       /* dev.params points at one of the three weight sets below */
+    float *dev_current, *dev_ref, *dev_other;
+    int dev_stale;              /* tr->model.params changed since dev_current was uploaded */
 };
 
 struct train_question {
@@ -217,5 +224,15 @@ void train_timing_write(struct trainer *tr, double total_s, int preempted);
 void train_rewards(struct trainer *tr, struct step_data *d);
 int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l, double *lr, double *norm,
                  int *skipped, struct mmupt_err *err);
+
+/* The device path (device.c): pick the backend (cluster.backend; before anything is loaded), then
+ * start the device model once the model is open (a no-op on the CPU backend). train_weights_changed marks tr->model.params as written on the host;
+ * train_device_use makes `params` (the current, reference or a snapshot weight set) the device
+ * model's weights before a forward pass. */
+int train_device_pick(struct trainer *tr, struct mmupt_err *err);
+int train_device_open(struct trainer *tr, struct mmupt_err *err);
+void train_device_close(struct trainer *tr);
+void train_weights_changed(struct trainer *tr);
+void train_device_use(struct trainer *tr, const float *params);
 
 #endif

@@ -6,6 +6,7 @@
 #    count is the same (docs/design.md explains why a different learner count cannot be bitwise equal):
 #    1+1 == colocated 1 and 1+2 == 2+2 == colocated 2;
 #  - max_staleness=1 overlaps rollout with learning and reports staleness 1 from the second step;
+#  - the device code path (cluster.backend=emulator in a CPU-only build) ends with the CPU weights;
 #  - bad role or schedule settings are refused with the reason.
 # OMP_NUM_THREADS is pinned: a rank's reductions split over threads, so bitwise comparisons need the
 # same thread count on every run (mpirun's default binding would otherwise change it with np).
@@ -75,6 +76,7 @@ run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir=
 expect "validation without a validation split is refused" 1 "needs data.val_path"
 
 train stale1 3 1 cluster.max_staleness=1
+st1=$sum
 if grep -q '"staleness": 0' "$tmp/stale1/metrics.jsonl" && grep -q '"staleness": 1' "$tmp/stale1/metrics.jsonl"; then
     ok "max_staleness=1: step 1 on-policy, step 2 one version behind"
 else fail "max_staleness=1 staleness metrics" "$(cat "$tmp/stale1/metrics.jsonl")"; fi
@@ -89,8 +91,24 @@ run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir=
     run.max_steps=0 data.epochs=2 data.rollout_batch_size=2 algorithm.global_batch_size=2
 expect "data.epochs=2 runs 2 epochs of 2 steps" 0 "step 4/4" "final weights checksum"
 
-run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=cuda
-expect "cluster.backend=cuda says plainly that GPU training is not there yet" 1 "training on GPUs is not implemented yet"
+# The device code path (src/model/dev*.c, src/train/device.c): in a CPU-only build it runs on the
+# device emulator, whose kernels are the CPU references, so a run must end with the CPU run's weights
+# bit for bit - colocated, split (new weights uploaded on the rollout rank), and off-policy (older
+# weight snapshots on the device). The KL term's reference weights are on in configs/tiny.yaml.
+if "$mmupt" version | grep -q "no CUDA backend"; then
+    run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=cuda
+    expect "cluster.backend=cuda in a CPU-only build says how to get CUDA" 1 "built without CUDA" \
+        "cluster.backend=emulator"
+    train emu1 1 0 cluster.backend=emulator
+    same "device path (emulator), colocated: the CPU run's weights" "$c1" "$sum"
+    train emu12 3 1 cluster.backend=emulator
+    same "device path (emulator), 1 rollout + 2 learners: the CPU run's weights" "$s12" "$sum"
+    train emustale 3 1 cluster.backend=emulator cluster.max_staleness=1
+    same "device path (emulator), max_staleness=1: the CPU run's weights" "$st1" "$sum"
+else
+    run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=emulator
+    expect "cluster.backend=emulator in a CUDA build is refused" 1 "exists only in CPU-only builds"
+fi
 run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/nested/run/dir" \
     cluster.rollout_ranks=0 run.max_steps=1
 expect "run.output_dir is created with its parents" 0 "step 1/1"
