@@ -105,6 +105,25 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     same "device path (emulator), 1 rollout + 2 learners: the CPU run's weights" "$s12" "$sum"
     train emustale 3 1 cluster.backend=emulator cluster.max_staleness=1
     same "device path (emulator), max_staleness=1: the CPU run's weights" "$st1" "$sum"
+    # Preempted after its first step and resumed: the restored weights reach the device.
+    run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/cpu4" cluster.rollout_ranks=0 \
+        run.max_steps=4 checkpoint.interval=1
+    expect "a 4-step CPU run" 0 "final weights checksum"
+    c4=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
+    out=$tmp/emu_pre
+    mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 run.max_steps=4 \
+        checkpoint.interval=1 cluster.backend=emulator >"$tmp/pre.log" 2>&1 &
+    job=$!
+    for i in $(seq 600); do grep -q "step 1/4" "$tmp/pre.log" && break; sleep 0.05; done
+    kill -USR1 "$job"
+    wait "$job"
+    status=$?
+    run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
+        run.max_steps=4 checkpoint.interval=1 cluster.backend=emulator --resume
+    expect "device path (emulator): preempted (status $status) and resumed" 0 "resume: continuing from" \
+        "final weights checksum"
+    same "device path (emulator), preempted and resumed: the CPU run's weights" "$c4" \
+        "$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')"
 else
     run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=emulator
     expect "cluster.backend=emulator in a CUDA build is refused" 1 "exists only in CPU-only builds"
