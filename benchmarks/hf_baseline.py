@@ -10,8 +10,25 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 
-def random_model(path):
-    """(config, model, is_vision) for the config.json at path, fp32, seeded; threads from OMP_NUM_THREADS."""
+def pop_device_args(argv):
+    """Remove --device DEV and --dtype {fp32,bf16} from argv; returns (device, torch dtype).
+    Defaults: cpu, fp32 (the CPU benchmarks)."""
+    device, dtype = "cpu", "fp32"
+    for flag in ("--device", "--dtype"):
+        if flag in argv:
+            i = argv.index(flag)
+            val = argv[i + 1]
+            del argv[i:i + 2]
+            if flag == "--device":
+                device = val
+            else:
+                dtype = val
+    return device, {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+
+
+def random_model(path, device="cpu", dtype=torch.float32):
+    """(config, model, is_vision) for the config.json at path, seeded, on device in dtype (fp32 on the
+    CPU by default); threads from OMP_NUM_THREADS."""
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     torch.manual_seed(42)
     tmp = tempfile.mkdtemp()
@@ -20,7 +37,7 @@ def random_model(path):
     shutil.rmtree(tmp)
     vision = json.load(open(path))["model_type"] != "qwen2"
     auto = AutoModelForImageTextToText if vision else AutoModelForCausalLM
-    return cfg, auto.from_config(cfg, dtype=torch.float32), vision
+    return cfg, auto.from_config(cfg, dtype=dtype).to(device), vision
 
 
 def synthetic_batch(cfg, vision, batch, seq, side):

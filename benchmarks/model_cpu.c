@@ -1,6 +1,8 @@
-/* How fast is the CPU reference model? Forward + backward of a next-token loss, tokens per second.
+/* How fast is the model? Forward + backward of a next-token loss, tokens per second: the CPU
+ * reference, or with --device the device model (the GPU in a CUDA build, the emulator otherwise;
+ * timed up to a device sync, the gradients left on the device; benchmarks/learner_cuda.sh).
  *
- *   model_cpu CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]
+ *   model_cpu [--device] CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]
  *
  * Builds the model from CONFIG with deterministic random weights, makes BATCH sequences of SEQ
  * tokens (for vision models each sequence starts with one IMAGE_SIDE x IMAGE_SIDE image, whose
@@ -10,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmupt/gpu_mem.h"
 #include "mmupt/log.h"
+#include "mmupt/model_dev.h"
 #include "mmupt/model.h"
 #include "mmupt/runtime.h"
 
@@ -73,8 +77,11 @@ static void make_batch(struct bench_batch *b, const struct model_config *c, int 
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
+    int on_device = argc > 1 && strcmp(argv[1], "--device") == 0;
+    argc -= on_device;
+    argv += on_device;
     if (argc < 5) {
-        fprintf(stderr, "usage: %s CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]\n", argv[0]);
+        fprintf(stderr, "usage: model_cpu [--device] CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]\n");
         return 2;
     }
     struct model_config c;
@@ -95,13 +102,23 @@ int main(int argc, char **argv)
                             .grid_thw = bb.grid, .pixels = bb.pixels};
     float *logp = malloc((size_t)bb.T * sizeof *logp), *dlogp = malloc((size_t)bb.T * sizeof *dlogp);
     double *times = malloc((size_t)iters * sizeof *times), loss = 0;
-    for (int it = -1; it < iters; it++) {
-        double t0 = mmupt_now();
-        if (model_forward(&m, &b, &err)) {
+    struct gpu_ctx gpu;
+    struct model_dev dev;
+    if (on_device) {
+        if (gpu_ctx_init(&gpu, &err)) {
             fprintf(stderr, "model_cpu: %s\n", err.msg);
             return 1;
         }
-        model_logprobs(&m, bb.targets, 1.0f, logp, NULL);
+        model_dev_init(&dev, &m, &gpu);
+    }
+    for (int it = -1; it < iters; it++) {
+        double t0 = mmupt_now();
+        if (on_device ? model_dev_forward(&dev, &b, &err) : model_forward(&m, &b, &err)) {
+            fprintf(stderr, "model_cpu: %s\n", err.msg);
+            return 1;
+        }
+        if (on_device) model_dev_logprobs(&dev, bb.targets, 1.0f, logp, NULL);
+        else model_logprobs(&m, bb.targets, 1.0f, logp, NULL);
         int64_t n = 0;
         loss = 0;
         for (int64_t t = 0; t < bb.T; t++) n += bb.targets[t] >= 0;
@@ -109,15 +126,26 @@ int main(int argc, char **argv)
             loss -= bb.targets[t] >= 0 ? logp[t] / (double)n : 0;
             dlogp[t] = bb.targets[t] >= 0 ? -1.0f / (float)n : 0.0f;
         }
-        model_zero_grad(&m);
-        model_backward_logprobs(&m, bb.targets, 1.0f, dlogp);
+        if (on_device) {
+            model_dev_zero_grad(&dev);
+            model_dev_backward_logprobs(&dev, bb.targets, 1.0f, dlogp);
+            gpu_sync(&gpu);
+        } else {
+            model_zero_grad(&m);
+            model_backward_logprobs(&m, bb.targets, 1.0f, dlogp);
+        }
         if (it >= 0) times[it] = mmupt_now() - t0;
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     double med = times[iters / 2];
-    printf("{\"impl\": \"mmupt\", \"config\": \"%s\", \"params\": %lld, \"batch\": %d, \"seq\": %d, \"images\": %d, "
-           "\"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f}\n",
-           argv[1], (long long)m.spec.total, B, S, bb.n_images, med, (double)bb.T / med, loss);
+    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"config\": \"%s\", \"params\": %lld, \"batch\": %d, "
+           "\"seq\": %d, \"images\": %d, \"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f}\n",
+           on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", argv[1], (long long)m.spec.total, B, S,
+           bb.n_images, med, (double)bb.T / med, loss);
+    if (on_device) {
+        model_dev_free(&dev);
+        gpu_ctx_free(&gpu);
+    }
     model_free(&m);
     return 0;
 }

@@ -1,14 +1,17 @@
 /* How fast is rollout? Generated tokens per second of the rollout engine (KV cache, continuous
  * batching, sampling at temperature 1, no stop token so every sample runs to NEW tokens).
  *
- *   rollout CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
+ *   rollout [--device] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
  *
- * Random weights and prompts as in model_cpu.c; prints one JSON line. benchmarks/rollout.sh runs it
- * beside transformers' generate. */
+ * Random weights and prompts as in model_cpu.c; prints one JSON line. --device decodes with the device
+ * model (include/mmupt/model_dev.h: the GPU in a CUDA build, the emulator otherwise); the weights'
+ * upload is not timed. benchmarks/rollout.sh and rollout_cuda.sh run it beside transformers'
+ * generate. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmupt/gpu_mem.h"
 #include "mmupt/log.h"
 #include "mmupt/rollout.h"
 #include "mmupt/runtime.h"
@@ -32,8 +35,11 @@ static void count(void *ctx, struct rollout_sample *s)
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
+    int on_device = argc > 1 && strcmp(argv[1], "--device") == 0;
+    argc -= on_device;
+    argv += on_device;
     if (argc < 5) {
-        fprintf(stderr, "usage: %s CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n", argv[0]);
+        fprintf(stderr, "usage: rollout [--device] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n");
         return 2;
     }
     struct model_config c;
@@ -69,15 +75,32 @@ int main(int argc, char **argv)
     }
     struct rollout_config rc = {.G = 1, .max_new = NEW, .n_slots = B, .max_prompt = S, .seed = 1,
                                 .sampling = {.temperature = 1.0f, .top_p = 1.0f, .top_k = 0}};
+    struct gpu_ctx gpu;
+    struct model_dev dev;
+    if (on_device) {
+        if (gpu_ctx_init(&gpu, &err)) {
+            fprintf(stderr, "rollout: %s\n", err.msg);
+            return 1;
+        }
+        model_dev_init(&dev, &m, &gpu);
+        gpu_sync(&gpu);
+        rc.dev = &dev;
+    }
     double t0 = mmupt_now();
     if (rollout_run(&m, &rc, q, B, count, NULL, &err)) {
         fprintf(stderr, "rollout: %s\n", err.msg);
         return 1;
     }
+    if (on_device) gpu_sync(&gpu);
     double dt = mmupt_now() - t0;
-    printf("{\"impl\": \"mmupt\", \"config\": \"%s\", \"batch\": %d, \"prompt\": %d, \"new\": %d, \"generated\": %lld, "
-           "\"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
-           argv[1], B, S, NEW, (long long)generated, dt, (double)generated / dt);
+    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"prompt\": %d, "
+           "\"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
+           on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", argv[1], B, S, NEW, (long long)generated, dt,
+           (double)generated / dt);
+    if (on_device) {
+        model_dev_free(&dev);
+        gpu_ctx_free(&gpu);
+    }
     model_free(&m);
     return 0;
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# gpu_check: timeout=200
+# Learner on one GPU (issue 10's figure): forward + backward of a next-token loss for the 1.5B-shape
+# Qwen2 config, sequences of 384 tokens, as model FLOP utilisation: 6 * N * tokens / step time over
+# the H100/H200 dense bf16 peak (989 TFLOP/s; N = all parameters). Beside PyTorch eager on the same
+# GPU in the same invocation (fp32 and bf16). Markdown table with the ratios.
+#
+#   benchmarks/learner_cuda.sh [BATCH SEQ]     (default 8 x 384; MMUPT_BUILD_DIR default build-gpu)
+#
+# The issue's step is 64 x 384; mmupt's current fp32 device path keeps attention probabilities and
+# every activation, so it runs micro-batches of 8 (MFU is a rate: the same for 8 of them). State:
+# fp32, no tensor cores, materialised attention (issue 10's target is MFU >= 50% in bf16).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${MMUPT_BUILD_DIR:-build-gpu}
+B=${1:-8} S=${2:-384}
+cfg=benchmarks/configs/qwen2_1_5b.json
+[ -x "$build/benchmarks/model_cpu" ] || { echo "learner_cuda.sh: no $build/benchmarks/model_cpu (build first)" >&2; exit 1; }
+echo "## learner on one GPU, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+echo
+ours=$("$build/benchmarks/model_cpu" --device "$cfg" "$B" "$S" 3) || { echo "mmupt learner step failed" >&2; exit 1; }
+echo "mmupt: $ours"
+rows=()
+for dt in fp32 bf16; do
+    theirs=$(cd benchmarks && python3 model_cpu_torch.py --device cuda --dtype "$dt" "../$cfg" "$B" "$S" 3 2>/dev/null | tail -1)
+    echo "pytorch $dt: ${theirs:-failed}"
+    rows+=("$theirs")
+done
+echo
+python3 - "$ours" "${rows[@]}" <<'PY'
+import json, sys
+PEAK = 989e12
+def mfu(r):
+    return 6 * r["params"] * r["batch"] * r["seq"] / r["step_s"] / PEAK
+a = json.loads(sys.argv[1])
+print(f"| 1.5B shape, {a['batch']} x {a['seq']} | step (s) | tokens/s | MFU | loss |")
+print("|---|---|---|---|---|")
+print(f"| mmupt ({a['device']}, fp32) | {a['step_s']:.3f} | {a['tokens_per_s']:.0f} | {100 * mfu(a):.1f}% | {a['loss']:.4f} |")
+for raw in sys.argv[2:]:
+    try:
+        b = json.loads(raw)
+    except ValueError:
+        print("| PyTorch eager | failed | - | - | - |")
+        continue
+    print(f"| PyTorch eager ({b['dtype']}) | {b['step_s']:.3f} | {b['tokens_per_s']:.0f} | {100 * mfu(b):.1f}% | "
+          f"{b['loss']:.4f} |")
+print()
+print(f"target (issue 10): MFU >= 50%; mmupt measured {100 * mfu(a):.1f}% (losses differ: different random weights)")
+PY
