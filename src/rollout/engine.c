@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mmupt/json.h"
+#include "mmupt/kernels.h"
 
 #include "mmupt/rollout.h"
 
@@ -34,6 +35,8 @@ struct engine {
     void *ctx;
     struct model_dev *dev; /* NULL: the CPU model */
     float *dev_logits;     /* the device's [n_slots, vocab] of a decode step */
+    int32_t *dev_tok;      /* ... and its draws [n_slots] */
+    float *dev_lp;
 };
 
 /* The model calls of the engine, on the CPU model or its device copy (rc->dev). */
@@ -70,14 +73,31 @@ static int eng_prefill(struct engine *e, const struct model_batch *prompt, struc
     return 0;
 }
 
-/* One decode step; logits (host, [n, vocab]) receives the result. */
+/* One decode step: the logits land in `logits` (host, [n, vocab]) on the CPU model, in
+ * e->dev_logits on the device (sampled there, eng_sample_dev). */
 static int eng_decode(struct engine *e, const int *ids, const int64_t *toks, int n, float *logits,
                       struct mmupt_err *err)
 {
     if (!e->dev) return model_decode(e->m, &e->kv, ids, toks, n, logits, err);
-    if (model_dev_decode(e->dev, &e->kv, ids, toks, n, e->dev_logits, err)) return -1;
-    gpu_download(e->dev->g, logits, e->dev_logits, (size_t)n * (size_t)e->m->cfg.text.vocab * sizeof(float));
-    return 0;
+    return model_dev_decode(e->dev, &e->kv, ids, toks, n, e->dev_logits, err);
+}
+
+/* The device's draws for the n decoded slots: the same keyed uniforms as pick(), the sampler twin on
+ * the device logits, and only tokens and log-probs come back. */
+static void eng_sample_dev(struct engine *e, const int *ids, int n, int32_t *tok, float *lp)
+{
+    const struct rollout_config *rc = e->rc;
+    const struct gpu_ctx *g = e->dev->g;
+    double *u = mmupt_xmalloc((size_t)n * sizeof *u);
+    for (int k = 0; k < n; k++) {
+        const struct slot *s = &e->slots[ids[k]];
+        u[k] = sample_rng_uniform(rc->seed, (uint64_t)e->q[s->q].id, (uint64_t)s->sample, (uint64_t)s->step);
+    }
+    sample_tokens_cuda(e->dev_tok, e->dev_lp, e->dev_logits, n, (int)e->m->cfg.text.vocab, &rc->sampling, u,
+                       g->stream);
+    gpu_download(g, tok, e->dev_tok, (size_t)n * sizeof *tok);
+    gpu_download(g, lp, e->dev_lp, (size_t)n * sizeof *lp);
+    free(u);
 }
 
 static int is_stop(const struct rollout_config *rc, int32_t tok)
@@ -178,8 +198,12 @@ static int step(struct engine *e, int *ids, int64_t *toks, float *logits, struct
      * record and emit in slot order so the output does not depend on the thread count. */
     int32_t *tok = mmupt_xmalloc((size_t)n * sizeof *tok);
     float *lp = mmupt_xmalloc((size_t)n * sizeof *lp);
+    if (e->dev) {
+        eng_sample_dev(e, ids, n, tok, lp);
+    } else {
 #pragma omp parallel for schedule(static) if (n > 1)
-    for (int k = 0; k < n; k++) tok[k] = pick(e, ids[k], &e->slots[ids[k]], logits + k * V, &lp[k]);
+        for (int k = 0; k < n; k++) tok[k] = pick(e, ids[k], &e->slots[ids[k]], logits + k * V, &lp[k]);
+    }
     int rc = n;
     for (int k = 0; k < n && rc >= 0; k++) {
         struct slot *s = &e->slots[ids[k]];
@@ -201,14 +225,18 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
                        .dev = rc->dev};
     int64_t V = m->cfg.text.vocab;
     eng_kv_init(&e, rc->n_slots + 1, rc->max_prompt + rc->max_new + 1);
-    if (e.dev) e.dev_logits = gpu_alloc_floats(e.dev->g, rc->n_slots * V);
+    if (e.dev) {
+        e.dev_logits = gpu_alloc_floats(e.dev->g, rc->n_slots * V);
+        e.dev_tok = gpu_alloc(e.dev->g, (size_t)rc->n_slots * sizeof *e.dev_tok);
+        e.dev_lp = gpu_alloc_floats(e.dev->g, rc->n_slots);
+    }
     e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
     e.prompt_logits = mmupt_xmalloc((size_t)V * sizeof(float));
     e.scratch_size = sample_scratch_size((int)V);
     e.scratch = mmupt_xmalloc((size_t)rc->n_slots * e.scratch_size);
     int *ids = mmupt_xmalloc((size_t)rc->n_slots * sizeof *ids);
     int64_t *toks = mmupt_xmalloc((size_t)rc->n_slots * sizeof *toks);
-    float *logits = mmupt_xmalloc((size_t)(rc->n_slots * V) * sizeof(float));
+    float *logits = e.dev ? NULL : mmupt_xmalloc((size_t)(rc->n_slots * V) * sizeof(float)); /* CPU logits */
     int rc_out = 0;
     for (;;) {
         if (fill_slots(&e, n_questions, err)) {
@@ -232,7 +260,11 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     free(ids);
     free(toks);
     free(logits);
-    if (e.dev) gpu_free(e.dev->g, e.dev_logits);
+    if (e.dev) {
+        gpu_free(e.dev->g, e.dev_logits);
+        gpu_free(e.dev->g, e.dev_tok);
+        gpu_free(e.dev->g, e.dev_lp);
+    }
     eng_kv_free(&e);
     return rc_out;
 }
