@@ -188,10 +188,11 @@ void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logit
  *   - the -1 rows, the greedy token and the top-k kept set are identical (exact comparisons and an
  *     exact k-th-largest search), and so is the top-p nucleus except where its mass cut lies within
  *     rounding of top_p * total;
- *   - the drawn token is the same except where u * total lies within rounding (~1e-12 relative) of
- *     a cumulative-weight boundary: both sum the same float weights in double in the same candidate
- *     order, but the GPU adds them in a fixed tree order rather than one by one, so its partial sums
- *     differ in the last bits (deterministic: the same inputs give the same token on every run);
+ *   - the drawn token is the same except where u * total lies within rounding (~1e-10 relative) of
+ *     a cumulative-weight boundary: both sum float weights in double in the same candidate order,
+ *     but the GPU adds them in a fixed tree order rather than one by one (partial sums differ in the
+ *     last bits), and its weight, a correctly rounded exp, differs from glibc's expf by one ulp on
+ *     ~6e-4 of arguments. Deterministic: the same inputs give the same token on every run;
  *   - logp agrees to 1e-5 in |got - want| / (1 + |want|) (GPU expf within 2 ulp, double sums in
  *     another order). */
 void sample_tokens_cpu(int32_t *tokens, float *logp, const float *logits, int rows, int V, const struct sample_params *p,
