@@ -32,6 +32,10 @@ struct sample_params {
     int n_bias;              /* unreachable (MM-UPT biases <|image_pad|>). Ids must be in [0, V). */
 };
 
+/* 1 when p is usable for a vocabulary of V: temperature >= 0 and finite, top_p in (0, 1], bias ids
+ * in [0, V) with non-NaN biases (the parameter checks of sample_token and its device twin). */
+int sample_params_valid(const struct sample_params *p, int V);
+
 /* Bytes of workspace sample_token needs for a vocabulary of V (0 for V < 1). */
 size_t sample_scratch_size(int V);
 

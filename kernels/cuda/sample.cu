@@ -609,17 +609,6 @@ static __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(struct sa
     sample_finish(&a, tok, (float)(((double)b - r.m) * r.inv_t - log(ms.norm)));
 }
 
-// sample_params_ok of src/sampler/sample.c (static there), for the whole call.
-static int sample_params_valid(const struct sample_params *p, int V)
-{
-    if (!(p->temperature >= 0.0f) || !isfinite(p->temperature)) return 0;
-    if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return 0;
-    if (p->n_bias < 0 || (p->n_bias > 0 && (!p->bias_ids || !p->bias))) return 0;
-    for (int i = 0; i < p->n_bias; i++)
-        if (p->bias_ids[i] < 0 || p->bias_ids[i] >= V || isnan(p->bias[i])) return 0;
-    return 1;
-}
-
 // Bias entries ordered by (id, position in the call): ties keep the caller's order, which is the
 // order the CPU adds them in.
 struct sample_bias_ent {

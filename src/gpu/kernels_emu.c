@@ -88,33 +88,22 @@ void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const flo
     EMU_RUN(swiglu_backward_cpu(dgate, dup, dout, gate, up, n));
 }
 
-void gelu_forward_cuda(float *out, const float *x, long n, void *stream)
-{
-    struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(out, n), DEV(x, n);
-    EMU_RUN(gelu_forward_cpu(out, x, n));
-}
-
-void gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)
-{
-    struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(dx, n), DEV(dout, n), DEV(x, n);
-    EMU_RUN(gelu_backward_cpu(dx, dout, x, n));
-}
-
-void quick_gelu_forward_cuda(float *out, const float *x, long n, void *stream)
-{
-    struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(out, n), DEV(x, n);
-    EMU_RUN(quick_gelu_forward_cpu(out, x, n));
-}
-
-void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)
-{
-    struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(dx, n), DEV(dout, n), DEV(x, n);
-    EMU_RUN(quick_gelu_backward_cpu(dx, dout, x, n));
-}
+/* The one-input activations (GELU, quick GELU): out = f(x) and dx += f'(x) dout over n values. */
+#define EMU_ACTIVATION(name)                                                                        \
+    void name##_forward_cuda(float *out, const float *x, long n, void *stream)                      \
+    {                                                                                               \
+        struct emu_state *st = emu_state_of(stream, __func__);                                      \
+        DEV(out, n), DEV(x, n);                                                                     \
+        EMU_RUN(name##_forward_cpu(out, x, n));                                                     \
+    }                                                                                               \
+    void name##_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream)   \
+    {                                                                                               \
+        struct emu_state *st = emu_state_of(stream, __func__);                                      \
+        DEV(dx, n), DEV(dout, n), DEV(x, n);                                                        \
+        EMU_RUN(name##_backward_cpu(dx, dout, x, n));                                               \
+    }
+EMU_ACTIVATION(gelu)
+EMU_ACTIVATION(quick_gelu)
 
 /* The table's extent is not an argument: each looked-up row must lie inside its allocation. Leaves
  * the table's allocation registered for the caller's run. */

@@ -39,7 +39,7 @@ static struct sample_work sample_carve(void *scratch, int V)
     return w;
 }
 
-static int sample_params_ok(const struct sample_params *p, int V)
+int sample_params_valid(const struct sample_params *p, int V)
 {
     if (!(p->temperature >= 0.0f) || !isfinite(p->temperature)) return 0;
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f)) return 0;
@@ -181,7 +181,7 @@ static int32_t sample_draw(const struct sample_cand *c, int n, float m, double i
 int32_t sample_token(const float *logits, int V, const struct sample_params *p, double u, void *scratch,
                      float *logp)
 {
-    if (V < 1 || !logits || !p || !scratch || !sample_params_ok(p, V)) return -1;
+    if (V < 1 || !logits || !p || !scratch || !sample_params_valid(p, V)) return -1;
     if (!(u >= 0.0 && u < 1.0)) return -1;
     struct sample_work w = sample_carve(scratch, V);
     float m = sample_bias(logits, V, p, w.b);
