@@ -89,6 +89,9 @@ void adamw_update_cuda(float *params, const float *grad, float *m, float *v, lon
 void sample_tokens_cuda(int32_t *tokens, float *logp, const float *logits, int rows, int V,
                         const struct sample_params *p, const double *u, void *stream);
 void residual_forward_cuda(float *out, const float *a, const float *b, long n, void *stream);
+/* index is a HOST array of n (launch metadata, as attention's seg); dst and src are device memory. */
+void gather_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream);
+void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
@@ -160,6 +163,12 @@ void quick_gelu_backward_cpu(float *dx, const float *dout, const float *x, long 
 
 /* The residual stream: out = a + b (one rounding per element; out may alias a or b). */
 void residual_forward_cpu(float *out, const float *a, const float *b, long n);
+
+/* ---- Row moves (KV-cache appends, the vision window permutation, image rows) ----
+ * Over row-major [*, cols] arrays: gather dst[i, :] = src[index[i], :]; scatter dst[index[i], :] =
+ * src[i, :] (indices distinct), for i < n. Pure copies. */
+void gather_rows_cpu(float *dst, const float *src, const int64_t *index, int n, long cols);
+void scatter_rows_cpu(float *dst, const float *src, const int64_t *index, int n, long cols);
 
 /* ---- Token embedding ---- */
 /* Input embedding lookup: out[n, dim] = table[ids[i], :]; ids are validated by the caller. */

@@ -229,6 +229,35 @@ void residual_forward_cuda(float *out, const float *a, const float *b, long n, v
     EMU_RUN(residual_forward_cpu(out, a, b, n));
 }
 
+/* Each indexed row [index[i] * cols, + cols) of base must lie in device memory. */
+static void emu_check_index(struct emu_state *st, const char *who, const float *base, const int64_t *index, int n,
+                            long cols)
+{
+    emu_host(st, who, "index", index);
+    for (int i = 0; i < n; i++) {
+        if (index[i] < 0) MMUPT_DIE("emu: %s: negative index %lld at %d", who, (long long)index[i], i);
+        emu_dev(st, who, "an indexed row", base + index[i] * cols, (size_t)cols * sizeof *base);
+    }
+}
+
+void gather_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0 || cols <= 0) return;
+    emu_check_index(st, __func__, src, index, n, cols);
+    DEV(dst, (long)n * cols);
+    EMU_RUN(gather_rows_cpu(dst, src, index, n, cols));
+}
+
+void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0 || cols <= 0) return;
+    emu_check_index(st, __func__, dst, index, n, cols);
+    DEV(src, (long)n * cols);
+    EMU_RUN(scatter_rows_cpu(dst, src, index, n, cols));
+}
+
 int grpo_loss_cuda(const float *logp, const float *old_logp, const float *ref_logp, const float *adv,
                    const float *mask, int64_t n, const struct grpo_params *p, float *dlogp, struct grpo_metrics *m,
                    void *stream)

@@ -27,7 +27,7 @@ static void acts_free(struct model_dev *d)
             for (int64_t l = 0; l < d->m->cfg.text.n_layers; l++) dev_block_acts_free(g, &a->layers[l]);
         free(a->layers);
         free(a->seg);
-        free(a->tokens_host);
+        free(a->image_rows);
         dev_vision_free(g, &a->vis, &d->m->cfg);
         void *dev[] = {a->tokens, a->cos, a->sin, a->embed, a->out, a->final, a->final_rstd};
         for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
@@ -97,9 +97,11 @@ static int setup_acts(struct model_dev *d, const struct model_batch *b, int64_t 
         dev_upload_rope(d, pos, T, a->cos, a->sin);
         a->tokens = gpu_alloc(g, (size_t)T * sizeof *a->tokens);
         gpu_upload(g, a->tokens, b->tokens, (size_t)T * sizeof *a->tokens);
-        a->tokens_host = mmupt_xmalloc((size_t)T * sizeof *a->tokens_host);
-        memcpy(a->tokens_host, b->tokens, (size_t)T * sizeof *a->tokens_host);
         a->has_images = b->n_images > 0;
+        /* the positions of the <|image_pad|> tokens: merged image row k goes to image_rows[k] */
+        a->image_rows = mmupt_xmalloc((size_t)T * sizeof *a->image_rows);
+        for (int64_t t = 0; a->has_images && t < T; t++)
+            if (b->tokens[t] == d->m->cfg.image_token_id) a->image_rows[a->n_image_rows++] = t;
     }
     free(pos);
     return rc;
@@ -132,9 +134,7 @@ static void embed_tokens(struct model_dev *d)
     int64_t H = d->m->cfg.text.hidden;
     embedding_forward_cuda(a->embed, a->tokens, d->params + d->m->spec.L.embed, (int)a->T, (int)H, d->g->stream);
     if (!a->has_images) return;
-    for (int64_t t = 0, k = 0; t < a->T; t++)
-        if (a->tokens_host[t] == d->m->cfg.image_token_id)
-            gpu_copy(d->g, a->embed + t * H, a->vis.va.merged + (k++) * H, (size_t)H * sizeof(float));
+    scatter_rows_cuda(a->embed, a->vis.va.merged, a->image_rows, (int)a->n_image_rows, (long)H, d->g->stream);
 }
 
 static int forward(struct model_dev *d, const struct model_batch *b, int last_only, struct mmupt_err *err)
@@ -218,12 +218,13 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
      * embedding table (the pad token's own row receives nothing from image positions). */
     float *dmerged = NULL;
     if (a->has_images) {
-        dmerged = gpu_alloc_floats(g, a->vis.va.plan.n_units * H);
-        for (int64_t t = 0, k = 0; t < T; t++)
-            if (a->tokens_host[t] == d->m->cfg.image_token_id) {
-                gpu_copy(g, dmerged + (k++) * H, dx + t * H, (size_t)H * sizeof(float));
-                gpu_zero(g, dx + t * H, (size_t)H * sizeof(float));
-            }
+        int64_t n = a->n_image_rows;
+        dmerged = gpu_alloc_floats(g, n * H);
+        float *zero = gpu_alloc_floats(g, n * H);
+        gpu_zero(g, zero, (size_t)(n * H) * sizeof(float));
+        gather_rows_cuda(dmerged, dx, a->image_rows, (int)n, (long)H, g->stream);
+        scatter_rows_cuda(dx, zero, a->image_rows, (int)n, (long)H, g->stream);
+        gpu_free(g, zero);
     }
     embedding_backward_cuda(gr + L->embed, dx, a->tokens, (int)T, (int)H, g->stream);
     if (a->has_images) dev_vision_backward(g, &a->vis, &d->m->cfg, &d->m->spec, p, gr, dmerged);

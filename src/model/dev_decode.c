@@ -67,6 +67,7 @@ struct dev_step {
     int64_t *tokens;
     const float **kp, **vp; /* host tables of device pointers */
     int *len;               /* host */
+    int64_t *rows;          /* host: the cache rows the new keys and values go to */
 };
 
 static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct model_config *c, int n)
@@ -88,6 +89,7 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
     b->kp = mmupt_xmalloc((size_t)n * sizeof *b->kp);
     b->vp = mmupt_xmalloc((size_t)n * sizeof *b->vp);
     b->len = mmupt_xmalloc((size_t)n * sizeof *b->len);
+    b->rows = mmupt_xmalloc((size_t)n * sizeof *b->rows);
 }
 
 static void step_free(struct dev_step *b, const struct gpu_ctx *g)
@@ -98,6 +100,7 @@ static void step_free(struct dev_step *b, const struct gpu_ctx *g)
     free((void *)b->kp);
     free((void *)b->vp);
     free(b->len);
+    free(b->rows);
 }
 
 /* One decoder layer for the n new rows; appends their keys and values to the cache. */
@@ -117,14 +120,16 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, co
     matmul_forward_cuda(b->v, b->n1, p + y->v_w, p + y->v_b, n, H, kvd, g->blas);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
+    /* The new rows go to cache row (layer, slot, len) - one scatter per tensor. */
     for (int i = 0; i < n; i++) {
         int s = slots[i], at = kv->len[s];
-        gpu_copy(g, model_kv_row(kv, kv->k, l, s, at), b->k + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
-        gpu_copy(g, model_kv_row(kv, kv->v, l, s, at), b->v + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
+        b->rows[i] = (l * kv->n_slots + s) * (int64_t)kv->max_len + at;
         b->kp[i] = model_kv_row(kv, kv->k, l, s, 0);
         b->vp[i] = model_kv_row(kv, kv->v, l, s, 0);
         b->len[i] = at + 1;
     }
+    scatter_rows_cuda(kv->k, b->k, b->rows, n, kvd, g->stream);
+    scatter_rows_cuda(kv->v, b->v, b->rows, n, kvd, g->stream);
     attention_decode_cuda(b->att, b->q, b->kp, b->vp, b->len, n, nh, nkv, hd, g->stream);
     matmul_forward_cuda(b->mid, b->att, p + y->o_w, NULL, n, nh * hd, H, g->blas);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);

@@ -23,7 +23,8 @@ struct model_dev_acts {
     int n_seq;
     int *seg;
     int64_t *tokens;
-    int64_t *tokens_host;      /* where the image rows go */
+    int64_t *image_rows;       /* host: the positions of the image tokens, in order */
+    int64_t n_image_rows;
     float *cos, *sin;          /* [T, head_dim] */
     int has_images;
     struct dev_vision vis;

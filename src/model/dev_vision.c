@@ -1,23 +1,20 @@
 /* The vision tower on the device: src/model/vision.c with the CUDA twins. The plan (window order,
  * segments) is built on the host as for the CPU model; its rotary tables and the pixels are
- * uploaded once per forward. Unit permutations are device-to-device row copies for now (one per
- * merge unit; a gather kernel is the obvious speed-up). */
+ * uploaded once per forward; the window permutation is a gather (and its inverse a scatter) of
+ * whole merge units. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dev_internal.h"
 #include "mmupt/kernels.h"
 
-/* Move whole merge units between original and window order, on the device. */
+/* Move whole merge units (rows_per_unit rows of cols) between original and window order: window
+ * slot u holds original unit index[u]. */
 static void permute_units(const struct gpu_ctx *g, float *dst, const float *src, const int64_t *index, int64_t U,
                           int64_t rows_per_unit, int64_t cols, int to_window)
 {
-    size_t bytes = (size_t)(rows_per_unit * cols) * sizeof(float);
-    for (int64_t u = 0; u < U; u++) {
-        int64_t a = u * rows_per_unit * cols, b = index[u] * rows_per_unit * cols;
-        if (to_window) gpu_copy(g, dst + a, src + b, bytes);
-        else gpu_copy(g, dst + b, src + a, bytes);
-    }
+    if (to_window) gather_rows_cuda(dst, src, index, (int)U, (long)(rows_per_unit * cols), g->stream);
+    else scatter_rows_cuda(dst, src, index, (int)U, (long)(rows_per_unit * cols), g->stream);
 }
 
 static struct block_shape dev_vision_shape(const struct dev_vision *dv, const struct model_config *c, int64_t b)

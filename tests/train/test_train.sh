@@ -124,9 +124,15 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
         "final weights checksum"
     same "device path (emulator), preempted and resumed: the CPU run's weights" "$c4" \
         "$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')"
-else
-    run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=emulator
+else  # a CUDA build: the emulator tests run in CPU-only builds (launch/test.sh's sanitizer pass)
+    run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 \
+        cluster.backend=emulator
     expect "cluster.backend=emulator in a CUDA build is refused" 1 "exists only in CPU-only builds"
+    if "$mmupt" version | grep -q "^gpu *none"; then
+        run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+            cluster.rollout_ranks=0 cluster.backend=cuda
+        expect "cluster.backend=cuda without a GPU says why" 1 "no usable CUDA device"
+    fi
 fi
 run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/nested/run/dir" \
     cluster.rollout_ranks=0 run.max_steps=1
