@@ -32,6 +32,7 @@
 #include "mmupt/err.h"
 #include "mmupt/log.h"
 #include "mmupt/model.h"
+#include "mmupt/model_dev.h"
 #include "mmupt/reward.h"
 #include "mmupt/tokenizer.h"
 
@@ -149,6 +150,7 @@ struct eval_config {
     eval_progress_fn progress;
     eval_item_fn on_item;
     void *ctx;                     /* passed to progress and on_item */
+    struct model_dev *dev;         /* decode on this device copy of the model (its weights current); NULL: CPU */
 };
 
 /* The paper's decoding settings, as the config section `eval` defaults them: G 1, temperature 0.2,
@@ -219,6 +221,7 @@ struct eval_decode {
     float image_pad_bias;             /* <|image_pad|>'s logit bias; the video token is banned */
     const int32_t *stop_ids;
     int n_stop;
+    struct model_dev *dev;            /* NULL: the CPU model */
 };
 /* Room for cap items with G samples each, and a greedy slot per item when with_greedy. */
 void eval_batch_alloc(struct eval_batch *b, int cap, int G, int with_greedy);

@@ -117,7 +117,7 @@ int eval_batch_generate(struct model *m, const struct eval_batch *b, const struc
         .sampling = {.temperature = d->temperature, .top_p = sampled ? d->top_p : 1.0f,
                      .top_k = sampled ? d->top_k : 0, .bias_ids = bias_id, .bias = bias,
                      .n_bias = m->cfg.has_vision ? 2 : 0},
-        .stop_ids = d->stop_ids, .n_stop = d->n_stop,
+        .stop_ids = d->stop_ids, .n_stop = d->n_stop, .dev = d->dev,
     };
     struct collect col = {.dst = dst, .G = d->G};
     int rc_out = rollout_run(m, &rc, q, b->n, collect_sample, &col, err);

@@ -82,7 +82,7 @@ static int generate(const struct eval_config *c, struct model *m, const struct e
 {
     struct eval_decode d = {.G = G, .temperature = temperature, .top_p = c->top_p, .top_k = c->top_k,
                             .max_new = c->max_new, .seed = c->seed, .image_pad_bias = c->image_pad_bias,
-                            .stop_ids = c->stop_ids, .n_stop = c->n_stop};
+                            .stop_ids = c->stop_ids, .n_stop = c->n_stop, .dev = c->dev};
     return eval_batch_generate(m, b, &d, dst, err);
 }
 

@@ -38,6 +38,8 @@ int train_validate(struct trainer *tr, struct train_val *out, struct mmupt_err *
     ec.image_pad_bias = (float)c->rollout.image_pad_bias;
     ec.stop_ids = tr->stop_ids;
     ec.n_stop = tr->n_stop;
+    ec.dev = tr->on_device ? &tr->dev : NULL;
+    train_device_use(tr, tr->model.params);
     struct eval_result r;
     if (eval_run(&ec, &tr->model, tr->tok, tr->val_ds, &r, err)) {
         mmupt_err_prefix(err, "validation on %s", c->data.val_path);

@@ -101,8 +101,11 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
         "cluster.backend=emulator"
     train emu1 1 0 cluster.backend=emulator
     same "device path (emulator), colocated: the CPU run's weights" "$c1" "$sum"
-    train emu12 3 1 cluster.backend=emulator
-    same "device path (emulator), 1 rollout + 2 learners: the CPU run's weights" "$s12" "$sum"
+    train emu12 3 1 cluster.backend=emulator run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
+    same "device path (emulator), 1 rollout + 2 learners, validating: the CPU run's weights" "$s12" "$sum"
+    same "device path (emulator): the CPU run's validation metrics" \
+        "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/val/metrics.jsonl" | paste -sd ' ')" \
+        "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/emu12/metrics.jsonl" | paste -sd ' ')"
     train emustale 3 1 cluster.backend=emulator cluster.max_staleness=1
     same "device path (emulator), max_staleness=1: the CPU run's weights" "$st1" "$sum"
     # Preempted after its first step and resumed: the restored weights reach the device.
