@@ -18,4 +18,11 @@ struct gpu_info {
 
 void gpu_query(struct gpu_info *info);
 
+/* The compute for a requested backend (enum cfg_backend: auto, cpu, cuda, emulator): 1 the device
+ * (gpu_mem.h), 0 the CPU, or -1 with err saying why it cannot be had (cuda in a CPU-only build or
+ * without a visible GPU; emulator in a CUDA build). auto is the device only in a CUDA build with a
+ * GPU. */
+struct mmupt_err;
+int gpu_backend_resolve(int want, struct mmupt_err *err);
+
 #endif

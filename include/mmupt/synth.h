@@ -26,6 +26,7 @@
 #include "mmupt/err.h"
 #include "mmupt/log.h"
 #include "mmupt/model.h"
+#include "mmupt/model_dev.h"
 #include "mmupt/tokenizer.h"
 
 #define SYNTH_MAX_N 256          /* candidates per item at most */
@@ -173,6 +174,7 @@ struct synth_config {
     const struct log_ctx *lg;     /* warnings for skipped items; NULL: silent */
     synth_progress_fn progress;
     void *ctx;
+    struct model_dev *dev;        /* decode on this device copy of the model; NULL: the CPU model */
 };
 
 /* Defaults: direct, n 4, keep 1, temperature 1, top_p 1, max_new 128, seed 1, min_chars 10,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "mmupt/model.h"
+#include "mmupt/model_dev.h"
 
 struct cli_command {
     const char *name;
@@ -57,6 +58,22 @@ int cli_load_policy(const char *cmd, const char *model, const char *base_model, 
  * ranks stop together instead of some waiting in the next collective. */
 struct comm;
 int cli_all_ok(const struct comm *w, int ok);
+
+/* `--device auto|cpu|cuda|emulator` of the decoding commands (eval, synth): the device copy of the
+ * model when the choice resolves to the device (gpu_backend_resolve), else nothing. */
+struct cli_device {
+    int on;
+    struct gpu_ctx g;
+    struct model_dev d;
+};
+#define CLI_DEVICE_HELP                                                                             \
+    "  --device D            auto|cpu|cuda|emulator: decode on the GPU (cuda; auto = cuda in a CUDA\n" \
+    "                        build with a visible GPU, else cpu) or the CPU-only build's emulator\n"
+/* Parse `choice` into *want (enum cfg_backend); -1 after printing a usage error for cmd. */
+int cli_parse_device(const char *cmd, const char *choice, int *want);
+/* Start the device copy of m when want resolves to the device; -1 after printing why it cannot. */
+int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd);
+void cli_device_close(struct cli_device *cd);
 
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -63,6 +63,7 @@ static const char usage[] =
     "                        each rank writes FILE.rank-R)\n"
     "  --batch B             items generated together per rank (default 16)\n"
     "  --threads T           OpenMP threads per rank (default: OMP_NUM_THREADS or all cores)\n"
+    CLI_DEVICE_HELP
     "Stop tokens come from the model's generation_config.json (eos_token_id), else <|im_end|> and\n"
     "<|endoftext|>; <|image_pad|> gets logit bias -100 as in training.\n";
 
@@ -70,6 +71,7 @@ static const char usage[] =
 struct eval_opts {
     const char *model, *base_model, *data, *json, *markdown, *out, *responses, *config;
     int threads;
+    int device;               /* enum cfg_backend of --device (default auto) */
     int n_overrides;
     char **overrides;
     struct eval_config cfg;   /* option values (only those marked given are used) */
@@ -92,6 +94,7 @@ static int parse_one(struct eval_opts *o, const char *a, const char *v)
     else if (strcmp(a, "--markdown") == 0) o->markdown = v;
     else if (strcmp(a, "--out") == 0) o->out = v;
     else if (strcmp(a, "--responses") == 0) o->responses = v;
+    else if (strcmp(a, "--device") == 0) rc = cli_parse_device("eval", v, &o->device);
     else if (strcmp(a, "--format-prompt") == 0) c->format_prompt = v, o->set_format_prompt = 1;
     else if (strcmp(a, "--temperature") == 0) rc = cli_parse_float("eval", a, v, &c->temperature), o->set_temperature = 1;
     else if (strcmp(a, "--top-p") == 0) rc = cli_parse_float("eval", a, v, &c->top_p), o->set_top_p = 1;
@@ -321,6 +324,15 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
     if (w->rank == 0 && src.is_checkpoint)
         fprintf(stderr, "eval: checkpoint %s (step %lld), architecture and tokenizer from %s\n", src.ckpt,
                 (long long)src.step, src.dir);
+    struct cli_device cd;
+    if (!cli_all_ok(w, cli_device_open("eval", o->device, &m, &cd) == 0)) {
+        cli_device_close(&cd);
+        tok_free(tok);
+        model_free(&m);
+        ds_close(ds);
+        return MMUPT_EXIT_ERROR;
+    }
+    c->dev = cd.on ? &cd.d : NULL;
     struct log_ctx lg;
     log_init(&lg, LOG_WARN, w->rank, stderr);
     int32_t stops[8];
@@ -361,6 +373,7 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
         else rc = w->rank == 0 ? write_outputs(o, c, &r) : MMUPT_EXIT_OK;
     }
     if (have_r) eval_result_free(&r);
+    cli_device_close(&cd);
     tok_free(tok);
     model_free(&m);
     ds_close(ds);

@@ -70,11 +70,13 @@ static const char usage[] =
     "  --base-model DIR      config and tokenizer for a checkpoint, instead of the path it records\n"
     "  --batch B             items generated together per rank (default 8)\n"
     "  --threads T           OpenMP threads per rank (default: OMP_NUM_THREADS or all cores)\n"
+    CLI_DEVICE_HELP
     "The output must differ from the input; an existing output is replaced.\n";
 
 struct synth_opts {
     const char *model, *base_model, *data, *out, *config;
     int threads, prompt_given;
+    int device; /* enum cfg_backend of --device (default auto) */
     struct synth_config cfg;
     struct cfg *cf; /* the resolved config section `synth` (and data.*); owns the config prompts */
 };
@@ -90,6 +92,7 @@ static int parse_one(struct synth_opts *o, const char *a, const char *v)
     else if (strcmp(a, "--base-model") == 0) o->base_model = v;
     else if (strcmp(a, "--data") == 0) o->data = v;
     else if (strcmp(a, "--out") == 0) o->out = v;
+    else if (strcmp(a, "--device") == 0) rc = cli_parse_device("synth", v, &o->device);
     else if (strcmp(a, "--prompt") == 0) c->prompt = v, o->prompt_given = 1;
     else if (strcmp(a, "--mode") == 0) {
         if (synth_parse_mode(v, &c->mode)) {
@@ -292,6 +295,15 @@ static int run(struct synth_opts *o, const struct comm *w)
     if (src.is_checkpoint) snprintf(policy, sizeof policy, "%s@step-%lld", src.ckpt, (long long)src.step);
     else snprintf(policy, sizeof policy, "%s", o->model);
     struct synth_config *c = &o->cfg;
+    struct cli_device cd;
+    if (!cli_all_ok(w, cli_device_open("synth", o->device, &m, &cd) == 0)) {
+        cli_device_close(&cd);
+        tok_free(tok);
+        model_free(&m);
+        ds_close(ds);
+        return MMUPT_EXIT_ERROR;
+    }
+    c->dev = cd.on ? &cd.d : NULL;
     struct log_ctx lg;
     log_init(&lg, LOG_WARN, w->rank, stderr);
     int32_t stops[8];
@@ -313,6 +325,7 @@ static int run(struct synth_opts *o, const struct comm *w)
         else rc = w->rank == 0 ? write_outputs(o, c, ds, &r) : MMUPT_EXIT_OK;
     }
     if (ok) synth_result_free(&r);
+    cli_device_close(&cd);
     tok_free(tok);
     model_free(&m);
     ds_close(ds);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "mmupt/comm.h"
 #include "mmupt/eval.h"
+#include "mmupt/gpu.h"
 
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
                     struct model *m, struct eval_model_source *src, struct tok **tok, struct ds_reader **ds)
@@ -35,4 +36,39 @@ int cli_all_ok(const struct comm *w, int ok)
     double bad = ok ? 0.0 : 1.0;
     if (w->size > 1 && comm_allreduce_sum_f64(w, &bad, 1)) return 0;
     return bad == 0.0;
+}
+
+int cli_parse_device(const char *cmd, const char *choice, int *want)
+{
+    static const char *const names[] = {"auto", "cpu", "cuda", "emulator"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(choice, names[i]) == 0) {
+            *want = i; /* the order of enum cfg_backend */
+            return 0;
+        }
+    cli_error(cmd, "--device: '%s' is not one of auto, cpu, cuda, emulator", choice);
+    return -1;
+}
+
+int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd)
+{
+    struct mmupt_err err;
+    memset(cd, 0, sizeof *cd);
+    int on = gpu_backend_resolve(want, &err);
+    if (on > 0 && gpu_ctx_init(&cd->g, &err)) on = -1;
+    if (on < 0) {
+        cli_error(cmd, "--device: %s", err.msg);
+        return -1;
+    }
+    if (on) model_dev_init(&cd->d, m, &cd->g);
+    cd->on = on;
+    return 0;
+}
+
+void cli_device_close(struct cli_device *cd)
+{
+    if (!cd->on) return;
+    model_dev_free(&cd->d);
+    gpu_ctx_free(&cd->g);
+    cd->on = 0;
 }

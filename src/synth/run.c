@@ -216,7 +216,7 @@ static int generate(const struct synth_config *c, struct model *m, const struct 
     /* Temperature 0 decodes greedily (the n candidates are then equal); top_k is not offered. */
     struct eval_decode d = {.G = c->n, .temperature = c->temperature, .top_p = c->top_p, .max_new = c->max_new,
                             .seed = c->seed, .image_pad_bias = c->image_pad_bias, .stop_ids = c->stop_ids,
-                            .n_stop = c->n_stop};
+                            .n_stop = c->n_stop, .dev = c->dev};
     return eval_batch_generate(m, b, &d, b->samples, err);
 }
 

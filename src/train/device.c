@@ -15,29 +15,19 @@
 #include "mmupt/gpu.h"
 #include "train_internal.h"
 
-static const char *const NO_CUDA =
-    "this mmupt was built without CUDA (meson setup -Dcuda=enabled on a machine with the CUDA toolkit); "
-    "cluster.backend=emulator runs the device code path on the CPU for testing";
-
 /* Which backend this run uses: 1 for the device, 0 for the CPU, -1 with err for an impossible ask. */
 static int pick(struct trainer *tr, struct mmupt_err *err)
 {
-    int want = tr->cfg->cluster.backend;
-    if (want == BACKEND_CPU) return 0;
-    if (want == BACKEND_EMULATOR) {
-        if (!gpu_emulated())
-            return mmupt_fail(err, "cluster.backend=emulator: this build has the real CUDA backend, the emulator "
-                                   "exists only in CPU-only builds; use cluster.backend=cuda");
+    int on = gpu_backend_resolve(tr->cfg->cluster.backend, err);
+    if (on < 0) {
+        static const char *const names[] = {"auto", "cpu", "cuda", "emulator"};
+        mmupt_err_prefix(err, "cluster.backend=%s", names[tr->cfg->cluster.backend]);
+        return -1;
+    }
+    if (on && gpu_emulated())
         log_warn(&tr->lg, "cluster.backend=emulator: the GPU code path on the CPU's device emulator (a test tool, "
                           "several times slower than cluster.backend=cpu)");
-        return 1;
-    }
-    if (want == BACKEND_CUDA && gpu_emulated()) return mmupt_fail(err, "cluster.backend=cuda: %s", NO_CUDA);
-    struct gpu_info gi;
-    gpu_query(&gi);
-    if (want == BACKEND_AUTO) return !gpu_emulated() && gi.device_count > 0;
-    if (gi.device_count == 0) return mmupt_fail(err, "cluster.backend=cuda: %s", gi.reason);
-    return 1;
+    return on;
 }
 
 int train_device_pick(struct trainer *tr, struct mmupt_err *err)

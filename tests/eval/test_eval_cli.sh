@@ -56,6 +56,19 @@ if grep -q '"graded": 3' "$tmp/a.json" && grep -q '"skipped_no_answer": 1' "$tmp
 else fail "json and responses files" "$(head -c 600 "$tmp/a.json")"; fi
 if diff <(grep -v '"seconds"' "$tmp/a.json") <(grep -v '"seconds"' "$tmp/b.json") >/dev/null; then ok "same seed, same numbers"
 else fail "same seed, same numbers" "$(diff "$tmp/a.json" "$tmp/b.json" | head -20)"; fi
+
+# --device: the device model decodes; on the emulator of a CPU-only build the numbers are the CPU's.
+ev --device gpu;                        expect "device choice" 2 "--device: 'gpu' is not one of"
+if "$mmupt" version | grep -q "no CUDA backend"; then
+    ev --device cuda --limit 1;         expect "cuda in a CPU-only build" 1 "--device: this mmupt was built without CUDA"
+    ev -n 2 --limit 4 --json "$tmp/e.json" --device emulator
+    expect "run on the device emulator" 0 "| **all** | 3 |"
+    if diff <(grep -v '"seconds"' "$tmp/a.json") <(grep -v '"seconds"' "$tmp/e.json") >/dev/null; then
+        ok "device emulator: the CPU's numbers"
+    else fail "device emulator: the CPU's numbers" "$(diff "$tmp/a.json" "$tmp/e.json" | head -20)"; fi
+else
+    ev --device emulator --limit 1;     expect "emulator in a CUDA build" 1 "--device: this build has the real CUDA backend"
+fi
 ev -n 2 --limit 2 --vote equivalence --json -
 expect "json on stdout, limit" 0 '"graded": 2' '"vote": "equivalence"'
 # Settings from a config; options override it; the config's data and vote settings apply.

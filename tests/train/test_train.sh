@@ -97,8 +97,8 @@ expect "data.epochs=2 runs 2 epochs of 2 steps" 0 "step 4/4" "final weights chec
 # weight snapshots on the device). The KL term's reference weights are on in configs/tiny.yaml.
 if "$mmupt" version | grep -q "no CUDA backend"; then
     run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=cuda
-    expect "cluster.backend=cuda in a CPU-only build says how to get CUDA" 1 "built without CUDA" \
-        "cluster.backend=emulator"
+    expect "cluster.backend=cuda in a CPU-only build says how to get CUDA" 1 "cluster.backend=cuda" \
+        "built without CUDA" "emulator backend"
     train emu1 1 0 cluster.backend=emulator
     same "device path (emulator), colocated: the CPU run's weights" "$c1" "$sum"
     train emu12 3 1 cluster.backend=emulator run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
