@@ -92,6 +92,8 @@ void residual_forward_cuda(float *out, const float *a, const float *b, long n, v
 /* index is a HOST array of n (launch metadata, as attention's seg); dst and src are device memory. */
 void gather_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream);
 void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream);
+/* Returns when the sum is on the host (it synchronises the stream). */
+double sumsq_cuda(const float *x, long n, double scale, void *stream);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
@@ -206,6 +208,10 @@ void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logit
  *     another order). */
 void sample_tokens_cpu(int32_t *tokens, float *logp, const float *logits, int rows, int V, const struct sample_params *p,
                        const double *u);
+
+/* ---- Sum of squares (the global gradient norm) ----
+ * sum_i (x[i] * scale)^2 in double, added in index order. */
+double sumsq_cpu(const float *x, long n, double scale);
 
 /* ---- Optimizer ----
  * AdamW (torch.optim.AdamW, amsgrad off) on n elements of a parameter shard, in double per element,

@@ -49,6 +49,13 @@ void optim_free(struct optim *o);
 int optim_step(struct optim *o, const struct comm *c, const struct optim_config *cfg, double lr, float *params,
                const float *grads, double *grad_norm);
 
+/* optim_step for a single learner with its state on the device (include/mmupt/gpu_mem.h): params,
+ * grads, m and v are device arrays of o->n floats (o->m and o->v are then not used), stream the
+ * device context's. The same norm, skip, clip and update as optim_step - on the device emulator
+ * bitwise the same. Returns 0 or 1 (skipped: non-finite norm). */
+int optim_step_device(struct optim *o, const struct optim_config *cfg, double lr, float *params, const float *grads,
+                      float *m, float *v, void *stream, double *grad_norm);
+
 /* Learning rate after `step` applied steps (0-based, as transformers' LambdaLR) of `total`:
  * linear warmup over floor(warmup_ratio * total) steps from 0 to peak, then schedule 0 (constant)
  * stays at peak and schedule 1 (cosine) falls as 0.5 (1 + cos(pi * progress)) to 0 at total. */

@@ -258,6 +258,16 @@ void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n
     EMU_RUN(scatter_rows_cpu(dst, src, index, n, cols));
 }
 
+double sumsq_cuda(const float *x, long n, double scale, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return 0.0;
+    DEV(x, n);
+    double ss;
+    EMU_RUN(ss = sumsq_cpu(x, n, scale));
+    return ss;
+}
+
 int grpo_loss_cuda(const float *logp, const float *old_logp, const float *ref_logp, const float *adv,
                    const float *mask, int64_t n, const struct grpo_params *p, float *dlogp, struct grpo_metrics *m,
                    void *stream)

@@ -28,11 +28,7 @@ void optim_free(struct optim *o)
  * the per-shard sums), so every rank takes the same skip/clip decision. */
 static int global_norm(const struct optim *o, const struct comm *c, double inv_p, double *norm)
 {
-    double ss = 0.0;
-    for (size_t i = 0; i < o->hi - o->lo; i++) {
-        double g = (double)o->gbuf[i] * inv_p;
-        ss += g * g;
-    }
+    double ss = sumsq_cpu(o->gbuf, (long)(o->hi - o->lo), inv_p);
     if (comm_allreduce_sum_f64(c, &ss, 1) != 0) return -1;
     *norm = sqrt(ss);
     return 0;
@@ -54,6 +50,22 @@ int optim_step(struct optim *o, const struct comm *c, const struct optim_config 
     adamw_update_cpu(params + o->lo, o->gbuf, o->m, o->v, (long)(o->hi - o->lo), lr, cfg->beta1, cfg->beta2, cfg->eps,
                      cfg->weight_decay, inv_p * scale, o->t);
     return comm_allgather(c, params + o->lo, params, o->n) == 0 ? 0 : -1;
+}
+
+int optim_step_device(struct optim *o, const struct optim_config *cfg, double lr, float *params, const float *grads,
+                      float *m, float *v, void *stream, double *grad_norm)
+{
+    MMUPT_CHECK(o->size == 1 && o->lo == 0 && o->hi == o->n);
+    /* optim_step with one learner: its reduce-scatter, all-reduce and all-gather are identities. */
+    double norm = sqrt(sumsq_cuda(grads, (long)o->n, 1.0, stream));
+    *grad_norm = norm;
+    if (!isfinite(norm)) return 1;
+    double scale = 1.0;
+    if (cfg->clip_grad_norm > 0 && norm > cfg->clip_grad_norm) scale = cfg->clip_grad_norm / norm;
+    o->t++;
+    adamw_update_cuda(params, grads, m, v, (long)o->n, lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, scale,
+                      o->t, stream);
+    return 0;
 }
 
 double optim_lr(double peak, int schedule, double warmup_ratio, int64_t step, int64_t total)

@@ -103,6 +103,7 @@ int train_checkpoint(struct trainer *tr, struct mmupt_err *err)
     int ok = lead ? ckpt_begin(dir, step, err) == 0 : 1;
     MPI_Bcast(&ok, 1, MPI_INT, 0, tr->learn.mpi);
     if (!ok) return lead ? -1 : mmupt_fail(err, "checkpoint: learner 0 could not create %s", partial);
+    train_device_pull_optim(tr);
     ok = ckpt_write_optim(partial, tr->learn.rank, tr->learn.size, tr->opt.lo, tr->opt.hi, tr->opt.n, tr->opt.m,
                           tr->opt.v, tr->opt.t, err) == 0;
     const struct prompt_loader *L = &tr->streams[tr->learner];

@@ -214,11 +214,8 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         zero_grads(tr);
         for (int k = i; k < j && rc == 0; k++) rc = micro_step(tr, &mb[k], &gp, l, &poisoned, err);
         if (rc) break;
-        if (tr->on_device) model_dev_download_grads(&tr->dev, tr->model.grads);
-        if (poisoned) tr->model.grads[0] = NAN;
         *lr = optim_lr(c->optim.lr, c->optim.schedule, c->optim.warmup_ratio, tr->optim_steps_done, tr->optim_steps_total);
-        int res = optim_step(&tr->opt, &tr->learn, &oc, *lr, tr->model.params, tr->model.grads, norm);
-        train_weights_changed(tr);
+        int res = train_optim_step(tr, &oc, *lr, poisoned, norm);
         if (res < 0) rc = mmupt_fail(err, "optimizer step: collective failed");
         *skipped |= res == 1;
         tr->optim_steps_done++;

@@ -133,6 +133,30 @@ static void test_empty(struct test_state *ts, cudaStream_t st)
     CHECK(ts, cudaStreamSynchronize(st) == cudaSuccess);
 }
 
+/* The global norm's sum of squares (optim_step_device): the same value as the CPU's sequential
+ * double sum up to double rounding in another order (1e-12 relative, far inside what a clip or skip
+ * decision could notice), the same bits on a second run, NaN propagated, and 0 for n = 0. */
+static void test_sumsq(struct test_state *ts, cudaStream_t st)
+{
+    long sizes[] = {1, 1000, (1L << 22) + 7};
+    for (int k = 0; k < 3; k++) {
+        long n = sizes[k];
+        float *x = mmupt_xmalloc((size_t)n * sizeof *x);
+        gpu_test_fill(x, (size_t)n, (unsigned)(k + 5), -3.0f, 3.0f);
+        double want = sumsq_cpu(x, n, 0.5);
+        float *d = gpu_test_upload_floats(x, (size_t)n);
+        double got = sumsq_cuda(d, n, 0.5, st), again = sumsq_cuda(d, n, 0.5, st);
+        CHECK_MSG(ts, fabs(got - want) <= 1e-12 * want, "n %ld: %.17g vs %.17g", n, got, want);
+        CHECK_MSG(ts, memcmp(&got, &again, sizeof got) == 0, "n %ld: a second run differs", n);
+        x[n / 2] = NAN;
+        CUDA_CHECK(cudaMemcpy(d, x, (size_t)n * sizeof *x, cudaMemcpyHostToDevice));
+        CHECK_MSG(ts, isnan(sumsq_cuda(d, n, 0.5, st)), "n %ld: NaN not propagated", n);
+        CUDA_CHECK(cudaFree(d));
+        free(x);
+    }
+    CHECK(ts, sumsq_cuda(NULL, 0, 1.0, st) == 0.0);
+}
+
 int main(void)
 {
     cudaStream_t st = gpu_test_begin_stream();
@@ -140,6 +164,7 @@ int main(void)
     RUN_WITH(&ts, test_against_cpu, st);
     RUN_WITH(&ts, test_several_steps, st);
     RUN_WITH(&ts, test_empty, st);
+    RUN_WITH(&ts, test_sumsq, st);
     CUDA_CHECK(cudaStreamDestroy(st));
     return test_summary(&ts);
 }
