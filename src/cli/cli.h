@@ -47,13 +47,15 @@ int cli_parse_yes_no(const char *cmd, const char *opt, const char *v, int *out);
 int cli_parse_shard_mb(const char *cmd, const char *text, double *out);
 
 /* The policy (--model: a Hugging Face dir or a checkpoint; --base-model for a checkpoint's config
- * and tokenizer), its tokenizer and the split --data, on every rank; -1 after rank 0 printed why
- * (nothing left open). */
+ * and tokenizer), its tokenizer, the split --data and (--device, an enum cfg_backend) its device
+ * copy, on every rank; -1 after saying why (nothing left open). */
 struct eval_model_source;
 struct tok;
 struct ds_reader;
+struct cli_device;
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
-                    struct model *m, struct eval_model_source *src, struct tok **tok, struct ds_reader **ds);
+                    int device, struct model *m, struct eval_model_source *src, struct tok **tok,
+                    struct ds_reader **ds, struct cli_device *cd);
 /* Collective over w: 1 when every rank passes ok != 0 (a rank that failed has printed why), so all
  * ranks stop together instead of some waiting in the next collective. */
 struct comm;
@@ -71,9 +73,8 @@ struct cli_device {
     "                        build with a visible GPU, else cpu) or the CPU-only build's emulator\n"
 /* Parse `choice` into *want (enum cfg_backend); -1 after printing a usage error for cmd. */
 int cli_parse_device(const char *cmd, const char *choice, int *want);
-/* Start the device copy of m when want resolves to the device; -1 after printing why it cannot. */
-int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd);
-void cli_device_close(struct cli_device *cd);
+/* Free what cli_load_policy loaded (the device copy included). */
+void cli_policy_free(struct model *m, struct tok *tok, struct ds_reader *ds, struct cli_device *cd);
 
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);

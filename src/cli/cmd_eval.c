@@ -313,25 +313,15 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
     struct eval_model_source src;
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
-    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, &m, &src, &tok, &ds) == 0)) {
-        if (ds) {
-            tok_free(tok);
-            model_free(&m);
-            ds_close(ds);
-        }
+    struct cli_device cd;
+    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, o->device, &m, &src, &tok, &ds,
+                                       &cd) == 0)) {
+        if (ds) cli_policy_free(&m, tok, ds, &cd);
         return MMUPT_EXIT_ERROR;
     }
     if (w->rank == 0 && src.is_checkpoint)
         fprintf(stderr, "eval: checkpoint %s (step %lld), architecture and tokenizer from %s\n", src.ckpt,
                 (long long)src.step, src.dir);
-    struct cli_device cd;
-    if (!cli_all_ok(w, cli_device_open("eval", o->device, &m, &cd) == 0)) {
-        cli_device_close(&cd);
-        tok_free(tok);
-        model_free(&m);
-        ds_close(ds);
-        return MMUPT_EXIT_ERROR;
-    }
     c->dev = cd.on ? &cd.d : NULL;
     struct log_ctx lg;
     log_init(&lg, LOG_WARN, w->rank, stderr);
@@ -373,10 +363,7 @@ static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
         else rc = w->rank == 0 ? write_outputs(o, c, &r) : MMUPT_EXIT_OK;
     }
     if (have_r) eval_result_free(&r);
-    cli_device_close(&cd);
-    tok_free(tok);
-    model_free(&m);
-    ds_close(ds);
+    cli_policy_free(&m, tok, ds, &cd);
     return rc;
 }
 

@@ -282,12 +282,10 @@ static int run(struct synth_opts *o, const struct comm *w)
     struct eval_model_source src;
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
-    if (!cli_all_ok(w, cli_load_policy("synth", o->model, o->base_model, o->data, w->rank, &m, &src, &tok, &ds) == 0)) {
-        if (ds) {
-            tok_free(tok);
-            model_free(&m);
-            ds_close(ds);
-        }
+    struct cli_device cd;
+    if (!cli_all_ok(w, cli_load_policy("synth", o->model, o->base_model, o->data, w->rank, o->device, &m, &src, &tok, &ds,
+                                       &cd) == 0)) {
+        if (ds) cli_policy_free(&m, tok, ds, &cd);
         return MMUPT_EXIT_ERROR;
     }
     /* Provenance names the policy: the model directory, or the checkpoint and its step. */
@@ -295,14 +293,6 @@ static int run(struct synth_opts *o, const struct comm *w)
     if (src.is_checkpoint) snprintf(policy, sizeof policy, "%s@step-%lld", src.ckpt, (long long)src.step);
     else snprintf(policy, sizeof policy, "%s", o->model);
     struct synth_config *c = &o->cfg;
-    struct cli_device cd;
-    if (!cli_all_ok(w, cli_device_open("synth", o->device, &m, &cd) == 0)) {
-        cli_device_close(&cd);
-        tok_free(tok);
-        model_free(&m);
-        ds_close(ds);
-        return MMUPT_EXIT_ERROR;
-    }
     c->dev = cd.on ? &cd.d : NULL;
     struct log_ctx lg;
     log_init(&lg, LOG_WARN, w->rank, stderr);
@@ -325,10 +315,7 @@ static int run(struct synth_opts *o, const struct comm *w)
         else rc = w->rank == 0 ? write_outputs(o, c, ds, &r) : MMUPT_EXIT_OK;
     }
     if (ok) synth_result_free(&r);
-    cli_device_close(&cd);
-    tok_free(tok);
-    model_free(&m);
-    ds_close(ds);
+    cli_policy_free(&m, tok, ds, &cd);
     return rc;
 }
 

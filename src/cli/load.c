@@ -9,19 +9,26 @@
 #include "mmupt/eval.h"
 #include "mmupt/gpu.h"
 
+static int device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd);
+
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
-                    struct model *m, struct eval_model_source *src, struct tok **tok, struct ds_reader **ds)
+                    int device, struct model *m, struct eval_model_source *src, struct tok **tok,
+                    struct ds_reader **ds, struct cli_device *cd)
 {
     struct mmupt_err err;
     char tpath[4096 + 32];
     *tok = NULL;
     *ds = NULL;
     memset(m, 0, sizeof *m);
+    memset(cd, 0, sizeof *cd);
     if (ds_open(ds, data, &err)) goto fail;
     if (eval_load_model(model, base_model, m, src, &err)) goto fail;
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", src->dir);
     if (tok_load(tok, tpath, &err)) goto fail;
-    return 0;
+    if (device_open(cmd, device, m, cd) == 0) return 0;
+    cli_policy_free(m, *tok, *ds, cd);
+    *ds = NULL;
+    return -1;
 fail:
     /* Every rank reads the same input and reaches the same verdict: only rank 0 says it. */
     if (rank == 0) cli_error(cmd, "%s", err.msg);
@@ -29,6 +36,18 @@ fail:
     if (*ds) ds_close(*ds);
     *ds = NULL;
     return -1;
+}
+
+void cli_policy_free(struct model *m, struct tok *tok, struct ds_reader *ds, struct cli_device *cd)
+{
+    if (cd->on) {
+        model_dev_free(&cd->d);
+        gpu_ctx_free(&cd->g);
+        cd->on = 0;
+    }
+    tok_free(tok);
+    if (m->params) model_free(m);
+    if (ds) ds_close(ds);
 }
 
 int cli_all_ok(const struct comm *w, int ok)
@@ -50,10 +69,11 @@ int cli_parse_device(const char *cmd, const char *choice, int *want)
     return -1;
 }
 
-int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd)
+/* The device copy of m when `want` resolves to the device; -1 after saying why it cannot be had (a
+ * node without a GPU is that rank's own story: every rank says it). */
+static int device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd)
 {
     struct mmupt_err err;
-    memset(cd, 0, sizeof *cd);
     int on = gpu_backend_resolve(want, &err);
     if (on > 0 && gpu_ctx_init(&cd->g, &err)) on = -1;
     if (on < 0) {
@@ -63,12 +83,4 @@ int cli_device_open(const char *cmd, int want, const struct model *m, struct cli
     if (on) model_dev_init(&cd->d, m, &cd->g);
     cd->on = on;
     return 0;
-}
-
-void cli_device_close(struct cli_device *cd)
-{
-    if (!cd->on) return;
-    model_dev_free(&cd->d);
-    gpu_ctx_free(&cd->g);
-    cd->on = 0;
 }

@@ -51,8 +51,8 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
     if (!gpu_emulated()) {
         struct gpu_info gi;
         gpu_query(&gi);
-        log_info(&tr->lg, "device: %s (CUDA device %d): model forward/backward and rollout decoding; optimizer, "
-                          "collectives and sampling on the host", gi.device_name, tr->gpu.device);
+        log_info(&tr->lg, "device: %s (CUDA device %d), fp32: model passes, rollout decoding and sampling, and the "
+                          "optimizer step when there is one learner", gi.device_name, tr->gpu.device);
     }
     return 0;
 }
