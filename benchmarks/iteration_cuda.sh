@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# gpu_check: timeout=240
+# A whole GRPO iteration on one GPU (issue 10's figure): rollout (P prompts x G samples, NEW tokens),
+# majority-vote rewards, reference and policy log-probs, GRPO loss and backward per micro-batch, the
+# optimizer step - mmupt's device path (benchmarks/iteration.c) beside the same iteration written
+# with PyTorch/transformers (benchmarks/iteration_torch.py) on the same GPU in the same invocation,
+# fp32 and bf16. Markdown table of the phases and the ratio.
+#
+#   benchmarks/iteration_cuda.sh [P G PROMPT NEW MB]   (default 8 8 128 256 8; MMUPT_BUILD_DIR: build-gpu)
+#
+# State: mmupt's device path is fp32 (issue 10's target: >= 20x the PyTorch iteration).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${MMUPT_BUILD_DIR:-build-gpu}
+P=${1:-8} G=${2:-8} S=${3:-128} N=${4:-256} MB=${5:-8}
+cfg=benchmarks/configs/qwen2_0_5b.json
+[ -x "$build/benchmarks/iteration" ] || { echo "iteration_cuda.sh: no $build/benchmarks/iteration (build first)" >&2; exit 1; }
+echo "## one GRPO iteration on one GPU, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+echo
+ours=$("$build/benchmarks/iteration" --device "$cfg" "$P" "$G" "$S" "$N" "$MB") || { echo "mmupt iteration failed" >&2; exit 1; }
+echo "mmupt: $ours"
+rows=()
+for dt in fp32 bf16; do
+    theirs=$(cd benchmarks && python3 iteration_torch.py --device cuda --dtype "$dt" "../$cfg" "$P" "$G" "$S" "$N" "$MB" 2>/dev/null | tail -1)
+    echo "pytorch $dt: ${theirs:-failed}"
+    rows+=("$theirs")
+done
+echo
+python3 - "$ours" "${rows[@]}" <<'PY'
+import json, sys
+a = json.loads(sys.argv[1])
+print(f"| 0.5B shape, {a['prompts']} x {a['G']} samples, {a['prompt']} + {a['new']} tokens, micro-batch {a['micro_batch']} "
+      "| rollout (s) | reward (s) | log-probs + loss + backward (s) | optimizer (s) | iteration (s) | PyTorch / mmupt |")
+print("|---|---|---|---|---|---|---|")
+def row(name, r, ratio):
+    print(f"| {name} | {r['rollout_s']:.2f} | {r['reward_s']:.3f} | {r['learn_s']:.2f} | {r['optim_s']:.3f} | "
+          f"{r['iteration_s']:.2f} | {ratio} |")
+row(f"mmupt ({a['device']}, fp32)", a, "1.00x")
+for raw in sys.argv[2:]:
+    try:
+        b = json.loads(raw)
+    except ValueError:
+        print("| PyTorch | failed | | | | | |")
+        continue
+    row(f"PyTorch + transformers ({b['dtype']})", b, f"{b['iteration_s'] / a['iteration_s']:.2f}x")
+print()
+print("target (issue 10): the PyTorch iteration takes >= 20x mmupt's")
+PY
