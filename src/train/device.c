@@ -3,11 +3,11 @@
  * is how CI checks that a run on the device path equals the CPU run bit for bit).
  *
  * What runs there: every forward, log-probability and backward pass of the learner, the rollout's
- * prefill, decode and sampling, and - for a single learner - the optimizer step (norm, clip, AdamW
- * on device moments), after which the new weights are copied to the host (checkpoints, weight
- * broadcasts and snapshots read them there). With several learners the collectives still run on
- * host buffers (MPI): the gradients come down once per optimizer step, the host ZeRO-1 step runs,
- * and the weights go back up lazily. NCCL on device buffers for the learners is the next step.
+ * prefill, decode and sampling, and the optimizer step (ZeRO-1: the shard's moments, gradient, norm
+ * and AdamW update on the device; the learners' reduce-scatter and all-gather over NCCL on device
+ * buffers, or staged through host buffers over MPI where NCCL is absent - the emulator). After each
+ * step the whole new weights are also on the host: checkpoints, weight broadcasts to rollout ranks
+ * and snapshots read them there.
  *
  * The device holds up to three weight sets: the current weights (tr->model.params; re-uploaded
  * lazily after train_weights_changed), the frozen reference of the KL term (uploaded once) and one
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "mmupt/gpu.h"
+#include "mmupt/kernels.h"
 #include "train_internal.h"
 
 /* Which backend this run uses: 1 for the device, 0 for the CPU, -1 with err for an impossible ask. */
@@ -65,9 +66,11 @@ void train_device_close(struct trainer *tr)
     gpu_free(&tr->gpu, tr->dev_other);
     gpu_free(&tr->gpu, tr->dev_m);
     gpu_free(&tr->gpu, tr->dev_v);
+    gpu_free(&tr->gpu, tr->dev_gbuf);
+    if (tr->learn_dev_split) comm_free(&tr->learn_dev);
     model_dev_free(&tr->dev);
     gpu_ctx_free(&tr->gpu);
-    tr->dev_current = tr->dev_ref = tr->dev_other = tr->dev_m = tr->dev_v = NULL;
+    tr->dev_current = tr->dev_ref = tr->dev_other = tr->dev_m = tr->dev_v = tr->dev_gbuf = NULL;
 }
 
 void train_weights_changed(struct trainer *tr)
@@ -79,21 +82,21 @@ void train_weights_changed(struct trainer *tr)
 void train_device_pull_optim(struct trainer *tr)
 {
     if (!tr->dev_m || !tr->host_opt_stale) return;
-    size_t bytes = tr->opt.n * sizeof(float);
+    size_t bytes = (tr->opt.hi - tr->opt.lo) * sizeof(float);
     gpu_download(&tr->gpu, tr->opt.m, tr->dev_m, bytes);
     gpu_download(&tr->gpu, tr->opt.v, tr->dev_v, bytes);
     tr->host_opt_stale = 0;
 }
 
-/* One learner, on the device: moments there (uploaded from the host after a restore), the step,
- * and the new weights back on the host. */
-static int step_on_device(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
+/* The shard's moments on the device: allocated on first use, uploaded after a restore. */
+static void moments_ready(struct trainer *tr)
 {
     const struct gpu_ctx *g = &tr->gpu;
-    size_t bytes = tr->opt.n * sizeof(float);
+    size_t k = tr->opt.hi - tr->opt.lo, bytes = k * sizeof(float);
     if (!tr->dev_m) {
-        tr->dev_m = gpu_alloc_floats(g, (long long)tr->opt.n);
-        tr->dev_v = gpu_alloc_floats(g, (long long)tr->opt.n);
+        tr->dev_m = gpu_alloc_floats(g, (long long)k);
+        tr->dev_v = gpu_alloc_floats(g, (long long)k);
+        tr->dev_gbuf = tr->learn.size > 1 ? gpu_alloc_floats(g, (long long)k) : NULL;
         tr->dev_opt_stale = 1;
     }
     if (tr->dev_opt_stale) {
@@ -101,28 +104,111 @@ static int step_on_device(struct trainer *tr, const struct optim_config *oc, dou
         gpu_upload(g, tr->dev_v, tr->opt.v, bytes);
         tr->dev_opt_stale = 0;
     }
-    if (poisoned) {
-        const float nan = NAN;
-        gpu_upload(g, tr->dev.grads, &nan, sizeof nan);
-    }
-    train_device_use(tr, tr->model.params);
+}
+
+/* One learner, on the device: the step, and the new weights back on the host. */
+static int step_one(struct trainer *tr, const struct optim_config *oc, double lr, double *norm)
+{
+    const struct gpu_ctx *g = &tr->gpu;
     int res = optim_step_device(&tr->opt, oc, lr, tr->dev_current, tr->dev.grads, tr->dev_m, tr->dev_v, g->stream,
                                 norm);
-    if (res == 0) {
-        gpu_download(g, tr->model.params, tr->dev_current, bytes);
-        tr->host_opt_stale = 1;
+    if (res == 0) gpu_download(g, tr->model.params, tr->dev_current, tr->opt.n * sizeof(float));
+    return res;
+}
+
+/* The learners' collectives on device buffers: NCCL when tr->learn_dev has it, else staged through
+ * the host buffers over tr->learn's MPI (the emulator; or NCCL could not start): the same sums as
+ * the host optimizer's, so on the emulator bitwise the CPU run. */
+static int dev_reduce_scatter(struct trainer *tr, const float *d_in, float *d_shard)
+{
+    const struct gpu_ctx *g = &tr->gpu;
+    size_t n = tr->opt.n, k = tr->opt.hi - tr->opt.lo;
+    if (tr->learn_dev.nccl) {
+        gpu_sync(g); /* the gradients are complete before NCCL's stream reads them */
+        return comm_reduce_scatter_sum(&tr->learn_dev, d_in, d_shard, n);
     }
+    gpu_download(g, tr->model.grads, d_in, n * sizeof(float));
+    if (comm_reduce_scatter_sum(&tr->learn, tr->model.grads, tr->opt.gbuf, n)) return -1;
+    gpu_upload(g, d_shard, tr->opt.gbuf, k * sizeof(float));
+    return 0;
+}
+
+/* All-gather of the updated shard into d_params, and the host copy of the whole weights. */
+static int dev_allgather(struct trainer *tr, float *d_params)
+{
+    const struct gpu_ctx *g = &tr->gpu;
+    size_t n = tr->opt.n, lo = tr->opt.lo, k = tr->opt.hi - lo;
+    if (tr->learn_dev.nccl) {
+        gpu_sync(g);
+        if (comm_allgather(&tr->learn_dev, d_params + lo, d_params, n)) return -1;
+        gpu_download(g, tr->model.params, d_params, n * sizeof(float));
+        return 0;
+    }
+    gpu_download(g, tr->model.params + lo, d_params + lo, k * sizeof(float));
+    if (comm_allgather(&tr->learn, tr->model.params + lo, tr->model.params, n)) return -1;
+    gpu_upload(g, d_params, tr->model.params, n * sizeof(float));
+    return 0;
+}
+
+/* NCCL over the learners, once, on first use (CUDA builds); every learner falls back to the staged
+ * collectives together when it cannot start (comm_nccl_open agrees across ranks). */
+static void learn_dev_open(struct trainer *tr)
+{
+    if (tr->learn_dev_tried) return;
+    tr->learn_dev_tried = 1;
+    struct mmupt_err err;
+    if (gpu_emulated()) return;
+    if (comm_split(&tr->learn, 0, &tr->learn_dev, &err)) {
+        log_warn(&tr->lg, "learners: %s: gradients and weights go through host buffers", err.msg);
+        return;
+    }
+    tr->learn_dev_split = 1;
+    tr->learn_dev.counters = &tr->learn_counters;
+    if (comm_nccl_open(&tr->learn_dev, tr->gpu.device, &err))
+        log_warn(&tr->lg, "learners: no NCCL communicator (%s): gradients and weights go through host buffers",
+                 err.msg);
+}
+
+/* Several learners, on the device: optim_step's ZeRO-1 step with the shard's moments, gradient and
+ * update there. */
+static int step_sharded(struct trainer *tr, const struct optim_config *oc, double lr, double *norm)
+{
+    struct optim *o = &tr->opt;
+    learn_dev_open(tr);
+    if (dev_reduce_scatter(tr, tr->dev.grads, tr->dev_gbuf)) return -1;
+    const double inv_p = 1.0 / (double)tr->learn.size;
+    long k = (long)(o->hi - o->lo);
+    double ss = sumsq_cuda(tr->dev_gbuf, k, inv_p, tr->gpu.stream);
+    if (comm_allreduce_sum_f64(&tr->learn, &ss, 1)) return -1;
+    *norm = sqrt(ss);
+    if (!isfinite(*norm)) return 1;
+    double scale = 1.0;
+    if (oc->clip_grad_norm > 0 && *norm > oc->clip_grad_norm) scale = oc->clip_grad_norm / *norm;
+    o->t++;
+    adamw_update_cuda(tr->dev_current + o->lo, tr->dev_gbuf, tr->dev_m, tr->dev_v, k, lr, oc->beta1, oc->beta2, oc->eps,
+                      oc->weight_decay, inv_p * scale, o->t, tr->gpu.stream);
+    return dev_allgather(tr, tr->dev_current) ? -1 : 0;
+}
+
+/* Everything of the optimizer on the device: the moments, the update, the gradient collectives. */
+static int step_on_device(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
+{
+    moments_ready(tr);
+    if (poisoned) {
+        const float nan = NAN;
+        gpu_upload(&tr->gpu, tr->dev.grads, &nan, sizeof nan);
+    }
+    train_device_use(tr, tr->model.params);
+    int res = tr->learn.size == 1 ? step_one(tr, oc, lr, norm) : step_sharded(tr, oc, lr, norm);
+    if (res == 0) tr->host_opt_stale = 1;
     return res;
 }
 
 int train_optim_step(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
 {
-    if (tr->on_device && tr->learn.size == 1) return step_on_device(tr, oc, lr, poisoned, norm);
-    if (tr->on_device) model_dev_download_grads(&tr->dev, tr->model.grads);
+    if (tr->on_device) return step_on_device(tr, oc, lr, poisoned, norm);
     if (poisoned) tr->model.grads[0] = NAN;
-    int res = optim_step(&tr->opt, &tr->learn, oc, lr, tr->model.params, tr->model.grads, norm);
-    tr->dev_stale = 1; /* the host weights moved on */
-    return res;
+    return optim_step(&tr->opt, &tr->learn, oc, lr, tr->model.params, tr->model.grads, norm);
 }
 
 /* Upload a whole weight set into *buf (allocated on first use). */

@@ -97,7 +97,10 @@ struct trainer {
     struct model_dev dev;       /* dev.params points at one of the three weight sets below */
     float *dev_current, *dev_ref, *dev_other;
     int dev_stale;              /* tr->model.params changed since dev_current was uploaded */
-    float *dev_m, *dev_v;       /* one learner: the Adam moments on the device */
+    float *dev_m, *dev_v;       /* the shard's Adam moments on the device */
+    float *dev_gbuf;            /* the shard's summed gradient (several learners) */
+    struct comm learn_dev;      /* the learners again, with NCCL on device buffers when it started */
+    int learn_dev_tried, learn_dev_split;
     int dev_opt_stale;          /* the host moments (a restore) are newer than dev_m/dev_v */
     int host_opt_stale;         /* dev_m/dev_v are newer than the host's (device steps since a pull) */
 };
@@ -237,8 +240,8 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err);
 void train_device_close(struct trainer *tr);
 void train_weights_changed(struct trainer *tr);
 void train_device_use(struct trainer *tr, const float *params);
-/* The optimizer step of learn.c: on the device for one learner (the host weights are updated too),
- * else the host ZeRO-1 step (with the device's gradients downloaded first). poisoned: a micro-batch
+/* The optimizer step of learn.c: on the device when the run is (the host weights are updated too),
+ * else the host ZeRO-1 step. poisoned: a micro-batch
  * had non-finite inputs, so the norm must come out NaN and the step be skipped. optim_step's
  * return values. train_device_pull_optim brings device moments to the host (checkpoints). */
 int train_optim_step(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm);
