@@ -33,6 +33,10 @@ struct model_dev {
     int n_seq;
     float *logits;          /* device: [n_tokens, vocab], or [n_seq, vocab] after a forward_last */
     int64_t *rope_deltas;   /* host [n_seq] */
+    /* Activation recomputation (model.gradient_checkpointing): a forward keeps only each decoder
+     * block's input and the backward recomputes the block from it - the same results (the kernels
+     * are deterministic), the activation memory of one block instead of all. Off after init. */
+    int recompute;
     /* Scratch of the log-probability calls (device, grown on demand). */
     int64_t *targets;
     float *logp, *entropy;

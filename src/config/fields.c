@@ -70,7 +70,8 @@ const struct cfg_field cfg_fields[] = {
     {"model.freeze_vision_tower", CFG_BOOL, OFF(model.freeze_vision_tower), "false", 0, 0, 0, NULL,
      "Keep the vision tower and merger fixed. MM-UPT trains them (false)."},
     {"model.gradient_checkpointing", CFG_BOOL, OFF(model.gradient_checkpointing), "true", 0, 0, 0, NULL,
-     "Recompute activations in backward to save memory."},
+     "Recompute each decoder block's activations in the backward pass instead of keeping them (device "
+     "path: cluster.backend cuda/emulator; the CPU reference always keeps them). Same results, less memory."},
 
     {"data.train_path", CFG_STRING, OFF(data.train_path), "", 0, 0, 0, NULL,
      "HDF5 training set. Answers are not needed for reward.mode=majority."},

@@ -166,6 +166,8 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
         dev_block_acts_alloc(g, &a->layers[l], &s);
         float *out = gpu_alloc_floats(g, T * H);
         dev_block_forward(g, &a->layers[l], &s, &w, d->params, x, out);
+        /* The prefill's forward_last keeps k and v for the cache, and no backward follows it. */
+        if (d->recompute && !last_only) dev_block_acts_keep_input(g, &a->layers[l]);
         if (x != a->embed) gpu_free(g, x); /* the block kept its own copy */
         x = out;
     }
@@ -209,7 +211,17 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
         struct block_weights w = model_text_weights(&L->layers[l]);
         gpu_zero(g, dprev, TH);
-        dev_block_backward(g, &a->layers[l], &s, &w, p, gr, dx, dprev);
+        if (d->recompute) { /* the block's activations again, from its saved input */
+            struct block_acts re;
+            dev_block_acts_alloc(g, &re, &s);
+            float *out = gpu_alloc_floats(g, T * H);
+            dev_block_forward(g, &re, &s, &w, p, a->layers[l].x, out);
+            gpu_free(g, out);
+            dev_block_backward(g, &re, &s, &w, p, gr, dx, dprev);
+            dev_block_acts_free(g, &re);
+        } else {
+            dev_block_backward(g, &a->layers[l], &s, &w, p, gr, dx, dprev);
+        }
         float *t = dx;
         dx = dprev;
         dprev = t;

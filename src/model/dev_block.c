@@ -39,6 +39,14 @@ void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a)
     memset(a, 0, sizeof *a);
 }
 
+void dev_block_acts_keep_input(const struct gpu_ctx *g, struct block_acts *a)
+{
+    float *x = a->x;
+    a->x = NULL;
+    dev_block_acts_free(g, a);
+    a->x = x;
+}
+
 static void norm_forward(const struct gpu_ctx *g, const struct block_shape *s, float *out, float *mean, float *rstd,
                          const float *x, const float *w, const float *b)
 {

@@ -36,6 +36,9 @@ struct model_dev_acts {
 
 void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s);
 void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a);
+/* Activation recomputation: free everything of a but the block input x (the backward recomputes the
+ * rest from it). */
+void dev_block_acts_keep_input(const struct gpu_ctx *g, struct block_acts *a);
 /* block_forward / block_backward on the device: p, grads, x, out, dout, dx are device memory. */
 void dev_block_forward(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s,
                        const struct block_weights *w, const float *p, const float *x, float *out);

@@ -47,6 +47,7 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
     if (!tr->on_device) return 0;
     if (gpu_ctx_init(&tr->gpu, err)) return -1;
     model_dev_init(&tr->dev, &tr->model, &tr->gpu);
+    tr->dev.recompute = tr->cfg->model.gradient_checkpointing;
     tr->dev_current = tr->dev.params;
     tr->dev_stale = 0;
     if (!gpu_emulated()) {

@@ -104,6 +104,18 @@ static void check_train_path(struct test_state *ts, struct fx *f, const struct m
         CHECK_MSG(ts, e <= f->tol_grad, "gradient of %s: relative error %.3g > %.3g", p->name, e, f->tol_grad);
     }
     check_close(ts, "gradients (all)", grads, f->m.grads, f->m.spec.total, f->tol_grad);
+    /* With activation recomputation: the same gradients, bit for bit (deterministic kernels). */
+    f->d.recompute = 1;
+    CHECK_MSG(ts, model_dev_forward(&f->d, b, &err) == 0, "%s", err.msg);
+    model_dev_zero_grad(&f->d);
+    model_dev_backward_logprobs(&f->d, targets, tau, weight);
+    f->d.recompute = 0;
+    float *grads_re = malloc((size_t)f->m.spec.total * sizeof *grads_re);
+    model_dev_download_grads(&f->d, grads_re);
+    CHECK_MSG(ts, memcmp(grads_re, grads, (size_t)f->m.spec.total * sizeof *grads) == 0,
+              "recomputed activations changed the gradients (max rel err %.3g)",
+              test_rel_err(grads_re, grads, f->m.spec.total));
+    free(grads_re);
     if (b->n_images > 0) { /* the tower really got gradient */
         const struct model_param *pe = model_spec_find(&f->m.spec, "visual.patch_embed.proj.weight");
         double norm = 0;
