@@ -10,22 +10,11 @@
 #
 # State: mmupt's device path is fp32 (issue 10's target: >= 20x the PyTorch iteration).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-build=${MMUPT_BUILD_DIR:-build-gpu}
+. "$(dirname "$0")/lib.sh"
 P=${1:-8} G=${2:-8} S=${3:-128} N=${4:-256} MB=${5:-8}
 cfg=benchmarks/configs/qwen2_0_5b.json
-[ -x "$build/benchmarks/iteration" ] || { echo "iteration_cuda.sh: no $build/benchmarks/iteration (build first)" >&2; exit 1; }
-echo "## one GRPO iteration on one GPU, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
-echo
-ours=$("$build/benchmarks/iteration" --device "$cfg" "$P" "$G" "$S" "$N" "$MB") || { echo "mmupt iteration failed" >&2; exit 1; }
-echo "mmupt: $ours"
-rows=()
-for dt in fp32 bf16; do
-    theirs=$(cd benchmarks && python3 iteration_torch.py --device cuda --dtype "$dt" "../$cfg" "$P" "$G" "$S" "$N" "$MB" 2>/dev/null | tail -1)
-    echo "pytorch $dt: ${theirs:-failed}"
-    rows+=("$theirs")
-done
-echo
+cuda_bench_setup iteration_cuda.sh iteration "one GRPO iteration on one GPU"
+cuda_bench_pair iteration iteration_torch.py "$cfg" "$P" "$G" "$S" "$N" "$MB"
 python3 - "$ours" "${rows[@]}" <<'PY'
 import json, sys
 a = json.loads(sys.argv[1])

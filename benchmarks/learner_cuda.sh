@@ -11,22 +11,11 @@
 # every activation, so it runs micro-batches of 8 (MFU is a rate: the same for 8 of them). State:
 # fp32, no tensor cores, materialised attention (issue 10's target is MFU >= 50% in bf16).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-build=${MMUPT_BUILD_DIR:-build-gpu}
+. "$(dirname "$0")/lib.sh"
 B=${1:-8} S=${2:-384}
 cfg=benchmarks/configs/qwen2_1_5b.json
-[ -x "$build/benchmarks/model_cpu" ] || { echo "learner_cuda.sh: no $build/benchmarks/model_cpu (build first)" >&2; exit 1; }
-echo "## learner on one GPU, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
-echo
-ours=$("$build/benchmarks/model_cpu" --device "$cfg" "$B" "$S" 3) || { echo "mmupt learner step failed" >&2; exit 1; }
-echo "mmupt: $ours"
-rows=()
-for dt in fp32 bf16; do
-    theirs=$(cd benchmarks && python3 model_cpu_torch.py --device cuda --dtype "$dt" "../$cfg" "$B" "$S" 3 2>/dev/null | tail -1)
-    echo "pytorch $dt: ${theirs:-failed}"
-    rows+=("$theirs")
-done
-echo
+cuda_bench_setup learner_cuda.sh model_cpu "learner on one GPU"
+cuda_bench_pair model_cpu model_cpu_torch.py "$cfg" "$B" "$S" 3
 python3 - "$ours" "${rows[@]}" <<'PY'
 import json, sys
 PEAK = 989e12

@@ -13,3 +13,31 @@ bench_heading() {
     echo "## $1, $(date -u +%Y-%m-%d), $(lscpu | sed -n 's/^Model name: *//p'), $threads thread(s)"
     echo
 }
+
+# The GPU benchmarks (NAME_cuda.sh, run by gpu_check.sh): the repository root, the CUDA build folder
+# ($MMUPT_BUILD_DIR, default build-gpu) holding benchmarks/BINARY, and the heading with the card.
+# Usage: cuda_bench_setup NAME BINARY TITLE.
+cuda_bench_setup() {
+    cd "$(dirname "$0")/.."
+    build=${MMUPT_BUILD_DIR:-build-gpu}
+    [ -x "$build/benchmarks/$2" ] || { echo "$1: no $build/benchmarks/$2 (build first)" >&2; exit 1; }
+    echo "## $3, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+    echo
+}
+
+# mmupt's measurement, then its PyTorch twin on the GPU in fp32 and bf16: one JSON line each in
+# $ours and ${rows[@]} (an empty row when the twin failed). Usage: cuda_bench_pair BINARY SCRIPT.py
+# CONFIG ARGS...
+cuda_bench_pair() {
+    local bin=$1 script=$2 cfg=$3 dt theirs
+    shift 3
+    ours=$("$build/benchmarks/$bin" --device "$cfg" "$@") || { echo "mmupt $bin failed" >&2; exit 1; }
+    echo "mmupt: $ours"
+    rows=()
+    for dt in fp32 bf16; do
+        theirs=$(cd benchmarks && python3 "$script" --device cuda --dtype "$dt" "../$cfg" "$@" 2>/dev/null | tail -1)
+        echo "pytorch $dt: ${theirs:-failed}"
+        rows+=("$theirs")
+    done
+    echo
+}

@@ -7,25 +7,14 @@
 #
 #   benchmarks/rollout_cuda.sh [BATCH PROMPT NEW]        (MMUPT_BUILD_DIR: the CUDA build, default build-gpu)
 #
-# State: mmupt's device path is fp32 with host-side sampling and per-row cache appends (the
-# correctness step of issue 10); the issue's target is >= 50,000 tokens/s.
+# State: mmupt's device path is fp32 without tensor cores or CUDA graphs (the correctness step of
+# issue 10); the issue's target is >= 50,000 tokens/s.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-build=${MMUPT_BUILD_DIR:-build-gpu}
+. "$(dirname "$0")/lib.sh"
 B=${1:-64} P=${2:-128} N=${3:-256}
 cfg=benchmarks/configs/qwen2_0_5b.json
-[ -x "$build/benchmarks/rollout" ] || { echo "rollout_cuda.sh: no $build/benchmarks/rollout (build first)" >&2; exit 1; }
-echo "## rollout on one GPU, $(date -u +%Y-%m-%d), $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
-echo
-ours=$("$build/benchmarks/rollout" --device "$cfg" "$B" "$P" "$N") || { echo "mmupt rollout failed" >&2; exit 1; }
-echo "mmupt: $ours"
-rows=()
-for dt in fp32 bf16; do
-    theirs=$(cd benchmarks && python3 rollout_torch.py --device cuda --dtype "$dt" "../$cfg" "$B" "$P" "$N" 2>/dev/null | tail -1)
-    echo "transformers $dt: ${theirs:-failed}"
-    rows+=("$theirs")
-done
-echo
+cuda_bench_setup rollout_cuda.sh rollout "rollout on one GPU"
+cuda_bench_pair rollout rollout_torch.py "$cfg" "$B" "$P" "$N"
 python3 - "$ours" "${rows[@]}" <<'PY'
 import json, sys
 a = json.loads(sys.argv[1])
