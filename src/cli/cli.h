@@ -73,6 +73,10 @@ struct cli_device {
     "                        build with a visible GPU, else cpu) or the CPU-only build's emulator\n"
 /* Parse `choice` into *want (enum cfg_backend); -1 after printing a usage error for cmd. */
 int cli_parse_device(const char *cmd, const char *choice, int *want);
+/* The device copy of m when `want` resolves to the device (cd->on), or nothing; -1 after saying why
+ * it cannot be had (every rank says it: a node without a GPU is its own story). */
+int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd);
+void cli_device_close(struct cli_device *cd);
 /* Free what cli_load_policy loaded (the device copy included). */
 void cli_policy_free(struct model *m, struct tok *tok, struct ds_reader *ds, struct cli_device *cd);
 

@@ -27,6 +27,7 @@ static const char usage[] =
     "  --top-k K             0 = off (default 0)\n"
     "  --max-new-tokens N    default 256\n"
     "  --seed S              default 1\n"
+    CLI_DEVICE_HELP
     "Stop tokens come from DIR/generation_config.json (eos_token_id), else <|im_end|> and\n"
     "<|endoftext|>; <|image_pad|> is forbidden (logit bias -100), as in MM-UPT.\n";
 
@@ -34,6 +35,7 @@ struct gen_opts {
     const char *model, *prompt, *prompt_ids, *tokenizer;
     const char *images[16];
     int n_images, G, max_new, top_k;
+    int device; /* enum cfg_backend of --device (default auto) */
     float temperature, top_p;
     uint64_t seed;
 };
@@ -53,6 +55,9 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         else if (strcmp(a, "--prompt") == 0) o->prompt = v;
         else if (strcmp(a, "--prompt-ids") == 0) o->prompt_ids = v;
         else if (strcmp(a, "--tokenizer") == 0) o->tokenizer = v;
+        else if (strcmp(a, "--device") == 0) {
+            if (cli_parse_device("generate", v, &o->device)) return -1;
+        }
         else if (strcmp(a, "--image") == 0 && o->n_images < 16) o->images[o->n_images++] = v;
         else if (strcmp(a, "-n") == 0) o->G = (int)strtol(v, &end, 10);
         else if (strcmp(a, "--temperature") == 0) o->temperature = strtof(v, &end);
@@ -190,6 +195,12 @@ int cmd_generate(int argc, char **argv)
         tok_free(tok);
         return MMUPT_EXIT_ERROR;
     }
+    struct cli_device cd;
+    if (cli_device_open("generate", o.device, &m, &cd)) {
+        model_free(&m);
+        tok_free(tok);
+        return MMUPT_EXIT_ERROR;
+    }
     struct prompt_item it;
     int rc = MMUPT_EXIT_ERROR;
     if (build_prompt(&o, tok, &it, &err) == 0) {
@@ -208,6 +219,7 @@ int cmd_generate(int argc, char **argv)
             .sampling = {.temperature = o.temperature, .top_p = o.top_p, .top_k = o.top_k,
                          .bias_ids = &bias_id, .bias = &bias, .n_bias = bias_id >= 0},
             .stop_ids = stops, .n_stop = rollout_default_stop_ids(o.model, tok, stops, 8), .on_token = on_token,
+            .dev = cd.on ? &cd.d : NULL,
         };
         if (rollout_run(&m, &rc_cfg, &q, 1, on_sample, &pr, &err) == 0) rc = MMUPT_EXIT_OK;
         else cli_error("generate", "%s", err.msg);
@@ -216,6 +228,7 @@ int cmd_generate(int argc, char **argv)
     } else {
         cli_error("generate", "%s", err.msg);
     }
+    cli_device_close(&cd);
     model_free(&m);
     tok_free(tok);
     return rc;

@@ -9,7 +9,6 @@
 #include "mmupt/eval.h"
 #include "mmupt/gpu.h"
 
-static int device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd);
 
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
                     int device, struct model *m, struct eval_model_source *src, struct tok **tok,
@@ -25,7 +24,7 @@ int cli_load_policy(const char *cmd, const char *model, const char *base_model, 
     if (eval_load_model(model, base_model, m, src, &err)) goto fail;
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", src->dir);
     if (tok_load(tok, tpath, &err)) goto fail;
-    if (device_open(cmd, device, m, cd) == 0) return 0;
+    if (cli_device_open(cmd, device, m, cd) == 0) return 0;
     cli_policy_free(m, *tok, *ds, cd);
     *ds = NULL;
     return -1;
@@ -40,11 +39,7 @@ fail:
 
 void cli_policy_free(struct model *m, struct tok *tok, struct ds_reader *ds, struct cli_device *cd)
 {
-    if (cd->on) {
-        model_dev_free(&cd->d);
-        gpu_ctx_free(&cd->g);
-        cd->on = 0;
-    }
+    cli_device_close(cd);
     tok_free(tok);
     if (m->params) model_free(m);
     if (ds) ds_close(ds);
@@ -69,9 +64,7 @@ int cli_parse_device(const char *cmd, const char *choice, int *want)
     return -1;
 }
 
-/* The device copy of m when `want` resolves to the device; -1 after saying why it cannot be had (a
- * node without a GPU is that rank's own story: every rank says it). */
-static int device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd)
+int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd)
 {
     struct mmupt_err err;
     int on = gpu_backend_resolve(want, &err);
@@ -83,4 +76,12 @@ static int device_open(const char *cmd, int want, const struct model *m, struct 
     if (on) model_dev_init(&cd->d, m, &cd->g);
     cd->on = on;
     return 0;
+}
+
+void cli_device_close(struct cli_device *cd)
+{
+    if (!cd->on) return;
+    model_dev_free(&cd->d);
+    gpu_ctx_free(&cd->g);
+    cd->on = 0;
 }
