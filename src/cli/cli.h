@@ -61,6 +61,12 @@ int cli_load_policy(const char *cmd, const char *model, const char *base_model, 
 struct comm;
 int cli_all_ok(const struct comm *w, int ok);
 
+/* The MPI frame of a data-parallel command (eval, synth, sft): OpenMP threads (threads > 0),
+ * MPI_Init, the world communicator, fn(ctx, world), MPI_Finalize. fn's exit status, or
+ * MMUPT_EXIT_ERROR after saying why the world could not be made. */
+typedef int (*cli_world_fn)(void *ctx, const struct comm *w);
+int cli_with_world(const char *cmd, int *argc, char ***argv, int threads, cli_world_fn fn, void *ctx);
+
 /* `--device auto|cpu|cuda|emulator` of the decoding commands (eval, synth): the device copy of the
  * model when the choice resolves to the device (gpu_backend_resolve), else nothing. */
 struct cli_device {

@@ -7,8 +7,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <mpi.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,8 +304,15 @@ static int write_outputs(const struct eval_opts *o, const struct eval_config *c,
 }
 
 /* Load everything, evaluate this rank's share, gather on rank 0, print; the exit status. */
-static int run(struct eval_opts *o, struct eval_config *c, const struct comm *w)
+struct eval_job {
+    struct eval_opts *o;
+    struct eval_config *c;
+};
+
+static int run(void *ctx, const struct comm *w)
 {
+    struct eval_opts *o = ((struct eval_job *)ctx)->o;
+    struct eval_config *c = ((struct eval_job *)ctx)->c;
     struct mmupt_err err;
     struct model m;
     struct eval_model_source src;
@@ -382,18 +387,8 @@ int cmd_eval(int argc, char **argv)
         free(cf);
         return rc;
     }
-    if (o.threads > 0) omp_set_num_threads(o.threads);
-    MPI_Init(&argc, &argv);
-    struct mmupt_err err;
-    struct comm world;
-    if (comm_world(&world, &err)) {
-        cli_error("eval", "%s", err.msg);
-        rc = MMUPT_EXIT_ERROR;
-    } else {
-        rc = run(&o, &c, &world);
-        comm_free(&world);
-    }
-    MPI_Finalize();
+    struct eval_job job = {&o, &c};
+    rc = cli_with_world("eval", &argc, &argv, o.threads, run, &job);
     free(cf);
     return rc;
 }

@@ -1,7 +1,5 @@
 /* mmupt sft: supervised fine-tuning on a split's answer texts (src/sft), the quickstart's warm-up. */
 #include <errno.h>
-#include <mpi.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +131,20 @@ static int parse(int argc, char **argv, struct sft_cli *o)
     return 0;
 }
 
+/* Train on this rank's share; rank 0 says why a run failed. */
+static int run(void *ctx, const struct comm *w)
+{
+    struct sft_cli *o = ctx;
+    struct mmupt_err err;
+    struct log_ctx lg;
+    log_init(&lg, LOG_INFO, w->rank, stderr);
+    lg.only_rank0 = 1;
+    struct sft_stats st = {0};
+    if (sft_run(&o->paths, &o->cfg, w, &lg, &st, &err) == 0) return MMUPT_EXIT_OK;
+    if (w->rank == 0) cli_error("sft", "%s", err.msg);
+    return MMUPT_EXIT_ERROR;
+}
+
 int cmd_sft(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -141,22 +153,5 @@ int cmd_sft(int argc, char **argv)
     }
     struct sft_cli o;
     if (parse(argc, argv, &o)) return MMUPT_EXIT_USAGE;
-    if (o.threads > 0) omp_set_num_threads(o.threads);
-    MPI_Init(&argc, &argv);
-    struct mmupt_err err;
-    struct comm world;
-    int rc = MMUPT_EXIT_ERROR;
-    if (comm_world(&world, &err)) {
-        cli_error("sft", "%s", err.msg);
-    } else {
-        struct log_ctx lg;
-        log_init(&lg, LOG_INFO, world.rank, stderr);
-        lg.only_rank0 = 1;
-        struct sft_stats st = {0};
-        if (sft_run(&o.paths, &o.cfg, &world, &lg, &st, &err) == 0) rc = MMUPT_EXIT_OK;
-        else if (world.rank == 0) cli_error("sft", "%s", err.msg);
-        comm_free(&world);
-    }
-    MPI_Finalize();
-    return rc;
+    return cli_with_world("sft", &argc, &argv, o.threads, run, &o);
 }

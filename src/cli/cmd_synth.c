@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <mpi.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,8 +273,9 @@ static int write_outputs(const struct synth_opts *o, const struct synth_config *
     return MMUPT_EXIT_OK;
 }
 
-static int run(struct synth_opts *o, const struct comm *w)
+static int run(void *ctx, const struct comm *w)
 {
+    struct synth_opts *o = ctx;
     struct mmupt_err err;
     struct model m;
     struct eval_model_source src;
@@ -331,18 +330,7 @@ int cmd_synth(int argc, char **argv)
         free(o.cf);
         return rc;
     }
-    if (o.threads > 0) omp_set_num_threads(o.threads);
-    MPI_Init(&argc, &argv);
-    struct comm world;
-    struct mmupt_err err;
-    if (comm_world(&world, &err)) {
-        cli_error("synth", "%s", err.msg);
-        rc = MMUPT_EXIT_ERROR;
-    } else {
-        rc = run(&o, &world);
-        comm_free(&world);
-    }
-    MPI_Finalize();
+    rc = cli_with_world("synth", &argc, &argv, o.threads, run, &o);
     free(o.cf);
     return rc;
 }

@@ -1,6 +1,8 @@
 /* What mmupt eval and mmupt synth both start from: a policy (a Hugging Face model directory or a
  * training checkpoint, src/eval/load.c), its tokenizer, and a dataset split; and how their ranks
  * agree that a stage worked. */
+#include <mpi.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,4 +86,21 @@ void cli_device_close(struct cli_device *cd)
     model_dev_free(&cd->d);
     gpu_ctx_free(&cd->g);
     cd->on = 0;
+}
+
+int cli_with_world(const char *cmd, int *argc, char ***argv, int threads, cli_world_fn fn, void *ctx)
+{
+    if (threads > 0) omp_set_num_threads(threads);
+    MPI_Init(argc, argv);
+    struct mmupt_err err;
+    struct comm world;
+    int rc = MMUPT_EXIT_ERROR;
+    if (comm_world(&world, &err)) {
+        cli_error(cmd, "%s", err.msg);
+    } else {
+        rc = fn(ctx, &world);
+        comm_free(&world);
+    }
+    MPI_Finalize();
+    return rc;
 }
