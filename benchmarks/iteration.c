@@ -47,8 +47,8 @@ static void host_step(struct optim *o, const struct optim_config *oc, float *par
                       double *norm)
 {
     *norm = sqrt(sumsq_cpu(grads, (long)o->n, 1.0));
-    if (!isfinite(*norm)) return;
-    double scale = oc->clip_grad_norm > 0 && *norm > oc->clip_grad_norm ? oc->clip_grad_norm / *norm : 1.0;
+    double scale;
+    if (!optim_clip_scale(oc, *norm, &scale)) return;
     o->t++;
     adamw_update_cpu(params, grads, o->m, o->v, (long)o->n, oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay,
                      scale, o->t);

@@ -64,6 +64,14 @@ static inline float *gpu_alloc_floats(const struct gpu_ctx *g, long long n)
     return (float *)gpu_alloc(g, (size_t)(n > 0 ? n : 1) * sizeof(float));
 }
 
+/* n floats set to 0 (the backward ops accumulate into what they are given). */
+static inline float *gpu_zeros_floats(const struct gpu_ctx *g, long long n)
+{
+    float *p = gpu_alloc_floats(g, n);
+    gpu_zero(g, p, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    return p;
+}
+
 #ifdef __cplusplus
 }
 #endif

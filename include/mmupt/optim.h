@@ -49,6 +49,11 @@ void optim_free(struct optim *o);
 int optim_step(struct optim *o, const struct comm *c, const struct optim_config *cfg, double lr, float *params,
                const float *grads, double *grad_norm);
 
+/* The update rule's gate, shared by every optimizer step (host, device, sharded device): 0 when the
+ * global norm is not finite (skip the update), else 1 with *scale the clip factor (clip/norm when
+ * norm > clip, clip 0 = off; 1 otherwise). */
+int optim_clip_scale(const struct optim_config *cfg, double norm, double *scale);
+
 /* optim_step for a single learner with its state on the device (include/mmupt/gpu_mem.h): params,
  * grads, m and v are device arrays of o->n floats (o->m and o->v are then not used), stream the
  * device context's. The same norm, skip, clip and update as optim_step - on the device emulator

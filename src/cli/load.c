@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "mmupt/comm.h"
+#include "mmupt/config.h"
 #include "mmupt/eval.h"
 #include "mmupt/gpu.h"
 
@@ -56,10 +57,11 @@ int cli_all_ok(const struct comm *w, int ok)
 
 int cli_parse_device(const char *cmd, const char *choice, int *want)
 {
-    static const char *const names[] = {"auto", "cpu", "cuda", "emulator"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(choice, names[i]) == 0) {
-            *want = i; /* the order of enum cfg_backend */
+    /* the names and order of cluster.backend (enum cfg_backend) */
+    const struct cfg_field *f = cfg_find("cluster.backend");
+    for (int i = 0; f->choices[i]; i++)
+        if (strcmp(choice, f->choices[i]) == 0) {
+            *want = i;
             return 0;
         }
     cli_error(cmd, "--device: '%s' is not one of auto, cpu, cuda, emulator", choice);

@@ -105,8 +105,19 @@ void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const flo
 EMU_ACTIVATION(gelu)
 EMU_ACTIVATION(quick_gelu)
 
-/* The table's extent is not an argument: each looked-up row must lie inside its allocation. Leaves
- * the table's allocation registered for the caller's run. */
+/* Each indexed row [index[i] * cols, + cols) of base (index: a host array) must lie in device
+ * memory; the allocations are registered for the caller's run. */
+static void emu_check_rows_at(struct emu_state *st, const char *who, const float *base, const int64_t *index, int n,
+                              long cols)
+{
+    for (int i = 0; i < n; i++) {
+        if (index[i] < 0) MMUPT_DIE("emu: %s: negative index %lld at %d", who, (long long)index[i], i);
+        emu_dev(st, who, "an indexed row", base + index[i] * cols, (size_t)cols * sizeof *base);
+    }
+}
+
+/* The embedding's table extent is not an argument: each looked-up row (ids: device memory) must
+ * lie inside its allocation. */
 static void emu_check_rows(struct emu_state *st, const char *who, const int64_t *ids, const float *table, int n,
                            int dim)
 {
@@ -114,10 +125,7 @@ static void emu_check_rows(struct emu_state *st, const char *who, const int64_t 
     int64_t *h = mmupt_xmalloc((size_t)n * sizeof *h);
     emu_dev(st, who, "ids", ids, (size_t)n * sizeof *ids);
     EMU_RUN(memcpy(h, ids, (size_t)n * sizeof *h));
-    for (int i = 0; i < n; i++) {
-        if (h[i] < 0) MMUPT_DIE("emu: %s: negative id %lld at %d", who, (long long)h[i], i);
-        emu_dev(st, who, "table row", table + h[i] * dim, (size_t)dim * sizeof *table);
-    }
+    emu_check_rows_at(st, who, table, h, n, dim);
     free(h);
 }
 
@@ -229,22 +237,12 @@ void residual_forward_cuda(float *out, const float *a, const float *b, long n, v
     EMU_RUN(residual_forward_cpu(out, a, b, n));
 }
 
-/* Each indexed row [index[i] * cols, + cols) of base must lie in device memory. */
-static void emu_check_index(struct emu_state *st, const char *who, const float *base, const int64_t *index, int n,
-                            long cols)
-{
-    emu_host(st, who, "index", index);
-    for (int i = 0; i < n; i++) {
-        if (index[i] < 0) MMUPT_DIE("emu: %s: negative index %lld at %d", who, (long long)index[i], i);
-        emu_dev(st, who, "an indexed row", base + index[i] * cols, (size_t)cols * sizeof *base);
-    }
-}
-
 void gather_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0 || cols <= 0) return;
-    emu_check_index(st, __func__, src, index, n, cols);
+    emu_host(st, __func__, "index", index);
+    emu_check_rows_at(st, __func__, src, index, n, cols);
     DEV(dst, (long)n * cols);
     EMU_RUN(gather_rows_cpu(dst, src, index, n, cols));
 }
@@ -253,7 +251,8 @@ void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0 || cols <= 0) return;
-    emu_check_index(st, __func__, dst, index, n, cols);
+    emu_host(st, __func__, "index", index);
+    emu_check_rows_at(st, __func__, dst, index, n, cols);
     DEV(src, (long)n * cols);
     EMU_RUN(scatter_rows_cpu(dst, src, index, n, cols));
 }

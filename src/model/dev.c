@@ -200,9 +200,7 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     float *p = d->params, *gr = d->grads;
     int64_t T = a->T, H = tc->hidden, V = tc->vocab;
     size_t TH = (size_t)(T * H) * sizeof(float);
-    float *dfinal = gpu_alloc_floats(g, T * H), *dx = gpu_alloc_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
-    gpu_zero(g, dfinal, TH);
-    gpu_zero(g, dx, TH);
+    float *dfinal = gpu_zeros_floats(g, T * H), *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
     matmul_backward_cuda(dfinal, gr + L->lm_head, NULL, dlogits, a->final, p + L->lm_head, (int)T, (int)H, (int)V,
                          g->blas);
     rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
@@ -232,8 +230,7 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     if (a->has_images) {
         int64_t n = a->n_image_rows;
         dmerged = gpu_alloc_floats(g, n * H);
-        float *zero = gpu_alloc_floats(g, n * H);
-        gpu_zero(g, zero, (size_t)(n * H) * sizeof(float));
+        float *zero = gpu_zeros_floats(g, n * H);
         gather_rows_cuda(dmerged, dx, a->image_rows, (int)n, (long)H, g->stream);
         scatter_rows_cuda(dx, zero, a->image_rows, (int)n, (long)H, g->stream);
         gpu_free(g, zero);
@@ -279,8 +276,7 @@ void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, fl
     scratch_reserve(d, n);
     gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
     gpu_upload(g, d->logp, weight, (size_t)n * sizeof *weight); /* the weights, in the logp scratch */
-    float *dlogits = gpu_alloc_floats(g, n * V);
-    gpu_zero(g, dlogits, (size_t)(n * V) * sizeof(float));
+    float *dlogits = gpu_zeros_floats(g, n * V);
     logprob_backward_cuda(dlogits, d->logp, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
     model_dev_backward(d, dlogits);
     gpu_free(g, dlogits);

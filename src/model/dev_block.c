@@ -88,23 +88,15 @@ void dev_block_forward(const struct gpu_ctx *g, struct block_acts *a, const stru
     residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
 }
 
-/* A zeroed device temporary (backward ops accumulate into what they are given). */
-static float *zeros(const struct gpu_ctx *g, int64_t n)
-{
-    float *p = gpu_alloc_floats(g, n);
-    gpu_zero(g, p, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    return p;
-}
-
 /* The MLP half: from the gradient of the block output to (+=) the gradient of x_mid. */
 static void mlp_backward(const struct gpu_ctx *g, const struct block_acts *a, const struct block_shape *s,
                          const struct block_weights *w, const float *p, float *gr, const float *dout, float *dx_mid)
 {
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
-    float *dact = zeros(g, (int64_t)T * I), *dgate = zeros(g, (int64_t)T * I), *dn2 = zeros(g, (int64_t)T * D);
+    float *dact = gpu_zeros_floats(g, (int64_t)T * I), *dgate = gpu_zeros_floats(g, (int64_t)T * I), *dn2 = gpu_zeros_floats(g, (int64_t)T * D);
     matmul_backward_cuda(dact, gr + w->down_w, G(gr, w->down_b), dout, a->act, p + w->down_w, T, I, D, g->blas);
     if (s->mlp == MLP_SWIGLU) {
-        float *dup = zeros(g, (int64_t)T * I);
+        float *dup = gpu_zeros_floats(g, (int64_t)T * I);
         swiglu_backward_cuda(dgate, dup, dact, a->gate, a->up, (long)T * I, g->stream);
         matmul_backward_cuda(dn2, gr + w->up_w, G(gr, w->up_b), dup, a->n2, p + w->up_w, T, D, I, g->blas);
         gpu_free(g, dup);
@@ -127,8 +119,8 @@ void dev_block_backward(const struct gpu_ctx *g, const struct block_acts *a, con
     gpu_copy(g, dx_mid, dout, (size_t)TD * sizeof *dout); /* the residual path */
     mlp_backward(g, a, s, w, p, gr, dout, dx_mid);
 
-    float *datt = zeros(g, (int64_t)T * qd), *dq = zeros(g, (int64_t)T * qd);
-    float *dk = zeros(g, (int64_t)T * kvd), *dv = zeros(g, (int64_t)T * kvd), *dn1 = zeros(g, TD);
+    float *datt = gpu_zeros_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
+    float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd), *dn1 = gpu_zeros_floats(g, TD);
     matmul_backward_cuda(datt, gr + w->o_w, G(gr, w->o_b), dx_mid, a->att, p + w->o_w, T, qd, D, g->blas);
     attention_backward_cuda(dq, dk, dv, datt, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd,
                             s->causal, g->stream);

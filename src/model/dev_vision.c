@@ -77,13 +77,6 @@ int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const str
     return 0;
 }
 
-static float *zeros(const struct gpu_ctx *g, int64_t n)
-{
-    float *p = gpu_alloc_floats(g, n);
-    gpu_zero(g, p, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    return p;
-}
-
 void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, const struct model_config *c,
                          const struct model_spec *sp, const float *p, float *gr, const float *dmerged)
 {
@@ -94,13 +87,13 @@ void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, c
     int64_t H = v->out_hidden, up = v->merge * v->merge;
     float *dmw = gpu_alloc_floats(g, U * H);
     permute_units(g, dmw, dmerged, va->plan.window_index, U, 1, H, 1);
-    float *dh1 = zeros(g, U * M), *dh0 = zeros(g, U * M), *dln = zeros(g, P * D);
+    float *dh1 = gpu_zeros_floats(g, U * M), *dh0 = gpu_zeros_floats(g, U * M), *dln = gpu_zeros_floats(g, P * D);
     matmul_backward_cuda(dh1, gr + L->merger_w2, gr + L->merger_b2, dmw, va->h1, p + L->merger_w2, (int)U, (int)M,
                          (int)H, g->blas);
     gelu_backward_cuda(dh0, dh1, va->h0, (long)(U * M), g->stream);
     matmul_backward_cuda(dln, gr + L->merger_w0, gr + L->merger_b0, dh0, va->ln, p + L->merger_w0, (int)U, (int)M,
                          (int)M, g->blas);
-    float *dx = zeros(g, P * D);
+    float *dx = gpu_zeros_floats(g, P * D);
     if (v->norm == NORM_RMS)
         rmsnorm_backward_cuda(dx, gr + L->merger_ln_w, dln, va->out, p + L->merger_ln_w, va->ln_rstd, (int)P, (int)D,
                               g->stream);

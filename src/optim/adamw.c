@@ -34,6 +34,12 @@ static int global_norm(const struct optim *o, const struct comm *c, double inv_p
     return 0;
 }
 
+int optim_clip_scale(const struct optim_config *cfg, double norm, double *scale)
+{
+    *scale = cfg->clip_grad_norm > 0 && norm > cfg->clip_grad_norm ? cfg->clip_grad_norm / norm : 1.0;
+    return isfinite(norm);
+}
+
 int optim_step(struct optim *o, const struct comm *c, const struct optim_config *cfg, double lr, float *params,
                const float *grads, double *grad_norm)
 {
@@ -43,9 +49,8 @@ int optim_step(struct optim *o, const struct comm *c, const struct optim_config 
     double norm;
     if (global_norm(o, c, inv_p, &norm) != 0) return -1;
     *grad_norm = norm;
-    if (!isfinite(norm)) return 1;
-    double scale = 1.0;
-    if (cfg->clip_grad_norm > 0 && norm > cfg->clip_grad_norm) scale = cfg->clip_grad_norm / norm;
+    double scale;
+    if (!optim_clip_scale(cfg, norm, &scale)) return 1;
     o->t++;
     adamw_update_cpu(params + o->lo, o->gbuf, o->m, o->v, (long)(o->hi - o->lo), lr, cfg->beta1, cfg->beta2, cfg->eps,
                      cfg->weight_decay, inv_p * scale, o->t);
@@ -59,9 +64,8 @@ int optim_step_device(struct optim *o, const struct optim_config *cfg, double lr
     /* optim_step with one learner: its reduce-scatter, all-reduce and all-gather are identities. */
     double norm = sqrt(sumsq_cuda(grads, (long)o->n, 1.0, stream));
     *grad_norm = norm;
-    if (!isfinite(norm)) return 1;
-    double scale = 1.0;
-    if (cfg->clip_grad_norm > 0 && norm > cfg->clip_grad_norm) scale = cfg->clip_grad_norm / norm;
+    double scale;
+    if (!optim_clip_scale(cfg, norm, &scale)) return 1;
     o->t++;
     adamw_update_cuda(params, grads, m, v, (long)o->n, lr, cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, scale,
                       o->t, stream);

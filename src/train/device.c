@@ -24,8 +24,8 @@ static int pick(struct trainer *tr, struct mmupt_err *err)
 {
     int on = gpu_backend_resolve(tr->cfg->cluster.backend, err);
     if (on < 0) {
-        static const char *const names[] = {"auto", "cpu", "cuda", "emulator"};
-        mmupt_err_prefix(err, "cluster.backend=%s", names[tr->cfg->cluster.backend]);
+        const struct cfg_field *f = cfg_find("cluster.backend");
+        mmupt_err_prefix(err, "cluster.backend=%s", cfg_enum_name(f, tr->cfg->cluster.backend));
         return -1;
     }
     if (on && gpu_emulated())
@@ -182,9 +182,8 @@ static int step_sharded(struct trainer *tr, const struct optim_config *oc, doubl
     double ss = sumsq_cuda(tr->dev_gbuf, k, inv_p, tr->gpu.stream);
     if (comm_allreduce_sum_f64(&tr->learn, &ss, 1)) return -1;
     *norm = sqrt(ss);
-    if (!isfinite(*norm)) return 1;
-    double scale = 1.0;
-    if (oc->clip_grad_norm > 0 && *norm > oc->clip_grad_norm) scale = oc->clip_grad_norm / *norm;
+    double scale;
+    if (!optim_clip_scale(oc, *norm, &scale)) return 1;
     o->t++;
     adamw_update_cuda(tr->dev_current + o->lo, tr->dev_gbuf, tr->dev_m, tr->dev_v, k, lr, oc->beta1, oc->beta2, oc->eps,
                       oc->weight_decay, inv_p * scale, o->t, tr->gpu.stream);
