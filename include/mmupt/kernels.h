@@ -94,6 +94,16 @@ void gather_rows_cuda(float *dst, const float *src, const int64_t *index, int n,
 void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n, long cols, void *stream);
 /* Returns when the sum is on the host (it synchronises the stream). */
 double sumsq_cuda(const float *x, long n, double scale, void *stream);
+/* Mixed precision (see "Linear layers"): out, x device memory. */
+void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
+/* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
+ * (forward) or M*(N+K) (backward) bf16 values for the operands rounded on the way in. Results equal
+ * the CPU references up to the order of the fp32 sums. */
+void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
+                              int N, uint16_t *scratch, const struct gpu_blas *blas);
+void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                               const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                               const struct gpu_blas *blas);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
@@ -110,6 +120,14 @@ void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float 
 /* The same with the blocked kernel only (bitwise independent of the thread count). */
 void matmul_backward_blocked_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                  const float *weight, int M, int K, int N);
+/* Mixed precision, the GPU path of model.dtype = bf16: the weight is bf16 (uint16_t, the top half of
+ * a float32: include/mmupt/bf16.h), inp and dout are rounded to bf16 (to nearest even), the products
+ * summed in fp32, out/dinp/dweight are fp32. The bias and its gradient stay fp32. */
+void cast_bf16_cpu(uint16_t *out, const float *x, long n);
+void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
+                             int N);
+void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const uint16_t *weight, int M, int K, int N);
 
 /* ---- Normalisation ---- */
 /* Gradient of RMSNorm (decoder layers, final norm, Qwen2.5-VL vision blocks), given the forward's

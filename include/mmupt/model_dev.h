@@ -27,6 +27,13 @@ struct model_dev {
     const struct gpu_ctx *g;
     const struct model *m;  /* config and parameter table (the caller keeps it alive) */
     float *params, *grads;  /* device, m->spec.total floats each; the same offsets as the host buffers */
+    /* Mixed precision (model.dtype = bf16, model_dev_set_bf16): a bf16 copy of params (device,
+     * m->spec.total, the same offsets), rounded to nearest even from the fp32 master weights. Every
+     * linear layer (GEMM) then reads it and its input rounded to bf16, accumulates in fp32 on tensor
+     * cores and writes fp32; all other ops, the gradients and the optimizer stay fp32. NULL: fp32. */
+    uint16_t *params_bf16;
+    uint16_t *cast;         /* device scratch of the GEMMs' bf16 operands (grown on demand) */
+    int64_t cast_cap;
     struct model_dev_acts *acts;
     /* Results of the last forward, valid until the next one: */
     int64_t n_tokens;
@@ -48,6 +55,11 @@ void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu
 void model_dev_free(struct model_dev *d);
 /* params: host, m->spec.total floats (e.g. the learner's new weights). */
 void model_dev_upload_params(struct model_dev *d, const float *params);
+/* on != 0: the bf16 GEMMs above (allocates and fills params_bf16); 0: back to fp32 (frees it). */
+void model_dev_set_bf16(struct model_dev *d, int on);
+/* d->params were changed on the device (an optimizer step): refresh what is derived from them (the
+ * bf16 copy). model_dev_upload_params does this itself. */
+void model_dev_params_changed(struct model_dev *d);
 /* grads: host, m->spec.total floats, overwritten with the device gradients. */
 void model_dev_download_grads(const struct model_dev *d, float *grads);
 void model_dev_zero_grad(struct model_dev *d);

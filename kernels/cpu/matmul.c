@@ -18,6 +18,7 @@
 #include <cblas.h>
 #endif
 
+#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
@@ -234,3 +235,44 @@ void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float 
 }
 
 #endif
+
+/* ---- Mixed precision (bf16 weights and rounded inputs, fp32 accumulation and outputs) ----
+ * The reference widens the bf16 operands back to float32 and runs the fp32 GEMM: a product of two
+ * bf16 values is exact in float32, so it differs from a tensor-core GEMM only in the order of the
+ * fp32 sums. The bias and its gradient stay fp32 (as the fp32 dout they are summed from). */
+
+static float *widen_bf16(const uint16_t *x, long n)
+{
+    float *w = mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *w);
+    for (long i = 0; i < n; i++) w[i] = bf16_to_f32(x[i]);
+    return w;
+}
+
+/* x rounded to bf16 and widened back: what the GEMM sees of an fp32 activation. */
+static float *round_bf16(const float *x, long n)
+{
+    float *w = mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *w);
+    for (long i = 0; i < n; i++) w[i] = bf16_to_f32(bf16_from_f32(x[i]));
+    return w;
+}
+
+void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
+                             int N)
+{
+    float *x = round_bf16(inp, (long)M * K), *w = widen_bf16(weight, (long)N * K);
+    matmul_forward_cpu(out, x, w, bias, M, K, N);
+    free(x);
+    free(w);
+}
+
+void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const uint16_t *weight, int M, int K, int N)
+{
+    float *dy = round_bf16(dout, (long)M * N), *w = widen_bf16(weight, dinp ? (long)N * K : 0);
+    float *x = round_bf16(inp, dweight ? (long)M * K : 0);
+    matmul_backward_cpu(dinp, dweight, NULL, dy, x, w, M, K, N);
+    if (dbias) bias_backward(dbias, dout, M, N);
+    free(dy);
+    free(w);
+    free(x);
+}

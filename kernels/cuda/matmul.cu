@@ -45,3 +45,54 @@ extern "C" void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, 
     // dbias [N] += column sums of dout: the rows are the "chunks" of reduce.cuh's ordered column sum.
     if (dbias) reduce_col_partials(dbias, dout, M, N, blas->stream);
 }
+
+// ---- Mixed precision: bf16 operands on tensor cores, fp32 accumulation, fp32 results ----
+// The operands are rounded into the caller's scratch by the cast twin, then cublasGemmEx multiplies
+// bf16 x bf16 into the fp32 output with CUBLAS_COMPUTE_32F. The handle stays in pedantic mode for the
+// fp32 twins above; these calls switch it to the default (tensor-core) math with reduced-precision
+// reductions disallowed, so split-K partial sums stay fp32, and switch it back.
+
+static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                      const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+{
+    const float one = 1.0f;
+    CUBLAS_CHECK(cublasSetMathMode(blas->handle,
+                                   (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+    CUBLAS_CHECK(cublasGemmEx(blas->handle, ta, tb, m, n, k, &one, a, CUDA_R_16BF, lda, b, CUDA_R_16BF, ldb, &beta, c,
+                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(cublasSetMathMode(blas->handle, CUBLAS_PEDANTIC_MATH));
+}
+
+extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias,
+                                         int M, int K, int N, uint16_t *scratch, const struct gpu_blas *blas)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { // an empty sum: GemmEx with k = 0 is legal, but zeroing says what happens
+        CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)M * N * sizeof *out, blas->stream));
+    } else {
+        cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
+        // the fp32 twin's identity: out^T [N,M] = weight^T' [N,K] * inp^T [K,M]
+        gemm_bf16(blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, weight, K, scratch, K, 0.0f, out, N);
+    }
+    if (bias) {
+        add_bias_kernel<<<launch_blocks((long)M * N), LAUNCH_THREADS, 0, blas->stream>>>(out, bias, M, N);
+        CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+extern "C" void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout,
+                                          const float *inp, const uint16_t *weight, int M, int K, int N,
+                                          uint16_t *scratch, const struct gpu_blas *blas)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K > 0 && (dinp || dweight)) {
+        uint16_t *dy = scratch, *x = scratch + (size_t)M * N;
+        cast_bf16_cuda(dy, dout, (long)M * N, blas->stream);
+        if (dinp) gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, weight, K, dy, N, 1.0f, dinp, K);
+        if (dweight) {
+            cast_bf16_cuda(x, inp, (long)M * K, blas->stream);
+            gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x, K, dy, N, 1.0f, dweight, K);
+        }
+    }
+    if (dbias) reduce_col_partials(dbias, dout, M, N, blas->stream); // from the fp32 gradient
+}

@@ -53,9 +53,10 @@ struct eval_model_source;
 struct tok;
 struct ds_reader;
 struct cli_device;
+struct cli_device_opts;
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
-                    int device, struct model *m, struct eval_model_source *src, struct tok **tok,
-                    struct ds_reader **ds, struct cli_device *cd);
+                    const struct cli_device_opts *device, struct model *m, struct eval_model_source *src,
+                    struct tok **tok, struct ds_reader **ds, struct cli_device *cd);
 /* Collective over w: 1 when every rank passes ok != 0 (a rank that failed has printed why), so all
  * ranks stop together instead of some waiting in the next collective. */
 struct comm;
@@ -67,8 +68,14 @@ int cli_all_ok(const struct comm *w, int ok);
 typedef int (*cli_world_fn)(void *ctx, const struct comm *w);
 int cli_with_world(const char *cmd, int *argc, char ***argv, int threads, cli_world_fn fn, void *ctx);
 
-/* `--device auto|cpu|cuda|emulator` of the decoding commands (eval, synth): the device copy of the
- * model when the choice resolves to the device (gpu_backend_resolve), else nothing. */
+/* `--device auto|cpu|cuda|emulator` and `--dtype auto|fp32|bf16` of the decoding commands (eval,
+ * synth, generate): the device copy of the model when the choice resolves to the device
+ * (gpu_backend_resolve), else nothing. Zero-initialised = auto, auto. */
+enum cli_dtype { CLI_DTYPE_AUTO = 0, CLI_DTYPE_FP32, CLI_DTYPE_BF16 };
+struct cli_device_opts {
+    int backend; /* enum cfg_backend */
+    int dtype;   /* enum cli_dtype; auto: bf16 on the device (model.dtype's default), fp32 on the CPU */
+};
 struct cli_device {
     int on;
     struct gpu_ctx g;
@@ -76,12 +83,15 @@ struct cli_device {
 };
 #define CLI_DEVICE_HELP                                                                             \
     "  --device D            auto|cpu|cuda|emulator: decode on the GPU (cuda; auto = cuda in a CUDA\n" \
-    "                        build with a visible GPU, else cpu) or the CPU-only build's emulator\n"
-/* Parse `choice` into *want (enum cfg_backend); -1 after printing a usage error for cmd. */
-int cli_parse_device(const char *cmd, const char *choice, int *want);
-/* The device copy of m when `want` resolves to the device (cd->on), or nothing; -1 after saying why
- * it cannot be had (every rank says it: a node without a GPU is its own story). */
-int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd);
+    "                        build with a visible GPU, else cpu) or the CPU-only build's emulator\n"  \
+    "  --dtype T             auto|fp32|bf16: the device's GEMM precision (auto = bf16 on the device;\n" \
+    "                        the CPU computes in fp32 only)\n"
+/* Parse `choice` into o->backend (enum cfg_backend) / o->dtype; -1 after printing a usage error. */
+int cli_parse_device(const char *cmd, const char *choice, struct cli_device_opts *o);
+int cli_parse_dtype(const char *cmd, const char *choice, struct cli_device_opts *o);
+/* The device copy of m when o resolves to the device (cd->on), or nothing; -1 after saying why it
+ * cannot be had (every rank says it: a node without a GPU is its own story). */
+int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd);
 void cli_device_close(struct cli_device *cd);
 /* Free what cli_load_policy loaded (the device copy included). */
 void cli_policy_free(struct model *m, struct tok *tok, struct ds_reader *ds, struct cli_device *cd);

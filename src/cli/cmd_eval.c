@@ -69,7 +69,7 @@ static const char usage[] =
 struct eval_opts {
     const char *model, *base_model, *data, *json, *markdown, *out, *responses, *config;
     int threads;
-    int device;               /* enum cfg_backend of --device (default auto) */
+    struct cli_device_opts device; /* --device, --dtype (default auto, auto) */
     int n_overrides;
     char **overrides;
     struct eval_config cfg;   /* option values (only those marked given are used) */
@@ -93,6 +93,7 @@ static int parse_one(struct eval_opts *o, const char *a, const char *v)
     else if (strcmp(a, "--out") == 0) o->out = v;
     else if (strcmp(a, "--responses") == 0) o->responses = v;
     else if (strcmp(a, "--device") == 0) rc = cli_parse_device("eval", v, &o->device);
+    else if (strcmp(a, "--dtype") == 0) rc = cli_parse_dtype("eval", v, &o->device);
     else if (strcmp(a, "--format-prompt") == 0) c->format_prompt = v, o->set_format_prompt = 1;
     else if (strcmp(a, "--temperature") == 0) rc = cli_parse_float("eval", a, v, &c->temperature), o->set_temperature = 1;
     else if (strcmp(a, "--top-p") == 0) rc = cli_parse_float("eval", a, v, &c->top_p), o->set_top_p = 1;
@@ -319,7 +320,7 @@ static int run(void *ctx, const struct comm *w)
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
     struct cli_device cd;
-    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, o->device, &m, &src, &tok, &ds,
+    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, &o->device, &m, &src, &tok, &ds,
                                        &cd) == 0)) {
         if (ds) cli_policy_free(&m, tok, ds, &cd);
         return MMUPT_EXIT_ERROR;

@@ -35,7 +35,7 @@ struct gen_opts {
     const char *model, *prompt, *prompt_ids, *tokenizer;
     const char *images[16];
     int n_images, G, max_new, top_k;
-    int device; /* enum cfg_backend of --device (default auto) */
+    struct cli_device_opts device; /* --device, --dtype (default auto, auto) */
     float temperature, top_p;
     uint64_t seed;
 };
@@ -57,6 +57,8 @@ static int parse(int argc, char **argv, struct gen_opts *o)
         else if (strcmp(a, "--tokenizer") == 0) o->tokenizer = v;
         else if (strcmp(a, "--device") == 0) {
             if (cli_parse_device("generate", v, &o->device)) return -1;
+        } else if (strcmp(a, "--dtype") == 0) {
+            if (cli_parse_dtype("generate", v, &o->device)) return -1;
         }
         else if (strcmp(a, "--image") == 0 && o->n_images < 16) o->images[o->n_images++] = v;
         else if (strcmp(a, "-n") == 0) o->G = (int)strtol(v, &end, 10);
@@ -196,7 +198,7 @@ int cmd_generate(int argc, char **argv)
         return MMUPT_EXIT_ERROR;
     }
     struct cli_device cd;
-    if (cli_device_open("generate", o.device, &m, &cd)) {
+    if (cli_device_open("generate", &o.device, &m, &cd)) {
         model_free(&m);
         tok_free(tok);
         return MMUPT_EXIT_ERROR;

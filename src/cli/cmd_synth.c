@@ -74,7 +74,7 @@ static const char usage[] =
 struct synth_opts {
     const char *model, *base_model, *data, *out, *config;
     int threads, prompt_given;
-    int device; /* enum cfg_backend of --device (default auto) */
+    struct cli_device_opts device; /* --device, --dtype (default auto, auto) */
     struct synth_config cfg;
     struct cfg *cf; /* the resolved config section `synth` (and data.*); owns the config prompts */
 };
@@ -91,6 +91,7 @@ static int parse_one(struct synth_opts *o, const char *a, const char *v)
     else if (strcmp(a, "--data") == 0) o->data = v;
     else if (strcmp(a, "--out") == 0) o->out = v;
     else if (strcmp(a, "--device") == 0) rc = cli_parse_device("synth", v, &o->device);
+    else if (strcmp(a, "--dtype") == 0) rc = cli_parse_dtype("synth", v, &o->device);
     else if (strcmp(a, "--prompt") == 0) c->prompt = v, o->prompt_given = 1;
     else if (strcmp(a, "--mode") == 0) {
         if (synth_parse_mode(v, &c->mode)) {
@@ -282,7 +283,7 @@ static int run(void *ctx, const struct comm *w)
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
     struct cli_device cd;
-    if (!cli_all_ok(w, cli_load_policy("synth", o->model, o->base_model, o->data, w->rank, o->device, &m, &src, &tok, &ds,
+    if (!cli_all_ok(w, cli_load_policy("synth", o->model, o->base_model, o->data, w->rank, &o->device, &m, &src, &tok, &ds,
                                        &cd) == 0)) {
         if (ds) cli_policy_free(&m, tok, ds, &cd);
         return MMUPT_EXIT_ERROR;

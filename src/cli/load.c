@@ -14,8 +14,8 @@
 
 
 int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
-                    int device, struct model *m, struct eval_model_source *src, struct tok **tok,
-                    struct ds_reader **ds, struct cli_device *cd)
+                    const struct cli_device_opts *device, struct model *m, struct eval_model_source *src,
+                    struct tok **tok, struct ds_reader **ds, struct cli_device *cd)
 {
     struct mmupt_err err;
     char tpath[4096 + 32];
@@ -55,29 +55,49 @@ int cli_all_ok(const struct comm *w, int ok)
     return bad == 0.0;
 }
 
-int cli_parse_device(const char *cmd, const char *choice, int *want)
+int cli_parse_device(const char *cmd, const char *choice, struct cli_device_opts *o)
 {
     /* the names and order of cluster.backend (enum cfg_backend) */
     const struct cfg_field *f = cfg_find("cluster.backend");
     for (int i = 0; f->choices[i]; i++)
         if (strcmp(choice, f->choices[i]) == 0) {
-            *want = i;
+            o->backend = i;
             return 0;
         }
     cli_error(cmd, "--device: '%s' is not one of auto, cpu, cuda, emulator", choice);
     return -1;
 }
 
-int cli_device_open(const char *cmd, int want, const struct model *m, struct cli_device *cd)
+int cli_parse_dtype(const char *cmd, const char *choice, struct cli_device_opts *o)
+{
+    static const char *const names[] = {"auto", "fp32", "bf16"}; /* enum cli_dtype */
+    for (int i = 0; i < 3; i++)
+        if (strcmp(choice, names[i]) == 0) {
+            o->dtype = i;
+            return 0;
+        }
+    cli_error(cmd, "--dtype: '%s' is not one of auto, fp32, bf16", choice);
+    return -1;
+}
+
+int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd)
 {
     struct mmupt_err err;
-    int on = gpu_backend_resolve(want, &err);
+    int on = gpu_backend_resolve(o->backend, &err);
     if (on > 0 && gpu_ctx_init(&cd->g, &err)) on = -1;
     if (on < 0) {
         cli_error(cmd, "--device: %s", err.msg);
         return -1;
     }
-    if (on) model_dev_init(&cd->d, m, &cd->g);
+    if (!on && o->dtype == CLI_DTYPE_BF16) {
+        cli_error(cmd, "--dtype bf16: the model runs on the CPU, which computes in fp32 only (bf16 needs --device "
+                       "cuda, or emulator in a CPU-only build)");
+        return -1;
+    }
+    if (on) {
+        model_dev_init(&cd->d, m, &cd->g);
+        model_dev_set_bf16(&cd->d, o->dtype != CLI_DTYPE_FP32);
+    }
     cd->on = on;
     return 0;
 }

@@ -66,7 +66,7 @@ const struct cfg_field cfg_fields[] = {
     {"model.path", CFG_STRING, OFF(model.path), "", 0, 0, 0, NULL,
      "Hugging Face model directory (config.json, *.safetensors, tokenizer.json). Required for training."},
     {"model.dtype", CFG_ENUM, OFF(model.dtype), "bf16", 0, 0, 0, dtype_names,
-     "Compute dtype on GPU; master weights are always fp32. The CPU backend computes in fp32."},
+     "Compute dtype on the device backends (cuda, emulator): bf16 = every linear layer is a bf16 GEMM (tensor cores, fp32 accumulation) on a bf16 copy of the weights; norms, attention, the loss, gradients and the optimizer stay fp32. Master weights are always fp32. The CPU backend computes in fp32."},
     {"model.freeze_vision_tower", CFG_BOOL, OFF(model.freeze_vision_tower), "false", 0, 0, 0, NULL,
      "Keep the vision tower and merger fixed. MM-UPT trains them (false)."},
     {"model.gradient_checkpointing", CFG_BOOL, OFF(model.gradient_checkpointing), "true", 0, 0, 0, NULL,

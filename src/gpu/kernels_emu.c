@@ -222,6 +222,36 @@ void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, const float
     EMU_RUN(matmul_backward_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
 }
 
+void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(x, n);
+    EMU_RUN(cast_bf16_cpu(out, x, n));
+}
+
+/* The scratch is checked for the extent the CUDA twin writes, then left alone (the reference rounds
+ * into its own buffers). */
+void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
+                              int N, uint16_t *scratch, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    DEV(out, (long)M * N), DEV(inp, (long)M * K), DEV(weight, (long)N * K), DEV_OPT(bias, N);
+    DEV(scratch, (long)M * K);
+    EMU_RUN(matmul_forward_bf16_cpu(out, inp, weight, bias, M, K, N));
+}
+
+void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                               const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                               const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV_OPT(dbias, N), DEV(dout, (long)M * N);
+    if (dweight) DEV(inp, (long)M * K);
+    if (dinp) DEV(weight, (long)N * K);
+    if (dinp || dweight) DEV(scratch, (long)M * (N + (dweight ? K : 0)));
+    EMU_RUN(matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
+}
+
 void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,
                        double beta2, double eps, double weight_decay, double grad_scale, int64_t t, void *stream)
 {

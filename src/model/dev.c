@@ -43,6 +43,7 @@ static void acts_free(struct model_dev *d)
 void model_dev_free(struct model_dev *d)
 {
     acts_free(d);
+    model_dev_set_bf16(d, 0);
     void *dev[] = {d->params, d->grads, d->targets, d->logp, d->entropy};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(d->g, dev[i]);
     memset(d, 0, sizeof *d);
@@ -51,6 +52,7 @@ void model_dev_free(struct model_dev *d)
 void model_dev_upload_params(struct model_dev *d, const float *params)
 {
     gpu_upload(d->g, d->params, params, (size_t)d->m->spec.total * sizeof(float));
+    model_dev_params_changed(d);
 }
 
 void model_dev_download_grads(const struct model_dev *d, float *grads)
@@ -123,7 +125,7 @@ static void lm_head(struct model_dev *d, int last_only)
     }
     a->last_only = last_only;
     d->logits = gpu_alloc_floats(g, rows * V);
-    matmul_forward_cuda(d->logits, x, d->params + d->m->spec.L.lm_head, NULL, (int)rows, (int)H, (int)V, g->blas);
+    dev_linear_forward(d, d->logits, x, d->m->spec.L.lm_head, -1, (int)rows, (int)H, (int)V);
     gpu_free(g, gathered);
 }
 
@@ -152,7 +154,7 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
     const struct model_text_config *tc = &m->cfg.text;
     const struct model_layout *L = &m->spec.L;
     int64_t H = tc->hidden;
-    if (a->has_images && dev_vision_forward(g, &a->vis, &m->cfg, &m->spec, d->params, b, err)) {
+    if (a->has_images && dev_vision_forward(d, &a->vis, b, err)) {
         acts_free(d);
         return -1;
     }
@@ -165,7 +167,7 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
         struct block_weights w = model_text_weights(&L->layers[l]);
         dev_block_acts_alloc(g, &a->layers[l], &s);
         float *out = gpu_alloc_floats(g, T * H);
-        dev_block_forward(g, &a->layers[l], &s, &w, d->params, x, out);
+        dev_block_forward(d, &a->layers[l], &s, &w, x, out);
         /* The prefill's forward_last keeps k and v for the cache, and no backward follows it. */
         if (d->recompute && !last_only) dev_block_acts_keep_input(g, &a->layers[l]);
         if (x != a->embed) gpu_free(g, x); /* the block kept its own copy */
@@ -201,8 +203,7 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     int64_t T = a->T, H = tc->hidden, V = tc->vocab;
     size_t TH = (size_t)(T * H) * sizeof(float);
     float *dfinal = gpu_zeros_floats(g, T * H), *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
-    matmul_backward_cuda(dfinal, gr + L->lm_head, NULL, dlogits, a->final, p + L->lm_head, (int)T, (int)H, (int)V,
-                         g->blas);
+    dev_linear_backward(d, dfinal, dlogits, a->final, L->lm_head, -1, (int)T, (int)H, (int)V);
     rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
                           g->stream);
     struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
@@ -213,12 +214,12 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
             struct block_acts re;
             dev_block_acts_alloc(g, &re, &s);
             float *out = gpu_alloc_floats(g, T * H);
-            dev_block_forward(g, &re, &s, &w, p, a->layers[l].x, out);
+            dev_block_forward(d, &re, &s, &w, a->layers[l].x, out);
             gpu_free(g, out);
-            dev_block_backward(g, &re, &s, &w, p, gr, dx, dprev);
+            dev_block_backward(d, &re, &s, &w, dx, dprev);
             dev_block_acts_free(g, &re);
         } else {
-            dev_block_backward(g, &a->layers[l], &s, &w, p, gr, dx, dprev);
+            dev_block_backward(d, &a->layers[l], &s, &w, dx, dprev);
         }
         float *t = dx;
         dx = dprev;
@@ -236,7 +237,7 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
         gpu_free(g, zero);
     }
     embedding_backward_cuda(gr + L->embed, dx, a->tokens, (int)T, (int)H, g->stream);
-    if (a->has_images) dev_vision_backward(g, &a->vis, &d->m->cfg, &d->m->spec, p, gr, dmerged);
+    if (a->has_images) dev_vision_backward(d, &a->vis, dmerged);
     gpu_free(g, dmerged);
     gpu_free(g, dfinal);
     gpu_free(g, dx);

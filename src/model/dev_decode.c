@@ -115,9 +115,9 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, co
     int kvd = nkv * hd;
     float eps = (float)t->rms_eps;
     rmsnorm_forward_cuda(b->n1, b->rstd, b->x, p + y->ln1, n, H, eps, g->stream);
-    matmul_forward_cuda(b->q, b->n1, p + y->q_w, p + y->q_b, n, H, nh * hd, g->blas);
-    matmul_forward_cuda(b->k, b->n1, p + y->k_w, p + y->k_b, n, H, kvd, g->blas);
-    matmul_forward_cuda(b->v, b->n1, p + y->v_w, p + y->v_b, n, H, kvd, g->blas);
+    dev_linear_forward(d, b->q, b->n1, y->q_w, y->q_b, n, H, nh * hd);
+    dev_linear_forward(d, b->k, b->n1, y->k_w, y->k_b, n, H, kvd);
+    dev_linear_forward(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
     /* The new rows go to cache row (layer, slot, len) - one scatter per tensor. */
@@ -131,13 +131,13 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, co
     scatter_rows_cuda(kv->k, b->k, b->rows, n, kvd, g->stream);
     scatter_rows_cuda(kv->v, b->v, b->rows, n, kvd, g->stream);
     attention_decode_cuda(b->att, b->q, b->kp, b->vp, b->len, n, nh, nkv, hd, g->stream);
-    matmul_forward_cuda(b->mid, b->att, p + y->o_w, NULL, n, nh * hd, H, g->blas);
+    dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     rmsnorm_forward_cuda(b->n2, b->rstd, b->mid, p + y->ln2, n, H, eps, g->stream);
-    matmul_forward_cuda(b->gate, b->n2, p + y->gate, NULL, n, H, I, g->blas);
-    matmul_forward_cuda(b->up, b->n2, p + y->up, NULL, n, H, I, g->blas);
+    dev_linear_forward(d, b->gate, b->n2, y->gate, -1, n, H, I);
+    dev_linear_forward(d, b->up, b->n2, y->up, -1, n, H, I);
     swiglu_forward_cuda(b->act, b->gate, b->up, (long)n * I, g->stream);
-    matmul_forward_cuda(b->x, b->act, p + y->down, NULL, n, I, H, g->blas);
+    dev_linear_forward(d, b->x, b->act, y->down, -1, n, I, H);
     residual_forward_cuda(b->x, b->x, b->mid, (long)n * H, g->stream);
 }
 
@@ -160,7 +160,7 @@ int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots,
     for (int i = 0; i < n; i++) kv->len[slots[i]]++;
     rmsnorm_forward_cuda(b.n1, b.rstd, b.x, d->params + d->m->spec.L.final_norm, n, (int)t->hidden, (float)t->rms_eps,
                          g->stream);
-    matmul_forward_cuda(logits, b.n1, d->params + d->m->spec.L.lm_head, NULL, n, (int)t->hidden, (int)t->vocab, g->blas);
+    dev_linear_forward(d, logits, b.n1, d->m->spec.L.lm_head, -1, n, (int)t->hidden, (int)t->vocab);
     step_free(&b, g);
     return 0;
 }

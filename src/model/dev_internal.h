@@ -39,17 +39,26 @@ void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a);
 /* Activation recomputation: free everything of a but the block input x (the backward recomputes the
  * rest from it). */
 void dev_block_acts_keep_input(const struct gpu_ctx *g, struct block_acts *a);
-/* block_forward / block_backward on the device: p, grads, x, out, dout, dx are device memory. */
-void dev_block_forward(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s,
-                       const struct block_weights *w, const float *p, const float *x, float *out);
-void dev_block_backward(const struct gpu_ctx *g, const struct block_acts *a, const struct block_shape *s,
-                        const struct block_weights *w, const float *p, float *grads, const float *dout, float *dx);
+/* The linear layers of the device model (src/model/dev_linear.c), in d's precision: out[M,N] =
+ * inp[M,K] @ W^T (+ b) for the parameter at offset w_off of d->params (bias at b_off; < 0: none), and
+ * its backward: dinp (may be NULL) += dout @ W, d->grads[w_off..] += dout^T @ inp, the bias gradient
+ * += the column sums of dout. Activations are device memory. */
+void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M, int K,
+                        int N);
+void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
+                         int64_t b_off, int M, int K, int N);
+
+/* block_forward / block_backward on the device, with d's parameters and gradients: x, out, dout, dx
+ * are device memory. */
+void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
+                       const struct block_weights *w, const float *x, float *out);
+void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                        const struct block_weights *w, const float *dout, float *dx);
 
 /* vision_forward / vision_backward on the device (b: the host batch with its grids and pixels). */
-int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c,
-                       const struct model_spec *sp, const float *p, const struct model_batch *b, struct mmupt_err *err);
-void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, const struct model_config *c,
-                         const struct model_spec *sp, const float *p, float *grads, const float *dmerged);
+int dev_vision_forward(struct model_dev *d, struct dev_vision *dv, const struct model_batch *b,
+                       struct mmupt_err *err);
+void dev_vision_backward(struct model_dev *d, const struct dev_vision *dv, const float *dmerged);
 void dev_vision_free(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c);
 
 /* Rotary tables for [3, n] positions, computed on the host and uploaded into cos/sin ([n, head_dim],

@@ -25,13 +25,16 @@ static struct block_shape dev_vision_shape(const struct dev_vision *dv, const st
     return s;
 }
 
-int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const struct model_config *c,
-                       const struct model_spec *sp, const float *p, const struct model_batch *b, struct mmupt_err *err)
+int dev_vision_forward(struct model_dev *d, struct dev_vision *dv, const struct model_batch *b,
+                       struct mmupt_err *err)
 {
+    const struct gpu_ctx *g = d->g;
+    const struct model_config *c = &d->m->cfg;
+    const float *p = d->params;
     struct vision_acts *va = &dv->va;
     if (vision_plan_build(&va->plan, c, b->grid_thw, b->n_images, err)) return -1;
     const struct model_vision_config *v = &c->vision;
-    const struct model_layout *L = &sp->L;
+    const struct model_layout *L = &d->m->spec.L;
     int64_t P = va->plan.n_patches, U = va->plan.n_units, D = v->hidden, M = D * v->merge * v->merge;
     int64_t H = v->out_hidden, up = v->merge * v->merge, hd = v->head_dim, pd = model_patch_dim(c);
     dv->cos = gpu_alloc_floats(g, P * hd);
@@ -42,7 +45,7 @@ int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const str
     gpu_upload(g, dv->pixels, b->pixels, (size_t)(P * pd) * sizeof(float));
 
     va->pe = gpu_alloc_floats(g, P * D);
-    matmul_forward_cuda(va->pe, dv->pixels, p + L->patch_embed, NULL, (int)P, (int)pd, (int)D, g->blas);
+    dev_linear_forward(d, va->pe, dv->pixels, L->patch_embed, -1, (int)P, (int)pd, (int)D);
     float *x = gpu_alloc_floats(g, P * D), *y = gpu_alloc_floats(g, P * D);
     permute_units(g, x, va->pe, va->plan.window_index, U, up, D, 1);
     va->blocks = mmupt_xcalloc((size_t)v->depth, sizeof *va->blocks);
@@ -50,7 +53,7 @@ int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const str
         struct block_shape s = dev_vision_shape(dv, c, k);
         struct block_weights w = vision_block_weights(&L->blocks[k], D);
         dev_block_acts_alloc(g, &va->blocks[k], &s);
-        dev_block_forward(g, &va->blocks[k], &s, &w, p, x, y);
+        dev_block_forward(d, &va->blocks[k], &s, &w, x, y);
         float *t = x;
         x = y;
         y = t;
@@ -70,29 +73,30 @@ int dev_vision_forward(const struct gpu_ctx *g, struct dev_vision *dv, const str
     va->merged_w = gpu_alloc_floats(g, U * H);
     va->merged = gpu_alloc_floats(g, U * H);
     /* The norm output [P, D] is read as [U, merge^2 * D]: four consecutive patches per row. */
-    matmul_forward_cuda(va->h0, va->ln, p + L->merger_w0, p + L->merger_b0, (int)U, (int)M, (int)M, g->blas);
+    dev_linear_forward(d, va->h0, va->ln, L->merger_w0, L->merger_b0, (int)U, (int)M, (int)M);
     gelu_forward_cuda(va->h1, va->h0, (long)(U * M), g->stream);
-    matmul_forward_cuda(va->merged_w, va->h1, p + L->merger_w2, p + L->merger_b2, (int)U, (int)M, (int)H, g->blas);
+    dev_linear_forward(d, va->merged_w, va->h1, L->merger_w2, L->merger_b2, (int)U, (int)M, (int)H);
     permute_units(g, va->merged, va->merged_w, va->plan.window_index, U, 1, H, 0);
     return 0;
 }
 
-void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, const struct model_config *c,
-                         const struct model_spec *sp, const float *p, float *gr, const float *dmerged)
+void dev_vision_backward(struct model_dev *d, const struct dev_vision *dv, const float *dmerged)
 {
+    const struct gpu_ctx *g = d->g;
+    const struct model_config *c = &d->m->cfg;
+    const float *p = d->params;
+    float *gr = d->grads;
     const struct vision_acts *va = &dv->va;
     const struct model_vision_config *v = &c->vision;
-    const struct model_layout *L = &sp->L;
+    const struct model_layout *L = &d->m->spec.L;
     int64_t P = va->plan.n_patches, U = va->plan.n_units, D = v->hidden, M = D * v->merge * v->merge;
     int64_t H = v->out_hidden, up = v->merge * v->merge;
     float *dmw = gpu_alloc_floats(g, U * H);
     permute_units(g, dmw, dmerged, va->plan.window_index, U, 1, H, 1);
     float *dh1 = gpu_zeros_floats(g, U * M), *dh0 = gpu_zeros_floats(g, U * M), *dln = gpu_zeros_floats(g, P * D);
-    matmul_backward_cuda(dh1, gr + L->merger_w2, gr + L->merger_b2, dmw, va->h1, p + L->merger_w2, (int)U, (int)M,
-                         (int)H, g->blas);
+    dev_linear_backward(d, dh1, dmw, va->h1, L->merger_w2, L->merger_b2, (int)U, (int)M, (int)H);
     gelu_backward_cuda(dh0, dh1, va->h0, (long)(U * M), g->stream);
-    matmul_backward_cuda(dln, gr + L->merger_w0, gr + L->merger_b0, dh0, va->ln, p + L->merger_w0, (int)U, (int)M,
-                         (int)M, g->blas);
+    dev_linear_backward(d, dln, dh0, va->ln, L->merger_w0, L->merger_b0, (int)U, (int)M, (int)M);
     float *dx = gpu_zeros_floats(g, P * D);
     if (v->norm == NORM_RMS)
         rmsnorm_backward_cuda(dx, gr + L->merger_ln_w, dln, va->out, p + L->merger_ln_w, va->ln_rstd, (int)P, (int)D,
@@ -105,15 +109,14 @@ void dev_vision_backward(const struct gpu_ctx *g, const struct dev_vision *dv, c
         struct block_shape s = dev_vision_shape(dv, c, k);
         struct block_weights w = vision_block_weights(&L->blocks[k], D);
         gpu_zero(g, dprev, (size_t)(P * D) * sizeof(float));
-        dev_block_backward(g, &va->blocks[k], &s, &w, p, gr, dx, dprev);
+        dev_block_backward(d, &va->blocks[k], &s, &w, dx, dprev);
         float *t = dx;
         dx = dprev;
         dprev = t;
     }
     /* dx is now the gradient of the permuted patch embedding; undo the permutation. */
     permute_units(g, dprev, dx, va->plan.window_index, U, up, D, 0);
-    matmul_backward_cuda(NULL, gr + L->patch_embed, NULL, dprev, dv->pixels, p + L->patch_embed, (int)P,
-                         (int)model_patch_dim(c), (int)D, g->blas);
+    dev_linear_backward(d, NULL, dprev, dv->pixels, L->patch_embed, -1, (int)P, (int)model_patch_dim(c), (int)D);
     float *tmp[] = {dmw, dh1, dh0, dln, dx, dprev};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
 }

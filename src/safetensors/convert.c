@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "mmupt/bf16.h"
 
 static float bits_f32(uint32_t b)
 {
@@ -14,19 +15,12 @@ static float bits_f32(uint32_t b)
 
 float st_bf16_to_f32(uint16_t h)
 {
-    return bits_f32((uint32_t)h << 16); /* bf16 is the top half of a float32 */
+    return bf16_to_f32(h);
 }
 
 uint16_t st_f32_to_bf16(float f)
 {
-    uint32_t b;
-    memcpy(&b, &f, sizeof b);
-    /* NaN: truncating could clear every mantissa bit left and make an infinity; keep it quiet. */
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x0040u);
-    /* Round to nearest, ties to even: add just under half an ulp, plus one when the kept lsb is
-     * odd. A carry into the exponent is right, including the overflow to infinity. */
-    b += 0x7fffu + ((b >> 16) & 1u);
-    return (uint16_t)(b >> 16);
+    return bf16_from_f32(f);
 }
 
 float st_f16_to_f32(uint16_t h)

@@ -48,13 +48,19 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
     if (gpu_ctx_init(&tr->gpu, err)) return -1;
     model_dev_init(&tr->dev, &tr->model, &tr->gpu);
     tr->dev.recompute = tr->cfg->model.gradient_checkpointing;
+    int bf16 = tr->cfg->model.dtype == DTYPE_BF16;
+    model_dev_set_bf16(&tr->dev, bf16);
     tr->dev_current = tr->dev.params;
+    tr->dev16_current = tr->dev.params_bf16;
     tr->dev_stale = 0;
-    if (!gpu_emulated()) {
+    const char *what = bf16 ? "bf16 GEMMs on fp32 master weights" : "fp32";
+    if (gpu_emulated()) {
+        log_info(&tr->lg, "device: the emulator, %s", what);
+    } else {
         struct gpu_info gi;
         gpu_query(&gi);
-        log_info(&tr->lg, "device: %s (CUDA device %d), fp32: model passes, rollout decoding and sampling, and the "
-                          "optimizer step when there is one learner", gi.device_name, tr->gpu.device);
+        log_info(&tr->lg, "device: %s (CUDA device %d), %s: model passes, rollout decoding and sampling, and the "
+                          "optimizer step", gi.device_name, tr->gpu.device, what);
     }
     return 0;
 }
@@ -62,9 +68,12 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
 void train_device_close(struct trainer *tr)
 {
     if (!tr->on_device || !tr->dev_current) return;
-    tr->dev.params = tr->dev_current; /* the buffer model_dev_free owns */
+    tr->dev.params = tr->dev_current; /* the buffers model_dev_free owns */
+    tr->dev.params_bf16 = tr->dev16_current;
     gpu_free(&tr->gpu, tr->dev_ref);
     gpu_free(&tr->gpu, tr->dev_other);
+    gpu_free(&tr->gpu, tr->dev16_ref);
+    gpu_free(&tr->gpu, tr->dev16_other);
     gpu_free(&tr->gpu, tr->dev_m);
     gpu_free(&tr->gpu, tr->dev_v);
     gpu_free(&tr->gpu, tr->dev_gbuf);
@@ -72,6 +81,7 @@ void train_device_close(struct trainer *tr)
     model_dev_free(&tr->dev);
     gpu_ctx_free(&tr->gpu);
     tr->dev_current = tr->dev_ref = tr->dev_other = tr->dev_m = tr->dev_v = tr->dev_gbuf = NULL;
+    tr->dev16_current = tr->dev16_ref = tr->dev16_other = NULL;
 }
 
 void train_weights_changed(struct trainer *tr)
@@ -200,7 +210,10 @@ static int step_on_device(struct trainer *tr, const struct optim_config *oc, dou
     }
     train_device_use(tr, tr->model.params);
     int res = tr->learn.size == 1 ? step_one(tr, oc, lr, norm) : step_sharded(tr, oc, lr, norm);
-    if (res == 0) tr->host_opt_stale = 1;
+    if (res == 0) {
+        tr->host_opt_stale = 1;
+        model_dev_params_changed(&tr->dev); /* the bf16 copy of the new weights */
+    }
     return res;
 }
 
@@ -211,26 +224,36 @@ int train_optim_step(struct trainer *tr, const struct optim_config *oc, double l
     return optim_step(&tr->opt, &tr->learn, oc, lr, tr->model.params, tr->model.grads, norm);
 }
 
-/* Upload a whole weight set into *buf (allocated on first use). */
-static float *upload_into(struct trainer *tr, float **buf, const float *src)
+/* Make (f32, bf16) the device model's weights: set bf16 is NULL in fp32 runs. */
+static void select_set(struct trainer *tr, float *f32, uint16_t *bf16)
+{
+    tr->dev.params = f32;
+    tr->dev.params_bf16 = bf16;
+}
+
+/* Upload a whole weight set into *buf (allocated on first use), select it and derive its bf16 copy
+ * (*buf16, allocated on first use in bf16 runs). */
+static void upload_set(struct trainer *tr, float **buf, uint16_t **buf16, const float *src)
 {
     int64_t n = tr->model.spec.total;
     if (!*buf) *buf = gpu_alloc_floats(&tr->gpu, n);
+    if (tr->dev16_current && !*buf16) *buf16 = gpu_alloc(&tr->gpu, (size_t)n * sizeof **buf16);
     gpu_upload(&tr->gpu, *buf, src, (size_t)n * sizeof(float));
-    return *buf;
+    select_set(tr, *buf, *buf16);
+    model_dev_params_changed(&tr->dev);
 }
 
 void train_device_use(struct trainer *tr, const float *params)
 {
     if (!tr->on_device) return;
     if (params == tr->model.params) {
-        if (tr->dev_stale) upload_into(tr, &tr->dev_current, params);
+        if (tr->dev_stale) upload_set(tr, &tr->dev_current, &tr->dev16_current, params);
         tr->dev_stale = 0;
-        tr->dev.params = tr->dev_current;
+        select_set(tr, tr->dev_current, tr->dev16_current);
     } else if (params == tr->ref_params) {
-        if (!tr->dev_ref) upload_into(tr, &tr->dev_ref, params); /* frozen: once */
-        tr->dev.params = tr->dev_ref;
+        if (!tr->dev_ref) upload_set(tr, &tr->dev_ref, &tr->dev16_ref, params); /* frozen: once */
+        select_set(tr, tr->dev_ref, tr->dev16_ref);
     } else {
-        tr->dev.params = upload_into(tr, &tr->dev_other, params);
+        upload_set(tr, &tr->dev_other, &tr->dev16_other, params);
     }
 }

@@ -96,6 +96,8 @@ struct trainer {
     struct gpu_ctx gpu;
     struct model_dev dev;       /* dev.params points at one of the three weight sets below */
     float *dev_current, *dev_ref, *dev_other;
+    /* model.dtype = bf16: each set's bf16 copy (dev.params_bf16 follows dev.params); NULL in fp32 */
+    uint16_t *dev16_current, *dev16_ref, *dev16_other;
     int dev_stale;              /* tr->model.params changed since dev_current was uploaded */
     float *dev_m, *dev_v;       /* the shard's Adam moments on the device */
     float *dev_gbuf;            /* the shard's summed gradient (several learners) */

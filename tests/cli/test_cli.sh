@@ -80,20 +80,28 @@ run "$mmupt" generate --model "$tiny" --prompt "How many squares?" --image "$roo
     -n 2 --max-new-tokens 6 --seed 5
 expect "generate with prompt and image" 0 "[sample 0: " "[sample 1: " "--- sample 1 ---"
 run "$mmupt" generate --model "$tiny" --prompt "x" --image /nonexistent.png; expect "generate bad image" 1 "/nonexistent.png: cannot open"
-# --device: on the emulator of a CPU-only build the same greedy ids and sampled text as the CPU.
+# --device: on the emulator of a CPU-only build the same greedy ids and sampled text as the CPU
+# (--dtype fp32; the default on a device is bf16 GEMMs, which the CPU does not have).
 run "$mmupt" generate --model "$fx" --prompt-ids "1" --device tpu; expect "generate bad --device" 2 "--device: 'tpu' is not one of"
+run "$mmupt" generate --model "$fx" --prompt-ids "1" --dtype fp16; expect "generate bad --dtype" 2 "--dtype: 'fp16' is not one of auto, fp32, bf16"
+run "$mmupt" generate --model "$fx" --prompt-ids "1" --device cpu --dtype bf16
+expect "generate --dtype bf16 on the CPU is refused" 1 "--dtype bf16: the model runs on the CPU, which computes in fp32 only"
 if "$mmupt" version | grep -q "no CUDA backend"; then
     run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8 --device cpu
     cp "$tmp/out" "$tmp/gen_cpu"
-    run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8 --device emulator
-    expect "generate --device emulator" 0 "[sample 0: 8 tokens, length]"
+    run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8 --device emulator \
+        --dtype bf16
+    expect "generate --device emulator --dtype bf16" 0 "[sample 0: 8 tokens, length]"
+    run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8 --device emulator \
+        --dtype fp32
+    expect "generate --device emulator --dtype fp32" 0 "[sample 0: 8 tokens, length]"
     if cmp -s "$tmp/out" "$tmp/gen_cpu"; then ok "generate on the emulator: the CPU's ids"
     else fail "generate on the emulator: the CPU's ids" "$(cat "$tmp/out") vs $(cat "$tmp/gen_cpu")"; fi
     run "$mmupt" generate --model "$tiny" --prompt "How many squares?" --image "$root/tests/fixtures/prompt/item0_0.png" \
         -n 2 --max-new-tokens 6 --seed 5 --device cpu
     cp "$tmp/out" "$tmp/gen_cpu"
     run "$mmupt" generate --model "$tiny" --prompt "How many squares?" --image "$root/tests/fixtures/prompt/item0_0.png" \
-        -n 2 --max-new-tokens 6 --seed 5 --device emulator
+        -n 2 --max-new-tokens 6 --seed 5 --device emulator --dtype fp32
     if cmp -s "$tmp/out" "$tmp/gen_cpu"; then ok "generate with an image on the emulator: the CPU's samples"
     else fail "generate with an image on the emulator: the CPU's samples" "$(cat "$tmp/out") vs $(cat "$tmp/gen_cpu")"; fi
 fi

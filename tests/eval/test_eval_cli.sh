@@ -61,7 +61,7 @@ else fail "same seed, same numbers" "$(diff "$tmp/a.json" "$tmp/b.json" | head -
 ev --device gpu;                        expect "device choice" 2 "--device: 'gpu' is not one of"
 if "$mmupt" version | grep -q "no CUDA backend"; then
     ev --device cuda --limit 1;         expect "cuda in a CPU-only build" 1 "--device: this mmupt was built without CUDA"
-    ev -n 2 --limit 4 --json "$tmp/e.json" --device emulator
+    ev -n 2 --limit 4 --json "$tmp/e.json" --device emulator --dtype fp32
     expect "run on the device emulator" 0 "| **all** | 3 |"
     if diff <(grep -v '"seconds"' "$tmp/a.json") <(grep -v '"seconds"' "$tmp/e.json") >/dev/null; then
         ok "device emulator: the CPU's numbers"

@@ -2,7 +2,11 @@
  * gradient, accumulation into pre-filled gradients). Tolerance: both sides are fp32 with different
  * summation orders; the error of a K-term dot product grows like sqrt(K) * 6e-8 on average, so the
  * largest difference relative to the largest reference value stays below 1e-5 for K <= 5000 - the
- * test asserts 2e-5. Skips (exit 77) without a GPU. */
+ * test asserts 2e-5. The bf16 twins (mixed precision) against their CPU references: the same
+ * rounded operands (the cast twin must equal the reference bit for bit, NaN included), products
+ * exact in fp32, so again only the summation order differs - the same 2e-5 bound, unless tensor
+ * cores accumulate in less than fp32 (then this test is the one that says so). Skips (exit 77)
+ * without a GPU. */
 #include "gpu_test.h"
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
@@ -73,6 +77,74 @@ static void run_shape(struct test_state *ts, const struct gpu_blas *blas, int M,
     host_free(&h);
 }
 
+/* The bf16 twins on one shape: forward (+ bias), every gradient accumulated. */
+static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, int M, int K, int N)
+{
+    struct bufs h;
+    host_alloc(&h, M, K, N, (unsigned)(M * 5 + K * 11 + N));
+    size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+    uint16_t *w16 = malloc(nk * sizeof *w16), *w16_dev = malloc(nk * sizeof *w16_dev);
+    cast_bf16_cpu(w16, h.w, (long)nk);
+    float *d_inp = gpu_test_upload(h.inp, mk * 4), *d_wf = gpu_test_upload(h.w, nk * 4);
+    float *d_b = gpu_test_upload(h.b, (size_t)N * 4), *d_dout = gpu_test_upload(h.dout, mn * 4);
+    float *d_dinp = gpu_test_upload(h.dinp, mk * 4), *d_dw = gpu_test_upload(h.dw, nk * 4);
+    float *d_db = gpu_test_upload(h.db, (size_t)N * 4), *d_out = NULL;
+    uint16_t *d_w16 = NULL, *d_scratch = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_out, mn * 4));
+    CUDA_CHECK(cudaMalloc((void **)&d_w16, nk * 2));
+    CUDA_CHECK(cudaMalloc((void **)&d_scratch, (size_t)M * (N + K) * 2));
+    cast_bf16_cuda(d_w16, d_wf, (long)nk, blas->stream);
+    gpu_test_download(w16_dev, d_w16, nk * sizeof *w16_dev);
+    CHECK_MSG(ts, memcmp(w16, w16_dev, nk * sizeof *w16) == 0, "cast_bf16_cuda differs from cast_bf16_cpu");
+
+    float *ref = malloc(mn * sizeof *ref);
+    matmul_forward_bf16_cpu(ref, h.inp, w16, h.b, M, K, N);
+    matmul_forward_bf16_cuda(d_out, d_inp, d_w16, d_b, M, K, N, d_scratch, blas);
+    check(ts, "bf16 forward + bias", d_out, ref, mn, M, K, N);
+    matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
+    matmul_backward_bf16_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w16, M, K, N, d_scratch, blas);
+    check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
+    check(ts, "bf16 dweight (accumulated)", d_dw, h.dw, nk, M, K, N);
+    check(ts, "bf16 dbias (accumulated)", d_db, h.db, (size_t)N, M, K, N);
+
+    cudaFree(d_inp); cudaFree(d_wf); cudaFree(d_b); cudaFree(d_dout); cudaFree(d_dinp); cudaFree(d_dw);
+    cudaFree(d_db); cudaFree(d_out); cudaFree(d_w16); cudaFree(d_scratch);
+    free(ref); free(w16); free(w16_dev);
+    host_free(&h);
+}
+
+/* The cast of special values: bit for bit, NaN payloads included. */
+static void test_cast_specials(struct test_state *ts)
+{
+    const uint32_t bits[] = {0x3f808000u, 0x3f818000u, 0x7f800000u, 0xff800000u, 0x7fc00001u, 0x7f800001u,
+                             0xffffffffu, 0x7f7fffffu, 0x00000001u, 0x80000000u, 0x3f807fffu, 0x3f808001u};
+    enum { N = sizeof bits / sizeof bits[0] };
+    float x[N];
+    uint16_t want[N], got[N];
+    memcpy(x, bits, sizeof x);
+    cast_bf16_cpu(want, x, N);
+    float *d_x = gpu_test_upload(x, sizeof x);
+    uint16_t *d_y = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_y, sizeof got));
+    cast_bf16_cuda(d_y, d_x, N, NULL);
+    gpu_test_download(got, d_y, sizeof got);
+    for (int i = 0; i < N; i++) CHECK_MSG(ts, got[i] == want[i], "cast(%#x): %#x, want %#x", bits[i], got[i], want[i]);
+    cudaFree(d_x);
+    cudaFree(d_y);
+}
+
+static void test_shapes_bf16(struct test_state *ts)
+{
+    struct gpu_blas blas;
+    struct mmupt_err err;
+    CHECK_MSG(ts, gpu_blas_init(&blas, NULL, &err) == 0, "gpu_blas_init: %s", err.msg);
+    run_shape_bf16(ts, &blas, 1, 1, 1);
+    run_shape_bf16(ts, &blas, 7, 33, 65);
+    run_shape_bf16(ts, &blas, 64, 896, 4864);
+    run_shape_bf16(ts, &blas, 200, 1536, 256); /* a k/v projection of the 1.5B shape */
+    gpu_blas_free(&blas);
+}
+
 static void test_shapes(struct test_state *ts)
 {
     struct gpu_blas blas;
@@ -90,5 +162,7 @@ int main(void)
     gpu_test_require_device();
     struct test_state ts = {0};
     RUN(&ts, test_shapes);
+    RUN(&ts, test_cast_specials);
+    RUN(&ts, test_shapes_bf16);
     return test_summary(&ts);
 }

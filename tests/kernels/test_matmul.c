@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "kcheck.h"
+#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 /* out[M,N] = inp[M,K] @ w[N,K]^T + bias, the definition, in double. */
@@ -211,6 +212,109 @@ static void test_thread_count_independence(struct test_state *ts)
     lin_free(&l);
 }
 
+/* ---- Mixed precision ---- */
+
+static double *rounded_double(const float *x, long n)
+{
+    double *d = kalloc_d(n);
+    for (long i = 0; i < n; i++) d[i] = bf16_to_f32(bf16_from_f32(x[i]));
+    return d;
+}
+
+static uint16_t *to_bf16(const float *x, long n)
+{
+    uint16_t *h = malloc((size_t)(n > 0 ? n : 1) * sizeof *h);
+    cast_bf16_cpu(h, x, n);
+    return h;
+}
+
+/* The rounding is round-to-nearest-even on bits, NaN stays NaN, overflow goes to infinity. */
+static void test_cast_bf16(struct test_state *ts)
+{
+    const float in[] = {1.0f, -0.0f, INFINITY, -INFINITY, NAN, 0x1.02p0f /* exact */,
+                        0x1.01p0f /* tie, even below: down */, 0x1.03p0f /* tie, odd below: up */,
+                        0x1.0101p0f /* above the tie */, 0x1.fffffep127f /* overflows to inf */,
+                        0x1p-130f /* a bf16 subnormal */, 0x1p-140f /* below half the least one: 0 */};
+    const uint16_t want[] = {0x3f80, 0x8000, 0x7f80, 0xff80, 0, 0x3f81, 0x3f80, 0x3f82, 0x3f81, 0x7f80, 0x0008, 0};
+    enum { N_CAST = sizeof in / sizeof in[0] };
+    uint16_t out[N_CAST];
+    cast_bf16_cpu(out, in, N_CAST);
+    for (int i = 0; i < N_CAST; i++) {
+        if (isnan(in[i])) CHECK_MSG(ts, isnan(bf16_to_f32(out[i])), "NaN became %#x", out[i]);
+        else CHECK_MSG(ts, out[i] == want[i], "cast(%a) = %#x, want %#x", in[i], out[i], want[i]);
+    }
+}
+
+/* The bf16 GEMMs equal the definition on the bf16-rounded operands (to fp32 summation error), and
+ * differ from the unrounded product by at most the bf16 rounding bound - but do differ (a path that
+ * silently ran in fp32 would fail the first check by exactly that much). */
+static void test_bf16_forward(struct test_state *ts)
+{
+    int M = 23, K = 97, N = 41;
+    struct lin l;
+    lin_init(&l, M, K, N, 300);
+    uint16_t *w16 = to_bf16(l.w, (long)N * K);
+    double *ri = rounded_double(l.inp, (long)M * K), *rw = rounded_double(l.w, (long)N * K);
+    double *want = kalloc_d((long)M * N);
+    float *out = kalloc((long)M * N);
+    for (long i = 0; i < (long)M * N; i++) out[i] = NAN;
+    matmul_forward_bf16_cpu(out, l.inp, w16, l.b, M, K, N);
+    ref_matmul(want, ri, rw, l.db, M, K, N);
+    CHECK(ts, kcheck_close(ts, "matmul_forward_bf16_cpu", out, want, (long)M * N, 1e-5) == 0);
+    /* |rounded product - exact| <= (2 u + u^2) sum |a||w| per element, u = 2^-9 */
+    ref_matmul(l.dy, l.dinp, l.dw, l.db, M, K, N);
+    double max_dev = 0;
+    int within = 1;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double absum = 0;
+            for (int k = 0; k < K; k++) absum += fabs(l.dinp[(long)i * K + k] * l.dw[(long)j * K + k]);
+            double dev = fabs(out[(long)i * N + j] - l.dy[(long)i * N + j]);
+            within &= dev <= 0x1p-8 * 1.01 * absum + 1e-5;
+            if (dev > max_dev) max_dev = dev;
+        }
+    CHECK_MSG(ts, within, "bf16 forward outside the rounding bound");
+    CHECK_MSG(ts, max_dev > 1e-4, "bf16 forward equals fp32 (max deviation %g): no rounding happened", max_dev);
+    free(w16), free(ri), free(rw), free(want), free(out);
+    lin_free(&l);
+}
+
+/* Backward: dinp and dweight from the rounded dout/inp/weight, dbias from the fp32 dout; all
+ * accumulate; NULL gradients are skipped. */
+static void test_bf16_backward(struct test_state *ts)
+{
+    int M = 19, K = 45, N = 33;
+    struct lin l;
+    lin_init(&l, M, K, N, 400);
+    uint16_t *w16 = to_bf16(l.w, (long)N * K);
+    double *ri = rounded_double(l.inp, (long)M * K), *rw = rounded_double(l.w, (long)N * K);
+    double *rdy = rounded_double(l.dout, (long)M * N);
+    double *wi = kalloc_d((long)M * K), *ww = kalloc_d((long)N * K), *wb = kalloc_d(N);
+    float *gi = kalloc((long)M * K), *gw = kalloc((long)N * K), *gb = kalloc(N);
+    for (long i = 0; i < (long)M * K; i++) gi[i] = 0.5f, wi[i] = 0.5;
+    for (long i = 0; i < (long)N * K; i++) gw[i] = -0.25f, ww[i] = -0.25;
+    for (int j = 0; j < N; j++) gb[j] = 1.0f, wb[j] = 1.0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double g = rdy[(long)i * N + j];
+            for (int k = 0; k < K; k++) {
+                wi[(long)i * K + k] += g * rw[(long)j * K + k];
+                ww[(long)j * K + k] += g * ri[(long)i * K + k];
+            }
+            wb[j] += l.dout[(long)i * N + j];
+        }
+    matmul_backward_bf16_cpu(gi, gw, gb, l.dout, l.inp, w16, M, K, N);
+    CHECK(ts, kcheck_close(ts, "bf16 dinp", gi, wi, (long)M * K, 1e-5) == 0);
+    CHECK(ts, kcheck_close(ts, "bf16 dweight", gw, ww, (long)N * K, 1e-5) == 0);
+    CHECK(ts, kcheck_close(ts, "bf16 dbias", gb, wb, N, 1e-5) == 0);
+    float *gw2 = kcopy(gw, (long)N * K);
+    matmul_backward_bf16_cpu(NULL, gw2, NULL, l.dout, l.inp, NULL, M, K, N); /* weight unused without dinp */
+    for (long i = 0; i < (long)N * K; i++) ww[i] = 2 * ww[i] + 0.25;
+    CHECK(ts, kcheck_close(ts, "bf16 dweight twice", gw2, ww, (long)N * K, 1e-5) == 0);
+    free(w16), free(ri), free(rw), free(rdy), free(wi), free(ww), free(wb), free(gi), free(gw), free(gb), free(gw2);
+    lin_free(&l);
+}
+
 int main(void)
 {
     struct test_state ts = {0};
@@ -220,5 +324,8 @@ int main(void)
     RUN(&ts, test_backward_large);
     RUN(&ts, test_accumulate_and_null);
     RUN(&ts, test_thread_count_independence);
+    RUN(&ts, test_cast_bf16);
+    RUN(&ts, test_bf16_forward);
+    RUN(&ts, test_bf16_backward);
     return test_summary(&ts);
 }

@@ -95,18 +95,19 @@ expect "data.epochs=2 runs 2 epochs of 2 steps" 0 "step 4/4" "final weights chec
 # device emulator, whose kernels are the CPU references, so a run must end with the CPU run's weights
 # bit for bit - colocated, split (new weights uploaded on the rollout rank), and off-policy (older
 # weight snapshots on the device). The KL term's reference weights are on in configs/tiny.yaml.
+# model.dtype=fp32: the CPU reference is fp32; the bf16 run (mixed-precision GEMMs) must differ.
 if "$mmupt" version | grep -q "no CUDA backend"; then
     run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=cuda
     expect "cluster.backend=cuda in a CPU-only build says how to get CUDA" 1 "cluster.backend=cuda" \
         "built without CUDA" "emulator backend"
-    train emu1 1 0 cluster.backend=emulator
+    train emu1 1 0 cluster.backend=emulator model.dtype=fp32
     same "device path (emulator), colocated: the CPU run's weights" "$c1" "$sum"
-    train emu12 3 1 cluster.backend=emulator run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
+    train emu12 3 1 cluster.backend=emulator model.dtype=fp32 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
     same "device path (emulator), 1 rollout + 2 learners, validating: the CPU run's weights" "$s12" "$sum"
     same "device path (emulator): the CPU run's validation metrics" \
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/val/metrics.jsonl" | paste -sd ' ')" \
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/emu12/metrics.jsonl" | paste -sd ' ')"
-    train emustale 3 1 cluster.backend=emulator cluster.max_staleness=1
+    train emustale 3 1 cluster.backend=emulator model.dtype=fp32 cluster.max_staleness=1
     same "device path (emulator), max_staleness=1: the CPU run's weights" "$st1" "$sum"
     # Preempted after its first step and resumed: the restored weights reach the device.
     run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/cpu4" cluster.rollout_ranks=0 \
@@ -115,18 +116,22 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     c4=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
     out=$tmp/emu_pre
     mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 run.max_steps=4 \
-        checkpoint.interval=1 cluster.backend=emulator >"$tmp/pre.log" 2>&1 &
+        checkpoint.interval=1 cluster.backend=emulator model.dtype=fp32 >"$tmp/pre.log" 2>&1 &
     job=$!
     for i in $(seq 600); do grep -q "step 1/4" "$tmp/pre.log" && break; sleep 0.05; done
     kill -USR1 "$job"
     wait "$job"
     status=$?
     run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
-        run.max_steps=4 checkpoint.interval=1 cluster.backend=emulator --resume
+        run.max_steps=4 checkpoint.interval=1 cluster.backend=emulator model.dtype=fp32 --resume
     expect "device path (emulator): preempted (status $status) and resumed" 0 "resume: continuing from" \
         "final weights checksum"
     same "device path (emulator), preempted and resumed: the CPU run's weights" "$c4" \
         "$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')"
+    train emubf16 3 1 cluster.backend=emulator model.dtype=bf16
+    if grep -q "device: the emulator, bf16 GEMMs" "$tmp/err" && [ -n "$sum" ] && [ "$sum" != "$s12" ]; then
+        ok "device path (emulator), model.dtype=bf16: mixed precision, other weights than fp32's ($sum)"
+    else fail "device path (emulator), model.dtype=bf16" "checksum $sum vs fp32 $s12; $(grep device: "$tmp/err")"; fi
 else  # a CUDA build: the emulator tests run in CPU-only builds (launch/test.sh's sanitizer pass)
     run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 \
         cluster.backend=emulator

@@ -1,0 +1,11 @@
+/* float32 -> bfloat16, CPU reference: round to nearest even, NaN kept (include/mmupt/bf16.h). The
+ * mixed-precision GEMMs round their operands with it; the device model rounds its weights' bf16 copy
+ * with the CUDA twin. */
+#include "mmupt/bf16.h"
+#include "mmupt/kernels.h"
+
+void cast_bf16_cpu(uint16_t *out, const float *in, long n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) out[i] = bf16_from_f32(in[i]);
+}

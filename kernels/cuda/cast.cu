@@ -1,0 +1,29 @@
+// float32 -> bfloat16, CUDA twin of kernels/cpu/cast.c: the same integer rounding as
+// include/mmupt/bf16.h (nearest even, NaN kept quiet), so bitwise equal to the reference, NaN
+// payloads included (cuda_bf16.h's conversion rounds the same but may pick another NaN).
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "mmupt/cuda_check.h"
+#include "mmupt/kernels.h"
+#include "launch.cuh"
+
+static __device__ uint16_t bf16_round(float f)
+{
+    uint32_t b = __float_as_uint(f);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x0040u);
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return (uint16_t)(b >> 16);
+}
+
+static __global__ void cast_bf16_kernel(uint16_t *out, const float *x, long n)
+{
+    LAUNCH_LOOP(i, n) out[i] = bf16_round(x[i]);
+}
+
+extern "C" void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream)
+{
+    if (n <= 0) return;
+    cast_bf16_kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(out, x, n);
+    CUDA_CHECK(cudaGetLastError());
+}

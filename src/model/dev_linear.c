@@ -1,0 +1,61 @@
+/* The device model's linear layers and its precision (model.dtype). fp32: the fp32 GEMM twins on the
+ * fp32 weights. bf16 (mixed precision, as autocast does it): the bf16 GEMM twins on a bf16 copy of
+ * the weights, the fp32 activations rounded on the way in, fp32 out; the master weights, gradients,
+ * optimizer and every other op stay fp32. Every projection of the model goes through these two
+ * functions, so the precision is decided in one place. */
+#include "dev_internal.h"
+#include "mmupt/kernels.h"
+
+void model_dev_params_changed(struct model_dev *d)
+{
+    if (d->params_bf16) cast_bf16_cuda(d->params_bf16, d->params, (long)d->m->spec.total, d->g->stream);
+}
+
+void model_dev_set_bf16(struct model_dev *d, int on)
+{
+    if (on && !d->params_bf16) {
+        d->params_bf16 = gpu_alloc(d->g, (size_t)d->m->spec.total * sizeof *d->params_bf16);
+        model_dev_params_changed(d);
+    } else if (!on && d->params_bf16) {
+        gpu_free(d->g, d->params_bf16);
+        gpu_free(d->g, d->cast);
+        d->params_bf16 = d->cast = NULL;
+        d->cast_cap = 0;
+    }
+}
+
+/* The bf16 operands' scratch, at least n values (grown, never shrunk: the largest GEMM of a step,
+ * usually lm_head's, sets it once). */
+static uint16_t *cast_scratch(struct model_dev *d, int64_t n)
+{
+    if (n > d->cast_cap) {
+        gpu_free(d->g, d->cast);
+        d->cast = gpu_alloc(d->g, (size_t)n * sizeof *d->cast);
+        d->cast_cap = n;
+    }
+    return d->cast;
+}
+
+void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M, int K,
+                        int N)
+{
+    const float *bias = b_off < 0 ? NULL : d->params + b_off;
+    if (!d->params_bf16) {
+        matmul_forward_cuda(out, inp, d->params + w_off, bias, M, K, N, d->g->blas);
+        return;
+    }
+    uint16_t *scratch = cast_scratch(d, (int64_t)M * K);
+    matmul_forward_bf16_cuda(out, inp, d->params_bf16 + w_off, bias, M, K, N, scratch, d->g->blas);
+}
+
+void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
+                         int64_t b_off, int M, int K, int N)
+{
+    float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
+    if (!d->params_bf16) {
+        matmul_backward_cuda(dinp, dw, db, dout, inp, d->params + w_off, M, K, N, d->g->blas);
+        return;
+    }
+    uint16_t *scratch = cast_scratch(d, (int64_t)M * (N + K));
+    matmul_backward_bf16_cuda(dinp, dw, db, dout, inp, d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
+}
