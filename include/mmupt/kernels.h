@@ -25,11 +25,18 @@ extern "C" {
  * x, out: [rows, dim]; weight: [dim]; rstd: [rows]. out may alias x. */
 void rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps);
 
-/* Decode attention: one new query row per sequence against that sequence's cached keys/values.
- * q, out: [n, n_heads, hd]; k[i], v[i]: [len[i], n_kv, hd] (the cache rows of sequence i, the new
- * token's included); GQA as in attention_forward_cpu; scale 1/sqrt(hd). */
-void attention_decode_cpu(float *out, const float *q, const float *const *k, const float *const *v, const int *len, int n,
-                          int n_heads, int n_kv, int hd);
+/* Decode attention over ONE layer of a slot-major KV cache, cache_k/cache_v: [n_slots, max_len, n_kv,
+ * hd]. New row i (q, out: [n, n_heads, hd]) belongs to sequence slot[i] and sits at position pos[i]:
+ * it attends to that slot's rows 0..pos[i] (its own key, appended by kv_append, included); GQA as in
+ * attention_forward_cpu; scale 1/sqrt(hd). slot and pos are index arrays in the kernel's memory (device
+ * for the twin): built once per decode step and shared by every layer, so a step needs no per-layer
+ * host tables (and can be captured in a CUDA graph). */
+void attention_decode_cpu(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
+                          const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd);
+/* The new rows' keys and values into the cache layer: cache[slot[i], pos[i], :] = k[i, :] (and v).
+ * k, v: [n, kvd]; cache_k, cache_v: [n_slots, max_len, kvd]. */
+void kv_append_cpu(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos, int n,
+                   int n_slots, int max_len, int kvd);
 
 /* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
  * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
@@ -64,11 +71,11 @@ void attention_forward_cuda(float *out, float *probs, const float *q, const floa
 void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                              const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                              int causal, void *stream);
-/* k, v and len are HOST arrays, as attention_forward_cuda's seg: the table of n DEVICE pointers to
- * each sequence's cache rows, and the lengths; q and out are device memory. A row with len 0 gets
- * out = 0 (its k, v pointers may be NULL); n = 0 does nothing. */
-void attention_decode_cuda(float *out, const float *q, const float *const *k, const float *const *v, const int *len,
-                           int n, int n_heads, int n_kv, int hd, void *stream);
+/* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). */
+void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
+                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream);
+void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
+                    int n, int n_slots, int max_len, int kvd, void *stream);
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau, void *stream);
 void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,

@@ -1,8 +1,10 @@
-/* Decode attention, CPU reference: each sequence's single new query against its own KV cache, with
+/* Decode attention, CPU reference: each sequence's single new query against its own rows of the
+ * slot-major KV cache (and the append of the new rows), with
  * the same arithmetic as attention_forward_cpu's rows (float scores, expf, a double-accumulated
  * normaliser), so a cached decode matches the full causal forward at that position to rounding. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
@@ -41,20 +43,42 @@ static void decode_row(float *oi, const float *qi, const float *k, const float *
     }
 }
 
-void attention_decode_cpu(float *out, const float *q, const float *const *k, const float *const *v, const int *len, int n,
-                          int n_heads, int n_kv, int hd)
+/* Fatal unless every (slot, pos) lies inside the cache: a caller's bookkeeping bug, not input. */
+static void check_rows(const int *slot, const int *pos, int n, int n_slots, int max_len)
+{
+    for (int i = 0; i < n; i++)
+        if (slot[i] < 0 || slot[i] >= n_slots || pos[i] < 0 || pos[i] >= max_len)
+            MMUPT_DIE("decode row %d: slot %d, position %d outside a cache of %d x %d", i, slot[i], pos[i], n_slots,
+                      max_len);
+}
+
+void attention_decode_cpu(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
+                          const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd)
 {
     MMUPT_CHECK(n_kv > 0 && n_heads % n_kv == 0);
+    check_rows(slot, pos, n, n_slots, max_len);
     int group = n_heads / n_kv;
+    long slot_floats = (long)max_len * n_kv * hd;
     float scale = (float)(1.0 / sqrt((double)hd));
 #pragma omp parallel for schedule(dynamic, 1)
     for (long job = 0; job < (long)n * n_heads; job++) {
-        int i = (int)(job / n_heads), h = (int)(job % n_heads), L = len[i];
+        int i = (int)(job / n_heads), h = (int)(job % n_heads), L = pos[i] + 1;
         float stack[DECODE_STACK_ROWS];
         float *p = L <= DECODE_STACK_ROWS ? stack : malloc((size_t)L * sizeof *p);
         if (!p) MMUPT_DIE("out of memory");
-        decode_row(out + ((long)i * n_heads + h) * hd, q + ((long)i * n_heads + h) * hd, k[i], v[i], L, n_kv, h / group,
-                   hd, scale, p);
+        decode_row(out + ((long)i * n_heads + h) * hd, q + ((long)i * n_heads + h) * hd, cache_k + slot[i] * slot_floats,
+                   cache_v + slot[i] * slot_floats, L, n_kv, h / group, hd, scale, p);
         if (p != stack) free(p);
+    }
+}
+
+void kv_append_cpu(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos, int n,
+                   int n_slots, int max_len, int kvd)
+{
+    check_rows(slot, pos, n, n_slots, max_len);
+    for (int i = 0; i < n; i++) {
+        long at = ((long)slot[i] * max_len + pos[i]) * kvd;
+        memcpy(cache_k + at, k + (long)i * kvd, (size_t)kvd * sizeof(float));
+        memcpy(cache_v + at, v + (long)i * kvd, (size_t)kvd * sizeof(float));
     }
 }

@@ -176,17 +176,26 @@ void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout,
     EMU_RUN(attention_backward_cpu(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
 }
 
-void attention_decode_cuda(float *out, const float *q, const float *const *k, const float *const *v, const int *len,
-                           int n, int n_heads, int n_kv, int hd, void *stream)
+/* slot and pos must be device arrays; the reference checks their values against the cache. */
+void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
+                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
-    emu_host(st, __func__, "k (the pointer table)", k), emu_host(st, __func__, "v (the pointer table)", v);
-    emu_host(st, __func__, "len", len);
-    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
-    for (int i = 0; i < n; i++)
-        if (len[i] > 0) DEV(k[i], (long)len[i] * n_kv * hd), DEV(v[i], (long)len[i] * n_kv * hd);
-    EMU_RUN(attention_decode_cpu(out, q, k, v, len, n, n_heads, n_kv, hd));
+    long cache = (long)n_slots * max_len * n_kv * hd;
+    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd), DEV(cache_k, cache), DEV(cache_v, cache);
+    DEV(slot, n), DEV(pos, n);
+    EMU_RUN(attention_decode_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
+}
+
+void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
+                    int n, int n_slots, int max_len, int kvd, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    long cache = (long)n_slots * max_len * kvd;
+    DEV(cache_k, cache), DEV(cache_v, cache), DEV(k, (long)n * kvd), DEV(v, (long)n * kvd), DEV(slot, n), DEV(pos, n);
+    EMU_RUN(kv_append_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
 }
 
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,

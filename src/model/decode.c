@@ -70,8 +70,7 @@ int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct m
 struct step_bufs {
     float *x, *n1, *q, *k, *v, *att, *mid, *n2, *gate, *up, *act, *rstd, *cos, *sin;
     int64_t *pos;
-    const float **kp, **vp;
-    int *len;
+    int *slot, *at; /* the rows' cache slots and their new tokens' positions, for every layer */
 };
 
 static void bufs_alloc(struct step_bufs *b, const struct model_config *c, int n)
@@ -90,20 +89,19 @@ static void bufs_alloc(struct step_bufs *b, const struct model_config *c, int n)
     b->cos = mmupt_xmalloc((size_t)(n * t->head_dim) * sizeof(float));
     b->sin = mmupt_xmalloc((size_t)(n * t->head_dim) * sizeof(float));
     b->pos = mmupt_xmalloc((size_t)(3 * n) * sizeof *b->pos);
-    b->kp = mmupt_xmalloc((size_t)n * sizeof *b->kp);
-    b->vp = mmupt_xmalloc((size_t)n * sizeof *b->vp);
-    b->len = mmupt_xmalloc((size_t)n * sizeof *b->len);
+    b->slot = mmupt_xmalloc((size_t)n * sizeof *b->slot);
+    b->at = mmupt_xmalloc((size_t)n * sizeof *b->at);
 }
 
 static void bufs_free(struct step_bufs *b)
 {
     void *p[] = {b->x, b->n1, b->q, b->k, b->v, b->att, b->mid, b->n2, b->gate, b->up, b->act, b->rstd, b->cos, b->sin,
-                 b->pos, (void *)b->kp, (void *)b->vp, b->len};
+                 b->pos, b->slot, b->at};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) free(p[i]);
 }
 
 /* One decoder layer for the n new rows; appends their keys and values to the cache. */
-static void decode_layer(struct model *m, struct model_kv *kv, int64_t l, const int *slots, int n, struct step_bufs *b)
+static void decode_layer(struct model *m, struct model_kv *kv, int64_t l, int n, struct step_bufs *b)
 {
     const struct model_text_config *t = &m->cfg.text;
     const struct model_text_layer *y = &m->spec.L.layers[l];
@@ -116,15 +114,9 @@ static void decode_layer(struct model *m, struct model_kv *kv, int64_t l, const 
     matmul_forward_cpu(b->v, b->n1, p + y->v_w, p + y->v_b, n, H, kvd);
     rope_forward_cpu(b->q, b->cos, b->sin, n, nh, hd);
     rope_forward_cpu(b->k, b->cos, b->sin, n, nkv, hd);
-    for (int i = 0; i < n; i++) {
-        int s = slots[i], at = kv->len[s];
-        memcpy(model_kv_row(kv, kv->k, l, s, at), b->k + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
-        memcpy(model_kv_row(kv, kv->v, l, s, at), b->v + (int64_t)i * kvd, (size_t)kvd * sizeof(float));
-        b->kp[i] = model_kv_row(kv, kv->k, l, s, 0);
-        b->vp[i] = model_kv_row(kv, kv->v, l, s, 0);
-        b->len[i] = at + 1;
-    }
-    attention_decode_cpu(b->att, b->q, b->kp, b->vp, b->len, n, nh, nkv, hd);
+    float *ck = model_kv_row(kv, kv->k, l, 0, 0), *cv = model_kv_row(kv, kv->v, l, 0, 0); /* this layer */
+    kv_append_cpu(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd);
+    attention_decode_cpu(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd);
     matmul_forward_cpu(b->mid, b->att, p + y->o_w, NULL, n, nh * hd, H);
     for (int64_t i = 0; i < (int64_t)n * H; i++) b->mid[i] += b->x[i];
     rmsnorm_forward_cpu(b->n2, b->rstd, b->mid, p + y->ln2, n, H, (float)t->rms_eps);
@@ -158,9 +150,13 @@ int model_decode(struct model *m, struct model_kv *kv, const int *slots, const i
     struct step_bufs b;
     bufs_alloc(&b, &m->cfg, n);
     embedding_forward_cpu(b.x, tokens, m->params + m->spec.L.embed, n, (int)t->hidden);
-    for (int i = 0; i < n; i++) b.pos[i] = b.pos[n + i] = b.pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
+    for (int i = 0; i < n; i++) {
+        b.slot[i] = slots[i];
+        b.at[i] = kv->len[slots[i]];
+        b.pos[i] = b.pos[n + i] = b.pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
+    }
     model_text_rope(&m->cfg, b.pos, n, b.cos, b.sin);
-    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(m, kv, l, slots, n, &b);
+    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(m, kv, l, n, &b);
     for (int i = 0; i < n; i++) kv->len[slots[i]]++;
     rmsnorm_forward_cpu(b.n1, b.rstd, b.x, m->params + m->spec.L.final_norm, n, (int)t->hidden, (float)t->rms_eps);
     matmul_forward_cpu(logits, b.n1, m->params + m->spec.L.lm_head, NULL, n, (int)t->hidden, (int)t->vocab);

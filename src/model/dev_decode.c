@@ -1,6 +1,7 @@
 /* Incremental decoding on the device: src/model/decode.c with the cache in device memory. The
- * cache's bookkeeping (lengths, rope deltas) and the attention twin's pointer table stay on the host,
- * where the rollout loop reads them. */
+ * cache's bookkeeping (lengths, rope deltas) stays on the host, where the rollout loop reads it; a
+ * step uploads its rows' slots and positions once, and every layer's append and attention read them
+ * there (no per-layer host tables). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,13 +62,11 @@ int model_dev_prefill(struct model_dev *d, struct model_kv *kv, int slot, const 
     return 0;
 }
 
-/* Device buffers of one decode step for n rows, and the host pointer table of the attention twin. */
+/* Device buffers of one decode step for n rows. */
 struct dev_step {
     float *x, *n1, *q, *k, *v, *att, *mid, *n2, *gate, *up, *act, *rstd, *cos, *sin;
     int64_t *tokens;
-    const float **kp, **vp; /* host tables of device pointers */
-    int *len;               /* host */
-    int64_t *rows;          /* host: the cache rows the new keys and values go to */
+    int *slot, *at; /* [n] each: the rows' cache slots and their new tokens' positions (one buffer) */
 };
 
 static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct model_config *c, int n)
@@ -86,26 +85,19 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
     b->cos = gpu_alloc_floats(g, n * t->head_dim);
     b->sin = gpu_alloc_floats(g, n * t->head_dim);
     b->tokens = gpu_alloc(g, (size_t)n * sizeof *b->tokens);
-    b->kp = mmupt_xmalloc((size_t)n * sizeof *b->kp);
-    b->vp = mmupt_xmalloc((size_t)n * sizeof *b->vp);
-    b->len = mmupt_xmalloc((size_t)n * sizeof *b->len);
-    b->rows = mmupt_xmalloc((size_t)n * sizeof *b->rows);
+    b->slot = gpu_alloc(g, 2 * (size_t)n * sizeof *b->slot);
+    b->at = b->slot + n;
 }
 
 static void step_free(struct dev_step *b, const struct gpu_ctx *g)
 {
     void *dev[] = {b->x, b->n1, b->q, b->k, b->v, b->att, b->mid, b->n2, b->gate, b->up, b->act, b->rstd, b->cos, b->sin,
-                   b->tokens};
+                   b->tokens, b->slot};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
-    free((void *)b->kp);
-    free((void *)b->vp);
-    free(b->len);
-    free(b->rows);
 }
 
 /* One decoder layer for the n new rows; appends their keys and values to the cache. */
-static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, const int *slots, int n,
-                         struct dev_step *b)
+static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;
     const struct model_text_config *t = &d->m->cfg.text;
@@ -120,17 +112,9 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, co
     dev_linear_forward(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
-    /* The new rows go to cache row (layer, slot, len) - one scatter per tensor. */
-    for (int i = 0; i < n; i++) {
-        int s = slots[i], at = kv->len[s];
-        b->rows[i] = (l * kv->n_slots + s) * (int64_t)kv->max_len + at;
-        b->kp[i] = model_kv_row(kv, kv->k, l, s, 0);
-        b->vp[i] = model_kv_row(kv, kv->v, l, s, 0);
-        b->len[i] = at + 1;
-    }
-    scatter_rows_cuda(kv->k, b->k, b->rows, n, kvd, g->stream);
-    scatter_rows_cuda(kv->v, b->v, b->rows, n, kvd, g->stream);
-    attention_decode_cuda(b->att, b->q, b->kp, b->vp, b->len, n, nh, nkv, hd, g->stream);
+    float *ck = model_kv_row(kv, kv->k, l, 0, 0), *cv = model_kv_row(kv, kv->v, l, 0, 0); /* this layer */
+    kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+    attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd, g->stream);
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     rmsnorm_forward_cuda(b->n2, b->rstd, b->mid, p + y->ln2, n, H, eps, g->stream);
@@ -153,10 +137,17 @@ int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots,
     gpu_upload(g, b.tokens, tokens, (size_t)n * sizeof *tokens);
     embedding_forward_cuda(b.x, b.tokens, d->params + d->m->spec.L.embed, n, (int)t->hidden, g->stream);
     int64_t *pos = mmupt_xmalloc((size_t)(3 * n) * sizeof *pos);
-    for (int i = 0; i < n; i++) pos[i] = pos[n + i] = pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
+    int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | at], as b.slot and b.at */
+    for (int i = 0; i < n; i++) {
+        idx[i] = slots[i];
+        idx[n + i] = kv->len[slots[i]];
+        pos[i] = pos[n + i] = pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
+    }
     dev_upload_rope(d, pos, n, b.cos, b.sin);
+    gpu_upload(g, b.slot, idx, 2 * (size_t)n * sizeof *idx);
     free(pos);
-    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, kv, l, slots, n, &b);
+    free(idx);
+    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, kv, l, n, &b);
     for (int i = 0; i < n; i++) kv->len[slots[i]]++;
     rmsnorm_forward_cuda(b.n1, b.rstd, b.x, d->params + d->m->spec.L.final_norm, n, (int)t->hidden, (float)t->rms_eps,
                          g->stream);

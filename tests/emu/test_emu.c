@@ -61,10 +61,26 @@ static void kernel_overrun(struct gpu_ctx *g)
 
 static void device_table(struct gpu_ctx *g)
 {
-    float *q = gpu_alloc_floats(g, 64), *kv = gpu_alloc_floats(g, 64);
-    int *len = gpu_alloc(g, sizeof(int));
-    const float *k[1] = {kv};
-    attention_decode_cuda(q, q, k, k, len, 1, 1, 1, 16, g->stream);
+    float *src = gpu_alloc_floats(g, 64), *dst = gpu_alloc_floats(g, 64);
+    int64_t *index = gpu_alloc(g, sizeof *index); /* gather_rows_cuda's index is launch metadata */
+    gather_rows_cuda(dst, src, index, 1, 16, g->stream);
+}
+
+/* The decode step's slot/position arrays are device arrays, shared by every layer. */
+static void host_decode_index(struct gpu_ctx *g)
+{
+    float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64);
+    int idx[2] = {0, 0};
+    attention_decode_cuda(q, q, cache, cache, idx, idx + 1, 1, 1, 4, 1, 1, 16, g->stream);
+}
+
+/* A position past the cache: the reference's check, reached through the emulator. */
+static void decode_past_cache(struct gpu_ctx *g)
+{
+    float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64);
+    int idx[2] = {0, 4}, *d_idx = gpu_alloc(g, sizeof idx);
+    gpu_upload(g, d_idx, idx, sizeof idx);
+    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, g->stream);
 }
 
 static void test_faults(struct test_state *ts)
@@ -85,6 +101,13 @@ static void test_faults(struct test_state *ts)
     st = in_child(device_table, msg, sizeof msg);
     CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
     CHECK_CONTAINS(ts, msg, "must be a host array");
+    st = in_child(host_decode_index, msg, sizeof msg);
+    CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK_CONTAINS(ts, msg, "attention_decode_cuda: slot");
+    CHECK_CONTAINS(ts, msg, "is not device memory");
+    st = in_child(decode_past_cache, msg, sizeof msg);
+    CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK_CONTAINS(ts, msg, "position 4 outside a cache of 1 x 4");
 }
 
 static void test_memory(struct test_state *ts)

@@ -1,12 +1,14 @@
-/* Decode attention over per-sequence KV caches: attention_decode_cuda against attention_decode_cpu.
- * Batches of n = 1, 3, 17 sequences whose cache lengths 1, 7, 513 and 4097 (longer than a block of
- * threads, and than the CPU's stack buffer) are mixed in one call; head layouts n_heads/n_kv 2/1,
- * 2/2 and 14/2 (the 3B decoder's GQA group of 7); head sizes 64, 80 (vision) and 128 (decoder).
- * Each shape runs twice: q, k, v of ordinary size, and q, k of large magnitude, where the scores
- * pass 88.7 so an exponential without the max subtracted would overflow fp32 (the test checks that
- * premise on the host). Also: rows of length 0 (out exactly 0, their cache pointers NULL), n = 0
- * (nothing written), every output written (the buffer starts as garbage), and a second call on the
- * default stream equal bit for bit (no float atomics). Skips (exit 77) without a GPU.
+/* Decode attention over a slot-major KV cache layer: attention_decode_cuda against
+ * attention_decode_cpu, and kv_append_cuda against kv_append_cpu. Batches of n = 1, 3, 17 rows whose
+ * lengths 1, 7, 513 and 4097 (longer than a block of threads, and than the CPU's stack buffer) are
+ * mixed in one call, in slots given in reverse order with slot 0 unused, and every cache row past a
+ * slot's length NaN (a kernel reading past pos would return NaN); head layouts n_heads/n_kv 2/1, 2/2
+ * and 14/2 (the 3B decoder's GQA group of 7); head sizes 64, 80 (vision) and 128 (decoder). Each
+ * shape runs twice: q, k, v of ordinary size, and q, k of large magnitude, where the scores pass 88.7
+ * so an exponential without the max subtracted would overflow fp32 (the test checks that premise on
+ * the host). Also: n = 0 (nothing written), every output written (the buffer starts as garbage), a
+ * second call on the default stream equal bit for bit (no float atomics), and the append bit for bit
+ * leaving every other cache row alone. Skips (exit 77) without a GPU.
  *
  * Tolerance, in gpu_test_err's measure (max |got - want| / (1 + |want|)): out is an average of v
  * rows, so its error is about the largest error of a score difference s_j - max times 2 max |v|
@@ -41,19 +43,25 @@ static const int NS[] = {1, 3, 17};
 static const int HEADS[][2] = {{2, 1}, {2, 2}, {14, 2}};
 static const int HDS[] = {64, 80, 128};
 
-/* One call's inputs on both sides and the reference output. */
+/* One call's inputs on both sides and the reference output. Row i lives in slot n - i of a cache of
+ * n + 1 slots (slot 0 unused) and max_len = the longest row + 1; rows past each length are NaN. */
 struct dec_case {
-    int n, n_heads, n_kv, hd, large;
-    int len[32];
+    int n, n_heads, n_kv, hd, large, n_slots, max_len;
+    int len[32], slot[32], pos[32];
     float *q, *out;             /* host: [n, n_heads, hd] */
-    float *k[32], *v[32];       /* host caches */
-    float *dk[32], *dv[32];     /* device caches (NULL for len 0) */
+    float *k, *v;               /* host cache layer [n_slots, max_len, n_kv, hd] */
+    float *dk, *dv;             /* device copies */
+    int *d_idx;                 /* device [slot | pos] */
     double max_abs_score_sum;   /* largest scale * sum_d |q_d k_d| */
     double max_score;           /* largest |scale * q . k| */
 };
 
-static size_t cache_floats(const struct dec_case *c, int i) { return (size_t)c->len[i] * c->n_kv * c->hd; }
+static size_t cache_floats(const struct dec_case *c) { return (size_t)c->n_slots * c->max_len * c->n_kv * c->hd; }
 static size_t q_floats(const struct dec_case *c) { return (size_t)c->n * c->n_heads * c->hd; }
+static const float *slot_rows(const struct dec_case *c, const float *cache, int i)
+{
+    return cache + (size_t)c->slot[i] * c->max_len * c->n_kv * c->hd;
+}
 
 /* Score magnitudes of the reference inputs: the error scale, and the overflow premise. */
 static void case_score_stats(struct dec_case *c)
@@ -66,7 +74,7 @@ static void case_score_stats(struct dec_case *c)
         for (int h = 0; h < c->n_heads; h++)
             for (int j = 0; j < c->len[i]; j++) {
                 const float *qi = c->q + ((size_t)i * c->n_heads + h) * c->hd;
-                const float *kj = c->k[i] + ((size_t)j * c->n_kv + h / group) * c->hd;
+                const float *kj = slot_rows(c, c->k, i) + ((size_t)j * c->n_kv + h / group) * c->hd;
                 double s = 0.0, a = 0.0;
                 for (int d = 0; d < c->hd; d++) {
                     s += (double)qi[d] * kj[d];
@@ -77,7 +85,7 @@ static void case_score_stats(struct dec_case *c)
             }
 }
 
-/* lens: n lengths (0 allowed). large: q, k in [-12, 12) instead of q in [-2, 2), k in [-1, 1). */
+/* lens: n lengths (>= 1). large: q, k in [-12, 12) instead of q in [-2, 2), k in [-1, 1). */
 static void case_init(struct dec_case *c, int n, const int *lens, int n_heads, int n_kv, int hd, int large)
 {
     MMUPT_CHECK(n <= 32);
@@ -87,34 +95,45 @@ static void case_init(struct dec_case *c, int n, const int *lens, int n_heads, i
     c->n_kv = n_kv;
     c->hd = hd;
     c->large = large;
+    c->n_slots = n + 1;
+    for (int i = 0; i < n; i++) {
+        MMUPT_CHECK(lens[i] >= 1);
+        c->len[i] = lens[i];
+        c->slot[i] = n - i;
+        c->pos[i] = lens[i] - 1;
+        if (lens[i] + 1 > c->max_len) c->max_len = lens[i] + 1;
+    }
     unsigned seed = (unsigned)(n * 7919 + n_heads * 131 + n_kv * 17 + hd * 3 + large);
     float qa = large ? 12.0f : 2.0f, ka = large ? 12.0f : 1.0f;
     c->q = mmupt_xmalloc(q_floats(c) * sizeof(float));
     gpu_test_fill(c->q, q_floats(c), seed, -qa, qa);
+    size_t m = cache_floats(c), row = (size_t)n_kv * hd;
+    c->k = mmupt_xmalloc(m * sizeof(float));
+    c->v = mmupt_xmalloc(m * sizeof(float));
+    for (size_t e = 0; e < m; e++) c->k[e] = c->v[e] = NAN;
     for (int i = 0; i < n; i++) {
-        c->len[i] = lens[i];
-        size_t m = cache_floats(c, i);
-        c->k[i] = mmupt_xmalloc((m ? m : 1) * sizeof(float));
-        c->v[i] = mmupt_xmalloc((m ? m : 1) * sizeof(float));
-        gpu_test_fill(c->k[i], m, seed + 100u + (unsigned)i, -ka, ka);
-        gpu_test_fill(c->v[i], m, seed + 200u + (unsigned)i, -1.0f, 1.0f);
-        c->dk[i] = m ? gpu_test_upload(c->k[i], m * sizeof(float)) : NULL;
-        c->dv[i] = m ? gpu_test_upload(c->v[i], m * sizeof(float)) : NULL;
+        float *k = (float *)slot_rows(c, c->k, i), *v = (float *)slot_rows(c, c->v, i);
+        gpu_test_fill(k, (size_t)lens[i] * row, seed + 100u + (unsigned)i, -ka, ka);
+        gpu_test_fill(v, (size_t)lens[i] * row, seed + 200u + (unsigned)i, -1.0f, 1.0f);
     }
+    c->dk = gpu_test_upload(c->k, m * sizeof(float));
+    c->dv = gpu_test_upload(c->v, m * sizeof(float));
+    int idx[64];
+    memcpy(idx, c->slot, (size_t)n * sizeof(int));
+    memcpy(idx + n, c->pos, (size_t)n * sizeof(int));
+    c->d_idx = gpu_test_upload(idx, 2 * (size_t)n * sizeof(int));
     c->out = mmupt_xmalloc(q_floats(c) * sizeof(float));
-    attention_decode_cpu(c->out, c->q, (const float *const *)c->k, (const float *const *)c->v, c->len, n, n_heads,
-                         n_kv, hd);
+    attention_decode_cpu(c->out, c->q, c->k, c->v, c->slot, c->pos, n, c->n_slots, c->max_len, n_heads, n_kv, hd);
     case_score_stats(c);
 }
 
 static void case_free(struct dec_case *c)
 {
-    for (int i = 0; i < c->n; i++) {
-        free(c->k[i]);
-        free(c->v[i]);
-        if (c->dk[i]) CUDA_CHECK(cudaFree(c->dk[i]));
-        if (c->dv[i]) CUDA_CHECK(cudaFree(c->dv[i]));
-    }
+    free(c->k);
+    free(c->v);
+    CUDA_CHECK(cudaFree(c->dk));
+    CUDA_CHECK(cudaFree(c->dv));
+    CUDA_CHECK(cudaFree(c->d_idx));
     free(c->q);
     free(c->out);
 }
@@ -126,7 +145,7 @@ static float *run_cuda(const struct dec_case *c, cudaStream_t st)
     float *h = mmupt_xmalloc(nq * sizeof *h);
     for (size_t i = 0; i < nq; i++) h[i] = NAN;
     float *d_q = gpu_test_upload(c->q, nq * sizeof(float)), *d_out = gpu_test_upload(h, nq * sizeof(float));
-    attention_decode_cuda(d_out, d_q, (const float *const *)c->dk, (const float *const *)c->dv, c->len, c->n,
+    attention_decode_cuda(d_out, d_q, c->dk, c->dv, c->d_idx, c->d_idx + c->n, c->n, c->n_slots, c->max_len,
                           c->n_heads, c->n_kv, c->hd, st);
     gpu_test_download(h, d_out, nq * sizeof(float));
     CUDA_CHECK(cudaFree(d_q));
@@ -172,42 +191,43 @@ static void test_against_reference(struct test_state *ts, cudaStream_t st)
     CHECK_MSG(ts, top_score > 88.8, "largest score only %g: the stability cases test nothing", top_score);
 }
 
-/* Rows of length 0 among others: out exactly 0 for them (the reference's), right for the rest. */
-static void test_empty_rows(struct test_state *ts, cudaStream_t st)
+/* The append: the new rows land bit for bit where the reference puts them, and nothing else moves. */
+static void test_append(struct test_state *ts, cudaStream_t st)
 {
-    static const int lens[] = {0, 7, 0, 513, 0};
-    struct dec_case c;
-    case_init(&c, 5, lens, 14, 2, 64, 0);
-    float *got = run_cuda(&c, st);
-    size_t row = (size_t)c.n_heads * c.hd;
-    long nonzero = 0;
-    for (int i = 0; i < c.n; i++)
-        for (size_t e = 0; c.len[i] == 0 && e < row; e++)
-            if (got[i * row + e] != 0.0f || c.out[i * row + e] != 0.0f) nonzero++;
-    CHECK_MSG(ts, nonzero == 0, "len 0 rows: %ld outputs not exactly 0", nonzero);
-    double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
-    float e = gpu_test_err(got, c.out, q_floats(&c));
-    CHECK_MSG(ts, e < tol, "rows beside len 0 ones: err %g, tol %g", e, tol);
-    free(got);
-    case_free(&c);
-
-    /* Only empty rows: all zeros. */
-    static const int zeros[] = {0, 0};
-    case_init(&c, 2, zeros, 2, 1, 64, 0);
-    got = run_cuda(&c, st);
-    nonzero = 0;
-    for (size_t i = 0; i < q_floats(&c); i++) nonzero += got[i] != 0.0f;
-    CHECK_MSG(ts, nonzero == 0, "all rows len 0: %ld outputs not exactly 0", nonzero);
-    free(got);
-    case_free(&c);
+    enum { N = 3, SLOTS = 5, LEN = 9, KVD = 256 };
+    const int slot[N] = {4, 0, 2}, pos[N] = {8, 0, 3};
+    size_t m = (size_t)SLOTS * LEN * KVD;
+    float *ck = mmupt_xmalloc(m * sizeof(float)), *cv = mmupt_xmalloc(m * sizeof(float));
+    float *k = mmupt_xmalloc(N * KVD * sizeof(float)), *v = mmupt_xmalloc(N * KVD * sizeof(float));
+    gpu_test_fill(ck, m, 1, -1, 1);
+    gpu_test_fill(cv, m, 2, -1, 1);
+    gpu_test_fill(k, N * KVD, 3, -1, 1);
+    gpu_test_fill(v, N * KVD, 4, -1, 1);
+    float *d_ck = gpu_test_upload(ck, m * 4), *d_cv = gpu_test_upload(cv, m * 4);
+    float *d_k = gpu_test_upload(k, N * KVD * 4), *d_v = gpu_test_upload(v, N * KVD * 4);
+    int idx[2 * N];
+    memcpy(idx, slot, sizeof slot);
+    memcpy(idx + N, pos, sizeof pos);
+    int *d_idx = gpu_test_upload(idx, sizeof idx);
+    kv_append_cpu(ck, cv, k, v, slot, pos, N, SLOTS, LEN, KVD);
+    kv_append_cuda(d_ck, d_cv, d_k, d_v, d_idx, d_idx + N, N, SLOTS, LEN, KVD, st);
+    float *got_k = mmupt_xmalloc(m * sizeof(float)), *got_v = mmupt_xmalloc(m * sizeof(float));
+    gpu_test_download(got_k, d_ck, m * 4);
+    gpu_test_download(got_v, d_cv, m * 4);
+    CHECK_MSG(ts, memcmp(got_k, ck, m * 4) == 0 && memcmp(got_v, cv, m * 4) == 0, "kv_append_cuda differs");
+    float *bufs[] = {d_ck, d_cv, d_k, d_v};
+    for (int i = 0; i < 4; i++) CUDA_CHECK(cudaFree(bufs[i]));
+    CUDA_CHECK(cudaFree(d_idx));
+    free(ck), free(cv), free(k), free(v), free(got_k), free(got_v);
 }
 
-/* n = 0: nothing to compute, nothing written, no table read (NULL everywhere). */
+/* n = 0: nothing to compute, nothing written, no index read (NULL everywhere). */
 static void test_no_sequences(struct test_state *ts, cudaStream_t st)
 {
     float sentinel = 5.0f;
     float *d = gpu_test_upload(&sentinel, sizeof sentinel);
-    attention_decode_cuda(d, d, NULL, NULL, NULL, 0, 2, 1, 64, st);
+    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, st);
+    kv_append_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 64, st);
     float got = 0.0f;
     gpu_test_download(&got, d, sizeof got);
     CHECK_MSG(ts, got == 5.0f, "n = 0: the output changed to %g", got);
@@ -219,7 +239,7 @@ int main(void)
     cudaStream_t st = gpu_test_begin_stream();
     struct test_state ts = {0};
     RUN_WITH(&ts, test_against_reference, st);
-    RUN_WITH(&ts, test_empty_rows, st);
+    RUN_WITH(&ts, test_append, st);
     RUN_WITH(&ts, test_no_sequences, st);
     CUDA_CHECK(cudaStreamDestroy(st));
     return test_summary(&ts);
