@@ -77,6 +77,7 @@ static int write_model_file(struct trainer *tr, const char *partial, const int64
         m.snap_version[m.n_snaps] = tr->snaps[i].version;
         snaps[m.n_snaps++] = tr->snaps[i].w;
     }
+    train_host_weights(tr);
     int rc = m.config_yaml ? ckpt_write_model(partial, &tr->model.spec, tr->model.params, &m, snaps, err)
                            : mmupt_fail(err, "checkpoint: cannot render the config");
     free(m.config_yaml);

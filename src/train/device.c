@@ -5,9 +5,9 @@
  * What runs there: every forward, log-probability and backward pass of the learner, the rollout's
  * prefill, decode and sampling, and the optimizer step (ZeRO-1: the shard's moments, gradient, norm
  * and AdamW update on the device; the learners' reduce-scatter and all-gather over NCCL on device
- * buffers, or staged through host buffers over MPI where NCCL is absent - the emulator). After each
- * step the whole new weights are also on the host: checkpoints, weight broadcasts to rollout ranks
- * and snapshots read them there.
+ * buffers, or staged through host buffers over MPI where NCCL is absent - the emulator). The new
+ * weights reach the host lazily (train_host_weights), when checkpoints, weight broadcasts to rollout
+ * ranks, snapshots or the final checksum read them - not after every step.
  *
  * The device holds up to three weight sets: the current weights (tr->model.params; re-uploaded
  * lazily after train_weights_changed), the frozen reference of the KL term (uploaded once) and one
@@ -86,8 +86,16 @@ void train_device_close(struct trainer *tr)
 
 void train_weights_changed(struct trainer *tr)
 {
+    tr->host_stale = 0; /* the host was just written: it is the newer copy */
     tr->dev_stale = 1;
     tr->dev_opt_stale = 1; /* a restore also brings moments: the device's are older */
+}
+
+void train_host_weights(struct trainer *tr)
+{
+    if (!tr->host_stale) return;
+    gpu_download(&tr->gpu, tr->model.params, tr->dev_current, (size_t)tr->model.spec.total * sizeof(float));
+    tr->host_stale = 0;
 }
 
 void train_device_pull_optim(struct trainer *tr)
@@ -123,7 +131,7 @@ static int step_one(struct trainer *tr, const struct optim_config *oc, double lr
     const struct gpu_ctx *g = &tr->gpu;
     int res = optim_step_device(&tr->opt, oc, lr, tr->dev_current, tr->dev.grads, tr->dev_m, tr->dev_v, g->stream,
                                 norm);
-    if (res == 0) gpu_download(g, tr->model.params, tr->dev_current, tr->opt.n * sizeof(float));
+    if (res == 0) tr->host_stale = 1;
     return res;
 }
 
@@ -144,7 +152,7 @@ static int dev_reduce_scatter(struct trainer *tr, const float *d_in, float *d_sh
     return 0;
 }
 
-/* All-gather of the updated shard into d_params, and the host copy of the whole weights. */
+/* All-gather of the updated shard into d_params (the host copy: fresh when staged, else lazy). */
 static int dev_allgather(struct trainer *tr, float *d_params)
 {
     const struct gpu_ctx *g = &tr->gpu;
@@ -152,7 +160,7 @@ static int dev_allgather(struct trainer *tr, float *d_params)
     if (tr->learn_dev.nccl) {
         gpu_sync(g);
         if (comm_allgather(&tr->learn_dev, d_params + lo, d_params, n)) return -1;
-        gpu_download(g, tr->model.params, d_params, n * sizeof(float));
+        tr->host_stale = 1;
         return 0;
     }
     gpu_download(g, tr->model.params + lo, d_params + lo, k * sizeof(float));

@@ -150,6 +150,7 @@ int train_after_update(struct trainer *tr, int64_t next_step, struct mmupt_err *
     int send = is_broadcast(tr, u) && tr->world.rank == 0 && u > tr->last_sent;
     snaps_reap(tr, next_step);
     if (send || is_behaviour(tr, u)) {
+        train_host_weights(tr);
         struct weight_snap *s = snap_new(tr, u, tr->model.params, err);
         if (!s) return -1;
         if (send) send_snap(tr, s);

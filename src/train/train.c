@@ -136,6 +136,7 @@ static int drain_ring(struct trainer *tr, struct mmupt_err *err)
 static void log_checksum(struct trainer *tr)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a of the final weights: equal on every learner */
+    train_host_weights(tr);
     const unsigned char *b = (const unsigned char *)tr->model.params;
     for (size_t i = 0; i < (size_t)tr->model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
     tr->lg.only_rank0 = 0; /* every learner reports its checksum: replicas must agree */

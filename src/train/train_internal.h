@@ -105,6 +105,7 @@ struct trainer {
     int learn_dev_tried, learn_dev_split;
     int dev_opt_stale;          /* the host moments (a restore) are newer than dev_m/dev_v */
     int host_opt_stale;         /* dev_m/dev_v are newer than the host's (device steps since a pull) */
+    int host_stale;             /* dev_current is newer than tr->model.params (train_host_weights) */
 };
 
 struct train_question {
@@ -248,5 +249,9 @@ void train_device_use(struct trainer *tr, const float *params);
  * return values. train_device_pull_optim brings device moments to the host (checkpoints). */
 int train_optim_step(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm);
 void train_device_pull_optim(struct trainer *tr);
+/* Bring the current weights to tr->model.params when a device step left them only on the device
+ * (the copy is lazy: PCIe time only for checkpoints, broadcasts, snapshots and the final checksum).
+ * Every reader of the host weights' VALUES calls it first; pointer comparisons need not. */
+void train_host_weights(struct trainer *tr);
 
 #endif

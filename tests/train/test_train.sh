@@ -102,6 +102,9 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
         "built without CUDA" "emulator backend"
     train emu1 1 0 cluster.backend=emulator model.dtype=fp32
     same "device path (emulator), colocated: the CPU run's weights" "$c1" "$sum"
+    # 1 learner: the device step's weights reach the host lazily, for the broadcast to the rollout rank
+    train emu11 2 1 cluster.backend=emulator model.dtype=fp32
+    same "device path (emulator), 1 rollout + 1 learner: the CPU run's weights" "$s11" "$sum"
     train emu12 3 1 cluster.backend=emulator model.dtype=fp32 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
     same "device path (emulator), 1 rollout + 2 learners, validating: the CPU run's weights" "$s12" "$sum"
     same "device path (emulator): the CPU run's validation metrics" \
