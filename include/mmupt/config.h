@@ -54,6 +54,7 @@ struct cfg_model {
     int dtype;
     bool freeze_vision_tower;
     bool gradient_checkpointing;
+    int64_t logit_chunk;
 };
 
 struct cfg_data {

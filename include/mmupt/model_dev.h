@@ -44,6 +44,11 @@ struct model_dev {
      * block's input and the backward recomputes the block from it - the same results (the kernels
      * are deterministic), the activation memory of one block instead of all. Off after init. */
     int recompute;
+    /* model.logit_chunk: > 0 makes model_dev_forward stop before lm_head (logits NULL), and the
+     * log-probability pair then runs lm_head, the log-softmax and their backward over this many rows
+     * at a time, never holding [n_tokens, vocab] logits - reading d->params when they run, so the
+     * forward's weights must still be installed then. 0 (after init): every row's logits kept. */
+    int64_t logit_chunk;
     /* Scratch of the log-probability calls (device, grown on demand). */
     int64_t *targets;
     float *logp, *entropy;
@@ -65,10 +70,10 @@ void model_dev_download_grads(const struct model_dev *d, float *grads);
 void model_dev_zero_grad(struct model_dev *d);
 
 /* model_forward / model_forward_last on the device: the batch is host data; logits stay on the
- * device. -1 with err for the CPU model's input errors. */
+ * device (forward: NULL when logit_chunk > 0, see there). -1 with err for the CPU model's input errors. */
 int model_dev_forward(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err);
 int model_dev_forward_last(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err);
-/* dlogits: device [n_tokens, vocab]; gradients accumulate into d->grads. */
+/* dlogits: device [n_tokens, vocab]; gradients accumulate into d->grads. (Works in either logit mode.) */
 void model_dev_backward(struct model_dev *d, const float *dlogits);
 /* model_logprobs / model_backward_logprobs: targets, logp, entropy (may be NULL) and weight are
  * host arrays of n_tokens. */

@@ -72,6 +72,11 @@ const struct cfg_field cfg_fields[] = {
     {"model.gradient_checkpointing", CFG_BOOL, OFF(model.gradient_checkpointing), "true", 0, 0, 0, NULL,
      "Recompute each decoder block's activations in the backward pass instead of keeping them (device "
      "path: cluster.backend cuda/emulator; the CPU reference always keeps them). Same results, less memory."},
+    {"model.logit_chunk", CFG_INT, OFF(model.logit_chunk), "4096", 0, IBIG, 0, NULL,
+     "Device path: the learner's lm_head, log-softmax and their gradients run over this many token rows at "
+     "a time, so a micro-batch's [tokens, vocab] logits (4.9 GB per 8192 tokens at Qwen's 151936 vocabulary, "
+     "fp32) never exist whole; 0 keeps them all. The lm_head gradient then sums its rows chunk by chunk "
+     "(fp32 reassociation only)."},
 
     {"data.train_path", CFG_STRING, OFF(data.train_path), "", 0, 0, 0, NULL,
      "HDF5 training set. Answers are not needed for reward.mode=majority."},

@@ -178,7 +178,7 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
     a->final_rstd = gpu_alloc_floats(g, T);
     rmsnorm_forward_cuda(a->final, a->final_rstd, a->out, d->params + L->final_norm, (int)T, (int)H, (float)tc->rms_eps,
                          g->stream);
-    lm_head(d, last_only);
+    if (last_only || d->logit_chunk <= 0) lm_head(d, last_only); /* else per chunk, in the log-prob pair */
     return 0;
 }
 
@@ -192,20 +192,20 @@ int model_dev_forward_last(struct model_dev *d, const struct model_batch *b, str
     return forward(d, b, 1, err);
 }
 
-void model_dev_backward(struct model_dev *d, const float *dlogits)
+/* Everything below the final norm's output: from dfinal [T, H] (freed here) to every gradient. */
+static void backward_body(struct model_dev *d, float *dfinal)
 {
     const struct gpu_ctx *g = d->g;
     struct model_dev_acts *a = d->acts;
-    MMUPT_CHECK(a != NULL && !a->last_only); /* a forward_last keeps no per-token logits */
     const struct model_text_config *tc = &d->m->cfg.text;
     const struct model_layout *L = &d->m->spec.L;
     float *p = d->params, *gr = d->grads;
-    int64_t T = a->T, H = tc->hidden, V = tc->vocab;
+    int64_t T = a->T, H = tc->hidden;
     size_t TH = (size_t)(T * H) * sizeof(float);
-    float *dfinal = gpu_zeros_floats(g, T * H), *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
-    dev_linear_backward(d, dfinal, dlogits, a->final, L->lm_head, -1, (int)T, (int)H, (int)V);
+    float *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
     rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
                           g->stream);
+    gpu_free(g, dfinal);
     struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
         struct block_weights w = model_text_weights(&L->layers[l]);
@@ -239,9 +239,18 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     embedding_backward_cuda(gr + L->embed, dx, a->tokens, (int)T, (int)H, g->stream);
     if (a->has_images) dev_vision_backward(d, &a->vis, dmerged);
     gpu_free(g, dmerged);
-    gpu_free(g, dfinal);
     gpu_free(g, dx);
     gpu_free(g, dprev);
+}
+
+void model_dev_backward(struct model_dev *d, const float *dlogits)
+{
+    struct model_dev_acts *a = d->acts;
+    MMUPT_CHECK(a != NULL && !a->last_only); /* a forward_last keeps no per-token logits */
+    int64_t T = a->T, H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab;
+    float *dfinal = gpu_zeros_floats(d->g, T * H);
+    dev_linear_backward(d, dfinal, dlogits, a->final, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
+    backward_body(d, dfinal);
 }
 
 /* Device scratch for n rows of targets and log-probabilities. */
@@ -257,28 +266,65 @@ static void scratch_reserve(struct model_dev *d, int64_t n)
     d->scratch_rows = n;
 }
 
-void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, float *logp, float *entropy)
+/* Rows [r0, r0 + n) of the logits, from the final norm's output, into chunk [n, V]. */
+static void chunk_logits(struct model_dev *d, float *chunk, int64_t r0, int64_t n)
 {
-    MMUPT_CHECK(d->acts != NULL && !d->acts->last_only);
-    int64_t n = d->n_tokens;
-    scratch_reserve(d, n);
-    gpu_upload(d->g, d->targets, targets, (size_t)n * sizeof *targets);
-    logprob_forward_cuda(d->logp, entropy ? d->entropy : NULL, d->logits, d->targets, (int)n, (int)d->m->cfg.text.vocab,
-                         tau, d->g->stream);
-    gpu_download(d->g, logp, d->logp, (size_t)n * sizeof *logp);
-    if (entropy) gpu_download(d->g, entropy, d->entropy, (size_t)n * sizeof *entropy);
+    int64_t H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab;
+    dev_linear_forward(d, chunk, d->acts->final + r0 * H, d->m->spec.L.lm_head, -1, (int)n, (int)H, (int)V);
 }
 
-void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight)
+void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, float *logp, float *entropy)
 {
     MMUPT_CHECK(d->acts != NULL && !d->acts->last_only);
     const struct gpu_ctx *g = d->g;
     int64_t n = d->n_tokens, V = d->m->cfg.text.vocab;
     scratch_reserve(d, n);
     gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
+    if (d->logits) {
+        logprob_forward_cuda(d->logp, entropy ? d->entropy : NULL, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
+    } else { /* chunked: lm_head and the log-softmax over logit_chunk rows at a time */
+        int64_t c = d->logit_chunk < n ? d->logit_chunk : n;
+        float *chunk = gpu_alloc_floats(g, c * V);
+        for (int64_t r0 = 0; r0 < n; r0 += c) {
+            int64_t k = n - r0 < c ? n - r0 : c;
+            chunk_logits(d, chunk, r0, k);
+            logprob_forward_cuda(d->logp + r0, entropy ? d->entropy + r0 : NULL, chunk, d->targets + r0, (int)k, (int)V,
+                                 tau, g->stream);
+        }
+        gpu_free(g, chunk);
+    }
+    gpu_download(g, logp, d->logp, (size_t)n * sizeof *logp);
+    if (entropy) gpu_download(g, entropy, d->entropy, (size_t)n * sizeof *entropy);
+}
+
+void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight)
+{
+    MMUPT_CHECK(d->acts != NULL && !d->acts->last_only);
+    const struct gpu_ctx *g = d->g;
+    int64_t n = d->n_tokens, V = d->m->cfg.text.vocab, H = d->m->cfg.text.hidden;
+    scratch_reserve(d, n);
+    gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
     gpu_upload(g, d->logp, weight, (size_t)n * sizeof *weight); /* the weights, in the logp scratch */
-    float *dlogits = gpu_zeros_floats(g, n * V);
-    logprob_backward_cuda(dlogits, d->logp, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
-    model_dev_backward(d, dlogits);
-    gpu_free(g, dlogits);
+    if (d->logits) {
+        float *dlogits = gpu_zeros_floats(g, n * V);
+        logprob_backward_cuda(dlogits, d->logp, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
+        model_dev_backward(d, dlogits);
+        gpu_free(g, dlogits);
+        return;
+    }
+    /* chunked: each chunk's logits again, their gradient, and its share of lm_head's backward */
+    int64_t c = d->logit_chunk < n ? d->logit_chunk : n;
+    float *chunk = gpu_alloc_floats(g, c * V), *dchunk = gpu_alloc_floats(g, c * V);
+    float *dfinal = gpu_zeros_floats(g, n * H);
+    for (int64_t r0 = 0; r0 < n; r0 += c) {
+        int64_t k = n - r0 < c ? n - r0 : c;
+        chunk_logits(d, chunk, r0, k);
+        gpu_zero(g, dchunk, (size_t)(k * V) * sizeof(float));
+        logprob_backward_cuda(dchunk, d->logp + r0, chunk, d->targets + r0, (int)k, (int)V, tau, g->stream);
+        dev_linear_backward(d, dfinal + r0 * H, dchunk, d->acts->final + r0 * H, d->m->spec.L.lm_head, -1, (int)k, (int)H,
+                            (int)V);
+    }
+    gpu_free(g, chunk);
+    gpu_free(g, dchunk);
+    backward_body(d, dfinal);
 }

@@ -107,11 +107,12 @@ static int logprobs_with(struct trainer *tr, struct micro *mb, const float *para
     if (tr->on_device) {
         train_device_use(tr, params);
         int rc = model_dev_forward(&tr->dev, &b, err);
+        if (rc == 0) { /* before the switch back: with logit chunks, lm_head runs in here */
+            *out = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof **out);
+            model_dev_logprobs(&tr->dev, mb->b.targets, tau, *out, NULL);
+        }
         train_device_use(tr, tr->model.params); /* the backward pass reads the current weights */
-        if (rc) return -1;
-        *out = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof **out);
-        model_dev_logprobs(&tr->dev, mb->b.targets, tau, *out, NULL);
-        return 0;
+        return rc ? -1 : 0;
     }
     float *saved = tr->model.params;
     tr->model.params = (float *)params; /* only read: the forward pass does not write weights */

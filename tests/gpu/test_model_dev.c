@@ -71,6 +71,34 @@ static void check_close(struct test_state *ts, const char *what, const float *go
     CHECK_MSG(ts, e <= tol, "%s: relative error %.3g > %.3g", what, e, tol);
 }
 
+/* model.logit_chunk: lm_head and the log-softmax over 5 rows at a time (so chunks of 5 and a
+ * remainder on the fixtures' batches), logits never whole. The log-probs are row-wise, so as exact as
+ * the unchunked ones; the lm_head gradient sums its rows chunk by chunk, so it may differ from the
+ * CPU's by fp32 reassociation: CHUNK_TOL_GRAD on top of the precision's tolerance. */
+#define CHUNK_TOL_GRAD 1e-5
+
+static void check_chunked(struct test_state *ts, struct fx *f, const struct model_batch *b, const int64_t *targets,
+                          float tau, const float *weight, const float *logp_c, const float *ent_c)
+{
+    struct mmupt_err err;
+    int64_t T = f->d.n_tokens;
+    float *logp = malloc(2 * (size_t)T * sizeof *logp), *ent = logp + T;
+    float *grads = malloc((size_t)f->m.spec.total * sizeof *grads);
+    f->d.logit_chunk = 5;
+    CHECK_MSG(ts, model_dev_forward(&f->d, b, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, f->d.logits == NULL, "a chunked forward kept the whole logits");
+    model_dev_logprobs(&f->d, targets, tau, logp, ent);
+    check_close(ts, "logp, 5-row logit chunks", logp, logp_c, T, f->tol_fwd);
+    check_close(ts, "entropy, 5-row logit chunks", ent, ent_c, T, f->tol_fwd);
+    model_dev_zero_grad(&f->d);
+    model_dev_backward_logprobs(&f->d, targets, tau, weight);
+    model_dev_download_grads(&f->d, grads);
+    check_close(ts, "gradients, 5-row logit chunks", grads, f->m.grads, f->m.spec.total, f->tol_grad + CHUNK_TOL_GRAD);
+    f->d.logit_chunk = 0;
+    free(logp);
+    free(grads);
+}
+
 /* Forward, forward_last, log-probabilities and the weighted backward of batch b, device vs CPU. */
 static void check_train_path(struct test_state *ts, struct fx *f, const struct model_batch *b)
 {
@@ -125,6 +153,7 @@ static void check_train_path(struct test_state *ts, struct fx *f, const struct m
               "recomputed activations changed the gradients (max rel err %.3g)",
               test_rel_err(grads_re, grads, f->m.spec.total));
     free(grads_re);
+    check_chunked(ts, f, b, targets, tau, weight, logp_c, ent_c);
     if (b->n_images > 0) { /* the tower really got gradient */
         const struct model_param *pe = model_spec_find(&f->m.spec, "visual.patch_embed.proj.weight");
         double norm = 0;
