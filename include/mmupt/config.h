@@ -81,6 +81,7 @@ struct cfg_rollout {
     int64_t seed;
     double image_pad_bias;
     struct cfg_int_list stop_token_ids;
+    bool cuda_graphs;
 };
 
 struct cfg_reward {

@@ -50,13 +50,28 @@ void gpu_sync(const struct gpu_ctx *g);
 /* 1 when this build's device is the emulator (a CPU-only build), 0 with CUDA. */
 int gpu_emulated(void);
 
-/* What the emulator counted (all zero with CUDA, which does not count). */
+/* Memory and work counters. The emulator counts everything; with CUDA, live_bytes and peak_bytes
+ * are the stream-ordered pool's bytes in use now and at most since the context started (launches
+ * and live_allocs are 0: not counted). */
 struct gpu_mem_stats {
     long long launches;   /* emulated kernels and copies */
     int live_allocs;
     size_t live_bytes, peak_bytes;
 };
 void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s);
+
+/* CUDA graphs: a fixed sequence of launches on the context's stream (a decode step) recorded once
+ * and replayed with one launch, which removes the per-kernel launch cost that dominates small decode
+ * batches. Between gpu_capture_begin and gpu_capture_end the work is recorded, NOT run: nothing may
+ * copy to or from the host or synchronise then, and every buffer the work touches must outlive the
+ * graph at the same address. gpu_capture_begin returns -1 where graphs do not exist (the emulator)
+ * and callers then run the work directly; gpu_capture_end returns NULL with err when the capture
+ * failed (the caller runs the work directly too). */
+struct gpu_graph;
+int gpu_capture_begin(const struct gpu_ctx *g);
+struct gpu_graph *gpu_capture_end(const struct gpu_ctx *g, struct mmupt_err *err);
+void gpu_graph_launch(const struct gpu_ctx *g, const struct gpu_graph *gr);
+void gpu_graph_free(struct gpu_graph *gr); /* NULL is a no-op */
 
 /* Typed conveniences: n floats. */
 static inline float *gpu_alloc_floats(const struct gpu_ctx *g, long long n)

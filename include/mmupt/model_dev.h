@@ -22,6 +22,7 @@ extern "C" {
 #endif
 
 struct model_dev_acts;
+struct model_dev_decoder;
 
 struct model_dev {
     const struct gpu_ctx *g;
@@ -49,6 +50,13 @@ struct model_dev {
      * at a time, never holding [n_tokens, vocab] logits - reading d->params when they run, so the
      * forward's weights must still be installed then. 0 (after init): every row's logits kept. */
     int64_t logit_chunk;
+    /* Decode steps (model_dev_decode) keep their buffers between calls and, with graphs != 0 (the
+     * default on a GPU; never on the emulator), replay each row count's step as one CUDA graph from
+     * the third step with that count on. A failed capture turns graphs off and says why in
+     * graph_error (the steps then run kernel by kernel, with the same results). */
+    struct model_dev_decoder *dec;
+    int graphs;
+    char graph_error[160];
     /* Scratch of the log-probability calls (device, grown on demand). */
     int64_t *targets;
     float *logp, *entropy;

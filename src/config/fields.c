@@ -117,6 +117,9 @@ const struct cfg_field cfg_fields[] = {
      "Sampling seed (combined with run.seed); a sample is keyed by (seed, question id, sample index)."},
     {"rollout.image_pad_bias", CFG_FLOAT, OFF(rollout.image_pad_bias), "-100", -1e9, 1e9, 0, NULL,
      "Logit bias on <|image_pad|> so the model never emits it (MM-UPT: -100)."},
+    {"rollout.cuda_graphs", CFG_BOOL, OFF(rollout.cuda_graphs), "true", 0, 0, 0, NULL,
+     "cluster.backend=cuda: replay each decode step (one per generated token) as a CUDA graph, one launch "
+     "instead of a few hundred; the same results. A capture that fails turns them off with a warning."},
     {"rollout.stop_token_ids", CFG_INT_LIST, OFF(rollout.stop_token_ids), "[]", 0, 16777216, 0, NULL,
      "Token ids that end an answer; [] takes them from the model's generation_config.json."},
 

@@ -1,7 +1,10 @@
-/* Device memory and copies on the CUDA runtime (include/mmupt/gpu_mem.h). Allocation is
+/* Device memory, copies and graphs on the CUDA runtime (include/mmupt/gpu_mem.h). Allocation is
  * stream-ordered (cudaMallocAsync): the device model allocates per forward pass, and the pool makes
- * that cheap after the first step without a hand-written arena. */
+ * that cheap after the first step without a hand-written arena - provided the pool keeps what is
+ * freed (its default release threshold of 0 hands memory back to the driver at every
+ * synchronisation, and the next step maps it again), so gpu_ctx_init raises the threshold. */
 #include <cuda_runtime.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,12 @@ int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)
         return mmupt_fail(err, "no usable CUDA device: %s", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     }
     CUDA_CHECK(cudaGetDevice(&g->device));
+    cudaMemPool_t pool;
+    uint64_t keep = UINT64_MAX;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, g->device));
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    uint64_t zero = 0; /* the high-water mark gpu_mem_stats reports starts here */
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
     cudaStream_t st;
     CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     g->stream = st;
@@ -96,8 +105,55 @@ int gpu_emulated(void)
 
 void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s)
 {
-    (void)g;
     memset(s, 0, sizeof *s);
+    cudaMemPool_t pool;
+    uint64_t now = 0, high = 0;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, g->device));
+    CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &now));
+    CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+    s->live_bytes = (size_t)now;
+    s->peak_bytes = (size_t)high;
+}
+
+struct gpu_graph {
+    cudaGraphExec_t exec;
+};
+
+int gpu_capture_begin(const struct gpu_ctx *g)
+{
+    /* thread-local: other threads (MPI progress, OpenMP) may use CUDA meanwhile */
+    cudaError_t e = cudaStreamBeginCapture((cudaStream_t)g->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) cudaGetLastError();
+    return e == cudaSuccess ? 0 : -1;
+}
+
+struct gpu_graph *gpu_capture_end(const struct gpu_ctx *g, struct mmupt_err *err)
+{
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture((cudaStream_t)g->stream, &graph);
+    cudaGraphExec_t exec = NULL;
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        mmupt_fail(err, "CUDA graph capture failed: %s", cudaGetErrorString(e));
+        return NULL;
+    }
+    struct gpu_graph *gr = mmupt_xmalloc(sizeof *gr);
+    gr->exec = exec;
+    return gr;
+}
+
+void gpu_graph_launch(const struct gpu_ctx *g, const struct gpu_graph *gr)
+{
+    CUDA_CHECK(cudaGraphLaunch(gr->exec, (cudaStream_t)g->stream));
+}
+
+void gpu_graph_free(struct gpu_graph *gr)
+{
+    if (!gr) return;
+    cudaGraphExecDestroy(gr->exec);
+    free(gr);
 }
 
 void gpu_sync(const struct gpu_ctx *g)

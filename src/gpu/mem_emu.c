@@ -185,3 +185,29 @@ void gpu_sync(const struct gpu_ctx *g)
 {
     (void)emu_state_of(g->stream, "gpu_sync"); /* emulated work is done when its call returns */
 }
+
+/* No graphs on the emulator: callers run the work directly (gpu_mem.h). */
+int gpu_capture_begin(const struct gpu_ctx *g)
+{
+    (void)emu_state_of(g->stream, "gpu_capture_begin");
+    return -1;
+}
+
+struct gpu_graph *gpu_capture_end(const struct gpu_ctx *g, struct mmupt_err *err)
+{
+    (void)g;
+    mmupt_fail(err, "the device emulator has no CUDA graphs");
+    return NULL;
+}
+
+void gpu_graph_launch(const struct gpu_ctx *g, const struct gpu_graph *gr)
+{
+    (void)g;
+    (void)gr;
+    MMUPT_DIE("gpu_graph_launch on the device emulator, which makes no graphs");
+}
+
+void gpu_graph_free(struct gpu_graph *gr)
+{
+    MMUPT_CHECK(gr == NULL);
+}

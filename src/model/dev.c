@@ -14,6 +14,7 @@ void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu
     d->m = m;
     d->params = gpu_alloc_floats(g, m->spec.total);
     d->grads = gpu_alloc_floats(g, m->spec.total);
+    d->graphs = !gpu_emulated();
     model_dev_upload_params(d, m->params);
     model_dev_zero_grad(d);
 }
@@ -43,6 +44,7 @@ static void acts_free(struct model_dev *d)
 void model_dev_free(struct model_dev *d)
 {
     acts_free(d);
+    dev_decoder_free(d);
     model_dev_set_bf16(d, 0);
     void *dev[] = {d->params, d->grads, d->targets, d->logp, d->entropy};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(d->g, dev[i]);

@@ -7,6 +7,7 @@
 
 #include "dev_internal.h"
 #include "mmupt/kernels.h"
+#include "mmupt/strutil.h"
 
 void model_dev_kv_init(struct model_kv *kv, const struct model_dev *d, int n_slots, int max_len)
 {
@@ -62,7 +63,7 @@ int model_dev_prefill(struct model_dev *d, struct model_kv *kv, int slot, const 
     return 0;
 }
 
-/* Device buffers of one decode step for n rows. */
+/* Device buffers of one decode step for up to n rows. */
 struct dev_step {
     float *x, *n1, *q, *k, *v, *att, *mid, *n2, *gate, *up, *act, *rstd, *cos, *sin;
     int64_t *tokens;
@@ -94,6 +95,73 @@ static void step_free(struct dev_step *b, const struct gpu_ctx *g)
     void *dev[] = {b->x, b->n1, b->q, b->k, b->v, b->att, b->mid, b->n2, b->gate, b->up, b->act, b->rstd, b->cos, b->sin,
                    b->tokens, b->slot};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
+    memset(b, 0, sizeof *b);
+}
+
+/* Row counts up to this get a CUDA graph each (a rollout's batch shrinks as sequences finish). */
+enum { DEC_GRAPH_ROWS = 256 };
+
+/* What decode steps keep between calls (d->dec): the step buffers, sized for `cap` rows and kept at
+ * fixed addresses so that a step recorded as a CUDA graph can be replayed, and the graphs, one per
+ * row count, recorded the second time a count is seen (the first runs directly: a warm-up, so cuBLAS
+ * has chosen its kernels). A graph bakes in every address it touches; `key` holds those that can
+ * change between calls (weights, the GEMM cast scratch, the cache), and a change drops the graphs. */
+struct model_dev_decoder {
+    int cap;
+    struct dev_step b;
+    float *logits; /* [cap, vocab]: the graphs write here; copied to the caller's buffer */
+    const void *key[5];
+    int key_slots, key_len;
+    struct gpu_graph *graph[DEC_GRAPH_ROWS + 1];
+    unsigned char seen[DEC_GRAPH_ROWS + 1];
+};
+
+static void drop_graphs(struct model_dev_decoder *dc)
+{
+    for (int i = 0; i <= DEC_GRAPH_ROWS; i++) {
+        gpu_graph_free(dc->graph[i]);
+        dc->graph[i] = NULL;
+        dc->seen[i] = 0;
+    }
+}
+
+void dev_decoder_free(struct model_dev *d)
+{
+    struct model_dev_decoder *dc = d->dec;
+    if (!dc) return;
+    drop_graphs(dc);
+    step_free(&dc->b, d->g);
+    gpu_free(d->g, dc->logits);
+    free(dc);
+    d->dec = NULL;
+}
+
+/* The decoder with buffers for n rows (growing them drops the graphs, which hold the old ones) and
+ * graphs that match the current weights, scratch and cache. */
+static struct model_dev_decoder *decoder_ready(struct model_dev *d, const struct model_kv *kv, int n)
+{
+    if (!d->dec) d->dec = mmupt_xcalloc(1, sizeof *d->dec);
+    struct model_dev_decoder *dc = d->dec;
+    if (n > dc->cap) {
+        drop_graphs(dc);
+        step_free(&dc->b, d->g);
+        gpu_free(d->g, dc->logits);
+        dc->cap = n;
+        step_alloc(&dc->b, d->g, &d->m->cfg, n);
+        dc->logits = gpu_alloc_floats(d->g, (int64_t)n * d->m->cfg.text.vocab);
+    }
+    const struct model_text_config *t = &d->m->cfg.text;
+    int64_t widest = t->intermediate > t->hidden ? t->intermediate : t->hidden;
+    if (t->n_heads * t->head_dim > widest) widest = t->n_heads * t->head_dim;
+    dev_linear_reserve(d, (int64_t)dc->cap * widest); /* no scratch may move inside a graph */
+    const void *key[5] = {d->params, d->params_bf16, d->cast, kv->k, kv->v};
+    if (memcmp(key, dc->key, sizeof key) != 0 || kv->n_slots != dc->key_slots || kv->max_len != dc->key_len) {
+        drop_graphs(dc);
+        memcpy(dc->key, key, sizeof key);
+        dc->key_slots = kv->n_slots;
+        dc->key_len = kv->max_len;
+    }
+    return dc;
 }
 
 /* One decoder layer for the n new rows; appends their keys and values to the cache. */
@@ -125,33 +193,75 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     residual_forward_cuda(b->x, b->x, b->mid, (long)n * H, g->stream);
 }
 
-int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
-                     float *logits, struct mmupt_err *err)
+/* The step's inputs into the decoder's buffers: token ids, each row's [slot | position], the rotary
+ * tables. Uploads happen here, before the step's work (which a graph may replay). */
+static void step_inputs(struct model_dev *d, const struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
+                        struct dev_step *b)
 {
-    if (n < 1) return 0;
-    if (model_check_step(d->m, kv, slots, tokens, n, err)) return -1;
     const struct gpu_ctx *g = d->g;
-    const struct model_text_config *t = &d->m->cfg.text;
-    struct dev_step b;
-    step_alloc(&b, g, &d->m->cfg, n);
-    gpu_upload(g, b.tokens, tokens, (size_t)n * sizeof *tokens);
-    embedding_forward_cuda(b.x, b.tokens, d->params + d->m->spec.L.embed, n, (int)t->hidden, g->stream);
+    gpu_upload(g, b->tokens, tokens, (size_t)n * sizeof *tokens);
     int64_t *pos = mmupt_xmalloc((size_t)(3 * n) * sizeof *pos);
-    int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | at], as b.slot and b.at */
+    int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | at]; b->at = b->slot + cap */
     for (int i = 0; i < n; i++) {
         idx[i] = slots[i];
         idx[n + i] = kv->len[slots[i]];
         pos[i] = pos[n + i] = pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
     }
-    dev_upload_rope(d, pos, n, b.cos, b.sin);
-    gpu_upload(g, b.slot, idx, 2 * (size_t)n * sizeof *idx);
+    dev_upload_rope(d, pos, n, b->cos, b->sin);
+    gpu_upload(g, b->slot, idx, (size_t)n * sizeof *idx);
+    gpu_upload(g, b->at, idx + n, (size_t)n * sizeof *idx);
     free(pos);
     free(idx);
-    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, kv, l, n, &b);
+}
+
+/* The step's device work for n rows, from the uploaded inputs to logits [n, vocab]: no host copies,
+ * no synchronisation, no allocation but stream-ordered scratch - what a graph can record. */
+static void step_work(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b, float *logits)
+{
+    const struct gpu_ctx *g = d->g;
+    const struct model_text_config *t = &d->m->cfg.text;
+    embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, n, (int)t->hidden, g->stream);
+    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, kv, l, n, b);
+    rmsnorm_forward_cuda(b->n1, b->rstd, b->x, d->params + d->m->spec.L.final_norm, n, (int)t->hidden,
+                         (float)t->rms_eps, g->stream);
+    dev_linear_forward(d, logits, b->n1, d->m->spec.L.lm_head, -1, n, (int)t->hidden, (int)t->vocab);
+}
+
+/* Record the step for n rows as a graph; NULL (graphs then off for d, the reason in d->graph_error)
+ * when the capture fails. The recorded work has not run. */
+static struct gpu_graph *record_step(struct model_dev *d, struct model_kv *kv, int n, struct model_dev_decoder *dc)
+{
+    struct mmupt_err err;
+    struct gpu_graph *gr = NULL;
+    if (gpu_capture_begin(d->g) == 0) {
+        step_work(d, kv, n, &dc->b, dc->logits);
+        gr = gpu_capture_end(d->g, &err);
+    } else {
+        mmupt_fail(&err, "cannot start a CUDA graph capture");
+    }
+    if (!gr) {
+        d->graphs = 0;
+        (void)str_copy(d->graph_error, sizeof d->graph_error, err.msg); /* a long reason is cut */
+    }
+    return gr;
+}
+
+int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
+                     float *logits, struct mmupt_err *err)
+{
+    if (n < 1) return 0;
+    if (model_check_step(d->m, kv, slots, tokens, n, err)) return -1;
+    struct model_dev_decoder *dc = decoder_ready(d, kv, n);
+    step_inputs(d, kv, slots, tokens, n, &dc->b);
+    int graphs = d->graphs && n <= DEC_GRAPH_ROWS;
+    if (graphs && !dc->graph[n] && dc->seen[n]) dc->graph[n] = record_step(d, kv, n, dc);
+    if (graphs && dc->graph[n]) {
+        gpu_graph_launch(d->g, dc->graph[n]);
+        gpu_copy(d->g, logits, dc->logits, (size_t)n * d->m->cfg.text.vocab * sizeof(float));
+    } else {
+        step_work(d, kv, n, &dc->b, logits);
+        if (graphs) dc->seen[n] = 1;
+    }
     for (int i = 0; i < n; i++) kv->len[slots[i]]++;
-    rmsnorm_forward_cuda(b.n1, b.rstd, b.x, d->params + d->m->spec.L.final_norm, n, (int)t->hidden, (float)t->rms_eps,
-                         g->stream);
-    dev_linear_forward(d, logits, b.n1, d->m->spec.L.lm_head, -1, n, (int)t->hidden, (int)t->vocab);
-    step_free(&b, g);
     return 0;
 }

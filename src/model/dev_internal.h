@@ -48,6 +48,12 @@ void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64
 void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
                          int64_t b_off, int M, int K, int N);
 
+/* Make the GEMM cast scratch hold at least n values now (bf16 only), so that work recorded in a CUDA
+ * graph never sees it move. */
+void dev_linear_reserve(struct model_dev *d, int64_t n);
+/* The decode steps' persistent buffers and graphs (dev_decode.c). */
+void dev_decoder_free(struct model_dev *d);
+
 /* block_forward / block_backward on the device, with d's parameters and gradients: x, out, dout, dx
  * are device memory. */
 void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,

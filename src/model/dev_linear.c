@@ -36,6 +36,11 @@ static uint16_t *cast_scratch(struct model_dev *d, int64_t n)
     return d->cast;
 }
 
+void dev_linear_reserve(struct model_dev *d, int64_t n)
+{
+    if (d->params_bf16) (void)cast_scratch(d, n);
+}
+
 void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M, int K,
                         int N)
 {

@@ -49,6 +49,7 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
     model_dev_init(&tr->dev, &tr->model, &tr->gpu);
     tr->dev.recompute = tr->cfg->model.gradient_checkpointing;
     tr->dev.logit_chunk = tr->cfg->model.logit_chunk;
+    tr->dev.graphs = tr->dev.graphs && tr->cfg->rollout.cuda_graphs;
     int bf16 = tr->cfg->model.dtype == DTYPE_BF16;
     model_dev_set_bf16(&tr->dev, bf16);
     tr->dev_current = tr->dev.params;

@@ -132,6 +132,10 @@ int train_rollout(struct trainer *tr, struct step_data *d, int64_t policy_versio
     };
     train_device_use(tr, tr->model.params);
     int rc_out = d->n_q ? rollout_run(&tr->model, &rc, q, d->n_q, collect_sample, d, err) : 0;
+    if (tr->on_device && tr->dev.graph_error[0] && !tr->graph_warned) {
+        log_warn(&tr->lg, "rollout: CUDA graphs off, decode steps run kernel by kernel (%s)", tr->dev.graph_error);
+        tr->graph_warned = 1;
+    }
     free(q);
     tr->phase[PH_ROLLOUT] += mmupt_now() - t0;
     return rc_out;

@@ -106,6 +106,7 @@ struct trainer {
     int dev_opt_stale;          /* the host moments (a restore) are newer than dev_m/dev_v */
     int host_opt_stale;         /* dev_m/dev_v are newer than the host's (device steps since a pull) */
     int host_stale;             /* dev_current is newer than tr->model.params (train_host_weights) */
+    int graph_warned;           /* the decode graphs' failure was logged */
 };
 
 struct train_question {
