@@ -3,9 +3,12 @@
 # the unit suite (in that order: the figures matter more than a CPU re-run), and leave every log plus
 # a summary under ${OUT:-gpu-check-out}.
 #
-#   bash benchmarks/gpu_check.sh [--quick]
+#   bash benchmarks/gpu_check.sh [--quick | --bench NAMES]
 #
-#   --quick   environment, build and the gpu suite only
+#   --quick         environment, build and the gpu suite only
+#   --bench NAMES   environment, build and only these benchmarks (a comma list of the *_cuda.sh
+#                   stems: vl3b,learner,rollout,iteration), no test suite: the second call of a visit
+#                   whose device time does not fit everything in one (the build is incremental then)
 #
 # Every step runs even when the one before failed (a visit is rare: it should bring back all it can)
 # and has a time limit; the whole stays under GPU_CHECK_BUDGET_S seconds (default 480). Results:
@@ -17,19 +20,28 @@
 # machine meson/ninja come from /opt/torch/.venv/bin when missing, and the C libyaml from
 # .deps/libyaml (launch/fetch_deps.sh; carry .deps) when the system has none (likewise any library
 # extracted as .deps/NAME/usr/lib/x86_64-linux-gnu/pkgconfig). GPU benchmarks are the scripts
-# benchmarks/*_cuda.sh; each runs with MMUPT_BUILD_DIR set to the build folder, under a limit of
-# 150 s or what its line "# gpu_check: timeout=SECONDS" asks.
+# benchmarks/*_cuda.sh, vl3b_cuda.sh first; each runs with MMUPT_BUILD_DIR set to the build folder,
+# under a limit of 150 s or what its line "# gpu_check: timeout=SECONDS" asks.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
-quick=0
-for arg in "$@"; do
-    case "$arg" in
+quick=0 only=
+while [ $# -gt 0 ]; do
+    case "$1" in
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "gpu_check.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
+        --bench)
+            [ $# -ge 2 ] || { echo "gpu_check.sh: --bench needs a list, e.g. rollout,iteration" >&2; exit 2; }
+            only=,$2,
+            for name in ${2//,/ }; do
+                [ -f "benchmarks/${name}_cuda.sh" ] ||
+                    { echo "gpu_check.sh: --bench: no benchmarks/${name}_cuda.sh" >&2; exit 2; }
+            done
+            shift ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "gpu_check.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
+    shift
 done
 
 out=${OUT:-gpu-check-out}
@@ -234,7 +246,9 @@ run_suite() {
     fi
     record "$st" "$name suite" $((SECONDS - t0)) "$counts"
 }
-if [ "$have_build" = 1 ] && [ "$cuda_build" = 1 ]; then
+if [ -n "$only" ]; then
+    record SKIP "gpu suite" 0 "--bench"
+elif [ "$have_build" = 1 ] && [ "$cuda_build" = 1 ]; then
     rm -f "$build/meson-logs/testlog.json"
     run_suite gpu 150
 else
@@ -280,9 +294,17 @@ PY
         *) record FAIL "torch reference" $((SECONDS - t0)) "rc $rc: $(tail -1 "$log" | cut -c1-160)" ;;
     esac
 
-    local found=0 script want t
+    # The Qwen2.5-VL-3B step first: issue 10's headline figure, with no PyTorch run beside it, so
+    # it is not the one a spent budget skips. Then the others in name order.
+    local found=0 script want t order=(benchmarks/vl3b_cuda.sh)
     for script in benchmarks/*_cuda.sh; do
+        [ "$script" = benchmarks/vl3b_cuda.sh ] || order+=("$script")
+    done
+    for script in "${order[@]}"; do
         [ -f "$script" ] || continue
+        local stem=${script##*/}
+        stem=${stem%_cuda.sh}
+        [ -z "$only" ] || [[ "$only" == *",$stem,"* ]] || continue
         found=1
         t0=$SECONDS
         want=$(sed -n 's/^# gpu_check: timeout=\([0-9]*\).*/\1/p' "$script" | head -1)
@@ -309,8 +331,8 @@ else
 fi
 # The unit suite last: it catches platform differences, but the benchmark figures are what a rare
 # visit must not run out of time for.
-if [ "$quick" = 1 ]; then
-    record SKIP "unit suite" 0 "--quick"
+if [ "$quick" = 1 ] || [ -n "$only" ]; then
+    record SKIP "unit suite" 0 "$([ "$quick" = 1 ] && echo --quick || echo --bench)"
 elif [ "$have_build" = 1 ]; then
     rm -f "$build/meson-logs/testlog.json"
     run_suite unit 180

@@ -4,12 +4,14 @@
  * the GRPO loss and backward; then one optimizer step. The same iteration as
  * benchmarks/iteration_torch.py, which benchmarks/iteration_cuda.sh runs beside it.
  *
- *   iteration [--device] CONFIG.json P G PROMPT_LEN NEW MB
+ *   iteration [--device [--dtype fp32|bf16]] CONFIG.json P G PROMPT_LEN NEW MB
  *
  * Random weights and prompt tokens. The "answer" of a sample, for the vote, is its last token (a
  * stand-in for answer extraction, which is not what costs time). Prints one JSON line with the
  * seconds of each phase. --device runs the model and the optimizer on the device model (the GPU in
- * a CUDA build, the emulator otherwise). */
+ * a CUDA build, the emulator otherwise). --dtype: bf16 (the default with --device) runs the GEMMs in
+ * bf16 over fp32 master weights (model_dev_set_bf16; the reference model gets its own bf16 copy),
+ * fp32 everything in fp32; the CPU reference is fp32 only. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,7 @@ struct engine {
     struct gpu_ctx g;
     struct model_dev d;
     float *d_policy, *d_ref, *d_m, *d_v; /* device */
+    uint16_t *d_policy_bf16, *d_ref_bf16; /* device: the GEMMs' copies of both (bf16; NULL in fp32) */
     float *ref;                          /* host reference weights (CPU path) */
 };
 
@@ -75,9 +78,12 @@ static void logprobs(struct engine *e, const struct model_batch *b, const int64_
 {
     struct mmupt_err err;
     if (e->on_device) {
+        /* The reference weights stand in for the policy's, with their bf16 copy where there is one. */
         e->d.params = ref ? e->d_ref : e->d_policy;
+        e->d.params_bf16 = ref ? e->d_ref_bf16 : e->d_policy_bf16;
         if (model_dev_forward(&e->d, b, &err)) MMUPT_DIE("%s", err.msg);
         e->d.params = e->d_policy;
+        e->d.params_bf16 = e->d_policy_bf16;
         model_dev_logprobs(&e->d, targets, 1.0f, out, NULL);
         return;
     }
@@ -121,17 +127,68 @@ static void micro_step(struct engine *e, const struct collected *c, const int64_
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
 }
 
+/* The leading --device and --dtype: the index of CONFIG, or -1 after a message (usage). */
+static int parse_opts(int argc, char **argv, int *on_device, int *bf16)
+{
+    const char *dtype = NULL;
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--device") == 0) *on_device = 1;
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
+        else {
+            fprintf(stderr, "iteration: unknown option '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
+        fprintf(stderr, "iteration: --dtype %s: must be fp32 or bf16\n", dtype);
+        return -1;
+    }
+    *bf16 = dtype ? strcmp(dtype, "bf16") == 0 : *on_device;
+    if (*bf16 && !*on_device) {
+        fprintf(stderr, "iteration: --dtype bf16 needs --device (the CPU reference model is fp32)\n");
+        return -1;
+    }
+    return i;
+}
+
+/* The device copies: policy (the model's own buffers), reference weights, the moments, and in bf16
+ * both GEMM copies. */
+static void dev_open(struct engine *e, int bf16)
+{
+    struct mmupt_err err;
+    int64_t n = e->m->spec.total;
+    size_t bytes = (size_t)n * sizeof(float);
+    if (gpu_ctx_init(&e->g, &err)) {
+        fprintf(stderr, "iteration: %s\n", err.msg);
+        exit(1);
+    }
+    model_dev_init(&e->d, e->m, &e->g);
+    e->d_policy = e->d.params;
+    e->d_ref = gpu_alloc_floats(&e->g, n);
+    gpu_copy(&e->g, e->d_ref, e->d_policy, bytes);
+    e->d_m = gpu_zeros_floats(&e->g, n);
+    e->d_v = gpu_zeros_floats(&e->g, n);
+    if (bf16) {
+        model_dev_set_bf16(&e->d, 1);
+        e->d_policy_bf16 = e->d.params_bf16;
+        e->d_ref_bf16 = gpu_alloc(&e->g, (size_t)n * sizeof *e->d_ref_bf16);
+        gpu_copy(&e->g, e->d_ref_bf16, e->d_policy_bf16, (size_t)n * sizeof *e->d_ref_bf16);
+    }
+    gpu_sync(&e->g);
+}
+
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
     struct engine e = {0};
-    e.on_device = argc > 1 && strcmp(argv[1], "--device") == 0;
-    argc -= e.on_device;
-    argv += e.on_device;
-    if (argc < 7) {
-        fprintf(stderr, "usage: iteration [--device] CONFIG.json P G PROMPT_LEN NEW MB\n");
+    int bf16 = 0, first = parse_opts(argc, argv, &e.on_device, &bf16);
+    if (first < 0 || argc - first < 6) {
+        fprintf(stderr, "usage: iteration [--device [--dtype fp32|bf16]] CONFIG.json P G PROMPT_LEN NEW MB\n");
         return 2;
     }
+    argc -= first - 1;
+    argv += first - 1;
     struct model_config cfg;
     struct mmupt_err err;
     if (model_config_load(&cfg, argv[1], &err)) {
@@ -148,24 +205,8 @@ int main(int argc, char **argv)
     size_t bytes = (size_t)m.spec.total * sizeof(float);
     struct optim opt;
     optim_init(&opt, (size_t)m.spec.total, 0, 1);
-    if (e.on_device) {
-        if (gpu_ctx_init(&e.g, &err)) {
-            fprintf(stderr, "iteration: %s\n", err.msg);
-            return 1;
-        }
-        model_dev_init(&e.d, &m, &e.g);
-        e.d_policy = e.d.params;
-        e.d_ref = gpu_alloc_floats(&e.g, m.spec.total);
-        gpu_copy(&e.g, e.d_ref, e.d_policy, bytes);
-        e.d_m = gpu_alloc_floats(&e.g, m.spec.total);
-        e.d_v = gpu_alloc_floats(&e.g, m.spec.total);
-        gpu_zero(&e.g, e.d_m, bytes);
-        gpu_zero(&e.g, e.d_v, bytes);
-        gpu_sync(&e.g);
-    } else {
-        e.ref = malloc(bytes);
-        memcpy(e.ref, m.params, bytes);
-    }
+    if (e.on_device) dev_open(&e, bf16);
+    else e.ref = memcpy(mmupt_xmalloc(bytes), m.params, bytes);
     int64_t *prompts = malloc((size_t)P * S * sizeof *prompts);
     /* text ids only: below the vision special tokens of a VL config */
     int64_t text_hi = cfg.has_vision ? (cfg.image_token_id < cfg.vision_start_token_id ? cfg.image_token_id
@@ -222,6 +263,7 @@ int main(int argc, char **argv)
     double norm = 0;
     if (e.on_device) {
         optim_step_device(&opt, &oc, oc.lr, e.d_policy, e.d.grads, e.d_m, e.d_v, e.g.stream, &norm);
+        model_dev_params_changed(&e.d); /* the policy's bf16 copy follows its new weights */
         gpu_sync(&e.g);
     } else {
         host_step(&opt, &oc, m.params, m.grads, &norm);
@@ -229,10 +271,11 @@ int main(int argc, char **argv)
     double t4 = mmupt_now();
     int64_t gen = 0;
     for (int i = 0; i < n_seq; i++) gen += c.s[i].n;
-    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"config\": \"%s\", \"params\": %lld, \"prompts\": %d, \"G\": %d, "
-           "\"prompt\": %d, \"new\": %d, \"micro_batch\": %d, \"generated\": %lld, \"rollout_s\": %.4f, "
-           "\"reward_s\": %.4f, \"learn_s\": %.4f, \"optim_s\": %.4f, \"iteration_s\": %.4f, \"grad_norm\": %.6g}\n",
-           e.on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", argv[1], (long long)m.spec.total, P, G, S, NEW,
-           MB, (long long)gen, t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, norm);
+    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"params\": %lld, "
+           "\"prompts\": %d, \"G\": %d, \"prompt\": %d, \"new\": %d, \"micro_batch\": %d, \"generated\": %lld, "
+           "\"rollout_s\": %.4f, \"reward_s\": %.4f, \"learn_s\": %.4f, \"optim_s\": %.4f, \"iteration_s\": %.4f, "
+           "\"grad_norm\": %.6g}\n",
+           e.on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1],
+           (long long)m.spec.total, P, G, S, NEW, MB, (long long)gen, t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, norm);
     return 0;
 }

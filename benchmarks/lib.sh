@@ -25,13 +25,14 @@ cuda_bench_setup() {
     echo
 }
 
-# mmupt's measurement, then its PyTorch twin on the GPU in fp32 and bf16: one JSON line each in
-# $ours and ${rows[@]} (an empty row when the twin failed). Usage: cuda_bench_pair BINARY SCRIPT.py
-# CONFIG ARGS...
+# mmupt's measurement, in bf16 (issue 10's targets are bf16; MMUPT_DTYPE=fp32 measures the fp32 path),
+# then its PyTorch twin on the GPU in fp32 and bf16: one JSON line each in $ours and ${rows[@]} (an
+# empty row when the twin failed). Usage: cuda_bench_pair BINARY SCRIPT.py CONFIG ARGS...
 cuda_bench_pair() {
     local bin=$1 script=$2 cfg=$3 dt theirs
     shift 3
-    ours=$("$build/benchmarks/$bin" --device "$cfg" "$@") || { echo "mmupt $bin failed" >&2; exit 1; }
+    ours=$("$build/benchmarks/$bin" --device --dtype "${MMUPT_DTYPE:-bf16}" "$cfg" "$@") ||
+        { echo "mmupt $bin failed" >&2; exit 1; }
     echo "mmupt: $ours"
     rows=()
     for dt in fp32 bf16; do

@@ -1,21 +1,36 @@
 /* How fast is the model? Forward + backward of a next-token loss, tokens per second: the CPU
  * reference, or with --device the device model (the GPU in a CUDA build, the emulator otherwise;
- * timed up to a device sync, the gradients left on the device; benchmarks/learner_cuda.sh).
+ * timed up to a device sync, the gradients left on the device; benchmarks/learner_cuda.sh and
+ * vl3b_cuda.sh).
  *
- *   model_cpu [--device] CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]
+ *   model_cpu [--device [--dtype fp32|bf16] [--recompute] [--optim]] CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]
  *
  * Builds the model from CONFIG with deterministic random weights, makes BATCH sequences of SEQ
  * tokens (for vision models each sequence starts with one IMAGE_SIDE x IMAGE_SIDE image, whose
  * tokens count towards SEQ), runs one warm-up step and ITERS timed steps, and prints one JSON line
- * with the median step time and tokens/s. benchmarks/model_cpu.sh runs it beside PyTorch. */
+ * with the median step time and tokens/s. benchmarks/model_cpu.sh runs it beside PyTorch.
+ *
+ * Device options (the CPU reference is fp32 and keeps every activation, so they need --device):
+ *   --dtype      bf16 (the default with --device): bf16 GEMMs over fp32 master weights
+ *                (model_dev_set_bf16); fp32: every op in fp32.
+ *   --recompute  activation recomputation (struct model_dev's recompute).
+ *   --optim      a whole training step: after the backward, the gradient norm, clipping and AdamW
+ *                over all parameters with fp32 moments on the device, then the bf16 copy's refresh.
+ * On the device the JSON line also has the peak device memory of the device model's allocations
+ * (the emulator's count; on CUDA the stream-ordered pool's high-water mark - the CUDA context and
+ * cuBLAS's workspace are not in it, which is why vl3b_cuda.sh also samples nvidia-smi). The device
+ * learner's logits go in chunks of 4096 rows, the trainer's default (model.logit_chunk). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mmupt/gpu_mem.h"
+#include "mmupt/kernels.h"
 #include "mmupt/log.h"
 #include "mmupt/model_dev.h"
 #include "mmupt/model.h"
+#include "mmupt/optim.h"
 #include "mmupt/runtime.h"
 
 static float urand(uint64_t *s)
@@ -74,16 +89,123 @@ static void make_batch(struct bench_batch *b, const struct model_config *c, int 
     for (int64_t i = 0; i < P * D; i++) b->pixels[i] = 2.0f * urand(rng);
 }
 
+struct opts {
+    int device, bf16, recompute, optim;
+};
+
+/* The leading --options into o. Returns the index of CONFIG, or -1 after a message (usage). */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    const char *dtype = NULL;
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--device") == 0) o->device = 1;
+        else if (strcmp(argv[i], "--recompute") == 0) o->recompute = 1;
+        else if (strcmp(argv[i], "--optim") == 0) o->optim = 1;
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
+        else {
+            fprintf(stderr, "model_cpu: unknown option '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
+        fprintf(stderr, "model_cpu: --dtype %s: must be fp32 or bf16\n", dtype);
+        return -1;
+    }
+    o->bf16 = dtype ? strcmp(dtype, "bf16") == 0 : o->device;
+    if (!o->device && o->bf16) {
+        fprintf(stderr, "model_cpu: --dtype bf16 needs --device (the CPU reference model is fp32)\n");
+        return -1;
+    }
+    if (!o->device && (o->recompute || o->optim)) {
+        fprintf(stderr, "model_cpu: %s needs --device (options of the device model)\n",
+                o->recompute ? "--recompute" : "--optim");
+        return -1;
+    }
+    return i;
+}
+
+/* The device side of the benchmark: the model, and with --optim the AdamW moments. */
+struct bench_dev {
+    struct gpu_ctx g;
+    struct model_dev d;
+    float *m, *v; /* device, spec.total floats each (--optim) */
+    int64_t t;    /* applied optimizer steps */
+};
+
+/* One optimizer step as the trainer takes it: global gradient norm, the shared clip-or-skip rule,
+ * AdamW over every parameter, then the bf16 copy derived from the new weights. */
+static void dev_optim_step(struct bench_dev *e, int64_t n)
+{
+    const struct optim_config oc = {.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
+                                    .clip_grad_norm = 1.0};
+    double norm = sqrt(sumsq_cuda(e->d.grads, (long)n, 1.0, e->g.stream)), scale;
+    if (!optim_clip_scale(&oc, norm, &scale)) return;
+    e->t++;
+    adamw_update_cuda(e->d.params, e->d.grads, e->m, e->v, (long)n, oc.lr, oc.beta1, oc.beta2, oc.eps,
+                      oc.weight_decay, scale, e->t, e->g.stream);
+    model_dev_params_changed(&e->d);
+}
+
+/* One step: forward, log-probs, the mean next-token loss (into *loss), backward (and the
+ * optimizer). -1 with err for the model's input errors. */
+static int train_step(struct model *m, struct bench_dev *e, const struct opts *o, const struct model_batch *b,
+                      const struct bench_batch *bb, float *logp, float *dlogp, double *loss, struct mmupt_err *err)
+{
+    if (o->device ? model_dev_forward(&e->d, b, err) : model_forward(m, b, err)) return -1;
+    if (o->device) model_dev_logprobs(&e->d, bb->targets, 1.0f, logp, NULL);
+    else model_logprobs(m, bb->targets, 1.0f, logp, NULL);
+    int64_t n = 0;
+    *loss = 0;
+    for (int64_t t = 0; t < bb->T; t++) n += bb->targets[t] >= 0;
+    for (int64_t t = 0; t < bb->T; t++) {
+        *loss -= bb->targets[t] >= 0 ? logp[t] / (double)n : 0;
+        dlogp[t] = bb->targets[t] >= 0 ? -1.0f / (float)n : 0.0f;
+    }
+    if (!o->device) {
+        model_zero_grad(m);
+        model_backward_logprobs(m, bb->targets, 1.0f, dlogp);
+        return 0;
+    }
+    model_dev_zero_grad(&e->d);
+    model_dev_backward_logprobs(&e->d, bb->targets, 1.0f, dlogp);
+    if (o->optim) dev_optim_step(e, m->spec.total);
+    gpu_sync(&e->g);
+    return 0;
+}
+
+/* The device copy of m in the precision and memory mode asked for. */
+static void dev_open(struct bench_dev *e, const struct model *m, const struct opts *o)
+{
+    struct mmupt_err err;
+    if (gpu_ctx_init(&e->g, &err)) {
+        fprintf(stderr, "model_cpu: %s\n", err.msg);
+        exit(1);
+    }
+    model_dev_init(&e->d, m, &e->g);
+    if (o->bf16) model_dev_set_bf16(&e->d, 1);
+    e->d.recompute = o->recompute;
+    e->d.logit_chunk = 4096; /* as the trainer (model.logit_chunk's default) */
+    if (o->optim) {
+        e->m = gpu_zeros_floats(&e->g, m->spec.total);
+        e->v = gpu_zeros_floats(&e->g, m->spec.total);
+    }
+    gpu_sync(&e->g);
+}
+
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
-    int on_device = argc > 1 && strcmp(argv[1], "--device") == 0;
-    argc -= on_device;
-    argv += on_device;
-    if (argc < 5) {
-        fprintf(stderr, "usage: model_cpu [--device] CONFIG.json BATCH SEQ ITERS [IMAGE_SIDE]\n");
+    struct opts o = {0};
+    const char *usage = "usage: model_cpu [--device [--dtype fp32|bf16] [--recompute] [--optim]] CONFIG.json BATCH "
+                        "SEQ ITERS [IMAGE_SIDE]\n";
+    int first = parse_opts(argc, argv, &o);
+    if (first < 0 || argc - first < 4) {
+        fputs(usage, stderr);
         return 2;
     }
+    argc -= first - 1;
+    argv += first - 1;
     struct model_config c;
     struct mmupt_err err;
     if (model_config_load(&c, argv[1], &err)) {
@@ -91,61 +213,54 @@ int main(int argc, char **argv)
         return 1;
     }
     int B = atoi(argv[2]), S = atoi(argv[3]), iters = atoi(argv[4]), side = argc > 5 ? atoi(argv[5]) : 0;
-    if (B < 1 || S < 4 || iters < 1) return 2;
+    if (B < 1 || S < 4 || iters < 1) {
+        fprintf(stderr, "model_cpu: BATCH >= 1, SEQ >= 4 and ITERS >= 1\n%s", usage);
+        return 2;
+    }
+    double t_init = mmupt_now();
     struct model m;
     model_init(&m, &c);
     uint64_t rng = 42;
     for (int64_t i = 0; i < m.spec.total; i++) m.params[i] = 0.04f * urand(&rng);
+    struct bench_dev e = {0};
+    if (o.device) dev_open(&e, &m, &o);
+    t_init = mmupt_now() - t_init;
     struct bench_batch bb;
     make_batch(&bb, &c, B, S, side, &rng);
     struct model_batch b = {.n_seq = B, .seq_len = bb.seq_len, .tokens = bb.tokens, .n_images = bb.n_images,
                             .grid_thw = bb.grid, .pixels = bb.pixels};
     float *logp = malloc((size_t)bb.T * sizeof *logp), *dlogp = malloc((size_t)bb.T * sizeof *dlogp);
     double *times = malloc((size_t)iters * sizeof *times), loss = 0;
-    struct gpu_ctx gpu;
-    struct model_dev dev;
-    if (on_device) {
-        if (gpu_ctx_init(&gpu, &err)) {
-            fprintf(stderr, "model_cpu: %s\n", err.msg);
-            return 1;
-        }
-        model_dev_init(&dev, &m, &gpu);
-    }
     for (int it = -1; it < iters; it++) {
         double t0 = mmupt_now();
-        if (on_device ? model_dev_forward(&dev, &b, &err) : model_forward(&m, &b, &err)) {
+        if (train_step(&m, &e, &o, &b, &bb, logp, dlogp, &loss, &err)) {
             fprintf(stderr, "model_cpu: %s\n", err.msg);
             return 1;
-        }
-        if (on_device) model_dev_logprobs(&dev, bb.targets, 1.0f, logp, NULL);
-        else model_logprobs(&m, bb.targets, 1.0f, logp, NULL);
-        int64_t n = 0;
-        loss = 0;
-        for (int64_t t = 0; t < bb.T; t++) n += bb.targets[t] >= 0;
-        for (int64_t t = 0; t < bb.T; t++) {
-            loss -= bb.targets[t] >= 0 ? logp[t] / (double)n : 0;
-            dlogp[t] = bb.targets[t] >= 0 ? -1.0f / (float)n : 0.0f;
-        }
-        if (on_device) {
-            model_dev_zero_grad(&dev);
-            model_dev_backward_logprobs(&dev, bb.targets, 1.0f, dlogp);
-            gpu_sync(&gpu);
-        } else {
-            model_zero_grad(&m);
-            model_backward_logprobs(&m, bb.targets, 1.0f, dlogp);
         }
         if (it >= 0) times[it] = mmupt_now() - t0;
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     double med = times[iters / 2];
-    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"config\": \"%s\", \"params\": %lld, \"batch\": %d, "
-           "\"seq\": %d, \"images\": %d, \"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f}\n",
-           on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", argv[1], (long long)m.spec.total, B, S,
-           bb.n_images, med, (double)bb.T / med, loss);
-    if (on_device) {
-        model_dev_free(&dev);
-        gpu_ctx_free(&gpu);
+    char peak[32] = "null";
+    if (o.device) {
+        struct gpu_mem_stats ms;
+        gpu_mem_stats(&e.g, &ms);
+        if (ms.peak_bytes) snprintf(peak, sizeof peak, "%zu", ms.peak_bytes);
     }
+    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"recompute\": %d, \"optim\": %d, "
+           "\"config\": \"%s\", \"params\": %lld, \"batch\": %d, \"seq\": %d, \"images\": %d, \"image_side\": %d, "
+           "\"init_s\": %.3f, \"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f, \"peak_device_bytes\": %s}\n",
+           o.device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", o.bf16 ? "bf16" : "fp32", o.recompute, o.optim,
+           argv[1], (long long)m.spec.total, B, S, bb.n_images, bb.n_images ? side : 0, t_init, med,
+           (double)bb.T / med, loss, peak);
+    if (o.device) {
+        gpu_free(&e.g, e.m);
+        gpu_free(&e.g, e.v);
+        model_dev_free(&e.d);
+        gpu_ctx_free(&e.g);
+    }
+    void *host[] = {bb.seq_len, bb.tokens, bb.targets, bb.grid, bb.pixels, logp, dlogp, times};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
     model_free(&m);
     return 0;
 }

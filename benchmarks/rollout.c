@@ -1,12 +1,13 @@
 /* How fast is rollout? Generated tokens per second of the rollout engine (KV cache, continuous
  * batching, sampling at temperature 1, no stop token so every sample runs to NEW tokens).
  *
- *   rollout [--device] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
+ *   rollout [--device [--dtype fp32|bf16]] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
  *
  * Random weights and prompts as in model_cpu.c; prints one JSON line. --device decodes with the device
  * model (include/mmupt/model_dev.h: the GPU in a CUDA build, the emulator otherwise); the weights'
- * upload is not timed. benchmarks/rollout.sh and rollout_cuda.sh run it beside transformers'
- * generate. */
+ * upload is not timed. --dtype: bf16 (the default with --device) runs the GEMMs in bf16 over fp32
+ * weights (model_dev_set_bf16), fp32 everything in fp32; the CPU reference is fp32 only.
+ * benchmarks/rollout.sh and rollout_cuda.sh run it beside transformers' generate. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +33,41 @@ static void count(void *ctx, struct rollout_sample *s)
     free(s->logp);
 }
 
+/* The leading --device and --dtype: the index of CONFIG, or -1 after a message (usage). */
+static int parse_opts(int argc, char **argv, int *on_device, int *bf16)
+{
+    const char *dtype = NULL;
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--device") == 0) *on_device = 1;
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
+        else {
+            fprintf(stderr, "rollout: unknown option '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
+        fprintf(stderr, "rollout: --dtype %s: must be fp32 or bf16\n", dtype);
+        return -1;
+    }
+    *bf16 = dtype ? strcmp(dtype, "bf16") == 0 : *on_device;
+    if (*bf16 && !*on_device) {
+        fprintf(stderr, "rollout: --dtype bf16 needs --device (the CPU reference model is fp32)\n");
+        return -1;
+    }
+    return i;
+}
+
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
-    int on_device = argc > 1 && strcmp(argv[1], "--device") == 0;
-    argc -= on_device;
-    argv += on_device;
-    if (argc < 5) {
-        fprintf(stderr, "usage: rollout [--device] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n");
+    int on_device = 0, bf16 = 0, first = parse_opts(argc, argv, &on_device, &bf16);
+    if (first < 0 || argc - first < 4) {
+        fprintf(stderr, "usage: rollout [--device [--dtype fp32|bf16]] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n");
         return 2;
     }
+    argc -= first - 1;
+    argv += first - 1;
     struct model_config c;
     struct mmupt_err err;
     if (model_config_load(&c, argv[1], &err)) {
@@ -83,6 +109,7 @@ int main(int argc, char **argv)
             return 1;
         }
         model_dev_init(&dev, &m, &gpu);
+        if (bf16) model_dev_set_bf16(&dev, 1);
         gpu_sync(&gpu);
         rc.dev = &dev;
     }
@@ -93,14 +120,18 @@ int main(int argc, char **argv)
     }
     if (on_device) gpu_sync(&gpu);
     double dt = mmupt_now() - t0;
-    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"config\": \"%s\", \"batch\": %d, \"prompt\": %d, "
-           "\"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
-           on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", argv[1], B, S, NEW, (long long)generated, dt,
-           (double)generated / dt);
+    printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"batch\": %d, "
+           "\"prompt\": %d, \"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
+           on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1], B, S, NEW,
+           (long long)generated, dt, (double)generated / dt);
     if (on_device) {
         model_dev_free(&dev);
         gpu_ctx_free(&gpu);
     }
+    free(q);
+    free(lens);
+    free(pixels);
+    free(tokens);
     model_free(&m);
     return 0;
 }
