@@ -60,16 +60,21 @@ struct gpu_mem_stats {
 };
 void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s);
 
-/* CUDA graphs: a fixed sequence of launches on the context's stream (a decode step) recorded once
- * and replayed with one launch, which removes the per-kernel launch cost that dominates small decode
- * batches. Between gpu_capture_begin and gpu_capture_end the work is recorded, NOT run: nothing may
- * copy to or from the host or synchronise then, and every buffer the work touches must outlive the
- * graph at the same address. gpu_capture_begin returns -1 where graphs do not exist (the emulator)
- * and callers then run the work directly; gpu_capture_end returns NULL with err when the capture
- * failed (the caller runs the work directly too). */
+/* CUDA graphs: the work of fn(ctx) on the context's stream (a decode step) recorded once and
+ * replayed with one launch, which removes the per-kernel launch cost that dominates small decode
+ * batches. Recording does NOT run the work. The work must be capturable: no copy to or from the host,
+ * no synchronisation, no allocation (device-to-device copies and zeroing are fine), and every
+ * address it uses is baked into the graph, so each buffer must stay where it was while the graph
+ * lives. gpu_graph_record returns NULL with err when the capture failed (the caller runs fn itself).
+ *
+ * The emulator records too, checking the rules: a host copy, synchronisation or allocation inside a
+ * recording is fatal, and a launch runs fn again on a copy of ctx (ctx_bytes of it, taken at record
+ * time) and dies unless it issues the same kernels on the same device addresses and extents as the
+ * recording did - what a real replay would have used. */
 struct gpu_graph;
-int gpu_capture_begin(const struct gpu_ctx *g);
-struct gpu_graph *gpu_capture_end(const struct gpu_ctx *g, struct mmupt_err *err);
+typedef void (*gpu_work_fn)(void *ctx);
+struct gpu_graph *gpu_graph_record(const struct gpu_ctx *g, gpu_work_fn fn, void *ctx, size_t ctx_bytes,
+                                   struct mmupt_err *err);
 void gpu_graph_launch(const struct gpu_ctx *g, const struct gpu_graph *gr);
 void gpu_graph_free(struct gpu_graph *gr); /* NULL is a no-op */
 

@@ -51,12 +51,14 @@ struct model_dev {
      * forward's weights must still be installed then. 0 (after init): every row's logits kept. */
     int64_t logit_chunk;
     /* Decode steps (model_dev_decode) keep their buffers between calls and, with graphs != 0 (the
-     * default on a GPU; never on the emulator), replay each row count's step as one CUDA graph from
-     * the third step with that count on. A failed capture turns graphs off and says why in
-     * graph_error (the steps then run kernel by kernel, with the same results). */
+     * default after init), replay each row count's step as one CUDA graph from the second step with
+     * that count on (the first is a warm-up; the emulator checks each replay against its recording,
+     * gpu_mem.h). A failed capture turns graphs off and says why in graph_error (the steps then run
+     * kernel by kernel, with the same results). */
     struct model_dev_decoder *dec;
     int graphs;
     char graph_error[160];
+    long long graph_steps; /* decode steps replayed from a graph so far */
     /* Scratch of the log-probability calls (device, grown on demand). */
     int64_t *targets;
     float *logp, *entropy;

@@ -15,11 +15,12 @@
 /* n elements of *p's type at p must be device memory. */
 #define DEV(p, n) emu_dev(st, __func__, #p, (p), (size_t)(n) * sizeof *(p))
 #define DEV_OPT(p, n) ((p) ? DEV((p), (n)) : (void)0)
-#define EMU_RUN(call)      \
-    do {               \
-        emu_open(st);  \
-        call;          \
-        emu_close(st); \
+#define EMU_RUN(call)          \
+    do {                   \
+        if (emu_open(st)) { \
+            call;          \
+        }                  \
+        emu_close(st);     \
     } while (0)
 
 void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps,
@@ -122,6 +123,8 @@ static void emu_check_rows(struct emu_state *st, const char *who, const int64_t 
                            int dim)
 {
     if (n <= 0) return;
+    emu_graph_note(st, who, table); /* the rows depend on data: only the table's address is the graph's */
+    if (st->graph == EMU_GRAPH_RECORDING) return; /* checked when the work runs (each replay) */
     int64_t *h = mmupt_xmalloc((size_t)n * sizeof *h);
     emu_dev(st, who, "ids", ids, (size_t)n * sizeof *ids);
     EMU_RUN(memcpy(h, ids, (size_t)n * sizeof *h));
@@ -299,9 +302,10 @@ void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n
 double sumsq_cuda(const float *x, long n, double scale, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
+    emu_not_in_graph(st, __func__); /* it synchronises to return the sum */
     if (n <= 0) return 0.0;
     DEV(x, n);
-    double ss;
+    double ss = 0.0;
     EMU_RUN(ss = sumsq_cpu(x, n, scale));
     return ss;
 }
@@ -313,7 +317,7 @@ int grpo_loss_cuda(const float *logp, const float *old_logp, const float *ref_lo
     struct emu_state *st = emu_state_of(stream, __func__);
     DEV(logp, n), DEV(old_logp, n), DEV_OPT(ref_logp, n), DEV(adv, n), DEV(mask, n), DEV(dlogp, n);
     emu_host(st, __func__, "p", p), emu_host(st, __func__, "m", m);
-    int rc;
+    int rc = -1; /* not run while recording a graph, which emu_host above forbids anyway */
     EMU_RUN(rc = grpo_loss_cpu(logp, old_logp, ref_logp, adv, mask, n, p, dlogp, m));
     return rc;
 }

@@ -119,18 +119,21 @@ struct gpu_graph {
     cudaGraphExec_t exec;
 };
 
-int gpu_capture_begin(const struct gpu_ctx *g)
+struct gpu_graph *gpu_graph_record(const struct gpu_ctx *g, gpu_work_fn fn, void *ctx, size_t ctx_bytes,
+                                   struct mmupt_err *err)
 {
+    (void)ctx_bytes; /* the graph holds the addresses; ctx is not needed after this */
+    cudaStream_t st = (cudaStream_t)g->stream;
     /* thread-local: other threads (MPI progress, OpenMP) may use CUDA meanwhile */
-    cudaError_t e = cudaStreamBeginCapture((cudaStream_t)g->stream, cudaStreamCaptureModeThreadLocal);
-    if (e != cudaSuccess) cudaGetLastError();
-    return e == cudaSuccess ? 0 : -1;
-}
-
-struct gpu_graph *gpu_capture_end(const struct gpu_ctx *g, struct mmupt_err *err)
-{
+    cudaError_t e = cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        mmupt_fail(err, "cannot start a CUDA graph capture: %s", cudaGetErrorString(e));
+        return NULL;
+    }
+    fn(ctx);
     cudaGraph_t graph = NULL;
-    cudaError_t e = cudaStreamEndCapture((cudaStream_t)g->stream, &graph);
+    e = cudaStreamEndCapture(st, &graph);
     cudaGraphExec_t exec = NULL;
     if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, graph, 0);
     if (graph) cudaGraphDestroy(graph);

@@ -30,8 +30,22 @@ static const struct emu_block *emu_find(const struct emu_state *st, const void *
     return NULL;
 }
 
+/* FNV-1a over the words of one argument, for the graph fingerprint. */
+static void emu_mix(struct emu_state *st, const void *who, const void *p, size_t bytes)
+{
+    const uint64_t w[3] = {(uint64_t)(uintptr_t)who, (uint64_t)(uintptr_t)p, (uint64_t)bytes};
+    const unsigned char *c = (const unsigned char *)w;
+    for (size_t i = 0; i < sizeof w; i++) st->fp = (st->fp ^ c[i]) * 1099511628211ull;
+}
+
+void emu_graph_note(struct emu_state *st, const char *who, const void *p)
+{
+    if (st->graph) emu_mix(st, who, p, 0);
+}
+
 void emu_dev(struct emu_state *st, const char *who, const char *what, const void *p, size_t bytes)
 {
+    if (st->graph) emu_mix(st, who, p, bytes); /* who: the twin's __func__, one address per name */
     const struct emu_block *b = p ? emu_find(st, p) : NULL;
     if (!b) MMUPT_DIE("emu: %s: %s (%p) is not device memory", who, what, p);
     size_t off = (size_t)((const char *)p - b->base);
@@ -47,6 +61,13 @@ void emu_dev(struct emu_state *st, const char *who, const char *what, const void
 void emu_host(const struct emu_state *st, const char *who, const char *what, const void *p)
 {
     if (p && emu_find(st, p)) MMUPT_DIE("emu: %s: %s must be a host array, got device memory", who, what);
+    if (st->graph == EMU_GRAPH_RECORDING)
+        MMUPT_DIE("emu: %s: %s is host launch metadata, which a CUDA graph cannot capture", who, what);
+}
+
+void emu_not_in_graph(const struct emu_state *st, const char *who)
+{
+    if (st->graph == EMU_GRAPH_RECORDING) MMUPT_DIE("emu: %s inside a CUDA graph recording (not capturable)", who);
 }
 
 static void emu_protect(struct emu_state *st, int prot)
@@ -55,15 +76,17 @@ static void emu_protect(struct emu_state *st, int prot)
         if (mprotect(st->open[i]->base, st->open[i]->mapped - emu_page(), prot) != 0) MMUPT_DIE("emu: mprotect failed");
 }
 
-void emu_open(struct emu_state *st)
+int emu_open(struct emu_state *st)
 {
+    if (st->graph == EMU_GRAPH_RECORDING) return 0;
     emu_protect(st, PROT_READ | PROT_WRITE);
     st->kernels++;
+    return 1;
 }
 
 void emu_close(struct emu_state *st)
 {
-    emu_protect(st, PROT_NONE);
+    if (st->graph != EMU_GRAPH_RECORDING) emu_protect(st, PROT_NONE);
     st->n_open = 0;
 }
 
@@ -95,6 +118,7 @@ void gpu_ctx_free(struct gpu_ctx *g)
 void *gpu_alloc(const struct gpu_ctx *g, size_t bytes)
 {
     struct emu_state *st = emu_state_of(g->stream, "gpu_alloc");
+    emu_not_in_graph(st, "gpu_alloc");
     size_t pg = emu_page(), want = bytes ? bytes : 1;
     size_t mapped = (want + pg - 1) / pg * pg + pg;
     char *base = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -116,6 +140,7 @@ void gpu_free(const struct gpu_ctx *g, void *p)
 {
     if (!p) return;
     struct emu_state *st = emu_state_of(g->stream, "gpu_free");
+    emu_not_in_graph(st, "gpu_free");
     for (int i = 0; i < st->n; i++)
         if (st->blk[i].base == p) {
             munmap(p, st->blk[i].mapped);
@@ -129,6 +154,7 @@ void gpu_free(const struct gpu_ctx *g, void *p)
 void gpu_upload(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
 {
     struct emu_state *st = emu_state_of(g->stream, "gpu_upload");
+    emu_not_in_graph(st, "gpu_upload");
     if (!bytes) return;
     emu_dev(st, "gpu_upload", "dst", dst, bytes);
     emu_host(st, "gpu_upload", "src", src);
@@ -140,6 +166,7 @@ void gpu_upload(const struct gpu_ctx *g, void *dst, const void *src, size_t byte
 void gpu_download(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
 {
     struct emu_state *st = emu_state_of(g->stream, "gpu_download");
+    emu_not_in_graph(st, "gpu_download");
     if (!bytes) return;
     emu_dev(st, "gpu_download", "src", src, bytes);
     emu_host(st, "gpu_download", "dst", dst);
@@ -154,8 +181,7 @@ void gpu_copy(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
     if (!bytes) return;
     emu_dev(st, "gpu_copy", "dst", dst, bytes);
     emu_dev(st, "gpu_copy", "src", src, bytes);
-    emu_open(st);
-    memmove(dst, src, bytes);
+    if (emu_open(st)) memmove(dst, src, bytes);
     emu_close(st);
 }
 
@@ -164,8 +190,7 @@ void gpu_zero(const struct gpu_ctx *g, void *p, size_t bytes)
     struct emu_state *st = emu_state_of(g->stream, "gpu_zero");
     if (!bytes) return;
     emu_dev(st, "gpu_zero", "p", p, bytes);
-    emu_open(st);
-    memset(p, 0, bytes);
+    if (emu_open(st)) memset(p, 0, bytes);
     emu_close(st);
 }
 
@@ -183,31 +208,58 @@ void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s)
 
 void gpu_sync(const struct gpu_ctx *g)
 {
-    (void)emu_state_of(g->stream, "gpu_sync"); /* emulated work is done when its call returns */
+    /* emulated work is done when its call returns */
+    emu_not_in_graph(emu_state_of(g->stream, "gpu_sync"), "gpu_sync");
 }
 
-/* No graphs on the emulator: callers run the work directly (gpu_mem.h). */
-int gpu_capture_begin(const struct gpu_ctx *g)
+/* Graphs on the emulator (gpu_mem.h): a recording fingerprints the work without running it; a
+ * launch fingerprints it again the same way (the capture rules apply again), dies if the two differ,
+ * and only then runs it - so a wrong replay stops before it computes anything. */
+struct gpu_graph {
+    struct emu_state *st;
+    gpu_work_fn fn;
+    void *ctx;
+    unsigned long long fp;
+};
+
+static unsigned long long emu_fingerprint(struct emu_state *st, gpu_work_fn fn, void *ctx)
 {
-    (void)emu_state_of(g->stream, "gpu_capture_begin");
-    return -1;
+    if (st->graph) MMUPT_DIE("emu: a CUDA graph recorded or launched inside another");
+    st->graph = EMU_GRAPH_RECORDING;
+    st->fp = 1469598103934665603ull;
+    fn(ctx);
+    st->graph = EMU_GRAPH_NONE;
+    return st->fp;
 }
 
-struct gpu_graph *gpu_capture_end(const struct gpu_ctx *g, struct mmupt_err *err)
+struct gpu_graph *gpu_graph_record(const struct gpu_ctx *g, gpu_work_fn fn, void *ctx, size_t ctx_bytes,
+                                   struct mmupt_err *err)
 {
-    (void)g;
-    mmupt_fail(err, "the device emulator has no CUDA graphs");
-    return NULL;
+    (void)err;
+    struct gpu_graph *gr = mmupt_xmalloc(sizeof *gr);
+    gr->st = emu_state_of(g->stream, "gpu_graph_record");
+    gr->fn = fn;
+    gr->ctx = mmupt_xmalloc(ctx_bytes ? ctx_bytes : 1);
+    memcpy(gr->ctx, ctx, ctx_bytes);
+    gr->fp = emu_fingerprint(gr->st, fn, gr->ctx);
+    return gr;
 }
 
 void gpu_graph_launch(const struct gpu_ctx *g, const struct gpu_graph *gr)
 {
-    (void)g;
-    (void)gr;
-    MMUPT_DIE("gpu_graph_launch on the device emulator, which makes no graphs");
+    struct emu_state *st = emu_state_of(g->stream, "gpu_graph_launch");
+    if (st != gr->st) MMUPT_DIE("emu: a graph launched on another context than it was recorded on");
+    unsigned long long fp = emu_fingerprint(st, gr->fn, gr->ctx);
+    if (fp != gr->fp)
+        MMUPT_DIE("emu: a CUDA graph's replay issued other kernels or device addresses than its recording "
+                  "(%016llx, recorded %016llx): a buffer it uses moved, and the real graph would use the old one",
+                  fp, gr->fp);
+    gr->fn(gr->ctx); /* the replay itself */
 }
 
 void gpu_graph_free(struct gpu_graph *gr)
 {
-    MMUPT_CHECK(gr == NULL);
+    if (!gr) return;
+    free(gr->ctx);
+    free(gr);
 }

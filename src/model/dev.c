@@ -14,7 +14,7 @@ void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu
     d->m = m;
     d->params = gpu_alloc_floats(g, m->spec.total);
     d->grads = gpu_alloc_floats(g, m->spec.total);
-    d->graphs = !gpu_emulated();
+    d->graphs = 1;
     model_dev_upload_params(d, m->params);
     model_dev_zero_grad(d);
 }

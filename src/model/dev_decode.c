@@ -215,30 +215,37 @@ static void step_inputs(struct model_dev *d, const struct model_kv *kv, const in
 }
 
 /* The step's device work for n rows, from the uploaded inputs to logits [n, vocab]: no host copies,
- * no synchronisation, no allocation but stream-ordered scratch - what a graph can record. */
-static void step_work(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b, float *logits)
+ * no synchronisation, no allocation - what a graph can record. Its arguments travel by value (a
+ * graph on the emulator runs it again from a copy): the cache's geometry and buffers, not the
+ * caller's struct. */
+struct step_args {
+    struct model_dev *d;
+    struct model_kv kv; /* k, v, n_slots, max_len, kvd, n_layers (len and delta are not read) */
+    int n;
+    struct dev_step *b;
+    float *logits;
+};
+
+static void step_work(void *ctx)
 {
+    struct step_args *a = ctx;
+    struct model_dev *d = a->d;
     const struct gpu_ctx *g = d->g;
     const struct model_text_config *t = &d->m->cfg.text;
-    embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, n, (int)t->hidden, g->stream);
-    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, kv, l, n, b);
-    rmsnorm_forward_cuda(b->n1, b->rstd, b->x, d->params + d->m->spec.L.final_norm, n, (int)t->hidden,
+    struct dev_step *b = a->b;
+    embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, a->n, (int)t->hidden, g->stream);
+    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, &a->kv, l, a->n, b);
+    rmsnorm_forward_cuda(b->n1, b->rstd, b->x, d->params + d->m->spec.L.final_norm, a->n, (int)t->hidden,
                          (float)t->rms_eps, g->stream);
-    dev_linear_forward(d, logits, b->n1, d->m->spec.L.lm_head, -1, n, (int)t->hidden, (int)t->vocab);
+    dev_linear_forward(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n, (int)t->hidden, (int)t->vocab);
 }
 
 /* Record the step for n rows as a graph; NULL (graphs then off for d, the reason in d->graph_error)
  * when the capture fails. The recorded work has not run. */
-static struct gpu_graph *record_step(struct model_dev *d, struct model_kv *kv, int n, struct model_dev_decoder *dc)
+static struct gpu_graph *record_step(struct model_dev *d, struct step_args *a)
 {
     struct mmupt_err err;
-    struct gpu_graph *gr = NULL;
-    if (gpu_capture_begin(d->g) == 0) {
-        step_work(d, kv, n, &dc->b, dc->logits);
-        gr = gpu_capture_end(d->g, &err);
-    } else {
-        mmupt_fail(&err, "cannot start a CUDA graph capture");
-    }
+    struct gpu_graph *gr = gpu_graph_record(d->g, step_work, a, sizeof *a, &err);
     if (!gr) {
         d->graphs = 0;
         (void)str_copy(d->graph_error, sizeof d->graph_error, err.msg); /* a long reason is cut */
@@ -253,13 +260,16 @@ int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots,
     if (model_check_step(d->m, kv, slots, tokens, n, err)) return -1;
     struct model_dev_decoder *dc = decoder_ready(d, kv, n);
     step_inputs(d, kv, slots, tokens, n, &dc->b);
+    struct step_args a = {.d = d, .kv = *kv, .n = n, .b = &dc->b, .logits = dc->logits};
     int graphs = d->graphs && n <= DEC_GRAPH_ROWS;
-    if (graphs && !dc->graph[n] && dc->seen[n]) dc->graph[n] = record_step(d, kv, n, dc);
+    if (graphs && !dc->graph[n] && dc->seen[n]) dc->graph[n] = record_step(d, &a);
     if (graphs && dc->graph[n]) {
         gpu_graph_launch(d->g, dc->graph[n]);
+        d->graph_steps++;
         gpu_copy(d->g, logits, dc->logits, (size_t)n * d->m->cfg.text.vocab * sizeof(float));
     } else {
-        step_work(d, kv, n, &dc->b, logits);
+        a.logits = logits;
+        step_work(&a);
         if (graphs) dc->seen[n] = 1;
     }
     for (int i = 0; i < n; i++) kv->len[slots[i]]++;

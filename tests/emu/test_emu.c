@@ -1,7 +1,8 @@
 /* The device emulator catches what it exists to catch: host access to device memory (a fault), a
  * host array where a kernel wants device memory, a kernel argument reaching past its allocation, a
- * device array where a host table is required, and reads of never-written memory (NaN). Each
- * misuse runs in a child process that must die with the right message. */
+ * device array where a host table is required, reads of never-written memory (NaN), and in CUDA
+ * graphs: work that cannot be captured, and a replay that would use other buffers than its
+ * recording. Each misuse runs in a child process that must die with the right message. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,81 @@ static void test_faults(struct test_state *ts)
     CHECK_CONTAINS(ts, msg, "position 4 outside a cache of 1 x 4");
 }
 
+/* Graph work: out = a + b, the buffers found through a struct (as the decode step finds the weights
+ * through its model), so moving one between recording and launch is what a real bug looks like. */
+struct sum_bufs {
+    float *out, *a, *b;
+    const struct gpu_ctx *g;
+    int upload; /* the misuse: a host copy inside the work */
+};
+struct sum_args {
+    struct sum_bufs *bufs;
+};
+
+static void sum_work(void *ctx)
+{
+    struct sum_bufs *s = ((struct sum_args *)ctx)->bufs;
+    if (s->upload) {
+        float one = 1.0f;
+        gpu_upload(s->g, s->a, &one, sizeof one);
+    }
+    residual_forward_cuda(s->out, s->a, s->b, 4, s->g->stream);
+}
+
+static void graph_with_upload(struct gpu_ctx *g)
+{
+    struct sum_bufs s = {gpu_alloc_floats(g, 4), gpu_alloc_floats(g, 4), gpu_alloc_floats(g, 4), g, 1};
+    struct sum_args a = {&s};
+    struct mmupt_err err;
+    gpu_graph_record(g, sum_work, &a, sizeof a, &err);
+}
+
+static void graph_buffer_moved(struct gpu_ctx *g)
+{
+    struct sum_bufs s = {gpu_alloc_floats(g, 4), gpu_alloc_floats(g, 4), gpu_alloc_floats(g, 4), g, 0};
+    struct sum_args a = {&s};
+    struct mmupt_err err;
+    struct gpu_graph *gr = gpu_graph_record(g, sum_work, &a, sizeof a, &err);
+    s.b = gpu_alloc_floats(g, 4); /* the bug: the graph still holds the old b */
+    gpu_graph_launch(g, gr);
+}
+
+/* Recording runs nothing; each launch runs the work; the misuses die. */
+static void test_graphs(struct test_state *ts)
+{
+    struct gpu_ctx g;
+    struct mmupt_err err;
+    CHECK(ts, gpu_ctx_init(&g, &err) == 0);
+    float h[4] = {1, 2, 3, 4}, r[4];
+    struct sum_bufs s = {gpu_alloc_floats(&g, 4), gpu_alloc_floats(&g, 4), gpu_alloc_floats(&g, 4), &g, 0};
+    gpu_upload(&g, s.a, h, sizeof h);
+    gpu_upload(&g, s.b, h, sizeof h);
+    gpu_zero(&g, s.out, sizeof h);
+    struct sum_args a = {&s};
+    struct gpu_graph *gr = gpu_graph_record(&g, sum_work, &a, sizeof a, &err);
+    CHECK(ts, gr != NULL);
+    gpu_download(&g, r, s.out, sizeof r);
+    CHECK_MSG(ts, r[0] == 0 && r[3] == 0, "the recording ran the work");
+    gpu_graph_launch(&g, gr);
+    gpu_download(&g, r, s.out, sizeof r);
+    CHECK(ts, r[0] == 2 && r[3] == 8);
+    gpu_upload(&g, s.a, r, sizeof r); /* new contents at the same address: replay reads them */
+    gpu_graph_launch(&g, gr);
+    gpu_download(&g, r, s.out, sizeof r);
+    CHECK(ts, r[0] == 3 && r[3] == 12);
+    gpu_graph_free(gr);
+    gpu_free(&g, s.out), gpu_free(&g, s.a), gpu_free(&g, s.b);
+    gpu_ctx_free(&g);
+
+    char msg[4096];
+    int st = in_child(graph_with_upload, msg, sizeof msg);
+    CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK_CONTAINS(ts, msg, "gpu_upload inside a CUDA graph recording");
+    st = in_child(graph_buffer_moved, msg, sizeof msg);
+    CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK_CONTAINS(ts, msg, "replay issued other kernels or device addresses than its recording");
+}
+
 static void test_memory(struct test_state *ts)
 {
     struct gpu_ctx g;
@@ -142,5 +218,6 @@ int main(void)
     struct test_state ts = {0};
     RUN(&ts, test_memory);
     RUN(&ts, test_faults);
+    RUN(&ts, test_graphs);
     return test_summary(&ts);
 }

@@ -256,6 +256,7 @@ static void check_decode(struct test_state *ts, struct fx *f, const struct gen_f
     CHECK(ts, kd.len[2] == kc.len[2] && kd.delta[2] == kc.delta[2]);
     model_kv_copy(&kc, 2, 0);
     model_dev_kv_copy(&kd, &f->d, 2, 0);
+    long long graphs_before = f->d.graph_steps;
     int slots[2] = {2, 0};
     for (int step = 0; step < steps && !ts->current_failed; step++) {
         /* In bf16 a near tie may flip a greedy choice; both sides are fed the CPU's token anyway. */
@@ -276,6 +277,9 @@ static void check_decode(struct test_state *ts, struct fx *f, const struct gen_f
         td = argmax(out_d, V);
     }
     CHECK(ts, kd.len[0] == kc.len[0] && kd.len[2] == kc.len[2] && kd.len[2] == (int)x->n_in + steps);
+    /* From the second 2-row step on, each is a graph replay (recorded and checked on the emulator). */
+    CHECK_MSG(ts, f->d.graph_steps - graphs_before == steps - 1, "%lld of %d decode steps replayed a graph (%s)",
+              f->d.graph_steps - graphs_before, steps, f->d.graph_error);
     /* the input checks are the CPU model's */
     int bad_slot[1] = {3};
     int64_t one[1] = {0};
