@@ -203,6 +203,15 @@ void model_kv_copy(struct model_kv *kv, int from, int to);
  * forward). */
 int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct model_batch *prompt,
                   const float **last_logits, struct mmupt_err *err);
+/* Several prompts in one forward pass (prompts: a packed batch of k sequences with their images):
+ * sequence s goes to slots[s] (distinct); *last_logits: [k, vocab], each prompt's last position. One
+ * pass instead of k costs the same arithmetic and k times fewer launches on a GPU; a prompt's logits
+ * may differ from its own prefill's by GEMM rounding only. */
+int model_prefill_many(struct model *m, struct model_kv *kv, const int *slots, const struct model_batch *prompts,
+                       const float **last_logits, struct mmupt_err *err);
+/* The input checks both prefills (and the device's) apply. */
+int model_check_prefill(const struct model_kv *kv, const int *slots, const struct model_batch *prompts,
+                        struct mmupt_err *err);
 /* One step for n slots at once: tokens[i] is appended to slots[i]; logits [n, vocab] receives the
  * next-token logits of each. Prompts of different lengths decode together, each attending only to
  * its own cache. */

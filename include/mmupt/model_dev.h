@@ -98,6 +98,9 @@ void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from,
 /* model_prefill: *last_logits points at the device row [vocab] of the prompt's last position. */
 int model_dev_prefill(struct model_dev *d, struct model_kv *kv, int slot, const struct model_batch *prompt,
                       const float **last_logits, struct mmupt_err *err);
+/* model_prefill_many: *last_logits is device [k, vocab]. */
+int model_dev_prefill_many(struct model_dev *d, struct model_kv *kv, const int *slots,
+                           const struct model_batch *prompts, const float **last_logits, struct mmupt_err *err);
 /* model_decode: slots and tokens are host arrays of n; logits is a device buffer [n, vocab]. */
 int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
                      float *logits, struct mmupt_err *err);

@@ -47,23 +47,46 @@ void model_kv_copy(struct model_kv *kv, int from, int to)
     kv->delta[to] = kv->delta[from];
 }
 
+int model_check_prefill(const struct model_kv *kv, const int *slots, const struct model_batch *prompts,
+                        struct mmupt_err *err)
+{
+    if (prompts->n_seq < 1) return mmupt_fail(err, "prefill of no prompt");
+    for (int s = 0; s < prompts->n_seq; s++) {
+        if (slots[s] < 0 || slots[s] >= kv->n_slots) return mmupt_fail(err, "no KV slot %d", slots[s]);
+        for (int j = 0; j < s; j++)
+            if (slots[j] == slots[s]) return mmupt_fail(err, "slot %d appears twice in one prefill", slots[s]);
+        if (prompts->seq_len[s] >= kv->max_len)
+            return mmupt_fail(err, "prompt of %d tokens leaves no room in a KV cache of %d", prompts->seq_len[s],
+                              kv->max_len);
+    }
+    return 0;
+}
+
+int model_prefill_many(struct model *m, struct model_kv *kv, const int *slots, const struct model_batch *prompts,
+                       const float **last_logits, struct mmupt_err *err)
+{
+    if (model_check_prefill(kv, slots, prompts, err) || model_forward_last(m, prompts, err)) return -1;
+    int64_t row = 0; /* the first packed row of prompt s */
+    for (int s = 0; s < prompts->n_seq; s++) {
+        int T = prompts->seq_len[s];
+        size_t bytes = (size_t)(T * kv->kvd) * sizeof(float);
+        for (int64_t l = 0; l < kv->n_layers; l++) {
+            memcpy(model_kv_row(kv, kv->k, l, slots[s], 0), m->acts->layers[l].k + row * kv->kvd, bytes);
+            memcpy(model_kv_row(kv, kv->v, l, slots[s], 0), m->acts->layers[l].v + row * kv->kvd, bytes);
+        }
+        kv->len[slots[s]] = T;
+        kv->delta[slots[s]] = m->rope_deltas[s];
+        row += T;
+    }
+    *last_logits = m->logits;
+    return 0;
+}
+
 int model_prefill(struct model *m, struct model_kv *kv, int slot, const struct model_batch *prompt,
                   const float **last_logits, struct mmupt_err *err)
 {
     if (prompt->n_seq != 1) return mmupt_fail(err, "prefill takes one prompt at a time (got %d)", prompt->n_seq);
-    if (slot < 0 || slot >= kv->n_slots) return mmupt_fail(err, "no KV slot %d", slot);
-    if (prompt->seq_len[0] >= kv->max_len)
-        return mmupt_fail(err, "prompt of %d tokens leaves no room in a KV cache of %d", prompt->seq_len[0], kv->max_len);
-    if (model_forward_last(m, prompt, err)) return -1;
-    int T = prompt->seq_len[0];
-    for (int64_t l = 0; l < kv->n_layers; l++) {
-        memcpy(model_kv_row(kv, kv->k, l, slot, 0), m->acts->layers[l].k, (size_t)(T * kv->kvd) * sizeof(float));
-        memcpy(model_kv_row(kv, kv->v, l, slot, 0), m->acts->layers[l].v, (size_t)(T * kv->kvd) * sizeof(float));
-    }
-    kv->len[slot] = T;
-    kv->delta[slot] = m->rope_deltas[0];
-    *last_logits = m->logits;
-    return 0;
+    return model_prefill_many(m, kv, &slot, prompt, last_logits, err);
 }
 
 /* Buffers of one decode step, sized for n rows. */

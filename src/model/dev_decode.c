@@ -43,24 +43,31 @@ void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from,
     kv->delta[to] = kv->delta[from];
 }
 
+int model_dev_prefill_many(struct model_dev *d, struct model_kv *kv, const int *slots,
+                           const struct model_batch *prompts, const float **last_logits, struct mmupt_err *err)
+{
+    if (model_check_prefill(kv, slots, prompts, err) || model_dev_forward_last(d, prompts, err)) return -1;
+    int64_t row = 0; /* the first packed row of prompt s */
+    for (int s = 0; s < prompts->n_seq; s++) {
+        int T = prompts->seq_len[s];
+        size_t bytes = (size_t)(T * kv->kvd) * sizeof(float);
+        for (int64_t l = 0; l < kv->n_layers; l++) {
+            gpu_copy(d->g, model_kv_row(kv, kv->k, l, slots[s], 0), d->acts->layers[l].k + row * kv->kvd, bytes);
+            gpu_copy(d->g, model_kv_row(kv, kv->v, l, slots[s], 0), d->acts->layers[l].v + row * kv->kvd, bytes);
+        }
+        kv->len[slots[s]] = T;
+        kv->delta[slots[s]] = d->rope_deltas[s];
+        row += T;
+    }
+    *last_logits = d->logits;
+    return 0;
+}
+
 int model_dev_prefill(struct model_dev *d, struct model_kv *kv, int slot, const struct model_batch *prompt,
                       const float **last_logits, struct mmupt_err *err)
 {
     if (prompt->n_seq != 1) return mmupt_fail(err, "prefill takes one prompt at a time (got %d)", prompt->n_seq);
-    if (slot < 0 || slot >= kv->n_slots) return mmupt_fail(err, "no KV slot %d", slot);
-    if (prompt->seq_len[0] >= kv->max_len)
-        return mmupt_fail(err, "prompt of %d tokens leaves no room in a KV cache of %d", prompt->seq_len[0], kv->max_len);
-    if (model_dev_forward_last(d, prompt, err)) return -1;
-    int T = prompt->seq_len[0];
-    size_t bytes = (size_t)(T * kv->kvd) * sizeof(float);
-    for (int64_t l = 0; l < kv->n_layers; l++) {
-        gpu_copy(d->g, model_kv_row(kv, kv->k, l, slot, 0), d->acts->layers[l].k, bytes);
-        gpu_copy(d->g, model_kv_row(kv, kv->v, l, slot, 0), d->acts->layers[l].v, bytes);
-    }
-    kv->len[slot] = T;
-    kv->delta[slot] = d->rope_deltas[0];
-    *last_logits = d->logits;
-    return 0;
+    return model_dev_prefill_many(d, kv, &slot, prompt, last_logits, err);
 }
 
 /* Device buffers of one decode step for up to n rows. */

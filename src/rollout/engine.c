@@ -1,5 +1,6 @@
-/* The rollout engine (see rollout.h): one prefix slot holds the current question's prompt cache;
- * samples copy it into free decode slots, decode together, and leave as soon as they finish. */
+/* The rollout engine (see rollout.h): the next few questions' prompts are prefilled together, in one
+ * forward pass, into prefix slots; samples copy their question's prefix into free decode slots,
+ * decode together, and leave as soon as they finish. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +25,10 @@ struct engine {
     const struct rollout_question *q;
     struct model_kv kv;
     struct slot *slots;
-    int prefix;        /* the KV slot that holds the current question's prompt */
-    int64_t cur_q;     /* question in the prefix slot, -1 none */
-    float *prompt_logits;
+    int n_prefix;      /* prefix slots: KV slots n_slots .. n_slots + n_prefix - 1 */
+    int64_t pf_q0;     /* questions pf_q0 .. pf_q0 + pf_n - 1 are prefilled, q in slot n_slots + q - pf_q0 */
+    int pf_n;
+    float *prompt_logits; /* [n_prefix, vocab]: their last positions' logits */
     char *scratch;     /* one sampler workspace per slot, so slots draw in parallel */
     size_t scratch_size;
     int64_t next_q;    /* the next (question, sample) to start */
@@ -58,17 +60,17 @@ static void eng_kv_copy(struct engine *e, int from, int to)
     else model_kv_copy(&e->kv, from, to);
 }
 
-/* Prefill into the prefix slot; the last position's logits land in e->prompt_logits. */
-static int eng_prefill(struct engine *e, const struct model_batch *prompt, struct mmupt_err *err)
+/* Prefill the packed prompts into slots; their last positions' logits land in e->prompt_logits. */
+static int eng_prefill(struct engine *e, const int *slots, const struct model_batch *prompts, struct mmupt_err *err)
 {
     const float *last;
-    size_t bytes = (size_t)e->m->cfg.text.vocab * sizeof(float);
+    size_t bytes = (size_t)prompts->n_seq * (size_t)e->m->cfg.text.vocab * sizeof(float);
     if (e->dev) {
-        if (model_dev_prefill(e->dev, &e->kv, e->prefix, prompt, &last, err)) return -1;
+        if (model_dev_prefill_many(e->dev, &e->kv, slots, prompts, &last, err)) return -1;
         gpu_download(e->dev->g, e->prompt_logits, last, bytes);
         return 0;
     }
-    if (model_prefill(e->m, &e->kv, e->prefix, prompt, &last, err)) return -1;
+    if (model_prefill_many(e->m, &e->kv, slots, prompts, &last, err)) return -1;
     memcpy(e->prompt_logits, last, bytes);
     return 0;
 }
@@ -142,17 +144,85 @@ static void finish(struct engine *e, struct slot *s)
     e->emit(e->ctx, &out);
 }
 
-/* Prefill question q into the prefix slot and keep its last logits for the samples' first draws. */
-static int prefill(struct engine *e, int64_t q, struct mmupt_err *err)
+/* Rollout prompts are prefilled this many at a time: one forward pass (and, on a GPU, one set of
+ * launches) for several questions, which costs a prefix slot each in the KV cache. */
+enum { ENG_PREFILL_BATCH = 16 };
+
+/* One packed batch of several single-sequence prompts (their tokens, lengths and images end to end). */
+struct packed {
+    struct model_batch b;
+    int *seq_len;
+    int64_t *tokens, *grid;
+    float *pixels;
+};
+
+static void pack_prompts(struct packed *p, const struct rollout_question *q, int k, int64_t patch_dim)
 {
-    if (e->q[q].prompt.n_seq != 1 || e->q[q].prompt.seq_len[0] > e->rc->max_prompt)
-        return mmupt_fail(err, "question %lld: the prompt must be one sequence of at most %d tokens",
-                          (long long)e->q[q].id, e->rc->max_prompt);
-    if (eng_prefill(e, &e->q[q].prompt, err)) {
-        mmupt_err_prefix(err, "question %lld", (long long)e->q[q].id);
+    int64_t T = 0, n_img = 0, rows = 0;
+    for (int i = 0; i < k; i++) {
+        T += q[i].prompt.seq_len[0];
+        n_img += q[i].prompt.n_images;
+        for (int j = 0; j < q[i].prompt.n_images; j++) {
+            const int64_t *g = q[i].prompt.grid_thw + 3 * j;
+            rows += g[0] * g[1] * g[2];
+        }
+    }
+    p->seq_len = mmupt_xmalloc((size_t)k * sizeof *p->seq_len);
+    p->tokens = mmupt_xmalloc((size_t)(T > 0 ? T : 1) * sizeof *p->tokens);
+    p->grid = mmupt_xmalloc((size_t)(3 * n_img + 1) * sizeof *p->grid);
+    p->pixels = mmupt_xmalloc((size_t)(rows * patch_dim + 1) * sizeof *p->pixels);
+    int64_t t = 0, g = 0, r = 0;
+    for (int i = 0; i < k; i++) {
+        const struct model_batch *b = &q[i].prompt;
+        p->seq_len[i] = b->seq_len[0];
+        memcpy(p->tokens + t, b->tokens, (size_t)b->seq_len[0] * sizeof *p->tokens);
+        t += b->seq_len[0];
+        int64_t img_rows = 0;
+        for (int j = 0; j < b->n_images; j++)
+            img_rows += b->grid_thw[3 * j] * b->grid_thw[3 * j + 1] * b->grid_thw[3 * j + 2];
+        if (b->n_images) {
+            memcpy(p->grid + g, b->grid_thw, (size_t)(3 * b->n_images) * sizeof *p->grid);
+            memcpy(p->pixels + r * patch_dim, b->pixels, (size_t)(img_rows * patch_dim) * sizeof *p->pixels);
+        }
+        g += 3 * b->n_images;
+        r += img_rows;
+    }
+    p->b = (struct model_batch){.n_seq = k, .seq_len = p->seq_len, .tokens = p->tokens, .n_images = (int)n_img,
+                                .grid_thw = p->grid, .pixels = p->pixels};
+}
+
+static void packed_free(struct packed *p)
+{
+    free(p->seq_len);
+    free(p->tokens);
+    free(p->grid);
+    free(p->pixels);
+}
+
+/* Prefill the questions from q0 on (up to n_prefix of them) into the prefix slots, keeping their last
+ * logits for the samples' first draws. */
+static int prefill(struct engine *e, int64_t q0, int n_questions, struct mmupt_err *err)
+{
+    int k = (int)(n_questions - q0 < e->n_prefix ? n_questions - q0 : e->n_prefix);
+    for (int i = 0; i < k; i++) {
+        const struct rollout_question *q = &e->q[q0 + i];
+        if (q->prompt.n_seq != 1 || q->prompt.seq_len[0] > e->rc->max_prompt)
+            return mmupt_fail(err, "question %lld: the prompt must be one sequence of at most %d tokens",
+                              (long long)q->id, e->rc->max_prompt);
+    }
+    int slots[ENG_PREFILL_BATCH];
+    for (int i = 0; i < k; i++) slots[i] = e->rc->n_slots + i;
+    struct packed p;
+    pack_prompts(&p, e->q + q0, k, model_patch_dim(&e->m->cfg));
+    int rc = eng_prefill(e, slots, &p.b, err);
+    packed_free(&p);
+    if (rc) {
+        if (k == 1) mmupt_err_prefix(err, "question %lld", (long long)e->q[q0].id);
+        else mmupt_err_prefix(err, "questions %lld..%lld", (long long)e->q[q0].id, (long long)e->q[q0 + k - 1].id);
         return -1;
     }
-    e->cur_q = q;
+    e->pf_q0 = q0;
+    e->pf_n = k;
     return 0;
 }
 
@@ -162,8 +232,9 @@ static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
     for (int i = 0; i < e->rc->n_slots && e->next_q < n_questions; i++) {
         struct slot *s = &e->slots[i];
         if (s->used) continue;
-        if (e->cur_q != e->next_q && prefill(e, e->next_q, err)) return -1;
-        eng_kv_copy(e, e->prefix, i);
+        if (e->next_q >= e->pf_q0 + e->pf_n && prefill(e, e->next_q, n_questions, err)) return -1;
+        int p = (int)(e->next_q - e->pf_q0); /* its prefix slot and logits row */
+        eng_kv_copy(e, e->rc->n_slots + p, i);
         *s = (struct slot){.used = 1, .q = e->next_q, .sample = e->next_s};
         s->ids = mmupt_xmalloc((size_t)e->rc->max_new * sizeof *s->ids);
         s->logp = mmupt_xmalloc((size_t)e->rc->max_new * sizeof *s->logp);
@@ -172,7 +243,7 @@ static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
             e->next_q++;
         }
         float lp = 0;
-        int done = record(e, s, pick(e, i, s, e->prompt_logits, &lp), lp, err);
+        int done = record(e, s, pick(e, i, s, e->prompt_logits + (size_t)p * e->m->cfg.text.vocab, &lp), lp, err);
         if (done < 0) return -1;
         if (done) {
             finish(e, s);
@@ -221,17 +292,18 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
 {
     if (rc->G < 1 || rc->max_new < 1 || rc->n_slots < 1 || rc->max_prompt < 1)
         return mmupt_fail(err, "rollout: G, max_new, n_slots and max_prompt must be positive");
-    struct engine e = {.m = m, .rc = rc, .q = q, .prefix = rc->n_slots, .cur_q = -1, .emit = emit, .ctx = ctx,
-                       .dev = rc->dev};
+    struct engine e = {.m = m, .rc = rc, .q = q, .emit = emit, .ctx = ctx, .dev = rc->dev,
+                       .n_prefix = n_questions < ENG_PREFILL_BATCH ? (n_questions > 0 ? n_questions : 1)
+                                                                   : ENG_PREFILL_BATCH};
     int64_t V = m->cfg.text.vocab;
-    eng_kv_init(&e, rc->n_slots + 1, rc->max_prompt + rc->max_new + 1);
+    eng_kv_init(&e, rc->n_slots + e.n_prefix, rc->max_prompt + rc->max_new + 1);
     if (e.dev) {
         e.dev_logits = gpu_alloc_floats(e.dev->g, rc->n_slots * V);
         e.dev_tok = gpu_alloc(e.dev->g, (size_t)rc->n_slots * sizeof *e.dev_tok);
         e.dev_lp = gpu_alloc_floats(e.dev->g, rc->n_slots);
     }
     e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
-    e.prompt_logits = mmupt_xmalloc((size_t)V * sizeof(float));
+    e.prompt_logits = mmupt_xmalloc((size_t)(e.n_prefix * V) * sizeof(float));
     e.scratch_size = sample_scratch_size((int)V);
     e.scratch = mmupt_xmalloc((size_t)rc->n_slots * e.scratch_size);
     int *ids = mmupt_xmalloc((size_t)rc->n_slots * sizeof *ids);

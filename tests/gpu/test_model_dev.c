@@ -293,6 +293,43 @@ out:
     model_dev_kv_free(&kd, &f->d);
 }
 
+/* Several prompts in one prefill (the rollout engine's batches): each lands in its slot with its
+ * length and rope delta, its last logits equal (to GEMM rounding) those of its own prefill, the device
+ * agrees with the CPU, and a repeated slot is refused. */
+static void check_prefill_many(struct test_state *ts, struct fx *f, const struct model_batch *b)
+{
+    struct mmupt_err err;
+    int V = (int)f->m.cfg.text.vocab, k = b->n_seq, slots[N_SEQ] = {2, 0, 1};
+    struct model_kv kc, kd;
+    model_kv_init(&kc, &f->m, 3, 32);
+    model_dev_kv_init(&kd, &f->d, 3, 32);
+    const float *lc, *ld;
+    CHECK_MSG(ts, model_prefill_many(&f->m, &kc, slots, b, &lc, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, model_dev_prefill_many(&f->d, &kd, slots, b, &ld, &err) == 0, "%s", err.msg);
+    if (ts->current_failed) goto out;
+    float *many = malloc((size_t)k * V * sizeof *many), *dev = malloc((size_t)k * V * sizeof *dev);
+    memcpy(many, lc, (size_t)k * V * sizeof *many);
+    gpu_download(&f->g, dev, ld, (size_t)k * V * sizeof *dev);
+    check_close(ts, "prefill of 3 prompts at once", dev, many, (int64_t)k * V, f->tol_fwd);
+    for (int s = 0; s < k; s++) CHECK(ts, kc.len[slots[s]] == b->seq_len[s] && kd.len[slots[s]] == b->seq_len[s]);
+    const int64_t *tok = b->tokens;
+    for (int s = 0; s < k; s++) {
+        struct model_batch one = {.n_seq = 1, .seq_len = &b->seq_len[s], .tokens = tok};
+        const float *l1;
+        CHECK_MSG(ts, model_prefill(&f->m, &kc, 0, &one, &l1, &err) == 0, "%s", err.msg);
+        CHECK_MSG(ts, test_rel_err(many + (size_t)s * V, l1, V) <= 1e-5, "prompt %d: batched prefill vs its own", s);
+        tok += b->seq_len[s];
+    }
+    int twice[N_SEQ] = {1, 1, 0};
+    CHECK(ts, model_dev_prefill_many(&f->d, &kd, twice, b, &ld, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "slot 1 appears twice");
+    free(many);
+    free(dev);
+out:
+    model_kv_free(&kc);
+    model_dev_kv_free(&kd, &f->d);
+}
+
 /* Bad input is refused with the CPU model's messages, and a failed forward leaves nothing behind. */
 static void check_refusals(struct test_state *ts, struct fx *f, const struct gen_fx *x)
 {
@@ -314,6 +351,7 @@ static void check_all(struct test_state *ts, struct fx *f, const struct model_ba
 {
     printf("  text batch of %d sequences\n", N_SEQ);
     check_train_path(ts, f, text);
+    check_prefill_many(ts, f, text);
     if (x->n_grid > 0) {
         printf("  the generate prompt, %lld image(s)\n", (long long)(x->n_grid / 3));
         struct model_batch img = gen_batch(x);
