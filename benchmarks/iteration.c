@@ -21,6 +21,7 @@
 #include "mmupt/grpo.h"
 #include "mmupt/kernels.h"
 #include "mmupt/log.h"
+#include "device_opts.h"
 #include "mmupt/model_dev.h"
 #include "mmupt/optim.h"
 #include "mmupt/reward.h"
@@ -127,31 +128,6 @@ static void micro_step(struct engine *e, const struct collected *c, const int64_
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) free(f[i]);
 }
 
-/* The leading --device and --dtype: the index of CONFIG, or -1 after a message (usage). */
-static int parse_opts(int argc, char **argv, int *on_device, int *bf16)
-{
-    const char *dtype = NULL;
-    int i = 1;
-    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        if (strcmp(argv[i], "--device") == 0) *on_device = 1;
-        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
-        else {
-            fprintf(stderr, "iteration: unknown option '%s'\n", argv[i]);
-            return -1;
-        }
-    }
-    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
-        fprintf(stderr, "iteration: --dtype %s: must be fp32 or bf16\n", dtype);
-        return -1;
-    }
-    *bf16 = dtype ? strcmp(dtype, "bf16") == 0 : *on_device;
-    if (*bf16 && !*on_device) {
-        fprintf(stderr, "iteration: --dtype bf16 needs --device (the CPU reference model is fp32)\n");
-        return -1;
-    }
-    return i;
-}
-
 /* The device copies: policy (the model's own buffers), reference weights, the moments, and in bf16
  * both GEMM copies. */
 static void dev_open(struct engine *e, int bf16)
@@ -182,7 +158,9 @@ int main(int argc, char **argv)
 {
     mmupt_runtime_init();
     struct engine e = {0};
-    int bf16 = 0, first = parse_opts(argc, argv, &e.on_device, &bf16);
+    struct bench_opts o;
+    int first = bench_parse_opts("iteration", argc, argv, NULL, &o), bf16 = o.bf16;
+    e.on_device = o.device;
     if (first < 0 || argc - first < 6) {
         fprintf(stderr, "usage: iteration [--device [--dtype fp32|bf16]] CONFIG.json P G PROMPT_LEN NEW MB\n");
         return 2;

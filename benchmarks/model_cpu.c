@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_opts.h"
 #include "mmupt/gpu_mem.h"
 #include "mmupt/kernels.h"
 #include "mmupt/log.h"
@@ -93,36 +94,14 @@ struct opts {
     int device, bf16, recompute, optim;
 };
 
-/* The leading --options into o. Returns the index of CONFIG, or -1 after a message (usage). */
+/* The leading --options into o (device_opts.h). Returns the index of CONFIG, or -1 after a message. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    const char *dtype = NULL;
-    int i = 1;
-    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        if (strcmp(argv[i], "--device") == 0) o->device = 1;
-        else if (strcmp(argv[i], "--recompute") == 0) o->recompute = 1;
-        else if (strcmp(argv[i], "--optim") == 0) o->optim = 1;
-        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
-        else {
-            fprintf(stderr, "model_cpu: unknown option '%s'\n", argv[i]);
-            return -1;
-        }
-    }
-    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
-        fprintf(stderr, "model_cpu: --dtype %s: must be fp32 or bf16\n", dtype);
-        return -1;
-    }
-    o->bf16 = dtype ? strcmp(dtype, "bf16") == 0 : o->device;
-    if (!o->device && o->bf16) {
-        fprintf(stderr, "model_cpu: --dtype bf16 needs --device (the CPU reference model is fp32)\n");
-        return -1;
-    }
-    if (!o->device && (o->recompute || o->optim)) {
-        fprintf(stderr, "model_cpu: %s needs --device (options of the device model)\n",
-                o->recompute ? "--recompute" : "--optim");
-        return -1;
-    }
-    return i;
+    static const char *const flags[] = {"--recompute", "--optim", NULL};
+    struct bench_opts b;
+    int first = bench_parse_opts("model_cpu", argc, argv, flags, &b);
+    *o = (struct opts){.device = b.device, .bf16 = b.bf16, .recompute = b.flag[0], .optim = b.flag[1]};
+    return first;
 }
 
 /* The device side of the benchmark: the model, and with --optim the AdamW moments. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_opts.h"
 #include "mmupt/gpu_mem.h"
 #include "mmupt/log.h"
 #include "mmupt/rollout.h"
@@ -33,35 +34,11 @@ static void count(void *ctx, struct rollout_sample *s)
     free(s->logp);
 }
 
-/* The leading --device and --dtype: the index of CONFIG, or -1 after a message (usage). */
-static int parse_opts(int argc, char **argv, int *on_device, int *bf16)
-{
-    const char *dtype = NULL;
-    int i = 1;
-    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        if (strcmp(argv[i], "--device") == 0) *on_device = 1;
-        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
-        else {
-            fprintf(stderr, "rollout: unknown option '%s'\n", argv[i]);
-            return -1;
-        }
-    }
-    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
-        fprintf(stderr, "rollout: --dtype %s: must be fp32 or bf16\n", dtype);
-        return -1;
-    }
-    *bf16 = dtype ? strcmp(dtype, "bf16") == 0 : *on_device;
-    if (*bf16 && !*on_device) {
-        fprintf(stderr, "rollout: --dtype bf16 needs --device (the CPU reference model is fp32)\n");
-        return -1;
-    }
-    return i;
-}
-
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
-    int on_device = 0, bf16 = 0, first = parse_opts(argc, argv, &on_device, &bf16);
+    struct bench_opts o;
+    int first = bench_parse_opts("rollout", argc, argv, NULL, &o), on_device = o.device, bf16 = o.bf16;
     if (first < 0 || argc - first < 4) {
         fprintf(stderr, "usage: rollout [--device [--dtype fp32|bf16]] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n");
         return 2;

@@ -1,0 +1,55 @@
+/* The leading options of the device benchmarks (model_cpu, rollout, iteration): --device, --dtype
+ * fp32|bf16 (bf16 by default with --device; the CPU reference is fp32 only) and the device-only
+ * flags a program names (model_cpu's --recompute, --optim). Header-only: benchmarks are single-file
+ * programs. */
+#ifndef MMUPT_BENCH_DEVICE_OPTS_H
+#define MMUPT_BENCH_DEVICE_OPTS_H
+
+#include <stdio.h>
+#include <string.h>
+
+enum { BENCH_MAX_FLAGS = 4 };
+
+struct bench_opts {
+    int device, bf16;
+    int flag[BENCH_MAX_FLAGS]; /* flag[i]: flags[i] was given */
+};
+
+/* Parse argv's leading --options (flags: the program's device-only flags, NULL-terminated, at most
+ * BENCH_MAX_FLAGS). Returns the index of the first positional argument, or -1 after a message. */
+static inline int bench_parse_opts(const char *prog, int argc, char **argv, const char *const *flags,
+                                   struct bench_opts *o)
+{
+    const char *dtype = NULL;
+    memset(o, 0, sizeof *o);
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        int known = 0;
+        for (int f = 0; flags && flags[f] && f < BENCH_MAX_FLAGS; f++)
+            if (strcmp(argv[i], flags[f]) == 0) known = o->flag[f] = 1;
+        if (known) continue;
+        if (strcmp(argv[i], "--device") == 0) o->device = 1;
+        else if (strcmp(argv[i], "--dtype") == 0 && i + 1 < argc) dtype = argv[++i];
+        else {
+            fprintf(stderr, "%s: unknown option '%s'\n", prog, argv[i]);
+            return -1;
+        }
+    }
+    if (dtype && strcmp(dtype, "fp32") != 0 && strcmp(dtype, "bf16") != 0) {
+        fprintf(stderr, "%s: --dtype %s: must be fp32 or bf16\n", prog, dtype);
+        return -1;
+    }
+    o->bf16 = dtype ? strcmp(dtype, "bf16") == 0 : o->device;
+    if (o->bf16 && !o->device) {
+        fprintf(stderr, "%s: --dtype bf16 needs --device (the CPU reference model is fp32)\n", prog);
+        return -1;
+    }
+    for (int f = 0; flags && flags[f] && f < BENCH_MAX_FLAGS; f++)
+        if (o->flag[f] && !o->device) {
+            fprintf(stderr, "%s: %s needs --device (an option of the device model)\n", prog, flags[f]);
+            return -1;
+        }
+    return i;
+}
+
+#endif
