@@ -105,9 +105,11 @@ double sumsq_cuda(const float *x, long n, double scale, void *stream);
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
 /* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
  * (forward) or M*(N+K) (backward) bf16 values for the operands rounded on the way in. Results equal
- * the CPU references up to the order of the fp32 sums. */
+ * the CPU references up to the order of the fp32 sums. cast_done != 0: scratch already holds inp
+ * rounded (the previous forward read the same, unchanged inp: q/k/v, gate/up), so it is not cast
+ * again. */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
-                              int N, uint16_t *scratch, const struct gpu_blas *blas);
+                              int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
 void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                const struct gpu_blas *blas);

@@ -64,13 +64,14 @@ static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasO
 }
 
 extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias,
-                                         int M, int K, int N, uint16_t *scratch, const struct gpu_blas *blas)
+                                         int M, int K, int N, uint16_t *scratch, int cast_done,
+                                         const struct gpu_blas *blas)
 {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // an empty sum: GemmEx with k = 0 is legal, but zeroing says what happens
         CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)M * N * sizeof *out, blas->stream));
     } else {
-        cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
+        if (!cast_done) cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
         // the fp32 twin's identity: out^T [N,M] = weight^T' [N,K] * inp^T [K,M]
         gemm_bf16(blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, weight, K, scratch, K, 0.0f, out, N);
     }

@@ -244,11 +244,17 @@ void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream)
 /* The scratch is checked for the extent the CUDA twin writes, then left alone (the reference rounds
  * into its own buffers). */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
-                              int N, uint16_t *scratch, const struct gpu_blas *blas)
+                              int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     DEV(out, (long)M * N), DEV(inp, (long)M * K), DEV(weight, (long)N * K), DEV_OPT(bias, N);
     DEV(scratch, (long)M * K);
+    size_t n = (size_t)M * K;
+    if (cast_done && (st->cast_dst != scratch || st->cast_src != inp || st->cast_n != n))
+        MMUPT_DIE("emu: %s: cast_done, but the scratch holds no cast of this input (%p, %zu values)", __func__,
+                  (const void *)inp, n);
+    st->cast_dst = scratch, st->cast_src = inp, st->cast_n = n;
+    if (out == inp) st->cast_dst = NULL; /* its source is gone */
     EMU_RUN(matmul_forward_bf16_cpu(out, inp, weight, bias, M, K, N));
 }
 
@@ -261,6 +267,7 @@ void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const 
     if (dweight) DEV(inp, (long)M * K);
     if (dinp) DEV(weight, (long)N * K);
     if (dinp || dweight) DEV(scratch, (long)M * (N + (dweight ? K : 0)));
+    st->cast_dst = NULL; /* the backward casts over the scratch */
     EMU_RUN(matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
 }
 

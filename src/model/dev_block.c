@@ -70,8 +70,8 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     gpu_copy(g, a->x, x, (size_t)T * D * sizeof *x);
     norm_forward(g, s, a->n1, a->mean1, a->rstd1, x, W(p, w->norm1_w), W(p, w->norm1_b));
     dev_linear_forward(d, a->q, a->n1, w->q_w, w->q_b, T, D, qd);
-    dev_linear_forward(d, a->k, a->n1, w->k_w, w->k_b, T, D, kvd);
-    dev_linear_forward(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
+    dev_linear_forward_again(d, a->k, a->n1, w->k_w, w->k_b, T, D, kvd);
+    dev_linear_forward_again(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
     rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
     rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     attention_forward_cuda(a->att, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal,
@@ -81,7 +81,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     norm_forward(g, s, a->n2, a->mean2, a->rstd2, a->x_mid, W(p, w->norm2_w), W(p, w->norm2_b));
     dev_linear_forward(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
     if (s->mlp == MLP_SWIGLU) {
-        dev_linear_forward(d, a->up, a->n2, w->up_w, w->up_b, T, D, I);
+        dev_linear_forward_again(d, a->up, a->n2, w->up_w, w->up_b, T, D, I);
         swiglu_forward_cuda(a->act, a->gate, a->up, (long)T * I, g->stream);
     } else {
         quick_gelu_forward_cuda(a->act, a->gate, (long)T * I, g->stream);

@@ -183,8 +183,8 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     float eps = (float)t->rms_eps;
     rmsnorm_forward_cuda(b->n1, b->rstd, b->x, p + y->ln1, n, H, eps, g->stream);
     dev_linear_forward(d, b->q, b->n1, y->q_w, y->q_b, n, H, nh * hd);
-    dev_linear_forward(d, b->k, b->n1, y->k_w, y->k_b, n, H, kvd);
-    dev_linear_forward(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
+    dev_linear_forward_again(d, b->k, b->n1, y->k_w, y->k_b, n, H, kvd);
+    dev_linear_forward_again(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
     float *ck = model_kv_row(kv, kv->k, l, 0, 0), *cv = model_kv_row(kv, kv->v, l, 0, 0); /* this layer */
@@ -194,7 +194,7 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     rmsnorm_forward_cuda(b->n2, b->rstd, b->mid, p + y->ln2, n, H, eps, g->stream);
     dev_linear_forward(d, b->gate, b->n2, y->gate, -1, n, H, I);
-    dev_linear_forward(d, b->up, b->n2, y->up, -1, n, H, I);
+    dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
     swiglu_forward_cuda(b->act, b->gate, b->up, (long)n * I, g->stream);
     dev_linear_forward(d, b->x, b->act, y->down, -1, n, I, H);
     residual_forward_cuda(b->x, b->x, b->mid, (long)n * H, g->stream);

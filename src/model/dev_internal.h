@@ -47,6 +47,10 @@ void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64
                         int N);
 void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
                          int64_t b_off, int M, int K, int N);
+/* dev_linear_forward on the same inp as the call just before, unchanged since (q/k/v read one norm
+ * output, gate/up another): in bf16 its rounded copy is reused instead of cast again. */
+void dev_linear_forward_again(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,
+                              int K, int N);
 
 /* Make the GEMM cast scratch hold at least n values now (bf16 only), so that work recorded in a CUDA
  * graph never sees it move. */

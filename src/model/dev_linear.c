@@ -41,8 +41,8 @@ void dev_linear_reserve(struct model_dev *d, int64_t n)
     if (d->params_bf16) (void)cast_scratch(d, n);
 }
 
-void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M, int K,
-                        int N)
+static void linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,
+                           int K, int N, int again)
 {
     const float *bias = b_off < 0 ? NULL : d->params + b_off;
     if (!d->params_bf16) {
@@ -50,7 +50,19 @@ void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64
         return;
     }
     uint16_t *scratch = cast_scratch(d, (int64_t)M * K);
-    matmul_forward_bf16_cuda(out, inp, d->params_bf16 + w_off, bias, M, K, N, scratch, d->g->blas);
+    matmul_forward_bf16_cuda(out, inp, d->params_bf16 + w_off, bias, M, K, N, scratch, again, d->g->blas);
+}
+
+void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M, int K,
+                        int N)
+{
+    linear_forward(d, out, inp, w_off, b_off, M, K, N, 0);
+}
+
+void dev_linear_forward_again(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,
+                              int K, int N)
+{
+    linear_forward(d, out, inp, w_off, b_off, M, K, N, 1);
 }
 
 void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,

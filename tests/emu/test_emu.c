@@ -84,6 +84,17 @@ static void decode_past_cache(struct gpu_ctx *g)
     attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, g->stream);
 }
 
+/* A bf16 GEMM told its input's cast is already in the scratch, when the scratch holds another's. */
+static void cast_not_done(struct gpu_ctx *g)
+{
+    float *x = gpu_alloc_floats(g, 8), *y = gpu_alloc_floats(g, 8), *out = gpu_alloc_floats(g, 4);
+    uint16_t *w = gpu_alloc(g, 8 * sizeof *w), *scratch = gpu_alloc(g, 8 * sizeof *scratch);
+    gpu_zero(g, x, 8 * sizeof *x), gpu_zero(g, y, 8 * sizeof *y), gpu_zero(g, w, 8 * sizeof *w);
+    matmul_forward_bf16_cuda(out, x, w, NULL, 2, 4, 2, scratch, 0, g->blas);
+    matmul_forward_bf16_cuda(out, x, w, NULL, 2, 4, 2, scratch, 1, g->blas); /* fine: the same x */
+    matmul_forward_bf16_cuda(out, y, w, NULL, 2, 4, 2, scratch, 1, g->blas); /* the bug */
+}
+
 static void test_faults(struct test_state *ts)
 {
     char msg[4096];
@@ -109,6 +120,9 @@ static void test_faults(struct test_state *ts)
     st = in_child(decode_past_cache, msg, sizeof msg);
     CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
     CHECK_CONTAINS(ts, msg, "position 4 outside a cache of 1 x 4");
+    st = in_child(cast_not_done, msg, sizeof msg);
+    CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK_CONTAINS(ts, msg, "cast_done, but the scratch holds no cast of this input");
 }
 
 /* Graph work: out = a + b, the buffers found through a struct (as the decode step finds the weights

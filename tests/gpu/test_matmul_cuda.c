@@ -99,8 +99,11 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
 
     float *ref = malloc(mn * sizeof *ref);
     matmul_forward_bf16_cpu(ref, h.inp, w16, h.b, M, K, N);
-    matmul_forward_bf16_cuda(d_out, d_inp, d_w16, d_b, M, K, N, d_scratch, blas);
+    matmul_forward_bf16_cuda(d_out, d_inp, d_w16, d_b, M, K, N, d_scratch, 0, blas);
     check(ts, "bf16 forward + bias", d_out, ref, mn, M, K, N);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
+    matmul_forward_bf16_cuda(d_out, d_inp, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* the cast reused */
+    check(ts, "bf16 forward, cast reused", d_out, ref, mn, M, K, N);
     matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
     matmul_backward_bf16_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w16, M, K, N, d_scratch, blas);
     check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
