@@ -250,7 +250,7 @@ if [ -n "$only" ]; then
     record SKIP "gpu suite" 0 "--bench"
 elif [ "$have_build" = 1 ] && [ "$cuda_build" = 1 ]; then
     rm -f "$build/meson-logs/testlog.json"
-    run_suite gpu 150
+    run_suite gpu 300
 else
     record SKIP "gpu suite" 0 "no CUDA build"
 fi
