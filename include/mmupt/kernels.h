@@ -37,6 +37,13 @@ void attention_decode_cpu(float *out, const float *q, const float *cache_k, cons
  * k, v: [n, kvd]; cache_k, cache_v: [n_slots, max_len, kvd]. */
 void kv_append_cpu(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos, int n,
                    int n_slots, int max_len, int kvd);
+/* The same over a bf16 cache (half the bytes a decode step reads): the append rounds k and v to bf16
+ * (nearest even), the attention widens them; everything else is the fp32 reference's. */
+void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                               const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
+                               int hd);
+void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
+                        const int *pos, int n, int n_slots, int max_len, int kvd);
 
 /* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
  * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
@@ -76,6 +83,11 @@ void attention_decode_cuda(float *out, const float *q, const float *cache_k, con
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream);
 void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
                     int n, int n_slots, int max_len, int kvd, void *stream);
+void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                                const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
+                                int n_kv, int hd, void *stream);
+void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
+                         const int *pos, int n, int n_slots, int max_len, int kvd, void *stream);
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau, void *stream);
 void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,

@@ -191,6 +191,7 @@ struct model_kv {
     int n_slots, max_len;
     int64_t n_layers, kvd;  /* kvd = n_kv_heads * head_dim */
     float *k, *v;           /* [n_layers][n_slots][max_len][kvd] */
+    uint16_t *k16, *v16;    /* the same in bf16 (a device cache in model.dtype=bf16: k, v are NULL then) */
     int *len;               /* tokens cached per slot */
     int64_t *delta;
 };

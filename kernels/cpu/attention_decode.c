@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
@@ -80,5 +81,41 @@ void kv_append_cpu(float *cache_k, float *cache_v, const float *k, const float *
         long at = ((long)slot[i] * max_len + pos[i]) * kvd;
         memcpy(cache_k + at, k + (long)i * kvd, (size_t)kvd * sizeof(float));
         memcpy(cache_v + at, v + (long)i * kvd, (size_t)kvd * sizeof(float));
+    }
+}
+
+/* ---- A bf16 cache (the device model's in model.dtype=bf16): keys and values rounded to bf16 when
+ * appended, widened when read; the arithmetic is the fp32 reference's. ---- */
+
+void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                               const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
+                               int hd)
+{
+    check_rows(slot, pos, n, n_slots, max_len);
+    /* Widen the rows the call reads (each row's slot up to its position) into an fp32 cache of the
+     * same layout, and run the fp32 reference on it: slow, and only the emulator runs it. */
+    long slot_floats = (long)max_len * n_kv * hd;
+    float *k = mmupt_xmalloc((size_t)(n_slots * slot_floats) * sizeof *k);
+    float *v = mmupt_xmalloc((size_t)(n_slots * slot_floats) * sizeof *v);
+    for (int i = 0; i < n; i++) {
+        long base = slot[i] * slot_floats, m = (long)(pos[i] + 1) * n_kv * hd;
+        for (long e = 0; e < m; e++) {
+            k[base + e] = bf16_to_f32(cache_k[base + e]);
+            v[base + e] = bf16_to_f32(cache_v[base + e]);
+        }
+    }
+    attention_decode_cpu(out, q, k, v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd);
+    free(k);
+    free(v);
+}
+
+void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
+                        const int *pos, int n, int n_slots, int max_len, int kvd)
+{
+    check_rows(slot, pos, n, n_slots, max_len);
+    for (int i = 0; i < n; i++) {
+        long at = ((long)slot[i] * max_len + pos[i]) * kvd;
+        cast_bf16_cpu(cache_k + at, k + (long)i * kvd, kvd);
+        cast_bf16_cpu(cache_v + at, v + (long)i * kvd, kvd);
     }
 }

@@ -25,15 +25,21 @@
 #include "mmupt/cuda_check.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
+#include "bf16.cuh"
 #include "launch.cuh"
 #include "reduce.cuh"
 
 // The q row is staged in dynamic shared memory; far below the 48 KiB default, far above any head.
 enum { DECODE_MAX_HD = 4096 };
 
-// The kernel's view of the call.
+// A cache element as a float: fp32 caches as they are, bf16 ones widened (exact).
+static __device__ __forceinline__ float kv_load(const float *p) { return *p; }
+static __device__ __forceinline__ float kv_load(const uint16_t *p) { return bf16_widen(*p); }
+
+// The kernel's view of the call; T is the cache's element type (float, or uint16_t for bf16).
+template <typename T>
 struct decode_args {
-    const float *cache_k, *cache_v; // one layer: [n_slots, max_len, n_kv, hd]
+    const T *cache_k, *cache_v;     // one layer: [n_slots, max_len, n_kv, hd]
     const int *slot, *pos;          // [n]
     float *scores;                  // [n * n_heads, max_len]
     long slot_floats;               // max_len * n_kv * hd
@@ -42,7 +48,8 @@ struct decode_args {
 };
 
 // Block b = i * n_heads + h: row i, q head h.
-static __global__ void attention_decode_kernel(float *out, const float *q, struct decode_args a)
+template <typename T>
+static __global__ void attention_decode_kernel(float *out, const float *q, struct decode_args<T> a)
 {
     extern __shared__ float qi[];
     __shared__ float fscratch[32];
@@ -51,7 +58,7 @@ static __global__ void attention_decode_kernel(float *out, const float *q, struc
     int i = (int)(row / a.n_heads), h = (int)(row % a.n_heads), hd = a.hd, s = a.slot[i], L = a.pos[i] + 1;
     if (s < 0 || s >= a.n_slots || L < 1 || L > a.max_len) __trap();
     long stride = (long)a.n_kv * hd, kvoff = (long)(h / a.group) * hd;
-    const float *k = a.cache_k + s * a.slot_floats, *v = a.cache_v + s * a.slot_floats;
+    const T *k = a.cache_k + s * a.slot_floats, *v = a.cache_v + s * a.slot_floats;
     float *p = a.scores + row * a.max_len;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) qi[d] = q[row * hd + d];
     __syncthreads();
@@ -59,9 +66,9 @@ static __global__ void attention_decode_kernel(float *out, const float *q, struc
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
     float mx = -INFINITY;
     for (int j = warp; j < L; j += nwarps) {
-        const float *kj = k + j * stride + kvoff;
+        const T *kj = k + j * stride + kvoff;
         float sc = 0.0f;
-        for (int d = lane; d < hd; d += 32) sc += qi[d] * kj[d];
+        for (int d = lane; d < hd; d += 32) sc += qi[d] * kv_load(kj + d);
         for (int off = 16; off > 0; off /= 2) sc += __shfl_xor_sync(0xffffffffu, sc, off);
         sc = a.scale * sc; // every lane holds the same bits after the butterfly
         if (lane == 0) p[j] = sc;
@@ -82,21 +89,21 @@ static __global__ void attention_decode_kernel(float *out, const float *q, struc
 
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < L; j++) acc += p[j] * v[j * stride + kvoff + d];
+        for (int j = 0; j < L; j++) acc += p[j] * kv_load(v + j * stride + kvoff + d);
         out[row * hd + d] = acc;
     }
 }
 
-extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,
-                                      const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                      int n_kv, int hd, void *stream)
+template <typename T>
+static void decode_launch(float *out, const float *q, const T *cache_k, const T *cache_v, const int *slot,
+                          const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
 {
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
     MMUPT_CHECK(n_slots > 0 && max_len > 0);
     MMUPT_CHECK((long)n * n_heads <= 0x7fffffffL); // grid x
     if (n == 0) return;
     cudaStream_t st = (cudaStream_t)stream;
-    struct decode_args a;
+    struct decode_args<T> a;
     CUDA_CHECK(cudaMallocAsync((void **)&a.scores, (size_t)n * n_heads * max_len * sizeof(float), st));
     a.cache_k = cache_k;
     a.cache_v = cache_v;
@@ -111,31 +118,64 @@ extern "C" void attention_decode_cuda(float *out, const float *q, const float *c
     a.max_len = max_len;
     a.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
     unsigned blocks = (unsigned)((long)n * n_heads);
-    attention_decode_kernel<<<blocks, REDUCE_THREADS, (size_t)hd * sizeof(float), st>>>(out, q, a);
+    attention_decode_kernel<T><<<blocks, REDUCE_THREADS, (size_t)hd * sizeof(float), st>>>(out, q, a);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaFreeAsync(a.scores, st));
 }
 
+extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,
+                                      const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
+                                      int n_kv, int hd, void *stream)
+{
+    decode_launch<float>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, stream);
+}
+
+extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k,
+                                           const uint16_t *cache_v, const int *slot, const int *pos, int n,
+                                           int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
+{
+    decode_launch<uint16_t>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, stream);
+}
+
+// A cache element from an fp32 value: as it is, or rounded to bf16.
+static __device__ __forceinline__ void kv_store(float *p, float x) { *p = x; }
+static __device__ __forceinline__ void kv_store(uint16_t *p, float x) { *p = bf16_round(x); }
+
 // One thread per element of the new rows: cache[slot[i], pos[i], c] = k[i, c] (and v).
-static __global__ void kv_append_kernel(float *cache_k, float *cache_v, const float *k, const float *v,
-                                        const int *slot, const int *pos, int n, int n_slots, int max_len, int kvd)
+template <typename T>
+static __global__ void kv_append_kernel(T *cache_k, T *cache_v, const float *k, const float *v, const int *slot,
+                                        const int *pos, int n, int n_slots, int max_len, int kvd)
 {
     LAUNCH_LOOP(e, (long)n * kvd)
     {
         int i = (int)(e / kvd), c = (int)(e % kvd), s = slot[i], at = pos[i];
         if (s < 0 || s >= n_slots || at < 0 || at >= max_len) __trap();
         long to = ((long)s * max_len + at) * kvd + c;
-        cache_k[to] = k[e];
-        cache_v[to] = v[e];
+        kv_store(cache_k + to, k[e]);
+        kv_store(cache_v + to, v[e]);
     }
+}
+
+template <typename T>
+static void append_launch(T *cache_k, T *cache_v, const float *k, const float *v, const int *slot, const int *pos,
+                          int n, int n_slots, int max_len, int kvd, void *stream)
+{
+    if (n <= 0 || kvd <= 0) return;
+    long total = (long)n * kvd;
+    kv_append_kernel<T><<<launch_blocks(total), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(cache_k, cache_v, k, v, slot,
+                                                                                          pos, n, n_slots, max_len, kvd);
+    CUDA_CHECK(cudaGetLastError());
 }
 
 extern "C" void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot,
                                const int *pos, int n, int n_slots, int max_len, int kvd, void *stream)
 {
-    if (n <= 0 || kvd <= 0) return;
-    long total = (long)n * kvd;
-    kv_append_kernel<<<launch_blocks(total), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(cache_k, cache_v, k, v, slot,
-                                                                                       pos, n, n_slots, max_len, kvd);
-    CUDA_CHECK(cudaGetLastError());
+    append_launch<float>(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd, stream);
+}
+
+extern "C" void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v,
+                                    const int *slot, const int *pos, int n, int n_slots, int max_len, int kvd,
+                                    void *stream)
+{
+    append_launch<uint16_t>(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd, stream);
 }

@@ -6,15 +6,8 @@
 
 #include "mmupt/cuda_check.h"
 #include "mmupt/kernels.h"
+#include "bf16.cuh"
 #include "launch.cuh"
-
-static __device__ uint16_t bf16_round(float f)
-{
-    uint32_t b = __float_as_uint(f);
-    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x0040u);
-    b += 0x7fffu + ((b >> 16) & 1u);
-    return (uint16_t)(b >> 16);
-}
 
 static __global__ void cast_bf16_kernel(uint16_t *out, const float *x, long n)
 {

@@ -201,6 +201,28 @@ void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float 
     EMU_RUN(kv_append_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
 }
 
+void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
+                                const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
+                                int n_kv, int hd, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    long cache = (long)n_slots * max_len * n_kv * hd;
+    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd), DEV(cache_k, cache), DEV(cache_v, cache);
+    DEV(slot, n), DEV(pos, n);
+    EMU_RUN(attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
+}
+
+void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
+                         const int *pos, int n, int n_slots, int max_len, int kvd, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    long cache = (long)n_slots * max_len * kvd;
+    DEV(cache_k, cache), DEV(cache_v, cache), DEV(k, (long)n * kvd), DEV(v, (long)n * kvd), DEV(slot, n), DEV(pos, n);
+    EMU_RUN(kv_append_bf16_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
+}
+
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau, void *stream)
 {

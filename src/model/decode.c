@@ -8,9 +8,14 @@
 #include "mmupt/kernels.h"
 #include "model_internal.h"
 
+int64_t model_kv_off(const struct model_kv *kv, int64_t layer, int slot, int pos)
+{
+    return ((layer * kv->n_slots + slot) * (int64_t)kv->max_len + pos) * kv->kvd;
+}
+
 float *model_kv_row(const struct model_kv *kv, float *base, int64_t layer, int slot, int pos)
 {
-    return base + ((layer * kv->n_slots + slot) * (int64_t)kv->max_len + pos) * kv->kvd;
+    return base + model_kv_off(kv, layer, slot, pos);
 }
 
 void model_kv_init(struct model_kv *kv, const struct model *m, int n_slots, int max_len)

@@ -17,30 +17,57 @@ void model_dev_kv_init(struct model_kv *kv, const struct model_dev *d, int n_slo
     kv->n_layers = d->m->cfg.text.n_layers;
     kv->kvd = d->m->cfg.text.n_kv_heads * d->m->cfg.text.head_dim;
     int64_t n = kv->n_layers * n_slots * (int64_t)max_len * kv->kvd;
-    kv->k = gpu_alloc_floats(d->g, n);
-    kv->v = gpu_alloc_floats(d->g, n);
+    if (d->params_bf16) { /* model.dtype=bf16: the cache in bf16 too, half the bytes every step reads */
+        kv->k16 = gpu_alloc(d->g, (size_t)n * sizeof *kv->k16);
+        kv->v16 = gpu_alloc(d->g, (size_t)n * sizeof *kv->v16);
+    } else {
+        kv->k = gpu_alloc_floats(d->g, n);
+        kv->v = gpu_alloc_floats(d->g, n);
+    }
     kv->len = mmupt_xcalloc((size_t)n_slots, sizeof *kv->len);
     kv->delta = mmupt_xcalloc((size_t)n_slots, sizeof *kv->delta);
 }
 
 void model_dev_kv_free(struct model_kv *kv, const struct model_dev *d)
 {
-    gpu_free(d->g, kv->k);
-    gpu_free(d->g, kv->v);
+    void *dev[] = {kv->k, kv->v, kv->k16, kv->v16};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(d->g, dev[i]);
     free(kv->len);
     free(kv->delta);
     memset(kv, 0, sizeof *kv);
 }
 
+/* The k (which 0) or v (1) cache row (layer, slot, pos) as a device address, whatever the dtype. */
+static void *kv_at(const struct model_kv *kv, int which, int64_t layer, int slot, int pos)
+{
+    int64_t off = model_kv_off(kv, layer, slot, pos);
+    if (kv->k16) return (which ? kv->v16 : kv->k16) + off;
+    return (which ? kv->v : kv->k) + off;
+}
+
+static size_t kv_elem(const struct model_kv *kv)
+{
+    return kv->k16 ? sizeof *kv->k16 : sizeof *kv->k;
+}
+
 void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from, int to)
 {
-    size_t bytes = (size_t)(kv->len[from] * kv->kvd) * sizeof(float);
-    for (int64_t l = 0; l < kv->n_layers; l++) {
-        gpu_copy(d->g, model_kv_row(kv, kv->k, l, to, 0), model_kv_row(kv, kv->k, l, from, 0), bytes);
-        gpu_copy(d->g, model_kv_row(kv, kv->v, l, to, 0), model_kv_row(kv, kv->v, l, from, 0), bytes);
-    }
+    size_t bytes = (size_t)(kv->len[from] * kv->kvd) * kv_elem(kv);
+    for (int64_t l = 0; l < kv->n_layers; l++)
+        for (int which = 0; which < 2; which++)
+            gpu_copy(d->g, kv_at(kv, which, l, to, 0), kv_at(kv, which, l, from, 0), bytes);
     kv->len[to] = kv->len[from];
     kv->delta[to] = kv->delta[from];
+}
+
+/* T rows of prefill keys or values (fp32, device) into the cache from (layer, slot, 0). */
+static void kv_fill(const struct model_dev *d, struct model_kv *kv, int which, int64_t layer, int slot,
+                    const float *rows, int T)
+{
+    void *dst = kv_at(kv, which, layer, slot, 0);
+    long n = (long)T * kv->kvd;
+    if (kv->k16) cast_bf16_cuda(dst, rows, n, d->g->stream);
+    else gpu_copy(d->g, dst, rows, (size_t)n * sizeof(float));
 }
 
 int model_dev_prefill_many(struct model_dev *d, struct model_kv *kv, const int *slots,
@@ -50,10 +77,9 @@ int model_dev_prefill_many(struct model_dev *d, struct model_kv *kv, const int *
     int64_t row = 0; /* the first packed row of prompt s */
     for (int s = 0; s < prompts->n_seq; s++) {
         int T = prompts->seq_len[s];
-        size_t bytes = (size_t)(T * kv->kvd) * sizeof(float);
         for (int64_t l = 0; l < kv->n_layers; l++) {
-            gpu_copy(d->g, model_kv_row(kv, kv->k, l, slots[s], 0), d->acts->layers[l].k + row * kv->kvd, bytes);
-            gpu_copy(d->g, model_kv_row(kv, kv->v, l, slots[s], 0), d->acts->layers[l].v + row * kv->kvd, bytes);
+            kv_fill(d, kv, 0, l, slots[s], d->acts->layers[l].k + row * kv->kvd, T);
+            kv_fill(d, kv, 1, l, slots[s], d->acts->layers[l].v + row * kv->kvd, T);
         }
         kv->len[slots[s]] = T;
         kv->delta[slots[s]] = d->rope_deltas[s];
@@ -161,7 +187,7 @@ static struct model_dev_decoder *decoder_ready(struct model_dev *d, const struct
     int64_t widest = t->intermediate > t->hidden ? t->intermediate : t->hidden;
     if (t->n_heads * t->head_dim > widest) widest = t->n_heads * t->head_dim;
     dev_linear_reserve(d, (int64_t)dc->cap * widest); /* no scratch may move inside a graph */
-    const void *key[5] = {d->params, d->params_bf16, d->cast, kv->k, kv->v};
+    const void *key[5] = {d->params, d->params_bf16, d->cast, kv_at(kv, 0, 0, 0, 0), kv_at(kv, 1, 0, 0, 0)};
     if (memcmp(key, dc->key, sizeof key) != 0 || kv->n_slots != dc->key_slots || kv->max_len != dc->key_len) {
         drop_graphs(dc);
         memcpy(dc->key, key, sizeof key);
@@ -187,9 +213,16 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     dev_linear_forward_again(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
-    float *ck = model_kv_row(kv, kv->k, l, 0, 0), *cv = model_kv_row(kv, kv->v, l, 0, 0); /* this layer */
-    kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
-    attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd, g->stream);
+    void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0); /* this layer */
+    if (kv->k16) {
+        kv_append_bf16_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+        attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
+                                   g->stream);
+    } else {
+        kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+        attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
+                              g->stream);
+    }
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     rmsnorm_forward_cuda(b->n2, b->rstd, b->mid, p + y->ln2, n, H, eps, g->stream);

@@ -116,5 +116,7 @@ int model_check_step(const struct model *m, const struct model_kv *kv, const int
                      struct mmupt_err *err);
 /* Row `pos` of a slot's cache in one layer (base: kv->k or kv->v; host or device memory alike). */
 float *model_kv_row(const struct model_kv *kv, float *base, int64_t layer, int slot, int pos);
+/* The element offset of (layer, slot, pos) in the cache, whatever its element type. */
+int64_t model_kv_off(const struct model_kv *kv, int64_t layer, int slot, int pos);
 
 #endif

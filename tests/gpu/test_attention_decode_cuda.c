@@ -8,7 +8,7 @@
  * so an exponential without the max subtracted would overflow fp32 (the test checks that premise on
  * the host). Also: n = 0 (nothing written), every output written (the buffer starts as garbage), a
  * second call on the default stream equal bit for bit (no float atomics), and the append bit for bit
- * leaving every other cache row alone. Skips (exit 77) without a GPU.
+ * leaving every other cache row alone; the bf16 cache's twins likewise. Skips (exit 77) without a GPU.
  *
  * Tolerance, in gpu_test_err's measure (max |got - want| / (1 + |want|)): out is an average of v
  * rows, so its error is about the largest error of a score difference s_j - max times 2 max |v|
@@ -221,6 +221,55 @@ static void test_append(struct test_state *ts, cudaStream_t st)
     free(ck), free(cv), free(k), free(v), free(got_k), free(got_v);
 }
 
+/* The bf16 cache: the same cases with the cache rounded to bf16 (NaN past every length stays NaN),
+ * the bf16 twin against the bf16 reference (the widening is exact, so the fp32 tolerance holds); the
+ * bf16 append bit for bit. */
+static void test_bf16_cache(struct test_state *ts, cudaStream_t st)
+{
+    static const int lens[] = {7, 513, 1, 4097};
+    for (int large = 0; large <= 1; large++) {
+        struct dec_case c;
+        case_init(&c, 4, lens, 14, 2, 64, large);
+        size_t m = cache_floats(&c), nq = q_floats(&c);
+        uint16_t *k16 = mmupt_xmalloc(m * sizeof *k16), *v16 = mmupt_xmalloc(m * sizeof *v16);
+        cast_bf16_cpu(k16, c.k, (long)m);
+        cast_bf16_cpu(v16, c.v, (long)m);
+        float *want = mmupt_xmalloc(nq * sizeof *want), *got = mmupt_xmalloc(nq * sizeof *got);
+        attention_decode_bf16_cpu(want, c.q, k16, v16, c.slot, c.pos, c.n, c.n_slots, c.max_len, c.n_heads, c.n_kv,
+                                  c.hd);
+        uint16_t *dk = gpu_test_upload(k16, m * 2), *dv = gpu_test_upload(v16, m * 2);
+        float *d_q = gpu_test_upload(c.q, nq * 4), *d_out = gpu_test_upload(want, nq * 4);
+        attention_decode_bf16_cuda(d_out, d_q, dk, dv, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len, c.n_heads,
+                                   c.n_kv, c.hd, st);
+        gpu_test_download(got, d_out, nq * 4);
+        double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
+        float e = gpu_test_err(got, want, nq);
+        CHECK_MSG(ts, e < tol, "bf16 cache, %s q/k: err %g, tol %g", large ? "large" : "ordinary", e, tol);
+        void *dev[] = {dk, dv, d_q, d_out};
+        for (int i = 0; i < 4; i++) CUDA_CHECK(cudaFree(dev[i]));
+        free(k16), free(v16), free(want), free(got);
+        case_free(&c);
+    }
+    enum { N = 3, SLOTS = 4, LEN = 5, KVD = 128 };
+    const int slot[N] = {3, 0, 1}, pos[N] = {4, 0, 2}, idx[2 * N] = {3, 0, 1, 4, 0, 2};
+    size_t m = (size_t)SLOTS * LEN * KVD;
+    uint16_t *ck = mmupt_xmalloc(m * 2), *cv = mmupt_xmalloc(m * 2), *gk = mmupt_xmalloc(m * 2), *gv = mmupt_xmalloc(m * 2);
+    float *k = mmupt_xmalloc(N * KVD * 4), *v = mmupt_xmalloc(N * KVD * 4);
+    memset(ck, 0x11, m * 2), memset(cv, 0x22, m * 2);
+    gpu_test_fill(k, N * KVD, 7, -3, 3), gpu_test_fill(v, N * KVD, 8, -3, 3);
+    uint16_t *d_ck = gpu_test_upload(ck, m * 2), *d_cv = gpu_test_upload(cv, m * 2);
+    float *d_k = gpu_test_upload(k, N * KVD * 4), *d_v = gpu_test_upload(v, N * KVD * 4);
+    int *d_idx = gpu_test_upload(idx, sizeof idx);
+    kv_append_bf16_cpu(ck, cv, k, v, slot, pos, N, SLOTS, LEN, KVD);
+    kv_append_bf16_cuda(d_ck, d_cv, d_k, d_v, d_idx, d_idx + N, N, SLOTS, LEN, KVD, st);
+    gpu_test_download(gk, d_ck, m * 2);
+    gpu_test_download(gv, d_cv, m * 2);
+    CHECK_MSG(ts, memcmp(gk, ck, m * 2) == 0 && memcmp(gv, cv, m * 2) == 0, "kv_append_bf16_cuda differs");
+    void *dev[] = {d_ck, d_cv, d_k, d_v, d_idx};
+    for (int i = 0; i < 5; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(ck), free(cv), free(gk), free(gv), free(k), free(v);
+}
+
 /* n = 0: nothing to compute, nothing written, no index read (NULL everywhere). */
 static void test_no_sequences(struct test_state *ts, cudaStream_t st)
 {
@@ -240,6 +289,7 @@ int main(void)
     struct test_state ts = {0};
     RUN_WITH(&ts, test_against_reference, st);
     RUN_WITH(&ts, test_append, st);
+    RUN_WITH(&ts, test_bf16_cache, st);
     RUN_WITH(&ts, test_no_sequences, st);
     CUDA_CHECK(cudaStreamDestroy(st));
     return test_summary(&ts);

@@ -33,9 +33,10 @@ struct fx {
 
 /* A packed batch of 3 text sequences with ids drawn from the vocabulary (no special tokens). */
 /* bf16 against fp32: each GEMM operand is rounded to 8 significant bits (relative error <= 2^-9 =
- * 2e-3 each), and the errors of the 2-4 layers (and the vision tower) compound. Measured on the
- * emulator (2026-11-27, the three fixtures): logits up to 1.1e-2 of the largest logit, log-probs
- * 2e-3, the whole gradient 1.4e-2 of its largest entry. The tolerances keep ~3x headroom; the GPU's
+ * 2e-3 each), and the errors of the 2-4 layers (and the vision tower) compound; decoding also rounds
+ * the KV cache to bf16. Measured on the emulator (2026-11-27, the three fixtures): logits up to
+ * 1.1e-2 of the largest logit (decode 1.3e-2), log-probs 2e-3, the whole gradient 1.4e-2 of its
+ * largest entry. The tolerances keep ~3x headroom; the GPU's
  * own summation order adds fp32-sized differences only. */
 #define BF16_TOL_FWD 3e-2
 #define BF16_TOL_GRAD 5e-2
@@ -243,6 +244,7 @@ static void check_decode(struct test_state *ts, struct fx *f, const struct gen_f
     int max_len = (int)x->n_out + 1;
     model_kv_init(&kc, &f->m, 3, max_len);
     model_dev_kv_init(&kd, &f->d, 3, max_len);
+    CHECK_MSG(ts, (kd.k16 != NULL) == f->bf16 && (kd.k == NULL) == f->bf16, "the cache's dtype is not the model's");
     struct model_batch b = gen_batch(x);
     const float *lc, *ld;
     float *out_c = malloc(2 * (size_t)V * sizeof *out_c), *out_d = malloc(2 * (size_t)V * sizeof *out_d);
@@ -388,6 +390,7 @@ static void check_fixture(struct test_state *ts, const char *dir)
     if (ts->current_failed) return;
     if (gpu_ctx_init(&f.g, &err)) MMUPT_DIE("%s", err.msg); /* checked in main */
     model_dev_init(&f.d, &f.m, &f.g);
+    f.bf16 = 0;
     f.tol_fwd = gpu_emulated() ? 0.0 : 2e-5;
     f.tol_grad = gpu_emulated() ? 0.0 : 2e-4;
     int64_t tok[64];
