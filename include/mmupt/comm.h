@@ -68,6 +68,9 @@ int comm_world(struct comm *c, struct mmupt_err *err);
  * over the parent. */
 int comm_split(const struct comm *parent, int color, struct comm *out, struct mmupt_err *err);
 void comm_free(struct comm *c);
+/* This rank's index among the ranks of c on its node (shared memory), and their count. Collective
+ * over c. */
+int comm_node_rank(const struct comm *c, int *local_rank, int *local_size, struct mmupt_err *err);
 /* Collective over c: give c an NCCL communicator over the same ranks on CUDA device `device` (rank
  * 0 creates the unique id and broadcasts it over MPI). From then on c's reductions, all-gather and
  * broadcast take DEVICE buffers and run on c->stream, returning when the result is in place.

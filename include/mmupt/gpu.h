@@ -25,4 +25,13 @@ void gpu_query(struct gpu_info *info);
 struct mmupt_err;
 int gpu_backend_resolve(int want, struct mmupt_err *err);
 
+/* Which of the `count` visible devices node-local rank `local_rank` of `local_size` uses: rank mod
+ * count, so a plain `mpirun -np 8` on an 8-GPU node puts one rank on each GPU (launch/mmupt-run
+ * narrows CUDA_VISIBLE_DEVICES to one GPU per rank instead; then count is 1 and every rank takes
+ * device 0). *shared is set when more ranks than devices share the node (ranks then share GPUs). */
+int gpu_device_for_rank(int local_rank, int local_size, int count, int *shared);
+/* Make `device` the calling thread's current CUDA device (what gpu_ctx_init and NCCL then use); -1
+ * with err when it cannot be. A no-op for device 0 in a build without CUDA. */
+int gpu_use_device(int device, struct mmupt_err *err);
+
 #endif

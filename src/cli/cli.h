@@ -54,7 +54,8 @@ struct tok;
 struct ds_reader;
 struct cli_device;
 struct cli_device_opts;
-int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
+struct comm;
+int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, const struct comm *w,
                     const struct cli_device_opts *device, struct model *m, struct eval_model_source *src,
                     struct tok **tok, struct ds_reader **ds, struct cli_device *cd);
 /* Collective over w: 1 when every rank passes ok != 0 (a rank that failed has printed why), so all
@@ -90,8 +91,10 @@ struct cli_device {
 int cli_parse_device(const char *cmd, const char *choice, struct cli_device_opts *o);
 int cli_parse_dtype(const char *cmd, const char *choice, struct cli_device_opts *o);
 /* The device copy of m when o resolves to the device (cd->on), or nothing; -1 after saying why it
- * cannot be had (every rank says it: a node without a GPU is its own story). */
-int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd);
+ * cannot be had (every rank says it: a node without a GPU is its own story). w (may be NULL: one
+ * process): the ranks, each of which takes its own GPU where a node shows several (collective). */
+int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd,
+                    const struct comm *w);
 void cli_device_close(struct cli_device *cd);
 /* Free what cli_load_policy loaded (the device copy included). */
 void cli_policy_free(struct model *m, struct tok *tok, struct ds_reader *ds, struct cli_device *cd);

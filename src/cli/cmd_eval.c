@@ -320,7 +320,7 @@ static int run(void *ctx, const struct comm *w)
     struct tok *tok = NULL;
     struct ds_reader *ds = NULL;
     struct cli_device cd;
-    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w->rank, &o->device, &m, &src, &tok, &ds,
+    if (!cli_all_ok(w, cli_load_policy("eval", o->model, o->base_model, o->data, w, &o->device, &m, &src, &tok, &ds,
                                        &cd) == 0)) {
         if (ds) cli_policy_free(&m, tok, ds, &cd);
         return MMUPT_EXIT_ERROR;

@@ -198,7 +198,7 @@ int cmd_generate(int argc, char **argv)
         return MMUPT_EXIT_ERROR;
     }
     struct cli_device cd;
-    if (cli_device_open("generate", &o.device, &m, &cd)) {
+    if (cli_device_open("generate", &o.device, &m, &cd, NULL)) {
         model_free(&m);
         tok_free(tok);
         return MMUPT_EXIT_ERROR;

@@ -13,7 +13,7 @@
 #include "mmupt/gpu.h"
 
 
-int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, int rank,
+int cli_load_policy(const char *cmd, const char *model, const char *base_model, const char *data, const struct comm *w,
                     const struct cli_device_opts *device, struct model *m, struct eval_model_source *src,
                     struct tok **tok, struct ds_reader **ds, struct cli_device *cd)
 {
@@ -27,13 +27,13 @@ int cli_load_policy(const char *cmd, const char *model, const char *base_model, 
     if (eval_load_model(model, base_model, m, src, &err)) goto fail;
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", src->dir);
     if (tok_load(tok, tpath, &err)) goto fail;
-    if (cli_device_open(cmd, device, m, cd) == 0) return 0;
+    if (cli_device_open(cmd, device, m, cd, w) == 0) return 0;
     cli_policy_free(m, *tok, *ds, cd);
     *ds = NULL;
     return -1;
 fail:
     /* Every rank reads the same input and reaches the same verdict: only rank 0 says it. */
-    if (rank == 0) cli_error(cmd, "%s", err.msg);
+    if (w->rank == 0) cli_error(cmd, "%s", err.msg);
     if (m->params) model_free(m);
     if (*ds) ds_close(*ds);
     *ds = NULL;
@@ -80,10 +80,22 @@ int cli_parse_dtype(const char *cmd, const char *choice, struct cli_device_opts 
     return -1;
 }
 
-int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd)
+/* Each rank of w on its own GPU where the node shows several (gpu_device_for_rank). */
+static int bind_device(const struct comm *w, struct mmupt_err *err)
+{
+    int local, nlocal, shared;
+    struct gpu_info gi;
+    gpu_query(&gi);
+    if (comm_node_rank(w, &local, &nlocal, err)) return -1;
+    return gpu_use_device(gpu_device_for_rank(local, nlocal, gi.device_count, &shared), err);
+}
+
+int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd,
+                    const struct comm *w)
 {
     struct mmupt_err err;
     int on = gpu_backend_resolve(o->backend, &err);
+    if (on > 0 && !gpu_emulated() && w && bind_device(w, &err)) on = -1;
     if (on > 0 && gpu_ctx_init(&cd->g, &err)) on = -1;
     if (on < 0) {
         cli_error(cmd, "--device: %s", err.msg);

@@ -54,6 +54,17 @@ int comm_split(const struct comm *parent, int color, struct comm *out, struct mm
     return comm_fill(out, sub, parent->chunk, err);
 }
 
+int comm_node_rank(const struct comm *c, int *local_rank, int *local_size, struct mmupt_err *err)
+{
+    MPI_Comm node;
+    if (MPI_Comm_split_type(c->mpi, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &node) != MPI_SUCCESS)
+        return mmupt_fail(err, "comm: MPI_Comm_split_type (the ranks of this node) failed");
+    MPI_Comm_rank(node, local_rank);
+    MPI_Comm_size(node, local_size);
+    MPI_Comm_free(&node);
+    return 0;
+}
+
 void comm_free(struct comm *c)
 {
     if (c->nccl) comm_nccl_free(c);

@@ -24,3 +24,9 @@ int gpu_backend_resolve(int want, struct mmupt_err *err)
     if (gi.device_count == 0) return mmupt_fail(err, "%s", gi.reason);
     return 1;
 }
+
+int gpu_device_for_rank(int local_rank, int local_size, int count, int *shared)
+{
+    *shared = count > 0 && local_size > count;
+    return count > 1 ? local_rank % count : 0;
+}

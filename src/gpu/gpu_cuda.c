@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mmupt/err.h"
 #include "mmupt/gpu.h"
 
 void gpu_query(struct gpu_info *info)
@@ -40,4 +41,14 @@ void gpu_query(struct gpu_info *info)
         info->cc_major = prop.major;
         info->cc_minor = prop.minor;
     }
+}
+
+int gpu_use_device(int device, struct mmupt_err *err)
+{
+    cudaError_t e = cudaSetDevice(device);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return mmupt_fail(err, "cannot use CUDA device %d: %s", device, cudaGetErrorString(e));
+    }
+    return 0;
 }

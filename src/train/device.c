@@ -45,6 +45,18 @@ int train_device_pick(struct trainer *tr, struct mmupt_err *err)
 int train_device_open(struct trainer *tr, struct mmupt_err *err)
 {
     if (!tr->on_device) return 0;
+    int local = 0, nlocal = 1, shared = 0, count = 1;
+    if (!gpu_emulated()) { /* each rank on its own GPU where the node shows several */
+        struct gpu_info gi;
+        gpu_query(&gi);
+        count = gi.device_count;
+        if (comm_node_rank(&tr->world, &local, &nlocal, err) ||
+            gpu_use_device(gpu_device_for_rank(local, nlocal, count, &shared), err))
+            return -1;
+        if (shared)
+            log_warn(&tr->lg, "%d ranks on this node share %d GPU(s): launch/mmupt-run --gpus-per-node binds one "
+                              "rank per GPU", nlocal, count);
+    }
     if (gpu_ctx_init(&tr->gpu, err)) return -1;
     model_dev_init(&tr->dev, &tr->model, &tr->gpu);
     tr->dev.recompute = tr->cfg->model.gradient_checkpointing;
@@ -61,8 +73,9 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
     } else {
         struct gpu_info gi;
         gpu_query(&gi);
-        log_info(&tr->lg, "device: %s (CUDA device %d), %s: model passes, rollout decoding and sampling, and the "
-                          "optimizer step", gi.device_name, tr->gpu.device, what);
+        log_info(&tr->lg, "device: %s (CUDA device %d of %d, node-local rank %d), %s: model passes, rollout "
+                          "decoding and sampling, and the optimizer step", gi.device_name, tr->gpu.device, count,
+                 local, what);
     }
     return 0;
 }

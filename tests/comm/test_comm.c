@@ -197,6 +197,21 @@ static void test_split(struct test_state *ts, const struct comm *c)
 /* Counters: a known sequence adds exact calls and payload bytes per kind (the same on every rank,
  * whatever its shard), the barrier adds nothing, and a communicator without counters (NULL, as
  * comm_world and comm_split leave it) computes the same results. */
+/* On one machine every rank is on the same node: local ranks 0..size-1 in world order; and the
+ * device each would take (gpu_device_for_rank) on 1, 2 and 8 visible GPUs. */
+static void test_node_rank(struct test_state *ts, const struct comm *c)
+{
+    struct mmupt_err err;
+    int local = -1, nlocal = -1, shared = 0;
+    CHECK_MSG(ts, comm_node_rank(c, &local, &nlocal, &err) == 0, "%s", err.msg);
+    CHECK_MSG(ts, local == c->rank && nlocal == c->size, "rank %d of %d: local %d of %d", c->rank, c->size, local,
+              nlocal);
+    CHECK(ts, gpu_device_for_rank(local, nlocal, 1, &shared) == 0 && shared == (nlocal > 1));
+    CHECK(ts, gpu_device_for_rank(3, 4, 2, &shared) == 1 && shared);
+    CHECK(ts, gpu_device_for_rank(5, 8, 8, &shared) == 5 && !shared);
+    CHECK(ts, gpu_device_for_rank(0, 1, 0, &shared) == 0 && !shared);
+}
+
 static void test_counters(struct test_state *ts, const struct comm *c0)
 {
     struct comm c = *c0;
@@ -386,6 +401,7 @@ int main(int argc, char **argv)
     RUN_C(&ts, test_zero1, &world);
     RUN_C(&ts, test_nccl_refused, &world);
     RUN_C(&ts, test_counters, &world);
+    RUN_C(&ts, test_node_rank, &world);
     RUN_C(&ts, test_gather_bytes, &world);
     /* A test passes only if it passed on every rank; rank 0 reports. */
     /* Counts are summed over ranks: one test on 4 ranks counts 4 times. */
