@@ -37,8 +37,7 @@ struct engine {
     void *ctx;
     struct model_dev *dev; /* NULL: the CPU model */
     float *dev_logits;     /* the device's [n_slots, vocab] of a decode step */
-    int32_t *dev_tok;      /* ... and its draws [n_slots] */
-    float *dev_lp;
+    int32_t *dev_draws;    /* ... and its draws: n tokens, then their n log-probs (one download) */
 };
 
 /* The model calls of the engine, on the CPU model or its device copy (rc->dev). */
@@ -95,10 +94,14 @@ static void eng_sample_dev(struct engine *e, const int *ids, int n, int32_t *tok
         const struct slot *s = &e->slots[ids[k]];
         u[k] = sample_rng_uniform(rc->seed, (uint64_t)e->q[s->q].id, (uint64_t)s->sample, (uint64_t)s->step);
     }
-    sample_tokens_cuda(e->dev_tok, e->dev_lp, e->dev_logits, n, (int)e->m->cfg.text.vocab, &rc->sampling, u,
+    float *dev_lp = (float *)(e->dev_draws + n);
+    sample_tokens_cuda(e->dev_draws, dev_lp, e->dev_logits, n, (int)e->m->cfg.text.vocab, &rc->sampling, u,
                        g->stream);
-    gpu_download(g, tok, e->dev_tok, (size_t)n * sizeof *tok);
-    gpu_download(g, lp, e->dev_lp, (size_t)n * sizeof *lp);
+    uint32_t *both = mmupt_xmalloc(2 * (size_t)n * sizeof *both);
+    gpu_download(g, both, e->dev_draws, 2 * (size_t)n * sizeof *both);
+    memcpy(tok, both, (size_t)n * sizeof *tok);
+    memcpy(lp, both + n, (size_t)n * sizeof *lp);
+    free(both);
     free(u);
 }
 
@@ -299,8 +302,7 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     eng_kv_init(&e, rc->n_slots + e.n_prefix, rc->max_prompt + rc->max_new + 1);
     if (e.dev) {
         e.dev_logits = gpu_alloc_floats(e.dev->g, rc->n_slots * V);
-        e.dev_tok = gpu_alloc(e.dev->g, (size_t)rc->n_slots * sizeof *e.dev_tok);
-        e.dev_lp = gpu_alloc_floats(e.dev->g, rc->n_slots);
+        e.dev_draws = gpu_alloc(e.dev->g, 2 * (size_t)rc->n_slots * sizeof *e.dev_draws);
     }
     e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
     e.prompt_logits = mmupt_xmalloc((size_t)(e.n_prefix * V) * sizeof(float));
@@ -334,8 +336,7 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     free(logits);
     if (e.dev) {
         gpu_free(e.dev->g, e.dev_logits);
-        gpu_free(e.dev->g, e.dev_tok);
-        gpu_free(e.dev->g, e.dev_lp);
+        gpu_free(e.dev->g, e.dev_draws);
     }
     eng_kv_free(&e);
     return rc_out;
