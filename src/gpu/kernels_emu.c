@@ -179,26 +179,25 @@ void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout,
     EMU_RUN(attention_backward_cpu(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
 }
 
-/* slot and pos must be device arrays; the reference checks their values against the cache. */
+/* A KV cache layer's arguments (elem: its element size, fp32 or bf16) and the rows' slot and
+ * position arrays: all device memory; the reference checks the positions against the cache. */
+static void emu_cache_args(struct emu_state *st, const char *who, const void *cache_k, const void *cache_v, size_t elem,
+                           long cache, const int *slot, const int *pos, int n)
+{
+    emu_dev(st, who, "cache_k", cache_k, (size_t)cache * elem);
+    emu_dev(st, who, "cache_v", cache_v, (size_t)cache * elem);
+    emu_dev(st, who, "slot", slot, (size_t)n * sizeof *slot);
+    emu_dev(st, who, "pos", pos, (size_t)n * sizeof *pos);
+}
+
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
-    long cache = (long)n_slots * max_len * n_kv * hd;
-    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd), DEV(cache_k, cache), DEV(cache_v, cache);
-    DEV(slot, n), DEV(pos, n);
+    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
     EMU_RUN(attention_decode_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
-}
-
-void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
-                    int n, int n_slots, int max_len, int kvd, void *stream)
-{
-    struct emu_state *st = emu_state_of(stream, __func__);
-    if (n <= 0) return;
-    long cache = (long)n_slots * max_len * kvd;
-    DEV(cache_k, cache), DEV(cache_v, cache), DEV(k, (long)n * kvd), DEV(v, (long)n * kvd), DEV(slot, n), DEV(pos, n);
-    EMU_RUN(kv_append_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
 }
 
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
@@ -207,10 +206,19 @@ void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cach
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
-    long cache = (long)n_slots * max_len * n_kv * hd;
-    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd), DEV(cache_k, cache), DEV(cache_v, cache);
-    DEV(slot, n), DEV(pos, n);
+    DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
     EMU_RUN(attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
+}
+
+void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
+                    int n, int n_slots, int max_len, int kvd, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    DEV(k, (long)n * kvd), DEV(v, (long)n * kvd);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
+    EMU_RUN(kv_append_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
 }
 
 void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
@@ -218,8 +226,8 @@ void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, c
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
-    long cache = (long)n_slots * max_len * kvd;
-    DEV(cache_k, cache), DEV(cache_v, cache), DEV(k, (long)n * kvd), DEV(v, (long)n * kvd), DEV(slot, n), DEV(pos, n);
+    DEV(k, (long)n * kvd), DEV(v, (long)n * kvd);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
     EMU_RUN(kv_append_bf16_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
 }
 
