@@ -11,7 +11,7 @@ struct gpu_info {
     int cudnn_version;
     int nccl_version;
     int device_count;    /* usable devices; 0 with `reason` set when none */
-    char device_name[256];
+    char device_name[256]; /* of the calling thread's current device */
     int cc_major, cc_minor;
     char reason[256];    /* why device_count is 0 */
 };

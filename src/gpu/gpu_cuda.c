@@ -36,7 +36,9 @@ void gpu_query(struct gpu_info *info)
         return;
     }
     struct cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+    int current = 0; /* the calling thread's device (gpu_use_device), so a rank names its own GPU */
+    if (cudaGetDevice(&current) != cudaSuccess) current = 0;
+    if (cudaGetDeviceProperties(&prop, current) == cudaSuccess) {
         snprintf(info->device_name, sizeof info->device_name, "%s", prop.name);
         info->cc_major = prop.major;
         info->cc_minor = prop.minor;
