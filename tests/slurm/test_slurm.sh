@@ -65,11 +65,14 @@ c1=$(checksum "$tmp/full.out")
 j2=$(submit preempt launch/slurm/train.sbatch configs/tiny.yaml "${overrides[@]}")
 for i in $(seq 240); do grep -q "step 4/" "$tmp/preempt.out" 2>/dev/null && break; sleep 0.5; done
 scancel --batch --signal=USR1 "$j2"
-# Slurm holds a requeued job for two minutes (its BeginTime); an operator may release it at once.
+# Slurm holds a requeued job for two minutes (its BeginTime, cred_expire); an operator may release it
+# sooner - but not within the second its old credential was revoked: slurmd compares whole-second
+# times and kills a relaunch from that same second ("Job credential revoked", seen once in CI).
 for i in $(seq 120); do
     [ "$(slurm_job_state "$j2")" = PENDING ] && break
     sleep 0.5
 done
+sleep 2
 scontrol update JobId="$j2" StartTime=now >/dev/null 2>&1
 if slurm_job_wait "$j2" COMPLETED 240; then
     ok "the preempted job is requeued and completes"
