@@ -23,11 +23,13 @@ slurm_cluster_check() {
 
 slurm_cluster_gpus=0
 
-# A TCP port free now on loopback, from a range that depends on our pid (two test runs side by side
-# pick different ones).
+# A TCP port for a daemon, from a range that depends on our pid (two test runs side by side pick
+# different ones): below the kernel's ephemeral range (32768 and up by default), where other tests'
+# outgoing connections take ports at random - a port merely not listening could still be taken that
+# way ("Address already in use", seen once in CI) - and in no socket's use now.
 slurm_free_port() {
-    local p=$((20000 + ($$ * 7 + $1) % 20000))
-    while ss -ltn 2>/dev/null | awk '{print $4}' | grep -q ":$p\$"; do p=$((p + 1)); done
+    local p=$((20000 + ($$ * 7 + $1) % 12000))
+    while ss -tan 2>/dev/null | awk '{print $4}' | grep -q ":$p\$"; do p=$((p + 1)); done
     echo "$p"
 }
 
