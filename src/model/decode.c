@@ -18,6 +18,16 @@ float *model_kv_row(const struct model_kv *kv, float *base, int64_t layer, int s
     return base + model_kv_off(kv, layer, slot, pos);
 }
 
+void model_step_rows(const struct model_kv *kv, const int *slots, int n, int *slot, int *at, int64_t *pos)
+{
+    for (int i = 0; i < n; i++) {
+        int s = slots[i];
+        slot[i] = s;
+        at[i] = kv->len[s];
+        pos[i] = pos[n + i] = pos[2 * n + i] = kv->len[s] + kv->delta[s];
+    }
+}
+
 void model_kv_init(struct model_kv *kv, const struct model *m, int n_slots, int max_len)
 {
     memset(kv, 0, sizeof *kv);
@@ -178,11 +188,7 @@ int model_decode(struct model *m, struct model_kv *kv, const int *slots, const i
     struct step_bufs b;
     bufs_alloc(&b, &m->cfg, n);
     embedding_forward_cpu(b.x, tokens, m->params + m->spec.L.embed, n, (int)t->hidden);
-    for (int i = 0; i < n; i++) {
-        b.slot[i] = slots[i];
-        b.at[i] = kv->len[slots[i]];
-        b.pos[i] = b.pos[n + i] = b.pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
-    }
+    model_step_rows(kv, slots, n, b.slot, b.at, b.pos);
     model_text_rope(&m->cfg, b.pos, n, b.cos, b.sin);
     for (int64_t l = 0; l < t->n_layers; l++) decode_layer(m, kv, l, n, &b);
     for (int i = 0; i < n; i++) kv->len[slots[i]]++;

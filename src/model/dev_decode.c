@@ -242,11 +242,7 @@ static void step_inputs(struct model_dev *d, const struct model_kv *kv, const in
     gpu_upload(g, b->tokens, tokens, (size_t)n * sizeof *tokens);
     int64_t *pos = mmupt_xmalloc((size_t)(3 * n) * sizeof *pos);
     int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | at]; b->at = b->slot + cap */
-    for (int i = 0; i < n; i++) {
-        idx[i] = slots[i];
-        idx[n + i] = kv->len[slots[i]];
-        pos[i] = pos[n + i] = pos[2 * n + i] = kv->len[slots[i]] + kv->delta[slots[i]];
-    }
+    model_step_rows(kv, slots, n, idx, idx + n, pos);
     dev_upload_rope(d, pos, n, b->cos, b->sin);
     gpu_upload(g, b->slot, idx, (size_t)n * sizeof *idx);
     gpu_upload(g, b->at, idx + n, (size_t)n * sizeof *idx);

@@ -118,5 +118,8 @@ int model_check_step(const struct model *m, const struct model_kv *kv, const int
 float *model_kv_row(const struct model_kv *kv, float *base, int64_t layer, int slot, int pos);
 /* The element offset of (layer, slot, pos) in the cache, whatever its element type. */
 int64_t model_kv_off(const struct model_kv *kv, int64_t layer, int slot, int pos);
+/* A decode step's rows: slot[i] = slots[i], at[i] its new token's cache index, pos [3, n] its M-RoPE
+ * position (cache index + the prompt's rope delta on all three axes) - for the CPU and device steps. */
+void model_step_rows(const struct model_kv *kv, const int *slots, int n, int *slot, int *at, int64_t *pos);
 
 #endif

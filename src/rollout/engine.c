@@ -159,16 +159,21 @@ struct packed {
     float *pixels;
 };
 
+/* The patch rows (pixel rows) of a prompt's images: t * h * w each. */
+static int64_t image_rows(const struct model_batch *b)
+{
+    int64_t rows = 0;
+    for (int j = 0; j < b->n_images; j++) rows += b->grid_thw[3 * j] * b->grid_thw[3 * j + 1] * b->grid_thw[3 * j + 2];
+    return rows;
+}
+
 static void pack_prompts(struct packed *p, const struct rollout_question *q, int k, int64_t patch_dim)
 {
     int64_t T = 0, n_img = 0, rows = 0;
     for (int i = 0; i < k; i++) {
         T += q[i].prompt.seq_len[0];
         n_img += q[i].prompt.n_images;
-        for (int j = 0; j < q[i].prompt.n_images; j++) {
-            const int64_t *g = q[i].prompt.grid_thw + 3 * j;
-            rows += g[0] * g[1] * g[2];
-        }
+        rows += image_rows(&q[i].prompt);
     }
     p->seq_len = mmupt_xmalloc((size_t)k * sizeof *p->seq_len);
     p->tokens = mmupt_xmalloc((size_t)(T > 0 ? T : 1) * sizeof *p->tokens);
@@ -177,12 +182,10 @@ static void pack_prompts(struct packed *p, const struct rollout_question *q, int
     int64_t t = 0, g = 0, r = 0;
     for (int i = 0; i < k; i++) {
         const struct model_batch *b = &q[i].prompt;
+        int64_t img_rows = image_rows(b);
         p->seq_len[i] = b->seq_len[0];
         memcpy(p->tokens + t, b->tokens, (size_t)b->seq_len[0] * sizeof *p->tokens);
         t += b->seq_len[0];
-        int64_t img_rows = 0;
-        for (int j = 0; j < b->n_images; j++)
-            img_rows += b->grid_thw[3 * j] * b->grid_thw[3 * j + 1] * b->grid_thw[3 * j + 2];
         if (b->n_images) {
             memcpy(p->grid + g, b->grid_thw, (size_t)(3 * b->n_images) * sizeof *p->grid);
             memcpy(p->pixels + r * patch_dim, b->pixels, (size_t)(img_rows * patch_dim) * sizeof *p->pixels);
