@@ -71,6 +71,14 @@ void comm_free(struct comm *c);
 /* This rank's index among the ranks of c on its node (shared memory), and their count. Collective
  * over c. */
 int comm_node_rank(const struct comm *c, int *local_rank, int *local_size, struct mmupt_err *err);
+/* Collective over c: make this rank's current CUDA device its node-local rank mod the visible GPUs
+ * (gpu_device_for_rank in gpu.h), before anything starts on the device. What was chosen: */
+struct comm_gpu {
+    int local_rank, local_size; /* among c's ranks on this node */
+    int count, device;          /* visible GPUs, the one taken */
+    int shared;                 /* more ranks than GPUs on this node */
+};
+int comm_bind_gpu(const struct comm *c, struct comm_gpu *out, struct mmupt_err *err);
 /* Collective over c: give c an NCCL communicator over the same ranks on CUDA device `device` (rank
  * 0 creates the unique id and broadcasts it over MPI). From then on c's reductions, all-gather and
  * broadcast take DEVICE buffers and run on c->stream, returning when the result is in place.

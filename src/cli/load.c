@@ -80,22 +80,13 @@ int cli_parse_dtype(const char *cmd, const char *choice, struct cli_device_opts 
     return -1;
 }
 
-/* Each rank of w on its own GPU where the node shows several (gpu_device_for_rank). */
-static int bind_device(const struct comm *w, struct mmupt_err *err)
-{
-    int local, nlocal, shared;
-    struct gpu_info gi;
-    gpu_query(&gi);
-    if (comm_node_rank(w, &local, &nlocal, err)) return -1;
-    return gpu_use_device(gpu_device_for_rank(local, nlocal, gi.device_count, &shared), err);
-}
-
 int cli_device_open(const char *cmd, const struct cli_device_opts *o, const struct model *m, struct cli_device *cd,
                     const struct comm *w)
 {
     struct mmupt_err err;
     int on = gpu_backend_resolve(o->backend, &err);
-    if (on > 0 && !gpu_emulated() && w && bind_device(w, &err)) on = -1;
+    struct comm_gpu bound;
+    if (on > 0 && !gpu_emulated() && w && comm_bind_gpu(w, &bound, &err)) on = -1;
     if (on > 0 && gpu_ctx_init(&cd->g, &err)) on = -1;
     if (on < 0) {
         cli_error(cmd, "--device: %s", err.msg);

@@ -3,6 +3,7 @@
 #include <limits.h>
 
 #include "comm_internal.h"
+#include "mmupt/gpu.h"
 #include "mmupt/log.h"
 
 const char *const comm_op_names[COMM_OP_COUNT] = {"allreduce", "reduce_scatter", "allgather", "broadcast"};
@@ -63,6 +64,16 @@ int comm_node_rank(const struct comm *c, int *local_rank, int *local_size, struc
     MPI_Comm_size(node, local_size);
     MPI_Comm_free(&node);
     return 0;
+}
+
+int comm_bind_gpu(const struct comm *c, struct comm_gpu *out, struct mmupt_err *err)
+{
+    struct gpu_info gi;
+    gpu_query(&gi);
+    out->count = gi.device_count;
+    if (comm_node_rank(c, &out->local_rank, &out->local_size, err)) return -1;
+    out->device = gpu_device_for_rank(out->local_rank, out->local_size, out->count, &out->shared);
+    return gpu_use_device(out->device, err);
 }
 
 void comm_free(struct comm *c)

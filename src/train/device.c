@@ -45,17 +45,12 @@ int train_device_pick(struct trainer *tr, struct mmupt_err *err)
 int train_device_open(struct trainer *tr, struct mmupt_err *err)
 {
     if (!tr->on_device) return 0;
-    int local = 0, nlocal = 1, shared = 0, count = 1;
+    struct comm_gpu bound = {.local_size = 1, .count = 1};
     if (!gpu_emulated()) { /* each rank on its own GPU where the node shows several */
-        struct gpu_info gi;
-        gpu_query(&gi);
-        count = gi.device_count;
-        if (comm_node_rank(&tr->world, &local, &nlocal, err) ||
-            gpu_use_device(gpu_device_for_rank(local, nlocal, count, &shared), err))
-            return -1;
-        if (shared)
+        if (comm_bind_gpu(&tr->world, &bound, err)) return -1;
+        if (bound.shared)
             log_warn(&tr->lg, "%d ranks on this node share %d GPU(s): launch/mmupt-run --gpus-per-node binds one "
-                              "rank per GPU", nlocal, count);
+                              "rank per GPU", bound.local_size, bound.count);
     }
     if (gpu_ctx_init(&tr->gpu, err)) return -1;
     model_dev_init(&tr->dev, &tr->model, &tr->gpu);
@@ -74,8 +69,8 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
         struct gpu_info gi;
         gpu_query(&gi);
         log_info(&tr->lg, "device: %s (CUDA device %d of %d, node-local rank %d), %s: model passes, rollout "
-                          "decoding and sampling, and the optimizer step", gi.device_name, tr->gpu.device, count,
-                 local, what);
+                          "decoding and sampling, and the optimizer step", gi.device_name, tr->gpu.device, bound.count,
+                 bound.local_rank, what);
     }
     return 0;
 }
@@ -140,7 +135,7 @@ static void moments_ready(struct trainer *tr)
     }
 }
 
-/* One learner, on the device: the step, and the new weights back on the host. */
+/* One learner, on the device: the step (the host copy of the new weights is left stale: lazy). */
 static int step_one(struct trainer *tr, const struct optim_config *oc, double lr, double *norm)
 {
     const struct gpu_ctx *g = &tr->gpu;
