@@ -210,10 +210,15 @@ static void test_node_rank(struct test_state *ts, const struct comm *c)
     CHECK(ts, gpu_device_for_rank(3, 4, 2, &shared) == 1 && shared);
     CHECK(ts, gpu_device_for_rank(5, 8, 8, &shared) == 5 && !shared);
     CHECK(ts, gpu_device_for_rank(0, 1, 0, &shared) == 0 && !shared);
-    /* Bound as the trainer binds: this machine has no GPU, so device 0 (a no-op without CUDA). */
+    /* Bound as the trainer binds (which it does only with a device: a CUDA build without one cannot
+     * make device 0 current; a CPU-only build's binding of device 0 is a no-op). */
+    struct gpu_info gi;
+    gpu_query(&gi);
+    if (gi.built && gi.device_count == 0) return;
     struct comm_gpu b;
     CHECK_MSG(ts, comm_bind_gpu(c, &b, &err) == 0, "%s", err.msg);
-    CHECK(ts, b.local_rank == local && b.local_size == nlocal && b.device == 0);
+    CHECK(ts, b.local_rank == local && b.local_size == nlocal && b.count == gi.device_count &&
+                  b.device == gpu_device_for_rank(local, nlocal, gi.device_count, &shared));
 }
 
 static void test_counters(struct test_state *ts, const struct comm *c0)
