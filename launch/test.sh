@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole CPU test suite, from a fresh machine: setup, build, test; then the same suite again
-# under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole CPU test suite, from a fresh machine: setup, build, test; the CUDA code's tests on the
+# SIMT interpreter (src/simt: the kernels run on CPU fibers); then the same suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
 #
 #   launch/test.sh            everything CI runs (the Slurm suite needs root: CI runs as root)
-#   launch/test.sh --quick    skip the sanitizer pass
+#   launch/test.sh --quick    skip the SIMT and sanitizer passes
 #   launch/test.sh --gpu      only the GPU suite (needs a CUDA device; see docs/testing.md)
 #
 # The `gpu` suite is not part of the default run: CI has no GPU.
@@ -15,7 +16,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) quick=1 ;;
         --gpu) gpu=1 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "test.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -52,6 +53,23 @@ meson test -C build --no-suite gpu --print-errorlogs || status=1
 summarize build "tests" | tee build/summary.txt
 
 if [ "$quick" = 0 ]; then
+    echo "== the CUDA code on the SIMT interpreter (src/simt/README.md) =="
+    # Only the simt suite's programs: the rest of this build is the first build's code again.
+    if [ ! -f build-simt/build.ninja ]; then
+        meson setup build-simt --werror -Dcuda=disabled -Dsimt=true >build-simt.setup.log 2>&1 ||
+            { cat build-simt.setup.log; exit 1; }
+        rm -f build-simt.setup.log
+    fi
+    simt_targets=$(meson introspect build-simt --tests | python3 -c '
+import json, os, sys
+root = os.path.realpath("build-simt")
+print(" ".join(sorted({os.path.relpath(t["cmd"][0], root) for t in json.load(sys.stdin)
+                       if "mmupt:simt" in t["suite"] and os.path.realpath(t["cmd"][0]).startswith(root)})))')
+    # shellcheck disable=SC2086
+    ninja -C build-simt $simt_targets
+    meson test -C build-simt --no-rebuild --suite simt --print-errorlogs || status=1
+    summarize build-simt "tests (SIMT interpreter)" | tee build-simt/summary.txt
+
     echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer (host code) =="
     # CUDA code is compiled and checked by the first build; nvcc does not take -fsanitize.
     ./launch/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled
@@ -62,8 +80,8 @@ if [ "$quick" = 0 ]; then
 fi
 
 total_pass=0; total_fail=0; total_skip=0
-for f in build/summary.txt build-asan/summary.txt; do
-    [ "$quick" = 1 ] && [ "$f" = build-asan/summary.txt ] && continue
+for f in build/summary.txt build-simt/summary.txt build-asan/summary.txt; do
+    [ "$quick" = 1 ] && [ "$f" != build/summary.txt ] && continue
     read -r p fl s < <(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped/\1 \2 \3/' "$f")
     total_pass=$((total_pass + p)); total_fail=$((total_fail + fl)); total_skip=$((total_skip + s))
 done

@@ -59,6 +59,32 @@ struct test_state {
         }                                                                             \
     } while (0)
 
+/* Runs fn(ctx) in a child process with its stderr captured into msg (cap bytes, NUL-terminated);
+ * returns the child's wait status. For tests of fatal errors: the message and the death are the
+ * behaviour under test. */
+static inline int test_in_child(void (*fn)(void *), void *ctx, char *msg, size_t cap)
+{
+    int fd[2];
+    if (pipe(fd)) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 2);
+        fn(ctx);
+        _exit(0);
+    }
+    close(fd[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd[0], msg + got, cap - 1 - got)) > 0) got += (size_t)r;
+    msg[got] = 0;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
 /* The relative error of a whole tensor, max |a - b| / max |b| (max |a - b| when b is all zero):
  * elementwise relative error is meaningless for values near zero. A NaN anywhere counts as infinite. */
 static inline double test_rel_err(const float *a, const float *b, int64_t n)

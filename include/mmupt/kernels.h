@@ -78,14 +78,17 @@ void attention_forward_cuda(float *out, float *probs, const float *q, const floa
 void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                              const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                              int causal, void *stream);
-/* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). */
+/* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). scores is the caller's
+ * device scratch of n * n_heads * max_len floats (NULL when n = 0): the decode step runs inside a
+ * recorded CUDA graph, where the twin must not allocate. */
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
-                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream);
+                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
+                           float *scores, void *stream);
 void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
                     int n, int n_slots, int max_len, int kvd, void *stream);
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                int n_kv, int hd, void *stream);
+                                int n_kv, int hd, float *scores, void *stream);
 void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
                          const int *pos, int n, int n_slots, int max_len, int kvd, void *stream);
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,

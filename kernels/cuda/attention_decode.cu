@@ -96,7 +96,8 @@ static __global__ void attention_decode_kernel(float *out, const float *q, struc
 
 template <typename T>
 static void decode_launch(float *out, const float *q, const T *cache_k, const T *cache_v, const int *slot,
-                          const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
+                          const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
+                          float *scores, void *stream)
 {
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
     MMUPT_CHECK(n_slots > 0 && max_len > 0);
@@ -104,7 +105,7 @@ static void decode_launch(float *out, const float *q, const T *cache_k, const T 
     if (n == 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     struct decode_args<T> a;
-    CUDA_CHECK(cudaMallocAsync((void **)&a.scores, (size_t)n * n_heads * max_len * sizeof(float), st));
+    a.scores = scores; // the caller's: no allocation inside a graph capture
     a.cache_k = cache_k;
     a.cache_v = cache_v;
     a.slot = slot;
@@ -120,21 +121,23 @@ static void decode_launch(float *out, const float *q, const T *cache_k, const T 
     unsigned blocks = (unsigned)((long)n * n_heads);
     attention_decode_kernel<T><<<blocks, REDUCE_THREADS, (size_t)hd * sizeof(float), st>>>(out, q, a);
     CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaFreeAsync(a.scores, st));
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,
                                       const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                      int n_kv, int hd, void *stream)
+                                      int n_kv, int hd, float *scores, void *stream)
 {
-    decode_launch<float>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, stream);
+    decode_launch<float>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, scores,
+                         stream);
 }
 
 extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k,
                                            const uint16_t *cache_v, const int *slot, const int *pos, int n,
-                                           int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
+                                           int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
+                                           void *stream)
 {
-    decode_launch<uint16_t>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, stream);
+    decode_launch<uint16_t>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, scores,
+                            stream);
 }
 
 // A cache element from an fp32 value: as it is, or rounded to bf16.

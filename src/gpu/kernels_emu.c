@@ -191,23 +191,26 @@ static void emu_cache_args(struct emu_state *st, const char *who, const void *ca
 }
 
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
-                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd, void *stream)
+                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
+                           float *scores, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
+    DEV(scores, (long)n * n_heads * max_len); /* the twin's scratch (the reference needs none) */
     EMU_RUN(attention_decode_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
 }
 
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                int n_kv, int hd, void *stream)
+                                int n_kv, int hd, float *scores, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
+    DEV(scores, (long)n * n_heads * max_len);
     EMU_RUN(attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
 }
 

@@ -101,6 +101,7 @@ struct dev_step {
     float *x, *n1, *q, *k, *v, *att, *mid, *n2, *gate, *up, *act, *rstd, *cos, *sin;
     int64_t *tokens;
     int *slot, *at; /* [n] each: the rows' cache slots and their new tokens' positions (one buffer) */
+    float *scores;  /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
 };
 
 static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct model_config *c, int n)
@@ -126,7 +127,7 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
 static void step_free(struct dev_step *b, const struct gpu_ctx *g)
 {
     void *dev[] = {b->x, b->n1, b->q, b->k, b->v, b->att, b->mid, b->n2, b->gate, b->up, b->act, b->rstd, b->cos, b->sin,
-                   b->tokens, b->slot};
+                   b->tokens, b->slot, b->scores};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
     memset(b, 0, sizeof *b);
 }
@@ -145,6 +146,7 @@ struct model_dev_decoder {
     float *logits; /* [cap, vocab]: the graphs write here; copied to the caller's buffer */
     const void *key[5];
     int key_slots, key_len;
+    int64_t scores_floats; /* what b.scores holds */
     struct gpu_graph *graph[DEC_GRAPH_ROWS + 1];
     unsigned char seen[DEC_GRAPH_ROWS + 1];
 };
@@ -181,12 +183,20 @@ static struct model_dev_decoder *decoder_ready(struct model_dev *d, const struct
         gpu_free(d->g, dc->logits);
         dc->cap = n;
         step_alloc(&dc->b, d->g, &d->m->cfg, n);
+        dc->scores_floats = 0;
         dc->logits = gpu_alloc_floats(d->g, (int64_t)n * d->m->cfg.text.vocab);
     }
     const struct model_text_config *t = &d->m->cfg.text;
     int64_t widest = t->intermediate > t->hidden ? t->intermediate : t->hidden;
     if (t->n_heads * t->head_dim > widest) widest = t->n_heads * t->head_dim;
     dev_linear_reserve(d, (int64_t)dc->cap * widest); /* no scratch may move inside a graph */
+    int64_t scores = (int64_t)dc->cap * t->n_heads * kv->max_len;
+    if (scores > dc->scores_floats) { /* a longer cache: the graphs hold the old scratch */
+        drop_graphs(dc);
+        gpu_free(d->g, dc->b.scores);
+        dc->b.scores = gpu_alloc_floats(d->g, scores);
+        dc->scores_floats = scores;
+    }
     const void *key[5] = {d->params, d->params_bf16, d->cast, kv_at(kv, 0, 0, 0, 0), kv_at(kv, 1, 0, 0, 0)};
     if (memcmp(key, dc->key, sizeof key) != 0 || kv->n_slots != dc->key_slots || kv->max_len != dc->key_len) {
         drop_graphs(dc);
@@ -217,11 +227,11 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     if (kv->k16) {
         kv_append_bf16_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                                   g->stream);
+                                   b->scores, g->stream);
     } else {
         kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                              g->stream);
+                              b->scores, g->stream);
     }
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);

@@ -14,31 +14,24 @@
 #include "mmupt/gpu_mem.h"
 #include "mmupt/kernels.h"
 
-/* Run fn in a child with stderr captured; returns the wait status and the first bytes of stderr. */
+/* A test body that gets a fresh emulated device. */
+struct emu_case {
+    void (*fn)(struct gpu_ctx *);
+};
+
+static void emu_case_run(void *ctx)
+{
+    struct gpu_ctx g;
+    struct mmupt_err err;
+    gpu_ctx_init(&g, &err);
+    ((struct emu_case *)ctx)->fn(&g);
+}
+
+/* fn on a fresh emulated device in a child process (test_in_child). */
 static int in_child(void (*fn)(struct gpu_ctx *), char *msg, size_t cap)
 {
-    int fd[2];
-    if (pipe(fd)) return -1;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        struct gpu_ctx g;
-        struct mmupt_err err;
-        gpu_ctx_init(&g, &err);
-        fn(&g);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < cap && (r = read(fd[0], msg + got, cap - 1 - got)) > 0) got += (size_t)r;
-    msg[got] = 0;
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return st;
+    struct emu_case c = {fn};
+    return test_in_child(emu_case_run, &c, msg, cap);
 }
 
 static void host_reads_device(struct gpu_ctx *g)
@@ -70,18 +63,18 @@ static void device_table(struct gpu_ctx *g)
 /* The decode step's slot/position arrays are device arrays, shared by every layer. */
 static void host_decode_index(struct gpu_ctx *g)
 {
-    float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64);
+    float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64), *scores = gpu_alloc_floats(g, 4);
     int idx[2] = {0, 0};
-    attention_decode_cuda(q, q, cache, cache, idx, idx + 1, 1, 1, 4, 1, 1, 16, g->stream);
+    attention_decode_cuda(q, q, cache, cache, idx, idx + 1, 1, 1, 4, 1, 1, 16, scores, g->stream);
 }
 
 /* A position past the cache: the reference's check, reached through the emulator. */
 static void decode_past_cache(struct gpu_ctx *g)
 {
-    float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64);
+    float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64), *scores = gpu_alloc_floats(g, 4);
     int idx[2] = {0, 4}, *d_idx = gpu_alloc(g, sizeof idx);
     gpu_upload(g, d_idx, idx, sizeof idx);
-    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, g->stream);
+    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, scores, g->stream);
 }
 
 /* A bf16 GEMM told its input's cast is already in the scratch, when the scratch holds another's. */

@@ -36,6 +36,21 @@ static inline cudaStream_t gpu_test_begin_stream(void)
     return st;
 }
 
+/* 1 when a product of shapes may be covered sparsely: on the SIMT interpreter (src/simt), which
+ * checks the kernels' logic, not their rounding at scale, and runs each thread as a CPU fiber, a test
+ * keeps only the combinations whose index sum is 0 modulo `period` (the largest dimension's size,
+ * so every combination of the other dimensions still meets exactly one of its values). On a GPU
+ * every combination runs. */
+static inline int gpu_test_keep(int index_sum, int period)
+{
+#ifdef MMUPT_SIMT
+    return index_sum % period == 0;
+#else
+    (void)index_sum, (void)period;
+    return 1;
+#endif
+}
+
 /* n floats uniform in [lo, hi) from an LCG keyed by seed: the same inputs on every machine. */
 static inline void gpu_test_fill(float *x, size_t n, unsigned seed, float lo, float hi)
 {
@@ -46,12 +61,15 @@ static inline void gpu_test_fill(float *x, size_t n, unsigned seed, float lo, fl
     }
 }
 
-/* A device copy of n host bytes (freed with cudaFree). */
+/* A device copy of n host bytes (freed with cudaFree), complete on return: cudaMemcpy from pageable
+ * memory may return before the copy has landed, and a test's work on a non-blocking stream is not
+ * ordered after the legacy stream's copy. */
 static inline void *gpu_test_upload(const void *host, size_t bytes)
 {
     void *d = NULL;
     CUDA_CHECK(cudaMalloc(&d, bytes ? bytes : 1));
     if (bytes) CUDA_CHECK(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaDeviceSynchronize());
     return d;
 }
 

@@ -145,9 +145,12 @@ static float *run_cuda(const struct dec_case *c, cudaStream_t st)
     float *h = mmupt_xmalloc(nq * sizeof *h);
     for (size_t i = 0; i < nq; i++) h[i] = NAN;
     float *d_q = gpu_test_upload(c->q, nq * sizeof(float)), *d_out = gpu_test_upload(h, nq * sizeof(float));
+    float *d_scores = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c->n * c->n_heads * c->max_len * sizeof(float) + 1));
     attention_decode_cuda(d_out, d_q, c->dk, c->dv, c->d_idx, c->d_idx + c->n, c->n, c->n_slots, c->max_len,
-                          c->n_heads, c->n_kv, c->hd, st);
+                          c->n_heads, c->n_kv, c->hd, d_scores, st);
     gpu_test_download(h, d_out, nq * sizeof(float));
+    CUDA_CHECK(cudaFree(d_scores));
     CUDA_CHECK(cudaFree(d_q));
     CUDA_CHECK(cudaFree(d_out));
     return h;
@@ -179,6 +182,7 @@ static void test_against_reference(struct test_state *ts, cudaStream_t st)
         for (int b = 0; b < 3; b++)
             for (int d = 0; d < 3; d++)
                 for (int large = 0; large <= 1; large++) {
+                    if (!gpu_test_keep(a + b + d + large, 3)) continue;
                     int lens[32];
                     for (int i = 0; i < NS[a]; i++) lens[i] = LENS[(i + b + d + large) % N_LENS];
                     struct dec_case c;
@@ -238,15 +242,16 @@ static void test_bf16_cache(struct test_state *ts, cudaStream_t st)
         attention_decode_bf16_cpu(want, c.q, k16, v16, c.slot, c.pos, c.n, c.n_slots, c.max_len, c.n_heads, c.n_kv,
                                   c.hd);
         uint16_t *dk = gpu_test_upload(k16, m * 2), *dv = gpu_test_upload(v16, m * 2);
-        float *d_q = gpu_test_upload(c.q, nq * 4), *d_out = gpu_test_upload(want, nq * 4);
+        float *d_q = gpu_test_upload(c.q, nq * 4), *d_out = gpu_test_upload(want, nq * 4), *d_scores = NULL;
+        CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c.n * c.n_heads * c.max_len * sizeof(float) + 1));
         attention_decode_bf16_cuda(d_out, d_q, dk, dv, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len, c.n_heads,
-                                   c.n_kv, c.hd, st);
+                                   c.n_kv, c.hd, d_scores, st);
         gpu_test_download(got, d_out, nq * 4);
         double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
         float e = gpu_test_err(got, want, nq);
         CHECK_MSG(ts, e < tol, "bf16 cache, %s q/k: err %g, tol %g", large ? "large" : "ordinary", e, tol);
-        void *dev[] = {dk, dv, d_q, d_out};
-        for (int i = 0; i < 4; i++) CUDA_CHECK(cudaFree(dev[i]));
+        void *dev[] = {dk, dv, d_q, d_out, d_scores};
+        for (int i = 0; i < 5; i++) CUDA_CHECK(cudaFree(dev[i]));
         free(k16), free(v16), free(want), free(got);
         case_free(&c);
     }
@@ -275,7 +280,7 @@ static void test_no_sequences(struct test_state *ts, cudaStream_t st)
 {
     float sentinel = 5.0f;
     float *d = gpu_test_upload(&sentinel, sizeof sentinel);
-    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, st);
+    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, st);
     kv_append_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 64, st);
     float got = 0.0f;
     gpu_test_download(&got, d, sizeof got);
