@@ -60,10 +60,18 @@ struct gpu_mem_stats {
 };
 void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s);
 
+/* Hand the memory the stream-ordered pool keeps (everything freed: gpu_ctx_init tells it to keep
+ * it) back to the driver, after the stream's work is done. For libraries that allocate outside the
+ * pool - NCCL's communicator buffers - which could otherwise find the device full of freed memory.
+ * A no-op on the emulator. */
+void gpu_release_cached(const struct gpu_ctx *g);
+
 /* CUDA graphs: the work of fn(ctx) on the context's stream (a decode step) recorded once and
  * replayed with one launch, which removes the per-kernel launch cost that dominates small decode
  * batches. Recording does NOT run the work. The work must be capturable: no copy to or from the host,
- * no synchronisation, no allocation (device-to-device copies and zeroing are fine), and every
+ * no synchronisation, no allocation (device-to-device copies and zeroing are fine; the twins that
+ * copy launch metadata from the host or sync - rows, sample, sumsq, grpo_loss, the norm backwards -
+ * cannot be recorded, and a CUDA_CHECK inside them dies before the capture could fail softly), and every
  * address it uses is baked into the graph, so each buffer must stay where it was while the graph
  * lives. gpu_graph_record returns NULL with err when the capture failed (the caller runs fn itself).
  *

@@ -119,7 +119,8 @@ double sumsq_cuda(const float *x, long n, double scale, void *stream);
 /* Mixed precision (see "Linear layers"): out, x device memory. */
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
 /* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
- * (forward) or M*(N+K) (backward) bf16 values for the operands rounded on the way in. Results equal
+ * (forward) or matmul_bf16_backward_scratch(M, K, N) (backward) bf16 values for the operands rounded
+ * on the way in. Results equal
  * the CPU references up to the order of the fp32 sums. cast_done != 0: scratch already holds inp
  * rounded (the previous forward read the same, unchanged inp: q/k/v, gate/up), so it is not cast
  * again. */
@@ -128,6 +129,13 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
 void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                const struct gpu_blas *blas);
+/* The backward's scratch: dout rounded (M*N values), then inp rounded (M*K) from the next multiple of
+ * 8 values, so that operand is 16-byte aligned like the first (cuBLAS's vectorised kernels want it). */
+static inline int64_t matmul_bf16_backward_x_offset(int M, int N) { return ((int64_t)M * N + 7) / 8 * 8; }
+static inline int64_t matmul_bf16_backward_scratch(int M, int K, int N)
+{
+    return matmul_bf16_backward_x_offset(M, N) + (int64_t)M * K;
+}
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when

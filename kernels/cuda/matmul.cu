@@ -87,7 +87,7 @@ extern "C" void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *db
 {
     if (M <= 0 || N <= 0) return;
     if (K > 0 && (dinp || dweight)) {
-        uint16_t *dy = scratch, *x = scratch + (size_t)M * N;
+        uint16_t *dy = scratch, *x = scratch + matmul_bf16_backward_x_offset(M, N);
         cast_bf16_cuda(dy, dout, (long)M * N, blas->stream);
         if (dinp) gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, weight, K, dy, N, 1.0f, dinp, K);
         if (dweight) {

@@ -299,7 +299,7 @@ void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const 
     DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV_OPT(dbias, N), DEV(dout, (long)M * N);
     if (dweight) DEV(inp, (long)M * K);
     if (dinp) DEV(weight, (long)N * K);
-    if (dinp || dweight) DEV(scratch, (long)M * (N + (dweight ? K : 0)));
+    if (dinp || dweight) DEV(scratch, dweight ? matmul_bf16_backward_scratch(M, K, N) : (long)M * N);
     st->cast_dst = NULL; /* the backward casts over the scratch */
     EMU_RUN(matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
 }

@@ -115,6 +115,14 @@ void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s)
     s->peak_bytes = (size_t)high;
 }
 
+void gpu_release_cached(const struct gpu_ctx *g)
+{
+    cudaMemPool_t pool;
+    CUDA_CHECK(cudaStreamSynchronize((cudaStream_t)g->stream));
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, g->device));
+    CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+}
+
 struct gpu_graph {
     cudaGraphExec_t exec;
 };

@@ -199,6 +199,11 @@ int gpu_emulated(void)
     return 1;
 }
 
+void gpu_release_cached(const struct gpu_ctx *g)
+{
+    (void)g; /* the emulator keeps nothing freed */
+}
+
 void gpu_mem_stats(const struct gpu_ctx *g, struct gpu_mem_stats *s)
 {
     const struct emu_state *st = emu_state_of(g->stream, "gpu_mem_stats");

@@ -73,6 +73,6 @@ void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, co
         matmul_backward_cuda(dinp, dw, db, dout, inp, d->params + w_off, M, K, N, d->g->blas);
         return;
     }
-    uint16_t *scratch = cast_scratch(d, (int64_t)M * (N + K));
+    uint16_t *scratch = cast_scratch(d, matmul_bf16_backward_scratch(M, K, N));
     matmul_backward_bf16_cuda(dinp, dw, db, dout, inp, d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
 }

@@ -465,6 +465,12 @@ cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, enum cudaMemPoolAttr att
     return cudaSuccess;
 }
 
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t pool, size_t min_bytes_to_keep)
+{
+    (void)min_bytes_to_keep; /* the interpreter unmaps at every free: nothing is kept */
+    return pool == &rt().pool ? cudaSuccess : simt_set_error(cudaErrorInvalidValue);
+}
+
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *st, unsigned flags)
 {
     *st = new simt_stream{flags, false, false, nullptr};

@@ -193,6 +193,9 @@ static void learn_dev_open(struct trainer *tr)
     }
     tr->learn_dev_split = 1;
     tr->learn_dev.counters = &tr->learn_counters;
+    /* Opened at the first sharded step, after a whole pass has grown the pool: NCCL allocates outside
+     * it, so give back what the pool keeps first. */
+    gpu_release_cached(&tr->gpu);
     if (comm_nccl_open(&tr->learn_dev, tr->gpu.device, &err))
         log_warn(&tr->lg, "learners: no NCCL communicator (%s): gradients and weights go through host buffers",
                  err.msg);

@@ -70,6 +70,7 @@ static void test_shards(struct test_state *ts, struct pair *p, size_t n)
     /* all-gather the MPI shard both ways, the device one in place */
     CHECK(ts, comm_allgather(&p->mpi, shard, all, n) == 0);
     CUDA_CHECK(cudaMemcpy(dout + lo, shard, (hi - lo) * sizeof *shard, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaDeviceSynchronize()); /* pageable copies may return early; NCCL's stream is another */
     CHECK(ts, comm_allgather(&p->nccl, dout + lo, dout, n) == 0);
     CUDA_CHECK(cudaMemcpy(got, dout, n * sizeof *got, cudaMemcpyDeviceToHost));
     CHECK_MSG(ts, max_diff(all, got, n) == 0, "all-gather n=%zu: max diff %g", n, max_diff(all, got, n));

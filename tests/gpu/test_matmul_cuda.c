@@ -92,7 +92,7 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     uint16_t *d_w16 = NULL, *d_scratch = NULL;
     CUDA_CHECK(cudaMalloc((void **)&d_out, mn * 4));
     CUDA_CHECK(cudaMalloc((void **)&d_w16, nk * 2));
-    CUDA_CHECK(cudaMalloc((void **)&d_scratch, (size_t)M * (N + K) * 2));
+    CUDA_CHECK(cudaMalloc((void **)&d_scratch, (size_t)matmul_bf16_backward_scratch(M, K, N) * 2));
     cast_bf16_cuda(d_w16, d_wf, (long)nk, blas->stream);
     gpu_test_download(w16_dev, d_w16, nk * sizeof *w16_dev);
     CHECK_MSG(ts, memcmp(w16, w16_dev, nk * sizeof *w16) == 0, "cast_bf16_cuda differs from cast_bf16_cpu");
