@@ -8,8 +8,9 @@
 #   benchmarks/rollout_cuda.sh [BATCH PROMPT NEW]        (MMUPT_BUILD_DIR: the CUDA build, default build-gpu;
 #                                                         MMUPT_DTYPE=fp32 for mmupt's fp32 path)
 #
-# State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 weights, every other op fp32, no
-# CUDA graphs; the issue's target is >= 50,000 tokens/s. The table names the dtype each row measured.
+# State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 weights, bf16 KV cache, every
+# other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), prompts prefilled 16
+# at a time; the issue's target is >= 50,000 tokens/s. The table names the dtype each row measured.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 B=${1:-64} P=${2:-128} N=${3:-256}

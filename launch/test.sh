@@ -45,15 +45,16 @@ if [ "$gpu" = 1 ]; then
 fi
 
 status=0
-echo "== build (CUDA backend compiled when the toolkit is present) =="
+section() { echo "== $* ($(( $(date +%s) - start )) s in) =="; }
+section "build (CUDA backend compiled when the toolkit is present)"
 ./launch/build.sh build
 build/mmupt version | grep -E "^(cuda|gpu) "
-echo "== tests =="
+section "tests"
 meson test -C build --no-suite gpu --print-errorlogs || status=1
 summarize build "tests" | tee build/summary.txt
 
 if [ "$quick" = 0 ]; then
-    echo "== the CUDA code on the SIMT interpreter (src/simt/README.md) =="
+    section "the CUDA code on the SIMT interpreter (src/simt/README.md)"
     # Only the simt suite's programs: the rest of this build is the first build's code again.
     if [ ! -f build-simt/build.ninja ]; then
         meson setup build-simt --werror -Dcuda=disabled -Dsimt=true >build-simt.setup.log 2>&1 ||
@@ -70,12 +71,13 @@ print(" ".join(sorted({os.path.relpath(t["cmd"][0], root) for t in json.load(sys
     meson test -C build-simt --no-rebuild --suite simt --print-errorlogs || status=1
     summarize build-simt "tests (SIMT interpreter)" | tee build-simt/summary.txt
 
-    echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer (host code) =="
+    section "build with AddressSanitizer + UndefinedBehaviorSanitizer (host code)"
     # CUDA code is compiled and checked by the first build; nvcc does not take -fsanitize.
     ./launch/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dcuda=disabled
-    echo "== tests under sanitizers =="
-    # The Slurm suite tests the batch scripts, not memory safety: once is enough.
-    meson test -C build-asan --no-suite gpu --no-suite slurm --print-errorlogs || status=1
+    section "tests under sanitizers"
+    # The Slurm suite tests the batch scripts, not memory safety: once is enough. The quickstart's
+    # pipeline (suite pipeline) chains stages that each have their own tests here.
+    meson test -C build-asan --no-suite gpu --no-suite slurm --no-suite pipeline --print-errorlogs || status=1
     summarize build-asan "tests (sanitizers)" | tee build-asan/summary.txt
 fi
 
