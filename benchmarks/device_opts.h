@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { BENCH_MAX_FLAGS = 4 };
+enum { BENCH_MAX_FLAGS = 4, BENCH_HELP = -2 };
 
 struct bench_opts {
     int device, bf16;
@@ -16,13 +16,16 @@ struct bench_opts {
 };
 
 /* Parse argv's leading --options (flags: the program's device-only flags, NULL-terminated, at most
- * BENCH_MAX_FLAGS). Returns the index of the first positional argument, or -1 after a message. */
+ * BENCH_MAX_FLAGS). Returns the index of the first positional argument, BENCH_HELP for -h/--help (the
+ * program prints its usage to stdout and exits 0), or -1 after a message. */
 static inline int bench_parse_opts(const char *prog, int argc, char **argv, const char *const *flags,
                                    struct bench_opts *o)
 {
     const char *dtype = NULL;
     memset(o, 0, sizeof *o);
     int i = 1;
+    for (int k = 1; k < argc; k++)
+        if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0) return BENCH_HELP;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         int known = 0;
         for (int f = 0; flags && flags[f] && f < BENCH_MAX_FLAGS; f++)

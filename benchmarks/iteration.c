@@ -161,8 +161,10 @@ int main(int argc, char **argv)
     struct bench_opts o;
     int first = bench_parse_opts("iteration", argc, argv, NULL, &o), bf16 = o.bf16;
     e.on_device = o.device;
+    const char *usage = "usage: iteration [--device [--dtype fp32|bf16]] CONFIG.json P G PROMPT_LEN NEW MB\n";
+    if (first == BENCH_HELP) return fputs(usage, stdout), 0;
     if (first < 0 || argc - first < 6) {
-        fprintf(stderr, "usage: iteration [--device [--dtype fp32|bf16]] CONFIG.json P G PROMPT_LEN NEW MB\n");
+        fputs(usage, stderr);
         return 2;
     }
     argc -= first - 1;

@@ -179,6 +179,7 @@ int main(int argc, char **argv)
     const char *usage = "usage: model_cpu [--device [--dtype fp32|bf16] [--recompute] [--optim]] CONFIG.json BATCH "
                         "SEQ ITERS [IMAGE_SIDE]\n";
     int first = parse_opts(argc, argv, &o);
+    if (first == BENCH_HELP) return fputs(usage, stdout), 0;
     if (first < 0 || argc - first < 4) {
         fputs(usage, stderr);
         return 2;

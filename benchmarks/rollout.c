@@ -39,8 +39,10 @@ int main(int argc, char **argv)
     mmupt_runtime_init();
     struct bench_opts o;
     int first = bench_parse_opts("rollout", argc, argv, NULL, &o), on_device = o.device, bf16 = o.bf16;
+    const char *usage = "usage: rollout [--device [--dtype fp32|bf16]] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n";
+    if (first == BENCH_HELP) return fputs(usage, stdout), 0;
     if (first < 0 || argc - first < 4) {
-        fprintf(stderr, "usage: rollout [--device [--dtype fp32|bf16]] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]\n");
+        fputs(usage, stderr);
         return 2;
     }
     argc -= first - 1;
