@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cublas_v2.h"
+#include "mmupt/bf16.h"
 #include "simt_internal.h"
 
 struct simt_blas_handle {
@@ -26,10 +27,7 @@ struct operand {
     {
         long i = trans ? c + r * (long)ld : r + c * (long)ld;
         if (type == CUDA_R_32F) return ((const float *)p)[i];
-        uint32_t b = (uint32_t)((const uint16_t *)p)[i] << 16;
-        float f;
-        memcpy(&f, &b, sizeof f);
-        return f;
+        return bf16_to_f32(((const uint16_t *)p)[i]);
     }
 };
 
