@@ -60,7 +60,7 @@ cublasStatus_t gemm(const char *who, cublasHandle_t h, cublasOperation_t ta, cub
     }
     simt_require_device(who, "C", C, extent(m, n, ldc, false, CUDA_R_32F));
     operand a{A, at, lda, tra}, b{B, bt, ldb, trb};
-    cudaError_t e = simt_stream_submit(h->stream, who, [=] {
+    cudaError_t e = simt_stream_submit(h->stream, [=] {
         for (long j = 0; j < n; j++)
             for (long i = 0; i < m; i++) {
                 float acc = 0.0f;

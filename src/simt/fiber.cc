@@ -29,21 +29,20 @@ struct fiber {
     simt_ids ids;
     fiber_state state;
     const char *site;
-    int lane, warp;
-    /* a pending warp operation */
+    int lane;
+    /* a pending warp operation: its value, 4 or 8 bytes, in val */
     unsigned mask;
     simt_warp_op op;
     int arg, width;
     unsigned char val[8];
-    size_t size;
     /* a pending __syncthreads_or */
     int pred;
 };
 
 /* Fiber stacks: 64 KiB each (kernels keep small locals) above a guard page, kept between launches. */
 const size_t STACK_BYTES = 64 * 1024;
-const int MAX_THREADS = 1024;
-const size_t DYN_SHARED_MAX = 48 * 1024; /* the default limit without cudaFuncSetAttribute */
+const int MAX_THREADS = SIMT_MAX_BLOCK_THREADS;
+const size_t DYN_SHARED_MAX = SIMT_MAX_DYN_SHARED;
 
 struct block_run {
     simt_context sched;
@@ -175,7 +174,7 @@ std::string where(const block_run &r, const fiber &f)
     return b;
 }
 
-/* The source lane of lane `l` for its own operation (width 32 only). */
+/* The lane whose value f's pending shuffle reads (width 32 only). */
 int shuffle_source(const fiber &f)
 {
     switch (f.op) {
@@ -274,6 +273,16 @@ int resolve_barrier(block_run &r)
              r.kernel, r.launch_site, s.c_str());
 }
 
+/* SIMT_ORDER=reverse, read once: the environment does not change during a run. */
+bool reverse_order()
+{
+    static const bool reverse = [] {
+        const char *order = getenv("SIMT_ORDER");
+        return order && strcmp(order, "reverse") == 0;
+    }();
+    return reverse;
+}
+
 void run_block(block_run &r, dim3 bidx, dim3 grid, dim3 block)
 {
     for (int t = 0; t < r.nthreads; t++) {
@@ -284,7 +293,6 @@ void run_block(block_run &r, dim3 bidx, dim3 grid, dim3 block)
         f.ids.grid_dim = grid;
         f.state = F_RUN;
         f.lane = t % 32;
-        f.warp = t / 32;
         f.pred = 0;
         /* Each stack's top at another offset within its page: tops at the same offset compete for
          * the same L1 cache sets, and a warp's 32 fibers then miss on every switch. */
@@ -326,7 +334,8 @@ void simt_syncthreads(const char *site)
 int simt_syncthreads_or(int pred, const char *site)
 {
     block_run *r = cur_run;
-    if (r) r->f[r->cur].pred = pred;
+    if (!r) simt_die("__syncthreads_or outside a kernel (at %s)", site);
+    r->f[r->cur].pred = pred;
     fiber_wait(F_BARRIER, site);
     return r->f[r->cur].pred;
 }
@@ -340,7 +349,6 @@ void simt_warp_shuffle(unsigned mask, simt_warp_op op, int arg, int width, void 
     me.op = op;
     me.arg = arg;
     me.width = width;
-    me.size = size;
     /* fixed-size copies: a variable-length memcpy per shuffle was a tenth of the run time */
     if (size == 4) memcpy(me.val, val, 4);
     else memcpy(me.val, val, 8);
@@ -378,8 +386,7 @@ void simt_run_grid(const char *kernel, const char *site, dim3 grid, dim3 block, 
     r.launch_site = site;
     r.nthreads = (int)nthreads;
     r.f.resize((size_t)nthreads);
-    const char *order = getenv("SIMT_ORDER");
-    r.reverse = order && strcmp(order, "reverse") == 0;
+    r.reverse = reverse_order();
     block_run *saved = cur_run;
     cur_run = &r;
     for (unsigned z = 0; z < grid.z; z++)

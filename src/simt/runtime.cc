@@ -59,7 +59,6 @@ struct runtime {
     cudaError_t last = cudaSuccess;
     int captures = 0; /* streams capturing now */
     simt_mem_pool pool{0};
-    simt_stats stats{};
     runtime()
     {
         const char *gb = getenv("SIMT_DEVICE_MEMORY_GB");
@@ -132,17 +131,14 @@ cudaError_t device_free(void *p)
     return cudaSuccess;
 }
 
+bool is_device(const void *p) { return find_alloc(p, false) != rt().allocs.end(); }
+
 /* Fatal unless [p, p + n) lies in the memory space the copy kind says (a GPU would fault or corrupt). */
 void check_space(const char *who, const char *what, const void *p, size_t n, bool device)
 {
-    if (device) {
-        simt_require_device(who, what, p, n);
-    } else if (find_alloc(p, false) != rt().allocs.end()) {
-        simt_die("%s: %s (%p) is device memory, but the copy kind says host", who, what, p);
-    }
+    if (device) simt_require_device(who, what, p, n);
+    else if (is_device(p)) simt_die("%s: %s (%p) is device memory, but the copy kind says host", who, what, p);
 }
-
-bool is_device(const void *p) { return find_alloc(p, false) != rt().allocs.end(); }
 
 cudaError_t memcpy_checked(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t st, bool async)
 {
@@ -163,7 +159,7 @@ cudaError_t memcpy_checked(void *dst, const void *src, size_t n, cudaMemcpyKind 
         st->invalidated = true;
         return simt_set_error(cudaErrorStreamCaptureUnsupported);
     }
-    return simt_stream_submit(st, who, [dst, src, n] { memmove(dst, src, n); });
+    return simt_stream_submit(st, [dst, src, n] { memmove(dst, src, n); });
 }
 
 } // namespace
@@ -215,14 +211,13 @@ void simt_check_kernel_pointer(const char *kernel, const char *site, int index, 
         simt_die("kernel %s launched at %s: argument %d (%p) is not device memory", kernel, site, index, p);
 }
 
-cudaError_t simt_stream_submit(cudaStream_t st, const char *what, std::function<void()> work)
+cudaError_t simt_stream_submit(cudaStream_t st, std::function<void()> work)
 {
     guard g(rt().lock);
     if (st && st->capturing) {
         st->graph->ops.push_back(std::move(work));
         return cudaSuccess;
     }
-    (void)what;
     work();
     return cudaSuccess;
 }
@@ -232,32 +227,19 @@ void simt_launch_submit(const char *kernel, const char *site, dim3 grid, dim3 bl
 {
     guard g(rt().lock);
     long threads = (long)block.x * block.y * block.z;
-    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || block.x > 1024 ||
-        block.y > 1024 || block.z > 64 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 ||
-        shmem > 48 * 1024) {
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > SIMT_MAX_BLOCK_THREADS ||
+        block.z > SIMT_MAX_BLOCK_Z || grid.x > 2147483647u || grid.y > SIMT_MAX_GRID_YZ ||
+        grid.z > SIMT_MAX_GRID_YZ || shmem > SIMT_MAX_DYN_SHARED) {
         /* as on a GPU: nothing runs, and the error waits for cudaGetLastError */
         fprintf(stderr, "simt: kernel %s at %s: invalid launch (grid %u,%u,%u block %u,%u,%u, %zu shared bytes)\n",
                 kernel, site, grid.x, grid.y, grid.z, block.x, block.y, block.z, shmem);
         simt_set_error(cudaErrorInvalidConfiguration);
         return;
     }
-    auto run = [=] {
-        rt().stats.launches++;
-        rt().stats.blocks += (long long)grid.x * grid.y * grid.z;
-        rt().stats.threads += (long long)grid.x * grid.y * grid.z * threads;
-        simt_run_grid(kernel, site, grid, block, shmem, task.get());
-    };
-    simt_stream_submit(stream, kernel, run);
+    simt_stream_submit(stream, [=] { simt_run_grid(kernel, site, grid, block, shmem, task.get()); });
 }
 
 extern "C" {
-
-void simt_get_stats(struct simt_stats *s)
-{
-    guard g(rt().lock);
-    *s = rt().stats;
-    s->live_bytes = rt().live;
-}
 
 const char *cudaGetErrorName(cudaError_t e)
 {
@@ -341,13 +323,13 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "SIMT interpreter on the CPU (not a GPU)");
     p->totalGlobalMem = rt().total;
-    p->sharedMemPerBlock = 48 * 1024;
+    p->sharedMemPerBlock = SIMT_MAX_DYN_SHARED;
     p->warpSize = 32;
-    p->maxThreadsPerBlock = 1024;
-    p->maxThreadsDim[0] = p->maxThreadsDim[1] = 1024;
-    p->maxThreadsDim[2] = 64;
+    p->maxThreadsPerBlock = SIMT_MAX_BLOCK_THREADS;
+    p->maxThreadsDim[0] = p->maxThreadsDim[1] = SIMT_MAX_BLOCK_THREADS;
+    p->maxThreadsDim[2] = SIMT_MAX_BLOCK_Z;
     p->maxGridSize[0] = 2147483647;
-    p->maxGridSize[1] = p->maxGridSize[2] = 65535;
+    p->maxGridSize[1] = p->maxGridSize[2] = SIMT_MAX_GRID_YZ;
     p->major = 9; /* the interpreter models what the kernels are written for: sm_90 */
     p->minor = 0;
     p->multiProcessorCount = 1;
@@ -421,7 +403,7 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t st)
     guard g(rt().lock);
     if (!bytes) return cudaSuccess;
     simt_require_device("cudaMemsetAsync", "the destination", p, bytes);
-    return simt_stream_submit(st, "cudaMemsetAsync", [p, value, bytes] { memset(p, value, bytes); });
+    return simt_stream_submit(st, [p, value, bytes] { memset(p, value, bytes); });
 }
 
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int device)
@@ -541,11 +523,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st)
 {
     if (!exec) return simt_set_error(cudaErrorInvalidValue);
-    {
-        guard g(rt().lock);
-        rt().stats.graph_launches++;
-    }
-    for (auto &op : exec->ops) simt_stream_submit(st, "graph node", op);
+    for (auto &op : exec->ops) simt_stream_submit(st, op);
     return cudaSuccess;
 }
 

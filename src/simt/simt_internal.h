@@ -7,6 +7,15 @@
 
 #include "cuda_runtime.h"
 
+/* The launch limits the interpreter models (sm_90's, without cudaFuncSetAttribute): checked at launch
+ * (runtime.cc), reported by cudaGetDeviceProperties, and what the block interpreter sizes for. */
+enum {
+    SIMT_MAX_BLOCK_THREADS = 1024,
+    SIMT_MAX_BLOCK_Z = 64,
+    SIMT_MAX_GRID_YZ = 65535,
+    SIMT_MAX_DYN_SHARED = 48 * 1024
+};
+
 /* Fatal: a bug in the CUDA code under test (an out-of-bounds argument, a divergent barrier): the
  * message names the kernel or call, and the process aborts so the test fails at the cause. */
 [[noreturn]] void simt_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -16,7 +25,7 @@ void simt_run_grid(const char *kernel, const char *site, dim3 grid, dim3 block, 
 
 /* Enqueue host-side device work on a stream: run now, or append to the graph being captured there.
  * Returns cudaSuccess, or an error (and the work is dropped) when the stream cannot take it. */
-cudaError_t simt_stream_submit(cudaStream_t st, const char *what, std::function<void()> work);
+cudaError_t simt_stream_submit(cudaStream_t st, std::function<void()> work);
 
 /* Where p points in device memory: the allocation's base and size, or 0 when p is not inside one
  * (one-past-the-end counts as inside when end_ok). */

@@ -116,14 +116,6 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
 cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 
-/* The interpreter's own counters, for tests: kernels run (not counting graph replays' insides),
- * blocks and threads interpreted, device bytes live. */
-struct simt_stats {
-    long long launches, blocks, threads, graph_launches;
-    size_t live_bytes;
-};
-void simt_get_stats(struct simt_stats *s);
-
 #ifdef __cplusplus
 }
 #include "simt_kernel.h"
