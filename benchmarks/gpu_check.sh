@@ -3,12 +3,13 @@
 # the unit suite (in that order: the figures matter more than a CPU re-run), and leave every log plus
 # a summary under ${OUT:-gpu-check-out}.
 #
-#   bash benchmarks/gpu_check.sh [--quick | --bench NAMES]
+#   bash benchmarks/gpu_check.sh [--quick | --bench NAMES] [--no-unit]
 #
 #   --quick         environment, build and the gpu suite only
 #   --bench NAMES   environment, build and only these benchmarks (a comma list of the *_cuda.sh
 #                   stems: vl3b,learner,rollout,iteration), no test suite: the second call of a visit
 #                   whose device time does not fit everything in one (the build is incremental then)
+#   --no-unit       leave out the closing unit-suite run (CI runs it; spare the device time)
 #
 # Every step runs even when the one before failed (a visit is rare: it should bring back all it can)
 # and has a time limit; the whole stays under GPU_CHECK_BUDGET_S seconds (default 480). Results:
@@ -26,10 +27,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
-quick=0 only=
+quick=0 only= unit=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1 ;;
+        --no-unit) unit=0 ;;
         --bench)
             [ $# -ge 2 ] || { echo "gpu_check.sh: --bench needs a list, e.g. rollout,iteration" >&2; exit 2; }
             only=,$2,
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
                     { echo "gpu_check.sh: --bench: no benchmarks/${name}_cuda.sh" >&2; exit 2; }
             done
             shift ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_check.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -331,8 +333,8 @@ else
 fi
 # The unit suite last: it catches platform differences, but the benchmark figures are what a rare
 # visit must not run out of time for.
-if [ "$quick" = 1 ] || [ -n "$only" ]; then
-    record SKIP "unit suite" 0 "$([ "$quick" = 1 ] && echo --quick || echo --bench)"
+if [ "$quick" = 1 ] || [ -n "$only" ] || [ "$unit" = 0 ]; then
+    record SKIP "unit suite" 0 "$([ "$quick" = 1 ] && echo --quick || { [ -n "$only" ] && echo --bench; } || echo --no-unit)"
 elif [ "$have_build" = 1 ]; then
     rm -f "$build/meson-logs/testlog.json"
     run_suite unit 180

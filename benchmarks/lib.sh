@@ -26,8 +26,9 @@ cuda_bench_setup() {
 }
 
 # mmupt's measurement, in bf16 (issue 10's targets are bf16; MMUPT_DTYPE=fp32 measures the fp32 path),
-# then its PyTorch twin on the GPU in fp32 and bf16: one JSON line each in $ours and ${rows[@]} (an
-# empty row when the twin failed). Usage: cuda_bench_pair BINARY SCRIPT.py CONFIG ARGS...
+# then its PyTorch twin on the GPU in fp32 and bf16 (MMUPT_TORCH_DTYPES, e.g. "bf16" alone where device
+# time is short): one JSON line each in $ours and ${rows[@]} (an empty row when the twin failed).
+# Usage: cuda_bench_pair BINARY SCRIPT.py CONFIG ARGS...
 cuda_bench_pair() {
     local bin=$1 script=$2 cfg=$3 dt theirs
     shift 3
@@ -35,7 +36,7 @@ cuda_bench_pair() {
         { echo "mmupt $bin failed" >&2; exit 1; }
     echo "mmupt: $ours"
     rows=()
-    for dt in fp32 bf16; do
+    for dt in ${MMUPT_TORCH_DTYPES:-fp32 bf16}; do
         theirs=$(cd benchmarks && python3 "$script" --device cuda --dtype "$dt" "../$cfg" "$@" 2>/dev/null | tail -1)
         echo "pytorch $dt: ${theirs:-failed}"
         rows+=("$theirs")
