@@ -72,12 +72,14 @@ void quick_gelu_forward_cuda(float *out, const float *x, long n, void *stream);
 void quick_gelu_backward_cuda(float *dx, const float *dout, const float *x, long n, void *stream);
 void embedding_forward_cuda(float *out, const int64_t *ids, const float *table, int n, int dim, void *stream);
 void embedding_backward_cuda(float *dtable, const float *dout, const int64_t *ids, int n, int dim, void *stream);
-/* seg is a HOST array (launch metadata); every other pointer is device memory. */
+/* seg is a HOST array (launch metadata); every other pointer is device memory. The products go
+ * through cuBLAS: blas is the handle and stream (like the matmul twins below). */
+struct gpu_blas;
 void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v, const int *seg,
-                            int n_seg, int n_heads, int n_kv, int hd, int causal, void *stream);
+                            int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas);
 void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                              const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
-                             int causal, void *stream);
+                             int causal, const struct gpu_blas *blas);
 /* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). scores is the caller's
  * device scratch of n * n_heads * max_len floats (NULL when n = 0): the decode step runs inside a
  * recorded CUDA graph, where the twin must not allocate. */

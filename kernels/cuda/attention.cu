@@ -3,66 +3,51 @@
 // dv: [T, n_kv, hd]; probs: segment after segment, head after head, a row-major len*len matrix
 // each, row = query, column = key, masked entries 0).
 //
-// Deliberately simple (the fused, recomputing flash-style kernel comes with the GPU backend work
-// and must keep these names and contracts). One launch per non-empty segment, since seg lives on
-// the host and the offsets are cheapest to compute there:
-//   forward     one block per (query row, head): scores into probs, block max and sum, normalise,
-//               then out = probs row @ V with one thread per output element;
-//   backward    the same blocks write dS = P * (dP - sum_j P dP) (dP = dO V^T) into a scratch
-//               buffer shaped like the segment's probs and add dq = scale dS K; then one block per
-//               (key row, kv head) sums dk and dv over the group's q heads and the query rows, in
-//               a fixed order, so the result repeats bit for bit. No float atomics.
+// The products are fp32 cuBLAS GEMMs (pedantic math, as the handle is made: no TF32), strided-batched
+// over the q heads of one kv head, so the GQA sharing costs no copy; only the row-wise softmax and its
+// gradient and the group sums are kernels here. The first GPU run (docs/performance.md) measured the
+// earlier one-block-per-row kernels at 90% of a 1.5B learner step: they read K and V from global
+// memory once per query row. The probabilities stay materialised (the model keeps them for the
+// backward); the causal mask costs the GEMMs the upper triangle, which the softmax zeroes. One round
+// of launches per non-empty segment, since seg lives on the host. Every sum has a fixed order (no
+// float atomics), so results repeat bit for bit on one GPU.
+//   forward     S = scale Q K^T (per kv head, batched over its q heads) into probs; softmax rows in
+//               place; out = P V.
+//   backward    dP = dO V^T into a scratch shaped like the segment's probs; dS = P (dP - rowsum(P dP))
+//               in place; dq += scale dS K; dk, dv: per q head dS^T Q and P^T dO into a [n_heads,
+//               len, hd] scratch (one batched GEMM each), then summed over the group's heads in order.
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
 
 #include "mmupt/cuda_check.h"
+#include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
+#include "launch.cuh"
 #include "reduce.cuh"
 
-// The q (forward) or dout (backward) row of a block is staged in dynamic shared memory; the
-// default limit of 48 KiB holds hd up to 12288, far above any head size in use.
-enum { ATTN_MAX_HD = 4096 };
-
-// Copies n floats from global src into shared dst; the caller's next barrier publishes them.
-static __device__ __forceinline__ void attn_stage_row(float *dst, const float *src, int n)
-{
-    for (int d = threadIdx.x; d < n; d += blockDim.x) dst[d] = src[d];
-}
-
-static __device__ __forceinline__ float attn_dot(const float *a, const float *b, int n)
-{
-    float s = 0.0f;
-    for (int d = 0; d < n; d++) s += a[d] * b[d];
-    return s;
-}
-
-// What every kernel of one segment needs: where it starts, its length, the head layout.
+// What every launch of one segment needs: where it starts, its length, the head layout.
 struct attn_seg {
     int t0, len, n_heads, n_kv, group, hd, causal;
     float scale;
 };
 
-// Block (i, h) of a segment: query row i, q head h. P is the segment's probs block.
-static __global__ void attention_forward_kernel(float *out, float *P, const float *q, const float *k, const float *v,
-                                                struct attn_seg sg)
+// Threads for one row of len entries: whole warps, at most REDUCE_THREADS.
+static unsigned attn_row_threads(int len)
 {
-    extern __shared__ float qi[];
-    __shared__ float scratch[32];
-    int i = blockIdx.x, h = blockIdx.y, kvh = h / sg.group, hd = sg.hd, len = sg.len;
-    int nj = sg.causal ? i + 1 : len;
-    long qrow = ((long)(sg.t0 + i) * sg.n_heads + h) * hd;
-    float *p = P + ((size_t)h * len + i) * len;
-    attn_stage_row(qi, q + qrow, hd);
-    __syncthreads();
+    int t = (len + 31) / 32 * 32;
+    return (unsigned)(t < REDUCE_THREADS ? t : REDUCE_THREADS);
+}
 
-    // Scores: each thread owns the columns j = tid, tid + blockDim, ... for the whole row, so it
-    // reads back only what it wrote itself until the barrier before out.
+// Block (i, h): row i of head h's scores, in place, into probabilities; masked entries 0. Each
+// thread reads back only the columns it wrote itself.
+static __global__ void attention_softmax_kernel(float *P, int len, int causal)
+{
+    __shared__ float scratch[32];
+    int i = blockIdx.x, h = blockIdx.y, nj = causal ? i + 1 : len;
+    float *p = P + ((size_t)h * len + i) * len;
     float mx = -INFINITY;
-    for (int j = threadIdx.x; j < nj; j += blockDim.x) {
-        float sc = sg.scale * attn_dot(qi, k + ((long)(sg.t0 + j) * sg.n_kv + kvh) * hd, hd);
-        p[j] = sc;
-        mx = fmaxf(mx, sc);
-    }
+    for (int j = threadIdx.x; j < nj; j += blockDim.x) mx = fmaxf(mx, p[j]);
     mx = reduce_block_max(mx, scratch);
     float sum = 0.0f;
     for (int j = threadIdx.x; j < nj; j += blockDim.x) {
@@ -72,13 +57,34 @@ static __global__ void attention_forward_kernel(float *out, float *P, const floa
     }
     float inv = 1.0f / reduce_block_sum(sum, scratch);
     for (int j = threadIdx.x; j < len; j += blockDim.x) p[j] = j < nj ? p[j] * inv : 0.0f;
-    __syncthreads(); // the whole row of p, written by every thread, is read by each below
+}
 
-    float *oi = out + qrow;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+// Block (i, h): dP row i of head h (in dS), in place, into dS = P (dP - D) with D = sum_j P_ij dP_ij;
+// masked entries 0.
+static __global__ void attention_ds_kernel(float *dS, const float *P, int len, int causal)
+{
+    __shared__ float scratch[32];
+    int i = blockIdx.x, h = blockIdx.y, nj = causal ? i + 1 : len;
+    size_t row = ((size_t)h * len + i) * len;
+    const float *p = P + row;
+    float *ds = dS + row;
+    float dsum = 0.0f;
+    for (int j = threadIdx.x; j < nj; j += blockDim.x) dsum += p[j] * ds[j];
+    float D = reduce_block_sum(dsum, scratch);
+    for (int j = threadIdx.x; j < len; j += blockDim.x) ds[j] = j < nj ? p[j] * (ds[j] - D) : 0.0f;
+}
+
+// dst[t0 + j, g, d] += alpha * sum over the q heads h of kv head g, in order, of part[h, j, d].
+static __global__ void attention_group_sum_kernel(float *dst, const float *part, struct attn_seg sg, float alpha)
+{
+    LAUNCH_LOOP(e, (long)sg.len * sg.n_kv * sg.hd)
+    {
+        int d = (int)(e % sg.hd);
+        long r = e / sg.hd;
+        int g = (int)(r % sg.n_kv), j = (int)(r / sg.n_kv);
         float acc = 0.0f;
-        for (int j = 0; j < nj; j++) acc += p[j] * v[((long)(sg.t0 + j) * sg.n_kv + kvh) * hd + d];
-        oi[d] = acc;
+        for (int h = g * sg.group; h < (g + 1) * sg.group; h++) acc += part[((size_t)h * sg.len + j) * sg.hd + d];
+        dst[((long)(sg.t0 + j) * sg.n_kv + g) * sg.hd + d] += alpha * acc;
     }
 }
 
@@ -87,8 +93,8 @@ static void attn_check_args(const int *seg, int n_seg, int n_heads, int n_kv, in
 {
     MMUPT_CHECK(n_seg >= 0 && seg[0] == 0);
     for (int s = 0; s < n_seg; s++) MMUPT_CHECK(seg[s + 1] >= seg[s]);
-    MMUPT_CHECK(n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= ATTN_MAX_HD);
-    MMUPT_CHECK(n_heads <= 65535 && n_kv <= 65535); // grid y
+    MMUPT_CHECK(n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0);
+    MMUPT_CHECK(n_heads <= 65535); // grid y of the row kernels
 }
 
 static struct attn_seg attn_seg_of(const int *seg, int s, int n_heads, int n_kv, int hd, int causal)
@@ -105,107 +111,89 @@ static struct attn_seg attn_seg_of(const int *seg, int s, int n_heads, int n_kv,
     return sg;
 }
 
+// Row-major X [len, len] (head h's block of P or dS) = alpha * A_h B_g^T, for the q heads h of kv
+// head g: A is q or dout ([T, n_heads, hd]), B is k or v ([T, n_kv, hd]). Read column-major, X^T =
+// B_g^T' A_h: cuBLAS's operands are the row-major buffers as they lie, B_g shared by the batch.
+static void attn_rows_by_keys(const struct gpu_blas *blas, const struct attn_seg *sg, float alpha, const float *A,
+                              const float *B, float *X, int g)
+{
+    const float zero = 0.0f;
+    int L = sg->len, h0 = g * sg->group;
+    CUBLAS_CHECK(cublasSgemmStridedBatched(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, L, L, sg->hd, &alpha,
+                                           B + ((long)sg->t0 * sg->n_kv + g) * sg->hd, sg->n_kv * sg->hd, 0,
+                                           A + ((long)sg->t0 * sg->n_heads + h0) * sg->hd, sg->n_heads * sg->hd,
+                                           sg->hd, &zero, X + (size_t)h0 * L * L, L, (long long)L * L, sg->group));
+}
+
+// Row-major Y_h [len, hd] (out or dq, rows of [T, n_heads, hd]) = alpha * X_h B_g + beta * Y_h for the q
+// heads h of kv head g, X_h head h's [len, len] block of P or dS, B v or k.
+static void attn_rows_by_values(const struct gpu_blas *blas, const struct attn_seg *sg, float alpha, const float *X,
+                                const float *B, float beta, float *Y, int g)
+{
+    int L = sg->len, h0 = g * sg->group;
+    CUBLAS_CHECK(cublasSgemmStridedBatched(blas->handle, CUBLAS_OP_N, CUBLAS_OP_N, sg->hd, L, L, &alpha,
+                                           B + ((long)sg->t0 * sg->n_kv + g) * sg->hd, sg->n_kv * sg->hd, 0,
+                                           X + (size_t)h0 * L * L, L, (long long)L * L, &beta,
+                                           Y + ((long)sg->t0 * sg->n_heads + h0) * sg->hd, sg->n_heads * sg->hd,
+                                           sg->hd, sg->group));
+}
+
+// part [n_heads, len, hd] = per q head h, X_h^T A_h (X_h head h's block of dS or P, A q or dout),
+// then dst (dk or dv) += alpha * the sum over each kv head's group.
+static void attn_keys_grad(const struct gpu_blas *blas, const struct attn_seg *sg, float alpha, const float *X,
+                           const float *A, float *part, float *dst)
+{
+    const float one = 1.0f, zero = 0.0f;
+    int L = sg->len;
+    // part_h^T [hd, L] = A_h^T' [hd, L_i] * (X_h as col-major L_j x L_i)^T
+    CUBLAS_CHECK(cublasSgemmStridedBatched(blas->handle, CUBLAS_OP_N, CUBLAS_OP_T, sg->hd, L, L, &one,
+                                           A + (long)sg->t0 * sg->n_heads * sg->hd, sg->n_heads * sg->hd, sg->hd, X,
+                                           L, (long long)L * L, &zero, part, sg->hd, (long long)L * sg->hd,
+                                           sg->n_heads));
+    long n = (long)L * sg->n_kv * sg->hd;
+    attention_group_sum_kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, blas->stream>>>(dst, part, *sg, alpha);
+    CUDA_CHECK(cudaGetLastError());
+}
+
 extern "C" void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v,
                                        const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
-                                       void *stream)
+                                       const struct gpu_blas *blas)
 {
     attn_check_args(seg, n_seg, n_heads, n_kv, hd);
-    cudaStream_t st = (cudaStream_t)stream;
     size_t off = 0; // the segment's offset in probs
     for (int s = 0; s < n_seg; s++) {
         struct attn_seg sg = attn_seg_of(seg, s, n_heads, n_kv, hd, causal);
         if (sg.len == 0) continue;
+        float *P = probs + off;
+        for (int g = 0; g < n_kv; g++) attn_rows_by_keys(blas, &sg, sg.scale, q, k, P, g);
         dim3 grid((unsigned)sg.len, (unsigned)n_heads);
-        attention_forward_kernel<<<grid, REDUCE_THREADS, (size_t)hd * sizeof(float), st>>>(out, probs + off, q, k, v,
-                                                                                           sg);
+        attention_softmax_kernel<<<grid, attn_row_threads(sg.len), 0, blas->stream>>>(P, sg.len, sg.causal);
         CUDA_CHECK(cudaGetLastError());
+        for (int g = 0; g < n_kv; g++) attn_rows_by_values(blas, &sg, 1.0f, P, v, 0.0f, out, g);
         off += (size_t)n_heads * sg.len * sg.len;
-    }
-}
-
-// Block (i, h): dS row i of head h into dS (shaped like P), and dq row += scale * dS row @ K when
-// dq is wanted. With dP_j = dO_i . V_j and D = sum_j P_ij dP_j, dS_ij = P_ij (dP_j - D); masked
-// entries are written 0.
-static __global__ void attention_ds_kernel(float *dq, float *dS, const float *dout, const float *P, const float *k,
-                                           const float *v, struct attn_seg sg)
-{
-    extern __shared__ float doi[];
-    __shared__ float scratch[32];
-    int i = blockIdx.x, h = blockIdx.y, kvh = h / sg.group, hd = sg.hd, len = sg.len;
-    int nj = sg.causal ? i + 1 : len;
-    long qrow = ((long)(sg.t0 + i) * sg.n_heads + h) * hd;
-    size_t prow = ((size_t)h * len + i) * len;
-    const float *p = P + prow;
-    float *ds = dS + prow;
-    attn_stage_row(doi, dout + qrow, hd);
-    __syncthreads();
-
-    // As in the forward, each thread reads back only its own columns until the barrier below.
-    float dsum = 0.0f;
-    for (int j = threadIdx.x; j < nj; j += blockDim.x) {
-        float dp = attn_dot(doi, v + ((long)(sg.t0 + j) * sg.n_kv + kvh) * hd, hd);
-        ds[j] = dp;
-        dsum += p[j] * dp;
-    }
-    float D = reduce_block_sum(dsum, scratch);
-    for (int j = threadIdx.x; j < len; j += blockDim.x) ds[j] = j < nj ? p[j] * (ds[j] - D) : 0.0f;
-    if (!dq) return;
-    __syncthreads(); // the whole dS row is read by each thread below
-
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < nj; j++) acc += ds[j] * k[((long)(sg.t0 + j) * sg.n_kv + kvh) * hd + d];
-        dq[qrow + d] += sg.scale * acc;
-    }
-}
-
-// Block (j, kvh): key row j of kv head kvh. One thread per element d sums, over the group's q
-// heads in order and the query rows that see key j in order,
-//   dk[j, d] += scale * sum dS_ij q_i[d],   dv[j, d] += sum P_ij dout_i[d].
-// dk or dv may be NULL (not wanted); dS is only read when dk is wanted.
-static __global__ void attention_dkv_kernel(float *dk, float *dv, const float *dS, const float *P, const float *q,
-                                            const float *dout, struct attn_seg sg)
-{
-    int j = blockIdx.x, kvh = blockIdx.y, hd = sg.hd, len = sg.len;
-    int i0 = sg.causal ? j : 0; // rows before j do not see key j under the causal mask
-    long krow = ((long)(sg.t0 + j) * sg.n_kv + kvh) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float ak = 0.0f, av = 0.0f;
-        for (int h = kvh * sg.group; h < (kvh + 1) * sg.group; h++) {
-            for (int i = i0; i < len; i++) {
-                size_t e = ((size_t)h * len + i) * len + j;
-                long qrow = ((long)(sg.t0 + i) * sg.n_heads + h) * hd;
-                if (dk) ak += dS[e] * q[qrow + d];
-                if (dv) av += P[e] * dout[qrow + d];
-            }
-        }
-        if (dk) dk[krow + d] += sg.scale * ak;
-        if (dv) dv[krow + d] += av;
     }
 }
 
 extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
                                         const float *q, const float *k, const float *v, const int *seg, int n_seg,
-                                        int n_heads, int n_kv, int hd, int causal, void *stream)
+                                        int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
 {
     attn_check_args(seg, n_seg, n_heads, n_kv, hd);
     if (!dq && !dk && !dv) return;
-    cudaStream_t st = (cudaStream_t)stream;
+    cudaStream_t st = blas->stream;
 
-    // dS scratch for the largest segment, reused by every segment in stream order.
-    size_t ds_max = 0;
-    for (int s = 0; s < n_seg; s++) {
-        size_t len = (size_t)(seg[s + 1] - seg[s]), n = (size_t)n_heads * len * len;
-        if (n > ds_max) ds_max = n;
-    }
-    if (ds_max == 0) return;
-    float *dS = NULL;
-    int need_ds = dq || dk;
-    if (need_ds) CUDA_CHECK(cudaMallocAsync((void **)&dS, ds_max * sizeof *dS, st));
-
-    // Threads of the dkv kernel: one per element of a row, whole warps, at most REDUCE_THREADS.
-    int kv_threads = (hd + 31) / 32 * 32;
-    if (kv_threads > REDUCE_THREADS) kv_threads = REDUCE_THREADS;
+    // Scratch for the largest segment, reused by every segment in stream order: dS (when dq or dk is
+    // wanted) and the per-head dk/dv terms (when either is).
+    size_t len_max = 0;
+    for (int s = 0; s < n_seg; s++)
+        if ((size_t)(seg[s + 1] - seg[s]) > len_max) len_max = (size_t)(seg[s + 1] - seg[s]);
+    if (len_max == 0) return;
+    int need_ds = dq || dk, need_part = dk || dv;
+    size_t n_ds = need_ds ? (size_t)n_heads * len_max * len_max : 0;
+    size_t n_part = need_part ? (size_t)n_heads * len_max * hd : 0;
+    float *scratch = NULL;
+    CUDA_CHECK(cudaMallocAsync((void **)&scratch, (n_ds + n_part) * sizeof *scratch, st));
+    float *dS = scratch, *part = scratch + n_ds;
 
     size_t off = 0;
     for (int s = 0; s < n_seg; s++) {
@@ -213,16 +201,16 @@ extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const f
         if (sg.len == 0) continue;
         const float *P = probs + off;
         if (need_ds) {
+            for (int g = 0; g < n_kv; g++) attn_rows_by_keys(blas, &sg, 1.0f, dout, v, dS, g);
             dim3 grid((unsigned)sg.len, (unsigned)n_heads);
-            attention_ds_kernel<<<grid, REDUCE_THREADS, (size_t)hd * sizeof(float), st>>>(dq, dS, dout, P, k, v, sg);
+            attention_ds_kernel<<<grid, attn_row_threads(sg.len), 0, st>>>(dS, P, sg.len, sg.causal);
             CUDA_CHECK(cudaGetLastError());
         }
-        if (dk || dv) {
-            dim3 grid((unsigned)sg.len, (unsigned)n_kv);
-            attention_dkv_kernel<<<grid, kv_threads, 0, st>>>(dk, dv, dS, P, q, dout, sg);
-            CUDA_CHECK(cudaGetLastError());
-        }
+        if (dq)
+            for (int g = 0; g < n_kv; g++) attn_rows_by_values(blas, &sg, sg.scale, dS, k, 1.0f, dq, g);
+        if (dk) attn_keys_grad(blas, &sg, sg.scale, dS, q, part, dk);
+        if (dv) attn_keys_grad(blas, &sg, 1.0f, P, dout, part, dv);
         off += (size_t)n_heads * sg.len * sg.len;
     }
-    if (need_ds) CUDA_CHECK(cudaFreeAsync(dS, st));
+    CUDA_CHECK(cudaFreeAsync(scratch, st));
 }

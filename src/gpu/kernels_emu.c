@@ -158,9 +158,9 @@ static void emu_attention_args(struct emu_state *st, const char *who, const int 
 }
 
 void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v, const int *seg,
-                            int n_seg, int n_heads, int n_kv, int hd, int causal, void *stream)
+                            int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
 {
-    struct emu_state *st = emu_state_of(stream, __func__);
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
     long qn, kvn;
     emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
     DEV(out, qn), DEV(q, qn), DEV(k, kvn), DEV(v, kvn), DEV(probs, attention_probs_size(seg, n_seg, n_heads));
@@ -169,9 +169,9 @@ void attention_forward_cuda(float *out, float *probs, const float *q, const floa
 
 void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                              const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
-                             int causal, void *stream)
+                             int causal, const struct gpu_blas *blas)
 {
-    struct emu_state *st = emu_state_of(stream, __func__);
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
     long qn, kvn;
     emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
     DEV_OPT(dq, qn), DEV_OPT(dk, kvn), DEV_OPT(dv, kvn), DEV(dout, qn), DEV(q, qn), DEV(k, kvn), DEV(v, kvn);

@@ -75,7 +75,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
     rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     attention_forward_cuda(a->att, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal,
-                           g->stream);
+                           g->blas);
     dev_linear_forward(d, a->x_mid, a->att, w->o_w, w->o_b, T, qd, D);
     residual_forward_cuda(a->x_mid, a->x_mid, x, (long)T * D, g->stream);
     norm_forward(g, s, a->n2, a->mean2, a->rstd2, a->x_mid, W(p, w->norm2_w), W(p, w->norm2_b));
@@ -131,7 +131,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd), *dn1 = gpu_zeros_floats(g, TD);
     dev_linear_backward(d, datt, dx_mid, a->att, w->o_w, w->o_b, T, qd, D);
     attention_backward_cuda(dq, dk, dv, datt, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd,
-                            s->causal, g->stream);
+                            s->causal, g->blas);
     rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
     rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     dev_linear_backward(d, dn1, dq, a->n1, w->q_w, w->q_b, T, D, qd);

@@ -23,6 +23,7 @@
 
 #include "gpu_test.h"
 #include "mmupt/err.h"
+#include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
 
 #define TOL 1e-5      /* out, dq, dk, dv: relative to the largest value */
@@ -127,7 +128,12 @@ static double probs_check(const struct attn_case *c, const float *got, long *mas
 #define CASE_FMT "%s, heads %d/%d, hd %d, causal %d"
 #define CASE_ARGS(c) (c)->L->name, (c)->n_heads, (c)->n_kv, (c)->hd, (c)->causal
 
-static void forward_case(struct test_state *ts, const struct attn_case *c, cudaStream_t st)
+/* cuBLAS handles: on the test's own stream, and on the default stream for the repeats. */
+struct blas_pair {
+    struct gpu_blas st, def;
+};
+
+static void forward_case(struct test_state *ts, const struct attn_case *c, const struct blas_pair *bp)
 {
     const struct layout *L = c->L;
     float *d_q = gpu_test_upload_floats(c->q, c->nq), *d_k = gpu_test_upload_floats(c->k, c->nk), *d_v = gpu_test_upload_floats(c->v, c->nk);
@@ -137,7 +143,7 @@ static void forward_case(struct test_state *ts, const struct attn_case *c, cudaS
     for (size_t i = 0; i < c->np; i++) garbage[i] = 7.0f;
     float *d_probs = gpu_test_upload_floats(garbage, c->np);
     attention_forward_cuda(d_out, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv, c->hd, c->causal,
-                           st);
+                           &bp->st);
     double eo = dev_rel_err(d_out, c->out, c->nq);
     CHECK_MSG(ts, eo < TOL, "forward out, " CASE_FMT ": err %g", CASE_ARGS(c), eo);
     float *probs = gpu_test_download_floats(d_probs, c->np);
@@ -149,7 +155,7 @@ static void forward_case(struct test_state *ts, const struct attn_case *c, cudaS
     /* Again on the default stream, over the first call's results: the same bits. */
     float *d_out2 = gpu_test_upload_floats(c->dq0, c->nq), *d_probs2 = gpu_test_upload_floats(garbage, c->np);
     attention_forward_cuda(d_out2, d_probs2, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv, c->hd, c->causal,
-                           NULL);
+                           &bp->def);
     CHECK_MSG(ts, gpu_test_dev_same(d_out2, d_out, c->nq), "forward out, " CASE_FMT ": not repeatable", CASE_ARGS(c));
     CHECK_MSG(ts, gpu_test_dev_same(d_probs2, d_probs, c->np), "forward probs, " CASE_FMT ": not repeatable", CASE_ARGS(c));
 
@@ -159,7 +165,7 @@ static void forward_case(struct test_state *ts, const struct attn_case *c, cudaS
     free(probs);
 }
 
-static void backward_case(struct test_state *ts, const struct attn_case *c, cudaStream_t st)
+static void backward_case(struct test_state *ts, const struct attn_case *c, const struct blas_pair *bp)
 {
     const struct layout *L = c->L;
     size_t nq = c->nq, nk = c->nk;
@@ -168,7 +174,7 @@ static void backward_case(struct test_state *ts, const struct attn_case *c, cuda
     float *d_dout = gpu_test_upload_floats(c->dout, nq), *d_probs = gpu_test_upload_floats(c->probs, c->np);
     float *d_dq = gpu_test_upload_floats(c->dq0, nq), *d_dk = gpu_test_upload_floats(c->dk0, nk), *d_dv = gpu_test_upload_floats(c->dv0, nk);
     attention_backward_cuda(d_dq, d_dk, d_dv, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
-                            c->hd, c->causal, st);
+                            c->hd, c->causal, &bp->st);
     double eq = dev_rel_err(d_dq, c->dq, nq), ek = dev_rel_err(d_dk, c->dk, nk), ev = dev_rel_err(d_dv, c->dv, nk);
     CHECK_MSG(ts, eq < TOL, "backward dq, " CASE_FMT ": err %g", CASE_ARGS(c), eq);
     CHECK_MSG(ts, ek < TOL, "backward dk, " CASE_FMT ": err %g", CASE_ARGS(c), ek);
@@ -177,11 +183,11 @@ static void backward_case(struct test_state *ts, const struct attn_case *c, cuda
     /* One gradient at a time (the others NULL), on the default stream: the same bits. */
     float *d_dq1 = gpu_test_upload_floats(c->dq0, nq), *d_dk1 = gpu_test_upload_floats(c->dk0, nk), *d_dv1 = gpu_test_upload_floats(c->dv0, nk);
     attention_backward_cuda(d_dq1, NULL, NULL, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
-                            c->hd, c->causal, NULL);
+                            c->hd, c->causal, &bp->def);
     attention_backward_cuda(NULL, d_dk1, NULL, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
-                            c->hd, c->causal, NULL);
+                            c->hd, c->causal, &bp->def);
     attention_backward_cuda(NULL, NULL, d_dv1, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv,
-                            c->hd, c->causal, NULL);
+                            c->hd, c->causal, &bp->def);
     CHECK_MSG(ts, gpu_test_dev_same(d_dq1, d_dq, nq), "backward dq, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
     CHECK_MSG(ts, gpu_test_dev_same(d_dk1, d_dk, nk), "backward dk, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
     CHECK_MSG(ts, gpu_test_dev_same(d_dv1, d_dv, nk), "backward dv, " CASE_FMT ": differs when computed alone", CASE_ARGS(c));
@@ -192,7 +198,7 @@ static void backward_case(struct test_state *ts, const struct attn_case *c, cuda
 
 /* Every layout x head layout x head size x mask; each case's main calls on a stream of its own,
  * its variants on the default stream. */
-static void test_against_reference(struct test_state *ts, cudaStream_t st)
+static void test_against_reference(struct test_state *ts, const struct blas_pair *bp)
 {
     for (int l = 0; l < N_LAYOUTS; l++)
         for (int h = 0; h < N_HEADS; h++)
@@ -201,20 +207,20 @@ static void test_against_reference(struct test_state *ts, cudaStream_t st)
                     if (!gpu_test_keep(l + h + d + causal, N_HDS)) continue;
                     struct attn_case c;
                     case_init(&c, &LAYOUTS[l], HEADS[h][0], HEADS[h][1], HDS[d], causal);
-                    forward_case(ts, &c, st);
-                    backward_case(ts, &c, st);
+                    forward_case(ts, &c, bp);
+                    backward_case(ts, &c, bp);
                     case_free(&c);
                 }
 }
 
 /* Only empty segments: nothing to compute, and nothing written (the gradients keep their values). */
-static void test_empty_segments(struct test_state *ts, cudaStream_t st)
+static void test_empty_segments(struct test_state *ts, const struct blas_pair *bp)
 {
     static const int seg[] = {0, 0, 0};
     float sentinel = 5.0f;
     float *d = gpu_test_upload_floats(&sentinel, 1);
-    attention_forward_cuda(d, d, d, d, d, seg, 2, 2, 1, 8, 1, st);
-    attention_backward_cuda(d, d, d, d, d, d, d, d, seg, 2, 2, 1, 8, 1, st);
+    attention_forward_cuda(d, d, d, d, d, seg, 2, 2, 1, 8, 1, &bp->st);
+    attention_backward_cuda(d, d, d, d, d, d, d, d, seg, 2, 2, 1, 8, 1, &bp->st);
     float got = 0.0f;
     gpu_test_download(&got, d, sizeof got);
     CHECK_MSG(ts, got == 5.0f, "empty segments: a buffer changed to %g", got);
@@ -225,8 +231,16 @@ int main(void)
 {
     cudaStream_t st = gpu_test_begin_stream();
     struct test_state ts = {0};
-    RUN_WITH(&ts, test_against_reference, st);
-    RUN_WITH(&ts, test_empty_segments, st);
+    struct blas_pair bp;
+    struct mmupt_err err = {0};
+    if (gpu_blas_init(&bp.st, st, &err) || gpu_blas_init(&bp.def, NULL, &err)) {
+        fprintf(stderr, "gpu_blas_init: %s\n", err.msg);
+        return 1;
+    }
+    RUN_WITH(&ts, test_against_reference, &bp);
+    RUN_WITH(&ts, test_empty_segments, &bp);
+    gpu_blas_free(&bp.st);
+    gpu_blas_free(&bp.def);
     CUDA_CHECK(cudaStreamDestroy(st));
     return test_summary(&ts);
 }

@@ -181,7 +181,7 @@ static void test_absurd_sizes(struct test_state *ts)
     char *json = malloc(n + 4096);
     int k = snprintf(json, 4096, "{\"model\": {\"type\": \"BPE\", \"merges\": [], \"vocab\": {\"");
     memset(json + k, 'x', n);
-    snprintf(json + k + n, 4096, "\": 0}}}");
+    snprintf(json + k + n, (size_t)(4096 - k), "\": 0}}}"); /* what is left of the n + 4096 */
     expect_fail(ts, "long token", json, strlen(json), (const char *[]){"model.vocab: token of 2000 bytes", NULL});
     free(json);
     /* More added tokens than allowed. */
@@ -199,7 +199,7 @@ static void test_absurd_sizes(struct test_state *ts)
     k = snprintf(json, 4096, "{\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", "
                              "\"behavior\": \"Isolated\", \"pattern\": {\"Regex\": \"");
     memset(json + k, 'a', rl);
-    snprintf(json + k + rl, 4096, "\"}}, {\"type\": \"ByteLevel\"}]}, \"decoder\": {\"type\": \"ByteLevel\"}, "
+    snprintf(json + k + rl, (size_t)(4096 - k), "\"}}, {\"type\": \"ByteLevel\"}]}, \"decoder\": {\"type\": \"ByteLevel\"}, "
                                   "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}");
     expect_fail(ts, "long regex", json, strlen(json), (const char *[]){"pattern of 5000 bytes", NULL});
     free(json);

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Where the GPU time goes: every kernel of a learner step and of a short rollout, timed one by one by
+# Nsight Compute (ncu, gpu__time_duration only: one pass, no counter replay), summed by kernel name
+# into a table (share of the total, launches, mean time). The shapes are the learner and rollout
+# benchmarks' widths with 4 layers instead of 28/24: every kernel has its benchmark shape, there are
+# just fewer of them, so ncu's per-launch overhead fits a short device visit.
+#
+#   benchmarks/gpu_profile.sh [learner|learner-torch|rollout ...]   (default all three)
+#
+# learner-torch is PyTorch eager's step of the same shape (benchmarks/model_cpu_torch.py, bf16): what
+# each of its kernels costs beside ours (its weight initialisation's kernels are in its table too).
+# MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the tables go; PROFILE_LIMIT_S:
+# the time limit of each ncu run (default 240).
+#
+# Each profile leaves OUT/profile-NAME.txt (the table) and OUT/profile-NAME.csv.gz (ncu's rows). The
+# wall time of the same run without ncu is printed too: ncu serialises kernels and adds its own
+# gaps, so the table says which kernels cost the most, not what the whole step costs.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+build=${MMUPT_BUILD_DIR:-build-gpu}
+out=${OUT:-gpu-profile-out}
+mkdir -p "$out"
+ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+[ -n "$ncu" ] || { echo "gpu_profile.sh: no ncu (Nsight Compute) on this machine" >&2; exit 1; }
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(learner learner-torch rollout)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# CONFIG with num_hidden_layers set to 4 (the JSON is flat enough for one substitution).
+few_layers() {
+    sed -E 's/"num_hidden_layers": *[0-9]+/"num_hidden_layers": 4/' "$1" >"$tmp/$(basename "$1")"
+    echo "$tmp/$(basename "$1")"
+}
+
+# profile NAME CMD...: the run's wall time alone, then under ncu; the table by kernel name.
+profile() {
+    local name=$1
+    shift
+    echo "## $name: $*"
+    echo "without ncu: $("$@" 2>&1 | tail -1)"
+    timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+        --print-kernel-base function --log-file "$tmp/$name.csv" "$@" >"$tmp/$name.out" 2>&1 ||
+        { echo "ncu failed:"; tail -5 "$tmp/$name.out"; return 1; }
+    python3 - "$tmp/$name.csv" <<'PY' | tee "$out/profile-$name.txt"
+import csv, sys
+rows = list(csv.reader(l for l in open(sys.argv[1]) if l.startswith('"')))
+head, body = rows[0], rows[1:]
+k, v = head.index("Kernel Name"), head.index("Metric Value")
+tot, cnt = {}, {}
+for r in body:
+    ns = float(r[v].replace(",", ""))
+    tot[r[k]] = tot.get(r[k], 0.0) + ns
+    cnt[r[k]] = cnt.get(r[k], 0) + 1
+all_ns = sum(tot.values())
+print(f"{len(body)} kernel launches, {all_ns / 1e6:.2f} ms of kernel time in all")
+print(f"| kernel | share | ms | launches | us each |")
+print("|---|---|---|---|---|")
+for name in sorted(tot, key=tot.get, reverse=True)[:30]:
+    print(f"| {name[:90]} | {100 * tot[name] / all_ns:.1f}% | {tot[name] / 1e6:.2f} | {cnt[name]} | "
+          f"{tot[name] / cnt[name] / 1e3:.1f} |")
+PY
+    gzip -c "$tmp/$name.csv" >"$out/profile-$name.csv.gz"
+    echo
+}
+
+for name in "${names[@]}"; do
+    case $name in
+        learner) # one warm-up step and one timed step of 8 x 384 at the 1.5B widths
+            profile learner "$build/benchmarks/model_cpu" --device --dtype bf16 \
+                "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
+        learner-torch)
+            profile learner-torch python3 benchmarks/model_cpu_torch.py --device cuda --dtype bf16 \
+                "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
+        rollout) # 64 prompts of 128 tokens and 16 new at the 0.5B widths (prefill, decode graphs)
+            profile rollout "$build/benchmarks/rollout" --device --dtype bf16 \
+                "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
+        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-torch, rollout)" >&2; exit 2 ;;
+    esac
+done
