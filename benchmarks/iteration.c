@@ -8,8 +8,9 @@
  *
  * Random weights and prompt tokens. The "answer" of a sample, for the vote, is its last token (a
  * stand-in for answer extraction, which is not what costs time). Prints one JSON line with the
- * seconds of each phase. --device runs the model and the optimizer on the device model (the GPU in
- * a CUDA build, the emulator otherwise). --dtype: bf16 (the default with --device) runs the GEMMs in
+ * seconds of each phase of the second of two iterations: the first, with at most 16 new tokens, is
+ * a warm-up (as in iteration_torch.py). --device runs the model and the optimizer on the device
+ * model (the GPU in a CUDA build, the emulator otherwise). --dtype: bf16 (the default with --device) runs the GEMMs in
  * bf16 over fp32 master weights (model_dev_set_bf16; the reference model gets its own bf16 copy),
  * fp32 everything in fp32; the CPU reference is fp32 only. */
 #include <math.h>
@@ -154,6 +155,77 @@ static void dev_open(struct engine *e, int bf16)
     gpu_sync(&e->g);
 }
 
+/* Seconds of each phase of one iteration: rollout, reward, learn (log-probs, loss, backward), optimizer. */
+struct phases {
+    double rollout, reward, learn, optim, norm;
+    int64_t generated;
+};
+
+/* One whole iteration with rc (its max_new tokens per sample); the samples are freed after. */
+static void iteration_once(struct engine *e, const struct rollout_config *rc, const struct rollout_question *q, int P,
+                           const int64_t *prompts, int S, int MB, struct optim *opt, struct phases *ph)
+{
+    struct model *m = e->m;
+    int G = rc->G;
+    struct mmupt_err err;
+    struct collected c = {.s = calloc((size_t)P * G, sizeof *c.s), .G = G};
+    double t0 = mmupt_now();
+    if (rollout_run(m, rc, q, P, collect, &c, &err)) {
+        fprintf(stderr, "iteration: %s\n", err.msg);
+        exit(1);
+    }
+    double t1 = mmupt_now();
+    /* rewards: the majority of the samples' last tokens, then group advantages */
+    float *rew = malloc((size_t)P * G * sizeof *rew), *adv = malloc((size_t)P * G * sizeof *adv);
+    char (*ans)[24] = malloc((size_t)G * sizeof *ans);
+    const char **ap = malloc((size_t)G * sizeof *ap);
+    for (int i = 0; i < P; i++) {
+        for (int k = 0; k < G; k++) {
+            const struct rollout_sample *s = &c.s[i * G + k];
+            snprintf(ans[k], sizeof ans[k], "%d", s->ids[s->n - 1]);
+            ap[k] = ans[k];
+        }
+        struct reward_vote_result vote;
+        reward_majority(ap, G, REWARD_VOTE_PAPER, 0.0, same_text, rew + i * G, &vote);
+    }
+    grpo_advantages(rew, P, G, 1e-6f, 0, adv);
+    double t2 = mmupt_now();
+    struct grpo_params gp;
+    grpo_params_default(&gp);
+    gp.tau = 1.0f;
+    int n_seq = P * G, n_mb = (n_seq + MB - 1) / MB;
+    gp.scale = 1.0f / (float)n_mb;
+    if (e->on_device) model_dev_zero_grad(&e->d);
+    else model_zero_grad(m);
+    for (int f = 0; f < n_seq; f += MB) micro_step(e, &c, prompts, S, adv, f, n_seq - f < MB ? n_seq - f : MB, &gp);
+    double t3 = mmupt_now();
+    struct optim_config oc = {.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
+                              .clip_grad_norm = 1.0};
+    if (e->on_device) {
+        optim_step_device(opt, &oc, oc.lr, e->d_policy, e->d.grads, e->d_m, e->d_v, e->g.stream, &ph->norm);
+        model_dev_params_changed(&e->d); /* the policy's bf16 copy follows its new weights */
+        gpu_sync(&e->g);
+    } else {
+        host_step(opt, &oc, m->params, m->grads, &ph->norm);
+    }
+    double t4 = mmupt_now();
+    ph->rollout = t1 - t0;
+    ph->reward = t2 - t1;
+    ph->learn = t3 - t2;
+    ph->optim = t4 - t3;
+    ph->generated = 0;
+    for (int i = 0; i < n_seq; i++) {
+        ph->generated += c.s[i].n;
+        free(c.s[i].ids);
+        free(c.s[i].logp);
+    }
+    free(c.s);
+    free(rew);
+    free(adv);
+    free(ans);
+    free(ap);
+}
+
 int main(int argc, char **argv)
 {
     mmupt_runtime_init();
@@ -199,7 +271,6 @@ int main(int argc, char **argv)
         plen[i] = S;
         q[i] = (struct rollout_question){.id = i, .prompt = {.n_seq = 1, .seq_len = &plen[i], .tokens = prompts + (int64_t)i * S}};
     }
-    struct collected c = {.s = calloc((size_t)P * G, sizeof *c.s), .G = G};
     /* a VL config must not generate image or video tokens (no pixels to go with them): banned */
     int32_t ban_ids[2] = {(int32_t)cfg.image_token_id, (int32_t)cfg.video_token_id};
     float ban[2] = {-INFINITY, -INFINITY};
@@ -208,54 +279,21 @@ int main(int argc, char **argv)
                                              .n_bias = cfg.has_vision ? 2 : 0},
                                 .dev = e.on_device ? &e.d : NULL};
 
-    double t0 = mmupt_now();
-    if (rollout_run(&m, &rc, q, P, collect, &c, &err)) {
-        fprintf(stderr, "iteration: %s\n", err.msg);
-        return 1;
-    }
-    double t1 = mmupt_now();
-    /* rewards: the majority of the samples' last tokens, then group advantages */
-    float *rew = malloc((size_t)P * G * sizeof *rew), *adv = malloc((size_t)P * G * sizeof *adv);
-    char (*ans)[24] = malloc((size_t)G * sizeof *ans);
-    const char **ap = malloc((size_t)G * sizeof *ap);
-    for (int i = 0; i < P; i++) {
-        for (int k = 0; k < G; k++) {
-            const struct rollout_sample *s = &c.s[i * G + k];
-            snprintf(ans[k], sizeof ans[k], "%d", s->ids[s->n - 1]);
-            ap[k] = ans[k];
-        }
-        struct reward_vote_result vote;
-        reward_majority(ap, G, REWARD_VOTE_PAPER, 0.0, same_text, rew + i * G, &vote);
-    }
-    grpo_advantages(rew, P, G, 1e-6f, 0, adv);
-    double t2 = mmupt_now();
-    struct grpo_params gp;
-    grpo_params_default(&gp);
-    gp.tau = 1.0f;
-    int n_seq = P * G, n_mb = (n_seq + MB - 1) / MB;
-    gp.scale = 1.0f / (float)n_mb;
-    if (e.on_device) model_dev_zero_grad(&e.d);
-    else model_zero_grad(&m);
-    for (int f = 0; f < n_seq; f += MB) micro_step(&e, &c, prompts, S, adv, f, n_seq - f < MB ? n_seq - f : MB, &gp);
-    double t3 = mmupt_now();
-    struct optim_config oc = {.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
-                              .clip_grad_norm = 1.0};
-    double norm = 0;
-    if (e.on_device) {
-        optim_step_device(&opt, &oc, oc.lr, e.d_policy, e.d.grads, e.d_m, e.d_v, e.g.stream, &norm);
-        model_dev_params_changed(&e.d); /* the policy's bf16 copy follows its new weights */
-        gpu_sync(&e.g);
-    } else {
-        host_step(&opt, &oc, m.params, m.grads, &norm);
-    }
-    double t4 = mmupt_now();
-    int64_t gen = 0;
-    for (int i = 0; i < n_seq; i++) gen += c.s[i].n;
+
+    /* A short warm-up iteration first (both here and in iteration_torch.py): the device's one-time
+     * costs - kernels loaded on first use, cuBLAS's choices per shape, the decode graphs' recording -
+     * are a process's, not every iteration's. */
+    struct phases ph;
+    struct rollout_config warm = rc;
+    warm.max_new = NEW < 16 ? NEW : 16;
+    iteration_once(&e, &warm, q, P, prompts, S, MB, &opt, &ph);
+    iteration_once(&e, &rc, q, P, prompts, S, MB, &opt, &ph);
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"params\": %lld, "
            "\"prompts\": %d, \"G\": %d, \"prompt\": %d, \"new\": %d, \"micro_batch\": %d, \"generated\": %lld, "
            "\"rollout_s\": %.4f, \"reward_s\": %.4f, \"learn_s\": %.4f, \"optim_s\": %.4f, \"iteration_s\": %.4f, "
            "\"grad_norm\": %.6g}\n",
            e.on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1],
-           (long long)m.spec.total, P, G, S, NEW, MB, (long long)gen, t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, norm);
+           (long long)m.spec.total, P, G, S, NEW, MB, (long long)ph.generated, ph.rollout, ph.reward, ph.learn, ph.optim,
+           ph.rollout + ph.reward + ph.learn + ph.optim, ph.norm);
     return 0;
 }

@@ -4,7 +4,8 @@ for each of P random prompts (temperature 1, NEW tokens, no early stop), majorit
 last tokens and group advantages, then per micro-batch of MB sequences the reference model's
 log-probs, the policy forward, the GRPO loss (clip 0.2/0.3, low_var_kl with coefficient 0.01,
 token mean) and backward, then AdamW (lr 1e-6, weight decay 0.01) after clipping the norm to 1.
-Prints one JSON line with the seconds of each phase.
+Prints one JSON line with the seconds of each phase of the second of two iterations: the first, with
+at most 16 new tokens, is a warm-up (as in iteration.c).
 
 usage: iteration_torch.py [--device cuda] [--dtype fp32|bf16] CONFIG.json P G PROMPT_LEN NEW MB
 """
@@ -23,18 +24,8 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def main():
-    device, dtype = pop_device_args(sys.argv)
-    path = sys.argv[1]
-    P, G, S, NEW, MB = (int(x) for x in sys.argv[2:7])
-    cfg, model, vision = random_model(path, device, dtype)
-    if vision:
-        raise SystemExit("iteration_torch.py: text configs only (as the benchmark's prompts)")
-    ref = copy.deepcopy(model).eval()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01)
-    prompts = torch.randint(0, cfg.vocab_size, (P, S), device=device)
-    n_params = sum(p.numel() for p in model.parameters())
-
+def iteration(device, model, ref, opt, prompts, P, G, S, NEW, MB):
+    """One whole iteration with NEW new tokens per sample; the phases' end times and the norm."""
     sync(device)
     t0 = time.perf_counter()
     model.eval()
@@ -74,9 +65,26 @@ def main():
     opt.step()
     sync(device)
     t4 = time.perf_counter()
+    return t0, t1, t2, t3, t4, norm, seqs
+
+
+def main():
+    device, dtype = pop_device_args(sys.argv)
+    path = sys.argv[1]
+    P, G, S, NEW, MB = (int(x) for x in sys.argv[2:7])
+    cfg, model, vision = random_model(path, device, dtype)
+    if vision:
+        raise SystemExit("iteration_torch.py: text configs only (as the benchmark's prompts)")
+    ref = copy.deepcopy(model).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01)
+    prompts = torch.randint(0, cfg.vocab_size, (P, S), device=device)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    iteration(device, model, ref, opt, prompts, P, G, S, min(NEW, 16), MB)  # the warm-up
+    t0, t1, t2, t3, t4, norm, seqs = iteration(device, model, ref, opt, prompts, P, G, S, NEW, MB)
     print(json.dumps({"impl": "pytorch", "device": device, "dtype": str(dtype).split(".")[-1], "config": path,
                       "params": n_params, "prompts": P, "G": G, "prompt": S, "new": NEW, "micro_batch": MB,
-                      "generated": int(n * (seqs.shape[1] - S)), "rollout_s": round(t1 - t0, 4),
+                      "generated": int(seqs.shape[0] * (seqs.shape[1] - S)), "rollout_s": round(t1 - t0, 4),
                       "reward_s": round(t2 - t1, 4), "learn_s": round(t3 - t2, 4), "optim_s": round(t4 - t3, 4),
                       "iteration_s": round(t4 - t0, 4), "grad_norm": float(norm)}))
 

@@ -27,17 +27,17 @@ PEAK = 989e12
 def mfu(r):
     return 6 * r["params"] * r["batch"] * r["seq"] / r["step_s"] / PEAK
 a = json.loads(sys.argv[1])
-print(f"| {a['params'] / 1e9:.2f}B params, {a['batch']} x {a['seq']} | step (s) | tokens/s | MFU | loss |")
-print("|---|---|---|---|---|")
-print(f"| mmupt ({a['device']}, {a['dtype']}) | {a['step_s']:.3f} | {a['tokens_per_s']:.0f} | {100 * mfu(a):.1f}% | {a['loss']:.4f} |")
+print(f"| {a['params'] / 1e9:.2f}B params, {a['batch']} x {a['seq']} | step (s) | tokens/s | MFU | loss | step / mmupt's |")
+print("|---|---|---|---|---|---|")
+print(f"| mmupt ({a['device']}, {a['dtype']}) | {a['step_s']:.3f} | {a['tokens_per_s']:.0f} | {100 * mfu(a):.1f}% | {a['loss']:.4f} | 1.00x |")
 for raw in sys.argv[2:]:
     try:
         b = json.loads(raw)
     except ValueError:
-        print("| PyTorch eager | failed | - | - | - |")
+        print("| PyTorch eager | failed | - | - | - | - |")
         continue
     print(f"| PyTorch eager ({b['dtype']}) | {b['step_s']:.3f} | {b['tokens_per_s']:.0f} | {100 * mfu(b):.1f}% | "
-          f"{b['loss']:.4f} |")
+          f"{b['loss']:.4f} | {b['step_s'] / a['step_s']:.2f}x |")
 print()
 print(f"target (issue 10): MFU >= 50% in bf16; mmupt measured {100 * mfu(a):.1f}% in {a['dtype']} "
       "(losses differ: different random weights)")

@@ -3,7 +3,10 @@
  *
  *   rollout [--device [--dtype fp32|bf16]] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
  *
- * Random weights and prompts as in model_cpu.c; prints one JSON line. --device decodes with the device
+ * Random weights and prompts as in model_cpu.c. A warm-up rollout of at most 16 new tokens, then the
+ * timed one; prints one JSON line: tokens/s, the time until every sample drew its first token
+ * (prefill_s), the mean decode step after that, and (device) how many steps replayed a CUDA graph
+ * (graph_steps, or graph_error: why not). --device decodes with the device
  * model (include/mmupt/model_dev.h: the GPU in a CUDA build, the emulator otherwise); the weights'
  * upload is not timed. --dtype: bf16 (the default with --device) runs the GEMMs in bf16 over fp32
  * weights (model_dev_set_bf16), fp32 everything in fp32; the CPU reference is fp32 only.
@@ -24,14 +27,36 @@ static float urand(uint64_t *s)
     return (float)((*s >> 40) * (1.0 / 16777216.0)) - 0.5f;
 }
 
-static int64_t generated;
+/* What a rollout's callbacks count: tokens drawn, and when the last sample drew its first (the
+ * prefill's end: every sample's first draw follows its prompt's prefill). */
+struct tally {
+    int64_t generated, drawn;
+    int batch;
+    double first_all;
+};
 
 static void count(void *ctx, struct rollout_sample *s)
 {
-    (void)ctx;
-    generated += s->n;
+    struct tally *t = ctx;
+    t->generated += s->n;
     free(s->ids);
     free(s->logp);
+}
+
+static void on_token(void *ctx, int64_t question, int sample, int32_t token)
+{
+    (void)question, (void)sample, (void)token;
+    struct tally *t = ctx;
+    if (++t->drawn == t->batch) t->first_all = mmupt_now();
+}
+
+/* s with quotes and backslashes turned into apostrophes and slashes, in place: a JSON string. */
+static const char *json_safe(char *s)
+{
+    for (char *c = s; *c; c++)
+        if (*c == '"') *c = '\'';
+        else if (*c == '\\' || (unsigned char)*c < 0x20) *c = '/';
+    return s;
 }
 
 int main(int argc, char **argv)
@@ -92,17 +117,32 @@ int main(int argc, char **argv)
         gpu_sync(&gpu);
         rc.dev = &dev;
     }
+    /* A short warm-up rollout first (as in rollout_torch.py): kernels loaded on first use and
+     * cuBLAS's choices per shape are a process's one-time costs, not every rollout's. */
+    struct rollout_config warm = rc;
+    warm.max_new = NEW < 16 ? NEW : 16;
+    struct tally tw = {.batch = B}, t = {.batch = B};
+    if (rollout_run(&m, &warm, q, B, count, &tw, &err)) {
+        fprintf(stderr, "rollout: %s\n", err.msg);
+        return 1;
+    }
+    long long graphs_warm = on_device ? dev.graph_steps : 0;
+    rc.on_token = on_token;
     double t0 = mmupt_now();
-    if (rollout_run(&m, &rc, q, B, count, NULL, &err)) {
+    if (rollout_run(&m, &rc, q, B, count, &t, &err)) {
         fprintf(stderr, "rollout: %s\n", err.msg);
         return 1;
     }
     if (on_device) gpu_sync(&gpu);
-    double dt = mmupt_now() - t0;
+    double t1 = mmupt_now(), dt = t1 - t0;
+    /* prefill_s: until every sample had drawn its first token; decode steps after that */
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"batch\": %d, "
-           "\"prompt\": %d, \"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
+           "\"prompt\": %d, \"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
+           "\"prefill_s\": %.4f, \"decode_step_ms\": %.3f, \"graph_steps\": %lld, \"graph_error\": \"%s\"}\n",
            on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1], B, S, NEW,
-           (long long)generated, dt, (double)generated / dt);
+           (long long)t.generated, dt, (double)t.generated / dt, t.first_all - t0,
+           NEW > 1 ? (t1 - t.first_all) * 1e3 / (NEW - 1) : 0.0, on_device ? dev.graph_steps - graphs_warm : 0LL,
+           on_device ? json_safe(dev.graph_error) : "");
     if (on_device) {
         model_dev_free(&dev);
         gpu_ctx_free(&gpu);

@@ -3,7 +3,8 @@
 # Rollout on one GPU (issue 10's figure): generated tokens/s of mmupt's device rollout for the
 # 0.5B-shape Qwen2 config, 64 prompts x 128 tokens, 256 new tokens sampled at temperature 1 (no early
 # stop), beside transformers' generate on the same GPU in the same invocation, fp32 and bf16 (the
-# usual baseline). Prints a markdown table with the ratios.
+# usual baseline); each side runs a warm-up of 16 new tokens before its timed rollout. Prints a
+# markdown table with the ratios.
 #
 #   benchmarks/rollout_cuda.sh [BATCH PROMPT NEW]        (MMUPT_BUILD_DIR: the CUDA build, default build-gpu;
 #                                                         MMUPT_DTYPE=fp32 for mmupt's fp32 path)
@@ -33,4 +34,7 @@ for raw in sys.argv[2:]:
           f"mmupt is {a['tokens_per_s'] / b['tokens_per_s']:.2f}x |")
 print()
 print(f"target (issue 10): >= 50,000 tokens/s; mmupt measured {a['tokens_per_s']:.0f} in {a['dtype']}")
+print(f"mmupt's timed rollout (after a warm-up of 16 tokens): prefill and first draws {a['prefill_s']:.3f} s, then "
+      f"{a['decode_step_ms']:.2f} ms per decode step of {a['batch']} rows; {a['graph_steps']} steps replayed a CUDA graph"
+      + (f" (graphs off: {a['graph_error']})" if a['graph_error'] else ""))
 PY

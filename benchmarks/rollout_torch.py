@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """transformers twin of benchmarks/rollout.c: generate() with the same config, batch, prompt length,
 new tokens (min_new_tokens = max_new_tokens, no eos), sampling at temperature 1 (top_k 0, top_p 1),
-threads from OMP_NUM_THREADS; prompts include one image per sequence for vision configs.
+threads from OMP_NUM_THREADS; prompts include one image per sequence for vision configs. A short
+warm-up generate (at most 16 new tokens) comes before the timed one, as in rollout.c.
 
 usage: rollout_torch.py [--device cuda] [--dtype fp32|bf16] CONFIG.json BATCH PROMPT_LEN NEW [IMAGE_SIDE]
 """
@@ -26,6 +27,9 @@ def main():
     gen = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=new, min_new_tokens=new,
                eos_token_id=None, pad_token_id=0)
     with torch.no_grad():
+        # A short warm-up generate first (as in rollout.c): one-time costs are not every rollout's.
+        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs,
+                       **dict(gen, max_new_tokens=min(new, 16), min_new_tokens=min(new, 16)))
         if device != "cpu":
             torch.cuda.synchronize()
         t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 // Decode attention over the KV cache: the CUDA twin of kernels/cpu/attention_decode.c, in fp32, with
 // its layouts (q, out: [n, n_heads, hd]; one cache layer [n_slots, max_len, n_kv, hd]; row i reads slot
-// slot[i], positions 0..pos[i]) and its arithmetic order where it decides the result: float scores,
-// expf, a double normaliser, weights p * inv, then the weighted sum over the cache rows in row order.
+// slot[i], positions 0..pos[i]) and its arithmetic where it decides the result: float scores, expf,
+// a double normaliser, weights p * inv; the weighted sum over the cache rows is split over warps
+// (within the tests' fp32 tolerance of the reference's row order).
 //
 // slot and pos are device arrays, uploaded once per decode step and read by every layer: a step
 // makes no host round trip per layer, and its launches only read device memory (what CUDA graph
@@ -12,8 +13,10 @@
 //      over d (coalesced reads of k), a butterfly adds the lanes, lane 0 stores the scaled score;
 //   3. block max, then each thread exponentiates its strided rows and adds them in double, then
 //      a block sum in double (reduce.cuh: fixed order, no atomics);
-//   4. weights p * inv in place, a barrier, and each thread owns output dims d and sums
-//      w_j * v_j[d] over j = 0, 1, ... in order, as the CPU reference does.
+//   4. weights p * inv in place, a barrier; then warp w sums w_j * v_j[d] over its rows j = w,
+//      w + nwarps, ... (lanes over d), and the warps' partial rows are added in warp order. (One
+//      thread per d looping over every row in order, as the CPU reference does, left most of the
+//      block idle and was 60 us of a 0.5B decode layer on an H200: docs/performance.md.)
 // Any length works: every phase loops over the rows. Every addition's order depends only on the
 // launch shape, so a call repeats bit for bit. A slot or position outside the cache (a caller's
 // bookkeeping bug; the reference dies of it) traps.
@@ -29,8 +32,9 @@
 #include "launch.cuh"
 #include "reduce.cuh"
 
-// The q row is staged in dynamic shared memory; far below the 48 KiB default, far above any head.
-enum { DECODE_MAX_HD = 4096 };
+// Dynamic shared memory holds the q row and each warp's partial output row: (1 + 8) * hd floats,
+// 36 KiB at this bound (the default limit is 48 KiB), four times the largest head in use.
+enum { DECODE_MAX_HD = 1024 };
 
 // A cache element as a float: fp32 caches as they are, bf16 ones widened (exact).
 static __device__ __forceinline__ float kv_load(const float *p) { return *p; }
@@ -85,11 +89,22 @@ static __global__ void attention_decode_kernel(float *out, const float *q, struc
     }
     float inv = (float)(1.0 / reduce_block_sum_double(sum, dscratch));
     for (int j = threadIdx.x; j < L; j += blockDim.x) p[j] *= inv;
-    __syncthreads(); // every weight is read by every thread below
+    __syncthreads(); // every weight is read by every warp below
 
+    // Warp w sums w_j * v_j[d] over its rows j = w, w + nwarps, ... for the dims d of its lanes
+    // (coalesced rows of v, every warp busy); the warps' partial sums are then added in warp order.
+    float *part = qi + hd; // [nwarps][hd]
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        int d = d0 + lane;
+        if (d >= hd) break;
+        float acc = 0.0f;
+        for (int j = warp; j < L; j += nwarps) acc += p[j] * kv_load(v + j * stride + kvoff + d);
+        part[warp * hd + d] = acc;
+    }
+    __syncthreads();
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < L; j++) acc += p[j] * kv_load(v + j * stride + kvoff + d);
+        for (int w = 0; w < nwarps; w++) acc += part[w * hd + d];
         out[row * hd + d] = acc;
     }
 }
@@ -119,7 +134,8 @@ static void decode_launch(float *out, const float *q, const T *cache_k, const T 
     a.max_len = max_len;
     a.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
     unsigned blocks = (unsigned)((long)n * n_heads);
-    attention_decode_kernel<T><<<blocks, REDUCE_THREADS, (size_t)hd * sizeof(float), st>>>(out, q, a);
+    size_t smem = (size_t)(1 + REDUCE_THREADS / 32) * hd * sizeof(float);
+    attention_decode_kernel<T><<<blocks, REDUCE_THREADS, smem, st>>>(out, q, a);
     CUDA_CHECK(cudaGetLastError());
 }
 
