@@ -70,8 +70,9 @@ void gpu_release_cached(const struct gpu_ctx *g);
  * replayed with one launch, which removes the per-kernel launch cost that dominates small decode
  * batches. Recording does NOT run the work. The work must be capturable: no copy to or from the host,
  * no synchronisation, no allocation (device-to-device copies and zeroing are fine; the twins that
- * copy launch metadata from the host or sync - rows, sample, sumsq, grpo_loss, the norm backwards -
- * cannot be recorded, and a CUDA_CHECK inside them dies before the capture could fail softly), and every
+ * copy launch metadata from the host, sync or take stream-ordered scratch - rows, sample, sumsq,
+ * grpo_loss, the norm backwards, attention_backward, embedding_backward, matmul_backward with a bias
+ * gradient - cannot be recorded, and a CUDA_CHECK inside them dies before the capture could fail softly), and every
  * address it uses is baked into the graph, so each buffer must stay where it was while the graph
  * lives. gpu_graph_record returns NULL with err when the capture failed (the caller runs fn itself).
  *

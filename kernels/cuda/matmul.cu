@@ -42,8 +42,8 @@ extern "C" void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, 
     // dweight [N,K] += dout^T [N,M] @ inp [M,K]: dweight^T [K,N] += (inp^T as K x M) * (dout^T as N x M)^T
     if (dweight && K > 0)
         CUBLAS_CHECK(cublasSgemm(blas->handle, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, N, &one, dweight, K));
-    // dbias [N] += column sums of dout: the rows are the "chunks" of reduce.cuh's ordered column sum.
-    if (dbias) reduce_col_partials(dbias, dout, M, N, blas->stream);
+    // dbias [N] += column sums of dout (reduce.cuh: chunked, then in chunk order)
+    if (dbias) reduce_cols(dbias, dout, M, N, blas->stream);
 }
 
 // ---- Mixed precision: bf16 operands on tensor cores, fp32 accumulation, fp32 results ----
@@ -95,5 +95,5 @@ extern "C" void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *db
             gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x, K, dy, N, 1.0f, dweight, K);
         }
     }
-    if (dbias) reduce_col_partials(dbias, dout, M, N, blas->stream); // from the fp32 gradient
+    if (dbias) reduce_cols(dbias, dout, M, N, blas->stream); // from the fp32 gradient
 }

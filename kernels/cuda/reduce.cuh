@@ -8,7 +8,8 @@
 //   reduce_block_sum_double     the same in double; reduce_block_max the maximum;
 //   reduce_col_partial_*        a sum over rows per column (dweight, dbias) in two steps: blocks
 //                               write per-chunk partial sums to a scratch buffer, then one thread
-//                               per column adds the chunks up in chunk order.
+//                               per column adds the chunks up in chunk order; reduce_cols does
+//                               both for a plain [rows, dim] matrix.
 #ifndef MMUPT_KERNELS_CUDA_REDUCE_CUH
 #define MMUPT_KERNELS_CUDA_REDUCE_CUH
 
@@ -104,6 +105,35 @@ static inline void reduce_col_partials(float *dst, const float *partial, int nch
     int blocks = (dim + REDUCE_THREADS - 1) / REDUCE_THREADS;
     reduce_col_partials_kernel<<<blocks, REDUCE_THREADS, 0, stream>>>(dst, partial, nchunks, dim);
     CUDA_CHECK(cudaGetLastError());
+}
+
+// partial[k * dim + c] = the sum of x[r * dim + c] over the rows r of chunk k, in row order.
+static __global__ void reduce_col_chunks_kernel(float *partial, const float *x, int rows, int dim)
+{
+    int c = blockIdx.y * blockDim.x + threadIdx.x, k = blockIdx.x;
+    if (c >= dim) return;
+    int r1 = (k + 1) * REDUCE_ROWS_PER_CHUNK < rows ? (k + 1) * REDUCE_ROWS_PER_CHUNK : rows;
+    float acc = 0.0f;
+    for (int r = k * REDUCE_ROWS_PER_CHUNK; r < r1; r++) acc += x[(long)r * dim + c];
+    partial[(long)k * dim + c] = acc;
+}
+
+// dst[c] += the column sums of x[rows][dim] (matmul.cu's bias gradient): chunks of rows summed in
+// parallel into stream-ordered scratch, then the chunks in order. One thread per column walking
+// every row kept a few blocks busy for a 3072-row batch: 60 us per bias on an H200.
+static inline void reduce_cols(float *dst, const float *x, int rows, int dim, cudaStream_t stream)
+{
+    if (rows <= REDUCE_ROWS_PER_CHUNK) {
+        reduce_col_partials(dst, x, rows, dim, stream); // each row its own chunk
+        return;
+    }
+    int nchunks = reduce_row_chunks(rows);
+    float *partial = NULL;
+    CUDA_CHECK(cudaMallocAsync((void **)&partial, (size_t)nchunks * dim * sizeof *partial, stream));
+    reduce_col_chunks_kernel<<<reduce_partial_grid(rows, dim), REDUCE_THREADS, 0, stream>>>(partial, x, rows, dim);
+    CUDA_CHECK(cudaGetLastError());
+    reduce_col_partials(dst, partial, nchunks, dim, stream);
+    CUDA_CHECK(cudaFreeAsync(partial, stream));
 }
 
 #endif
