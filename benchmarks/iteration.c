@@ -198,6 +198,7 @@ static void iteration_once(struct engine *e, const struct rollout_config *rc, co
     if (e->on_device) model_dev_zero_grad(&e->d);
     else model_zero_grad(m);
     for (int f = 0; f < n_seq; f += MB) micro_step(e, &c, prompts, S, adv, f, n_seq - f < MB ? n_seq - f : MB, &gp);
+    if (e->on_device) gpu_sync(&e->g); /* the backward's tail is the learn phase's, not the optimizer's */
     double t3 = mmupt_now();
     struct optim_config oc = {.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
                               .clip_grad_norm = 1.0};
