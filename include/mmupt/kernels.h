@@ -45,6 +45,22 @@ void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache
 void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
                         const int *pos, int n, int n_slots, int max_len, int kvd);
 
+/* The bf16 decode step's fused ops (src/model/dev_decode.c), each the op sequence it replaces - one
+ * launch instead of several on the device:
+ *   rmsnorm_forward_cast: rmsnorm_forward, and out rounded to bf16 into out16 as cast_bf16 would
+ *     (the next GEMM's operand);
+ *   swiglu_forward_cast: swiglu_forward, likewise;
+ *   qkv_rope_append_bf16: q, k, v are a decode step's projections without their biases; adds bq, bk,
+ *     bv (each may be NULL), applies RoPE (rope_forward's tables, [n, hd]) to q in place and to k,
+ *     and appends k and v to the bf16 cache as kv_append_bf16 (k and v themselves are not written). */
+void rmsnorm_forward_cast_cpu(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
+                              int dim, float eps);
+void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, const float *up, long n);
+void qkv_rope_append_bf16_cpu(float *q, const float *k, const float *v, const float *bq, const float *bk,
+                              const float *bv, const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
+                              const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
+                              int max_len);
+
 /* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
  * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
  * as void* so C callers need no CUDA headers (NULL: the default stream). fp32 for now; each is
@@ -120,6 +136,13 @@ void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n
 double sumsq_cuda(const float *x, long n, double scale, void *stream);
 /* Mixed precision (see "Linear layers"): out, x device memory. */
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
+void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
+                               int dim, float eps, void *stream);
+void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream);
+void qkv_rope_append_bf16_cuda(float *q, const float *k, const float *v, const float *bq, const float *bk,
+                               const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
+                               uint16_t *cache_v, const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd,
+                               int n_slots, int max_len, void *stream);
 /* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
  * (forward) or matmul_bf16_backward_scratch(M, K, N) (backward) bf16 values for the operands rounded
  * on the way in. Results equal

@@ -64,3 +64,9 @@ void quick_gelu_backward_cpu(float *dx, const float *dout, const float *x, long 
         dx[i] += dout[i] * (s + QUICK_GELU_A * x[i] * s * (1.0f - s));
     }
 }
+
+void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, const float *up, long n)
+{
+    swiglu_forward_cpu(out, gate, up, n);
+    cast_bf16_cpu(out16, out, n);
+}

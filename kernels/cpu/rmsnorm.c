@@ -55,3 +55,10 @@ void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const fl
         }
     }
 }
+
+void rmsnorm_forward_cast_cpu(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
+                              int dim, float eps)
+{
+    rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps);
+    cast_bf16_cpu(out16, out, (long)rows * dim);
+}

@@ -8,9 +8,11 @@
 #include <math.h>
 
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "mmupt/cuda_check.h"
 #include "mmupt/kernels.h"
+#include "bf16.cuh"
 #include "launch.cuh"
 
 #define QUICK_GELU_A 1.702f
@@ -25,6 +27,18 @@ static __device__ __forceinline__ float act_sigmoid(float x)
 static __global__ void swiglu_forward_kernel(float *out, const float *gate, const float *up, long n)
 {
     LAUNCH_LOOP(i, n) out[i] = gate[i] * act_sigmoid(gate[i]) * up[i];
+}
+
+// The same, and out rounded to bf16 into out16 (the next GEMM's operand, without a cast launch).
+static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const float *gate, const float *up,
+                                                  long n)
+{
+    LAUNCH_LOOP(i, n)
+    {
+        float y = gate[i] * act_sigmoid(gate[i]) * up[i];
+        out[i] = y;
+        out16[i] = bf16_round(y);
+    }
 }
 
 // silu'(g) = s + g s (1 - s) with s = sigmoid(g).
@@ -84,6 +98,12 @@ static __global__ void quick_gelu_backward_kernel(float *dx, const float *dout, 
 extern "C" void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream)
 {
     ACT_LAUNCH(swiglu_forward_kernel, n, stream, out, gate, up, n);
+}
+
+extern "C" void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n,
+                                         void *stream)
+{
+    ACT_LAUNCH(swiglu_forward_cast_kernel, n, stream, out, out16, gate, up, n);
 }
 
 extern "C" void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up,

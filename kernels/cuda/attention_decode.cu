@@ -198,3 +198,69 @@ extern "C" void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const 
 {
     append_launch<uint16_t>(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd, stream);
 }
+
+// One thread per rotated pair of a row: pairs p < n * n_heads * half are q's (bias, RoPE, in place);
+// the rest are k's, whose thread also carries v's two elements at the same places (bias only), and
+// both land in the bf16 cache at (slot[i], pos[i]). The arithmetic is add_bias's, then
+// rope_forward's, then kv_append_bf16's rounding.
+struct qkv_args {
+    float *q;
+    const float *k, *v, *bq, *bk, *bv, *cos, *sin;
+    uint16_t *cache_k, *cache_v;
+    const int *slot, *pos;
+    int n, n_heads, n_kv, half, n_slots, max_len;
+};
+
+static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
+{
+    int hd = 2 * a.half, kvd = a.n_kv * hd;
+    long q_pairs = (long)a.n * a.n_heads * a.half, pairs = q_pairs + (long)a.n * a.n_kv * a.half;
+    LAUNCH_LOOP(p, pairs)
+    {
+        int is_q = p < q_pairs, heads = is_q ? a.n_heads : a.n_kv;
+        long e = is_q ? p : p - q_pairs;
+        int i = (int)(e % a.half);
+        long rh = e / a.half; // row * heads + head
+        int r = (int)(rh / heads), h = (int)(rh % heads);
+        long x0 = rh * hd + i, x1 = x0 + a.half; // in q, or in k and v ([n, kvd])
+        const float *c = a.cos + (long)r * hd, *s = a.sin + (long)r * hd, *b = is_q ? a.bq : a.bk;
+        const float *src = is_q ? a.q : a.k;
+        float u1 = src[x0], u2 = src[x1];
+        if (b) {
+            u1 += b[h * hd + i];
+            u2 += b[h * hd + i + a.half];
+        }
+        float y1 = u1 * c[i] - u2 * s[i], y2 = u2 * c[i + a.half] + u1 * s[i + a.half];
+        if (is_q) {
+            a.q[x0] = y1;
+            a.q[x1] = y2;
+            continue;
+        }
+        int sl = a.slot[r], at = a.pos[r];
+        if (sl < 0 || sl >= a.n_slots || at < 0 || at >= a.max_len) __trap();
+        long to = ((long)sl * a.max_len + at) * kvd + h * hd + i;
+        float v1 = a.v[x0], v2 = a.v[x1];
+        if (a.bv) {
+            v1 += a.bv[h * hd + i];
+            v2 += a.bv[h * hd + i + a.half];
+        }
+        a.cache_k[to] = bf16_round(y1);
+        a.cache_k[to + a.half] = bf16_round(y2);
+        a.cache_v[to] = bf16_round(v1);
+        a.cache_v[to + a.half] = bf16_round(v2);
+    }
+}
+
+extern "C" void qkv_rope_append_bf16_cuda(float *q, const float *k, const float *v, const float *bq, const float *bk,
+                                          const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
+                                          uint16_t *cache_v, const int *slot, const int *pos, int n, int n_heads,
+                                          int n_kv, int hd, int n_slots, int max_len, void *stream)
+{
+    MMUPT_CHECK(hd % 2 == 0 && n_heads > 0 && n_kv > 0 && n_slots > 0 && max_len > 0);
+    if (n <= 0) return;
+    struct qkv_args a = {q, k, v, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd / 2,
+                         n_slots, max_len};
+    long pairs = (long)n * (n_heads + n_kv) * (hd / 2);
+    qkv_rope_append_bf16_kernel<<<launch_blocks(pairs), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);
+    CUDA_CHECK(cudaGetLastError());
+}

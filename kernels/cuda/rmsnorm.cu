@@ -5,15 +5,18 @@
 // scratch buffer, then the chunks added up in order. Deliberately simple; the bf16 fused version
 // comes with the GPU backend work and must keep these names and contracts.
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "mmupt/cuda_check.h"
 #include "mmupt/kernels.h"
+#include "bf16.cuh"
 #include "reduce.cuh"
 
 // out may alias x: each thread writes only the elements it reads last, and every read of the
-// row for the statistics ends at reduce_block_sum's barrier, before the first write.
-static __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *weight, int dim,
-                                              float eps)
+// row for the statistics ends at reduce_block_sum's barrier, before the first write. out16 (may be
+// NULL) gets out rounded to bf16: rmsnorm_forward_cast, which spares the next GEMM its cast launch.
+static __global__ void rmsnorm_forward_kernel(float *out, uint16_t *out16, float *rstd, const float *x,
+                                              const float *weight, int dim, float eps)
 {
     __shared__ float scratch[32];
     const float *xr = x + (long)blockIdx.x * dim;
@@ -21,7 +24,11 @@ static __global__ void rmsnorm_forward_kernel(float *out, float *rstd, const flo
     float ss = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
     float s = rsqrtf(reduce_block_sum(ss, scratch) / dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) outr[i] = xr[i] * s * weight[i];
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float y = xr[i] * s * weight[i];
+        outr[i] = y;
+        if (out16) out16[(long)blockIdx.x * dim + i] = bf16_round(y);
+    }
     if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = s;
 }
 
@@ -29,7 +36,15 @@ extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, co
                                      float eps, void *stream)
 {
     if (rows <= 0) return;
-    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(out, rstd, x, weight, dim, eps);
+    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(out, (uint16_t *)NULL, rstd, x, weight, dim, eps);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight,
+                                          int rows, int dim, float eps, void *stream)
+{
+    if (rows <= 0) return;
+    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(out, out16, rstd, x, weight, dim, eps);
     CUDA_CHECK(cudaGetLastError());
 }
 

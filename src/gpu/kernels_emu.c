@@ -31,6 +31,23 @@ void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *
     EMU_RUN(rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps));
 }
 
+/* A fused producer's bf16 output is the next GEMM's operand: recorded as a cast of out, so that a
+ * matmul_forward_bf16 with cast_done finds it (as after cast_bf16 into its scratch). */
+static void emu_record_cast(struct emu_state *st, const uint16_t *out16, const float *out, size_t n)
+{
+    st->cast_dst = out16, st->cast_src = out, st->cast_n = n;
+}
+
+void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
+                               int dim, float eps, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = (long)rows * dim;
+    DEV(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(x, n), DEV(weight, dim);
+    EMU_RUN(rmsnorm_forward_cast_cpu(out, out16, rstd, x, weight, rows, dim, eps));
+    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
+}
+
 void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
                            const float *rstd, int rows, int dim, void *stream)
 {
@@ -79,6 +96,14 @@ void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n,
     struct emu_state *st = emu_state_of(stream, __func__);
     DEV(out, n), DEV(gate, n), DEV(up, n);
     EMU_RUN(swiglu_forward_cpu(out, gate, up, n));
+}
+
+void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(out16, n), DEV(gate, n), DEV(up, n);
+    EMU_RUN(swiglu_forward_cast_cpu(out, out16, gate, up, n));
+    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
 void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
@@ -232,6 +257,21 @@ void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, c
     DEV(k, (long)n * kvd), DEV(v, (long)n * kvd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
     EMU_RUN(kv_append_bf16_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
+}
+
+void qkv_rope_append_bf16_cuda(float *q, const float *k, const float *v, const float *bq, const float *bk,
+                               const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
+                               uint16_t *cache_v, const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd,
+                               int n_slots, int max_len, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    long qd = (long)n_heads * hd, kvd = (long)n_kv * hd;
+    DEV(q, n * qd), DEV(k, n * kvd), DEV(v, n * kvd), DEV_OPT(bq, qd), DEV_OPT(bk, kvd), DEV_OPT(bv, kvd);
+    DEV(cos, (long)n * hd), DEV(sin, (long)n * hd);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
+    EMU_RUN(qkv_rope_append_bf16_cpu(q, k, v, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd,
+                                     n_slots, max_len));
 }
 
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,

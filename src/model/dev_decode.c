@@ -207,39 +207,81 @@ static struct model_dev_decoder *decoder_ready(struct model_dev *d, const struct
     return dc;
 }
 
+/* rmsnorm of x into out, and - in bf16 - also straight into the GEMM operand scratch, so the
+ * projections that follow reuse it (dev_linear_forward_again) instead of casting first. */
+static void decode_norm(struct model_dev *d, float *out, const float *x, int64_t w_off, int n, int H, float eps,
+                        float *rstd)
+{
+    const float *w = d->params + w_off;
+    if (d->params_bf16)
+        rmsnorm_forward_cast_cuda(out, dev_linear_operand(d, (int64_t)n * H), rstd, x, w, n, H, eps, d->g->stream);
+    else
+        rmsnorm_forward_cuda(out, rstd, x, w, n, H, eps, d->g->stream);
+}
+
+/* q, k, v of the new rows from b->n1 (decode_norm's), RoPE on q and k, k and v appended to the cache.
+ * With a bf16 cache the projections skip their biases and one launch (qkv_rope_append_bf16) adds
+ * them, rotates and appends: five launches fewer than bias adds, two RoPEs and the append. */
+static void decode_qkv(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
+{
+    const struct gpu_ctx *g = d->g;
+    const struct model_text_config *t = &d->m->cfg.text;
+    const struct model_text_layer *y = &d->m->spec.L.layers[l];
+    int H = (int)t->hidden, nh = (int)t->n_heads, nkv = (int)t->n_kv_heads, hd = (int)t->head_dim, kvd = nkv * hd;
+    int fused = d->params_bf16 && kv->k16;
+    void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0); /* this layer */
+    int64_t no = -1;
+    /* in bf16 decode_norm left n1's operand in the scratch */
+    void (*lin)(struct model_dev *, float *, const float *, int64_t, int64_t, int, int, int) =
+        d->params_bf16 ? dev_linear_forward_again : dev_linear_forward;
+    lin(d, b->q, b->n1, y->q_w, fused ? no : y->q_b, n, H, nh * hd);
+    dev_linear_forward_again(d, b->k, b->n1, y->k_w, fused ? no : y->k_b, n, H, kvd);
+    dev_linear_forward_again(d, b->v, b->n1, y->v_w, fused ? no : y->v_b, n, H, kvd);
+    if (fused) {
+        const float *p = d->params;
+        qkv_rope_append_bf16_cuda(b->q, b->k, b->v, y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
+                                  y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n, nh, nkv,
+                                  hd, kv->n_slots, kv->max_len, g->stream);
+        return;
+    }
+    rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
+    rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
+    if (kv->k16) kv_append_bf16_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+    else kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+}
+
 /* One decoder layer for the n new rows; appends their keys and values to the cache. */
 static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;
     const struct model_text_config *t = &d->m->cfg.text;
     const struct model_text_layer *y = &d->m->spec.L.layers[l];
-    const float *p = d->params;
     int H = (int)t->hidden, I = (int)t->intermediate, nh = (int)t->n_heads, nkv = (int)t->n_kv_heads, hd = (int)t->head_dim;
-    int kvd = nkv * hd;
     float eps = (float)t->rms_eps;
-    rmsnorm_forward_cuda(b->n1, b->rstd, b->x, p + y->ln1, n, H, eps, g->stream);
-    dev_linear_forward(d, b->q, b->n1, y->q_w, y->q_b, n, H, nh * hd);
-    dev_linear_forward_again(d, b->k, b->n1, y->k_w, y->k_b, n, H, kvd);
-    dev_linear_forward_again(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
-    rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
-    rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
-    void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0); /* this layer */
-    if (kv->k16) {
-        kv_append_bf16_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+    decode_norm(d, b->n1, b->x, y->ln1, n, H, eps, b->rstd);
+    decode_qkv(d, kv, l, n, b);
+    const void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
+    if (kv->k16)
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
                                    b->scores, g->stream);
-    } else {
-        kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+    else
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
                               b->scores, g->stream);
-    }
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
-    rmsnorm_forward_cuda(b->n2, b->rstd, b->mid, p + y->ln2, n, H, eps, g->stream);
-    dev_linear_forward(d, b->gate, b->n2, y->gate, -1, n, H, I);
-    dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
-    swiglu_forward_cuda(b->act, b->gate, b->up, (long)n * I, g->stream);
-    dev_linear_forward(d, b->x, b->act, y->down, -1, n, I, H);
+    decode_norm(d, b->n2, b->mid, y->ln2, n, H, eps, b->rstd);
+    if (d->params_bf16) { /* the norm's operand feeds gate and up, the SwiGLU's feeds down */
+        dev_linear_forward_again(d, b->gate, b->n2, y->gate, -1, n, H, I);
+        dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
+        swiglu_forward_cast_cuda(b->act, dev_linear_operand(d, (int64_t)n * I), b->gate, b->up, (long)n * I,
+                                 g->stream);
+        dev_linear_forward_again(d, b->x, b->act, y->down, -1, n, I, H);
+    } else {
+        dev_linear_forward(d, b->gate, b->n2, y->gate, -1, n, H, I);
+        dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
+        swiglu_forward_cuda(b->act, b->gate, b->up, (long)n * I, g->stream);
+        dev_linear_forward(d, b->x, b->act, y->down, -1, n, I, H);
+    }
     residual_forward_cuda(b->x, b->x, b->mid, (long)n * H, g->stream);
 }
 
@@ -281,9 +323,9 @@ static void step_work(void *ctx)
     struct dev_step *b = a->b;
     embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, a->n, (int)t->hidden, g->stream);
     for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, &a->kv, l, a->n, b);
-    rmsnorm_forward_cuda(b->n1, b->rstd, b->x, d->params + d->m->spec.L.final_norm, a->n, (int)t->hidden,
-                         (float)t->rms_eps, g->stream);
-    dev_linear_forward(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n, (int)t->hidden, (int)t->vocab);
+    decode_norm(d, b->n1, b->x, d->m->spec.L.final_norm, a->n, (int)t->hidden, (float)t->rms_eps, b->rstd);
+    (d->params_bf16 ? dev_linear_forward_again : dev_linear_forward)(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n,
+                                                                     (int)t->hidden, (int)t->vocab);
 }
 
 /* Record the step for n rows as a graph; NULL (graphs then off for d, the reason in d->graph_error)

@@ -41,6 +41,11 @@ void dev_linear_reserve(struct model_dev *d, int64_t n)
     if (d->params_bf16) (void)cast_scratch(d, n);
 }
 
+uint16_t *dev_linear_operand(struct model_dev *d, int64_t n)
+{
+    return cast_scratch(d, n);
+}
+
 static void linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,
                            int K, int N, int again)
 {

@@ -1,0 +1,181 @@
+/* The bf16 decode step's fused ops (kernels.h: rmsnorm_forward_cast, swiglu_forward_cast,
+ * qkv_rope_append_bf16): each CUDA twin against its CPU reference - the op sequence it replaces.
+ * Skips (exit 77) without a GPU, saying why.
+ *
+ *   fp32 outputs (out, rstd, q): gpu_test_err < 1e-5, the tolerance of the unfused twins' tests
+ *     (test_rmsnorm_cuda.c; SwiGLU's expf and RoPE's products differ from glibc's by last bits).
+ *   bf16 outputs: each must be exactly the rounding of the twin's own fp32 value (out16 is what
+ *     cast_bf16 would write from out), and the cache rows within one bf16 step (2^-8 relative) of the
+ *     reference's: the fp32 values differ by last bits, which can move a rounding by one step.
+ *   Cache rows the step does not write keep their bits. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_test.h"
+#include "mmupt/bf16.h"
+#include "mmupt/err.h"
+#include "mmupt/kernels.h"
+
+#define TOL 1e-5f
+
+/* 1 when every dev16[i] is the bf16 rounding of the device fp32 value f[i]. */
+static int rounds_of(const uint16_t *dev16, const float *dev_f, size_t n)
+{
+    uint16_t *h16 = mmupt_xmalloc(n * sizeof *h16);
+    float *f = gpu_test_download_floats(dev_f, n);
+    gpu_test_download(h16, dev16, n * sizeof *h16);
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++) ok = h16[i] == bf16_from_f32(f[i]);
+    free(h16);
+    free(f);
+    return ok;
+}
+
+static void rmsnorm_case(struct test_state *ts, int rows, int dim)
+{
+    size_t n = (size_t)rows * dim;
+    float *x = mmupt_xmalloc(n * sizeof *x), *w = mmupt_xmalloc((size_t)dim * sizeof *w);
+    float *ref = mmupt_xmalloc(n * sizeof *ref), *rref = mmupt_xmalloc((size_t)rows * sizeof *rref);
+    uint16_t *ref16 = mmupt_xmalloc(n * sizeof *ref16);
+    gpu_test_fill(x, n, (unsigned)(rows * 7 + dim), -2.0f, 2.0f);
+    gpu_test_fill(w, (size_t)dim, (unsigned)(rows * 7 + dim + 1), 0.5f, 1.5f);
+    rmsnorm_forward_cast_cpu(ref, ref16, rref, x, w, rows, dim, 1e-6f);
+
+    float *d_x = gpu_test_upload_floats(x, n), *d_w = gpu_test_upload_floats(w, (size_t)dim);
+    float *d_out = gpu_test_upload_floats(ref, n), *d_rstd = gpu_test_upload_floats(rref, (size_t)rows);
+    uint16_t *d_out16 = gpu_test_upload(ref16, n * sizeof *ref16);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, n * sizeof *d_out)); /* NaN: every entry must be written */
+    CUDA_CHECK(cudaMemset(d_out16, 0xff, n * sizeof *d_out16));
+    rmsnorm_forward_cast_cuda(d_out, d_out16, d_rstd, d_x, d_w, rows, dim, 1e-6f, NULL);
+    float eo = gpu_test_dev_err(d_out, ref, n), er = gpu_test_dev_err(d_rstd, rref, (size_t)rows);
+    CHECK_MSG(ts, eo < TOL, "rmsnorm_forward_cast rows %d dim %d: out err %g", rows, dim, eo);
+    CHECK_MSG(ts, er < TOL, "rmsnorm_forward_cast rows %d dim %d: rstd err %g", rows, dim, er);
+    CHECK_MSG(ts, rounds_of(d_out16, d_out, n), "rmsnorm_forward_cast rows %d dim %d: out16 is not out rounded", rows,
+              dim);
+    /* The plain twin gives the same fp32 bits: the fused kernel is the same kernel. */
+    float *d_plain = gpu_test_upload_floats(ref, n);
+    rmsnorm_forward_cuda(d_plain, NULL, d_x, d_w, rows, dim, 1e-6f, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, n), "rmsnorm_forward_cast rows %d dim %d: out differs from "
+              "rmsnorm_forward's", rows, dim);
+
+    void *dev[] = {d_x, d_w, d_out, d_rstd, d_out16, d_plain};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(x), free(w), free(ref), free(rref), free(ref16);
+}
+
+static void swiglu_case(struct test_state *ts, long n)
+{
+    float *g = mmupt_xmalloc((size_t)n * sizeof *g), *u = mmupt_xmalloc((size_t)n * sizeof *u);
+    float *ref = mmupt_xmalloc((size_t)n * sizeof *ref);
+    uint16_t *ref16 = mmupt_xmalloc((size_t)n * sizeof *ref16);
+    gpu_test_fill(g, (size_t)n, (unsigned)n, -8.0f, 8.0f);
+    gpu_test_fill(u, (size_t)n, (unsigned)n + 1, -2.0f, 2.0f);
+    swiglu_forward_cast_cpu(ref, ref16, g, u, n);
+    float *d_g = gpu_test_upload_floats(g, (size_t)n), *d_u = gpu_test_upload_floats(u, (size_t)n);
+    float *d_out = gpu_test_upload_floats(ref, (size_t)n), *d_plain = gpu_test_upload_floats(ref, (size_t)n);
+    uint16_t *d_out16 = gpu_test_upload(ref16, (size_t)n * sizeof *ref16);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, (size_t)n * sizeof *d_out));
+    CUDA_CHECK(cudaMemset(d_out16, 0xff, (size_t)n * sizeof *d_out16));
+    swiglu_forward_cast_cuda(d_out, d_out16, d_g, d_u, n, NULL);
+    float e = gpu_test_dev_err(d_out, ref, (size_t)n);
+    CHECK_MSG(ts, e < TOL, "swiglu_forward_cast n %ld: out err %g", n, e);
+    CHECK_MSG(ts, rounds_of(d_out16, d_out, (size_t)n), "swiglu_forward_cast n %ld: out16 is not out rounded", n);
+    swiglu_forward_cuda(d_plain, d_g, d_u, n, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, (size_t)n), "swiglu_forward_cast n %ld: out differs from "
+              "swiglu_forward's", n);
+    void *dev[] = {d_g, d_u, d_out, d_out16, d_plain};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(g), free(u), free(ref), free(ref16);
+}
+
+/* n rows into a cache of n_slots x max_len: row i goes to slot (i * 3) % n_slots at position
+ * (i * 5) % max_len (distinct (slot, position) pairs for the sizes below). */
+static void qkv_case(struct test_state *ts, int n, int nh, int nkv, int hd, int with_bias)
+{
+    int n_slots = n + 2, max_len = 7, qd = nh * hd, kvd = nkv * hd;
+    size_t cache = (size_t)n_slots * max_len * kvd;
+    float *q = mmupt_xmalloc((size_t)n * qd * sizeof *q), *k = mmupt_xmalloc((size_t)n * kvd * sizeof *k);
+    float *v = mmupt_xmalloc((size_t)n * kvd * sizeof *v), *b = mmupt_xmalloc((size_t)(qd + 2 * kvd) * sizeof *b);
+    float *cs = mmupt_xmalloc((size_t)n * hd * sizeof *cs), *sn = mmupt_xmalloc((size_t)n * hd * sizeof *sn);
+    uint16_t *ck = mmupt_xmalloc(cache * sizeof *ck), *cv = mmupt_xmalloc(cache * sizeof *cv);
+    int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | pos] */
+    unsigned seed = (unsigned)(n * 1000 + nh * 100 + hd + with_bias);
+    gpu_test_fill(q, (size_t)n * qd, seed, -2.0f, 2.0f);
+    gpu_test_fill(k, (size_t)n * kvd, seed + 1, -2.0f, 2.0f);
+    gpu_test_fill(v, (size_t)n * kvd, seed + 2, -2.0f, 2.0f);
+    gpu_test_fill(b, (size_t)(qd + 2 * kvd), seed + 3, -0.5f, 0.5f);
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < hd; i++) {
+            double a = (r + 1) * pow(10000.0, -(double)(i % (hd / 2)) / (hd / 2));
+            cs[r * hd + i] = (float)cos(a);
+            sn[r * hd + i] = (float)sin(a);
+        }
+    for (size_t i = 0; i < cache; i++) ck[i] = cv[i] = (uint16_t)(0x3f80 + i % 64); /* untouched rows keep these */
+    for (int i = 0; i < n; i++) {
+        idx[i] = (i * 3) % n_slots;
+        idx[n + i] = (i * 5) % max_len;
+    }
+    float *d_q = gpu_test_upload_floats(q, (size_t)n * qd), *d_k = gpu_test_upload_floats(k, (size_t)n * kvd);
+    float *d_v = gpu_test_upload_floats(v, (size_t)n * kvd), *d_b = gpu_test_upload_floats(b, (size_t)(qd + 2 * kvd));
+    float *d_cs = gpu_test_upload_floats(cs, (size_t)n * hd), *d_sn = gpu_test_upload_floats(sn, (size_t)n * hd);
+    uint16_t *d_ck = gpu_test_upload(ck, cache * sizeof *ck), *d_cv = gpu_test_upload(cv, cache * sizeof *cv);
+    int *d_idx = gpu_test_upload(idx, 2 * (size_t)n * sizeof *idx);
+    const float *bq = with_bias ? b : NULL, *bk = with_bias ? b + qd : NULL, *bv = with_bias ? b + qd + kvd : NULL;
+    qkv_rope_append_bf16_cpu(q, k, v, bq, bk, bv, cs, sn, ck, cv, idx, idx + n, n, nh, nkv, hd, n_slots, max_len);
+    qkv_rope_append_bf16_cuda(d_q, d_k, d_v, with_bias ? d_b : NULL, with_bias ? d_b + qd : NULL,
+                              with_bias ? d_b + qd + kvd : NULL, d_cs, d_sn, d_ck, d_cv, d_idx, d_idx + n, n, nh, nkv,
+                              hd, n_slots, max_len, NULL);
+    float e = gpu_test_dev_err(d_q, q, (size_t)n * qd);
+    CHECK_MSG(ts, e < TOL, "qkv_rope_append_bf16 n %d heads %d/%d hd %d bias %d: q err %g", n, nh, nkv, hd, with_bias,
+              e);
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_k, k, (size_t)n * kvd) && gpu_test_dev_same_host(d_v, v, (size_t)n * kvd),
+              "qkv_rope_append_bf16: k or v was written");
+    uint16_t *gk = mmupt_xmalloc(cache * sizeof *gk), *gv = mmupt_xmalloc(cache * sizeof *gv);
+    gpu_test_download(gk, d_ck, cache * sizeof *gk);
+    gpu_test_download(gv, d_cv, cache * sizeof *gv);
+    long off = 0;
+    for (size_t i = 0; i < cache; i++) {
+        float a[2] = {bf16_to_f32(gk[i]), bf16_to_f32(gv[i])}, r[2] = {bf16_to_f32(ck[i]), bf16_to_f32(cv[i])};
+        for (int j = 0; j < 2; j++)
+            if (fabsf(a[j] - r[j]) > ldexpf(fabsf(r[j]), -8)) off++;
+    }
+    CHECK_MSG(ts, off == 0, "qkv_rope_append_bf16 n %d heads %d/%d hd %d bias %d: %ld cache entries off", n, nh, nkv,
+              hd, with_bias, off);
+    void *dev[] = {d_q, d_k, d_v, d_b, d_cs, d_sn, d_ck, d_cv, d_idx};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(q), free(k), free(v), free(b), free(cs), free(sn), free(ck), free(cv), free(idx), free(gk), free(gv);
+}
+
+static void test_rmsnorm_cast(struct test_state *ts)
+{
+    rmsnorm_case(ts, 1, 1);
+    rmsnorm_case(ts, 3, 80);
+    rmsnorm_case(ts, 64, 896); /* a 0.5B decode step */
+}
+
+static void test_swiglu_cast(struct test_state *ts)
+{
+    swiglu_case(ts, 1);
+    swiglu_case(ts, 1000);
+    swiglu_case(ts, 64L * 4864); /* a 0.5B decode step */
+}
+
+static void test_qkv(struct test_state *ts)
+{
+    qkv_case(ts, 1, 2, 2, 8, 1);
+    qkv_case(ts, 5, 14, 2, 64, 1); /* 0.5B heads */
+    qkv_case(ts, 5, 14, 2, 64, 0); /* no biases */
+    qkv_case(ts, 3, 12, 2, 128, 1); /* 1.5B heads */
+}
+
+int main(void)
+{
+    gpu_test_require_device();
+    struct test_state ts = {0};
+    RUN(&ts, test_rmsnorm_cast);
+    RUN(&ts, test_swiglu_cast);
+    RUN(&ts, test_qkv);
+    return test_summary(&ts);
+}
