@@ -5,16 +5,20 @@
 # benchmarks' widths with 4 layers instead of 28/24: every kernel has its benchmark shape, there are
 # just fewer of them, so ncu's per-launch overhead fits a short device visit.
 #
-#   benchmarks/gpu_profile.sh [learner|learner-torch|rollout ...]   (default all three)
+#   benchmarks/gpu_profile.sh [learner|learner-torch|rollout|detail:KERNEL ...]   (default the first three)
 #
 # learner-torch is PyTorch eager's step of the same shape (benchmarks/model_cpu_torch.py, bf16): what
 # each of its kernels costs beside ours (its weight initialisation's kernels are in its table too).
-# MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the tables go; PROFILE_LIMIT_S:
-# the time limit of each ncu run (default 240).
+# detail:KERNEL is ncu's detailed report (speed of light, memory and compute workload, occupancy,
+# warp stalls) of the first launch of KERNEL (a regular expression) in the short rollout, e.g.
+# detail:sample_kernel. MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the results
+# go; PROFILE_LIMIT_S: the time limit of each ncu run (default 240).
 #
-# Each profile leaves OUT/profile-NAME.txt (the table) and OUT/profile-NAME.csv.gz (ncu's rows). The
-# wall time of the same run without ncu is printed too: ncu serialises kernels and adds its own
-# gaps, so the table says which kernels cost the most, not what the whole step costs.
+# Everything printed goes to OUT/profile.txt too, and ncu's rows of every table to
+# OUT/profile-csv.tar.gz (two files: the device tool brings back few). The wall time of the same run
+# without ncu is printed too: ncu serialises kernels and adds its own gaps (and flushes the caches
+# before each kernel, which makes small ones look slower), so a table says which kernels cost the
+# most, not what the whole step costs.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 build=${MMUPT_BUILD_DIR:-build-gpu}
@@ -42,7 +46,7 @@ profile() {
     timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
         --print-kernel-base function --log-file "$tmp/$name.csv" "$@" >"$tmp/$name.out" 2>&1 ||
         { echo "ncu failed:"; tail -5 "$tmp/$name.out"; return 1; }
-    python3 - "$tmp/$name.csv" <<'PY' | tee "$out/profile-$name.txt"
+    python3 - "$tmp/$name.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(l for l in open(sys.argv[1]) if l.startswith('"')))
 head, body = rows[0], rows[1:]
@@ -60,12 +64,22 @@ for name in sorted(tot, key=tot.get, reverse=True)[:30]:
     print(f"| {name[:90]} | {100 * tot[name] / all_ns:.1f}% | {tot[name] / 1e6:.2f} | {cnt[name]} | "
           f"{tot[name] / cnt[name] / 1e3:.1f} |")
 PY
-    gzip -c "$tmp/$name.csv" >"$out/profile-$name.csv.gz"
+    mkdir -p "$tmp/csv" && cp "$tmp/$name.csv" "$tmp/csv/"
+    echo
+}
+
+# detail KERNEL: ncu's detailed sections for the first launch of KERNEL in the short rollout.
+detail() {
+    echo "## detail: $1 (first launch, in a rollout of 64 x (128 + 4) at the 0.5B widths, 4 layers)"
+    timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none --set detailed -k "regex:$1" -c 1 \
+        "$build/benchmarks/rollout" --device --dtype bf16 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 4 \
+        2>&1 | grep -v '^==PROF==' | grep -v '^{"impl"' || echo "ncu failed"
     echo
 }
 
 for name in "${names[@]}"; do
     case $name in
+        detail:?*) detail "${name#detail:}" ;;
         learner) # one warm-up step and one timed step of 8 x 384 at the 1.5B widths
             profile learner "$build/benchmarks/model_cpu" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
@@ -75,6 +89,7 @@ for name in "${names[@]}"; do
         rollout) # 64 prompts of 128 tokens and 16 new at the 0.5B widths (prefill, decode graphs)
             profile rollout "$build/benchmarks/rollout" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
-        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-torch, rollout)" >&2; exit 2 ;;
+        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-torch, rollout, detail:KERNEL)" ;;
     esac
-done
+done 2>&1 | tee "$out/profile.txt"
+[ -d "$tmp/csv" ] && tar -czf "$out/profile-csv.tar.gz" -C "$tmp/csv" .
