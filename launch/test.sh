@@ -77,8 +77,9 @@ print(" ".join(sorted({os.path.relpath(t["cmd"][0], root) for t in json.load(sys
     section "tests under sanitizers"
     # The Slurm suite tests the batch scripts, not memory safety: once is enough. The quickstart's
     # pipeline (suite pipeline) chains stages that each have their own tests here.
-    # The resume test's kill-and-resume series is shorter here (3 kills over 8 steps, not 5 over 12).
-    MMUPT_TEST_RESUME_KILLS=3 MMUPT_TEST_RESUME_STEPS=8 \
+    # Shorter here, the same paths: the resume test's kill-and-resume series (2 kills over 6 steps,
+    # not 5 over 12) and the train test without its second preempt-and-resume (a 4-step job twice).
+    MMUPT_TEST_RESUME_KILLS=2 MMUPT_TEST_RESUME_STEPS=6 MMUPT_TEST_TRAIN_SHORT=1 \
         meson test -C build-asan --no-suite gpu --no-suite slurm --no-suite pipeline --print-errorlogs || status=1
     summarize build-asan "tests (sanitizers)" | tee build-asan/summary.txt
 fi
