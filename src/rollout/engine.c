@@ -261,7 +261,7 @@ static int assign_slots(struct engine *e, int n_questions, int *fresh, struct mm
 /* Start waiting samples in free slots (continuous batching: called before every step), in rounds:
  * assign free slots, draw the new samples' first tokens from their prompts' logits in parallel
  * (keyed RNG, a workspace per slot: one at a time this was ~2 ms per sample for a 152k vocabulary),
- * record them in slot order; a sample its first token finishes frees its slot for the next round. */
+ * record them in slot order; a sample finished by its first token frees its slot for the next round. */
 static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
 {
     int64_t V = e->m->cfg.text.vocab;
