@@ -17,7 +17,8 @@
 # test-gpu.log, test-unit.log, bench.log and logs.tar.gz (meson's logs) - at most 8 files, which is
 # what the device tool brings back. Exit status 0 when nothing failed, 1 otherwise.
 #
-# Environment: OUT (results folder), BUILD_DIR (default build-gpu), GPU_CHECK_BUDGET_S. On the GPU
+# Environment: OUT (results folder), BUILD_DIR (default build-gpu), GPU_CHECK_BUDGET_S, MMUPT_TREE
+# (the commit to report as built: on the device machine git's HEAD may be stale). On the GPU
 # machine meson/ninja come from /opt/torch/.venv/bin when missing, and the C libyaml from
 # .deps/libyaml (launch/fetch_deps.sh; carry .deps) when the system has none (likewise any library
 # extracted as .deps/NAME/usr/lib/x86_64-linux-gnu/pkgconfig). GPU benchmarks are the scripts
@@ -46,6 +47,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+# What was built: MMUPT_TREE when the caller names it (the device tool's copy of the tree carries a
+# git HEAD that need not be the working tree it copied), else git's HEAD here.
+tree=${MMUPT_TREE:-$(git rev-parse --short HEAD 2>/dev/null || echo 'no git')}
 out=${OUT:-gpu-check-out}
 mkdir -p "$out" || { echo "gpu_check.sh: cannot create $out" >&2; exit 1; }
 out=$(cd "$out" && pwd)
@@ -145,7 +149,7 @@ fi
     echo "host:     $(uname -a)"
     echo "os:       $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
     echo "cpus:     $(nproc), memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
-    echo "tree:     $root ($(git rev-parse --short HEAD 2>/dev/null || echo 'no git'))"
+    echo "tree:     $root ($tree)"
     echo "libyaml:  $yaml_from"
     echo ".deps:    ${deps_used[*]:-none used}"
     echo "missing:  ${missing[*]:-no pkg-config module}"
@@ -348,7 +352,7 @@ tar -czf "$out/logs.tar.gz" -C "$extra" . 2>/dev/null
     echo "mmupt GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ), $([ "$quick" = 1 ] && echo quick || echo full)," \
         "$((SECONDS - start)) s of a $budget s budget"
     echo "device: $device"
-    echo "tree:   $(git rev-parse --short HEAD 2>/dev/null || echo 'no git'), build folder $build, libyaml $yaml_from"
+    echo "tree:   $tree, build folder $build, libyaml $yaml_from"
     echo
     printf '%-7s %-22s %5s  %s\n' status step time detail
     printf '%s\n' "${rows[@]}"
