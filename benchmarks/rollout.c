@@ -18,6 +18,7 @@
 #include "device_opts.h"
 #include "mmupt/gpu_mem.h"
 #include "mmupt/log.h"
+#include "mmupt/metrics.h"
 #include "mmupt/rollout.h"
 #include "mmupt/runtime.h"
 
@@ -48,15 +49,6 @@ static void on_token(void *ctx, int64_t question, int sample, int32_t token)
     (void)question, (void)sample, (void)token;
     struct tally *t = ctx;
     if (++t->drawn == t->batch) t->first_all = mmupt_now();
-}
-
-/* s with quotes and backslashes turned into apostrophes and slashes, in place: a JSON string. */
-static const char *json_safe(char *s)
-{
-    for (char *c = s; *c; c++)
-        if (*c == '"') *c = '\'';
-        else if (*c == '\\' || (unsigned char)*c < 0x20) *c = '/';
-    return s;
 }
 
 int main(int argc, char **argv)
@@ -136,13 +128,17 @@ int main(int argc, char **argv)
     if (on_device) gpu_sync(&gpu);
     double t1 = mmupt_now(), dt = t1 - t0;
     /* prefill_s: until every sample had drawn its first token; decode steps after that */
+    char *graph_error = NULL;
+    size_t ge_len = 0, ge_cap = 0;
+    json_append_string(&graph_error, &ge_len, &ge_cap, on_device ? dev.graph_error : "");
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"batch\": %d, "
            "\"prompt\": %d, \"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
-           "\"prefill_s\": %.4f, \"decode_step_ms\": %.3f, \"graph_steps\": %lld, \"graph_error\": \"%s\"}\n",
+           "\"prefill_s\": %.4f, \"decode_step_ms\": %.3f, \"graph_steps\": %lld, \"graph_error\": %s}\n",
            on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1], B, S, NEW,
            (long long)t.generated, dt, (double)t.generated / dt, t.first_all - t0,
            NEW > 1 ? (t1 - t.first_all) * 1e3 / (NEW - 1) : 0.0, on_device ? dev.graph_steps - graphs_warm : 0LL,
-           on_device ? json_safe(dev.graph_error) : "");
+           graph_error);
+    free(graph_error);
     if (on_device) {
         model_dev_free(&dev);
         gpu_ctx_free(&gpu);
