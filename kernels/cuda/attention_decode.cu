@@ -31,6 +31,7 @@
 #include "bf16.cuh"
 #include "launch.cuh"
 #include "reduce.cuh"
+#include "rope.cuh"
 
 // Dynamic shared memory holds the q row and each warp's partial output row: (1 + 8) * hd floats,
 // 36 KiB at this bound (the default limit is 48 KiB), four times the largest head in use.
@@ -160,6 +161,16 @@ extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uin
 static __device__ __forceinline__ void kv_store(float *p, float x) { *p = x; }
 static __device__ __forceinline__ void kv_store(uint16_t *p, float x) { *p = bf16_round(x); }
 
+// Where row i's new key (or value) starts in a cache layer of kvd-wide rows: at (slot[i], pos[i]).
+// A slot or position outside the cache (a caller's bookkeeping bug; the reference dies of it) traps.
+static __device__ __forceinline__ long kv_row_at(const int *slot, const int *pos, int i, int n_slots, int max_len,
+                                                 int kvd)
+{
+    int s = slot[i], at = pos[i];
+    if (s < 0 || s >= n_slots || at < 0 || at >= max_len) __trap();
+    return ((long)s * max_len + at) * kvd;
+}
+
 // One thread per element of the new rows: cache[slot[i], pos[i], c] = k[i, c] (and v).
 template <typename T>
 static __global__ void kv_append_kernel(T *cache_k, T *cache_v, const float *k, const float *v, const int *slot,
@@ -167,9 +178,8 @@ static __global__ void kv_append_kernel(T *cache_k, T *cache_v, const float *k, 
 {
     LAUNCH_LOOP(e, (long)n * kvd)
     {
-        int i = (int)(e / kvd), c = (int)(e % kvd), s = slot[i], at = pos[i];
-        if (s < 0 || s >= n_slots || at < 0 || at >= max_len) __trap();
-        long to = ((long)s * max_len + at) * kvd + c;
+        int i = (int)(e / kvd), c = (int)(e % kvd);
+        long to = kv_row_at(slot, pos, i, n_slots, max_len, kvd) + c;
         kv_store(cache_k + to, k[e]);
         kv_store(cache_v + to, v[e]);
     }
@@ -230,15 +240,14 @@ static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
             u1 += b[h * hd + i];
             u2 += b[h * hd + i + a.half];
         }
-        float y1 = u1 * c[i] - u2 * s[i], y2 = u2 * c[i + a.half] + u1 * s[i + a.half];
+        float y1, y2;
+        rope_rotate(u1, u2, c, s, i, a.half, &y1, &y2);
         if (is_q) {
             a.q[x0] = y1;
             a.q[x1] = y2;
             continue;
         }
-        int sl = a.slot[r], at = a.pos[r];
-        if (sl < 0 || sl >= a.n_slots || at < 0 || at >= a.max_len) __trap();
-        long to = ((long)sl * a.max_len + at) * kvd + h * hd + i;
+        long to = kv_row_at(a.slot, a.pos, r, a.n_slots, a.max_len, kvd) + h * hd + i;
         float v1 = a.v[x0], v2 = a.v[x1];
         if (a.bv) {
             v1 += a.bv[h * hd + i];

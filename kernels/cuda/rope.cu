@@ -9,6 +9,7 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "launch.cuh"
+#include "rope.cuh"
 
 // Splits a flat pair index into (row, head, i) and returns the offsets of the head's vector in x
 // and of the row's tables in cos/sin.
@@ -30,9 +31,7 @@ static __global__ void rope_forward_kernel(float *x, const float *cos, const flo
         rope_locate(p, n_heads, half, &xoff, &toff, &i);
         float *xh = x + xoff;
         const float *c = cos + toff, *s = sin + toff;
-        float x1 = xh[i], x2 = xh[i + half];
-        xh[i] = x1 * c[i] - x2 * s[i];
-        xh[i + half] = x2 * c[i + half] + x1 * s[i + half];
+        rope_rotate(xh[i], xh[i + half], c, s, i, half, &xh[i], &xh[i + half]);
     }
 }
 
