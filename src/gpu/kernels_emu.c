@@ -31,8 +31,8 @@ void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *
     EMU_RUN(rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps));
 }
 
-/* A fused producer's bf16 output is the next GEMM's operand: recorded as a cast of out, so that a
- * matmul_forward_bf16 with cast_done finds it (as after cast_bf16 into its scratch). */
+/* out16 now holds out rounded to bf16 - the operand a matmul_forward_bf16 with cast_done may reuse:
+ * recorded by the bf16 GEMM's own cast and by the fused producers (rmsnorm/swiglu_forward_cast). */
 static void emu_record_cast(struct emu_state *st, const uint16_t *out16, const float *out, size_t n)
 {
     st->cast_dst = out16, st->cast_src = out, st->cast_n = n;
@@ -326,7 +326,7 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
     if (cast_done && (st->cast_dst != scratch || st->cast_src != inp || st->cast_n != n))
         MMUPT_DIE("emu: %s: cast_done, but the scratch holds no cast of this input (%p, %zu values)", __func__,
                   (const void *)inp, n);
-    st->cast_dst = scratch, st->cast_src = inp, st->cast_n = n;
+    emu_record_cast(st, scratch, inp, n);
     if (out == inp) st->cast_dst = NULL; /* its source is gone */
     EMU_RUN(matmul_forward_bf16_cpu(out, inp, weight, bias, M, K, N));
 }
