@@ -219,6 +219,23 @@ static void decode_norm(struct model_dev *d, float *out, const float *x, int64_t
         rmsnorm_forward_cuda(out, rstd, x, w, n, H, eps, d->g->stream);
 }
 
+/* SwiGLU into act, and - in bf16 - also into the GEMM operand scratch, for the down projection. */
+static void decode_swiglu(struct model_dev *d, float *act, const float *gate, const float *up, int64_t n)
+{
+    if (d->params_bf16)
+        swiglu_forward_cast_cuda(act, dev_linear_operand(d, n), gate, up, (long)n, d->g->stream);
+    else
+        swiglu_forward_cuda(act, gate, up, (long)n, d->g->stream);
+}
+
+/* The projection of inp just written by decode_norm or decode_swiglu: in bf16 its operand is already
+ * in the scratch, so the GEMM reuses it instead of casting. */
+static void decode_linear(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,
+                          int K, int N)
+{
+    (d->params_bf16 ? dev_linear_forward_again : dev_linear_forward)(d, out, inp, w_off, b_off, M, K, N);
+}
+
 /* q, k, v of the new rows from b->n1 (decode_norm's), RoPE on q and k, k and v appended to the cache.
  * With a bf16 cache the projections skip their biases and one launch (qkv_rope_append_bf16) adds
  * them, rotates and appends: five launches fewer than bias adds, two RoPEs and the append. */
@@ -231,10 +248,7 @@ static void decode_qkv(struct model_dev *d, struct model_kv *kv, int64_t l, int 
     int fused = d->params_bf16 && kv->k16;
     void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0); /* this layer */
     int64_t no = -1;
-    /* in bf16 decode_norm left n1's operand in the scratch */
-    void (*lin)(struct model_dev *, float *, const float *, int64_t, int64_t, int, int, int) =
-        d->params_bf16 ? dev_linear_forward_again : dev_linear_forward;
-    lin(d, b->q, b->n1, y->q_w, fused ? no : y->q_b, n, H, nh * hd);
+    decode_linear(d, b->q, b->n1, y->q_w, fused ? no : y->q_b, n, H, nh * hd);
     dev_linear_forward_again(d, b->k, b->n1, y->k_w, fused ? no : y->k_b, n, H, kvd);
     dev_linear_forward_again(d, b->v, b->n1, y->v_w, fused ? no : y->v_b, n, H, kvd);
     if (fused) {
@@ -270,18 +284,10 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     decode_norm(d, b->n2, b->mid, y->ln2, n, H, eps, b->rstd);
-    if (d->params_bf16) { /* the norm's operand feeds gate and up, the SwiGLU's feeds down */
-        dev_linear_forward_again(d, b->gate, b->n2, y->gate, -1, n, H, I);
-        dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
-        swiglu_forward_cast_cuda(b->act, dev_linear_operand(d, (int64_t)n * I), b->gate, b->up, (long)n * I,
-                                 g->stream);
-        dev_linear_forward_again(d, b->x, b->act, y->down, -1, n, I, H);
-    } else {
-        dev_linear_forward(d, b->gate, b->n2, y->gate, -1, n, H, I);
-        dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
-        swiglu_forward_cuda(b->act, b->gate, b->up, (long)n * I, g->stream);
-        dev_linear_forward(d, b->x, b->act, y->down, -1, n, I, H);
-    }
+    decode_linear(d, b->gate, b->n2, y->gate, -1, n, H, I);
+    dev_linear_forward_again(d, b->up, b->n2, y->up, -1, n, H, I);
+    decode_swiglu(d, b->act, b->gate, b->up, (int64_t)n * I);
+    decode_linear(d, b->x, b->act, y->down, -1, n, I, H);
     residual_forward_cuda(b->x, b->x, b->mid, (long)n * H, g->stream);
 }
 
@@ -324,8 +330,7 @@ static void step_work(void *ctx)
     embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, a->n, (int)t->hidden, g->stream);
     for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, &a->kv, l, a->n, b);
     decode_norm(d, b->n1, b->x, d->m->spec.L.final_norm, a->n, (int)t->hidden, (float)t->rms_eps, b->rstd);
-    (d->params_bf16 ? dev_linear_forward_again : dev_linear_forward)(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n,
-                                                                     (int)t->hidden, (int)t->vocab);
+    decode_linear(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n, (int)t->hidden, (int)t->vocab);
 }
 
 /* Record the step for n rows as a graph; NULL (graphs then off for d, the reason in d->graph_error)
