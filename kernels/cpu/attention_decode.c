@@ -1,5 +1,5 @@
 /* Decode attention, CPU reference: each sequence's single new query against its own rows of the
- * slot-major KV cache (and the append of the new rows), with
+ * slot-major KV cache (the append of the new rows is kv_append.c), with
  * the same arithmetic as attention_forward_cpu's rows (float scores, expf, a double-accumulated
  * normaliser), so a cached decode matches the full causal forward at that position to rounding. */
 #include <math.h>
@@ -9,6 +9,7 @@
 #include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
+#include "kv_rows.h"
 
 /* Rows up to this long keep their scores on the stack; longer ones allocate. */
 enum { DECODE_STACK_ROWS = 2048 };
@@ -44,20 +45,11 @@ static void decode_row(float *oi, const float *qi, const float *k, const float *
     }
 }
 
-/* Fatal unless every (slot, pos) lies inside the cache: a caller's bookkeeping bug, not input. */
-static void check_rows(const int *slot, const int *pos, int n, int n_slots, int max_len)
-{
-    for (int i = 0; i < n; i++)
-        if (slot[i] < 0 || slot[i] >= n_slots || pos[i] < 0 || pos[i] >= max_len)
-            MMUPT_DIE("decode row %d: slot %d, position %d outside a cache of %d x %d", i, slot[i], pos[i], n_slots,
-                      max_len);
-}
-
 void attention_decode_cpu(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                           const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd)
 {
     MMUPT_CHECK(n_kv > 0 && n_heads % n_kv == 0);
-    check_rows(slot, pos, n, n_slots, max_len);
+    kv_check_rows(slot, pos, n, n_slots, max_len);
     int group = n_heads / n_kv;
     long slot_floats = (long)max_len * n_kv * hd;
     float scale = (float)(1.0 / sqrt((double)hd));
@@ -73,17 +65,6 @@ void attention_decode_cpu(float *out, const float *q, const float *cache_k, cons
     }
 }
 
-void kv_append_cpu(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos, int n,
-                   int n_slots, int max_len, int kvd)
-{
-    check_rows(slot, pos, n, n_slots, max_len);
-    for (int i = 0; i < n; i++) {
-        long at = ((long)slot[i] * max_len + pos[i]) * kvd;
-        memcpy(cache_k + at, k + (long)i * kvd, (size_t)kvd * sizeof(float));
-        memcpy(cache_v + at, v + (long)i * kvd, (size_t)kvd * sizeof(float));
-    }
-}
-
 /* ---- A bf16 cache (the device model's in model.dtype=bf16): keys and values rounded to bf16 when
  * appended, widened when read; the arithmetic is the fp32 reference's. ---- */
 
@@ -91,7 +72,7 @@ void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache
                                const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
                                int hd)
 {
-    check_rows(slot, pos, n, n_slots, max_len);
+    kv_check_rows(slot, pos, n, n_slots, max_len);
     /* Widen the rows the call reads (each row's slot up to its position) into an fp32 cache of the
      * same layout, and run the fp32 reference on it: slow, and only the emulator runs it. */
     long slot_floats = (long)max_len * n_kv * hd;
@@ -107,40 +88,4 @@ void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache
     attention_decode_cpu(out, q, k, v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd);
     free(k);
     free(v);
-}
-
-void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
-                        const int *pos, int n, int n_slots, int max_len, int kvd)
-{
-    check_rows(slot, pos, n, n_slots, max_len);
-    for (int i = 0; i < n; i++) {
-        long at = ((long)slot[i] * max_len + pos[i]) * kvd;
-        cast_bf16_cpu(cache_k + at, k + (long)i * kvd, kvd);
-        cast_bf16_cpu(cache_v + at, v + (long)i * kvd, kvd);
-    }
-}
-
-/* x[r, :] += b for the n rows of width w (b NULL: nothing). */
-static void add_rows(float *x, const float *b, int n, int w)
-{
-    for (long i = 0; b && i < (long)n * w; i++) x[i] += b[i % w];
-}
-
-void qkv_rope_append_bf16_cpu(float *q, const float *k, const float *v, const float *bq, const float *bk,
-                              const float *bv, const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
-                              const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
-                              int max_len)
-{
-    if (n <= 0) return;
-    int kvd = n_kv * hd;
-    size_t bytes = (size_t)n * kvd * sizeof(float);
-    float *kb = memcpy(mmupt_xmalloc(bytes), k, bytes), *vb = memcpy(mmupt_xmalloc(bytes), v, bytes);
-    add_rows(q, bq, n, n_heads * hd);
-    add_rows(kb, bk, n, kvd);
-    add_rows(vb, bv, n, kvd);
-    rope_forward_cpu(q, cos, sin, n, n_heads, hd);
-    rope_forward_cpu(kb, cos, sin, n, n_kv, hd);
-    kv_append_bf16_cpu(cache_k, cache_v, kb, vb, slot, pos, n, n_slots, max_len, kvd);
-    free(kb);
-    free(vb);
 }
