@@ -49,17 +49,24 @@ void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, co
  * launch instead of several on the device:
  *   rmsnorm_forward_cast: rmsnorm_forward, and out rounded to bf16 into out16 as cast_bf16 would
  *     (the next GEMM's operand);
+ *   residual_rmsnorm_forward_cast: sum = a + b (residual_forward; sum may alias a or b), then
+ *     rmsnorm_forward_cast of sum into out, out16, rstd - the residual add and the next norm as one;
  *   swiglu_forward_cast: swiglu_forward, likewise;
- *   qkv_rope_append_bf16: q, k, v are a decode step's projections without their biases; adds bq, bk,
- *     bv (each may be NULL), applies RoPE (rope_forward's tables, [n, hd]) to q in place and to k,
- *     and appends k and v to the bf16 cache as kv_append_bf16 (k and v themselves are not written). */
+ *   swiglu_packed_forward_cast: the same over rows of one gate/up GEMM's output, gu: [rows, 2 * inner]
+ *     (gate in each row's first inner values, up in the next inner; out, out16: [rows, inner]);
+ *   qkv_rope_append_bf16: qkv holds a decode step's q/k/v projections without their biases, one
+ *     GEMM's output [n, n_heads*hd + 2*n_kv*hd] (each row q, then k, then v); adds bq, bk, bv (each
+ *     may be NULL), applies RoPE (rope_forward's tables, [n, hd]) to q, written to q ([n, n_heads,
+ *     hd]), and to k, and appends k and v to the bf16 cache as kv_append_bf16 (qkv is not written). */
 void rmsnorm_forward_cast_cpu(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
                               int dim, float eps);
+void residual_rmsnorm_forward_cast_cpu(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
+                                       const float *b, const float *weight, int rows, int dim, float eps);
 void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, const float *up, long n);
-void qkv_rope_append_bf16_cpu(float *q, const float *k, const float *v, const float *bq, const float *bk,
-                              const float *bv, const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
-                              const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
-                              int max_len);
+void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu, long rows, long inner);
+void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
+                              const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
+                              const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots, int max_len);
 
 /* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
  * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
@@ -138,11 +145,15 @@ double sumsq_cuda(const float *x, long n, double scale, void *stream);
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
 void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
                                int dim, float eps, void *stream);
+void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
+                                        const float *b, const float *weight, int rows, int dim, float eps,
+                                        void *stream);
 void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream);
-void qkv_rope_append_bf16_cuda(float *q, const float *k, const float *v, const float *bq, const float *bk,
-                               const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
-                               uint16_t *cache_v, const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd,
-                               int n_slots, int max_len, void *stream);
+void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream);
+void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
+                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
+                               const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
+                               int max_len, void *stream);
 /* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
  * (forward) or matmul_bf16_backward_scratch(M, K, N) (backward) bf16 values for the operands rounded
  * on the way in. Results equal

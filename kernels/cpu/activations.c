@@ -70,3 +70,10 @@ void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, con
     swiglu_forward_cpu(out, gate, up, n);
     cast_bf16_cpu(out16, out, n);
 }
+
+void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu, long rows, long inner)
+{
+    for (long r = 0; r < rows; r++)
+        swiglu_forward_cpu(out + r * inner, gu + r * 2 * inner, gu + r * 2 * inner + inner, inner);
+    cast_bf16_cpu(out16, out, rows * inner);
+}

@@ -36,16 +36,19 @@ static void add_rows(float *x, const float *b, int n, int w)
     for (long i = 0; b && i < (long)n * w; i++) x[i] += b[i % w];
 }
 
-void qkv_rope_append_bf16_cpu(float *q, const float *k, const float *v, const float *bq, const float *bk,
-                              const float *bv, const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
-                              const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
-                              int max_len)
+void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
+                              const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
+                              const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots, int max_len)
 {
     if (n <= 0) return;
-    int kvd = n_kv * hd;
-    size_t bytes = (size_t)n * kvd * sizeof(float);
-    float *kb = memcpy(mmupt_xmalloc(bytes), k, bytes), *vb = memcpy(mmupt_xmalloc(bytes), v, bytes);
-    add_rows(q, bq, n, n_heads * hd);
+    int qd = n_heads * hd, kvd = n_kv * hd, w = qd + 2 * kvd;
+    float *kb = mmupt_xmalloc((size_t)n * kvd * sizeof *kb), *vb = mmupt_xmalloc((size_t)n * kvd * sizeof *vb);
+    for (long i = 0; i < n; i++) { /* the packed rows apart, as three projections would have left them */
+        memcpy(q + i * qd, qkv + i * w, (size_t)qd * sizeof *q);
+        memcpy(kb + i * kvd, qkv + i * w + qd, (size_t)kvd * sizeof *kb);
+        memcpy(vb + i * kvd, qkv + i * w + qd + kvd, (size_t)kvd * sizeof *vb);
+    }
+    add_rows(q, bq, n, qd);
     add_rows(kb, bk, n, kvd);
     add_rows(vb, bv, n, kvd);
     rope_forward_cpu(q, cos, sin, n, n_heads, hd);

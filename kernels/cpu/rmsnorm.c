@@ -62,3 +62,10 @@ void rmsnorm_forward_cast_cpu(float *out, uint16_t *out16, float *rstd, const fl
     rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps);
     cast_bf16_cpu(out16, out, (long)rows * dim);
 }
+
+void residual_rmsnorm_forward_cast_cpu(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
+                                       const float *b, const float *weight, int rows, int dim, float eps)
+{
+    residual_forward_cpu(sum, a, b, (long)rows * dim);
+    rmsnorm_forward_cast_cpu(out, out16, rstd, sum, weight, rows, dim, eps);
+}

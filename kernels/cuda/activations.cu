@@ -30,12 +30,16 @@ static __global__ void swiglu_forward_kernel(float *out, const float *gate, cons
 }
 
 // The same, and out rounded to bf16 into out16 (the next GEMM's operand, without a cast launch).
+// Element i = (r, c) of out ([n / inner, inner]) reads gate and up at r * stride + c: stride inner
+// for separate arrays, 2 inner for one gate/up GEMM's rows (up = gate + inner):
+// swiglu_packed_forward_cast.
 static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const float *gate, const float *up,
-                                                  long n)
+                                                  long n, long inner, long stride)
 {
     LAUNCH_LOOP(i, n)
     {
-        float y = gate[i] * act_sigmoid(gate[i]) * up[i];
+        long at = i / inner * stride + i % inner;
+        float y = gate[at] * act_sigmoid(gate[at]) * up[at];
         out[i] = y;
         out16[i] = bf16_round(y);
     }
@@ -103,7 +107,14 @@ extern "C" void swiglu_forward_cuda(float *out, const float *gate, const float *
 extern "C" void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n,
                                          void *stream)
 {
-    ACT_LAUNCH(swiglu_forward_cast_kernel, n, stream, out, out16, gate, up, n);
+    ACT_LAUNCH(swiglu_forward_cast_kernel, n, stream, out, out16, gate, up, n, n, n);
+}
+
+extern "C" void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner,
+                                                void *stream)
+{
+    ACT_LAUNCH(swiglu_forward_cast_kernel, rows * inner, stream, out, out16, gu, gu + inner, rows * inner, inner,
+               2 * inner);
 }
 
 extern "C" void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up,

@@ -63,13 +63,14 @@ extern "C" void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const 
     append_launch<uint16_t>(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd, stream);
 }
 
-// One thread per rotated pair of a row: pairs p < n * n_heads * half are q's (bias, RoPE, in place);
-// the rest are k's, whose thread also carries v's two elements at the same places (bias only), and
-// both land in the bf16 cache at (slot[i], pos[i]). The arithmetic is add_bias's, then
-// rope_forward's, then kv_append_bf16's rounding.
+// One thread per rotated pair of a row of the packed projections qkv ([n, w], w = qd + 2 kvd: q, k,
+// v): pairs p < n * n_heads * half are q's (bias, RoPE, into q [n, qd]); the rest are k's, whose
+// thread also carries v's two elements at the same places (bias only), and both land in the bf16
+// cache at (slot[i], pos[i]). The arithmetic is add_bias's, then rope_forward's, then
+// kv_append_bf16's rounding.
 struct qkv_args {
     float *q;
-    const float *k, *v, *bq, *bk, *bv, *cos, *sin;
+    const float *qkv, *bq, *bk, *bv, *cos, *sin;
     uint16_t *cache_k, *cache_v;
     const int *slot, *pos;
     int n, n_heads, n_kv, half, n_slots, max_len;
@@ -77,7 +78,8 @@ struct qkv_args {
 
 static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
 {
-    int hd = 2 * a.half, kvd = a.n_kv * hd;
+    int hd = 2 * a.half, qd = a.n_heads * hd, kvd = a.n_kv * hd;
+    long w = qd + 2L * kvd;
     long q_pairs = (long)a.n * a.n_heads * a.half, pairs = q_pairs + (long)a.n * a.n_kv * a.half;
     LAUNCH_LOOP(p, pairs)
     {
@@ -86,10 +88,9 @@ static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
         int i = (int)(e % a.half);
         long rh = e / a.half; // row * heads + head
         int r = (int)(rh / heads), h = (int)(rh % heads);
-        long x0 = rh * hd + i, x1 = x0 + a.half; // in q, or in k and v ([n, kvd])
+        long x0 = r * w + (is_q ? 0 : qd) + (long)h * hd + i, x1 = x0 + a.half; // in qkv
         const float *c = a.cos + (long)r * hd, *s = a.sin + (long)r * hd, *b = is_q ? a.bq : a.bk;
-        const float *src = is_q ? a.q : a.k;
-        float u1 = src[x0], u2 = src[x1];
+        float u1 = a.qkv[x0], u2 = a.qkv[x1];
         if (b) {
             u1 += b[h * hd + i];
             u2 += b[h * hd + i + a.half];
@@ -97,12 +98,12 @@ static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
         float y1, y2;
         rope_rotate(u1, u2, c, s, i, a.half, &y1, &y2);
         if (is_q) {
-            a.q[x0] = y1;
-            a.q[x1] = y2;
+            a.q[rh * hd + i] = y1;
+            a.q[rh * hd + i + a.half] = y2;
             continue;
         }
         long to = kv_row_at(a.slot, a.pos, r, a.n_slots, a.max_len, kvd) + h * hd + i;
-        float v1 = a.v[x0], v2 = a.v[x1];
+        float v1 = a.qkv[x0 + kvd], v2 = a.qkv[x1 + kvd];
         if (a.bv) {
             v1 += a.bv[h * hd + i];
             v2 += a.bv[h * hd + i + a.half];
@@ -114,14 +115,14 @@ static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
     }
 }
 
-extern "C" void qkv_rope_append_bf16_cuda(float *q, const float *k, const float *v, const float *bq, const float *bk,
-                                          const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
-                                          uint16_t *cache_v, const int *slot, const int *pos, int n, int n_heads,
-                                          int n_kv, int hd, int n_slots, int max_len, void *stream)
+extern "C" void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
+                                          const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
+                                          const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd,
+                                          int n_slots, int max_len, void *stream)
 {
     MMUPT_CHECK(hd % 2 == 0 && n_heads > 0 && n_kv > 0 && n_slots > 0 && max_len > 0);
     if (n <= 0) return;
-    struct qkv_args a = {q, k, v, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd / 2,
+    struct qkv_args a = {q, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd / 2,
                          n_slots, max_len};
     long pairs = (long)n * (n_heads + n_kv) * (hd / 2);
     qkv_rope_append_bf16_kernel<<<launch_blocks(pairs), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);

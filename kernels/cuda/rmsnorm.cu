@@ -15,37 +15,69 @@
 // out may alias x: each thread writes only the elements it reads last, and every read of the
 // row for the statistics ends at reduce_block_sum's barrier, before the first write. out16 (may be
 // NULL) gets out rounded to bf16: rmsnorm_forward_cast, which spares the next GEMM its cast launch.
-static __global__ void rmsnorm_forward_kernel(float *out, uint16_t *out16, float *rstd, const float *x,
-                                              const float *weight, int dim, float eps)
+// res (may be NULL) is a residual added first: the normalised row is x + res, stored into sum (which
+// may alias x or res: each thread writes sum[i] after its own reads of x[i] and res[i], and reads it
+// back itself) - residual_rmsnorm_forward_cast, the residual add and the next norm in one launch.
+struct rmsnorm_fwd {
+    float *out, *sum, *rstd;
+    uint16_t *out16;
+    const float *x, *res, *weight;
+    int dim;
+    float eps;
+};
+
+static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
 {
     __shared__ float scratch[32];
-    const float *xr = x + (long)blockIdx.x * dim;
-    float *outr = out + (long)blockIdx.x * dim;
+    long row = (long)blockIdx.x * a.dim;
+    const float *xr = a.x + row;
     float ss = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
-    float s = rsqrtf(reduce_block_sum(ss, scratch) / dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        float y = xr[i] * s * weight[i];
-        outr[i] = y;
-        if (out16) out16[(long)blockIdx.x * dim + i] = bf16_round(y);
+    if (a.res) {
+        for (int i = threadIdx.x; i < a.dim; i += blockDim.x) {
+            float v = xr[i] + a.res[row + i];
+            a.sum[row + i] = v;
+            ss += v * v;
+        }
+        xr = a.sum + row;
+    } else {
+        for (int i = threadIdx.x; i < a.dim; i += blockDim.x) ss += xr[i] * xr[i];
     }
-    if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = s;
+    float s = rsqrtf(reduce_block_sum(ss, scratch) / a.dim + a.eps);
+    for (int i = threadIdx.x; i < a.dim; i += blockDim.x) {
+        float y = xr[i] * s * a.weight[i];
+        a.out[row + i] = y;
+        if (a.out16) a.out16[row + i] = bf16_round(y);
+    }
+    if (a.rstd && threadIdx.x == 0) a.rstd[blockIdx.x] = s;
+}
+
+static void rmsnorm_forward_launch(const struct rmsnorm_fwd *a, int rows, void *stream)
+{
+    if (rows <= 0) return;
+    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(*a);
+    CUDA_CHECK(cudaGetLastError());
 }
 
 extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim,
                                      float eps, void *stream)
 {
-    if (rows <= 0) return;
-    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(out, (uint16_t *)NULL, rstd, x, weight, dim, eps);
-    CUDA_CHECK(cudaGetLastError());
+    struct rmsnorm_fwd a = {out, (float *)NULL, rstd, (uint16_t *)NULL, x, (const float *)NULL, weight, dim, eps};
+    rmsnorm_forward_launch(&a, rows, stream);
 }
 
 extern "C" void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight,
                                           int rows, int dim, float eps, void *stream)
 {
-    if (rows <= 0) return;
-    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(out, out16, rstd, x, weight, dim, eps);
-    CUDA_CHECK(cudaGetLastError());
+    struct rmsnorm_fwd a = {out, (float *)NULL, rstd, out16, x, (const float *)NULL, weight, dim, eps};
+    rmsnorm_forward_launch(&a, rows, stream);
+}
+
+extern "C" void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
+                                                   const float *b, const float *weight, int rows, int dim, float eps,
+                                                   void *stream)
+{
+    struct rmsnorm_fwd f = {out, sum, rstd, out16, a, b, weight, dim, eps};
+    rmsnorm_forward_launch(&f, rows, stream);
 }
 
 // dx[r, i] += s * (g_i - xhat_i * mean(g * xhat)) with g = dout * w, xhat = x * s, s = rstd[r].

@@ -48,6 +48,16 @@ void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const f
     emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
+void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
+                                        const float *b, const float *weight, int rows, int dim, float eps, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = (long)rows * dim;
+    DEV(sum, n), DEV(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(a, n), DEV(b, n), DEV(weight, dim);
+    EMU_RUN(residual_rmsnorm_forward_cast_cpu(sum, out, out16, rstd, a, b, weight, rows, dim, eps));
+    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
+}
+
 void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
                            const float *rstd, int rows, int dim, void *stream)
 {
@@ -103,6 +113,15 @@ void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, co
     struct emu_state *st = emu_state_of(stream, __func__);
     DEV(out, n), DEV(out16, n), DEV(gate, n), DEV(up, n);
     EMU_RUN(swiglu_forward_cast_cpu(out, out16, gate, up, n));
+    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
+}
+
+void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = rows * inner;
+    DEV(out, n), DEV(out16, n), DEV(gu, 2 * n);
+    EMU_RUN(swiglu_packed_forward_cast_cpu(out, out16, gu, rows, inner));
     emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
@@ -259,18 +278,18 @@ void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, c
     EMU_RUN(kv_append_bf16_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
 }
 
-void qkv_rope_append_bf16_cuda(float *q, const float *k, const float *v, const float *bq, const float *bk,
-                               const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
-                               uint16_t *cache_v, const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd,
-                               int n_slots, int max_len, void *stream)
+void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
+                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
+                               const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
+                               int max_len, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     long qd = (long)n_heads * hd, kvd = (long)n_kv * hd;
-    DEV(q, n * qd), DEV(k, n * kvd), DEV(v, n * kvd), DEV_OPT(bq, qd), DEV_OPT(bk, kvd), DEV_OPT(bv, kvd);
+    DEV(q, n * qd), DEV(qkv, n * (qd + 2 * kvd)), DEV_OPT(bq, qd), DEV_OPT(bk, kvd), DEV_OPT(bv, kvd);
     DEV(cos, (long)n * hd), DEV(sin, (long)n * hd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
-    EMU_RUN(qkv_rope_append_bf16_cpu(q, k, v, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd,
+    EMU_RUN(qkv_rope_append_bf16_cpu(q, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd,
                                      n_slots, max_len));
 }
 

@@ -99,10 +99,27 @@ int model_dev_prefill(struct model_dev *d, struct model_kv *kv, int slot, const 
 /* Device buffers of one decode step for up to n rows. */
 struct dev_step {
     float *x, *n1, *q, *k, *v, *att, *mid, *n2, *gate, *up, *act, *rstd, *cos, *sin;
+    float *qkv, *gu; /* the bf16 step's packed projections: [n, qd + 2 kvd] and [n, 2 I] */
+    /* The step's inputs, views of ONE device block (`in`, in_bytes) that a step fills with one upload
+     * from its host twin (`host_in`, same layout): token ids, rotary tables, and each row's cache slot
+     * and new position - [tokens | cos | sin | slot | at], each sized for the capacity. */
     int64_t *tokens;
-    int *slot, *at; /* [n] each: the rows' cache slots and their new tokens' positions (one buffer) */
-    float *scores;  /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
+    int *slot, *at;
+    void *in, *host_in;
+    size_t in_bytes;
+    float *scores; /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
 };
+
+/* The inputs block's views for n rows of head size hd, over base (device or host). */
+static void step_views(void *base, int64_t n, int64_t hd, int64_t **tokens, float **cos, float **sin, int **slot,
+                       int **at)
+{
+    *tokens = base;
+    *cos = (float *)(*tokens + n);
+    *sin = *cos + n * hd;
+    *slot = (int *)(*sin + n * hd);
+    *at = *slot + n;
+}
 
 static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct model_config *c, int n)
 {
@@ -113,22 +130,24 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
     b->q = gpu_alloc_floats(g, n * qd);
     b->k = gpu_alloc_floats(g, n * kvd);
     b->v = gpu_alloc_floats(g, n * kvd);
+    b->qkv = gpu_alloc_floats(g, n * (qd + 2 * kvd));
+    b->gu = gpu_alloc_floats(g, n * 2 * I);
     b->gate = gpu_alloc_floats(g, n * I);
     b->up = gpu_alloc_floats(g, n * I);
     b->act = gpu_alloc_floats(g, n * I);
     b->rstd = gpu_alloc_floats(g, n);
-    b->cos = gpu_alloc_floats(g, n * t->head_dim);
-    b->sin = gpu_alloc_floats(g, n * t->head_dim);
-    b->tokens = gpu_alloc(g, (size_t)n * sizeof *b->tokens);
-    b->slot = gpu_alloc(g, 2 * (size_t)n * sizeof *b->slot);
-    b->at = b->slot + n;
+    b->in_bytes = (size_t)n * (sizeof *b->tokens + 2 * (size_t)t->head_dim * sizeof(float) + 2 * sizeof(int));
+    b->in = gpu_alloc(g, b->in_bytes);
+    b->host_in = mmupt_xcalloc(1, b->in_bytes);
+    step_views(b->in, n, t->head_dim, &b->tokens, &b->cos, &b->sin, &b->slot, &b->at);
 }
 
 static void step_free(struct dev_step *b, const struct gpu_ctx *g)
 {
-    void *dev[] = {b->x, b->n1, b->q, b->k, b->v, b->att, b->mid, b->n2, b->gate, b->up, b->act, b->rstd, b->cos, b->sin,
-                   b->tokens, b->slot, b->scores};
+    void *dev[] = {b->x, b->n1, b->q,    b->k,  b->v,  b->att, b->mid, b->n2,
+                   b->gate, b->up, b->act, b->rstd, b->qkv, b->gu, b->in, b->scores};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
+    free(b->host_in);
     memset(b, 0, sizeof *b);
 }
 
@@ -139,15 +158,18 @@ enum { DEC_GRAPH_ROWS = 256 };
  * fixed addresses so that a step recorded as a CUDA graph can be replayed, and the graphs, one per
  * row count, recorded the second time a count is seen (the first runs directly: a warm-up, so cuBLAS
  * has chosen its kernels). A graph bakes in every address it touches; `key` holds those that can
- * change between calls (weights, the GEMM cast scratch, the cache), and a change drops the graphs. */
+ * change between calls (weights, the GEMM cast scratch, the cache), and a change drops the graphs.
+ * Each graph writes its logits straight into the caller's buffer it was recorded with (`out`): a call
+ * with another buffer records that row count again (a copy from a buffer of our own would move
+ * n x vocab floats per step - 39 MB at 64 rows of a 152k vocabulary). */
 struct model_dev_decoder {
     int cap;
     struct dev_step b;
-    float *logits; /* [cap, vocab]: the graphs write here; copied to the caller's buffer */
     const void *key[5];
     int key_slots, key_len;
     int64_t scores_floats; /* what b.scores holds */
     struct gpu_graph *graph[DEC_GRAPH_ROWS + 1];
+    const float *out[DEC_GRAPH_ROWS + 1]; /* the logits buffer graph[n] writes */
     unsigned char seen[DEC_GRAPH_ROWS + 1];
 };
 
@@ -166,7 +188,6 @@ void dev_decoder_free(struct model_dev *d)
     if (!dc) return;
     drop_graphs(dc);
     step_free(&dc->b, d->g);
-    gpu_free(d->g, dc->logits);
     free(dc);
     d->dec = NULL;
 }
@@ -180,11 +201,9 @@ static struct model_dev_decoder *decoder_ready(struct model_dev *d, const struct
     if (n > dc->cap) {
         drop_graphs(dc);
         step_free(&dc->b, d->g);
-        gpu_free(d->g, dc->logits);
         dc->cap = n;
         step_alloc(&dc->b, d->g, &d->m->cfg, n);
         dc->scores_floats = 0;
-        dc->logits = gpu_alloc_floats(d->g, (int64_t)n * d->m->cfg.text.vocab);
     }
     const struct model_text_config *t = &d->m->cfg.text;
     int64_t widest = t->intermediate > t->hidden ? t->intermediate : t->hidden;
@@ -236,35 +255,25 @@ static void decode_linear(struct model_dev *d, float *out, const float *inp, int
     (d->params_bf16 ? dev_linear_forward_again : dev_linear_forward)(d, out, inp, w_off, b_off, M, K, N);
 }
 
-/* q, k, v of the new rows from b->n1 (decode_norm's), RoPE on q and k, k and v appended to the cache.
- * With a bf16 cache the projections skip their biases and one launch (qkv_rope_append_bf16) adds
- * them, rotates and appends: five launches fewer than bias adds, two RoPEs and the append. */
+/* q, k, v of the new rows from b->n1 (decode_norm's), RoPE on q and k, k and v appended to the cache:
+ * the plain step's (fp32, or bf16 weights over an fp32 cache). */
 static void decode_qkv(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;
     const struct model_text_config *t = &d->m->cfg.text;
     const struct model_text_layer *y = &d->m->spec.L.layers[l];
     int H = (int)t->hidden, nh = (int)t->n_heads, nkv = (int)t->n_kv_heads, hd = (int)t->head_dim, kvd = nkv * hd;
-    int fused = d->params_bf16 && kv->k16;
     void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0); /* this layer */
-    int64_t no = -1;
-    decode_linear(d, b->q, b->n1, y->q_w, fused ? no : y->q_b, n, H, nh * hd);
-    dev_linear_forward_again(d, b->k, b->n1, y->k_w, fused ? no : y->k_b, n, H, kvd);
-    dev_linear_forward_again(d, b->v, b->n1, y->v_w, fused ? no : y->v_b, n, H, kvd);
-    if (fused) {
-        const float *p = d->params;
-        qkv_rope_append_bf16_cuda(b->q, b->k, b->v, y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
-                                  y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n, nh, nkv,
-                                  hd, kv->n_slots, kv->max_len, g->stream);
-        return;
-    }
+    decode_linear(d, b->q, b->n1, y->q_w, y->q_b, n, H, nh * hd);
+    dev_linear_forward_again(d, b->k, b->n1, y->k_w, y->k_b, n, H, kvd);
+    dev_linear_forward_again(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
     if (kv->k16) kv_append_bf16_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
     else kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
 }
 
-/* One decoder layer for the n new rows; appends their keys and values to the cache. */
+/* One decoder layer of the plain step for the n new rows; appends their keys and values. */
 static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;
@@ -291,21 +300,76 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     residual_forward_cuda(b->x, b->x, b->mid, (long)n * H, g->stream);
 }
 
-/* The step's inputs into the decoder's buffers: token ids, each row's [slot | position], the rotary
- * tables. Uploads happen here, before the step's work (which a graph may replay). */
-static void step_inputs(struct model_dev *d, const struct model_kv *kv, const int *slots, const int64_t *tokens, int n,
-                        struct dev_step *b)
+/* The plain step's layers and final norm (into b->n1). */
+static void decode_layers(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b)
+{
+    const struct model_text_config *t = &d->m->cfg.text;
+    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, kv, l, n, b);
+    decode_norm(d, b->n1, b->x, d->m->spec.L.final_norm, n, (int)t->hidden, (float)t->rms_eps, b->rstd);
+}
+
+/* The bf16 step's attention half of layer l (bf16 weights and cache): b->n1's operand (in the GEMM
+ * scratch) -> q/k/v as ONE GEMM over the layer's packed weights (spec.c keeps q_w, k_w, v_w back to
+ * back) -> biases, RoPE and the cache append in one launch -> attention -> o-projection into b->mid. */
+static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
+{
+    const struct model_text_config *t = &d->m->cfg.text;
+    const struct model_text_layer *y = &d->m->spec.L.layers[l];
+    const float *p = d->params;
+    int H = (int)t->hidden, nh = (int)t->n_heads, nkv = (int)t->n_kv_heads, hd = (int)t->head_dim;
+    int qd = nh * hd, kvd = nkv * hd;
+    MMUPT_CHECK(y->k_w == y->q_w + (int64_t)qd * H && y->v_w == y->k_w + (int64_t)kvd * H);
+    uint16_t *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
+    dev_linear_forward_again(d, b->qkv, b->n1, y->q_w, -1, n, H, qd + 2 * kvd);
+    qkv_rope_append_bf16_cuda(b->q, b->qkv, y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
+                              y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n, nh, nkv, hd,
+                              kv->n_slots, kv->max_len, d->g->stream);
+    attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
+                               b->scores, d->g->stream);
+    dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, qd, H);
+}
+
+/* The bf16 step's layers: every producer writes the next GEMM's bf16 operand, q/k/v and gate/up are
+ * one GEMM each, and each residual add rides on the norm after it - nine launches a layer (the plain
+ * step's fifteen). Leaves the final norm's output in b->n1 and its operand in the scratch. */
+static void decode_layers_bf16(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;
-    gpu_upload(g, b->tokens, tokens, (size_t)n * sizeof *tokens);
-    int64_t *pos = mmupt_xmalloc((size_t)(3 * n) * sizeof *pos);
-    int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | at]; b->at = b->slot + cap */
-    model_step_rows(kv, slots, n, idx, idx + n, pos);
-    dev_upload_rope(d, pos, n, b->cos, b->sin);
-    gpu_upload(g, b->slot, idx, (size_t)n * sizeof *idx);
-    gpu_upload(g, b->at, idx + n, (size_t)n * sizeof *idx);
+    const struct model_text_config *t = &d->m->cfg.text;
+    const struct model_layout *L = &d->m->spec.L;
+    int H = (int)t->hidden, I = (int)t->intermediate;
+    float eps = (float)t->rms_eps;
+    decode_norm(d, b->n1, b->x, L->layers[0].ln1, n, H, eps, b->rstd);
+    for (int64_t l = 0; l < t->n_layers; l++) {
+        const struct model_text_layer *y = &L->layers[l];
+        MMUPT_CHECK(y->up == y->gate + (int64_t)I * H);
+        decode_attention_bf16(d, kv, l, n, b);
+        residual_rmsnorm_forward_cast_cuda(b->mid, b->n2, dev_linear_operand(d, (int64_t)n * H), b->rstd, b->mid, b->x,
+                                           d->params + y->ln2, n, H, eps, g->stream);
+        dev_linear_forward_again(d, b->gu, b->n2, y->gate, -1, n, H, 2 * I);
+        swiglu_packed_forward_cast_cuda(b->act, dev_linear_operand(d, (int64_t)n * I), b->gu, n, I, g->stream);
+        dev_linear_forward_again(d, b->x, b->act, y->down, -1, n, I, H);
+        int64_t next_norm = l + 1 < t->n_layers ? L->layers[l + 1].ln1 : L->final_norm;
+        residual_rmsnorm_forward_cast_cuda(b->x, b->n1, dev_linear_operand(d, (int64_t)n * H), b->rstd, b->x, b->mid,
+                                           d->params + next_norm, n, H, eps, g->stream);
+    }
+}
+
+/* The step's inputs into the decoder's buffers - token ids, the rotary tables, each row's slot and
+ * position - built in the host block and sent in ONE upload (a step waits on each transfer it
+ * issues), before the step's work (which a graph may replay). */
+static void step_inputs(struct model_dev *d, int cap, const struct model_kv *kv, const int *slots,
+                        const int64_t *tokens, int n, struct dev_step *b)
+{
+    int64_t *tok, *pos = mmupt_xmalloc((size_t)(3 * n) * sizeof *pos);
+    float *cos, *sin;
+    int *slot, *at;
+    step_views(b->host_in, cap, d->m->cfg.text.head_dim, &tok, &cos, &sin, &slot, &at);
+    memcpy(tok, tokens, (size_t)n * sizeof *tok);
+    model_step_rows(kv, slots, n, slot, at, pos);
+    model_text_rope(&d->m->cfg, pos, n, cos, sin);
+    gpu_upload(d->g, b->in, b->host_in, b->in_bytes);
     free(pos);
-    free(idx);
 }
 
 /* The step's device work for n rows, from the uploaded inputs to logits [n, vocab]: no host copies,
@@ -328,8 +392,7 @@ static void step_work(void *ctx)
     const struct model_text_config *t = &d->m->cfg.text;
     struct dev_step *b = a->b;
     embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, a->n, (int)t->hidden, g->stream);
-    for (int64_t l = 0; l < t->n_layers; l++) decode_layer(d, &a->kv, l, a->n, b);
-    decode_norm(d, b->n1, b->x, d->m->spec.L.final_norm, a->n, (int)t->hidden, (float)t->rms_eps, b->rstd);
+    (d->params_bf16 && a->kv.k16 ? decode_layers_bf16 : decode_layers)(d, &a->kv, a->n, b);
     decode_linear(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n, (int)t->hidden, (int)t->vocab);
 }
 
@@ -352,16 +415,21 @@ int model_dev_decode(struct model_dev *d, struct model_kv *kv, const int *slots,
     if (n < 1) return 0;
     if (model_check_step(d->m, kv, slots, tokens, n, err)) return -1;
     struct model_dev_decoder *dc = decoder_ready(d, kv, n);
-    step_inputs(d, kv, slots, tokens, n, &dc->b);
-    struct step_args a = {.d = d, .kv = *kv, .n = n, .b = &dc->b, .logits = dc->logits};
+    step_inputs(d, dc->cap, kv, slots, tokens, n, &dc->b);
+    struct step_args a = {.d = d, .kv = *kv, .n = n, .b = &dc->b, .logits = logits};
     int graphs = d->graphs && n <= DEC_GRAPH_ROWS;
-    if (graphs && !dc->graph[n] && dc->seen[n]) dc->graph[n] = record_step(d, &a);
+    if (graphs && dc->graph[n] && dc->out[n] != logits) { /* another caller buffer: record again */
+        gpu_graph_free(dc->graph[n]);
+        dc->graph[n] = NULL;
+    }
+    if (graphs && !dc->graph[n] && dc->seen[n]) {
+        dc->graph[n] = record_step(d, &a);
+        dc->out[n] = logits;
+    }
     if (graphs && dc->graph[n]) {
         gpu_graph_launch(d->g, dc->graph[n]);
         d->graph_steps++;
-        gpu_copy(d->g, logits, dc->logits, (size_t)n * d->m->cfg.text.vocab * sizeof(float));
     } else {
-        a.logits = logits;
         step_work(&a);
         if (graphs) dc->seen[n] = 1;
     }

@@ -52,11 +52,13 @@ static void build_text(struct builder *b, const struct model_config *c)
         struct model_text_layer *y = &L->layers[l];
         const char *pre = "model.layers";
         y->ln1 = ADD1(b, H, "%s.%lld.input_layernorm.weight", pre, (long long)l);
+        /* q, k and v's weights back to back (then their biases), as gate and up below: each pair or
+         * triple is then one [N, H] matrix, which the device decode step multiplies in one GEMM. */
         y->q_w = ADD2(b, H, H, "%s.%lld.self_attn.q_proj.weight", pre, (long long)l);
-        y->q_b = ADD1(b, H, "%s.%lld.self_attn.q_proj.bias", pre, (long long)l);
         y->k_w = ADD2(b, kv, H, "%s.%lld.self_attn.k_proj.weight", pre, (long long)l);
-        y->k_b = ADD1(b, kv, "%s.%lld.self_attn.k_proj.bias", pre, (long long)l);
         y->v_w = ADD2(b, kv, H, "%s.%lld.self_attn.v_proj.weight", pre, (long long)l);
+        y->q_b = ADD1(b, H, "%s.%lld.self_attn.q_proj.bias", pre, (long long)l);
+        y->k_b = ADD1(b, kv, "%s.%lld.self_attn.k_proj.bias", pre, (long long)l);
         y->v_b = ADD1(b, kv, "%s.%lld.self_attn.v_proj.bias", pre, (long long)l);
         y->o_w = ADD2(b, H, H, "%s.%lld.self_attn.o_proj.weight", pre, (long long)l);
         y->ln2 = ADD1(b, H, "%s.%lld.post_attention_layernorm.weight", pre, (long long)l);

@@ -1,9 +1,11 @@
-/* The bf16 decode step's fused ops (kernels.h: rmsnorm_forward_cast, swiglu_forward_cast,
- * qkv_rope_append_bf16): each CUDA twin against its CPU reference - the op sequence it replaces.
- * Skips (exit 77) without a GPU, saying why.
+/* The bf16 decode step's fused ops (kernels.h: rmsnorm_forward_cast, residual_rmsnorm_forward_cast,
+ * swiglu_forward_cast, swiglu_packed_forward_cast, qkv_rope_append_bf16): each CUDA twin against its
+ * CPU reference - the op sequence it replaces - and, where an unfused twin exists, bitwise against
+ * that twin run on the same inputs. Skips (exit 77) without a GPU, saying why.
  *
  *   fp32 outputs (out, rstd, q): gpu_test_err < 1e-5, the tolerance of the unfused twins' tests
- *     (test_rmsnorm_cuda.c; SwiGLU's expf and RoPE's products differ from glibc's by last bits).
+ *     (test_rmsnorm_cuda.c; SwiGLU's expf and RoPE's products differ from glibc's by last bits);
+ *     the residual sum is one rounding per element on both sides: bitwise.
  *   bf16 outputs: each must be exactly the rounding of the twin's own fp32 value (out16 is what
  *     cast_bf16 would write from out), and the cache rows within one bf16 step (2^-8 relative) of the
  *     reference's: the fp32 values differ by last bits, which can move a rounding by one step.
@@ -65,6 +67,83 @@ static void rmsnorm_case(struct test_state *ts, int rows, int dim)
     free(x), free(w), free(ref), free(rref), free(ref16);
 }
 
+/* sum = a + b then the norm, with sum separate from a and b or aliasing a (the decode step's use). */
+static void residual_rmsnorm_case(struct test_state *ts, int rows, int dim, int alias)
+{
+    size_t n = (size_t)rows * dim;
+    float *a = mmupt_xmalloc(n * sizeof *a), *b = mmupt_xmalloc(n * sizeof *b);
+    float *w = mmupt_xmalloc((size_t)dim * sizeof *w);
+    float *sum = mmupt_xmalloc(n * sizeof *sum), *ref = mmupt_xmalloc(n * sizeof *ref);
+    float *rref = mmupt_xmalloc((size_t)rows * sizeof *rref);
+    uint16_t *ref16 = mmupt_xmalloc(n * sizeof *ref16);
+    unsigned seed = (unsigned)(rows * 11 + dim + alias);
+    gpu_test_fill(a, n, seed, -2.0f, 2.0f);
+    gpu_test_fill(b, n, seed + 1, -2.0f, 2.0f);
+    gpu_test_fill(w, (size_t)dim, seed + 2, 0.5f, 1.5f);
+    residual_rmsnorm_forward_cast_cpu(sum, ref, ref16, rref, a, b, w, rows, dim, 1e-6f);
+
+    float *d_a = gpu_test_upload_floats(a, n), *d_b = gpu_test_upload_floats(b, n);
+    float *d_w = gpu_test_upload_floats(w, (size_t)dim);
+    float *d_sum = alias ? d_a : gpu_test_upload_floats(ref, n), *d_out = gpu_test_upload_floats(ref, n);
+    float *d_rstd = gpu_test_upload_floats(rref, (size_t)rows);
+    uint16_t *d_out16 = gpu_test_upload(ref16, n * sizeof *ref16);
+    if (!alias) CUDA_CHECK(cudaMemset(d_sum, 0xff, n * sizeof *d_sum)); /* NaN: every entry must be written */
+    CUDA_CHECK(cudaMemset(d_out, 0xff, n * sizeof *d_out));
+    CUDA_CHECK(cudaMemset(d_out16, 0xff, n * sizeof *d_out16));
+    residual_rmsnorm_forward_cast_cuda(d_sum, d_out, d_out16, d_rstd, d_a, d_b, d_w, rows, dim, 1e-6f, NULL);
+    const char *how = alias ? "sum aliasing a" : "separate sum";
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_sum, sum, n), "residual_rmsnorm_forward_cast rows %d dim %d, %s: sum is "
+              "not a + b", rows, dim, how);
+    float eo = gpu_test_dev_err(d_out, ref, n), er = gpu_test_dev_err(d_rstd, rref, (size_t)rows);
+    CHECK_MSG(ts, eo < TOL, "residual_rmsnorm_forward_cast rows %d dim %d, %s: out err %g", rows, dim, how, eo);
+    CHECK_MSG(ts, er < TOL, "residual_rmsnorm_forward_cast rows %d dim %d, %s: rstd err %g", rows, dim, how, er);
+    CHECK_MSG(ts, rounds_of(d_out16, d_out, n), "residual_rmsnorm_forward_cast rows %d dim %d, %s: out16 is not out "
+              "rounded", rows, dim, how);
+    /* The norm part is rmsnorm_forward's arithmetic on the sum: the same bits. */
+    float *d_plain = gpu_test_upload_floats(ref, n);
+    rmsnorm_forward_cuda(d_plain, NULL, d_sum, d_w, rows, dim, 1e-6f, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, n), "residual_rmsnorm_forward_cast rows %d dim %d, %s: out "
+              "differs from rmsnorm_forward's of the sum", rows, dim, how);
+
+    void *dev[] = {d_a, d_b, d_w, alias ? NULL : d_sum, d_out, d_rstd, d_out16, d_plain};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(a), free(b), free(w), free(sum), free(ref), free(rref), free(ref16);
+}
+
+/* swiglu over rows of one gate/up GEMM's output: against the reference, and bitwise against
+ * swiglu_forward_cuda on the gate and up halves copied apart. */
+static void swiglu_packed_case(struct test_state *ts, long rows, long inner)
+{
+    size_t n = (size_t)(rows * inner);
+    float *gu = mmupt_xmalloc(2 * n * sizeof *gu), *g = mmupt_xmalloc(n * sizeof *g), *u = mmupt_xmalloc(n * sizeof *u);
+    float *ref = mmupt_xmalloc(n * sizeof *ref);
+    uint16_t *ref16 = mmupt_xmalloc(n * sizeof *ref16);
+    gpu_test_fill(gu, 2 * n, (unsigned)(rows * 31 + inner), -8.0f, 8.0f);
+    for (long r = 0; r < rows; r++) {
+        memcpy(g + r * inner, gu + r * 2 * inner, (size_t)inner * sizeof *g);
+        memcpy(u + r * inner, gu + r * 2 * inner + inner, (size_t)inner * sizeof *u);
+    }
+    swiglu_packed_forward_cast_cpu(ref, ref16, gu, rows, inner);
+    float *d_gu = gpu_test_upload_floats(gu, 2 * n), *d_g = gpu_test_upload_floats(g, n);
+    float *d_u = gpu_test_upload_floats(u, n);
+    float *d_out = gpu_test_upload_floats(ref, n), *d_plain = gpu_test_upload_floats(ref, n);
+    uint16_t *d_out16 = gpu_test_upload(ref16, n * sizeof *ref16);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, n * sizeof *d_out));
+    CUDA_CHECK(cudaMemset(d_out16, 0xff, n * sizeof *d_out16));
+    swiglu_packed_forward_cast_cuda(d_out, d_out16, d_gu, rows, inner, NULL);
+    float e = gpu_test_dev_err(d_out, ref, n);
+    CHECK_MSG(ts, e < TOL, "swiglu_packed_forward_cast %ld x %ld: out err %g", rows, inner, e);
+    CHECK_MSG(ts, rounds_of(d_out16, d_out, n), "swiglu_packed_forward_cast %ld x %ld: out16 is not out rounded", rows,
+              inner);
+    swiglu_forward_cuda(d_plain, d_g, d_u, (long)n, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, n), "swiglu_packed_forward_cast %ld x %ld: out differs from "
+              "swiglu_forward's on the halves", rows, inner);
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_gu, gu, 2 * n), "swiglu_packed_forward_cast: gu was written");
+    void *dev[] = {d_gu, d_g, d_u, d_out, d_plain, d_out16};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(gu), free(g), free(u), free(ref), free(ref16);
+}
+
 static void swiglu_case(struct test_state *ts, long n)
 {
     float *g = mmupt_xmalloc((size_t)n * sizeof *g), *u = mmupt_xmalloc((size_t)n * sizeof *u);
@@ -94,18 +173,16 @@ static void swiglu_case(struct test_state *ts, long n)
  * (i * 5) % max_len (distinct (slot, position) pairs for the sizes below). */
 static void qkv_case(struct test_state *ts, int n, int nh, int nkv, int hd, int with_bias)
 {
-    int n_slots = n + 2, max_len = 7, qd = nh * hd, kvd = nkv * hd;
-    size_t cache = (size_t)n_slots * max_len * kvd;
-    float *q = mmupt_xmalloc((size_t)n * qd * sizeof *q), *k = mmupt_xmalloc((size_t)n * kvd * sizeof *k);
-    float *v = mmupt_xmalloc((size_t)n * kvd * sizeof *v), *b = mmupt_xmalloc((size_t)(qd + 2 * kvd) * sizeof *b);
+    int n_slots = n + 2, max_len = 7, qd = nh * hd, kvd = nkv * hd, w = qd + 2 * kvd;
+    size_t cache = (size_t)n_slots * max_len * kvd, nq = (size_t)n * qd;
+    float *qkv = mmupt_xmalloc((size_t)n * w * sizeof *qkv), *q = mmupt_xmalloc(nq * sizeof *q);
+    float *b = mmupt_xmalloc((size_t)w * sizeof *b);
     float *cs = mmupt_xmalloc((size_t)n * hd * sizeof *cs), *sn = mmupt_xmalloc((size_t)n * hd * sizeof *sn);
     uint16_t *ck = mmupt_xmalloc(cache * sizeof *ck), *cv = mmupt_xmalloc(cache * sizeof *cv);
     int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | pos] */
     unsigned seed = (unsigned)(n * 1000 + nh * 100 + hd + with_bias);
-    gpu_test_fill(q, (size_t)n * qd, seed, -2.0f, 2.0f);
-    gpu_test_fill(k, (size_t)n * kvd, seed + 1, -2.0f, 2.0f);
-    gpu_test_fill(v, (size_t)n * kvd, seed + 2, -2.0f, 2.0f);
-    gpu_test_fill(b, (size_t)(qd + 2 * kvd), seed + 3, -0.5f, 0.5f);
+    gpu_test_fill(qkv, (size_t)n * w, seed, -2.0f, 2.0f);
+    gpu_test_fill(b, (size_t)w, seed + 3, -0.5f, 0.5f);
     for (int r = 0; r < n; r++)
         for (int i = 0; i < hd; i++) {
             double a = (r + 1) * pow(10000.0, -(double)(i % (hd / 2)) / (hd / 2));
@@ -117,21 +194,21 @@ static void qkv_case(struct test_state *ts, int n, int nh, int nkv, int hd, int 
         idx[i] = (i * 3) % n_slots;
         idx[n + i] = (i * 5) % max_len;
     }
-    float *d_q = gpu_test_upload_floats(q, (size_t)n * qd), *d_k = gpu_test_upload_floats(k, (size_t)n * kvd);
-    float *d_v = gpu_test_upload_floats(v, (size_t)n * kvd), *d_b = gpu_test_upload_floats(b, (size_t)(qd + 2 * kvd));
+    float *d_qkv = gpu_test_upload_floats(qkv, (size_t)n * w), *d_q = gpu_test_upload_floats(qkv, nq);
+    float *d_b = gpu_test_upload_floats(b, (size_t)w);
     float *d_cs = gpu_test_upload_floats(cs, (size_t)n * hd), *d_sn = gpu_test_upload_floats(sn, (size_t)n * hd);
     uint16_t *d_ck = gpu_test_upload(ck, cache * sizeof *ck), *d_cv = gpu_test_upload(cv, cache * sizeof *cv);
     int *d_idx = gpu_test_upload(idx, 2 * (size_t)n * sizeof *idx);
+    CUDA_CHECK(cudaMemset(d_q, 0xff, nq * sizeof *d_q)); /* NaN: every entry must be written */
     const float *bq = with_bias ? b : NULL, *bk = with_bias ? b + qd : NULL, *bv = with_bias ? b + qd + kvd : NULL;
-    qkv_rope_append_bf16_cpu(q, k, v, bq, bk, bv, cs, sn, ck, cv, idx, idx + n, n, nh, nkv, hd, n_slots, max_len);
-    qkv_rope_append_bf16_cuda(d_q, d_k, d_v, with_bias ? d_b : NULL, with_bias ? d_b + qd : NULL,
+    qkv_rope_append_bf16_cpu(q, qkv, bq, bk, bv, cs, sn, ck, cv, idx, idx + n, n, nh, nkv, hd, n_slots, max_len);
+    qkv_rope_append_bf16_cuda(d_q, d_qkv, with_bias ? d_b : NULL, with_bias ? d_b + qd : NULL,
                               with_bias ? d_b + qd + kvd : NULL, d_cs, d_sn, d_ck, d_cv, d_idx, d_idx + n, n, nh, nkv,
                               hd, n_slots, max_len, NULL);
-    float e = gpu_test_dev_err(d_q, q, (size_t)n * qd);
+    float e = gpu_test_dev_err(d_q, q, nq);
     CHECK_MSG(ts, e < TOL, "qkv_rope_append_bf16 n %d heads %d/%d hd %d bias %d: q err %g", n, nh, nkv, hd, with_bias,
               e);
-    CHECK_MSG(ts, gpu_test_dev_same_host(d_k, k, (size_t)n * kvd) && gpu_test_dev_same_host(d_v, v, (size_t)n * kvd),
-              "qkv_rope_append_bf16: k or v was written");
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_qkv, qkv, (size_t)n * w), "qkv_rope_append_bf16: qkv was written");
     uint16_t *gk = mmupt_xmalloc(cache * sizeof *gk), *gv = mmupt_xmalloc(cache * sizeof *gv);
     gpu_test_download(gk, d_ck, cache * sizeof *gk);
     gpu_test_download(gv, d_cv, cache * sizeof *gv);
@@ -143,9 +220,9 @@ static void qkv_case(struct test_state *ts, int n, int nh, int nkv, int hd, int 
     }
     CHECK_MSG(ts, off == 0, "qkv_rope_append_bf16 n %d heads %d/%d hd %d bias %d: %ld cache entries off", n, nh, nkv,
               hd, with_bias, off);
-    void *dev[] = {d_q, d_k, d_v, d_b, d_cs, d_sn, d_ck, d_cv, d_idx};
+    void *dev[] = {d_qkv, d_q, d_b, d_cs, d_sn, d_ck, d_cv, d_idx};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
-    free(q), free(k), free(v), free(b), free(cs), free(sn), free(ck), free(cv), free(idx), free(gk), free(gv);
+    free(qkv), free(q), free(b), free(cs), free(sn), free(ck), free(cv), free(idx), free(gk), free(gv);
 }
 
 static void test_rmsnorm_cast(struct test_state *ts)
@@ -153,6 +230,22 @@ static void test_rmsnorm_cast(struct test_state *ts)
     rmsnorm_case(ts, 1, 1);
     rmsnorm_case(ts, 3, 80);
     rmsnorm_case(ts, 64, 896); /* a 0.5B decode step */
+}
+
+static void test_residual_rmsnorm_cast(struct test_state *ts)
+{
+    for (int alias = 0; alias < 2; alias++) {
+        residual_rmsnorm_case(ts, 1, 1, alias);
+        residual_rmsnorm_case(ts, 3, 80, alias);
+        residual_rmsnorm_case(ts, 64, 896, alias); /* a 0.5B decode step */
+    }
+}
+
+static void test_swiglu_packed_cast(struct test_state *ts)
+{
+    swiglu_packed_case(ts, 1, 1);
+    swiglu_packed_case(ts, 3, 88);
+    swiglu_packed_case(ts, 64, 4864); /* a 0.5B decode step */
 }
 
 static void test_swiglu_cast(struct test_state *ts)
@@ -175,7 +268,9 @@ int main(void)
     gpu_test_require_device();
     struct test_state ts = {0};
     RUN(&ts, test_rmsnorm_cast);
+    RUN(&ts, test_residual_rmsnorm_cast);
     RUN(&ts, test_swiglu_cast);
+    RUN(&ts, test_swiglu_packed_cast);
     RUN(&ts, test_qkv);
     return test_summary(&ts);
 }

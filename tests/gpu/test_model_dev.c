@@ -248,7 +248,7 @@ static void check_decode(struct test_state *ts, struct fx *f, const struct gen_f
     struct model_batch b = gen_batch(x);
     const float *lc, *ld;
     float *out_c = malloc(2 * (size_t)V * sizeof *out_c), *out_d = malloc(2 * (size_t)V * sizeof *out_d);
-    float *dev_logits = gpu_alloc_floats(&f->g, 2 * (int64_t)V);
+    float *dev_logits = gpu_alloc_floats(&f->g, 2 * (int64_t)V), *dev_logits2 = gpu_alloc_floats(&f->g, 2 * (int64_t)V);
     CHECK_MSG(ts, model_prefill(&f->m, &kc, 2, &b, &lc, &err) == 0, "%s", err.msg);
     CHECK_MSG(ts, model_dev_prefill(&f->d, &kd, 2, &b, &ld, &err) == 0, "%s", err.msg);
     if (ts->current_failed) goto out;
@@ -268,8 +268,10 @@ static void check_decode(struct test_state *ts, struct fx *f, const struct gen_f
                   (long long)td, (long long)x->want[x->n_in + step]);
         int64_t toks[2] = {tc, tc};
         CHECK_MSG(ts, model_decode(&f->m, &kc, slots, toks, 2, out_c, &err) == 0, "%s", err.msg);
-        CHECK_MSG(ts, model_dev_decode(&f->d, &kd, slots, toks, 2, dev_logits, &err) == 0, "%s", err.msg);
-        gpu_download(&f->g, out_d, dev_logits, 2 * (size_t)V * sizeof *out_d);
+        /* The last step into another buffer: a graph writes the caller's buffer, so it records again. */
+        float *into = step == steps - 1 ? dev_logits2 : dev_logits;
+        CHECK_MSG(ts, model_dev_decode(&f->d, &kd, slots, toks, 2, into, &err) == 0, "%s", err.msg);
+        gpu_download(&f->g, out_d, into, 2 * (size_t)V * sizeof *out_d);
         char what[64];
         snprintf(what, sizeof what, "decode logits, step %d", step);
         if (step == 0 || step == steps - 1) check_close(ts, what, out_d, out_c, 2 * (int64_t)V, f->tol_fwd);
@@ -289,6 +291,7 @@ static void check_decode(struct test_state *ts, struct fx *f, const struct gen_f
     CHECK_CONTAINS(ts, err.msg, "slot");
 out:
     gpu_free(&f->g, dev_logits);
+    gpu_free(&f->g, dev_logits2);
     free(out_c);
     free(out_d);
     model_kv_free(&kc);
