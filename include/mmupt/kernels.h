@@ -42,6 +42,11 @@ void kv_append_cpu(float *cache_k, float *cache_v, const float *k, const float *
 void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
                                int hd);
+/* attention_decode_bf16, and out rounded to bf16 into out16 as cast_bf16 would (the o-projection's
+ * operand: the bf16 decode step skips a cast). out16: [n, n_heads, hd]. */
+void attention_decode_bf16_cast_cpu(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
+                                    const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
+                                    int max_len, int n_heads, int n_kv, int hd);
 void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
                         const int *pos, int n, int n_slots, int max_len, int kvd);
 
@@ -114,6 +119,10 @@ void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float 
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
                                 int n_kv, int hd, float *scores, void *stream);
+/* The same, and out rounded to bf16 into out16 (see attention_decode_bf16_cast_cpu): one launch. */
+void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
+                                     const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
+                                     int max_len, int n_heads, int n_kv, int hd, float *scores, void *stream);
 void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
                          const int *pos, int n, int n_slots, int max_len, int kvd, void *stream);
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,

@@ -89,3 +89,13 @@ void attention_decode_bf16_cpu(float *out, const float *q, const uint16_t *cache
     free(k);
     free(v);
 }
+
+/* attention_decode_bf16, and out rounded to bf16 into out16 (the o-projection's operand), as the
+ * fused twin writes it. */
+void attention_decode_bf16_cast_cpu(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
+                                    const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
+                                    int max_len, int n_heads, int n_kv, int hd)
+{
+    attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd);
+    cast_bf16_cpu(out16, out, (long)n * n_heads * hd);
+}

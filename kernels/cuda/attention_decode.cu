@@ -1,25 +1,38 @@
 // Decode attention over the KV cache: the CUDA twin of kernels/cpu/attention_decode.c, in fp32, with
 // its layouts (q, out: [n, n_heads, hd]; one cache layer [n_slots, max_len, n_kv, hd]; row i reads slot
 // slot[i], positions 0..pos[i]) and its arithmetic where it decides the result: float scores, expf,
-// a double normaliser, weights p * inv; the weighted sum over the cache rows is split over warps
-// (within the tests' fp32 tolerance of the reference's row order).
+// a double normaliser, weights p * inv. Within the tests' fp32 tolerance of the reference, not bitwise:
+// the dot products run over d in order with fused multiply-adds (the reference: vectorised partial
+// sums), and the weighted sum over the cache rows is split over warps.
 //
 // slot and pos are device arrays, uploaded once per decode step and read by every layer: a step
 // makes no host round trip per layer, and its launches only read device memory (what CUDA graph
-// capture needs). The scores live in one stream-ordered scratch of n * n_heads * max_len floats.
-// One block per (row, head):
-//   1. q row into shared memory;
-//   2. one warp per cache row j (rows j = warp, warp + nwarps, ...): lanes split the dot product
-//      over d (coalesced reads of k), a butterfly adds the lanes, lane 0 stores the scaled score;
-//   3. block max, then each thread exponentiates its strided rows and adds them in double, then
-//      a block sum in double (reduce.cuh: fixed order, no atomics);
-//   4. weights p * inv in place, a barrier; then warp w sums w_j * v_j[d] over its rows j = w,
-//      w + nwarps, ... (lanes over d), and the warps' partial rows are added in warp order. (One
-//      thread per d looping over every row in order, as the CPU reference does, left most of the
-//      block idle and was 60 us of a 0.5B decode layer on an H200: docs/performance.md.)
-// Any length works: every phase loops over the rows. Every addition's order depends only on the
-// launch shape, so a call repeats bit for bit. A slot or position outside the cache (a caller's
-// bookkeeping bug; the reference dies of it) traps.
+// capture needs). The scores live in the caller's scratch of n * n_heads * max_len floats (row
+// (i, h) at (i * n_heads + h) * max_len), which a recorded graph can hold.
+//
+// One block per (row i, kv head): the block serves every q head of that GQA group, so each K and V
+// row of the slot is read from memory once per block and used for all the group's heads. (One block
+// per (row, q head) re-read both for each of the group's heads: 7x the bytes for the 0.5B decoder's
+// 14 q heads over 2 kv heads.) Heads are taken DECODE_HEADS at a time (a chunk; the per-thread register budget); for
+// each chunk:
+//   1. the chunk's q rows (consecutive in q: the group's heads are) into shared memory;
+//   2. scores: one thread per cache row j (j = tid, tid + blockDim, ...) computes the dot products of
+//      k_j with every q row of the chunk, d in order 0..hd-1 (16-byte loads of k_j where the layout
+//      allows, the q values broadcast from shared memory), and writes scale * dot to the scratch.
+//      No cross-lane reduction per score (a butterfly per score was a long dependent chain);
+//   3. softmax: one warp per head: max over the head's scores, expf(s - max) summed in double per
+//      lane and then over the lanes (butterflies: fixed order), weights e * inv with
+//      inv = (float)(1.0 / sum), as the reference computes them;
+//   4. weighted sum: warp w takes the rows j = w, w + nwarps, ... and each lane a pair of dims d, so
+//      a warp reads v_j as one contiguous row, once for every head of the chunk (DECODE_ROWS rows'
+//      loads issued before their use); the warps' partial rows go to shared memory and are added in
+//      warp order.
+// 16 warps, and loops over independent loads unrolled: with one block per SM (128 blocks for 64 rows
+// of the 0.5B decoder) a block's chain of dependent memory waits is the kernel's time.
+// A group larger than DECODE_HEADS (none of the shapes in use) re-reads K and V once per chunk. Any
+// length works (every phase loops over the rows), any hd up to DECODE_MAX_HD. Every addition's order
+// depends only on the launch shape, so a call repeats bit for bit. A slot or position outside the
+// cache (a caller's bookkeeping bug; the reference dies of it) traps.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -29,16 +42,81 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
-#include "launch.cuh"
-#include "reduce.cuh"
 
-// Dynamic shared memory holds the q row and each warp's partial output row: (1 + 8) * hd floats,
-// 36 KiB at this bound (the default limit is 48 KiB), four times the largest head in use.
-enum { DECODE_MAX_HD = 1024 };
+enum {
+    DECODE_THREADS = 512,                 // 16 warps: one block per (row, kv head) is ~1 block per SM
+    DECODE_WARPS = DECODE_THREADS / 32,
+    DECODE_ROWS = 4,                      // v rows a warp loads before using them (step 4)
+    DECODE_HEADS = 8,                     // q heads per chunk: score accumulators per thread (step 2)
+    DECODE_LANE_DIMS = 2,                 // dims per lane in the weighted sum (step 4)
+    DECODE_DIMS = 32 * DECODE_LANE_DIMS,  // dims per warp pass in the weighted sum
+    DECODE_MAX_HD = 1024,
+};
+
+// The loops over heads, pack elements and lane dims have constant trip counts and index register
+// arrays: nvcc must unroll them fully (or the arrays spill to local memory). The SIMT interpreter's
+// host compiler does not know the pragma.
+// DECODE_UNROLL4 unrolls a loop over independent loads by 4, so their latencies overlap.
+#ifdef __CUDA_ARCH__
+#define DECODE_UNROLL _Pragma("unroll")
+#define DECODE_UNROLL4 _Pragma("unroll 4")
+#else
+#define DECODE_UNROLL
+#define DECODE_UNROLL4
+#endif
+
+// Dynamic shared memory: the chunk's q rows [hc][hd] in steps 1-2, then the warps' partial output
+// rows [DECODE_WARPS][hc][DECODE_DIMS] in step 4 (the same floats: a barrier separates the uses).
+// At most max(8 * 1024, 16 * 8 * 64) floats = 32 KiB, inside the default 48 KiB (checked at launch).
+static size_t decode_smem_bytes(int group, int hd)
+{
+    size_t hc = (size_t)(group < DECODE_HEADS ? group : DECODE_HEADS);
+    size_t qrows = hc * hd, parts = (size_t)DECODE_WARPS * hc * DECODE_DIMS;
+    return (qrows > parts ? qrows : parts) * sizeof(float);
+}
+
+// N consecutive elements as one aligned load (a 16-, 8- or 4-byte vector access on the GPU).
+template <typename T, int N>
+struct alignas(N * sizeof(T)) decode_pack {
+    T e[N];
+};
+typedef decode_pack<float, 4> decode_f4; // also the dynamic shared memory's type: 16-byte aligned
 
 // A cache element as a float: fp32 caches as they are, bf16 ones widened (exact).
-static __device__ __forceinline__ float kv_load(const float *p) { return *p; }
-static __device__ __forceinline__ float kv_load(const uint16_t *p) { return bf16_widen(*p); }
+static __device__ __forceinline__ float kv_widen(float x) { return x; }
+static __device__ __forceinline__ float kv_widen(uint16_t h) { return bf16_widen(h); }
+
+// f[0..N) = p[0..N) widened. VEC: p is aligned to the pack and all N are in range (one vector load);
+// otherwise element by element, the first `valid` of them (the rest 0).
+template <typename T, int N, bool VEC>
+static __device__ __forceinline__ void kv_load_n(float (&f)[N], const T *p, int valid)
+{
+    if (VEC) {
+        decode_pack<T, N> v = *reinterpret_cast<const decode_pack<T, N> *>(p);
+        DECODE_UNROLL
+        for (int e = 0; e < N; e++) f[e] = kv_widen(v.e[e]);
+    } else {
+        DECODE_UNROLL
+        for (int e = 0; e < N; e++) f[e] = e < valid ? kv_widen(p[e]) : 0.0f;
+    }
+}
+
+// f[0..N) = the shared q values at p (16-byte aligned and N a multiple of 4 when VEC).
+template <int N, bool VEC>
+static __device__ __forceinline__ void q_load_n(float (&f)[N], const float *p)
+{
+    if (VEC) {
+        DECODE_UNROLL
+        for (int c = 0; c < N / 4; c++) {
+            decode_f4 v = reinterpret_cast<const decode_f4 *>(p)[c];
+            DECODE_UNROLL
+            for (int e = 0; e < 4; e++) f[4 * c + e] = v.e[e];
+        }
+    } else {
+        DECODE_UNROLL
+        for (int e = 0; e < N; e++) f[e] = p[e];
+    }
+}
 
 // The kernel's view of the call; T is the cache's element type (float, or uint16_t for bf16).
 template <typename T>
@@ -51,72 +129,141 @@ struct decode_args {
     float scale;
 };
 
-// Block b = i * n_heads + h: row i, q head h.
-template <typename T>
-static __global__ void attention_decode_kernel(float *out, const float *q, struct decode_args<T> a)
+// Block b = i * n_kv + g: row i, kv head g, q heads g * group .. (g + 1) * group - 1. out16 (may be
+// NULL) gets out rounded to bf16 (attention_decode_bf16_cast). VEC: hd is a multiple of the 16-byte
+// pack (4 floats, 8 bf16) and both caches are 16-byte aligned, so every row of k and v, and of q in
+// shared memory, can be read in packs (a row starts at a multiple of hd elements).
+template <typename T, bool VEC>
+static __global__ void __launch_bounds__(DECODE_THREADS, 1)
+attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct decode_args<T> a)
 {
-    extern __shared__ float qi[];
-    __shared__ float fscratch[32];
-    __shared__ double dscratch[32];
-    long row = blockIdx.x;
-    int i = (int)(row / a.n_heads), h = (int)(row % a.n_heads), hd = a.hd, s = a.slot[i], L = a.pos[i] + 1;
+    extern __shared__ decode_f4 smem[];
+    float *sh = (float *)smem;
+    constexpr int KW = VEC ? 16 / (int)sizeof(T) : 1; // k elements per load in step 2
+    int i = (int)(blockIdx.x / a.n_kv), g = (int)(blockIdx.x % a.n_kv), hd = a.hd, group = a.group;
+    int s = a.slot[i], L = a.pos[i] + 1;
     if (s < 0 || s >= a.n_slots || L < 1 || L > a.max_len) __trap();
-    long stride = (long)a.n_kv * hd, kvoff = (long)(h / a.group) * hd;
-    const T *k = a.cache_k + s * a.slot_floats, *v = a.cache_v + s * a.slot_floats;
-    float *p = a.scores + row * a.max_len;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) qi[d] = q[row * hd + d];
-    __syncthreads();
+    long stride = (long)a.n_kv * hd, kvoff = (long)g * hd;
+    const T *k = a.cache_k + s * a.slot_floats + kvoff, *v = a.cache_v + s * a.slot_floats + kvoff;
+    int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
 
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    float mx = -INFINITY;
-    for (int j = warp; j < L; j += nwarps) {
-        const T *kj = k + j * stride + kvoff;
-        float sc = 0.0f;
-        for (int d = lane; d < hd; d += 32) sc += qi[d] * kv_load(kj + d);
-        for (int off = 16; off > 0; off /= 2) sc += __shfl_xor_sync(0xffffffffu, sc, off);
-        sc = a.scale * sc; // every lane holds the same bits after the butterfly
-        if (lane == 0) p[j] = sc;
-        mx = fmaxf(mx, sc);
-    }
-    // The reductions' barriers also publish the scores written above to the whole block, since
-    // from here on each thread works on the rows j = tid, tid + blockDim, ...
-    mx = reduce_block_max(mx, fscratch);
-    double sum = 0.0;
-    for (int j = threadIdx.x; j < L; j += blockDim.x) {
-        float e = expf(p[j] - mx); // expf, not __expf: see tests/gpu/test_attention_decode_cuda.c
-        p[j] = e;
-        sum += e;
-    }
-    float inv = (float)(1.0 / reduce_block_sum_double(sum, dscratch));
-    for (int j = threadIdx.x; j < L; j += blockDim.x) p[j] *= inv;
-    __syncthreads(); // every weight is read by every warp below
+    for (int h0 = 0; h0 < group; h0 += DECODE_HEADS) {
+        int hc = group - h0 < DECODE_HEADS ? group - h0 : DECODE_HEADS;
+        long row0 = (long)i * a.n_heads + (long)g * group + h0; // the chunk's first (row, q head)
+        float *p = a.scores + row0 * a.max_len;                  // its scores: [hc][max_len]
 
-    // Warp w sums w_j * v_j[d] over its rows j = w, w + nwarps, ... for the dims d of its lanes
-    // (coalesced rows of v, every warp busy); the warps' partial sums are then added in warp order.
-    float *part = qi + hd; // [nwarps][hd]
-    for (int d0 = 0; d0 < hd; d0 += 32) {
-        int d = d0 + lane;
-        if (d >= hd) break;
-        float acc = 0.0f;
-        for (int j = warp; j < L; j += nwarps) acc += p[j] * kv_load(v + j * stride + kvoff + d);
-        part[warp * hd + d] = acc;
-    }
-    __syncthreads();
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int w = 0; w < nwarps; w++) acc += part[w * hd + d];
-        out[row * hd + d] = acc;
+        // 1. The chunk's q rows, [hc][hd], contiguous in q.
+        for (int t = tid; t < hc * hd; t += blockDim.x) sh[t] = q[row0 * hd + t];
+        __syncthreads();
+
+        // 2. Scores, a thread per cache row: acc[h] is q_h . k_j summed over d in order.
+        for (int j = tid; j < L; j += blockDim.x) {
+            const T *kj = k + j * stride;
+            float acc[DECODE_HEADS];
+            DECODE_UNROLL
+            for (int h = 0; h < DECODE_HEADS; h++) acc[h] = 0.0f;
+            DECODE_UNROLL4
+            for (int d = 0; d < hd; d += KW) {
+                float kf[KW];
+                kv_load_n<T, KW, VEC>(kf, kj + d, KW);
+                DECODE_UNROLL
+                for (int h = 0; h < DECODE_HEADS; h++) {
+                    if (h < hc) { // a register array indexed by constants: the guard, not a bound
+                        float qf[KW];
+                        q_load_n<KW, VEC>(qf, sh + h * hd + d);
+                        DECODE_UNROLL
+                        for (int e = 0; e < KW; e++) acc[h] += qf[e] * kf[e];
+                    }
+                }
+            }
+            DECODE_UNROLL
+            for (int h = 0; h < DECODE_HEADS; h++)
+                if (h < hc) p[(long)h * a.max_len + j] = a.scale * acc[h];
+        }
+        __syncthreads(); // publishes the scores (global memory) to the warps of step 3
+
+        // 3. Softmax, a warp per head (warp-uniform loop: every lane takes part in the butterflies).
+        for (int h = warp; h < hc; h += DECODE_WARPS) {
+            float *ph = p + (long)h * a.max_len;
+            float mx = -INFINITY;
+            DECODE_UNROLL4
+            for (int j = lane; j < L; j += 32) mx = fmaxf(mx, ph[j]);
+            for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            double sum = 0.0;
+            DECODE_UNROLL4
+            for (int j = lane; j < L; j += 32) {
+                float e = expf(ph[j] - mx); // expf, not __expf: see tests/gpu/test_attention_decode_cuda.c
+                ph[j] = e;
+                sum += e;
+            }
+            // Lanes i and i ^ off add the same two values: every lane ends with the same bits.
+            for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            float inv = (float)(1.0 / sum);
+            DECODE_UNROLL4
+            for (int j = lane; j < L; j += 32) ph[j] *= inv;
+        }
+        __syncthreads(); // every weight is read by every warp below; q in sh is no longer needed
+
+        // 4. Weighted sum, DECODE_DIMS dims per pass: warp w, lane l sum w_hj * v_j[d] over the rows
+        // j = w, w + nwarps, ... for d = d0 + 2l, d0 + 2l + 1 and every head h of the chunk.
+        float *part = sh; // [DECODE_WARPS][hc][DECODE_DIMS]
+        for (int d0 = 0; d0 < hd; d0 += DECODE_DIMS) {
+            int dl = lane * DECODE_LANE_DIMS, d = d0 + dl, nd = hd - d; // nd <= 0: no dims here
+            float acc[DECODE_HEADS][DECODE_LANE_DIMS];
+            DECODE_UNROLL
+            for (int h = 0; h < DECODE_HEADS; h++)
+                DECODE_UNROLL
+                for (int e = 0; e < DECODE_LANE_DIMS; e++) acc[h][e] = 0.0f;
+            // DECODE_ROWS of the warp's rows are loaded before any is used (their latencies overlap,
+            // where one at a time would wait for each), then added in row order as before.
+            for (int j0 = warp; nd > 0 && j0 < L; j0 += DECODE_WARPS * DECODE_ROWS) {
+                float vf[DECODE_ROWS][DECODE_LANE_DIMS];
+                DECODE_UNROLL
+                for (int r = 0; r < DECODE_ROWS; r++) {
+                    int j = j0 + r * DECODE_WARPS;
+                    if (j < L) kv_load_n<T, DECODE_LANE_DIMS, VEC>(vf[r], v + j * stride + d, nd);
+                }
+                DECODE_UNROLL
+                for (int r = 0; r < DECODE_ROWS; r++) {
+                    int j = j0 + r * DECODE_WARPS;
+                    DECODE_UNROLL
+                    for (int h = 0; h < DECODE_HEADS; h++) {
+                        if (h < hc && j < L) {
+                            float w = p[(long)h * a.max_len + j];
+                            DECODE_UNROLL
+                            for (int e = 0; e < DECODE_LANE_DIMS; e++) acc[h][e] += w * vf[r][e];
+                        }
+                    }
+                }
+            }
+            DECODE_UNROLL
+            for (int h = 0; h < DECODE_HEADS; h++)
+                DECODE_UNROLL
+                for (int e = 0; e < DECODE_LANE_DIMS; e++)
+                    if (h < hc && e < nd) part[(warp * hc + h) * DECODE_DIMS + dl + e] = acc[h][e];
+            __syncthreads();
+            for (int t = tid; t < hc * DECODE_DIMS; t += blockDim.x) {
+                int h = t / DECODE_DIMS, dd = t % DECODE_DIMS;
+                if (d0 + dd >= hd) continue;
+                float o = 0.0f;
+                for (int w = 0; w < DECODE_WARPS; w++) o += part[(w * hc + h) * DECODE_DIMS + dd];
+                long at = (row0 + h) * hd + d0 + dd;
+                out[at] = o;
+                if (out16) out16[at] = bf16_round(o);
+            }
+            __syncthreads(); // part (and, for the next chunk, sh) is rewritten next
+        }
     }
 }
 
 template <typename T>
-static void decode_launch(float *out, const float *q, const T *cache_k, const T *cache_v, const int *slot,
-                          const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                          float *scores, void *stream)
+static void decode_launch(float *out, uint16_t *out16, const float *q, const T *cache_k, const T *cache_v,
+                          const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
+                          int hd, float *scores, void *stream)
 {
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
     MMUPT_CHECK(n_slots > 0 && max_len > 0);
-    MMUPT_CHECK((long)n * n_heads <= 0x7fffffffL); // grid x
+    MMUPT_CHECK((long)n * n_kv <= 0x7fffffffL); // grid x
     if (n == 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     struct decode_args<T> a;
@@ -133,9 +280,15 @@ static void decode_launch(float *out, const float *q, const T *cache_k, const T 
     a.n_slots = n_slots;
     a.max_len = max_len;
     a.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
-    unsigned blocks = (unsigned)((long)n * n_heads);
-    size_t smem = (size_t)(1 + REDUCE_THREADS / 32) * hd * sizeof(float);
-    attention_decode_kernel<T><<<blocks, REDUCE_THREADS, smem, st>>>(out, q, a);
+    unsigned blocks = (unsigned)((long)n * n_kv);
+    size_t smem = decode_smem_bytes(a.group, hd);
+    MMUPT_CHECK(smem <= 48 * 1024); // the default limit: no cudaFuncSetAttribute needed
+    int pack = 16 / (int)sizeof(T);
+    int vec = hd % pack == 0 && ((uintptr_t)cache_k | (uintptr_t)cache_v) % 16 == 0;
+    if (vec)
+        attention_decode_kernel<T, true><<<blocks, DECODE_THREADS, smem, st>>>(out, out16, q, a);
+    else
+        attention_decode_kernel<T, false><<<blocks, DECODE_THREADS, smem, st>>>(out, out16, q, a);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -143,8 +296,8 @@ extern "C" void attention_decode_cuda(float *out, const float *q, const float *c
                                       const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
                                       int n_kv, int hd, float *scores, void *stream)
 {
-    decode_launch<float>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, scores,
-                         stream);
+    decode_launch<float>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv,
+                         hd, scores, stream);
 }
 
 extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k,
@@ -152,6 +305,15 @@ extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uin
                                            int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
                                            void *stream)
 {
-    decode_launch<uint16_t>(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd, scores,
-                            stream);
+    decode_launch<uint16_t>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
+                            n_kv, hd, scores, stream);
+}
+
+extern "C" void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
+                                                const uint16_t *cache_v, const int *slot, const int *pos, int n,
+                                                int n_slots, int max_len, int n_heads, int n_kv, int hd,
+                                                float *scores, void *stream)
+{
+    decode_launch<uint16_t>(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd,
+                            scores, stream);
 }

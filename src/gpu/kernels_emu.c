@@ -258,6 +258,21 @@ void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cach
     EMU_RUN(attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
 }
 
+void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
+                                     const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
+                                     int max_len, int n_heads, int n_kv, int hd, float *scores, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    long m = (long)n * n_heads * hd;
+    DEV(out, m), DEV(out16, m), DEV(q, m);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
+    DEV(scores, (long)n * n_heads * max_len);
+    EMU_RUN(attention_decode_bf16_cast_cpu(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
+                                           n_kv, hd));
+    emu_record_cast(st, out16, out, (size_t)m);
+}
+
 void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
                     int n, int n_slots, int max_len, int kvd, void *stream)
 {

@@ -310,7 +310,8 @@ static void decode_layers(struct model_dev *d, struct model_kv *kv, int n, struc
 
 /* The bf16 step's attention half of layer l (bf16 weights and cache): b->n1's operand (in the GEMM
  * scratch) -> q/k/v as ONE GEMM over the layer's packed weights (spec.c keeps q_w, k_w, v_w back to
- * back) -> biases, RoPE and the cache append in one launch -> attention -> o-projection into b->mid. */
+ * back) -> biases, RoPE and the cache append in one launch -> attention, writing the o-projection's
+ * operand too -> o-projection into b->mid. */
 static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
     const struct model_text_config *t = &d->m->cfg.text;
@@ -324,9 +325,9 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     qkv_rope_append_bf16_cuda(b->q, b->qkv, y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                               y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n, nh, nkv, hd,
                               kv->n_slots, kv->max_len, d->g->stream);
-    attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                               b->scores, d->g->stream);
-    dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, qd, H);
+    attention_decode_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->q, ck, cv, b->slot, b->at, n,
+                                    kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, d->g->stream);
+    dev_linear_forward_again(d, b->mid, b->att, y->o_w, -1, n, qd, H);
 }
 
 /* The bf16 step's layers: every producer writes the next GEMM's bf16 operand, q/k/v and gate/up are

@@ -2,25 +2,40 @@
  * attention_decode_cpu, and kv_append_cuda against kv_append_cpu. Batches of n = 1, 3, 17 rows whose
  * lengths 1, 7, 513 and 4097 (longer than a block of threads, and than the CPU's stack buffer) are
  * mixed in one call, in slots given in reverse order with slot 0 unused, and every cache row past a
- * slot's length NaN (a kernel reading past pos would return NaN); head layouts n_heads/n_kv 2/1, 2/2
- * and 14/2 (the 3B decoder's GQA group of 7); head sizes 64, 80 (vision) and 128 (decoder). Each
- * shape runs twice: q, k, v of ordinary size, and q, k of large magnitude, where the scores pass 88.7
- * so an exponential without the max subtracted would overflow fp32 (the test checks that premise on
- * the host). Also: n = 0 (nothing written), every output written (the buffer starts as garbage), a
- * second call on the default stream equal bit for bit (no float atomics), and the append bit for bit
- * leaving every other cache row alone; the bf16 cache's twins likewise. Skips (exit 77) without a GPU.
+ * slot's length NaN (a kernel reading past pos would return NaN); head layouts n_heads/n_kv 2/1, 2/2,
+ * 14/2 (the 0.5B decoder's GQA group of 7), 12/2 and 16/2 (groups of 6 and 8: the kernel serves a
+ * whole group per block, DECODE_HEADS = 8 heads at a time); head sizes 64, 80 (vision) and
+ * 128 (decoder). Each shape runs twice: q, k, v of ordinary size, and q, k of large magnitude, where
+ * the scores pass 88.7 so an exponential without the max subtracted would overflow fp32 (the test
+ * checks that premise on the host). Then shapes at the kernel's boundaries: lengths around a warp
+ * (32), the interleave of 8 warps and a block of 256 threads; a group of 17 (chunks of 8, 8 and 1
+ * heads); hd 33 and 36 (no 16-byte packs: the element-by-element path, and a last lane with one
+ * dim) and caches not 16-byte aligned. Also: n = 0 (nothing written), every output written (the
+ * buffer starts as garbage), a second call on the default stream equal bit for bit (no float
+ * atomics), and the append bit for bit leaving every other cache row alone; the bf16 cache's twins
+ * likewise, and attention_decode_bf16_cast_cuda: out the same bits as attention_decode_bf16_cuda's,
+ * out16 exactly out rounded to bf16. Skips (exit 77) without a GPU.
  *
  * Tolerance, in gpu_test_err's measure (max |got - want| / (1 + |want|)): out is an average of v
  * rows, so its error is about the largest error of a score difference s_j - max times 2 max |v|
  * (a weight's relative error equals its score's absolute one), plus fp32 rounding of the weighted
- * sum (the same order on both sides; fused multiply-adds on the GPU). The scores differ by summation
- * order (the reference's vectorised dot product, the kernel's 32 lane partial sums and butterfly):
- * a few ulp of scale * sum_d |q_d k_d|. So the bound scales with that magnitude:
+ * sum. The kernel's dot products run over d in order 0..hd-1, as the reference's loop is written,
+ * but not as it runs: the reference's `omp simd` reduction keeps vector-lane partial sums, and the
+ * GPU fuses each multiply-add (the SIMT build compiles with -ffp-contract=off, so there the kernel's
+ * dot is the plain sequential sum). So the scores still differ by summation order and by rounding
+ * of the products: a few ulp of scale * sum_d |q_d k_d|. The weighted sum over the cache rows is
+ * split over 8 warps (rows j = w, w + 8, ...; the warps' partials added in warp order) where the
+ * reference adds the rows in order, again with fused multiply-adds on the GPU; the normaliser is
+ * summed in double over 32 lanes (the reference: in row order), which changes inv by an ulp at most.
+ * So the bound scales with the score magnitude:
  *   TOL_BASE             2e-6 for q in [-2, 2), k, v in [-1, 1) (scores below 4 here): a host
- *                        emulation of the kernel's order of operations gave at most 1.5e-7;
+ *                        emulation of the former kernel's order (32-lane partial dot products) gave
+ *                        at most 1.5e-7; the in-order dot's worst-case bound is a few times larger
+ *                        (hd terms in one chain), and the SIMT interpreter measured at most 2.4e-7;
  *   TOL_PER_SCORE_UNIT   plus 5e-7 per unit of the largest scale * sum_d |q_d k_d| of the call,
  *                        which for the large-magnitude inputs (q, k in [-12, 12), scores up to
- *                        ~250, those sums 400-550) allows ~2.5e-4 against at most 2e-5 emulated:
+ *                        ~250, those sums 400-550) allows ~2.5e-4 against at most 2e-5 emulated
+ *                        (former order) and 2.8e-5 measured on the SIMT interpreter (this kernel):
  *                        a few ulp of ~500 (3e-5 each) times the weights and 2 max |v|.
  * The kernel uses expf, not __expf: __expf's error grows with |x| (about 2 + 1.2 |x| ulp per the CUDA guide, and x = s - max
  * reaches -100s here), while expf (2 ulp) stays within rounding of glibc's, so the comparison
@@ -31,6 +46,7 @@
 #include <string.h>
 
 #include "gpu_test.h"
+#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
@@ -40,7 +56,8 @@
 static const int LENS[] = {1, 7, 513, 4097};
 #define N_LENS (int)(sizeof LENS / sizeof LENS[0])
 static const int NS[] = {1, 3, 17};
-static const int HEADS[][2] = {{2, 1}, {2, 2}, {14, 2}};
+static const int HEADS[][2] = {{2, 1}, {2, 2}, {14, 2}, {12, 2}, {16, 2}};
+#define N_HEADS (int)(sizeof HEADS / sizeof HEADS[0])
 static const int HDS[] = {64, 80, 128};
 
 /* One call's inputs on both sides and the reference output. Row i lives in slot n - i of a cache of
@@ -179,10 +196,10 @@ static void test_against_reference(struct test_state *ts, cudaStream_t st)
 {
     double top_score = 0.0;
     for (int a = 0; a < 3; a++)
-        for (int b = 0; b < 3; b++)
+        for (int b = 0; b < N_HEADS; b++)
             for (int d = 0; d < 3; d++)
                 for (int large = 0; large <= 1; large++) {
-                    if (!gpu_test_keep(a + b + d + large, 3)) continue;
+                    if (!gpu_test_keep(a + b + d + large, N_HEADS)) continue;
                     int lens[32];
                     for (int i = 0; i < NS[a]; i++) lens[i] = LENS[(i + b + d + large) % N_LENS];
                     struct dec_case c;
@@ -193,6 +210,28 @@ static void test_against_reference(struct test_state *ts, cudaStream_t st)
                 }
     /* The large-magnitude inputs must really reach scores where expf overflows without the max. */
     CHECK_MSG(ts, top_score > 88.8, "largest score only %g: the stability cases test nothing", top_score);
+}
+
+/* Shapes at the kernel's boundaries (one block per (row, kv head), 256 threads = 8 warps, score rows
+ * per thread, heads DECODE_HEADS = 8 at a time, dims in pairs per lane and 16-byte packs), each with
+ * both magnitudes. */
+static void test_boundaries(struct test_state *ts, cudaStream_t st)
+{
+    static const struct {
+        int n, n_heads, n_kv, hd, lens[8];
+    } shapes[] = {
+        {8, 14, 2, 64, {31, 32, 33, 255, 256, 257, 8, 9}}, /* a warp, the 8-warp interleave, a block */
+        {4, 17, 1, 64, {1, 257, 40, 512}},                 /* a group of 17: chunks of 8, 8 and 1 */
+        {3, 16, 1, 80, {513, 2, 64}},                      /* 16: two whole chunks; hd 80: a partial dim pass */
+        {3, 6, 2, 33, {1, 40, 300}},                       /* odd hd: no packs, a last lane with one dim */
+    };
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int large = 0; large <= 1; large++) {
+            struct dec_case c;
+            case_init(&c, shapes[t].n, shapes[t].lens, shapes[t].n_heads, shapes[t].n_kv, shapes[t].hd, large);
+            check_case(ts, &c, st);
+            case_free(&c);
+        }
 }
 
 /* The append: the new rows land bit for bit where the reference puts them, and nothing else moves. */
@@ -225,36 +264,77 @@ static void test_append(struct test_state *ts, cudaStream_t st)
     free(ck), free(cv), free(k), free(v), free(got_k), free(got_v);
 }
 
-/* The bf16 cache: the same cases with the cache rounded to bf16 (NaN past every length stays NaN),
- * the bf16 twin against the bf16 reference (the widening is exact, so the fp32 tolerance holds); the
- * bf16 append bit for bit. */
+/* 1 when every out16[i] is out[i] rounded to bf16 (nearest even, as cast_bf16). */
+static int rounds_of(const uint16_t *out16, const float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (out16[i] != bf16_from_f32(out[i])) return 0;
+    return 1;
+}
+
+/* One call over a bf16 cache: the case's cache rounded to bf16 (NaN past every length stays NaN), the
+ * bf16 twin against the bf16 reference (the widening is exact, so the fp32 tolerance holds); then
+ * attention_decode_bf16_cast_cuda on the same inputs into fresh NaN buffers: out the plain twin's bits,
+ * out16 exactly out rounded (and the CPU reference of the cast likewise). misalign: both caches start
+ * one element past a 16-byte boundary (no packed loads). */
+static void bf16_case(struct test_state *ts, cudaStream_t st, int n, const int *lens, int n_heads, int n_kv, int hd,
+                      int large, int misalign)
+{
+    struct dec_case c;
+    case_init(&c, n, lens, n_heads, n_kv, hd, large);
+    size_t m = cache_floats(&c), nq = q_floats(&c), off = misalign ? 1 : 0;
+    uint16_t *k16 = mmupt_xmalloc((m + off) * sizeof *k16), *v16 = mmupt_xmalloc((m + off) * sizeof *v16);
+    k16[0] = v16[0] = 0; /* with off = 1: the element before the cache (uploaded, never read) */
+    cast_bf16_cpu(k16 + off, c.k, (long)m);
+    cast_bf16_cpu(v16 + off, c.v, (long)m);
+    float *want = mmupt_xmalloc(nq * sizeof *want), *got = mmupt_xmalloc(nq * sizeof *got);
+    float *want_c = mmupt_xmalloc(nq * sizeof *want_c), *got_c = mmupt_xmalloc(nq * sizeof *got_c);
+    uint16_t *want16 = mmupt_xmalloc(nq * sizeof *want16), *got16 = mmupt_xmalloc(nq * sizeof *got16);
+    attention_decode_bf16_cpu(want, c.q, k16 + off, v16 + off, c.slot, c.pos, c.n, c.n_slots, c.max_len, c.n_heads,
+                              c.n_kv, c.hd);
+    attention_decode_bf16_cast_cpu(want_c, want16, c.q, k16 + off, v16 + off, c.slot, c.pos, c.n, c.n_slots,
+                                   c.max_len, c.n_heads, c.n_kv, c.hd);
+    CHECK_MSG(ts, memcmp(want_c, want, nq * sizeof *want) == 0 && rounds_of(want16, want_c, nq),
+              "attention_decode_bf16_cast_cpu is not attention_decode_bf16_cpu then the cast");
+
+    uint16_t *dk = gpu_test_upload(k16, (m + off) * 2), *dv = gpu_test_upload(v16, (m + off) * 2);
+    for (size_t e = 0; e < nq; e++) got[e] = NAN;
+    float *d_q = gpu_test_upload(c.q, nq * 4), *d_out = gpu_test_upload(got, nq * 4);
+    float *d_out_c = gpu_test_upload(got, nq * 4), *d_scores = NULL;
+    memset(got16, 0xff, nq * sizeof *got16);
+    uint16_t *d_out16 = gpu_test_upload(got16, nq * 2);
+    CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c.n * c.n_heads * c.max_len * sizeof(float) + 1));
+    attention_decode_bf16_cuda(d_out, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len,
+                               c.n_heads, c.n_kv, c.hd, d_scores, st);
+    attention_decode_bf16_cast_cuda(d_out_c, d_out16, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots,
+                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, st);
+    gpu_test_download(got, d_out, nq * 4);
+    gpu_test_download(got_c, d_out_c, nq * 4);
+    gpu_test_download(got16, d_out16, nq * 2);
+    double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
+    float e = gpu_test_err(got, want, nq);
+    CHECK_MSG(ts, e < tol, "bf16 cache, " CASE_FMT "%s: err %g, tol %g", CASE_ARGS(&c),
+              misalign ? ", misaligned" : "", e, tol);
+    CHECK_MSG(ts, memcmp(got_c, got, nq * sizeof *got) == 0, "bf16 cast, " CASE_FMT ": out differs from "
+              "attention_decode_bf16_cuda's", CASE_ARGS(&c));
+    CHECK_MSG(ts, rounds_of(got16, got_c, nq), "bf16 cast, " CASE_FMT ": out16 is not out rounded", CASE_ARGS(&c));
+    void *dev[] = {dk, dv, d_q, d_out, d_out_c, d_out16, d_scores};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(k16), free(v16), free(want), free(got), free(want_c), free(got_c), free(want16), free(got16);
+    case_free(&c);
+}
+
+/* The bf16 cache's twins: attention (and its bf16-rounding variant) on the decoders' shape with both
+ * magnitudes, misaligned caches, hd 36 (a multiple of 4 but not of 8: no bf16 packs) with a group of
+ * 17, and hd 80 with a group of 8; the bf16 append bit for bit. */
 static void test_bf16_cache(struct test_state *ts, cudaStream_t st)
 {
-    static const int lens[] = {7, 513, 1, 4097};
-    for (int large = 0; large <= 1; large++) {
-        struct dec_case c;
-        case_init(&c, 4, lens, 14, 2, 64, large);
-        size_t m = cache_floats(&c), nq = q_floats(&c);
-        uint16_t *k16 = mmupt_xmalloc(m * sizeof *k16), *v16 = mmupt_xmalloc(m * sizeof *v16);
-        cast_bf16_cpu(k16, c.k, (long)m);
-        cast_bf16_cpu(v16, c.v, (long)m);
-        float *want = mmupt_xmalloc(nq * sizeof *want), *got = mmupt_xmalloc(nq * sizeof *got);
-        attention_decode_bf16_cpu(want, c.q, k16, v16, c.slot, c.pos, c.n, c.n_slots, c.max_len, c.n_heads, c.n_kv,
-                                  c.hd);
-        uint16_t *dk = gpu_test_upload(k16, m * 2), *dv = gpu_test_upload(v16, m * 2);
-        float *d_q = gpu_test_upload(c.q, nq * 4), *d_out = gpu_test_upload(want, nq * 4), *d_scores = NULL;
-        CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c.n * c.n_heads * c.max_len * sizeof(float) + 1));
-        attention_decode_bf16_cuda(d_out, d_q, dk, dv, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len, c.n_heads,
-                                   c.n_kv, c.hd, d_scores, st);
-        gpu_test_download(got, d_out, nq * 4);
-        double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
-        float e = gpu_test_err(got, want, nq);
-        CHECK_MSG(ts, e < tol, "bf16 cache, %s q/k: err %g, tol %g", large ? "large" : "ordinary", e, tol);
-        void *dev[] = {dk, dv, d_q, d_out, d_scores};
-        for (int i = 0; i < 5; i++) CUDA_CHECK(cudaFree(dev[i]));
-        free(k16), free(v16), free(want), free(got);
-        case_free(&c);
-    }
+    static const int lens[] = {7, 513, 1, 4097}, lens_b[] = {257, 33, 9}, lens_c[] = {40, 300, 1},
+                     lens_d[] = {256, 100};
+    for (int large = 0; large <= 1; large++) bf16_case(ts, st, 4, lens, 14, 2, 64, large, 0);
+    bf16_case(ts, st, 3, lens_b, 14, 2, 64, 0, 1);
+    bf16_case(ts, st, 3, lens_c, 17, 1, 36, 0, 0);
+    bf16_case(ts, st, 2, lens_d, 16, 2, 80, 1, 0);
     enum { N = 3, SLOTS = 4, LEN = 5, KVD = 128 };
     const int slot[N] = {3, 0, 1}, pos[N] = {4, 0, 2}, idx[2 * N] = {3, 0, 1, 4, 0, 2};
     size_t m = (size_t)SLOTS * LEN * KVD;
@@ -281,6 +361,7 @@ static void test_no_sequences(struct test_state *ts, cudaStream_t st)
     float sentinel = 5.0f;
     float *d = gpu_test_upload(&sentinel, sizeof sentinel);
     attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, st);
+    attention_decode_bf16_cast_cuda(d, NULL, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, st);
     kv_append_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 64, st);
     float got = 0.0f;
     gpu_test_download(&got, d, sizeof got);
@@ -293,6 +374,7 @@ int main(void)
     cudaStream_t st = gpu_test_begin_stream();
     struct test_state ts = {0};
     RUN_WITH(&ts, test_against_reference, st);
+    RUN_WITH(&ts, test_boundaries, st);
     RUN_WITH(&ts, test_append, st);
     RUN_WITH(&ts, test_bf16_cache, st);
     RUN_WITH(&ts, test_no_sequences, st);
