@@ -60,30 +60,43 @@ void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from,
     kv->delta[to] = kv->delta[from];
 }
 
-/* T rows of prefill keys or values (fp32, device) into the cache from (layer, slot, 0). */
-static void kv_fill(const struct model_dev *d, struct model_kv *kv, int which, int64_t layer, int slot,
-                    const float *rows, int T)
+/* The packed prompts' keys and values (d->acts, every layer) into their slots' cache rows 0..T-1: one
+ * append per layer over all the prompts' rows (row r of prompt s goes to (slots[s], its position)),
+ * not a copy per prompt and layer - 3072 launches for 64 prompts of a 24-layer model. */
+static void kv_fill_prompts(struct model_dev *d, struct model_kv *kv, const int *slots,
+                            const struct model_batch *prompts)
 {
-    void *dst = kv_at(kv, which, layer, slot, 0);
-    long n = (long)T * kv->kvd;
-    if (kv->k16) cast_bf16_cuda(dst, rows, n, d->g->stream);
-    else gpu_copy(d->g, dst, rows, (size_t)n * sizeof(float));
+    const struct gpu_ctx *g = d->g;
+    int64_t T = d->acts->T;
+    int *idx = mmupt_xmalloc(2 * (size_t)T * sizeof *idx); /* [slot | position] per packed row */
+    for (int s = 0, r = 0; s < prompts->n_seq; s++)
+        for (int t = 0; t < prompts->seq_len[s]; t++, r++) {
+            idx[r] = slots[s];
+            idx[T + r] = t;
+        }
+    int *d_idx = gpu_alloc(g, 2 * (size_t)T * sizeof *d_idx);
+    gpu_upload(g, d_idx, idx, 2 * (size_t)T * sizeof *idx);
+    for (int64_t l = 0; l < kv->n_layers; l++) {
+        const float *k = d->acts->layers[l].k, *v = d->acts->layers[l].v;
+        if (kv->k16)
+            kv_append_bf16_cuda(kv_at(kv, 0, l, 0, 0), kv_at(kv, 1, l, 0, 0), k, v, d_idx, d_idx + T, (int)T,
+                                kv->n_slots, kv->max_len, (int)kv->kvd, g->stream);
+        else
+            kv_append_cuda(kv_at(kv, 0, l, 0, 0), kv_at(kv, 1, l, 0, 0), k, v, d_idx, d_idx + T, (int)T, kv->n_slots,
+                           kv->max_len, (int)kv->kvd, g->stream);
+    }
+    gpu_free(g, d_idx); /* stream-ordered: after the appends */
+    free(idx);
 }
 
 int model_dev_prefill_many(struct model_dev *d, struct model_kv *kv, const int *slots,
                            const struct model_batch *prompts, const float **last_logits, struct mmupt_err *err)
 {
     if (model_check_prefill(kv, slots, prompts, err) || model_dev_forward_last(d, prompts, err)) return -1;
-    int64_t row = 0; /* the first packed row of prompt s */
+    kv_fill_prompts(d, kv, slots, prompts);
     for (int s = 0; s < prompts->n_seq; s++) {
-        int T = prompts->seq_len[s];
-        for (int64_t l = 0; l < kv->n_layers; l++) {
-            kv_fill(d, kv, 0, l, slots[s], d->acts->layers[l].k + row * kv->kvd, T);
-            kv_fill(d, kv, 1, l, slots[s], d->acts->layers[l].v + row * kv->kvd, T);
-        }
-        kv->len[slots[s]] = T;
+        kv->len[slots[s]] = prompts->seq_len[s];
         kv->delta[slots[s]] = d->rope_deltas[s];
-        row += T;
     }
     *last_logits = d->logits;
     return 0;
