@@ -61,6 +61,26 @@ static void norm_backward(const struct gpu_ctx *g, const struct block_shape *s, 
     else layernorm_backward_cuda(dx, dw, db, dout, x, w, mean, rstd, (int)s->T, (int)s->D, g->stream);
 }
 
+/* The input norm into out (and, in bf16 with RMSNorm, straight into the GEMM operand scratch, so the
+ * projections after it skip their cast); res (may be NULL): x + res is normalised and stored in sum
+ * first. Returns 1 when the operand was written. */
+static int norm_forward_operand(struct model_dev *d, const struct block_shape *s, float *out, float *mean, float *rstd,
+                                float *sum, const float *x, const float *res, const float *w, const float *b)
+{
+    const struct gpu_ctx *g = d->g;
+    if (d->params_bf16 && s->norm == NORM_RMS) {
+        uint16_t *op = dev_linear_operand(d, s->T * s->D);
+        if (res)
+            residual_rmsnorm_forward_cast_cuda(sum, out, op, rstd, x, res, w, (int)s->T, (int)s->D, s->eps, g->stream);
+        else
+            rmsnorm_forward_cast_cuda(out, op, rstd, x, w, (int)s->T, (int)s->D, s->eps, g->stream);
+        return 1;
+    }
+    if (res) residual_forward_cuda(sum, x, res, (long)s->T * s->D, g->stream);
+    norm_forward(g, s, out, mean, rstd, res ? sum : x, w, b);
+    return 0;
+}
+
 void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
                        const struct block_weights *w, const float *x, float *out)
 {
@@ -68,8 +88,8 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     const float *p = d->params;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
     gpu_copy(g, a->x, x, (size_t)T * D * sizeof *x);
-    norm_forward(g, s, a->n1, a->mean1, a->rstd1, x, W(p, w->norm1_w), W(p, w->norm1_b));
-    dev_linear_forward(d, a->q, a->n1, w->q_w, w->q_b, T, D, qd);
+    int cast = norm_forward_operand(d, s, a->n1, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
+    (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->q, a->n1, w->q_w, w->q_b, T, D, qd);
     dev_linear_forward_again(d, a->k, a->n1, w->k_w, w->k_b, T, D, kvd);
     dev_linear_forward_again(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
     rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
@@ -77,16 +97,24 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     attention_forward_cuda(a->att, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal,
                            g->blas);
     dev_linear_forward(d, a->x_mid, a->att, w->o_w, w->o_b, T, qd, D);
-    residual_forward_cuda(a->x_mid, a->x_mid, x, (long)T * D, g->stream);
-    norm_forward(g, s, a->n2, a->mean2, a->rstd2, a->x_mid, W(p, w->norm2_w), W(p, w->norm2_b));
-    dev_linear_forward(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
+    /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
+    cast = norm_forward_operand(d, s, a->n2, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
+                                W(p, w->norm2_b));
+    (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
+    cast = 0;
     if (s->mlp == MLP_SWIGLU) {
         dev_linear_forward_again(d, a->up, a->n2, w->up_w, w->up_b, T, D, I);
-        swiglu_forward_cuda(a->act, a->gate, a->up, (long)T * I, g->stream);
+        if (d->params_bf16) { /* the down projection's operand too */
+            swiglu_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, a->up, (long)T * I,
+                                     g->stream);
+            cast = 1;
+        } else {
+            swiglu_forward_cuda(a->act, a->gate, a->up, (long)T * I, g->stream);
+        }
     } else {
         quick_gelu_forward_cuda(a->act, a->gate, (long)T * I, g->stream);
     }
-    dev_linear_forward(d, out, a->act, w->down_w, w->down_b, T, I, D);
+    (cast ? dev_linear_forward_again : dev_linear_forward)(d, out, a->act, w->down_w, w->down_b, T, I, D);
     residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
 }
 
