@@ -108,6 +108,14 @@ void attention_forward_cuda(float *out, float *probs, const float *q, const floa
 void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                              const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                              int causal, const struct gpu_blas *blas);
+/* The same with the products on TF32 tensor cores (mixed precision: the bf16 device model's), within
+ * TF32 rounding (10-bit mantissas) of the fp32 twins. */
+void attention_forward_tf32_cuda(float *out, float *probs, const float *q, const float *k, const float *v,
+                                 const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                 const struct gpu_blas *blas);
+void attention_backward_tf32_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                  const float *q, const float *k, const float *v, const int *seg, int n_seg,
+                                  int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas);
 /* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). scores is the caller's
  * device scratch of n * n_heads * max_len floats (NULL when n = 0): the decode step runs inside a
  * recorded CUDA graph, where the twin must not allocate. */

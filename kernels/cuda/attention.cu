@@ -4,7 +4,10 @@
 // each, row = query, column = key, masked entries 0).
 //
 // The products are fp32 cuBLAS GEMMs (pedantic math, as the handle is made: no TF32), strided-batched
-// over the q heads of one kv head, so the GQA sharing costs no copy; only the row-wise softmax and its
+// over the q heads of one kv head, so the GQA sharing costs no copy. The _tf32 twins (the bf16 device
+// model's: mixed precision) let those GEMMs run on TF32 tensor cores instead - fp32 operands
+// rounded to 10-bit mantissas inside cuBLAS (finer than the bf16 of every projection around them),
+// fp32 accumulation, no casts - at several times the fp32 SIMT rate; only the row-wise softmax and its
 // gradient and the group sums are kernels here. The first GPU run (docs/performance.md) measured the
 // earlier one-block-per-row kernels at 90% of a 1.5B learner step: they read K and V from global
 // memory once per query row. The probabilities stay materialised (the model keeps them for the
@@ -155,9 +158,15 @@ static void attn_keys_grad(const struct gpu_blas *blas, const struct attn_seg *s
     CUDA_CHECK(cudaGetLastError());
 }
 
-extern "C" void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v,
-                                       const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
-                                       const struct gpu_blas *blas)
+// The handle's math for a call's GEMMs: TF32 tensor cores, or back to the pedantic fp32 it is made
+// with (and that every other fp32 twin expects).
+static void attn_math(const struct gpu_blas *blas, int tf32)
+{
+    CUBLAS_CHECK(cublasSetMathMode(blas->handle, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+}
+
+static void attn_forward(float *out, float *probs, const float *q, const float *k, const float *v, const int *seg,
+                         int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
 {
     attn_check_args(seg, n_seg, n_heads, n_kv, hd);
     size_t off = 0; // the segment's offset in probs
@@ -174,9 +183,9 @@ extern "C" void attention_forward_cuda(float *out, float *probs, const float *q,
     }
 }
 
-extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
-                                        const float *q, const float *k, const float *v, const int *seg, int n_seg,
-                                        int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
+static void attn_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
+                          const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                          int causal, const struct gpu_blas *blas)
 {
     attn_check_args(seg, n_seg, n_heads, n_kv, hd);
     if (!dq && !dk && !dv) return;
@@ -213,4 +222,37 @@ extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const f
         off += (size_t)n_heads * sg.len * sg.len;
     }
     CUDA_CHECK(cudaFreeAsync(scratch, st));
+}
+
+extern "C" void attention_forward_cuda(float *out, float *probs, const float *q, const float *k, const float *v,
+                                       const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                       const struct gpu_blas *blas)
+{
+    attn_forward(out, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
+}
+
+extern "C" void attention_forward_tf32_cuda(float *out, float *probs, const float *q, const float *k, const float *v,
+                                            const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                            const struct gpu_blas *blas)
+{
+    attn_math(blas, 1);
+    attn_forward(out, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
+    attn_math(blas, 0);
+}
+
+extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                        const float *q, const float *k, const float *v, const int *seg, int n_seg,
+                                        int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
+{
+    attn_backward(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
+}
+
+extern "C" void attention_backward_tf32_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                             const float *q, const float *k, const float *v, const int *seg,
+                                             int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                             const struct gpu_blas *blas)
+{
+    attn_math(blas, 1);
+    attn_backward(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
+    attn_math(blas, 0);
 }

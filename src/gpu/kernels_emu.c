@@ -223,6 +223,21 @@ void attention_backward_cuda(float *dq, float *dk, float *dv, const float *dout,
     EMU_RUN(attention_backward_cpu(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
 }
 
+/* The emulator has no TF32: its twins are the fp32 references (the bf16 model's tolerances cover it). */
+void attention_forward_tf32_cuda(float *out, float *probs, const float *q, const float *k, const float *v,
+                                 const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                 const struct gpu_blas *blas)
+{
+    attention_forward_cuda(out, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
+}
+
+void attention_backward_tf32_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+                                  const float *q, const float *k, const float *v, const int *seg, int n_seg,
+                                  int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
+{
+    attention_backward_cuda(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
+}
+
 /* A KV cache layer's arguments (elem: its element size, fp32 or bf16) and the rows' slot and
  * position arrays: all device memory; the reference checks the positions against the cache. */
 static void emu_cache_args(struct emu_state *st, const char *who, const void *cache_k, const void *cache_v, size_t elem,

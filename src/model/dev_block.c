@@ -94,8 +94,10 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     dev_linear_forward_again(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
     rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
     rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
-    attention_forward_cuda(a->att, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal,
-                           g->blas);
+    /* bf16 (mixed precision): the attention products on TF32 tensor cores, finer than the bf16 GEMMs */
+    (d->params_bf16 ? attention_forward_tf32_cuda : attention_forward_cuda)(a->att, a->probs, a->q, a->k, a->v, s->seg,
+                                                                           s->n_seg, s->n_heads, s->n_kv, s->hd,
+                                                                           s->causal, g->blas);
     dev_linear_forward(d, a->x_mid, a->att, w->o_w, w->o_b, T, qd, D);
     /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
     cast = norm_forward_operand(d, s, a->n2, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
@@ -158,8 +160,9 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     float *datt = gpu_zeros_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
     float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd), *dn1 = gpu_zeros_floats(g, TD);
     dev_linear_backward(d, datt, dx_mid, a->att, w->o_w, w->o_b, T, qd, D);
-    attention_backward_cuda(dq, dk, dv, datt, a->probs, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd,
-                            s->causal, g->blas);
+    (d->params_bf16 ? attention_backward_tf32_cuda : attention_backward_cuda)(dq, dk, dv, datt, a->probs, a->q, a->k,
+                                                                             a->v, s->seg, s->n_seg, s->n_heads,
+                                                                             s->n_kv, s->hd, s->causal, g->blas);
     rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
     rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     dev_linear_backward(d, dn1, dq, a->n1, w->q_w, w->q_b, T, D, qd);

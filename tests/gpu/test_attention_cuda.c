@@ -16,7 +16,16 @@
  *     its score plus that of expf and of the denominator, a few 1e-7 at most.
  *   - masked probs must be exactly 0 (the device buffer starts as garbage, so a missed write shows).
  * Calls that differ only in which gradients they ask for, or in the stream, must agree bit for
- * bit: the kernels are deterministic (no float atomics), so any difference is a bug. */
+ * bit: the kernels are deterministic (no float atomics), so any difference is a bug.
+ *
+ * The _tf32 twins (products on TF32 tensor cores) against the same references: TF32 keeps 11
+ * significant bits of each GEMM operand (relative rounding 2^-11 ~ 4.9e-4), so a product is off by
+ * ~1e-3 relative and a sum of such terms by about that much of its largest terms: TOL_TF32 5e-3 for
+ * out and the gradients (relative to the largest value), TOL_PROBS_TF32 2e-3 absolute for probs
+ * (a probability moves by p times its score's error, and scores here stay below ~10). After each
+ * call the handle must be back in pedantic fp32 math, which every other fp32 twin relies on. (The
+ * SIMT interpreter computes these products in fp32: there the bounds are loose; on hardware they
+ * are the check.) */
 #include <cuda_runtime.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +37,8 @@
 
 #define TOL 1e-5      /* out, dq, dk, dv: relative to the largest value */
 #define TOL_PROBS 1e-6 /* probs: absolute */
+#define TOL_TF32 5e-3
+#define TOL_PROBS_TF32 2e-3
 
 /* test_rel_err of a device array against a host reference. */
 static double dev_rel_err(const float *dev, const float *want, size_t n)
@@ -213,6 +224,60 @@ static void test_against_reference(struct test_state *ts, const struct blas_pair
                 }
 }
 
+/* 1 when the handle is back in pedantic fp32 math. */
+static int pedantic(const struct gpu_blas *b)
+{
+    cublasMath_t m;
+    return cublasGetMathMode(b->handle, &m) == CUBLAS_STATUS_SUCCESS && m == CUBLAS_PEDANTIC_MATH;
+}
+
+static void tf32_case(struct test_state *ts, const struct attn_case *c, const struct blas_pair *bp)
+{
+    const struct layout *L = c->L;
+    size_t nq = c->nq, nk = c->nk;
+    float *d_q = gpu_test_upload_floats(c->q, nq), *d_k = gpu_test_upload_floats(c->k, nk);
+    float *d_v = gpu_test_upload_floats(c->v, nk), *d_out = gpu_test_upload_floats(c->dq0, nq);
+    float *d_probs = gpu_test_upload_floats(c->probs, c->np), *d_dout = gpu_test_upload_floats(c->dout, nq);
+    attention_forward_tf32_cuda(d_out, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads, c->n_kv, c->hd, c->causal,
+                                &bp->st);
+    CHECK_MSG(ts, pedantic(&bp->st), "forward tf32, " CASE_FMT ": the handle is left in another math mode",
+              CASE_ARGS(c));
+    double eo = dev_rel_err(d_out, c->out, nq);
+    CHECK_MSG(ts, eo < TOL_TF32, "forward tf32 out, " CASE_FMT ": err %g", CASE_ARGS(c), eo);
+    float *probs = gpu_test_download_floats(d_probs, c->np);
+    long masked_bad;
+    double ep = probs_check(c, probs, &masked_bad);
+    CHECK_MSG(ts, ep < TOL_PROBS_TF32, "forward tf32 probs, " CASE_FMT ": err %g", CASE_ARGS(c), ep);
+    CHECK_MSG(ts, masked_bad == 0, "forward tf32 probs, " CASE_FMT ": %ld masked entries not 0", CASE_ARGS(c),
+              masked_bad);
+    /* The backward from the reference's probs, so it is compared alone. */
+    CUDA_CHECK(cudaMemcpy(d_probs, c->probs, c->np * sizeof *c->probs, cudaMemcpyHostToDevice));
+    float *d_dq = gpu_test_upload_floats(c->dq0, nq), *d_dk = gpu_test_upload_floats(c->dk0, nk);
+    float *d_dv = gpu_test_upload_floats(c->dv0, nk);
+    attention_backward_tf32_cuda(d_dq, d_dk, d_dv, d_dout, d_probs, d_q, d_k, d_v, L->seg, L->n_seg, c->n_heads,
+                                 c->n_kv, c->hd, c->causal, &bp->st);
+    CHECK_MSG(ts, pedantic(&bp->st), "backward tf32, " CASE_FMT ": the handle is left in another math mode",
+              CASE_ARGS(c));
+    double eq = dev_rel_err(d_dq, c->dq, nq), ek = dev_rel_err(d_dk, c->dk, nk), ev = dev_rel_err(d_dv, c->dv, nk);
+    CHECK_MSG(ts, eq < TOL_TF32 && ek < TOL_TF32 && ev < TOL_TF32, "backward tf32, " CASE_FMT ": err dq %g dk %g dv %g",
+              CASE_ARGS(c), eq, ek, ev);
+    float *dev[] = {d_q, d_k, d_v, d_out, d_probs, d_dout, d_dq, d_dk, d_dv};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(probs);
+}
+
+/* The TF32 twins on the decoder's head layouts (every layout, causal, head size 64 and 128). */
+static void test_tf32(struct test_state *ts, const struct blas_pair *bp)
+{
+    for (int l = 0; l < N_LAYOUTS; l++)
+        for (int d = 1; d < N_HDS; d += 2) {
+            struct attn_case c;
+            case_init(&c, &LAYOUTS[l], HEADS[N_HEADS - 1][0], HEADS[N_HEADS - 1][1], HDS[d], 1);
+            tf32_case(ts, &c, bp);
+            case_free(&c);
+        }
+}
+
 /* Only empty segments: nothing to compute, and nothing written (the gradients keep their values). */
 static void test_empty_segments(struct test_state *ts, const struct blas_pair *bp)
 {
@@ -238,6 +303,7 @@ int main(void)
         return 1;
     }
     RUN_WITH(&ts, test_against_reference, &bp);
+    RUN_WITH(&ts, test_tf32, &bp);
     RUN_WITH(&ts, test_empty_segments, &bp);
     gpu_blas_free(&bp.st);
     gpu_blas_free(&bp.def);
