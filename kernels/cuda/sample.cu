@@ -1,35 +1,58 @@
 // Token sampling on the device: the CUDA twin of kernels/cpu/sample.c, whose per-row semantics are
-// sample_token's (src/sampler/sample.c). One block per row; every reduction adds in an order fixed
-// by the launch shape (no float atomics), so a call repeats bit for bit.
+// sample_token's (src/sampler/sample.c). Every reduction adds in an order fixed by the launch shape
+// (no float atomics), so a call repeats bit for bit.
 //
-// Per row:
-//   0. the biased values of the few biased ids ("overrides", added in the CPU's order) into a
-//      per-row scratch; every later read of b[i] takes z[i] or its override (a cursor per thread
-//      walks the sorted override ids, so the lookup costs one compare per element);
-//   1. pass 1: the maximum m with its lowest id (the greedy token and the draw's fallback), a NaN or
-//      +inf flag (invalid row), and the count of finite values (top-k);
-//   2. top-k (if on): the exact k-th largest finite value by radix select on the order-preserving
-//      uint32 image of the float, 8 bits per pass (4 passes, integer histograms in shared memory);
-//   3. pass 2: in "warp pieces" (warp w owns a contiguous piece of the row, its lanes read 32
-//      consecutive values at a time) the weights w = exp((b - m) / T) summed in double: the
-//      normaliser of the full softmax (logp), the kept mass and count, and each piece's kept mass;
-//   4. without top-p, the draw: the first kept id whose running sum exceeds u * total, found by
-//      descending through the pieces (each level splits the chosen piece among the warps again,
-//      down to 32 values that every thread scans in id order);
-//      with top-p, the candidates within `gap` nats of the best (a superset of the nucleus, as in
-//      the CPU) are gathered into shared memory and, if at most SAMPLE_SORT_CAP, bitonic-sorted by
-//      (value desc, id asc); a block scan in fixed order gives the nucleus cut and the draw. More
-//      candidates than that (a flat distribution) take a slower exact path: binary searches over
-//      the float's uint32 image for the value at the nucleus cut and at the draw, each step one
-//      pass over the row (~70 passes in all), and a search by count for ties at either.
+// Why chunks: a row is a whole vocabulary (152k ids) but a decode step has only tens of rows, so one
+// block per row leaves most of the GPU idle (64 rows: 64 blocks on 132 SMs). Each row is therefore
+// cut into chunks (sample_chunk_len: 4096 ids for a real vocabulary; V / 16 rounded up to a multiple
+// of 256 for V below 61441, so small vocabularies are split too), and the passes over the
+// vocabulary run one block per (chunk, row): a grid of [chunks, rows], 38 x 64 = 2432 blocks of 256
+// threads for the rollout's 64 x 151936. Partial results per (row, chunk) go to a device scratch,
+// and a last, small kernel per row combines them in chunk order and draws. The chunk length depends
+// on V alone, never on the row count: a row's double sums follow the chunks, and a row's token must
+// not depend on how many rows share the call.
+//
+// The kernels, in stream order:
+//   1. sample_stats_kernel [chunks, rows]: the biased values of the biased ids of its chunk
+//      ("overrides", each adding its biases in the CPU's order) into a per-row table that every
+//      later read of b[i] consults (a cursor per thread walks the sorted override ids: one compare
+//      per element); then the chunk's maximum with its lowest id, a NaN or +inf flag (an invalid
+//      row) and the count of finite values. The row's statistics are these merged, which is exact
+//      in any order (a max over (value, id) packed into one integer, an integer sum), so each later
+//      block merges the row's few chunk entries itself rather than waiting for another launch.
+//   2. top-k only: sample_topk_kernel [chunks, rows], four rounds of a radix select of the k-th
+//      largest finite value on the order-preserving uint32 image of the float, 8 bits a round: each
+//      block counts its chunk's keys under the prefix chosen so far into a shared histogram, then
+//      adds it to the row's histogram for the round (integer atomics: the counts do not depend on
+//      their order); each round replays the earlier rounds' choices from their histograms.
+//   3. sample_mass_kernel [chunks, rows] (greedy too, for logp): the chunk's weights
+//      w = exp((b - m) / T) summed in double: the normaliser of the full softmax (logp), the kept
+//      set's count and its mass in each of SAMPLE_FANOUT "pieces" of the chunk (a warp sums a piece;
+//      its lanes read 32 consecutive values at a time), and the chunk's kept mass as those piece sums
+//      added in piece order.
+//   4. sample_row_kernel [rows]: the row's sums as the chunks' added in chunk order; greedy takes the
+//      maximum's lowest id; the plain draw picks the first chunk whose running kept mass (the same
+//      chunk-order sum as the total) exceeds u * total, then descends inside it from its stored piece
+//      sums (each level splits the chosen piece into SAMPLE_FANOUT pieces again, down to 32 values
+//      that every thread scans in id order). Top-p stays per row here: the candidates within `gap`
+//      nats of the best (a superset of the nucleus, as in the CPU) are gathered into shared memory
+//      and, if at most SAMPLE_SORT_CAP, bitonic-sorted by (value desc, id asc); a block scan in
+//      fixed order gives the nucleus cut and the draw. More candidates than that (a flat
+//      distribution) take a slower exact path: binary searches over the float's uint32 image for the
+//      value at the nucleus cut and at the draw, each step one pass over the row (~70 passes in all),
+//      and a search by count for ties at either.
+//
+// The scratch, one stream-ordered allocation per call: the per-row u and the override tables (from
+// the host), then the overrides' values [rows, nu], the chunk statistics and masses [rows, chunks]
+// and, with top-k, the radix histograms [rows, 4, 256].
 //
 // Weights are (float)exp((double)x) with x the CPU's float argument: the correctly rounded expf
 // (within the double exp's error). glibc's expf, which the CPU reference uses, differs from it by
 // one ulp on ~6e-4 of arguments (CUDA's own expf, allowed 2 ulp, would differ far more often), so
 // cumulative sums agree to ~1e-10 relative and the drawn token differs from the CPU's only at
 // boundaries within that distance, or within the tree-order rounding of the double sums.
-// The price is a double exp per element of pass 2: cheap on H100/H200 (FP64 at half the FP32
-// rate), slow on GPUs with 1/64-rate FP64.
+// The price is a double exp per element of the mass pass: cheap on H100/H200 (FP64 at half the
+// FP32 rate), slow on GPUs with 1/64-rate FP64.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -41,18 +64,43 @@
 #include "mmupt/kernels.h"
 #include "reduce.cuh"
 
-// Threads per row. 16 warps: enough loads in flight for one row per SM, and the register budget
-// of __launch_bounds__ leaves room (64 rows use 64 SMs; the plain path is two passes over the row).
-enum { SAMPLE_THREADS = 512, SAMPLE_WARPS = SAMPLE_THREADS / 32 };
+// Threads of the per-row kernel (top-p's gathering, sort and searches walk a whole row in one block).
+enum { SAMPLE_THREADS = 512 };
+// Threads of the per-chunk kernels: 16 values each in a 4096-id chunk.
+enum { SAMPLE_CHUNK_THREADS = 256 };
+// Chunk length: V / SAMPLE_MIN_CHUNKS rounded up to a multiple of SAMPLE_CHUNK_STEP, at most
+// SAMPLE_CHUNK_MAX (see sample_chunk_len).
+enum { SAMPLE_CHUNK_MAX = 4096, SAMPLE_CHUNK_STEP = 256, SAMPLE_MIN_CHUNKS = 16 };
+// Pieces a range splits into at each level of the draw's descent (and per chunk in the mass pass).
+enum { SAMPLE_FANOUT = 16 };
+// Radix select: 4 rounds of 8 bits over the 32-bit key.
+enum { SAMPLE_RADIX_ROUNDS = 4, SAMPLE_RADIX_BINS = 256 };
 // Most top-p candidates sorted in shared memory: 4096 x 8-byte keys = 32 KiB.
 enum { SAMPLE_SORT_CAP = 4096 };
 // Sentinel closing the override id list, above every token id.
 #define SAMPLE_NO_ID 0x7fffffff
 
-// Everything a block needs about its call; the per-row parts are indexed by blockIdx.x.
+// One chunk's statistics (kernel 1), and a row's once merged. best packs (value desc, id asc) into
+// one integer (sample_best), so that merging is a max and a sum, exact in any order; SAMPLE_BAD,
+// above every packed value, marks a NaN or +inf (the row is invalid: nothing else matters then).
+struct sample_stats {
+    unsigned long long best; // sample_best(largest biased value, its lowest id); -inf: nothing finite
+    int finite;              // values other than -inf
+};
+#define SAMPLE_BAD (~0ull)
+
+// One chunk's sums (kernel 3) beside its kept mass, which is stored apart (the draw scans those).
+struct sample_chunk {
+    double piece[SAMPLE_FANOUT]; // kept mass of each piece, as sample_piece_mass sums it
+    double norm;                 // every token's weight (the full softmax's normaliser)
+    int n_kept;                  // kept tokens
+};
+
+// Everything a block needs about its call; per-row parts are indexed by the row, per-chunk ones
+// by row * n_chunks + chunk.
 struct sample_args {
     const float *logits;
-    int V;
+    int V, chunk, n_chunks; // chunk: ids per chunk (the last may be shorter)
     int32_t *tokens;
     float *logp;
     const double *u;
@@ -60,8 +108,12 @@ struct sample_args {
     const int32_t *ov_beg;  // [nu + 1] ov_bias[ov_beg[j] .. ov_beg[j+1]) are id j's biases, in call order
     const float *ov_bias;
     float *ov_val;          // [rows, nu] biased values of the overridden ids
+    struct sample_stats *stats;  // [rows, n_chunks]
+    double *kept;                // [rows, n_chunks] each chunk's kept mass
+    struct sample_chunk *chunks; // [rows, n_chunks]
+    int *hist;                   // [rows, SAMPLE_RADIX_ROUNDS, SAMPLE_RADIX_BINS], top-k only
     int nu;
-    int greedy, top_k;
+    int greedy, top_k, topk_on; // topk_on: top-k applies to rows with at least top_k finite values
     double inv_t, top_p;
 };
 
@@ -82,6 +134,19 @@ struct sample_set {
     uint32_t kmin, kmax, kcut;
     int id_cut, count;
 };
+
+static __device__ struct sample_row sample_row_view(const struct sample_args *a, long row, float m)
+{
+    struct sample_row r;
+    r.z = a->logits + row * a->V;
+    r.ov_id = a->ov_id;
+    r.ov_val = a->ov_val + row * a->nu;
+    r.V = a->V;
+    r.nu = a->nu;
+    r.m = m;
+    r.inv_t = a->inv_t;
+    return r;
+}
 
 // Order-preserving image of a float: a > b iff key(a) > key(b) (NaN excluded; -0 counts as +0,
 // since they compare equal). Every finite value and +inf map above key(-inf) = 0x007fffff > 0.
@@ -138,26 +203,55 @@ static __device__ __forceinline__ double sample_warp_sum(double v)
     return v;
 }
 
-// Length of each warp's piece of [lo, hi): a multiple of 32 so lanes stay aligned.
+static __device__ __forceinline__ int sample_warp_sum_int(int v)
+{
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+// ---- pieces and the descent ----
+
+// Length of each of the SAMPLE_FANOUT pieces of [lo, hi): a multiple of 32 so lanes stay aligned
+// (the last pieces may be short or empty).
 static __device__ __forceinline__ int sample_piece_len(int lo, int hi)
 {
-    int n = (hi - lo + SAMPLE_WARPS - 1) / SAMPLE_WARPS;
+    int n = (hi - lo + SAMPLE_FANOUT - 1) / SAMPLE_FANOUT;
     return (n + 31) / 32 * 32;
 }
 
-// sums[w] = the set's mass in warp w's piece of [lo, hi) (a barrier publishes it to the block).
-static __device__ void sample_piece_sums(const struct sample_row *r, const struct sample_set *s, int lo, int hi,
-                                         double *sums)
+// [*beg, *end) = piece p of [lo, hi) (empty when beg >= end).
+static __device__ __forceinline__ void sample_piece(int lo, int hi, int p, int *beg, int *end)
 {
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, P = sample_piece_len(lo, hi);
-    int beg = lo + warp * P, end = min(beg + P, hi);
+    int P = sample_piece_len(lo, hi);
+    *beg = lo + p * P;
+    *end = min(*beg + P, hi);
+}
+
+// The mass of set s in piece p of [lo, hi), summed by one warp: lane l adds ids beg + l, + 32, ...
+// in id order, then a butterfly. Its bits depend only on the piece, not on which warp, block or
+// kernel sums it (the mass kernel relies on that).
+static __device__ double sample_piece_mass(const struct sample_row *r, const struct sample_set *s, int lo, int hi,
+                                           int p)
+{
+    int lane = threadIdx.x % 32, beg, end;
+    sample_piece(lo, hi, p, &beg, &end);
     double acc = 0.0;
     if (beg < end) {
         int c = sample_cursor(r, beg + lane);
         for (int i = beg + lane; i < end; i += 32) acc += sample_in_set(s, r, sample_value(r, i, &c), i);
     }
-    acc = sample_warp_sum(acc);
-    if (lane == 0) sums[warp] = acc;
+    return sample_warp_sum(acc);
+}
+
+// sums[p] = the set's mass in piece p of [lo, hi), p < SAMPLE_FANOUT; warp w sums pieces w,
+// w + warps, ... A barrier publishes them to the block.
+static __device__ void sample_piece_sums(const struct sample_row *r, const struct sample_set *s, int lo, int hi,
+                                         double *sums)
+{
+    for (int p = threadIdx.x / 32; p < SAMPLE_FANOUT; p += blockDim.x / 32) {
+        double m = sample_piece_mass(r, s, lo, hi, p);
+        if (threadIdx.x % 32 == 0) sums[p] = m;
+    }
     __syncthreads();
 }
 
@@ -166,46 +260,50 @@ static __device__ double sample_set_mass(const struct sample_row *r, const struc
 {
     sample_piece_sums(r, s, 0, r->V, sums);
     double t = 0.0;
-    for (int w = 0; w < SAMPLE_WARPS; w++) t += sums[w];
+    for (int p = 0; p < SAMPLE_FANOUT; p++) t += sums[p];
     __syncthreads(); // sums is reused by the next call
     return t;
 }
 
+// The first of the n masses v[] at which *base + their running sum exceeds x; *base becomes the
+// running sum before it. If rounding leaves none, the last one with mass (the boundary is then
+// within rounding, and that part's last member is a correct answer at that precision). -1 only
+// when every mass is 0.
+static __device__ int sample_pick(const double *v, int n, double x, double *base)
+{
+    double acc = *base, at_last = acc;
+    int last = -1;
+    for (int j = 0; j < n; j++) {
+        if (v[j] > 0.0) {
+            last = j;
+            at_last = acc;
+        }
+        if (acc + v[j] > x) {
+            *base = acc;
+            return j;
+        }
+        acc += v[j];
+    }
+    *base = at_last;
+    return last;
+}
+
 // The first id i in [lo, hi) of set s at which base + (running sum in id order) exceeds x; the
-// pieces' sums for [lo, hi) may already be in sums (have_sums). Each level picks the first piece
-// whose running total passes x; if rounding leaves none, the last piece with mass (the boundary is
-// then within rounding, and that piece's last member is a correct answer at that precision).
-// Returns -1 only when the range holds no mass at all.
+// pieces' sums for [lo, hi) may already be in sums (have_sums). Each level picks a piece with
+// sample_pick and splits it again. Returns -1 only when the range holds no mass at all.
 static __device__ int sample_search(const struct sample_row *r, const struct sample_set *s, int lo, int hi, double x,
                                     double base, double *sums, int have_sums)
 {
     while (hi - lo > 32) {
         if (!have_sums) sample_piece_sums(r, s, lo, hi, sums);
         have_sums = 0;
-        int P = sample_piece_len(lo, hi), pick = -1, last = -1;
-        double acc = base, at_pick = base, at_last = base;
-        for (int w = 0; w < SAMPLE_WARPS && pick < 0; w++) {
-            double sw = sums[w];
-            if (sw > 0.0) {
-                last = w;
-                at_last = acc;
-            }
-            if (acc + sw > x) {
-                pick = w;
-                at_pick = acc;
-            }
-            acc += sw;
-        }
+        int pick = sample_pick(sums, SAMPLE_FANOUT, x, &base);
         __syncthreads(); // every thread has read sums
-        if (pick < 0) {
-            if (last < 0) return -1;
-            pick = last;
-            at_pick = at_last;
-        }
-        base = at_pick;
-        int nlo = lo + pick * P;
-        hi = min(nlo + P, hi);
-        lo = nlo;
+        if (pick < 0) return -1;
+        int beg, end;
+        sample_piece(lo, hi, pick, &beg, &end);
+        lo = beg;
+        hi = end;
     }
     // At most 32 values left: every thread scans them in id order (same reads, same answer).
     int c = sample_cursor(r, lo), found = -1;
@@ -221,138 +319,308 @@ static __device__ int sample_search(const struct sample_row *r, const struct sam
     return found;
 }
 
-// Pass 1 results, the same in every thread.
-struct sample_stats {
-    float m;    // largest biased value (-inf: nothing finite)
-    int arg;    // its lowest id
-    int bad;    // a NaN or +inf value
-    int finite; // values other than -inf
-};
+// ---- statistics (kernel 1) ----
 
-static __device__ struct sample_stats sample_pass1(const struct sample_row *r)
+// Value v at id i as one integer: the value's order-preserving image above, the inverted id below,
+// so a larger integer is a larger value or, for equal values, a lower id.
+static __device__ __forceinline__ unsigned long long sample_best(float v, int i)
 {
-    __shared__ float s_m[32];
-    __shared__ int s_a[32], s_n[32];
-    float m = -INFINITY;
-    int arg = SAMPLE_NO_ID, bad = 0, fin = 0, c = sample_cursor(r, threadIdx.x);
-    for (int i = threadIdx.x; i < r->V; i += blockDim.x) {
-        float v = sample_value(r, i, &c);
-        if (isnan(v) || v == INFINITY) bad = 1;
-        else if (v != -INFINITY) {
-            fin++;
-            if (v > m) { // strict, and ids rise: ties keep the lowest id
-                m = v;
-                arg = i;
-            }
-        }
-    }
-    for (int off = 16; off > 0; off /= 2) { // (value desc, id asc) is exact: any order gives the same
-        float om = __shfl_xor_sync(0xffffffffu, m, off);
-        int oa = __shfl_xor_sync(0xffffffffu, arg, off);
-        fin += __shfl_xor_sync(0xffffffffu, fin, off);
-        if (om > m || (om == m && oa < arg)) {
-            m = om;
-            arg = oa;
-        }
-    }
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    if (lane == 0) {
-        s_m[warp] = m;
-        s_a[warp] = arg;
-        s_n[warp] = fin;
-    }
-    struct sample_stats st;
-    st.bad = __syncthreads_or(bad);
-    st.m = -INFINITY;
-    st.arg = SAMPLE_NO_ID;
-    st.finite = 0;
-    for (int w = 0; w < SAMPLE_WARPS; w++) {
-        if (s_m[w] > st.m || (s_m[w] == st.m && s_a[w] < st.arg)) {
-            st.m = s_m[w];
-            st.arg = s_a[w];
-        }
-        st.finite += s_n[w];
-    }
-    __syncthreads();
+    return ((unsigned long long)sample_key(v) << 32) | (uint32_t)~(uint32_t)i;
+}
+
+// The value and id packed by sample_best (-0 comes back as +0: they compare equal, weigh the same).
+static __device__ __forceinline__ float sample_best_value(unsigned long long b)
+{
+    return sample_unkey((uint32_t)(b >> 32));
+}
+static __device__ __forceinline__ int sample_best_id(unsigned long long b) { return (int)~(uint32_t)b; }
+
+static __device__ __forceinline__ struct sample_stats sample_stats_none(void)
+{
+    struct sample_stats st = {sample_best(-INFINITY, SAMPLE_NO_ID), 0};
     return st;
 }
 
-// The k-th largest finite value (k <= the number of finite values), exactly: radix select on the
-// keys, one byte per pass from the top, counting in a shared histogram (integer atomics: the counts
-// do not depend on their order).
-static __device__ float sample_kth_largest(const struct sample_row *r, int k)
+static __device__ __forceinline__ struct sample_stats sample_stats_merge(struct sample_stats a, struct sample_stats b)
 {
-    __shared__ int hist[256];
-    __shared__ int sel[2];
-    uint32_t prefix = 0, mask = 0;
-    for (int shift = 24; shift >= 0; shift -= 8) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
-        __syncthreads();
-        int c = sample_cursor(r, threadIdx.x);
-        for (int i = threadIdx.x; i < r->V; i += blockDim.x) {
-            float v = sample_value(r, i, &c);
-            if (v == -INFINITY) continue;
-            uint32_t key = sample_key(v);
-            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
-        }
-        __syncthreads();
-        if (threadIdx.x == 0) { // the bin holding the k-th largest, and k's rank inside it
-            int cum = 0, b = 255;
-            while (b > 0 && cum + hist[b] < k) cum += hist[b--];
-            sel[0] = b;
-            sel[1] = k - cum;
-        }
-        __syncthreads();
-        prefix |= (uint32_t)sel[0] << shift;
-        mask |= 0xffu << shift;
-        k = sel[1];
-        __syncthreads(); // sel is rewritten in the next round
-    }
-    return sample_unkey(prefix);
+    a.best = b.best > a.best ? b.best : a.best;
+    a.finite += b.finite;
+    return a;
 }
 
-// Pass 2 results: the full softmax's normaliser, the kept set's mass and size.
+// Value v at id i into a thread's statistics.
+static __device__ __forceinline__ void sample_stats_add(struct sample_stats *st, float v, int i)
+{
+    if (isnan(v) || v == INFINITY) st->best = SAMPLE_BAD;
+    else if (v != -INFINITY) {
+        struct sample_stats one = {sample_best(v, i), 1};
+        *st = sample_stats_merge(*st, one);
+    }
+}
+
+// The warp's statistics merged (a butterfly: every lane ends with the same).
+static __device__ struct sample_stats sample_stats_warp(struct sample_stats st)
+{
+    for (int off = 16; off > 0; off /= 2) {
+        struct sample_stats o;
+        o.best = __shfl_xor_sync(0xffffffffu, st.best, off);
+        o.finite = __shfl_xor_sync(0xffffffffu, st.finite, off);
+        st = sample_stats_merge(st, o);
+    }
+    return st;
+}
+
+// The row's statistics: its chunks' merged by the first warp, returned to every thread (each block
+// that needs them merges them itself: cheaper than a launch).
+static __device__ struct sample_stats sample_row_stats(const struct sample_args *a, long row)
+{
+    __shared__ struct sample_stats s_st;
+    if (threadIdx.x < 32) {
+        const struct sample_stats *part = a->stats + row * a->n_chunks;
+        struct sample_stats st = sample_stats_none();
+        for (int c = threadIdx.x; c < a->n_chunks; c += 32) st = sample_stats_merge(st, part[c]);
+        st = sample_stats_warp(st);
+        if (threadIdx.x == 0) s_st = st;
+    }
+    __syncthreads();
+    struct sample_stats st = s_st;
+    __syncthreads(); // s_st is free again
+    return st;
+}
+
+// Whether a row has anything to sample: u in [0, 1), no NaN or +inf, something finite.
+static __device__ int sample_row_ok(const struct sample_args *a, long row, const struct sample_stats *st)
+{
+    double u = a->u[row];
+    return u >= 0.0 && u < 1.0 && st->best != SAMPLE_BAD && sample_best_value(st->best) != -INFINITY;
+}
+
+// The biased values of the overridden ids in [lo, hi) of one row, each adding its biases in the
+// caller's order (the CPU's); the barrier publishes them to the block, later kernels see them anyway.
+static __device__ void sample_overrides(const struct sample_args *a, const struct sample_row *r, long row, int lo,
+                                        int hi)
+{
+    int end = sample_cursor(r, hi);
+    for (int j = sample_cursor(r, lo) + threadIdx.x; j < end; j += blockDim.x) {
+        float v = r->z[a->ov_id[j]];
+        for (int t = a->ov_beg[j]; t < a->ov_beg[j + 1]; t++) v += a->ov_bias[t];
+        a->ov_val[row * a->nu + j] = v;
+    }
+    __syncthreads();
+}
+
+// [*lo, *hi) = this block's chunk (blockIdx.x) of the row.
+static __device__ __forceinline__ void sample_chunk_range(const struct sample_args *a, int *lo, int *hi)
+{
+    *lo = (int)blockIdx.x * a->chunk;
+    *hi = min(*lo + a->chunk, a->V);
+}
+
+static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_stats_kernel(struct sample_args a)
+{
+    __shared__ struct sample_stats s_w[32];
+    long row = blockIdx.y;
+    int lo, hi;
+    sample_chunk_range(&a, &lo, &hi);
+    struct sample_row r = sample_row_view(&a, row, -INFINITY);
+    sample_overrides(&a, &r, row, lo, hi);
+    struct sample_stats st = sample_stats_none();
+    int c = sample_cursor(&r, lo + threadIdx.x);
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) sample_stats_add(&st, sample_value(&r, i, &c), i);
+    st = sample_stats_warp(st);
+    if (threadIdx.x % 32 == 0) s_w[threadIdx.x / 32] = st;
+    __syncthreads();
+    if (threadIdx.x != 0) return;
+    for (int w = 1; w < (int)(blockDim.x / 32); w++) st = sample_stats_merge(st, s_w[w]);
+    a.stats[row * a.n_chunks + blockIdx.x] = st;
+}
+
+// ---- top-k: radix select over the chunks (kernel 2) ----
+
+// Where the radix select stands after some rounds: the key bits chosen (prefix under mask) and the
+// rank k of the wanted value among the keys that share them.
+struct sample_radix {
+    uint32_t prefix, mask;
+    int k;
+};
+
+// One round's choice, by the first warp: the bin, from the top, in which the count of keys at or
+// above first reaches s.k (bin 0 if none), and k's rank inside it. Lane l holds bins [8l, 8l + 8);
+// a shuffle scan gives the count in the lanes above, and the one lane whose bins hold the crossing
+// walks them down and writes the new state to *out (the caller's barrier publishes it).
+static_assert(SAMPLE_RADIX_BINS == 32 * 8, "a lane holds 8 bins");
+static __device__ void sample_radix_round(const int *h, int round, struct sample_radix s, struct sample_radix *out)
+{
+    int lane = threadIdx.x, cnt[8], sum = 0;
+    for (int j = 0; j < 8; j++) {
+        cnt[j] = h[8 * lane + j];
+        sum += cnt[j];
+    }
+    int suffix = sum; // this lane's bins and every lane above
+    for (int off = 1; off < 32; off *= 2) {
+        int o = __shfl_down_sync(0xffffffffu, suffix, off);
+        if (lane + off < 32) suffix += o;
+    }
+    int cum = suffix - sum; // keys in higher bins
+    if (cum >= s.k) return; // the crossing is in a higher lane
+    for (int j = 7; j >= 0; j--) {
+        int b = 8 * lane + j;
+        if (cum + cnt[j] >= s.k || b == 0) {
+            int shift = 24 - 8 * round;
+            out->prefix = s.prefix | (uint32_t)b << shift;
+            out->mask = s.mask | 0xffu << shift;
+            out->k = s.k - cum;
+            return;
+        }
+        cum += cnt[j];
+    }
+}
+
+// The choices of rounds [0, rounds) replayed from the row's histograms (every block needs them and
+// they are small): the key bits chosen and k's rank among the keys that share them. Every thread
+// of the block must call it; all get the same.
+static __device__ struct sample_radix sample_radix_replay(const int *hist, int k, int rounds)
+{
+    __shared__ struct sample_radix s_sel;
+    struct sample_radix s = {0u, 0u, k};
+    for (int round = 0; round < rounds; round++) {
+        if (threadIdx.x < 32) sample_radix_round(hist + round * SAMPLE_RADIX_BINS, round, s, &s_sel);
+        __syncthreads();
+        s = s_sel;
+        __syncthreads(); // s_sel is rewritten in the next round
+    }
+    return s;
+}
+
+// Whether top-k cuts this row: on for the call, and at least k finite values (else every finite
+// token is kept, as in the CPU).
+static __device__ __forceinline__ int sample_topk_row(const struct sample_args *a, const struct sample_stats *st)
+{
+    return a->topk_on && st->finite >= a->top_k;
+}
+
+static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_topk_kernel(struct sample_args a, int round)
+{
+    __shared__ int hist[SAMPLE_RADIX_BINS];
+    long row = blockIdx.y;
+    struct sample_stats st = sample_row_stats(&a, row);
+    if (!sample_row_ok(&a, row, &st) || !sample_topk_row(&a, &st)) return; // the same in every thread
+    int *row_hist = a.hist + row * SAMPLE_RADIX_ROUNDS * SAMPLE_RADIX_BINS;
+    struct sample_radix sel = sample_radix_replay(row_hist, a.top_k, round);
+    for (int b = threadIdx.x; b < SAMPLE_RADIX_BINS; b += blockDim.x) hist[b] = 0;
+    __syncthreads();
+    int shift = 24 - 8 * round, lo, hi;
+    sample_chunk_range(&a, &lo, &hi);
+    struct sample_row r = sample_row_view(&a, row, sample_best_value(st.best));
+    int c = sample_cursor(&r, lo + threadIdx.x);
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        float v = sample_value(&r, i, &c);
+        if (v == -INFINITY) continue;
+        uint32_t key = sample_key(v);
+        if ((key & sel.mask) == sel.prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+    }
+    __syncthreads();
+    int *out = row_hist + round * SAMPLE_RADIX_BINS;
+    for (int b = threadIdx.x; b < SAMPLE_RADIX_BINS; b += blockDim.x)
+        if (hist[b]) atomicAdd(&out[b], hist[b]);
+}
+
+// The row's top-k threshold (its k-th largest finite value, exactly), or -inf when top-k does not
+// cut the row. Every thread of the block must call it.
+static __device__ float sample_threshold(const struct sample_args *a, long row, const struct sample_stats *st)
+{
+    if (!sample_topk_row(a, st)) return -INFINITY; // the same in every thread
+    const int *h = a->hist + row * SAMPLE_RADIX_ROUNDS * SAMPLE_RADIX_BINS;
+    return sample_unkey(sample_radix_replay(h, a->top_k, SAMPLE_RADIX_ROUNDS).prefix);
+}
+
+// ---- masses (kernel 3) ----
+
+// One pass over the chunk [lo, hi) in the pieces of sample_piece_sums: every weight into the
+// normaliser, the kept ones (finite, >= thr) per piece and counted. A piece's kept sum has the bits
+// sample_piece_mass would give it for the kept set (a token outside adds 0.0, which changes no
+// bits), so the draw's descent may start from the stored sums. The chunk's kept mass is the piece
+// sums added in piece order.
+static __device__ void sample_chunk_mass(const struct sample_row *r, float thr, int lo, int hi, double *kept_out,
+                                         struct sample_chunk *out)
+{
+    __shared__ double s_piece[SAMPLE_FANOUT], s_norm[32];
+    __shared__ int s_cnt[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, cnt = 0;
+    double norm = 0.0;
+    for (int p = warp; p < SAMPLE_FANOUT; p += warps) {
+        int beg, end;
+        sample_piece(lo, hi, p, &beg, &end);
+        double kept = 0.0;
+        if (beg < end) {
+            int c = sample_cursor(r, beg + lane);
+            for (int i = beg + lane; i < end; i += 32) {
+                float v = sample_value(r, i, &c);
+                double w = v == -INFINITY ? 0.0 : sample_weight(v, r->m, r->inv_t);
+                int in = v != -INFINITY && v >= thr;
+                norm += w;
+                kept += in ? w : 0.0;
+                cnt += in;
+            }
+        }
+        kept = sample_warp_sum(kept);
+        if (lane == 0) s_piece[p] = kept;
+    }
+    norm = sample_warp_sum(norm);
+    cnt = sample_warp_sum_int(cnt);
+    if (lane == 0) {
+        s_norm[warp] = norm;
+        s_cnt[warp] = cnt;
+    }
+    __syncthreads();
+    if (threadIdx.x < SAMPLE_FANOUT) out->piece[threadIdx.x] = s_piece[threadIdx.x];
+    if (threadIdx.x == 0) {
+        double kept = 0.0;
+        for (int p = 0; p < SAMPLE_FANOUT; p++) kept += s_piece[p];
+        norm = 0.0;
+        cnt = 0;
+        for (int w = 0; w < warps; w++) {
+            norm += s_norm[w];
+            cnt += s_cnt[w];
+        }
+        *kept_out = kept;
+        out->norm = norm;
+        out->n_kept = cnt;
+    }
+}
+
+static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_mass_kernel(struct sample_args a)
+{
+    long row = blockIdx.y;
+    struct sample_stats st = sample_row_stats(&a, row);
+    if (!sample_row_ok(&a, row, &st)) return; // the same in every thread; the row kernel writes -1
+    struct sample_row r = sample_row_view(&a, row, sample_best_value(st.best));
+    float thr = sample_threshold(&a, row, &st);
+    int lo, hi;
+    sample_chunk_range(&a, &lo, &hi);
+    size_t at = (size_t)row * a.n_chunks + blockIdx.x;
+    sample_chunk_mass(&r, thr, lo, hi, &a.kept[at], &a.chunks[at]);
+}
+
+// ---- the row: sums, nucleus, draw (kernel 4) ----
+
+// A row's sums: the full softmax's normaliser, the kept set's mass and size.
 struct sample_mass {
     double norm, kept;
     int n_kept;
 };
 
-// One pass in the pieces of sample_piece_sums (so sums[] is the kept set's, as that function would
-// compute it, bit for bit): the normaliser over every token, the kept mass and count.
-static __device__ struct sample_mass sample_pass2(const struct sample_row *r, float thr, double *sums)
+// The chunks' sums added in chunk order (each thread alike).
+static __device__ struct sample_mass sample_row_mass(const struct sample_args *a, long row)
 {
-    __shared__ double s_norm[32];
-    __shared__ int s_cnt[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, P = sample_piece_len(0, r->V);
-    int beg = warp * P, end = min(beg + P, r->V), cnt = 0;
-    double norm = 0.0, kept = 0.0;
-    if (beg < end) {
-        int c = sample_cursor(r, beg + lane);
-        for (int i = beg + lane; i < end; i += 32) {
-            float v = sample_value(r, i, &c);
-            double w = v == -INFINITY ? 0.0 : sample_weight(v, r->m, r->inv_t);
-            int in = v != -INFINITY && v >= thr;
-            norm += w;
-            kept += in ? w : 0.0;
-            cnt += in;
-        }
-    }
-    norm = sample_warp_sum(norm);
-    kept = sample_warp_sum(kept);
-    for (int off = 16; off > 0; off /= 2) cnt += __shfl_xor_sync(0xffffffffu, cnt, off);
-    if (lane == 0) {
-        sums[warp] = kept;
-        s_norm[warp] = norm;
-        s_cnt[warp] = cnt;
-    }
-    __syncthreads();
     struct sample_mass ms = {0.0, 0.0, 0};
-    for (int w = 0; w < SAMPLE_WARPS; w++) {
-        ms.norm += s_norm[w];
-        ms.kept += sums[w];
-        ms.n_kept += s_cnt[w];
+    const double *kept = a->kept + row * a->n_chunks;
+    const struct sample_chunk *ch = a->chunks + row * a->n_chunks;
+    for (int c = 0; c < a->n_chunks; c++) {
+        ms.norm += ch[c].norm;
+        ms.kept += kept[c];
+        ms.n_kept += ch[c].n_kept;
     }
-    __syncthreads();
     return ms;
 }
 
@@ -362,203 +630,22 @@ static __device__ struct sample_set sample_set_kept(float thr)
     return s;
 }
 
-// The n-th member (n >= 1, in id order) of a counted set, or -1.
-static __device__ int sample_nth(const struct sample_row *r, struct sample_set s, int n, double *sums)
-{
-    s.count = 1;
-    return sample_search(r, &s, 0, r->V, (double)n - 0.5, 0.0, sums, 0);
-}
+#include "sample_nucleus.cuh" // top-p: the nucleus cut and its draw, one block per row
 
-// Largest key t in [lo, hi) for which the mass of s restricted to keys >= t passes the test
-// (>= x when ge, else > x), given that it passes at lo: a binary search, one pass per step.
-static __device__ uint32_t sample_key_search(const struct sample_row *r, struct sample_set s, uint32_t lo, uint32_t hi,
-                                             double x, int ge, double *sums)
+// The plain draw: the first chunk at which the running kept mass, added in chunk order as the total
+// was, exceeds x; then the descent inside it, starting from the chunk's stored piece sums.
+static __device__ int sample_draw(const struct sample_args *a, const struct sample_row *r, float thr, long row,
+                                  double x, double *sums)
 {
-    while (hi - lo > 1) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        s.kmin = mid;
-        double mass = sample_set_mass(r, &s, sums);
-        if (ge ? mass >= x : mass > x) lo = mid;
-        else hi = mid;
-    }
-    return lo;
-}
-
-// Members of s with key exactly k, counted.
-static __device__ int sample_count_at(const struct sample_row *r, struct sample_set s, uint32_t k, double *sums)
-{
-    s.kmin = s.kmax = k;
-    s.count = 1;
-    return (int)sample_set_mass(r, &s, sums);
-}
-
-// Top-p when the candidates do not fit the shared sort: exact, by binary searches on the key.
-// The nucleus is every kept token above the cut value v* plus the first c of the ties at v* (in id
-// order), with v* the largest value whose mass at or above reaches the target; the draw is found
-// the same way inside the nucleus.
-static __device__ int sample_nucleus_slow(const struct sample_row *r, float thr, double total, double top_p, double u,
-                                          double *sums)
-{
-    struct sample_set s = sample_set_kept(thr);
-    double target = top_p * total;
-    uint32_t top = sample_key(r->m) + 1u; // no mass at or above
-    uint32_t ks = sample_key_search(r, s, 0u, top, target, 1, sums);
-    s.kmin = ks + 1u;
-    double above = sample_set_mass(r, &s, sums);
-    double wt = sample_weight(sample_unkey(ks), r->m, r->inv_t);
-    int ties = sample_count_at(r, s, ks, sums), c = ties;
-    if (wt > 0.0) {
-        double need = ceil((target - above) / wt);
-        c = need < 1.0 ? 1 : need > (double)ties ? ties : (int)need;
-        while (c > 1 && above + (c - 1) * wt >= target) c--;
-        while (c < ties && above + c * wt < target) c++;
-    }
-    struct sample_set nuc = s;
-    nuc.kmin = ks;
-    nuc.kcut = ks;
-    nuc.id_cut = SAMPLE_NO_ID;
-    if (c < ties) {
-        struct sample_set tie = s;
-        tie.kmin = tie.kmax = ks;
-        nuc.id_cut = sample_nth(r, tie, c, sums);
-    }
-
-    double x = u * sample_set_mass(r, &nuc, sums);
-    uint32_t ke = sample_key_search(r, nuc, ks, top, x, 0, sums);
-    struct sample_set hi = nuc;
-    hi.kmin = ke + 1u;
-    double before = ke + 1u < top ? sample_set_mass(r, &hi, sums) : 0.0;
-    double we = sample_weight(sample_unkey(ke), r->m, r->inv_t);
-    int nte = sample_count_at(r, nuc, ke, sums), q = 0;
-    if (we > 0.0) {
-        double f = floor((x - before) / we);
-        q = f < 0.0 ? 0 : f > (double)(nte - 1) ? nte - 1 : (int)f;
-        while (q > 0 && before + q * we > x) q--;
-        while (q < nte - 1 && before + (q + 1) * we <= x) q++;
-    }
-    struct sample_set tie = nuc;
-    tie.kmin = tie.kmax = ke;
-    return sample_nth(r, tie, q + 1, sums);
-}
-
-// Sort key of a candidate: value image above, inverted id below, so that descending key order is
-// (value desc, id asc). Real candidates are > 0 (finite keys are), so 0 pads to the end.
-static __device__ __forceinline__ uint64_t sample_cand_key(float v, int i)
-{
-    return ((uint64_t)sample_key(v) << 32) | (uint32_t)~(uint32_t)i;
-}
-
-// Bitonic sort of keys[0, n2), n2 a power of two, into descending order.
-static __device__ void sample_bitonic_desc(uint64_t *keys, int n2)
-{
-    for (int k = 2; k <= n2; k <<= 1)
-        for (int j = k >> 1; j > 0; j >>= 1) {
-            for (int i = threadIdx.x; i < n2; i += blockDim.x) {
-                int p = i ^ j;
-                if (p <= i) continue;
-                uint64_t a = keys[i], b = keys[p];
-                if ((i & k) == 0 ? a < b : a > b) {
-                    keys[i] = b;
-                    keys[p] = a;
-                }
-            }
-            __syncthreads();
-        }
-}
-
-// Exclusive prefix of each thread's x over the block in thread order, in a fixed order: a
-// Hillis-Steele scan within each warp, then the warps' totals added one by one.
-static __device__ double sample_block_excl_scan(double x)
-{
-    __shared__ double s_tot[32];
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    double incl = x;
-    for (int off = 1; off < 32; off *= 2) {
-        double y = __shfl_up_sync(0xffffffffu, incl, off);
-        if (lane >= off) incl += y;
-    }
-    double excl = __shfl_up_sync(0xffffffffu, incl, 1);
-    if (lane == 0) excl = 0.0;
-    if (lane == 31) s_tot[warp] = incl;
-    __syncthreads();
     double base = 0.0;
-    for (int w = 0; w < warp; w++) base += s_tot[w];
+    int c = sample_pick(a->kept + row * a->n_chunks, a->n_chunks, x, &base);
+    if (c < 0) return -1;
+    const struct sample_chunk *ch = a->chunks + row * a->n_chunks + c;
+    if (threadIdx.x < SAMPLE_FANOUT) sums[threadIdx.x] = ch->piece[threadIdx.x];
     __syncthreads();
-    return base + excl;
-}
-
-static __device__ int sample_block_min_int(int v)
-{
-    __shared__ int s_v[32];
-    for (int off = 16; off > 0; off /= 2) v = min(v, __shfl_xor_sync(0xffffffffu, v, off));
-    if (threadIdx.x % 32 == 0) s_v[threadIdx.x / 32] = v;
-    __syncthreads();
-    for (int w = 0; w < SAMPLE_WARPS; w++) v = min(v, s_v[w]);
-    __syncthreads();
-    return v;
-}
-
-// Top-p: the nucleus (smallest prefix in (value desc, id asc) order whose mass reaches
-// top_p * total) and the draw inside it. The candidates within `gap` nats of the best are the
-// CPU's superset of the nucleus; when they fit SAMPLE_SORT_CAP they are sorted in shared memory,
-// else (or if rounding puts the target beyond them) sample_nucleus_slow decides.
-static __device__ int sample_nucleus(const struct sample_row *r, float thr, struct sample_mass ms, double top_p,
-                                     double u, double *sums)
-{
-    __shared__ uint64_t keys[SAMPLE_SORT_CAP];
-    __shared__ int s_n;
-    __shared__ double s_total;
-    double target = top_p * ms.kept;
-    double gap = log((double)(ms.n_kept > 1 ? ms.n_kept - 1 : 1) / (1.0 - top_p)) + 1.0;
-    if (threadIdx.x == 0) s_n = 0;
-    __syncthreads();
-    double near = 0.0;
-    int c = sample_cursor(r, threadIdx.x);
-    for (int i = threadIdx.x; i < r->V; i += blockDim.x) {
-        float v = sample_value(r, i, &c);
-        if (v == -INFINITY || !(v >= thr) || ((double)v - r->m) * r->inv_t < -gap) continue;
-        near += sample_weight(v, r->m, r->inv_t);
-        int at = atomicAdd(&s_n, 1); // slots in any order: the sort below fixes the order
-        if (at < SAMPLE_SORT_CAP) keys[at] = sample_cand_key(v, i);
-    }
-    near = reduce_block_sum_double(near, sums);
-    int n = s_n;
-    if (n > SAMPLE_SORT_CAP || !(near >= target)) return sample_nucleus_slow(r, thr, ms.kept, top_p, u, sums);
-
-    int n2 = 1;
-    while (n2 < n) n2 *= 2;
-    for (int i = n + threadIdx.x; i < n2; i += blockDim.x) keys[i] = 0;
-    __syncthreads();
-    sample_bitonic_desc(keys, n2);
-
-    // Thread t owns sorted positions [t*per, (t+1)*per): its running sum starts at its prefix.
-    int per = (n + blockDim.x - 1) / blockDim.x, beg = min((int)threadIdx.x * per, n), end = min(beg + per, n);
-    double local = 0.0;
-    for (int j = beg; j < end; j++) local += sample_weight(sample_unkey((uint32_t)(keys[j] >> 32)), r->m, r->inv_t);
-    double base = sample_block_excl_scan(local), acc = base;
-    int cut = SAMPLE_NO_ID;
-    for (int j = beg; j < end && cut == SAMPLE_NO_ID; j++) {
-        acc += sample_weight(sample_unkey((uint32_t)(keys[j] >> 32)), r->m, r->inv_t);
-        if (acc >= target) cut = j + 1;
-    }
-    cut = sample_block_min_int(cut);
-    if (cut == SAMPLE_NO_ID) cut = n; // rounding only: keep every sorted candidate, as the CPU does
-    acc = base;
-    for (int j = beg; j < end; j++) {
-        acc += sample_weight(sample_unkey((uint32_t)(keys[j] >> 32)), r->m, r->inv_t);
-        if (j == cut - 1) s_total = acc; // one writer: the owner of the nucleus' last position
-    }
-    __syncthreads();
-    double x = u * s_total;
-    int pick = SAMPLE_NO_ID;
-    acc = base;
-    for (int j = beg; j < end && j < cut && pick == SAMPLE_NO_ID; j++) {
-        acc += sample_weight(sample_unkey((uint32_t)(keys[j] >> 32)), r->m, r->inv_t);
-        if (acc > x) pick = j;
-    }
-    pick = sample_block_min_int(pick);
-    if (pick == SAMPLE_NO_ID) pick = 0; // the most probable candidate, as the CPU's guard
-    return (int)~(uint32_t)keys[pick];
+    struct sample_set kept = sample_set_kept(thr);
+    int lo = c * a->chunk;
+    return sample_search(r, &kept, lo, min(lo + a->chunk, r->V), x, base, sums, 1);
 }
 
 static __device__ void sample_finish(const struct sample_args *a, int tok, float lp)
@@ -568,42 +655,21 @@ static __device__ void sample_finish(const struct sample_args *a, int tok, float
     if (a->logp) a->logp[blockIdx.x] = tok < 0 ? 0.0f : lp;
 }
 
-static __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(struct sample_args a)
+static __global__ void __launch_bounds__(SAMPLE_THREADS) sample_row_kernel(struct sample_args a)
 {
     __shared__ double sums[32];
     long row = blockIdx.x;
-    struct sample_row r;
-    r.z = a.logits + row * a.V;
-    r.ov_id = a.ov_id;
-    r.ov_val = a.ov_val + row * a.nu;
-    r.V = a.V;
-    r.nu = a.nu;
-    // 0. the biased values of the biased ids, each adding its biases in the caller's order
-    for (int j = threadIdx.x; j < a.nu; j += blockDim.x) {
-        float v = r.z[a.ov_id[j]];
-        for (int t = a.ov_beg[j]; t < a.ov_beg[j + 1]; t++) v += a.ov_bias[t];
-        a.ov_val[row * a.nu + j] = v;
-    }
-    __syncthreads(); // also publishes the global writes above to the block
+    struct sample_stats st = sample_row_stats(&a, row);
+    if (!sample_row_ok(&a, row, &st)) return sample_finish(&a, -1, 0.0f);
+    struct sample_row r = sample_row_view(&a, row, sample_best_value(st.best));
+    float thr = sample_threshold(&a, row, &st);
+    struct sample_mass ms = sample_row_mass(&a, row);
     double u = a.u[row];
-    if (!(u >= 0.0 && u < 1.0)) return sample_finish(&a, -1, 0.0f);
 
-    struct sample_stats st = sample_pass1(&r);
-    if (st.bad || st.m == -INFINITY) return sample_finish(&a, -1, 0.0f);
-    r.m = st.m;
-    r.inv_t = a.greedy ? 1.0 : a.inv_t;
-    float thr = -INFINITY;
-    if (!a.greedy && a.top_k > 0 && a.top_k < a.V && st.finite >= a.top_k) thr = sample_kth_largest(&r, a.top_k);
-    struct sample_mass ms = sample_pass2(&r, thr, sums);
-
-    int tok = st.arg;
-    if (!a.greedy && a.top_p < 1.0) {
-        tok = sample_nucleus(&r, thr, ms, a.top_p, u, sums);
-    } else if (!a.greedy) {
-        struct sample_set kept = sample_set_kept(thr);
-        tok = sample_search(&r, &kept, 0, a.V, u * ms.kept, 0.0, sums, 1);
-    }
-    if (tok < 0) tok = st.arg; // unreachable with consistent sums; the CPU's guard
+    int tok = sample_best_id(st.best);
+    if (!a.greedy && a.top_p < 1.0) tok = sample_nucleus(&r, thr, ms, a.top_p, u, sums);
+    else if (!a.greedy) tok = sample_draw(&a, &r, thr, row, u * ms.kept, sums);
+    if (tok < 0) tok = sample_best_id(st.best); // unreachable with consistent sums; the CPU's guard
     int c = sample_cursor(&r, tok);
     float b = sample_value(&r, tok, &c);
     sample_finish(&a, tok, (float)(((double)b - r.m) * r.inv_t - log(ms.norm)));
@@ -624,6 +690,16 @@ static int sample_bias_cmp(const void *pa, const void *pb)
 
 static size_t sample_align(size_t n) { return (n + 15) & ~(size_t)15; }
 
+// Ids per chunk: V / SAMPLE_MIN_CHUNKS rounded up to a multiple of SAMPLE_CHUNK_STEP, at most
+// SAMPLE_CHUNK_MAX (4096 from V = 61441 up: 38 chunks for 151936; 256 for V <= 4096). A function
+// of V alone (see the top), so a row's token does not depend on the other rows of the call.
+static int sample_chunk_len(int V)
+{
+    long n = ((long)V + SAMPLE_MIN_CHUNKS - 1) / SAMPLE_MIN_CHUNKS;
+    n = (n + SAMPLE_CHUNK_STEP - 1) / SAMPLE_CHUNK_STEP * SAMPLE_CHUNK_STEP;
+    return n > SAMPLE_CHUNK_MAX ? SAMPLE_CHUNK_MAX : (int)n;
+}
+
 extern "C" void sample_tokens_cuda(int32_t *tokens, float *logp, const float *logits, int rows, int V,
                                    const struct sample_params *p, const double *u, void *stream)
 {
@@ -637,6 +713,9 @@ extern "C" void sample_tokens_cuda(int32_t *tokens, float *logp, const float *lo
     }
     MMUPT_CHECK(tokens && u);
     MMUPT_CHECK(V <= (1 << 30)); // piece bounds (start + length) stay inside int
+    MMUPT_CHECK(rows <= 65535);  // the chunk kernels' grid.y
+    int chunk = sample_chunk_len(V), n_chunks = (V + chunk - 1) / chunk;
+    int greedy = p->temperature == 0.0f, topk_on = !greedy && p->top_k > 0 && p->top_k < V;
 
     // The overrides: unique ids (sorted), where each one's biases start, the biases grouped.
     int nb = p->n_bias, nu = 0;
@@ -645,12 +724,19 @@ extern "C" void sample_tokens_cuda(int32_t *tokens, float *logp, const float *lo
     qsort(e, (size_t)nb, sizeof *e, sample_bias_cmp);
     for (int i = 0; i < nb; i++) nu += i == 0 || e[i].id != e[i - 1].id;
 
-    // One stream-ordered scratch: [u | ov_id | ov_beg | ov_bias | ov_val]
+    // One stream-ordered scratch: [u | ov_id | ov_beg | ov_bias] from the host, then the kernels'
+    // [ov_val | stats | kept | chunks | hist (top-k only)].
+    size_t parts = (size_t)rows * (size_t)n_chunks;
     size_t o_id = sample_align((size_t)rows * sizeof(double));
     size_t o_beg = o_id + sample_align((size_t)(nu + 1) * sizeof(int32_t));
     size_t o_bias = o_beg + sample_align((size_t)(nu + 1) * sizeof(int32_t));
     size_t o_val = o_bias + sample_align((size_t)nb * sizeof(float));
-    size_t bytes = o_val + (size_t)rows * (size_t)nu * sizeof(float);
+    size_t o_stats = o_val + sample_align((size_t)rows * (size_t)nu * sizeof(float));
+    size_t o_kept = o_stats + sample_align(parts * sizeof(struct sample_stats));
+    size_t o_chunks = o_kept + sample_align(parts * sizeof(double));
+    size_t o_hist = o_chunks + sample_align(parts * sizeof(struct sample_chunk));
+    size_t hist_bytes = topk_on ? (size_t)rows * SAMPLE_RADIX_ROUNDS * SAMPLE_RADIX_BINS * sizeof(int) : 0;
+    size_t bytes = o_hist + hist_bytes;
     unsigned char *h = (unsigned char *)mmupt_xmalloc(o_val);
     memcpy(h, u, (size_t)rows * sizeof(double));
     int32_t *id = (int32_t *)(h + o_id), *beg = (int32_t *)(h + o_beg);
@@ -671,10 +757,13 @@ extern "C" void sample_tokens_cuda(int32_t *tokens, float *logp, const float *lo
     // From pageable memory the copy has taken the bytes when it returns, so h may go at once.
     CUDA_CHECK(cudaMemcpyAsync(d, h, o_val, cudaMemcpyHostToDevice, st));
     free(h);
+    if (hist_bytes) CUDA_CHECK(cudaMemsetAsync(d + o_hist, 0, hist_bytes, st)); // the rounds add into it
 
     struct sample_args a;
     a.logits = logits;
     a.V = V;
+    a.chunk = chunk;
+    a.n_chunks = n_chunks;
     a.tokens = tokens;
     a.logp = logp;
     a.u = (const double *)d;
@@ -682,12 +771,27 @@ extern "C" void sample_tokens_cuda(int32_t *tokens, float *logp, const float *lo
     a.ov_beg = (const int32_t *)(d + o_beg);
     a.ov_bias = (const float *)(d + o_bias);
     a.ov_val = (float *)(d + o_val);
+    a.stats = (struct sample_stats *)(d + o_stats);
+    a.kept = (double *)(d + o_kept);
+    a.chunks = (struct sample_chunk *)(d + o_chunks);
+    a.hist = hist_bytes ? (int *)(d + o_hist) : (int *)NULL;
     a.nu = nu;
-    a.greedy = p->temperature == 0.0f;
+    a.greedy = greedy;
     a.top_k = p->top_k;
-    a.inv_t = a.greedy ? 1.0 : 1.0 / (double)p->temperature;
+    a.topk_on = topk_on;
+    a.inv_t = greedy ? 1.0 : 1.0 / (double)p->temperature;
     a.top_p = (double)p->top_p;
-    sample_kernel<<<(unsigned)rows, SAMPLE_THREADS, 0, st>>>(a);
+
+    dim3 grid((unsigned)n_chunks, (unsigned)rows);
+    sample_stats_kernel<<<grid, SAMPLE_CHUNK_THREADS, 0, st>>>(a);
+    CUDA_CHECK(cudaGetLastError());
+    for (int round = 0; topk_on && round < SAMPLE_RADIX_ROUNDS; round++) {
+        sample_topk_kernel<<<grid, SAMPLE_CHUNK_THREADS, 0, st>>>(a, round);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    sample_mass_kernel<<<grid, SAMPLE_CHUNK_THREADS, 0, st>>>(a);
+    CUDA_CHECK(cudaGetLastError());
+    sample_row_kernel<<<(unsigned)rows, SAMPLE_THREADS, 0, st>>>(a);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaFreeAsync(d, st));
 }

@@ -11,6 +11,18 @@
  * (a NaN, a +inf, all -inf, u = 1) and invalid parameters (every row -1, logp 0). u comes from
  * sample_rng_uniform.
  *
+ * The kernel splits each row into chunks (256 ids for V <= 4096, 512 at V = 5000, 4096 at
+ * V = 151936: sample_chunk_len in kernels/cuda/sample.cu) whose partial results a per-row kernel
+ * combines, so the chunk cases put the answer on the seams, with exact expected tokens where the
+ * arithmetic is exact: draws landing on either side of a chunk boundary (equal weights, u * total
+ * an integer; also through the top-k path with every value tied); all the mass in one chunk, the
+ * last short chunk included, on every path; a NaN or +inf in a later chunk (that row -1, the rest
+ * sampled) and a +inf bias on a later chunk's id (every row -1); greedy ties across chunks and
+ * across a chunk boundary (lowest id), a tie made by biases on ids of different chunks, and
+ * sampling with biases in four chunks; V = 200 (a row shorter than one chunk, long enough for
+ * the draw's descent) and V = 5000 (ten chunks of 512, the last 392). V = 1000 and 151936 end
+ * in a short chunk too.
+ *
  * Tokens must equal the CPU's exactly, with one allowance: where the CPU's u * total, or its
  * nucleus target top_p * total, lies within 1e-9 relative of one of its cumulative sums, the GPU's
  * differently ordered sums (and a weight rounded differently by exp: see kernels/cuda/sample.cu) may
@@ -126,8 +138,10 @@ static int row_near_boundary(const float *logits, int V, const struct sample_par
 
 /* ---- one call, compared ---- */
 
-static void check_call(struct test_state *ts, struct sc_ctx *cx, const char *name, const float *logits, int rows, int V,
-                       const struct sample_params *p, const double *u)
+/* Both sides against the CPU (see the top) and, when want is not NULL, both equal to want: the
+ * chunk edges below are built so that the answer is exact (weights of 1, sums of small integers). */
+static void check_call_want(struct test_state *ts, struct sc_ctx *cx, const char *name, const float *logits, int rows,
+                            int V, const struct sample_params *p, const double *u, const int32_t *want)
 {
     size_t n = (size_t)rows * (size_t)(V > 0 ? V : 0), nr = (size_t)rows;
     int32_t *tc = mmupt_xmalloc(nr * sizeof *tc), *tg = mmupt_xmalloc(nr * sizeof *tg),
@@ -165,6 +179,9 @@ static void check_call(struct test_state *ts, struct sc_ctx *cx, const char *nam
         float e = gpu_test_err(&lg[r], &lc[r], 1);
         CHECK_MSG(ts, e < TOL, "%s V=%d row %d: logp gpu %.9g cpu %.9g (err %g)", name, V, r, lg[r], lc[r], e);
     }
+    for (int r = 0; want && r < rows; r++)
+        CHECK_MSG(ts, tg[r] == want[r] && tc[r] == want[r], "%s V=%d row %d: gpu %d, cpu %d, want %d", name, V, r,
+                  tg[r], tc[r], want[r]);
     CUDA_CHECK(cudaFree(d_z));
     CUDA_CHECK(cudaFree(d_t));
     CUDA_CHECK(cudaFree(d_l));
@@ -173,6 +190,12 @@ static void check_call(struct test_state *ts, struct sc_ctx *cx, const char *nam
     free(tg2);
     free(lc);
     free(lg);
+}
+
+static void check_call(struct test_state *ts, struct sc_ctx *cx, const char *name, const float *logits, int rows, int V,
+                       const struct sample_params *p, const double *u)
+{
+    check_call_want(ts, cx, name, logits, rows, V, p, u, NULL);
 }
 
 /* ---- inputs ---- */
@@ -326,6 +349,190 @@ static void test_invalid(struct test_state *ts, struct sc_ctx *cx)
     CHECK(ts, cudaStreamSynchronize(cx->st) == cudaSuccess);
 }
 
+/* ---- chunk edges: the kernel splits a row into chunks of 256 ids for V <= 4096, 512 at V = 5000 and
+ * 4096 at V = 151936 (sample_chunk_len in kernels/cuda/sample.cu) and combines their partial results
+ * per row; these cases put the answers on and around those seams ---- */
+
+/* rows x V logits, all equal to v. */
+static float *fill_rows(int rows, int V, float v)
+{
+    size_t n = (size_t)rows * (size_t)V;
+    float *z = mmupt_xmalloc(n * sizeof *z);
+    for (size_t i = 0; i < n; i++) z[i] = v;
+    return z;
+}
+
+/* Equal weights (logits 0) on ids [0, n) of every row, so the kept mass is exactly n and u * n is
+ * exact for u a multiple of 1/n: the draw lands exactly on the seams between chunks. */
+static void test_chunk_seam_draws(struct test_state *ts, struct sc_ctx *cx)
+{
+    /* V = 1024: four chunks of 256, every id weighs 1; x = u * 1024 */
+    static const double U[] = {0.0, 0.25 - 0x1p-20, 0.25, 0.5, 0.75 - 0x1p-20, 0.75, 1.0 - 0x1p-53};
+    static const int32_t WANT[] = {0, 255, 256, 512, 767, 768, 1023};
+    int rows = COUNT(U), V = 1024;
+    float *z = fill_rows(rows, V, 0.0f);
+    struct sample_params p = params(1.0f, 1.0f, 0);
+    check_call_want(ts, cx, "seam draw", z, rows, V, &p, U, WANT);
+    p = params(1.0f, 1.0f, 700); /* top-k with every value tied: HF keeps them all */
+    check_call_want(ts, cx, "seam draw top_k ties", z, rows, V, &p, U, WANT);
+    free(z);
+
+    /* V = 151936: ids [0, 8192) weigh 1 (chunks 0 and 1 of 4096), the rest are -inf */
+    static const double U2[] = {0.5 - 0x1p-20, 0.5, 1.0 - 0x1p-53};
+    static const int32_t WANT2[] = {4095, 4096, 8191};
+    rows = COUNT(U2);
+    V = 151936;
+    z = fill_rows(rows, V, -INFINITY);
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < 8192; i++) z[(size_t)r * V + i] = 0.0f;
+    p = params(1.0f, 1.0f, 0);
+    check_call_want(ts, cx, "seam draw", z, rows, V, &p, U2, WANT2);
+    free(z);
+}
+
+/* Every finite value in one chunk (the others -inf: zero mass), for each path; and a row whose only
+ * finite value is the last id of a short last chunk. */
+static void test_chunk_one_holds_all(struct test_state *ts, struct sc_ctx *cx)
+{
+    static const int VS[] = {1000, 5000};
+    for (int a = 0; a < COUNT(VS); a++) {
+        int V = VS[a], rows = 6, chunk = V == 1000 ? 256 : 512;
+        float *src = make_logits(rows, V, NORMALISH, (unsigned)V + 17u), *z = fill_rows(rows, V, -INFINITY);
+        int last = (V - 1) / chunk; /* the short last chunk */
+        for (int r = 0; r < rows; r++) {
+            int c = r == 5 ? -1 : r % (last + 1); /* row 5: only id V - 1 */
+            for (int i = 0; i < V; i++)
+                if (i / chunk == c) z[(size_t)r * V + i] = src[(size_t)r * V + i];
+            if (r == 5) z[(size_t)r * V + V - 1] = 1.0f;
+        }
+        double *u = make_u(rows, (uint64_t)V + 3u);
+        struct sample_params ps[] = {params(0.0f, 1.0f, 0), params(1.0f, 1.0f, 0), params(0.7f, 1.0f, 5),
+                                     params(1.0f, 0.9f, 0), params(1.3f, 0.5f, 40)};
+        for (int k = 0; k < COUNT(ps); k++) check_call(ts, cx, "one chunk holds all", z, rows, V, &ps[k], u);
+        free(src);
+        free(z);
+        free(u);
+    }
+}
+
+/* A NaN or +inf in a later chunk makes its row -1 while the others still sample; a +inf bias on an
+ * id of a later chunk makes every row -1. */
+static void test_chunk_invalid_later(struct test_state *ts, struct sc_ctx *cx)
+{
+    static const int VS[] = {1000, 151936};
+    for (int a = 0; a < COUNT(VS); a++) {
+        int V = VS[a], rows = 5, chunk = V == 1000 ? 256 : 4096;
+        float *z = make_logits(rows, V, NORMALISH, (unsigned)V + 23u);
+        z[(size_t)0 * V + 2 * chunk + 5] = NAN;     /* a middle chunk */
+        z[(size_t)2 * V + chunk - 1] = INFINITY;    /* the last id of chunk 0 */
+        z[(size_t)3 * V + (V - 1) / chunk * chunk] = NAN; /* the first id of the short last chunk */
+        double *u = make_u(rows, 41);
+        struct sample_params ps[] = {params(1.0f, 1.0f, 0), params(0.0f, 1.0f, 0), params(0.7f, 0.9f, 3)};
+        for (int k = 0; k < COUNT(ps); k++) {
+            int32_t want_bad[5] = {-1, -1, -1, -1, -1};
+            check_call(ts, cx, "NaN/inf in a later chunk", z, rows, V, &ps[k], u);
+            int32_t id = 3 * chunk + 1 < V ? 3 * chunk + 1 : V - 1;
+            float inf = INFINITY;
+            struct sample_params pb = ps[k];
+            pb.bias_ids = &id;
+            pb.bias = &inf;
+            pb.n_bias = 1;
+            check_call_want(ts, cx, "+inf bias in a later chunk", z, rows, V, &pb, u, want_bad);
+        }
+        free(z);
+        free(u);
+    }
+}
+
+/* Greedy: the maximum tied across chunks gives the lowest id, a tie made by biases in different
+ * chunks too; sampling on the same rows against the CPU. */
+static void test_chunk_ties_and_bias(struct test_state *ts, struct sc_ctx *cx)
+{
+    /* V = 1000 (chunks of 256): ties at {256, 900}, {255, 256}, {768, 999}, {999} */
+    int rows = 4, V = 1000;
+    float *z = make_logits(rows, V, NORMALISH, 77u); /* |z| <= 4 */
+    static const int TIE[4][2] = {{900, 256}, {256, 255}, {999, 768}, {999, 999}};
+    int32_t want[4];
+    for (int r = 0; r < rows; r++) {
+        for (int j = 0; j < 2; j++) z[(size_t)r * V + TIE[r][j]] = 5.0f;
+        want[r] = TIE[r][0] < TIE[r][1] ? TIE[r][0] : TIE[r][1];
+    }
+    struct sample_params p = params(0.0f, 1.0f, 0);
+    double *u = make_u(rows, 5);
+    check_call_want(ts, cx, "greedy tie across chunks", z, rows, V, &p, u, want);
+
+    /* biases on ids of four chunks: 300 twice (+10, +10) and 600 once (+20) over logits set to 0
+     * tie at 20 above everything (the lower id, 300, wins); 10 gets +1.5, 999 is banned */
+    for (int r = 0; r < rows; r++) z[(size_t)r * V + 300] = z[(size_t)r * V + 600] = 0.0f;
+    int32_t ids[5] = {600, 300, 999, 10, 300};
+    float bias[5] = {20.0f, 10.0f, -INFINITY, 1.5f, 10.0f};
+    int32_t want_b[4] = {300, 300, 300, 300};
+    p.bias_ids = ids;
+    p.bias = bias;
+    p.n_bias = 5;
+    check_call_want(ts, cx, "greedy tie of biased ids", z, rows, V, &p, u, want_b);
+    static const float T[] = {1.0f, 8.0f}; /* 8: the biased ids no longer take all the mass */
+    for (int k = 0; k < COUNT(T); k++) {
+        struct sample_params q = p;
+        q.temperature = T[k];
+        check_call(ts, cx, "bias in several chunks", z, rows, V, &q, u);
+        q.top_k = 3;
+        check_call(ts, cx, "bias in several chunks top_k", z, rows, V, &q, u);
+        q.top_k = 0;
+        q.top_p = 0.9f;
+        check_call(ts, cx, "bias in several chunks top_p", z, rows, V, &q, u);
+    }
+    free(z);
+
+    /* V = 151936 (chunks of 4096): the maximum at 4095, 4096 and 151935 -> 4095; a bias lifting
+     * id 8000 to the maximum at 100000 -> 8000 */
+    rows = 2;
+    V = 151936;
+    z = make_logits(rows, V, NORMALISH, 78u);
+    z[4095] = z[4096] = z[151935] = 6.0f;
+    z[(size_t)V + 100000] = 6.0f;
+    z[(size_t)V + 8000] = 5.0f;
+    int32_t id = 8000;
+    float one = 1.0f;
+    struct sample_params pb = params(0.0f, 1.0f, 0);
+    pb.bias_ids = &id;
+    pb.bias = &one;
+    pb.n_bias = 1;
+    int32_t want2[2] = {4095, 8000};
+    check_call_want(ts, cx, "greedy tie across chunks", z, rows, V, &pb, u, want2);
+    free(z);
+    free(u);
+}
+
+/* Vocabularies besides the main cases': 200 (one chunk shorter than a chunk, but long enough for
+ * the draw's descent) and 5000 (ten chunks of 512, the last 392). */
+static void test_chunk_vocabs(struct test_state *ts, struct sc_ctx *cx)
+{
+    static const int VS[] = {200, 5000};
+    for (int a = 0; a < COUNT(VS); a++) {
+        int V = VS[a], rows = 12;
+        float *zn = make_logits(rows, V, NORMALISH, (unsigned)V + 31u), *zg = make_logits(rows, V, GRID, (unsigned)V);
+        float *zt = make_logits(rows, V, TIED_MAX, (unsigned)V + 1u);
+        float *zf = make_logits(rows, V, FLAT, (unsigned)V + 2u);
+        double *u = make_u(rows, (uint64_t)V + 11u);
+        struct sample_params p = params(0.0f, 1.0f, 0);
+        check_call(ts, cx, "vocab greedy tied max", zt, rows, V, &p, u);
+        p = params(1.0f, 1.0f, 0);
+        check_call(ts, cx, "vocab plain", zn, rows, V, &p, u);
+        p = params(1.0f, 1.0f, 50);
+        check_call(ts, cx, "vocab top_k grid", zg, rows, V, &p, u);
+        p = params(1.0f, 0.9f, 0);
+        check_call(ts, cx, "vocab top_p flat", zf, rows, V, &p, u);
+        p = params(0.7f, 0.5f, 20);
+        check_call(ts, cx, "vocab top_p+top_k", zn, rows, V, &p, u);
+        free(zn);
+        free(zg);
+        free(zt);
+        free(zf);
+        free(u);
+    }
+}
+
 int main(void)
 {
     struct sc_ctx cx = {gpu_test_begin_stream(), 0};
@@ -336,6 +543,11 @@ int main(void)
     RUN_WITH(&ts, test_top_p, &cx);
     RUN_WITH(&ts, test_bias, &cx);
     RUN_WITH(&ts, test_invalid, &cx);
+    RUN_WITH(&ts, test_chunk_seam_draws, &cx);
+    RUN_WITH(&ts, test_chunk_one_holds_all, &cx);
+    RUN_WITH(&ts, test_chunk_invalid_later, &cx);
+    RUN_WITH(&ts, test_chunk_ties_and_bias, &cx);
+    RUN_WITH(&ts, test_chunk_vocabs, &cx);
     printf("rows within 1e-9 of a boundary where the tokens differ: %d (allowed %d)\n", cx.n_near, MAX_NEAR);
     CHECK(&ts, cx.n_near <= MAX_NEAR);
     CUDA_CHECK(cudaStreamDestroy(cx.st));
