@@ -11,7 +11,7 @@
 # each of its kernels costs beside ours (its weight initialisation's kernels are in its table too).
 # detail:KERNEL is ncu's detailed report (speed of light, memory and compute workload, occupancy,
 # warp stalls) of the first launch of KERNEL (a regular expression) in the short rollout, e.g.
-# detail:sample_kernel. MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the results
+# detail:sample_mass_kernel or detail:attention_decode_kernel. MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the results
 # go; PROFILE_LIMIT_S: the time limit of each ncu run (default 240).
 #
 # Everything printed goes to OUT/profile.txt too, and ncu's rows of every table to
