@@ -91,6 +91,10 @@ void layernorm_backward_cuda(float *dx, float *dweight, float *dbias, const floa
 void rope_forward_cuda(float *x, const float *cos, const float *sin, int rows, int n_heads, int head_dim, void *stream);
 void rope_backward_cuda(float *dx, const float *cos, const float *sin, int rows, int n_heads, int head_dim,
                         void *stream);
+void rope_qkv_forward_cuda(float *q, float *k, float *v, const float *qkv, const float *cos, const float *sin,
+                           int rows, int n_heads, int n_kv, int head_dim, void *stream);
+void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const float *dv, const float *cos,
+                            const float *sin, int rows, int n_heads, int n_kv, int head_dim, void *stream);
 void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream);
 void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
                           void *stream);
@@ -235,6 +239,19 @@ void rope_forward_cpu(float *x, const float *cos, const float *sin, int rows, in
 /* Gradient through RoPE, in place: dx <- (d x'/d x)^T dx, the inverse rotation for proper tables.
  * (The one op here that overwrites rather than accumulates: it maps a gradient onto itself.) */
 void rope_backward_cpu(float *dx, const float *cos, const float *sin, int rows, int n_heads, int head_dim);
+/* RoPE over one GEMM's packed q/k/v projections (the bf16 device model's: q_w, k_w, v_w lie back to
+ * back in the parameter table), qkv: [rows, qd + 2 kvd], each row q, then k, then v (qd = n_heads *
+ * head_dim, kvd = n_kv * head_dim):
+ *   rope_qkv_forward: q, k, v ([rows, heads, head_dim]) = the rows apart, q and k rotated as
+ *     rope_forward rotates them;
+ *   rope_qkv_backward: dqkv = rope_backward(dq), rope_backward(dk), dv packed the same way - the
+ *     gradient of the packed projections, for one GEMM's backward. dqkv is WRITTEN, not
+ *     accumulated (a layout of three gradients, not a gradient of its own); dq, dk, dv are not
+ *     changed. */
+void rope_qkv_forward_cpu(float *q, float *k, float *v, const float *qkv, const float *cos, const float *sin, int rows,
+                          int n_heads, int n_kv, int head_dim);
+void rope_qkv_backward_cpu(float *dqkv, const float *dq, const float *dk, const float *dv, const float *cos,
+                           const float *sin, int rows, int n_heads, int n_kv, int head_dim);
 
 /* ---- Attention (decoder: causal over each packed sequence; vision: full within each image) ----
  * Softmax attention over packed segments. Rows [seg[s], seg[s+1]) form segment s (n_seg segments, seg

@@ -7,6 +7,9 @@
  * angle comes from one of three position axes) and the vision tower's 2-D RoPE. Real tables repeat
  * the same angles in both halves; the code does not rely on it, so the backward is the exact
  * transpose of the forward for any table. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
@@ -47,4 +50,43 @@ void rope_backward_cpu(float *dx, const float *cos, const float *sin, int rows, 
             }
         }
     }
+}
+
+/* Where each of q, k, v lies in a row of the packed projections [q | k | v]: its offset and width. */
+static void qkv_parts(int qd, int kvd, int off[3], int width[3])
+{
+    off[0] = 0, off[1] = qd, off[2] = qd + kvd;
+    width[0] = qd, width[1] = width[2] = kvd;
+}
+
+void rope_qkv_forward_cpu(float *q, float *k, float *v, const float *qkv, const float *cos, const float *sin, int rows,
+                          int n_heads, int n_kv, int head_dim)
+{
+    int off[3], width[3];
+    qkv_parts(n_heads * head_dim, n_kv * head_dim, off, width);
+    long w = off[2] + width[2];
+    float *part[3] = {q, k, v};
+    for (long r = 0; r < rows; r++)
+        for (int j = 0; j < 3; j++) memcpy(part[j] + r * width[j], qkv + r * w + off[j], (size_t)width[j] * sizeof *q);
+    rope_forward_cpu(q, cos, sin, rows, n_heads, head_dim);
+    rope_forward_cpu(k, cos, sin, rows, n_kv, head_dim);
+}
+
+void rope_qkv_backward_cpu(float *dqkv, const float *dq, const float *dk, const float *dv, const float *cos,
+                           const float *sin, int rows, int n_heads, int n_kv, int head_dim)
+{
+    int off[3], width[3];
+    qkv_parts(n_heads * head_dim, n_kv * head_dim, off, width);
+    long w = off[2] + width[2];
+    size_t nq = (size_t)rows * width[0], nk = (size_t)rows * width[1];
+    float *gq = memcpy(mmupt_xmalloc(nq * sizeof *gq + 1), dq, nq * sizeof *gq);
+    float *gk = memcpy(mmupt_xmalloc(nk * sizeof *gk + 1), dk, nk * sizeof *gk);
+    rope_backward_cpu(gq, cos, sin, rows, n_heads, head_dim);
+    rope_backward_cpu(gk, cos, sin, rows, n_kv, head_dim);
+    const float *part[3] = {gq, gk, dv};
+    for (long r = 0; r < rows; r++)
+        for (int j = 0; j < 3; j++)
+            memcpy(dqkv + r * w + off[j], part[j] + r * width[j], (size_t)width[j] * sizeof *gq);
+    free(gq);
+    free(gk);
 }

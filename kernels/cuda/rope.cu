@@ -74,3 +74,68 @@ extern "C" void rope_backward_cuda(float *dx, const float *cos, const float *sin
                                                                                         half);
     CUDA_CHECK(cudaGetLastError());
 }
+
+// rope_qkv: one thread per pair (row r, head h, dim i < half) of q, then of k, then of v, each moved
+// between the packed rows [q | k | v] (width w) and its own [rows, heads, hd] array; q's and k's
+// pairs rotated on the way (forward: rope_rotate; backward: the transpose, as rope_backward_kernel),
+// v's copied.
+struct rope_qkv_args {
+    float *packed, *q, *k, *v; // the unpacked side: written by the forward, read by the backward
+    const float *cos, *sin;
+    int rows, n_heads, n_kv, half;
+};
+
+template <bool BACKWARD>
+static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
+{
+    int hd = 2 * a.half, qd = a.n_heads * hd, kvd = a.n_kv * hd;
+    long w = qd + 2L * kvd, pq = (long)a.rows * a.n_heads * a.half, pk = (long)a.rows * a.n_kv * a.half;
+    LAUNCH_LOOP(p, pq + 2 * pk)
+    {
+        int part = p < pq ? 0 : (p < pq + pk ? 1 : 2), heads = part ? a.n_kv : a.n_heads;
+        long e = part == 0 ? p : (part == 1 ? p - pq : p - pq - pk);
+        int i = (int)(e % a.half);
+        long rh = e / a.half, r = rh / heads; // rh = r * heads + h
+        float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh * hd;
+        float *y = a.packed + r * w + (part == 0 ? 0 : (part == 1 ? qd : qd + kvd)) + (rh % heads) * hd;
+        const float *c = a.cos + r * hd, *s = a.sin + r * hd;
+        if (part == 2) { // v: copied
+            if (BACKWARD) y[i] = x[i], y[i + a.half] = x[i + a.half];
+            else x[i] = y[i], x[i + a.half] = y[i + a.half];
+            continue;
+        }
+        if (BACKWARD) {
+            float g1 = x[i], g2 = x[i + a.half];
+            y[i] = g1 * c[i] + g2 * s[i + a.half];
+            y[i + a.half] = g2 * c[i + a.half] - g1 * s[i];
+        } else {
+            rope_rotate(y[i], y[i + a.half], c, s, i, a.half, &x[i], &x[i + a.half]);
+        }
+    }
+}
+
+template <bool BACKWARD>
+static void rope_qkv_launch(struct rope_qkv_args a, int head_dim, void *stream)
+{
+    MMUPT_CHECK(head_dim % 2 == 0 && a.n_heads > 0 && a.n_kv > 0);
+    long pairs = (long)a.rows * (a.n_heads + 2L * a.n_kv) * a.half;
+    if (pairs <= 0) return;
+    rope_qkv_kernel<BACKWARD><<<launch_blocks(pairs), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" void rope_qkv_forward_cuda(float *q, float *k, float *v, const float *qkv, const float *cos,
+                                      const float *sin, int rows, int n_heads, int n_kv, int head_dim, void *stream)
+{
+    struct rope_qkv_args a = {(float *)qkv, q, k, v, cos, sin, rows, n_heads, n_kv, head_dim / 2};
+    rope_qkv_launch<false>(a, head_dim, stream);
+}
+
+extern "C" void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const float *dv,
+                                       const float *cos, const float *sin, int rows, int n_heads, int n_kv,
+                                       int head_dim, void *stream)
+{
+    struct rope_qkv_args a = {dqkv, (float *)dq, (float *)dk, (float *)dv, cos, sin, rows, n_heads, n_kv,
+                              head_dim / 2};
+    rope_qkv_launch<true>(a, head_dim, stream);
+}

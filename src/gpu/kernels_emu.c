@@ -101,6 +101,28 @@ void rope_backward_cuda(float *dx, const float *cos, const float *sin, int rows,
     EMU_RUN(rope_backward_cpu(dx, cos, sin, rows, n_heads, head_dim));
 }
 
+void rope_qkv_forward_cuda(float *q, float *k, float *v, const float *qkv, const float *cos, const float *sin,
+                           int rows, int n_heads, int n_kv, int head_dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    if (nq <= 0) return;
+    DEV(q, nq), DEV(k, nk), DEV(v, nk), DEV(qkv, nq + 2 * nk), DEV(cos, (long)rows * head_dim);
+    DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_qkv_forward_cpu(q, k, v, qkv, cos, sin, rows, n_heads, n_kv, head_dim));
+}
+
+void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const float *dv, const float *cos,
+                            const float *sin, int rows, int n_heads, int n_kv, int head_dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    if (nq <= 0) return;
+    DEV(dqkv, nq + 2 * nk), DEV(dq, nq), DEV(dk, nk), DEV(dv, nk), DEV(cos, (long)rows * head_dim);
+    DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_qkv_backward_cpu(dqkv, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim));
+}
+
 void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);

@@ -61,6 +61,19 @@ static void norm_backward(const struct gpu_ctx *g, const struct block_shape *s, 
     else layernorm_backward_cuda(dx, dw, db, dout, x, w, mean, rstd, (int)s->T, (int)s->D, g->stream);
 }
 
+/* bf16 with q, k, v's weights (and biases, if any) back to back - the decoder's layers (spec.c) and
+ * the vision blocks' fused qkv: the three projections are then one GEMM, forward and backward (one
+ * operand cast, one wider GEMM instead of two skinny ones for k and v). fp32 keeps three, as the
+ * CPU reference does, so the emulator's fp32 model stays bitwise equal to it. */
+static int qkv_packed(const struct model_dev *d, const struct block_shape *s, const struct block_weights *w)
+{
+    int64_t qd = (int64_t)s->n_heads * s->hd, kvd = (int64_t)s->n_kv * s->hd;
+    int weights = w->k_w == w->q_w + qd * s->D && w->v_w == w->k_w + kvd * s->D;
+    int biases = (w->q_b < 0 && w->k_b < 0 && w->v_b < 0) ||
+                 (w->q_b >= 0 && w->k_b == w->q_b + qd && w->v_b == w->k_b + kvd);
+    return d->params_bf16 && weights && biases;
+}
+
 /* The input norm into out (and, in bf16 with RMSNorm, straight into the GEMM operand scratch, so the
  * projections after it skip their cast); res (may be NULL): x + res is normalised and stored in sum
  * first. Returns 1 when the operand was written. */
@@ -89,11 +102,18 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     int T = (int)s->T, D = (int)s->D, I = (int)s->I, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
     gpu_copy(g, a->x, x, (size_t)T * D * sizeof *x);
     int cast = norm_forward_operand(d, s, a->n1, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
-    (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->q, a->n1, w->q_w, w->q_b, T, D, qd);
-    dev_linear_forward_again(d, a->k, a->n1, w->k_w, w->k_b, T, D, kvd);
-    dev_linear_forward_again(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
-    rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
-    rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
+    if (qkv_packed(d, s, w)) { /* one GEMM (and bias) over the packed rows, then RoPE while unpacking */
+        float *qkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
+        (cast ? dev_linear_forward_again : dev_linear_forward)(d, qkv, a->n1, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+        rope_qkv_forward_cuda(a->q, a->k, a->v, qkv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
+        gpu_free(g, qkv);
+    } else {
+        (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->q, a->n1, w->q_w, w->q_b, T, D, qd);
+        dev_linear_forward_again(d, a->k, a->n1, w->k_w, w->k_b, T, D, kvd);
+        dev_linear_forward_again(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
+        rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
+        rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
+    }
     /* bf16 (mixed precision): the attention products on TF32 tensor cores, finer than the bf16 GEMMs */
     (d->params_bf16 ? attention_forward_tf32_cuda : attention_forward_cuda)(a->att, a->probs, a->q, a->k, a->v, s->seg,
                                                                            s->n_seg, s->n_heads, s->n_kv, s->hd,
@@ -163,11 +183,18 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     (d->params_bf16 ? attention_backward_tf32_cuda : attention_backward_cuda)(dq, dk, dv, datt, a->probs, a->q, a->k,
                                                                              a->v, s->seg, s->n_seg, s->n_heads,
                                                                              s->n_kv, s->hd, s->causal, g->blas);
-    rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
-    rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
-    dev_linear_backward(d, dn1, dq, a->n1, w->q_w, w->q_b, T, D, qd);
-    dev_linear_backward(d, dn1, dk, a->n1, w->k_w, w->k_b, T, D, kvd);
-    dev_linear_backward(d, dn1, dv, a->n1, w->v_w, w->v_b, T, D, kvd);
+    if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
+        float *dqkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
+        rope_qkv_backward_cuda(dqkv, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
+        dev_linear_backward(d, dn1, dqkv, a->n1, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+        gpu_free(g, dqkv);
+    } else {
+        rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
+        rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
+        dev_linear_backward(d, dn1, dq, a->n1, w->q_w, w->q_b, T, D, qd);
+        dev_linear_backward(d, dn1, dk, a->n1, w->k_w, w->k_b, T, D, kvd);
+        dev_linear_backward(d, dn1, dv, a->n1, w->v_w, w->v_b, T, D, kvd);
+    }
     residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
     norm_backward(g, s, dx, gr + w->norm1_w, G(gr, w->norm1_b), dn1, a->x, p + w->norm1_w, a->mean1, a->rstd1);
     float *tmp[] = {dx_mid, datt, dq, dk, dv, dn1};

@@ -1,5 +1,5 @@
-/* RoPE, SwiGLU, exact GELU, quick GELU and the embedding: every CUDA twin, forward and backward,
- * against its CPU reference on the same inputs. Skips (exit 77) without a GPU, saying why.
+/* RoPE (and its packed q/k/v form), SwiGLU, exact GELU, quick GELU and the embedding: every CUDA
+ * twin, forward and backward, against its CPU reference on the same inputs. Skips (exit 77) without a GPU, saying why.
  *
  * Tolerances, in gpu_test_err's measure max |got - want| / (1 + |want|):
  *   - RoPE: 1e-6 (fp32 elementwise). Two products and a sum per element; nvcc may fuse them into an
@@ -103,6 +103,54 @@ static void test_rope(struct test_state *ts)
 }
 
 /* 10000 x 28 x 64 = 17.9M rotated pairs: more than one launch's threads. */
+/* RoPE over packed q/k/v rows: the split-and-rotate forward (v bitwise: a copy) and the
+ * rotate-and-pack backward (dq, dk, dv unchanged), every output starting as NaN. */
+static void rope_qkv_case(struct test_state *ts, int rows, int nh, int nkv, int hd)
+{
+    size_t nq = (size_t)rows * nh * hd, nk = (size_t)rows * nkv * hd, np = nq + 2 * nk, nt = (size_t)rows * hd;
+    unsigned seed = (unsigned)(rows * 100 + nh * 10 + nkv + hd);
+    float *qkv = alloc_floats(np), *q = alloc_floats(nq), *k = alloc_floats(nk), *v = alloc_floats(nk);
+    float *cs = alloc_floats(nt), *sn = alloc_floats(nt), *ref = alloc_floats(np);
+    gpu_test_fill(qkv, np, seed, -2.0f, 2.0f);
+    rope_tables(cs, sn, rows, hd, 1, seed + 1);
+    rope_qkv_forward_cpu(q, k, v, qkv, cs, sn, rows, nh, nkv, hd);
+    float *nan = nan_floats(np);
+    float *d_qkv = gpu_test_upload(qkv, np * sizeof *qkv), *d_cs = gpu_test_upload(cs, nt * sizeof *cs);
+    float *d_sn = gpu_test_upload(sn, nt * sizeof *sn), *d_q = gpu_test_upload(nan, nq * sizeof *nan);
+    float *d_k = gpu_test_upload(nan, nk * sizeof *nan), *d_v = gpu_test_upload(nan, nk * sizeof *nan);
+    rope_qkv_forward_cuda(d_q, d_k, d_v, d_qkv, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    float eq = gpu_test_dev_err(d_q, q, nq), ek = gpu_test_dev_err(d_k, k, nk);
+    CHECK_MSG(ts, eq < TOL_ROPE && ek < TOL_ROPE, "rope_qkv forward rows %d heads %d/%d hd %d: err q %g k %g", rows, nh,
+              nkv, hd, eq, ek);
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_v, v, nk), "rope_qkv forward rows %d heads %d/%d hd %d: v is not the copy",
+              rows, nh, nkv, hd);
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_qkv, qkv, np), "rope_qkv forward: qkv was written");
+
+    /* Backward from random gradients (the forward's outputs serve as such), into a NaN dqkv. */
+    rope_qkv_backward_cpu(ref, q, k, v, cs, sn, rows, nh, nkv, hd);
+    float *d_dqkv = gpu_test_upload(nan, np * sizeof *nan);
+    CUDA_CHECK(cudaMemcpy(d_q, q, nq * sizeof *q, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_k, k, nk * sizeof *k, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_v, v, nk * sizeof *v, cudaMemcpyHostToDevice));
+    rope_qkv_backward_cuda(d_dqkv, d_q, d_k, d_v, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    float e = gpu_test_dev_err(d_dqkv, ref, np);
+    CHECK_MSG(ts, e < TOL_ROPE, "rope_qkv backward rows %d heads %d/%d hd %d: err %g", rows, nh, nkv, hd, e);
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_q, q, nq) && gpu_test_dev_same_host(d_k, k, nk) &&
+                  gpu_test_dev_same_host(d_v, v, nk), "rope_qkv backward: an input gradient was written");
+    float *dev[] = {d_qkv, d_cs, d_sn, d_q, d_k, d_v, d_dqkv};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(qkv), free(q), free(k), free(v), free(cs), free(sn), free(ref), free(nan);
+}
+
+static void test_rope_qkv(struct test_state *ts)
+{
+    rope_qkv_case(ts, 1, 1, 1, 2);
+    rope_qkv_case(ts, 7, 4, 2, 16);     /* the fixtures' layout */
+    rope_qkv_case(ts, 33, 14, 2, 64);   /* 0.5B */
+    rope_qkv_case(ts, 5, 16, 16, 80);   /* a vision block: no GQA */
+    rope_qkv_case(ts, 9, 12, 2, 128);   /* 1.5B */
+}
+
 static void test_rope_grid_stride(struct test_state *ts)
 {
     rope_case(ts, 10000, 28, 128, 1);
@@ -312,6 +360,7 @@ int main(void)
     struct test_state ts = {0};
     RUN(&ts, test_rope);
     RUN(&ts, test_rope_grid_stride);
+    RUN(&ts, test_rope_qkv);
     RUN(&ts, test_swiglu);
     RUN(&ts, test_gelu);
     RUN(&ts, test_quick_gelu);
