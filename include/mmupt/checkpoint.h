@@ -21,8 +21,9 @@
 #include "mmupt/model.h"
 
 /* 2 (2026-11-27): the parameter table keeps each decoder layer's q, k and v weights back to back,
- * then their biases (src/model/spec.c); the flat arrays (Adam's moments, snapshots) of format 1
- * follow the old order (q_w, q_b, k_w, ...), so a format-1 checkpoint is refused, not misread. */
+ * then their biases, and each vision block's gate and up weights, then their biases
+ * (src/model/spec.c); the flat arrays (Adam's moments, snapshots) of format 1 follow the old order
+ * (q_w, q_b, k_w, ...), so a format-1 checkpoint is refused, not misread. */
 #define CKPT_FORMAT_VERSION 2
 #define CKPT_PATH_MAX 4096
 #define CKPT_MAX_SNAPS 64

@@ -69,6 +69,9 @@ void residual_rmsnorm_forward_cast_cpu(float *sum, float *out, uint16_t *out16, 
                                        const float *b, const float *weight, int rows, int dim, float eps);
 void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, const float *up, long n);
 void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu, long rows, long inner);
+/* The gradient of swiglu_packed_forward's out: dgu += [dgate | dup] per row, laid out as gu (the
+ * packed gate/up GEMM's gradient, for one backward GEMM). */
+void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, long rows, long inner);
 void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
                               const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots, int max_len);
@@ -171,6 +174,7 @@ void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16,
                                         void *stream);
 void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream);
 void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream);
+void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream);
 void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                                const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
                                const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,

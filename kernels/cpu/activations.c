@@ -77,3 +77,12 @@ void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu
         swiglu_forward_cpu(out + r * inner, gu + r * 2 * inner, gu + r * 2 * inner + inner, inner);
     cast_bf16_cpu(out16, out, rows * inner);
 }
+
+void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, long rows, long inner)
+{
+    for (long r = 0; r < rows; r++) {
+        float *dg = dgu + r * 2 * inner;
+        const float *g = gu + r * 2 * inner;
+        swiglu_backward_cpu(dg, dg + inner, dout + r * inner, g, g + inner, inner);
+    }
+}

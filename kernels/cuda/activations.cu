@@ -45,15 +45,17 @@ static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, c
     }
 }
 
-// silu'(g) = s + g s (1 - s) with s = sigmoid(g).
+// silu'(g) = s + g s (1 - s) with s = sigmoid(g). Element i = (r, c) of dout ([n / inner, inner])
+// reads gate and up, and adds into dgate and dup, at r * stride + c (as swiglu_forward_cast_kernel).
 static __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *dout, const float *gate,
-                                              const float *up, long n)
+                                              const float *up, long n, long inner, long stride)
 {
     LAUNCH_LOOP(i, n)
     {
-        float g = gate[i], s = act_sigmoid(g);
-        if (dgate) dgate[i] += dout[i] * up[i] * (s + g * s * (1.0f - s));
-        if (dup) dup[i] += dout[i] * g * s;
+        long at = i / inner * stride + i % inner;
+        float g = gate[at], s = act_sigmoid(g);
+        if (dgate) dgate[at] += dout[i] * up[at] * (s + g * s * (1.0f - s));
+        if (dup) dup[at] += dout[i] * g * s;
     }
 }
 
@@ -121,7 +123,14 @@ extern "C" void swiglu_backward_cuda(float *dgate, float *dup, const float *dout
                                      long n, void *stream)
 {
     if (!dgate && !dup) return;
-    ACT_LAUNCH(swiglu_backward_kernel, n, stream, dgate, dup, dout, gate, up, n);
+    ACT_LAUNCH(swiglu_backward_kernel, n, stream, dgate, dup, dout, gate, up, n, n, n);
+}
+
+extern "C" void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner,
+                                            void *stream)
+{
+    ACT_LAUNCH(swiglu_backward_kernel, rows * inner, stream, dgu, dgu + inner, dout, gu, gu + inner, rows * inner,
+               inner, 2 * inner);
 }
 
 extern "C" void gelu_forward_cuda(float *out, const float *x, long n, void *stream)

@@ -147,6 +147,14 @@ void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *g
     emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
+void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = rows * inner;
+    DEV(dgu, 2 * n), DEV(dout, n), DEV(gu, 2 * n);
+    EMU_RUN(swiglu_packed_backward_cpu(dgu, dout, gu, rows, inner));
+}
+
 void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
                           void *stream)
 {

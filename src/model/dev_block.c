@@ -26,15 +26,17 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->n2 = gpu_alloc_floats(g, T * D);
     a->mean2 = s->norm == NORM_LAYER ? gpu_alloc_floats(g, T) : NULL;
     a->rstd2 = gpu_alloc_floats(g, T);
-    a->gate = gpu_alloc_floats(g, T * I);
-    a->up = s->mlp == MLP_SWIGLU ? gpu_alloc_floats(g, T * I) : NULL;
+    /* SwiGLU: gate and up in one buffer, [T, I] each, or [T, 2I] rows of both when one GEMM writes
+     * them (gu_packed); up is a view, not an allocation of its own */
+    a->gate = gpu_alloc_floats(g, (s->mlp == MLP_SWIGLU ? 2 : 1) * T * I);
+    a->up = s->mlp == MLP_SWIGLU ? a->gate + T * I : NULL;
     a->act = gpu_alloc_floats(g, T * I);
 }
 
 void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a)
 {
     float *bufs[] = {a->x, a->n1, a->mean1, a->rstd1, a->q, a->k, a->v, a->probs, a->att, a->x_mid,
-                     a->n2, a->mean2, a->rstd2, a->gate, a->up, a->act};
+                     a->n2, a->mean2, a->rstd2, a->gate, a->act};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu_free(g, bufs[i]);
     memset(a, 0, sizeof *a);
 }
@@ -72,6 +74,16 @@ static int qkv_packed(const struct model_dev *d, const struct block_shape *s, co
     int biases = (w->q_b < 0 && w->k_b < 0 && w->v_b < 0) ||
                  (w->q_b >= 0 && w->k_b == w->q_b + qd && w->v_b == w->k_b + kvd);
     return d->params_bf16 && weights && biases;
+}
+
+/* The same for SwiGLU's gate and up (the decoder's MLPs have no biases; Qwen2.5-VL's vision blocks
+ * have both, back to back too): one GEMM writes [T, 2I] rows of gate and up into a->gate's buffer. */
+static int gu_packed(const struct model_dev *d, const struct block_shape *s, const struct block_weights *w)
+{
+    int64_t I = s->I;
+    int weights = w->up_w == w->gate_w + I * s->D;
+    int biases = (w->gate_b < 0 && w->up_b < 0) || (w->gate_b >= 0 && w->up_b == w->gate_b + I);
+    return d->params_bf16 && s->mlp == MLP_SWIGLU && weights && biases;
 }
 
 /* The input norm into out (and, in bf16 with RMSNorm, straight into the GEMM operand scratch, so the
@@ -122,6 +134,13 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
     cast = norm_forward_operand(d, s, a->n2, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
                                 W(p, w->norm2_b));
+    if (gu_packed(d, s, w)) { /* one GEMM for gate and up; SwiGLU over its rows writes down's operand */
+        (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, 2 * I);
+        swiglu_packed_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, T, I, g->stream);
+        dev_linear_forward_again(d, out, a->act, w->down_w, w->down_b, T, I, D);
+        residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
+        return;
+    }
     (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
     cast = 0;
     if (s->mlp == MLP_SWIGLU) {
@@ -148,9 +167,14 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     const float *p = d->params;
     float *gr = d->grads;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
-    float *dact = gpu_zeros_floats(g, (int64_t)T * I), *dgate = gpu_zeros_floats(g, (int64_t)T * I), *dn2 = gpu_zeros_floats(g, (int64_t)T * D);
+    int packed = gu_packed(d, s, w);
+    float *dact = gpu_zeros_floats(g, (int64_t)T * I), *dn2 = gpu_zeros_floats(g, (int64_t)T * D);
+    float *dgate = gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] dgate | dup rows */
     dev_linear_backward(d, dact, dout, a->act, w->down_w, w->down_b, T, I, D);
-    if (s->mlp == MLP_SWIGLU) {
+    if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
+        swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);
+        dev_linear_backward(d, dn2, dgate, a->n2, w->gate_w, w->gate_b, T, D, 2 * I);
+    } else if (s->mlp == MLP_SWIGLU) {
         float *dup = gpu_zeros_floats(g, (int64_t)T * I);
         swiglu_backward_cuda(dgate, dup, dact, a->gate, a->up, (long)T * I, g->stream);
         dev_linear_backward(d, dn2, dup, a->n2, w->up_w, w->up_b, T, D, I);
@@ -158,7 +182,7 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     } else {
         quick_gelu_backward_cuda(dgate, dact, a->gate, (long)T * I, g->stream);
     }
-    dev_linear_backward(d, dn2, dgate, a->n2, w->gate_w, w->gate_b, T, D, I);
+    if (!packed) dev_linear_backward(d, dn2, dgate, a->n2, w->gate_w, w->gate_b, T, D, I);
     norm_backward(g, s, dx_mid, gr + w->norm2_w, G(gr, w->norm2_b), dn2, a->x_mid, p + w->norm2_w, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);

@@ -92,9 +92,10 @@ static void build_vision(struct builder *b, const struct model_config *c)
         k->proj_w = ADD2(b, D, D, "visual.blocks.%lld.attn.proj.weight", n);
         k->proj_b = ADD1(b, D, "visual.blocks.%lld.attn.proj.bias", n);
         if (v->mlp == MLP_SWIGLU) {
+            /* gate and up back to back, then their biases: one GEMM on the GPU (see build_text) */
             k->gate_w = ADD2(b, I, D, "visual.blocks.%lld.mlp.gate_proj.weight", n);
-            k->gate_b = ADD1(b, I, "visual.blocks.%lld.mlp.gate_proj.bias", n);
             k->up_w = ADD2(b, I, D, "visual.blocks.%lld.mlp.up_proj.weight", n);
+            k->gate_b = ADD1(b, I, "visual.blocks.%lld.mlp.gate_proj.bias", n);
             k->up_b = ADD1(b, I, "visual.blocks.%lld.mlp.up_proj.bias", n);
             k->down_w = ADD2(b, D, I, "visual.blocks.%lld.mlp.down_proj.weight", n);
             k->down_b = ADD1(b, D, "visual.blocks.%lld.mlp.down_proj.bias", n);

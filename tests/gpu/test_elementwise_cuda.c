@@ -258,9 +258,50 @@ static void swiglu_case(struct test_state *ts, long n)
     free(gate); free(up); free(dout); free(out); free(nan); free(dg0); free(du0); free(dg); free(du);
 }
 
+/* The gradient over packed [gate | up] rows (accumulating into random dgu): against the reference,
+ * and bitwise against swiglu_backward_cuda on the halves copied apart. */
+static void swiglu_packed_backward_case(struct test_state *ts, long rows, long inner)
+{
+    size_t n = (size_t)(rows * inner);
+    float *gu = alloc_floats(2 * n), *dgu = alloc_floats(2 * n), *dout = alloc_floats(n);
+    float *g = alloc_floats(n), *u = alloc_floats(n), *dg = alloc_floats(n), *du = alloc_floats(n);
+    unsigned seed = (unsigned)(rows * 17 + inner);
+    gpu_test_fill(gu, 2 * n, seed, -8.0f, 8.0f);
+    gpu_test_fill(dgu, 2 * n, seed + 1, -1.0f, 1.0f);
+    gpu_test_fill(dout, n, seed + 2, -1.0f, 1.0f);
+    for (long r = 0; r < rows; r++) {
+        memcpy(g + r * inner, gu + r * 2 * inner, (size_t)inner * sizeof *g);
+        memcpy(u + r * inner, gu + r * 2 * inner + inner, (size_t)inner * sizeof *u);
+        memcpy(dg + r * inner, dgu + r * 2 * inner, (size_t)inner * sizeof *dg);
+        memcpy(du + r * inner, dgu + r * 2 * inner + inner, (size_t)inner * sizeof *du);
+    }
+    float *d_gu = gpu_test_upload(gu, 2 * n * sizeof *gu), *d_dgu = gpu_test_upload(dgu, 2 * n * sizeof *dgu);
+    float *d_dout = gpu_test_upload(dout, n * sizeof *dout), *d_g = gpu_test_upload(g, n * sizeof *g);
+    float *d_u = gpu_test_upload(u, n * sizeof *u), *d_dg = gpu_test_upload(dg, n * sizeof *dg);
+    float *d_du = gpu_test_upload(du, n * sizeof *du);
+    swiglu_packed_backward_cpu(dgu, dout, gu, rows, inner);
+    swiglu_packed_backward_cuda(d_dgu, d_dout, d_gu, rows, inner, NULL);
+    float e = gpu_test_dev_err(d_dgu, dgu, 2 * n);
+    CHECK_MSG(ts, e < TOL_ACT, "swiglu_packed_backward %ld x %ld: err %g", rows, inner, e);
+    swiglu_backward_cuda(d_dg, d_du, d_dout, d_g, d_u, (long)n, NULL);
+    float *got = gpu_test_download_floats(d_dgu, 2 * n), *pg = gpu_test_download_floats(d_dg, n);
+    float *pu = gpu_test_download_floats(d_du, n);
+    int same = 1;
+    for (long r = 0; r < rows && same; r++)
+        same = memcmp(got + r * 2 * inner, pg + r * inner, (size_t)inner * sizeof *got) == 0 &&
+               memcmp(got + r * 2 * inner + inner, pu + r * inner, (size_t)inner * sizeof *got) == 0;
+    CHECK_MSG(ts, same, "swiglu_packed_backward %ld x %ld: differs from swiglu_backward on the halves", rows, inner);
+    float *dev[] = {d_gu, d_dgu, d_dout, d_g, d_u, d_dg, d_du};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(gu), free(dgu), free(dout), free(g), free(u), free(dg), free(du), free(got), free(pg), free(pu);
+}
+
 static void test_swiglu(struct test_state *ts)
 {
     for (int i = 0; i < 4; i++) swiglu_case(ts, act_sizes[i]);
+    swiglu_packed_backward_case(ts, 1, 1);
+    swiglu_packed_backward_case(ts, 3, 88);
+    swiglu_packed_backward_case(ts, 64, 4864);
 }
 
 /* ---- Embedding ---- */
