@@ -6,7 +6,9 @@
  * Random weights and prompts as in model_cpu.c. A warm-up rollout of at most 16 new tokens, then the
  * timed one; prints one JSON line: tokens/s, the time until every sample drew its first token
  * (prefill_s), the mean decode step after that, and (device) how many steps replayed a CUDA graph
- * (graph_steps, or graph_error: why not). --device decodes with the device
+ * (graph_steps, or graph_error: why not), and (device) where a step's time goes: step_decode_ms and
+ * step_sample_ms, a decode step and the sampler timed alone (step_parts), the rest being the host's.
+ * --device decodes with the device
  * model (include/mmupt/model_dev.h: the GPU in a CUDA build, the emulator otherwise); the weights'
  * upload is not timed. --dtype: bf16 (the default with --device) runs the GEMMs in bf16 over fp32
  * weights (model_dev_set_bf16), fp32 everything in fp32; the CPU reference is fp32 only.
@@ -17,6 +19,7 @@
 
 #include "device_opts.h"
 #include "mmupt/gpu_mem.h"
+#include "mmupt/kernels.h"
 #include "mmupt/log.h"
 #include "mmupt/metrics.h"
 #include "mmupt/rollout.h"
@@ -49,6 +52,51 @@ static void on_token(void *ctx, int64_t question, int sample, int32_t token)
     (void)question, (void)sample, (void)token;
     struct tally *t = ctx;
     if (++t->drawn == t->batch) t->first_all = mmupt_now();
+}
+
+/* Where a device decode step's time goes (decode_step_ms is the whole step, host included): REPS
+ * decode steps of B rows alone (graph replays after two warm-up steps, each waited for, as the
+ * rollout waits for its draws) and the sampler alone on their logits (with the download of the
+ * draws), every row's cache at the timed rollout's mean length, S + NEW / 2. The keys and values are
+ * zeros: the time does not depend on them. */
+enum { STEP_PARTS_REPS = 20 };
+
+static void step_parts(struct model_dev *dev, const struct rollout_config *rc, int B, int S, int NEW,
+                       double *decode_ms, double *sample_ms)
+{
+    const struct gpu_ctx *g = dev->g;
+    int V = (int)dev->m->cfg.text.vocab, max_len = S + NEW + STEP_PARTS_REPS + 3;
+    struct model_kv kv;
+    model_dev_kv_init(&kv, dev, B, max_len);
+    size_t elem = kv.k16 ? sizeof *kv.k16 : sizeof *kv.k, n = (size_t)(kv.n_layers * B * (int64_t)max_len * kv.kvd);
+    gpu_zero(g, kv.k16 ? (void *)kv.k16 : (void *)kv.k, n * elem);
+    gpu_zero(g, kv.v16 ? (void *)kv.v16 : (void *)kv.v, n * elem);
+    int *slots = malloc((size_t)B * sizeof *slots);
+    int64_t *toks = malloc((size_t)B * sizeof *toks);
+    double *u = malloc((size_t)B * sizeof *u);
+    int32_t *drawn = malloc((size_t)B * sizeof *drawn);
+    for (int b = 0; b < B; b++) slots[b] = b, toks[b] = b + 1, u[b] = (b + 0.5) / B, kv.len[b] = S + NEW / 2;
+    float *logits = gpu_alloc_floats(g, (int64_t)B * V), *lp = gpu_alloc_floats(g, B);
+    int32_t *d_drawn = gpu_alloc(g, (size_t)B * sizeof *d_drawn);
+    struct mmupt_err err;
+    double t0 = 0.0;
+    for (int r = -2; r < STEP_PARTS_REPS; r++) {
+        if (r == 0) t0 = mmupt_now();
+        if (model_dev_decode(dev, &kv, slots, toks, B, logits, &err)) MMUPT_DIE("step_parts: %s", err.msg);
+        gpu_sync(g);
+    }
+    *decode_ms = (mmupt_now() - t0) * 1e3 / STEP_PARTS_REPS;
+    for (int r = -2; r < STEP_PARTS_REPS; r++) {
+        if (r == 0) t0 = mmupt_now();
+        sample_tokens_cuda(d_drawn, lp, logits, B, V, &rc->sampling, u, g->stream);
+        gpu_download(g, drawn, d_drawn, (size_t)B * sizeof *drawn);
+    }
+    *sample_ms = (mmupt_now() - t0) * 1e3 / STEP_PARTS_REPS;
+    gpu_free(g, logits);
+    gpu_free(g, lp);
+    gpu_free(g, d_drawn);
+    model_dev_kv_free(&kv, dev);
+    free(slots), free(toks), free(u), free(drawn);
 }
 
 int main(int argc, char **argv)
@@ -127,17 +175,21 @@ int main(int argc, char **argv)
     }
     if (on_device) gpu_sync(&gpu);
     double t1 = mmupt_now(), dt = t1 - t0;
+    long long graphs_run = on_device ? dev.graph_steps - graphs_warm : 0LL; /* before step_parts' own */
+    double part_decode = 0.0, part_sample = 0.0;
+    if (on_device) step_parts(&dev, &rc, B, S, NEW, &part_decode, &part_sample);
     /* prefill_s: until every sample had drawn its first token; decode steps after that */
     char *graph_error = NULL;
     size_t ge_len = 0, ge_cap = 0;
     json_append_string(&graph_error, &ge_len, &ge_cap, on_device ? dev.graph_error : "");
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"batch\": %d, "
            "\"prompt\": %d, \"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
-           "\"prefill_s\": %.4f, \"decode_step_ms\": %.3f, \"graph_steps\": %lld, \"graph_error\": %s}\n",
+           "\"prefill_s\": %.4f, \"decode_step_ms\": %.3f, \"step_decode_ms\": %.3f, \"step_sample_ms\": %.3f, "
+           "\"graph_steps\": %lld, \"graph_error\": %s}\n",
            on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1], B, S, NEW,
            (long long)t.generated, dt, (double)t.generated / dt, t.first_all - t0,
-           NEW > 1 ? (t1 - t.first_all) * 1e3 / (NEW - 1) : 0.0, on_device ? dev.graph_steps - graphs_warm : 0LL,
-           graph_error);
+           NEW > 1 ? (t1 - t.first_all) * 1e3 / (NEW - 1) : 0.0, part_decode, part_sample,
+           graphs_run, graph_error);
     free(graph_error);
     if (on_device) {
         model_dev_free(&dev);

@@ -37,4 +37,8 @@ print(f"target (issue 10): >= 50,000 tokens/s; mmupt measured {a['tokens_per_s']
 print(f"mmupt's timed rollout (after a warm-up of 16 tokens): prefill and first draws {a['prefill_s']:.3f} s, then "
       f"{a['decode_step_ms']:.2f} ms per decode step of {a['batch']} rows; {a['graph_steps']} steps replayed a CUDA graph"
       + (f" (graphs off: {a['graph_error']})" if a['graph_error'] else ""))
+if a.get('step_decode_ms'):
+    host = a['decode_step_ms'] - a['step_decode_ms'] - a['step_sample_ms']
+    print(f"where a step goes (timed alone, caches at the mean length): decode {a['step_decode_ms']:.2f} ms, "
+          f"sampling {a['step_sample_ms']:.2f} ms, the rest ({host:.2f} ms) the host's bookkeeping and transfers")
 PY
