@@ -106,6 +106,28 @@ static int norm_forward_operand(struct model_dev *d, const struct block_shape *s
     return 0;
 }
 
+/* gate and up as two GEMMs (fp32, or weights not back to back), then the activation into a->act
+ * (cast: n2's operand is in the scratch already). Returns 1 when the activation also went into the
+ * down projection's operand (bf16 SwiGLU). */
+static int mlp_forward_unpacked(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
+                                const struct block_weights *w, int cast)
+{
+    const struct gpu_ctx *g = d->g;
+    int T = (int)s->T, D = (int)s->D, I = (int)s->I;
+    (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
+    if (s->mlp != MLP_SWIGLU) {
+        quick_gelu_forward_cuda(a->act, a->gate, (long)T * I, g->stream);
+        return 0;
+    }
+    dev_linear_forward_again(d, a->up, a->n2, w->up_w, w->up_b, T, D, I);
+    if (!d->params_bf16) {
+        swiglu_forward_cuda(a->act, a->gate, a->up, (long)T * I, g->stream);
+        return 0;
+    }
+    swiglu_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, a->up, (long)T * I, g->stream);
+    return 1;
+}
+
 void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
                        const struct block_weights *w, const float *x, float *out)
 {
@@ -137,23 +159,9 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     if (gu_packed(d, s, w)) { /* one GEMM for gate and up; SwiGLU over its rows writes down's operand */
         (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, 2 * I);
         swiglu_packed_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, T, I, g->stream);
-        dev_linear_forward_again(d, out, a->act, w->down_w, w->down_b, T, I, D);
-        residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
-        return;
-    }
-    (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
-    cast = 0;
-    if (s->mlp == MLP_SWIGLU) {
-        dev_linear_forward_again(d, a->up, a->n2, w->up_w, w->up_b, T, D, I);
-        if (d->params_bf16) { /* the down projection's operand too */
-            swiglu_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, a->up, (long)T * I,
-                                     g->stream);
-            cast = 1;
-        } else {
-            swiglu_forward_cuda(a->act, a->gate, a->up, (long)T * I, g->stream);
-        }
+        cast = 1;
     } else {
-        quick_gelu_forward_cuda(a->act, a->gate, (long)T * I, g->stream);
+        cast = mlp_forward_unpacked(d, a, s, w, cast);
     }
     (cast ? dev_linear_forward_again : dev_linear_forward)(d, out, a->act, w->down_w, w->down_b, T, I, D);
     residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
