@@ -344,7 +344,7 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
 }
 
 /* The bf16 step's layers: every producer writes the next GEMM's bf16 operand, q/k/v and gate/up are
- * one GEMM each, and each residual add rides on the norm after it - nine launches a layer (the plain
+ * one GEMM each, and each residual add rides on the norm after it - eight launches a layer (the plain
  * step's fifteen). Leaves the final norm's output in b->n1 and its operand in the scratch. */
 static void decode_layers_bf16(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b)
 {
