@@ -30,30 +30,29 @@ void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, co
     }
 }
 
-/* x[r, :] += b for the n rows of width w (b NULL: nothing). */
-static void add_rows(float *x, const float *b, int n, int w)
+/* x[r, off .. off + w) += b for the n rows of stride `stride` (b NULL: nothing). */
+static void add_bias(float *x, const float *b, int n, long stride, int off, int w)
 {
-    for (long i = 0; b && i < (long)n * w; i++) x[i] += b[i % w];
+    for (long r = 0; b && r < n; r++)
+        for (int c = 0; c < w; c++) x[r * stride + off + c] += b[c];
 }
 
+/* The biases added to a copy of the packed rows, then rope_qkv_forward and the bf16 append. */
 void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
                               const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots, int max_len)
 {
     if (n <= 0) return;
-    int qd = n_heads * hd, kvd = n_kv * hd, w = qd + 2 * kvd;
-    float *kb = mmupt_xmalloc((size_t)n * kvd * sizeof *kb), *vb = mmupt_xmalloc((size_t)n * kvd * sizeof *vb);
-    for (long i = 0; i < n; i++) { /* the packed rows apart, as three projections would have left them */
-        memcpy(q + i * qd, qkv + i * w, (size_t)qd * sizeof *q);
-        memcpy(kb + i * kvd, qkv + i * w + qd, (size_t)kvd * sizeof *kb);
-        memcpy(vb + i * kvd, qkv + i * w + qd + kvd, (size_t)kvd * sizeof *vb);
-    }
-    add_rows(q, bq, n, qd);
-    add_rows(kb, bk, n, kvd);
-    add_rows(vb, bv, n, kvd);
-    rope_forward_cpu(q, cos, sin, n, n_heads, hd);
-    rope_forward_cpu(kb, cos, sin, n, n_kv, hd);
-    kv_append_bf16_cpu(cache_k, cache_v, kb, vb, slot, pos, n, n_slots, max_len, kvd);
-    free(kb);
-    free(vb);
+    int qd = n_heads * hd, kvd = n_kv * hd;
+    long w = qd + 2L * kvd;
+    size_t bytes = (size_t)n * w * sizeof *qkv, nkv = (size_t)n * kvd;
+    float *biased = memcpy(mmupt_xmalloc(bytes), qkv, bytes); /* qkv itself is not written */
+    add_bias(biased, bq, n, w, 0, qd);
+    add_bias(biased, bk, n, w, qd, kvd);
+    add_bias(biased, bv, n, w, qd + kvd, kvd);
+    float *kv = mmupt_xmalloc(2 * nkv * sizeof *kv); /* [k | v], [n, kvd] each */
+    rope_qkv_forward_cpu(q, kv, kv + nkv, biased, cos, sin, n, n_heads, n_kv, hd);
+    kv_append_bf16_cpu(cache_k, cache_v, kv, kv + nkv, slot, pos, n, n_slots, max_len, kvd);
+    free(biased);
+    free(kv);
 }

@@ -78,35 +78,31 @@ struct qkv_args {
 
 static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
 {
-    int hd = 2 * a.half, qd = a.n_heads * hd, kvd = a.n_kv * hd;
-    long w = qd + 2L * kvd;
-    long q_pairs = (long)a.n * a.n_heads * a.half, pairs = q_pairs + (long)a.n * a.n_kv * a.half;
-    LAUNCH_LOOP(p, pairs)
+    int hd = 2 * a.half, kvd = a.n_kv * hd;
+    long pq = (long)a.n * a.n_heads * a.half, pk = (long)a.n * a.n_kv * a.half;
+    LAUNCH_LOOP(p, pq + pk)
     {
-        int is_q = p < q_pairs, heads = is_q ? a.n_heads : a.n_kv;
-        long e = is_q ? p : p - q_pairs;
-        int i = (int)(e % a.half);
-        long rh = e / a.half; // row * heads + head
-        int r = (int)(rh / heads), h = (int)(rh % heads);
-        long x0 = r * w + (is_q ? 0 : qd) + (long)h * hd + i, x1 = x0 + a.half; // in qkv
-        const float *c = a.cos + (long)r * hd, *s = a.sin + (long)r * hd, *b = is_q ? a.bq : a.bk;
+        struct qkv_pair at = qkv_pair_at(p, pq, pk, a.n_heads, a.n_kv, a.half);
+        int i = at.i, is_q = at.part == 0;
+        long x0 = at.packed + i, x1 = x0 + a.half; // in qkv
+        const float *c = a.cos + at.r * hd, *s = a.sin + at.r * hd, *b = is_q ? a.bq : a.bk;
         float u1 = a.qkv[x0], u2 = a.qkv[x1];
         if (b) {
-            u1 += b[h * hd + i];
-            u2 += b[h * hd + i + a.half];
+            u1 += b[at.h * hd + i];
+            u2 += b[at.h * hd + i + a.half];
         }
         float y1, y2;
         rope_rotate(u1, u2, c, s, i, a.half, &y1, &y2);
         if (is_q) {
-            a.q[rh * hd + i] = y1;
-            a.q[rh * hd + i + a.half] = y2;
+            a.q[at.rh * hd + i] = y1;
+            a.q[at.rh * hd + i + a.half] = y2;
             continue;
         }
-        long to = kv_row_at(a.slot, a.pos, r, a.n_slots, a.max_len, kvd) + h * hd + i;
-        float v1 = a.qkv[x0 + kvd], v2 = a.qkv[x1 + kvd];
+        long to = kv_row_at(a.slot, a.pos, (int)at.r, a.n_slots, a.max_len, kvd) + at.h * hd + i;
+        float v1 = a.qkv[x0 + kvd], v2 = a.qkv[x1 + kvd]; // v sits kvd after k in the packed row
         if (a.bv) {
-            v1 += a.bv[h * hd + i];
-            v2 += a.bv[h * hd + i + a.half];
+            v1 += a.bv[at.h * hd + i];
+            v2 += a.bv[at.h * hd + i + a.half];
         }
         a.cache_k[to] = bf16_round(y1);
         a.cache_k[to + a.half] = bf16_round(y2);

@@ -44,10 +44,7 @@ static __global__ void rope_backward_kernel(float *dx, const float *cos, const f
         int i;
         rope_locate(p, n_heads, half, &xoff, &toff, &i);
         float *g = dx + xoff;
-        const float *c = cos + toff, *s = sin + toff;
-        float g1 = g[i], g2 = g[i + half];
-        g[i] = g1 * c[i] + g2 * s[i + half];
-        g[i + half] = g2 * c[i + half] - g1 * s[i];
+        rope_unrotate(g[i], g[i + half], cos + toff, sin + toff, i, half, &g[i], &g[i + half]);
     }
 }
 
@@ -88,28 +85,21 @@ struct rope_qkv_args {
 template <bool BACKWARD>
 static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
 {
-    int hd = 2 * a.half, qd = a.n_heads * hd, kvd = a.n_kv * hd;
-    long w = qd + 2L * kvd, pq = (long)a.rows * a.n_heads * a.half, pk = (long)a.rows * a.n_kv * a.half;
+    int hd = 2 * a.half;
+    long pq = (long)a.rows * a.n_heads * a.half, pk = (long)a.rows * a.n_kv * a.half;
     LAUNCH_LOOP(p, pq + 2 * pk)
     {
-        int part = p < pq ? 0 : (p < pq + pk ? 1 : 2), heads = part ? a.n_kv : a.n_heads;
-        long e = part == 0 ? p : (part == 1 ? p - pq : p - pq - pk);
-        int i = (int)(e % a.half);
-        long rh = e / a.half, r = rh / heads; // rh = r * heads + h
-        float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh * hd;
-        float *y = a.packed + r * w + (part == 0 ? 0 : (part == 1 ? qd : qd + kvd)) + (rh % heads) * hd;
-        const float *c = a.cos + r * hd, *s = a.sin + r * hd;
-        if (part == 2) { // v: copied
-            if (BACKWARD) y[i] = x[i], y[i + a.half] = x[i + a.half];
-            else x[i] = y[i], x[i + a.half] = y[i + a.half];
-            continue;
-        }
-        if (BACKWARD) {
-            float g1 = x[i], g2 = x[i + a.half];
-            y[i] = g1 * c[i] + g2 * s[i + a.half];
-            y[i + a.half] = g2 * c[i + a.half] - g1 * s[i];
+        struct qkv_pair at = qkv_pair_at(p, pq, pk, a.n_heads, a.n_kv, a.half);
+        int i = at.i, j = at.i + a.half;
+        float *x = (at.part == 0 ? a.q : (at.part == 1 ? a.k : a.v)) + at.rh * hd, *y = a.packed + at.packed;
+        const float *c = a.cos + at.r * hd, *s = a.sin + at.r * hd;
+        if (at.part == 2) { // v: copied
+            if (BACKWARD) y[i] = x[i], y[j] = x[j];
+            else x[i] = y[i], x[j] = y[j];
+        } else if (BACKWARD) {
+            rope_unrotate(x[i], x[j], c, s, i, a.half, &y[i], &y[j]);
         } else {
-            rope_rotate(y[i], y[i + a.half], c, s, i, a.half, &x[i], &x[i + a.half]);
+            rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
         }
     }
 }
