@@ -60,6 +60,17 @@ void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from,
     kv->delta[to] = kv->delta[from];
 }
 
+/* n rows of keys and values (fp32, device) into layer l of the cache at the rows' (slot, at), device
+ * arrays: appended as they are, or rounded to bf16 in a bf16 cache. */
+static void kv_append_layer(const struct model_dev *d, struct model_kv *kv, int64_t l, const float *k, const float *v,
+                            const int *slot, const int *at, int n)
+{
+    void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
+    int kvd = (int)kv->kvd;
+    if (kv->k16) kv_append_bf16_cuda(ck, cv, k, v, slot, at, n, kv->n_slots, kv->max_len, kvd, d->g->stream);
+    else kv_append_cuda(ck, cv, k, v, slot, at, n, kv->n_slots, kv->max_len, kvd, d->g->stream);
+}
+
 /* The packed prompts' keys and values (d->acts, every layer) into their slots' cache rows 0..T-1: one
  * append per layer over all the prompts' rows (row r of prompt s goes to (slots[s], its position)),
  * not a copy per prompt and layer - 3072 launches for 64 prompts of a 24-layer model. */
@@ -76,15 +87,8 @@ static void kv_fill_prompts(struct model_dev *d, struct model_kv *kv, const int 
         }
     int *d_idx = gpu_alloc(g, 2 * (size_t)T * sizeof *d_idx);
     gpu_upload(g, d_idx, idx, 2 * (size_t)T * sizeof *idx);
-    for (int64_t l = 0; l < kv->n_layers; l++) {
-        const float *k = d->acts->layers[l].k, *v = d->acts->layers[l].v;
-        if (kv->k16)
-            kv_append_bf16_cuda(kv_at(kv, 0, l, 0, 0), kv_at(kv, 1, l, 0, 0), k, v, d_idx, d_idx + T, (int)T,
-                                kv->n_slots, kv->max_len, (int)kv->kvd, g->stream);
-        else
-            kv_append_cuda(kv_at(kv, 0, l, 0, 0), kv_at(kv, 1, l, 0, 0), k, v, d_idx, d_idx + T, (int)T, kv->n_slots,
-                           kv->max_len, (int)kv->kvd, g->stream);
-    }
+    for (int64_t l = 0; l < kv->n_layers; l++)
+        kv_append_layer(d, kv, l, d->acts->layers[l].k, d->acts->layers[l].v, d_idx, d_idx + T, (int)T);
     gpu_free(g, d_idx); /* stream-ordered: after the appends */
     free(idx);
 }
@@ -276,14 +280,12 @@ static void decode_qkv(struct model_dev *d, struct model_kv *kv, int64_t l, int 
     const struct model_text_config *t = &d->m->cfg.text;
     const struct model_text_layer *y = &d->m->spec.L.layers[l];
     int H = (int)t->hidden, nh = (int)t->n_heads, nkv = (int)t->n_kv_heads, hd = (int)t->head_dim, kvd = nkv * hd;
-    void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0); /* this layer */
     decode_linear(d, b->q, b->n1, y->q_w, y->q_b, n, H, nh * hd);
     dev_linear_forward_again(d, b->k, b->n1, y->k_w, y->k_b, n, H, kvd);
     dev_linear_forward_again(d, b->v, b->n1, y->v_w, y->v_b, n, H, kvd);
     rope_forward_cuda(b->q, b->cos, b->sin, n, nh, hd, g->stream);
     rope_forward_cuda(b->k, b->cos, b->sin, n, nkv, hd, g->stream);
-    if (kv->k16) kv_append_bf16_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
-    else kv_append_cuda(ck, cv, b->k, b->v, b->slot, b->at, n, kv->n_slots, kv->max_len, kvd, g->stream);
+    kv_append_layer(d, kv, l, b->k, b->v, b->slot, b->at, n);
 }
 
 /* One decoder layer of the plain step for the n new rows; appends their keys and values. */
