@@ -56,8 +56,8 @@ void dev_linear_forward_again(struct model_dev *d, float *out, const float *inp,
  * graph never sees it move. */
 void dev_linear_reserve(struct model_dev *d, int64_t n);
 /* bf16: the GEMM operand scratch (at least n values) that dev_linear_forward_again reads; an op that
- * writes its output's bf16 rounding there (rmsnorm_forward_cast, swiglu_forward_cast) spares the next
- * projection its cast. */
+ * writes its output's bf16 rounding there (the *_cast ops of kernels.h) spares the next projection
+ * its cast. */
 uint16_t *dev_linear_operand(struct model_dev *d, int64_t n);
 /* The decode steps' persistent buffers and graphs (dev_decode.c). */
 void dev_decoder_free(struct model_dev *d);
