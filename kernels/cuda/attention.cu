@@ -3,22 +3,25 @@
 // dv: [T, n_kv, hd]; probs: segment after segment, head after head, a row-major len*len matrix
 // each, row = query, column = key, masked entries 0).
 //
-// The products are fp32 cuBLAS GEMMs (pedantic math, as the handle is made: no TF32), strided-batched
-// over the q heads of one kv head, so the GQA sharing costs no copy. The _tf32 twins (the bf16 device
-// model's: mixed precision) let those GEMMs run on TF32 tensor cores instead - fp32 operands
-// rounded to 10-bit mantissas inside cuBLAS (finer than the bf16 of every projection around them),
-// fp32 accumulation, no casts - at several times the fp32 SIMT rate; only the row-wise softmax and its
-// gradient and the group sums are kernels here. The first GPU run (docs/performance.md) measured the
-// earlier one-block-per-row kernels at 90% of a 1.5B learner step: they read K and V from global
-// memory once per query row. The probabilities stay materialised (the model keeps them for the
-// backward); the causal mask costs the GEMMs the upper triangle, which the softmax zeroes. One round
-// of launches per non-empty segment, since seg lives on the host. Every sum has a fixed order (no
-// float atomics), so results repeat bit for bit on one GPU.
-//   forward     S = scale Q K^T (per kv head, batched over its q heads) into probs; softmax rows in
-//               place; out = P V.
-//   backward    dP = dO V^T into a scratch shaped like the segment's probs; dS = P (dP - rowsum(P dP))
-//               in place; dq += scale dS K; dk, dv: per q head dS^T Q and P^T dO into a [n_heads,
-//               len, hd] scratch (one batched GEMM each), then summed over the group's heads in order.
+// The products are fp32 cuBLAS GEMMs (pedantic math, as the handle is made: no TF32), batched over
+// every (segment, head) pair of a run of equal-length segments through pointer arrays (a small kernel
+// writes them), so the GQA sharing costs no copy and a micro-batch of equal-length sequences is one
+// GEMM per product. The _tf32 twins (the bf16 device model's: mixed precision) let those GEMMs run on
+// TF32 tensor cores instead - fp32 operands rounded to 10-bit mantissas inside cuBLAS (finer than the
+// bf16 of every projection around them), fp32 accumulation, no casts - at several times the fp32 SIMT
+// rate; only the row-wise softmax and its gradient and the group sums are kernels here. The first
+// GPU run (docs/performance.md) measured the earlier one-block-per-row kernels at 90% of a 1.5B
+// learner step: they read K and V from global memory once per query row; the second found the
+// per-segment, per-kv-head GEMMs that replaced them launch-bound (a few microseconds each for far
+// less work). The probabilities stay
+// materialised (the model keeps them for the backward); the causal mask costs the GEMMs the upper
+// triangle, which the softmax zeroes. One round of launches per run, since seg lives on the host.
+// Every sum has a fixed order (no float atomics), so results repeat bit for bit on one GPU.
+//   forward     S = scale Q K^T into probs; softmax rows in place; out = P V.
+//   backward    dP = dO V^T into a scratch shaped like the run's probs; dS = P (dP - rowsum(P dP))
+//               in place; dq += scale dS K; dk, dv: per (segment, q head) dS^T Q and P^T dO into a
+//               [count, n_heads, len, hd] scratch (one batched GEMM each), then summed over the
+//               group's heads in order.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -29,11 +32,43 @@
 #include "launch.cuh"
 #include "reduce.cuh"
 
-// What every launch of one segment needs: where it starts, its length, the head layout.
-struct attn_seg {
-    int t0, len, n_heads, n_kv, group, hd, causal;
+// A run: `count` consecutive segments of one length `len` starting at row t0 - the learner's and the
+// prefill's usual layout (every sequence of a micro-batch, every prompt of a rollout, padded to one
+// length), and a lone segment otherwise. A run is one batch of count * n_heads (segment, head)
+// products per GEMM, entry b = s * n_heads + h: a 1.5B learner step's attention was 16 small GEMMs
+// (8 segments x 2 kv heads) per product and a rollout prefill's 128 (64 prompts x 2), each a few
+// microseconds of launch latency for far less work (the H200 profile: 160 launches per layer).
+struct attn_run {
+    int t0, len, count, n_heads, n_kv, group, hd, causal;
     float scale;
 };
+
+// The (segment, head) blocks a run's batched GEMMs read and write, as pointer arrays: entry b of
+// operand X is base + s * seg_stride + (h / head_div) * head_stride. Token-major operands (q, out,
+// dq, dout: [T, n_heads, hd]; k, v: [T, n_kv, hd], head_div = group) step by whole rows of the
+// segment; block-major ones (probs, dS: [count, n_heads, len, len]; part: [count, n_heads, len, hd])
+// by whole blocks.
+struct attn_ptr_spec {
+    float *base;
+    long seg_stride, head_stride;
+    int head_div;
+};
+enum { ATTN_MAX_OPERANDS = 8 };
+struct attn_ptr_table {
+    struct attn_ptr_spec op[ATTN_MAX_OPERANDS];
+    int n_ops, batch, n_heads;
+};
+
+// ptrs[i * batch + b] = operand i's block for batch entry b.
+static __global__ void attention_ptrs_kernel(float **ptrs, struct attn_ptr_table t)
+{
+    LAUNCH_LOOP(e, (long)t.n_ops * t.batch)
+    {
+        int i = (int)(e / t.batch), b = (int)(e % t.batch), s = b / t.n_heads, h = b % t.n_heads;
+        const struct attn_ptr_spec *o = &t.op[i];
+        ptrs[e] = o->base + s * o->seg_stride + (long)(h / o->head_div) * o->head_stride;
+    }
+}
 
 // Threads for one row of len entries: whole warps, at most REDUCE_THREADS.
 static unsigned attn_row_threads(int len)
@@ -42,8 +77,8 @@ static unsigned attn_row_threads(int len)
     return (unsigned)(t < REDUCE_THREADS ? t : REDUCE_THREADS);
 }
 
-// Block (i, h): row i of head h's scores, in place, into probabilities; masked entries 0. Each
-// thread reads back only the columns it wrote itself.
+// Block (i, b): row i of block b's scores (b = s * n_heads + h), in place, into probabilities; masked
+// entries 0. Each thread reads back only the columns it wrote itself.
 static __global__ void attention_softmax_kernel(float *P, int len, int causal)
 {
     __shared__ float scratch[32];
@@ -62,7 +97,7 @@ static __global__ void attention_softmax_kernel(float *P, int len, int causal)
     for (int j = threadIdx.x; j < len; j += blockDim.x) p[j] = j < nj ? p[j] * inv : 0.0f;
 }
 
-// Block (i, h): dP row i of head h (in dS), in place, into dS = P (dP - D) with D = sum_j P_ij dP_ij;
+// Block (i, b): dP row i of block b (in dS), in place, into dS = P (dP - D) with D = sum_j P_ij dP_ij;
 // masked entries 0.
 static __global__ void attention_ds_kernel(float *dS, const float *P, int len, int causal)
 {
@@ -77,17 +112,21 @@ static __global__ void attention_ds_kernel(float *dS, const float *P, int len, i
     for (int j = threadIdx.x; j < len; j += blockDim.x) ds[j] = j < nj ? p[j] * (ds[j] - D) : 0.0f;
 }
 
-// dst[t0 + j, g, d] += alpha * sum over the q heads h of kv head g, in order, of part[h, j, d].
-static __global__ void attention_group_sum_kernel(float *dst, const float *part, struct attn_seg sg, float alpha)
+// dst[t0 + s * len + j, g, d] += alpha * sum over the q heads h of kv head g, in order, of
+// part[s, h, j, d].
+static __global__ void attention_group_sum_kernel(float *dst, const float *part, struct attn_run r, float alpha)
 {
-    LAUNCH_LOOP(e, (long)sg.len * sg.n_kv * sg.hd)
+    LAUNCH_LOOP(e, (long)r.count * r.len * r.n_kv * r.hd)
     {
-        int d = (int)(e % sg.hd);
-        long r = e / sg.hd;
-        int g = (int)(r % sg.n_kv), j = (int)(r / sg.n_kv);
+        int d = (int)(e % r.hd);
+        long q = e / r.hd;
+        int g = (int)(q % r.n_kv);
+        long row = q / r.n_kv; // s * len + j
+        long s = row / r.len, j = row % r.len;
+        const float *p = part + ((s * r.n_heads + (long)g * r.group) * r.len + j) * r.hd + d;
         float acc = 0.0f;
-        for (int h = g * sg.group; h < (g + 1) * sg.group; h++) acc += part[((size_t)h * sg.len + j) * sg.hd + d];
-        dst[((long)(sg.t0 + j) * sg.n_kv + g) * sg.hd + d] += alpha * acc;
+        for (int h = 0; h < r.group; h++) acc += p[(long)h * r.len * r.hd];
+        dst[((r.t0 + row) * r.n_kv + g) * r.hd + d] += alpha * acc;
     }
 }
 
@@ -100,62 +139,121 @@ static void attn_check_args(const int *seg, int n_seg, int n_heads, int n_kv, in
     MMUPT_CHECK(n_heads <= 65535); // grid y of the row kernels
 }
 
-static struct attn_seg attn_seg_of(const int *seg, int s, int n_heads, int n_kv, int hd, int causal)
+// The run that starts at segment *s (skipping empty segments), advancing *s past it; count 0 when
+// none is left. A run stops where the length changes, at an empty segment, and at 65535 / n_heads
+// segments (the row kernels' grid y).
+static struct attn_run attn_next_run(const int *seg, int n_seg, int *s, int n_heads, int n_kv, int hd, int causal)
 {
-    struct attn_seg sg;
-    sg.t0 = seg[s];
-    sg.len = seg[s + 1] - seg[s];
-    sg.n_heads = n_heads;
-    sg.n_kv = n_kv;
-    sg.group = n_heads / n_kv;
-    sg.hd = hd;
-    sg.causal = causal != 0;
-    sg.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
-    return sg;
+    struct attn_run r = {};
+    while (*s < n_seg && seg[*s + 1] == seg[*s]) (*s)++;
+    if (*s == n_seg) return r;
+    r.t0 = seg[*s];
+    r.len = seg[*s + 1] - seg[*s];
+    int max_count = 65535 / n_heads;
+    while (*s < n_seg && seg[*s + 1] - seg[*s] == r.len && r.count < max_count) {
+        r.count++;
+        (*s)++;
+    }
+    r.n_heads = n_heads;
+    r.n_kv = n_kv;
+    r.group = n_heads / n_kv;
+    r.hd = hd;
+    r.causal = causal != 0;
+    r.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
+    return r;
 }
 
-// Row-major X [len, len] (head h's block of P or dS) = alpha * A_h B_g^T, for the q heads h of kv
-// head g: A is q or dout ([T, n_heads, hd]), B is k or v ([T, n_kv, hd]). Read column-major, X^T =
-// B_g^T' A_h: cuBLAS's operands are the row-major buffers as they lie, B_g shared by the batch.
-static void attn_rows_by_keys(const struct gpu_blas *blas, const struct attn_seg *sg, float alpha, const float *A,
-                              const float *B, float *X, int g)
+// The largest run's probability floats (n_heads len^2 a segment) and (segment, head) entries.
+static void attn_run_max(const int *seg, int n_seg, int n_heads, int n_kv, int hd, size_t *probs, size_t *rows,
+                         int *batch)
+{
+    *probs = *rows = 0;
+    *batch = 0;
+    int s = 0;
+    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, 0)).count > 0;) {
+        size_t p = (size_t)r.count * n_heads * r.len * r.len, t = (size_t)r.count * r.len;
+        if (p > *probs) *probs = p;
+        if (t > *rows) *rows = t;
+        if (r.count * n_heads > *batch) *batch = r.count * n_heads;
+    }
+}
+
+// Pointer-array specs of the run's operands.
+static struct attn_ptr_spec attn_tokens(const float *x, const struct attn_run *r, int heads)
+{
+    struct attn_ptr_spec o;
+    o.base = (float *)x + (long)r->t0 * heads * r->hd;
+    o.seg_stride = (long)r->len * heads * r->hd;
+    o.head_stride = r->hd;
+    o.head_div = heads == r->n_heads ? 1 : r->group;
+    return o;
+}
+
+static struct attn_ptr_spec attn_blocks(float *x, const struct attn_run *r, long block)
+{
+    struct attn_ptr_spec o;
+    o.base = x;
+    o.seg_stride = (long)r->n_heads * block;
+    o.head_stride = block;
+    o.head_div = 1;
+    return o;
+}
+
+// Fills ptrs with the n operands' arrays (each r->count * n_heads entries, in the order given).
+static void attn_fill_ptrs(float **ptrs, const struct attn_run *r, const struct attn_ptr_spec *ops, int n,
+                           cudaStream_t st)
+{
+    struct attn_ptr_table t;
+    MMUPT_CHECK(n <= ATTN_MAX_OPERANDS);
+    for (int i = 0; i < n; i++) t.op[i] = ops[i];
+    t.n_ops = n;
+    t.batch = r->count * r->n_heads;
+    t.n_heads = r->n_heads;
+    attention_ptrs_kernel<<<launch_blocks((long)n * t.batch), LAUNCH_THREADS, 0, st>>>(ptrs, t);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+// Row-major X_b [len, len] (a block of P or dS) = alpha * A_b B_b^T: A is q or dout, B (k or v) the
+// entry's kv head. Read column-major, X^T = B^T' A: cuBLAS's operands are the row-major buffers as
+// they lie.
+static void attn_rows_by_keys(const struct gpu_blas *blas, const struct attn_run *r, float alpha, float *const *A,
+                              float *const *B, float *const *X)
 {
     const float zero = 0.0f;
-    int L = sg->len, h0 = g * sg->group;
-    CUBLAS_CHECK(cublasSgemmStridedBatched(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, L, L, sg->hd, &alpha,
-                                           B + ((long)sg->t0 * sg->n_kv + g) * sg->hd, sg->n_kv * sg->hd, 0,
-                                           A + ((long)sg->t0 * sg->n_heads + h0) * sg->hd, sg->n_heads * sg->hd,
-                                           sg->hd, &zero, X + (size_t)h0 * L * L, L, (long long)L * L, sg->group));
+    int L = r->len;
+    CUBLAS_CHECK(cublasSgemmBatched(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, L, L, r->hd, &alpha, B, r->n_kv * r->hd,
+                                    A, r->n_heads * r->hd, &zero, X, L, r->count * r->n_heads));
 }
 
-// Row-major Y_h [len, hd] (out or dq, rows of [T, n_heads, hd]) = alpha * X_h B_g + beta * Y_h for the q
-// heads h of kv head g, X_h head h's [len, len] block of P or dS, B v or k.
-static void attn_rows_by_values(const struct gpu_blas *blas, const struct attn_seg *sg, float alpha, const float *X,
-                                const float *B, float beta, float *Y, int g)
+// Row-major Y_b [len, hd] (rows of out or dq) = alpha * X_b B_b + beta * Y_b, X_b a block of P or dS,
+// B v or k.
+static void attn_rows_by_values(const struct gpu_blas *blas, const struct attn_run *r, float alpha, float *const *X,
+                                float *const *B, float beta, float *const *Y)
 {
-    int L = sg->len, h0 = g * sg->group;
-    CUBLAS_CHECK(cublasSgemmStridedBatched(blas->handle, CUBLAS_OP_N, CUBLAS_OP_N, sg->hd, L, L, &alpha,
-                                           B + ((long)sg->t0 * sg->n_kv + g) * sg->hd, sg->n_kv * sg->hd, 0,
-                                           X + (size_t)h0 * L * L, L, (long long)L * L, &beta,
-                                           Y + ((long)sg->t0 * sg->n_heads + h0) * sg->hd, sg->n_heads * sg->hd,
-                                           sg->hd, sg->group));
+    int L = r->len;
+    CUBLAS_CHECK(cublasSgemmBatched(blas->handle, CUBLAS_OP_N, CUBLAS_OP_N, r->hd, L, L, &alpha, B, r->n_kv * r->hd,
+                                    X, L, &beta, Y, r->n_heads * r->hd, r->count * r->n_heads));
 }
 
-// part [n_heads, len, hd] = per q head h, X_h^T A_h (X_h head h's block of dS or P, A q or dout),
-// then dst (dk or dv) += alpha * the sum over each kv head's group.
-static void attn_keys_grad(const struct gpu_blas *blas, const struct attn_seg *sg, float alpha, const float *X,
-                           const float *A, float *part, float *dst)
+// part_b [len, hd] = X_b^T A_b (X_b a block of dS or P, A q or dout), then dst (dk or dv) += alpha *
+// the sum over each kv head's group.
+static void attn_keys_grad(const struct gpu_blas *blas, const struct attn_run *r, float alpha, float *const *X,
+                           float *const *A, float *const *part_ptrs, const float *part, float *dst)
 {
     const float one = 1.0f, zero = 0.0f;
-    int L = sg->len;
-    // part_h^T [hd, L] = A_h^T' [hd, L_i] * (X_h as col-major L_j x L_i)^T
-    CUBLAS_CHECK(cublasSgemmStridedBatched(blas->handle, CUBLAS_OP_N, CUBLAS_OP_T, sg->hd, L, L, &one,
-                                           A + (long)sg->t0 * sg->n_heads * sg->hd, sg->n_heads * sg->hd, sg->hd, X,
-                                           L, (long long)L * L, &zero, part, sg->hd, (long long)L * sg->hd,
-                                           sg->n_heads));
-    long n = (long)L * sg->n_kv * sg->hd;
-    attention_group_sum_kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, blas->stream>>>(dst, part, *sg, alpha);
+    int L = r->len;
+    // part_b^T [hd, L] = A_b^T' [hd, L_i] * (X_b as col-major L_j x L_i)^T
+    CUBLAS_CHECK(cublasSgemmBatched(blas->handle, CUBLAS_OP_N, CUBLAS_OP_T, r->hd, L, L, &one, A, r->n_heads * r->hd,
+                                    X, L, &zero, part_ptrs, r->hd, r->count * r->n_heads));
+    long n = (long)r->count * L * r->n_kv * r->hd;
+    attention_group_sum_kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, blas->stream>>>(dst, part, *r, alpha);
     CUDA_CHECK(cudaGetLastError());
+}
+
+// The row kernels over every block of the run: grid (len, count * n_heads).
+static dim3 attn_row_grid(const struct attn_run *r)
+{
+    return dim3((unsigned)r->len, (unsigned)(r->count * r->n_heads));
 }
 
 // The handle's math for a call's GEMMs: TF32 tensor cores, or back to the pedantic fp32 it is made
@@ -169,18 +267,30 @@ static void attn_forward(float *out, float *probs, const float *q, const float *
                          int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
 {
     attn_check_args(seg, n_seg, n_heads, n_kv, hd);
-    size_t off = 0; // the segment's offset in probs
-    for (int s = 0; s < n_seg; s++) {
-        struct attn_seg sg = attn_seg_of(seg, s, n_heads, n_kv, hd, causal);
-        if (sg.len == 0) continue;
-        float *P = probs + off;
-        for (int g = 0; g < n_kv; g++) attn_rows_by_keys(blas, &sg, sg.scale, q, k, P, g);
-        dim3 grid((unsigned)sg.len, (unsigned)n_heads);
-        attention_softmax_kernel<<<grid, attn_row_threads(sg.len), 0, blas->stream>>>(P, sg.len, sg.causal);
+    size_t max_probs, max_rows;
+    int max_batch;
+    attn_run_max(seg, n_seg, n_heads, n_kv, hd, &max_probs, &max_rows, &max_batch);
+    if (max_batch == 0) return;
+    cudaStream_t st = blas->stream;
+    enum { Q, K, V, OUT, P, N_OPS };
+    float **ptrs = NULL;
+    CUDA_CHECK(cudaMallocAsync((void **)&ptrs, (size_t)N_OPS * max_batch * sizeof *ptrs, st));
+    size_t off = 0; // the run's offset in probs
+    int s = 0;
+    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
+        int nb = r.count * n_heads;
+        float *Pr = probs + off;
+        struct attn_ptr_spec ops[N_OPS] = {attn_tokens(q, &r, n_heads), attn_tokens(k, &r, n_kv),
+                                           attn_tokens(v, &r, n_kv), attn_tokens(out, &r, n_heads),
+                                           attn_blocks(Pr, &r, (long)r.len * r.len)};
+        attn_fill_ptrs(ptrs, &r, ops, N_OPS, st);
+        attn_rows_by_keys(blas, &r, r.scale, ptrs + Q * nb, ptrs + K * nb, ptrs + P * nb);
+        attention_softmax_kernel<<<attn_row_grid(&r), attn_row_threads(r.len), 0, st>>>(Pr, r.len, r.causal);
         CUDA_CHECK(cudaGetLastError());
-        for (int g = 0; g < n_kv; g++) attn_rows_by_values(blas, &sg, 1.0f, P, v, 0.0f, out, g);
-        off += (size_t)n_heads * sg.len * sg.len;
+        attn_rows_by_values(blas, &r, 1.0f, ptrs + P * nb, ptrs + V * nb, 0.0f, ptrs + OUT * nb);
+        off += (size_t)nb * r.len * r.len;
     }
+    CUDA_CHECK(cudaFreeAsync(ptrs, st));
 }
 
 static void attn_backward(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
@@ -191,35 +301,45 @@ static void attn_backward(float *dq, float *dk, float *dv, const float *dout, co
     if (!dq && !dk && !dv) return;
     cudaStream_t st = blas->stream;
 
-    // Scratch for the largest segment, reused by every segment in stream order: dS (when dq or dk is
-    // wanted) and the per-head dk/dv terms (when either is).
-    size_t len_max = 0;
-    for (int s = 0; s < n_seg; s++)
-        if ((size_t)(seg[s + 1] - seg[s]) > len_max) len_max = (size_t)(seg[s + 1] - seg[s]);
-    if (len_max == 0) return;
+    // Scratch for the largest run, reused by every run in stream order: dS (when dq or dk is wanted),
+    // the per-head dk/dv terms (when either is) and the pointer arrays.
+    size_t max_probs, max_rows;
+    int max_batch;
+    attn_run_max(seg, n_seg, n_heads, n_kv, hd, &max_probs, &max_rows, &max_batch);
+    if (max_batch == 0) return;
     int need_ds = dq || dk, need_part = dk || dv;
-    size_t n_ds = need_ds ? (size_t)n_heads * len_max * len_max : 0;
-    size_t n_part = need_part ? (size_t)n_heads * len_max * hd : 0;
+    size_t n_ds = need_ds ? max_probs : 0;
+    size_t n_part = need_part ? max_rows * n_heads * hd : 0;
+    enum { DOUT, Q, K, V, DQ, PR, DS, PART, N_OPS };
+    size_t n_floats = (n_ds + n_part + 3) / 4 * 4; // the pointers after them stay 16-byte aligned
     float *scratch = NULL;
-    CUDA_CHECK(cudaMallocAsync((void **)&scratch, (n_ds + n_part) * sizeof *scratch, st));
+    CUDA_CHECK(cudaMallocAsync((void **)&scratch, n_floats * sizeof *scratch + (size_t)N_OPS * max_batch * sizeof(float *),
+                               st));
     float *dS = scratch, *part = scratch + n_ds;
-
+    float **ptrs = (float **)(scratch + n_floats);
     size_t off = 0;
-    for (int s = 0; s < n_seg; s++) {
-        struct attn_seg sg = attn_seg_of(seg, s, n_heads, n_kv, hd, causal);
-        if (sg.len == 0) continue;
-        const float *P = probs + off;
+    int s = 0;
+    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
+        int nb = r.count * n_heads;
+        const float *Pr = probs + off;
+        long block = (long)r.len * r.len;
+        struct attn_ptr_spec ops[N_OPS] = {attn_tokens(dout, &r, n_heads), attn_tokens(q, &r, n_heads),
+                                           attn_tokens(k, &r, n_kv), attn_tokens(v, &r, n_kv),
+                                           attn_tokens(dq ? dq : dout, &r, n_heads), // dout's: unused without dq
+                                           attn_blocks((float *)Pr, &r, block),
+                                           attn_blocks(dS, &r, block), attn_blocks(part, &r, (long)r.len * hd)};
+        attn_fill_ptrs(ptrs, &r, ops, N_OPS, st);
+        float *const *p_dout = ptrs + DOUT * nb, *const *p_q = ptrs + Q * nb, *const *p_k = ptrs + K * nb;
+        float *const *p_v = ptrs + V * nb, *const *p_pr = ptrs + PR * nb, *const *p_ds = ptrs + DS * nb;
         if (need_ds) {
-            for (int g = 0; g < n_kv; g++) attn_rows_by_keys(blas, &sg, 1.0f, dout, v, dS, g);
-            dim3 grid((unsigned)sg.len, (unsigned)n_heads);
-            attention_ds_kernel<<<grid, attn_row_threads(sg.len), 0, st>>>(dS, P, sg.len, sg.causal);
+            attn_rows_by_keys(blas, &r, 1.0f, p_dout, p_v, p_ds);
+            attention_ds_kernel<<<attn_row_grid(&r), attn_row_threads(r.len), 0, st>>>(dS, Pr, r.len, r.causal);
             CUDA_CHECK(cudaGetLastError());
         }
-        if (dq)
-            for (int g = 0; g < n_kv; g++) attn_rows_by_values(blas, &sg, sg.scale, dS, k, 1.0f, dq, g);
-        if (dk) attn_keys_grad(blas, &sg, sg.scale, dS, q, part, dk);
-        if (dv) attn_keys_grad(blas, &sg, 1.0f, P, dout, part, dv);
-        off += (size_t)n_heads * sg.len * sg.len;
+        if (dq) attn_rows_by_values(blas, &r, r.scale, p_ds, p_k, 1.0f, ptrs + DQ * nb);
+        if (dk) attn_keys_grad(blas, &r, r.scale, p_ds, p_q, ptrs + PART * nb, part, dk);
+        if (dv) attn_keys_grad(blas, &r, 1.0f, p_pr, p_dout, ptrs + PART * nb, part, dv);
+        off += (size_t)nb * block;
     }
     CUDA_CHECK(cudaFreeAsync(scratch, st));
 }

@@ -41,34 +41,52 @@ size_t extent(long rows, long cols, int ld, bool trans, cudaDataType t)
     return (size_t)((outer - 1) * (long)ld + inner) * elem_bytes(t);
 }
 
-cublasStatus_t gemm(const char *who, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                    float alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
-                    float beta, float *C, int ldc)
+/* cuBLAS's argument rules for one GEMM (what a batch entry shares with the others). */
+cublasStatus_t gemm_args(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda,
+                         int ldb, int ldc)
 {
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
     if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T) || m < 0 || n < 0 ||
         k < 0)
         return CUBLAS_STATUS_INVALID_VALUE;
-    bool tra = ta == CUBLAS_OP_T, trb = tb == CUBLAS_OP_T;
-    int need_a = tra ? k : m, need_b = trb ? n : k;
+    int need_a = ta == CUBLAS_OP_T ? k : m, need_b = tb == CUBLAS_OP_T ? n : k;
     if (lda < (need_a > 1 ? need_a : 1) || ldb < (need_b > 1 ? need_b : 1) || ldc < (m > 1 ? m : 1))
         return CUBLAS_STATUS_INVALID_VALUE;
-    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* Fatal unless every operand of an m x n x k product lies inside a device allocation. */
+void gemm_require(const char *who, int m, int n, int k, const operand &a, const operand &b, const float *C, int ldc)
+{
+    if (m == 0 || n == 0) return;
     if (k > 0) {
-        simt_require_device(who, "A", A, extent(m, k, lda, tra, at));
-        simt_require_device(who, "B", B, extent(k, n, ldb, trb, bt));
+        simt_require_device(who, "A", a.p, extent(m, k, a.ld, a.trans, a.type));
+        simt_require_device(who, "B", b.p, extent(k, n, b.ld, b.trans, b.type));
     }
     simt_require_device(who, "C", C, extent(m, n, ldc, false, CUDA_R_32F));
-    operand a{A, at, lda, tra}, b{B, bt, ldb, trb};
-    cudaError_t e = simt_stream_submit(h->stream, [=] {
-        for (long j = 0; j < n; j++)
-            for (long i = 0; i < m; i++) {
-                float acc = 0.0f;
-                for (long l = 0; l < k; l++) acc += a.at(i, l) * b.at(l, j);
-                float *c = C + i + j * (long)ldc;
-                *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
-            }
-    });
+}
+
+/* C = alpha op(A) op(B) + beta C, column-major, fp32 accumulation in k order. */
+void gemm_loop(int m, int n, int k, float alpha, const operand &a, const operand &b, float beta, float *C, int ldc)
+{
+    for (long j = 0; j < n; j++)
+        for (long i = 0; i < m; i++) {
+            float acc = 0.0f;
+            for (long l = 0; l < k; l++) acc += a.at(i, l) * b.at(l, j);
+            float *c = C + i + j * (long)ldc;
+            *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
+        }
+}
+
+cublasStatus_t gemm(const char *who, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                    float alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
+                    float beta, float *C, int ldc)
+{
+    cublasStatus_t s = gemm_args(h, ta, tb, m, n, k, lda, ldb, ldc);
+    if (s != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0) return s;
+    operand a{A, at, lda, ta == CUBLAS_OP_T}, b{B, bt, ldb, tb == CUBLAS_OP_T};
+    gemm_require(who, m, n, k, a, b, C, ldc);
+    cudaError_t e = simt_stream_submit(h->stream, [=] { gemm_loop(m, n, k, alpha, a, b, beta, C, ldc); });
     return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
@@ -151,6 +169,33 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
         if (s != CUBLAS_STATUS_SUCCESS) return s;
     }
     return CUBLAS_STATUS_SUCCESS;
+}
+
+/* Pointer-array batches: the arrays live in device memory and may be written by a kernel earlier in
+ * the stream, so the entries are read, and their operands checked, when the work runs. */
+cublasStatus_t cublasSgemmBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                  const float *alpha, const float *const Aarray[], int lda,
+                                  const float *const Barray[], int ldb, const float *beta, float *const Carray[],
+                                  int ldc, int batch)
+{
+    cublasStatus_t s = gemm_args(h, ta, tb, m, n, k, lda, ldb, ldc);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (batch == 0 || m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    const char *who = "cublasSgemmBatched";
+    simt_require_device(who, "Aarray", Aarray, (size_t)batch * sizeof *Aarray);
+    simt_require_device(who, "Barray", Barray, (size_t)batch * sizeof *Barray);
+    simt_require_device(who, "Carray", Carray, (size_t)batch * sizeof *Carray);
+    float al = *alpha, be = *beta;
+    bool tra = ta == CUBLAS_OP_T, trb = tb == CUBLAS_OP_T;
+    cudaError_t e = simt_stream_submit(h->stream, [=] {
+        for (int i = 0; i < batch; i++) {
+            operand a{Aarray[i], CUDA_R_32F, lda, tra}, b{Barray[i], CUDA_R_32F, ldb, trb};
+            gemm_require(who, m, n, k, a, b, Carray[i], ldc);
+            gemm_loop(m, n, k, al, a, b, be, Carray[i], ldc);
+        }
+    });
+    return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,

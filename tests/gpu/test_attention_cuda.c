@@ -1,6 +1,7 @@
 /* Segment attention forward and backward: the CUDA twins against the CPU reference on random data,
  * causal and not, for segment layouts the models produce (one sequence; several with an empty one
- * between; vision windows of 64 rows; a segment longer than a block of threads) and head layouts
+ * between; vision windows of 64 rows; a segment longer than a block of threads; runs of equal-length
+ * segments, which the kernels batch as one, beside a lone one and broken by an empty one) and head layouts
  * n_heads/n_kv 2/2 (no GQA), 4/2, 14/2 (group 7, as the 7B decoder's 28/4) with head sizes 8, 64,
  * 80 (vision) and 128 (decoder). Gradients are pre-filled with random values on both
  * sides, so accumulation (+=) is checked, not just the fresh value. Skips (exit 77) without a GPU.
@@ -61,6 +62,7 @@ static const struct layout LAYOUTS[] = {
     {"segments 5, 0, 17", {0, 5, 5, 22}, 3},
     {"four vision windows of 64", {0, 64, 128, 192, 256}, 4},
     {"one segment of 300 (> a block of threads)", {0, 300}, 1},
+    {"segments 16, 16, 0, 16, 33, 33 (runs of equal length, split by an empty one)", {0, 16, 32, 32, 48, 81, 114}, 6},
 };
 #define N_LAYOUTS (int)(sizeof LAYOUTS / sizeof LAYOUTS[0])
 
