@@ -43,6 +43,10 @@ void gpu_free(const struct gpu_ctx *g, void *p); /* NULL is a no-op */
 void gpu_upload(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes);
 void gpu_download(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes);
 void gpu_copy(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes); /* device to device */
+/* height rows of width bytes, device to device: row r from src + r * spitch to dst + r * dpitch (one
+ * call for what would be height gpu_copy calls, e.g. a cache slot in every layer). */
+void gpu_copy_2d(const struct gpu_ctx *g, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                 size_t height);
 void gpu_zero(const struct gpu_ctx *g, void *p, size_t bytes);
 /* Wait until everything queued on the stream has run; a failed kernel is fatal here. */
 void gpu_sync(const struct gpu_ctx *g);

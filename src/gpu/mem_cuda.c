@@ -93,6 +93,14 @@ void gpu_copy(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
     if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)g->stream));
 }
 
+void gpu_copy_2d(const struct gpu_ctx *g, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                 size_t height)
+{
+    if (width && height)
+        CUDA_CHECK(cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, cudaMemcpyDeviceToDevice,
+                                     (cudaStream_t)g->stream));
+}
+
 void gpu_zero(const struct gpu_ctx *g, void *p, size_t bytes)
 {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, (cudaStream_t)g->stream));

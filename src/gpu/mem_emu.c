@@ -185,6 +185,21 @@ void gpu_copy(const struct gpu_ctx *g, void *dst, const void *src, size_t bytes)
     emu_close(st);
 }
 
+/* Each side checked as the one extent its rows span (rows may not overlap a pitch: cudaMemcpy2D's
+ * rule, pitch >= width). */
+void gpu_copy_2d(const struct gpu_ctx *g, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                 size_t height)
+{
+    struct emu_state *st = emu_state_of(g->stream, "gpu_copy_2d");
+    if (!width || !height) return;
+    if (dpitch < width || spitch < width) MMUPT_DIE("gpu_copy_2d: a pitch (%zu, %zu) below the width %zu", dpitch, spitch, width);
+    emu_dev(st, "gpu_copy_2d", "dst", dst, (height - 1) * dpitch + width);
+    emu_dev(st, "gpu_copy_2d", "src", src, (height - 1) * spitch + width);
+    if (emu_open(st))
+        for (size_t r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    emu_close(st);
+}
+
 void gpu_zero(const struct gpu_ctx *g, void *p, size_t bytes)
 {
     struct emu_state *st = emu_state_of(g->stream, "gpu_zero");

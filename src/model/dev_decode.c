@@ -53,9 +53,12 @@ static size_t kv_elem(const struct model_kv *kv)
 void model_dev_kv_copy(struct model_kv *kv, const struct model_dev *d, int from, int to)
 {
     size_t bytes = (size_t)(kv->len[from] * kv->kvd) * kv_elem(kv);
-    for (int64_t l = 0; l < kv->n_layers; l++)
-        for (int which = 0; which < 2; which++)
-            gpu_copy(d->g, kv_at(kv, which, l, to, 0), kv_at(kv, which, l, from, 0), bytes);
+    /* The slot's rows in every layer, one 2-D copy for keys and one for values: a copy per layer was
+     * 48 calls per sample at 24 layers (3072 for a rollout's 64 first samples). */
+    size_t pitch = (size_t)(model_kv_off(kv, 1, 0, 0) - model_kv_off(kv, 0, 0, 0)) * kv_elem(kv);
+    for (int which = 0; which < 2; which++)
+        gpu_copy_2d(d->g, kv_at(kv, which, 0, to, 0), pitch, kv_at(kv, which, 0, from, 0), pitch, bytes,
+                    (size_t)kv->n_layers);
     kv->len[to] = kv->len[from];
     kv->delta[to] = kv->delta[from];
 }

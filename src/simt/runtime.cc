@@ -388,6 +388,19 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaM
     return memcpy_checked(dst, src, bytes, kind, st, true);
 }
 
+/* Row by row, each row a checked asynchronous copy (cudaMemcpy2D's rule: pitches at least the width). */
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                              enum cudaMemcpyKind kind, cudaStream_t st)
+{
+    guard g(rt().lock);
+    if (dpitch < width || spitch < width) return simt_set_error(cudaErrorInvalidValue);
+    for (size_t r = 0; r < height; r++) {
+        cudaError_t e = memcpy_checked((char *)dst + r * dpitch, (const char *)src + r * spitch, width, kind, st, true);
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
 {
     guard g(rt().lock);

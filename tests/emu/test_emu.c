@@ -220,10 +220,33 @@ static void test_memory(struct test_state *ts)
     gpu_ctx_free(&g);
 }
 
+/* gpu_copy_2d: rows land at their pitch, the bytes between rows stay as they were. */
+static void test_copy_2d(struct test_state *ts)
+{
+    struct gpu_ctx g;
+    struct mmupt_err err;
+    CHECK(ts, gpu_ctx_init(&g, &err) == 0);
+    float h[12], r[12];
+    for (int i = 0; i < 12; i++) h[i] = (float)i;
+    float *a = gpu_alloc_floats(&g, 12), *b = gpu_alloc_floats(&g, 12);
+    gpu_upload(&g, a, h, sizeof h);
+    gpu_zero(&g, b, sizeof h);
+    /* 3 rows of 2 floats: from a's rows of 4 into b's rows of 4, one float in */
+    gpu_copy_2d(&g, b + 1, 4 * sizeof(float), a, 4 * sizeof(float), 2 * sizeof(float), 3);
+    gpu_download(&g, r, b, sizeof r);
+    static const float want[12] = {0, 0, 1, 0, 0, 4, 5, 0, 0, 8, 9, 0};
+    for (int i = 0; i < 12; i++) CHECK_MSG(ts, r[i] == want[i], "b[%d] = %g, want %g", i, r[i], want[i]);
+    gpu_copy_2d(&g, b, 4, a, 4, 0, 3); /* nothing to copy */
+    gpu_free(&g, a);
+    gpu_free(&g, b);
+    gpu_ctx_free(&g);
+}
+
 int main(void)
 {
     struct test_state ts = {0};
     RUN(&ts, test_memory);
+    RUN(&ts, test_copy_2d);
     RUN(&ts, test_faults);
     RUN(&ts, test_graphs);
     return test_summary(&ts);

@@ -1,6 +1,7 @@
 /* The rollout engine: greedy samples reproduce transformers' generate; sampled answers are identical
  * however the questions are batched or ordered (the RNG is keyed by question and sample, not by
- * position in the batch); stop tokens end a sample with finish reason "stop", max_new with "length".
+ * position in the batch); stop tokens end a sample with finish reason "stop", max_new with "length";
+ * the device engine draws what the CPU engine draws (on the device emulator).
  * usage: test_rollout FIXTURE_DIR (a model fixture with generate.* tensors) */
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +9,8 @@
 #include <string.h>
 
 #include "../test.h"
+#include "mmupt/gpu_mem.h"
+#include "mmupt/model_dev.h"
 #include "mmupt/rollout.h"
 #include "mmupt/safetensors.h"
 
@@ -136,6 +139,42 @@ static void test_greedy_matches_transformers(struct test_state *ts, const char *
     st_close(&exp);
 }
 
+/* The device engine (rc.dev: device model, prefill, 2-D cache copies, first draws and step draws by
+ * the device sampler) draws what the CPU engine draws. Run on the device emulator (a CPU-only build),
+ * where the device model and sampler are bitwise the CPU's: every id and log-prob must be equal. On
+ * a GPU the logits differ in rounding and a draw near a boundary may differ; train_cuda covers that
+ * machine. Several questions per prefill and G > 1: prefix slots copied to sample slots. */
+static void test_device_matches_cpu(struct test_state *ts)
+{
+    if (!gpu_emulated()) {
+        printf("# skipped: not the device emulator (a CUDA build: the gpu suite's train_cuda runs this path)\n");
+        return;
+    }
+    struct gpu_ctx g;
+    struct mmupt_err err;
+    CHECK_MSG(ts, gpu_ctx_init(&g, &err) == 0, "%s", err.msg);
+    if (ts->current_failed) return;
+    struct model_dev d;
+    model_dev_init(&d, &model, &g);
+    struct rollout_config rc = {.G = 3, .max_new = 9, .n_slots = 4, .max_prompt = 16, .seed = 99,
+                                .sampling = {.temperature = 0.9f, .top_p = 0.9f, .top_k = 0}};
+    const int order[] = {2, 0, 3, 1};
+    struct collected cpu, dev;
+    run(ts, &rc, order, 4, &cpu);
+    rc.dev = &d;
+    run(ts, &rc, order, 4, &dev);
+    CHECK(ts, cpu.count == 12 && dev.count == 12);
+    for (int k = 0; k < 4; k++)
+        for (int s = 0; s < 3; s++) {
+            CHECK_MSG(ts, dev.n[k][s] == cpu.n[k][s], "q%d s%d: %d tokens, the CPU %d", k, s, dev.n[k][s], cpu.n[k][s]);
+            CHECK_MSG(ts, memcmp(dev.ids[k][s], cpu.ids[k][s], sizeof cpu.ids[k][s]) == 0, "q%d s%d: ids differ", k, s);
+            CHECK_MSG(ts, memcmp(dev.logp[k][s], cpu.logp[k][s], sizeof cpu.logp[k][s]) == 0, "q%d s%d: log-probs differ",
+                      k, s);
+        }
+    model_dev_free(&d);
+    gpu_ctx_free(&g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -155,6 +194,7 @@ int main(int argc, char **argv)
     RUN(&ts, test_batching_invariance);
     RUN(&ts, test_stop_and_length);
     RUN_ON(&ts, test_greedy_matches_transformers, argv[1]);
+    RUN(&ts, test_device_matches_cpu);
     model_free(&model);
     return test_summary(&ts);
 }
