@@ -144,6 +144,8 @@ void logprob_forward_cuda(float *logp, float *entropy, const float *logits, cons
                           int vocab, float tau, void *stream);
 void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
                            int vocab, float tau, void *stream);
+void logprob_backward_bf16_cuda(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
+                                int rows, int vocab, float tau, void *stream);
 /* The GEMMs take a cuBLAS handle bound to their stream (include/mmupt/gpu_blas.h) instead of the
  * bare stream: the library needs one, and the caller owns it rather than a hidden global. */
 struct gpu_blas;
@@ -197,6 +199,12 @@ static inline int64_t matmul_bf16_backward_scratch(int M, int K, int N)
 {
     return matmul_bf16_backward_x_offset(M, N) + (int64_t)M * K;
 }
+/* The backward from dout already in bf16 (dout16, [M, N]: the bf16 logits' gradient), without the
+ * bias gradient (lm_head has none): matmul_backward_bf16 less the cast of dout. scratch: at least
+ * M*K values (inp rounded), untouched when dweight is NULL. */
+void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
+                                  const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                                  const struct gpu_blas *blas);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
@@ -221,6 +229,10 @@ void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weigh
                              int N);
 void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                               const uint16_t *weight, int M, int K, int N);
+/* matmul_backward_bf16 from dout already rounded (dout16), no bias: equal to matmul_backward_bf16_cpu
+ * with dout = dout16 widened and dbias NULL. */
+void matmul_backward_bf16_dy_cpu(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
+                                 const uint16_t *weight, int M, int K, int N);
 
 /* ---- Normalisation ---- */
 /* Gradient of RMSNorm (decoder layers, final norm, Qwen2.5-VL vision blocks), given the forward's
@@ -311,6 +323,11 @@ void logprob_forward_cpu(float *logp, float *entropy, const float *logits, const
 /* dlogits[r,:] += dlogp[r] * (onehot(target) - softmax(logits/tau)) / tau. */
 void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau);
+/* The same gradient rounded to bf16 and assigned, not added: dlogits[r,:] = bf16(that of a zeroed
+ * buffer), rows with target < 0 zeros. The bf16 model's lm_head backward rounds its operand to bf16
+ * anyway, so writing that rounding directly spares the fp32 buffer, its zero fill and the cast. */
+void logprob_backward_bf16_cpu(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
+                               int rows, int vocab, float tau);
 
 /* ---- Sampling (rollout: the next token of every sequence of a decode step) ----
  * tokens[r] = sample_token(logits + r*V, V, p, u[r], ..., logp + r) for r < rows (src/sampler: bias,

@@ -265,14 +265,29 @@ void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weigh
     free(w);
 }
 
+/* The GEMMs of the bf16 backward from dy, dout rounded and widened already. */
+static void backward_bf16(float *dinp, float *dweight, const float *dy, const float *inp, const uint16_t *weight, int M,
+                          int K, int N)
+{
+    float *w = widen_bf16(weight, dinp ? (long)N * K : 0), *x = round_bf16(inp, dweight ? (long)M * K : 0);
+    matmul_backward_cpu(dinp, dweight, NULL, dy, x, w, M, K, N);
+    free(w);
+    free(x);
+}
+
 void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                               const uint16_t *weight, int M, int K, int N)
 {
-    float *dy = round_bf16(dout, (long)M * N), *w = widen_bf16(weight, dinp ? (long)N * K : 0);
-    float *x = round_bf16(inp, dweight ? (long)M * K : 0);
-    matmul_backward_cpu(dinp, dweight, NULL, dy, x, w, M, K, N);
+    float *dy = round_bf16(dout, (long)M * N);
+    backward_bf16(dinp, dweight, dy, inp, weight, M, K, N);
     if (dbias) bias_backward(dbias, dout, M, N);
     free(dy);
-    free(w);
-    free(x);
+}
+
+void matmul_backward_bf16_dy_cpu(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
+                                 const uint16_t *weight, int M, int K, int N)
+{
+    float *dy = widen_bf16(dout16, (long)M * N);
+    backward_bf16(dinp, dweight, dy, inp, weight, M, K, N);
+    free(dy);
 }

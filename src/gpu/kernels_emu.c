@@ -369,6 +369,14 @@ void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logi
     EMU_RUN(logprob_backward_cpu(dlogits, dlogp, logits, targets, rows, vocab, tau));
 }
 
+void logprob_backward_bf16_cuda(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
+                                int rows, int vocab, float tau, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(dlogits, (long)rows * vocab), DEV(dlogp, rows), DEV(logits, (long)rows * vocab), DEV(targets, rows);
+    EMU_RUN(logprob_backward_bf16_cpu(dlogits, dlogp, logits, targets, rows, vocab, tau));
+}
+
 void matmul_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N,
                          const struct gpu_blas *blas)
 {
@@ -421,6 +429,18 @@ void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const 
     if (dinp || dweight) DEV(scratch, dweight ? matmul_bf16_backward_scratch(M, K, N) : (long)M * N);
     st->cast_dst = NULL; /* the backward casts over the scratch */
     EMU_RUN(matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
+}
+
+void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
+                                  const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                                  const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV(dout16, (long)M * N);
+    if (dweight) DEV(inp, (long)M * K), DEV(scratch, (long)M * K);
+    if (dinp) DEV(weight, (long)N * K);
+    if (dweight) st->cast_dst = NULL; /* inp is cast over the scratch */
+    EMU_RUN(matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, inp, weight, M, K, N));
 }
 
 void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,

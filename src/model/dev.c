@@ -299,34 +299,52 @@ void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, 
     if (entropy) gpu_download(g, entropy, d->entropy, (size_t)n * sizeof *entropy);
 }
 
+/* Logit rows [r0, r0 + k) (z: their logits, [k, V]): the gradient of the weighted log-probabilities
+ * (weights in d->logp) into dz, then lm_head's share of the backward from it: dfinal's rows += dz @ W
+ * and lm_head's weight gradient. dz: k * V values of scratch, fp32 or - bf16 model - bf16. The bf16
+ * GEMMs round their operand to bf16 anyway: logprob_backward_bf16 writes that rounding directly,
+ * with no zero fill, no fp32 buffer and no cast (a third of the bytes). */
+static void lm_head_rows_backward(struct model_dev *d, float *dfinal, void *dz, const float *z, int64_t r0, int64_t k,
+                                  float tau)
+{
+    const struct gpu_ctx *g = d->g;
+    int64_t H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab, w = d->m->spec.L.lm_head;
+    const float *x = d->acts->final + r0 * H;
+    if (d->params_bf16) {
+        logprob_backward_bf16_cuda(dz, d->logp + r0, z, d->targets + r0, (int)k, (int)V, tau, g->stream);
+        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, w, (int)k, (int)H, (int)V);
+        return;
+    }
+    gpu_zero(g, dz, (size_t)(k * V) * sizeof(float));
+    logprob_backward_cuda(dz, d->logp + r0, z, d->targets + r0, (int)k, (int)V, tau, g->stream);
+    dev_linear_backward(d, dfinal + r0 * H, dz, x, w, -1, (int)k, (int)H, (int)V);
+}
+
 void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight)
 {
     MMUPT_CHECK(d->acts != NULL && !d->acts->last_only);
     const struct gpu_ctx *g = d->g;
     int64_t n = d->n_tokens, V = d->m->cfg.text.vocab, H = d->m->cfg.text.hidden;
+    size_t elem = d->params_bf16 ? sizeof(uint16_t) : sizeof(float); /* of the logits' gradient */
     scratch_reserve(d, n);
     gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
     gpu_upload(g, d->logp, weight, (size_t)n * sizeof *weight); /* the weights, in the logp scratch */
-    if (d->logits) {
-        float *dlogits = gpu_zeros_floats(g, n * V);
-        logprob_backward_cuda(dlogits, d->logp, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
-        model_dev_backward(d, dlogits);
-        gpu_free(g, dlogits);
-        return;
-    }
-    /* chunked: each chunk's logits again, their gradient, and its share of lm_head's backward */
-    int64_t c = d->logit_chunk < n ? d->logit_chunk : n;
-    float *chunk = gpu_alloc_floats(g, c * V), *dchunk = gpu_alloc_floats(g, c * V);
     float *dfinal = gpu_zeros_floats(g, n * H);
-    for (int64_t r0 = 0; r0 < n; r0 += c) {
-        int64_t k = n - r0 < c ? n - r0 : c;
-        chunk_logits(d, chunk, r0, k);
-        gpu_zero(g, dchunk, (size_t)(k * V) * sizeof(float));
-        logprob_backward_cuda(dchunk, d->logp + r0, chunk, d->targets + r0, (int)k, (int)V, tau, g->stream);
-        dev_linear_backward(d, dfinal + r0 * H, dchunk, d->acts->final + r0 * H, d->m->spec.L.lm_head, -1, (int)k, (int)H,
-                            (int)V);
+    if (d->logits) {
+        void *dlogits = gpu_alloc(g, (size_t)(n * V) * elem);
+        lm_head_rows_backward(d, dfinal, dlogits, d->logits, 0, n, tau);
+        gpu_free(g, dlogits);
+    } else { /* chunked: each chunk's logits again, their gradient, and its share of lm_head's backward */
+        int64_t c = d->logit_chunk < n ? d->logit_chunk : n;
+        float *chunk = gpu_alloc_floats(g, c * V);
+        void *dchunk = gpu_alloc(g, (size_t)(c * V) * elem);
+        for (int64_t r0 = 0; r0 < n; r0 += c) {
+            int64_t k = n - r0 < c ? n - r0 : c;
+            chunk_logits(d, chunk, r0, k);
+            lm_head_rows_backward(d, dfinal, dchunk, chunk, r0, k, tau);
+        }
+        gpu_free(g, chunk);
+        gpu_free(g, dchunk);
     }
-    gpu_free(g, chunk);
-    gpu_free(g, dchunk);
     backward_body(d, dfinal);
 }

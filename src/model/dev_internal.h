@@ -47,6 +47,10 @@ void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64
                         int N);
 void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
                          int64_t b_off, int M, int K, int N);
+/* dev_linear_backward of a bf16 model (d->params_bf16) from dout already rounded to bf16 (dout16, as
+ * logprob_backward_bf16 writes lm_head's), for a layer without bias: the GEMMs' operand as it is. */
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
+                                 int64_t w_off, int M, int K, int N);
 /* dev_linear_forward on the same inp as the call just before, unchanged since (q/k/v read one norm
  * output, gate/up another): in bf16 its rounded copy is reused instead of cast again. */
 void dev_linear_forward_again(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,

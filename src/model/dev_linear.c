@@ -81,3 +81,12 @@ void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, co
     uint16_t *scratch = cast_scratch(d, matmul_bf16_backward_scratch(M, K, N));
     matmul_backward_bf16_cuda(dinp, dw, db, dout, inp, d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
 }
+
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
+                                 int64_t w_off, int M, int K, int N)
+{
+    MMUPT_CHECK(d->params_bf16 != NULL);
+    uint16_t *scratch = cast_scratch(d, (int64_t)M * K);
+    matmul_backward_bf16_dy_cuda(dinp, d->grads + w_off, dout16, inp, d->params_bf16 + w_off, M, K, N, scratch,
+                                 d->g->blas);
+}

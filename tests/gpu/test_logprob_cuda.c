@@ -15,19 +15,35 @@
  * itself (~1.2e-7 with the rounded 1/tau), and takes float expf (~2 ulp) summed in double; the
  * reference does all of it in double. So log(sum) is off by a few 1e-7 absolute, logp by that
  * plus ~1e-7 |logp|, the entropy by ~1e-6 at most (E_p[y] is bounded by log(vocab) ~ 12 in size),
- * and each gradient element by a few 1e-7 |dlogp / tau| (p's relative error). Measured with the
- * kernels emulated on a CPU (glibc's expf, rows 1 and 7): at most 7e-8. 1e-5 leaves a margin
+ * and each gradient element by a few 1e-7 |dlogp / tau| (p's relative error). The one-pass row
+ * statistics (running sums rescaled by e^d as the maximum grows) add the rounding of d, formed
+ * like y, and of the double products. Measured under the SIMT interpreter (glibc's expf, all
+ * shapes, 2026-11-27): at most 1.1e-7 (dlogits 64x324, tau 0.7). 1e-5 leaves a margin
  * of ~10 over the worst-case estimates (the GPU's expf is allowed 2 ulp) and still catches a wrong
  * max, tau or index, which are off by O(1).
+ *
+ * The bf16 gradient (logprob_backward_bf16) against its reference, which rounds the fp32 reference
+ * gradient to bf16: got and want must be equal or adjacent bf16 values. Both sides round to bf16 a
+ * value that differs from the exact one by at most the fp32 errors above, relative to the element
+ * itself: p's relative error is |y| * 1.2e-7 + a few ulp (|y| <= 160/0.7 here: < 3e-5), far below
+ * half a bf16 ulp (2^-9 = 2e-3 relative). Two values that close round to the same bf16 value or,
+ * when a rounding boundary lies between them, to neighbours - never further apart. Below fp32's
+ * normal range (p ~ e^-88 and smaller) the argument holds in absolute terms (fp32 subnormals are
+ * 2^16 times finer than bf16's), unless a build flushes subnormals to zero; such values (both below
+ * FLT_MIN) are accepted as they are. A wrong max, tau or index is off by many ulp. Every element
+ * must be written (the buffer starts as NaN), skipped rows as exact zeros.
  *
  * Calls that differ only in whether the entropy is wanted, or in the stream, must agree bit for
  * bit: the kernels are deterministic (no atomics), so a difference is a bug. */
 #include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gpu_test.h"
+#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
@@ -150,6 +166,56 @@ static void backward_case(struct test_state *ts, const struct lp_case *c, cudaSt
     free(got);
 }
 
+/* A bf16 value's place on the number line (+0 and -0 both 0): neighbours differ by 1. */
+static int bf16_order(uint16_t h) { return h & 0x8000u ? -(int)(h & 0x7fffu) : (int)h; }
+
+static void backward_bf16_case(struct test_state *ts, const struct lp_case *c, cudaStream_t st)
+{
+    int rows = c->rows, vocab = c->vocab;
+    size_t nr = (size_t)rows, n = c->n;
+    uint16_t *want = mmupt_xmalloc(n * sizeof *want), *got = mmupt_xmalloc(n * sizeof *got);
+    logprob_backward_bf16_cpu(want, c->dlogp, c->logits, c->targets, rows, vocab, c->tau);
+
+    float *d_z = gpu_test_upload_floats(c->logits, n), *d_dlogp = gpu_test_upload_floats(c->dlogp, nr);
+    int64_t *d_t = gpu_test_upload(c->targets, nr * sizeof *c->targets);
+    uint16_t *d_dz = NULL, *d_dz1 = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_dz, n * sizeof *d_dz));
+    CUDA_CHECK(cudaMalloc((void **)&d_dz1, n * sizeof *d_dz1));
+    CUDA_CHECK(cudaMemset(d_dz, 0xff, n * sizeof *d_dz)); /* NaN: every element must be written */
+    CUDA_CHECK(cudaMemset(d_dz1, 0xff, n * sizeof *d_dz1));
+    logprob_backward_bf16_cuda(d_dz, d_dlogp, d_z, d_t, rows, vocab, c->tau, st);
+    gpu_test_download(got, d_dz, n * sizeof *got);
+    int worst = 0;
+    size_t bad = n;
+    for (size_t i = 0; i < n; i++) {
+        float g = bf16_to_f32(got[i]), w = bf16_to_f32(want[i]);
+        int d = abs(bf16_order(got[i]) - bf16_order(want[i]));
+        if (fabsf(g) < FLT_MIN && fabsf(w) < FLT_MIN) d = 0; /* see the header: flush to zero */
+        if (!(g == g) || (d > 1 && bad == n)) bad = i; /* NaN: not written */
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(ts, bad == n, "bf16 dlogits %dx%d tau %g: element %zu is %#x, want %#x (%d ulp at worst)", rows, vocab,
+              c->tau, bad, bad < n ? got[bad] : 0, bad < n ? want[bad] : 0, worst);
+    size_t nonzero = n; /* the first element of a skipped row that is not +0 */
+    for (size_t i = 0; i < n && nonzero == n; i++)
+        if (c->targets[i / (size_t)vocab] < 0 && got[i] != 0) nonzero = i;
+    CHECK_MSG(ts, nonzero == n, "bf16 %dx%d: element %zu of a skipped row is %#x", rows, vocab, nonzero,
+              nonzero < n ? got[nonzero] : 0);
+
+    /* The default stream: the same bits. */
+    logprob_backward_bf16_cuda(d_dz1, d_dlogp, d_z, d_t, rows, vocab, c->tau, NULL);
+    uint16_t *got1 = mmupt_xmalloc(n * sizeof *got1);
+    gpu_test_download(got1, d_dz1, n * sizeof *got1);
+    CHECK_MSG(ts, memcmp(got, got1, n * sizeof *got) == 0, "bf16 dlogits %dx%d tau %g: differs on the default stream",
+              rows, vocab, c->tau);
+
+    void *dev[] = {d_z, d_dlogp, d_t, d_dz, d_dz1};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(want);
+    free(got);
+    free(got1);
+}
+
 static const int ROWS[] = {1, 7, 64};
 static const int VOCABS[] = {1, 324, 151936};
 static const float TAUS[] = {1.0f, 0.7f};
@@ -178,6 +244,8 @@ static void test_forward(struct test_state *ts, cudaStream_t st) { for_each_case
 
 static void test_backward(struct test_state *ts, cudaStream_t st) { for_each_case(ts, st, backward_case); }
 
+static void test_backward_bf16(struct test_state *ts, cudaStream_t st) { for_each_case(ts, st, backward_bf16_case); }
+
 /* A row whose softmax is nearly one-hot at its target (+80 against -80): logp ~ 0 and entropy ~ 0
  * must come out as small finite numbers, and the gradient near 0 everywhere. And a row where the
  * target is far below the maximum: logp ~ -160/tau, still finite. */
@@ -190,6 +258,7 @@ static void test_peaked(struct test_state *ts, cudaStream_t st)
     c.logits[2 * 324 + 100] = 80.0f; /* row 2: target 0 sits ~160 below the maximum */
     forward_case(ts, &c, st);
     backward_case(ts, &c, st);
+    backward_bf16_case(ts, &c, st);
     case_free(&c);
 }
 
@@ -198,6 +267,7 @@ static void test_empty(struct test_state *ts, cudaStream_t st)
 {
     logprob_forward_cuda(NULL, NULL, NULL, NULL, 0, 10, 1.0f, st);
     logprob_backward_cuda(NULL, NULL, NULL, NULL, 0, 10, 1.0f, st);
+    logprob_backward_bf16_cuda(NULL, NULL, NULL, NULL, 0, 10, 1.0f, st);
     CHECK(ts, cudaStreamSynchronize(st) == cudaSuccess);
 }
 
@@ -207,6 +277,7 @@ int main(void)
     struct test_state ts = {0};
     RUN_WITH(&ts, test_forward, st);
     RUN_WITH(&ts, test_backward, st);
+    RUN_WITH(&ts, test_backward_bf16, st);
     RUN_WITH(&ts, test_peaked, st);
     RUN_WITH(&ts, test_empty, st);
     CUDA_CHECK(cudaStreamDestroy(st));

@@ -5,9 +5,12 @@
  * test asserts 2e-5. The bf16 twins (mixed precision) against their CPU references: the same
  * rounded operands (the cast twin must equal the reference bit for bit, NaN included), products
  * exact in fp32, so again only the summation order differs - the same 2e-5 bound, unless tensor
- * cores accumulate in less than fp32 (then this test is the one that says so). Skips (exit 77)
+ * cores accumulate in less than fp32 (then this test is the one that says so). The bf16-dout
+ * backward (matmul_backward_bf16_dy) against the fp32-dout one fed the same dout rounded to bf16
+ * first: the same operands, so again the 2e-5 bound (and against its CPU reference). Skips (exit 77)
  * without a GPU. */
 #include "gpu_test.h"
+#include "mmupt/bf16.h"
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
 
@@ -116,6 +119,53 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     host_free(&h);
 }
 
+/* The bf16-dout backward on one shape: against matmul_backward_bf16 given the same dout rounded to
+ * bf16 (widened back to fp32), and against its CPU reference; gradients accumulated. dweight NULL:
+ * dinp only, the scratch (exactly M*K values, so an overrun faults under the SIMT interpreter)
+ * untouched. */
+static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas, int M, int K, int N)
+{
+    struct bufs h;
+    host_alloc(&h, M, K, N, (unsigned)(M * 3 + K * 13 + N));
+    size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
+    uint16_t *w16 = malloc(nk * sizeof *w16), *dy16 = malloc(mn * sizeof *dy16);
+    float *dyr = malloc(mn * sizeof *dyr), *dinp_ref = malloc(mk * sizeof *dinp_ref), *dw_ref = malloc(nk * sizeof *dw_ref);
+    cast_bf16_cpu(w16, h.w, (long)nk);
+    cast_bf16_cpu(dy16, h.dout, (long)mn);
+    for (size_t i = 0; i < mn; i++) dyr[i] = bf16_to_f32(dy16[i]);
+    memcpy(dinp_ref, h.dinp, mk * sizeof *dinp_ref);
+    memcpy(dw_ref, h.dw, nk * sizeof *dw_ref);
+    float *d_inp = gpu_test_upload(h.inp, mk * 4), *d_dyr = gpu_test_upload(dyr, mn * 4);
+    float *d_dinp = gpu_test_upload(h.dinp, mk * 4), *d_dw = gpu_test_upload(h.dw, nk * 4);
+    float *d_dinp1 = gpu_test_upload(h.dinp, mk * 4), *d_dw1 = gpu_test_upload(h.dw, nk * 4);
+    uint16_t *d_w16 = gpu_test_upload(w16, nk * 2), *d_dy16 = gpu_test_upload(dy16, mn * 2);
+    uint16_t *d_scratch = NULL, *d_scratch_f = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_scratch, mk * 2));
+    CUDA_CHECK(cudaMalloc((void **)&d_scratch_f, (size_t)matmul_bf16_backward_scratch(M, K, N) * 2));
+
+    matmul_backward_bf16_cuda(d_dinp, d_dw, NULL, d_dyr, d_inp, d_w16, M, K, N, d_scratch_f, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp1, d_dw1, d_dy16, d_inp, d_w16, M, K, N, d_scratch, blas);
+    float *want = gpu_test_download_floats(d_dinp, mk);
+    check(ts, "bf16-dy dinp vs fp32 dout", d_dinp1, want, mk, M, K, N);
+    free(want);
+    want = gpu_test_download_floats(d_dw, nk);
+    check(ts, "bf16-dy dweight vs fp32 dout", d_dw1, want, nk, M, K, N);
+    free(want);
+    matmul_backward_bf16_dy_cpu(dinp_ref, dw_ref, dy16, h.inp, w16, M, K, N);
+    check(ts, "bf16-dy dinp vs CPU", d_dinp1, dinp_ref, mk, M, K, N);
+    check(ts, "bf16-dy dweight vs CPU", d_dw1, dw_ref, nk, M, K, N);
+
+    /* dinp only: no scratch needed */
+    matmul_backward_bf16_dy_cpu(dinp_ref, NULL, dy16, h.inp, w16, M, K, N);
+    matmul_backward_bf16_dy_cuda(d_dinp1, NULL, d_dy16, d_inp, d_w16, M, K, N, NULL, blas);
+    check(ts, "bf16-dy dinp only", d_dinp1, dinp_ref, mk, M, K, N);
+
+    cudaFree(d_inp); cudaFree(d_dyr); cudaFree(d_dinp); cudaFree(d_dw); cudaFree(d_dinp1); cudaFree(d_dw1);
+    cudaFree(d_w16); cudaFree(d_dy16); cudaFree(d_scratch); cudaFree(d_scratch_f);
+    free(w16); free(dy16); free(dyr); free(dinp_ref); free(dw_ref);
+    host_free(&h);
+}
+
 /* The cast of special values: bit for bit, NaN payloads included. */
 static void test_cast_specials(struct test_state *ts)
 {
@@ -145,6 +195,9 @@ static void test_shapes_bf16(struct test_state *ts)
     run_shape_bf16(ts, &blas, 7, 33, 65);
     run_shape_bf16(ts, &blas, 64, 896, 4864);
     run_shape_bf16(ts, &blas, 200, 1536, 256); /* a k/v projection of the 1.5B shape */
+    run_shape_bf16_dy(ts, &blas, 1, 1, 1);
+    run_shape_bf16_dy(ts, &blas, 7, 33, 65);
+    run_shape_bf16_dy(ts, &blas, 20, 64, 1000); /* lm_head-like: a wide N */
     gpu_blas_free(&blas);
 }
 

@@ -1,8 +1,10 @@
 /* Token log-probabilities and entropy at temperature tau: values against a double reference,
- * skipped rows (target < 0), huge logits, the gradient by finite differences, accumulation. */
+ * skipped rows (target < 0), huge logits, the gradient by finite differences, accumulation, and
+ * the bf16 gradient against its definition. */
 #include <omp.h>
 
 #include "kcheck.h"
+#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 struct lp {
@@ -122,11 +124,45 @@ static void test_backward(struct test_state *ts)
     free(z), free(dz), free(dz2), free(p.z), free(p.w), free(p.logp), free(p.ent);
 }
 
+/* The bf16 gradient is by definition the fp32 one on a zeroed buffer, rounded: bit for bit, with every
+ * element written (the buffer starts as garbage; skipped rows come out zero), on 1 to 3 threads, at
+ * ordinary logits and at 1e4 ones. */
+static void test_backward_bf16(struct test_state *ts)
+{
+    static const int64_t targets[] = {2, -1, 40, 0, 63, -7};
+    enum { R = 6, V = 64 };
+    struct krng r = {901};
+    float *z = kalloc((long)R * V), dlogp[R];
+    for (int k = 0; k < 2; k++) {
+        krng_fill(&r, z, (long)R * V, k ? 8.0 : 3.0);
+        if (k)
+            for (long i = 0; i < (long)R * V; i++) z[i] += 1e4f;
+        for (int i = 0; i < R; i++) dlogp[i] = (float)krng_uniform(&r);
+        float *dz = kalloc((long)R * V);
+        logprob_backward_cpu(dz, dlogp, z, targets, R, V, 0.7f);
+        uint16_t want[R * V], got[R * V];
+        for (int i = 0; i < R * V; i++) want[i] = bf16_from_f32(dz[i]);
+        int saved = omp_get_max_threads();
+        for (int t = 1; t <= 3; t++) {
+            omp_set_num_threads(t);
+            memset(got, 0xa5, sizeof got);
+            logprob_backward_bf16_cpu(got, dlogp, z, targets, R, V, 0.7f);
+            CHECK_MSG(ts, memcmp(got, want, sizeof got) == 0, "logits %s, %d threads: not round(fp32 gradient)",
+                      k ? "1e4" : "+-3", t);
+        }
+        omp_set_num_threads(saved);
+        for (int j = 0; j < V; j++) CHECK(ts, got[V + j] == 0 && got[5 * V + j] == 0);
+        free(dz);
+    }
+    free(z);
+}
+
 int main(void)
 {
     struct test_state ts = {0};
     RUN(&ts, test_values);
     RUN(&ts, test_large_logits);
     RUN(&ts, test_backward);
+    RUN(&ts, test_backward_bf16);
     return test_summary(&ts);
 }
