@@ -72,9 +72,19 @@ void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu
 /* The gradient of swiglu_packed_forward's out: dgu += [dgate | dup] per row, laid out as gu (the
  * packed gate/up GEMM's gradient, for one backward GEMM). */
 void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, long rows, long inner);
+/* The same gradient rounded to bf16 and assigned, not added: dgu = bf16(that of a zeroed buffer).
+ * A bf16 model's gate/up projection without bias rounds this gradient for its GEMMs anyway, so
+ * writing the rounding directly spares the fp32 buffer, its zero fill and the cast. */
+void swiglu_packed_backward_bf16_cpu(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner);
 void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
                               const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots, int max_len);
+/* qkv_rope_append_bf16 (q kept internally), then attention_decode_bf16_cast: a bf16 decode layer's
+ * whole attention from its q/k/v GEMM output to the o-projection's operand (one launch on the device). */
+void attention_decode_qkv_bf16_cast_cpu(float *out, uint16_t *out16, const float *qkv, const float *bq, const float *bk,
+                                        const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
+                                        uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
+                                        int max_len, int n_heads, int n_kv, int hd);
 
 /* CUDA twins (kernels/cuda/NAME.cu): the CPU reference's name with _cuda, the same arguments and
  * contract (backward ops accumulate), device pointers, and a trailing stream - a cudaStream_t passed
@@ -177,10 +187,17 @@ void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16,
 void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream);
 void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream);
 void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream);
+void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner,
+                                      void *stream);
 void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                                const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v,
                                const int *slot, const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots,
                                int max_len, void *stream);
+void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const float *qkv, const float *bq,
+                                         const float *bk, const float *bv, const float *cos, const float *sin,
+                                         uint16_t *cache_k, uint16_t *cache_v, const int *slot, const int *pos, int n,
+                                         int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
+                                         void *stream);
 /* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
  * (forward) or matmul_bf16_backward_scratch(M, K, N) (backward) bf16 values for the operands rounded
  * on the way in. Results equal

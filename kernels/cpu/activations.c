@@ -3,6 +3,7 @@
  * parallel loop is thread-count independent. */
 #include <math.h>
 
+#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 /* 1 / (1 + e^-x): for x -> -inf, expf overflows to inf and the result is 0, not NaN. */
@@ -17,14 +18,23 @@ void swiglu_forward_cpu(float *out, const float *gate, const float *up, long n)
     for (long i = 0; i < n; i++) out[i] = gate[i] * sigmoidf(gate[i]) * up[i];
 }
 
-/* silu'(g) = s + g s (1 - s) with s = sigmoid(g). */
+/* One element's SwiGLU gradient terms, shared by the accumulating op and its bf16 twin so the two
+ * make the same float operations: silu'(g) = s + g s (1 - s) with s = sigmoid(g). */
+static inline void swiglu_grad(float *dg, float *du, float dout, float g, float u)
+{
+    float s = sigmoidf(g);
+    *dg = dout * u * (s + g * s * (1.0f - s));
+    *du = dout * g * s;
+}
+
 void swiglu_backward_cpu(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n)
 {
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; i++) {
-        float g = gate[i], s = sigmoidf(g);
-        if (dgate) dgate[i] += dout[i] * up[i] * (s + g * s * (1.0f - s));
-        if (dup) dup[i] += dout[i] * g * s;
+        float dg, du;
+        swiglu_grad(&dg, &du, dout[i], gate[i], up[i]);
+        if (dgate) dgate[i] += dg;
+        if (dup) dup[i] += du;
     }
 }
 
@@ -85,4 +95,19 @@ void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, 
         const float *g = gu + r * 2 * inner;
         swiglu_backward_cpu(dg, dg + inner, dout + r * inner, g, g + inner, inner);
     }
+}
+
+/* By definition swiglu_packed_backward on a zeroed buffer, then rounded: 0 + x is x except that a
+ * -0 term becomes +0, as it would there. */
+void swiglu_packed_backward_bf16_cpu(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner)
+{
+#pragma omp parallel for schedule(static)
+    for (long r = 0; r < rows; r++)
+        for (long c = 0; c < inner; c++) {
+            long at = r * 2 * inner + c;
+            float dg, du;
+            swiglu_grad(&dg, &du, dout[r * inner + c], gu[at], gu[at + inner]);
+            dgu[at] = bf16_from_f32(0.0f + dg);
+            dgu[at + inner] = bf16_from_f32(0.0f + du);
+        }
 }

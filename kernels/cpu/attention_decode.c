@@ -99,3 +99,16 @@ void attention_decode_bf16_cast_cpu(float *out, uint16_t *out16, const float *q,
     attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd);
     cast_bf16_cpu(out16, out, (long)n * n_heads * hd);
 }
+
+void attention_decode_qkv_bf16_cast_cpu(float *out, uint16_t *out16, const float *qkv, const float *bq, const float *bk,
+                                        const float *bv, const float *cos, const float *sin, uint16_t *cache_k,
+                                        uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
+                                        int max_len, int n_heads, int n_kv, int hd)
+{
+    if (n <= 0) return;
+    float *q = mmupt_xmalloc((size_t)n * n_heads * hd * sizeof *q);
+    qkv_rope_append_bf16_cpu(q, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n, n_heads, n_kv, hd, n_slots,
+                             max_len);
+    attention_decode_bf16_cast_cpu(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd);
+    free(q);
+}

@@ -4,7 +4,7 @@
 //
 // Every kernel is a grid-stride loop with long indices: n counts all elements of an MLP activation
 // ([tokens, intermediate]), which passes 2^31 for long batches. Backward kernels accumulate into
-// each gradient they are given; a NULL gradient is skipped.
+// each gradient they are given (but the bf16 one, which assigns); a NULL gradient is skipped.
 #include <math.h>
 
 #include <cuda_runtime.h>
@@ -45,17 +45,42 @@ static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, c
     }
 }
 
-// silu'(g) = s + g s (1 - s) with s = sigmoid(g). Element i = (r, c) of dout ([n / inner, inner])
-// reads gate and up, and adds into dgate and dup, at r * stride + c (as swiglu_forward_cast_kernel).
+// One element's gradient terms, shared by the accumulating kernel and its bf16 twin so the two make
+// the same float operations: silu'(g) = s + g s (1 - s) with s = sigmoid(g).
+static __device__ __forceinline__ void swiglu_grad(float *dg, float *du, float dout, float g, float u)
+{
+    float s = act_sigmoid(g);
+    *dg = dout * u * (s + g * s * (1.0f - s));
+    *du = dout * g * s;
+}
+
+// Element i = (r, c) of dout ([n / inner, inner]) reads gate and up, and adds into dgate and dup, at
+// r * stride + c (as swiglu_forward_cast_kernel).
 static __global__ void swiglu_backward_kernel(float *dgate, float *dup, const float *dout, const float *gate,
                                               const float *up, long n, long inner, long stride)
 {
     LAUNCH_LOOP(i, n)
     {
         long at = i / inner * stride + i % inner;
-        float g = gate[at], s = act_sigmoid(g);
-        if (dgate) dgate[at] += dout[i] * up[at] * (s + g * s * (1.0f - s));
-        if (dup) dup[at] += dout[i] * g * s;
+        float dg, du;
+        swiglu_grad(&dg, &du, dout[i], gate[at], up[at]);
+        if (dgate) dgate[at] += dg;
+        if (dup) dup[at] += du;
+    }
+}
+
+// The packed gradient (gu's rows: [gate | up], inner each) rounded to bf16 and assigned: the
+// accumulating kernel's result on a zeroed buffer (0 + x: a -0 term becomes +0, as there).
+static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const float *dout, const float *gu, long n,
+                                                          long inner)
+{
+    LAUNCH_LOOP(i, n)
+    {
+        long at = i / inner * 2 * inner + i % inner;
+        float dg, du;
+        swiglu_grad(&dg, &du, dout[i], gu[at], gu[at + inner]);
+        dgu[at] = bf16_round(0.0f + dg);
+        dgu[at + inner] = bf16_round(0.0f + du);
     }
 }
 
@@ -131,6 +156,12 @@ extern "C" void swiglu_packed_backward_cuda(float *dgu, const float *dout, const
 {
     ACT_LAUNCH(swiglu_backward_kernel, rows * inner, stream, dgu, dgu + inner, dout, gu, gu + inner, rows * inner,
                inner, 2 * inner);
+}
+
+extern "C" void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows,
+                                                 long inner, void *stream)
+{
+    ACT_LAUNCH(swiglu_packed_backward_bf16_kernel, rows * inner, stream, dgu, dout, gu, rows * inner, inner);
 }
 
 extern "C" void gelu_forward_cuda(float *out, const float *x, long n, void *stream)

@@ -33,6 +33,13 @@
 // length works (every phase loops over the rows), any hd up to DECODE_MAX_HD. Every addition's order
 // depends only on the launch shape, so a call repeats bit for bit. A slot or position outside the
 // cache (a caller's bookkeeping bug; the reference dies of it) traps.
+//
+// attention_decode_qkv_bf16_cast is the bf16 decode step's fused form: the block first adds the
+// biases to its kv head's k and v of the q/k/v GEMM output, rotates k and appends both to the cache
+// (threads < hd / 2, a pair each), and step 1 builds the q rows from that output the same way -
+// qkv_rope_append_bf16's arithmetic (rope.cuh's helpers), so cache and results are bitwise that op
+// followed by attention_decode_bf16_cast, one launch (and one q round trip through memory) fewer a
+// layer. Step 1's barrier publishes the appended row to step 2's readers of the same block.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -42,6 +49,7 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
+#include "rope.cuh"
 
 enum {
     DECODE_THREADS = 512,                 // 16 warps: one block per (row, kv head) is ~1 block per SM
@@ -127,7 +135,50 @@ struct decode_args {
     long slot_floats;               // max_len * n_kv * hd
     int n_heads, group, n_kv, hd, n_slots, max_len;
     float scale;
+    // attention_decode_qkv_bf16_cast (qkv NULL otherwise): the step's packed q/k/v projections
+    // [n, (n_heads + 2 n_kv) hd] without their biases bq, bk, bv (each may be NULL), RoPE's tables
+    // [n, hd], and the cache as written (the new row's k and v land at position pos[i]).
+    const float *qkv, *bq, *bk, *bv, *cos, *sin;
+    T *wk, *wv;
 };
+
+// The fused step's new row: block (i, g) rotates and appends kv head g's k and v of row i at cache
+// element `to`, with qkv_rope_append_bf16's arithmetic (so the cache bits are that op's). Only bf16
+// caches have the fused step; the fp32 overload is never called.
+static __device__ void decode_append_new(const struct decode_args<float> &, int, int, long) { __trap(); }
+
+static __device__ void decode_append_new(const struct decode_args<uint16_t> &a, int i, int g, long to)
+{
+    int hd = a.hd, half = hd / 2, qd = a.n_heads * hd, kvd = a.n_kv * hd;
+    const float *kx = a.qkv + (long)i * (qd + 2 * kvd) + qd + (long)g * hd, *vx = kx + kvd;
+    const float *c = a.cos + (long)i * hd, *s = a.sin + (long)i * hd;
+    for (int e = threadIdx.x; e < half; e += blockDim.x) {
+        float u1, u2, y1, y2, v1, v2;
+        qkv_pair_biased(kx, a.bk ? a.bk + g * hd : NULL, e, half, &u1, &u2);
+        rope_rotate(u1, u2, c, s, e, half, &y1, &y2);
+        qkv_pair_biased(vx, a.bv ? a.bv + g * hd : NULL, e, half, &v1, &v2);
+        a.wk[to + e] = bf16_round(y1);
+        a.wk[to + e + half] = bf16_round(y2);
+        a.wv[to + e] = bf16_round(v1);
+        a.wv[to + e + half] = bf16_round(v2);
+    }
+}
+
+// The fused step's q rows of heads hq0 .. hq0 + hc - 1 of row i, biased and rotated as
+// qkv_rope_append_bf16 writes them, into sh [hc][hd] (the unfused kernel reads them from q).
+template <typename T>
+static __device__ void decode_q_rope(float *sh, const struct decode_args<T> &a, int i, int hq0, int hc)
+{
+    int hd = a.hd, half = hd / 2;
+    const float *x = a.qkv + (long)i * (a.n_heads + 2 * a.n_kv) * hd;
+    const float *c = a.cos + (long)i * hd, *s = a.sin + (long)i * hd;
+    for (int t = threadIdx.x; t < hc * half; t += blockDim.x) {
+        int h = t / half, e = t % half, hq = hq0 + h;
+        float u1, u2;
+        qkv_pair_biased(x + (long)hq * hd, a.bq ? a.bq + hq * hd : NULL, e, half, &u1, &u2);
+        rope_rotate(u1, u2, c, s, e, half, &sh[h * hd + e], &sh[h * hd + e + half]);
+    }
+}
 
 // Block b = i * n_kv + g: row i, kv head g, q heads g * group .. (g + 1) * group - 1. out16 (may be
 // NULL) gets out rounded to bf16 (attention_decode_bf16_cast). VEC: hd is a multiple of the 16-byte
@@ -146,14 +197,18 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     long stride = (long)a.n_kv * hd, kvoff = (long)g * hd;
     const T *k = a.cache_k + s * a.slot_floats + kvoff, *v = a.cache_v + s * a.slot_floats + kvoff;
     int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    // The fused step appends the row's own k and v first: step 1's barrier publishes them to step 2.
+    if (a.qkv) decode_append_new(a, i, g, s * a.slot_floats + (long)(L - 1) * stride + kvoff);
 
     for (int h0 = 0; h0 < group; h0 += DECODE_HEADS) {
         int hc = group - h0 < DECODE_HEADS ? group - h0 : DECODE_HEADS;
         long row0 = (long)i * a.n_heads + (long)g * group + h0; // the chunk's first (row, q head)
         float *p = a.scores + row0 * a.max_len;                  // its scores: [hc][max_len]
 
-        // 1. The chunk's q rows, [hc][hd], contiguous in q.
-        for (int t = tid; t < hc * hd; t += blockDim.x) sh[t] = q[row0 * hd + t];
+        // 1. The chunk's q rows, [hc][hd], contiguous in q (or made from qkv: the fused step).
+        if (a.qkv) decode_q_rope(sh, a, i, g * group + h0, hc);
+        else
+            for (int t = tid; t < hc * hd; t += blockDim.x) sh[t] = q[row0 * hd + t];
         __syncthreads();
 
         // 2. Scores, a thread per cache row: acc[h] is q_h . k_j summed over d in order.
@@ -256,12 +311,18 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     }
 }
 
+// The fused step's inputs (attention_decode_qkv_bf16_cast), or none.
+struct decode_qkv {
+    const float *qkv, *bq, *bk, *bv, *cos, *sin;
+};
+
 template <typename T>
 static void decode_launch(float *out, uint16_t *out16, const float *q, const T *cache_k, const T *cache_v,
                           const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
-                          int hd, float *scores, void *stream)
+                          int hd, float *scores, void *stream, const struct decode_qkv *f = NULL)
 {
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
+    MMUPT_CHECK(!f || hd % 2 == 0); // RoPE's pairs
     MMUPT_CHECK(n_slots > 0 && max_len > 0);
     MMUPT_CHECK((long)n * n_kv <= 0x7fffffffL); // grid x
     if (n == 0) return;
@@ -280,6 +341,16 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     a.n_slots = n_slots;
     a.max_len = max_len;
     a.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
+    struct decode_qkv none = {};
+    const struct decode_qkv *x = f ? f : &none;
+    a.qkv = x->qkv;
+    a.bq = x->bq;
+    a.bk = x->bk;
+    a.bv = x->bv;
+    a.cos = x->cos;
+    a.sin = x->sin;
+    a.wk = f ? (T *)cache_k : (T *)NULL; // the same layer the attention reads
+    a.wv = f ? (T *)cache_v : (T *)NULL;
     unsigned blocks = (unsigned)((long)n * n_kv);
     size_t smem = decode_smem_bytes(a.group, hd);
     MMUPT_CHECK(smem <= 48 * 1024); // the default limit: no cudaFuncSetAttribute needed
@@ -316,4 +387,15 @@ extern "C" void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, con
 {
     decode_launch<uint16_t>(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd,
                             scores, stream);
+}
+
+extern "C" void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const float *qkv, const float *bq,
+                                                    const float *bk, const float *bv, const float *cos,
+                                                    const float *sin, uint16_t *cache_k, uint16_t *cache_v,
+                                                    const int *slot, const int *pos, int n, int n_slots, int max_len,
+                                                    int n_heads, int n_kv, int hd, float *scores, void *stream)
+{
+    struct decode_qkv f = {qkv, bq, bk, bv, cos, sin};
+    decode_launch<uint16_t>(out, out16, (const float *)NULL, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
+                            n_kv, hd, scores, stream, &f);
 }

@@ -84,14 +84,9 @@ static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
     {
         struct qkv_pair at = qkv_pair_at(p, pq, pk, a.n_heads, a.n_kv, a.half);
         int i = at.i, is_q = at.part == 0;
-        long x0 = at.packed + i, x1 = x0 + a.half; // in qkv
         const float *c = a.cos + at.r * hd, *s = a.sin + at.r * hd, *b = is_q ? a.bq : a.bk;
-        float u1 = a.qkv[x0], u2 = a.qkv[x1];
-        if (b) {
-            u1 += b[at.h * hd + i];
-            u2 += b[at.h * hd + i + a.half];
-        }
-        float y1, y2;
+        float u1, u2, y1, y2;
+        qkv_pair_biased(a.qkv + at.packed, b ? b + at.h * hd : NULL, i, a.half, &u1, &u2);
         rope_rotate(u1, u2, c, s, i, a.half, &y1, &y2);
         if (is_q) {
             a.q[at.rh * hd + i] = y1;
@@ -99,11 +94,8 @@ static __global__ void qkv_rope_append_bf16_kernel(struct qkv_args a)
             continue;
         }
         long to = kv_row_at(a.slot, a.pos, (int)at.r, a.n_slots, a.max_len, kvd) + at.h * hd + i;
-        float v1 = a.qkv[x0 + kvd], v2 = a.qkv[x1 + kvd]; // v sits kvd after k in the packed row
-        if (a.bv) {
-            v1 += a.bv[at.h * hd + i];
-            v2 += a.bv[at.h * hd + i + a.half];
-        }
+        float v1, v2; // v sits kvd after k in the packed row
+        qkv_pair_biased(a.qkv + at.packed + kvd, a.bv ? a.bv + at.h * hd : NULL, i, a.half, &v1, &v2);
         a.cache_k[to] = bf16_round(y1);
         a.cache_k[to + a.half] = bf16_round(y2);
         a.cache_v[to] = bf16_round(v1);

@@ -19,6 +19,19 @@ static __device__ __forceinline__ void rope_unrotate(float g1, float g2, const f
     *y2 = g2 * c[i + half] - g1 * s[i];
 }
 
+// (u1, u2) = the elements i and i + half of a head's vector at x, plus its bias b (may be NULL): what
+// RoPE rotates in the packed q/k/v ops (the projections come out of a GEMM without their biases).
+static __device__ __forceinline__ void qkv_pair_biased(const float *x, const float *b, int i, int half, float *u1,
+                                                       float *u2)
+{
+    *u1 = x[i];
+    *u2 = x[i + half];
+    if (b) {
+        *u1 += b[i];
+        *u2 += b[i + half];
+    }
+}
+
 // Pair p of rows packed as [q | k | v] - pq pairs of q first, then pk of k, then v's; heads of
 // hd = 2 half values - as the packed q/k/v kernels (rope.cu, kv_append.cu) walk them: its part (0 q,
 // 1 k, 2 v), dim i < half, row r, head h among the part's heads, rh = r * heads + h (the head's

@@ -155,6 +155,17 @@ void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu,
     EMU_RUN(swiglu_packed_backward_cpu(dgu, dout, gu, rows, inner));
 }
 
+/* Not an emu_record_cast: dgu rounds no fp32 buffer a cast_done forward could name (it is a
+ * backward GEMM's dy, as logprob_backward_bf16's dlogits). */
+void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner,
+                                      void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = rows * inner;
+    DEV(dgu, 2 * n), DEV(dout, n), DEV(gu, 2 * n);
+    EMU_RUN(swiglu_packed_backward_bf16_cpu(dgu, dout, gu, rows, inner));
+}
+
 void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
                           void *stream)
 {
@@ -336,6 +347,24 @@ void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, c
     DEV(k, (long)n * kvd), DEV(v, (long)n * kvd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
     EMU_RUN(kv_append_bf16_cpu(cache_k, cache_v, k, v, slot, pos, n, n_slots, max_len, kvd));
+}
+
+void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const float *qkv, const float *bq,
+                                         const float *bk, const float *bv, const float *cos, const float *sin,
+                                         uint16_t *cache_k, uint16_t *cache_v, const int *slot, const int *pos, int n,
+                                         int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
+                                         void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    if (n <= 0) return;
+    long qd = (long)n_heads * hd, kvd = (long)n_kv * hd, m = n * qd;
+    DEV(out, m), DEV(out16, m), DEV(qkv, n * (qd + 2 * kvd)), DEV_OPT(bq, qd), DEV_OPT(bk, kvd), DEV_OPT(bv, kvd);
+    DEV(cos, (long)n * hd), DEV(sin, (long)n * hd);
+    emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
+    DEV(scores, (long)n * n_heads * max_len);
+    EMU_RUN(attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n,
+                                               n_slots, max_len, n_heads, n_kv, hd));
+    emu_record_cast(st, out16, out, (size_t)m);
 }
 
 void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,

@@ -176,10 +176,19 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     float *gr = d->grads;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
     int packed = gu_packed(d, s, w);
+    /* Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing else
+     * reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
+     * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
+    int dy16 = packed && w->gate_b < 0 && w->up_b < 0;
     float *dact = gpu_zeros_floats(g, (int64_t)T * I), *dn2 = gpu_zeros_floats(g, (int64_t)T * D);
-    float *dgate = gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] dgate | dup rows */
+    float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
     dev_linear_backward(d, dact, dout, a->act, w->down_w, w->down_b, T, I, D);
-    if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
+    if (dy16) {
+        uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
+        swiglu_packed_backward_bf16_cuda(dgu, dact, a->gate, T, I, g->stream);
+        dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, w->gate_w, T, D, 2 * I);
+        gpu_free(g, dgu);
+    } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
         swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);
         dev_linear_backward(d, dn2, dgate, a->n2, w->gate_w, w->gate_b, T, D, 2 * I);
     } else if (s->mlp == MLP_SWIGLU) {

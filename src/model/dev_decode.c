@@ -328,8 +328,8 @@ static void decode_layers(struct model_dev *d, struct model_kv *kv, int n, struc
 
 /* The bf16 step's attention half of layer l (bf16 weights and cache): b->n1's operand (in the GEMM
  * scratch) -> q/k/v as ONE GEMM over the layer's packed weights (spec.c keeps q_w, k_w, v_w back to
- * back) -> biases, RoPE and the cache append in one launch -> attention, writing the o-projection's
- * operand too -> o-projection into b->mid. */
+ * back) -> biases, RoPE, the cache append and the attention in one launch, writing the
+ * o-projection's operand too -> o-projection into b->mid. */
 static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
     const struct model_text_config *t = &d->m->cfg.text;
@@ -340,17 +340,18 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     MMUPT_CHECK(y->k_w == y->q_w + (int64_t)qd * H && y->v_w == y->k_w + (int64_t)kvd * H);
     uint16_t *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     dev_linear_forward_again(d, b->qkv, b->n1, y->q_w, -1, n, H, qd + 2 * kvd);
-    qkv_rope_append_bf16_cuda(b->q, b->qkv, y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
-                              y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n, nh, nkv, hd,
-                              kv->n_slots, kv->max_len, d->g->stream);
-    attention_decode_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->q, ck, cv, b->slot, b->at, n,
-                                    kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, d->g->stream);
+    attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
+                                        y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
+                                        y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,
+                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, d->g->stream);
     dev_linear_forward_again(d, b->mid, b->att, y->o_w, -1, n, qd, H);
 }
 
 /* The bf16 step's layers: every producer writes the next GEMM's bf16 operand, q/k/v and gate/up are
- * one GEMM each, and each residual add rides on the norm after it - eight launches a layer (the plain
- * step's fifteen). Leaves the final norm's output in b->n1 and its operand in the scratch. */
+ * one GEMM each, each residual add rides on the norm after it, and the attention takes q/k/v's
+ * biases, RoPE and the cache append - eight launches a layer (q/k/v GEMM, attention, o GEMM, residual
+ * + norm, gate/up GEMM, SwiGLU, down GEMM, residual + next norm; cuBLAS may add a split-K reduction;
+ * the plain step's fifteen). Leaves the final norm's output in b->n1 and its operand in the scratch. */
 static void decode_layers_bf16(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;

@@ -1,5 +1,6 @@
 /* The bf16 decode step's fused ops (kernels.h: rmsnorm_forward_cast, residual_rmsnorm_forward_cast,
- * swiglu_forward_cast, swiglu_packed_forward_cast, qkv_rope_append_bf16): each CUDA twin against its
+ * swiglu_forward_cast, swiglu_packed_forward_cast, qkv_rope_append_bf16, attention_decode_qkv_bf16_cast
+ * (see its case for its tolerances)): each CUDA twin against its
  * CPU reference - the op sequence it replaces - and, where an unfused twin exists, bitwise against
  * that twin run on the same inputs. Skips (exit 77) without a GPU, saying why.
  *
@@ -225,6 +226,100 @@ static void qkv_case(struct test_state *ts, int n, int nh, int nkv, int hd, int 
     free(qkv), free(q), free(b), free(cs), free(sn), free(ck), free(cv), free(idx), free(gk), free(gv);
 }
 
+/* 1 when two device buffers hold the same bytes. */
+static int dev_same_bytes(const void *a, const void *b, size_t bytes)
+{
+    char *ha = mmupt_xmalloc(bytes ? bytes : 1), *hb = mmupt_xmalloc(bytes ? bytes : 1);
+    gpu_test_download(ha, a, bytes);
+    gpu_test_download(hb, b, bytes);
+    int same = memcmp(ha, hb, bytes) == 0;
+    free(ha), free(hb);
+    return same;
+}
+
+/* attention_decode_qkv_bf16_cast against the two launches it replaces (qkv_rope_append_bf16, then
+ * attention_decode_bf16_cast) on the same inputs: out, out16 and both caches bitwise equal (the same
+ * arithmetic); and against the CPU reference within 1e-2 (gpu_test_err): the new row's k and v may
+ * round one bf16 step (2^-8 relative) apart from the reference's (last-bit differences in RoPE's
+ * products), and that row carries up to all of a head's weight. A wrong head, position or bias is off
+ * by O(1). Rows sit in reversed slots at positions 0 (a lone row: only itself to attend to) up to
+ * max_len - 1, over caches of random bf16 values. */
+static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, int hd, int with_bias, int max_len)
+{
+    int n_slots = n + 1, qd = nh * hd, kvd = nkv * hd, w = qd + 2 * kvd;
+    size_t cache = (size_t)n_slots * max_len * kvd, nq = (size_t)n * qd, sc = (size_t)n * nh * max_len;
+    float *qkv = mmupt_xmalloc((size_t)n * w * sizeof *qkv), *b = mmupt_xmalloc((size_t)w * sizeof *b);
+    float *cs = mmupt_xmalloc((size_t)n * hd * sizeof *cs), *sn = mmupt_xmalloc((size_t)n * hd * sizeof *sn);
+    float *out = mmupt_xmalloc(nq * sizeof *out), *cache_f = mmupt_xmalloc(cache * sizeof *cache_f);
+    uint16_t *ck = mmupt_xmalloc(cache * sizeof *ck), *cv = mmupt_xmalloc(cache * sizeof *cv);
+    uint16_t *out16 = mmupt_xmalloc(nq * sizeof *out16);
+    int *idx = mmupt_xmalloc(2 * (size_t)n * sizeof *idx); /* [slot | pos] */
+    unsigned seed = (unsigned)(n * 1000 + nh * 100 + hd + with_bias + max_len);
+    gpu_test_fill(qkv, (size_t)n * w, seed, -2.0f, 2.0f);
+    gpu_test_fill(b, (size_t)w, seed + 3, -0.5f, 0.5f);
+    gpu_test_fill(cache_f, cache, seed + 5, -2.0f, 2.0f);
+    for (size_t i = 0; i < cache; i++) ck[i] = bf16_from_f32(cache_f[i]);
+    gpu_test_fill(cache_f, cache, seed + 7, -2.0f, 2.0f);
+    for (size_t i = 0; i < cache; i++) cv[i] = bf16_from_f32(cache_f[i]);
+    for (int i = 0; i < n; i++) {
+        idx[i] = n_slots - 1 - i;
+        idx[n + i] = i == 0 ? 0 : (i * 37 + max_len / 2) % max_len;
+        for (int e = 0; e < hd; e++) {
+            double a = (idx[n + i] + 1) * pow(10000.0, -(double)(e % (hd / 2)) / (hd / 2));
+            cs[i * hd + e] = (float)cos(a);
+            sn[i * hd + e] = (float)sin(a);
+        }
+    }
+    float *d_qkv = gpu_test_upload_floats(qkv, (size_t)n * w), *d_b = gpu_test_upload_floats(b, (size_t)w);
+    float *d_cs = gpu_test_upload_floats(cs, (size_t)n * hd), *d_sn = gpu_test_upload_floats(sn, (size_t)n * hd);
+    int *d_idx = gpu_test_upload(idx, 2 * (size_t)n * sizeof *idx);
+    uint16_t *d_k[2], *d_v[2], *d_o16[2];
+    float *d_out[2], *d_q = gpu_test_upload_floats(out, nq), *d_sc = gpu_test_upload_floats(cache_f, 1);
+    CUDA_CHECK(cudaFree(d_sc));
+    CUDA_CHECK(cudaMalloc((void **)&d_sc, sc * sizeof *d_sc));
+    for (int r = 0; r < 2; r++) {
+        d_k[r] = gpu_test_upload(ck, cache * sizeof *ck);
+        d_v[r] = gpu_test_upload(cv, cache * sizeof *cv);
+        CUDA_CHECK(cudaMalloc((void **)&d_out[r], nq * sizeof(float)));
+        CUDA_CHECK(cudaMalloc((void **)&d_o16[r], nq * sizeof(uint16_t)));
+        CUDA_CHECK(cudaMemset(d_out[r], 0xff, nq * sizeof(float))); /* NaN: every entry must be written */
+    }
+    const float *hb[3] = {with_bias ? b : NULL, with_bias ? b + qd : NULL, with_bias ? b + qd + kvd : NULL};
+    const float *db[3] = {with_bias ? d_b : NULL, with_bias ? d_b + qd : NULL, with_bias ? d_b + qd + kvd : NULL};
+    qkv_rope_append_bf16_cuda(d_q, d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[0], d_v[0], d_idx, d_idx + n, n, nh,
+                              nkv, hd, n_slots, max_len, NULL);
+    attention_decode_bf16_cast_cuda(d_out[0], d_o16[0], d_q, d_k[0], d_v[0], d_idx, d_idx + n, n, n_slots, max_len, nh,
+                                    nkv, hd, d_sc, NULL);
+    attention_decode_qkv_bf16_cast_cuda(d_out[1], d_o16[1], d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[1], d_v[1],
+                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, NULL);
+    attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, hb[0], hb[1], hb[2], cs, sn, ck, cv, idx, idx + n, n, n_slots,
+                                       max_len, nh, nkv, hd);
+    const char *what = "attention_decode_qkv_bf16_cast";
+    CHECK_MSG(ts, gpu_test_dev_same(d_out[1], d_out[0], nq), "%s n %d heads %d/%d hd %d: out differs from the pair's",
+              what, n, nh, nkv, hd);
+    CHECK_MSG(ts, dev_same_bytes(d_o16[1], d_o16[0], nq * sizeof(uint16_t)), "%s: out16 differs from the pair's", what);
+    CHECK_MSG(ts, dev_same_bytes(d_k[1], d_k[0], cache * sizeof *ck) && dev_same_bytes(d_v[1], d_v[0], cache * sizeof *cv),
+              "%s n %d heads %d/%d hd %d: the cache differs from the pair's", what, n, nh, nkv, hd);
+    CHECK_MSG(ts, rounds_of(d_o16[1], d_out[1], nq), "%s: out16 is not out's rounding", what);
+    CHECK_MSG(ts, gpu_test_dev_same_host(d_qkv, qkv, (size_t)n * w), "%s: qkv was written", what);
+    float e = gpu_test_dev_err(d_out[1], out, nq);
+    CHECK_MSG(ts, e < 1e-2f, "%s n %d heads %d/%d hd %d bias %d max_len %d: err %g vs the CPU reference", what, n, nh,
+              nkv, hd, with_bias, max_len, e);
+    void *dev[] = {d_qkv, d_b, d_cs, d_sn, d_idx, d_q, d_sc, d_k[0], d_k[1], d_v[0], d_v[1], d_out[0], d_out[1],
+                   d_o16[0], d_o16[1]};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(qkv), free(b), free(cs), free(sn), free(out), free(cache_f), free(ck), free(cv), free(out16), free(idx);
+}
+
+static void test_qkv_attention(struct test_state *ts)
+{
+    qkv_attention_case(ts, 1, 2, 2, 8, 1, 5);
+    qkv_attention_case(ts, 5, 14, 2, 64, 1, 300);  /* 0.5B heads */
+    qkv_attention_case(ts, 4, 14, 2, 64, 0, 40);   /* no biases */
+    qkv_attention_case(ts, 3, 12, 2, 128, 1, 700); /* 1.5B heads; caches longer than the block */
+    qkv_attention_case(ts, 2, 17, 1, 6, 1, 9);     /* a group of 17: three head chunks; hd without vector loads */
+}
+
 static void test_rmsnorm_cast(struct test_state *ts)
 {
     rmsnorm_case(ts, 1, 1);
@@ -272,5 +367,6 @@ int main(void)
     RUN(&ts, test_swiglu_cast);
     RUN(&ts, test_swiglu_packed_cast);
     RUN(&ts, test_qkv);
+    RUN(&ts, test_qkv_attention);
     return test_summary(&ts);
 }

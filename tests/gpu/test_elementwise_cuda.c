@@ -8,6 +8,15 @@
  *     2 ulp, and the formulas chain several of them (sigmoid, then products with the input).
  *   - embedding: 0, bitwise. The forward copies, and the backward makes the same fp32 additions in
  *     the same order (token order) as the reference.
+ *   - swiglu_packed_backward_bf16: bitwise against swiglu_packed_backward_cuda on a zeroed buffer,
+ *     rounded on the host (the kernels share their per-element math, and bf16 rounding of equal
+ *     floats is equal). Against its CPU reference not bitwise: the fp32 values differ as the
+ *     activations' do (expf, FMA), and a rounding boundary between them puts the two on
+ *     neighbouring bf16 values; so each element must be equal or adjacent to the reference, or
+ *     within TOL_ACT in the measure above - where silu' cancels (gate near -1.28) the fp32 error
+ *     is absolute, not relative, and can exceed a bf16 step of such a small value. A wrong half,
+ *     sign or rounding rule is off by far more. Every element is assigned (the buffer starts as
+ *     NaN bits), and a -0 term is +0 as on the zeroed buffer (gates 0 and -100 make such terms).
  * Forward outputs start as NaN on the device so an element the kernel never writes fails the test,
  * and gradients start from the same random values on both sides so accumulation (+=) is checked. */
 #include <math.h>
@@ -16,6 +25,7 @@
 #include <string.h>
 
 #include "gpu_test.h"
+#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 #define TOL_ROPE 1e-6f
@@ -296,12 +306,67 @@ static void swiglu_packed_backward_case(struct test_state *ts, long rows, long i
     free(gu), free(dgu), free(dout), free(g), free(u), free(dg), free(du), free(got), free(pg), free(pu);
 }
 
+/* A bf16 value's place on the number line (+0 and -0 both 0): neighbours differ by 1. */
+static int bf16_order(uint16_t h) { return h & 0x8000u ? -(int)(h & 0x7fffu) : (int)h; }
+
+/* The packed gradient rounded to bf16 and assigned (see the header for what is compared). */
+static void swiglu_packed_backward_bf16_case(struct test_state *ts, long rows, long inner)
+{
+    size_t n = (size_t)(rows * inner);
+    float *gu = alloc_floats(2 * n), *dout = alloc_floats(n), *zeros = alloc_floats(2 * n);
+    uint16_t *want = mmupt_xmalloc(2 * n * sizeof *want), *got = mmupt_xmalloc(2 * n * sizeof *got);
+    unsigned seed = (unsigned)(rows * 31 + inner);
+    gpu_test_fill(gu, 2 * n, seed, -8.0f, 8.0f);
+    gpu_test_fill(dout, n, seed + 1, -1.0f, 1.0f);
+    memset(zeros, 0, 2 * n * sizeof *zeros);
+    gu[0] = 0.0f, dout[0] = -0.5f; /* dup = -0.5 * 0 * s = -0 */
+    if (inner > 1) gu[1] = -100.0f, gu[inner + 1] = -1.0f, dout[1] = 0.5f; /* sigmoid 0: dgate, dup -0 */
+    float *d_gu = gpu_test_upload_floats(gu, 2 * n), *d_dout = gpu_test_upload_floats(dout, n);
+    float *d_dgu = gpu_test_upload_floats(zeros, 2 * n);
+    uint16_t *d_dgu16 = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_dgu16, 2 * n * sizeof *d_dgu16));
+    CUDA_CHECK(cudaMemset(d_dgu16, 0xff, 2 * n * sizeof *d_dgu16)); /* NaN: every element must be written */
+    swiglu_packed_backward_bf16_cuda(d_dgu16, d_dout, d_gu, rows, inner, NULL);
+    gpu_test_download(got, d_dgu16, 2 * n * sizeof *got);
+
+    swiglu_packed_backward_cuda(d_dgu, d_dout, d_gu, rows, inner, NULL);
+    float *f32 = gpu_test_download_floats(d_dgu, 2 * n);
+    size_t differ = 2 * n;
+    for (size_t i = 0; i < 2 * n && differ == 2 * n; i++)
+        if (got[i] != bf16_from_f32(f32[i])) differ = i;
+    CHECK_MSG(ts, differ == 2 * n, "swiglu_packed_backward_bf16 %ld x %ld: element %zu is %#x, the fp32 twin's %#x",
+              rows, inner, differ, differ < 2 * n ? got[differ] : 0,
+              differ < 2 * n ? bf16_from_f32(f32[differ]) : 0);
+
+    swiglu_packed_backward_bf16_cpu(want, dout, gu, rows, inner);
+    size_t bad = 2 * n;
+    int worst = 0;
+    for (size_t i = 0; i < 2 * n; i++) {
+        float g = bf16_to_f32(got[i]), w = bf16_to_f32(want[i]);
+        int d = abs(bf16_order(got[i]) - bf16_order(want[i]));
+        int close = d <= 1 || fabsf(g - w) <= TOL_ACT * (1.0f + fabsf(w));
+        if (!(g == g) || (!close && bad == 2 * n)) bad = i; /* NaN: not written */
+        if (d > worst) worst = d;
+    }
+    CHECK_MSG(ts, bad == 2 * n, "swiglu_packed_backward_bf16 %ld x %ld: element %zu is %#x, want %#x (%d ulp at worst)",
+              rows, inner, bad, bad < 2 * n ? got[bad] : 0, bad < 2 * n ? want[bad] : 0, worst);
+    CHECK_MSG(ts, got[inner] == 0 && (inner == 1 || (got[1] == 0 && got[inner + 1] == 0)),
+              "swiglu_packed_backward_bf16 %ld x %ld: a -0 term is not +0", rows, inner);
+
+    void *dev[] = {d_gu, d_dout, d_dgu, d_dgu16};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(gu), free(dout), free(zeros), free(want), free(got), free(f32);
+}
+
 static void test_swiglu(struct test_state *ts)
 {
     for (int i = 0; i < 4; i++) swiglu_case(ts, act_sizes[i]);
     swiglu_packed_backward_case(ts, 1, 1);
     swiglu_packed_backward_case(ts, 3, 88);
     swiglu_packed_backward_case(ts, 64, 4864);
+    swiglu_packed_backward_bf16_case(ts, 1, 1);
+    swiglu_packed_backward_bf16_case(ts, 3, 88);
+    swiglu_packed_backward_bf16_case(ts, 64, 4864);
 }
 
 /* ---- Embedding ---- */

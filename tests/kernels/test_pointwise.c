@@ -1,8 +1,10 @@
 /* Elementwise activations (SwiGLU, exact GELU, quick GELU) and the embedding lookup: forward against
- * double-precision definitions, gradients by finite differences, accumulation, NULL gradients. */
+ * double-precision definitions, gradients by finite differences, accumulation, NULL gradients; the
+ * packed SwiGLU gradient in bf16 against its definition. */
 #include <omp.h>
 
 #include "kcheck.h"
+#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 enum act { ACT_SWIGLU, ACT_GELU, ACT_QUICK_GELU };
@@ -96,6 +98,33 @@ static void test_activations(struct test_state *ts)
     }
 }
 
+/* The packed gradient rounded to bf16 is by definition swiglu_packed_backward on a zeroed buffer,
+ * then rounded: the same bits, whatever the thread count, every element assigned (the buffer
+ * starts as garbage). Gates 0 and -100 make -0 terms, which the zeroed buffer turns into +0. */
+static void test_swiglu_packed_bf16(struct test_state *ts)
+{
+    enum { R = 5, C = 37, N = R * C };
+    struct krng r = {650};
+    float *gu = kalloc(2 * N), *dout = kalloc(N), *dgu = kalloc(2 * N); /* dgu: zeroed */
+    krng_fill(&r, gu, 2 * N, 8.0);
+    krng_fill(&r, dout, N, 1.0);
+    gu[0] = 0.0f, dout[0] = -0.5f;                      /* dup -0 */
+    gu[1] = -100.0f, gu[C + 1] = -1.0f, dout[1] = 0.5f; /* sigmoid 0: dgate and dup -0 */
+    swiglu_packed_backward_cpu(dgu, dout, gu, R, C);
+    uint16_t want[2 * N], got[2 * N];
+    for (int i = 0; i < 2 * N; i++) want[i] = bf16_from_f32(dgu[i]);
+    CHECK(ts, want[C] == 0 && want[1] == 0 && want[C + 1] == 0);
+    int saved = omp_get_max_threads();
+    for (int t = 1; t <= 3; t++) {
+        omp_set_num_threads(t);
+        memset(got, 0xa5, sizeof got);
+        swiglu_packed_backward_bf16_cpu(got, dout, gu, R, C);
+        CHECK_MSG(ts, memcmp(got, want, sizeof got) == 0, "%d threads: not round(0 + fp32 gradient)", t);
+    }
+    omp_set_num_threads(saved);
+    free(gu), free(dout), free(dgu);
+}
+
 struct emb {
     int n, dim;
     const int64_t *ids;
@@ -148,6 +177,7 @@ int main(void)
 {
     struct test_state ts = {0};
     RUN(&ts, test_activations);
+    RUN(&ts, test_swiglu_packed_bf16);
     RUN(&ts, test_embedding);
     return test_summary(&ts);
 }
