@@ -325,6 +325,7 @@ static void test_rmsnorm_cast(struct test_state *ts)
     rmsnorm_case(ts, 1, 1);
     rmsnorm_case(ts, 3, 80);
     rmsnorm_case(ts, 64, 896); /* a 0.5B decode step */
+    rmsnorm_case(ts, 3, 3584); /* 7B hidden: wider than the kernel keeps in registers */
 }
 
 static void test_residual_rmsnorm_cast(struct test_state *ts)
@@ -333,6 +334,7 @@ static void test_residual_rmsnorm_cast(struct test_state *ts)
         residual_rmsnorm_case(ts, 1, 1, alias);
         residual_rmsnorm_case(ts, 3, 80, alias);
         residual_rmsnorm_case(ts, 64, 896, alias); /* a 0.5B decode step */
+        residual_rmsnorm_case(ts, 3, 3584, alias); /* 7B hidden: wider than the kernel keeps in registers */
     }
 }
 
