@@ -32,11 +32,28 @@ struct rmsnorm_fwd {
 // the kernel is a chain of memory waits, and this takes one out. Wider rows reread the rest.
 enum { RMS_REGS = 8 };
 
+// Element i of the row to normalise: x, plus the residual (stored into sum) when there is one.
+static __device__ __forceinline__ float rms_in(const struct rmsnorm_fwd &a, long row, int i)
+{
+    float v = a.x[row + i];
+    if (a.res) {
+        v += a.res[row + i];
+        a.sum[row + i] = v;
+    }
+    return v;
+}
+
+// Element i of the output, and its bf16 rounding when wanted.
+static __device__ __forceinline__ void rms_out(const struct rmsnorm_fwd &a, long row, int i, float y)
+{
+    a.out[row + i] = y;
+    if (a.out16) a.out16[row + i] = bf16_round(y);
+}
+
 static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
 {
     __shared__ float scratch[32];
     long row = (long)blockIdx.x * a.dim;
-    const float *xr = a.x + row;
     float ss = 0.0f, xv[RMS_REGS], wv[RMS_REGS];
     int kept = RMS_REGS * blockDim.x; // elements below this index stay in registers
 #ifdef __CUDA_ARCH__
@@ -45,42 +62,25 @@ static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
     for (int r = 0; r < RMS_REGS; r++) {
         int i = threadIdx.x + r * blockDim.x;
         if (i < a.dim) {
-            float v = xr[i];
-            if (a.res) {
-                v += a.res[row + i];
-                a.sum[row + i] = v;
-            }
-            xv[r] = v;
+            xv[r] = rms_in(a, row, i);
             wv[r] = a.weight[i];
-            ss += v * v;
+            ss += xv[r] * xv[r];
         }
     }
     for (int i = kept + threadIdx.x; i < a.dim; i += blockDim.x) {
-        float v = xr[i];
-        if (a.res) {
-            v += a.res[row + i];
-            a.sum[row + i] = v;
-        }
+        float v = rms_in(a, row, i);
         ss += v * v;
     }
-    if (a.res) xr = a.sum + row;
+    const float *xr = (a.res ? a.sum : a.x) + row; // the tail's values, read again
     float s = rsqrtf(reduce_block_sum(ss, scratch) / a.dim + a.eps);
 #ifdef __CUDA_ARCH__
 #pragma unroll
 #endif
     for (int r = 0; r < RMS_REGS; r++) {
         int i = threadIdx.x + r * blockDim.x;
-        if (i < a.dim) {
-            float y = xv[r] * s * wv[r];
-            a.out[row + i] = y;
-            if (a.out16) a.out16[row + i] = bf16_round(y);
-        }
+        if (i < a.dim) rms_out(a, row, i, xv[r] * s * wv[r]);
     }
-    for (int i = kept + threadIdx.x; i < a.dim; i += blockDim.x) {
-        float y = xr[i] * s * a.weight[i];
-        a.out[row + i] = y;
-        if (a.out16) a.out16[row + i] = bf16_round(y);
-    }
+    for (int i = kept + threadIdx.x; i < a.dim; i += blockDim.x) rms_out(a, row, i, xr[i] * s * a.weight[i]);
     if (a.rstd && threadIdx.x == 0) a.rstd[blockIdx.x] = s;
 }
 
