@@ -24,6 +24,7 @@
 /* Enumerations. The order of each must match its name list in src/config/fields.c (a unit test
  * checks every name maps back to its value). */
 enum cfg_dtype { DTYPE_FP32 = 0, DTYPE_BF16 };
+enum cfg_bf16_rounding { BF16_NEAREST = 0, BF16_STOCHASTIC };
 enum cfg_reward_mode { REWARD_MAJORITY = 0, REWARD_GROUND_TRUTH, REWARD_NONE };
 enum cfg_extractor { EXTRACT_BOXED = 0, EXTRACT_CHOICE, EXTRACT_ANSWER_IS };
 enum cfg_vote { VOTE_PAPER = 0, VOTE_EQUIVALENCE };
@@ -52,6 +53,7 @@ struct cfg_run {
 struct cfg_model {
     char path[CFG_STR_MAX];
     int dtype;
+    int bf16_rounding;
     bool freeze_vision_tower;
     bool gradient_checkpointing;
     int64_t logit_chunk;

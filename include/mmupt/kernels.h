@@ -179,6 +179,7 @@ void scatter_rows_cuda(float *dst, const float *src, const int64_t *index, int n
 double sumsq_cuda(const float *x, long n, double scale, void *stream);
 /* Mixed precision (see "Linear layers"): out, x device memory. */
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
+void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_t seed, void *stream);
 void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
                                int dim, float eps, void *stream);
 void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
@@ -242,6 +243,9 @@ void matmul_backward_blocked_cpu(float *dinp, float *dweight, float *dbias, cons
  * a float32: include/mmupt/bf16.h), inp and dout are rounded to bf16 (to nearest even), the products
  * summed in fp32, out/dinp/dweight are fp32. The bias and its gradient stay fp32. */
 void cast_bf16_cpu(uint16_t *out, const float *x, long n);
+/* The same with stochastic rounding (include/mmupt/bf16_sr.h): element i rounds up with probability
+ * (its dropped bits) / 65536 drawn from (seed, i) - unbiased, and repeatable for a seed. */
+void cast_bf16_sr_cpu(uint16_t *out, const float *x, long n, uint64_t seed);
 void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                              int N);
 void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

@@ -75,6 +75,8 @@ void model_dev_set_bf16(struct model_dev *d, int on);
 /* d->params were changed on the device (an optimizer step): refresh what is derived from them (the
  * bf16 copy). model_dev_upload_params does this itself. */
 void model_dev_params_changed(struct model_dev *d);
+/* The same with the bf16 copy stochastically rounded (cast_bf16_sr, keyed by seed): unbiased. */
+void model_dev_params_changed_sr(struct model_dev *d, uint64_t seed);
 /* grads: host, m->spec.total floats, overwritten with the device gradients. */
 void model_dev_download_grads(const struct model_dev *d, float *grads);
 void model_dev_zero_grad(struct model_dev *d);

@@ -14,6 +14,7 @@
 #define IBIG 9007199254740992.0
 
 static const char *const dtype_names[] = {"fp32", "bf16", NULL};
+static const char *const rounding_names[] = {"nearest", "stochastic", NULL};
 static const char *const reward_mode_names[] = {"majority", "ground_truth", "none", NULL};
 static const char *const extractor_names[] = {"boxed", "choice", "answer_is", NULL};
 static const char *const vote_names[] = {"paper", "equivalence", NULL};
@@ -67,6 +68,8 @@ const struct cfg_field cfg_fields[] = {
      "Hugging Face model directory (config.json, *.safetensors, tokenizer.json). Required for training."},
     {"model.dtype", CFG_ENUM, OFF(model.dtype), "bf16", 0, 0, 0, dtype_names,
      "Compute dtype on the device backends (cuda, emulator): bf16 = every linear layer is a bf16 GEMM (tensor cores, fp32 accumulation) on a bf16 copy of the weights; norms, attention, the loss, gradients and the optimizer stay fp32. Master weights are always fp32. The CPU backend computes in fp32."},
+    {"model.bf16_rounding", CFG_ENUM, OFF(model.bf16_rounding), "nearest", 0, 0, 0, rounding_names,
+     "How model.dtype=bf16 rounds each new version of the fp32 master weights into the bf16 copy the GEMMs use: nearest (the closest bf16) or stochastic (up with probability the dropped bits' share: unbiased, so updates below half a bf16 step still move the copy on average; the random bits are keyed by run.seed and the weights' version, so a resumed run and a rollout rank make the same copy). The initial and the KL reference weights always round to nearest."},
     {"model.freeze_vision_tower", CFG_BOOL, OFF(model.freeze_vision_tower), "false", 0, 0, 0, NULL,
      "Keep the vision tower and merger fixed. MM-UPT trains them (false)."},
     {"model.gradient_checkpointing", CFG_BOOL, OFF(model.gradient_checkpointing), "true", 0, 0, 0, NULL,

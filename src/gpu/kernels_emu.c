@@ -430,6 +430,13 @@ void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream)
     EMU_RUN(cast_bf16_cpu(out, x, n));
 }
 
+void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_t seed, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(out, n), DEV(x, n);
+    EMU_RUN(cast_bf16_sr_cpu(out, x, n, seed));
+}
+
 /* The scratch is checked for the extent the CUDA twin writes, then left alone (the reference rounds
  * into its own buffers). */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,

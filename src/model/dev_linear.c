@@ -11,6 +11,11 @@ void model_dev_params_changed(struct model_dev *d)
     if (d->params_bf16) cast_bf16_cuda(d->params_bf16, d->params, (long)d->m->spec.total, d->g->stream);
 }
 
+void model_dev_params_changed_sr(struct model_dev *d, uint64_t seed)
+{
+    if (d->params_bf16) cast_bf16_sr_cuda(d->params_bf16, d->params, (long)d->m->spec.total, seed, d->g->stream);
+}
+
 void model_dev_set_bf16(struct model_dev *d, int on)
 {
     if (on && !d->params_bf16) {

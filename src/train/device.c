@@ -221,6 +221,19 @@ static int step_sharded(struct trainer *tr, const struct optim_config *oc, doubl
     return dev_allgather(tr, tr->dev_current) ? -1 : 0;
 }
 
+/* The bf16 copy of the selected weight set, which is weight version `version` (-1: the KL reference):
+ * rounded to nearest, or - model.bf16_rounding = stochastic, versions after the initial weights -
+ * stochastically with bits keyed by (run.seed, version), so every rank and a resumed run derive the
+ * same copy from the same fp32 weights. */
+static void round_set(struct trainer *tr, int64_t version)
+{
+    if (tr->cfg->model.bf16_rounding == BF16_STOCHASTIC && version > 0)
+        model_dev_params_changed_sr(&tr->dev, train_mix_seed((uint64_t)tr->cfg->run.seed ^ 0x62663136u /* "bf16" */,
+                                                             (uint64_t)version));
+    else
+        model_dev_params_changed(&tr->dev);
+}
+
 /* Everything of the optimizer on the device: the moments, the update, the gradient collectives. */
 static int step_on_device(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
 {
@@ -231,10 +244,10 @@ static int step_on_device(struct trainer *tr, const struct optim_config *oc, dou
     }
     train_device_use(tr, tr->model.params);
     int res = tr->learn.size == 1 ? step_one(tr, oc, lr, norm) : step_sharded(tr, oc, lr, norm);
-    if (res == 0) {
-        tr->host_opt_stale = 1;
-        model_dev_params_changed(&tr->dev); /* the bf16 copy of the new weights */
-    }
+    if (res == 0) tr->host_opt_stale = 1;
+    /* The bf16 copy of the new version (tr->step + 1; a skipped step's weights are the old ones, but
+     * a stochastic copy is keyed by the version, as a resumed run or a rollout rank makes it). */
+    if (res == 0 || (res == 1 && tr->cfg->model.bf16_rounding == BF16_STOCHASTIC)) round_set(tr, tr->step + 1);
     return res;
 }
 
@@ -252,29 +265,37 @@ static void select_set(struct trainer *tr, float *f32, uint16_t *bf16)
     tr->dev.params_bf16 = bf16;
 }
 
-/* Upload a whole weight set into *buf (allocated on first use), select it and derive its bf16 copy
- * (*buf16, allocated on first use in bf16 runs). */
-static void upload_set(struct trainer *tr, float **buf, uint16_t **buf16, const float *src)
+/* Upload a whole weight set, weight version `version` (-1: the KL reference), into *buf (allocated on
+ * first use), select it and derive its bf16 copy (*buf16, allocated on first use in bf16 runs). */
+static void upload_set(struct trainer *tr, float **buf, uint16_t **buf16, const float *src, int64_t version)
 {
     int64_t n = tr->model.spec.total;
     if (!*buf) *buf = gpu_alloc_floats(&tr->gpu, n);
     if (tr->dev16_current && !*buf16) *buf16 = gpu_alloc(&tr->gpu, (size_t)n * sizeof **buf16);
     gpu_upload(&tr->gpu, *buf, src, (size_t)n * sizeof(float));
     select_set(tr, *buf, *buf16);
-    model_dev_params_changed(&tr->dev);
+    round_set(tr, version);
+}
+
+/* The version of a snapshot's weights (the off-policy sets), -1 when params is none of them. */
+static int64_t snap_version(const struct trainer *tr, const float *params)
+{
+    for (int i = 0; i < tr->n_snaps; i++)
+        if (tr->snaps[i].w == params) return tr->snaps[i].version;
+    return -1;
 }
 
 void train_device_use(struct trainer *tr, const float *params)
 {
     if (!tr->on_device) return;
     if (params == tr->model.params) {
-        if (tr->dev_stale) upload_set(tr, &tr->dev_current, &tr->dev16_current, params);
+        if (tr->dev_stale) upload_set(tr, &tr->dev_current, &tr->dev16_current, params, tr->version);
         tr->dev_stale = 0;
         select_set(tr, tr->dev_current, tr->dev16_current);
     } else if (params == tr->ref_params) {
-        if (!tr->dev_ref) upload_set(tr, &tr->dev_ref, &tr->dev16_ref, params); /* frozen: once */
+        if (!tr->dev_ref) upload_set(tr, &tr->dev_ref, &tr->dev16_ref, params, -1); /* frozen: once */
         select_set(tr, tr->dev_ref, tr->dev16_ref);
     } else {
-        upload_set(tr, &tr->dev_other, &tr->dev16_other, params);
+        upload_set(tr, &tr->dev_other, &tr->dev16_other, params, snap_version(tr, params));
     }
 }

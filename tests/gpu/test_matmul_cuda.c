@@ -186,6 +186,30 @@ static void test_cast_specials(struct test_state *ts)
     cudaFree(d_y);
 }
 
+/* The stochastic twin: bitwise the reference (one integer rule, include/mmupt/bf16_sr.h) for specials
+ * and 100003 values across the range, with the grid-stride loop's tail. */
+static void test_cast_sr(struct test_state *ts)
+{
+    enum { N = 100003 };
+    float *x = mmupt_xmalloc(N * sizeof *x);
+    uint16_t *want = mmupt_xmalloc(N * sizeof *want), *got = mmupt_xmalloc(N * sizeof *got);
+    gpu_test_fill(x, N, 77, -3.0f, 3.0f);
+    const uint32_t sp[] = {0x7f800000u, 0xff800000u, 0x7fc00001u, 0x7f7fffffu, 0x00000001u, 0x80000000u};
+    memcpy(x, sp, sizeof sp);
+    cast_bf16_sr_cpu(want, x, N, 12345);
+    float *d_x = gpu_test_upload(x, N * sizeof *x);
+    uint16_t *d_y = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_y, N * sizeof *d_y));
+    cast_bf16_sr_cuda(d_y, d_x, N, 12345, NULL);
+    gpu_test_download(got, d_y, N * sizeof *got);
+    long diff = 0;
+    for (int i = 0; i < N; i++) diff += got[i] != want[i];
+    CHECK_MSG(ts, diff == 0, "cast_bf16_sr_cuda: %ld of %d differ from cast_bf16_sr_cpu", diff, N);
+    cudaFree(d_x);
+    cudaFree(d_y);
+    free(x), free(want), free(got);
+}
+
 static void test_shapes_bf16(struct test_state *ts)
 {
     struct gpu_blas blas;
@@ -219,6 +243,7 @@ int main(void)
     struct test_state ts = {0};
     RUN(&ts, test_shapes);
     RUN(&ts, test_cast_specials);
+    RUN(&ts, test_cast_sr);
     RUN(&ts, test_shapes_bf16);
     return test_summary(&ts);
 }

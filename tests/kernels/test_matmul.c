@@ -245,6 +245,44 @@ static void test_cast_bf16(struct test_state *ts)
     }
 }
 
+/* Stochastic rounding: each result is one of the two bf16 neighbours of its input (the input itself
+ * when exact), specials as the nearest rule keeps them; the fraction rounded up matches the dropped
+ * bits' share (unbiased: 20000 draws, 0.3 expected, the binomial's sd 0.0032: +-0.02 is > 6 sd);
+ * a seed repeats bit for bit and another seed draws differently. */
+static void test_cast_bf16_sr(struct test_state *ts)
+{
+    const float sp[] = {1.0f, -0.0f, INFINITY, -INFINITY, 0x1.02p0f, 0x1p-130f};
+    uint16_t out[6], near[6];
+    cast_bf16_sr_cpu(out, sp, 6, 42);
+    cast_bf16_cpu(near, sp, 6);
+    for (int i = 0; i < 6; i++) CHECK_MSG(ts, out[i] == near[i], "sr(%a) = %#x, want %#x (exact)", sp[i], out[i], near[i]);
+    const float nan = NAN;
+    cast_bf16_sr_cpu(out, &nan, 1, 42);
+    CHECK(ts, isnan(bf16_to_f32(out[0])));
+    enum { N = 20000 };
+    float *x = kalloc(N);
+    uint16_t *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    const float v = 1.0f + 0.3f * 0x1p-7f; /* bf16 neighbours 0x3f80 (1) and 0x3f81: 0.3 of the way up */
+    for (int i = 0; i < N; i++) x[i] = i % 2 ? v : -v;
+    cast_bf16_sr_cpu(a, x, N, 7);
+    int up = 0, bad = 0;
+    for (int i = 0; i < N; i++) {
+        uint16_t mag = a[i] & 0x7fff;
+        bad += (mag != 0x3f80 && mag != 0x3f81) || (a[i] >> 15) != (uint16_t)(i % 2 == 0);
+        up += mag == 0x3f81;
+    }
+    uint32_t vb;
+    memcpy(&vb, &v, sizeof vb);
+    double frac = (double)up / N, want = (double)(vb & 0xffff) / 65536.0;
+    CHECK_MSG(ts, bad == 0, "%d results are not a neighbour of the same sign", bad);
+    CHECK_MSG(ts, fabs(frac - want) < 0.02, "rounded up %.4f of the time, want %.4f", frac, want);
+    cast_bf16_sr_cpu(b, x, N, 7);
+    CHECK(ts, memcmp(a, b, N * sizeof *a) == 0);
+    cast_bf16_sr_cpu(b, x, N, 8);
+    CHECK_MSG(ts, memcmp(a, b, N * sizeof *a) != 0, "seeds 7 and 8 drew the same");
+    free(x), free(a), free(b);
+}
+
 /* The bf16 GEMMs equal the definition on the bf16-rounded operands (to fp32 summation error), and
  * differ from the unrounded product by at most the bf16 rounding bound - but do differ (a path that
  * silently ran in fp32 would fail the first check by exactly that much). */
@@ -325,6 +363,7 @@ int main(void)
     RUN(&ts, test_accumulate_and_null);
     RUN(&ts, test_thread_count_independence);
     RUN(&ts, test_cast_bf16);
+    RUN(&ts, test_cast_bf16_sr);
     RUN(&ts, test_bf16_forward);
     RUN(&ts, test_bf16_backward);
     return test_summary(&ts);

@@ -116,29 +116,50 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     # the sanitizer pass (MMUPT_TEST_TRAIN_SHORT=1, launch/test.sh): two more runs of a 4-step job,
     # a third of this test's time under ASan; train_resume covers checkpoints there.
     if [ "${MMUPT_TEST_TRAIN_SHORT:-0}" = 1 ]; then echo "# skipped (MMUPT_TEST_TRAIN_SHORT=1): device path, preempted and resumed"; else
-    run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/cpu4" cluster.rollout_ranks=0 \
-        run.max_steps=4 checkpoint.interval=1
-    expect "a 4-step CPU run" 0 "final weights checksum"
-    c4=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
-    out=$tmp/emu_pre
-    mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 run.max_steps=4 \
-        checkpoint.interval=1 cluster.backend=emulator model.dtype=fp32 >"$tmp/pre.log" 2>&1 &
-    job=$!
-    for i in $(seq 600); do grep -q "step 1/4" "$tmp/pre.log" && break; sleep 0.05; done
-    kill -USR1 "$job"
-    wait "$job"
-    status=$?
-    run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
-        run.max_steps=4 checkpoint.interval=1 cluster.backend=emulator model.dtype=fp32 --resume
-    expect "device path (emulator): preempted (status $status) and resumed" 0 "resume: continuing from" \
-        "final weights checksum"
-    same "device path (emulator), preempted and resumed: the CPU run's weights" "$c4" \
-        "$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')"
+    # four4 NAME OVERRIDES...: a 4-step colocated run writing a checkpoint every step; sets $sum.
+    four4() {
+        local name=$1
+        shift
+        run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/$name" \
+            cluster.rollout_ranks=0 run.max_steps=4 checkpoint.interval=1 "$@"
+        expect "$name: a 4-step run" 0 "final weights checksum"
+        sum=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
+    }
+    # preempted NAME WANT OVERRIDES...: four4's run on the emulator, stopped (SIGUSR1) after its first
+    # step and resumed, must end with checksum WANT.
+    preempted() {
+        local label=$1 want=$2 out=$tmp/pre_$1
+        shift 2
+        mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 run.max_steps=4 \
+            checkpoint.interval=1 cluster.backend=emulator "$@" >"$tmp/pre.log" 2>&1 &
+        local job=$! status
+        for i in $(seq 600); do grep -q "step 1/4" "$tmp/pre.log" && break; sleep 0.05; done
+        kill -USR1 "$job"
+        wait "$job"
+        status=$?
+        run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
+            run.max_steps=4 checkpoint.interval=1 cluster.backend=emulator "$@" --resume
+        expect "device path (emulator), $label: preempted (status $status) and resumed" 0 "resume: continuing from" \
+            "final weights checksum"
+        same "device path (emulator), $label, preempted and resumed: the uninterrupted run's weights" "$want" \
+            "$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')"
+    }
+    four4 cpu4
+    preempted fp32 "$sum" model.dtype=fp32
+    # Stochastic bf16 rounding keys its bits by the weights' version: a resumed run rebuilds the same
+    # bf16 copy from the restored fp32 weights, so it ends where the uninterrupted run does.
+    four4 sr4 cluster.backend=emulator model.dtype=bf16 model.bf16_rounding=stochastic
+    preempted bf16_stochastic "$sum" model.dtype=bf16 model.bf16_rounding=stochastic
     fi
     train emubf16 3 1 cluster.backend=emulator model.dtype=bf16
     if grep -q "device: the emulator, bf16 GEMMs" "$tmp/err" && [ -n "$sum" ] && [ "$sum" != "$s12" ]; then
         ok "device path (emulator), model.dtype=bf16: mixed precision, other weights than fp32's ($sum)"
     else fail "device path (emulator), model.dtype=bf16" "checksum $sum vs fp32 $s12; $(grep device: "$tmp/err")"; fi
+    near=$sum
+    train emusr 3 1 cluster.backend=emulator model.dtype=bf16 model.bf16_rounding=stochastic
+    if [ -n "$sum" ] && [ "$sum" != "$near" ]; then
+        ok "device path (emulator), bf16 with stochastic rounding, 1 rollout + 2 learners: other weights than nearest's"
+    else fail "device path (emulator), model.bf16_rounding=stochastic" "checksum $sum, nearest $near"; fi
 else  # a CUDA build: the emulator tests run in CPU-only builds (launch/test.sh's sanitizer pass)
     run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 \
         cluster.backend=emulator

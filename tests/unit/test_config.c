@@ -50,6 +50,8 @@ static void test_enum_names_match_c_enums(struct test_state *ts)
     CHECK(ts, cfg_apply_override(&c, "cluster.backend=cuda", &err) == 0 && c.cluster.backend == BACKEND_CUDA);
     CHECK(ts, cfg_apply_override(&c, "checkpoint.resume=auto", &err) == 0 && c.checkpoint.resume == RESUME_AUTO);
     CHECK(ts, cfg_apply_override(&c, "model.dtype=fp32", &err) == 0 && c.model.dtype == DTYPE_FP32);
+    CHECK(ts, cfg_apply_override(&c, "model.bf16_rounding=stochastic", &err) == 0 &&
+                  c.model.bf16_rounding == BF16_STOCHASTIC);
     CHECK(ts, cfg_apply_override(&c, "logging.level=warn", &err) == 0 && c.logging.level == LOG_WARN);
     CHECK(ts, cfg_apply_override(&c, "logging.level=debug", &err) == 0 && c.logging.level == LOG_DEBUG);
 }
