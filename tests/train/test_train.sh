@@ -112,44 +112,46 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/emu12/metrics.jsonl" | paste -sd ' ')"
     train emustale 3 1 cluster.backend=emulator model.dtype=fp32 cluster.max_staleness=1
     same "device path (emulator), max_staleness=1: the CPU run's weights" "$st1" "$sum"
-    # Preempted after its first step and resumed: the restored weights reach the device. Left out of
-    # the sanitizer pass (MMUPT_TEST_TRAIN_SHORT=1, launch/test.sh): two more runs of a 4-step job,
-    # a third of this test's time under ASan; train_resume covers checkpoints there.
-    if [ "${MMUPT_TEST_TRAIN_SHORT:-0}" = 1 ]; then echo "# skipped (MMUPT_TEST_TRAIN_SHORT=1): device path, preempted and resumed"; else
-    # four4 NAME OVERRIDES...: a 4-step colocated run writing a checkpoint every step; sets $sum.
-    four4() {
-        local name=$1
-        shift
+    # runs NAME STEPS OVERRIDES...: a STEPS-step colocated run writing a checkpoint every step; sets $sum.
+    runs() {
+        local name=$1 steps=$2
+        shift 2
         run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/$name" \
-            cluster.rollout_ranks=0 run.max_steps=4 checkpoint.interval=1 "$@"
-        expect "$name: a 4-step run" 0 "final weights checksum"
+            cluster.rollout_ranks=0 run.max_steps="$steps" checkpoint.interval=1 "$@"
+        expect "$name: a $steps-step run" 0 "final weights checksum"
         sum=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
     }
-    # preempted NAME WANT OVERRIDES...: four4's run on the emulator, stopped (SIGUSR1) after its first
-    # step and resumed, must end with checksum WANT.
+    # preempted NAME STEPS WANT OVERRIDES...: that run on the emulator, stopped (SIGUSR1) after its
+    # first step and resumed, must end with checksum WANT: the restored weights reach the device.
     preempted() {
-        local label=$1 want=$2 out=$tmp/pre_$1
-        shift 2
-        mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 run.max_steps=4 \
-            checkpoint.interval=1 cluster.backend=emulator "$@" >"$tmp/pre.log" 2>&1 &
+        local label=$1 steps=$2 want=$3 out=$tmp/pre_$1
+        shift 3
+        mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
+            run.max_steps="$steps" checkpoint.interval=1 cluster.backend=emulator "$@" >"$tmp/pre.log" 2>&1 &
         local job=$! status
-        for i in $(seq 600); do grep -q "step 1/4" "$tmp/pre.log" && break; sleep 0.05; done
+        for i in $(seq 600); do grep -q "step 1/$steps" "$tmp/pre.log" && break; sleep 0.05; done
         kill -USR1 "$job"
         wait "$job"
         status=$?
+        [ "$status" = 75 ] || fail "device path (emulator), $label: preempted" "the run ended with status $status, not 75"
         run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
-            run.max_steps=4 checkpoint.interval=1 cluster.backend=emulator "$@" --resume
+            run.max_steps="$steps" checkpoint.interval=1 cluster.backend=emulator "$@" --resume
         expect "device path (emulator), $label: preempted (status $status) and resumed" 0 "resume: continuing from" \
             "final weights checksum"
         same "device path (emulator), $label, preempted and resumed: the uninterrupted run's weights" "$want" \
             "$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')"
     }
-    four4 cpu4
-    preempted fp32 "$sum" model.dtype=fp32
     # Stochastic bf16 rounding keys its bits by the weights' version: a resumed run rebuilds the same
-    # bf16 copy from the restored fp32 weights, so it ends where the uninterrupted run does.
-    four4 sr4 cluster.backend=emulator model.dtype=bf16 model.bf16_rounding=stochastic
-    preempted bf16_stochastic "$sum" model.dtype=bf16 model.bf16_rounding=stochastic
+    # bf16 copy from the restored fp32 weights, so it ends where the uninterrupted run does (in the
+    # sanitizer pass too: CI's first pass is a CUDA build, without the emulator).
+    runs sr4 4 cluster.backend=emulator model.dtype=bf16 model.bf16_rounding=stochastic
+    preempted bf16_stochastic 4 "$sum" model.dtype=bf16 model.bf16_rounding=stochastic
+    # The fp32 device path against the CPU run over 4 steps. Left out of the sanitizer pass
+    # (MMUPT_TEST_TRAIN_SHORT=1, launch/test.sh): three more runs of a 4-step job, a third of this
+    # test's time under ASan; train_resume covers checkpoints there.
+    if [ "${MMUPT_TEST_TRAIN_SHORT:-0}" = 1 ]; then echo "# skipped (MMUPT_TEST_TRAIN_SHORT=1): device path, fp32, preempted and resumed"; else
+    runs cpu4 4
+    preempted fp32 4 "$sum" model.dtype=fp32
     fi
     train emubf16 3 1 cluster.backend=emulator model.dtype=bf16
     if grep -q "device: the emulator, bf16 GEMMs" "$tmp/err" && [ -n "$sum" ] && [ "$sum" != "$s12" ]; then
