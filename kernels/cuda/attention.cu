@@ -313,8 +313,8 @@ static void attn_backward(float *dq, float *dk, float *dv, const float *dout, co
     enum { DOUT, Q, K, V, DQ, PR, DS, PART, N_OPS };
     size_t n_floats = (n_ds + n_part + 3) / 4 * 4; // the pointers after them stay 16-byte aligned
     float *scratch = NULL;
-    CUDA_CHECK(cudaMallocAsync((void **)&scratch, n_floats * sizeof *scratch + (size_t)N_OPS * max_batch * sizeof(float *),
-                               st));
+    size_t bytes = n_floats * sizeof *scratch + (size_t)N_OPS * max_batch * sizeof(float *);
+    CUDA_CHECK(cudaMallocAsync((void **)&scratch, bytes, st));
     float *dS = scratch, *part = scratch + n_ds;
     float **ptrs = (float **)(scratch + n_floats);
     size_t off = 0;

@@ -192,7 +192,8 @@ void gpu_copy_2d(const struct gpu_ctx *g, void *dst, size_t dpitch, const void *
 {
     struct emu_state *st = emu_state_of(g->stream, "gpu_copy_2d");
     if (!width || !height) return;
-    if (dpitch < width || spitch < width) MMUPT_DIE("gpu_copy_2d: a pitch (%zu, %zu) below the width %zu", dpitch, spitch, width);
+    if (dpitch < width || spitch < width)
+        MMUPT_DIE("gpu_copy_2d: a pitch (%zu, %zu) below the width %zu", dpitch, spitch, width);
     emu_dev(st, "gpu_copy_2d", "dst", dst, (height - 1) * dpitch + width);
     emu_dev(st, "gpu_copy_2d", "src", src, (height - 1) * spitch + width);
     if (emu_open(st))

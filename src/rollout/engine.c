@@ -29,7 +29,7 @@ struct engine {
     int64_t pf_q0;     /* questions pf_q0 .. pf_q0 + pf_n - 1 are prefilled, q in slot n_slots + q - pf_q0 */
     int pf_n;
     float *prompt_logits; /* [n_prefix, vocab]: their last positions' logits (host; device: NULL) */
-    char *scratch;     /* one sampler workspace per slot, so slots draw in parallel */
+    char *scratch;     /* one sampler workspace per slot, so slots draw in parallel (host; device: NULL) */
     size_t scratch_size;
     int64_t next_q;    /* the next (question, sample) to start */
     int next_s;
@@ -277,8 +277,8 @@ static void first_draws_dev(struct engine *e, const int *fresh, int n, int32_t *
 /* Start waiting samples in free slots (continuous batching: called before every step), in rounds:
  * assign free slots, draw the new samples' first tokens from their prompts' logits (on the device,
  * or on the host in parallel: keyed RNG, a workspace per slot; one at a time this was ~2 ms per
- * sample for a 152k vocabulary),
- * record them in slot order; a sample finished by its first token frees its slot for the next round. */
+ * sample for a 152k vocabulary), record them in slot order; a sample finished by its first token
+ * frees its slot for the next round. */
 static int fill_slots(struct engine *e, int n_questions, struct mmupt_err *err)
 {
     int64_t V = e->m->cfg.text.vocab;
@@ -366,8 +366,10 @@ int rollout_run(struct model *m, const struct rollout_config *rc, const struct r
     e.slots = mmupt_xcalloc((size_t)rc->n_slots, sizeof *e.slots);
     if (e.dev) e.dev_prompt_logits = gpu_alloc_floats(e.dev->g, e.n_prefix * V);
     else e.prompt_logits = mmupt_xmalloc((size_t)(e.n_prefix * V) * sizeof(float));
-    e.scratch_size = sample_scratch_size((int)V);
-    e.scratch = mmupt_xmalloc((size_t)rc->n_slots * e.scratch_size);
+    if (!e.dev) { /* the device engine draws with the device sampler */
+        e.scratch_size = sample_scratch_size((int)V);
+        e.scratch = mmupt_xmalloc((size_t)rc->n_slots * e.scratch_size);
+    }
     int *ids = mmupt_xmalloc((size_t)rc->n_slots * sizeof *ids);
     int64_t *toks = mmupt_xmalloc((size_t)rc->n_slots * sizeof *toks);
     float *logits = e.dev ? NULL : mmupt_xmalloc((size_t)(rc->n_slots * V) * sizeof(float)); /* CPU logits */

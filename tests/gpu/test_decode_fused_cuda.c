@@ -298,7 +298,8 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
     CHECK_MSG(ts, gpu_test_dev_same(d_out[1], d_out[0], nq), "%s n %d heads %d/%d hd %d: out differs from the pair's",
               what, n, nh, nkv, hd);
     CHECK_MSG(ts, dev_same_bytes(d_o16[1], d_o16[0], nq * sizeof(uint16_t)), "%s: out16 differs from the pair's", what);
-    CHECK_MSG(ts, dev_same_bytes(d_k[1], d_k[0], cache * sizeof *ck) && dev_same_bytes(d_v[1], d_v[0], cache * sizeof *cv),
+    CHECK_MSG(ts,
+              dev_same_bytes(d_k[1], d_k[0], cache * sizeof *ck) && dev_same_bytes(d_v[1], d_v[0], cache * sizeof *cv),
               "%s n %d heads %d/%d hd %d: the cache differs from the pair's", what, n, nh, nkv, hd);
     CHECK_MSG(ts, rounds_of(d_o16[1], d_out[1], nq), "%s: out16 is not out's rounding", what);
     CHECK_MSG(ts, gpu_test_dev_same_host(d_qkv, qkv, (size_t)n * w), "%s: qkv was written", what);

@@ -129,7 +129,8 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     host_alloc(&h, M, K, N, (unsigned)(M * 3 + K * 13 + N));
     size_t mk = (size_t)M * K, nk = (size_t)N * K, mn = (size_t)M * N;
     uint16_t *w16 = malloc(nk * sizeof *w16), *dy16 = malloc(mn * sizeof *dy16);
-    float *dyr = malloc(mn * sizeof *dyr), *dinp_ref = malloc(mk * sizeof *dinp_ref), *dw_ref = malloc(nk * sizeof *dw_ref);
+    float *dyr = malloc(mn * sizeof *dyr), *dinp_ref = malloc(mk * sizeof *dinp_ref);
+    float *dw_ref = malloc(nk * sizeof *dw_ref);
     cast_bf16_cpu(w16, h.w, (long)nk);
     cast_bf16_cpu(dy16, h.dout, (long)mn);
     for (size_t i = 0; i < mn; i++) dyr[i] = bf16_to_f32(dy16[i]);

@@ -255,7 +255,8 @@ static void test_cast_bf16_sr(struct test_state *ts)
     uint16_t out[6], near[6];
     cast_bf16_sr_cpu(out, sp, 6, 42);
     cast_bf16_cpu(near, sp, 6);
-    for (int i = 0; i < 6; i++) CHECK_MSG(ts, out[i] == near[i], "sr(%a) = %#x, want %#x (exact)", sp[i], out[i], near[i]);
+    for (int i = 0; i < 6; i++)
+        CHECK_MSG(ts, out[i] == near[i], "sr(%a) = %#x, want %#x (exact)", sp[i], out[i], near[i]);
     const float nan = NAN;
     cast_bf16_sr_cpu(out, &nan, 1, 42);
     CHECK(ts, isnan(bf16_to_f32(out[0])));
