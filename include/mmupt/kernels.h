@@ -203,12 +203,14 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
  * (forward) or matmul_bf16_backward_scratch(M, K, N) (backward) bf16 values for the operands rounded
  * on the way in. Results equal
  * the CPU references up to the order of the fp32 sums. cast_done != 0: scratch already holds inp
- * rounded (the previous forward read the same, unchanged inp: q/k/v, gate/up), so it is not cast
- * again. */
+ * rounded (the previous forward read the same, unchanged inp: q/k/v, gate/up; or the caller keeps
+ * that rounding, as the learner's blocks do), so it is not cast again.
+ * The backward's inp16: inp already rounded (the operand its forward used, kept), or NULL to round
+ * inp into the scratch; given, only dout's rounding uses the scratch (M*N values). */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                               int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
 void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                               const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                               const uint16_t *inp16, const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                const struct gpu_blas *blas);
 /* The backward's scratch: dout rounded (M*N values), then inp rounded (M*K) from the next multiple of
  * 8 values, so that operand is 16-byte aligned like the first (cuBLAS's vectorised kernels want it). */
@@ -217,12 +219,12 @@ static inline int64_t matmul_bf16_backward_scratch(int M, int K, int N)
 {
     return matmul_bf16_backward_x_offset(M, N) + (int64_t)M * K;
 }
-/* The backward from dout already in bf16 (dout16, [M, N]: the bf16 logits' gradient), without the
- * bias gradient (lm_head has none): matmul_backward_bf16 less the cast of dout. scratch: at least
- * M*K values (inp rounded), untouched when dweight is NULL. */
+/* The backward from dout already in bf16 (dout16, [M, N]: the bf16 logits' gradient, SwiGLU's), without
+ * the bias gradient: matmul_backward_bf16 less the cast of dout. inp16 as there; scratch: at least
+ * M*K values (inp rounded), untouched when dweight is NULL or inp16 is given. */
 void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
-                                  const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
-                                  const struct gpu_blas *blas);
+                                  const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+                                  uint16_t *scratch, const struct gpu_blas *blas);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when

@@ -81,36 +81,40 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
     }
 }
 
-// The two GEMMs of the bf16 backward from dy, dout already rounded ([M, N]); inp is rounded into
-// x (M*K values) on the way (only for dweight). K > 0.
+// The two GEMMs of the bf16 backward from dy, dout already rounded ([M, N]); x16 is inp rounded,
+// or NULL: then inp is rounded into x (M*K values) on the way (only for dweight). K > 0.
 static void backward_bf16_gemms(float *dinp, float *dweight, const uint16_t *dy, const float *inp,
-                                const uint16_t *weight, int M, int K, int N, uint16_t *x, const struct gpu_blas *blas)
+                                const uint16_t *x16, const uint16_t *weight, int M, int K, int N, uint16_t *x,
+                                const struct gpu_blas *blas)
 {
     // the fp32 twin's identities: dinp^T [K,M] += weight' [K,N] * dy^T [N,M]; dweight^T [K,N] += x^T dy
     if (dinp) gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, weight, K, dy, N, 1.0f, dinp, K);
     if (dweight) {
-        cast_bf16_cuda(x, inp, (long)M * K, blas->stream);
-        gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x, K, dy, N, 1.0f, dweight, K);
+        if (!x16) {
+            cast_bf16_cuda(x, inp, (long)M * K, blas->stream);
+            x16 = x;
+        }
+        gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x16, K, dy, N, 1.0f, dweight, K);
     }
 }
 
 extern "C" void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout,
-                                          const float *inp, const uint16_t *weight, int M, int K, int N,
-                                          uint16_t *scratch, const struct gpu_blas *blas)
+                                          const float *inp, const uint16_t *inp16, const uint16_t *weight, int M,
+                                          int K, int N, uint16_t *scratch, const struct gpu_blas *blas)
 {
     if (M <= 0 || N <= 0) return;
     if (K > 0 && (dinp || dweight)) {
         cast_bf16_cuda(scratch, dout, (long)M * N, blas->stream);
-        backward_bf16_gemms(dinp, dweight, scratch, inp, weight, M, K, N, scratch + matmul_bf16_backward_x_offset(M, N),
-                            blas);
+        backward_bf16_gemms(dinp, dweight, scratch, inp, inp16, weight, M, K, N,
+                            scratch + matmul_bf16_backward_x_offset(M, N), blas);
     }
     if (dbias) reduce_cols(dbias, dout, M, N, blas->stream); // from the fp32 gradient
 }
 
 extern "C" void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
-                                             const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
-                                             const struct gpu_blas *blas)
+                                             const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+                                             uint16_t *scratch, const struct gpu_blas *blas)
 {
     if (M <= 0 || N <= 0 || K <= 0) return;
-    backward_bf16_gemms(dinp, dweight, dout16, inp, weight, M, K, N, scratch, blas);
+    backward_bf16_gemms(dinp, dweight, dout16, inp, inp16, weight, M, K, N, scratch, blas);
 }

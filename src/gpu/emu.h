@@ -31,9 +31,6 @@ struct emu_state {
      * synchronisation and allocation are fatal. */
     int graph; /* EMU_GRAPH_NONE or EMU_GRAPH_RECORDING */
     unsigned long long fp;
-    /* The bf16 forward GEMM's last cast (scratch <- inp of n values), which a cast_done call reuses. */
-    const void *cast_dst, *cast_src;
-    size_t cast_n;
     size_t live_bytes, peak_bytes;
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "emu.h"
+#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/grpo.h"
 #include "mmupt/kernels.h"
@@ -31,12 +32,6 @@ void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *
     EMU_RUN(rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps));
 }
 
-/* out16 now holds out rounded to bf16 - the operand a matmul_forward_bf16 with cast_done may reuse:
- * recorded by the bf16 GEMM's own cast and by the fused producers (rmsnorm/swiglu_forward_cast). */
-static void emu_record_cast(struct emu_state *st, const uint16_t *out16, const float *out, size_t n)
-{
-    st->cast_dst = out16, st->cast_src = out, st->cast_n = n;
-}
 
 void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
                                int dim, float eps, void *stream)
@@ -45,7 +40,6 @@ void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const f
     long n = (long)rows * dim;
     DEV(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(x, n), DEV(weight, dim);
     EMU_RUN(rmsnorm_forward_cast_cpu(out, out16, rstd, x, weight, rows, dim, eps));
-    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
 void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
@@ -55,7 +49,6 @@ void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16,
     long n = (long)rows * dim;
     DEV(sum, n), DEV(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(a, n), DEV(b, n), DEV(weight, dim);
     EMU_RUN(residual_rmsnorm_forward_cast_cpu(sum, out, out16, rstd, a, b, weight, rows, dim, eps));
-    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
 void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
@@ -135,7 +128,6 @@ void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, co
     struct emu_state *st = emu_state_of(stream, __func__);
     DEV(out, n), DEV(out16, n), DEV(gate, n), DEV(up, n);
     EMU_RUN(swiglu_forward_cast_cpu(out, out16, gate, up, n));
-    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
 void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream)
@@ -144,7 +136,6 @@ void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *g
     long n = rows * inner;
     DEV(out, n), DEV(out16, n), DEV(gu, 2 * n);
     EMU_RUN(swiglu_packed_forward_cast_cpu(out, out16, gu, rows, inner));
-    emu_record_cast(st, out16, out, (size_t)(n > 0 ? n : 0));
 }
 
 void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream)
@@ -155,8 +146,6 @@ void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu,
     EMU_RUN(swiglu_packed_backward_cpu(dgu, dout, gu, rows, inner));
 }
 
-/* Not an emu_record_cast: dgu rounds no fp32 buffer a cast_done forward could name (it is a
- * backward GEMM's dy, as logprob_backward_bf16's dlogits). */
 void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner,
                                       void *stream)
 {
@@ -326,7 +315,6 @@ void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q
     DEV(scores, (long)n * n_heads * max_len);
     EMU_RUN(attention_decode_bf16_cast_cpu(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
                                            n_kv, hd));
-    emu_record_cast(st, out16, out, (size_t)m);
 }
 
 void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float *v, const int *slot, const int *pos,
@@ -364,7 +352,6 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
     DEV(scores, (long)n * n_heads * max_len);
     EMU_RUN(attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n,
                                                n_slots, max_len, n_heads, n_kv, hd));
-    emu_record_cast(st, out16, out, (size_t)m);
 }
 
 void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
@@ -437,46 +424,65 @@ void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_t seed, voi
     EMU_RUN(cast_bf16_sr_cpu(out, x, n, seed));
 }
 
-/* The scratch is checked for the extent the CUDA twin writes, then left alone (the reference rounds
- * into its own buffers). */
+/* A bf16 operand the caller says is x rounded (cast_done, inp16): fatal unless every value is, the
+ * bug being a stale or foreign rounding (emulated memory is open, so the values can be compared). */
+static void emu_check_rounded(const char *who, const char *what, const uint16_t *x16, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (x16[i] != bf16_from_f32(x[i]))
+            MMUPT_DIE("emu: %s: %s, but value %zu of %zu is not this input rounded to bf16 (%p)", who, what, i, n,
+                      (const void *)x);
+}
+
+/* The scratch gets what the CUDA twin writes there (a later cast_done or inp16 is checked against
+ * it); the reference itself rounds into its own buffers. */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                               int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     DEV(out, (long)M * N), DEV(inp, (long)M * K), DEV(weight, (long)N * K), DEV_OPT(bias, N);
     DEV(scratch, (long)M * K);
-    size_t n = (size_t)M * K;
-    if (cast_done && (st->cast_dst != scratch || st->cast_src != inp || st->cast_n != n))
-        MMUPT_DIE("emu: %s: cast_done, but the scratch holds no cast of this input (%p, %zu values)", __func__,
-                  (const void *)inp, n);
-    emu_record_cast(st, scratch, inp, n);
-    if (out == inp) st->cast_dst = NULL; /* its source is gone */
-    EMU_RUN(matmul_forward_bf16_cpu(out, inp, weight, bias, M, K, N));
+    size_t n = M > 0 && N > 0 && K > 0 ? (size_t)M * K : 0;
+    EMU_RUN({
+        if (cast_done) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
+        else cast_bf16_cpu(scratch, inp, (long)n);
+        matmul_forward_bf16_cpu(out, inp, weight, bias, M, K, N);
+    });
 }
 
 void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                               const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                               const uint16_t *inp16, const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV_OPT(dbias, N), DEV(dout, (long)M * N);
-    if (dweight) DEV(inp, (long)M * K);
+    if (dweight) DEV(inp, (long)M * K), DEV_OPT(inp16, (long)M * K);
     if (dinp) DEV(weight, (long)N * K);
-    if (dinp || dweight) DEV(scratch, dweight ? matmul_bf16_backward_scratch(M, K, N) : (long)M * N);
-    st->cast_dst = NULL; /* the backward casts over the scratch */
-    EMU_RUN(matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N));
+    int gemms = M > 0 && N > 0 && K > 0 && (dinp || dweight), cast_x = dweight && !inp16;
+    if (gemms) DEV(scratch, cast_x ? matmul_bf16_backward_scratch(M, K, N) : (long)M * N);
+    EMU_RUN({
+        if (gemms && dweight && inp16) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
+        if (gemms) cast_bf16_cpu(scratch, dout, (long)M * N);
+        if (gemms && cast_x) cast_bf16_cpu(scratch + matmul_bf16_backward_x_offset(M, N), inp, (long)M * K);
+        matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N);
+    });
 }
 
 void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
-                                  const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
-                                  const struct gpu_blas *blas)
+                                  const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+                                  uint16_t *scratch, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV(dout16, (long)M * N);
-    if (dweight) DEV(inp, (long)M * K), DEV(scratch, (long)M * K);
+    int cast_x = dweight && !inp16 && M > 0 && N > 0 && K > 0;
+    if (dweight) DEV(inp, (long)M * K), DEV_OPT(inp16, (long)M * K);
+    if (cast_x) DEV(scratch, (long)M * K);
     if (dinp) DEV(weight, (long)N * K);
-    if (dweight) st->cast_dst = NULL; /* inp is cast over the scratch */
-    EMU_RUN(matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, inp, weight, M, K, N));
+    EMU_RUN({
+        if (dweight && inp16 && N > 0) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
+        if (cast_x) cast_bf16_cpu(scratch, inp, (long)M * K);
+        matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, inp, weight, M, K, N);
+    });
 }
 
 void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,

@@ -167,7 +167,7 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
     float *x = a->embed;
     for (int64_t l = 0; l < tc->n_layers; l++) {
         struct block_weights w = model_text_weights(&L->layers[l]);
-        dev_block_acts_alloc(g, &a->layers[l], &s);
+        dev_block_acts_alloc(g, &a->layers[l], &s, d->params_bf16 && !last_only && !d->recompute);
         float *out = gpu_alloc_floats(g, T * H);
         dev_block_forward(d, &a->layers[l], &s, &w, x, out);
         /* The prefill's forward_last keeps k and v for the cache, and no backward follows it. */
@@ -214,7 +214,7 @@ static void backward_body(struct model_dev *d, float *dfinal)
         gpu_zero(g, dprev, TH);
         if (d->recompute) { /* the block's activations again, from its saved input */
             struct block_acts re;
-            dev_block_acts_alloc(g, &re, &s);
+            dev_block_acts_alloc(g, &re, &s, d->params_bf16 != NULL);
             float *out = gpu_alloc_floats(g, T * H);
             dev_block_forward(d, &re, &s, &w, a->layers[l].x, out);
             gpu_free(g, out);
@@ -251,7 +251,7 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     MMUPT_CHECK(a != NULL && !a->last_only); /* a forward_last keeps no per-token logits */
     int64_t T = a->T, H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab;
     float *dfinal = gpu_zeros_floats(d->g, T * H);
-    dev_linear_backward(d, dfinal, dlogits, a->final, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
+    dev_linear_backward(d, dfinal, dlogits, a->final, NULL, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
     backward_body(d, dfinal);
 }
 
@@ -312,12 +312,12 @@ static void lm_head_rows_backward(struct model_dev *d, float *dfinal, void *dz, 
     const float *x = d->acts->final + r0 * H;
     if (d->params_bf16) {
         logprob_backward_bf16_cuda(dz, d->logp + r0, z, d->targets + r0, (int)k, (int)V, tau, g->stream);
-        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, w, (int)k, (int)H, (int)V);
+        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, NULL, w, (int)k, (int)H, (int)V);
         return;
     }
     gpu_zero(g, dz, (size_t)(k * V) * sizeof(float));
     logprob_backward_cuda(dz, d->logp + r0, z, d->targets + r0, (int)k, (int)V, tau, g->stream);
-    dev_linear_backward(d, dfinal + r0 * H, dz, x, w, -1, (int)k, (int)H, (int)V);
+    dev_linear_backward(d, dfinal + r0 * H, dz, x, NULL, w, -1, (int)k, (int)H, (int)V);
 }
 
 void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight)

@@ -10,7 +10,7 @@
 #define W(p, off) ((off) < 0 ? NULL : (p) + (off))
 #define G(g, off) ((off) < 0 ? NULL : (g) + (off))
 
-void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s)
+void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16)
 {
     int64_t T = s->T, D = s->D, I = s->I, qd = (int64_t)s->n_heads * s->hd, kvd = (int64_t)s->n_kv * s->hd;
     a->x = gpu_alloc_floats(g, T * D);
@@ -31,13 +31,22 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->gate = gpu_alloc_floats(g, (s->mlp == MLP_SWIGLU ? 2 : 1) * T * I);
     a->up = s->mlp == MLP_SWIGLU ? a->gate + T * I : NULL;
     a->act = gpu_alloc_floats(g, T * I);
+    a->n1h = a->atth = a->n2h = a->acth = NULL;
+    if (bf16) {
+        a->n1h = gpu_alloc(g, (size_t)(T * D) * sizeof *a->n1h);
+        a->atth = gpu_alloc(g, (size_t)(T * qd) * sizeof *a->atth);
+        a->n2h = gpu_alloc(g, (size_t)(T * D) * sizeof *a->n2h);
+        a->acth = gpu_alloc(g, (size_t)(T * I) * sizeof *a->acth);
+    }
 }
 
 void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a)
 {
     float *bufs[] = {a->x, a->n1, a->mean1, a->rstd1, a->q, a->k, a->v, a->probs, a->att, a->x_mid,
                      a->n2, a->mean2, a->rstd2, a->gate, a->act};
+    uint16_t *ops[] = {a->n1h, a->atth, a->n2h, a->acth};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu_free(g, bufs[i]);
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) gpu_free(g, ops[i]);
     memset(a, 0, sizeof *a);
 }
 
@@ -86,46 +95,58 @@ static int gu_packed(const struct model_dev *d, const struct block_shape *s, con
     return d->params_bf16 && s->mlp == MLP_SWIGLU && weights && biases;
 }
 
-/* The input norm into out (and, in bf16 with RMSNorm, straight into the GEMM operand scratch, so the
- * projections after it skip their cast); res (may be NULL): x + res is normalised and stored in sum
- * first. Returns 1 when the operand was written. */
-static int norm_forward_operand(struct model_dev *d, const struct block_shape *s, float *out, float *mean, float *rstd,
-                                float *sum, const float *x, const float *res, const float *w, const float *b)
+/* bf16: where an activation's rounding goes - its kept copy (kept, from block_acts), or, when the
+ * forward keeps none (no backward follows), the shared operand scratch. NULL in fp32. */
+static uint16_t *operand_of(struct model_dev *d, uint16_t *kept, int64_t n)
+{
+    if (!d->params_bf16) return NULL;
+    return kept ? kept : dev_linear_operand(d, n);
+}
+
+/* A projection of inp, whose bf16 rounding op holds (bf16), or of inp itself (fp32: op NULL). */
+static void project(struct model_dev *d, float *out, const float *inp, const uint16_t *op, int64_t w_off,
+                    int64_t b_off, int M, int K, int N)
+{
+    if (op) dev_linear_forward_bf16_op(d, out, inp, op, w_off, b_off, M, K, N);
+    else dev_linear_forward(d, out, inp, w_off, b_off, M, K, N);
+}
+
+/* The input norm into out and, in bf16, its rounding into op (RMSNorm: in the same launch); res (may
+ * be NULL): x + res is normalised and stored in sum first. */
+static void norm_forward_operand(struct model_dev *d, const struct block_shape *s, float *out, uint16_t *op,
+                                 float *mean, float *rstd, float *sum, const float *x, const float *res, const float *w,
+                                 const float *b)
 {
     const struct gpu_ctx *g = d->g;
-    if (d->params_bf16 && s->norm == NORM_RMS) {
-        uint16_t *op = dev_linear_operand(d, s->T * s->D);
+    if (op && s->norm == NORM_RMS) {
         if (res)
             residual_rmsnorm_forward_cast_cuda(sum, out, op, rstd, x, res, w, (int)s->T, (int)s->D, s->eps, g->stream);
         else
             rmsnorm_forward_cast_cuda(out, op, rstd, x, w, (int)s->T, (int)s->D, s->eps, g->stream);
-        return 1;
+        return;
     }
     if (res) residual_forward_cuda(sum, x, res, (long)s->T * s->D, g->stream);
     norm_forward(g, s, out, mean, rstd, res ? sum : x, w, b);
-    return 0;
+    if (op) cast_bf16_cuda(op, out, (long)s->T * s->D, g->stream);
 }
 
-/* gate and up as two GEMMs (fp32, or weights not back to back), then the activation into a->act
- * (cast: n2's operand is in the scratch already). Returns 1 when the activation also went into the
- * down projection's operand (bf16 SwiGLU). */
-static int mlp_forward_unpacked(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
-                                const struct block_weights *w, int cast)
+/* gate and up as two GEMMs of n2 (fp32, or weights not back to back), then the activation into
+ * a->act and, in bf16, its rounding into act16. */
+static void mlp_forward_unpacked(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
+                                 const struct block_weights *w, const uint16_t *n2_16, uint16_t *act16)
 {
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
-    (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, I);
+    long n = (long)T * I;
+    project(d, a->gate, a->n2, n2_16, w->gate_w, w->gate_b, T, D, I);
     if (s->mlp != MLP_SWIGLU) {
-        quick_gelu_forward_cuda(a->act, a->gate, (long)T * I, g->stream);
-        return 0;
+        quick_gelu_forward_cuda(a->act, a->gate, n, g->stream);
+        if (act16) cast_bf16_cuda(act16, a->act, n, g->stream);
+        return;
     }
-    dev_linear_forward_again(d, a->up, a->n2, w->up_w, w->up_b, T, D, I);
-    if (!d->params_bf16) {
-        swiglu_forward_cuda(a->act, a->gate, a->up, (long)T * I, g->stream);
-        return 0;
-    }
-    swiglu_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, a->up, (long)T * I, g->stream);
-    return 1;
+    project(d, a->up, a->n2, n2_16, w->up_w, w->up_b, T, D, I);
+    if (act16) swiglu_forward_cast_cuda(a->act, act16, a->gate, a->up, n, g->stream);
+    else swiglu_forward_cuda(a->act, a->gate, a->up, n, g->stream);
 }
 
 void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
@@ -135,16 +156,21 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     const float *p = d->params;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
     gpu_copy(g, a->x, x, (size_t)T * D * sizeof *x);
-    int cast = norm_forward_operand(d, s, a->n1, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
+    /* Without kept copies the operands share one scratch, used in turn: sized for the widest first,
+     * so that no pointer taken below goes stale when a later one grows it. */
+    int64_t widest = D > qd ? D : qd;
+    dev_linear_reserve(d, (int64_t)T * (widest > I ? widest : I));
+    uint16_t *op = operand_of(d, a->n1h, (int64_t)T * D);
+    norm_forward_operand(d, s, a->n1, op, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
     if (qkv_packed(d, s, w)) { /* one GEMM (and bias) over the packed rows, then RoPE while unpacking */
         float *qkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
-        (cast ? dev_linear_forward_again : dev_linear_forward)(d, qkv, a->n1, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+        project(d, qkv, a->n1, op, w->q_w, w->q_b, T, D, qd + 2 * kvd);
         rope_qkv_forward_cuda(a->q, a->k, a->v, qkv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
         gpu_free(g, qkv);
     } else {
-        (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->q, a->n1, w->q_w, w->q_b, T, D, qd);
-        dev_linear_forward_again(d, a->k, a->n1, w->k_w, w->k_b, T, D, kvd);
-        dev_linear_forward_again(d, a->v, a->n1, w->v_w, w->v_b, T, D, kvd);
+        project(d, a->q, a->n1, op, w->q_w, w->q_b, T, D, qd);
+        project(d, a->k, a->n1, op, w->k_w, w->k_b, T, D, kvd);
+        project(d, a->v, a->n1, op, w->v_w, w->v_b, T, D, kvd);
         rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
         rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     }
@@ -152,18 +178,21 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     (d->params_bf16 ? attention_forward_tf32_cuda : attention_forward_cuda)(a->att, a->probs, a->q, a->k, a->v, s->seg,
                                                                            s->n_seg, s->n_heads, s->n_kv, s->hd,
                                                                            s->causal, g->blas);
-    dev_linear_forward(d, a->x_mid, a->att, w->o_w, w->o_b, T, qd, D);
+    op = operand_of(d, a->atth, (int64_t)T * qd);
+    if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
+    project(d, a->x_mid, a->att, op, w->o_w, w->o_b, T, qd, D);
     /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
-    cast = norm_forward_operand(d, s, a->n2, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
-                                W(p, w->norm2_b));
+    op = operand_of(d, a->n2h, (int64_t)T * D);
+    norm_forward_operand(d, s, a->n2, op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
+                         W(p, w->norm2_b));
+    uint16_t *act16 = operand_of(d, a->acth, (int64_t)T * I);
     if (gu_packed(d, s, w)) { /* one GEMM for gate and up; SwiGLU over its rows writes down's operand */
-        (cast ? dev_linear_forward_again : dev_linear_forward)(d, a->gate, a->n2, w->gate_w, w->gate_b, T, D, 2 * I);
-        swiglu_packed_forward_cast_cuda(a->act, dev_linear_operand(d, (int64_t)T * I), a->gate, T, I, g->stream);
-        cast = 1;
+        project(d, a->gate, a->n2, op, w->gate_w, w->gate_b, T, D, 2 * I);
+        swiglu_packed_forward_cast_cuda(a->act, act16, a->gate, T, I, g->stream);
     } else {
-        cast = mlp_forward_unpacked(d, a, s, w, cast);
+        mlp_forward_unpacked(d, a, s, w, op, act16);
     }
-    (cast ? dev_linear_forward_again : dev_linear_forward)(d, out, a->act, w->down_w, w->down_b, T, I, D);
+    project(d, out, a->act, act16, w->down_w, w->down_b, T, I, D);
     residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
 }
 
@@ -182,24 +211,24 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     int dy16 = packed && w->gate_b < 0 && w->up_b < 0;
     float *dact = gpu_zeros_floats(g, (int64_t)T * I), *dn2 = gpu_zeros_floats(g, (int64_t)T * D);
     float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
-    dev_linear_backward(d, dact, dout, a->act, w->down_w, w->down_b, T, I, D);
+    dev_linear_backward(d, dact, dout, a->act, a->acth, w->down_w, w->down_b, T, I, D);
     if (dy16) {
         uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
         swiglu_packed_backward_bf16_cuda(dgu, dact, a->gate, T, I, g->stream);
-        dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, w->gate_w, T, D, 2 * I);
+        dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
         gpu_free(g, dgu);
     } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
         swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);
-        dev_linear_backward(d, dn2, dgate, a->n2, w->gate_w, w->gate_b, T, D, 2 * I);
+        dev_linear_backward(d, dn2, dgate, a->n2, a->n2h, w->gate_w, w->gate_b, T, D, 2 * I);
     } else if (s->mlp == MLP_SWIGLU) {
         float *dup = gpu_zeros_floats(g, (int64_t)T * I);
         swiglu_backward_cuda(dgate, dup, dact, a->gate, a->up, (long)T * I, g->stream);
-        dev_linear_backward(d, dn2, dup, a->n2, w->up_w, w->up_b, T, D, I);
+        dev_linear_backward(d, dn2, dup, a->n2, a->n2h, w->up_w, w->up_b, T, D, I);
         gpu_free(g, dup);
     } else {
         quick_gelu_backward_cuda(dgate, dact, a->gate, (long)T * I, g->stream);
     }
-    if (!packed) dev_linear_backward(d, dn2, dgate, a->n2, w->gate_w, w->gate_b, T, D, I);
+    if (!packed) dev_linear_backward(d, dn2, dgate, a->n2, a->n2h, w->gate_w, w->gate_b, T, D, I);
     norm_backward(g, s, dx_mid, gr + w->norm2_w, G(gr, w->norm2_b), dn2, a->x_mid, p + w->norm2_w, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);
@@ -220,21 +249,21 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
 
     float *datt = gpu_zeros_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
     float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd), *dn1 = gpu_zeros_floats(g, TD);
-    dev_linear_backward(d, datt, dx_mid, a->att, w->o_w, w->o_b, T, qd, D);
+    dev_linear_backward(d, datt, dx_mid, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
     (d->params_bf16 ? attention_backward_tf32_cuda : attention_backward_cuda)(dq, dk, dv, datt, a->probs, a->q, a->k,
                                                                              a->v, s->seg, s->n_seg, s->n_heads,
                                                                              s->n_kv, s->hd, s->causal, g->blas);
     if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
         float *dqkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
         rope_qkv_backward_cuda(dqkv, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
-        dev_linear_backward(d, dn1, dqkv, a->n1, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+        dev_linear_backward(d, dn1, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
         gpu_free(g, dqkv);
     } else {
         rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
         rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
-        dev_linear_backward(d, dn1, dq, a->n1, w->q_w, w->q_b, T, D, qd);
-        dev_linear_backward(d, dn1, dk, a->n1, w->k_w, w->k_b, T, D, kvd);
-        dev_linear_backward(d, dn1, dv, a->n1, w->v_w, w->v_b, T, D, kvd);
+        dev_linear_backward(d, dn1, dq, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd);
+        dev_linear_backward(d, dn1, dk, a->n1, a->n1h, w->k_w, w->k_b, T, D, kvd);
+        dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
     }
     residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
     norm_backward(g, s, dx, gr + w->norm1_w, G(gr, w->norm1_b), dn1, a->x, p + w->norm1_w, a->mean1, a->rstd1);

@@ -34,7 +34,8 @@ struct model_dev_acts {
     int last_only;
 };
 
-void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s);
+/* bf16 != 0: the bf16 operand copies too (block_acts' n1h .. acth). */
+void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16);
 void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a);
 /* Activation recomputation: free everything of a but the block input x (the backward recomputes the
  * rest from it). */
@@ -45,12 +46,17 @@ void dev_block_acts_keep_input(const struct gpu_ctx *g, struct block_acts *a);
  * += the column sums of dout. Activations are device memory. */
 void dev_linear_forward(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M, int K,
                         int N);
-void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
-                         int64_t b_off, int M, int K, int N);
+/* inp16: bf16 only, inp rounded to bf16 as the forward's GEMM read it (kept by the caller), or NULL
+ * to round inp again; fp32 ignores it. */
+void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, const uint16_t *inp16,
+                         int64_t w_off, int64_t b_off, int M, int K, int N);
 /* dev_linear_backward of a bf16 model (d->params_bf16) from dout already rounded to bf16 (dout16, as
  * logprob_backward_bf16 writes lm_head's), for a layer without bias: the GEMMs' operand as it is. */
 void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
-                                 int64_t w_off, int M, int K, int N);
+                                 const uint16_t *inp16, int64_t w_off, int M, int K, int N);
+/* dev_linear_forward of a bf16 model from inp16, inp already rounded to bf16 (no cast). */
+void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *inp, const uint16_t *inp16,
+                                int64_t w_off, int64_t b_off, int M, int K, int N);
 /* dev_linear_forward on the same inp as the call just before, unchanged since (q/k/v read one norm
  * output, gate/up another): in bf16 its rounded copy is reused instead of cast again. */
 void dev_linear_forward_again(struct model_dev *d, float *out, const float *inp, int64_t w_off, int64_t b_off, int M,

@@ -75,23 +75,32 @@ void dev_linear_forward_again(struct model_dev *d, float *out, const float *inp,
     linear_forward(d, out, inp, w_off, b_off, M, K, N, 1);
 }
 
-void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, int64_t w_off,
-                         int64_t b_off, int M, int K, int N)
+void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *inp, const uint16_t *inp16,
+                                int64_t w_off, int64_t b_off, int M, int K, int N)
+{
+    MMUPT_CHECK(d->params_bf16 != NULL && inp16 != NULL);
+    /* cast_done: the GEMM reads inp16 as its scratch and writes nothing there */
+    matmul_forward_bf16_cuda(out, inp, d->params_bf16 + w_off, b_off < 0 ? NULL : d->params + b_off, M, K, N,
+                             (uint16_t *)inp16, 1, d->g->blas);
+}
+
+void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, const uint16_t *inp16,
+                         int64_t w_off, int64_t b_off, int M, int K, int N)
 {
     float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
     if (!d->params_bf16) {
         matmul_backward_cuda(dinp, dw, db, dout, inp, d->params + w_off, M, K, N, d->g->blas);
         return;
     }
-    uint16_t *scratch = cast_scratch(d, matmul_bf16_backward_scratch(M, K, N));
-    matmul_backward_bf16_cuda(dinp, dw, db, dout, inp, d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
+    uint16_t *scratch = cast_scratch(d, inp16 ? (int64_t)M * N : matmul_bf16_backward_scratch(M, K, N));
+    matmul_backward_bf16_cuda(dinp, dw, db, dout, inp, inp16, d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
 }
 
 void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
-                                 int64_t w_off, int M, int K, int N)
+                                 const uint16_t *inp16, int64_t w_off, int M, int K, int N)
 {
     MMUPT_CHECK(d->params_bf16 != NULL);
-    uint16_t *scratch = cast_scratch(d, (int64_t)M * K);
-    matmul_backward_bf16_dy_cuda(dinp, d->grads + w_off, dout16, inp, d->params_bf16 + w_off, M, K, N, scratch,
+    uint16_t *scratch = inp16 ? NULL : cast_scratch(d, (int64_t)M * K);
+    matmul_backward_bf16_dy_cuda(dinp, d->grads + w_off, dout16, inp, inp16, d->params_bf16 + w_off, M, K, N, scratch,
                                  d->g->blas);
 }

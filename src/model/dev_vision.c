@@ -52,7 +52,7 @@ int dev_vision_forward(struct model_dev *d, struct dev_vision *dv, const struct 
     for (int64_t k = 0; k < v->depth; k++) {
         struct block_shape s = dev_vision_shape(dv, c, k);
         struct block_weights w = vision_block_weights(&L->blocks[k], D);
-        dev_block_acts_alloc(g, &va->blocks[k], &s);
+        dev_block_acts_alloc(g, &va->blocks[k], &s, d->params_bf16 != NULL);
         dev_block_forward(d, &va->blocks[k], &s, &w, x, y);
         float *t = x;
         x = y;
@@ -94,9 +94,9 @@ void dev_vision_backward(struct model_dev *d, const struct dev_vision *dv, const
     float *dmw = gpu_alloc_floats(g, U * H);
     permute_units(g, dmw, dmerged, va->plan.window_index, U, 1, H, 1);
     float *dh1 = gpu_zeros_floats(g, U * M), *dh0 = gpu_zeros_floats(g, U * M), *dln = gpu_zeros_floats(g, P * D);
-    dev_linear_backward(d, dh1, dmw, va->h1, L->merger_w2, L->merger_b2, (int)U, (int)M, (int)H);
+    dev_linear_backward(d, dh1, dmw, va->h1, NULL, L->merger_w2, L->merger_b2, (int)U, (int)M, (int)H);
     gelu_backward_cuda(dh0, dh1, va->h0, (long)(U * M), g->stream);
-    dev_linear_backward(d, dln, dh0, va->ln, L->merger_w0, L->merger_b0, (int)U, (int)M, (int)M);
+    dev_linear_backward(d, dln, dh0, va->ln, NULL, L->merger_w0, L->merger_b0, (int)U, (int)M, (int)M);
     float *dx = gpu_zeros_floats(g, P * D);
     if (v->norm == NORM_RMS)
         rmsnorm_backward_cuda(dx, gr + L->merger_ln_w, dln, va->out, p + L->merger_ln_w, va->ln_rstd, (int)P, (int)D,
@@ -116,7 +116,7 @@ void dev_vision_backward(struct model_dev *d, const struct dev_vision *dv, const
     }
     /* dx is now the gradient of the permuted patch embedding; undo the permutation. */
     permute_units(g, dprev, dx, va->plan.window_index, U, up, D, 0);
-    dev_linear_backward(d, NULL, dprev, dv->pixels, L->patch_embed, -1, (int)P, (int)model_patch_dim(c), (int)D);
+    dev_linear_backward(d, NULL, dprev, dv->pixels, NULL, L->patch_embed, -1, (int)P, (int)model_patch_dim(c), (int)D);
     float *tmp[] = {dmw, dh1, dh0, dln, dx, dprev};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
 }

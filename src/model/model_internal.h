@@ -35,6 +35,10 @@ struct block_acts {
     float *x_mid;      /* residual after attention [T, D] */
     float *n2, *mean2, *rstd2;
     float *gate, *up, *act; /* MLP: pre-activation(s) and activation output [T, I] */
+    /* The device model in bf16 only (else NULL): n1, att, n2 and act rounded to bf16, the operands
+     * of the four projections that read them, kept from the forward so that the backward's weight
+     * gradients need no second rounding. */
+    uint16_t *n1h, *atth, *n2h, *acth;
 };
 
 struct vision_acts {

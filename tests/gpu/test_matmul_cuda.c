@@ -108,7 +108,7 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     matmul_forward_bf16_cuda(d_out, d_inp, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* the cast reused */
     check(ts, "bf16 forward, cast reused", d_out, ref, mn, M, K, N);
     matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
-    matmul_backward_bf16_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, d_w16, M, K, N, d_scratch, blas);
+    matmul_backward_bf16_cuda(d_dinp, d_dw, d_db, d_dout, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
     check(ts, "bf16 dweight (accumulated)", d_dw, h.dw, nk, M, K, N);
     check(ts, "bf16 dbias (accumulated)", d_db, h.db, (size_t)N, M, K, N);
@@ -117,6 +117,16 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     cudaFree(d_db); cudaFree(d_out); cudaFree(d_w16); cudaFree(d_scratch);
     free(ref); free(w16); free(w16_dev);
     host_free(&h);
+}
+
+/* check() against another device result (the same GEMMs on the same operands: equal up to the
+ * summation order cuBLAS picks, which may depend on the operands' alignment). */
+static void check_dev(struct test_state *ts, const char *what, const float *d_got, const float *d_want, size_t n,
+                      int M, int K, int N)
+{
+    float *want = gpu_test_download_floats(d_want, n);
+    check(ts, what, d_got, want, n, M, K, N);
+    free(want);
 }
 
 /* The bf16-dout backward on one shape: against matmul_backward_bf16 given the same dout rounded to
@@ -144,8 +154,8 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     CUDA_CHECK(cudaMalloc((void **)&d_scratch, mk * 2));
     CUDA_CHECK(cudaMalloc((void **)&d_scratch_f, (size_t)matmul_bf16_backward_scratch(M, K, N) * 2));
 
-    matmul_backward_bf16_cuda(d_dinp, d_dw, NULL, d_dyr, d_inp, d_w16, M, K, N, d_scratch_f, blas);
-    matmul_backward_bf16_dy_cuda(d_dinp1, d_dw1, d_dy16, d_inp, d_w16, M, K, N, d_scratch, blas);
+    matmul_backward_bf16_cuda(d_dinp, d_dw, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp1, d_dw1, d_dy16, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     float *want = gpu_test_download_floats(d_dinp, mk);
     check(ts, "bf16-dy dinp vs fp32 dout", d_dinp1, want, mk, M, K, N);
     free(want);
@@ -156,9 +166,25 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     check(ts, "bf16-dy dinp vs CPU", d_dinp1, dinp_ref, mk, M, K, N);
     check(ts, "bf16-dy dweight vs CPU", d_dw1, dw_ref, nk, M, K, N);
 
+    /* inp's rounding kept by the caller (inp16): the same GEMMs on the same operands; no scratch for the bf16 dy, and only dout's rounding (exactly M*N values) for the fp32 one */
+    uint16_t *x16 = malloc(mk * sizeof *x16), *d_scratch_dy = NULL;
+    cast_bf16_cpu(x16, h.inp, (long)mk);
+    uint16_t *d_x16 = gpu_test_upload(x16, mk * 2);
+    float *d_dinp2 = gpu_test_upload(h.dinp, mk * 4), *d_dw2 = gpu_test_upload(h.dw, nk * 4);
+    float *d_dinp3 = gpu_test_upload(h.dinp, mk * 4), *d_dw3 = gpu_test_upload(h.dw, nk * 4);
+    CUDA_CHECK(cudaMalloc((void **)&d_scratch_dy, mn * 2));
+    matmul_backward_bf16_dy_cuda(d_dinp2, d_dw2, d_dy16, d_inp, d_x16, d_w16, M, K, N, NULL, blas);
+    check_dev(ts, "bf16-dy with inp16: dinp", d_dinp2, d_dinp1, mk, M, K, N);
+    check_dev(ts, "bf16-dy with inp16: dweight", d_dw2, d_dw1, nk, M, K, N);
+    matmul_backward_bf16_cuda(d_dinp3, d_dw3, NULL, d_dyr, d_inp, d_x16, d_w16, M, K, N, d_scratch_dy, blas);
+    check_dev(ts, "bf16 backward with inp16: dinp", d_dinp3, d_dinp, mk, M, K, N);
+    check_dev(ts, "bf16 backward with inp16: dweight", d_dw3, d_dw, nk, M, K, N);
+    cudaFree(d_x16); cudaFree(d_dinp2); cudaFree(d_dw2); cudaFree(d_dinp3); cudaFree(d_dw3); cudaFree(d_scratch_dy);
+    free(x16);
+
     /* dinp only: no scratch needed */
     matmul_backward_bf16_dy_cpu(dinp_ref, NULL, dy16, h.inp, w16, M, K, N);
-    matmul_backward_bf16_dy_cuda(d_dinp1, NULL, d_dy16, d_inp, d_w16, M, K, N, NULL, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp1, NULL, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
     check(ts, "bf16-dy dinp only", d_dinp1, dinp_ref, mk, M, K, N);
 
     cudaFree(d_inp); cudaFree(d_dyr); cudaFree(d_dinp); cudaFree(d_dw); cudaFree(d_dinp1); cudaFree(d_dw1);

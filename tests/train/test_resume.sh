@@ -27,11 +27,16 @@ train_cmd() { echo mpirun -q -np "$1" "$mmupt" train configs/tiny.yaml run.outpu
 
 checksum() { grep -o "final weights checksum [0-9a-f]*" "$1" | head -1 | awk '{print $4}'; }
 
-kill_job() { # kill -9 mpirun and every rank of it
+# The ranks of the run writing to OUT, by its (unique) output directory: other tests' runs may be
+# going on beside this one (meson runs this test in parallel with the train test).
+ranks_of() { pgrep -f "^$mmupt train .*run.output_dir=$1( |\$)"; }
+
+kill_job() { # kill_job JOB OUT: kill -9 mpirun and every rank of it
     pkill -9 -P "$1" 2>/dev/null
     kill -9 "$1" 2>/dev/null
     wait "$1" 2>/dev/null
-    pkill -9 -f "$mmupt train" 2>/dev/null
+    local p
+    for p in $(ranks_of "$2"); do kill -9 "$p" 2>/dev/null; done
     sleep 0.2
 }
 
@@ -50,7 +55,7 @@ exact_resume() { # exact_resume NP R
         local job=$!
         for j in $(seq 2400); do grep -qE "step [0-9]+/$steps" "$tmp/k$i.log" && break; sleep 0.05; done
         sleep "0.$((RANDOM % 30))"
-        if kill -0 "$job" 2>/dev/null; then kill_job "$job"; kills=$((kills + 1)); else wait "$job"; fi
+        if kill -0 "$job" 2>/dev/null; then kill_job "$job" "$out"; kills=$((kills + 1)); else wait "$job"; fi
     done
     run timeout 300 $(train_cmd "$np" "$R" "$out") --resume
     expect "np=$np: resumed after $kills kills" 0 "final weights checksum"
@@ -79,7 +84,7 @@ early=$tmp/early
 $(train_cmd 1 0 "$early") checkpoint.interval=100 >"$tmp/early.log" 2>&1 &
 job=$!
 for j in $(seq 2400); do grep -qE "step 2/$steps" "$tmp/early.log" && break; sleep 0.05; done
-kill_job "$job"
+kill_job "$job" "$early"
 run timeout 300 $(train_cmd 1 0 "$early") checkpoint.interval=100 --resume
 if [ "$rc" = 0 ] && grep -q "no checkpoint yet" "$tmp/err" && [ "$(wc -l <"$early/metrics.jsonl")" = "$steps" ]; then
     ok "killed before the first checkpoint: --resume starts over with one record per step"
@@ -92,7 +97,7 @@ preempt() { # preempt NAME HOW
     local job=$! i
     for i in $(seq 300); do grep -q "step 3/$steps" "$tmp/pre.log" && break; sleep 0.05; done
     if [ "$2" = usr1 ]; then kill -USR1 "$job"
-    else for p in $(pgrep -f "^$mmupt train"); do kill -TERM "$p"; done; fi  # the ranks, not mpirun
+    else for p in $(ranks_of "$out"); do kill -TERM "$p"; done; fi  # the ranks, not mpirun
     wait "$job"
     local status=$?
     if [ "$status" = 75 ] && grep -q "stopped by a signal" "$tmp/pre.log" && [ -f "$out/checkpoints/latest" ]; then
