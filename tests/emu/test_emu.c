@@ -1,6 +1,7 @@
 /* The device emulator catches what it exists to catch: host access to device memory (a fault), a
  * host array where a kernel wants device memory, a kernel argument reaching past its allocation, a
- * device array where a host table is required, reads of never-written memory (NaN), and in CUDA
+ * device array where a host table is required, reads of never-written memory (NaN), a bf16 GEMM
+ * operand said to be its input's rounding that is not (cast_done, inp16), and in CUDA
  * graphs: work that cannot be captured, and a replay that would use other buffers than its
  * recording. Each misuse runs in a child process that must die with the right message. */
 #include <signal.h>
@@ -82,10 +83,25 @@ static void cast_not_done(struct gpu_ctx *g)
 {
     float *x = gpu_alloc_floats(g, 8), *y = gpu_alloc_floats(g, 8), *out = gpu_alloc_floats(g, 4);
     uint16_t *w = gpu_alloc(g, 8 * sizeof *w), *scratch = gpu_alloc(g, 8 * sizeof *scratch);
-    gpu_zero(g, x, 8 * sizeof *x), gpu_zero(g, y, 8 * sizeof *y), gpu_zero(g, w, 8 * sizeof *w);
+    const float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    gpu_zero(g, x, 8 * sizeof *x), gpu_upload(g, y, ones, sizeof ones), gpu_zero(g, w, 8 * sizeof *w);
     matmul_forward_bf16_cuda(out, x, w, NULL, 2, 4, 2, scratch, 0, g->blas);
     matmul_forward_bf16_cuda(out, x, w, NULL, 2, 4, 2, scratch, 1, g->blas); /* fine: the same x */
     matmul_forward_bf16_cuda(out, y, w, NULL, 2, 4, 2, scratch, 1, g->blas); /* the bug */
+}
+
+/* A bf16 backward given a kept rounding (inp16) of another input than its inp. */
+static void stale_inp16(struct gpu_ctx *g)
+{
+    float *x = gpu_alloc_floats(g, 8), *y = gpu_alloc_floats(g, 8), *out = gpu_alloc_floats(g, 4);
+    float *dout = gpu_alloc_floats(g, 4), *dw = gpu_alloc_floats(g, 8);
+    uint16_t *w = gpu_alloc(g, 8 * sizeof *w), *x16 = gpu_alloc(g, 8 * sizeof *x16);
+    uint16_t *scratch = gpu_alloc(g, 4 * sizeof *scratch);
+    const float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    gpu_zero(g, x, 8 * sizeof *x), gpu_upload(g, y, ones, sizeof ones), gpu_zero(g, w, 8 * sizeof *w);
+    gpu_zero(g, dout, 4 * sizeof *dout), gpu_zero(g, dw, 8 * sizeof *dw);
+    matmul_forward_bf16_cuda(out, x, w, NULL, 2, 4, 2, x16, 0, g->blas);              /* x16 = x rounded */
+    matmul_backward_bf16_cuda(NULL, dw, NULL, dout, y, x16, w, 2, 4, 2, scratch, g->blas); /* but inp is y */
 }
 
 static void test_faults(struct test_state *ts)
@@ -116,6 +132,9 @@ static void test_faults(struct test_state *ts)
     st = in_child(cast_not_done, msg, sizeof msg);
     CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
     CHECK_CONTAINS(ts, msg, "cast_done, but value 0 of 8 is not this input rounded to bf16");
+    st = in_child(stale_inp16, msg, sizeof msg);
+    CHECK(ts, !(WIFEXITED(st) && WEXITSTATUS(st) == 0));
+    CHECK_CONTAINS(ts, msg, "matmul_backward_bf16_cuda: inp16, but value 0 of 8 is not this input rounded");
 }
 
 /* Graph work: out = a + b, the buffers found through a struct (as the decode step finds the weights
