@@ -156,6 +156,11 @@ void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logi
                            int vocab, float tau, void *stream);
 void logprob_backward_bf16_cuda(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
                                 int rows, int vocab, float tau, void *stream);
+void logprob_forward_stats_cuda(float *logp, float *entropy, float *row_max, double *row_sum, const float *logits,
+                                const int64_t *targets, int rows, int vocab, float tau, void *stream);
+void logprob_backward_bf16_stats_cuda(uint16_t *dlogits, const float *dlogp, const float *logits,
+                                      const int64_t *targets, const float *row_max, const double *row_sum, int rows,
+                                      int vocab, float tau, void *stream);
 /* The GEMMs take a cuBLAS handle bound to their stream (include/mmupt/gpu_blas.h) instead of the
  * bare stream: the library needs one, and the caller owns it rather than a hidden global. */
 struct gpu_blas;
@@ -351,6 +356,17 @@ void logprob_backward_cpu(float *dlogits, const float *dlogp, const float *logit
  * anyway, so writing that rounding directly spares the fp32 buffer, its zero fill and the cast. */
 void logprob_backward_bf16_cpu(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
                                int rows, int vocab, float tau);
+/* The forward that also returns each row's statistics, so that the backward over the same logits
+ * need not read them a second time for them: row_max[r] = max_j logits[r,j] and row_sum[r] =
+ * sum_j exp((logits[r,j] - row_max[r]) / tau) (>= 1), each as the backend computes them; rows
+ * with target < 0 get row_sum 0 ("not computed"). row_max and row_sum may both be NULL. */
+void logprob_forward_stats_cpu(float *logp, float *entropy, float *row_max, double *row_sum, const float *logits,
+                               const int64_t *targets, int rows, int vocab, float tau);
+/* logprob_backward_bf16 from those statistics (both NULL, or a row's row_sum 0: computed here), equal
+ * bit for bit to computing them here when they come from the same logits, tau and backend. */
+void logprob_backward_bf16_stats_cpu(uint16_t *dlogits, const float *dlogp, const float *logits,
+                                     const int64_t *targets, const float *row_max, const double *row_sum, int rows,
+                                     int vocab, float tau);
 
 /* ---- Sampling (rollout: the next token of every sequence of a decode step) ----
  * tokens[r] = sample_token(logits + r*V, V, p, u[r], ..., logp + r) for r < rows (src/sampler: bias,

@@ -63,6 +63,12 @@ struct model_dev {
     int64_t *targets;
     float *logp, *entropy;
     int64_t scratch_rows;
+    /* bf16: the row statistics model_dev_logprobs leaves for model_dev_backward_logprobs over the
+     * same logits (logprob_forward_stats), valid (stats_valid) until the next forward or temperature. */
+    float *row_max;
+    double *row_sum;
+    float stats_tau;
+    int stats_valid;
 };
 
 /* Device buffers for m's parameters (uploaded from m->params) and zeroed gradients. */

@@ -5,8 +5,10 @@
 // Memory traffic, the cost of these kernels (3072 rows x 151936 is 1.9 GB of fp32 logits): the row
 // maximum and the sum of exponentials come from one read (running sums rescaled when the maximum
 // grows, logprob_row_stats), so the forward reads each row once and the backward twice, the second
-// read to write the gradient. The bf16 backward writes that gradient as the bf16 operand of lm_head's
-// GEMMs (2 bytes, assigned): ~10 bytes per logit against ~30 for zero fill, +=, and a cast.
+// read to write the gradient - or once, given the forward's row statistics (the *_stats pair: the
+// learner's log-probs and their backward over the same logits). The bf16 backward writes that
+// gradient as the bf16 operand of lm_head's GEMMs (2 bytes, assigned): ~6 bytes per logit with the
+// statistics, ~10 without, against ~30 for zero fill, +=, and a cast.
 //
 // Numerics. Like the reference, the row maximum is subtracted before exponentiating and the sums of
 // exponentials are accumulated in double. The shift is done on the logits themselves,
@@ -137,16 +139,19 @@ static __device__ void logprob_row_stats(const float *z, int vocab, float inv_ta
     if (ENT) *sey = st.se;
 }
 
-// logp[r] = y_t - log(sum); entropy[r] = log(sum) - E_p[y] (H = -E_p[log p], log p = y - log sum).
-// One read of the row.
-static __global__ void logprob_forward_kernel(float *logp, float *entropy, const float *logits,
-                                              const int64_t *targets, int vocab, float inv_tau_f, double inv_tau)
+// logp[r] = y_t - log(sum); entropy[r] = log(sum) - E_p[y] (H = -E_p[log p], log p = y - log sum);
+// row_max/row_sum (may be NULL): the statistics, for a backward over the same logits. One read of
+// the row.
+static __global__ void logprob_forward_kernel(float *logp, float *entropy, float *row_max, double *row_sum,
+                                              const float *logits, const int64_t *targets, int vocab, float inv_tau_f,
+                                              double inv_tau)
 {
     long t = logprob_target(targets, vocab);
     if (t < 0) {
         if (threadIdx.x == 0) {
             logp[blockIdx.x] = 0.0f;
             if (entropy) entropy[blockIdx.x] = 0.0f;
+            if (row_max) row_max[blockIdx.x] = 0.0f, row_sum[blockIdx.x] = 0.0; // "not computed"
         }
         return;
     }
@@ -159,20 +164,21 @@ static __global__ void logprob_forward_kernel(float *logp, float *entropy, const
         double ls = log(sum);
         logp[blockIdx.x] = (float)(((double)z[t] - mz) * inv_tau - ls);
         if (entropy) entropy[blockIdx.x] = (float)(ls - sey / sum);
+        if (row_max) row_max[blockIdx.x] = mz, row_sum[blockIdx.x] = sum;
     }
 }
 
 // The gradient of row r: g * (onehot_t(j) - p_j), g = dlogp[r] / tau, p_j = e^(y_j) / sum: e^y <= 1
 // and sum >= 1 (the maximum's term is 1), so the product cannot overflow and keeps full relative
-// precision. Reads the row a second time after the statistics; each thread handles only the elements
-// it owns (one writer per element), and store(j, value) says what becomes of the value.
+// precision. Reads the row a second time after the statistics (unless the forward's are given: sum > 0,
+// the same values this would compute); each thread handles only the elements it owns (one writer
+// per element), and store(j, value) says what becomes of the value.
 template <typename Store>
 static __device__ __forceinline__ void logprob_row_grad(const float *z, long t, float dlogp, int vocab, float inv_tau_f,
-                                                        double inv_tau, Store store)
+                                                        double inv_tau, float mz, double sum, Store store)
 {
-    float mz;
-    double sum, unused;
-    logprob_row_stats<false>(z, vocab, inv_tau_f, &mz, &sum, &unused);
+    double unused;
+    if (sum == 0.0) logprob_row_stats<false>(z, vocab, inv_tau_f, &mz, &sum, &unused); // the same in every thread
     float inv_sum = (float)(1.0 / sum), g = (float)(dlogp * inv_tau);
     for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
         float p = expf((z[j] - mz) * inv_tau_f) * inv_sum;
@@ -188,15 +194,15 @@ static __global__ void logprob_backward_kernel(float *dlogits, const float *dlog
     if (t < 0) return;
     long row = (long)blockIdx.x * vocab;
     float *dz = dlogits + row;
-    logprob_row_grad(logits + row, t, dlogp[blockIdx.x], vocab, inv_tau_f, inv_tau,
+    logprob_row_grad(logits + row, t, dlogp[blockIdx.x], vocab, inv_tau_f, inv_tau, 0.0f, 0.0,
                      [dz](int j, float v) { dz[j] += v; });
 }
 
 // dlogits[r, j] = the gradient rounded to bf16, assigned (rows with target < 0: zeros): the operand
 // of lm_head's bf16 backward GEMMs, written in one pass instead of zero fill, += and a cast.
 static __global__ void logprob_backward_bf16_kernel(uint16_t *dlogits, const float *dlogp, const float *logits,
-                                                    const int64_t *targets, int vocab, float inv_tau_f,
-                                                    double inv_tau)
+                                                    const int64_t *targets, const float *row_max,
+                                                    const double *row_sum, int vocab, float inv_tau_f, double inv_tau)
 {
     long t = logprob_target(targets, vocab), row = (long)blockIdx.x * vocab;
     uint16_t *dz = dlogits + row;
@@ -204,19 +210,28 @@ static __global__ void logprob_backward_bf16_kernel(uint16_t *dlogits, const flo
         for (int j = threadIdx.x; j < vocab; j += blockDim.x) dz[j] = 0;
         return;
     }
-    logprob_row_grad(logits + row, t, dlogp[blockIdx.x], vocab, inv_tau_f, inv_tau,
+    float mz = row_max ? row_max[blockIdx.x] : 0.0f;
+    double sum = row_max ? row_sum[blockIdx.x] : 0.0;
+    logprob_row_grad(logits + row, t, dlogp[blockIdx.x], vocab, inv_tau_f, inv_tau, mz, sum,
                      [dz](int j, float v) { dz[j] = bf16_round(v); });
+}
+
+extern "C" void logprob_forward_stats_cuda(float *logp, float *entropy, float *row_max, double *row_sum,
+                                           const float *logits, const int64_t *targets, int rows, int vocab, float tau,
+                                           void *stream)
+{
+    MMUPT_CHECK(tau > 0.0f && vocab > 0 && !row_max == !row_sum);
+    if (rows <= 0) return;
+    double inv_tau = 1.0 / tau;
+    logprob_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(logp, entropy, row_max, row_sum, logits,
+                                                                              targets, vocab, (float)inv_tau, inv_tau);
+    CUDA_CHECK(cudaGetLastError());
 }
 
 extern "C" void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
                                      int vocab, float tau, void *stream)
 {
-    MMUPT_CHECK(tau > 0.0f && vocab > 0);
-    if (rows <= 0) return;
-    double inv_tau = 1.0 / tau;
-    logprob_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(logp, entropy, logits, targets, vocab,
-                                                                              (float)inv_tau, inv_tau);
-    CUDA_CHECK(cudaGetLastError());
+    logprob_forward_stats_cuda(logp, entropy, (float *)NULL, (double *)NULL, logits, targets, rows, vocab, tau, stream);
 }
 
 extern "C" void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
@@ -230,13 +245,21 @@ extern "C" void logprob_backward_cuda(float *dlogits, const float *dlogp, const 
     CUDA_CHECK(cudaGetLastError());
 }
 
+extern "C" void logprob_backward_bf16_stats_cuda(uint16_t *dlogits, const float *dlogp, const float *logits,
+                                                 const int64_t *targets, const float *row_max, const double *row_sum,
+                                                 int rows, int vocab, float tau, void *stream)
+{
+    MMUPT_CHECK(tau > 0.0f && vocab > 0 && !row_max == !row_sum);
+    if (rows <= 0) return;
+    double inv_tau = 1.0 / tau;
+    logprob_backward_bf16_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(
+        dlogits, dlogp, logits, targets, row_max, row_sum, vocab, (float)inv_tau, inv_tau);
+    CUDA_CHECK(cudaGetLastError());
+}
+
 extern "C" void logprob_backward_bf16_cuda(uint16_t *dlogits, const float *dlogp, const float *logits,
                                            const int64_t *targets, int rows, int vocab, float tau, void *stream)
 {
-    MMUPT_CHECK(tau > 0.0f && vocab > 0);
-    if (rows <= 0) return;
-    double inv_tau = 1.0 / tau;
-    logprob_backward_bf16_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(dlogits, dlogp, logits, targets,
-                                                                                    vocab, (float)inv_tau, inv_tau);
-    CUDA_CHECK(cudaGetLastError());
+    logprob_backward_bf16_stats_cuda(dlogits, dlogp, logits, targets, (const float *)NULL, (const double *)NULL, rows,
+                                     vocab, tau, stream);
 }

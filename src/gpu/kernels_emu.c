@@ -369,12 +369,19 @@ void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, cons
                                      n_slots, max_len));
 }
 
+void logprob_forward_stats_cuda(float *logp, float *entropy, float *row_max, double *row_sum, const float *logits,
+                                const int64_t *targets, int rows, int vocab, float tau, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(logp, rows), DEV_OPT(entropy, rows), DEV_OPT(row_max, rows), DEV_OPT(row_sum, rows);
+    DEV(logits, (long)rows * vocab), DEV(targets, rows);
+    EMU_RUN(logprob_forward_stats_cpu(logp, entropy, row_max, row_sum, logits, targets, rows, vocab, tau));
+}
+
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
                           int vocab, float tau, void *stream)
 {
-    struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(logp, rows), DEV_OPT(entropy, rows), DEV(logits, (long)rows * vocab), DEV(targets, rows);
-    EMU_RUN(logprob_forward_cpu(logp, entropy, logits, targets, rows, vocab, tau));
+    logprob_forward_stats_cuda(logp, entropy, NULL, NULL, logits, targets, rows, vocab, tau, stream);
 }
 
 void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logits, const int64_t *targets, int rows,
@@ -385,12 +392,20 @@ void logprob_backward_cuda(float *dlogits, const float *dlogp, const float *logi
     EMU_RUN(logprob_backward_cpu(dlogits, dlogp, logits, targets, rows, vocab, tau));
 }
 
-void logprob_backward_bf16_cuda(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
-                                int rows, int vocab, float tau, void *stream)
+void logprob_backward_bf16_stats_cuda(uint16_t *dlogits, const float *dlogp, const float *logits,
+                                      const int64_t *targets, const float *row_max, const double *row_sum, int rows,
+                                      int vocab, float tau, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     DEV(dlogits, (long)rows * vocab), DEV(dlogp, rows), DEV(logits, (long)rows * vocab), DEV(targets, rows);
-    EMU_RUN(logprob_backward_bf16_cpu(dlogits, dlogp, logits, targets, rows, vocab, tau));
+    DEV_OPT(row_max, rows), DEV_OPT(row_sum, rows);
+    EMU_RUN(logprob_backward_bf16_stats_cpu(dlogits, dlogp, logits, targets, row_max, row_sum, rows, vocab, tau));
+}
+
+void logprob_backward_bf16_cuda(uint16_t *dlogits, const float *dlogp, const float *logits, const int64_t *targets,
+                                int rows, int vocab, float tau, void *stream)
+{
+    logprob_backward_bf16_stats_cuda(dlogits, dlogp, logits, targets, NULL, NULL, rows, vocab, tau, stream);
 }
 
 void matmul_forward_cuda(float *out, const float *inp, const float *weight, const float *bias, int M, int K, int N,

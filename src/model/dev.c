@@ -46,7 +46,7 @@ void model_dev_free(struct model_dev *d)
     acts_free(d);
     dev_decoder_free(d);
     model_dev_set_bf16(d, 0);
-    void *dev[] = {d->params, d->grads, d->targets, d->logp, d->entropy};
+    void *dev[] = {d->params, d->grads, d->targets, d->logp, d->entropy, d->row_max, d->row_sum};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(d->g, dev[i]);
     memset(d, 0, sizeof *d);
 }
@@ -147,6 +147,7 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
     const struct model *m = d->m;
     int64_t T = 0;
     acts_free(d);
+    d->stats_valid = 0; /* other logits from here on */
     if (model_check_batch(m, b, &T, err)) return -1;
     if (setup_acts(d, b, T, err)) {
         acts_free(d);
@@ -262,10 +263,15 @@ static void scratch_reserve(struct model_dev *d, int64_t n)
     gpu_free(d->g, d->targets);
     gpu_free(d->g, d->logp);
     gpu_free(d->g, d->entropy);
+    gpu_free(d->g, d->row_max);
+    gpu_free(d->g, d->row_sum);
     d->targets = gpu_alloc(d->g, (size_t)n * sizeof *d->targets);
     d->logp = gpu_alloc_floats(d->g, n);
     d->entropy = gpu_alloc_floats(d->g, n);
+    d->row_max = gpu_alloc_floats(d->g, n);
+    d->row_sum = gpu_alloc(d->g, (size_t)n * sizeof *d->row_sum);
     d->scratch_rows = n;
+    d->stats_valid = 0;
 }
 
 /* Rows [r0, r0 + n) of the logits, from the final norm's output, into chunk [n, V]. */
@@ -282,19 +288,25 @@ void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, 
     int64_t n = d->n_tokens, V = d->m->cfg.text.vocab;
     scratch_reserve(d, n);
     gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
+    /* bf16: the rows' statistics too, which spare the backward a read of every logit */
+    int stats = d->params_bf16 != NULL;
+    float *ent = entropy ? d->entropy : NULL, *rmax = stats ? d->row_max : NULL;
+    double *rsum = stats ? d->row_sum : NULL;
     if (d->logits) {
-        logprob_forward_cuda(d->logp, entropy ? d->entropy : NULL, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
+        logprob_forward_stats_cuda(d->logp, ent, rmax, rsum, d->logits, d->targets, (int)n, (int)V, tau, g->stream);
     } else { /* chunked: lm_head and the log-softmax over logit_chunk rows at a time */
         int64_t c = d->logit_chunk < n ? d->logit_chunk : n;
         float *chunk = gpu_alloc_floats(g, c * V);
         for (int64_t r0 = 0; r0 < n; r0 += c) {
             int64_t k = n - r0 < c ? n - r0 : c;
             chunk_logits(d, chunk, r0, k);
-            logprob_forward_cuda(d->logp + r0, entropy ? d->entropy + r0 : NULL, chunk, d->targets + r0, (int)k, (int)V,
-                                 tau, g->stream);
+            logprob_forward_stats_cuda(d->logp + r0, ent ? ent + r0 : NULL, rmax ? rmax + r0 : NULL,
+                                       rsum ? rsum + r0 : NULL, chunk, d->targets + r0, (int)k, (int)V, tau, g->stream);
         }
         gpu_free(g, chunk);
     }
+    d->stats_valid = stats;
+    d->stats_tau = tau;
     gpu_download(g, logp, d->logp, (size_t)n * sizeof *logp);
     if (entropy) gpu_download(g, entropy, d->entropy, (size_t)n * sizeof *entropy);
 }
@@ -311,7 +323,11 @@ static void lm_head_rows_backward(struct model_dev *d, float *dfinal, void *dz, 
     int64_t H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab, w = d->m->spec.L.lm_head;
     const float *x = d->acts->final + r0 * H;
     if (d->params_bf16) {
-        logprob_backward_bf16_cuda(dz, d->logp + r0, z, d->targets + r0, (int)k, (int)V, tau, g->stream);
+        /* the forward's row statistics over these same logits (recomputed chunks are the same GEMM,
+         * so the same bits), when model_dev_logprobs left them: one read of the logits, not two */
+        int stats = d->stats_valid && d->stats_tau == tau;
+        logprob_backward_bf16_stats_cuda(dz, d->logp + r0, z, d->targets + r0, stats ? d->row_max + r0 : NULL,
+                                         stats ? d->row_sum + r0 : NULL, (int)k, (int)V, tau, g->stream);
         dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, NULL, w, (int)k, (int)H, (int)V);
         return;
     }

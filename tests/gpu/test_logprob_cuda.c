@@ -169,6 +169,48 @@ static void backward_case(struct test_state *ts, const struct lp_case *c, cudaSt
 /* A bf16 value's place on the number line (+0 and -0 both 0): neighbours differ by 1. */
 static int bf16_order(uint16_t h) { return h & 0x8000u ? -(int)(h & 0x7fffu) : (int)h; }
 
+/* The *_stats pair: the forward's log-probs are the plain forward's bit for bit, its row maxima the
+ * CPU's exactly (a maximum rounds nothing) and its sums the CPU's to rounding; the backward from
+ * those statistics writes the bits got (the backward that computes its own) does. */
+static void stats_case(struct test_state *ts, const struct lp_case *c, const float *d_z, const float *d_dlogp,
+                       const int64_t *d_t, const uint16_t *got, cudaStream_t st)
+{
+    int rows = c->rows, vocab = c->vocab;
+    size_t nr = (size_t)rows, n = c->n;
+    float *lp_cpu = mmupt_xmalloc(nr * sizeof *lp_cpu), *max_cpu = mmupt_xmalloc(nr * sizeof *max_cpu);
+    double *sum_cpu = mmupt_xmalloc(nr * sizeof *sum_cpu);
+    logprob_forward_stats_cpu(lp_cpu, NULL, max_cpu, sum_cpu, c->logits, c->targets, rows, vocab, c->tau);
+    float *d_lp = NULL, *d_lp1 = NULL, *d_max = NULL;
+    double *d_sum = NULL;
+    uint16_t *d_dz = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_lp, nr * sizeof *d_lp));
+    CUDA_CHECK(cudaMalloc((void **)&d_lp1, nr * sizeof *d_lp1));
+    CUDA_CHECK(cudaMalloc((void **)&d_max, nr * sizeof *d_max));
+    CUDA_CHECK(cudaMalloc((void **)&d_sum, nr * sizeof *d_sum));
+    CUDA_CHECK(cudaMalloc((void **)&d_dz, n * sizeof *d_dz));
+    logprob_forward_stats_cuda(d_lp, NULL, d_max, d_sum, d_z, d_t, rows, vocab, c->tau, st);
+    logprob_forward_cuda(d_lp1, NULL, d_z, d_t, rows, vocab, c->tau, st);
+    CHECK_MSG(ts, gpu_test_dev_same(d_lp, d_lp1, nr), "stats forward %dx%d: other log-probs", rows, vocab);
+    float *mx = gpu_test_download_floats(d_max, nr);
+    double *sum = mmupt_xmalloc(nr * sizeof *sum);
+    gpu_test_download(sum, d_sum, nr * sizeof *sum);
+    for (int r = 0; r < rows; r++) {
+        int skipped = c->targets[r] < 0;
+        CHECK_MSG(ts, skipped ? sum[r] == 0.0 : mx[r] == max_cpu[r] && fabs(sum[r] / sum_cpu[r] - 1.0) < 1e-5,
+                  "stats %dx%d row %d: max %g sum %.9g, CPU %g %.9g", rows, vocab, r, mx[r], sum[r], max_cpu[r],
+                  sum_cpu[r]);
+    }
+    CUDA_CHECK(cudaMemset(d_dz, 0xff, n * sizeof *d_dz));
+    logprob_backward_bf16_stats_cuda(d_dz, d_dlogp, d_z, d_t, d_max, d_sum, rows, vocab, c->tau, st);
+    uint16_t *got2 = mmupt_xmalloc(n * sizeof *got2);
+    gpu_test_download(got2, d_dz, n * sizeof *got2);
+    CHECK_MSG(ts, memcmp(got, got2, n * sizeof *got) == 0, "bf16 dlogits %dx%d tau %g: other bits from the statistics",
+              rows, vocab, c->tau);
+    void *dev[] = {d_lp, d_lp1, d_max, d_sum, d_dz};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(lp_cpu), free(max_cpu), free(sum_cpu), free(mx), free(sum), free(got2);
+}
+
 static void backward_bf16_case(struct test_state *ts, const struct lp_case *c, cudaStream_t st)
 {
     int rows = c->rows, vocab = c->vocab;
@@ -208,6 +250,7 @@ static void backward_bf16_case(struct test_state *ts, const struct lp_case *c, c
     gpu_test_download(got1, d_dz1, n * sizeof *got1);
     CHECK_MSG(ts, memcmp(got, got1, n * sizeof *got) == 0, "bf16 dlogits %dx%d tau %g: differs on the default stream",
               rows, vocab, c->tau);
+    stats_case(ts, c, d_z, d_dlogp, d_t, got, st);
 
     void *dev[] = {d_z, d_dlogp, d_t, d_dz, d_dz1};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));

@@ -1,6 +1,6 @@
 /* Token log-probabilities and entropy at temperature tau: values against a double reference,
  * skipped rows (target < 0), huge logits, the gradient by finite differences, accumulation, and
- * the bf16 gradient against its definition. */
+ * the bf16 gradient against its definition, from the forward's row statistics too. */
 #include <omp.h>
 
 #include "kcheck.h"
@@ -152,6 +152,23 @@ static void test_backward_bf16(struct test_state *ts)
         }
         omp_set_num_threads(saved);
         for (int j = 0; j < V; j++) CHECK(ts, got[V + j] == 0 && got[5 * V + j] == 0);
+        /* From the forward's row statistics: the same bits; skipped rows' statistics say "not
+         * computed" (sum 0), and such a row computes its own. */
+        float logp[R], logp1[R], mx[R];
+        double sum[R];
+        logprob_forward_stats_cpu(logp, NULL, mx, sum, z, targets, R, V, 0.7f);
+        logprob_forward_cpu(logp1, NULL, z, targets, R, V, 0.7f);
+        CHECK(ts, kbitwise_equal(logp, logp1, R));
+        for (int i = 0; i < R; i++) {
+            float zm = -INFINITY;
+            for (int j = 0; j < V; j++) zm = fmaxf(zm, z[i * V + j]);
+            CHECK_MSG(ts, targets[i] < 0 ? sum[i] == 0.0 : mx[i] == zm && sum[i] >= 1.0 && sum[i] <= V,
+                      "row %d: max %g (want %g), sum %g", i, mx[i], zm, sum[i]);
+        }
+        sum[2] = 0.0; /* this row's own statistics */
+        memset(got, 0xa5, sizeof got);
+        logprob_backward_bf16_stats_cpu(got, dlogp, z, targets, mx, sum, R, V, 0.7f);
+        CHECK_MSG(ts, memcmp(got, want, sizeof got) == 0, "logits %s: other bits from the statistics", k ? "1e4" : "+-3");
         free(dz);
     }
     free(z);
