@@ -465,9 +465,16 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
     });
 }
 
-void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                               const uint16_t *inp16, const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
-                               const struct gpu_blas *blas)
+/* dinp_beta 0: dinp assigned, not accumulated - zeroed first, and the reference adds to it. */
+static void emu_beta(float *dinp, float dinp_beta, int M, int K)
+{
+    MMUPT_CHECK(dinp_beta == 0.0f || dinp_beta == 1.0f);
+    if (dinp && dinp_beta == 0.0f && M > 0 && K > 0) memset(dinp, 0, (size_t)M * K * sizeof *dinp);
+}
+
+void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+                               uint16_t *scratch, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV_OPT(dbias, N), DEV(dout, (long)M * N);
@@ -479,12 +486,13 @@ void matmul_backward_bf16_cuda(float *dinp, float *dweight, float *dbias, const 
         if (gemms && dweight && inp16) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
         if (gemms) cast_bf16_cpu(scratch, dout, (long)M * N);
         if (gemms && cast_x) cast_bf16_cpu(scratch + matmul_bf16_backward_x_offset(M, N), inp, (long)M * K);
+        emu_beta(dinp, dinp_beta, M, K);
         matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N);
     });
 }
 
-void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
-                                  const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, const uint16_t *dout16,
+                                  const float *inp, const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
                                   uint16_t *scratch, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
@@ -496,6 +504,7 @@ void matmul_backward_bf16_dy_cuda(float *dinp, float *dweight, const uint16_t *d
     EMU_RUN({
         if (dweight && inp16 && N > 0) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
         if (cast_x) cast_bf16_cpu(scratch, inp, (long)M * K);
+        emu_beta(dinp, dinp_beta, M, K);
         matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, inp, weight, M, K, N);
     });
 }

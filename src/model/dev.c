@@ -251,8 +251,8 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     struct model_dev_acts *a = d->acts;
     MMUPT_CHECK(a != NULL && !a->last_only); /* a forward_last keeps no per-token logits */
     int64_t T = a->T, H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab;
-    float *dfinal = gpu_zeros_floats(d->g, T * H);
-    dev_linear_backward(d, dfinal, dlogits, a->final, NULL, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
+    float *dfinal = gpu_alloc_floats(d->g, T * H); /* assigned by the GEMM */
+    dev_linear_backward_set(d, dfinal, dlogits, a->final, NULL, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
     backward_body(d, dfinal);
 }
 
@@ -312,7 +312,7 @@ void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, 
 }
 
 /* Logit rows [r0, r0 + k) (z: their logits, [k, V]): the gradient of the weighted log-probabilities
- * (weights in d->logp) into dz, then lm_head's share of the backward from it: dfinal's rows += dz @ W
+ * (weights in d->logp) into dz, then lm_head's share of the backward from it: dfinal's rows = dz @ W
  * and lm_head's weight gradient. dz: k * V values of scratch, fp32 or - bf16 model - bf16. The bf16
  * GEMMs round their operand to bf16 anyway: logprob_backward_bf16 writes that rounding directly,
  * with no zero fill, no fp32 buffer and no cast (a third of the bytes). */
@@ -328,12 +328,12 @@ static void lm_head_rows_backward(struct model_dev *d, float *dfinal, void *dz, 
         int stats = d->stats_valid && d->stats_tau == tau;
         logprob_backward_bf16_stats_cuda(dz, d->logp + r0, z, d->targets + r0, stats ? d->row_max + r0 : NULL,
                                          stats ? d->row_sum + r0 : NULL, (int)k, (int)V, tau, g->stream);
-        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, NULL, w, (int)k, (int)H, (int)V);
+        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, 1, dz, x, NULL, w, (int)k, (int)H, (int)V);
         return;
     }
     gpu_zero(g, dz, (size_t)(k * V) * sizeof(float));
     logprob_backward_cuda(dz, d->logp + r0, z, d->targets + r0, (int)k, (int)V, tau, g->stream);
-    dev_linear_backward(d, dfinal + r0 * H, dz, x, NULL, w, -1, (int)k, (int)H, (int)V);
+    dev_linear_backward_set(d, dfinal + r0 * H, dz, x, NULL, w, -1, (int)k, (int)H, (int)V);
 }
 
 void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, float tau, const float *weight)
@@ -345,7 +345,7 @@ void model_dev_backward_logprobs(struct model_dev *d, const int64_t *targets, fl
     scratch_reserve(d, n);
     gpu_upload(g, d->targets, targets, (size_t)n * sizeof *targets);
     gpu_upload(g, d->logp, weight, (size_t)n * sizeof *weight); /* the weights, in the logp scratch */
-    float *dfinal = gpu_zeros_floats(g, n * H);
+    float *dfinal = gpu_alloc_floats(g, n * H); /* each row block assigned once, by its lm_head GEMM */
     if (d->logits) {
         void *dlogits = gpu_alloc(g, (size_t)(n * V) * elem);
         lm_head_rows_backward(d, dfinal, dlogits, d->logits, 0, n, tau);

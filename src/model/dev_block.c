@@ -209,26 +209,29 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
      * reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
      * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
     int dy16 = packed && w->gate_b < 0 && w->up_b < 0;
-    float *dact = gpu_zeros_floats(g, (int64_t)T * I), *dn2 = gpu_zeros_floats(g, (int64_t)T * D);
+    /* dact and dn2 are assigned by the first GEMM that writes them (the *_set backwards): no zero fill */
+    float *dact = gpu_alloc_floats(g, (int64_t)T * I), *dn2 = gpu_alloc_floats(g, (int64_t)T * D);
     float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
-    dev_linear_backward(d, dact, dout, a->act, a->acth, w->down_w, w->down_b, T, I, D);
+    dev_linear_backward_set(d, dact, dout, a->act, a->acth, w->down_w, w->down_b, T, I, D);
     if (dy16) {
         uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
         swiglu_packed_backward_bf16_cuda(dgu, dact, a->gate, T, I, g->stream);
-        dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
+        dev_linear_backward_bf16_dy(d, dn2, 1, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
         gpu_free(g, dgu);
     } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
         swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);
-        dev_linear_backward(d, dn2, dgate, a->n2, a->n2h, w->gate_w, w->gate_b, T, D, 2 * I);
+        dev_linear_backward_set(d, dn2, dgate, a->n2, a->n2h, w->gate_w, w->gate_b, T, D, 2 * I);
     } else if (s->mlp == MLP_SWIGLU) {
         float *dup = gpu_zeros_floats(g, (int64_t)T * I);
         swiglu_backward_cuda(dgate, dup, dact, a->gate, a->up, (long)T * I, g->stream);
-        dev_linear_backward(d, dn2, dup, a->n2, a->n2h, w->up_w, w->up_b, T, D, I);
+        dev_linear_backward_set(d, dn2, dup, a->n2, a->n2h, w->up_w, w->up_b, T, D, I);
         gpu_free(g, dup);
     } else {
         quick_gelu_backward_cuda(dgate, dact, a->gate, (long)T * I, g->stream);
     }
-    if (!packed) dev_linear_backward(d, dn2, dgate, a->n2, a->n2h, w->gate_w, w->gate_b, T, D, I);
+    if (!packed) /* after up's (SwiGLU), or the first (GELU) */
+        (s->mlp == MLP_SWIGLU ? dev_linear_backward : dev_linear_backward_set)(d, dn2, dgate, a->n2, a->n2h, w->gate_w,
+                                                                               w->gate_b, T, D, I);
     norm_backward(g, s, dx_mid, gr + w->norm2_w, G(gr, w->norm2_b), dn2, a->x_mid, p + w->norm2_w, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);
@@ -247,21 +250,23 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     gpu_copy(g, dx_mid, dout, (size_t)TD * sizeof *dout); /* the residual path */
     mlp_backward(d, a, s, w, dout, dx_mid);
 
-    float *datt = gpu_zeros_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
-    float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd), *dn1 = gpu_zeros_floats(g, TD);
-    dev_linear_backward(d, datt, dx_mid, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
+    /* datt and dn1 assigned by their first GEMM; dq, dk, dv accumulate in the attention backward */
+    float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
+    float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd);
+    float *dn1 = gpu_alloc_floats(g, TD);
+    dev_linear_backward_set(d, datt, dx_mid, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
     (d->params_bf16 ? attention_backward_tf32_cuda : attention_backward_cuda)(dq, dk, dv, datt, a->probs, a->q, a->k,
                                                                              a->v, s->seg, s->n_seg, s->n_heads,
                                                                              s->n_kv, s->hd, s->causal, g->blas);
     if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
         float *dqkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
         rope_qkv_backward_cuda(dqkv, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
-        dev_linear_backward(d, dn1, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+        dev_linear_backward_set(d, dn1, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
         gpu_free(g, dqkv);
     } else {
         rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
         rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
-        dev_linear_backward(d, dn1, dq, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd);
+        dev_linear_backward_set(d, dn1, dq, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd);
         dev_linear_backward(d, dn1, dk, a->n1, a->n1h, w->k_w, w->k_b, T, D, kvd);
         dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
     }

@@ -84,23 +84,37 @@ void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *in
                              (uint16_t *)inp16, 1, d->g->blas);
 }
 
-void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, const uint16_t *inp16,
-                         int64_t w_off, int64_t b_off, int M, int K, int N)
+static void linear_backward(struct model_dev *d, float *dinp, float dinp_beta, const float *dout, const float *inp,
+                            const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N)
 {
     float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
-    if (!d->params_bf16) {
+    if (!d->params_bf16) { /* the fp32 twin accumulates, as the CPU reference does */
+        if (dinp && dinp_beta == 0.0f) gpu_zero(d->g, dinp, (size_t)M * K * sizeof *dinp);
         matmul_backward_cuda(dinp, dw, db, dout, inp, d->params + w_off, M, K, N, d->g->blas);
         return;
     }
     uint16_t *scratch = cast_scratch(d, inp16 ? (int64_t)M * N : matmul_bf16_backward_scratch(M, K, N));
-    matmul_backward_bf16_cuda(dinp, dw, db, dout, inp, inp16, d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
+    matmul_backward_bf16_cuda(dinp, dinp_beta, dw, db, dout, inp, inp16, d->params_bf16 + w_off, M, K, N, scratch,
+                              d->g->blas);
 }
 
-void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
+void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, const uint16_t *inp16,
+                         int64_t w_off, int64_t b_off, int M, int K, int N)
+{
+    linear_backward(d, dinp, 1.0f, dout, inp, inp16, w_off, b_off, M, K, N);
+}
+
+void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout, const float *inp,
+                             const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N)
+{
+    linear_backward(d, dinp, 0.0f, dout, inp, inp16, w_off, b_off, M, K, N);
+}
+
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, int set, const uint16_t *dout16, const float *inp,
                                  const uint16_t *inp16, int64_t w_off, int M, int K, int N)
 {
     MMUPT_CHECK(d->params_bf16 != NULL);
     uint16_t *scratch = inp16 ? NULL : cast_scratch(d, (int64_t)M * K);
-    matmul_backward_bf16_dy_cuda(dinp, d->grads + w_off, dout16, inp, inp16, d->params_bf16 + w_off, M, K, N, scratch,
-                                 d->g->blas);
+    matmul_backward_bf16_dy_cuda(dinp, set ? 0.0f : 1.0f, d->grads + w_off, dout16, inp, inp16,
+                                 d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
 }

@@ -129,7 +129,8 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
         mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
             run.max_steps="$steps" checkpoint.interval=1 cluster.backend=emulator "$@" >"$tmp/pre.log" 2>&1 &
         local job=$! status
-        for i in $(seq 600); do grep -q "step 1/$steps" "$tmp/pre.log" && break; sleep 0.05; done
+        # its first checkpoint on disk (log lines reach the file late under load)
+        for i in $(seq 1200); do [ -f "$out/checkpoints/latest" ] && break; sleep 0.05; done
         kill -USR1 "$job"
         wait "$job"
         status=$?
