@@ -18,6 +18,7 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "sgemm.h"
+#include "softmax_exp.h"
 
 /* Offset of segment s's block in probs: sum over earlier segments of n_heads * len^2. */
 static size_t probs_offset(const int *seg, int s, int n_heads)
@@ -69,19 +70,11 @@ static int block_keys(int i1, int len, int causal)
     return causal ? i1 : len;
 }
 
-/* p[0, nj) holds scores; softmax them in place and zero the masked rest p[nj, len). The normaliser is
- * accumulated in double (attention_decode.c does the same, so decoding matches this to rounding). */
+/* p[0, nj) holds scores; softmax them in place (softmax_exp.h: decoding's arithmetic too) and zero
+ * the masked rest p[nj, len). */
 static void softmax_row(float *p, int nj, int len)
 {
-    float mx = -INFINITY;
-    for (int j = 0; j < nj; j++)
-        if (p[j] > mx) mx = p[j];
-    double sum = 0.0;
-    for (int j = 0; j < nj; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    float inv = (float)(1.0 / sum);
+    float inv = softmax_exp(p, nj);
     for (int j = 0; j < nj; j++) p[j] *= inv;
     for (int j = nj; j < len; j++) p[j] = 0.0f;
 }

@@ -10,6 +10,7 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "kv_rows.h"
+#include "softmax_exp.h"
 
 /* Rows up to this long keep their scores on the stack; longer ones allocate. */
 enum { DECODE_STACK_ROWS = 2048 };
@@ -25,17 +26,8 @@ static float dot(const float *a, const float *b, int n)
 static void decode_row(float *oi, const float *qi, const float *k, const float *v, int L, int n_kv, int kvh, int hd,
                        float scale, float *p)
 {
-    float mx = -INFINITY;
-    for (int j = 0; j < L; j++) {
-        p[j] = scale * dot(qi, k + ((long)j * n_kv + kvh) * hd, hd);
-        if (p[j] > mx) mx = p[j];
-    }
-    double sum = 0.0;
-    for (int j = 0; j < L; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < L; j++) p[j] = scale * dot(qi, k + ((long)j * n_kv + kvh) * hd, hd);
+    float inv = softmax_exp(p, L);
     for (int d = 0; d < hd; d++) oi[d] = 0.0f;
     for (int j = 0; j < L; j++) {
         const float *vj = v + ((long)j * n_kv + kvh) * hd;
