@@ -328,7 +328,7 @@ static void lm_head_rows_backward(struct model_dev *d, float *dfinal, void *dz, 
         int stats = d->stats_valid && d->stats_tau == tau;
         logprob_backward_bf16_stats_cuda(dz, d->logp + r0, z, d->targets + r0, stats ? d->row_max + r0 : NULL,
                                          stats ? d->row_sum + r0 : NULL, (int)k, (int)V, tau, g->stream);
-        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, 1, dz, x, NULL, w, (int)k, (int)H, (int)V);
+        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, NULL, w, (int)k, (int)H, (int)V);
         return;
     }
     gpu_zero(g, dz, (size_t)(k * V) * sizeof(float));

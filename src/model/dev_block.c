@@ -158,8 +158,10 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     gpu_copy(g, a->x, x, (size_t)T * D * sizeof *x);
     /* Without kept copies the operands share one scratch, used in turn: sized for the widest first,
      * so that no pointer taken below goes stale when a later one grows it. */
-    int64_t widest = D > qd ? D : qd;
-    dev_linear_reserve(d, (int64_t)T * (widest > I ? widest : I));
+    if (!a->n1h) {
+        int64_t widest = D > qd ? D : qd;
+        dev_linear_reserve(d, (int64_t)T * (widest > I ? widest : I));
+    }
     uint16_t *op = operand_of(d, a->n1h, (int64_t)T * D);
     norm_forward_operand(d, s, a->n1, op, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
     if (qkv_packed(d, s, w)) { /* one GEMM (and bias) over the packed rows, then RoPE while unpacking */
@@ -216,7 +218,7 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     if (dy16) {
         uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
         swiglu_packed_backward_bf16_cuda(dgu, dact, a->gate, T, I, g->stream);
-        dev_linear_backward_bf16_dy(d, dn2, 1, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
+        dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
         gpu_free(g, dgu);
     } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
         swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);

@@ -53,10 +53,10 @@ void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, co
 /* The same with dinp assigned (=), not accumulated: a fresh gradient buffer needs no zero fill. */
 void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout, const float *inp,
                              const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N);
-/* dev_linear_backward of a bf16 model (d->params_bf16) from dout already rounded to bf16 (dout16, as
- * logprob_backward_bf16 writes lm_head's), for a layer without bias: the GEMMs' operand as it is.
- * set != 0: dinp assigned, as dev_linear_backward_set. */
-void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, int set, const uint16_t *dout16, const float *inp,
+/* dev_linear_backward_set of a bf16 model (d->params_bf16: dinp assigned) from dout already rounded to
+ * bf16 (dout16, as logprob_backward_bf16 writes lm_head's), for a layer without bias: the GEMMs'
+ * operand as it is. */
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
                                  const uint16_t *inp16, int64_t w_off, int M, int K, int N);
 /* dev_linear_forward of a bf16 model from inp16, inp already rounded to bf16 (no cast). */
 void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *inp, const uint16_t *inp16,

@@ -110,11 +110,11 @@ void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout
     linear_backward(d, dinp, 0.0f, dout, inp, inp16, w_off, b_off, M, K, N);
 }
 
-void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, int set, const uint16_t *dout16, const float *inp,
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
                                  const uint16_t *inp16, int64_t w_off, int M, int K, int N)
 {
     MMUPT_CHECK(d->params_bf16 != NULL);
     uint16_t *scratch = inp16 ? NULL : cast_scratch(d, (int64_t)M * K);
-    matmul_backward_bf16_dy_cuda(dinp, set ? 0.0f : 1.0f, d->grads + w_off, dout16, inp, inp16,
+    matmul_backward_bf16_dy_cuda(dinp, 0.0f, d->grads + w_off, dout16, inp, inp16,
                                  d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
 }

@@ -167,7 +167,8 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     check(ts, "bf16-dy dinp vs CPU", d_dinp1, dinp_ref, mk, M, K, N);
     check(ts, "bf16-dy dweight vs CPU", d_dw1, dw_ref, nk, M, K, N);
 
-    /* inp's rounding kept by the caller (inp16): the same GEMMs on the same operands; no scratch for the bf16 dy, and only dout's rounding (exactly M*N values) for the fp32 one */
+    /* inp's rounding kept by the caller (inp16): the same GEMMs on the same operands; no scratch for
+     * the bf16 dy, and only dout's rounding (exactly M*N values) for the fp32 one */
     uint16_t *x16 = malloc(mk * sizeof *x16), *d_scratch_dy = NULL;
     cast_bf16_cpu(x16, h.inp, (long)mk);
     uint16_t *d_x16 = gpu_test_upload(x16, mk * 2);
