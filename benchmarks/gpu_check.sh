@@ -301,10 +301,11 @@ PY
     esac
 
     # The Qwen2.5-VL-3B step first: issue 10's headline figure, with no PyTorch run beside it, so
-    # it is not the one a spent budget skips. Then the others in name order.
-    local found=0 script want t order=(benchmarks/vl3b_cuda.sh)
+    # it is not the one a spent budget skips. Then the rollout (the figure nearest its target, with
+    # the skinny GEMM's A/B rows), then the others in name order.
+    local found=0 script want t order=(benchmarks/vl3b_cuda.sh benchmarks/rollout_cuda.sh)
     for script in benchmarks/*_cuda.sh; do
-        [ "$script" = benchmarks/vl3b_cuda.sh ] || order+=("$script")
+        [[ " ${order[*]} " == *" $script "* ]] || order+=("$script")
     done
     for script in "${order[@]}"; do
         [ -f "$script" ] || continue

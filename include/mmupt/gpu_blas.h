@@ -6,6 +6,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "mmupt/err.h"
 
@@ -24,13 +25,46 @@ extern "C" {
 struct gpu_blas {
     cublasHandle_t handle;
     cudaStream_t stream;
+    int sms; /* the device's multiprocessors: the skinny GEMM's plan targets them */
+    /* The skinny bf16 GEMM (kernels/cuda/matmul_skinny.cu), used by matmul_forward_bf16_cuda for
+     * products of at most SKINNY_MAX_ROWS rows when on (gpu_blas_set_skinny), with its split-K
+     * scratch: partial sums and one arrival counter per column tile (zero between calls). Calls on
+     * one handle are stream-ordered, so they share it safely. */
+    int skinny;
+    float *skinny_part;
+    unsigned *skinny_count;
 };
 
 /* Create the handle on the current device and bind it to `stream` (NULL: the default stream). Pure
  * fp32 math (no TF32), so the fp32 twins can be compared with the CPU reference; -1 and err when
- * cuBLAS cannot start (no device). */
+ * cuBLAS cannot start (no device). The skinny GEMM is on when the environment says
+ * MMUPT_GEMM_SKINNY=1 (off when unset or 0; any other value is an error). */
 int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err);
 void gpu_blas_free(struct gpu_blas *b);
+
+/* Turn the skinny GEMM on (allocating its scratch; not inside a graph capture) or off. -1 and err
+ * when the scratch cannot be allocated. */
+int gpu_blas_set_skinny(struct gpu_blas *b, int on, struct mmupt_err *err);
+
+/* The skinny GEMM's limits: rows, the split-K scratch's floats and counters, and the partial sums
+ * the last block of a column tile adds alone (splits * rows * 32 wn: 8 splits of 64 x 32). */
+enum { SKINNY_MAX_ROWS = 64, SKINNY_PART_FLOATS = 1 << 22, SKINNY_COUNTERS = 1 << 16, SKINNY_LAST_FLOATS = 1 << 14 };
+
+/* How matmul_skinny_bf16_cuda splits a product: column tiles of 32 wn columns (wn 1, 2 or 4 warps
+ * across), each over `splits` ranges of kc values of k. */
+struct matmul_skinny_plan {
+    int wn, splits, kc, tiles;
+};
+
+/* The plan for out[M, N] = x[M, K] w[N, K]^T on `sms` multiprocessors; -1 when the kernel does not
+ * take the shape (M > SKINNY_MAX_ROWS, K not a multiple of 32, scratch too small). */
+int matmul_skinny_plan(int M, int K, int N, int sms, struct matmul_skinny_plan *p);
+
+/* out = x w^T (+ bias) by the skinny kernel, x and w bf16 (16-byte aligned), out fp32; -1 (nothing
+ * launched) when it does not take the call: the skinny GEMM is off, the plan refuses the shape or
+ * an operand is misaligned. */
+int matmul_skinny_bf16_cuda(float *out, const uint16_t *x, const uint16_t *w, const float *bias, int M, int K, int N,
+                            const struct gpu_blas *blas);
 
 #ifdef __cplusplus
 }

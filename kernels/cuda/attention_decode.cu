@@ -7,8 +7,9 @@
 //
 // slot and pos are device arrays, uploaded once per decode step and read by every layer: a step
 // makes no host round trip per layer, and its launches only read device memory (what CUDA graph
-// capture needs). The scores live in the caller's scratch of n * n_heads * max_len floats (row
-// (i, h) at (i * n_heads + h) * max_len), which a recorded graph can hold.
+// capture needs). The scores live in shared memory when the block's fit (decode_scores_in_smem:
+// a rollout's caches), else in the caller's scratch of n * n_heads * max_len floats (row (i, h) at
+// (i * n_heads + h) * max_len), which a recorded graph can hold.
 //
 // One block per (row i, kv head): the block serves every q head of that GQA group, so each K and V
 // row of the slot is read from memory once per block and used for all the group's heads. (One block
@@ -74,13 +75,24 @@ enum {
 #endif
 
 // Dynamic shared memory: the chunk's q rows [hc][hd] in steps 1-2, then the warps' partial output
-// rows [DECODE_WARPS][hc][DECODE_DIMS] in step 4 (the same floats: a barrier separates the uses).
-// At most max(8 * 1024, 16 * 8 * 64) floats = 32 KiB, inside the default 48 KiB (checked at launch).
-static size_t decode_smem_bytes(int group, int hd)
+// rows [DECODE_WARPS][hc][DECODE_DIMS] in step 4 (the same floats: a barrier separates the uses):
+// at most max(8 * 1024, 16 * 8 * 64) floats = 32 KiB. After them, the chunk's scores [hc][max_len]
+// when they fit the default 48 KiB in all (a rollout's cache: 7 heads x 384 positions is 10.5 KiB):
+// steps 3 and 4 then read them from shared memory, not through L2 (the softmax is three dependent
+// passes over them); longer caches keep them in the caller's scratch. Same values either way.
+static size_t decode_smem_floats(int group, int hd)
 {
     size_t hc = (size_t)(group < DECODE_HEADS ? group : DECODE_HEADS);
     size_t qrows = hc * hd, parts = (size_t)DECODE_WARPS * hc * DECODE_DIMS;
-    return (qrows > parts ? qrows : parts) * sizeof(float);
+    return qrows > parts ? qrows : parts;
+}
+
+enum { DECODE_SMEM_LIMIT = 48 * 1024 }; // the default dynamic limit: no cudaFuncSetAttribute needed
+
+static int decode_scores_in_smem(int group, int hd, int max_len)
+{
+    size_t hc = (size_t)(group < DECODE_HEADS ? group : DECODE_HEADS);
+    return (decode_smem_floats(group, hd) + hc * (size_t)max_len) * sizeof(float) <= DECODE_SMEM_LIMIT;
 }
 
 // N consecutive elements as one aligned load (a 16-, 8- or 4-byte vector access on the GPU).
@@ -131,7 +143,8 @@ template <typename T>
 struct decode_args {
     const T *cache_k, *cache_v;     // one layer: [n_slots, max_len, n_kv, hd]
     const int *slot, *pos;          // [n]
-    float *scores;                  // [n * n_heads, max_len]
+    float *scores;                  // [n * n_heads, max_len]; unused when scores_at > 0
+    long scores_at;                 // > 0: the scores live in shared memory from this float on
     long slot_floats;               // max_len * n_kv * hd
     int n_heads, group, n_kv, hd, n_slots, max_len;
     float scale;
@@ -203,7 +216,7 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     for (int h0 = 0; h0 < group; h0 += DECODE_HEADS) {
         int hc = group - h0 < DECODE_HEADS ? group - h0 : DECODE_HEADS;
         long row0 = (long)i * a.n_heads + (long)g * group + h0; // the chunk's first (row, q head)
-        float *p = a.scores + row0 * a.max_len;                  // its scores: [hc][max_len]
+        float *p = a.scores_at > 0 ? sh + a.scores_at : a.scores + row0 * a.max_len; // its scores: [hc][max_len]
 
         // 1. The chunk's q rows, [hc][hd], contiguous in q (or made from qkv: the fused step).
         if (a.qkv) decode_q_rope(sh, a, i, g * group + h0, hc);
@@ -235,7 +248,7 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
             for (int h = 0; h < DECODE_HEADS; h++)
                 if (h < hc) p[(long)h * a.max_len + j] = a.scale * acc[h];
         }
-        __syncthreads(); // publishes the scores (global memory) to the warps of step 3
+        __syncthreads(); // publishes the scores to the warps of step 3
 
         // 3. Softmax, a warp per head (warp-uniform loop: every lane takes part in the butterflies).
         for (int h = warp; h < hc; h += DECODE_WARPS) {
@@ -352,8 +365,11 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     a.wk = f ? (T *)cache_k : (T *)NULL; // the same layer the attention reads
     a.wv = f ? (T *)cache_v : (T *)NULL;
     unsigned blocks = (unsigned)((long)n * n_kv);
-    size_t smem = decode_smem_bytes(a.group, hd);
-    MMUPT_CHECK(smem <= 48 * 1024); // the default limit: no cudaFuncSetAttribute needed
+    size_t floats = decode_smem_floats(a.group, hd);
+    a.scores_at = decode_scores_in_smem(a.group, hd, max_len) ? (long)floats : 0;
+    if (a.scores_at > 0) floats += (size_t)(a.group < DECODE_HEADS ? a.group : DECODE_HEADS) * max_len;
+    size_t smem = floats * sizeof(float);
+    MMUPT_CHECK(smem <= DECODE_SMEM_LIMIT);
     int pack = 16 / (int)sizeof(T);
     int vec = hd % pack == 0 && ((uintptr_t)cache_k | (uintptr_t)cache_v) % 16 == 0;
     if (vec)

@@ -73,6 +73,8 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
         CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)M * N * sizeof *out, blas->stream));
     } else {
         if (!cast_done) cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
+        // a few rows (a decode step): the skinny kernel, when on and it takes the shape (bias included)
+        if (blas->skinny && matmul_skinny_bf16_cuda(out, scratch, weight, bias, M, K, N, blas) == 0) return;
         // the fp32 twin's identity: out^T [N,M] = weight^T' [N,K] * inp^T [K,M]
         gemm_bf16(blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, weight, K, scratch, K, 0.0f, out, N);
     }

@@ -1,10 +1,31 @@
 /* The cuBLAS handle the GEMM twins use (include/mmupt/gpu_blas.h). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "mmupt/gpu_blas.h"
+
+/* MMUPT_GEMM_SKINNY: 0 (unset too) or 1; anything else is an error, not a silent default. */
+static int skinny_from_env(int *on, struct mmupt_err *err)
+{
+    const char *v = getenv("MMUPT_GEMM_SKINNY");
+    *on = v && strcmp(v, "1") == 0;
+    if (v && !*on && strcmp(v, "0") != 0 && v[0] != '\0')
+        return mmupt_fail(err, "MMUPT_GEMM_SKINNY must be 0 or 1, not '%s'", v);
+    return 0;
+}
 
 int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err)
 {
-    b->handle = NULL;
+    memset(b, 0, sizeof *b);
     b->stream = stream;
+    int skinny = 0, dev = 0;
+    struct cudaDeviceProp prop;
+    if (skinny_from_env(&skinny, err)) return -1;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return mmupt_fail(err, "CUDA: cannot read the device's properties");
+    }
+    b->sms = prop.multiProcessorCount;
     cublasStatus_t s = cublasCreate(&b->handle);
     if (s != CUBLAS_STATUS_SUCCESS) {
         b->handle = NULL;
@@ -17,11 +38,40 @@ int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err
         b->handle = NULL;
         return mmupt_fail(err, "cuBLAS: cannot set the math mode or the stream");
     }
+    if (skinny && gpu_blas_set_skinny(b, 1, err)) {
+        gpu_blas_free(b);
+        return -1;
+    }
+    return 0;
+}
+
+int gpu_blas_set_skinny(struct gpu_blas *b, int on, struct mmupt_err *err)
+{
+    if (on && !b->skinny_part) {
+        size_t part = (size_t)SKINNY_PART_FLOATS * sizeof(float), cnt = (size_t)SKINNY_COUNTERS * sizeof(unsigned);
+        if (cudaMalloc((void **)&b->skinny_part, part) != cudaSuccess ||
+            cudaMalloc((void **)&b->skinny_count, cnt) != cudaSuccess ||
+            cudaMemset(b->skinny_count, 0, cnt) != cudaSuccess) {
+            cudaGetLastError();
+            cudaFree(b->skinny_part);
+            cudaFree(b->skinny_count);
+            b->skinny_part = NULL;
+            b->skinny_count = NULL;
+            return mmupt_fail(err, "skinny GEMM: cannot allocate its %zu MiB of split-K scratch", (part + cnt) >> 20);
+        }
+    } else if (!on && b->skinny_part) {
+        cudaFree(b->skinny_part);
+        cudaFree(b->skinny_count);
+        b->skinny_part = NULL;
+        b->skinny_count = NULL;
+    }
+    b->skinny = on;
     return 0;
 }
 
 void gpu_blas_free(struct gpu_blas *b)
 {
+    (void)gpu_blas_set_skinny(b, 0, NULL);
     if (b->handle) cublasDestroy(b->handle);
     b->handle = NULL;
 }

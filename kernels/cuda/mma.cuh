@@ -1,0 +1,59 @@
+// One warp's bf16 tensor-core multiply-add, D = A B + C with fp32 accumulators: A is 16 x 16, B is
+// 16 x 8, C and D 16 x 8 (PTX mma.sync m16n8k16, sm_80 and later). Each lane holds its fragments in
+// registers, two bf16 to a 32-bit register (the lower index in the lower half); with lane = 4 g + t:
+//   a[0] = A[g][2t, 2t+1]    a[1] = A[g+8][2t, 2t+1]    a[2] = A[g][2t+8, 2t+9]    a[3] = A[g+8][2t+8, 2t+9]
+//   b[0] = B[2t, 2t+1][g]    b[1] = B[2t+8, 2t+9][g]
+//   c[0], c[1] = C[g][2t, 2t+1]                      c[2], c[3] = C[g+8][2t, 2t+1]
+// The SIMT interpreter (no tensor cores) gathers the A rows and B columns a lane's four outputs need
+// with shuffles and adds the products in k order in fp32: the same product, not the same rounding
+// (the hardware's accumulation order inside one instruction is not specified), so tests compare
+// against the CPU reference with a tolerance, as they do for cuBLAS.
+#ifndef MMUPT_KERNELS_CUDA_MMA_CUH
+#define MMUPT_KERNELS_CUDA_MMA_CUH
+
+#include <stdint.h>
+
+#ifndef __CUDA_ARCH__
+// The interpreter's emulation: the lower and upper bf16 of a register, widened (exact).
+static __device__ __forceinline__ float mma_lo(uint32_t r) { return __uint_as_float(r << 16); }
+static __device__ __forceinline__ float mma_hi(uint32_t r) { return __uint_as_float(r & 0xffff0000u); }
+#endif
+
+static __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2])
+{
+#ifdef __CUDA_ARCH__
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    int lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    float arow[2][16], bcol[2][16]; // A rows g and g + 8; B columns 2t and 2t + 1
+    for (int s = 0; s < 4; s++) {   // lane 4 g + s holds A's k = 2s, 2s+1 and 2s+8, 2s+9 of rows g, g+8
+        uint32_t r[4];
+        for (int i = 0; i < 4; i++) r[i] = __shfl_sync(0xffffffffu, a[i], 4 * g + s);
+        for (int h = 0; h < 2; h++) { // h: row g (registers 0, 2) or g + 8 (1, 3)
+            arow[h][2 * s] = mma_lo(r[h]);
+            arow[h][2 * s + 1] = mma_hi(r[h]);
+            arow[h][2 * s + 8] = mma_lo(r[h + 2]);
+            arow[h][2 * s + 9] = mma_hi(r[h + 2]);
+        }
+        for (int j = 0; j < 2; j++) { // column n = 2t + j lives in lanes 4 n + s
+            uint32_t q0 = __shfl_sync(0xffffffffu, b[0], 4 * (2 * t + j) + s);
+            uint32_t q1 = __shfl_sync(0xffffffffu, b[1], 4 * (2 * t + j) + s);
+            bcol[j][2 * s] = mma_lo(q0);
+            bcol[j][2 * s + 1] = mma_hi(q0);
+            bcol[j][2 * s + 8] = mma_lo(q1);
+            bcol[j][2 * s + 9] = mma_hi(q1);
+        }
+    }
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 2; j++) {
+            float acc = c[2 * h + j];
+            for (int k = 0; k < 16; k++) acc += arow[h][k] * bcol[j][k];
+            c[2 * h + j] = acc;
+        }
+#endif
+}
+
+#endif
