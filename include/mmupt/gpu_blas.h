@@ -27,7 +27,8 @@ struct gpu_blas {
     cudaStream_t stream;
     int sms; /* the device's multiprocessors: the skinny GEMM's plan targets them */
     /* The skinny bf16 GEMM (kernels/cuda/matmul_skinny.cu), used by matmul_forward_bf16_cuda for
-     * products of at most SKINNY_MAX_ROWS rows when on (gpu_blas_set_skinny), with its split-K
+     * products of at most SKINNY_MAX_ROWS rows when on (gpu_blas_set_skinny: SKINNY_ON, or
+     * SKINNY_PDL to launch it programmatically, overlapping the kernel before it), with its split-K
      * scratch: partial sums and one arrival counter per column tile (zero between calls). Calls on
      * one handle are stream-ordered, so they share it safely. */
     int skinny;
@@ -37,14 +38,17 @@ struct gpu_blas {
 
 /* Create the handle on the current device and bind it to `stream` (NULL: the default stream). Pure
  * fp32 math (no TF32), so the fp32 twins can be compared with the CPU reference; -1 and err when
- * cuBLAS cannot start (no device). The skinny GEMM is on when the environment says
- * MMUPT_GEMM_SKINNY=1 (off when unset or 0; any other value is an error). */
+ * cuBLAS cannot start (no device). The skinny GEMM's mode comes from the environment:
+ * MMUPT_GEMM_SKINNY=1 (on), =pdl (on, launched programmatically), =0 or unset (off); any other
+ * value is an error. */
 int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err);
 void gpu_blas_free(struct gpu_blas *b);
 
-/* Turn the skinny GEMM on (allocating its scratch; not inside a graph capture) or off. -1 and err
- * when the scratch cannot be allocated. */
-int gpu_blas_set_skinny(struct gpu_blas *b, int on, struct mmupt_err *err);
+enum { SKINNY_OFF = 0, SKINNY_ON = 1, SKINNY_PDL = 2 };
+
+/* Set the skinny GEMM's mode (SKINNY_*): on allocates its scratch (not inside a graph capture), off
+ * frees it. -1 and err when the scratch cannot be allocated. */
+int gpu_blas_set_skinny(struct gpu_blas *b, int mode, struct mmupt_err *err);
 
 /* The skinny GEMM's limits: rows, the split-K scratch's floats and counters, and the partial sums
  * the last block of a column tile adds alone (splits * rows * 32 wn: 8 splits of 64 x 32). */

@@ -14,6 +14,7 @@
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
 #include "launch.cuh"
+#include "pdl.cuh"
 
 #define QUICK_GELU_A 1.702f
 
@@ -36,6 +37,7 @@ static __global__ void swiglu_forward_kernel(float *out, const float *gate, cons
 static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const float *gate, const float *up,
                                                   long n, long inner, long stride)
 {
+    pdl_trigger(); // the down projection's skinny GEMM may start its weight prefetch (pdl.cuh)
     LAUNCH_LOOP(i, n)
     {
         long at = i / inner * stride + i % inner;

@@ -50,6 +50,7 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
+#include "pdl.cuh"
 #include "rope.cuh"
 
 enum {
@@ -201,6 +202,7 @@ template <typename T, bool VEC>
 static __global__ void __launch_bounds__(DECODE_THREADS, 1)
 attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct decode_args<T> a)
 {
+    pdl_trigger(); // the o-projection's skinny GEMM may start its weight prefetch (pdl.cuh)
     extern __shared__ decode_f4 smem[];
     float *sh = (float *)smem;
     constexpr int KW = VEC ? 16 / (int)sizeof(T) : 1; // k elements per load in step 2

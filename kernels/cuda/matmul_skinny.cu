@@ -30,6 +30,7 @@
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
 #include "mma.cuh"
+#include "pdl.cuh"
 
 enum {
     SKINNY_THREADS = 128, // 4 warps
@@ -133,6 +134,14 @@ matmul_skinny_kernel(float *out, const uint16_t *x, const uint16_t *w, const flo
     int wn = warp % WN, wk = warp / WN;
     int n0 = (int)blockIdx.x * TILE + wn * SKINNY_COLS, ks = (int)blockIdx.y;
     int k_end = min(K, (ks + 1) * kc);
+
+    // The block's weights into L2 (a row of its k range a thread) before waiting for the kernel
+    // before this one (pdl.cuh: with MMUPT_GEMM_SKINNY=pdl that kernel may still be running - the
+    // weights are never written during a step - and without it the wait returns at once).
+    if ((int)threadIdx.x < TILE && (int)blockIdx.x * TILE + (int)threadIdx.x < N)
+        pdl_prefetch_l2(w + (long)((int)blockIdx.x * TILE + (int)threadIdx.x) * K + (long)ks * kc,
+                        (unsigned)(k_end - ks * kc) * 2u);
+    pdl_wait();
 
     float acc[MT][SKINNY_NT][4];
     SKINNY_UNROLL_ALL
@@ -263,12 +272,31 @@ extern "C" int matmul_skinny_plan(int M, int K, int N, int sms, struct matmul_sk
     return found ? 0 : -1;
 }
 
+// SKINNY_PDL: launched with programmatic stream serialisation (pdl.cuh), so the kernel may start
+// while the one before it finishes. The interpreter runs kernels in order: a plain launch there.
 template <int MT, int WN>
 static void skinny_launch(float *out, const uint16_t *x, const uint16_t *w, const float *bias, int M, int K, int N,
                           const struct matmul_skinny_plan *p, const struct gpu_blas *blas)
 {
     dim3 grid((unsigned)p->tiles, (unsigned)p->splits);
     size_t smem = (size_t)SKINNY_WARPS * 16 * MT * SKINNY_COLS * sizeof(float);
+#ifndef MMUPT_SIMT
+    if (blas->skinny == SKINNY_PDL) {
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.gridDim = grid;
+        cfg.blockDim = dim3(SKINNY_THREADS);
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = blas->stream;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, matmul_skinny_kernel<MT, WN>, out, x, w, bias, blas->skinny_part,
+                                      blas->skinny_count, M, K, N, p->kc));
+        return;
+    }
+#endif
     matmul_skinny_kernel<MT, WN><<<grid, SKINNY_THREADS, smem, blas->stream>>>(
         out, x, w, bias, blas->skinny_part, blas->skinny_count, M, K, N, p->kc);
     CUDA_CHECK(cudaGetLastError());

@@ -10,6 +10,7 @@
 #include "mmupt/cuda_check.h"
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
+#include "pdl.cuh"
 #include "reduce.cuh"
 
 // out may alias x: each thread writes only the elements it reads last, and every read of the
@@ -52,6 +53,7 @@ static __device__ __forceinline__ void rms_out(const struct rmsnorm_fwd &a, long
 
 static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
 {
+    pdl_trigger(); // a skinny GEMM that follows may start its weight prefetch (pdl.cuh)
     __shared__ float scratch[32];
     long row = (long)blockIdx.x * a.dim;
     float ss = 0.0f, xv[RMS_REGS], wv[RMS_REGS];

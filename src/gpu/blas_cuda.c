@@ -4,13 +4,15 @@
 
 #include "mmupt/gpu_blas.h"
 
-/* MMUPT_GEMM_SKINNY: 0 (unset too) or 1; anything else is an error, not a silent default. */
-static int skinny_from_env(int *on, struct mmupt_err *err)
+/* MMUPT_GEMM_SKINNY: 0 (or unset), 1 or pdl; anything else is an error, not a silent default. */
+static int skinny_from_env(int *mode, struct mmupt_err *err)
 {
     const char *v = getenv("MMUPT_GEMM_SKINNY");
-    *on = v && strcmp(v, "1") == 0;
-    if (v && !*on && strcmp(v, "0") != 0 && v[0] != '\0')
-        return mmupt_fail(err, "MMUPT_GEMM_SKINNY must be 0 or 1, not '%s'", v);
+    *mode = SKINNY_OFF;
+    if (!v || !*v || strcmp(v, "0") == 0) return 0;
+    if (strcmp(v, "1") == 0) *mode = SKINNY_ON;
+    else if (strcmp(v, "pdl") == 0) *mode = SKINNY_PDL;
+    else return mmupt_fail(err, "MMUPT_GEMM_SKINNY must be 0, 1 or pdl, not '%s'", v);
     return 0;
 }
 
@@ -38,15 +40,17 @@ int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err
         b->handle = NULL;
         return mmupt_fail(err, "cuBLAS: cannot set the math mode or the stream");
     }
-    if (skinny && gpu_blas_set_skinny(b, 1, err)) {
+    if (skinny && gpu_blas_set_skinny(b, skinny, err)) {
         gpu_blas_free(b);
         return -1;
     }
     return 0;
 }
 
-int gpu_blas_set_skinny(struct gpu_blas *b, int on, struct mmupt_err *err)
+int gpu_blas_set_skinny(struct gpu_blas *b, int mode, struct mmupt_err *err)
 {
+    MMUPT_CHECK(mode == SKINNY_OFF || mode == SKINNY_ON || mode == SKINNY_PDL);
+    int on = mode != SKINNY_OFF;
     if (on && !b->skinny_part) {
         size_t part = (size_t)SKINNY_PART_FLOATS * sizeof(float), cnt = (size_t)SKINNY_COUNTERS * sizeof(unsigned);
         if (cudaMalloc((void **)&b->skinny_part, part) != cudaSuccess ||
@@ -65,7 +69,7 @@ int gpu_blas_set_skinny(struct gpu_blas *b, int on, struct mmupt_err *err)
         b->skinny_part = NULL;
         b->skinny_count = NULL;
     }
-    b->skinny = on;
+    b->skinny = mode;
     return 0;
 }
 

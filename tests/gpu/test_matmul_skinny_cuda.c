@@ -4,8 +4,8 @@
  * Each shape runs under several plans (the plan depends on the SM count: 1, 8 and 132 give one
  * split, a few and many, and 1, 2 and 4 warps across), with and without bias; a second call must
  * repeat the first bit for bit (the split-K arrival counters reset themselves). Through
- * matmul_forward_bf16_cuda with the skinny GEMM on, the bias is added once and the result matches
- * cuBLAS's. The plan: the decode step's shapes are taken with a bounded split-K reduction, and
+ * matmul_forward_bf16_cuda with the skinny GEMM on (plainly and launched programmatically right
+ * after the kernel that writes its operand), the bias is added once and the result matches cuBLAS's. The plan: the decode step's shapes are taken with a bounded split-K reduction, and
  * shapes outside the kernel (65 rows, K not a multiple of 32, misaligned operands) are refused, so
  * the caller falls back to cuBLAS. Skips (exit 77) without a GPU. */
 #include "gpu_test.h"
@@ -125,13 +125,19 @@ static void test_dispatch(struct test_state *ts)
     float *cublas = malloc(mn * 4), *skinny = malloc(mn * 4);
     matmul_forward_bf16_cuda(o.d_out, o.d_inp, o.d_w16, o.d_b, M, K, N, d_scratch, 0, &blas);
     gpu_test_download(cublas, o.d_out, mn * 4);
-    CHECK_MSG(ts, gpu_blas_set_skinny(&blas, 1, &err) == 0, "gpu_blas_set_skinny: %s", err.msg);
-    for (int again = 0; again < 2; again++) {
-        CUDA_CHECK(cudaMemset(o.d_out, 0xff, mn * 4));
-        matmul_forward_bf16_cuda(o.d_out, o.d_inp, o.d_w16, o.d_b, M, K, N, d_scratch, again, &blas);
-        gpu_test_download(skinny, o.d_out, mn * 4);
-        check_near(ts, again ? "dispatch, cast reused" : "dispatch", skinny, o.ref, mn, M, K, N, blas.sms);
-        check_near(ts, "dispatch against cuBLAS", skinny, cublas, mn, M, K, N, blas.sms);
+    /* SKINNY_PDL: launched programmatically right after the cast kernel that writes its operand
+     * (on a GPU, a missing wait would read the scratch before the cast lands) */
+    for (int mode = SKINNY_ON; mode <= SKINNY_PDL; mode++) {
+        CHECK_MSG(ts, gpu_blas_set_skinny(&blas, mode, &err) == 0, "gpu_blas_set_skinny: %s", err.msg);
+        for (int again = 0; again < 2; again++) {
+            CUDA_CHECK(cudaMemset(o.d_out, 0xff, mn * 4));
+            CUDA_CHECK(cudaMemset(d_scratch, 0xff, (size_t)M * K * 2));
+            if (again) cast_bf16_cuda(d_scratch, o.d_inp, (long)M * K, blas.stream);
+            matmul_forward_bf16_cuda(o.d_out, o.d_inp, o.d_w16, o.d_b, M, K, N, d_scratch, again, &blas);
+            gpu_test_download(skinny, o.d_out, mn * 4);
+            check_near(ts, again ? "dispatch, cast reused" : "dispatch", skinny, o.ref, mn, M, K, N, blas.sms);
+            check_near(ts, "dispatch against cuBLAS", skinny, cublas, mn, M, K, N, blas.sms);
+        }
     }
     CHECK(ts, gpu_blas_set_skinny(&blas, 0, &err) == 0 && blas.skinny_part == NULL && !blas.skinny);
     free(cublas), free(skinny);

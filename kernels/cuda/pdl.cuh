@@ -1,0 +1,44 @@
+// Programmatic dependent launch (sm_90): a kernel launched with the
+// cudaLaunchAttributeProgrammaticStreamSerialization attribute (only the skinny GEMM, with
+// MMUPT_GEMM_SKINNY=pdl) may start while the kernel before it in the stream still runs, once that
+// kernel's blocks have all called pdl_trigger (or exited). It may then only do work that reads
+// nothing the earlier kernel writes and writes nothing it reads - the skinny GEMM prefetches its
+// weights into L2 - and must call pdl_wait, which returns once the earlier kernel has completed and
+// its writes are visible, before anything else. The kernels that come before a skinny GEMM in a
+// decode step (norms, attention, SwiGLU) call pdl_trigger first thing. Without the attribute both
+// are no-ops, and so on the SIMT interpreter (which runs kernels one after the other anyway).
+#ifndef MMUPT_KERNELS_CUDA_PDL_CUH
+#define MMUPT_KERNELS_CUDA_PDL_CUH
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_SM90 1
+#endif
+
+// Let the next kernel (if launched programmatically) be scheduled now; every thread calls it.
+static __device__ __forceinline__ void pdl_trigger(void)
+{
+#ifdef PDL_SM90
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Wait until the kernel before this one has completed and its writes are visible.
+static __device__ __forceinline__ void pdl_wait(void)
+{
+#ifdef PDL_SM90
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Start fetching bytes (a multiple of 16, 16-byte aligned) at p into L2, without waiting (TMA's
+// bulk prefetch): a hint, no data moves into registers.
+static __device__ __forceinline__ void pdl_prefetch_l2(const void *p, unsigned bytes)
+{
+#ifdef PDL_SM90
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+#endif
