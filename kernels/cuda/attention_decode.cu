@@ -56,7 +56,7 @@
 enum {
     DECODE_THREADS = 512,                 // 16 warps: one block per (row, kv head) is ~1 block per SM
     DECODE_WARPS = DECODE_THREADS / 32,
-    DECODE_ROWS = 4,                      // v rows a warp loads before using them (step 4)
+    DECODE_ROWS = 8,                      // v rows a warp loads before using them (step 4)
     DECODE_HEADS = 8,                     // q heads per chunk: score accumulators per thread (step 2)
     DECODE_LANE_DIMS = 2,                 // dims per lane in the weighted sum (step 4)
     DECODE_DIMS = 32 * DECODE_LANE_DIMS,  // dims per warp pass in the weighted sum
@@ -212,6 +212,15 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     long stride = (long)a.n_kv * hd, kvoff = (long)g * hd;
     const T *k = a.cache_k + s * a.slot_floats + kvoff, *v = a.cache_v + s * a.slot_floats + kvoff;
     int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    // Every cached k and v row this block reads (hd elements each, a row a thread) starts on its way
+    // into L2 now, so steps 2 and 4 wait on L2 rather than on DRAM (a hint: no data moves into
+    // registers, and the rows are not written while the kernel runs but for the new one, which L2
+    // keeps coherent). VEC rows are 16-byte aligned with a length a multiple of 16 bytes.
+    if (VEC)
+        for (int j = tid; j < L - 1; j += blockDim.x) {
+            l2_prefetch(k + j * stride, (unsigned)(hd * sizeof(T)));
+            l2_prefetch(v + j * stride, (unsigned)(hd * sizeof(T)));
+        }
     // The fused step appends the row's own k and v first: step 1's barrier publishes them to step 2.
     if (a.qkv) decode_append_new(a, i, g, s * a.slot_floats + (long)(L - 1) * stride + kvoff);
 

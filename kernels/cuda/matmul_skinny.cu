@@ -139,7 +139,7 @@ matmul_skinny_kernel(float *out, const uint16_t *x, const uint16_t *w, const flo
     // before this one (pdl.cuh: with MMUPT_GEMM_SKINNY=pdl that kernel may still be running - the
     // weights are never written during a step - and without it the wait returns at once).
     if ((int)threadIdx.x < TILE && (int)blockIdx.x * TILE + (int)threadIdx.x < N)
-        pdl_prefetch_l2(w + (long)((int)blockIdx.x * TILE + (int)threadIdx.x) * K + (long)ks * kc,
+        l2_prefetch(w + (long)((int)blockIdx.x * TILE + (int)threadIdx.x) * K + (long)ks * kc,
                         (unsigned)(k_end - ks * kc) * 2u);
     pdl_wait();
 

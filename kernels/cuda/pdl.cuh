@@ -31,8 +31,9 @@ static __device__ __forceinline__ void pdl_wait(void)
 }
 
 // Start fetching bytes (a multiple of 16, 16-byte aligned) at p into L2, without waiting (TMA's
-// bulk prefetch): a hint, no data moves into registers.
-static __device__ __forceinline__ void pdl_prefetch_l2(const void *p, unsigned bytes)
+// bulk prefetch): a hint, no data moves into registers. Here because a programmatic launch's
+// prologue is its first user; decode attention uses it too.
+static __device__ __forceinline__ void l2_prefetch(const void *p, unsigned bytes)
 {
 #ifdef PDL_SM90
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
