@@ -59,6 +59,8 @@ void kv_append_bf16_cpu(uint16_t *cache_k, uint16_t *cache_v, const float *k, co
  *   swiglu_forward_cast: swiglu_forward, likewise;
  *   swiglu_packed_forward_cast: the same over rows of one gate/up GEMM's output, gu: [rows, 2 * inner]
  *     (gate in each row's first inner values, up in the next inner; out, out16: [rows, inner]);
+ *   in each of these four out may be NULL: the bf16 rounding alone (a bf16 learner keeps no fp32
+ *     copy that only its GEMMs would read);
  *   qkv_rope_append_bf16: qkv holds a decode step's q/k/v projections without their biases, one
  *     GEMM's output [n, n_heads*hd + 2*n_kv*hd] (each row q, then k, then v); adds bq, bk, bv (each
  *     may be NULL), applies RoPE (rope_forward's tables, [n, hd]) to q, written to q ([n, n_heads,
@@ -209,9 +211,11 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
  * on the way in. Results equal
  * the CPU references up to the order of the fp32 sums. cast_done != 0: scratch already holds inp
  * rounded (the previous forward read the same, unchanged inp: q/k/v, gate/up; or the caller keeps
- * that rounding, as the learner's blocks do), so it is not cast again.
+ * that rounding, as the learner's blocks do), so it is not cast again; inp may then be NULL (a
+ * caller that keeps only the rounding).
  * The backward's inp16: inp already rounded (the operand its forward used, kept), or NULL to round
- * inp into the scratch; given, only dout's rounding uses the scratch (M*N values). dinp_beta, 1 or
+ * inp into the scratch; given, only dout's rounding uses the scratch (M*N values), and inp may be
+ * NULL. dinp_beta, 1 or
  * 0: dinp += the product (the CPU reference's rule), or dinp = the product, its old contents unread
  * (a fresh gradient buffer then needs no zero fill). */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,

@@ -2,8 +2,10 @@
  * (patch merger) and quick GELU (Qwen2-VL vision MLP). Each element is independent, so a plain
  * parallel loop is thread-count independent. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "mmupt/bf16.h"
+#include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
 /* 1 / (1 + e^-x): for x -> -inf, expf overflows to inf and the result is 0, not NaN. */
@@ -75,17 +77,24 @@ void quick_gelu_backward_cpu(float *dx, const float *dout, const float *x, long 
     }
 }
 
+/* out NULL: the rounding alone (the fp32 values are made in a temporary, then dropped). */
 void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, const float *up, long n)
 {
-    swiglu_forward_cpu(out, gate, up, n);
-    cast_bf16_cpu(out16, out, n);
+    float *y = out ? out : mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *y);
+    swiglu_forward_cpu(y, gate, up, n);
+    cast_bf16_cpu(out16, y, n);
+    if (!out) free(y);
 }
 
+/* out NULL: the rounding alone (the fp32 values are made in a temporary, then dropped). */
 void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu, long rows, long inner)
 {
+    long n = rows * inner;
+    float *y = out ? out : mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *y);
     for (long r = 0; r < rows; r++)
-        swiglu_forward_cpu(out + r * inner, gu + r * 2 * inner, gu + r * 2 * inner + inner, inner);
-    cast_bf16_cpu(out16, out, rows * inner);
+        swiglu_forward_cpu(y + r * inner, gu + r * 2 * inner, gu + r * 2 * inner + inner, inner);
+    cast_bf16_cpu(out16, y, n);
+    if (!out) free(y);
 }
 
 void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, long rows, long inner)

@@ -1,7 +1,9 @@
 /* RMSNorm forward, CPU reference. Sums in double: this is the yardstick the CUDA twin and later
  * optimised paths are measured against, so it should be the most accurate, not the fastest. */
 #include <math.h>
+#include <stdlib.h>
 
+#include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
 void rmsnorm_forward_cpu(float *out, float *rstd, const float *x, const float *weight, int rows, int dim, float eps)
@@ -56,11 +58,15 @@ void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const fl
     }
 }
 
+/* out NULL: the rounding alone (the fp32 values are made in a temporary, then dropped). */
 void rmsnorm_forward_cast_cpu(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
                               int dim, float eps)
 {
-    rmsnorm_forward_cpu(out, rstd, x, weight, rows, dim, eps);
-    cast_bf16_cpu(out16, out, (long)rows * dim);
+    long n = (long)rows * dim;
+    float *y = out ? out : mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *y);
+    rmsnorm_forward_cpu(y, rstd, x, weight, rows, dim, eps);
+    cast_bf16_cpu(out16, y, n);
+    if (!out) free(y);
 }
 
 void residual_rmsnorm_forward_cast_cpu(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,

@@ -68,6 +68,7 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
                                          int M, int K, int N, uint16_t *scratch, int cast_done,
                                          const struct gpu_blas *blas)
 {
+    MMUPT_CHECK(inp || cast_done); // a caller may keep only the rounding
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { // an empty sum: GemmEx with k = 0 is legal, but zeroing says what happens
         CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)M * N * sizeof *out, blas->stream));
@@ -114,6 +115,7 @@ extern "C" void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *d
                                           const struct gpu_blas *blas)
 {
     MMUPT_CHECK(dinp_beta == 0.0f || dinp_beta == 1.0f);
+    MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
     if (M <= 0 || N <= 0) {
         assign_empty(dinp, dinp_beta, M, K, blas);
         return;
@@ -131,6 +133,7 @@ extern "C" void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float
                                              int K, int N, uint16_t *scratch, const struct gpu_blas *blas)
 {
     MMUPT_CHECK(dinp_beta == 0.0f || dinp_beta == 1.0f);
+    MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
     if (M <= 0 || N <= 0 || K <= 0) {
         assign_empty(dinp, dinp_beta, M, K, blas);
         return;

@@ -38,7 +38,7 @@ void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const f
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     long n = (long)rows * dim;
-    DEV(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(x, n), DEV(weight, dim);
+    DEV_OPT(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(x, n), DEV(weight, dim);
     EMU_RUN(rmsnorm_forward_cast_cpu(out, out16, rstd, x, weight, rows, dim, eps));
 }
 
@@ -47,7 +47,7 @@ void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16,
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     long n = (long)rows * dim;
-    DEV(sum, n), DEV(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(a, n), DEV(b, n), DEV(weight, dim);
+    DEV(sum, n), DEV_OPT(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(a, n), DEV(b, n), DEV(weight, dim);
     EMU_RUN(residual_rmsnorm_forward_cast_cpu(sum, out, out16, rstd, a, b, weight, rows, dim, eps));
 }
 
@@ -126,7 +126,7 @@ void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n,
 void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
-    DEV(out, n), DEV(out16, n), DEV(gate, n), DEV(up, n);
+    DEV_OPT(out, n), DEV(out16, n), DEV(gate, n), DEV(up, n);
     EMU_RUN(swiglu_forward_cast_cpu(out, out16, gate, up, n));
 }
 
@@ -134,7 +134,7 @@ void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *g
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     long n = rows * inner;
-    DEV(out, n), DEV(out16, n), DEV(gu, 2 * n);
+    DEV_OPT(out, n), DEV(out16, n), DEV(gu, 2 * n);
     EMU_RUN(swiglu_packed_forward_cast_cpu(out, out16, gu, rows, inner));
 }
 
@@ -449,19 +449,33 @@ static void emu_check_rounded(const char *who, const char *what, const uint16_t 
                       (const void *)x);
 }
 
+/* The GEMM's fp32 input: inp, or - where the caller keeps only its bf16 rounding (inp NULL) - that
+ * rounding widened into *tmp (the reference rounds it again to the same values). */
+static const float *emu_input(const float *inp, const uint16_t *inp16, size_t n, float **tmp)
+{
+    *tmp = NULL;
+    if (inp) return inp;
+    *tmp = mmupt_xmalloc((n ? n : 1) * sizeof **tmp);
+    for (size_t i = 0; i < n; i++) (*tmp)[i] = bf16_to_f32(inp16[i]);
+    return *tmp;
+}
+
 /* The scratch gets what the CUDA twin writes there (a later cast_done or inp16 is checked against
- * it); the reference itself rounds into its own buffers. */
+ * it); the reference itself rounds into its own buffers. inp may be NULL with cast_done. */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                               int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
-    DEV(out, (long)M * N), DEV(inp, (long)M * K), DEV(weight, (long)N * K), DEV_OPT(bias, N);
+    MMUPT_CHECK(inp || cast_done);
+    DEV(out, (long)M * N), DEV_OPT(inp, (long)M * K), DEV(weight, (long)N * K), DEV_OPT(bias, N);
     DEV(scratch, (long)M * K);
     size_t n = M > 0 && N > 0 && K > 0 ? (size_t)M * K : 0;
     EMU_RUN({
-        if (cast_done) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
-        else cast_bf16_cpu(scratch, inp, (long)n);
-        matmul_forward_bf16_cpu(out, inp, weight, bias, M, K, N);
+        float *tmp;
+        if (cast_done && inp) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
+        else if (!cast_done) cast_bf16_cpu(scratch, inp, (long)n);
+        matmul_forward_bf16_cpu(out, emu_input(inp, scratch, (size_t)M * K, &tmp), weight, bias, M, K, N);
+        free(tmp);
     });
 }
 
@@ -477,17 +491,21 @@ void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, flo
                                uint16_t *scratch, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
+    MMUPT_CHECK(!dweight || inp || inp16);
     DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV_OPT(dbias, N), DEV(dout, (long)M * N);
-    if (dweight) DEV(inp, (long)M * K), DEV_OPT(inp16, (long)M * K);
+    if (dweight) DEV_OPT(inp, (long)M * K), DEV_OPT(inp16, (long)M * K);
     if (dinp) DEV(weight, (long)N * K);
     int gemms = M > 0 && N > 0 && K > 0 && (dinp || dweight), cast_x = dweight && !inp16;
     if (gemms) DEV(scratch, cast_x ? matmul_bf16_backward_scratch(M, K, N) : (long)M * N);
     EMU_RUN({
-        if (gemms && dweight && inp16) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
+        float *tmp = NULL;
+        if (gemms && dweight && inp16 && inp) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
         if (gemms) cast_bf16_cpu(scratch, dout, (long)M * N);
         if (gemms && cast_x) cast_bf16_cpu(scratch + matmul_bf16_backward_x_offset(M, N), inp, (long)M * K);
         emu_beta(dinp, dinp_beta, M, K);
-        matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, inp, weight, M, K, N);
+        const float *x = dweight ? emu_input(inp, inp16, (size_t)M * K, &tmp) : inp;
+        matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, x, weight, M, K, N);
+        free(tmp);
     });
 }
 
@@ -496,16 +514,20 @@ void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, 
                                   uint16_t *scratch, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
+    MMUPT_CHECK(!dweight || inp || inp16);
     DEV_OPT(dinp, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV(dout16, (long)M * N);
     int cast_x = dweight && !inp16 && M > 0 && N > 0 && K > 0;
-    if (dweight) DEV(inp, (long)M * K), DEV_OPT(inp16, (long)M * K);
+    if (dweight) DEV_OPT(inp, (long)M * K), DEV_OPT(inp16, (long)M * K);
     if (cast_x) DEV(scratch, (long)M * K);
     if (dinp) DEV(weight, (long)N * K);
     EMU_RUN({
-        if (dweight && inp16 && N > 0) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
+        float *tmp = NULL;
+        if (dweight && inp16 && inp && N > 0) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
         if (cast_x) cast_bf16_cpu(scratch, inp, (long)M * K);
         emu_beta(dinp, dinp_beta, M, K);
-        matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, inp, weight, M, K, N);
+        const float *x = dweight ? emu_input(inp, inp16, (size_t)M * K, &tmp) : inp;
+        matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, x, weight, M, K, N);
+        free(tmp);
     });
 }
 

@@ -168,7 +168,8 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
     float *x = a->embed;
     for (int64_t l = 0; l < tc->n_layers; l++) {
         struct block_weights w = model_text_weights(&L->layers[l]);
-        dev_block_acts_alloc(g, &a->layers[l], &s, d->params_bf16 && !last_only && !d->recompute);
+        dev_block_acts_alloc(g, &a->layers[l], &s, d->params_bf16 != NULL,
+                             d->params_bf16 && !last_only && !d->recompute);
         float *out = gpu_alloc_floats(g, T * H);
         dev_block_forward(d, &a->layers[l], &s, &w, x, out);
         /* The prefill's forward_last keeps k and v for the cache, and no backward follows it. */
@@ -215,7 +216,7 @@ static void backward_body(struct model_dev *d, float *dfinal)
         gpu_zero(g, dprev, TH);
         if (d->recompute) { /* the block's activations again, from its saved input */
             struct block_acts re;
-            dev_block_acts_alloc(g, &re, &s, d->params_bf16 != NULL);
+            dev_block_acts_alloc(g, &re, &s, d->params_bf16 != NULL, d->params_bf16 != NULL);
             float *out = gpu_alloc_floats(g, T * H);
             dev_block_forward(d, &re, &s, &w, a->layers[l].x, out);
             gpu_free(g, out);

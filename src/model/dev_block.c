@@ -10,11 +10,15 @@
 #define W(p, off) ((off) < 0 ? NULL : (p) + (off))
 #define G(g, off) ((off) < 0 ? NULL : (g) + (off))
 
-void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16)
+void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16,
+                          int keep)
 {
     int64_t T = s->T, D = s->D, I = s->I, qd = (int64_t)s->n_heads * s->hd, kvd = (int64_t)s->n_kv * s->hd;
+    /* bf16: RMSNorm and SwiGLU write their roundings alone (the GEMMs read nothing else), so the fp32
+     * n1, n2 and act - 2 T D + T I floats a block - are never made */
+    int norm_fp32 = !bf16 || s->norm != NORM_RMS, act_fp32 = !bf16 || s->mlp != MLP_SWIGLU;
     a->x = gpu_alloc_floats(g, T * D);
-    a->n1 = gpu_alloc_floats(g, T * D);
+    a->n1 = norm_fp32 ? gpu_alloc_floats(g, T * D) : NULL;
     a->mean1 = s->norm == NORM_LAYER ? gpu_alloc_floats(g, T) : NULL;
     a->rstd1 = gpu_alloc_floats(g, T);
     a->q = gpu_alloc_floats(g, T * qd);
@@ -23,16 +27,16 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->probs = gpu_alloc_floats(g, (int64_t)attention_probs_size(s->seg, s->n_seg, s->n_heads));
     a->att = gpu_alloc_floats(g, T * qd);
     a->x_mid = gpu_alloc_floats(g, T * D);
-    a->n2 = gpu_alloc_floats(g, T * D);
+    a->n2 = norm_fp32 ? gpu_alloc_floats(g, T * D) : NULL;
     a->mean2 = s->norm == NORM_LAYER ? gpu_alloc_floats(g, T) : NULL;
     a->rstd2 = gpu_alloc_floats(g, T);
     /* SwiGLU: gate and up in one buffer, [T, I] each, or [T, 2I] rows of both when one GEMM writes
      * them (gu_packed); up is a view, not an allocation of its own */
     a->gate = gpu_alloc_floats(g, (s->mlp == MLP_SWIGLU ? 2 : 1) * T * I);
     a->up = s->mlp == MLP_SWIGLU ? a->gate + T * I : NULL;
-    a->act = gpu_alloc_floats(g, T * I);
+    a->act = act_fp32 ? gpu_alloc_floats(g, T * I) : NULL;
     a->n1h = a->atth = a->n2h = a->acth = NULL;
-    if (bf16) {
+    if (keep) {
         a->n1h = gpu_alloc(g, (size_t)(T * D) * sizeof *a->n1h);
         a->atth = gpu_alloc(g, (size_t)(T * qd) * sizeof *a->atth);
         a->n2h = gpu_alloc(g, (size_t)(T * D) * sizeof *a->n2h);

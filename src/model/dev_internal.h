@@ -34,8 +34,12 @@ struct model_dev_acts {
     int last_only;
 };
 
-/* bf16 != 0: the bf16 operand copies too (block_acts' n1h .. acth). */
-void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16);
+/* bf16: a bf16 model's block, whose GEMMs read their operands' roundings - the fp32 outputs that
+ * only a GEMM reads are then not kept (n1 and n2 of RMSNorm blocks, act of SwiGLU ones: NULL, the
+ * producers write the rounding alone); keep: the bf16 operand copies too (block_acts' n1h .. acth),
+ * for a backward to reuse. */
+void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16,
+                          int keep);
 void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a);
 /* Activation recomputation: free everything of a but the block input x (the backward recomputes the
  * rest from it). */

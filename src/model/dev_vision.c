@@ -52,7 +52,7 @@ int dev_vision_forward(struct model_dev *d, struct dev_vision *dv, const struct 
     for (int64_t k = 0; k < v->depth; k++) {
         struct block_shape s = dev_vision_shape(dv, c, k);
         struct block_weights w = vision_block_weights(&L->blocks[k], D);
-        dev_block_acts_alloc(g, &va->blocks[k], &s, d->params_bf16 != NULL);
+        dev_block_acts_alloc(g, &va->blocks[k], &s, d->params_bf16 != NULL, d->params_bf16 != NULL);
         dev_block_forward(d, &va->blocks[k], &s, &w, x, y);
         float *t = x;
         x = y;

@@ -8,8 +8,9 @@
  * cores accumulate in less than fp32 (then this test is the one that says so). The bf16-dout
  * backward (matmul_backward_bf16_dy) against the fp32-dout one fed the same dout rounded to bf16
  * first: the same operands, so again the 2e-5 bound (and against its CPU reference); with inp's
- * rounding given (inp16), and with dinp assigned (dinp_beta 0, the buffer NaN beforehand) against
- * accumulated into zeros. Skips (exit 77) without a GPU. */
+ * rounding given (inp16; inp itself NULL then, as a bf16 learner that keeps only the rounding calls
+ * it, and likewise in the forward with the cast done), and with dinp assigned (dinp_beta 0, the
+ * buffer NaN beforehand) against accumulated into zeros. Skips (exit 77) without a GPU. */
 #include "gpu_test.h"
 #include "mmupt/bf16.h"
 #include "mmupt/gpu_blas.h"
@@ -108,6 +109,9 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
     matmul_forward_bf16_cuda(d_out, d_inp, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* the cast reused */
     check(ts, "bf16 forward, cast reused", d_out, ref, mn, M, K, N);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
+    matmul_forward_bf16_cuda(d_out, NULL, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* only the rounding kept */
+    check(ts, "bf16 forward, inp NULL", d_out, ref, mn, M, K, N);
     matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
     matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, d_db, d_dout, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
@@ -175,9 +179,10 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     float *d_dinp2 = gpu_test_upload(h.dinp, mk * 4), *d_dw2 = gpu_test_upload(h.dw, nk * 4);
     float *d_dinp3 = gpu_test_upload(h.dinp, mk * 4), *d_dw3 = gpu_test_upload(h.dw, nk * 4);
     CUDA_CHECK(cudaMalloc((void **)&d_scratch_dy, mn * 2));
-    matmul_backward_bf16_dy_cuda(d_dinp2, 1.0f, d_dw2, d_dy16, d_inp, d_x16, d_w16, M, K, N, NULL, blas);
-    check_dev(ts, "bf16-dy with inp16: dinp", d_dinp2, d_dinp1, mk, M, K, N);
-    check_dev(ts, "bf16-dy with inp16: dweight", d_dw2, d_dw1, nk, M, K, N);
+    /* (inp NULL here: given inp16, the caller may keep no fp32 input at all) */
+    matmul_backward_bf16_dy_cuda(d_dinp2, 1.0f, d_dw2, d_dy16, NULL, d_x16, d_w16, M, K, N, NULL, blas);
+    check_dev(ts, "bf16-dy with inp16, inp NULL: dinp", d_dinp2, d_dinp1, mk, M, K, N);
+    check_dev(ts, "bf16-dy with inp16, inp NULL: dweight", d_dw2, d_dw1, nk, M, K, N);
     matmul_backward_bf16_cuda(d_dinp3, 1.0f, d_dw3, NULL, d_dyr, d_inp, d_x16, d_w16, M, K, N, d_scratch_dy, blas);
     check_dev(ts, "bf16 backward with inp16: dinp", d_dinp3, d_dinp, mk, M, K, N);
     check_dev(ts, "bf16 backward with inp16: dweight", d_dw3, d_dw, nk, M, K, N);
