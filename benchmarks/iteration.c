@@ -203,7 +203,8 @@ static void iteration_once(struct engine *e, const struct rollout_config *rc, co
     struct optim_config oc = {.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
                               .clip_grad_norm = 1.0};
     if (e->on_device) {
-        optim_step_device(opt, &oc, oc.lr, e->d_policy, e->d.grads, e->d_m, e->d_v, e->g.stream, &ph->norm);
+        optim_step_device(opt, &oc, oc.lr, e->d_policy, model_dev_grads(&e->d), e->d_m, e->d_v, e->g.stream,
+                          &ph->norm);
         model_dev_params_changed(&e->d); /* the policy's bf16 copy follows its new weights */
         gpu_sync(&e->g);
     } else {

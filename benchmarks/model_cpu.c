@@ -118,10 +118,11 @@ static void dev_optim_step(struct bench_dev *e, int64_t n)
 {
     const struct optim_config oc = {.lr = 1e-6, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
                                     .clip_grad_norm = 1.0};
-    double norm = sqrt(sumsq_cuda(e->d.grads, (long)n, 1.0, e->g.stream)), scale;
+    float *grads = model_dev_grads(&e->d); /* complete (lazy zeroing: src/model/dev_grads.c) */
+    double norm = sqrt(sumsq_cuda(grads, (long)n, 1.0, e->g.stream)), scale;
     if (!optim_clip_scale(&oc, norm, &scale)) return;
     e->t++;
-    adamw_update_cuda(e->d.params, e->d.grads, e->m, e->v, (long)n, oc.lr, oc.beta1, oc.beta2, oc.eps,
+    adamw_update_cuda(e->d.params, grads, e->m, e->v, (long)n, oc.lr, oc.beta1, oc.beta2, oc.eps,
                       oc.weight_decay, scale, e->t, e->g.stream);
     model_dev_params_changed(&e->d);
 }

@@ -217,12 +217,13 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
  * inp into the scratch; given, only dout's rounding uses the scratch (M*N values), and inp may be
  * NULL. dinp_beta, 1 or
  * 0: dinp += the product (the CPU reference's rule), or dinp = the product, its old contents unread
- * (a fresh gradient buffer then needs no zero fill). */
+ * (a fresh gradient buffer then needs no zero fill). dweight_beta likewise for dweight (1: +=, the
+ * reference's rule; 0: =, a weight gradient's first write of a step, src/model/dev_grads.c). */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                               int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
-void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
-                               uint16_t *scratch, const struct gpu_blas *blas);
+void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta, float *dbias,
+                               const float *dout, const float *inp, const uint16_t *inp16, const uint16_t *weight,
+                               int M, int K, int N, uint16_t *scratch, const struct gpu_blas *blas);
 /* The backward's scratch: dout rounded (M*N values), then inp rounded (M*K) from the next multiple of
  * 8 values, so that operand is 16-byte aligned like the first (cuBLAS's vectorised kernels want it). */
 static inline int64_t matmul_bf16_backward_x_offset(int M, int N) { return ((int64_t)M * N + 7) / 8 * 8; }
@@ -231,11 +232,12 @@ static inline int64_t matmul_bf16_backward_scratch(int M, int K, int N)
     return matmul_bf16_backward_x_offset(M, N) + (int64_t)M * K;
 }
 /* The backward from dout already in bf16 (dout16, [M, N]: the bf16 logits' gradient, SwiGLU's), without
- * the bias gradient: matmul_backward_bf16 less the cast of dout. inp16, dinp_beta as there; scratch: at least
- * M*K values (inp rounded), untouched when dweight is NULL or inp16 is given. */
-void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, const uint16_t *dout16,
-                                  const float *inp, const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
-                                  uint16_t *scratch, const struct gpu_blas *blas);
+ * the bias gradient: matmul_backward_bf16 less the cast of dout. inp16 and the betas as there; scratch: at
+ * least M*K values (inp rounded), untouched when dweight is NULL or inp16 is given. */
+void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta,
+                                  const uint16_t *dout16, const float *inp, const uint16_t *inp16,
+                                  const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                                  const struct gpu_blas *blas);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when

@@ -69,6 +69,8 @@ struct model_dev {
     double *row_sum;
     float stats_tau;
     int stats_valid;
+    /* Which gradients this step has written (src/model/dev_grads.c): zeroing is lazy. */
+    struct model_dev_grads *grad_state;
 };
 
 /* Device buffers for m's parameters (uploaded from m->params) and zeroed gradients. */
@@ -84,8 +86,13 @@ void model_dev_params_changed(struct model_dev *d);
 /* The same with the bf16 copy stochastically rounded (cast_bf16_sr, keyed by seed): unbiased. */
 void model_dev_params_changed_sr(struct model_dev *d, uint64_t seed);
 /* grads: host, m->spec.total floats, overwritten with the device gradients. */
-void model_dev_download_grads(const struct model_dev *d, float *grads);
+void model_dev_download_grads(struct model_dev *d, float *grads);
+/* Start a step's gradients at zero: lazily (src/model/dev_grads.c) - each tensor is zeroed or
+ * assigned by its first writer, and model_dev_grads zeroes the rest. */
 void model_dev_zero_grad(struct model_dev *d);
+/* d->grads, complete: what a reader of the gradients (the optimizer, a reduction, a download) must
+ * take them from after a backward - until then a tensor nothing wrote holds garbage. */
+float *model_dev_grads(struct model_dev *d);
 
 /* model_forward / model_forward_last on the device: the batch is host data; logits stay on the
  * device (forward: NULL when logit_chunk > 0, see there). -1 with err for the CPU model's input errors. */

@@ -87,9 +87,9 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
 
 // The two GEMMs of the bf16 backward from dy, dout already rounded ([M, N]); x16 is inp rounded,
 // or NULL: then inp is rounded into x (M*K values) on the way (only for dweight). K > 0.
-static void backward_bf16_gemms(float *dinp, float dinp_beta, float *dweight, const uint16_t *dy, const float *inp,
-                                const uint16_t *x16, const uint16_t *weight, int M, int K, int N, uint16_t *x,
-                                const struct gpu_blas *blas)
+static void backward_bf16_gemms(float *dinp, float dinp_beta, float *dweight, float dweight_beta, const uint16_t *dy,
+                                const float *inp, const uint16_t *x16, const uint16_t *weight, int M, int K, int N,
+                                uint16_t *x, const struct gpu_blas *blas)
 {
     // the fp32 twin's identities: dinp^T [K,M] += weight' [K,N] * dy^T [N,M]; dweight^T [K,N] += x^T dy
     if (dinp) gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, weight, K, dy, N, dinp_beta, dinp, K);
@@ -98,45 +98,51 @@ static void backward_bf16_gemms(float *dinp, float dinp_beta, float *dweight, co
             cast_bf16_cuda(x, inp, (long)M * K, blas->stream);
             x16 = x;
         }
-        gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x16, K, dy, N, 1.0f, dweight, K);
+        gemm_bf16(blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, x16, K, dy, N, dweight_beta, dweight, K);
     }
 }
 
-// dinp_beta 0 with nothing to multiply (N = 0): the product is zero, so dinp is zeroed.
-static void assign_empty(float *dinp, float dinp_beta, int M, int K, const struct gpu_blas *blas)
+// A beta of 0 with nothing to multiply (an empty sum): the product is zero, so the gradients
+// assigned are zeroed (dinp [M, K], dweight [N, K]).
+static void assign_empty(float *dinp, float dinp_beta, float *dweight, float dweight_beta, int M, int K, int N,
+                         const struct gpu_blas *blas)
 {
     if (dinp && dinp_beta == 0.0f && M > 0 && K > 0)
         CUDA_CHECK(cudaMemsetAsync(dinp, 0, (size_t)M * K * sizeof *dinp, blas->stream));
+    if (dweight && dweight_beta == 0.0f && N > 0 && K > 0)
+        CUDA_CHECK(cudaMemsetAsync(dweight, 0, (size_t)N * K * sizeof *dweight, blas->stream));
 }
 
-extern "C" void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float *dbias,
-                                          const float *dout, const float *inp, const uint16_t *inp16,
+extern "C" void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta,
+                                          float *dbias, const float *dout, const float *inp, const uint16_t *inp16,
                                           const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                           const struct gpu_blas *blas)
 {
-    MMUPT_CHECK(dinp_beta == 0.0f || dinp_beta == 1.0f);
+    MMUPT_CHECK((dinp_beta == 0.0f || dinp_beta == 1.0f) && (dweight_beta == 0.0f || dweight_beta == 1.0f));
     MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
-    if (M <= 0 || N <= 0) {
-        assign_empty(dinp, dinp_beta, M, K, blas);
+    if (M <= 0 || N <= 0 || K <= 0) {
+        assign_empty(dinp, dinp_beta, dweight, dweight_beta, M, K, N, blas);
+        if (dbias && M > 0 && N > 0) reduce_cols(dbias, dout, M, N, blas->stream);
         return;
     }
-    if (K > 0 && (dinp || dweight)) {
+    if (dinp || dweight) {
         cast_bf16_cuda(scratch, dout, (long)M * N, blas->stream);
-        backward_bf16_gemms(dinp, dinp_beta, dweight, scratch, inp, inp16, weight, M, K, N,
+        backward_bf16_gemms(dinp, dinp_beta, dweight, dweight_beta, scratch, inp, inp16, weight, M, K, N,
                             scratch + matmul_bf16_backward_x_offset(M, N), blas);
     }
     if (dbias) reduce_cols(dbias, dout, M, N, blas->stream); // from the fp32 gradient
 }
 
-extern "C" void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, const uint16_t *dout16,
-                                             const float *inp, const uint16_t *inp16, const uint16_t *weight, int M,
-                                             int K, int N, uint16_t *scratch, const struct gpu_blas *blas)
+extern "C" void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta,
+                                             const uint16_t *dout16, const float *inp, const uint16_t *inp16,
+                                             const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                                             const struct gpu_blas *blas)
 {
-    MMUPT_CHECK(dinp_beta == 0.0f || dinp_beta == 1.0f);
+    MMUPT_CHECK((dinp_beta == 0.0f || dinp_beta == 1.0f) && (dweight_beta == 0.0f || dweight_beta == 1.0f));
     MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
     if (M <= 0 || N <= 0 || K <= 0) {
-        assign_empty(dinp, dinp_beta, M, K, blas);
+        assign_empty(dinp, dinp_beta, dweight, dweight_beta, M, K, N, blas);
         return;
     }
-    backward_bf16_gemms(dinp, dinp_beta, dweight, dout16, inp, inp16, weight, M, K, N, scratch, blas);
+    backward_bf16_gemms(dinp, dinp_beta, dweight, dweight_beta, dout16, inp, inp16, weight, M, K, N, scratch, blas);
 }

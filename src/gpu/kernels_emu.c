@@ -479,16 +479,18 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
     });
 }
 
-/* dinp_beta 0: dinp assigned, not accumulated - zeroed first, and the reference adds to it. */
-static void emu_beta(float *dinp, float dinp_beta, int M, int K)
+/* A beta of 0: the gradient assigned, not accumulated - zeroed first, and the reference adds to it
+ * (dinp [M, K], dweight [N, K]). */
+static void emu_beta(float *dinp, float dinp_beta, float *dweight, float dweight_beta, int M, int K, int N)
 {
-    MMUPT_CHECK(dinp_beta == 0.0f || dinp_beta == 1.0f);
+    MMUPT_CHECK((dinp_beta == 0.0f || dinp_beta == 1.0f) && (dweight_beta == 0.0f || dweight_beta == 1.0f));
     if (dinp && dinp_beta == 0.0f && M > 0 && K > 0) memset(dinp, 0, (size_t)M * K * sizeof *dinp);
+    if (dweight && dweight_beta == 0.0f && N > 0 && K > 0) memset(dweight, 0, (size_t)N * K * sizeof *dweight);
 }
 
-void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
-                               uint16_t *scratch, const struct gpu_blas *blas)
+void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta, float *dbias,
+                               const float *dout, const float *inp, const uint16_t *inp16, const uint16_t *weight,
+                               int M, int K, int N, uint16_t *scratch, const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     MMUPT_CHECK(!dweight || inp || inp16);
@@ -502,16 +504,17 @@ void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, flo
         if (gemms && dweight && inp16 && inp) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
         if (gemms) cast_bf16_cpu(scratch, dout, (long)M * N);
         if (gemms && cast_x) cast_bf16_cpu(scratch + matmul_bf16_backward_x_offset(M, N), inp, (long)M * K);
-        emu_beta(dinp, dinp_beta, M, K);
+        emu_beta(dinp, dinp_beta, dweight, dweight_beta, M, K, N);
         const float *x = dweight ? emu_input(inp, inp16, (size_t)M * K, &tmp) : inp;
         matmul_backward_bf16_cpu(dinp, dweight, dbias, dout, x, weight, M, K, N);
         free(tmp);
     });
 }
 
-void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, const uint16_t *dout16,
-                                  const float *inp, const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
-                                  uint16_t *scratch, const struct gpu_blas *blas)
+void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta,
+                                  const uint16_t *dout16, const float *inp, const uint16_t *inp16,
+                                  const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
+                                  const struct gpu_blas *blas)
 {
     struct emu_state *st = emu_state_of((void *)blas, __func__);
     MMUPT_CHECK(!dweight || inp || inp16);
@@ -524,7 +527,7 @@ void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, 
         float *tmp = NULL;
         if (dweight && inp16 && inp && N > 0) emu_check_rounded(__func__, "inp16", inp16, inp, (size_t)M * K);
         if (cast_x) cast_bf16_cpu(scratch, inp, (long)M * K);
-        emu_beta(dinp, dinp_beta, M, K);
+        emu_beta(dinp, dinp_beta, dweight, dweight_beta, M, K, N);
         const float *x = dweight ? emu_input(inp, inp16, (size_t)M * K, &tmp) : inp;
         matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, x, weight, M, K, N);
         free(tmp);

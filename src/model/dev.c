@@ -16,6 +16,7 @@ void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu
     d->grads = gpu_alloc_floats(g, m->spec.total);
     d->graphs = 1;
     model_dev_upload_params(d, m->params);
+    dev_grads_init(d);
     model_dev_zero_grad(d);
 }
 
@@ -48,6 +49,7 @@ void model_dev_free(struct model_dev *d)
     model_dev_set_bf16(d, 0);
     void *dev[] = {d->params, d->grads, d->targets, d->logp, d->entropy, d->row_max, d->row_sum};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(d->g, dev[i]);
+    dev_grads_free(d);
     memset(d, 0, sizeof *d);
 }
 
@@ -55,16 +57,6 @@ void model_dev_upload_params(struct model_dev *d, const float *params)
 {
     gpu_upload(d->g, d->params, params, (size_t)d->m->spec.total * sizeof(float));
     model_dev_params_changed(d);
-}
-
-void model_dev_download_grads(const struct model_dev *d, float *grads)
-{
-    gpu_download(d->g, grads, d->grads, (size_t)d->m->spec.total * sizeof(float));
-}
-
-void model_dev_zero_grad(struct model_dev *d)
-{
-    gpu_zero(d->g, d->grads, (size_t)d->m->spec.total * sizeof(float));
 }
 
 void dev_upload_rope(const struct model_dev *d, const int64_t *pos, int64_t n, float *cos, float *sin)
@@ -207,6 +199,7 @@ static void backward_body(struct model_dev *d, float *dfinal)
     int64_t T = a->T, H = tc->hidden;
     size_t TH = (size_t)(T * H) * sizeof(float);
     float *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
+    (void)dev_grad_begin(d, L->final_norm, H, 0);
     rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
                           g->stream);
     gpu_free(g, dfinal);
@@ -240,6 +233,7 @@ static void backward_body(struct model_dev *d, float *dfinal)
         scatter_rows_cuda(dx, zero, a->image_rows, (int)n, (long)H, g->stream);
         gpu_free(g, zero);
     }
+    (void)dev_grad_begin(d, L->embed, tc->vocab * H, 0); /* tied: lm_head's GEMM wrote it first */
     embedding_backward_cuda(gr + L->embed, dx, a->tokens, (int)T, (int)H, g->stream);
     if (a->has_images) dev_vision_backward(d, &a->vis, dmerged);
     gpu_free(g, dmerged);

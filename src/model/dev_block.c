@@ -8,7 +8,6 @@
 #include "mmupt/kernels.h"
 
 #define W(p, off) ((off) < 0 ? NULL : (p) + (off))
-#define G(g, off) ((off) < 0 ? NULL : (g) + (off))
 
 void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16,
                           int keep)
@@ -69,9 +68,15 @@ static void norm_forward(const struct gpu_ctx *g, const struct block_shape *s, f
     else layernorm_forward_cuda(out, mean, rstd, x, w, b, (int)s->T, (int)s->D, s->eps, g->stream);
 }
 
-static void norm_backward(const struct gpu_ctx *g, const struct block_shape *s, float *dx, float *dw, float *db,
-                          const float *dout, const float *x, const float *w, const float *mean, const float *rstd)
+/* The norm's weight (and bias) gradients at w_off and b_off (< 0: none) add onto zeros. */
+static void norm_backward(struct model_dev *d, const struct block_shape *s, float *dx, int64_t w_off, int64_t b_off,
+                          const float *dout, const float *x, const float *mean, const float *rstd)
 {
+    const struct gpu_ctx *g = d->g;
+    const float *w = d->params + w_off;
+    float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
+    (void)dev_grad_begin(d, w_off, s->D, 0);
+    (void)dev_grad_begin(d, b_off, s->D, 0);
     if (s->norm == NORM_RMS) rmsnorm_backward_cuda(dx, dw, dout, x, w, rstd, (int)s->T, (int)s->D, g->stream);
     else layernorm_backward_cuda(dx, dw, db, dout, x, w, mean, rstd, (int)s->T, (int)s->D, g->stream);
 }
@@ -207,8 +212,6 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
                          const struct block_weights *w, const float *dout, float *dx_mid)
 {
     const struct gpu_ctx *g = d->g;
-    const float *p = d->params;
-    float *gr = d->grads;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
     int packed = gu_packed(d, s, w);
     /* Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing else
@@ -238,7 +241,7 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     if (!packed) /* after up's (SwiGLU), or the first (GELU) */
         (s->mlp == MLP_SWIGLU ? dev_linear_backward : dev_linear_backward_set)(d, dn2, dgate, a->n2, a->n2h, w->gate_w,
                                                                                w->gate_b, T, D, I);
-    norm_backward(g, s, dx_mid, gr + w->norm2_w, G(gr, w->norm2_b), dn2, a->x_mid, p + w->norm2_w, a->mean2, a->rstd2);
+    norm_backward(d, s, dx_mid, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);
     gpu_free(g, dn2);
@@ -248,8 +251,6 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
                         const struct block_weights *w, const float *dout, float *dx)
 {
     const struct gpu_ctx *g = d->g;
-    const float *p = d->params;
-    float *gr = d->grads;
     int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
     int64_t TD = (int64_t)T * D;
     float *dx_mid = gpu_alloc_floats(g, TD);
@@ -277,7 +278,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
         dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
     }
     residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
-    norm_backward(g, s, dx, gr + w->norm1_w, G(gr, w->norm1_b), dn1, a->x, p + w->norm1_w, a->mean1, a->rstd1);
+    norm_backward(d, s, dx, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     float *tmp[] = {dx_mid, datt, dq, dk, dv, dn1};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
 }

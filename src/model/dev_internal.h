@@ -34,6 +34,14 @@ struct model_dev_acts {
     int last_only;
 };
 
+/* Lazy gradient zeroing (dev_grads.c). dev_grad_begin is called by every writer of the gradients
+ * [off, off + n) (off < 0: none) before it writes: 0 when the writer may assign them (can_assign,
+ * whole tensors none of which is written yet this step), else 1 - add to them, the fresh tensors
+ * they touch zeroed first. */
+void dev_grads_init(struct model_dev *d);
+void dev_grads_free(struct model_dev *d);
+float dev_grad_begin(struct model_dev *d, int64_t off, int64_t n, int can_assign);
+
 /* bf16: a bf16 model's block, whose GEMMs read their operands' roundings - the fp32 outputs that
  * only a GEMM reads are then not kept (n1 and n2 of RMSNorm blocks, act of SwiGLU ones: NULL, the
  * producers write the rounding alone); keep: the bf16 operand copies too (block_acts' n1h .. acth),

@@ -88,14 +88,18 @@ static void linear_backward(struct model_dev *d, float *dinp, float dinp_beta, c
                             const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N)
 {
     float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
+    /* bf16: the weight gradient's first write of a step assigns (dev_grads.c); the bias's column
+     * sums add, onto zeros */
+    float dw_beta = dev_grad_begin(d, w_off, (int64_t)N * K, d->params_bf16 != NULL);
+    (void)dev_grad_begin(d, b_off, N, 0);
     if (!d->params_bf16) { /* the fp32 twin accumulates, as the CPU reference does */
         if (dinp && dinp_beta == 0.0f) gpu_zero(d->g, dinp, (size_t)M * K * sizeof *dinp);
         matmul_backward_cuda(dinp, dw, db, dout, inp, d->params + w_off, M, K, N, d->g->blas);
         return;
     }
     uint16_t *scratch = cast_scratch(d, inp16 ? (int64_t)M * N : matmul_bf16_backward_scratch(M, K, N));
-    matmul_backward_bf16_cuda(dinp, dinp_beta, dw, db, dout, inp, inp16, d->params_bf16 + w_off, M, K, N, scratch,
-                              d->g->blas);
+    matmul_backward_bf16_cuda(dinp, dinp_beta, dw, dw_beta, db, dout, inp, inp16, d->params_bf16 + w_off, M, K, N,
+                              scratch, d->g->blas);
 }
 
 void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, const float *inp, const uint16_t *inp16,
@@ -115,6 +119,7 @@ void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_
 {
     MMUPT_CHECK(d->params_bf16 != NULL);
     uint16_t *scratch = inp16 ? NULL : cast_scratch(d, (int64_t)M * K);
-    matmul_backward_bf16_dy_cuda(dinp, 0.0f, d->grads + w_off, dout16, inp, inp16,
-                                 d->params_bf16 + w_off, M, K, N, scratch, d->g->blas);
+    float dw_beta = dev_grad_begin(d, w_off, (int64_t)N * K, 1);
+    matmul_backward_bf16_dy_cuda(dinp, 0.0f, d->grads + w_off, dw_beta, dout16, inp, inp16, d->params_bf16 + w_off, M,
+                                 K, N, scratch, d->g->blas);
 }

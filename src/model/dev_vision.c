@@ -98,6 +98,8 @@ void dev_vision_backward(struct model_dev *d, const struct dev_vision *dv, const
     gelu_backward_cuda(dh0, dh1, va->h0, (long)(U * M), g->stream);
     dev_linear_backward(d, dln, dh0, va->ln, NULL, L->merger_w0, L->merger_b0, (int)U, (int)M, (int)M);
     float *dx = gpu_zeros_floats(g, P * D);
+    (void)dev_grad_begin(d, L->merger_ln_w, D, 0); /* the norm's gradients add onto zeros */
+    (void)dev_grad_begin(d, L->merger_ln_b, D, 0);
     if (v->norm == NORM_RMS)
         rmsnorm_backward_cuda(dx, gr + L->merger_ln_w, dln, va->out, p + L->merger_ln_w, va->ln_rstd, (int)P, (int)D,
                               g->stream);

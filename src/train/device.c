@@ -238,6 +238,7 @@ static void round_set(struct trainer *tr, int64_t version)
 static int step_on_device(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
 {
     moments_ready(tr);
+    (void)model_dev_grads(&tr->dev); /* complete them: tensors no backward wrote are zeroed now */
     if (poisoned) {
         const float nan = NAN;
         gpu_upload(&tr->gpu, tr->dev.grads, &nan, sizeof nan);

@@ -101,7 +101,7 @@ static void stale_inp16(struct gpu_ctx *g)
     gpu_zero(g, x, 8 * sizeof *x), gpu_upload(g, y, ones, sizeof ones), gpu_zero(g, w, 8 * sizeof *w);
     gpu_zero(g, dout, 4 * sizeof *dout), gpu_zero(g, dw, 8 * sizeof *dw);
     matmul_forward_bf16_cuda(out, x, w, NULL, 2, 4, 2, x16, 0, g->blas);              /* x16 = x rounded */
-    matmul_backward_bf16_cuda(NULL, 1.0f, dw, NULL, dout, y, x16, w, 2, 4, 2, scratch, g->blas); /* but inp is y */
+    matmul_backward_bf16_cuda(NULL, 1.0f, dw, 1.0f, NULL, dout, y, x16, w, 2, 4, 2, scratch, g->blas); /* but inp is y */
 }
 
 static void test_faults(struct test_state *ts)

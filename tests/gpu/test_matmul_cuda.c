@@ -9,8 +9,8 @@
  * backward (matmul_backward_bf16_dy) against the fp32-dout one fed the same dout rounded to bf16
  * first: the same operands, so again the 2e-5 bound (and against its CPU reference); with inp's
  * rounding given (inp16; inp itself NULL then, as a bf16 learner that keeps only the rounding calls
- * it, and likewise in the forward with the cast done), and with dinp assigned (dinp_beta 0, the
- * buffer NaN beforehand) against accumulated into zeros. Skips (exit 77) without a GPU. */
+ * it, and likewise in the forward with the cast done), and with dinp or dweight assigned (a beta of
+ * 0, the buffer NaN beforehand) against accumulated into zeros. Skips (exit 77) without a GPU. */
 #include "gpu_test.h"
 #include "mmupt/bf16.h"
 #include "mmupt/gpu_blas.h"
@@ -113,7 +113,7 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     matmul_forward_bf16_cuda(d_out, NULL, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* only the rounding kept */
     check(ts, "bf16 forward, inp NULL", d_out, ref, mn, M, K, N);
     matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
-    matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, d_db, d_dout, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
+    matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, 1.0f, d_db, d_dout, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
     check(ts, "bf16 dweight (accumulated)", d_dw, h.dw, nk, M, K, N);
     check(ts, "bf16 dbias (accumulated)", d_db, h.db, (size_t)N, M, K, N);
@@ -159,8 +159,8 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     CUDA_CHECK(cudaMalloc((void **)&d_scratch, mk * 2));
     CUDA_CHECK(cudaMalloc((void **)&d_scratch_f, (size_t)matmul_bf16_backward_scratch(M, K, N) * 2));
 
-    matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
-    matmul_backward_bf16_dy_cuda(d_dinp1, 1.0f, d_dw1, d_dy16, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
+    matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, 1.0f, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp1, 1.0f, d_dw1, 1.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     float *want = gpu_test_download_floats(d_dinp, mk);
     check(ts, "bf16-dy dinp vs fp32 dout", d_dinp1, want, mk, M, K, N);
     free(want);
@@ -180,10 +180,10 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     float *d_dinp3 = gpu_test_upload(h.dinp, mk * 4), *d_dw3 = gpu_test_upload(h.dw, nk * 4);
     CUDA_CHECK(cudaMalloc((void **)&d_scratch_dy, mn * 2));
     /* (inp NULL here: given inp16, the caller may keep no fp32 input at all) */
-    matmul_backward_bf16_dy_cuda(d_dinp2, 1.0f, d_dw2, d_dy16, NULL, d_x16, d_w16, M, K, N, NULL, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp2, 1.0f, d_dw2, 1.0f, d_dy16, NULL, d_x16, d_w16, M, K, N, NULL, blas);
     check_dev(ts, "bf16-dy with inp16, inp NULL: dinp", d_dinp2, d_dinp1, mk, M, K, N);
     check_dev(ts, "bf16-dy with inp16, inp NULL: dweight", d_dw2, d_dw1, nk, M, K, N);
-    matmul_backward_bf16_cuda(d_dinp3, 1.0f, d_dw3, NULL, d_dyr, d_inp, d_x16, d_w16, M, K, N, d_scratch_dy, blas);
+    matmul_backward_bf16_cuda(d_dinp3, 1.0f, d_dw3, 1.0f, NULL, d_dyr, d_inp, d_x16, d_w16, M, K, N, d_scratch_dy, blas);
     check_dev(ts, "bf16 backward with inp16: dinp", d_dinp3, d_dinp, mk, M, K, N);
     check_dev(ts, "bf16 backward with inp16: dweight", d_dw3, d_dw, nk, M, K, N);
     cudaFree(d_x16); cudaFree(d_dinp2); cudaFree(d_dw2); cudaFree(d_dinp3); cudaFree(d_dw3); cudaFree(d_scratch_dy);
@@ -194,18 +194,33 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     float *zeros = calloc(mk, sizeof *zeros), *d_dinp4 = NULL, *d_dinp5 = gpu_test_upload(zeros, mk * 4);
     CUDA_CHECK(cudaMalloc((void **)&d_dinp4, mk * 4));
     CUDA_CHECK(cudaMemset(d_dinp4, 0xff, mk * 4));
-    matmul_backward_bf16_dy_cuda(d_dinp4, 0.0f, NULL, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
-    matmul_backward_bf16_dy_cuda(d_dinp5, 1.0f, NULL, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp4, 0.0f, NULL, 1.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp5, 1.0f, NULL, 1.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
     check_dev(ts, "bf16-dy dinp assigned", d_dinp4, d_dinp5, mk, M, K, N);
     CUDA_CHECK(cudaMemset(d_dinp4, 0xff, mk * 4));
-    matmul_backward_bf16_cuda(d_dinp4, 0.0f, NULL, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
+    matmul_backward_bf16_cuda(d_dinp4, 0.0f, NULL, 1.0f, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
     check_dev(ts, "bf16 dinp assigned", d_dinp4, d_dinp5, mk, M, K, N);
     cudaFree(d_dinp4); cudaFree(d_dinp5);
     free(zeros);
 
+    /* dweight_beta 0 likewise: dweight assigned (NaN beforehand) equals accumulated into zeros */
+    float *wzeros = calloc(nk, sizeof *wzeros), *d_dw4 = NULL, *d_dw5 = gpu_test_upload(wzeros, nk * 4);
+    CUDA_CHECK(cudaMalloc((void **)&d_dw4, nk * 4));
+    CUDA_CHECK(cudaMemset(d_dw4, 0xff, nk * 4));
+    matmul_backward_bf16_dy_cuda(NULL, 1.0f, d_dw4, 0.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
+    matmul_backward_bf16_dy_cuda(NULL, 1.0f, d_dw5, 1.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
+    check_dev(ts, "bf16-dy dweight assigned", d_dw4, d_dw5, nk, M, K, N);
+    CUDA_CHECK(cudaMemset(d_dw4, 0xff, nk * 4));
+    CUDA_CHECK(cudaMemset(d_dw5, 0, nk * 4));
+    matmul_backward_bf16_cuda(NULL, 1.0f, d_dw4, 0.0f, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
+    matmul_backward_bf16_cuda(NULL, 1.0f, d_dw5, 1.0f, NULL, d_dyr, d_inp, NULL, d_w16, M, K, N, d_scratch_f, blas);
+    check_dev(ts, "bf16 dweight assigned", d_dw4, d_dw5, nk, M, K, N);
+    cudaFree(d_dw4); cudaFree(d_dw5);
+    free(wzeros);
+
     /* dinp only: no scratch needed */
     matmul_backward_bf16_dy_cpu(dinp_ref, NULL, dy16, h.inp, w16, M, K, N);
-    matmul_backward_bf16_dy_cuda(d_dinp1, 1.0f, NULL, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
+    matmul_backward_bf16_dy_cuda(d_dinp1, 1.0f, NULL, 1.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
     check(ts, "bf16-dy dinp only", d_dinp1, dinp_ref, mk, M, K, N);
 
     cudaFree(d_inp); cudaFree(d_dyr); cudaFree(d_dinp); cudaFree(d_dw); cudaFree(d_dinp1); cudaFree(d_dw1);
