@@ -62,9 +62,8 @@ void *simt_dyn_shared(void);
 #define __syncthreads_or(p) simt_syncthreads_or((p) != 0, SIMT_SITE)
 #define __syncwarp(...) ((void)0)
 /* Blocks run one after the other: every write is visible to every later block, so a fence is a
- * no-op and an L2-only load (__ldcg) is a plain load. */
+ * no-op. */
 #define __threadfence() ((void)0)
-template <typename T> static inline T __ldcg(const T *p) { return *p; }
 #define __trap() simt_trap(SIMT_SITE)
 
 template <typename T> static inline T simt_shfl(const char *site, simt_warp_op op, unsigned mask, T v, int arg,
