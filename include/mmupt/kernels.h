@@ -98,6 +98,8 @@ void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *
                           void *stream);
 void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
                            const float *rstd, int rows, int dim, void *stream);
+void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                               const float *rstd, const float *res, int rows, int dim, void *stream);
 void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *x, const float *weight,
                             const float *bias, int rows, int dim, float eps, void *stream);
 void layernorm_backward_cuda(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
@@ -275,6 +277,11 @@ void matmul_backward_bf16_dy_cpu(float *dinp, float *dweight, const uint16_t *do
  * rstd[rows]. dx, dweight accumulate. */
 void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
                           const float *rstd, int rows, int dim);
+/* The same with dx assigned from a residual stream's gradient: dx = res + the norm's input gradient
+ * (res copied into dx, then rmsnorm_backward: the same bits), dweight accumulating - a pre-norm
+ * block's residual and norm gradients in one pass. dx must not alias res. */
+void rmsnorm_backward_res_cpu(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                              const float *rstd, const float *res, int rows, int dim);
 /* LayerNorm with weight and bias (Qwen2-VL vision blocks and merger): mean[rows], rstd[rows] (may be
  * NULL) are saved for the backward. out may alias x. */
 void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *x, const float *weight,

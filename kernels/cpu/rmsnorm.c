@@ -2,6 +2,7 @@
  * optimised paths are measured against, so it should be the most accurate, not the fastest. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
@@ -56,6 +57,13 @@ void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const fl
             for (int i = i0; i < i1; i++) dweight[i] += (float)acc[i - i0];
         }
     }
+}
+
+void rmsnorm_backward_res_cpu(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                              const float *rstd, const float *res, int rows, int dim)
+{
+    memcpy(dx, res, (size_t)rows * dim * sizeof *dx);
+    rmsnorm_backward_cpu(dx, dweight, dout, x, weight, rstd, rows, dim);
 }
 
 /* out NULL: the rounding alone (the fp32 values are made in a temporary, then dropped). */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "mmupt/cuda_check.h"
+#include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
 #include "pdl.cuh"
@@ -115,9 +116,11 @@ extern "C" void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint1
     rmsnorm_forward_launch(&f, rows, stream);
 }
 
-// dx[r, i] += s * (g_i - xhat_i * mean(g * xhat)) with g = dout * w, xhat = x * s, s = rstd[r].
+// dx[r, i] += s * (g_i - xhat_i * mean(g * xhat)) with g = dout * w, xhat = x * s, s = rstd[r]; with
+// res (rmsnorm_backward_res), dx[r, i] = res[r, i] + that instead: the same addition, nothing read
+// from dx.
 static __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *dout, const float *x, const float *weight,
-                                                  const float *rstd, int dim)
+                                                  const float *rstd, const float *res, int dim)
 {
     __shared__ float scratch[32];
     long row = (long)blockIdx.x * dim;
@@ -127,7 +130,10 @@ static __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *dout, 
     float dot = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) dot += dr[i] * weight[i] * (xr[i] * s);
     float m = reduce_block_sum(dot, scratch) / dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) dxr[i] += s * (dr[i] * weight[i] - (xr[i] * s) * m);
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = s * (dr[i] * weight[i] - (xr[i] * s) * m);
+        dxr[i] = (res ? res[row + i] : dxr[i]) + v;
+    }
 }
 
 // partial[k, c] = sum over the rows of chunk k of dout[r, c] * x[r, c] * rstd[r]. Grid: x = chunk,
@@ -144,13 +150,13 @@ static __global__ void rmsnorm_dweight_partial_kernel(float *partial, const floa
     partial[(long)blockIdx.x * dim + c] = acc;
 }
 
-extern "C" void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x,
-                                      const float *weight, const float *rstd, int rows, int dim, void *stream)
+static void rmsnorm_backward_launch(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                                    const float *rstd, const float *res, int rows, int dim, void *stream)
 {
     if (rows <= 0 || dim <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (dx) {
-        rmsnorm_backward_dx_kernel<<<rows, REDUCE_THREADS, 0, st>>>(dx, dout, x, weight, rstd, dim);
+        rmsnorm_backward_dx_kernel<<<rows, REDUCE_THREADS, 0, st>>>(dx, dout, x, weight, rstd, res, dim);
         CUDA_CHECK(cudaGetLastError());
     }
     if (dweight) {
@@ -164,4 +170,18 @@ extern "C" void rmsnorm_backward_cuda(float *dx, float *dweight, const float *do
         reduce_col_partials(dweight, partial, nchunks, dim, st);
         CUDA_CHECK(cudaFreeAsync(partial, st));
     }
+}
+
+extern "C" void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x,
+                                      const float *weight, const float *rstd, int rows, int dim, void *stream)
+{
+    rmsnorm_backward_launch(dx, dweight, dout, x, weight, rstd, (const float *)NULL, rows, dim, stream);
+}
+
+extern "C" void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float *dout, const float *x,
+                                          const float *weight, const float *rstd, const float *res, int rows, int dim,
+                                          void *stream)
+{
+    MMUPT_CHECK(dx != NULL && res != NULL && dx != res);
+    rmsnorm_backward_launch(dx, dweight, dout, x, weight, rstd, res, rows, dim, stream);
 }

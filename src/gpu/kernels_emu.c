@@ -60,6 +60,16 @@ void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const f
     EMU_RUN(rmsnorm_backward_cpu(dx, dweight, dout, x, weight, rstd, rows, dim));
 }
 
+void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
+                               const float *rstd, const float *res, int rows, int dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = (long)rows * dim;
+    MMUPT_CHECK(dx != NULL && res != NULL && dx != res);
+    DEV(dx, n), DEV_OPT(dweight, dim), DEV(dout, n), DEV(x, n), DEV(weight, dim), DEV(rstd, rows), DEV(res, n);
+    EMU_RUN(rmsnorm_backward_res_cpu(dx, dweight, dout, x, weight, rstd, res, rows, dim));
+}
+
 void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *x, const float *weight,
                             const float *bias, int rows, int dim, float eps, void *stream)
 {

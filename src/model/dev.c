@@ -197,7 +197,6 @@ static void backward_body(struct model_dev *d, float *dfinal)
     const struct model_layout *L = &d->m->spec.L;
     float *p = d->params, *gr = d->grads;
     int64_t T = a->T, H = tc->hidden;
-    size_t TH = (size_t)(T * H) * sizeof(float);
     float *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
     (void)dev_grad_begin(d, L->final_norm, H, 0);
     rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
@@ -206,7 +205,6 @@ static void backward_body(struct model_dev *d, float *dfinal)
     struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
         struct block_weights w = model_text_weights(&L->layers[l]);
-        gpu_zero(g, dprev, TH);
         if (d->recompute) { /* the block's activations again, from its saved input */
             struct block_acts re;
             dev_block_acts_alloc(g, &re, &s, d->params_bf16 != NULL, d->params_bf16 != NULL);

@@ -68,15 +68,24 @@ static void norm_forward(const struct gpu_ctx *g, const struct block_shape *s, f
     else layernorm_forward_cuda(out, mean, rstd, x, w, b, (int)s->T, (int)s->D, s->eps, g->stream);
 }
 
-/* The norm's weight (and bias) gradients at w_off and b_off (< 0: none) add onto zeros. */
-static void norm_backward(struct model_dev *d, const struct block_shape *s, float *dx, int64_t w_off, int64_t b_off,
-                          const float *dout, const float *x, const float *mean, const float *rstd)
+/* The norm's input gradient into dx: added (res NULL), or assigned as res + it (res: the residual
+ * stream's gradient, which the block's input also gets - RMSNorm does both in one pass, the same bits
+ * as copying res into dx and adding). Its weight (and bias) gradients at w_off and b_off (< 0: none)
+ * add onto zeros. */
+static void norm_backward(struct model_dev *d, const struct block_shape *s, float *dx, const float *res,
+                          int64_t w_off, int64_t b_off, const float *dout, const float *x, const float *mean,
+                          const float *rstd)
 {
     const struct gpu_ctx *g = d->g;
     const float *w = d->params + w_off;
     float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
     (void)dev_grad_begin(d, w_off, s->D, 0);
     (void)dev_grad_begin(d, b_off, s->D, 0);
+    if (res && s->norm == NORM_RMS) {
+        rmsnorm_backward_res_cuda(dx, dw, dout, x, w, rstd, res, (int)s->T, (int)s->D, g->stream);
+        return;
+    }
+    if (res) gpu_copy(g, dx, res, (size_t)(s->T * s->D) * sizeof *dx);
     if (s->norm == NORM_RMS) rmsnorm_backward_cuda(dx, dw, dout, x, w, rstd, (int)s->T, (int)s->D, g->stream);
     else layernorm_backward_cuda(dx, dw, db, dout, x, w, mean, rstd, (int)s->T, (int)s->D, g->stream);
 }
@@ -207,7 +216,8 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
 }
 
-/* The MLP half: from the gradient of the block output to (+=) the gradient of x_mid. */
+/* The MLP half: from the gradient of the block output to the gradient of x_mid (assigned: dout, the
+ * residual path, plus the norm's). */
 static void mlp_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
                          const struct block_weights *w, const float *dout, float *dx_mid)
 {
@@ -241,7 +251,7 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     if (!packed) /* after up's (SwiGLU), or the first (GELU) */
         (s->mlp == MLP_SWIGLU ? dev_linear_backward : dev_linear_backward_set)(d, dn2, dgate, a->n2, a->n2h, w->gate_w,
                                                                                w->gate_b, T, D, I);
-    norm_backward(d, s, dx_mid, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
+    norm_backward(d, s, dx_mid, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);
     gpu_free(g, dn2);
@@ -253,8 +263,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
     int64_t TD = (int64_t)T * D;
-    float *dx_mid = gpu_alloc_floats(g, TD);
-    gpu_copy(g, dx_mid, dout, (size_t)TD * sizeof *dout); /* the residual path */
+    float *dx_mid = gpu_alloc_floats(g, TD); /* assigned by mlp_backward */
     mlp_backward(d, a, s, w, dout, dx_mid);
 
     /* datt and dn1 assigned by their first GEMM; dq, dk, dv accumulate in the attention backward */
@@ -277,8 +286,13 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
         dev_linear_backward(d, dn1, dk, a->n1, a->n1h, w->k_w, w->k_b, T, D, kvd);
         dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
     }
-    residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
-    norm_backward(d, s, dx, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
+    if (d->params_bf16 && s->norm == NORM_RMS) { /* dx = dx_mid + the norm's gradient, in one pass */
+        norm_backward(d, s, dx, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
+    } else { /* fp32 keeps the CPU reference's order (0 + dx_mid, then the norm's added): its bits */
+        gpu_zero(g, dx, (size_t)TD * sizeof *dx);
+        residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
+        norm_backward(d, s, dx, NULL, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
+    }
     float *tmp[] = {dx_mid, datt, dq, dk, dv, dn1};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
 }

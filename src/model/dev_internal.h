@@ -92,6 +92,7 @@ void dev_decoder_free(struct model_dev *d);
  * are device memory. */
 void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
                        const struct block_weights *w, const float *x, float *out);
+/* dx (the block input's gradient) is assigned, its old contents unread. */
 void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
                         const struct block_weights *w, const float *dout, float *dx);
 

@@ -12,7 +12,8 @@
  *     expected error (a random walk) is a few 1e-6 (7e-6 for dbias over 1000 rows, measured with
  *     these kernels' summation order emulated on a CPU).
  * Calls that differ only in which optional outputs they ask for, or in the stream, or in whether
- * out aliases x, must agree bit for bit: the kernels are deterministic (no float atomics), so any
+ * out aliases x, or dx assigned from a residual (rmsnorm_backward_res) against accumulated onto it,
+ * must agree bit for bit: the kernels are deterministic (no float atomics), so any
  * difference is a bug (a race, a wrong NULL path), not rounding. */
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -93,7 +94,24 @@ static void rmsnorm_backward_case(struct test_state *ts, const struct norm_case 
     CHECK_MSG(ts, gpu_test_dev_same(d_dx1, d_dx, n), "rmsnorm dx %dx%d: dweight=NULL changed dx", rows, dim);
     CHECK_MSG(ts, gpu_test_dev_same(d_dw1, d_dw, (size_t)dim), "rmsnorm dweight %dx%d: dx=NULL changed dweight", rows, dim);
 
-    float *dev[] = {d_x, d_w, d_dout, d_rstd, d_dx, d_dw, d_dx1, d_dw1};
+    /* dx assigned from a residual (rmsnorm_backward_res: res = the pre-filled dx0, dx NaN before):
+     * the accumulating call's bits, and its CPU reference's */
+    float *d_res = gpu_test_upload_floats(c->dx0, n), *d_dx2 = gpu_test_upload_floats(c->dx0, n);
+    float *d_dw2 = gpu_test_upload_floats(c->dw0, (size_t)dim), *dx2_ref = mmupt_xmalloc(n * sizeof *dx2_ref);
+    float *dw2_ref = gpu_test_host_copy(c->dw0, (size_t)dim);
+    CUDA_CHECK(cudaMemset(d_dx2, 0xff, n * sizeof *d_dx2));
+    rmsnorm_backward_res_cuda(d_dx2, d_dw2, d_dout, d_x, d_w, d_rstd, d_res, rows, dim, st);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dx2, d_dx, n), "rmsnorm_backward_res dx %dx%d: not res + the gradient", rows,
+              dim);
+    CHECK_MSG(ts, gpu_test_dev_same(d_dw2, d_dw, (size_t)dim), "rmsnorm_backward_res dweight %dx%d differs", rows,
+              dim);
+    rmsnorm_backward_res_cpu(dx2_ref, dw2_ref, c->dout, c->x, c->w, rstd, c->dx0, rows, dim);
+    CHECK_MSG(ts, memcmp(dx2_ref, dx_ref, n * sizeof *dx_ref) == 0 && memcmp(dw2_ref, dw_ref, (size_t)dim * 4) == 0,
+              "rmsnorm_backward_res_cpu %dx%d: not copy + rmsnorm_backward_cpu", rows, dim);
+    free(dx2_ref);
+    free(dw2_ref);
+
+    float *dev[] = {d_x, d_w, d_dout, d_rstd, d_dx, d_dw, d_dx1, d_dw1, d_res, d_dx2, d_dw2};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
     free(out);
     free(rstd);
