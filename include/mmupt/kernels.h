@@ -71,6 +71,9 @@ void residual_rmsnorm_forward_cast_cpu(float *sum, float *out, uint16_t *out16, 
                                        const float *b, const float *weight, int rows, int dim, float eps);
 void swiglu_forward_cast_cpu(float *out, uint16_t *out16, const float *gate, const float *up, long n);
 void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu, long rows, long inner);
+/* swiglu_packed_forward_cast from gate/up already in bf16 (gu16: a bf16 learner's gate/up GEMM output,
+ * matmul_forward_bf16_out16): the rounding of SwiGLU of the widened values, out16 only. */
+void swiglu_packed16_forward_cast_cpu(uint16_t *out16, const uint16_t *gu16, long rows, long inner);
 /* The gradient of swiglu_packed_forward's out: dgu += [dgate | dup] per row, laid out as gu (the
  * packed gate/up GEMM's gradient, for one backward GEMM). */
 void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, long rows, long inner);
@@ -78,6 +81,8 @@ void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, 
  * A bf16 model's gate/up projection without bias rounds this gradient for its GEMMs anyway, so
  * writing the rounding directly spares the fp32 buffer, its zero fill and the cast. */
 void swiglu_packed_backward_bf16_cpu(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner);
+/* The same from bf16 gate/up (gu16), widened. */
+void swiglu_packed16_backward_bf16_cpu(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner);
 void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
                               const int *pos, int n, int n_heads, int n_kv, int hd, int n_slots, int max_len);
@@ -197,6 +202,9 @@ void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16,
 void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream);
 void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream);
 void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream);
+void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner, void *stream);
+void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner,
+                                        void *stream);
 void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner,
                                       void *stream);
 void qkv_rope_append_bf16_cuda(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
@@ -223,6 +231,11 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
  * reference's rule; 0: =, a weight gradient's first write of a step, src/model/dev_grads.c). */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                               int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
+/* matmul_forward_bf16 without a bias, out rounded to bf16 (out16: what cast_bf16 of the fp32 result
+ * would give, up to the summation order; cuBLAS rounds its fp32 accumulators once): a bf16 learner's
+ * gate/up projection, whose only reader, SwiGLU, takes bf16 (autocast's precision for a Linear). */
+void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N,
+                                    uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
 void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta, float *dbias,
                                const float *dout, const float *inp, const uint16_t *inp16, const uint16_t *weight,
                                int M, int K, int N, uint16_t *scratch, const struct gpu_blas *blas);
@@ -265,6 +278,8 @@ void cast_bf16_cpu(uint16_t *out, const float *x, long n);
 void cast_bf16_sr_cpu(uint16_t *out, const float *x, long n, uint64_t seed);
 void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                              int N);
+/* matmul_forward_bf16_cpu without a bias, rounded to bf16 (the CUDA twin's reference). */
+void matmul_forward_bf16_out16_cpu(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N);
 void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                               const uint16_t *weight, int M, int K, int N);
 /* matmul_backward_bf16 from dout already rounded (dout16), no bias: equal to matmul_backward_bf16_cpu

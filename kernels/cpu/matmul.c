@@ -265,6 +265,15 @@ void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weigh
     free(w);
 }
 
+void matmul_forward_bf16_out16_cpu(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N)
+{
+    long n = (long)M * N;
+    float *out = mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *out);
+    matmul_forward_bf16_cpu(out, inp, weight, NULL, M, K, N);
+    cast_bf16_cpu(out16, out, n);
+    free(out);
+}
+
 /* The GEMMs of the bf16 backward from dy, dout rounded and widened already. */
 static void backward_bf16(float *dinp, float *dweight, const float *dy, const float *inp, const uint16_t *weight, int M,
                           int K, int N)

@@ -30,18 +30,24 @@ static __global__ void swiglu_forward_kernel(float *out, const float *gate, cons
     LAUNCH_LOOP(i, n) out[i] = gate[i] * act_sigmoid(gate[i]) * up[i];
 }
 
+// An input value as fp32: fp32 as it is, bf16 (gate/up in bf16, swiglu_packed16_*) widened - exact.
+static __device__ __forceinline__ float act_in(float x) { return x; }
+static __device__ __forceinline__ float act_in(uint16_t h) { return bf16_widen(h); }
+
 // The same, and out rounded to bf16 into out16 (the next GEMM's operand, without a cast launch).
 // Element i = (r, c) of out ([n / inner, inner]) reads gate and up at r * stride + c: stride inner
 // for separate arrays, 2 inner for one gate/up GEMM's rows (up = gate + inner):
-// swiglu_packed_forward_cast.
-static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const float *gate, const float *up,
-                                                  long n, long inner, long stride)
+// swiglu_packed_forward_cast. T: the input's type (float, or bf16 as uint16_t).
+template <typename T>
+static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const T *gate, const T *up, long n,
+                                                  long inner, long stride)
 {
     pdl_trigger(); // the down projection's skinny GEMM may start its weight prefetch (pdl.cuh)
     LAUNCH_LOOP(i, n)
     {
         long at = i / inner * stride + i % inner;
-        float y = gate[at] * act_sigmoid(gate[at]) * up[at];
+        float g = act_in(gate[at]);
+        float y = g * act_sigmoid(g) * act_in(up[at]);
         if (out) out[i] = y; // NULL: the rounding alone
         out16[i] = bf16_round(y);
     }
@@ -72,15 +78,17 @@ static __global__ void swiglu_backward_kernel(float *dgate, float *dup, const fl
 }
 
 // The packed gradient (gu's rows: [gate | up], inner each) rounded to bf16 and assigned: the
-// accumulating kernel's result on a zeroed buffer (0 + x: a -0 term becomes +0, as there).
-static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const float *dout, const float *gu, long n,
+// accumulating kernel's result on a zeroed buffer (0 + x: a -0 term becomes +0, as there). T: gu's
+// type (float, or bf16 as uint16_t).
+template <typename T>
+static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const float *dout, const T *gu, long n,
                                                           long inner)
 {
     LAUNCH_LOOP(i, n)
     {
         long at = i / inner * 2 * inner + i % inner;
         float dg, du;
-        swiglu_grad(&dg, &du, dout[i], gu[at], gu[at + inner]);
+        swiglu_grad(&dg, &du, dout[i], act_in(gu[at]), act_in(gu[at + inner]));
         dgu[at] = bf16_round(0.0f + dg);
         dgu[at + inner] = bf16_round(0.0f + du);
     }
@@ -136,13 +144,13 @@ extern "C" void swiglu_forward_cuda(float *out, const float *gate, const float *
 extern "C" void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n,
                                          void *stream)
 {
-    ACT_LAUNCH(swiglu_forward_cast_kernel, n, stream, out, out16, gate, up, n, n, n);
+    ACT_LAUNCH(swiglu_forward_cast_kernel<float>, n, stream, out, out16, gate, up, n, n, n);
 }
 
 extern "C" void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner,
                                                 void *stream)
 {
-    ACT_LAUNCH(swiglu_forward_cast_kernel, rows * inner, stream, out, out16, gu, gu + inner, rows * inner, inner,
+    ACT_LAUNCH(swiglu_forward_cast_kernel<float>, rows * inner, stream, out, out16, gu, gu + inner, rows * inner, inner,
                2 * inner);
 }
 
@@ -163,7 +171,21 @@ extern "C" void swiglu_packed_backward_cuda(float *dgu, const float *dout, const
 extern "C" void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows,
                                                  long inner, void *stream)
 {
-    ACT_LAUNCH(swiglu_packed_backward_bf16_kernel, rows * inner, stream, dgu, dout, gu, rows * inner, inner);
+    ACT_LAUNCH(swiglu_packed_backward_bf16_kernel<float>, rows * inner, stream, dgu, dout, gu, rows * inner, inner);
+}
+
+extern "C" void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner,
+                                                  void *stream)
+{
+    ACT_LAUNCH(swiglu_forward_cast_kernel<uint16_t>, rows * inner, stream, (float *)NULL, out16, gu16, gu16 + inner,
+               rows * inner, inner, 2 * inner);
+}
+
+extern "C" void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows,
+                                                   long inner, void *stream)
+{
+    ACT_LAUNCH(swiglu_packed_backward_bf16_kernel<uint16_t>, rows * inner, stream, dgu, dout, gu16, rows * inner,
+               inner);
 }
 
 extern "C" void gelu_forward_cuda(float *out, const float *x, long n, void *stream)

@@ -53,15 +53,23 @@ extern "C" void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, 
 // fp32 twins above; these calls switch it to the default (tensor-core) math with reduced-precision
 // reductions disallowed, so split-K partial sums stay fp32, and switch it back.
 
-static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                      const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+// c's type: fp32, or bf16 (ctype CUDA_R_16BF: the fp32 accumulators rounded once on the way out).
+static void gemm_bf16_to(const struct gpu_blas *blas, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                         const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta, void *c, cudaDataType ctype,
+                         int ldc)
 {
     const float one = 1.0f;
     CUBLAS_CHECK(cublasSetMathMode(blas->handle,
                                    (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     CUBLAS_CHECK(cublasGemmEx(blas->handle, ta, tb, m, n, k, &one, a, CUDA_R_16BF, lda, b, CUDA_R_16BF, ldb, &beta, c,
-                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                              ctype, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     CUBLAS_CHECK(cublasSetMathMode(blas->handle, CUBLAS_PEDANTIC_MATH));
+}
+
+static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                      const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta, float *c, int ldc)
+{
+    gemm_bf16_to(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, c, CUDA_R_32F, ldc);
 }
 
 extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias,
@@ -83,6 +91,19 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
         add_bias_kernel<<<launch_blocks((long)M * N), LAUNCH_THREADS, 0, blas->stream>>>(out, bias, M, N);
         CUDA_CHECK(cudaGetLastError());
     }
+}
+
+extern "C" void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K,
+                                               int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
+{
+    MMUPT_CHECK(inp || cast_done);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { // an empty sum: zeros (bf16 +0 is all-zero bits too)
+        CUDA_CHECK(cudaMemsetAsync(out16, 0, (size_t)M * N * sizeof *out16, blas->stream));
+        return;
+    }
+    if (!cast_done) cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
+    gemm_bf16_to(blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, weight, K, scratch, K, 0.0f, out16, CUDA_R_16BF, N);
 }
 
 // The two GEMMs of the bf16 backward from dy, dout already rounded ([M, N]); x16 is inp rounded,

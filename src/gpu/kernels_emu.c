@@ -148,6 +148,23 @@ void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *g
     EMU_RUN(swiglu_packed_forward_cast_cpu(out, out16, gu, rows, inner));
 }
 
+void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = rows * inner;
+    DEV(out16, n), DEV(gu16, 2 * n);
+    EMU_RUN(swiglu_packed16_forward_cast_cpu(out16, gu16, rows, inner));
+}
+
+void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner,
+                                        void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = rows * inner;
+    DEV(dgu, 2 * n), DEV(dout, n), DEV(gu16, 2 * n);
+    EMU_RUN(swiglu_packed16_backward_bf16_cpu(dgu, dout, gu16, rows, inner));
+}
+
 void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
@@ -485,6 +502,22 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
         if (cast_done && inp) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
         else if (!cast_done) cast_bf16_cpu(scratch, inp, (long)n);
         matmul_forward_bf16_cpu(out, emu_input(inp, scratch, (size_t)M * K, &tmp), weight, bias, M, K, N);
+        free(tmp);
+    });
+}
+
+void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N,
+                                    uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    MMUPT_CHECK(inp || cast_done);
+    DEV(out16, (long)M * N), DEV_OPT(inp, (long)M * K), DEV(weight, (long)N * K), DEV(scratch, (long)M * K);
+    size_t n = M > 0 && N > 0 && K > 0 ? (size_t)M * K : 0;
+    EMU_RUN({
+        float *tmp;
+        if (cast_done && inp) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
+        else if (!cast_done) cast_bf16_cpu(scratch, inp, (long)n);
+        matmul_forward_bf16_out16_cpu(out16, emu_input(inp, scratch, (size_t)M * K, &tmp), weight, M, K, N);
         free(tmp);
     });
 }

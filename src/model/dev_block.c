@@ -9,6 +9,15 @@
 
 #define W(p, off) ((off) < 0 ? NULL : (p) + (off))
 
+/* The fp32 gate (and up) buffer, unless there is one: [T, I], or [T, 2I] for SwiGLU (up a view). */
+static void mlp_gate_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s)
+{
+    if (a->gate) return;
+    int64_t TI = s->T * s->I;
+    a->gate = gpu_alloc_floats(g, (s->mlp == MLP_SWIGLU ? 2 : 1) * TI);
+    a->up = s->mlp == MLP_SWIGLU ? a->gate + TI : NULL;
+}
+
 void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const struct block_shape *s, int bf16,
                           int keep)
 {
@@ -30,9 +39,11 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->mean2 = s->norm == NORM_LAYER ? gpu_alloc_floats(g, T) : NULL;
     a->rstd2 = gpu_alloc_floats(g, T);
     /* SwiGLU: gate and up in one buffer, [T, I] each, or [T, 2I] rows of both when one GEMM writes
-     * them (gu_packed); up is a view, not an allocation of its own */
-    a->gate = gpu_alloc_floats(g, (s->mlp == MLP_SWIGLU ? 2 : 1) * T * I);
-    a->up = s->mlp == MLP_SWIGLU ? a->gate + T * I : NULL;
+     * them (gu_packed); up is a view, not an allocation of its own. A bf16 SwiGLU block's forward
+     * allocates it (fp32, or gu16 in bf16: which one depends on the weights, mlp_gate_up) */
+    a->gate = a->up = NULL;
+    a->gu16 = NULL;
+    if (act_fp32) mlp_gate_alloc(g, a, s);
     a->act = act_fp32 ? gpu_alloc_floats(g, T * I) : NULL;
     a->n1h = a->atth = a->n2h = a->acth = NULL;
     if (keep) {
@@ -47,7 +58,7 @@ void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a)
 {
     float *bufs[] = {a->x, a->n1, a->mean1, a->rstd1, a->q, a->k, a->v, a->probs, a->att, a->x_mid,
                      a->n2, a->mean2, a->rstd2, a->gate, a->act};
-    uint16_t *ops[] = {a->n1h, a->atth, a->n2h, a->acth};
+    uint16_t *ops[] = {a->n1h, a->atth, a->n2h, a->acth, a->gu16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu_free(g, bufs[i]);
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) gpu_free(g, ops[i]);
     memset(a, 0, sizeof *a);
@@ -111,6 +122,15 @@ static int gu_packed(const struct model_dev *d, const struct block_shape *s, con
     int weights = w->up_w == w->gate_w + I * s->D;
     int biases = (w->gate_b < 0 && w->up_b < 0) || (w->gate_b >= 0 && w->up_b == w->gate_b + I);
     return d->params_bf16 && s->mlp == MLP_SWIGLU && weights && biases;
+}
+
+/* Packed and without biases (the decoder's MLP): gate and up then live in bf16 alone (a->gu16), as
+ * autocast keeps a Linear's output - the GEMM rounds its accumulators once, SwiGLU reads the bf16
+ * values forward and backward, and nothing needs them in fp32 (biases would: their gradients are
+ * taken from fp32 values). Half the bytes of the block's largest activation. */
+static int gu_bf16(const struct model_dev *d, const struct block_shape *s, const struct block_weights *w)
+{
+    return gu_packed(d, s, w) && w->gate_b < 0 && w->up_b < 0;
 }
 
 /* bf16: where an activation's rounding goes - its kept copy (kept, from block_acts), or, when the
@@ -206,10 +226,16 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     norm_forward_operand(d, s, a->n2, op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
                          W(p, w->norm2_b));
     uint16_t *act16 = operand_of(d, a->acth, (int64_t)T * I);
-    if (gu_packed(d, s, w)) { /* one GEMM for gate and up; SwiGLU over its rows writes down's operand */
+    if (gu_bf16(d, s, w)) { /* one GEMM into bf16 gate/up rows; SwiGLU of them writes down's operand */
+        if (!a->gu16) a->gu16 = gpu_alloc(g, (size_t)(2 * (int64_t)T * I) * sizeof *a->gu16);
+        dev_linear_forward_bf16_out16(d, a->gu16, op, w->gate_w, T, D, 2 * I);
+        swiglu_packed16_forward_cast_cuda(act16, a->gu16, T, I, g->stream);
+    } else if (gu_packed(d, s, w)) { /* one GEMM for gate and up; SwiGLU over its rows writes down's operand */
+        mlp_gate_alloc(g, a, s);
         project(d, a->gate, a->n2, op, w->gate_w, w->gate_b, T, D, 2 * I);
         swiglu_packed_forward_cast_cuda(a->act, act16, a->gate, T, I, g->stream);
     } else {
+        mlp_gate_alloc(g, a, s);
         mlp_forward_unpacked(d, a, s, w, op, act16);
     }
     project(d, out, a->act, act16, w->down_w, w->down_b, T, I, D);
@@ -227,14 +253,14 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     /* Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing else
      * reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
      * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
-    int dy16 = packed && w->gate_b < 0 && w->up_b < 0;
+    int dy16 = gu_bf16(d, s, w); /* (gate and up in bf16 too: a->gu16) */
     /* dact and dn2 are assigned by the first GEMM that writes them (the *_set backwards): no zero fill */
     float *dact = gpu_alloc_floats(g, (int64_t)T * I), *dn2 = gpu_alloc_floats(g, (int64_t)T * D);
     float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
     dev_linear_backward_set(d, dact, dout, a->act, a->acth, w->down_w, w->down_b, T, I, D);
     if (dy16) {
         uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
-        swiglu_packed_backward_bf16_cuda(dgu, dact, a->gate, T, I, g->stream);
+        swiglu_packed16_backward_bf16_cuda(dgu, dact, a->gu16, T, I, g->stream);
         dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
         gpu_free(g, dgu);
     } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */

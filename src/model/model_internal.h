@@ -39,6 +39,9 @@ struct block_acts {
      * of the four projections that read them, kept from the forward so that the backward's weight
      * gradients need no second rounding. */
     uint16_t *n1h, *atth, *n2h, *acth;
+    /* The device model in bf16 with a bias-free packed gate/up (the decoder's MLP): the gate/up GEMM's
+     * output in bf16, [T, 2I] rows of gate then up, in place of the fp32 gate/up (NULL otherwise). */
+    uint16_t *gu16;
 };
 
 struct vision_acts {

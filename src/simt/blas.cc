@@ -2,8 +2,9 @@
  * argument rules (a wrong leading dimension is CUBLAS_STATUS_INVALID_VALUE, as on the GPU), operand
  * extents checked against their device allocations, and the column-major product
  *     C = alpha * op(A) * op(B) + beta * C     (C not read when beta is 0, as BLAS promises)
- * by a plain loop with fp32 accumulation. The work goes through the handle's stream, so a graph
- * capture records it like a kernel. */
+ * by a plain loop with fp32 accumulation (C fp32, or - cublasGemmEx with beta 0 - bf16: the sum
+ * rounded once). The work goes through the handle's stream, so a graph capture records it like a
+ * kernel. */
 #include <stdint.h>
 #include <string.h>
 
@@ -56,37 +57,45 @@ cublasStatus_t gemm_args(cublasHandle_t h, cublasOperation_t ta, cublasOperation
 }
 
 /* Fatal unless every operand of an m x n x k product lies inside a device allocation. */
-void gemm_require(const char *who, int m, int n, int k, const operand &a, const operand &b, const float *C, int ldc)
+void gemm_require(const char *who, int m, int n, int k, const operand &a, const operand &b, const void *C, int ldc,
+                  cudaDataType ct = CUDA_R_32F)
 {
     if (m == 0 || n == 0) return;
     if (k > 0) {
         simt_require_device(who, "A", a.p, extent(m, k, a.ld, a.trans, a.type));
         simt_require_device(who, "B", b.p, extent(k, n, b.ld, b.trans, b.type));
     }
-    simt_require_device(who, "C", C, extent(m, n, ldc, false, CUDA_R_32F));
+    simt_require_device(who, "C", C, extent(m, n, ldc, false, ct));
 }
 
-/* C = alpha op(A) op(B) + beta C, column-major, fp32 accumulation in k order. */
-void gemm_loop(int m, int n, int k, float alpha, const operand &a, const operand &b, float beta, float *C, int ldc)
+/* C = alpha op(A) op(B) + beta C, column-major, fp32 accumulation in k order; a bf16 C (beta 0)
+ * gets the result rounded to nearest even. */
+void gemm_loop(int m, int n, int k, float alpha, const operand &a, const operand &b, float beta, void *C, int ldc,
+               cudaDataType ct = CUDA_R_32F)
 {
     for (long j = 0; j < n; j++)
         for (long i = 0; i < m; i++) {
             float acc = 0.0f;
             for (long l = 0; l < k; l++) acc += a.at(i, l) * b.at(l, j);
-            float *c = C + i + j * (long)ldc;
+            long at = i + j * (long)ldc;
+            if (ct == CUDA_R_16BF) {
+                ((uint16_t *)C)[at] = bf16_from_f32(alpha * acc);
+                continue;
+            }
+            float *c = (float *)C + at;
             *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
         }
 }
 
 cublasStatus_t gemm(const char *who, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                     float alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
-                    float beta, float *C, int ldc)
+                    float beta, void *C, int ldc, cudaDataType ct = CUDA_R_32F)
 {
     cublasStatus_t s = gemm_args(h, ta, tb, m, n, k, lda, ldb, ldc);
     if (s != CUBLAS_STATUS_SUCCESS || m == 0 || n == 0) return s;
     operand a{A, at, lda, ta == CUBLAS_OP_T}, b{B, bt, ldb, tb == CUBLAS_OP_T};
-    gemm_require(who, m, n, k, a, b, C, ldc);
-    cudaError_t e = simt_stream_submit(h->stream, [=] { gemm_loop(m, n, k, alpha, a, b, beta, C, ldc); });
+    gemm_require(who, m, n, k, a, b, C, ldc, ct);
+    cudaError_t e = simt_stream_submit(h->stream, [=] { gemm_loop(m, n, k, alpha, a, b, beta, C, ldc, ct); });
     return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
@@ -204,12 +213,14 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             cublasComputeType_t compute, cublasGemmAlgo_t algo)
 {
     (void)algo;
-    /* the combinations mmupt uses: fp32 or bf16 operands into fp32, fp32 compute (host scalars are fp32) */
+    /* the combinations mmupt uses: fp32 or bf16 operands into fp32, or bf16 operands into bf16 with
+     * beta 0 (the model's bf16 gate/up), fp32 compute (host scalars are fp32) */
     bool ok_ab = Atype == Btype && (Atype == CUDA_R_32F || Atype == CUDA_R_16BF);
-    if (!ok_ab || Ctype != CUDA_R_32F || (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_PEDANTIC))
+    bool ok_c = Ctype == CUDA_R_32F || (Ctype == CUDA_R_16BF && Atype == CUDA_R_16BF && *(const float *)beta == 0.0f);
+    if (!ok_ab || !ok_c || (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_PEDANTIC))
         return CUBLAS_STATUS_NOT_SUPPORTED;
     return gemm("cublasGemmEx", h, ta, tb, m, n, k, *(const float *)alpha, A, Atype, lda, B, Btype, ldb,
-                *(const float *)beta, (float *)C, ldc);
+                *(const float *)beta, C, ldc, Ctype);
 }
 
 } // extern "C"

@@ -112,6 +112,31 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
     matmul_forward_bf16_cuda(d_out, NULL, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* only the rounding kept */
     check(ts, "bf16 forward, inp NULL", d_out, ref, mn, M, K, N);
+    /* bf16 out, no bias: each value the rounding of the fp32 product, up to the summation order -
+     * within one bf16 step of the reference's value (plus the 2e-5 order bound at cancellations) */
+    float *ref_nb = malloc(mn * sizeof *ref_nb);
+    uint16_t *got16 = malloc(mn * sizeof *got16), *d_out16 = NULL;
+    matmul_forward_bf16_cpu(ref_nb, h.inp, w16, NULL, M, K, N);
+    CUDA_CHECK(cudaMalloc((void **)&d_out16, mn * 2));
+    CUDA_CHECK(cudaMemset(d_out16, 0xff, mn * 2));
+    matmul_forward_bf16_out16_cuda(d_out16, NULL, d_w16, M, K, N, d_scratch, 1, blas);
+    gpu_test_download(got16, d_out16, mn * 2);
+    double big = 0;
+    for (size_t i = 0; i < mn; i++) big = fabs(ref_nb[i]) > big ? fabs(ref_nb[i]) : big;
+    size_t bad = mn;
+    for (size_t i = 0; i < mn && bad == mn; i++) {
+        double g = bf16_to_f32(got16[i]), w = ref_nb[i];
+        if (!(fabs(g - w) <= fabs(w) / 128.0 + 2e-5 * big)) bad = i;
+    }
+    CHECK_MSG(ts, bad == mn, "bf16 forward into bf16 M=%d K=%d N=%d: value %zu is %g, want ~%g", M, K, N, bad,
+              bad < mn ? bf16_to_f32(got16[bad]) : 0.0, bad < mn ? ref_nb[bad] : 0.0);
+    uint16_t *ref16 = malloc(mn * sizeof *ref16);
+    matmul_forward_bf16_out16_cpu(ref16, h.inp, w16, M, K, N);
+    size_t same = 0;
+    for (size_t i = 0; i < mn; i++) same += ref16[i] == bf16_from_f32(ref_nb[i]);
+    CHECK_MSG(ts, same == mn, "matmul_forward_bf16_out16_cpu M=%d K=%d N=%d: not the reference rounded", M, K, N);
+    cudaFree(d_out16);
+    free(ref_nb), free(got16), free(ref16);
     matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
     matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, 1.0f, d_db, d_dout, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
