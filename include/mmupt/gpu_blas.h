@@ -4,6 +4,7 @@
 #ifndef MMUPT_GPU_BLAS_H
 #define MMUPT_GPU_BLAS_H
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -25,6 +26,10 @@ extern "C" {
 struct gpu_blas {
     cublasHandle_t handle;
     cudaStream_t stream;
+    /* cuBLASLt, for the GEMMs with a fused epilogue (the bf16 forward's bias: matmul.cu), and its
+     * workspace (GPU_BLAS_LT_WORKSPACE bytes, device) */
+    cublasLtHandle_t lt;
+    void *lt_ws;
     int sms; /* the device's multiprocessors: the skinny GEMM's plan targets them */
     /* The skinny bf16 GEMM (kernels/cuda/matmul_skinny.cu), used by matmul_forward_bf16_cuda for
      * products of at most SKINNY_MAX_ROWS rows when on (gpu_blas_set_skinny: SKINNY_ON, or
@@ -45,6 +50,7 @@ int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err
 void gpu_blas_free(struct gpu_blas *b);
 
 enum { SKINNY_OFF = 0, SKINNY_ON = 1, SKINNY_PDL = 2 };
+enum { GPU_BLAS_LT_WORKSPACE = 32 << 20 };
 
 /* Set the skinny GEMM's mode (SKINNY_*): on allocates its scratch (not inside a graph capture), off
  * frees it. -1 and err when the scratch cannot be allocated. */

@@ -2,8 +2,10 @@
 // Row-major out[M,N] = inp[M,K] @ weight[N,K]^T is, read column-major, out^T = weight^T' * inp^T:
 // every call below is that identity with the operands' row-major buffers passed as their
 // column-major transposes, so no data is moved.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <stdint.h>
 
 #include "mmupt/cuda_check.h"
 #include "mmupt/err.h"
@@ -72,6 +74,52 @@ static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasO
     gemm_bf16_to(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, c, CUDA_R_32F, ldc);
 }
 
+// out = x W^T + bias in one launch through cuBLASLt's bias epilogue (D = A B + bias in fp32, the sum
+// add_bias_kernel would make after the GEMM): the fp32 twin's identity out^T [N,M] = W^T' x^T, W and
+// x bf16. 0, or -1 (nothing launched) when cuBLASLt offers no algorithm for the shape: the caller
+// then takes cublasGemmEx and add_bias_kernel.
+static int gemm_bf16_bias_lt(const struct gpu_blas *blas, int M, int K, int N, const uint16_t *w, const uint16_t *x,
+                             const float *bias, float *out)
+{
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N, bias_type = CUDA_R_32F;
+    uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    uint64_t ws = GPU_BLAS_LT_WORKSPACE;
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    int ok = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue) ==
+                 CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) ==
+                 CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type) ==
+                 CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, (uint64_t)K, (uint64_t)N, K) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, (uint64_t)K, (uint64_t)M, K) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, (uint64_t)N, (uint64_t)M, N) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) ==
+                 CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, 1, &res, &found) ==
+                 CUBLAS_STATUS_SUCCESS &&
+             found == 1;
+    if (ok) {
+        const float one = 1.0f, zero = 0.0f;
+        CUBLAS_CHECK(cublasLtMatmul(blas->lt, op, &one, w, la, x, lb, &zero, out, lc, out, lc, &res.algo, blas->lt_ws,
+                                    GPU_BLAS_LT_WORKSPACE, blas->stream));
+    }
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (lc) cublasLtMatrixLayoutDestroy(lc);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return ok ? 0 : -1;
+}
+
 extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias,
                                          int M, int K, int N, uint16_t *scratch, int cast_done,
                                          const struct gpu_blas *blas)
@@ -84,6 +132,8 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
         if (!cast_done) cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
         // a few rows (a decode step): the skinny kernel, when on and it takes the shape (bias included)
         if (blas->skinny && matmul_skinny_bf16_cuda(out, scratch, weight, bias, M, K, N, blas) == 0) return;
+        // a bias: cuBLASLt's epilogue adds it in the GEMM's own pass
+        if (bias && gemm_bf16_bias_lt(blas, M, K, N, weight, scratch, bias, out) == 0) return;
         // the fp32 twin's identity: out^T [N,M] = weight^T' [N,K] * inp^T [K,M]
         gemm_bf16(blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, weight, K, scratch, K, 0.0f, out, N);
     }

@@ -40,6 +40,12 @@ int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err
         b->handle = NULL;
         return mmupt_fail(err, "cuBLAS: cannot set the math mode or the stream");
     }
+    if (cublasLtCreate(&b->lt) != CUBLAS_STATUS_SUCCESS ||
+        cudaMalloc(&b->lt_ws, GPU_BLAS_LT_WORKSPACE) != cudaSuccess) {
+        cudaGetLastError();
+        gpu_blas_free(b);
+        return mmupt_fail(err, "cuBLASLt: cannot create a handle and its %d MiB workspace", GPU_BLAS_LT_WORKSPACE >> 20);
+    }
     if (skinny && gpu_blas_set_skinny(b, skinny, err)) {
         gpu_blas_free(b);
         return -1;
@@ -76,6 +82,10 @@ int gpu_blas_set_skinny(struct gpu_blas *b, int mode, struct mmupt_err *err)
 void gpu_blas_free(struct gpu_blas *b)
 {
     (void)gpu_blas_set_skinny(b, 0, NULL);
+    if (b->lt) cublasLtDestroy(b->lt);
+    cudaFree(b->lt_ws);
     if (b->handle) cublasDestroy(b->handle);
     b->handle = NULL;
+    b->lt = NULL;
+    b->lt_ws = NULL;
 }

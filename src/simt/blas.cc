@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cublas_v2.h"
+#include "cublasLt.h"
 #include "mmupt/bf16.h"
 #include "simt_internal.h"
 
@@ -97,6 +98,41 @@ cublasStatus_t gemm(const char *who, cublasHandle_t h, cublasOperation_t ta, cub
     gemm_require(who, m, n, k, a, b, C, ldc, ct);
     cudaError_t e = simt_stream_submit(h->stream, [=] { gemm_loop(m, n, k, alpha, a, b, beta, C, ldc, ct); });
     return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+} // namespace
+
+struct simt_lt_handle {
+    int unused;
+};
+struct simt_lt_desc {
+    cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
+    int epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    const void *bias = nullptr;
+};
+struct simt_lt_layout {
+    cudaDataType type;
+    uint64_t rows, cols;
+    int64_t ld;
+};
+struct simt_lt_pref {
+    size_t workspace;
+};
+
+namespace {
+
+/* The shapes agree: op(A) is m x k, op(B) k x n, C and D m x n (column-major layouts); A and B one
+ * type, C and D fp32 (the combination mmupt uses). */
+cublasStatus_t lt_check(const simt_lt_desc *op, const simt_lt_layout *a, const simt_lt_layout *b,
+                        const simt_lt_layout *c, const simt_lt_layout *d)
+{
+    if (!op || !a || !b || !c || !d) return CUBLAS_STATUS_INVALID_VALUE;
+    uint64_t m = d->rows, n = d->cols;
+    uint64_t am = op->ta == CUBLAS_OP_N ? a->rows : a->cols, k = op->ta == CUBLAS_OP_N ? a->cols : a->rows;
+    uint64_t bk = op->tb == CUBLAS_OP_N ? b->rows : b->cols, bn = op->tb == CUBLAS_OP_N ? b->cols : b->rows;
+    if (am != m || bk != k || bn != n || c->rows != m || c->cols != n) return CUBLAS_STATUS_INVALID_VALUE;
+    if (a->type != b->type || c->type != CUDA_R_32F || d->type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 } // namespace
@@ -221,6 +257,162 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         return CUBLAS_STATUS_NOT_SUPPORTED;
     return gemm("cublasGemmEx", h, ta, tb, m, n, k, *(const float *)alpha, A, Atype, lda, B, Btype, ldb,
                 *(const float *)beta, C, ldc, Ctype);
+}
+
+/* ---- cuBLASLt (include/cublasLt.h here): one matmul with an optional fp32 bias epilogue ---- */
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *h)
+{
+    *h = new simt_lt_handle{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t h)
+{
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *d, cublasComputeType_t compute, cudaDataType_t scale)
+{
+    if (compute != CUBLAS_COMPUTE_32F || scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    *d = new simt_lt_desc{};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t d)
+{
+    delete d;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr,
+                                              const void *buf, size_t size)
+{
+    if (!d || !buf) return CUBLAS_STATUS_INVALID_VALUE;
+    switch (attr) {
+    case CUBLASLT_MATMUL_DESC_TRANSA:
+    case CUBLASLT_MATMUL_DESC_TRANSB: {
+        int32_t v;
+        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        if (v != CUBLAS_OP_N && v != CUBLAS_OP_T) return CUBLAS_STATUS_INVALID_VALUE;
+        (attr == CUBLASLT_MATMUL_DESC_TRANSA ? d->ta : d->tb) = (cublasOperation_t)v;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: {
+        uint32_t v;
+        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        if (v != CUBLASLT_EPILOGUE_DEFAULT && v != CUBLASLT_EPILOGUE_BIAS) return CUBLAS_STATUS_NOT_SUPPORTED;
+        d->epilogue = (int)v;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER:
+        if (size != sizeof d->bias) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&d->bias, buf, sizeof d->bias);
+        return CUBLAS_STATUS_SUCCESS;
+    case CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: {
+        int32_t v;
+        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        if (v != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED; /* the only bias type mmupt uses */
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    }
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *l, cudaDataType_t type, uint64_t rows, uint64_t cols,
+                                          int64_t ld)
+{
+    if (type != CUDA_R_32F && type != CUDA_R_16BF) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (ld < (int64_t)(rows > 1 ? rows : 1)) return CUBLAS_STATUS_INVALID_VALUE; /* column-major */
+    *l = new simt_lt_layout{type, rows, cols, ld};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t l)
+{
+    delete l;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *p)
+{
+    *p = new simt_lt_pref{0};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p)
+{
+    delete p;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
+                                                    size_t size)
+{
+    if (!p || !buf || attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || size != sizeof(uint64_t))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    uint64_t v;
+    memcpy(&v, buf, sizeof v);
+    p->workspace = (size_t)v;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t op,
+                                              cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                              cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                                              cublasLtMatmulPreference_t pref, int requested,
+                                              cublasLtMatmulHeuristicResult_t results[], int *returned)
+{
+    if (!h || !op || !pref || requested < 1 || !results || !returned) return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t s = lt_check(op, a, b, c, d);
+    *returned = s == CUBLAS_STATUS_SUCCESS;
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    memset(&results[0], 0, sizeof results[0]);
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    results[0].wavesCount = 1.0f;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t Adesc, const void *B, cublasLtMatrixLayout_t Bdesc,
+                              const void *beta, const void *C, cublasLtMatrixLayout_t Cdesc, void *D,
+                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t *algo, void *workspace,
+                              size_t workspaceSize, cudaStream_t stream)
+{
+    (void)workspace, (void)workspaceSize;
+    if (!h || !algo) return CUBLAS_STATUS_INVALID_VALUE;
+    cublasStatus_t s = lt_check(op, Adesc, Bdesc, Cdesc, Ddesc);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    int m = (int)Ddesc->rows, n = (int)Ddesc->cols, k = (int)(op->ta == CUBLAS_OP_N ? Adesc->cols : Adesc->rows);
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    operand a{A, Adesc->type, (int)Adesc->ld, op->ta == CUBLAS_OP_T}, b{B, Bdesc->type, (int)Bdesc->ld,
+                                                                      op->tb == CUBLAS_OP_T};
+    const char *who = "cublasLtMatmul";
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    const float *bias = op->epilogue == CUBLASLT_EPILOGUE_BIAS ? (const float *)op->bias : nullptr;
+    if (op->epilogue == CUBLASLT_EPILOGUE_BIAS && !bias) return CUBLAS_STATUS_INVALID_VALUE;
+    gemm_require(who, m, n, k, a, b, D, (int)Ddesc->ld, Ddesc->type);
+    if (be != 0.0f) simt_require_device(who, "C", C, extent(m, n, (int)Cdesc->ld, false, Cdesc->type));
+    if (bias) simt_require_device(who, "bias", bias, (size_t)m * sizeof *bias);
+    int ldc = (int)Cdesc->ld, ldd = (int)Ddesc->ld;
+    cudaError_t e = simt_stream_submit(stream, [=] {
+        for (long j = 0; j < n; j++)
+            for (long i = 0; i < m; i++) {
+                float acc = 0.0f;
+                for (long l = 0; l < k; l++) acc += a.at(i, l) * b.at(l, j);
+                float v = al * acc;
+                if (be != 0.0f) v += be * ((const float *)C)[i + j * (long)ldc];
+                if (bias) v += bias[i];
+                ((float *)D)[i + j * (long)ldd] = v;
+            }
+    });
+    return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 } // extern "C"
