@@ -74,10 +74,20 @@ static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasO
     gemm_bf16_to(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, c, CUDA_R_32F, ldc);
 }
 
+// The largest power of two (up to 256, cuBLASLt's default assumption) that p's address is a multiple
+// of: a weight inside the flat parameter buffer is only 16-byte aligned, and an algorithm that
+// needs more must not be chosen.
+static uint32_t lt_alignment(const void *p)
+{
+    uint32_t a = 256;
+    while (a > 1 && (uintptr_t)p % a != 0) a /= 2;
+    return a;
+}
+
 // out = x W^T + bias in one launch through cuBLASLt's bias epilogue (D = A B + bias in fp32, the sum
 // add_bias_kernel would make after the GEMM): the fp32 twin's identity out^T [N,M] = W^T' x^T, W and
-// x bf16. 0, or -1 (nothing launched) when cuBLASLt offers no algorithm for the shape: the caller
-// then takes cublasGemmEx and add_bias_kernel.
+// x bf16. 0, or -1 (nothing launched) when cuBLASLt offers no algorithm for the shape and the
+// operands' alignment or refuses the call: the caller then takes cublasGemmEx and add_bias_kernel.
 static int gemm_bf16_bias_lt(const struct gpu_blas *blas, int M, int K, int N, const uint16_t *w, const uint16_t *x,
                              const float *bias, float *out)
 {
@@ -87,6 +97,7 @@ static int gemm_bf16_bias_lt(const struct gpu_blas *blas, int M, int K, int N, c
     int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N, bias_type = CUDA_R_32F;
     uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
     uint64_t ws = GPU_BLAS_LT_WORKSPACE;
+    uint32_t align_a = lt_alignment(w), align_b = lt_alignment(x), align_c = lt_alignment(out);
     cublasLtMatmulHeuristicResult_t res;
     int found = 0;
     int ok = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
@@ -104,13 +115,21 @@ static int gemm_bf16_bias_lt(const struct gpu_blas *blas, int M, int K, int N, c
              cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
              cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) ==
                  CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
+                                                  sizeof align_a) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
+                                                  sizeof align_b) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
+                                                  sizeof align_c) == CUBLAS_STATUS_SUCCESS &&
+             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
+                                                  sizeof align_c) == CUBLAS_STATUS_SUCCESS &&
              cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, 1, &res, &found) ==
                  CUBLAS_STATUS_SUCCESS &&
              found == 1;
-    if (ok) {
+    if (ok) { /* a refusal launches nothing: the fallback follows */
         const float one = 1.0f, zero = 0.0f;
-        CUBLAS_CHECK(cublasLtMatmul(blas->lt, op, &one, w, la, x, lb, &zero, out, lc, out, lc, &res.algo, blas->lt_ws,
-                                    GPU_BLAS_LT_WORKSPACE, blas->stream));
+        ok = cublasLtMatmul(blas->lt, op, &one, w, la, x, lb, &zero, out, lc, out, lc, &res.algo, blas->lt_ws,
+                            GPU_BLAS_LT_WORKSPACE, blas->stream) == CUBLAS_STATUS_SUCCESS;
     }
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (lc) cublasLtMatrixLayoutDestroy(lc);

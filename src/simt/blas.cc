@@ -355,12 +355,21 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
                                                     cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
                                                     size_t size)
 {
-    if (!p || !buf || attr != CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES || size != sizeof(uint64_t))
-        return CUBLAS_STATUS_INVALID_VALUE;
-    uint64_t v;
-    memcpy(&v, buf, sizeof v);
-    p->workspace = (size_t)v;
-    return CUBLAS_STATUS_SUCCESS;
+    if (!p || !buf) return CUBLAS_STATUS_INVALID_VALUE;
+    if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
+        uint64_t v;
+        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        p->workspace = (size_t)v;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    uint32_t align; /* the MIN_ALIGNMENT attributes: a power of two (the interpreter needs none) */
+    if (size != sizeof align) return CUBLAS_STATUS_INVALID_VALUE;
+    memcpy(&align, buf, sizeof align);
+    if (align == 0 || (align & (align - 1)) != 0) return CUBLAS_STATUS_INVALID_VALUE;
+    return attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES
+               ? CUBLAS_STATUS_SUCCESS
+               : CUBLAS_STATUS_NOT_SUPPORTED;
 }
 
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmulDesc_t op,
