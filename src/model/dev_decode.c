@@ -339,7 +339,7 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     int qd = nh * hd, kvd = nkv * hd;
     MMUPT_CHECK(y->k_w == y->q_w + (int64_t)qd * H && y->v_w == y->k_w + (int64_t)kvd * H);
     uint16_t *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
-    dev_linear_forward_again(d, b->qkv, b->n1, y->q_w, -1, n, H, qd + 2 * kvd);
+    dev_linear_forward_again(d, b->qkv, NULL, y->q_w, -1, n, H, qd + 2 * kvd); /* n1's rounding alone */
     attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
                                         y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                                         y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,
@@ -351,7 +351,8 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
  * one GEMM each, each residual add rides on the norm after it, and the attention takes q/k/v's
  * biases, RoPE and the cache append - eight launches a layer (q/k/v GEMM, attention, o GEMM, residual
  * + norm, gate/up GEMM, SwiGLU, down GEMM, residual + next norm; cuBLAS may add a split-K reduction;
- * the plain step's fifteen). Leaves the final norm's output in b->n1 and its operand in the scratch. */
+ * the plain step's fifteen). Each norm and SwiGLU writes only the next GEMM's bf16 operand (no fp32
+ * copy: nothing else reads it). Leaves the final norm's rounding in the scratch for lm_head. */
 static void decode_layers_bf16(struct model_dev *d, struct model_kv *kv, int n, struct dev_step *b)
 {
     const struct gpu_ctx *g = d->g;
@@ -359,18 +360,19 @@ static void decode_layers_bf16(struct model_dev *d, struct model_kv *kv, int n, 
     const struct model_layout *L = &d->m->spec.L;
     int H = (int)t->hidden, I = (int)t->intermediate;
     float eps = (float)t->rms_eps;
-    decode_norm(d, b->n1, b->x, L->layers[0].ln1, n, H, eps, b->rstd);
+    rmsnorm_forward_cast_cuda(NULL, dev_linear_operand(d, (int64_t)n * H), NULL, b->x, d->params + L->layers[0].ln1, n,
+                              H, eps, g->stream);
     for (int64_t l = 0; l < t->n_layers; l++) {
         const struct model_text_layer *y = &L->layers[l];
         MMUPT_CHECK(y->up == y->gate + (int64_t)I * H);
         decode_attention_bf16(d, kv, l, n, b);
-        residual_rmsnorm_forward_cast_cuda(b->mid, b->n2, dev_linear_operand(d, (int64_t)n * H), b->rstd, b->mid, b->x,
+        residual_rmsnorm_forward_cast_cuda(b->mid, NULL, dev_linear_operand(d, (int64_t)n * H), NULL, b->mid, b->x,
                                            d->params + y->ln2, n, H, eps, g->stream);
-        dev_linear_forward_again(d, b->gu, b->n2, y->gate, -1, n, H, 2 * I);
-        swiglu_packed_forward_cast_cuda(b->act, dev_linear_operand(d, (int64_t)n * I), b->gu, n, I, g->stream);
-        dev_linear_forward_again(d, b->x, b->act, y->down, -1, n, I, H);
+        dev_linear_forward_again(d, b->gu, NULL, y->gate, -1, n, H, 2 * I);
+        swiglu_packed_forward_cast_cuda(NULL, dev_linear_operand(d, (int64_t)n * I), b->gu, n, I, g->stream);
+        dev_linear_forward_again(d, b->x, NULL, y->down, -1, n, I, H);
         int64_t next_norm = l + 1 < t->n_layers ? L->layers[l + 1].ln1 : L->final_norm;
-        residual_rmsnorm_forward_cast_cuda(b->x, b->n1, dev_linear_operand(d, (int64_t)n * H), b->rstd, b->x, b->mid,
+        residual_rmsnorm_forward_cast_cuda(b->x, NULL, dev_linear_operand(d, (int64_t)n * H), NULL, b->x, b->mid,
                                            d->params + next_norm, n, H, eps, g->stream);
     }
 }
@@ -412,8 +414,10 @@ static void step_work(void *ctx)
     const struct model_text_config *t = &d->m->cfg.text;
     struct dev_step *b = a->b;
     embedding_forward_cuda(b->x, b->tokens, d->params + d->m->spec.L.embed, a->n, (int)t->hidden, g->stream);
-    (d->params_bf16 && a->kv.k16 ? decode_layers_bf16 : decode_layers)(d, &a->kv, a->n, b);
-    decode_linear(d, a->logits, b->n1, d->m->spec.L.lm_head, -1, a->n, (int)t->hidden, (int)t->vocab);
+    int bf16 = d->params_bf16 && a->kv.k16;
+    (bf16 ? decode_layers_bf16 : decode_layers)(d, &a->kv, a->n, b);
+    /* the bf16 step's final norm left only its rounding (in the scratch) */
+    decode_linear(d, a->logits, bf16 ? NULL : b->n1, d->m->spec.L.lm_head, -1, a->n, (int)t->hidden, (int)t->vocab);
 }
 
 /* Record the step for n rows as a graph; NULL (graphs then off for d, the reason in d->graph_error)
