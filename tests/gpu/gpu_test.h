@@ -136,4 +136,32 @@ static inline int gpu_test_dev_same(const float *a, const float *b, size_t n)
     return same;
 }
 
+/* The same for bf16 buffers (uint16_t): device against host, and device against device. */
+static inline int gpu_test_dev_same16_host(const uint16_t *dev, const uint16_t *host, size_t n)
+{
+    uint16_t *got = (uint16_t *)malloc((n ? n : 1) * sizeof *got);
+    gpu_test_download(got, dev, n * sizeof *got);
+    int same = memcmp(got, host, n * sizeof *got) == 0;
+    free(got);
+    return same;
+}
+
+static inline int gpu_test_dev_same16(const uint16_t *a, const uint16_t *b, size_t n)
+{
+    uint16_t *hb = (uint16_t *)malloc((n ? n : 1) * sizeof *hb);
+    gpu_test_download(hb, b, n * sizeof *hb);
+    int same = gpu_test_dev_same16_host(a, hb, n);
+    free(hb);
+    return same;
+}
+
+/* A device buffer of n bf16 values filled with NaN (0xffff): every value a kernel must write. */
+static inline uint16_t *gpu_test_nan16(size_t n)
+{
+    uint16_t *d = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d, (n ? n : 1) * sizeof *d));
+    CUDA_CHECK(cudaMemset(d, 0xff, (n ? n : 1) * sizeof *d));
+    return d;
+}
+
 #endif

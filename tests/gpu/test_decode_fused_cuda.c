@@ -38,32 +38,14 @@ static int rounds_of(const uint16_t *dev16, const float *dev_f, size_t n)
     return ok;
 }
 
-/* 1 when n bf16 values on the device equal the host's h16 bit for bit. */
-static int same16(const uint16_t *dev16, const uint16_t *h16, size_t n)
-{
-    uint16_t *got = mmupt_xmalloc((n ? n : 1) * sizeof *got);
-    gpu_test_download(got, dev16, n * sizeof *got);
-    int ok = memcmp(got, h16, n * sizeof *got) == 0;
-    free(got);
-    return ok;
-}
-
-/* A device bf16 buffer of n values, NaN-filled (every value must be written). */
-static uint16_t *nan16(size_t n)
-{
-    uint16_t *d = NULL;
-    CUDA_CHECK(cudaMalloc((void **)&d, (n ? n : 1) * sizeof *d));
-    CUDA_CHECK(cudaMemset(d, 0xff, (n ? n : 1) * sizeof *d));
-    return d;
-}
-
 /* With out NULL the rounding alone: the same bits as d_out16 (device) and ref16 (CPU, out NULL too). */
 static void check_alone(struct test_state *ts, const char *op, const uint16_t *d_alone, const uint16_t *d_out16,
                         const uint16_t *cpu_alone, const uint16_t *ref16, size_t n)
 {
     uint16_t *h = mmupt_xmalloc((n ? n : 1) * sizeof *h);
     gpu_test_download(h, d_out16, n * sizeof *h);
-    CHECK_MSG(ts, same16(d_alone, h, n), "%s with out NULL: out16 differs from the call with out", op);
+    CHECK_MSG(ts, gpu_test_dev_same16_host(d_alone, h, n), "%s with out NULL: out16 differs from the call with out",
+              op);
     CHECK_MSG(ts, memcmp(cpu_alone, ref16, n * sizeof *ref16) == 0, "%s_cpu with out NULL: out16 differs", op);
     free(h);
 }
@@ -94,7 +76,7 @@ static void rmsnorm_case(struct test_state *ts, int rows, int dim)
     rmsnorm_forward_cuda(d_plain, NULL, d_x, d_w, rows, dim, 1e-6f, NULL);
     CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, n), "rmsnorm_forward_cast rows %d dim %d: out differs from "
               "rmsnorm_forward's", rows, dim);
-    uint16_t *d_alone = nan16(n), *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
+    uint16_t *d_alone = gpu_test_nan16(n), *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
     rmsnorm_forward_cast_cuda(NULL, d_alone, NULL, d_x, d_w, rows, dim, 1e-6f, NULL);
     rmsnorm_forward_cast_cpu(NULL, cpu_alone, rref, x, w, rows, dim, 1e-6f);
     check_alone(ts, "rmsnorm_forward_cast", d_alone, d_out16, cpu_alone, ref16, n);
@@ -146,7 +128,7 @@ static void residual_rmsnorm_case(struct test_state *ts, int rows, int dim, int 
     if (!alias) { /* (aliased, the first call changed a) */
         float *sum2 = mmupt_xmalloc(n * sizeof *sum2);
         uint16_t *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
-        d_alone = nan16(n);
+        d_alone = gpu_test_nan16(n);
         residual_rmsnorm_forward_cast_cuda(d_sum, NULL, d_alone, NULL, d_a, d_b, d_w, rows, dim, 1e-6f, NULL);
         residual_rmsnorm_forward_cast_cpu(sum2, NULL, cpu_alone, rref, a, b, w, rows, dim, 1e-6f);
         check_alone(ts, "residual_rmsnorm_forward_cast", d_alone, d_out16, cpu_alone, ref16, n);
@@ -187,7 +169,7 @@ static void swiglu_packed_case(struct test_state *ts, long rows, long inner)
     CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, n), "swiglu_packed_forward_cast %ld x %ld: out differs from "
               "swiglu_forward's on the halves", rows, inner);
     CHECK_MSG(ts, gpu_test_dev_same_host(d_gu, gu, 2 * n), "swiglu_packed_forward_cast: gu was written");
-    uint16_t *d_alone = nan16(n), *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
+    uint16_t *d_alone = gpu_test_nan16(n), *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
     swiglu_packed_forward_cast_cuda(NULL, d_alone, d_gu, rows, inner, NULL);
     swiglu_packed_forward_cast_cpu(NULL, cpu_alone, gu, rows, inner);
     check_alone(ts, "swiglu_packed_forward_cast", d_alone, d_out16, cpu_alone, ref16, n);
@@ -217,7 +199,8 @@ static void swiglu_case(struct test_state *ts, long n)
     swiglu_forward_cuda(d_plain, d_g, d_u, n, NULL);
     CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, (size_t)n), "swiglu_forward_cast n %ld: out differs from "
               "swiglu_forward's", n);
-    uint16_t *d_alone = nan16((size_t)n), *cpu_alone = mmupt_xmalloc((size_t)(n ? n : 1) * sizeof *cpu_alone);
+    uint16_t *d_alone = gpu_test_nan16((size_t)n);
+    uint16_t *cpu_alone = mmupt_xmalloc((size_t)(n ? n : 1) * sizeof *cpu_alone);
     swiglu_forward_cast_cuda(NULL, d_alone, d_g, d_u, n, NULL);
     swiglu_forward_cast_cpu(NULL, cpu_alone, g, u, n);
     check_alone(ts, "swiglu_forward_cast", d_alone, d_out16, cpu_alone, ref16, (size_t)n);

@@ -360,25 +360,6 @@ static void swiglu_packed_backward_bf16_case(struct test_state *ts, long rows, l
     free(gu), free(dout), free(zeros), free(want), free(got), free(f32);
 }
 
-/* 1 when two device bf16 buffers of n values hold the same bits. */
-static int same16(const uint16_t *d_a, const uint16_t *d_b, size_t n)
-{
-    uint16_t *a = mmupt_xmalloc((n ? n : 1) * sizeof *a), *b = mmupt_xmalloc((n ? n : 1) * sizeof *b);
-    gpu_test_download(a, d_a, n * sizeof *a);
-    gpu_test_download(b, d_b, n * sizeof *b);
-    int same = memcmp(a, b, n * sizeof *a) == 0;
-    free(a), free(b);
-    return same;
-}
-
-static uint16_t *nan16(size_t n)
-{
-    uint16_t *d = NULL;
-    CUDA_CHECK(cudaMalloc((void **)&d, (n ? n : 1) * sizeof *d));
-    CUDA_CHECK(cudaMemset(d, 0xff, (n ? n : 1) * sizeof *d));
-    return d;
-}
-
 /* SwiGLU from bf16 gate/up (the swiglu_packed16 pair): bitwise the fp32-input twins fed the same
  * values widened, forward and backward, on the device and in the CPU references. */
 static void swiglu_packed16_case(struct test_state *ts, long rows, long inner)
@@ -392,19 +373,21 @@ static void swiglu_packed16_case(struct test_state *ts, long rows, long inner)
     for (size_t i = 0; i < 2 * n; i++) gu[i] = bf16_to_f32(gu16[i]); /* the same values in fp32 */
     float *d_gu = gpu_test_upload_floats(gu, 2 * n), *d_dout = gpu_test_upload_floats(dout, n);
     uint16_t *d_gu16 = gpu_test_upload(gu16, 2 * n * sizeof *gu16);
-    uint16_t *d_a = nan16(n), *d_b = nan16(n), *d_da = nan16(2 * n), *d_db = nan16(2 * n);
+    uint16_t *d_a = gpu_test_nan16(n), *d_b = gpu_test_nan16(n);
+    uint16_t *d_da = gpu_test_nan16(2 * n), *d_db = gpu_test_nan16(2 * n);
     swiglu_packed16_forward_cast_cuda(d_a, d_gu16, rows, inner, NULL);
     swiglu_packed_forward_cast_cuda(NULL, d_b, d_gu, rows, inner, NULL);
-    CHECK_MSG(ts, same16(d_a, d_b, n), "swiglu_packed16_forward_cast %ld x %ld differs from the fp32-input twin", rows,
-              inner);
+    CHECK_MSG(ts, gpu_test_dev_same16(d_a, d_b, n),
+              "swiglu_packed16_forward_cast %ld x %ld differs from the fp32-input twin", rows, inner);
     swiglu_packed16_backward_bf16_cuda(d_da, d_dout, d_gu16, rows, inner, NULL);
     swiglu_packed_backward_bf16_cuda(d_db, d_dout, d_gu, rows, inner, NULL);
-    CHECK_MSG(ts, same16(d_da, d_db, 2 * n), "swiglu_packed16_backward_bf16 %ld x %ld differs from the fp32-input twin",
-              rows, inner);
+    CHECK_MSG(ts, gpu_test_dev_same16(d_da, d_db, 2 * n),
+              "swiglu_packed16_backward_bf16 %ld x %ld differs from the fp32-input twin", rows, inner);
     uint16_t *ca = mmupt_xmalloc(2 * n * sizeof *ca), *cb = mmupt_xmalloc(2 * n * sizeof *cb);
     swiglu_packed16_forward_cast_cpu(ca, gu16, rows, inner);
     swiglu_packed_forward_cast_cpu(NULL, cb, gu, rows, inner);
-    CHECK_MSG(ts, memcmp(ca, cb, n * sizeof *ca) == 0, "swiglu_packed16_forward_cast_cpu %ld x %ld differs", rows, inner);
+    CHECK_MSG(ts, memcmp(ca, cb, n * sizeof *ca) == 0, "swiglu_packed16_forward_cast_cpu %ld x %ld differs", rows,
+              inner);
     swiglu_packed16_backward_bf16_cpu(ca, dout, gu16, rows, inner);
     swiglu_packed_backward_bf16_cpu(cb, dout, gu, rows, inner);
     CHECK_MSG(ts, memcmp(ca, cb, 2 * n * sizeof *ca) == 0, "swiglu_packed16_backward_bf16_cpu %ld x %ld differs", rows,
