@@ -196,7 +196,8 @@ matmul_skinny_kernel(float *out, const uint16_t *x, const uint16_t *w, const flo
     for (int i = tid; i < quads; i += SKINNY_THREADS) {
         int r = 4 * i / TILE, c = 4 * i % TILE;
         skinny_f4 s = *reinterpret_cast<const skinny_f4 *>(&red[r * TILE + c]);
-        for (int j = 1; j < WK; j++) skinny_add(s, *reinterpret_cast<const skinny_f4 *>(&red[(j * ROWS + r) * TILE + c]));
+        for (int j = 1; j < WK; j++)
+            skinny_add(s, *reinterpret_cast<const skinny_f4 *>(&red[(j * ROWS + r) * TILE + c]));
         if (splits == 1) skinny_store(out, bias, s, r, first + c, N);
         else *reinterpret_cast<skinny_f4 *>(&tile[ks * tile_floats + 4L * i]) = s;
     }
