@@ -40,7 +40,7 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->rstd2 = gpu_alloc_floats(g, T);
     /* SwiGLU: gate and up in one buffer, [T, I] each, or [T, 2I] rows of both when one GEMM writes
      * them (gu_packed); up is a view, not an allocation of its own. A bf16 SwiGLU block's forward
-     * allocates it (fp32, or gu16 in bf16: which one depends on the weights, mlp_gate_up) */
+     * allocates it (fp32, or gu16 in bf16: which one depends on the weights, gu_bf16) */
     a->gate = a->up = NULL;
     a->gu16 = NULL;
     if (act_fp32) mlp_gate_alloc(g, a, s);
