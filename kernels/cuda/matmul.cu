@@ -203,13 +203,21 @@ static void assign_empty(float *dinp, float dinp_beta, float *dweight, float dwe
         CUDA_CHECK(cudaMemsetAsync(dweight, 0, (size_t)N * K * sizeof *dweight, blas->stream));
 }
 
+// The two bf16 backwards' argument rules: each beta 0 (assign) or 1 (add), and dweight needs inp or
+// its kept rounding inp16.
+static void check_backward_args(float dinp_beta, const float *dweight, float dweight_beta, const float *inp,
+                                const uint16_t *inp16)
+{
+    MMUPT_CHECK((dinp_beta == 0.0f || dinp_beta == 1.0f) && (dweight_beta == 0.0f || dweight_beta == 1.0f));
+    MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
+}
+
 extern "C" void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta,
                                           float *dbias, const float *dout, const float *inp, const uint16_t *inp16,
                                           const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                           const struct gpu_blas *blas)
 {
-    MMUPT_CHECK((dinp_beta == 0.0f || dinp_beta == 1.0f) && (dweight_beta == 0.0f || dweight_beta == 1.0f));
-    MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
+    check_backward_args(dinp_beta, dweight, dweight_beta, inp, inp16);
     if (M <= 0 || N <= 0 || K <= 0) {
         assign_empty(dinp, dinp_beta, dweight, dweight_beta, M, K, N, blas);
         if (dbias && M > 0 && N > 0) reduce_cols(dbias, dout, M, N, blas->stream);
@@ -228,8 +236,7 @@ extern "C" void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float
                                              const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                              const struct gpu_blas *blas)
 {
-    MMUPT_CHECK((dinp_beta == 0.0f || dinp_beta == 1.0f) && (dweight_beta == 0.0f || dweight_beta == 1.0f));
-    MMUPT_CHECK(!dweight || inp || inp16); // inp may be NULL where its rounding is kept
+    check_backward_args(dinp_beta, dweight, dweight_beta, inp, inp16);
     if (M <= 0 || N <= 0 || K <= 0) {
         assign_empty(dinp, dinp_beta, dweight, dweight_beta, M, K, N, blas);
         return;

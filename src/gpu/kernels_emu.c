@@ -487,6 +487,17 @@ static const float *emu_input(const float *inp, const uint16_t *inp16, size_t n,
     return *tmp;
 }
 
+/* A bf16 forward's operand as its CUDA twin leaves the scratch (n values; 0 for an empty product):
+ * cast_done - checked to be inp's rounding when inp is given - or rounded from inp now. Returns the
+ * reference's fp32 input of mk = M * K values (emu_input: inp, or the scratch widened into *tmp). */
+static const float *emu_forward_input(const char *who, const float *inp, uint16_t *scratch, int cast_done, size_t n,
+                                      size_t mk, float **tmp)
+{
+    if (cast_done && inp) emu_check_rounded(who, "cast_done", scratch, inp, n);
+    else if (!cast_done) cast_bf16_cpu(scratch, inp, (long)n);
+    return emu_input(inp, scratch, mk, tmp);
+}
+
 /* The scratch gets what the CUDA twin writes there (a later cast_done or inp16 is checked against
  * it); the reference itself rounds into its own buffers. inp may be NULL with cast_done. */
 void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
@@ -499,9 +510,8 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
     size_t n = M > 0 && N > 0 && K > 0 ? (size_t)M * K : 0;
     EMU_RUN({
         float *tmp;
-        if (cast_done && inp) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
-        else if (!cast_done) cast_bf16_cpu(scratch, inp, (long)n);
-        matmul_forward_bf16_cpu(out, emu_input(inp, scratch, (size_t)M * K, &tmp), weight, bias, M, K, N);
+        const float *x = emu_forward_input(__func__, inp, scratch, cast_done, n, (size_t)M * K, &tmp);
+        matmul_forward_bf16_cpu(out, x, weight, bias, M, K, N);
         free(tmp);
     });
 }
@@ -515,9 +525,8 @@ void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uin
     size_t n = M > 0 && N > 0 && K > 0 ? (size_t)M * K : 0;
     EMU_RUN({
         float *tmp;
-        if (cast_done && inp) emu_check_rounded(__func__, "cast_done", scratch, inp, n);
-        else if (!cast_done) cast_bf16_cpu(scratch, inp, (long)n);
-        matmul_forward_bf16_out16_cpu(out16, emu_input(inp, scratch, (size_t)M * K, &tmp), weight, M, K, N);
+        const float *x = emu_forward_input(__func__, inp, scratch, cast_done, n, (size_t)M * K, &tmp);
+        matmul_forward_bf16_out16_cpu(out16, x, weight, M, K, N);
         free(tmp);
     });
 }

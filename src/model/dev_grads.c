@@ -72,6 +72,25 @@ static int tensor_of(const struct model_dev_grads *z, int64_t off)
     return lo - 1;
 }
 
+/* Zero the fresh tensors among [first, end) and mark them written: each run of consecutive fresh
+ * tensors is one contiguous range of the flat buffer, so one memset (a frozen vision tower's
+ * hundreds of tensors are one launch, not hundreds). */
+static void zero_fresh(struct model_dev *d, int first, int end)
+{
+    struct model_dev_grads *z = d->grad_state;
+    for (int i = first; i < end;) {
+        if (!z->fresh[i]) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j < end && z->fresh[j]) z->fresh[j++] = 0;
+        int64_t len = z->off[j - 1] + z->len[j - 1] - z->off[i];
+        gpu_zero(d->g, d->grads + z->off[i], (size_t)len * sizeof(float));
+        i = j;
+    }
+}
+
 /* A range may be whole tensors (a projection's weight, q/k/v packed back to back) or part of one
  * (the vision tower's fused qkv tensor, written as three projections in fp32): only whole fresh
  * tensors can be assigned; otherwise the fresh tensors it touches are zeroed whole, and every later
@@ -87,11 +106,7 @@ float dev_grad_begin(struct model_dev *d, int64_t off, int64_t n, int can_assign
         memset(z->fresh + first, 0, (size_t)(end - first));
         return 0.0f;
     }
-    for (int i = first; i < end; i++)
-        if (z->fresh[i]) {
-            gpu_zero(d->g, d->grads + z->off[i], (size_t)z->len[i] * sizeof(float));
-            z->fresh[i] = 0;
-        }
+    zero_fresh(d, first, end);
     return 1.0f;
 }
 
@@ -110,12 +125,7 @@ void model_dev_zero_grad(struct model_dev *d)
 
 float *model_dev_grads(struct model_dev *d)
 {
-    struct model_dev_grads *z = d->grad_state;
-    for (int i = 0; i < z->n; i++)
-        if (z->fresh[i]) {
-            gpu_zero(d->g, d->grads + z->off[i], (size_t)z->len[i] * sizeof(float));
-            z->fresh[i] = 0;
-        }
+    zero_fresh(d, 0, d->grad_state->n);
     return d->grads;
 }
 
