@@ -15,8 +15,13 @@
 #include "bf16.cuh"
 #include "launch.cuh"
 #include "pdl.cuh"
+#include "vec.cuh"
 
 #define QUICK_GELU_A 1.702f
+
+// The x-grid-stride loop over a row's packs (the row kernels below: rows on grid y).
+#define ACT_ROW_LOOP(c, n) \
+    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < (n); c += (long)gridDim.x * blockDim.x)
 
 // 1 / (1 + e^-x): for x -> -inf, expf overflows to inf and the result is 0, not NaN (the division
 // is IEEE: the build does not use fast math).
@@ -35,22 +40,36 @@ static __device__ __forceinline__ float act_in(float x) { return x; }
 static __device__ __forceinline__ float act_in(uint16_t h) { return bf16_widen(h); }
 
 // The same, and out rounded to bf16 into out16 (the next GEMM's operand, without a cast launch).
-// Element i = (r, c) of out ([n / inner, inner]) reads gate and up at r * stride + c: stride inner
-// for separate arrays, 2 inner for one gate/up GEMM's rows (up = gate + inner):
+// Element (r, c) of out ([rows, inner]) reads gate and up at r * stride + c: stride inner for
+// separate arrays (one row), 2 inner for one gate/up GEMM's rows (up = gate + inner):
 // swiglu_packed_forward_cast. T: the input's type (float, or bf16 as uint16_t).
-template <typename T>
-static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const T *gate, const T *up, long n,
+//
+// Rows on grid y, a row's elements V at a time on x: no 64-bit division per element (the flat
+// index's / and % were most of the kernel's instructions), and with V = 8 every access moves 16
+// bytes (V = 1 where the widths or pointers do not allow packs; act_launch decides).
+template <typename T, int V>
+static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const T *gate, const T *up, long rows,
                                                   long inner, long stride)
 {
     pdl_trigger(); // the down projection's skinny GEMM may start its weight prefetch (pdl.cuh)
-    LAUNCH_LOOP(i, n)
-    {
-        long at = i / inner * stride + i % inner;
-        float g = act_in(gate[at]);
-        float y = g * act_sigmoid(g) * act_in(up[at]);
-        if (out) out[i] = y; // NULL: the rounding alone
-        out16[i] = bf16_round(y);
-    }
+    for (long r = blockIdx.y; r < rows; r += gridDim.y)
+        ACT_ROW_LOOP(c, inner / V)
+        {
+            long at = r * stride + c * V, o = r * inner + c * V;
+            T gv[V], uv[V];
+            vec_load<T, V>(gv, gate + at);
+            vec_load<T, V>(uv, up + at);
+            float y[V];
+            uint16_t y16[V];
+            VEC_UNROLL
+            for (int e = 0; e < V; e++) {
+                float g = act_in(gv[e]);
+                y[e] = g * act_sigmoid(g) * act_in(uv[e]);
+                y16[e] = bf16_round(y[e]);
+            }
+            if (out) vec_store<float, V>(out + o, y); // NULL: the rounding alone
+            vec_store<uint16_t, V>(out16 + o, y16);
+        }
 }
 
 // One element's gradient terms, shared by the accumulating kernel and its bf16 twin so the two make
@@ -79,19 +98,31 @@ static __global__ void swiglu_backward_kernel(float *dgate, float *dup, const fl
 
 // The packed gradient (gu's rows: [gate | up], inner each) rounded to bf16 and assigned: the
 // accumulating kernel's result on a zeroed buffer (0 + x: a -0 term becomes +0, as there). T: gu's
-// type (float, or bf16 as uint16_t).
-template <typename T>
-static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const float *dout, const T *gu, long n,
+// type (float, or bf16 as uint16_t). Laid out over rows and packs as swiglu_forward_cast_kernel.
+template <typename T, int V>
+static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const float *dout, const T *gu, long rows,
                                                           long inner)
 {
-    LAUNCH_LOOP(i, n)
-    {
-        long at = i / inner * 2 * inner + i % inner;
-        float dg, du;
-        swiglu_grad(&dg, &du, dout[i], act_in(gu[at]), act_in(gu[at + inner]));
-        dgu[at] = bf16_round(0.0f + dg);
-        dgu[at + inner] = bf16_round(0.0f + du);
-    }
+    for (long r = blockIdx.y; r < rows; r += gridDim.y)
+        ACT_ROW_LOOP(c, inner / V)
+        {
+            long at = r * 2 * inner + c * V;
+            float dv[V];
+            T gv[V], uv[V];
+            vec_load<float, V>(dv, dout + r * inner + c * V);
+            vec_load<T, V>(gv, gu + at);
+            vec_load<T, V>(uv, gu + at + inner);
+            uint16_t dg16[V], du16[V];
+            VEC_UNROLL
+            for (int e = 0; e < V; e++) {
+                float dg, du;
+                swiglu_grad(&dg, &du, dv[e], act_in(gv[e]), act_in(uv[e]));
+                dg16[e] = bf16_round(0.0f + dg);
+                du16[e] = bf16_round(0.0f + du);
+            }
+            vec_store<uint16_t, V>(dgu + at, dg16);
+            vec_store<uint16_t, V>(dgu + at + inner, du16);
+        }
 }
 
 static __global__ void gelu_forward_kernel(float *out, const float *x, long n)
@@ -127,6 +158,49 @@ static __global__ void quick_gelu_backward_kernel(float *dx, const float *dout, 
     }
 }
 
+// The row kernels' grid: x over a row's packs, y over the rows (each capped: both loops stride).
+static dim3 act_row_grid(long rows, long packs)
+{
+    long bx = (packs + LAUNCH_THREADS - 1) / LAUNCH_THREADS;
+    return dim3((unsigned)(bx < LAUNCH_MAX_BLOCKS ? bx : LAUNCH_MAX_BLOCKS), (unsigned)(rows < 65535 ? rows : 65535));
+}
+
+// Packs of 8 when every row start and pointer allows 16-byte accesses, else one element at a time.
+static bool act_vec8(long inner, long stride, const void *a, const void *b, const void *c, const void *d)
+{
+    return inner % 8 == 0 && stride % 8 == 0 && vec_aligned(16, a, b, c, d);
+}
+
+template <typename T>
+static void swiglu_forward_cast_launch(float *out, uint16_t *out16, const T *gate, const T *up, long rows, long inner,
+                                       long stride, void *stream)
+{
+    if (rows <= 0 || inner <= 0) return;
+    cudaStream_t st = (cudaStream_t)stream;
+    if (act_vec8(inner, stride, out, out16, gate, up))
+        swiglu_forward_cast_kernel<T, 8><<<act_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
+            out, out16, gate, up, rows, inner, stride);
+    else
+        swiglu_forward_cast_kernel<T, 1><<<act_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(out, out16, gate, up,
+                                                                                             rows, inner, stride);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+static void swiglu_packed_backward_bf16_launch(uint16_t *dgu, const float *dout, const T *gu, long rows, long inner,
+                                               void *stream)
+{
+    if (rows <= 0 || inner <= 0) return;
+    cudaStream_t st = (cudaStream_t)stream;
+    if (act_vec8(inner, 2 * inner, dgu, dout, gu, NULL))
+        swiglu_packed_backward_bf16_kernel<T, 8><<<act_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
+            dgu, dout, gu, rows, inner);
+    else
+        swiglu_packed_backward_bf16_kernel<T, 1><<<act_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(dgu, dout, gu,
+                                                                                                     rows, inner);
+    CUDA_CHECK(cudaGetLastError());
+}
+
 // Launch configuration shared by every op; n <= 0 returns before launching (a zero-block launch
 // is an error).
 #define ACT_LAUNCH(kernel, n, stream, ...)                                                         \
@@ -144,14 +218,13 @@ extern "C" void swiglu_forward_cuda(float *out, const float *gate, const float *
 extern "C" void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n,
                                          void *stream)
 {
-    ACT_LAUNCH(swiglu_forward_cast_kernel<float>, n, stream, out, out16, gate, up, n, n, n);
+    swiglu_forward_cast_launch<float>(out, out16, gate, up, 1, n, n, stream);
 }
 
 extern "C" void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner,
                                                 void *stream)
 {
-    ACT_LAUNCH(swiglu_forward_cast_kernel<float>, rows * inner, stream, out, out16, gu, gu + inner, rows * inner, inner,
-               2 * inner);
+    swiglu_forward_cast_launch<float>(out, out16, gu, gu + inner, rows, inner, 2 * inner, stream);
 }
 
 extern "C" void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
@@ -171,21 +244,19 @@ extern "C" void swiglu_packed_backward_cuda(float *dgu, const float *dout, const
 extern "C" void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows,
                                                  long inner, void *stream)
 {
-    ACT_LAUNCH(swiglu_packed_backward_bf16_kernel<float>, rows * inner, stream, dgu, dout, gu, rows * inner, inner);
+    swiglu_packed_backward_bf16_launch<float>(dgu, dout, gu, rows, inner, stream);
 }
 
 extern "C" void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner,
                                                   void *stream)
 {
-    ACT_LAUNCH(swiglu_forward_cast_kernel<uint16_t>, rows * inner, stream, (float *)NULL, out16, gu16, gu16 + inner,
-               rows * inner, inner, 2 * inner);
+    swiglu_forward_cast_launch<uint16_t>((float *)NULL, out16, gu16, gu16 + inner, rows, inner, 2 * inner, stream);
 }
 
 extern "C" void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows,
                                                    long inner, void *stream)
 {
-    ACT_LAUNCH(swiglu_packed_backward_bf16_kernel<uint16_t>, rows * inner, stream, dgu, dout, gu16, rows * inner,
-               inner);
+    swiglu_packed_backward_bf16_launch<uint16_t>(dgu, dout, gu16, rows, inner, stream);
 }
 
 extern "C" void gelu_forward_cuda(float *out, const float *x, long n, void *stream)

@@ -72,10 +72,10 @@ extern "C" void rope_backward_cuda(float *dx, const float *cos, const float *sin
     CUDA_CHECK(cudaGetLastError());
 }
 
-// rope_qkv: one thread per pair (row r, head h, dim i < half) of q, then of k, then of v, each moved
-// between the packed rows [q | k | v] (width w) and its own [rows, heads, hd] array; q's and k's
-// pairs rotated on the way (forward: rope_rotate; backward: the transpose, as rope_backward_kernel),
-// v's copied.
+// rope_qkv: row r on grid y, its pairs (head h of [q | k | v], dim i < half) on x, each moved between
+// the packed rows [q | k | v] (width w) and its own [rows, heads, hd] array; q's and k's pairs rotated
+// on the way (forward: rope_rotate; backward: the transpose, as rope_backward_kernel), v's copied.
+// 32-bit index arithmetic within a row (a flat index's 64-bit divisions were most of the work).
 struct rope_qkv_args {
     float *packed, *q, *k, *v; // the unpacked side: written by the forward, read by the backward
     const float *cos, *sin;
@@ -85,32 +85,36 @@ struct rope_qkv_args {
 template <bool BACKWARD>
 static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
 {
-    int hd = 2 * a.half;
-    long pq = (long)a.rows * a.n_heads * a.half, pk = (long)a.rows * a.n_kv * a.half;
-    LAUNCH_LOOP(p, pq + 2 * pk)
-    {
-        struct qkv_pair at = qkv_pair_at(p, pq, pk, a.n_heads, a.n_kv, a.half);
-        int i = at.i, j = at.i + a.half;
-        float *x = (at.part == 0 ? a.q : (at.part == 1 ? a.k : a.v)) + at.rh * hd, *y = a.packed + at.packed;
-        const float *c = a.cos + at.r * hd, *s = a.sin + at.r * hd;
-        if (at.part == 2) { // v: copied
-            if (BACKWARD) y[i] = x[i], y[j] = x[j];
-            else x[i] = y[i], x[j] = y[j];
-        } else if (BACKWARD) {
-            rope_unrotate(x[i], x[j], c, s, i, a.half, &y[i], &y[j]);
-        } else {
-            rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
+    int hd = 2 * a.half, heads = a.n_heads + 2 * a.n_kv, per_row = heads * a.half;
+    for (long r = blockIdx.y; r < a.rows; r += gridDim.y)
+        for (int p = (int)(blockIdx.x * blockDim.x + threadIdx.x); p < per_row; p += (int)(gridDim.x * blockDim.x)) {
+            int head = p / a.half, i = p - head * a.half, j = i + a.half;
+            int part = head < a.n_heads ? 0 : (head < a.n_heads + a.n_kv ? 1 : 2);
+            int h = head - (part == 0 ? 0 : (part == 1 ? a.n_heads : a.n_heads + a.n_kv));
+            long rh = r * (part ? a.n_kv : a.n_heads) + h;
+            float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh * hd;
+            float *y = a.packed + r * heads * hd + (long)head * hd;
+            const float *c = a.cos + r * hd, *s = a.sin + r * hd;
+            if (part == 2) { // v: copied
+                if (BACKWARD) y[i] = x[i], y[j] = x[j];
+                else x[i] = y[i], x[j] = y[j];
+            } else if (BACKWARD) {
+                rope_unrotate(x[i], x[j], c, s, i, a.half, &y[i], &y[j]);
+            } else {
+                rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
+            }
         }
-    }
 }
 
 template <bool BACKWARD>
 static void rope_qkv_launch(struct rope_qkv_args a, int head_dim, void *stream)
 {
     MMUPT_CHECK(head_dim % 2 == 0 && a.n_heads > 0 && a.n_kv > 0);
-    long pairs = (long)a.rows * (a.n_heads + 2L * a.n_kv) * a.half;
-    if (pairs <= 0) return;
-    rope_qkv_kernel<BACKWARD><<<launch_blocks(pairs), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);
+    MMUPT_CHECK((long)(a.n_heads + 2L * a.n_kv) * head_dim <= 0x7fffffffL); // a row's index is an int
+    long per_row = (long)(a.n_heads + 2L * a.n_kv) * a.half;
+    if (a.rows <= 0 || per_row <= 0) return;
+    dim3 grid((unsigned)((per_row + LAUNCH_THREADS - 1) / LAUNCH_THREADS), (unsigned)(a.rows < 65535 ? a.rows : 65535));
+    rope_qkv_kernel<BACKWARD><<<grid, LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);
     CUDA_CHECK(cudaGetLastError());
 }
 

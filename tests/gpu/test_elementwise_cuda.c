@@ -406,9 +406,12 @@ static void test_swiglu(struct test_state *ts)
     swiglu_packed_backward_bf16_case(ts, 1, 1);
     swiglu_packed_backward_bf16_case(ts, 3, 88);
     swiglu_packed_backward_bf16_case(ts, 64, 4864);
+    swiglu_packed_backward_bf16_case(ts, 5, 12); /* rows not whole 16-byte packs: element by element */
     swiglu_packed16_case(ts, 1, 1);
     swiglu_packed16_case(ts, 3, 88);
     swiglu_packed16_case(ts, 64, 4864);
+    swiglu_packed16_case(ts, 5, 12);
+    swiglu_packed16_case(ts, 4, 8);
 }
 
 /* ---- Embedding ---- */
