@@ -5,10 +5,15 @@
 # benchmarks' widths with 4 layers instead of 28/24: every kernel has its benchmark shape, there are
 # just fewer of them, so ncu's per-launch overhead fits a short device visit.
 #
-#   benchmarks/gpu_profile.sh [learner|learner-torch|rollout|detail:KERNEL ...]   (default the first three)
+#   benchmarks/gpu_profile.sh [learner|learner-torch|rollout|rollout-skinny|nsys:rollout|detail:KERNEL ...]
+#                                                                              (default the first three)
 #
 # learner-torch is PyTorch eager's step of the same shape (benchmarks/model_cpu_torch.py, bf16): what
 # each of its kernels costs beside ours (its weight initialisation's kernels are in its table too).
+# rollout-skinny is the rollout with MMUPT_GEMM_SKINNY=1 (the skinny GEMM's kernels by plan). nsys:rollout
+# is Nsight Systems' trace of the whole 24-layer rollout (64 new tokens), graph nodes traced one by
+# one: every kernel's time as it ran inside the replayed decode graphs, caches warm and launches
+# overlapping as they do outside a profiler (its table has the same columns; no ncu needed for it).
 # detail:KERNEL is ncu's detailed report (speed of light, memory and compute workload, occupancy,
 # warp stalls) of the first launch of KERNEL (a regular expression) in the short rollout, e.g.
 # detail:sample_mass_kernel or detail:attention_decode_kernel. MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the results
@@ -68,6 +73,33 @@ PY
     echo
 }
 
+# nsys_profile NAME CMD...: the kernels of one run under Nsight Systems, summed by name (graph
+# nodes traced one by one).
+nsys_profile() {
+    local name=$1
+    shift
+    local nsys
+    nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems*/bin/nsys 2>/dev/null | head -1)
+    echo "## $name (nsys): $*"
+    [ -n "$nsys" ] || { echo "no nsys (Nsight Systems) on this machine"; return 1; }
+    timeout "${PROFILE_LIMIT_S:-240}" "$nsys" profile -t cuda --cuda-graph-trace=node --force-overwrite true \
+        -o "$tmp/$name" "$@" >"$tmp/$name.out" 2>&1 || { echo "nsys failed:"; tail -5 "$tmp/$name.out"; return 1; }
+    grep '^{"impl"' "$tmp/$name.out" | tail -1
+    "$nsys" stats -r cuda_gpu_kern_sum -f csv -o "$tmp/$name" "$tmp/$name.nsys-rep" >/dev/null 2>&1
+    python3 - "$tmp/${name}_cuda_gpu_kern_sum.csv" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+tot = sum(float(r["Total Time (ns)"]) for r in rows)
+print(f"{sum(int(r['Instances']) for r in rows)} kernels, {tot / 1e6:.2f} ms of kernel time in all")
+print("| kernel | share | ms | launches | us each |")
+print("|---|---|---|---|---|")
+for r in rows[:30]:
+    t = float(r["Total Time (ns)"])
+    print(f"| {r['Name'][:90]} | {100 * t / tot:.1f}% | {t / 1e6:.2f} | {r['Instances']} | {float(r['Avg (ns)']) / 1e3:.1f} |")
+PY
+    echo
+}
+
 # detail KERNEL: ncu's detailed sections for the first launch of KERNEL in the short rollout.
 detail() {
     echo "## detail: $1 (first launch, in a rollout of 64 x (128 + 4) at the 0.5B widths, 4 layers)"
@@ -89,7 +121,13 @@ for name in "${names[@]}"; do
         rollout) # 64 prompts of 128 tokens and 16 new at the 0.5B widths (prefill, decode graphs)
             profile rollout "$build/benchmarks/rollout" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
-        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-torch, rollout, detail:KERNEL)" ;;
+        rollout-skinny)
+            MMUPT_GEMM_SKINNY=1 profile rollout-skinny "$build/benchmarks/rollout" --device --dtype bf16 \
+                "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
+        nsys:rollout) # the whole 0.5B decoder, 64 x (128 + 64)
+            nsys_profile nsys-rollout "$build/benchmarks/rollout" --device --dtype bf16 \
+                benchmarks/configs/qwen2_0_5b.json 64 128 64 ;;
+        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-torch, rollout, rollout-skinny, nsys:rollout, detail:KERNEL)" ;;
     esac
 done 2>&1 | tee "$out/profile.txt"
 [ -d "$tmp/csv" ] && tar -czf "$out/profile-csv.tar.gz" -C "$tmp/csv" .
