@@ -12,15 +12,17 @@
 # environment; on the GPU machine PKG_CONFIG_PATH/LD_LIBRARY_PATH for .deps/libyaml).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+. launch/env.sh
 flags=${1:--DMMUPT_NO_L2_PREFETCH}
 a=${MMUPT_BUILD_DIR:-build-gpu} b=${BUILD_B:-build-gpu-b} repeat=${REPEAT:-2}
 cfg=benchmarks/configs/qwen2_0_5b.json
 [ -x "$a/benchmarks/rollout" ] || { echo "gpu_ab.sh: no $a/benchmarks/rollout (build first)" >&2; exit 1; }
 if [ ! -f "$b/build.ninja" ]; then
-    meson setup "$b" -Dcuda=enabled >/dev/null || { echo "gpu_ab.sh: meson setup $b failed" >&2; exit 1; }
+    meson setup "$b" -Dcuda=enabled >/tmp/gpu_ab_setup.log 2>&1 ||
+        { tail -20 /tmp/gpu_ab_setup.log; echo "gpu_ab.sh: meson setup $b failed" >&2; exit 1; }
 fi
-NVCC_APPEND_FLAGS="$flags" ninja -C "$b" benchmarks/rollout >/dev/null ||
-    { echo "gpu_ab.sh: building $b with $flags failed" >&2; exit 1; }
+NVCC_APPEND_FLAGS="$flags" ninja -C "$b" benchmarks/rollout >/tmp/gpu_ab_build.log 2>&1 ||
+    { tail -20 /tmp/gpu_ab_build.log; echo "gpu_ab.sh: building $b with $flags failed" >&2; exit 1; }
 echo "## A: $a; B: $b with $flags; $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 runs=()
 for ((r = 1; r <= repeat; r++)); do

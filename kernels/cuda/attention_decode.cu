@@ -35,6 +35,18 @@
 // depends only on the launch shape, so a call repeats bit for bit. A slot or position outside the
 // cache (a caller's bookkeeping bug; the reference dies of it) traps.
 //
+// Split over the cache rows (count != NULL, the scores fit in shared memory, the scratch holds the
+// partials): S blocks of DECODE_SPLIT_THREADS per (row, kv head), block s taking the rows
+// [s c, (s + 1) c) with c = ceil(L / S). Each runs steps 1-4 on its rows with the weights left
+// unnormalised - e_j = expf(s_j - m_s) against its own max m_s, summed in double into l_s - and
+// writes its partial output o_s (and m_s, l_s) to the scratch; the last block of the (row, kv head)
+// to finish (an arrival counter in count, which that block resets) merges them in split order:
+// with M = max m_s and c_s = expf(m_s - M), out = (sum_s c_s o_s) * (float)(1.0 / sum_s c_s l_s).
+// (One block per (row, kv head) is one block an SM for the 0.5B decoder's 64 rows: a long chain of
+// dependent memory waits at 25% occupancy, the profile's largest decode kernel; split, each block's
+// chain is a third as long and three times the blocks overlap their waits.) Equal to the unsplit
+// result to a few ulp (c_s e_j is expf(s_j - M) up to rounding), and like it repeatable bit for bit.
+//
 // attention_decode_qkv_bf16_cast is the bf16 decode step's fused form: the block first adds the
 // biases to its kv head's k and v of the q/k/v GEMM output, rotates k and appends both to the cache
 // (threads < hd / 2, a pair each), and step 1 builds the q rows from that output the same way -
@@ -56,6 +68,9 @@
 enum {
     DECODE_THREADS = 512,                 // 16 warps: one block per (row, kv head) is ~1 block per SM
     DECODE_WARPS = DECODE_THREADS / 32,
+    DECODE_SPLIT_THREADS = 128,           // a split's block: 4 warps, several blocks an SM
+    DECODE_SPLIT_ROWS = 128,              // cache rows a split takes at full length
+    DECODE_MAX_SPLITS = 16,
     DECODE_ROWS = 8,                      // v rows a warp loads before using them (step 4)
     DECODE_HEADS = 8,                     // q heads per chunk: score accumulators per thread (step 2)
     DECODE_LANE_DIMS = 2,                 // dims per lane in the weighted sum (step 4)
@@ -76,24 +91,48 @@ enum {
 #endif
 
 // Dynamic shared memory: the chunk's q rows [hc][hd] in steps 1-2, then the warps' partial output
-// rows [DECODE_WARPS][hc][DECODE_DIMS] in step 4 (the same floats: a barrier separates the uses):
-// at most max(8 * 1024, 16 * 8 * 64) floats = 32 KiB. After them, the chunk's scores [hc][max_len]
-// when they fit the default 48 KiB in all (a rollout's cache: 7 heads x 384 positions is 10.5 KiB):
-// steps 3 and 4 then read them from shared memory, not through L2 (the softmax is three dependent
-// passes over them); longer caches keep them in the caller's scratch. Same values either way.
-static size_t decode_smem_floats(int group, int hd)
+// rows [warps][hc][DECODE_DIMS] in step 4 (the same floats: a barrier separates the uses): at most
+// max(8 * 1024, 16 * 8 * 64) floats = 32 KiB. After them, the chunk's scores [hc][rows] when they fit
+// the default 48 KiB in all (rows: the block's share of max_len; a rollout's cache: 7 heads x 384
+// positions is 10.5 KiB): steps 3 and 4 then read them from shared memory, not through L2 (the
+// softmax is three dependent passes over them); longer caches keep them in the caller's scratch.
+// Same values either way.
+static size_t decode_smem_floats(int group, int hd, int warps)
 {
     size_t hc = (size_t)(group < DECODE_HEADS ? group : DECODE_HEADS);
-    size_t qrows = hc * hd, parts = (size_t)DECODE_WARPS * hc * DECODE_DIMS;
+    size_t qrows = hc * hd, parts = (size_t)warps * hc * DECODE_DIMS;
     return qrows > parts ? qrows : parts;
 }
 
 enum { DECODE_SMEM_LIMIT = 48 * 1024 }; // the default dynamic limit: no cudaFuncSetAttribute needed
 
-static int decode_scores_in_smem(int group, int hd, int max_len)
+static int decode_scores_in_smem(int group, int hd, int warps, int rows)
 {
     size_t hc = (size_t)(group < DECODE_HEADS ? group : DECODE_HEADS);
-    return (decode_smem_floats(group, hd) + hc * (size_t)max_len) * sizeof(float) <= DECODE_SMEM_LIMIT;
+    return (decode_smem_floats(group, hd, warps) + hc * (size_t)rows) * sizeof(float) <= DECODE_SMEM_LIMIT;
+}
+
+// The split partials in the scores scratch, per (row i, q head, split s): o [n * n_heads * S][hd],
+// then m [n * n_heads * S] floats, then l [n * n_heads * S] doubles (at an even float offset).
+static long decode_split_floats(long heads_splits, int hd)
+{
+    long f = heads_splits * ((long)hd + 1);
+    return f + (f & 1) + 2 * heads_splits;
+}
+
+// How many splits of the cache rows a call makes: one per DECODE_SPLIT_ROWS of max_len, at most
+// DECODE_MAX_SPLITS, as many as the scratch (n * n_heads * max_len floats) holds partials for and
+// the scores of a split's rows fit in shared memory; 1 (no split) without counters or below 2.
+static int decode_splits(int n, int n_heads, int group, int hd, int max_len, const unsigned *count)
+{
+    if (!count) return 1;
+    int s = (max_len + DECODE_SPLIT_ROWS - 1) / DECODE_SPLIT_ROWS;
+    if (s > DECODE_MAX_SPLITS) s = DECODE_MAX_SPLITS;
+    long hs = (long)n * n_heads;
+    while (s >= 2 && (decode_split_floats(hs * s, hd) > hs * max_len ||
+                      !decode_scores_in_smem(group, hd, DECODE_SPLIT_THREADS / 32, (max_len + s - 1) / s)))
+        s--;
+    return s >= 2 ? s : 1;
 }
 
 // N consecutive elements as one aligned load (a 16-, 8- or 4-byte vector access on the GPU).
@@ -147,7 +186,9 @@ struct decode_args {
     float *scores;                  // [n * n_heads, max_len]; unused when scores_at > 0
     long scores_at;                 // > 0: the scores live in shared memory from this float on
     long slot_floats;               // max_len * n_kv * hd
-    int n_heads, group, n_kv, hd, n_slots, max_len;
+    unsigned *count;                // [n * n_kv] arrival counters (splits > 1)
+    int n_heads, group, n_kv, hd, n_slots, max_len, splits, rows_cap; // rows_cap: a score row's length
+    int n;
     float scale;
     // attention_decode_qkv_bf16_cast (qkv NULL otherwise): the step's packed q/k/v projections
     // [n, (n_heads + 2 n_kv) hd] without their biases bq, bk, bv (each may be NULL), RoPE's tables
@@ -194,10 +235,51 @@ static __device__ void decode_q_rope(float *sh, const struct decode_args<T> &a, 
     }
 }
 
-// Block b = i * n_kv + g: row i, kv head g, q heads g * group .. (g + 1) * group - 1. out16 (may be
-// NULL) gets out rounded to bf16 (attention_decode_bf16_cast). VEC: hd is a multiple of the 16-byte
-// pack (4 floats, 8 bf16) and both caches are 16-byte aligned, so every row of k and v, and of q in
-// shared memory, can be read in packs (a row starts at a multiple of hd elements).
+// A value another block of this kernel wrote: from L2 (__ldcg), never a stale L1 line.
+template <typename V>
+static __device__ __forceinline__ V decode_ld_l2(const V *p)
+{
+#ifdef __CUDA_ARCH__
+    return __ldcg(p);
+#else
+    return *p;
+#endif
+}
+
+// The last split block of (row i, kv head g) merges the splits' partials of the chunk's heads
+// hq0 .. hq0 + hc - 1 (see the top of the file) into out / out16.
+template <typename T>
+static __device__ void decode_merge(float *out, uint16_t *out16, const struct decode_args<T> &a, int i, long hq0, int hc)
+{
+    int S = a.splits, hd = a.hd;
+    long hs = (long)a.n * a.n_heads * S;
+    const float *po = a.scores, *pm = a.scores + hs * hd;
+    long lf = hs * ((long)hd + 1);
+    const double *pl = (const double *)(a.scores + lf + (lf & 1));
+    for (int t = threadIdx.x; t < hc * hd; t += blockDim.x) {
+        int h = t / hd, d = t % hd;
+        long rec = ((long)i * a.n_heads + hq0 + h) * S; // the head's first split record
+        float M = -INFINITY;
+        for (int s = 0; s < S; s++) M = fmaxf(M, decode_ld_l2(pm + rec + s));
+        double l = 0.0;
+        float o = 0.0f;
+        for (int s = 0; s < S; s++) {
+            float c = expf(decode_ld_l2(pm + rec + s) - M); // an empty split: expf(-inf) = 0
+            l += (double)c * decode_ld_l2(pl + rec + s);
+            o += c * decode_ld_l2(po + (rec + s) * hd + d);
+        }
+        float r = o * (float)(1.0 / l);
+        long at = ((long)i * a.n_heads + hq0 + h) * hd + d;
+        out[at] = r;
+        if (out16) out16[at] = bf16_round(r);
+    }
+}
+
+// Block b = (i * n_kv + g) * splits + s: row i, kv head g, q heads g * group .. (g + 1) * group - 1,
+// the cache rows of split s (all of them when splits = 1). out16 (may be NULL) gets out rounded to
+// bf16 (attention_decode_bf16_cast). VEC: hd is a multiple of the 16-byte pack (4 floats, 8 bf16) and
+// both caches are 16-byte aligned, so every row of k and v, and of q in shared memory, can be read in
+// packs (a row starts at a multiple of hd elements).
 template <typename T, bool VEC>
 static __global__ void __launch_bounds__(DECODE_THREADS, 1)
 attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct decode_args<T> a)
@@ -206,28 +288,33 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     extern __shared__ decode_f4 smem[];
     float *sh = (float *)smem;
     constexpr int KW = VEC ? 16 / (int)sizeof(T) : 1; // k elements per load in step 2
-    int i = (int)(blockIdx.x / a.n_kv), g = (int)(blockIdx.x % a.n_kv), hd = a.hd, group = a.group;
+    int S = a.splits, b = (int)(blockIdx.x / S), sp = (int)(blockIdx.x % S);
+    int i = b / a.n_kv, g = b % a.n_kv, hd = a.hd, group = a.group;
     int s = a.slot[i], L = a.pos[i] + 1;
     if (s < 0 || s >= a.n_slots || L < 1 || L > a.max_len) __trap();
+    int chunk = (L + S - 1) / S, j0 = min(L, sp * chunk), j1 = min(L, j0 + chunk), nj = j1 - j0;
     long stride = (long)a.n_kv * hd, kvoff = (long)g * hd;
     const T *k = a.cache_k + s * a.slot_floats + kvoff, *v = a.cache_v + s * a.slot_floats + kvoff;
-    int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, nwarps = (int)(blockDim.x / 32);
     // Every cached k and v row this block reads (hd elements each, a row a thread) starts on its way
     // into L2 now, so steps 2 and 4 wait on L2 rather than on DRAM (a hint: no data moves into
     // registers, and the rows are not written while the kernel runs but for the new one, which L2
     // keeps coherent). VEC rows are 16-byte aligned with a length a multiple of 16 bytes.
     if (VEC)
-        for (int j = tid; j < L - 1; j += blockDim.x) {
+        for (int j = j0 + tid; j < j1 && j < L - 1; j += blockDim.x) {
             l2_prefetch(k + j * stride, (unsigned)(hd * sizeof(T)));
             l2_prefetch(v + j * stride, (unsigned)(hd * sizeof(T)));
         }
-    // The fused step appends the row's own k and v first: step 1's barrier publishes them to step 2.
-    if (a.qkv) decode_append_new(a, i, g, s * a.slot_floats + (long)(L - 1) * stride + kvoff);
+    // The fused step appends the row's own k and v first (the split whose rows hold it): step 1's
+    // barrier publishes them to step 2.
+    if (a.qkv && L - 1 >= j0 && L - 1 < j1)
+        decode_append_new(a, i, g, s * a.slot_floats + (long)(L - 1) * stride + kvoff);
 
     for (int h0 = 0; h0 < group; h0 += DECODE_HEADS) {
         int hc = group - h0 < DECODE_HEADS ? group - h0 : DECODE_HEADS;
         long row0 = (long)i * a.n_heads + (long)g * group + h0; // the chunk's first (row, q head)
-        float *p = a.scores_at > 0 ? sh + a.scores_at : a.scores + row0 * a.max_len; // its scores: [hc][max_len]
+        // its scores: [hc][rows_cap], row j at j - j0
+        float *p = a.scores_at > 0 ? sh + a.scores_at : a.scores + row0 * a.max_len;
 
         // 1. The chunk's q rows, [hc][hd], contiguous in q (or made from qkv: the fused step).
         if (a.qkv) decode_q_rope(sh, a, i, g * group + h0, hc);
@@ -236,7 +323,7 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
         __syncthreads();
 
         // 2. Scores, a thread per cache row: acc[h] is q_h . k_j summed over d in order.
-        for (int j = tid; j < L; j += blockDim.x) {
+        for (int j = j0 + tid; j < j1; j += blockDim.x) {
             const T *kj = k + j * stride;
             float acc[DECODE_HEADS];
             DECODE_UNROLL
@@ -257,35 +344,44 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
             }
             DECODE_UNROLL
             for (int h = 0; h < DECODE_HEADS; h++)
-                if (h < hc) p[(long)h * a.max_len + j] = a.scale * acc[h];
+                if (h < hc) p[(long)h * a.rows_cap + (j - j0)] = a.scale * acc[h];
         }
         __syncthreads(); // publishes the scores to the warps of step 3
 
-        // 3. Softmax, a warp per head (warp-uniform loop: every lane takes part in the butterflies).
-        for (int h = warp; h < hc; h += DECODE_WARPS) {
-            float *ph = p + (long)h * a.max_len;
+        // 3. Softmax, a warp per head (warp-uniform loop: every lane takes part in the butterflies);
+        // split: the weights left unnormalised, the max and sum into the split's record.
+        for (int h = warp; h < hc; h += nwarps) {
+            float *ph = p + (long)h * a.rows_cap;
             float mx = -INFINITY;
             DECODE_UNROLL4
-            for (int j = lane; j < L; j += 32) mx = fmaxf(mx, ph[j]);
+            for (int j = lane; j < nj; j += 32) mx = fmaxf(mx, ph[j]);
             for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
             double sum = 0.0;
             DECODE_UNROLL4
-            for (int j = lane; j < L; j += 32) {
+            for (int j = lane; j < nj; j += 32) {
                 float e = expf(ph[j] - mx); // expf, not __expf: see tests/gpu/test_attention_decode_cuda.c
                 ph[j] = e;
                 sum += e;
             }
             // Lanes i and i ^ off add the same two values: every lane ends with the same bits.
             for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            if (S > 1) {
+                if (lane == 0) {
+                    long hs = (long)a.n * a.n_heads * S, rec = (row0 + h) * S + sp, lf = hs * ((long)hd + 1);
+                    a.scores[hs * hd + rec] = mx;                           // m: -inf for no rows
+                    ((double *)(a.scores + lf + (lf & 1)))[rec] = sum;      // l
+                }
+                continue;
+            }
             float inv = (float)(1.0 / sum);
             DECODE_UNROLL4
-            for (int j = lane; j < L; j += 32) ph[j] *= inv;
+            for (int j = lane; j < nj; j += 32) ph[j] *= inv;
         }
         __syncthreads(); // every weight is read by every warp below; q in sh is no longer needed
 
         // 4. Weighted sum, DECODE_DIMS dims per pass: warp w, lane l sum w_hj * v_j[d] over the rows
-        // j = w, w + nwarps, ... for d = d0 + 2l, d0 + 2l + 1 and every head h of the chunk.
-        float *part = sh; // [DECODE_WARPS][hc][DECODE_DIMS]
+        // j = j0 + w, j0 + w + nwarps, ... for d = d0 + 2l, d0 + 2l + 1 and every head h of the chunk.
+        float *part = sh; // [nwarps][hc][DECODE_DIMS]
         for (int d0 = 0; d0 < hd; d0 += DECODE_DIMS) {
             int dl = lane * DECODE_LANE_DIMS, d = d0 + dl, nd = hd - d; // nd <= 0: no dims here
             float acc[DECODE_HEADS][DECODE_LANE_DIMS];
@@ -295,20 +391,20 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
                 for (int e = 0; e < DECODE_LANE_DIMS; e++) acc[h][e] = 0.0f;
             // DECODE_ROWS of the warp's rows are loaded before any is used (their latencies overlap,
             // where one at a time would wait for each), then added in row order as before.
-            for (int j0 = warp; nd > 0 && j0 < L; j0 += DECODE_WARPS * DECODE_ROWS) {
+            for (int r0 = warp; nd > 0 && r0 < nj; r0 += nwarps * DECODE_ROWS) {
                 float vf[DECODE_ROWS][DECODE_LANE_DIMS];
                 DECODE_UNROLL
                 for (int r = 0; r < DECODE_ROWS; r++) {
-                    int j = j0 + r * DECODE_WARPS;
-                    if (j < L) kv_load_n<T, DECODE_LANE_DIMS, VEC>(vf[r], v + j * stride + d, nd);
+                    int jr = r0 + r * nwarps;
+                    if (jr < nj) kv_load_n<T, DECODE_LANE_DIMS, VEC>(vf[r], v + (j0 + jr) * stride + d, nd);
                 }
                 DECODE_UNROLL
                 for (int r = 0; r < DECODE_ROWS; r++) {
-                    int j = j0 + r * DECODE_WARPS;
+                    int jr = r0 + r * nwarps;
                     DECODE_UNROLL
                     for (int h = 0; h < DECODE_HEADS; h++) {
-                        if (h < hc && j < L) {
-                            float w = p[(long)h * a.max_len + j];
+                        if (h < hc && jr < nj) {
+                            float w = p[(long)h * a.rows_cap + jr];
                             DECODE_UNROLL
                             for (int e = 0; e < DECODE_LANE_DIMS; e++) acc[h][e] += w * vf[r][e];
                         }
@@ -325,7 +421,11 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
                 int h = t / DECODE_DIMS, dd = t % DECODE_DIMS;
                 if (d0 + dd >= hd) continue;
                 float o = 0.0f;
-                for (int w = 0; w < DECODE_WARPS; w++) o += part[(w * hc + h) * DECODE_DIMS + dd];
+                for (int w = 0; w < nwarps; w++) o += part[(w * hc + h) * DECODE_DIMS + dd];
+                if (S > 1) { // the split's partial o_s
+                    a.scores[((row0 + h) * S + sp) * hd + d0 + dd] = o;
+                    continue;
+                }
                 long at = (row0 + h) * hd + d0 + dd;
                 out[at] = o;
                 if (out16) out16[at] = bf16_round(o);
@@ -333,6 +433,19 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
             __syncthreads(); // part (and, for the next chunk, sh) is rewritten next
         }
     }
+    if (S == 1) return;
+
+    // The last split of (i, g) to arrive merges every chunk's partials.
+    __shared__ int last;
+    __threadfence(); // this block's partials are visible to the block that reads them
+    __syncthreads();
+    if (tid == 0) last = atomicAdd(&a.count[b], 1u) == (unsigned)(S - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int h0 = 0; h0 < group; h0 += DECODE_HEADS)
+        decode_merge(out, out16, a, i, (long)g * group + h0, group - h0 < DECODE_HEADS ? group - h0 : DECODE_HEADS);
+    if (tid == 0) a.count[b] = 0u; // stream order: the next call starts after this one
 }
 
 // The fused step's inputs (attention_decode_qkv_bf16_cast), or none.
@@ -343,12 +456,12 @@ struct decode_qkv {
 template <typename T>
 static void decode_launch(float *out, uint16_t *out16, const float *q, const T *cache_k, const T *cache_v,
                           const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
-                          int hd, float *scores, void *stream, const struct decode_qkv *f = NULL)
+                          int hd, float *scores, unsigned *count, void *stream, const struct decode_qkv *f = NULL)
 {
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
     MMUPT_CHECK(!f || hd % 2 == 0); // RoPE's pairs
     MMUPT_CHECK(n_slots > 0 && max_len > 0);
-    MMUPT_CHECK((long)n * n_kv <= 0x7fffffffL); // grid x
+    MMUPT_CHECK((long)n * n_kv * DECODE_MAX_SPLITS <= 0x7fffffffL); // grid x
     if (n == 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     struct decode_args<T> a;
@@ -364,6 +477,8 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     a.hd = hd;
     a.n_slots = n_slots;
     a.max_len = max_len;
+    a.n = n;
+    a.count = count;
     a.scale = (float)(1.0 / sqrt((double)hd)); // as the CPU reference computes it
     struct decode_qkv none = {};
     const struct decode_qkv *x = f ? f : &none;
@@ -375,54 +490,58 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     a.sin = x->sin;
     a.wk = f ? (T *)cache_k : (T *)NULL; // the same layer the attention reads
     a.wv = f ? (T *)cache_v : (T *)NULL;
-    unsigned blocks = (unsigned)((long)n * n_kv);
-    size_t floats = decode_smem_floats(a.group, hd);
-    a.scores_at = decode_scores_in_smem(a.group, hd, max_len) ? (long)floats : 0;
-    if (a.scores_at > 0) floats += (size_t)(a.group < DECODE_HEADS ? a.group : DECODE_HEADS) * max_len;
+    a.splits = decode_splits(n, n_heads, a.group, hd, max_len, count);
+    int threads = a.splits > 1 ? DECODE_SPLIT_THREADS : DECODE_THREADS;
+    a.rows_cap = (max_len + a.splits - 1) / a.splits;
+    size_t floats = decode_smem_floats(a.group, hd, threads / 32);
+    a.scores_at = decode_scores_in_smem(a.group, hd, threads / 32, a.rows_cap) ? (long)floats : 0;
+    if (a.scores_at > 0) floats += (size_t)(a.group < DECODE_HEADS ? a.group : DECODE_HEADS) * a.rows_cap;
     size_t smem = floats * sizeof(float);
     MMUPT_CHECK(smem <= DECODE_SMEM_LIMIT);
+    unsigned blocks = (unsigned)((long)n * n_kv * a.splits);
     int pack = 16 / (int)sizeof(T);
     int vec = hd % pack == 0 && ((uintptr_t)cache_k | (uintptr_t)cache_v) % 16 == 0;
     if (vec)
-        attention_decode_kernel<T, true><<<blocks, DECODE_THREADS, smem, st>>>(out, out16, q, a);
+        attention_decode_kernel<T, true><<<blocks, threads, smem, st>>>(out, out16, q, a);
     else
-        attention_decode_kernel<T, false><<<blocks, DECODE_THREADS, smem, st>>>(out, out16, q, a);
+        attention_decode_kernel<T, false><<<blocks, threads, smem, st>>>(out, out16, q, a);
     CUDA_CHECK(cudaGetLastError());
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,
                                       const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                      int n_kv, int hd, float *scores, void *stream)
+                                      int n_kv, int hd, float *scores, unsigned *count, void *stream)
 {
     decode_launch<float>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv,
-                         hd, scores, stream);
+                         hd, scores, count, stream);
 }
 
 extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k,
                                            const uint16_t *cache_v, const int *slot, const int *pos, int n,
                                            int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                           void *stream)
+                                           unsigned *count, void *stream)
 {
     decode_launch<uint16_t>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
-                            n_kv, hd, scores, stream);
+                            n_kv, hd, scores, count, stream);
 }
 
 extern "C" void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                                 const uint16_t *cache_v, const int *slot, const int *pos, int n,
                                                 int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                                                float *scores, void *stream)
+                                                float *scores, unsigned *count, void *stream)
 {
     decode_launch<uint16_t>(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd,
-                            scores, stream);
+                            scores, count, stream);
 }
 
 extern "C" void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const float *qkv, const float *bq,
                                                     const float *bk, const float *bv, const float *cos,
                                                     const float *sin, uint16_t *cache_k, uint16_t *cache_v,
                                                     const int *slot, const int *pos, int n, int n_slots, int max_len,
-                                                    int n_heads, int n_kv, int hd, float *scores, void *stream)
+                                                    int n_heads, int n_kv, int hd, float *scores, unsigned *count,
+                                                    void *stream)
 {
     struct decode_qkv f = {qkv, bq, bk, bv, cos, sin};
     decode_launch<uint16_t>(out, out16, (const float *)NULL, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
-                            n_kv, hd, scores, stream, &f);
+                            n_kv, hd, scores, count, stream, &f);
 }

@@ -306,33 +306,52 @@ static void emu_cache_args(struct emu_state *st, const char *who, const void *ca
     emu_dev(st, who, "pos", pos, (size_t)n * sizeof *pos);
 }
 
+/* Decode attention's split counters (may be NULL): n device values, which must be zero when a call
+ * starts (the kernel leaves them so; the reference needs none). Checked inside EMU_RUN. */
+static void emu_counters(struct emu_state *st, const char *who, const unsigned *count, long n)
+{
+    if (count) emu_dev(st, who, "count", count, (size_t)n * sizeof *count);
+}
+
+static void emu_counters_zero(const char *who, const unsigned *count, long n)
+{
+    for (long i = 0; count && i < n; i++)
+        if (count[i]) MMUPT_DIE("emu: %s: count[%ld] is %u: the counters must be zero when a call starts", who, i,
+                                count[i]);
+}
+
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                           float *scores, void *stream)
+                           float *scores, unsigned *count, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
     DEV(scores, (long)n * n_heads * max_len); /* the twin's scratch (the reference needs none) */
-    EMU_RUN(attention_decode_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
+    emu_counters(st, __func__, count, (long)n * n_kv);
+    EMU_RUN(emu_counters_zero(__func__, count, (long)n * n_kv);
+            attention_decode_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
 }
 
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                int n_kv, int hd, float *scores, void *stream)
+                                int n_kv, int hd, float *scores, unsigned *count, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
     DEV(scores, (long)n * n_heads * max_len);
-    EMU_RUN(attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
+    emu_counters(st, __func__, count, (long)n * n_kv);
+    EMU_RUN(emu_counters_zero(__func__, count, (long)n * n_kv);
+            attention_decode_bf16_cpu(out, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd));
 }
 
 void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                      const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
-                                     int max_len, int n_heads, int n_kv, int hd, float *scores, void *stream)
+                                     int max_len, int n_heads, int n_kv, int hd, float *scores, unsigned *count,
+                                     void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
@@ -340,7 +359,9 @@ void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q
     DEV(out, m), DEV(out16, m), DEV(q, m);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * n_kv * hd, slot, pos, n);
     DEV(scores, (long)n * n_heads * max_len);
-    EMU_RUN(attention_decode_bf16_cast_cpu(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
+    emu_counters(st, __func__, count, (long)n * n_kv);
+    EMU_RUN(emu_counters_zero(__func__, count, (long)n * n_kv);
+            attention_decode_bf16_cast_cpu(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
                                            n_kv, hd));
 }
 
@@ -368,7 +389,7 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
                                          const float *bk, const float *bv, const float *cos, const float *sin,
                                          uint16_t *cache_k, uint16_t *cache_v, const int *slot, const int *pos, int n,
                                          int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                         void *stream)
+                                         unsigned *count, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
@@ -377,7 +398,9 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
     DEV(cos, (long)n * hd), DEV(sin, (long)n * hd);
     emu_cache_args(st, __func__, cache_k, cache_v, sizeof *cache_k, (long)n_slots * max_len * kvd, slot, pos, n);
     DEV(scores, (long)n * n_heads * max_len);
-    EMU_RUN(attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n,
+    emu_counters(st, __func__, count, (long)n * n_kv);
+    EMU_RUN(emu_counters_zero(__func__, count, (long)n * n_kv);
+            attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, bq, bk, bv, cos, sin, cache_k, cache_v, slot, pos, n,
                                                n_slots, max_len, n_heads, n_kv, hd));
 }
 

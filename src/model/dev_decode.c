@@ -128,6 +128,7 @@ struct dev_step {
     void *in, *host_in;
     size_t in_bytes;
     float *scores; /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
+    unsigned *count; /* its split counters, [n * n_kv], zero between calls (attention_decode_cuda) */
 };
 
 /* The inputs block's views for n rows of head size hd, over base (device or host). */
@@ -156,6 +157,8 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
     b->up = gpu_alloc_floats(g, n * I);
     b->act = gpu_alloc_floats(g, n * I);
     b->rstd = gpu_alloc_floats(g, n);
+    b->count = gpu_alloc(g, (size_t)n * t->n_kv_heads * sizeof *b->count);
+    gpu_zero(g, b->count, (size_t)n * t->n_kv_heads * sizeof *b->count);
     b->in_bytes = (size_t)n * (sizeof *b->tokens + 2 * (size_t)t->head_dim * sizeof(float) + 2 * sizeof(int));
     b->in = gpu_alloc(g, b->in_bytes);
     b->host_in = mmupt_xcalloc(1, b->in_bytes);
@@ -165,7 +168,7 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
 static void step_free(struct dev_step *b, const struct gpu_ctx *g)
 {
     void *dev[] = {b->x, b->n1, b->q,    b->k,  b->v,  b->att, b->mid, b->n2,
-                   b->gate, b->up, b->act, b->rstd, b->qkv, b->gu, b->in, b->scores};
+                   b->gate, b->up, b->act, b->rstd, b->qkv, b->gu, b->in, b->scores, b->count};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
     free(b->host_in);
     memset(b, 0, sizeof *b);
@@ -304,10 +307,10 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     const void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     if (kv->k16)
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                                   b->scores, g->stream);
+                                   b->scores, b->count, g->stream);
     else
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                              b->scores, g->stream);
+                              b->scores, b->count, g->stream);
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     decode_norm(d, b->n2, b->mid, y->ln2, n, H, eps, b->rstd);
@@ -343,7 +346,7 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
                                         y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                                         y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,
-                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, d->g->stream);
+                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, b->count, d->g->stream);
     dev_linear_forward_again(d, b->mid, b->att, y->o_w, -1, n, qd, H);
 }
 

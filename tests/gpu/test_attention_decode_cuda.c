@@ -155,8 +155,31 @@ static void case_free(struct dec_case *c)
     free(c->out);
 }
 
-/* Runs the twin on stream st into a fresh garbage-filled buffer; returns the host copy of out. */
-static float *run_cuda(const struct dec_case *c, cudaStream_t st)
+/* Zeroed split counters for n rows of n_kv heads (attention_decode_cuda's count). */
+static unsigned *zero_counts(int n, int n_kv)
+{
+    unsigned *d = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d, (size_t)n * n_kv * sizeof *d));
+    CUDA_CHECK(cudaMemset(d, 0, (size_t)n * n_kv * sizeof *d));
+    return d;
+}
+
+/* Whether every counter is zero again (the kernel's contract for the next call). */
+static int counts_zero(const unsigned *d, int n, int n_kv)
+{
+    size_t m = (size_t)n * n_kv;
+    unsigned *h = mmupt_xmalloc(m * sizeof *h);
+    gpu_test_download(h, d, m * sizeof *h);
+    int ok = 1;
+    for (size_t i = 0; i < m; i++) ok &= h[i] == 0;
+    free(h);
+    return ok;
+}
+
+/* Runs the twin on stream st into a fresh garbage-filled buffer, with split counters (split: the
+ * long caches' rows over several blocks) or without; returns the host copy of out, NULL when the
+ * counters were not left zero. */
+static float *run_cuda(const struct dec_case *c, cudaStream_t st, int split)
 {
     size_t nq = q_floats(c);
     float *h = mmupt_xmalloc(nq * sizeof *h);
@@ -164,9 +187,15 @@ static float *run_cuda(const struct dec_case *c, cudaStream_t st)
     float *d_q = gpu_test_upload(c->q, nq * sizeof(float)), *d_out = gpu_test_upload(h, nq * sizeof(float));
     float *d_scores = NULL;
     CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c->n * c->n_heads * c->max_len * sizeof(float) + 1));
+    unsigned *d_count = split ? zero_counts(c->n, c->n_kv) : NULL;
     attention_decode_cuda(d_out, d_q, c->dk, c->dv, c->d_idx, c->d_idx + c->n, c->n, c->n_slots, c->max_len,
-                          c->n_heads, c->n_kv, c->hd, d_scores, st);
+                          c->n_heads, c->n_kv, c->hd, d_scores, d_count, st);
     gpu_test_download(h, d_out, nq * sizeof(float));
+    if (d_count && !counts_zero(d_count, c->n, c->n_kv)) {
+        free(h);
+        h = NULL;
+    }
+    CUDA_CHECK(cudaFree(d_count));
     CUDA_CHECK(cudaFree(d_scores));
     CUDA_CHECK(cudaFree(d_q));
     CUDA_CHECK(cudaFree(d_out));
@@ -176,18 +205,25 @@ static float *run_cuda(const struct dec_case *c, cudaStream_t st)
 #define CASE_FMT "n %d, heads %d/%d, hd %d, %s"
 #define CASE_ARGS(c) (c)->n, (c)->n_heads, (c)->n_kv, (c)->hd, (c)->large ? "large q/k" : "ordinary q/k"
 
-/* The twin against the reference, then again on the default stream: the same bits. */
+/* The twin against the reference, unsplit and split, each then again on the default stream: the
+ * same bits. */
 static void check_case(struct test_state *ts, const struct dec_case *c, cudaStream_t st)
 {
     size_t nq = q_floats(c);
-    float *got = run_cuda(c, st);
     double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c->max_abs_score_sum;
-    float e = gpu_test_err(got, c->out, nq);
-    CHECK_MSG(ts, e < tol, "out, " CASE_FMT ": err %g, tol %g", CASE_ARGS(c), e, tol);
-    float *again = run_cuda(c, NULL);
-    CHECK_MSG(ts, memcmp(got, again, nq * sizeof *got) == 0, "out, " CASE_FMT ": not repeatable", CASE_ARGS(c));
-    free(got);
-    free(again);
+    for (int split = 0; split <= 1; split++) {
+        float *got = run_cuda(c, st, split);
+        CHECK_MSG(ts, got != NULL, "out, " CASE_FMT ", split: the counters are not zero after the call",
+                  CASE_ARGS(c));
+        if (!got) continue;
+        float e = gpu_test_err(got, c->out, nq);
+        CHECK_MSG(ts, e < tol, "out, " CASE_FMT ", split %d: err %g, tol %g", CASE_ARGS(c), split, e, tol);
+        float *again = run_cuda(c, NULL, split);
+        CHECK_MSG(ts, again && memcmp(got, again, nq * sizeof *got) == 0, "out, " CASE_FMT ", split %d: not repeatable",
+                  CASE_ARGS(c), split);
+        free(got);
+        free(again);
+    }
 }
 
 /* Every batch size x head layout x head size x magnitude, lengths cycling through LENS so each
@@ -304,10 +340,13 @@ static void bf16_case(struct test_state *ts, cudaStream_t st, int n, const int *
     memset(got16, 0xff, nq * sizeof *got16);
     uint16_t *d_out16 = gpu_test_upload(got16, nq * 2);
     CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c.n * c.n_heads * c.max_len * sizeof(float) + 1));
+    unsigned *d_count = zero_counts(c.n, c.n_kv); /* the decode step's way: split where the cache is long */
     attention_decode_bf16_cuda(d_out, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len,
-                               c.n_heads, c.n_kv, c.hd, d_scores, st);
+                               c.n_heads, c.n_kv, c.hd, d_scores, d_count, st);
     attention_decode_bf16_cast_cuda(d_out_c, d_out16, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots,
-                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, st);
+                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, d_count, st);
+    CHECK_MSG(ts, counts_zero(d_count, c.n, c.n_kv), "bf16 twins: the split counters are not zero after the calls");
+    CUDA_CHECK(cudaFree(d_count));
     gpu_test_download(got, d_out, nq * 4);
     gpu_test_download(got_c, d_out_c, nq * 4);
     gpu_test_download(got16, d_out16, nq * 2);
@@ -360,8 +399,8 @@ static void test_no_sequences(struct test_state *ts, cudaStream_t st)
 {
     float sentinel = 5.0f;
     float *d = gpu_test_upload(&sentinel, sizeof sentinel);
-    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, st);
-    attention_decode_bf16_cast_cuda(d, NULL, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, st);
+    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, NULL, st);
+    attention_decode_bf16_cast_cuda(d, NULL, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, NULL, st);
     kv_append_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 64, st);
     float got = 0.0f;
     gpu_test_download(&got, d, sizeof got);

@@ -328,10 +328,16 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
     const float *db[3] = {with_bias ? d_b : NULL, with_bias ? d_b + qd : NULL, with_bias ? d_b + qd + kvd : NULL};
     qkv_rope_append_bf16_cuda(d_q, d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[0], d_v[0], d_idx, d_idx + n, n, nh,
                               nkv, hd, n_slots, max_len, NULL);
+    /* Split counters, as the decode step passes them: a long cache's rows over several blocks, the new
+     * row appended by the block whose rows hold it. */
+    unsigned *d_count = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_count, (size_t)n * nkv * sizeof *d_count));
+    CUDA_CHECK(cudaMemset(d_count, 0, (size_t)n * nkv * sizeof *d_count));
     attention_decode_bf16_cast_cuda(d_out[0], d_o16[0], d_q, d_k[0], d_v[0], d_idx, d_idx + n, n, n_slots, max_len, nh,
-                                    nkv, hd, d_sc, NULL);
+                                    nkv, hd, d_sc, d_count, NULL);
     attention_decode_qkv_bf16_cast_cuda(d_out[1], d_o16[1], d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[1], d_v[1],
-                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, NULL);
+                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count, NULL);
+    CUDA_CHECK(cudaFree(d_count));
     attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, hb[0], hb[1], hb[2], cs, sn, ck, cv, idx, idx + n, n, n_slots,
                                        max_len, nh, nkv, hd);
     const char *what = "attention_decode_qkv_bf16_cast";
