@@ -108,26 +108,10 @@ PY
 # ---- 1. environment: tools on PATH, libyaml, what the machine is ----
 t0=$SECONDS
 . launch/env.sh
-notes=()
-if ! command -v meson >/dev/null || ! command -v ninja >/dev/null; then
-    if [ -x /opt/torch/.venv/bin/meson ]; then
-        export PATH="/opt/torch/.venv/bin:$PATH"
-        notes+=("meson/ninja from /opt/torch/.venv/bin")
-    fi
-fi
-# Libraries brought along in .deps/NAME (launch/fetch_deps.sh; carry .deps): a folder is used
-# when the system lacks one of the pkg-config modules it holds.
-deps_used=()
-for lib in "$root"/.deps/*/usr/lib/x86_64-linux-gnu; do
-    [ -d "$lib/pkgconfig" ] || continue
-    for pc in "$lib"/pkgconfig/*.pc; do
-        pkg-config --exists "$(basename "$pc" .pc)" 2>/dev/null && continue
-        export PKG_CONFIG_PATH="$lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-        export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        deps_used+=("${lib#"$root"/}")
-        break
-    done
-done
+. benchmarks/lib.sh
+gpu_machine_env "$root"
+notes=("${gpu_env_notes[@]}")
+deps_used=("${gpu_env_deps[@]}")
 # The pkg-config modules root meson.build asks for (hdf5 and MPI are found by their compiler
 # wrappers instead): a missing one fails the configure step, so name it up front.
 missing=()
@@ -138,12 +122,6 @@ yaml_from=system
 for d in "${deps_used[@]}"; do [[ "$d" == .deps/libyaml/* ]] && yaml_from=.deps/libyaml; done
 [[ " ${missing[*]} " == *" yaml-0.1 "* ]] &&
     yaml_from="MISSING (run launch/fetch_deps.sh on a development machine and carry .deps)"
-# The Python baselines need torch; on the GPU machine only the venv's python3 has it.
-if ! python3 -c "import torch" 2>/dev/null && [ -x /opt/torch/.venv/bin/python3 ] &&
-    /opt/torch/.venv/bin/python3 -c "import torch" 2>/dev/null; then
-    export PATH="/opt/torch/.venv/bin:$PATH"
-    notes+=("python3 with torch from /opt/torch/.venv/bin")
-fi
 {
     echo "date:     $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "host:     $(uname -a)"

@@ -43,3 +43,34 @@ cuda_bench_pair() {
     done
     echo
 }
+
+# The GPU machine's tools and libraries (gpu_check.sh, gpu_ab.sh): meson/ninja from the torch venv
+# when not on PATH; every folder .deps/NAME/usr/lib/x86_64-linux-gnu (launch/fetch_deps.sh; carry
+# .deps) whose pkg-config modules the system lacks goes on PKG_CONFIG_PATH and LD_LIBRARY_PATH; and
+# the venv's python3 when only it has torch (the baselines). What was done lands in gpu_env_notes
+# and gpu_env_deps (folders, relative to ROOT). Usage: gpu_machine_env ROOT.
+gpu_machine_env() {
+    local root=$1 lib pc
+    gpu_env_notes=() gpu_env_deps=()
+    if ! command -v meson >/dev/null || ! command -v ninja >/dev/null; then
+        if [ -x /opt/torch/.venv/bin/meson ]; then
+            export PATH="/opt/torch/.venv/bin:$PATH"
+            gpu_env_notes+=("meson/ninja from /opt/torch/.venv/bin")
+        fi
+    fi
+    for lib in "$root"/.deps/*/usr/lib/x86_64-linux-gnu; do
+        [ -d "$lib/pkgconfig" ] || continue
+        for pc in "$lib"/pkgconfig/*.pc; do
+            pkg-config --exists "$(basename "$pc" .pc)" 2>/dev/null && continue
+            export PKG_CONFIG_PATH="$lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+            export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            gpu_env_deps+=("${lib#"$root"/}")
+            break
+        done
+    done
+    if ! python3 -c "import torch" 2>/dev/null && [ -x /opt/torch/.venv/bin/python3 ] &&
+        /opt/torch/.venv/bin/python3 -c "import torch" 2>/dev/null; then
+        export PATH="/opt/torch/.venv/bin:$PATH"
+        gpu_env_notes+=("python3 with torch from /opt/torch/.venv/bin")
+    fi
+}

@@ -128,8 +128,19 @@ struct dev_step {
     void *in, *host_in;
     size_t in_bytes;
     float *scores; /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
-    unsigned *count; /* its split counters, [n * n_kv], zero between calls (attention_decode_cuda) */
+    unsigned *count; /* its split counters, [n * n_kv], zero between calls (attention_decode_cuda); NULL:
+                      * MMUPT_DECODE_SPLIT=0, every (row, kv head) in one block */
 };
+
+/* MMUPT_DECODE_SPLIT: 1 (or unset) lets decode attention split long caches over blocks, 0 keeps one
+ * block per (row, kv head) - a switch for measuring both (benchmarks/gpu_ab.sh). */
+static int decode_split_from_env(void)
+{
+    const char *v = getenv("MMUPT_DECODE_SPLIT");
+    if (!v || !*v || strcmp(v, "1") == 0) return 1;
+    if (strcmp(v, "0") == 0) return 0;
+    MMUPT_DIE("MMUPT_DECODE_SPLIT must be 0 or 1, not '%s'", v);
+}
 
 /* The inputs block's views for n rows of head size hd, over base (device or host). */
 static void step_views(void *base, int64_t n, int64_t hd, int64_t **tokens, float **cos, float **sin, int **slot,
@@ -157,8 +168,10 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
     b->up = gpu_alloc_floats(g, n * I);
     b->act = gpu_alloc_floats(g, n * I);
     b->rstd = gpu_alloc_floats(g, n);
-    b->count = gpu_alloc(g, (size_t)n * t->n_kv_heads * sizeof *b->count);
-    gpu_zero(g, b->count, (size_t)n * t->n_kv_heads * sizeof *b->count);
+    if (decode_split_from_env()) {
+        b->count = gpu_alloc(g, (size_t)n * t->n_kv_heads * sizeof *b->count);
+        gpu_zero(g, b->count, (size_t)n * t->n_kv_heads * sizeof *b->count);
+    }
     b->in_bytes = (size_t)n * (sizeof *b->tokens + 2 * (size_t)t->head_dim * sizeof(float) + 2 * sizeof(int));
     b->in = gpu_alloc(g, b->in_bytes);
     b->host_in = mmupt_xcalloc(1, b->in_bytes);
