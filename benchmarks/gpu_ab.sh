@@ -6,7 +6,7 @@
 # with decode attention split over the cache rows and not (MMUPT_DECODE_SPLIT), the eight runs
 # repeated REPEAT times (default 1) in alternation so drift hits both sides alike.
 #
-#   benchmarks/gpu_ab.sh [FLAGS]        (default: -DMMUPT_L2_PREFETCH, kernels/cuda/pdl.cuh)
+#   benchmarks/gpu_ab.sh [FLAGS]        (default: -DMMUPT_NO_L2_PREFETCH, kernels/cuda/pdl.cuh)
 #
 # Prints every run's JSON line and a table of the median decode step and tokens/s per build and GEMM.
 # The B build finds its tools and libraries as gpu_check.sh does (lib.sh's gpu_machine_env).
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.." || exit 1
 . launch/env.sh
 . benchmarks/lib.sh
 gpu_machine_env "$PWD"
-flags=${1:--DMMUPT_L2_PREFETCH}
+flags=${1:--DMMUPT_NO_L2_PREFETCH}
 a=${MMUPT_BUILD_DIR:-build-gpu} b=${BUILD_B:-build-gpu-b} repeat=${REPEAT:-1}
 cfg=benchmarks/configs/qwen2_0_5b.json
 [ -x "$a/benchmarks/rollout" ] || { echo "gpu_ab.sh: no $a/benchmarks/rollout (build first)" >&2; exit 1; }

@@ -32,13 +32,12 @@ static __device__ __forceinline__ void pdl_wait(void)
 
 // Start fetching bytes (a multiple of 16, 16-byte aligned) at p into L2, without waiting (TMA's
 // bulk prefetch): a hint, no data moves into registers. Here because a programmatic launch's
-// prologue is its first user; decode attention uses it too. Off unless built with
-// -DMMUPT_L2_PREFETCH (same results either way): the kernels that gained it ran slower on the H200
-// than before (decode attention 12.2 -> 15.0 us a launch, the sixth GPU run's profile), so it stays
-// opt-in until benchmarks/gpu_ab.sh shows it paying.
+// prologue is its first user; decode attention uses it too. Building with -DMMUPT_NO_L2_PREFETCH
+// turns every prefetch off (same results): on the H200 (benchmarks/gpu_ab.sh, 2026-11-27) the 0.5B
+// decode step took 1.432 ms without it and 1.397 ms with it (2.5% less; one run of each).
 static __device__ __forceinline__ void l2_prefetch(const void *p, unsigned bytes)
 {
-#if defined(PDL_SM90) && defined(MMUPT_L2_PREFETCH)
+#if defined(PDL_SM90) && !defined(MMUPT_NO_L2_PREFETCH)
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 #else
     (void)p, (void)bytes;

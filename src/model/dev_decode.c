@@ -128,17 +128,19 @@ struct dev_step {
     void *in, *host_in;
     size_t in_bytes;
     float *scores; /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
-    unsigned *count; /* its split counters, [n * n_kv], zero between calls (attention_decode_cuda); NULL:
-                      * MMUPT_DECODE_SPLIT=0, every (row, kv head) in one block */
+    unsigned *count; /* its split counters, [n * n_kv], zero between calls (attention_decode_cuda); NULL
+                      * (the default, MMUPT_DECODE_SPLIT=0): every (row, kv head) in one block */
 };
 
-/* MMUPT_DECODE_SPLIT: 1 (or unset) lets decode attention split long caches over blocks, 0 keeps one
- * block per (row, kv head) - a switch for measuring both (benchmarks/gpu_ab.sh). */
+/* MMUPT_DECODE_SPLIT: 1 lets decode attention split long caches over blocks, 0 (or unset) keeps one
+ * block per (row, kv head). Off by default: on the H200 the split made the 0.5B rollout's decode step
+ * slower (1.526 against 1.397 ms, benchmarks/gpu_ab.sh, 2026-11-27); kept, tested, for longer caches
+ * and the next measurements. */
 static int decode_split_from_env(void)
 {
     const char *v = getenv("MMUPT_DECODE_SPLIT");
-    if (!v || !*v || strcmp(v, "1") == 0) return 1;
-    if (strcmp(v, "0") == 0) return 0;
+    if (!v || !*v || strcmp(v, "0") == 0) return 0;
+    if (strcmp(v, "1") == 0) return 1;
     MMUPT_DIE("MMUPT_DECODE_SPLIT must be 0 or 1, not '%s'", v);
 }
 
