@@ -142,6 +142,14 @@ void attention_forward_tf32_cuda(float *out, float *probs, const float *q, const
 void attention_backward_tf32_cuda(float *dq, float *dk, float *dv, const float *dout, const float *probs,
                                   const float *q, const float *k, const float *v, const int *seg, int n_seg,
                                   int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas);
+/* attention_flash_* (see the CPU references): one kernel forward, three backward (D = dout . out,
+ * then dk/dv and dq, each summing in a fixed order). hd must pass attention_flash_supported. */
+void attention_flash_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                                  const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                  const struct gpu_blas *blas);
+void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                   const float *lse, const float *q, const float *k, const float *v, const int *seg,
+                                   int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas);
 /* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). scores is the caller's
  * device scratch of n * n_heads * max_len floats (NULL when n = 0): the decode step runs inside a
  * recorded CUDA graph, where the twin must not allocate. count (may be NULL): n * n_kv counters, zero
@@ -345,6 +353,17 @@ void attention_forward_cpu(float *out, float *probs, const float *q, const float
 void attention_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *probs, const float *q,
                             const float *k, const float *v, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                             int causal);
+/* Fused ("flash") attention, the bf16 learner's (kernels/cpu/attention_flash.c defines the op): q, k,
+ * v rounded to bf16, no probabilities kept - lse [T, n_heads] holds each row's log-sum-exp of its
+ * scaled scores instead, and the backward recomputes the probabilities from it and from out (the
+ * forward's output). dq, dk, dv accumulate (each may be NULL). */
+void attention_flash_forward_cpu(float *out, float *lse, const float *q, const float *k, const float *v, const int *seg,
+                                 int n_seg, int n_heads, int n_kv, int hd, int causal);
+void attention_flash_backward_cpu(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                                  const float *q, const float *k, const float *v, const int *seg, int n_seg,
+                                  int n_heads, int n_kv, int hd, int causal);
+/* Whether the fused kernels take head size hd (16, 32, 64, 80 or 128: tensor-core tiles of 16). */
+int attention_flash_supported(int hd);
 
 /* ---- Activations, elementwise over n values ---- */
 /* Decoder MLP (and Qwen2.5-VL vision MLP): out = silu(gate) * up. */

@@ -295,6 +295,31 @@ void attention_backward_tf32_cuda(float *dq, float *dk, float *dv, const float *
     attention_backward_cuda(dq, dk, dv, dout, probs, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal, blas);
 }
 
+void attention_flash_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                                  const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                  const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    long qn, kvn;
+    emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
+    MMUPT_CHECK(attention_flash_supported(hd));
+    DEV(out, qn), DEV(lse, (long)seg[n_seg] * n_heads), DEV(q, qn), DEV(k, kvn), DEV(v, kvn);
+    EMU_RUN(attention_flash_forward_cpu(out, lse, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
+}
+
+void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                   const float *lse, const float *q, const float *k, const float *v, const int *seg,
+                                   int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    long qn, kvn;
+    emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
+    MMUPT_CHECK(attention_flash_supported(hd));
+    DEV_OPT(dq, qn), DEV_OPT(dk, kvn), DEV_OPT(dv, kvn), DEV(dout, qn), DEV(out, qn), DEV(q, qn), DEV(k, kvn);
+    DEV(v, kvn), DEV(lse, (long)seg[n_seg] * n_heads);
+    EMU_RUN(attention_flash_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
+}
+
 /* A KV cache layer's arguments (elem: its element size, fp32 or bf16) and the rows' slot and
  * position arrays: all device memory; the reference checks the positions against the cache. */
 static void emu_cache_args(struct emu_state *st, const char *who, const void *cache_k, const void *cache_v, size_t elem,

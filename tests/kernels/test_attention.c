@@ -1,8 +1,12 @@
 /* Packed-segment attention: forward and probabilities against a double-precision reference
  * (segments of lengths 1, 7, 64 and 0; head_dim 16 and 80; GQA 4:2, 4:1 and none; causal and not),
  * gradients by finite differences, accumulation, NULL gradients, and bitwise independence from the
- * thread count. */
+ * thread count. The fused ("flash") reference: on inputs already bf16 (so its rounding of q, k, v and
+ * dout is exact) the same op - out and each row's log-sum-exp against the double reference, its
+ * backward against attention_backward_cpu's gradients, accumulating. */
 #include <omp.h>
+
+#include "mmupt/bf16.h"
 
 #include "kcheck.h"
 #include "mmupt/kernels.h"
@@ -231,9 +235,76 @@ static void test_masking(struct test_state *ts)
     }
 }
 
+/* x rounded to bf16 in place (and its double copy made to match). */
+static void round_bf16(float *x, double *dx, long n)
+{
+    for (long i = 0; i < n; i++) dx[i] = x[i] = bf16_to_f32(bf16_from_f32(x[i]));
+}
+
+static void test_flash_reference(struct test_state *ts)
+{
+    static const int hds[] = {16, 80}, kvs[] = {4, 2, 1};
+    for (int d = 0; d < 2; d++)
+        for (int g = 0; g < 3; g++)
+            for (int causal = 0; causal < 2; causal++) {
+                struct attn a;
+                attn_init(&a, seg_mixed, 4, 4, kvs[g], hds[d], causal, 3000 + d * 10 + g * 2 + causal);
+                long nq = (long)a.T * a.heads * a.hd, nk = (long)a.T * a.kv * a.hd, nl = (long)a.T * a.heads;
+                round_bf16(a.q, a.dq, nq), round_bf16(a.k, a.dk, nk), round_bf16(a.v, a.dv, nk);
+                round_bf16(a.dout, a.ddout, nq);
+                ref_attention(&a);
+                float *out = kalloc(nq), *lse = kalloc(nl);
+                attention_flash_forward_cpu(out, lse, a.q, a.k, a.v, a.seg, 4, 4, a.kv, a.hd, causal);
+                CHECK_MSG(ts, kcheck_close(ts, "flash out", out, a.y, nq, 1e-5) == 0, "hd %d kv %d causal %d",
+                          a.hd, a.kv, causal);
+                /* lse: the log of each row's normaliser, from the double reference's scores. */
+                double *want = kalloc_d(nl);
+                for (int s = 0; s < 4; s++)
+                    for (int h = 0; h < a.heads; h++)
+                        for (int i = a.seg[s]; i < a.seg[s + 1]; i++) {
+                            double mx = -INFINITY, sum = 0.0, sc[64];
+                            int nj = causal ? i - a.seg[s] + 1 : a.seg[s + 1] - a.seg[s];
+                            for (int j = 0; j < nj; j++) {
+                                const double *q = a.dq + ((long)i * a.heads + h) * a.hd;
+                                const double *k = a.dk + ((long)(a.seg[s] + j) * a.kv + h / (a.heads / a.kv)) * a.hd;
+                                sc[j] = 0.0;
+                                for (int e = 0; e < a.hd; e++) sc[j] += q[e] * k[e];
+                                sc[j] /= sqrt((double)a.hd);
+                                mx = fmax(mx, sc[j]);
+                            }
+                            for (int j = 0; j < nj; j++) sum += exp(sc[j] - mx);
+                            want[(long)i * a.heads + h] = mx + log(sum);
+                        }
+                CHECK_MSG(ts, kcheck_close(ts, "flash lse", lse, want, nl, 1e-5) == 0, "hd %d kv %d causal %d", a.hd,
+                          a.kv, causal);
+                /* The backward, accumulating onto 1s, against the exact backward's gradients plus 1. */
+                float *probs = kalloc((long)attention_probs_size(a.seg, 4, 4)), *eo = kalloc(nq);
+                float *gq = kalloc(nq), *gk = kalloc(nk), *gv = kalloc(nk);
+                float *fq = kalloc(nq), *fk = kalloc(nk), *fv = kalloc(nk);
+                for (long i = 0; i < nq; i++) gq[i] = fq[i] = 1.0f;
+                for (long i = 0; i < nk; i++) gk[i] = fk[i] = gv[i] = fv[i] = 1.0f;
+                attention_forward_cpu(eo, probs, a.q, a.k, a.v, a.seg, 4, 4, a.kv, a.hd, causal);
+                attention_backward_cpu(gq, gk, gv, a.dout, probs, a.q, a.k, a.v, a.seg, 4, 4, a.kv, a.hd, causal);
+                attention_flash_backward_cpu(fq, fk, fv, a.dout, out, lse, a.q, a.k, a.v, a.seg, 4, 4, a.kv, a.hd,
+                                             causal);
+                double *wq = kto_double(gq, nq), *wk = kto_double(gk, nk), *wv = kto_double(gv, nk);
+                CHECK_MSG(ts, kcheck_close(ts, "flash dq", fq, wq, nq, 1e-4) == 0, "hd %d kv %d causal %d", a.hd, a.kv,
+                          causal);
+                CHECK_MSG(ts, kcheck_close(ts, "flash dk", fk, wk, nk, 1e-4) == 0, "hd %d kv %d causal %d", a.hd, a.kv,
+                          causal);
+                CHECK_MSG(ts, kcheck_close(ts, "flash dv", fv, wv, nk, 1e-4) == 0, "hd %d kv %d causal %d", a.hd, a.kv,
+                          causal);
+                free(out), free(lse), free(want), free(probs), free(eo), free(gq), free(gk), free(gv);
+                free(fq), free(fk), free(fv), free(wq), free(wk), free(wv);
+                attn_free(&a);
+            }
+    CHECK(ts, attention_flash_supported(128) && attention_flash_supported(80) && !attention_flash_supported(72));
+}
+
 int main(void)
 {
     struct test_state ts = {0};
+    RUN(&ts, test_flash_reference);
     RUN(&ts, test_forward);
     RUN(&ts, test_masking);
     RUN(&ts, test_backward_fd_small);

@@ -1,0 +1,542 @@
+// Fused ("flash") attention over packed segments on bf16 tensor cores (mma.cuh): the CUDA twin of
+// kernels/cpu/attention_flash.c, for the bf16 learner. Where attention.cu's TF32 twins write every
+// (segment, head)'s len x len probabilities to memory (kept for the backward: the 1.5B learner's
+// largest activation) and run the softmax and its gradient as separate row kernels between cuBLAS
+// GEMMs, these kernels keep a tile of scores in registers, never store a probability, and keep one
+// log-sum-exp a row (lse) for the backward to recompute them.
+//
+// Tiles are bf16 in shared memory, [rows][hd + 8] (the pad puts the 8 rows a fragment load touches
+// on different banks), converted from the fp32 activations as they are staged; a warp owns 16 rows
+// of a block's 64 and multiplies with m16n8k16 mma.sync (fp32 accumulators). Fragments come from
+// shared memory as 32-bit loads where the tile's rows are the operand's rows (fl_frag_a) or columns
+// (fl_frag_b), element by element where a tile must be read transposed (fl_frag_bt); a product's
+// fp32 accumulators become the next product's A operand in registers (fl_c_to_a).
+//   forward   block (q tile of 64 rows, head, segment): S = Q K^T over key tiles of 64 (causal: up to
+//             the tile's last row), online softmax (running max and sum per row, the accumulators
+//             rescaled when the max grows), O += P V; out = O / l, lse = m + log l.
+//   backward  D = dout . out per row (fl_dot_kernel); then block (key tile of 64, kv head, segment)
+//             for dk and dv - for every q head of the group and q rows in sub-tiles of 16:
+//             S^T = K Q^T, P^T = exp(scale S^T - lse), dv += P^T dO, dP^T = V dO^T,
+//             dS^T = P^T (dP^T - D), dk += dS^T Q; and block (q tile of 64, head, segment) for dq,
+//             over key sub-tiles of 32: S, P, dP = dO V^T, dS, dq += dS K. Each output element has
+//             one writer that adds its terms in a fixed order: no atomics, results repeat bit for
+//             bit, and dq, dk, dv accumulate into what the caller passes.
+// Shared memory stays within the default 48 KiB (2 x 64 x 136 bf16 = 34 KiB at hd 128). hd is a
+// template parameter (16, 32, 64, 80, 128: attention_flash_supported), so every register array has
+// a constant size.
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "mmupt/cuda_check.h"
+#include "mmupt/gpu_blas.h"
+#include "mmupt/kernels.h"
+#include "attn_run.cuh"
+#include "bf16.cuh"
+#include "mma.cuh"
+
+enum {
+    FL_THREADS = 128,  // 4 warps, 16 rows each
+    FL_ROWS = 64,      // q rows (forward, dq) or keys (dk/dv) a block owns
+    FL_FWD_KEYS = 64,  // keys a forward step takes
+    FL_DQ_KEYS = 32,   // keys a dq step takes
+    FL_DKDV_QROWS = 16, // q rows a dk/dv step takes
+    FL_PAD = 8,        // bf16 of padding after each tile row
+};
+
+// Register arrays have constant trip counts: nvcc must unroll their loops (the SIMT interpreter's
+// host compiler does not know the pragma).
+#ifdef __CUDA_ARCH__
+#define FL_UNROLL _Pragma("unroll")
+#else
+#define FL_UNROLL
+#endif
+
+// One launch's view: the run's segment layout, the operands and outputs (unused ones NULL).
+struct flash_args {
+    const float *q, *k, *v, *dout, *out, *lse_in, *D;
+    float *o, *lse, *dq, *dk, *dv;
+    int t0, len, n_heads, n_kv, group, causal;
+    float scale;
+};
+
+// Two floats rounded to bf16, the first in the lower half (an mma operand register).
+static __device__ __forceinline__ uint32_t fl_pack(float lo, float hi)
+{
+    return (uint32_t)bf16_round(lo) | ((uint32_t)bf16_round(hi) << 16);
+}
+
+// Rows [r0, r0 + rows) of segment-local token rows of x (head `head` of `heads`, row t at
+// ((t0 + t) heads + head) HD), rounded to bf16 into tile [rows][HD + FL_PAD]; rows past len are zero.
+template <int HD>
+static __device__ void fl_stage(uint16_t *tile, const float *x, int heads, int head, int t0, int r0, int rows, int len)
+{
+    constexpr int LD = HD + FL_PAD, HALF = HD / 2;
+    for (int e = threadIdx.x; e < rows * HALF; e += blockDim.x) {
+        int r = e / HALF, c = 2 * (e % HALF);
+        float a = 0.0f, b = 0.0f;
+        if (r0 + r < len) {
+            const float *p = x + ((long)(t0 + r0 + r) * heads + head) * HD + c;
+            a = p[0];
+            b = p[1];
+        }
+        *reinterpret_cast<uint32_t *>(tile + r * LD + c) = fl_pack(a, b);
+    }
+}
+
+// The A fragment (mma.cuh) of rows r0.. r0 + 15, columns k0 .. k0 + 15 of a row-major tile.
+static __device__ __forceinline__ void fl_frag_a(uint32_t (&a)[4], const uint16_t *tile, int ld, int r0, int k0)
+{
+    int lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    const uint16_t *p0 = tile + (r0 + g) * ld + k0 + 2 * t, *p1 = p0 + 8 * ld;
+    a[0] = *reinterpret_cast<const uint32_t *>(p0);
+    a[1] = *reinterpret_cast<const uint32_t *>(p1);
+    a[2] = *reinterpret_cast<const uint32_t *>(p0 + 8);
+    a[3] = *reinterpret_cast<const uint32_t *>(p1 + 8);
+}
+
+// The B fragment with B[k][n] = tile[n0 + n][k0 + k]: the tile's rows are B's columns (K in Q K^T).
+static __device__ __forceinline__ void fl_frag_b(uint32_t (&b)[2], const uint16_t *tile, int ld, int n0, int k0)
+{
+    int lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    const uint16_t *p = tile + (n0 + g) * ld + k0 + 2 * t;
+    b[0] = *reinterpret_cast<const uint32_t *>(p);
+    b[1] = *reinterpret_cast<const uint32_t *>(p + 8);
+}
+
+// The B fragment with B[k][n] = tile[k0 + k][n0 + n]: the tile read transposed (V in P V), a bf16 at
+// a time.
+static __device__ __forceinline__ void fl_frag_bt(uint32_t (&b)[2], const uint16_t *tile, int ld, int k0, int n0)
+{
+    int lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    const uint16_t *p = tile + (k0 + 2 * t) * ld + n0 + g;
+    b[0] = (uint32_t)p[0] | ((uint32_t)p[ld] << 16);
+    b[1] = (uint32_t)p[8 * ld] | ((uint32_t)p[9 * ld] << 16);
+}
+
+// Two adjacent 16 x 8 accumulator tiles (columns 0-7 and 8-15) as the A fragment of a 16 x 16
+// operand, rounded to bf16: the layouts line up lane for lane (mma.cuh).
+static __device__ __forceinline__ void fl_c_to_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4])
+{
+    a[0] = fl_pack(c0[0], c0[1]);
+    a[1] = fl_pack(c0[2], c0[3]);
+    a[2] = fl_pack(c1[0], c1[1]);
+    a[3] = fl_pack(c1[2], c1[3]);
+}
+
+// x over the 4 lanes of a quad (the lanes that hold one accumulator row).
+static __device__ __forceinline__ float fl_quad_max(float x)
+{
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+static __device__ __forceinline__ float fl_quad_sum(float x)
+{
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
+// Block (q tile, head h, segment): see the top of the file. Dynamic shared memory: K and V tiles,
+// [FL_FWD_KEYS][HD + FL_PAD] each (the K tile's space first holds the block's q rows).
+template <int HD>
+static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_kernel(struct flash_args a)
+{
+    constexpr int LD = HD + FL_PAD, KT = HD / 16, DT = HD / 8, NT = FL_FWD_KEYS / 8;
+    extern __shared__ uint32_t fl_smem[];
+    uint16_t *Ks = (uint16_t *)fl_smem, *Vs = Ks + FL_FWD_KEYS * LD;
+    int warp = (int)(threadIdx.x / 32), lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    int q0 = (int)blockIdx.x * FL_ROWS, h = (int)blockIdx.y, kvh = h / a.group;
+    int t0 = a.t0 + (int)blockIdx.z * a.len, r0 = q0 + warp * 16 + g; // the lane's rows r0, r0 + 8
+
+    fl_stage<HD>(Ks, a.q, a.n_heads, h, t0, q0, FL_ROWS, a.len);
+    __syncthreads();
+    uint32_t qa[KT][4];
+    FL_UNROLL
+    for (int kk = 0; kk < KT; kk++) fl_frag_a(qa[kk], Ks, LD, warp * 16, kk * 16);
+    __syncthreads();
+
+    float o[DT][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    FL_UNROLL
+    for (int dt = 0; dt < DT; dt++)
+        FL_UNROLL
+        for (int e = 0; e < 4; e++) o[dt][e] = 0.0f;
+    int kend = a.causal ? min(a.len, q0 + FL_ROWS) : a.len;
+    for (int k0 = 0; k0 < kend; k0 += FL_FWD_KEYS) {
+        fl_stage<HD>(Ks, a.k, a.n_kv, kvh, t0, k0, FL_FWD_KEYS, a.len);
+        fl_stage<HD>(Vs, a.v, a.n_kv, kvh, t0, k0, FL_FWD_KEYS, a.len);
+        __syncthreads();
+        float s[NT][4];
+        FL_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            FL_UNROLL
+            for (int e = 0; e < 4; e++) s[nt][e] = 0.0f;
+        FL_UNROLL
+        for (int kk = 0; kk < KT; kk++)
+            FL_UNROLL
+            for (int nt = 0; nt < NT; nt++) {
+                uint32_t b[2];
+                fl_frag_b(b, Ks, LD, nt * 8, kk * 16);
+                mma_bf16_16816(s[nt], qa[kk], b);
+            }
+        // Scale and mask (element e: row r0 + 8 (e / 2), key k0 + 8 nt + 2t + e % 2), the step's
+        // row maxima, then the running max, sum and accumulators rescaled to it.
+        float mx[2] = {-INFINITY, -INFINITY};
+        FL_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            FL_UNROLL
+            for (int e = 0; e < 4; e++) {
+                int key = k0 + nt * 8 + 2 * t + (e & 1), row = r0 + 8 * (e >> 1);
+                bool ok = key < a.len && (!a.causal || key <= row);
+                s[nt][e] = ok ? s[nt][e] * a.scale : -INFINITY;
+                mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+            }
+        FL_UNROLL
+        for (int r = 0; r < 2; r++) {
+            float mn = fmaxf(m[r], fl_quad_max(mx[r]));
+            float alpha = mn == -INFINITY ? 1.0f : expf(m[r] - mn); // expf(-inf) = 0: the first step
+            m[r] = mn;
+            l[r] *= alpha;
+            FL_UNROLL
+            for (int dt = 0; dt < DT; dt++) {
+                o[dt][2 * r] *= alpha;
+                o[dt][2 * r + 1] *= alpha;
+            }
+        }
+        FL_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            FL_UNROLL
+            for (int e = 0; e < 4; e++) {
+                float mm = m[e >> 1], p = mm == -INFINITY ? 0.0f : expf(s[nt][e] - mm);
+                s[nt][e] = p;
+                l[e >> 1] += p;
+            }
+        // O += P V, the probabilities rounded to bf16 as the product's A operand.
+        FL_UNROLL
+        for (int c = 0; c < NT / 2; c++) {
+            uint32_t pa[4];
+            fl_c_to_a(pa, s[2 * c], s[2 * c + 1]);
+            FL_UNROLL
+            for (int dt = 0; dt < DT; dt++) {
+                uint32_t b[2];
+                fl_frag_bt(b, Vs, LD, c * 16, dt * 8);
+                mma_bf16_16816(o[dt], pa, b);
+            }
+        }
+        __syncthreads(); // the tiles are restaged next
+    }
+    FL_UNROLL
+    for (int r = 0; r < 2; r++) {
+        float L = fl_quad_sum(l[r]);
+        int row = r0 + 8 * r;
+        if (row >= a.len) continue;
+        float inv = 1.0f / L;
+        long at = ((long)(t0 + row) * a.n_heads + h) * HD + 2 * t;
+        FL_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            a.o[at + dt * 8] = o[dt][2 * r] * inv;
+            a.o[at + dt * 8 + 1] = o[dt][2 * r + 1] * inv;
+        }
+        if (t == 0) a.lse[(long)(t0 + row) * a.n_heads + h] = m[r] + logf(L);
+    }
+}
+
+// D[i] = dout_i . out_i for every (token row, head) i of [rows * heads] vectors of HD: a warp each.
+static __global__ void fl_dot_kernel(float *D, const float *dout, const float *out, long n, int hd)
+{
+    long i = ((long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    int lane = (int)(threadIdx.x % 32);
+    if (i >= n) return; // whole warps: n's warps are contiguous
+    float s = 0.0f;
+    for (int d = lane; d < hd; d += 32) s += dout[i * hd + d] * out[i * hd + d];
+    for (int off = 16; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+    if (lane == 0) D[i] = s;
+}
+
+// Block (key tile, kv head, segment): dk and dv of the tile's keys (see the top of the file). Dynamic
+// shared memory: K and V tiles [FL_ROWS][HD + FL_PAD], then Q and dO sub-tiles [FL_DKDV_QROWS][HD +
+// FL_PAD], then the sub-tile's lse and D.
+template <int HD>
+static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel(struct flash_args a)
+{
+    constexpr int LD = HD + FL_PAD, KT = HD / 16, DT = HD / 8, QB = FL_DKDV_QROWS, NT = QB / 8;
+    extern __shared__ uint32_t fl_smem[];
+    uint16_t *Ks = (uint16_t *)fl_smem, *Vs = Ks + FL_ROWS * LD, *Qs = Vs + FL_ROWS * LD, *dOs = Qs + QB * LD;
+    float *lse_s = (float *)(dOs + QB * LD), *D_s = lse_s + QB;
+    int warp = (int)(threadIdx.x / 32), lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    int k0 = (int)blockIdx.x * FL_ROWS, kvh = (int)blockIdx.y, t0 = a.t0 + (int)blockIdx.z * a.len;
+    int kr = k0 + warp * 16 + g; // the lane's keys kr, kr + 8
+
+    fl_stage<HD>(Ks, a.k, a.n_kv, kvh, t0, k0, FL_ROWS, a.len);
+    fl_stage<HD>(Vs, a.v, a.n_kv, kvh, t0, k0, FL_ROWS, a.len);
+    float dk[DT][4], dv[DT][4];
+    FL_UNROLL
+    for (int dt = 0; dt < DT; dt++)
+        FL_UNROLL
+        for (int e = 0; e < 4; e++) dk[dt][e] = dv[dt][e] = 0.0f;
+    for (int hq = kvh * a.group; hq < (kvh + 1) * a.group; hq++)
+        for (int i0 = a.causal ? k0 : 0; i0 < a.len; i0 += QB) { // earlier rows see none of the keys
+            __syncthreads(); // the sub-tiles' last readers are done (and, first time, K and V staged)
+            fl_stage<HD>(Qs, a.q, a.n_heads, hq, t0, i0, QB, a.len);
+            fl_stage<HD>(dOs, a.dout, a.n_heads, hq, t0, i0, QB, a.len);
+            if ((int)threadIdx.x < QB) {
+                int i = i0 + (int)threadIdx.x;
+                long at = (long)(t0 + i) * a.n_heads + hq;
+                lse_s[threadIdx.x] = i < a.len ? a.lse_in[at] : 0.0f;
+                D_s[threadIdx.x] = i < a.len ? a.D[at] : 0.0f;
+            }
+            __syncthreads();
+            // S^T = K Q^T (rows: the warp's 16 keys; columns: the sub-tile's q rows), then P^T.
+            float st[NT][4], dp[NT][4];
+            FL_UNROLL
+            for (int nt = 0; nt < NT; nt++)
+                FL_UNROLL
+                for (int e = 0; e < 4; e++) st[nt][e] = dp[nt][e] = 0.0f;
+            FL_UNROLL
+            for (int kk = 0; kk < KT; kk++) {
+                uint32_t ka[4], va[4];
+                fl_frag_a(ka, Ks, LD, warp * 16, kk * 16);
+                fl_frag_a(va, Vs, LD, warp * 16, kk * 16);
+                FL_UNROLL
+                for (int nt = 0; nt < NT; nt++) {
+                    uint32_t bq[2], bo[2];
+                    fl_frag_b(bq, Qs, LD, nt * 8, kk * 16);
+                    fl_frag_b(bo, dOs, LD, nt * 8, kk * 16);
+                    mma_bf16_16816(st[nt], ka, bq); // S^T
+                    mma_bf16_16816(dp[nt], va, bo); // dP^T = V dO^T
+                }
+            }
+            FL_UNROLL
+            for (int nt = 0; nt < NT; nt++)
+                FL_UNROLL
+                for (int e = 0; e < 4; e++) {
+                    int key = kr + 8 * (e >> 1), qc = nt * 8 + 2 * t + (e & 1), qi = i0 + qc;
+                    bool ok = qi < a.len && key < a.len && (!a.causal || qi >= key);
+                    float p = ok ? expf(st[nt][e] * a.scale - lse_s[qc]) : 0.0f;
+                    st[nt][e] = p;
+                    dp[nt][e] = p * (dp[nt][e] - D_s[qc]); // dS^T
+                }
+            // dv += P^T dO and dk += dS^T Q (dO and Q read transposed).
+            uint32_t pa[4], da[4];
+            fl_c_to_a(pa, st[0], st[1]);
+            fl_c_to_a(da, dp[0], dp[1]);
+            FL_UNROLL
+            for (int dt = 0; dt < DT; dt++) {
+                uint32_t bo[2], bq[2];
+                fl_frag_bt(bo, dOs, LD, 0, dt * 8);
+                fl_frag_bt(bq, Qs, LD, 0, dt * 8);
+                mma_bf16_16816(dv[dt], pa, bo);
+                mma_bf16_16816(dk[dt], da, bq);
+            }
+        }
+    FL_UNROLL
+    for (int r = 0; r < 2; r++) {
+        int key = kr + 8 * r;
+        if (key >= a.len) continue;
+        long at = ((long)(t0 + key) * a.n_kv + kvh) * HD + 2 * t;
+        FL_UNROLL
+        for (int dt = 0; dt < DT; dt++)
+            FL_UNROLL
+            for (int j = 0; j < 2; j++) {
+                if (a.dk) a.dk[at + dt * 8 + j] += a.scale * dk[dt][2 * r + j];
+                if (a.dv) a.dv[at + dt * 8 + j] += dv[dt][2 * r + j];
+            }
+    }
+}
+
+// Block (q tile, head h, segment): dq of the tile's rows (see the top of the file). Dynamic shared
+// memory: K and V sub-tiles [FL_DQ_KEYS][HD + FL_PAD] (first holding the block's q rows, then its
+// dout rows, 64 of either).
+template <int HD>
+static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(struct flash_args a)
+{
+    constexpr int LD = HD + FL_PAD, KT = HD / 16, DT = HD / 8, KB = FL_DQ_KEYS, NT = KB / 8;
+    extern __shared__ uint32_t fl_smem[];
+    uint16_t *Ks = (uint16_t *)fl_smem, *Vs = Ks + KB * LD;
+    int warp = (int)(threadIdx.x / 32), lane = (int)(threadIdx.x % 32), g = lane / 4, t = lane % 4;
+    int q0 = (int)blockIdx.x * FL_ROWS, h = (int)blockIdx.y, kvh = h / a.group;
+    int t0 = a.t0 + (int)blockIdx.z * a.len, r0 = q0 + warp * 16 + g;
+
+    uint32_t qa[KT][4], oa[KT][4];
+    fl_stage<HD>(Ks, a.q, a.n_heads, h, t0, q0, FL_ROWS, a.len);
+    __syncthreads();
+    FL_UNROLL
+    for (int kk = 0; kk < KT; kk++) fl_frag_a(qa[kk], Ks, LD, warp * 16, kk * 16);
+    __syncthreads();
+    fl_stage<HD>(Ks, a.dout, a.n_heads, h, t0, q0, FL_ROWS, a.len);
+    __syncthreads();
+    FL_UNROLL
+    for (int kk = 0; kk < KT; kk++) fl_frag_a(oa[kk], Ks, LD, warp * 16, kk * 16);
+    float lse[2], D[2], dq[DT][4];
+    FL_UNROLL
+    for (int r = 0; r < 2; r++) {
+        int row = r0 + 8 * r;
+        long at = (long)(t0 + row) * a.n_heads + h;
+        lse[r] = row < a.len ? a.lse_in[at] : 0.0f;
+        D[r] = row < a.len ? a.D[at] : 0.0f;
+    }
+    FL_UNROLL
+    for (int dt = 0; dt < DT; dt++)
+        FL_UNROLL
+        for (int e = 0; e < 4; e++) dq[dt][e] = 0.0f;
+    int kend = a.causal ? min(a.len, q0 + FL_ROWS) : a.len;
+    for (int k0 = 0; k0 < kend; k0 += KB) {
+        __syncthreads(); // the last step's (or the fragments') readers are done
+        fl_stage<HD>(Ks, a.k, a.n_kv, kvh, t0, k0, KB, a.len);
+        fl_stage<HD>(Vs, a.v, a.n_kv, kvh, t0, k0, KB, a.len);
+        __syncthreads();
+        float s[NT][4], dp[NT][4];
+        FL_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            FL_UNROLL
+            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+        FL_UNROLL
+        for (int kk = 0; kk < KT; kk++)
+            FL_UNROLL
+            for (int nt = 0; nt < NT; nt++) {
+                uint32_t bk[2], bv[2];
+                fl_frag_b(bk, Ks, LD, nt * 8, kk * 16);
+                fl_frag_b(bv, Vs, LD, nt * 8, kk * 16);
+                mma_bf16_16816(s[nt], qa[kk], bk);  // S = Q K^T
+                mma_bf16_16816(dp[nt], oa[kk], bv); // dP = dO V^T
+            }
+        FL_UNROLL
+        for (int nt = 0; nt < NT; nt++)
+            FL_UNROLL
+            for (int e = 0; e < 4; e++) {
+                int key = k0 + nt * 8 + 2 * t + (e & 1), row = r0 + 8 * (e >> 1);
+                bool ok = row < a.len && key < a.len && (!a.causal || key <= row);
+                float p = ok ? expf(s[nt][e] * a.scale - lse[e >> 1]) : 0.0f;
+                dp[nt][e] = p * (dp[nt][e] - D[e >> 1]); // dS
+            }
+        // dq += dS K (K read transposed).
+        FL_UNROLL
+        for (int c = 0; c < NT / 2; c++) {
+            uint32_t da[4];
+            fl_c_to_a(da, dp[2 * c], dp[2 * c + 1]);
+            FL_UNROLL
+            for (int dt = 0; dt < DT; dt++) {
+                uint32_t b[2];
+                fl_frag_bt(b, Ks, LD, c * 16, dt * 8);
+                mma_bf16_16816(dq[dt], da, b);
+            }
+        }
+    }
+    FL_UNROLL
+    for (int r = 0; r < 2; r++) {
+        int row = r0 + 8 * r;
+        if (row >= a.len) continue;
+        long at = ((long)(t0 + row) * a.n_heads + h) * HD + 2 * t;
+        FL_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            a.dq[at + dt * 8] += a.scale * dq[dt][2 * r];
+            a.dq[at + dt * 8 + 1] += a.scale * dq[dt][2 * r + 1];
+        }
+    }
+}
+
+// The launch's args for run r (the operands and outputs filled in by the caller).
+static struct flash_args fl_args_of(const struct attn_run *r)
+{
+    struct flash_args a = {};
+    a.t0 = r->t0;
+    a.len = r->len;
+    a.n_heads = r->n_heads;
+    a.n_kv = r->n_kv;
+    a.group = r->group;
+    a.causal = r->causal;
+    a.scale = r->scale;
+    return a;
+}
+
+static dim3 fl_grid(const struct attn_run *r, int heads)
+{
+    return dim3((unsigned)((r->len + FL_ROWS - 1) / FL_ROWS), (unsigned)heads, (unsigned)r->count);
+}
+
+template <int HD>
+static void fl_forward(struct flash_args a, const struct attn_run *r, cudaStream_t st)
+{
+    size_t smem = 2 * (size_t)FL_FWD_KEYS * (HD + FL_PAD) * sizeof(uint16_t);
+    attention_flash_forward_kernel<HD><<<fl_grid(r, r->n_heads), FL_THREADS, smem, st>>>(a);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+template <int HD>
+static void fl_backward(struct flash_args a, const struct attn_run *r, cudaStream_t st)
+{
+    if (a.dk || a.dv) {
+        size_t smem = (2 * (size_t)FL_ROWS + 2 * FL_DKDV_QROWS) * (HD + FL_PAD) * sizeof(uint16_t) +
+                      2 * FL_DKDV_QROWS * sizeof(float);
+        attention_flash_dkdv_kernel<HD><<<fl_grid(r, r->n_kv), FL_THREADS, smem, st>>>(a);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    if (a.dq) {
+        size_t smem = (size_t)(FL_ROWS > 2 * FL_DQ_KEYS ? FL_ROWS : 2 * FL_DQ_KEYS) * (HD + FL_PAD) * sizeof(uint16_t);
+        attention_flash_dq_kernel<HD><<<fl_grid(r, r->n_heads), FL_THREADS, smem, st>>>(a);
+        CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+// Run r's launches for head size hd (one of attention_flash_supported's).
+static void fl_dispatch(int backward, struct flash_args a, const struct attn_run *r, cudaStream_t st)
+{
+    switch (r->hd) {
+    case 16: backward ? fl_backward<16>(a, r, st) : fl_forward<16>(a, r, st); break;
+    case 32: backward ? fl_backward<32>(a, r, st) : fl_forward<32>(a, r, st); break;
+    case 64: backward ? fl_backward<64>(a, r, st) : fl_forward<64>(a, r, st); break;
+    case 80: backward ? fl_backward<80>(a, r, st) : fl_forward<80>(a, r, st); break;
+    case 128: backward ? fl_backward<128>(a, r, st) : fl_forward<128>(a, r, st); break;
+    default: MMUPT_DIE("attention_flash: head size %d is not one of the kernels' (attention_flash_supported)", r->hd);
+    }
+}
+
+extern "C" void attention_flash_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
+                                             const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                             const struct gpu_blas *blas)
+{
+    attn_check_args(seg, n_seg, n_heads, n_kv, hd);
+    MMUPT_CHECK(attention_flash_supported(hd));
+    int s = 0;
+    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
+        struct flash_args a = fl_args_of(&r);
+        a.q = q;
+        a.k = k;
+        a.v = v;
+        a.o = out;
+        a.lse = lse;
+        fl_dispatch(0, a, &r, blas->stream);
+    }
+}
+
+extern "C" void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                              const float *lse, const float *q, const float *k, const float *v,
+                                              const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                                              const struct gpu_blas *blas)
+{
+    attn_check_args(seg, n_seg, n_heads, n_kv, hd);
+    MMUPT_CHECK(attention_flash_supported(hd));
+    long rows = (long)seg[n_seg] * n_heads;
+    if ((!dq && !dk && !dv) || rows == 0) return;
+    cudaStream_t st = blas->stream;
+    float *D = NULL;
+    CUDA_CHECK(cudaMallocAsync((void **)&D, (size_t)rows * sizeof *D, st));
+    fl_dot_kernel<<<(unsigned)((rows * 32 + FL_THREADS - 1) / FL_THREADS), FL_THREADS, 0, st>>>(D, dout, out, rows, hd);
+    CUDA_CHECK(cudaGetLastError());
+    int s = 0;
+    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
+        struct flash_args a = fl_args_of(&r);
+        a.q = q;
+        a.k = k;
+        a.v = v;
+        a.dout = dout;
+        a.out = out;
+        a.lse_in = lse;
+        a.D = D;
+        a.dq = dq;
+        a.dk = dk;
+        a.dv = dv;
+        fl_dispatch(1, a, &r, st);
+    }
+    CUDA_CHECK(cudaFreeAsync(D, st));
+}
