@@ -28,13 +28,26 @@ extern "C" {
 struct gpu_blas;
 
 /* A stream and the GEMM handle bound to it. */
+/* Performance switches of the device path, from the environment (src/gpu/tuning.c), off by default
+ * until a GPU run shows them faster:
+ *   flash_attention  MMUPT_ATTENTION=flash (or cublas): the bf16 model's blocks attend with the fused
+ *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels;
+ *   decode_split     MMUPT_DECODE_SPLIT=1 (or 0): decode attention splits a long cache's rows over
+ *                    several blocks (attention_decode_cuda's count). */
+struct gpu_tuning {
+    int flash_attention, decode_split;
+};
+int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);
+
 struct gpu_ctx {
     void *stream;          /* cudaStream_t */
     struct gpu_blas *blas; /* for matmul_*_cuda */
     int device;
+    struct gpu_tuning tuning;
 };
 
-/* Start on the current device: -1 with err (the reason: no driver, no device) when there is none. */
+/* Start on the current device: -1 with err (the reason: no driver, no device, a bad switch in the
+ * environment) when there is none. */
 int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err);
 void gpu_ctx_free(struct gpu_ctx *g);
 

@@ -16,6 +16,7 @@ int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)
 {
     g->stream = NULL;
     g->blas = NULL;
+    if (gpu_tuning_from_env(&g->tuning, err)) return -1;
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess || n == 0) {

@@ -92,7 +92,7 @@ void emu_close(struct emu_state *st)
 
 int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)
 {
-    (void)err;
+    if (gpu_tuning_from_env(&g->tuning, err)) return -1;
     struct emu_state *st = mmupt_xcalloc(1, sizeof *st);
     g->stream = st;
     g->blas = (struct gpu_blas *)st; /* the GEMM shims find the state through the handle too */

@@ -32,7 +32,7 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->q = gpu_alloc_floats(g, T * qd);
     a->k = gpu_alloc_floats(g, T * kvd);
     a->v = gpu_alloc_floats(g, T * kvd);
-    a->probs = gpu_alloc_floats(g, (int64_t)attention_probs_size(s->seg, s->n_seg, s->n_heads));
+    a->probs = a->lse = NULL; /* the forward allocates the one its attention keeps (block_attention) */
     a->att = gpu_alloc_floats(g, T * qd);
     a->x_mid = gpu_alloc_floats(g, T * D);
     a->n2 = norm_fp32 ? gpu_alloc_floats(g, T * D) : NULL;
@@ -56,7 +56,7 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
 
 void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a)
 {
-    float *bufs[] = {a->x, a->n1, a->mean1, a->rstd1, a->q, a->k, a->v, a->probs, a->att, a->x_mid,
+    float *bufs[] = {a->x, a->n1, a->mean1, a->rstd1, a->q, a->k, a->v, a->probs, a->lse, a->att, a->x_mid,
                      a->n2, a->mean2, a->rstd2, a->gate, a->act};
     uint16_t *ops[] = {a->n1h, a->atth, a->n2h, a->acth, a->gu16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu_free(g, bufs[i]);
@@ -131,6 +131,47 @@ static int gu_packed(const struct model_dev *d, const struct block_shape *s, con
 static int gu_bf16(const struct model_dev *d, const struct block_shape *s, const struct block_weights *w)
 {
     return gu_packed(d, s, w) && w->gate_b < 0 && w->up_b < 0;
+}
+
+/* Whether the block's attention runs fused (attention_flash_*): a bf16 model with d->flash
+ * (MMUPT_ATTENTION=flash) and a head size the kernels take. Otherwise cuBLAS GEMMs (TF32 in bf16)
+ * around softmax kernels, keeping the probabilities. */
+static int block_flash(const struct model_dev *d, const struct block_shape *s)
+{
+    return d->params_bf16 && d->flash && attention_flash_supported(s->hd);
+}
+
+/* The attention of the block's q, k, v into a->att, keeping what its backward needs: lse (fused) or
+ * the probabilities, allocated here on first use. */
+static void block_attention(struct model_dev *d, struct block_acts *a, const struct block_shape *s)
+{
+    const struct gpu_ctx *g = d->g;
+    if (block_flash(d, s)) {
+        if (!a->lse) a->lse = gpu_alloc_floats(g, s->T * s->n_heads);
+        attention_flash_forward_cuda(a->att, a->lse, a->q, a->k, a->v, s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd,
+                                     s->causal, g->blas);
+        return;
+    }
+    if (!a->probs) a->probs = gpu_alloc_floats(g, (int64_t)attention_probs_size(s->seg, s->n_seg, s->n_heads));
+    /* bf16 (mixed precision): the attention products on TF32 tensor cores, finer than the bf16 GEMMs */
+    (d->params_bf16 ? attention_forward_tf32_cuda : attention_forward_cuda)(a->att, a->probs, a->q, a->k, a->v, s->seg,
+                                                                           s->n_seg, s->n_heads, s->n_kv, s->hd,
+                                                                           s->causal, g->blas);
+}
+
+/* Its backward: dq, dk, dv += the gradients through it of datt. */
+static void block_attention_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                                     float *dq, float *dk, float *dv, const float *datt)
+{
+    const struct gpu_ctx *g = d->g;
+    if (block_flash(d, s)) {
+        attention_flash_backward_cuda(dq, dk, dv, datt, a->att, a->lse, a->q, a->k, a->v, s->seg, s->n_seg,
+                                      s->n_heads, s->n_kv, s->hd, s->causal, g->blas);
+        return;
+    }
+    (d->params_bf16 ? attention_backward_tf32_cuda : attention_backward_cuda)(dq, dk, dv, datt, a->probs, a->q, a->k,
+                                                                             a->v, s->seg, s->n_seg, s->n_heads,
+                                                                             s->n_kv, s->hd, s->causal, g->blas);
 }
 
 /* bf16: where an activation's rounding goes - its kept copy (kept, from block_acts), or, when the
@@ -214,10 +255,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
         rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     }
-    /* bf16 (mixed precision): the attention products on TF32 tensor cores, finer than the bf16 GEMMs */
-    (d->params_bf16 ? attention_forward_tf32_cuda : attention_forward_cuda)(a->att, a->probs, a->q, a->k, a->v, s->seg,
-                                                                           s->n_seg, s->n_heads, s->n_kv, s->hd,
-                                                                           s->causal, g->blas);
+    block_attention(d, a, s);
     op = operand_of(d, a->atth, (int64_t)T * qd);
     if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
     project(d, a->x_mid, a->att, op, w->o_w, w->o_b, T, qd, D);
@@ -297,9 +335,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd);
     float *dn1 = gpu_alloc_floats(g, TD);
     dev_linear_backward_set(d, datt, dx_mid, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
-    (d->params_bf16 ? attention_backward_tf32_cuda : attention_backward_cuda)(dq, dk, dv, datt, a->probs, a->q, a->k,
-                                                                             a->v, s->seg, s->n_seg, s->n_heads,
-                                                                             s->n_kv, s->hd, s->causal, g->blas);
+    block_attention_backward(d, a, s, dq, dk, dv, datt);
     if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
         float *dqkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
         rope_qkv_backward_cuda(dqkv, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);

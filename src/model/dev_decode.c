@@ -129,20 +129,10 @@ struct dev_step {
     size_t in_bytes;
     float *scores; /* decode attention's scratch, [n * n_heads, max_len] of the cache (decoder_ready) */
     unsigned *count; /* its split counters, [n * n_kv], zero between calls (attention_decode_cuda); NULL
-                      * (the default, MMUPT_DECODE_SPLIT=0): every (row, kv head) in one block */
+                      * (the default, MMUPT_DECODE_SPLIT=0): every (row, kv head) in one block. The split
+                      * made the 0.5B rollout's decode step slower on an H200 (1.526 against 1.397 ms,
+                      * benchmarks/gpu_ab.sh, 2026-11-27); kept, tested, for longer caches. */
 };
-
-/* MMUPT_DECODE_SPLIT: 1 lets decode attention split long caches over blocks, 0 (or unset) keeps one
- * block per (row, kv head). Off by default: on the H200 the split made the 0.5B rollout's decode step
- * slower (1.526 against 1.397 ms, benchmarks/gpu_ab.sh, 2026-11-27); kept, tested, for longer caches
- * and the next measurements. */
-static int decode_split_from_env(void)
-{
-    const char *v = getenv("MMUPT_DECODE_SPLIT");
-    if (!v || !*v || strcmp(v, "0") == 0) return 0;
-    if (strcmp(v, "1") == 0) return 1;
-    MMUPT_DIE("MMUPT_DECODE_SPLIT must be 0 or 1, not '%s'", v);
-}
 
 /* The inputs block's views for n rows of head size hd, over base (device or host). */
 static void step_views(void *base, int64_t n, int64_t hd, int64_t **tokens, float **cos, float **sin, int **slot,
@@ -170,7 +160,7 @@ static void step_alloc(struct dev_step *b, const struct gpu_ctx *g, const struct
     b->up = gpu_alloc_floats(g, n * I);
     b->act = gpu_alloc_floats(g, n * I);
     b->rstd = gpu_alloc_floats(g, n);
-    if (decode_split_from_env()) {
+    if (g->tuning.decode_split) { /* MMUPT_DECODE_SPLIT=1 (gpu_mem.h) */
         b->count = gpu_alloc(g, (size_t)n * t->n_kv_heads * sizeof *b->count);
         gpu_zero(g, b->count, (size_t)n * t->n_kv_heads * sizeof *b->count);
     }

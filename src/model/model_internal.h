@@ -30,7 +30,8 @@ struct block_acts {
     float *x;          /* block input (residual stream) [T, D] */
     float *n1, *mean1, *rstd1;
     float *q, *k, *v;  /* after rotary */
-    float *probs;
+    float *probs;      /* softmax probabilities, or (the device model's fused attention) NULL and: */
+    float *lse;        /* each row's log-sum-exp of its scores, [T, n_heads] (attention_flash_*) */
     float *att;        /* attention output before the projection [T, D] */
     float *x_mid;      /* residual after attention [T, D] */
     float *n2, *mean2, *rstd2;

@@ -97,6 +97,14 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     expect "generate --device emulator --dtype fp32" 0 "[sample 0: 8 tokens, length]"
     if cmp -s "$tmp/out" "$tmp/gen_cpu"; then ok "generate on the emulator: the CPU's ids"
     else fail "generate on the emulator: the CPU's ids" "$(cat "$tmp/out") vs $(cat "$tmp/gen_cpu")"; fi
+    # The device path's switches from the environment (gpu_mem.h's gpu_tuning): each value checked.
+    MMUPT_ATTENTION=sideways run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
+    expect "a bad MMUPT_ATTENTION" 1 "MMUPT_ATTENTION must be flash or cublas, not 'sideways'"
+    MMUPT_DECODE_SPLIT=2 run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
+    expect "a bad MMUPT_DECODE_SPLIT" 1 "MMUPT_DECODE_SPLIT must be 1 or 0, not '2'"
+    MMUPT_ATTENTION=flash MMUPT_DECODE_SPLIT=1 run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" \
+        --temperature 0 --max-new-tokens 8 --device emulator --dtype bf16
+    expect "generate with MMUPT_ATTENTION=flash MMUPT_DECODE_SPLIT=1" 0 "[sample 0: 8 tokens, length]"
     run "$mmupt" generate --model "$tiny" --prompt "How many squares?" --image "$root/tests/fixtures/prompt/item0_0.png" \
         -n 2 --max-new-tokens 6 --seed 5 --device cpu
     cp "$tmp/out" "$tmp/gen_cpu"

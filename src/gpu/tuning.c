@@ -1,0 +1,28 @@
+/* The device path's switches from the environment (include/mmupt/gpu_mem.h, struct gpu_tuning): read
+ * once when a device context starts, each value checked - a misspelt switch is an error with its
+ * name, not a silent default (benchmarks/gpu_ab.sh and the *_cuda.sh scripts measure both settings
+ * of each side by side). MMUPT_GEMM_SKINNY belongs to the cuBLAS handle (blas_cuda.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmupt/gpu_mem.h"
+
+/* *on = 1 for `yes`, 0 for `no` or an unset/empty variable; an error for anything else. */
+static int switch_from_env(const char *name, const char *yes, const char *no, int *on, struct mmupt_err *err)
+{
+    const char *v = getenv(name);
+    *on = 0;
+    if (!v || !*v || strcmp(v, no) == 0) return 0;
+    if (strcmp(v, yes) == 0) {
+        *on = 1;
+        return 0;
+    }
+    return mmupt_fail(err, "%s must be %s or %s, not '%s'", name, yes, no, v);
+}
+
+int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
+{
+    memset(t, 0, sizeof *t);
+    if (switch_from_env("MMUPT_ATTENTION", "flash", "cublas", &t->flash_attention, err)) return -1;
+    return switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", &t->decode_split, err);
+}
