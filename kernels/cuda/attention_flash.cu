@@ -15,7 +15,8 @@
 //             the tile's last row), online softmax (running max and sum per row, the accumulators
 //             rescaled when the max grows), O += P V; out = O / l, lse = m + log l.
 //   backward  D = dout . out per row (fl_dot_kernel); then block (key tile of 64, kv head, segment)
-//             for dk and dv - for every q head of the group and q rows in sub-tiles of 16:
+//             for dk and dv - for every q head of the group and q rows in sub-tiles of 16, each loaded
+//             into registers during the step before (the block's steps are many and short):
 //             S^T = K Q^T, P^T = exp(scale S^T - lse), dv += P^T dO, dP^T = V dO^T,
 //             dS^T = P^T (dP^T - D), dk += dS^T Q; and block (q tile of 64, head, segment) for dq,
 //             over key sub-tiles of 32: S, P, dP = dO V^T, dS, dq += dS K. Each output element has
@@ -81,6 +82,43 @@ static __device__ void fl_stage(uint16_t *tile, const float *x, int heads, int h
             b = p[1];
         }
         *reinterpret_cast<uint32_t *>(tile + r * LD + c) = fl_pack(a, b);
+    }
+}
+
+// A sub-tile of ROWS rows held in registers between its global load and its store to shared memory:
+// thread x's share of fl_stage's pairs (e = x, x + FL_THREADS, ...), so the dk/dv kernel can load the
+// next sub-tile while it computes on this one (its many short steps would otherwise each wait for
+// memory). fl_fetch reads (rows past len zero), fl_put rounds to bf16 and stores.
+template <int HD, int ROWS>
+struct fl_rows {
+    float v[ROWS * HD / FL_THREADS];
+};
+
+template <int HD, int ROWS>
+static __device__ __forceinline__ void fl_fetch(fl_rows<HD, ROWS> &r, const float *x, int heads, int head, int t0,
+                                                int r0, int len)
+{
+    constexpr int HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
+    FL_UNROLL
+    for (int u = 0; u < N; u++) {
+        int e = (int)threadIdx.x + u * FL_THREADS, row = e / HALF, c = 2 * (e % HALF);
+        r.v[2 * u] = r.v[2 * u + 1] = 0.0f;
+        if (r0 + row < len) {
+            const float *p = x + ((long)(t0 + r0 + row) * heads + head) * HD + c;
+            r.v[2 * u] = p[0];
+            r.v[2 * u + 1] = p[1];
+        }
+    }
+}
+
+template <int HD, int ROWS>
+static __device__ __forceinline__ void fl_put(uint16_t *tile, const fl_rows<HD, ROWS> &r)
+{
+    constexpr int LD = HD + FL_PAD, HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
+    FL_UNROLL
+    for (int u = 0; u < N; u++) {
+        int e = (int)threadIdx.x + u * FL_THREADS, row = e / HALF, c = 2 * (e % HALF);
+        *reinterpret_cast<uint32_t *>(tile + row * LD + c) = fl_pack(r.v[2 * u], r.v[2 * u + 1]);
     }
 }
 
@@ -274,17 +312,32 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel
     for (int dt = 0; dt < DT; dt++)
         FL_UNROLL
         for (int e = 0; e < 4; e++) dk[dt][e] = dv[dt][e] = 0.0f;
-    for (int hq = kvh * a.group; hq < (kvh + 1) * a.group; hq++)
-        for (int i0 = a.causal ? k0 : 0; i0 < a.len; i0 += QB) { // earlier rows see none of the keys
-            __syncthreads(); // the sub-tiles' last readers are done (and, first time, K and V staged)
-            fl_stage<HD>(Qs, a.q, a.n_heads, hq, t0, i0, QB, a.len);
-            fl_stage<HD>(dOs, a.dout, a.n_heads, hq, t0, i0, QB, a.len);
+    // Steps over (q head of the group, sub-tile of QB q rows), the next step's rows loaded into
+    // registers while this one computes. Rows before the key tile see none of its keys (causal).
+    int i_first = a.causal ? k0 : 0, subs = (a.len - i_first + QB - 1) / QB, steps = a.group * subs;
+    fl_rows<HD, QB> nq, no;
+    float nl = 0.0f, nd = 0.0f;
+    for (int it = 0; it <= steps; it++) {
+        int hq = kvh * a.group + it / subs, i0 = i_first + (it % subs) * QB; // it = steps: nothing left
+        if (it > 0) {
+            __syncthreads(); // the last step's readers are done (and, first time, K and V staged)
+            fl_put<HD, QB>(Qs, nq);
+            fl_put<HD, QB>(dOs, no);
             if ((int)threadIdx.x < QB) {
-                int i = i0 + (int)threadIdx.x;
-                long at = (long)(t0 + i) * a.n_heads + hq;
-                lse_s[threadIdx.x] = i < a.len ? a.lse_in[at] : 0.0f;
-                D_s[threadIdx.x] = i < a.len ? a.D[at] : 0.0f;
+                lse_s[threadIdx.x] = nl;
+                D_s[threadIdx.x] = nd;
             }
+        }
+        if (it < steps) { // the next step's rows into registers, in flight during this step's products
+            fl_fetch<HD, QB>(nq, a.q, a.n_heads, hq, t0, i0, a.len);
+            fl_fetch<HD, QB>(no, a.dout, a.n_heads, hq, t0, i0, a.len);
+            int i = i0 + (int)threadIdx.x;
+            long at = (long)(t0 + i) * a.n_heads + hq;
+            nl = (int)threadIdx.x < QB && i < a.len ? a.lse_in[at] : 0.0f;
+            nd = (int)threadIdx.x < QB && i < a.len ? a.D[at] : 0.0f;
+        }
+        if (it == 0) continue; // nothing staged yet
+        i0 = i_first + ((it - 1) % subs) * QB; // the staged step's rows
             __syncthreads();
             // S^T = K Q^T (rows: the warp's 16 keys; columns: the sub-tile's q rows), then P^T.
             float st[NT][4], dp[NT][4];
