@@ -162,6 +162,56 @@ static __device__ __forceinline__ void fl_c_to_a(uint32_t (&a)[4], const float (
     a[3] = fl_pack(c1[2], c1[3]);
 }
 
+// Accumulator tiles set to zero.
+template <int N>
+static __device__ __forceinline__ void fl_zero(float (&x)[N][4])
+{
+    FL_UNROLL
+    for (int i = 0; i < N; i++)
+        FL_UNROLL
+        for (int e = 0; e < 4; e++) x[i][e] = 0.0f;
+}
+
+// acc += C T: C the 16 x 8 NT accumulators c (rounded to bf16 as A operands, 16 columns at a time),
+// T the rows 0 .. 8 NT - 1 of a row-major tile read transposed, 8 DT columns - P V forward, dS K for
+// dq, P^T dO and dS^T Q for dk/dv.
+template <int NT, int DT>
+static __device__ __forceinline__ void fl_mma_ct(float (&acc)[DT][4], const float (&c)[NT][4], const uint16_t *tile,
+                                                 int ld)
+{
+    FL_UNROLL
+    for (int kc = 0; kc < NT / 2; kc++) {
+        uint32_t a[4];
+        fl_c_to_a(a, c[2 * kc], c[2 * kc + 1]);
+        FL_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            uint32_t b[2];
+            fl_frag_bt(b, tile, ld, kc * 16, dt * 8);
+            mma_bf16_16816(acc[dt], a, b);
+        }
+    }
+}
+
+// dst += scale * acc for the lane's accumulator rows r0 and r0 + 8 of a segment at t0 (rows past len
+// skipped), head `head` of `heads` vectors of 8 DT values a token row.
+template <int DT>
+static __device__ __forceinline__ void fl_add_rows(float *dst, const float (&acc)[DT][4], float scale, int r0, int len,
+                                                   int t0, int heads, int head)
+{
+    int t = (int)(threadIdx.x % 4);
+    FL_UNROLL
+    for (int r = 0; r < 2; r++) {
+        int row = r0 + 8 * r;
+        if (row >= len) continue;
+        long at = ((long)(t0 + row) * heads + head) * (8 * DT) + 2 * t;
+        FL_UNROLL
+        for (int dt = 0; dt < DT; dt++) {
+            dst[at + dt * 8] += scale * acc[dt][2 * r];
+            dst[at + dt * 8 + 1] += scale * acc[dt][2 * r + 1];
+        }
+    }
+}
+
 // x over the 4 lanes of a quad (the lanes that hold one accumulator row).
 static __device__ __forceinline__ float fl_quad_max(float x)
 {
@@ -195,20 +245,14 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
     __syncthreads();
 
     float o[DT][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    FL_UNROLL
-    for (int dt = 0; dt < DT; dt++)
-        FL_UNROLL
-        for (int e = 0; e < 4; e++) o[dt][e] = 0.0f;
+    fl_zero(o);
     int kend = a.causal ? min(a.len, q0 + FL_ROWS) : a.len;
     for (int k0 = 0; k0 < kend; k0 += FL_FWD_KEYS) {
         fl_stage<HD>(Ks, a.k, a.n_kv, kvh, t0, k0, FL_FWD_KEYS, a.len);
         fl_stage<HD>(Vs, a.v, a.n_kv, kvh, t0, k0, FL_FWD_KEYS, a.len);
         __syncthreads();
         float s[NT][4];
-        FL_UNROLL
-        for (int nt = 0; nt < NT; nt++)
-            FL_UNROLL
-            for (int e = 0; e < 4; e++) s[nt][e] = 0.0f;
+        fl_zero(s);
         FL_UNROLL
         for (int kk = 0; kk < KT; kk++)
             FL_UNROLL
@@ -249,18 +293,7 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
                 s[nt][e] = p;
                 l[e >> 1] += p;
             }
-        // O += P V, the probabilities rounded to bf16 as the product's A operand.
-        FL_UNROLL
-        for (int c = 0; c < NT / 2; c++) {
-            uint32_t pa[4];
-            fl_c_to_a(pa, s[2 * c], s[2 * c + 1]);
-            FL_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                uint32_t b[2];
-                fl_frag_bt(b, Vs, LD, c * 16, dt * 8);
-                mma_bf16_16816(o[dt], pa, b);
-            }
-        }
+        fl_mma_ct<NT, DT>(o, s, Vs, LD); // O += P V, the probabilities rounded to bf16
         __syncthreads(); // the tiles are restaged next
     }
     FL_UNROLL
@@ -308,10 +341,8 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel
     fl_stage<HD>(Ks, a.k, a.n_kv, kvh, t0, k0, FL_ROWS, a.len);
     fl_stage<HD>(Vs, a.v, a.n_kv, kvh, t0, k0, FL_ROWS, a.len);
     float dk[DT][4], dv[DT][4];
-    FL_UNROLL
-    for (int dt = 0; dt < DT; dt++)
-        FL_UNROLL
-        for (int e = 0; e < 4; e++) dk[dt][e] = dv[dt][e] = 0.0f;
+    fl_zero(dk);
+    fl_zero(dv);
     // Steps over (q head of the group, sub-tile of QB q rows), the next step's rows loaded into
     // registers while this one computes. Rows before the key tile see none of its keys (causal).
     int i_first = a.causal ? k0 : 0, subs = (a.len - i_first + QB - 1) / QB, steps = a.group * subs;
@@ -341,10 +372,8 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel
             __syncthreads();
             // S^T = K Q^T (rows: the warp's 16 keys; columns: the sub-tile's q rows), then P^T.
             float st[NT][4], dp[NT][4];
-            FL_UNROLL
-            for (int nt = 0; nt < NT; nt++)
-                FL_UNROLL
-                for (int e = 0; e < 4; e++) st[nt][e] = dp[nt][e] = 0.0f;
+            fl_zero(st);
+            fl_zero(dp);
             FL_UNROLL
             for (int kk = 0; kk < KT; kk++) {
                 uint32_t ka[4], va[4];
@@ -369,32 +398,11 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel
                     st[nt][e] = p;
                     dp[nt][e] = p * (dp[nt][e] - D_s[qc]); // dS^T
                 }
-            // dv += P^T dO and dk += dS^T Q (dO and Q read transposed).
-            uint32_t pa[4], da[4];
-            fl_c_to_a(pa, st[0], st[1]);
-            fl_c_to_a(da, dp[0], dp[1]);
-            FL_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                uint32_t bo[2], bq[2];
-                fl_frag_bt(bo, dOs, LD, 0, dt * 8);
-                fl_frag_bt(bq, Qs, LD, 0, dt * 8);
-                mma_bf16_16816(dv[dt], pa, bo);
-                mma_bf16_16816(dk[dt], da, bq);
-            }
+            fl_mma_ct<NT, DT>(dv, st, dOs, LD); // dv += P^T dO
+            fl_mma_ct<NT, DT>(dk, dp, Qs, LD);  // dk += dS^T Q
         }
-    FL_UNROLL
-    for (int r = 0; r < 2; r++) {
-        int key = kr + 8 * r;
-        if (key >= a.len) continue;
-        long at = ((long)(t0 + key) * a.n_kv + kvh) * HD + 2 * t;
-        FL_UNROLL
-        for (int dt = 0; dt < DT; dt++)
-            FL_UNROLL
-            for (int j = 0; j < 2; j++) {
-                if (a.dk) a.dk[at + dt * 8 + j] += a.scale * dk[dt][2 * r + j];
-                if (a.dv) a.dv[at + dt * 8 + j] += dv[dt][2 * r + j];
-            }
-    }
+    if (a.dk) fl_add_rows(a.dk, dk, a.scale, kr, a.len, t0, a.n_kv, kvh);
+    if (a.dv) fl_add_rows(a.dv, dv, 1.0f, kr, a.len, t0, a.n_kv, kvh);
 }
 
 // Block (q tile, head h, segment): dq of the tile's rows (see the top of the file). Dynamic shared
@@ -428,10 +436,7 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(s
         lse[r] = row < a.len ? a.lse_in[at] : 0.0f;
         D[r] = row < a.len ? a.D[at] : 0.0f;
     }
-    FL_UNROLL
-    for (int dt = 0; dt < DT; dt++)
-        FL_UNROLL
-        for (int e = 0; e < 4; e++) dq[dt][e] = 0.0f;
+    fl_zero(dq);
     int kend = a.causal ? min(a.len, q0 + FL_ROWS) : a.len;
     for (int k0 = 0; k0 < kend; k0 += KB) {
         __syncthreads(); // the last step's (or the fragments') readers are done
@@ -439,10 +444,8 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(s
         fl_stage<HD>(Vs, a.v, a.n_kv, kvh, t0, k0, KB, a.len);
         __syncthreads();
         float s[NT][4], dp[NT][4];
-        FL_UNROLL
-        for (int nt = 0; nt < NT; nt++)
-            FL_UNROLL
-            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+        fl_zero(s);
+        fl_zero(dp);
         FL_UNROLL
         for (int kk = 0; kk < KT; kk++)
             FL_UNROLL
@@ -462,44 +465,9 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(s
                 float p = ok ? expf(s[nt][e] * a.scale - lse[e >> 1]) : 0.0f;
                 dp[nt][e] = p * (dp[nt][e] - D[e >> 1]); // dS
             }
-        // dq += dS K (K read transposed).
-        FL_UNROLL
-        for (int c = 0; c < NT / 2; c++) {
-            uint32_t da[4];
-            fl_c_to_a(da, dp[2 * c], dp[2 * c + 1]);
-            FL_UNROLL
-            for (int dt = 0; dt < DT; dt++) {
-                uint32_t b[2];
-                fl_frag_bt(b, Ks, LD, c * 16, dt * 8);
-                mma_bf16_16816(dq[dt], da, b);
-            }
-        }
+        fl_mma_ct<NT, DT>(dq, dp, Ks, LD); // dq += dS K
     }
-    FL_UNROLL
-    for (int r = 0; r < 2; r++) {
-        int row = r0 + 8 * r;
-        if (row >= a.len) continue;
-        long at = ((long)(t0 + row) * a.n_heads + h) * HD + 2 * t;
-        FL_UNROLL
-        for (int dt = 0; dt < DT; dt++) {
-            a.dq[at + dt * 8] += a.scale * dq[dt][2 * r];
-            a.dq[at + dt * 8 + 1] += a.scale * dq[dt][2 * r + 1];
-        }
-    }
-}
-
-// The launch's args for run r (the operands and outputs filled in by the caller).
-static struct flash_args fl_args_of(const struct attn_run *r)
-{
-    struct flash_args a = {};
-    a.t0 = r->t0;
-    a.len = r->len;
-    a.n_heads = r->n_heads;
-    a.n_kv = r->n_kv;
-    a.group = r->group;
-    a.causal = r->causal;
-    a.scale = r->scale;
-    return a;
+    fl_add_rows(a.dq, dq, a.scale, r0, a.len, t0, a.n_heads, h);
 }
 
 static dim3 fl_grid(const struct attn_run *r, int heads)
@@ -544,22 +512,38 @@ static void fl_dispatch(int backward, struct flash_args a, const struct attn_run
     }
 }
 
+// Every run of equal-length segments, launched with ops (the operand and output pointers) completed
+// by the run's layout.
+static void fl_runs(int backward, const struct flash_args *ops, const int *seg, int n_seg, int n_heads, int n_kv,
+                    int hd, int causal, cudaStream_t st)
+{
+    int s = 0;
+    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
+        struct flash_args a = *ops;
+        a.t0 = r.t0;
+        a.len = r.len;
+        a.n_heads = r.n_heads;
+        a.n_kv = r.n_kv;
+        a.group = r.group;
+        a.causal = r.causal;
+        a.scale = r.scale;
+        fl_dispatch(backward, a, &r, st);
+    }
+}
+
 extern "C" void attention_flash_forward_cuda(float *out, float *lse, const float *q, const float *k, const float *v,
                                              const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
                                              const struct gpu_blas *blas)
 {
     attn_check_args(seg, n_seg, n_heads, n_kv, hd);
     MMUPT_CHECK(attention_flash_supported(hd));
-    int s = 0;
-    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
-        struct flash_args a = fl_args_of(&r);
-        a.q = q;
-        a.k = k;
-        a.v = v;
-        a.o = out;
-        a.lse = lse;
-        fl_dispatch(0, a, &r, blas->stream);
-    }
+    struct flash_args a = {};
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.o = out;
+    a.lse = lse;
+    fl_runs(0, &a, seg, n_seg, n_heads, n_kv, hd, causal, blas->stream);
 }
 
 extern "C" void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
@@ -576,20 +560,17 @@ extern "C" void attention_flash_backward_cuda(float *dq, float *dk, float *dv, c
     CUDA_CHECK(cudaMallocAsync((void **)&D, (size_t)rows * sizeof *D, st));
     fl_dot_kernel<<<(unsigned)((rows * 32 + FL_THREADS - 1) / FL_THREADS), FL_THREADS, 0, st>>>(D, dout, out, rows, hd);
     CUDA_CHECK(cudaGetLastError());
-    int s = 0;
-    for (struct attn_run r; (r = attn_next_run(seg, n_seg, &s, n_heads, n_kv, hd, causal)).count > 0;) {
-        struct flash_args a = fl_args_of(&r);
-        a.q = q;
-        a.k = k;
-        a.v = v;
-        a.dout = dout;
-        a.out = out;
-        a.lse_in = lse;
-        a.D = D;
-        a.dq = dq;
-        a.dk = dk;
-        a.dv = dv;
-        fl_dispatch(1, a, &r, st);
-    }
+    struct flash_args a = {};
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.dout = dout;
+    a.out = out;
+    a.lse_in = lse;
+    a.D = D;
+    a.dq = dq;
+    a.dk = dk;
+    a.dv = dv;
+    fl_runs(1, &a, seg, n_seg, n_heads, n_kv, hd, causal, st);
     CUDA_CHECK(cudaFreeAsync(D, st));
 }
