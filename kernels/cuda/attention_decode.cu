@@ -64,6 +64,7 @@
 #include "bf16.cuh"
 #include "pdl.cuh"
 #include "rope.cuh"
+#include "vec.cuh"
 
 enum {
     DECODE_THREADS = 512,                 // 16 warps: one block per (row, kv head) is ~1 block per SM
@@ -135,12 +136,7 @@ static int decode_splits(int n, int n_heads, int group, int hd, int max_len, con
     return s >= 2 ? s : 1;
 }
 
-// N consecutive elements as one aligned load (a 16-, 8- or 4-byte vector access on the GPU).
-template <typename T, int N>
-struct alignas(N * sizeof(T)) decode_pack {
-    T e[N];
-};
-typedef decode_pack<float, 4> decode_f4; // also the dynamic shared memory's type: 16-byte aligned
+typedef vec_pack<float, 4> decode_f4; // the dynamic shared memory's type: 16-byte aligned
 
 // A cache element as a float: fp32 caches as they are, bf16 ones widened (exact).
 static __device__ __forceinline__ float kv_widen(float x) { return x; }
@@ -152,7 +148,7 @@ template <typename T, int N, bool VEC>
 static __device__ __forceinline__ void kv_load_n(float (&f)[N], const T *p, int valid)
 {
     if (VEC) {
-        decode_pack<T, N> v = *reinterpret_cast<const decode_pack<T, N> *>(p);
+        vec_pack<T, N> v = *reinterpret_cast<const vec_pack<T, N> *>(p);
         DECODE_UNROLL
         for (int e = 0; e < N; e++) f[e] = kv_widen(v.e[e]);
     } else {
