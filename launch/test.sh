@@ -78,7 +78,8 @@ print(" ".join(sorted({os.path.relpath(t["cmd"][0], root) for t in json.load(sys
     # The Slurm suite tests the batch scripts, not memory safety: once is enough. The quickstart's
     # pipeline (suite pipeline) chains stages that each have their own tests here.
     # Shorter here, the same paths: the resume test's kill-and-resume series (2 kills over 6 steps,
-    # not 5 over 12) and the train test without its second preempt-and-resume (a 4-step job twice).
+    # not 5 over 12) and the train test without its second preempt-and-resume (a 4-step job twice)
+    # and its 4-rank layout (the first pass runs it).
     MMUPT_TEST_RESUME_KILLS=2 MMUPT_TEST_RESUME_STEPS=6 MMUPT_TEST_TRAIN_SHORT=1 \
         meson test -C build-asan --no-suite gpu --no-suite slurm --no-suite pipeline --print-errorlogs || status=1
     summarize build-asan "tests (sanitizers)" | tee build-asan/summary.txt

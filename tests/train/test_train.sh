@@ -57,10 +57,14 @@ train colocated1 1 0; c1=$sum
 train colocated2 2 0; c2=$sum
 train split1+1 2 1; s11=$sum
 train split1+2 3 1; s12=$sum
-train split2+2 4 2; s22=$sum
 same "1 rollout + 1 learner ends with the colocated 1-rank weights" "$c1" "$s11"
 same "1 rollout + 2 learners ends with the colocated 2-rank weights" "$c2" "$s12"
-same "2 rollout + 2 learners ends with the 1 + 2 weights" "$s12" "$s22"
+# Four ranks on CI's two cores are the slowest run here; the sanitizer pass (MMUPT_TEST_TRAIN_SHORT=1)
+# leaves them out: 1 + 2 above takes the same code paths with one rollout rank fewer.
+if [ "${MMUPT_TEST_TRAIN_SHORT:-0}" != 1 ]; then
+    train split2+2 4 2; s22=$sum
+    same "2 rollout + 2 learners ends with the 1 + 2 weights" "$s12" "$s22"
+fi
 
 # Validation on rank 0 every step: metrics carry val/*, and training is unchanged by it.
 train val 3 1 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
