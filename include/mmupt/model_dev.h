@@ -57,11 +57,6 @@ struct model_dev {
      * kernel by kernel, with the same results). */
     struct model_dev_decoder *dec;
     int graphs;
-    /* bf16: the blocks' attention by the fused kernels (attention_flash_*: bf16 tensor cores, no
-     * probabilities kept) where the head size allows, instead of cuBLAS TF32 GEMMs around softmax
-     * kernels. From MMUPT_ATTENTION at init: "flash" on, "cublas" (or unset) off - off by default
-     * until a GPU run measures it (benchmarks/learner_cuda.sh prints both). */
-    int flash;
     char graph_error[160];
     long long graph_steps; /* decode steps replayed from a graph so far */
     /* Scratch of the log-probability calls (device, grown on demand). */

@@ -19,10 +19,6 @@
 
 #define QUICK_GELU_A 1.702f
 
-// The x-grid-stride loop over a row's packs (the row kernels below: rows on grid y).
-#define ACT_ROW_LOOP(c, n) \
-    for (long c = blockIdx.x * (long)blockDim.x + threadIdx.x; c < (n); c += (long)gridDim.x * blockDim.x)
-
 // 1 / (1 + e^-x): for x -> -inf, expf overflows to inf and the result is 0, not NaN (the division
 // is IEEE: the build does not use fast math).
 static __device__ __forceinline__ float act_sigmoid(float x)
@@ -46,14 +42,15 @@ static __device__ __forceinline__ float act_in(uint16_t h) { return bf16_widen(h
 //
 // Rows on grid y, a row's elements V at a time on x: no 64-bit division per element (the flat
 // index's / and % were most of the kernel's instructions), and with V = 8 every access moves 16
-// bytes (V = 1 where the widths or pointers do not allow packs; act_launch decides).
+// bytes (V = 1 where the widths or pointers do not allow packs; act_vec8 decides). The grid:
+// launch_row_grid, a row's packs on x (LAUNCH_LOOP).
 template <typename T, int V>
 static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, const T *gate, const T *up, long rows,
                                                   long inner, long stride)
 {
     pdl_trigger(); // the down projection's skinny GEMM may start its weight prefetch (pdl.cuh)
     for (long r = blockIdx.y; r < rows; r += gridDim.y)
-        ACT_ROW_LOOP(c, inner / V)
+        LAUNCH_LOOP(c, inner / V)
         {
             long at = r * stride + c * V, o = r * inner + c * V;
             T gv[V], uv[V];
@@ -104,7 +101,7 @@ static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const f
                                                           long inner)
 {
     for (long r = blockIdx.y; r < rows; r += gridDim.y)
-        ACT_ROW_LOOP(c, inner / V)
+        LAUNCH_LOOP(c, inner / V)
         {
             long at = r * 2 * inner + c * V;
             float dv[V];
@@ -158,13 +155,6 @@ static __global__ void quick_gelu_backward_kernel(float *dx, const float *dout, 
     }
 }
 
-// The row kernels' grid: x over a row's packs, y over the rows (each capped: both loops stride).
-static dim3 act_row_grid(long rows, long packs)
-{
-    long bx = (packs + LAUNCH_THREADS - 1) / LAUNCH_THREADS;
-    return dim3((unsigned)(bx < LAUNCH_MAX_BLOCKS ? bx : LAUNCH_MAX_BLOCKS), (unsigned)(rows < 65535 ? rows : 65535));
-}
-
 // Packs of 8 when every row start and pointer allows 16-byte accesses, else one element at a time.
 static bool act_vec8(long inner, long stride, const void *a, const void *b, const void *c, const void *d)
 {
@@ -178,10 +168,10 @@ static void swiglu_forward_cast_launch(float *out, uint16_t *out16, const T *gat
     if (rows <= 0 || inner <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (act_vec8(inner, stride, out, out16, gate, up))
-        swiglu_forward_cast_kernel<T, 8><<<act_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
+        swiglu_forward_cast_kernel<T, 8><<<launch_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
             out, out16, gate, up, rows, inner, stride);
     else
-        swiglu_forward_cast_kernel<T, 1><<<act_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(out, out16, gate, up,
+        swiglu_forward_cast_kernel<T, 1><<<launch_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(out, out16, gate, up,
                                                                                              rows, inner, stride);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -193,10 +183,10 @@ static void swiglu_packed_backward_bf16_launch(uint16_t *dgu, const float *dout,
     if (rows <= 0 || inner <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (act_vec8(inner, 2 * inner, dgu, dout, gu, NULL))
-        swiglu_packed_backward_bf16_kernel<T, 8><<<act_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
+        swiglu_packed_backward_bf16_kernel<T, 8><<<launch_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
             dgu, dout, gu, rows, inner);
     else
-        swiglu_packed_backward_bf16_kernel<T, 1><<<act_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(dgu, dout, gu,
+        swiglu_packed_backward_bf16_kernel<T, 1><<<launch_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(dgu, dout, gu,
                                                                                                      rows, inner);
     CUDA_CHECK(cudaGetLastError());
 }

@@ -67,21 +67,38 @@ static __device__ __forceinline__ uint32_t fl_pack(float lo, float hi)
     return (uint32_t)bf16_round(lo) | ((uint32_t)bf16_round(hi) << 16);
 }
 
-// Rows [r0, r0 + rows) of segment-local token rows of x (head `head` of `heads`, row t at
-// ((t0 + t) heads + head) HD), rounded to bf16 into tile [rows][HD + FL_PAD]; rows past len are zero.
+// Elements c, c + 1 of segment-local token row `row` of x (head `head` of `heads`, row t at
+// ((t0 + t) heads + head) HD), or zeros for a row past len.
+template <int HD>
+static __device__ __forceinline__ void fl_read_pair(float &a, float &b, const float *x, int heads, int head, int t0,
+                                                    int row, int c, int len)
+{
+    a = b = 0.0f;
+    if (row < len) {
+        const float *p = x + ((long)(t0 + row) * heads + head) * HD + c;
+        a = p[0];
+        b = p[1];
+    }
+}
+
+// The pair rounded to bf16 into row `row`, columns c, c + 1 of a tile [rows][HD + FL_PAD].
+template <int HD>
+static __device__ __forceinline__ void fl_write_pair(uint16_t *tile, int row, int c, float a, float b)
+{
+    *reinterpret_cast<uint32_t *>(tile + row * (HD + FL_PAD) + c) = fl_pack(a, b);
+}
+
+// Rows [r0, r0 + rows) of x (fl_read_pair's layout) rounded to bf16 into tile; rows past len zero.
+// Pair e of the tile is row e / (HD / 2), column 2 (e % (HD / 2)).
 template <int HD>
 static __device__ void fl_stage(uint16_t *tile, const float *x, int heads, int head, int t0, int r0, int rows, int len)
 {
-    constexpr int LD = HD + FL_PAD, HALF = HD / 2;
+    constexpr int HALF = HD / 2;
     for (int e = threadIdx.x; e < rows * HALF; e += blockDim.x) {
         int r = e / HALF, c = 2 * (e % HALF);
-        float a = 0.0f, b = 0.0f;
-        if (r0 + r < len) {
-            const float *p = x + ((long)(t0 + r0 + r) * heads + head) * HD + c;
-            a = p[0];
-            b = p[1];
-        }
-        *reinterpret_cast<uint32_t *>(tile + r * LD + c) = fl_pack(a, b);
+        float a, b;
+        fl_read_pair<HD>(a, b, x, heads, head, t0, r0 + r, c, len);
+        fl_write_pair<HD>(tile, r, c, a, b);
     }
 }
 
@@ -101,24 +118,19 @@ static __device__ __forceinline__ void fl_fetch(fl_rows<HD, ROWS> &r, const floa
     constexpr int HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
     FL_UNROLL
     for (int u = 0; u < N; u++) {
-        int e = (int)threadIdx.x + u * FL_THREADS, row = e / HALF, c = 2 * (e % HALF);
-        r.v[2 * u] = r.v[2 * u + 1] = 0.0f;
-        if (r0 + row < len) {
-            const float *p = x + ((long)(t0 + r0 + row) * heads + head) * HD + c;
-            r.v[2 * u] = p[0];
-            r.v[2 * u + 1] = p[1];
-        }
+        int e = (int)threadIdx.x + u * FL_THREADS;
+        fl_read_pair<HD>(r.v[2 * u], r.v[2 * u + 1], x, heads, head, t0, r0 + e / HALF, 2 * (e % HALF), len);
     }
 }
 
 template <int HD, int ROWS>
 static __device__ __forceinline__ void fl_put(uint16_t *tile, const fl_rows<HD, ROWS> &r)
 {
-    constexpr int LD = HD + FL_PAD, HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
+    constexpr int HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
     FL_UNROLL
     for (int u = 0; u < N; u++) {
-        int e = (int)threadIdx.x + u * FL_THREADS, row = e / HALF, c = 2 * (e % HALF);
-        *reinterpret_cast<uint32_t *>(tile + row * LD + c) = fl_pack(r.v[2 * u], r.v[2 * u + 1]);
+        int e = (int)threadIdx.x + u * FL_THREADS;
+        fl_write_pair<HD>(tile, e / HALF, 2 * (e % HALF), r.v[2 * u], r.v[2 * u + 1]);
     }
 }
 

@@ -17,4 +17,11 @@ static inline unsigned launch_blocks(long n)
 #define LAUNCH_LOOP(i, n) \
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (n); i += (long)gridDim.x * blockDim.x)
 
+// The row kernels' grid (rows on grid y, a row's items on x, each loop striding: LAUNCH_LOOP over
+// the items): x for items per row, y for the rows, each capped.
+static inline dim3 launch_row_grid(long rows, long items)
+{
+    return dim3(launch_blocks(items), (unsigned)(rows < 65535 ? rows : 65535));
+}
+
 #endif

@@ -113,8 +113,7 @@ static void rope_qkv_launch(struct rope_qkv_args a, int head_dim, void *stream)
     MMUPT_CHECK((long)(a.n_heads + 2L * a.n_kv) * head_dim <= 0x7fffffffL); // a row's index is an int
     long per_row = (long)(a.n_heads + 2L * a.n_kv) * a.half;
     if (a.rows <= 0 || per_row <= 0) return;
-    dim3 grid((unsigned)((per_row + LAUNCH_THREADS - 1) / LAUNCH_THREADS), (unsigned)(a.rows < 65535 ? a.rows : 65535));
-    rope_qkv_kernel<BACKWARD><<<grid, LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);
+    rope_qkv_kernel<BACKWARD><<<launch_row_grid(a.rows, per_row), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(a);
     CUDA_CHECK(cudaGetLastError());
 }
 

@@ -12,7 +12,6 @@ void model_dev_init(struct model_dev *d, const struct model *m, const struct gpu
     memset(d, 0, sizeof *d);
     d->g = g;
     d->m = m;
-    d->flash = g->tuning.flash_attention;
     d->params = gpu_alloc_floats(g, m->spec.total);
     d->grads = gpu_alloc_floats(g, m->spec.total);
     d->graphs = 1;

@@ -133,12 +133,13 @@ static int gu_bf16(const struct model_dev *d, const struct block_shape *s, const
     return gu_packed(d, s, w) && w->gate_b < 0 && w->up_b < 0;
 }
 
-/* Whether the block's attention runs fused (attention_flash_*): a bf16 model with d->flash
- * (MMUPT_ATTENTION=flash) and a head size the kernels take. Otherwise cuBLAS GEMMs (TF32 in bf16)
- * around softmax kernels, keeping the probabilities. */
+/* Whether the block's attention runs fused (attention_flash_*: bf16 tensor cores, no probabilities
+ * kept): a bf16 model with the device's tuning.flash_attention (MMUPT_ATTENTION=flash, gpu_mem.h;
+ * off by default until a GPU run measures it) and a head size the kernels take. Otherwise cuBLAS
+ * GEMMs (TF32 in bf16) around softmax kernels, keeping the probabilities. */
 static int block_flash(const struct model_dev *d, const struct block_shape *s)
 {
-    return d->params_bf16 && d->flash && attention_flash_supported(s->hd);
+    return d->params_bf16 && d->g->tuning.flash_attention && attention_flash_supported(s->hd);
 }
 
 /* The attention of the block's q, k, v into a->att, keeping what its backward needs: lse (fused) or

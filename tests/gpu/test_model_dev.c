@@ -418,9 +418,9 @@ static void check_fixture(struct test_state *ts, const char *dir)
             model_dev_free(&f.d); /* a fresh device model: its decode graphs record again, as checked */
             model_dev_init(&f.d, &f.m, &f.g);
             model_dev_set_bf16(&f.d, 1);
-            f.d.flash = 1;
+            f.g.tuning.flash_attention = 1; /* the device's switch, as MMUPT_ATTENTION=flash sets it */
             check_all(ts, &f, &text, &x);
-            f.d.flash = 0;
+            f.g.tuning.flash_attention = 0;
         }
         check_bf16_rounds(ts, &f, &text);
     }
