@@ -14,37 +14,41 @@
 # activation (no --recompute here), so it runs micro-batches of 8 (MFU is a rate: the same for 8 of
 # them). State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 master weights, every
 # other op fp32, materialised attention (issue 10's target is MFU >= 50% in bf16). The table names
-# the dtype each row measured. A second mmupt row runs the same step with the fused attention kernels
-# (MMUPT_ATTENTION=flash, kernels/cuda/attention_flash.cu: off by default until a GPU run shows it
-# faster), before the PyTorch baseline.
+# the dtype each row measured. More mmupt rows run the same step under the GPU switches still off by
+# default until a GPU run shows them faster (docs/running-at-scale.md): the fused attention kernels
+# (MMUPT_ATTENTION=flash, kernels/cuda/attention_flash.cu), GEMM algorithms tuned by timing
+# (MMUPT_GEMM_TUNE=1, src/gpu/gemm_lt.c: the warm-up step tunes, the timed steps use the choice),
+# and both - before the PyTorch baseline, so a short time budget still gets them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 B=${1:-8} S=${2:-384}
 cfg=${3:-benchmarks/configs/qwen2_1_5b.json}
 cuda_bench_setup learner_cuda.sh model_cpu "learner on one GPU"
-flash=$(MMUPT_ATTENTION=flash "$build/benchmarks/model_cpu" --device --dtype "${MMUPT_DTYPE:-bf16}" "$cfg" "$B" "$S" 3) ||
-    flash=""
-echo "mmupt, MMUPT_ATTENTION=flash: ${flash:-failed}"
+cuda_bench_variants model_cpu "$cfg" "$B" "$S" 3 -- MMUPT_ATTENTION=flash MMUPT_GEMM_TUNE=1 \
+    "MMUPT_ATTENTION=flash MMUPT_GEMM_TUNE=1"
 cuda_bench_pair model_cpu model_cpu_torch.py "$cfg" "$B" "$S" 3
-python3 - "$ours" "$flash" "${rows[@]}" <<'PY'
+python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'
 import json, sys
 PEAK = 989e12
 def mfu(r):
     return 6 * r["params"] * r["batch"] * r["seq"] / r["step_s"] / PEAK
 a = json.loads(sys.argv[1])
+nv = int(sys.argv[2])
+variants, labels, theirs = sys.argv[3:3 + nv], sys.argv[3 + nv:3 + 2 * nv], sys.argv[3 + 2 * nv:]
 best = a
 print(f"| {a['params'] / 1e9:.2f}B params, {a['batch']} x {a['seq']} | step (s) | tokens/s | MFU | loss | step / mmupt's |")
 print("|---|---|---|---|---|---|")
 print(f"| mmupt ({a['device']}, {a['dtype']}) | {a['step_s']:.3f} | {a['tokens_per_s']:.0f} | {100 * mfu(a):.1f}% | {a['loss']:.4f} | 1.00x |")
-try:
-    f = json.loads(sys.argv[2])
-    print(f"| mmupt, fused attention (MMUPT_ATTENTION=flash) | {f['step_s']:.3f} | {f['tokens_per_s']:.0f} | "
-          f"{100 * mfu(f):.1f}% | {f['loss']:.4f} | {f['step_s'] / a['step_s']:.2f}x |")
-    if f['step_s'] < best['step_s']:
-        best = f
-except (ValueError, KeyError):
-    print("| mmupt, fused attention (MMUPT_ATTENTION=flash) | failed | - | - | - | - |")
-for raw in sys.argv[3:]:
+for raw, label in zip(variants, labels):
+    try:
+        f = json.loads(raw)
+        print(f"| mmupt, {label} | {f['step_s']:.3f} | {f['tokens_per_s']:.0f} | "
+              f"{100 * mfu(f):.1f}% | {f['loss']:.4f} | {f['step_s'] / a['step_s']:.2f}x |")
+        if f['step_s'] < best['step_s']:
+            best = f
+    except (ValueError, KeyError):
+        print(f"| mmupt, {label} | failed | - | - | - | - |")
+for raw in theirs:
     try:
         b = json.loads(raw)
     except ValueError:

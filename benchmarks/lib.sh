@@ -44,6 +44,28 @@ cuda_bench_pair() {
     echo
 }
 
+# mmupt's measurement again under each setting in $@ (each "VAR=VALUE[ VAR=VALUE...]", the GPU
+# performance switches of docs/running-at-scale.md), before the PyTorch twin so a short budget still
+# gets them: one JSON line each in ${variants[@]} (empty when a run failed), labels in ${labels[@]}.
+# Usage: cuda_bench_variants BINARY CONFIG ARGS... -- SETTING...
+cuda_bench_variants() {
+    local bin=$1 cfg=$2 a row setting
+    shift 2
+    local args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+    shift
+    variants=()
+    labels=()
+    for setting in "$@"; do
+        # shellcheck disable=SC2086 # the setting's words are VAR=VALUE assignments for env
+        row=$(env $setting "$build/benchmarks/$bin" --device --dtype "${MMUPT_DTYPE:-bf16}" "$cfg" "${args[@]}") ||
+            row=""
+        echo "mmupt, $setting: ${row:-failed}"
+        variants+=("$row")
+        labels+=("$setting")
+    done
+}
+
 # The GPU machine's tools and libraries (gpu_check.sh, gpu_ab.sh): meson/ninja from the torch venv
 # when not on PATH; every folder .deps/NAME/usr/lib/x86_64-linux-gnu (launch/fetch_deps.sh; carry
 # .deps) whose pkg-config modules the system lacks goes on PKG_CONFIG_PATH and LD_LIBRARY_PATH; and

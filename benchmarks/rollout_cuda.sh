@@ -12,40 +12,36 @@
 # State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 weights, bf16 KV cache, every
 # other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), prompts prefilled 16
 # at a time; the issue's target is >= 50,000 tokens/s. The table names the dtype each row measured.
-# Two more mmupt rows run the same rollout with the skinny tensor-core GEMM for the decode step's
-# projections (kernels/cuda/matmul_skinny.cu; cuBLAS is the default until a run shows it faster):
-# MMUPT_GEMM_SKINNY=1, and =pdl (launched programmatically, its weight prefetch overlapping the
-# kernel before it) - before the PyTorch baseline, so a short time budget still gets them.
+# Another mmupt row runs the same rollout with the GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1,
+# src/gpu/gemm_lt.c: the warm-up tunes the decode step's shapes before its graphs are recorded; off by
+# default until a GPU run shows it faster) - before the PyTorch baseline, so a short time budget still
+# gets it. (The skinny GEMM, MMUPT_GEMM_SKINNY, measured 0.71x cuBLAS: benchmarks/gpu_ab.sh has it.)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 B=${1:-64} P=${2:-128} N=${3:-256}
 cfg=benchmarks/configs/qwen2_0_5b.json
 cuda_bench_setup rollout_cuda.sh rollout "rollout on one GPU"
-skinny=()
-for mode in 1 pdl; do
-    row=$(MMUPT_GEMM_SKINNY=$mode "$build/benchmarks/rollout" --device --dtype "${MMUPT_DTYPE:-bf16}" "$cfg" "$B" "$P" "$N") ||
-        row=""
-    echo "mmupt, MMUPT_GEMM_SKINNY=$mode: ${row:-failed}"
-    skinny+=("$row")
-done
+cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_GEMM_TUNE=1
 cuda_bench_pair rollout rollout_torch.py "$cfg" "$B" "$P" "$N"
-python3 - "$ours" "${skinny[@]}" "${rows[@]}" <<'PY'
+python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'
 import json, sys
 a = json.loads(sys.argv[1])
+nv = int(sys.argv[2])
+variants, labels, theirs = sys.argv[3:3 + nv], sys.argv[3 + nv:3 + 2 * nv], sys.argv[3 + 2 * nv:]
 print(f"| 0.5B shape, {a['batch']} x ({a['prompt']} + {a['new']}) | tokens/s | vs mmupt |")
 print("|---|---|---|")
 print(f"| mmupt ({a['device']}, {a['dtype']}) | {a['tokens_per_s']:.0f} | 1.00x |")
 best = a['tokens_per_s']
-for raw, mode, what in ((sys.argv[2], "1", "skinny GEMMs"), (sys.argv[3], "pdl", "skinny GEMMs, programmatic launch")):
+for raw, label in zip(variants, labels):
     try:
         k = json.loads(raw)
         best = max(best, k['tokens_per_s'])
-        print(f"| mmupt, {what} (MMUPT_GEMM_SKINNY={mode}) | {k['tokens_per_s']:.0f} | "
+        print(f"| mmupt, {label} | {k['tokens_per_s']:.0f} | "
               f"{k['tokens_per_s'] / a['tokens_per_s']:.2f}x (decode step {k['step_decode_ms']:.3f} ms against "
               f"{a['step_decode_ms']:.3f}) |")
     except (ValueError, KeyError, TypeError):
-        print(f"| mmupt, {what} (MMUPT_GEMM_SKINNY={mode}) | failed | - |")
-for raw in sys.argv[4:]:
+        print(f"| mmupt, {label} | failed | - |")
+for raw in theirs:
     try:
         b = json.loads(raw)
     except ValueError:

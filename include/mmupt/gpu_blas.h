@@ -23,6 +23,8 @@ extern "C" {
             mmupt_die_at(__FILE__, __LINE__, "%s: %s", #call, cublasGetStatusString(cublas_check_s_)); \
     } while (0)
 
+struct gemm_lt_plans;
+
 struct gpu_blas {
     cublasHandle_t handle;
     cudaStream_t stream;
@@ -39,15 +41,53 @@ struct gpu_blas {
     int skinny;
     float *skinny_part;
     unsigned *skinny_count;
+    /* The bf16 GEMMs' cuBLASLt plans (src/gpu/gemm_lt.c), and whether they are tuned by timing
+     * (gpu_blas_set_tune; MMUPT_GEMM_TUNE=1 through gpu_ctx_init): off, the bias GEMMs take
+     * cuBLASLt's first choice through their plans and the others cublasGemmEx. */
+    int tune;
+    struct gemm_lt_plans *plans;
 };
 
 /* Create the handle on the current device and bind it to `stream` (NULL: the default stream). Pure
  * fp32 math (no TF32), so the fp32 twins can be compared with the CPU reference; -1 and err when
  * cuBLAS cannot start (no device). The skinny GEMM's mode comes from the environment:
  * MMUPT_GEMM_SKINNY=1 (on), =pdl (on, launched programmatically), =0 or unset (off); any other
- * value is an error. */
+ * value is an error. GEMM tuning starts off (gpu_blas_set_tune; gpu_ctx_init applies MMUPT_GEMM_TUNE). */
 int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err);
 void gpu_blas_free(struct gpu_blas *b);
+
+/* Tune the bf16 GEMMs' algorithms by timing (on 1) or take cuBLASLt's first choice (0); drops the
+ * plans made so far, so every shape is planned again under the new rule. */
+void gpu_blas_set_tune(struct gpu_blas *b, int on);
+
+/* One bf16 GEMM, column-major as cuBLAS has it: C[m, n] = op(A) op(B) + beta C (+ bias[i] on row i),
+ * A and B bf16, C fp32 or bf16 (ctype), fp32 accumulation, and split-K partial sums never rounded
+ * to bf16. beta is 0 (C assigned, not read) or 1. */
+struct gemm_lt_call {
+    cublasOperation_t ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    const uint16_t *a, *b;
+    void *c;
+    cudaDataType ctype;
+    float beta;
+    const float *bias; /* [m] fp32, or NULL */
+};
+
+/* Run c through cuBLASLt with its shape's plan (made on first sight: see src/gpu/gemm_lt.c, tuned
+ * there when tuning is on and the stream is not capturing). 0, or -1 with nothing launched when
+ * cuBLASLt has no algorithm for it: the caller falls back (cublasGemmEx). m, n, k > 0. */
+int gemm_lt_bf16(const struct gpu_blas *blas, const struct gemm_lt_call *c);
+
+/* What the plans hold: shapes planned, shapes tuned and the host time tuning took. */
+struct gemm_lt_stats {
+    int plans, tuned;
+    double tune_ms;
+};
+void gemm_lt_stats(const struct gpu_blas *blas, struct gemm_lt_stats *s);
+
+/* The plan table's life (gpu_blas_init and gpu_blas_free call these). */
+struct gemm_lt_plans *gemm_lt_plans_new(void);
+void gemm_lt_plans_free(struct gemm_lt_plans *t);
 
 enum { SKINNY_OFF = 0, SKINNY_ON = 1, SKINNY_PDL = 2 };
 enum { GPU_BLAS_LT_WORKSPACE = 32 << 20 };

@@ -53,13 +53,20 @@ extern "C" void matmul_backward_cuda(float *dinp, float *dweight, float *dbias, 
 // The operands are rounded into the caller's scratch by the cast twin, then cublasGemmEx multiplies
 // bf16 x bf16 into the fp32 output with CUBLAS_COMPUTE_32F. The handle stays in pedantic mode for the
 // fp32 twins above; these calls switch it to the default (tensor-core) math with reduced-precision
-// reductions disallowed, so split-K partial sums stay fp32, and switch it back.
+// reductions disallowed, so split-K partial sums stay fp32, and switch it back. (cuBLASLt's plans
+// keep the same rule through their reduction-scheme preference.)
 
 // c's type: fp32, or bf16 (ctype CUDA_R_16BF: the fp32 accumulators rounded once on the way out).
+// With GEMM tuning on (MMUPT_GEMM_TUNE=1), through cuBLASLt's plans (src/gpu/gemm_lt.c), which time
+// the shape's candidate algorithms once; cublasGemmEx when tuning is off or cuBLASLt declines.
 static void gemm_bf16_to(const struct gpu_blas *blas, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                          const uint16_t *a, int lda, const uint16_t *b, int ldb, float beta, void *c, cudaDataType ctype,
                          int ldc)
 {
+    if (blas->tune) {
+        struct gemm_lt_call call = {ta, tb, m, n, k, lda, ldb, ldc, a, b, c, ctype, beta, (const float *)NULL};
+        if (gemm_lt_bf16(blas, &call) == 0) return;
+    }
     const float one = 1.0f;
     CUBLAS_CHECK(cublasSetMathMode(blas->handle,
                                    (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
@@ -74,69 +81,16 @@ static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasO
     gemm_bf16_to(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, c, CUDA_R_32F, ldc);
 }
 
-// The largest power of two (up to 256, cuBLASLt's default assumption) that p's address is a multiple
-// of: a weight inside the flat parameter buffer is only 16-byte aligned, and an algorithm that
-// needs more must not be chosen.
-static uint32_t lt_alignment(const void *p)
-{
-    uint32_t a = 256;
-    while (a > 1 && (uintptr_t)p % a != 0) a /= 2;
-    return a;
-}
-
 // out = x W^T + bias in one launch through cuBLASLt's bias epilogue (D = A B + bias in fp32, the sum
 // add_bias_kernel would make after the GEMM): the fp32 twin's identity out^T [N,M] = W^T' x^T, W and
-// x bf16. 0, or -1 (nothing launched) when cuBLASLt offers no algorithm for the shape and the
-// operands' alignment or refuses the call: the caller then takes cublasGemmEx and add_bias_kernel.
+// x bf16, through the shape's plan (src/gpu/gemm_lt.c). 0, or -1 (nothing launched) when cuBLASLt
+// offers no algorithm for the shape and the operands' alignment: the caller then takes cublasGemmEx
+// and add_bias_kernel.
 static int gemm_bf16_bias_lt(const struct gpu_blas *blas, int M, int K, int N, const uint16_t *w, const uint16_t *x,
                              const float *bias, float *out)
 {
-    cublasLtMatmulDesc_t op = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    int32_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N, bias_type = CUDA_R_32F;
-    uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    uint64_t ws = GPU_BLAS_LT_WORKSPACE;
-    uint32_t align_a = lt_alignment(w), align_b = lt_alignment(x), align_c = lt_alignment(out);
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
-    int ok = cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue) ==
-                 CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) ==
-                 CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type) ==
-                 CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, (uint64_t)K, (uint64_t)N, K) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, (uint64_t)K, (uint64_t)M, K) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, (uint64_t)N, (uint64_t)M, N) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws) ==
-                 CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
-                                                  sizeof align_a) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
-                                                  sizeof align_b) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
-                                                  sizeof align_c) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
-                                                  sizeof align_c) == CUBLAS_STATUS_SUCCESS &&
-             cublasLtMatmulAlgoGetHeuristic(blas->lt, op, la, lb, lc, lc, pref, 1, &res, &found) ==
-                 CUBLAS_STATUS_SUCCESS &&
-             found == 1;
-    if (ok) { /* a refusal launches nothing: the fallback follows */
-        const float one = 1.0f, zero = 0.0f;
-        ok = cublasLtMatmul(blas->lt, op, &one, w, la, x, lb, &zero, out, lc, out, lc, &res.algo, blas->lt_ws,
-                            GPU_BLAS_LT_WORKSPACE, blas->stream) == CUBLAS_STATUS_SUCCESS;
-    }
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (op) cublasLtMatmulDescDestroy(op);
-    return ok ? 0 : -1;
+    struct gemm_lt_call call = {CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, w, x, out, CUDA_R_32F, 0.0f, bias};
+    return gemm_lt_bf16(blas, &call);
 }
 
 extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weight, const float *bias,

@@ -41,6 +41,7 @@ int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)
         g->stream = NULL;
         return -1;
     }
+    gpu_blas_set_tune(g->blas, g->tuning.gemm_tune);
     return 0;
 }
 

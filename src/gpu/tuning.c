@@ -1,7 +1,8 @@
 /* The device path's switches from the environment (include/mmupt/gpu_mem.h, struct gpu_tuning): read
  * once when a device context starts, each value checked - a misspelt switch is an error with its
  * name, not a silent default (benchmarks/gpu_ab.sh and the *_cuda.sh scripts measure both settings
- * of each side by side). MMUPT_GEMM_SKINNY belongs to the cuBLAS handle (blas_cuda.c). */
+ * of each side by side). MMUPT_GEMM_SKINNY belongs to the cuBLAS handle (blas_cuda.c); gpu_ctx_init
+ * hands MMUPT_GEMM_TUNE's setting to it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,5 +25,6 @@ int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
 {
     memset(t, 0, sizeof *t);
     if (switch_from_env("MMUPT_ATTENTION", "flash", "cublas", &t->flash_attention, err)) return -1;
+    if (switch_from_env("MMUPT_GEMM_TUNE", "1", "0", &t->gemm_tune, err)) return -1;
     return switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", &t->decode_split, err);
 }

@@ -105,6 +105,7 @@ cublasStatus_t gemm(const char *who, cublasHandle_t h, cublasOperation_t ta, cub
 struct simt_lt_handle {
     int unused;
 };
+enum { SIMT_LT_ALGOS = 2 };
 struct simt_lt_desc {
     cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
     int epilogue = CUBLASLT_EPILOGUE_DEFAULT;
@@ -122,7 +123,7 @@ struct simt_lt_pref {
 namespace {
 
 /* The shapes agree: op(A) is m x k, op(B) k x n, C and D m x n (column-major layouts); A and B one
- * type, C and D fp32 (the combination mmupt uses). */
+ * type, C and D one type: fp32, or bf16 with bf16 operands (the combinations mmupt uses). */
 cublasStatus_t lt_check(const simt_lt_desc *op, const simt_lt_layout *a, const simt_lt_layout *b,
                         const simt_lt_layout *c, const simt_lt_layout *d)
 {
@@ -131,7 +132,9 @@ cublasStatus_t lt_check(const simt_lt_desc *op, const simt_lt_layout *a, const s
     uint64_t am = op->ta == CUBLAS_OP_N ? a->rows : a->cols, k = op->ta == CUBLAS_OP_N ? a->cols : a->rows;
     uint64_t bk = op->tb == CUBLAS_OP_N ? b->rows : b->cols, bn = op->tb == CUBLAS_OP_N ? b->cols : b->rows;
     if (am != m || bk != k || bn != n || c->rows != m || c->cols != n) return CUBLAS_STATUS_INVALID_VALUE;
-    if (a->type != b->type || c->type != CUDA_R_32F || d->type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    /* C and D fp32, or (bf16 operands) bf16 */
+    bool ok_d = d->type == CUDA_R_32F || (d->type == CUDA_R_16BF && a->type == CUDA_R_16BF);
+    if (a->type != b->type || c->type != d->type || !ok_d) return CUBLAS_STATUS_NOT_SUPPORTED;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -356,6 +359,12 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
                                                     size_t size)
 {
     if (!p || !buf) return CUBLAS_STATUS_INVALID_VALUE;
+    if (attr == CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK) {
+        uint32_t v;
+        if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
+        memcpy(&v, buf, sizeof v);
+        return v <= CUBLASLT_REDUCTION_SCHEME_MASK ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+    }
     if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) {
         uint64_t v;
         if (size != sizeof v) return CUBLAS_STATUS_INVALID_VALUE;
@@ -380,11 +389,16 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
 {
     if (!h || !op || !pref || requested < 1 || !results || !returned) return CUBLAS_STATUS_INVALID_VALUE;
     cublasStatus_t s = lt_check(op, a, b, c, d);
-    *returned = s == CUBLAS_STATUS_SUCCESS;
+    *returned = 0;
     if (s != CUBLAS_STATUS_SUCCESS) return s;
-    memset(&results[0], 0, sizeof results[0]);
-    results[0].state = CUBLAS_STATUS_SUCCESS;
-    results[0].wavesCount = 1.0f;
+    /* Two "algorithms" (the same loop): enough for a caller that times the candidates to choose. */
+    *returned = requested < SIMT_LT_ALGOS ? requested : SIMT_LT_ALGOS;
+    for (int i = 0; i < *returned; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        results[i].algo.data[0] = (uint64_t)i;
+        results[i].state = CUBLAS_STATUS_SUCCESS;
+        results[i].wavesCount = 1.0f;
+    }
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -395,7 +409,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
                               size_t workspaceSize, cudaStream_t stream)
 {
     (void)workspace, (void)workspaceSize;
-    if (!h || !algo) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!h || !algo || algo->data[0] >= SIMT_LT_ALGOS) return CUBLAS_STATUS_INVALID_VALUE;
     cublasStatus_t s = lt_check(op, Adesc, Bdesc, Cdesc, Ddesc);
     if (s != CUBLAS_STATUS_SUCCESS) return s;
     int m = (int)Ddesc->rows, n = (int)Ddesc->cols, k = (int)(op->ta == CUBLAS_OP_N ? Adesc->cols : Adesc->rows);
@@ -406,7 +420,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
     float al = *(const float *)alpha, be = *(const float *)beta;
     const float *bias = op->epilogue == CUBLASLT_EPILOGUE_BIAS ? (const float *)op->bias : nullptr;
     if (op->epilogue == CUBLASLT_EPILOGUE_BIAS && !bias) return CUBLAS_STATUS_INVALID_VALUE;
-    gemm_require(who, m, n, k, a, b, D, (int)Ddesc->ld, Ddesc->type);
+    cudaDataType dt = Ddesc->type;
+    gemm_require(who, m, n, k, a, b, D, (int)Ddesc->ld, dt);
     if (be != 0.0f) simt_require_device(who, "C", C, extent(m, n, (int)Cdesc->ld, false, Cdesc->type));
     if (bias) simt_require_device(who, "bias", bias, (size_t)m * sizeof *bias);
     int ldc = (int)Cdesc->ld, ldd = (int)Ddesc->ld;
@@ -416,9 +431,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t op, const
                 float acc = 0.0f;
                 for (long l = 0; l < k; l++) acc += a.at(i, l) * b.at(l, j);
                 float v = al * acc;
-                if (be != 0.0f) v += be * ((const float *)C)[i + j * (long)ldc];
+                long c = i + j * (long)ldc, d = i + j * (long)ldd;
+                if (be != 0.0f) v += be * (dt == CUDA_R_16BF ? bf16_to_f32(((const uint16_t *)C)[c]) : ((const float *)C)[c]);
                 if (bias) v += bias[i];
-                ((float *)D)[i + j * (long)ldd] = v;
+                if (dt == CUDA_R_16BF) ((uint16_t *)D)[d] = bf16_from_f32(v); /* rounded once */
+                else ((float *)D)[d] = v;
             }
     });
     return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -42,6 +43,11 @@ struct simt_graph_exec {
 
 struct simt_mem_pool {
     int unused;
+};
+
+struct simt_event {
+    bool recorded;
+    std::chrono::steady_clock::time_point at;
 };
 
 namespace {
@@ -333,6 +339,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
     p->major = 9; /* the interpreter models what the kernels are written for: sm_90 */
     p->minor = 0;
     p->multiProcessorCount = 1;
+    p->l2CacheSize = 1 << 20; /* a cache to flush, as gemm tuning does between its timed runs */
     return cudaSuccess;
 }
 
@@ -493,6 +500,56 @@ cudaError_t cudaStreamSynchronize(cudaStream_t st)
         if (st && st->capturing) st->invalidated = true;
         return simt_set_error(cudaErrorStreamCaptureUnsupported);
     }
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t st, enum cudaStreamCaptureStatus *status)
+{
+    guard g(rt().lock);
+    if (!status) return simt_set_error(cudaErrorInvalidValue);
+    *status = !st || !st->capturing ? cudaStreamCaptureStatusNone
+              : st->invalidated     ? cudaStreamCaptureStatusInvalidated
+                                    : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *ev)
+{
+    if (!ev) return simt_set_error(cudaErrorInvalidValue);
+    *ev = new simt_event{false, {}};
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t ev)
+{
+    delete ev;
+    return cudaSuccess;
+}
+
+/* The work submitted to st before the record has run (streams run it at submission), so the event
+ * takes the host's clock now. A capture cannot record one here: mmupt times only outside them. */
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t st)
+{
+    guard g(rt().lock);
+    if (!ev) return simt_set_error(cudaErrorInvalidValue);
+    if (st && st->capturing) simt_die("cudaEventRecord inside a graph capture (the interpreter has no event nodes)");
+    ev->recorded = true;
+    ev->at = std::chrono::steady_clock::now();
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t ev)
+{
+    guard g(rt().lock);
+    if (!ev) return simt_set_error(cudaErrorInvalidValue);
+    if (rt().captures) return simt_set_error(cudaErrorStreamCaptureUnsupported);
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    if (!ms || !start || !end || !start->recorded || !end->recorded) return simt_set_error(cudaErrorInvalidValue);
+    *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
     return cudaSuccess;
 }
 

@@ -10,7 +10,9 @@
  * first: the same operands, so again the 2e-5 bound (and against its CPU reference); with inp's
  * rounding given (inp16; inp itself NULL then, as a bf16 learner that keeps only the rounding calls
  * it, and likewise in the forward with the cast done), and with dinp or dweight assigned (a beta of
- * 0, the buffer NaN beforehand) against accumulated into zeros. Skips (exit 77) without a GPU. */
+ * 0, the buffer NaN beforehand) against accumulated into zeros. The bf16 checks again with GEMM
+ * tuning on (cuBLASLt plans, candidates timed), and tuning around a graph capture. Skips (exit 77)
+ * without a GPU. */
 #include "gpu_test.h"
 #include "mmupt/bf16.h"
 #include "mmupt/gpu_blas.h"
@@ -313,6 +315,84 @@ static void test_shapes_bf16(struct test_state *ts)
     gpu_blas_free(&blas);
 }
 
+/* GEMM tuning (MMUPT_GEMM_TUNE=1): every bf16 GEMM through cuBLASLt's plans, each new shape's
+ * candidate algorithms timed once. The same checks as untuned - in particular the accumulating calls
+ * (beta 1) add their product exactly once: the timing runs must never touch the real accumulator. */
+static void test_shapes_bf16_tuned(struct test_state *ts)
+{
+    struct gpu_blas blas;
+    struct mmupt_err err;
+    CHECK_MSG(ts, gpu_blas_init(&blas, NULL, &err) == 0, "gpu_blas_init: %s", err.msg);
+    gpu_blas_set_tune(&blas, 1);
+    run_shape_bf16(ts, &blas, 7, 33, 65);
+    run_shape_bf16_dy(ts, &blas, 7, 33, 65);
+    run_shape_bf16_dy(ts, &blas, 20, 64, 1000);
+#ifndef MMUPT_SIMT /* the interpreter's GEMM loop makes this shape minutes of timing runs */
+    run_shape_bf16(ts, &blas, 64, 896, 4864);
+#endif
+    struct gemm_lt_stats st;
+    gemm_lt_stats(&blas, &st);
+    /* a GPU may offer one algorithm for a shape (nothing to time); the interpreter offers two */
+    CHECK_MSG(ts, st.plans >= 6 && st.tuned >= 1 && st.tuned <= st.plans, "tuning: %d plans, %d tuned", st.plans,
+              st.tuned);
+#ifdef MMUPT_SIMT
+    CHECK_MSG(ts, st.tuned == st.plans, "tuning on the interpreter: %d plans, %d tuned", st.plans, st.tuned);
+#endif
+    gpu_blas_free(&blas);
+}
+
+/* Tuning and graph capture: a shape first seen inside a capture is recorded with cuBLASLt's first
+ * choice and not timed (timing synchronises, which a capture may not), the graph computes the right
+ * product, and the shape is tuned on its first call outside a capture. */
+static void test_tune_in_capture(struct test_state *ts)
+{
+    enum { M = 5, K = 24, N = 40 };
+    struct bufs h;
+    host_alloc(&h, M, K, N, 9);
+    uint16_t w16[N * K], x16[M * K];
+    cast_bf16_cpu(w16, h.w, N * K);
+    cast_bf16_cpu(x16, h.inp, M * K);
+    float ref[M * N];
+    matmul_forward_bf16_cpu(ref, h.inp, w16, NULL, M, K, N);
+    uint16_t *d_w16 = gpu_test_upload(w16, sizeof w16), *d_x16 = gpu_test_upload(x16, sizeof x16);
+    float *d_out = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_out, sizeof ref));
+    cudaStream_t st;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    struct gpu_blas blas;
+    struct mmupt_err err;
+    CHECK_MSG(ts, gpu_blas_init(&blas, st, &err) == 0, "gpu_blas_init: %s", err.msg);
+    gpu_blas_set_tune(&blas, 1);
+    cudaGraph_t graph = NULL;
+    cudaGraphExec_t exec = NULL;
+    CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+    matmul_forward_bf16_cuda(d_out, NULL, d_w16, NULL, M, K, N, d_x16, 1, &blas);
+    CUDA_CHECK(cudaStreamEndCapture(st, &graph));
+    struct gemm_lt_stats s0, s1;
+    gemm_lt_stats(&blas, &s0);
+    CHECK_MSG(ts, s0.plans == 1 && s0.tuned == 0, "inside the capture: %d plans, %d tuned", s0.plans, s0.tuned);
+    CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    CUDA_CHECK(cudaMemsetAsync(d_out, 0xff, sizeof ref, st));
+    CUDA_CHECK(cudaGraphLaunch(exec, st));
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    check(ts, "tuned GEMM recorded in a graph", d_out, ref, M * N, M, K, N);
+    CUDA_CHECK(cudaMemsetAsync(d_out, 0xff, sizeof ref, st));
+    matmul_forward_bf16_cuda(d_out, NULL, d_w16, NULL, M, K, N, d_x16, 1, &blas);
+    CUDA_CHECK(cudaStreamSynchronize(st));
+    check(ts, "tuned GEMM after the capture", d_out, ref, M * N, M, K, N);
+    gemm_lt_stats(&blas, &s1);
+    CHECK_MSG(ts, s1.plans == 1, "after the capture: %d plans (want the captured shape's one)", s1.plans);
+#ifdef MMUPT_SIMT
+    CHECK_MSG(ts, s1.tuned == 1, "after the capture: the shape not tuned (%d)", s1.tuned);
+#endif
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    gpu_blas_free(&blas);
+    cudaStreamDestroy(st);
+    cudaFree(d_w16); cudaFree(d_x16); cudaFree(d_out);
+    host_free(&h);
+}
+
 static void test_shapes(struct test_state *ts)
 {
     struct gpu_blas blas;
@@ -333,5 +413,7 @@ int main(void)
     RUN(&ts, test_cast_specials);
     RUN(&ts, test_cast_sr);
     RUN(&ts, test_shapes_bf16);
+    RUN(&ts, test_shapes_bf16_tuned);
+    RUN(&ts, test_tune_in_capture);
     return test_summary(&ts);
 }

@@ -20,6 +20,9 @@
 #include "mmupt/model.h"
 #include "mmupt/model_dev.h"
 #include "mmupt/safetensors.h"
+#ifdef MMUPT_HAVE_CUDA
+#include "mmupt/gpu_blas.h"
+#endif
 
 struct fx {
     struct gpu_ctx g;
@@ -422,6 +425,18 @@ static void check_fixture(struct test_state *ts, const char *dir)
             check_all(ts, &f, &text, &x);
             f.g.tuning.flash_attention = 0;
         }
+#ifdef MMUPT_HAVE_CUDA
+        /* On a GPU: every bf16 GEMM through cuBLASLt with the algorithm its timing chose
+         * (MMUPT_GEMM_TUNE=1) - other tilings and splits of k, the same bounds. (The interpreter's
+         * cuBLASLt has one loop behind its algorithms: nothing new to check there.) */
+        printf("  model.dtype bf16, GEMMs tuned:\n");
+        model_dev_free(&f.d);
+        model_dev_init(&f.d, &f.m, &f.g);
+        model_dev_set_bf16(&f.d, 1);
+        gpu_blas_set_tune(f.g.blas, 1);
+        check_all(ts, &f, &text, &x);
+        gpu_blas_set_tune(f.g.blas, 0);
+#endif
         check_bf16_rounds(ts, &f, &text);
     }
     gen_free(&x);

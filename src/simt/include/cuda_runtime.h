@@ -36,6 +36,7 @@ typedef struct simt_stream *cudaStream_t;
 typedef struct simt_graph *cudaGraph_t;
 typedef struct simt_graph_exec *cudaGraphExec_t;
 typedef struct simt_mem_pool *cudaMemPool_t;
+typedef struct simt_event *cudaEvent_t;
 
 enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
@@ -62,6 +63,12 @@ enum cudaMemPoolAttr {
     cudaMemPoolAttrUsedMemHigh = 8
 };
 
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2
+};
+
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
 
@@ -75,6 +82,7 @@ struct cudaDeviceProp {
     int maxGridSize[3];
     int major, minor;
     int multiProcessorCount;
+    int l2CacheSize; /* bytes */
 };
 
 const char *cudaGetErrorString(cudaError_t e);
@@ -110,6 +118,16 @@ cudaError_t cudaStreamCreate(cudaStream_t *st);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *st, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t st);
 cudaError_t cudaStreamSynchronize(cudaStream_t st);
+
+/* A capture's state on st (the legacy stream NULL never captures here). */
+cudaError_t cudaStreamIsCapturing(cudaStream_t st, enum cudaStreamCaptureStatus *status);
+
+/* Events time the host: a stream's work has run when its call returns (outside a capture). */
+cudaError_t cudaEventCreate(cudaEvent_t *ev);
+cudaError_t cudaEventDestroy(cudaEvent_t ev);
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t st);
+cudaError_t cudaEventSynchronize(cudaEvent_t ev);
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t st, enum cudaStreamCaptureMode mode);
 cudaError_t cudaStreamEndCapture(cudaStream_t st, cudaGraph_t *graph);
