@@ -5,12 +5,13 @@
 # benchmarks' widths with 4 layers instead of 28/24: every kernel has its benchmark shape, there are
 # just fewer of them, so ncu's per-launch overhead fits a short device visit.
 #
-#   benchmarks/gpu_profile.sh [learner|learner-flash|learner-torch|rollout|rollout-skinny|nsys:rollout|detail:KERNEL ...]
+#   benchmarks/gpu_profile.sh [learner|learner-flash|learner-torch|rollout|rollout-warm|rollout-skinny|nsys:rollout|detail:KERNEL ...]
 #                                                                              (default the first three)
 #
 # learner-torch is PyTorch eager's step of the same shape (benchmarks/model_cpu_torch.py, bf16): what
 # each of its kernels costs beside ours (its weight initialisation's kernels are in its table too).
 # learner-flash is the learner step with the fused attention kernels (MMUPT_ATTENTION=flash).
+# rollout-warm is the rollout without ncu's cache flush before each kernel (--cache-control none).
 # rollout-skinny is the rollout with MMUPT_GEMM_SKINNY=1 (the skinny GEMM's kernels by plan). nsys:rollout
 # is Nsight Systems' trace of the whole 24-layer rollout (64 new tokens), graph nodes traced one by
 # one: every kernel's time as it ran inside the replayed decode graphs, caches warm and launches
@@ -49,7 +50,8 @@ profile() {
     shift
     echo "## $name: $*"
     echo "without ncu: $("$@" 2>&1 | tail -1)"
-    timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+    # shellcheck disable=SC2086 # NCU_EXTRA: more ncu options, word-split on purpose
+    timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none ${NCU_EXTRA:-} --metrics gpu__time_duration.sum --csv --print-units base \
         --print-kernel-base function --log-file "$tmp/$name.csv" "$@" >"$tmp/$name.out" 2>&1 ||
         { echo "ncu failed:"; tail -5 "$tmp/$name.out"; return 1; }
     python3 - "$tmp/$name.csv" <<'PY'
@@ -125,13 +127,18 @@ for name in "${names[@]}"; do
         rollout) # 64 prompts of 128 tokens and 16 new at the 0.5B widths (prefill, decode graphs)
             profile rollout "$build/benchmarks/rollout" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
+        rollout-warm) # the same with the caches as the kernel before left them (ncu's default flushes
+            # them before each kernel): closer to a decode step inside its graph, where small kernels
+            # find their inputs in L2
+            NCU_EXTRA="--cache-control none" profile rollout-warm "$build/benchmarks/rollout" --device --dtype bf16 \
+                "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
         rollout-skinny)
             MMUPT_GEMM_SKINNY=1 profile rollout-skinny "$build/benchmarks/rollout" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 16 ;;
         nsys:rollout) # the whole 0.5B decoder, 64 x (128 + 64)
             nsys_profile nsys-rollout "$build/benchmarks/rollout" --device --dtype bf16 \
                 benchmarks/configs/qwen2_0_5b.json 64 128 64 ;;
-        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-flash, learner-torch, rollout, rollout-skinny, nsys:rollout, detail:KERNEL)" ;;
+        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-flash, learner-torch, rollout, rollout-warm, rollout-skinny, nsys:rollout, detail:KERNEL)" ;;
     esac
 done 2>&1 | tee "$out/profile.txt"
 [ -d "$tmp/csv" ] && tar -czf "$out/profile-csv.tar.gz" -C "$tmp/csv" .

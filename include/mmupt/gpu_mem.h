@@ -34,11 +34,14 @@ struct gpu_blas;
  *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels;
  *   decode_split     MMUPT_DECODE_SPLIT=1 (or 0): decode attention splits a long cache's rows over
  *                    several blocks (attention_decode_cuda's count);
+ *   decode_stage     MMUPT_DECODE_STAGE=1 (or 0): decode attention first copies each block's cached
+ *                    rows into shared memory (one memory round trip) when they fit (attention_decode's
+ *                    stage);
  *   gemm_tune        MMUPT_GEMM_TUNE=1 (or 0): the bf16 GEMMs go through cuBLASLt plans whose
  *                    algorithm is chosen by timing the candidates once per shape (src/gpu/gemm_lt.c;
  *                    CUDA builds: the emulator's GEMMs are the CPU references). */
 struct gpu_tuning {
-    int flash_attention, decode_split, gemm_tune;
+    int flash_attention, decode_split, decode_stage, gemm_tune;
 };
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);
 

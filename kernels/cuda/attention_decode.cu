@@ -47,6 +47,14 @@
 // chain is a third as long and three times the blocks overlap their waits.) Equal to the unsplit
 // result to a few ulp (c_s e_j is expf(s_j - M) up to rounding), and like it repeatable bit for bit.
 //
+// Staged (stage != 0, MMUPT_DECODE_STAGE=1; unsplit calls whose rows fit in shared memory - up to
+// the device's opt-in limit, 227 KiB on an H100/H200: a 384-row cache at hd 64 in bf16 is 123 KiB):
+// the block first copies its slot's k and v rows into shared memory, every thread's 16-byte loads
+// issued together (decode_stage_*), then runs steps 1-4 on the copies. The copy is one memory round
+// trip where the unstaged kernel's steps wait on L2 several times (k rows, then batches of v rows);
+// with one block per SM either way, a longer block is the whole kernel's time. Same arithmetic, same
+// order: the results are the unstaged kernel's bits.
+//
 // attention_decode_qkv_bf16_cast is the bf16 decode step's fused form: the block first adds the
 // biases to its kv head's k and v of the q/k/v GEMM output, rotates k and appends both to the cache
 // (threads < hd / 2, a pair each), and step 1 builds the q rows from that output the same way -
@@ -191,14 +199,20 @@ struct decode_args {
     // [n, hd], and the cache as written (the new row's k and v land at position pos[i]).
     const float *qkv, *bq, *bk, *bv, *cos, *sin;
     T *wk, *wv;
+    // Staged (STAGE): the block's k and v rows in shared memory from element stage_at (counted in
+    // floats from the start of it), rows_cap rows of kst elements each, k's then v's.
+    long stage_at;
+    int kst;
 };
 
 // The fused step's new row: block (i, g) rotates and appends kv head g's k and v of row i at cache
 // element `to`, with qkv_rope_append_bf16's arithmetic (so the cache bits are that op's). Only bf16
 // caches have the fused step; the fp32 overload is never called.
-static __device__ void decode_append_new(const struct decode_args<float> &, int, int, long) { __trap(); }
+static __device__ void decode_append_new(const struct decode_args<float> &, int, int, long, float *, float *) { __trap(); }
 
-static __device__ void decode_append_new(const struct decode_args<uint16_t> &a, int i, int g, long to)
+// sk, sv (may be NULL): the row's staged copies in shared memory (STAGE), written with the same bits.
+static __device__ void decode_append_new(const struct decode_args<uint16_t> &a, int i, int g, long to, uint16_t *sk,
+                                         uint16_t *sv)
 {
     int hd = a.hd, half = hd / 2, qd = a.n_heads * hd, kvd = a.n_kv * hd;
     const float *kx = a.qkv + (long)i * (qd + 2 * kvd) + qd + (long)g * hd, *vx = kx + kvd;
@@ -208,10 +222,17 @@ static __device__ void decode_append_new(const struct decode_args<uint16_t> &a, 
         qkv_pair_biased(kx, a.bk ? a.bk + g * hd : NULL, e, half, &u1, &u2);
         rope_rotate(u1, u2, c, s, e, half, &y1, &y2);
         qkv_pair_biased(vx, a.bv ? a.bv + g * hd : NULL, e, half, &v1, &v2);
-        a.wk[to + e] = bf16_round(y1);
-        a.wk[to + e + half] = bf16_round(y2);
-        a.wv[to + e] = bf16_round(v1);
-        a.wv[to + e + half] = bf16_round(v2);
+        uint16_t k1 = bf16_round(y1), k2 = bf16_round(y2), w1 = bf16_round(v1), w2 = bf16_round(v2);
+        a.wk[to + e] = k1;
+        a.wk[to + e + half] = k2;
+        a.wv[to + e] = w1;
+        a.wv[to + e + half] = w2;
+        if (sk) {
+            sk[e] = k1;
+            sk[e + half] = k2;
+            sv[e] = w1;
+            sv[e + half] = w2;
+        }
     }
 }
 
@@ -271,12 +292,83 @@ static __device__ void decode_merge(float *out, uint16_t *out16, const struct de
     }
 }
 
+// Staging (STAGE): the k and v rows [j0, jn) of the block's cache slot into shared memory, 16 bytes
+// per load, DECODE_STAGE_BATCH loads per thread in flight before their stores (the whole 0.5B
+// decoder's 384-row cache in one batch at hd 64: one memory round trip where steps 2 and 4 otherwise
+// wait on several). Staged rows are kst elements apart (hd plus one 16-byte pack: a warp's threads
+// reading 16 bytes of consecutive rows at one offset, as step 2 does, then fall in different banks).
+enum { DECODE_STAGE_BATCH = 12 };
+
+struct decode_stage {
+    const decode_f4 *k, *v; // the slot's rows j0.. in global memory, as 16-byte packs
+    decode_f4 *sk, *sv;     // their staged copies
+    long stride, kst;       // row strides in packs: global and staged
+    int cpr, total;         // packs per row; packs to move (k's and v's)
+};
+
+template <typename T>
+static __device__ decode_stage decode_stage_plan(const T *k, const T *v, T *sk, T *sv, long stride, int kst, int hd,
+                                                 int rows)
+{
+    decode_stage p;
+    int per = 16 / (int)sizeof(T);
+    p.k = reinterpret_cast<const decode_f4 *>(k);
+    p.v = reinterpret_cast<const decode_f4 *>(v);
+    p.sk = reinterpret_cast<decode_f4 *>(sk);
+    p.sv = reinterpret_cast<decode_f4 *>(sv);
+    p.stride = stride / per;
+    p.kst = kst / per;
+    p.cpr = hd / per;
+    p.total = 2 * rows * p.cpr;
+    return p;
+}
+
+// Pack t of the plan: k's first, then v's; row r = (t mod half) / cpr.
+static __device__ __forceinline__ void decode_stage_at(const decode_stage &p, int t, const decode_f4 **src,
+                                                       decode_f4 **dst)
+{
+    int half = p.total / 2, kv = t >= half, u = kv ? t - half : t, r = u / p.cpr, c = u % p.cpr;
+    *src = (kv ? p.v : p.k) + r * p.stride + c;
+    *dst = (kv ? p.sv : p.sk) + r * p.kst + c;
+}
+
+// One batch: the packs base, base + blockDim.x, ... (DECODE_STAGE_BATCH of them) loaded, then stored.
+// Split in two so a caller can do other work while the loads are in flight.
+static __device__ __forceinline__ void decode_stage_load(const decode_stage &p, int base, decode_f4 (&r)[DECODE_STAGE_BATCH])
+{
+    DECODE_UNROLL
+    for (int b = 0; b < DECODE_STAGE_BATCH; b++) {
+        int t = base + b * (int)blockDim.x;
+        const decode_f4 *src;
+        decode_f4 *dst;
+        if (t < p.total) {
+            decode_stage_at(p, t, &src, &dst);
+            r[b] = *src;
+        }
+    }
+}
+
+static __device__ __forceinline__ void decode_stage_store(const decode_stage &p, int base,
+                                                         const decode_f4 (&r)[DECODE_STAGE_BATCH])
+{
+    DECODE_UNROLL
+    for (int b = 0; b < DECODE_STAGE_BATCH; b++) {
+        int t = base + b * (int)blockDim.x;
+        const decode_f4 *src;
+        decode_f4 *dst;
+        if (t < p.total) {
+            decode_stage_at(p, t, &src, &dst);
+            *dst = r[b];
+        }
+    }
+}
+
 // Block b = (i * n_kv + g) * splits + s: row i, kv head g, q heads g * group .. (g + 1) * group - 1,
 // the cache rows of split s (all of them when splits = 1). out16 (may be NULL) gets out rounded to
 // bf16 (attention_decode_bf16_cast). VEC: hd is a multiple of the 16-byte pack (4 floats, 8 bf16) and
 // both caches are 16-byte aligned, so every row of k and v, and of q in shared memory, can be read in
 // packs (a row starts at a multiple of hd elements).
-template <typename T, bool VEC>
+template <typename T, bool VEC, bool STAGE>
 static __global__ void __launch_bounds__(DECODE_THREADS, 1)
 attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct decode_args<T> a)
 {
@@ -296,15 +388,41 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     // into L2 now, so steps 2 and 4 wait on L2 rather than on DRAM (a hint: no data moves into
     // registers, and the rows are not written while the kernel runs but for the new one, which L2
     // keeps coherent). VEC rows are 16-byte aligned with a length a multiple of 16 bytes.
-    if (VEC)
+    if (VEC && !STAGE)
         for (int j = j0 + tid; j < j1 && j < L - 1; j += blockDim.x) {
             l2_prefetch(k + j * stride, (unsigned)(hd * sizeof(T)));
             l2_prefetch(v + j * stride, (unsigned)(hd * sizeof(T)));
         }
+    // Staged: the rows into shared memory (the fused step's new row it makes itself, below), the
+    // first batch's loads in flight across the append; from here on k and v point at the copies,
+    // kst elements a row, row j0 first.
+    T *sk = STAGE ? reinterpret_cast<T *>(sh + a.stage_at) : (T *)NULL;
+    T *sv = STAGE ? sk + (long)a.rows_cap * a.kst : (T *)NULL;
+    decode_stage plan = {};
+    decode_f4 batch[DECODE_STAGE_BATCH];
+    if (STAGE) {
+        int jn = a.qkv ? min(j1, L - 1) : j1;
+        plan = decode_stage_plan<T>(k + j0 * stride, v + j0 * stride, sk, sv, stride, a.kst, hd, max(jn - j0, 0));
+        decode_stage_load(plan, tid, batch);
+    }
     // The fused step appends the row's own k and v first (the split whose rows hold it): step 1's
     // barrier publishes them to step 2.
-    if (a.qkv && L - 1 >= j0 && L - 1 < j1)
-        decode_append_new(a, i, g, s * a.slot_floats + (long)(L - 1) * stride + kvoff);
+    if (a.qkv && L - 1 >= j0 && L - 1 < j1) {
+        long at = (long)(L - 1 - j0) * a.kst;
+        decode_append_new(a, i, g, s * a.slot_floats + (long)(L - 1) * stride + kvoff, STAGE ? sk + at : (T *)NULL,
+                          STAGE ? sv + at : (T *)NULL);
+    }
+    if (STAGE) {
+        decode_stage_store(plan, tid, batch);
+        for (int base = tid + DECODE_STAGE_BATCH * (int)blockDim.x; base < plan.total;
+             base += DECODE_STAGE_BATCH * (int)blockDim.x) {
+            decode_stage_load(plan, base, batch);
+            decode_stage_store(plan, base, batch);
+        }
+        k = sk; // row j at k + j * stride, as below (j0 = 0: staged calls are not split)
+        v = sv;
+        stride = a.kst;
+    }
 
     for (int h0 = 0; h0 < group; h0 += DECODE_HEADS) {
         int hc = group - h0 < DECODE_HEADS ? group - h0 : DECODE_HEADS;
@@ -449,10 +567,56 @@ struct decode_qkv {
     const float *qkv, *bq, *bk, *bv, *cos, *sin;
 };
 
+// The most dynamic shared memory a block may have (the staged kernel asks for more than the default
+// 48 KiB when its rows need it); the interpreter has the default only.
+static size_t decode_smem_max()
+{
+#ifdef MMUPT_SIMT
+    return DECODE_SMEM_LIMIT;
+#else
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return DECODE_SMEM_LIMIT;
+    }
+    return (size_t)v;
+#endif
+}
+
+// The staged kernel's shared memory for a call, in bytes (a.stage_at and a.kst set): the unstaged
+// layout with the scores in it, then the k and v rows; 0 when it does not fit.
+template <typename T>
+static size_t decode_stage_bytes(struct decode_args<T> *a, int threads)
+{
+    size_t hc = (size_t)(a->group < DECODE_HEADS ? a->group : DECODE_HEADS);
+    size_t floats = decode_smem_floats(a->group, a->hd, threads / 32) + hc * (size_t)a->rows_cap;
+    floats = (floats + 3) / 4 * 4; // the staged rows start on a 16-byte boundary
+    a->kst = a->hd + 16 / (int)sizeof(T);
+    a->scores_at = (long)decode_smem_floats(a->group, a->hd, threads / 32);
+    a->stage_at = (long)floats;
+    size_t bytes = floats * sizeof(float) + 2 * (size_t)a->rows_cap * a->kst * sizeof(T);
+    return bytes <= decode_smem_max() ? bytes : 0;
+}
+
+template <typename T, bool VEC, bool STAGE>
+static void decode_run(float *out, uint16_t *out16, const float *q, const struct decode_args<T> &a, unsigned blocks,
+                       int threads, size_t smem, cudaStream_t st)
+{
+    if (smem > DECODE_SMEM_LIMIT) {
+#ifndef MMUPT_SIMT
+        CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<T, VEC, STAGE>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+#endif
+    }
+    attention_decode_kernel<T, VEC, STAGE><<<blocks, threads, smem, st>>>(out, out16, q, a);
+}
+
 template <typename T>
 static void decode_launch(float *out, uint16_t *out16, const float *q, const T *cache_k, const T *cache_v,
                           const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
-                          int hd, float *scores, unsigned *count, void *stream, const struct decode_qkv *f = NULL)
+                          int hd, float *scores, unsigned *count, int stage, void *stream,
+                          const struct decode_qkv *f = NULL)
 {
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
     MMUPT_CHECK(!f || hd % 2 == 0); // RoPE's pairs
@@ -487,6 +651,8 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     a.wk = f ? (T *)cache_k : (T *)NULL; // the same layer the attention reads
     a.wv = f ? (T *)cache_v : (T *)NULL;
     a.splits = decode_splits(n, n_heads, a.group, hd, max_len, count);
+    a.stage_at = 0;
+    a.kst = 0;
     int threads = a.splits > 1 ? DECODE_SPLIT_THREADS : DECODE_THREADS;
     a.rows_cap = (max_len + a.splits - 1) / a.splits;
     size_t floats = decode_smem_floats(a.group, hd, threads / 32);
@@ -497,37 +663,56 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     unsigned blocks = (unsigned)((long)n * n_kv * a.splits);
     int pack = 16 / (int)sizeof(T);
     int vec = hd % pack == 0 && ((uintptr_t)cache_k | (uintptr_t)cache_v) % 16 == 0;
-    if (vec)
-        attention_decode_kernel<T, true><<<blocks, threads, smem, st>>>(out, out16, q, a);
+    // Staged (the caller's choice): unsplit calls whose rows fit in shared memory; others as before.
+    size_t staged = stage && vec && a.splits == 1 ? decode_stage_bytes(&a, threads) : 0;
+    if (staged)
+        decode_run<T, true, true>(out, out16, q, a, blocks, threads, staged, st);
+    else if (vec)
+        decode_run<T, true, false>(out, out16, q, a, blocks, threads, smem, st);
     else
-        attention_decode_kernel<T, false><<<blocks, threads, smem, st>>>(out, out16, q, a);
+        decode_run<T, false, false>(out, out16, q, a, blocks, threads, smem, st);
     CUDA_CHECK(cudaGetLastError());
+}
+
+extern "C" int attention_decode_stage_fits(int n_heads, int n_kv, int hd, int max_len, int bf16)
+{
+    MMUPT_CHECK(n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && max_len > 0);
+    size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
+    if (hd % (int)(16 / elem) != 0) return 0;
+    if (bf16) {
+        struct decode_args<uint16_t> a = {};
+        a.group = n_heads / n_kv, a.hd = hd, a.rows_cap = max_len;
+        return decode_stage_bytes(&a, DECODE_THREADS) > 0;
+    }
+    struct decode_args<float> a = {};
+    a.group = n_heads / n_kv, a.hd = hd, a.rows_cap = max_len;
+    return decode_stage_bytes(&a, DECODE_THREADS) > 0;
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,
                                       const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                      int n_kv, int hd, float *scores, unsigned *count, void *stream)
+                                      int n_kv, int hd, float *scores, unsigned *count, int stage, void *stream)
 {
     decode_launch<float>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv,
-                         hd, scores, count, stream);
+                         hd, scores, count, stage, stream);
 }
 
 extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k,
                                            const uint16_t *cache_v, const int *slot, const int *pos, int n,
                                            int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                           unsigned *count, void *stream)
+                                           unsigned *count, int stage, void *stream)
 {
     decode_launch<uint16_t>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
-                            n_kv, hd, scores, count, stream);
+                            n_kv, hd, scores, count, stage, stream);
 }
 
 extern "C" void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                                 const uint16_t *cache_v, const int *slot, const int *pos, int n,
                                                 int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                                                float *scores, unsigned *count, void *stream)
+                                                float *scores, unsigned *count, int stage, void *stream)
 {
     decode_launch<uint16_t>(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd,
-                            scores, count, stream);
+                            scores, count, stage, stream);
 }
 
 extern "C" void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const float *qkv, const float *bq,
@@ -535,9 +720,9 @@ extern "C" void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16,
                                                     const float *sin, uint16_t *cache_k, uint16_t *cache_v,
                                                     const int *slot, const int *pos, int n, int n_slots, int max_len,
                                                     int n_heads, int n_kv, int hd, float *scores, unsigned *count,
-                                                    void *stream)
+                                                    int stage, void *stream)
 {
     struct decode_qkv f = {qkv, bq, bk, bv, cos, sin};
     decode_launch<uint16_t>(out, out16, (const float *)NULL, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
-                            n_kv, hd, scores, count, stream, &f);
+                            n_kv, hd, scores, count, stage, stream, &f);
 }

@@ -345,10 +345,17 @@ static void emu_counters_zero(const char *who, const unsigned *count, long n)
                                 count[i]);
 }
 
+int attention_decode_stage_fits(int n_heads, int n_kv, int hd, int max_len, int bf16)
+{
+    (void)n_heads, (void)n_kv, (void)hd, (void)max_len, (void)bf16;
+    return 0; /* the emulator keeps no rows anywhere but the cache */
+}
+
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                           float *scores, unsigned *count, void *stream)
+                           float *scores, unsigned *count, int stage, void *stream)
 {
+    (void)stage; /* where the device keeps the rows: the reference's result either way */
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
@@ -361,8 +368,9 @@ void attention_decode_cuda(float *out, const float *q, const float *cache_k, con
 
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                int n_kv, int hd, float *scores, unsigned *count, void *stream)
+                                int n_kv, int hd, float *scores, unsigned *count, int stage, void *stream)
 {
+    (void)stage;
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
@@ -376,8 +384,9 @@ void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cach
 void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                      const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
                                      int max_len, int n_heads, int n_kv, int hd, float *scores, unsigned *count,
-                                     void *stream)
+                                     int stage, void *stream)
 {
+    (void)stage;
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     long m = (long)n * n_heads * hd;
@@ -414,8 +423,9 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
                                          const float *bk, const float *bv, const float *cos, const float *sin,
                                          uint16_t *cache_k, uint16_t *cache_v, const int *slot, const int *pos, int n,
                                          int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                         unsigned *count, void *stream)
+                                         unsigned *count, int stage, void *stream)
 {
+    (void)stage;
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     long qd = (long)n_heads * hd, kvd = (long)n_kv * hd, m = n * qd;

@@ -312,10 +312,10 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     const void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     if (kv->k16)
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                                   b->scores, b->count, g->stream);
+                                   b->scores, b->count, g->tuning.decode_stage, g->stream);
     else
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                              b->scores, b->count, g->stream);
+                              b->scores, b->count, g->tuning.decode_stage, g->stream);
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     decode_norm(d, b->n2, b->mid, y->ln2, n, H, eps, b->rstd);
@@ -351,7 +351,8 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
                                         y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                                         y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,
-                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, b->count, d->g->stream);
+                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, b->count,
+                                        d->g->tuning.decode_stage, d->g->stream);
     dev_linear_forward_again(d, b->mid, b->att, y->o_w, -1, n, qd, H);
 }
 

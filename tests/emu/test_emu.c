@@ -66,7 +66,7 @@ static void host_decode_index(struct gpu_ctx *g)
 {
     float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64), *scores = gpu_alloc_floats(g, 4);
     int idx[2] = {0, 0};
-    attention_decode_cuda(q, q, cache, cache, idx, idx + 1, 1, 1, 4, 1, 1, 16, scores, NULL, g->stream);
+    attention_decode_cuda(q, q, cache, cache, idx, idx + 1, 1, 1, 4, 1, 1, 16, scores, NULL, 0, g->stream);
 }
 
 /* A position past the cache: the reference's check, reached through the emulator. */
@@ -75,7 +75,7 @@ static void decode_past_cache(struct gpu_ctx *g)
     float *q = gpu_alloc_floats(g, 16), *cache = gpu_alloc_floats(g, 64), *scores = gpu_alloc_floats(g, 4);
     int idx[2] = {0, 4}, *d_idx = gpu_alloc(g, sizeof idx);
     gpu_upload(g, d_idx, idx, sizeof idx);
-    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, scores, NULL, g->stream);
+    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, scores, NULL, 0, g->stream);
 }
 
 /* Split counters that are not zero when the call starts (a caller that never zeroed them). */
@@ -86,7 +86,7 @@ static void decode_dirty_count(struct gpu_ctx *g)
     unsigned one = 1, *count = gpu_alloc(g, sizeof one);
     gpu_upload(g, d_idx, idx, sizeof idx);
     gpu_upload(g, count, &one, sizeof one);
-    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, scores, count, g->stream);
+    attention_decode_cuda(q, q, cache, cache, d_idx, d_idx + 1, 1, 1, 4, 1, 1, 16, scores, count, 0, g->stream);
 }
 
 /* A bf16 GEMM told its input's cast is already in the scratch, when the scratch holds another's. */

@@ -179,7 +179,7 @@ static int counts_zero(const unsigned *d, int n, int n_kv)
 /* Runs the twin on stream st into a fresh garbage-filled buffer, with split counters (split: the
  * long caches' rows over several blocks) or without; returns the host copy of out, NULL when the
  * counters were not left zero. */
-static float *run_cuda(const struct dec_case *c, cudaStream_t st, int split)
+static float *run_cuda(const struct dec_case *c, cudaStream_t st, int split, int stage)
 {
     size_t nq = q_floats(c);
     float *h = mmupt_xmalloc(nq * sizeof *h);
@@ -189,7 +189,7 @@ static float *run_cuda(const struct dec_case *c, cudaStream_t st, int split)
     CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c->n * c->n_heads * c->max_len * sizeof(float) + 1));
     unsigned *d_count = split ? zero_counts(c->n, c->n_kv) : NULL;
     attention_decode_cuda(d_out, d_q, c->dk, c->dv, c->d_idx, c->d_idx + c->n, c->n, c->n_slots, c->max_len,
-                          c->n_heads, c->n_kv, c->hd, d_scores, d_count, st);
+                          c->n_heads, c->n_kv, c->hd, d_scores, d_count, stage, st);
     gpu_test_download(h, d_out, nq * sizeof(float));
     if (d_count && !counts_zero(d_count, c->n, c->n_kv)) {
         free(h);
@@ -212,13 +212,13 @@ static void check_case(struct test_state *ts, const struct dec_case *c, cudaStre
     size_t nq = q_floats(c);
     double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c->max_abs_score_sum;
     for (int split = 0; split <= 1; split++) {
-        float *got = run_cuda(c, st, split);
+        float *got = run_cuda(c, st, split, 0);
         CHECK_MSG(ts, got != NULL, "out, " CASE_FMT ", split: the counters are not zero after the call",
                   CASE_ARGS(c));
         if (!got) continue;
         float e = gpu_test_err(got, c->out, nq);
         CHECK_MSG(ts, e < tol, "out, " CASE_FMT ", split %d: err %g, tol %g", CASE_ARGS(c), split, e, tol);
-        float *again = run_cuda(c, NULL, split);
+        float *again = run_cuda(c, NULL, split, 0);
         CHECK_MSG(ts, again && memcmp(got, again, nq * sizeof *got) == 0, "out, " CASE_FMT ", split %d: not repeatable",
                   CASE_ARGS(c), split);
         free(got);
@@ -314,7 +314,7 @@ static int rounds_of(const uint16_t *out16, const float *out, size_t n)
  * out16 exactly out rounded (and the CPU reference of the cast likewise). misalign: both caches start
  * one element past a 16-byte boundary (no packed loads). */
 static void bf16_case(struct test_state *ts, cudaStream_t st, int n, const int *lens, int n_heads, int n_kv, int hd,
-                      int large, int misalign)
+                      int large, int misalign, int stage)
 {
     struct dec_case c;
     case_init(&c, n, lens, n_heads, n_kv, hd, large);
@@ -340,12 +340,14 @@ static void bf16_case(struct test_state *ts, cudaStream_t st, int n, const int *
     memset(got16, 0xff, nq * sizeof *got16);
     uint16_t *d_out16 = gpu_test_upload(got16, nq * 2);
     CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c.n * c.n_heads * c.max_len * sizeof(float) + 1));
-    unsigned *d_count = zero_counts(c.n, c.n_kv); /* the decode step's way: split where the cache is long */
+    /* the split's way where the cache is long - but not staged: a staged call runs unsplit */
+    unsigned *d_count = stage ? NULL : zero_counts(c.n, c.n_kv);
     attention_decode_bf16_cuda(d_out, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len,
-                               c.n_heads, c.n_kv, c.hd, d_scores, d_count, st);
+                               c.n_heads, c.n_kv, c.hd, d_scores, d_count, 0, st);
     attention_decode_bf16_cast_cuda(d_out_c, d_out16, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots,
-                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, d_count, st);
-    CHECK_MSG(ts, counts_zero(d_count, c.n, c.n_kv), "bf16 twins: the split counters are not zero after the calls");
+                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, d_count, stage, st);
+    CHECK_MSG(ts, !d_count || counts_zero(d_count, c.n, c.n_kv),
+              "bf16 twins: the split counters are not zero after the calls");
     CUDA_CHECK(cudaFree(d_count));
     gpu_test_download(got, d_out, nq * 4);
     gpu_test_download(got_c, d_out_c, nq * 4);
@@ -370,10 +372,10 @@ static void test_bf16_cache(struct test_state *ts, cudaStream_t st)
 {
     static const int lens[] = {7, 513, 1, 4097}, lens_b[] = {257, 33, 9}, lens_c[] = {40, 300, 1},
                      lens_d[] = {256, 100};
-    for (int large = 0; large <= 1; large++) bf16_case(ts, st, 4, lens, 14, 2, 64, large, 0);
-    bf16_case(ts, st, 3, lens_b, 14, 2, 64, 0, 1);
-    bf16_case(ts, st, 3, lens_c, 17, 1, 36, 0, 0);
-    bf16_case(ts, st, 2, lens_d, 16, 2, 80, 1, 0);
+    for (int large = 0; large <= 1; large++) bf16_case(ts, st, 4, lens, 14, 2, 64, large, 0, 0);
+    bf16_case(ts, st, 3, lens_b, 14, 2, 64, 0, 1, 0);
+    bf16_case(ts, st, 3, lens_c, 17, 1, 36, 0, 0, 0);
+    bf16_case(ts, st, 2, lens_d, 16, 2, 80, 1, 0, 0);
     enum { N = 3, SLOTS = 4, LEN = 5, KVD = 128 };
     const int slot[N] = {3, 0, 1}, pos[N] = {4, 0, 2}, idx[2 * N] = {3, 0, 1, 4, 0, 2};
     size_t m = (size_t)SLOTS * LEN * KVD;
@@ -394,13 +396,57 @@ static void test_bf16_cache(struct test_state *ts, cudaStream_t st)
     free(ck), free(cv), free(gk), free(gv), free(k), free(v);
 }
 
+/* Staged calls (stage 1: each block's rows copied into shared memory first): the same bits as the
+ * unstaged kernel - steps 2-4 are the same arithmetic in the same order on the same values - and so
+ * within the reference's tolerance. Caches that fit the interpreter's 48 KiB (up to ~60 rows at hd 64
+ * in bf16), the fp32 and bf16 caches, groups of 1, 7 and 8, hd 64 and 80, both magnitudes, rows of one
+ * up to the whole cache; on a GPU also the 0.5B rollout's 384-row cache (more shared memory than the
+ * default, asked for per launch). Every case must really stage (attention_decode_stage_fits), and the
+ * bf16 twins' cast variant is checked staged too (bf16_case). */
+static void test_staged(struct test_state *ts, cudaStream_t st)
+{
+    static const struct {
+        int n, n_heads, n_kv, hd, lens[4];
+    } shapes[] = {
+        {3, 14, 2, 64, {1, 20, 28}},
+        {4, 16, 2, 64, {9, 1, 2, 20}},
+        {2, 2, 2, 80, {13, 24}},
+#ifndef MMUPT_SIMT
+        {3, 14, 2, 64, {384, 129, 1}}, /* the rollout's cache (GPU: more than 48 KiB of shared memory) */
+#endif
+    };
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int large = 0; large <= 1; large++) {
+            struct dec_case c;
+            case_init(&c, shapes[t].n, shapes[t].lens, shapes[t].n_heads, shapes[t].n_kv, shapes[t].hd, large);
+            CHECK_MSG(ts, attention_decode_stage_fits(c.n_heads, c.n_kv, c.hd, c.max_len, 0),
+                      "fp32, " CASE_FMT ": does not stage (max_len %d)", CASE_ARGS(&c), c.max_len);
+            size_t nq = q_floats(&c);
+            float *plain = run_cuda(&c, st, 0, 0), *staged = run_cuda(&c, st, 0, 1);
+            CHECK_MSG(ts, memcmp(plain, staged, nq * sizeof *plain) == 0, "fp32, " CASE_FMT ": staged differs",
+                      CASE_ARGS(&c));
+            double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum;
+            float e = gpu_test_err(staged, c.out, nq);
+            CHECK_MSG(ts, e < tol, "fp32 staged, " CASE_FMT ": err %g, tol %g", CASE_ARGS(&c), e, tol);
+            free(plain);
+            free(staged);
+            CHECK_MSG(ts, attention_decode_stage_fits(c.n_heads, c.n_kv, c.hd, c.max_len, 1),
+                      "bf16, " CASE_FMT ": does not stage (max_len %d)", CASE_ARGS(&c), c.max_len);
+            case_free(&c);
+            bf16_case(ts, st, shapes[t].n, shapes[t].lens, shapes[t].n_heads, shapes[t].n_kv, shapes[t].hd, large, 0,
+                      1);
+        }
+    /* A cache far too long for shared memory does not stage (and runs as before: the cases above). */
+    CHECK(ts, !attention_decode_stage_fits(14, 2, 64, 4098, 1));
+}
+
 /* n = 0: nothing to compute, nothing written, no index read (NULL everywhere). */
 static void test_no_sequences(struct test_state *ts, cudaStream_t st)
 {
     float sentinel = 5.0f;
     float *d = gpu_test_upload(&sentinel, sizeof sentinel);
-    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, NULL, st);
-    attention_decode_bf16_cast_cuda(d, NULL, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, NULL, st);
+    attention_decode_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, NULL, 1, st);
+    attention_decode_bf16_cast_cuda(d, NULL, d, NULL, NULL, NULL, NULL, 0, 1, 1, 2, 1, 64, NULL, NULL, 1, st);
     kv_append_cuda(d, d, NULL, NULL, NULL, NULL, 0, 1, 1, 64, st);
     float got = 0.0f;
     gpu_test_download(&got, d, sizeof got);
@@ -416,6 +462,7 @@ int main(void)
     RUN_WITH(&ts, test_boundaries, st);
     RUN_WITH(&ts, test_append, st);
     RUN_WITH(&ts, test_bf16_cache, st);
+    RUN_WITH(&ts, test_staged, st);
     RUN_WITH(&ts, test_no_sequences, st);
     CUDA_CHECK(cudaStreamDestroy(st));
     return test_summary(&ts);

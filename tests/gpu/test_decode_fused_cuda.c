@@ -284,7 +284,8 @@ static int dev_same_bytes(const void *a, const void *b, size_t bytes)
  * products), and that row carries up to all of a head's weight. A wrong head, position or bias is off
  * by O(1). Rows sit in reversed slots at positions 0 (a lone row: only itself to attend to) up to
  * max_len - 1, over caches of random bf16 values. */
-static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, int hd, int with_bias, int max_len)
+static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, int hd, int with_bias, int max_len,
+                               int stage)
 {
     int n_slots = n + 1, qd = nh * hd, kvd = nkv * hd, w = qd + 2 * kvd;
     size_t cache = (size_t)n_slots * max_len * kvd, nq = (size_t)n * qd, sc = (size_t)n * nh * max_len;
@@ -329,14 +330,19 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
     qkv_rope_append_bf16_cuda(d_q, d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[0], d_v[0], d_idx, d_idx + n, n, nh,
                               nkv, hd, n_slots, max_len, NULL);
     /* Split counters, as the decode step passes them: a long cache's rows over several blocks, the new
-     * row appended by the block whose rows hold it. */
+     * row appended by the block whose rows hold it. Staged (the fused call only): no counters - a
+     * staged call runs unsplit - against the unsplit pair, and the rows must really stage. */
     unsigned *d_count = NULL;
-    CUDA_CHECK(cudaMalloc((void **)&d_count, (size_t)n * nkv * sizeof *d_count));
-    CUDA_CHECK(cudaMemset(d_count, 0, (size_t)n * nkv * sizeof *d_count));
+    if (!stage) {
+        CUDA_CHECK(cudaMalloc((void **)&d_count, (size_t)n * nkv * sizeof *d_count));
+        CUDA_CHECK(cudaMemset(d_count, 0, (size_t)n * nkv * sizeof *d_count));
+    } else
+        CHECK_MSG(ts, attention_decode_stage_fits(nh, nkv, hd, max_len, 1), "heads %d/%d hd %d max_len %d: not staged",
+                  nh, nkv, hd, max_len);
     attention_decode_bf16_cast_cuda(d_out[0], d_o16[0], d_q, d_k[0], d_v[0], d_idx, d_idx + n, n, n_slots, max_len, nh,
-                                    nkv, hd, d_sc, d_count, NULL);
+                                    nkv, hd, d_sc, d_count, 0, NULL);
     attention_decode_qkv_bf16_cast_cuda(d_out[1], d_o16[1], d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[1], d_v[1],
-                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count, NULL);
+                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count, stage, NULL);
     CUDA_CHECK(cudaFree(d_count));
     attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, hb[0], hb[1], hb[2], cs, sn, ck, cv, idx, idx + n, n, n_slots,
                                        max_len, nh, nkv, hd);
@@ -360,11 +366,17 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
 
 static void test_qkv_attention(struct test_state *ts)
 {
-    qkv_attention_case(ts, 1, 2, 2, 8, 1, 5);
-    qkv_attention_case(ts, 5, 14, 2, 64, 1, 300);  /* 0.5B heads */
-    qkv_attention_case(ts, 4, 14, 2, 64, 0, 40);   /* no biases */
-    qkv_attention_case(ts, 3, 12, 2, 128, 1, 700); /* 1.5B heads; caches longer than the block */
-    qkv_attention_case(ts, 2, 17, 1, 6, 1, 9);     /* a group of 17: three head chunks; hd without vector loads */
+    qkv_attention_case(ts, 1, 2, 2, 8, 1, 5, 0);
+    qkv_attention_case(ts, 5, 14, 2, 64, 1, 300, 0);  /* 0.5B heads */
+    qkv_attention_case(ts, 4, 14, 2, 64, 0, 40, 0);   /* no biases */
+    qkv_attention_case(ts, 3, 12, 2, 128, 1, 700, 0); /* 1.5B heads; caches longer than the block */
+    qkv_attention_case(ts, 2, 17, 1, 6, 1, 9, 0);     /* a group of 17: three head chunks; hd without vector loads */
+    /* staged (MMUPT_DECODE_STAGE): the new row made in shared memory beside the copied ones */
+    qkv_attention_case(ts, 1, 2, 2, 8, 1, 5, 1);
+    qkv_attention_case(ts, 4, 14, 2, 64, 0, 40, 1);
+#ifndef MMUPT_SIMT
+    qkv_attention_case(ts, 5, 14, 2, 64, 1, 385, 1); /* the rollout's cache: more than 48 KiB of shared memory */
+#endif
 }
 
 static void test_rmsnorm_cast(struct test_state *ts)
