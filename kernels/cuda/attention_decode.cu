@@ -332,9 +332,12 @@ static __device__ __forceinline__ void decode_stage_at(const decode_stage &p, in
     *dst = (kv ? p.sv : p.sk) + r * p.kst + c;
 }
 
-// One batch: the packs base, base + blockDim.x, ... (DECODE_STAGE_BATCH of them) loaded, then stored.
-// Split in two so a caller can do other work while the loads are in flight.
-static __device__ __forceinline__ void decode_stage_load(const decode_stage &p, int base, decode_f4 (&r)[DECODE_STAGE_BATCH])
+// One batch: the packs base, base + blockDim.x, ... (DECODE_STAGE_BATCH of them) loaded into r
+// (STORE false), or r stored to their copies (STORE true). Two calls, so a caller can do other work
+// while the loads are in flight.
+template <bool STORE>
+static __device__ __forceinline__ void decode_stage_move(const decode_stage &p, int base,
+                                                        decode_f4 (&r)[DECODE_STAGE_BATCH])
 {
     DECODE_UNROLL
     for (int b = 0; b < DECODE_STAGE_BATCH; b++) {
@@ -343,22 +346,8 @@ static __device__ __forceinline__ void decode_stage_load(const decode_stage &p, 
         decode_f4 *dst;
         if (t < p.total) {
             decode_stage_at(p, t, &src, &dst);
-            r[b] = *src;
-        }
-    }
-}
-
-static __device__ __forceinline__ void decode_stage_store(const decode_stage &p, int base,
-                                                         const decode_f4 (&r)[DECODE_STAGE_BATCH])
-{
-    DECODE_UNROLL
-    for (int b = 0; b < DECODE_STAGE_BATCH; b++) {
-        int t = base + b * (int)blockDim.x;
-        const decode_f4 *src;
-        decode_f4 *dst;
-        if (t < p.total) {
-            decode_stage_at(p, t, &src, &dst);
-            *dst = r[b];
+            if (STORE) *dst = r[b];
+            else r[b] = *src;
         }
     }
 }
@@ -403,7 +392,7 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
     if (STAGE) {
         int jn = a.qkv ? min(j1, L - 1) : j1;
         plan = decode_stage_plan<T>(k + j0 * stride, v + j0 * stride, sk, sv, stride, a.kst, hd, max(jn - j0, 0));
-        decode_stage_load(plan, tid, batch);
+        decode_stage_move<false>(plan, tid, batch);
     }
     // The fused step appends the row's own k and v first (the split whose rows hold it): step 1's
     // barrier publishes them to step 2.
@@ -413,11 +402,11 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
                           STAGE ? sv + at : (T *)NULL);
     }
     if (STAGE) {
-        decode_stage_store(plan, tid, batch);
+        decode_stage_move<true>(plan, tid, batch);
         for (int base = tid + DECODE_STAGE_BATCH * (int)blockDim.x; base < plan.total;
              base += DECODE_STAGE_BATCH * (int)blockDim.x) {
-            decode_stage_load(plan, base, batch);
-            decode_stage_store(plan, base, batch);
+            decode_stage_move<false>(plan, base, batch);
+            decode_stage_move<true>(plan, base, batch);
         }
         k = sk; // row j at k + j * stride, as below (j0 = 0: staged calls are not split)
         v = sv;
