@@ -594,8 +594,14 @@ static void decode_run(float *out, uint16_t *out16, const float *q, const struct
 {
     if (smem > DECODE_SMEM_LIMIT) {
 #ifndef MMUPT_SIMT
-        CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<T, VEC, STAGE>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        // The kernel's limit raised to the device's most, outside graph captures only (a capture may
+        // refuse calls that are not stream work): the decode step's first call of a shape runs
+        // uncaptured, and the limit holds for every later launch, captured or not.
+        cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+        CUDA_CHECK(cudaStreamIsCapturing(st, &cs));
+        if (cs == cudaStreamCaptureStatusNone)
+            CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<T, VEC, STAGE>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem_max()));
 #endif
     }
     attention_decode_kernel<T, VEC, STAGE><<<blocks, threads, smem, st>>>(out, out16, q, a);
