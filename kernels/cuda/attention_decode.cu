@@ -569,7 +569,7 @@ static size_t decode_smem_max()
         cudaGetLastError();
         return DECODE_SMEM_LIMIT;
     }
-    return (size_t)v;
+    return (size_t)v - 1024; // the kernel's static shared memory (16 bytes) comes out of the same limit
 #endif
 }
 

@@ -400,8 +400,8 @@ static void test_bf16_cache(struct test_state *ts, cudaStream_t st)
  * unstaged kernel - steps 2-4 are the same arithmetic in the same order on the same values - and so
  * within the reference's tolerance. Caches that fit the interpreter's 48 KiB (up to ~60 rows at hd 64
  * in bf16), the fp32 and bf16 caches, groups of 1, 7 and 8, hd 64 and 80, both magnitudes, rows of one
- * up to the whole cache; on a GPU also the 0.5B rollout's 384-row cache (more shared memory than the
- * default, asked for per launch). Every case must really stage (attention_decode_stage_fits), and the
+ * up to the whole cache; on a GPU also a 321-row cache (more shared memory than the default, asked
+ * for per launch; test_decode_fused_cuda has the rollout's 385 rows in bf16). Every case must really stage (attention_decode_stage_fits), and the
  * bf16 twins' cast variant is checked staged too (bf16_case). */
 static void test_staged(struct test_state *ts, cudaStream_t st)
 {
@@ -412,7 +412,7 @@ static void test_staged(struct test_state *ts, cudaStream_t st)
         {4, 16, 2, 64, {9, 1, 2, 20}},
         {2, 2, 2, 80, {13, 24}},
 #ifndef MMUPT_SIMT
-        {3, 14, 2, 64, {384, 129, 1}}, /* the rollout's cache (GPU: more than 48 KiB of shared memory) */
+        {3, 14, 2, 64, {320, 129, 1}}, /* GPU: over 48 KiB of shared memory (fp32: 212 KiB, near the most) */
 #endif
     };
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
