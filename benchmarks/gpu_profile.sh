@@ -5,7 +5,8 @@
 # benchmarks' widths with 4 layers instead of 28/24: every kernel has its benchmark shape, there are
 # just fewer of them, so ncu's per-launch overhead fits a short device visit.
 #
-#   benchmarks/gpu_profile.sh [learner|learner-flash|learner-torch|rollout|rollout-warm|rollout-skinny|nsys:rollout|detail:KERNEL ...]
+#   benchmarks/gpu_profile.sh [learner|learner-flash|learner-torch|rollout|rollout-warm|rollout-skinny|nsys:rollout|
+#                              detail:KERNEL|detail-learner:KERNEL ...]
 #                                                                              (default the first three)
 #
 # learner-torch is PyTorch eager's step of the same shape (benchmarks/model_cpu_torch.py, bf16): what
@@ -18,7 +19,9 @@
 # overlapping as they do outside a profiler (its table has the same columns; no ncu needed for it).
 # detail:KERNEL is ncu's detailed report (speed of light, memory and compute workload, occupancy,
 # warp stalls) of the first launch of KERNEL (a regular expression) in the short rollout, e.g.
-# detail:sample_mass_kernel or detail:attention_decode_kernel. MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the results
+# detail:sample_mass_kernel or detail:attention_decode_kernel. detail-learner:KERNEL is the same for a
+# kernel of the fused-attention learner step (MMUPT_ATTENTION=flash), e.g.
+# detail-learner:attention_flash_dkdv_kernel. MMUPT_BUILD_DIR: the CUDA build (default build-gpu); OUT: where the results
 # go; PROFILE_LIMIT_S: the time limit of each ncu run (default 240).
 #
 # Everything printed goes to OUT/profile.txt too, and ncu's rows of every table to
@@ -104,17 +107,23 @@ PY
 }
 
 # detail KERNEL: ncu's detailed sections for the first launch of KERNEL in the short rollout.
+# detail KERNEL WHAT CMD...: ncu's detailed report of KERNEL's first launch in CMD.
 detail() {
-    echo "## detail: $1 (first launch, in a rollout of 64 x (128 + 4) at the 0.5B widths, 4 layers)"
-    timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none --set detailed -k "regex:$1" -c 1 \
-        "$build/benchmarks/rollout" --device --dtype bf16 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 4 \
+    local kernel=$1 what=$2
+    shift 2
+    echo "## detail: $kernel (first launch, in $what)"
+    timeout "${PROFILE_LIMIT_S:-240}" "$ncu" --clock-control none --set detailed -k "regex:$kernel" -c 1 "$@" \
         2>&1 | grep -v '^==PROF==' | grep -v '^{"impl"' || echo "ncu failed"
     echo
 }
 
 for name in "${names[@]}"; do
     case $name in
-        detail:?*) detail "${name#detail:}" ;;
+        detail:?*) detail "${name#detail:}" "a rollout of 64 x (128 + 4) at the 0.5B widths, 4 layers" \
+            "$build/benchmarks/rollout" --device --dtype bf16 "$(few_layers benchmarks/configs/qwen2_0_5b.json)" 64 128 4 ;;
+        detail-learner:?*) MMUPT_ATTENTION=flash detail "${name#detail-learner:}" \
+            "a fused-attention learner step of 8 x 384 at the 1.5B widths, 4 layers" "$build/benchmarks/model_cpu" \
+            --device --dtype bf16 "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
         learner) # one warm-up step and one timed step of 8 x 384 at the 1.5B widths
             profile learner "$build/benchmarks/model_cpu" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
@@ -138,7 +147,7 @@ for name in "${names[@]}"; do
         nsys:rollout) # the whole 0.5B decoder, 64 x (128 + 64)
             nsys_profile nsys-rollout "$build/benchmarks/rollout" --device --dtype bf16 \
                 benchmarks/configs/qwen2_0_5b.json 64 128 64 ;;
-        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-flash, learner-torch, rollout, rollout-warm, rollout-skinny, nsys:rollout, detail:KERNEL)" ;;
+        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-flash, learner-torch, rollout, rollout-warm, rollout-skinny, nsys:rollout, detail:KERNEL, detail-learner:KERNEL)" ;;
     esac
 done 2>&1 | tee "$out/profile.txt"
 [ -d "$tmp/csv" ] && tar -czf "$out/profile-csv.tar.gz" -C "$tmp/csv" .

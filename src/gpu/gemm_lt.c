@@ -262,14 +262,18 @@ static void plan_tune(const struct gpu_blas *blas, struct gemm_lt_plans *t, stru
             ms[i] = time_candidate(blas, t, p, c, &res[i].algo, d, e0, e1);
             if (ms[i] < ms[best]) best = i;
         }
-        if (ms[best] < FLT_MAX) p->algo = res[best].algo;
-        t->tuned++;
-        fprintf(stderr,
-                "mmupt: gemm tuned %s%s m=%d n=%d k=%d (%s out%s%s): cuBLASLt algorithm %d of %d, %.1f us; "
-                "its first choice %.1f us (%.2fx)\n",
-                op_name(c->ta), op_name(c->tb), c->m, c->n, c->k, c->ctype == CUDA_R_32F ? "fp32" : "bf16",
-                c->beta != 0.0f ? ", accumulated" : "", c->bias ? ", bias" : "", best + 1, found, 1e3 * ms[best],
-                1e3 * ms[0], ms[best] > 0.0f && ms[0] < FLT_MAX ? ms[0] / ms[best] : 1.0);
+        if (ms[best] < FLT_MAX) {
+            p->algo = res[best].algo;
+            t->tuned++;
+            char first[48] = "refused";
+            if (ms[0] < FLT_MAX)
+                snprintf(first, sizeof first, "%.1f us (%.2fx)", 1e3 * ms[0], ms[best] > 0.0f ? ms[0] / ms[best] : 1.0);
+            fprintf(stderr, "mmupt: gemm tuned %s%s m=%d n=%d k=%d (%s out%s%s): cuBLASLt algorithm %d of %d, %.1f us; "
+                            "its first choice %s\n",
+                    op_name(c->ta), op_name(c->tb), c->m, c->n, c->k, c->ctype == CUDA_R_32F ? "fp32" : "bf16",
+                    c->beta != 0.0f ? ", accumulated" : "", c->bias ? ", bias" : "", best + 1, found, 1e3 * ms[best],
+                    first);
+        }
     }
     cudaGetLastError();
     if (e0) cudaEventDestroy(e0);
