@@ -37,11 +37,14 @@ struct gpu_blas;
  *   decode_stage     MMUPT_DECODE_STAGE=1 (or 0): decode attention first copies each block's cached
  *                    rows into shared memory (one memory round trip) when they fit (attention_decode's
  *                    stage);
+ *   decode_pdl       MMUPT_DECODE_PDL=1 (or 0): the bf16 decode step's own kernels that follow its GEMMs
+ *                    (attention, norms, SwiGLU) launch programmatically, their launches overlapping
+ *                    the GEMMs' ends (kernels/cuda/pdl.cuh);
  *   gemm_tune        MMUPT_GEMM_TUNE=1 (or 0): the bf16 GEMMs go through cuBLASLt plans whose
  *                    algorithm is chosen by timing the candidates once per shape (src/gpu/gemm_lt.c;
  *                    CUDA builds: the emulator's GEMMs are the CPU references). */
 struct gpu_tuning {
-    int flash_attention, decode_split, decode_stage, gemm_tune;
+    int flash_attention, decode_split, decode_stage, decode_pdl, gemm_tune;
 };
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);
 

@@ -154,12 +154,14 @@ void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float 
  * device scratch of n * n_heads * max_len floats (NULL when n = 0): the decode step runs inside a
  * recorded CUDA graph, where the twin must not allocate. count (may be NULL): n * n_kv counters, zero
  * before the first call, which every call leaves zero - with them a long cache's rows are split over
- * several blocks per (row, kv head) and merged by the last (kernels/cuda/attention_decode.cu). stage
- * (non-zero): an unsplit call first copies each block's cached rows into shared memory when they fit
- * (the same results; MMUPT_DECODE_STAGE, gpu_mem.h). */
+ * several blocks per (row, kv head) and merged by the last (kernels/cuda/attention_decode.cu). flags:
+ * ATTN_DECODE_STAGE - an unsplit call first copies each block's cached rows into shared memory when
+ * they fit (the same results; MMUPT_DECODE_STAGE, gpu_mem.h); ATTN_DECODE_PDL (the fused q/k/v form
+ * only) - launched programmatically after the GEMM before it (MMUPT_DECODE_PDL). */
+enum { ATTN_DECODE_STAGE = 1, ATTN_DECODE_PDL = 2 };
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                           float *scores, unsigned *count, int stage, void *stream);
+                           float *scores, unsigned *count, int flags, void *stream);
 /* Whether a call with stage on copies its rows into shared memory (a cache of max_len rows, 16-byte
  * aligned; bf16 or fp32 elements); else it runs as without stage. */
 int attention_decode_stage_fits(int n_heads, int n_kv, int hd, int max_len, int bf16);
@@ -167,12 +169,12 @@ void kv_append_cuda(float *cache_k, float *cache_v, const float *k, const float 
                     int n, int n_slots, int max_len, int kvd, void *stream);
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                int n_kv, int hd, float *scores, unsigned *count, int stage, void *stream);
+                                int n_kv, int hd, float *scores, unsigned *count, int flags, void *stream);
 /* The same, and out rounded to bf16 into out16 (see attention_decode_bf16_cast_cpu): one launch. */
 void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                      const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
                                      int max_len, int n_heads, int n_kv, int hd, float *scores, unsigned *count,
-                                     int stage, void *stream);
+                                     int flags, void *stream);
 void kv_append_bf16_cuda(uint16_t *cache_k, uint16_t *cache_v, const float *k, const float *v, const int *slot,
                          const int *pos, int n, int n_slots, int max_len, int kvd, void *stream);
 void logprob_forward_cuda(float *logp, float *entropy, const float *logits, const int64_t *targets, int rows,
@@ -210,13 +212,17 @@ double sumsq_cuda(const float *x, long n, double scale, void *stream);
 /* Mixed precision (see "Linear layers"): out, x device memory. */
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
 void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_t seed, void *stream);
+/* pdl (non-zero): launched programmatically (kernels/cuda/pdl.cuh), the launch overlapping the end of
+ * the kernel before, which the kernel waits for before touching memory (the bf16 decode step's norms
+ * and SwiGLU after its GEMMs: MMUPT_DECODE_PDL, gpu_mem.h). The same results. */
 void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
-                               int dim, float eps, void *stream);
+                               int dim, float eps, int pdl, void *stream);
 void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
-                                        const float *b, const float *weight, int rows, int dim, float eps,
+                                        const float *b, const float *weight, int rows, int dim, float eps, int pdl,
                                         void *stream);
 void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n, void *stream);
-void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream);
+void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, int pdl,
+                                     void *stream);
 void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream);
 void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner, void *stream);
 void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner,
@@ -231,7 +237,7 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
                                          const float *bk, const float *bv, const float *cos, const float *sin,
                                          uint16_t *cache_k, uint16_t *cache_v, const int *slot, const int *pos, int n,
                                          int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                         unsigned *count, int stage, void *stream);
+                                         unsigned *count, int flags, void *stream);
 /* The bf16 GEMMs on tensor cores (cuBLAS, fp32 accumulation). scratch: device, at least M*K
  * (forward) or matmul_bf16_backward_scratch(M, K, N) (backward) bf16 values for the operands rounded
  * on the way in. Results equal

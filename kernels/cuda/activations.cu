@@ -49,6 +49,7 @@ static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, c
                                                   long inner, long stride)
 {
     pdl_trigger(); // the down projection's skinny GEMM may start its weight prefetch (pdl.cuh)
+    pdl_wait();    // launched programmatically (pdl): the kernel before has finished writing gate/up
     for (long r = blockIdx.y; r < rows; r += gridDim.y)
         LAUNCH_LOOP(c, inner / V)
         {
@@ -161,19 +162,35 @@ static bool act_vec8(long inner, long stride, const void *a, const void *b, cons
     return inner % 8 == 0 && stride % 8 == 0 && vec_aligned(16, a, b, c, d);
 }
 
+// pdl: launched programmatically (pdl.cuh), its launch overlapping the end of the kernel before.
+template <typename T, int V>
+static void swiglu_forward_cast_run(float *out, uint16_t *out16, const T *gate, const T *up, long rows, long inner,
+                                    long stride, int pdl, cudaStream_t st)
+{
+    dim3 grid = launch_row_grid(rows, inner / V);
+#ifndef MMUPT_SIMT
+    if (pdl && st) { // not on the legacy stream, which serialises everything anyway
+        cudaLaunchAttribute attr;
+        cudaLaunchConfig_t cfg = pdl_config(grid, dim3(LAUNCH_THREADS), 0, st, &attr);
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, swiglu_forward_cast_kernel<T, V>, out, out16, gate, up, rows, inner, stride));
+        return;
+    }
+#endif
+    (void)pdl;
+    swiglu_forward_cast_kernel<T, V><<<grid, LAUNCH_THREADS, 0, st>>>(out, out16, gate, up, rows, inner, stride);
+    CUDA_CHECK(cudaGetLastError());
+}
+
 template <typename T>
 static void swiglu_forward_cast_launch(float *out, uint16_t *out16, const T *gate, const T *up, long rows, long inner,
-                                       long stride, void *stream)
+                                       long stride, int pdl, void *stream)
 {
     if (rows <= 0 || inner <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (act_vec8(inner, stride, out, out16, gate, up))
-        swiglu_forward_cast_kernel<T, 8><<<launch_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
-            out, out16, gate, up, rows, inner, stride);
+        swiglu_forward_cast_run<T, 8>(out, out16, gate, up, rows, inner, stride, pdl, st);
     else
-        swiglu_forward_cast_kernel<T, 1><<<launch_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(out, out16, gate, up,
-                                                                                             rows, inner, stride);
-    CUDA_CHECK(cudaGetLastError());
+        swiglu_forward_cast_run<T, 1>(out, out16, gate, up, rows, inner, stride, pdl, st);
 }
 
 template <typename T>
@@ -208,13 +225,13 @@ extern "C" void swiglu_forward_cuda(float *out, const float *gate, const float *
 extern "C" void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, const float *up, long n,
                                          void *stream)
 {
-    swiglu_forward_cast_launch<float>(out, out16, gate, up, 1, n, n, stream);
+    swiglu_forward_cast_launch<float>(out, out16, gate, up, 1, n, n, 0, stream);
 }
 
 extern "C" void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner,
-                                                void *stream)
+                                                int pdl, void *stream)
 {
-    swiglu_forward_cast_launch<float>(out, out16, gu, gu + inner, rows, inner, 2 * inner, stream);
+    swiglu_forward_cast_launch<float>(out, out16, gu, gu + inner, rows, inner, 2 * inner, pdl, stream);
 }
 
 extern "C" void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
@@ -240,7 +257,7 @@ extern "C" void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dou
 extern "C" void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner,
                                                   void *stream)
 {
-    swiglu_forward_cast_launch<uint16_t>((float *)NULL, out16, gu16, gu16 + inner, rows, inner, 2 * inner, stream);
+    swiglu_forward_cast_launch<uint16_t>((float *)NULL, out16, gu16, gu16 + inner, rows, inner, 2 * inner, 0, stream);
 }
 
 extern "C" void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows,

@@ -394,6 +394,10 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
         plan = decode_stage_plan<T>(k + j0 * stride, v + j0 * stride, sk, sv, stride, a.kst, hd, max(jn - j0, 0));
         decode_stage_move<false>(plan, tid, batch);
     }
+    // Launched programmatically (ATTN_DECODE_PDL): everything above read only what earlier steps
+    // wrote (the slot table, the cache's older rows); the kernel before - the q/k/v GEMM - must have
+    // finished before its output is read or the cache's new row written.
+    pdl_wait();
     // The fused step appends the row's own k and v first (the split whose rows hold it): step 1's
     // barrier publishes them to step 2.
     if (a.qkv && L - 1 >= j0 && L - 1 < j1) {
@@ -590,7 +594,7 @@ static size_t decode_stage_bytes(struct decode_args<T> *a, int threads)
 
 template <typename T, bool VEC, bool STAGE>
 static void decode_run(float *out, uint16_t *out16, const float *q, const struct decode_args<T> &a, unsigned blocks,
-                       int threads, size_t smem, cudaStream_t st)
+                       int threads, size_t smem, int pdl, cudaStream_t st)
 {
     if (smem > DECODE_SMEM_LIMIT) {
 #ifndef MMUPT_SIMT
@@ -604,15 +608,27 @@ static void decode_run(float *out, uint16_t *out16, const float *q, const struct
                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem_max()));
 #endif
     }
+#ifndef MMUPT_SIMT
+    if (pdl && st) { // not on the legacy stream, which serialises everything anyway
+        cudaLaunchAttribute attr;
+        cudaLaunchConfig_t cfg = pdl_config(dim3(blocks), dim3((unsigned)threads), smem, st, &attr);
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, attention_decode_kernel<T, VEC, STAGE>, out, out16, q, a));
+        return;
+    }
+#endif
+    (void)pdl;
     attention_decode_kernel<T, VEC, STAGE><<<blocks, threads, smem, st>>>(out, out16, q, a);
 }
 
 template <typename T>
 static void decode_launch(float *out, uint16_t *out16, const float *q, const T *cache_k, const T *cache_v,
                           const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
-                          int hd, float *scores, unsigned *count, int stage, void *stream,
+                          int hd, float *scores, unsigned *count, int flags, void *stream,
                           const struct decode_qkv *f = NULL)
 {
+    MMUPT_CHECK((flags & ~(ATTN_DECODE_STAGE | ATTN_DECODE_PDL)) == 0);
+    int pdl = (flags & ATTN_DECODE_PDL) != 0;
+    MMUPT_CHECK(!pdl || f); // the fused form only: the plain one's new row comes from the kernel before
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
     MMUPT_CHECK(!f || hd % 2 == 0); // RoPE's pairs
     MMUPT_CHECK(n_slots > 0 && max_len > 0);
@@ -659,13 +675,13 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     int pack = 16 / (int)sizeof(T);
     int vec = hd % pack == 0 && ((uintptr_t)cache_k | (uintptr_t)cache_v) % 16 == 0;
     // Staged (the caller's choice): unsplit calls whose rows fit in shared memory; others as before.
-    size_t staged = stage && vec && a.splits == 1 ? decode_stage_bytes(&a, threads) : 0;
+    size_t staged = (flags & ATTN_DECODE_STAGE) && vec && a.splits == 1 ? decode_stage_bytes(&a, threads) : 0;
     if (staged)
-        decode_run<T, true, true>(out, out16, q, a, blocks, threads, staged, st);
+        decode_run<T, true, true>(out, out16, q, a, blocks, threads, staged, pdl, st);
     else if (vec)
-        decode_run<T, true, false>(out, out16, q, a, blocks, threads, smem, st);
+        decode_run<T, true, false>(out, out16, q, a, blocks, threads, smem, pdl, st);
     else
-        decode_run<T, false, false>(out, out16, q, a, blocks, threads, smem, st);
+        decode_run<T, false, false>(out, out16, q, a, blocks, threads, smem, pdl, st);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -686,28 +702,28 @@ extern "C" int attention_decode_stage_fits(int n_heads, int n_kv, int hd, int ma
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,
                                       const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                      int n_kv, int hd, float *scores, unsigned *count, int stage, void *stream)
+                                      int n_kv, int hd, float *scores, unsigned *count, int flags, void *stream)
 {
     decode_launch<float>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv,
-                         hd, scores, count, stage, stream);
+                         hd, scores, count, flags, stream);
 }
 
 extern "C" void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k,
                                            const uint16_t *cache_v, const int *slot, const int *pos, int n,
                                            int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                           unsigned *count, int stage, void *stream)
+                                           unsigned *count, int flags, void *stream)
 {
     decode_launch<uint16_t>(out, (uint16_t *)NULL, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
-                            n_kv, hd, scores, count, stage, stream);
+                            n_kv, hd, scores, count, flags, stream);
 }
 
 extern "C" void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                                 const uint16_t *cache_v, const int *slot, const int *pos, int n,
                                                 int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                                                float *scores, unsigned *count, int stage, void *stream)
+                                                float *scores, unsigned *count, int flags, void *stream)
 {
     decode_launch<uint16_t>(out, out16, q, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads, n_kv, hd,
-                            scores, count, stage, stream);
+                            scores, count, flags, stream);
 }
 
 extern "C" void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const float *qkv, const float *bq,
@@ -715,9 +731,9 @@ extern "C" void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16,
                                                     const float *sin, uint16_t *cache_k, uint16_t *cache_v,
                                                     const int *slot, const int *pos, int n, int n_slots, int max_len,
                                                     int n_heads, int n_kv, int hd, float *scores, unsigned *count,
-                                                    int stage, void *stream)
+                                                    int flags, void *stream)
 {
     struct decode_qkv f = {qkv, bq, bk, bv, cos, sin};
     decode_launch<uint16_t>(out, out16, (const float *)NULL, cache_k, cache_v, slot, pos, n, n_slots, max_len, n_heads,
-                            n_kv, hd, scores, count, stage, stream, &f);
+                            n_kv, hd, scores, count, flags, stream, &f);
 }

@@ -283,16 +283,8 @@ static void skinny_launch(float *out, const uint16_t *x, const uint16_t *w, cons
     size_t smem = (size_t)SKINNY_WARPS * 16 * MT * SKINNY_COLS * sizeof(float);
 #ifndef MMUPT_SIMT
     if (blas->skinny == SKINNY_PDL) {
-        cudaLaunchConfig_t cfg = {};
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr[0].val.programmaticStreamSerializationAllowed = 1;
-        cfg.gridDim = grid;
-        cfg.blockDim = dim3(SKINNY_THREADS);
-        cfg.dynamicSmemBytes = smem;
-        cfg.stream = blas->stream;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
+        cudaLaunchAttribute attr;
+        cudaLaunchConfig_t cfg = pdl_config(grid, dim3(SKINNY_THREADS), smem, blas->stream, &attr);
         CUDA_CHECK(cudaLaunchKernelEx(&cfg, matmul_skinny_kernel<MT, WN>, out, x, w, bias, blas->skinny_part,
                                       blas->skinny_count, M, K, N, p->kc));
         return;

@@ -1,6 +1,7 @@
 // Programmatic dependent launch (sm_90): a kernel launched with the
-// cudaLaunchAttributeProgrammaticStreamSerialization attribute (only the skinny GEMM, with
-// MMUPT_GEMM_SKINNY=pdl) may start while the kernel before it in the stream still runs, once that
+// cudaLaunchAttributeProgrammaticStreamSerialization attribute (the skinny GEMM with
+// MMUPT_GEMM_SKINNY=pdl; the bf16 decode step's own kernels after its cuBLAS GEMMs with
+// MMUPT_DECODE_PDL=1) may start while the kernel before it in the stream still runs, once that
 // kernel's blocks have all called pdl_trigger (or exited). It may then only do work that reads
 // nothing the earlier kernel writes and writes nothing it reads - the skinny GEMM prefetches its
 // weights into L2 - and must call pdl_wait, which returns once the earlier kernel has completed and
@@ -43,5 +44,24 @@ static __device__ __forceinline__ void l2_prefetch(const void *p, unsigned bytes
     (void)p, (void)bytes;
 #endif
 }
+
+// A launch configuration with the programmatic attribute (host side; the interpreter launches
+// everything plainly: it runs kernels one after the other). attr: the caller's storage for it.
+#ifndef MMUPT_SIMT
+static inline cudaLaunchConfig_t pdl_config(dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                                            cudaLaunchAttribute *attr)
+{
+    cudaLaunchConfig_t cfg = {};
+    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr->val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cfg;
+}
+#endif
 
 #endif

@@ -55,6 +55,7 @@ static __device__ __forceinline__ void rms_out(const struct rmsnorm_fwd &a, long
 static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
 {
     pdl_trigger(); // a skinny GEMM that follows may start its weight prefetch (pdl.cuh)
+    pdl_wait();    // launched programmatically (pdl): the kernel before has finished writing x
     __shared__ float scratch[32];
     long row = (long)blockIdx.x * a.dim;
     float ss = 0.0f, xv[RMS_REGS], wv[RMS_REGS];
@@ -87,9 +88,19 @@ static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
     if (a.rstd && threadIdx.x == 0) a.rstd[blockIdx.x] = s;
 }
 
-static void rmsnorm_forward_launch(const struct rmsnorm_fwd *a, int rows, void *stream)
+// pdl: launched programmatically (pdl.cuh), its launch overlapping the end of the kernel before.
+static void rmsnorm_forward_launch(const struct rmsnorm_fwd *a, int rows, int pdl, void *stream)
 {
     if (rows <= 0) return;
+#ifndef MMUPT_SIMT
+    if (pdl && stream) { // not on the legacy stream, which serialises everything anyway
+        cudaLaunchAttribute attr;
+        cudaLaunchConfig_t cfg = pdl_config(dim3((unsigned)rows), dim3(REDUCE_THREADS), 0, (cudaStream_t)stream, &attr);
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, rmsnorm_forward_kernel, *a));
+        return;
+    }
+#endif
+    (void)pdl;
     rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(*a);
     CUDA_CHECK(cudaGetLastError());
 }
@@ -98,22 +109,22 @@ extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, co
                                      float eps, void *stream)
 {
     struct rmsnorm_fwd a = {out, (float *)NULL, rstd, (uint16_t *)NULL, x, (const float *)NULL, weight, dim, eps};
-    rmsnorm_forward_launch(&a, rows, stream);
+    rmsnorm_forward_launch(&a, rows, 0, stream);
 }
 
 extern "C" void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight,
-                                          int rows, int dim, float eps, void *stream)
+                                          int rows, int dim, float eps, int pdl, void *stream)
 {
     struct rmsnorm_fwd a = {out, (float *)NULL, rstd, out16, x, (const float *)NULL, weight, dim, eps};
-    rmsnorm_forward_launch(&a, rows, stream);
+    rmsnorm_forward_launch(&a, rows, pdl, stream);
 }
 
 extern "C" void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
                                                    const float *b, const float *weight, int rows, int dim, float eps,
-                                                   void *stream)
+                                                   int pdl, void *stream)
 {
     struct rmsnorm_fwd f = {out, sum, rstd, out16, a, b, weight, dim, eps};
-    rmsnorm_forward_launch(&f, rows, stream);
+    rmsnorm_forward_launch(&f, rows, pdl, stream);
 }
 
 // dx[r, i] += s * (g_i - xhat_i * mean(g * xhat)) with g = dout * w, xhat = x * s, s = rstd[r]; with

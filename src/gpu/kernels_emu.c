@@ -34,8 +34,9 @@ void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *
 
 
 void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
-                               int dim, float eps, void *stream)
+                               int dim, float eps, int pdl, void *stream)
 {
+    (void)pdl; /* how a GPU launches it: the emulator runs kernels one after the other */
     struct emu_state *st = emu_state_of(stream, __func__);
     long n = (long)rows * dim;
     DEV_OPT(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(x, n), DEV(weight, dim);
@@ -43,8 +44,10 @@ void rmsnorm_forward_cast_cuda(float *out, uint16_t *out16, float *rstd, const f
 }
 
 void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint16_t *out16, float *rstd, const float *a,
-                                        const float *b, const float *weight, int rows, int dim, float eps, void *stream)
+                                        const float *b, const float *weight, int rows, int dim, float eps, int pdl,
+                                        void *stream)
 {
+    (void)pdl;
     struct emu_state *st = emu_state_of(stream, __func__);
     long n = (long)rows * dim;
     DEV(sum, n), DEV_OPT(out, n), DEV(out16, n), DEV_OPT(rstd, rows), DEV(a, n), DEV(b, n), DEV(weight, dim);
@@ -140,8 +143,10 @@ void swiglu_forward_cast_cuda(float *out, uint16_t *out16, const float *gate, co
     EMU_RUN(swiglu_forward_cast_cpu(out, out16, gate, up, n));
 }
 
-void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, void *stream)
+void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *gu, long rows, long inner, int pdl,
+                                     void *stream)
 {
+    (void)pdl;
     struct emu_state *st = emu_state_of(stream, __func__);
     long n = rows * inner;
     DEV_OPT(out, n), DEV(out16, n), DEV(gu, 2 * n);
@@ -353,9 +358,9 @@ int attention_decode_stage_fits(int n_heads, int n_kv, int hd, int max_len, int 
 
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
-                           float *scores, unsigned *count, int stage, void *stream)
+                           float *scores, unsigned *count, int flags, void *stream)
 {
-    (void)stage; /* where the device keeps the rows: the reference's result either way */
+    (void)flags; /* where the device keeps the rows, how it launches: the reference's result either way */
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
@@ -368,9 +373,9 @@ void attention_decode_cuda(float *out, const float *q, const float *cache_k, con
 
 void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cache_k, const uint16_t *cache_v,
                                 const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads,
-                                int n_kv, int hd, float *scores, unsigned *count, int stage, void *stream)
+                                int n_kv, int hd, float *scores, unsigned *count, int flags, void *stream)
 {
-    (void)stage;
+    (void)flags;
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     DEV(out, (long)n * n_heads * hd), DEV(q, (long)n * n_heads * hd);
@@ -384,9 +389,9 @@ void attention_decode_bf16_cuda(float *out, const float *q, const uint16_t *cach
 void attention_decode_bf16_cast_cuda(float *out, uint16_t *out16, const float *q, const uint16_t *cache_k,
                                      const uint16_t *cache_v, const int *slot, const int *pos, int n, int n_slots,
                                      int max_len, int n_heads, int n_kv, int hd, float *scores, unsigned *count,
-                                     int stage, void *stream)
+                                     int flags, void *stream)
 {
-    (void)stage;
+    (void)flags;
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     long m = (long)n * n_heads * hd;
@@ -423,9 +428,9 @@ void attention_decode_qkv_bf16_cast_cuda(float *out, uint16_t *out16, const floa
                                          const float *bk, const float *bv, const float *cos, const float *sin,
                                          uint16_t *cache_k, uint16_t *cache_v, const int *slot, const int *pos, int n,
                                          int n_slots, int max_len, int n_heads, int n_kv, int hd, float *scores,
-                                         unsigned *count, int stage, void *stream)
+                                         unsigned *count, int flags, void *stream)
 {
-    (void)stage;
+    (void)flags;
     struct emu_state *st = emu_state_of(stream, __func__);
     if (n <= 0) return;
     long qd = (long)n_heads * hd, kvd = (long)n_kv * hd, m = n * qd;

@@ -200,9 +200,9 @@ static void norm_forward_operand(struct model_dev *d, const struct block_shape *
     const struct gpu_ctx *g = d->g;
     if (op && s->norm == NORM_RMS) {
         if (res)
-            residual_rmsnorm_forward_cast_cuda(sum, out, op, rstd, x, res, w, (int)s->T, (int)s->D, s->eps, g->stream);
+            residual_rmsnorm_forward_cast_cuda(sum, out, op, rstd, x, res, w, (int)s->T, (int)s->D, s->eps, 0, g->stream);
         else
-            rmsnorm_forward_cast_cuda(out, op, rstd, x, w, (int)s->T, (int)s->D, s->eps, g->stream);
+            rmsnorm_forward_cast_cuda(out, op, rstd, x, w, (int)s->T, (int)s->D, s->eps, 0, g->stream);
         return;
     }
     if (res) residual_forward_cuda(sum, x, res, (long)s->T * s->D, g->stream);
@@ -272,7 +272,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     } else if (gu_packed(d, s, w)) { /* one GEMM for gate and up; SwiGLU over its rows writes down's operand */
         mlp_gate_alloc(g, a, s);
         project(d, a->gate, a->n2, op, w->gate_w, w->gate_b, T, D, 2 * I);
-        swiglu_packed_forward_cast_cuda(a->act, act16, a->gate, T, I, g->stream);
+        swiglu_packed_forward_cast_cuda(a->act, act16, a->gate, T, I, 0, g->stream);
     } else {
         mlp_gate_alloc(g, a, s);
         mlp_forward_unpacked(d, a, s, w, op, act16);

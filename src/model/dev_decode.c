@@ -261,7 +261,7 @@ static void decode_norm(struct model_dev *d, float *out, const float *x, int64_t
 {
     const float *w = d->params + w_off;
     if (d->params_bf16)
-        rmsnorm_forward_cast_cuda(out, dev_linear_operand(d, (int64_t)n * H), rstd, x, w, n, H, eps, d->g->stream);
+        rmsnorm_forward_cast_cuda(out, dev_linear_operand(d, (int64_t)n * H), rstd, x, w, n, H, eps, 0, d->g->stream);
     else
         rmsnorm_forward_cuda(out, rstd, x, w, n, H, eps, d->g->stream);
 }
@@ -312,10 +312,10 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     const void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     if (kv->k16)
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                                   b->scores, b->count, g->tuning.decode_stage, g->stream);
+                                   b->scores, b->count, g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0, g->stream);
     else
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                              b->scores, b->count, g->tuning.decode_stage, g->stream);
+                              b->scores, b->count, g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0, g->stream);
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     decode_norm(d, b->n2, b->mid, y->ln2, n, H, eps, b->rstd);
@@ -348,11 +348,12 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     MMUPT_CHECK(y->k_w == y->q_w + (int64_t)qd * H && y->v_w == y->k_w + (int64_t)kvd * H);
     uint16_t *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     dev_linear_forward_again(d, b->qkv, NULL, y->q_w, -1, n, H, qd + 2 * kvd); /* n1's rounding alone */
+    int flags = (d->g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0) | (d->g->tuning.decode_pdl ? ATTN_DECODE_PDL : 0);
     attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
                                         y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                                         y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,
-                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, b->count,
-                                        d->g->tuning.decode_stage, d->g->stream);
+                                        kv->n_slots, kv->max_len, nh, nkv, hd, b->scores, b->count, flags,
+                                        d->g->stream);
     dev_linear_forward_again(d, b->mid, b->att, y->o_w, -1, n, qd, H);
 }
 
@@ -370,19 +371,20 @@ static void decode_layers_bf16(struct model_dev *d, struct model_kv *kv, int n, 
     int H = (int)t->hidden, I = (int)t->intermediate;
     float eps = (float)t->rms_eps;
     rmsnorm_forward_cast_cuda(NULL, dev_linear_operand(d, (int64_t)n * H), NULL, b->x, d->params + L->layers[0].ln1, n,
-                              H, eps, g->stream);
+                              H, eps, 0, g->stream);
+    int pdl = g->tuning.decode_pdl; /* the kernels after a GEMM launch programmatically (MMUPT_DECODE_PDL) */
     for (int64_t l = 0; l < t->n_layers; l++) {
         const struct model_text_layer *y = &L->layers[l];
         MMUPT_CHECK(y->up == y->gate + (int64_t)I * H);
         decode_attention_bf16(d, kv, l, n, b);
         residual_rmsnorm_forward_cast_cuda(b->mid, NULL, dev_linear_operand(d, (int64_t)n * H), NULL, b->mid, b->x,
-                                           d->params + y->ln2, n, H, eps, g->stream);
+                                           d->params + y->ln2, n, H, eps, pdl, g->stream);
         dev_linear_forward_again(d, b->gu, NULL, y->gate, -1, n, H, 2 * I);
-        swiglu_packed_forward_cast_cuda(NULL, dev_linear_operand(d, (int64_t)n * I), b->gu, n, I, g->stream);
+        swiglu_packed_forward_cast_cuda(NULL, dev_linear_operand(d, (int64_t)n * I), b->gu, n, I, pdl, g->stream);
         dev_linear_forward_again(d, b->x, NULL, y->down, -1, n, I, H);
         int64_t next_norm = l + 1 < t->n_layers ? L->layers[l + 1].ln1 : L->final_norm;
         residual_rmsnorm_forward_cast_cuda(b->x, NULL, dev_linear_operand(d, (int64_t)n * H), NULL, b->x, b->mid,
-                                           d->params + next_norm, n, H, eps, g->stream);
+                                           d->params + next_norm, n, H, eps, pdl, g->stream);
     }
 }
 

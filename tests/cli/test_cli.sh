@@ -106,6 +106,8 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     expect "a bad MMUPT_GEMM_TUNE" 1 "MMUPT_GEMM_TUNE must be 1 or 0, not 'yes'"
     MMUPT_DECODE_STAGE=on run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
     expect "a bad MMUPT_DECODE_STAGE" 1 "MMUPT_DECODE_STAGE must be 1 or 0, not 'on'"
+    MMUPT_DECODE_PDL=true run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
+    expect "a bad MMUPT_DECODE_PDL" 1 "MMUPT_DECODE_PDL must be 1 or 0, not 'true'"
     MMUPT_ATTENTION=flash MMUPT_DECODE_SPLIT=1 run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" \
         --temperature 0 --max-new-tokens 8 --device emulator --dtype bf16
     expect "generate with MMUPT_ATTENTION=flash MMUPT_DECODE_SPLIT=1" 0 "[sample 0: 8 tokens, length]"

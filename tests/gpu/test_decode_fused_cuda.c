@@ -39,6 +39,15 @@ static int rounds_of(const uint16_t *dev16, const float *dev_f, size_t n)
 }
 
 /* With out NULL the rounding alone: the same bits as d_out16 (device) and ref16 (CPU, out NULL too). */
+/* A blocking stream for the programmatic launches (pdl 1, which the legacy stream does not take): the
+ * legacy stream's copies wait for its work. */
+static cudaStream_t pdl_stream(void)
+{
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreate(&s));
+    return s;
+}
+
 static void check_alone(struct test_state *ts, const char *op, const uint16_t *d_alone, const uint16_t *d_out16,
                         const uint16_t *cpu_alone, const uint16_t *ref16, size_t n)
 {
@@ -65,7 +74,7 @@ static void rmsnorm_case(struct test_state *ts, int rows, int dim)
     uint16_t *d_out16 = gpu_test_upload(ref16, n * sizeof *ref16);
     CUDA_CHECK(cudaMemset(d_out, 0xff, n * sizeof *d_out)); /* NaN: every entry must be written */
     CUDA_CHECK(cudaMemset(d_out16, 0xff, n * sizeof *d_out16));
-    rmsnorm_forward_cast_cuda(d_out, d_out16, d_rstd, d_x, d_w, rows, dim, 1e-6f, NULL);
+    rmsnorm_forward_cast_cuda(d_out, d_out16, d_rstd, d_x, d_w, rows, dim, 1e-6f, 0, NULL);
     float eo = gpu_test_dev_err(d_out, ref, n), er = gpu_test_dev_err(d_rstd, rref, (size_t)rows);
     CHECK_MSG(ts, eo < TOL, "rmsnorm_forward_cast rows %d dim %d: out err %g", rows, dim, eo);
     CHECK_MSG(ts, er < TOL, "rmsnorm_forward_cast rows %d dim %d: rstd err %g", rows, dim, er);
@@ -77,7 +86,9 @@ static void rmsnorm_case(struct test_state *ts, int rows, int dim)
     CHECK_MSG(ts, gpu_test_dev_same(d_plain, d_out, n), "rmsnorm_forward_cast rows %d dim %d: out differs from "
               "rmsnorm_forward's", rows, dim);
     uint16_t *d_alone = gpu_test_nan16(n), *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
-    rmsnorm_forward_cast_cuda(NULL, d_alone, NULL, d_x, d_w, rows, dim, 1e-6f, NULL);
+    cudaStream_t ps = pdl_stream(); /* launched programmatically: the same bits */
+    rmsnorm_forward_cast_cuda(NULL, d_alone, NULL, d_x, d_w, rows, dim, 1e-6f, 1, ps);
+    CUDA_CHECK(cudaStreamDestroy(ps));
     rmsnorm_forward_cast_cpu(NULL, cpu_alone, rref, x, w, rows, dim, 1e-6f);
     check_alone(ts, "rmsnorm_forward_cast", d_alone, d_out16, cpu_alone, ref16, n);
     free(cpu_alone);
@@ -110,7 +121,7 @@ static void residual_rmsnorm_case(struct test_state *ts, int rows, int dim, int 
     if (!alias) CUDA_CHECK(cudaMemset(d_sum, 0xff, n * sizeof *d_sum)); /* NaN: every entry must be written */
     CUDA_CHECK(cudaMemset(d_out, 0xff, n * sizeof *d_out));
     CUDA_CHECK(cudaMemset(d_out16, 0xff, n * sizeof *d_out16));
-    residual_rmsnorm_forward_cast_cuda(d_sum, d_out, d_out16, d_rstd, d_a, d_b, d_w, rows, dim, 1e-6f, NULL);
+    residual_rmsnorm_forward_cast_cuda(d_sum, d_out, d_out16, d_rstd, d_a, d_b, d_w, rows, dim, 1e-6f, 0, NULL);
     const char *how = alias ? "sum aliasing a" : "separate sum";
     CHECK_MSG(ts, gpu_test_dev_same_host(d_sum, sum, n), "residual_rmsnorm_forward_cast rows %d dim %d, %s: sum is "
               "not a + b", rows, dim, how);
@@ -129,7 +140,9 @@ static void residual_rmsnorm_case(struct test_state *ts, int rows, int dim, int 
         float *sum2 = mmupt_xmalloc(n * sizeof *sum2);
         uint16_t *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
         d_alone = gpu_test_nan16(n);
-        residual_rmsnorm_forward_cast_cuda(d_sum, NULL, d_alone, NULL, d_a, d_b, d_w, rows, dim, 1e-6f, NULL);
+        cudaStream_t ps = pdl_stream(); /* launched programmatically: the same bits */
+        residual_rmsnorm_forward_cast_cuda(d_sum, NULL, d_alone, NULL, d_a, d_b, d_w, rows, dim, 1e-6f, 1, ps);
+        CUDA_CHECK(cudaStreamDestroy(ps));
         residual_rmsnorm_forward_cast_cpu(sum2, NULL, cpu_alone, rref, a, b, w, rows, dim, 1e-6f);
         check_alone(ts, "residual_rmsnorm_forward_cast", d_alone, d_out16, cpu_alone, ref16, n);
         free(sum2), free(cpu_alone);
@@ -160,7 +173,7 @@ static void swiglu_packed_case(struct test_state *ts, long rows, long inner)
     uint16_t *d_out16 = gpu_test_upload(ref16, n * sizeof *ref16);
     CUDA_CHECK(cudaMemset(d_out, 0xff, n * sizeof *d_out));
     CUDA_CHECK(cudaMemset(d_out16, 0xff, n * sizeof *d_out16));
-    swiglu_packed_forward_cast_cuda(d_out, d_out16, d_gu, rows, inner, NULL);
+    swiglu_packed_forward_cast_cuda(d_out, d_out16, d_gu, rows, inner, 0, NULL);
     float e = gpu_test_dev_err(d_out, ref, n);
     CHECK_MSG(ts, e < TOL, "swiglu_packed_forward_cast %ld x %ld: out err %g", rows, inner, e);
     CHECK_MSG(ts, rounds_of(d_out16, d_out, n), "swiglu_packed_forward_cast %ld x %ld: out16 is not out rounded", rows,
@@ -170,7 +183,9 @@ static void swiglu_packed_case(struct test_state *ts, long rows, long inner)
               "swiglu_forward's on the halves", rows, inner);
     CHECK_MSG(ts, gpu_test_dev_same_host(d_gu, gu, 2 * n), "swiglu_packed_forward_cast: gu was written");
     uint16_t *d_alone = gpu_test_nan16(n), *cpu_alone = mmupt_xmalloc((n ? n : 1) * sizeof *cpu_alone);
-    swiglu_packed_forward_cast_cuda(NULL, d_alone, d_gu, rows, inner, NULL);
+    cudaStream_t ps = pdl_stream(); /* launched programmatically: the same bits */
+    swiglu_packed_forward_cast_cuda(NULL, d_alone, d_gu, rows, inner, 1, ps);
+    CUDA_CHECK(cudaStreamDestroy(ps));
     swiglu_packed_forward_cast_cpu(NULL, cpu_alone, gu, rows, inner);
     check_alone(ts, "swiglu_packed_forward_cast", d_alone, d_out16, cpu_alone, ref16, n);
     free(cpu_alone);
@@ -341,8 +356,12 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
                   nh, nkv, hd, max_len);
     attention_decode_bf16_cast_cuda(d_out[0], d_o16[0], d_q, d_k[0], d_v[0], d_idx, d_idx + n, n, n_slots, max_len, nh,
                                     nkv, hd, d_sc, d_count, 0, NULL);
+    /* staged: also launched programmatically (on a stream of its own: the legacy one takes no such launch) */
+    cudaStream_t ps = stage ? pdl_stream() : NULL;
     attention_decode_qkv_bf16_cast_cuda(d_out[1], d_o16[1], d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[1], d_v[1],
-                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count, stage, NULL);
+                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count,
+                                        stage ? ATTN_DECODE_STAGE | ATTN_DECODE_PDL : 0, ps);
+    if (ps) CUDA_CHECK(cudaStreamDestroy(ps));
     CUDA_CHECK(cudaFree(d_count));
     attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, hb[0], hb[1], hb[2], cs, sn, ck, cv, idx, idx + n, n, n_slots,
                                        max_len, nh, nkv, hd);

@@ -376,7 +376,7 @@ static void swiglu_packed16_case(struct test_state *ts, long rows, long inner)
     uint16_t *d_a = gpu_test_nan16(n), *d_b = gpu_test_nan16(n);
     uint16_t *d_da = gpu_test_nan16(2 * n), *d_db = gpu_test_nan16(2 * n);
     swiglu_packed16_forward_cast_cuda(d_a, d_gu16, rows, inner, NULL);
-    swiglu_packed_forward_cast_cuda(NULL, d_b, d_gu, rows, inner, NULL);
+    swiglu_packed_forward_cast_cuda(NULL, d_b, d_gu, rows, inner, 0, NULL);
     CHECK_MSG(ts, gpu_test_dev_same16(d_a, d_b, n),
               "swiglu_packed16_forward_cast %ld x %ld differs from the fp32-input twin", rows, inner);
     swiglu_packed16_backward_bf16_cuda(d_da, d_dout, d_gu16, rows, inner, NULL);
