@@ -162,35 +162,19 @@ static bool act_vec8(long inner, long stride, const void *a, const void *b, cons
     return inner % 8 == 0 && stride % 8 == 0 && vec_aligned(16, a, b, c, d);
 }
 
-// pdl: launched programmatically (pdl.cuh), its launch overlapping the end of the kernel before.
-template <typename T, int V>
-static void swiglu_forward_cast_run(float *out, uint16_t *out16, const T *gate, const T *up, long rows, long inner,
-                                    long stride, int pdl, cudaStream_t st)
-{
-    dim3 grid = launch_row_grid(rows, inner / V);
-#ifndef MMUPT_SIMT
-    if (pdl && st) { // not on the legacy stream, which serialises everything anyway
-        cudaLaunchAttribute attr;
-        cudaLaunchConfig_t cfg = pdl_config(grid, dim3(LAUNCH_THREADS), 0, st, &attr);
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, swiglu_forward_cast_kernel<T, V>, out, out16, gate, up, rows, inner, stride));
-        return;
-    }
-#endif
-    (void)pdl;
-    swiglu_forward_cast_kernel<T, V><<<grid, LAUNCH_THREADS, 0, st>>>(out, out16, gate, up, rows, inner, stride);
-    CUDA_CHECK(cudaGetLastError());
-}
-
 template <typename T>
 static void swiglu_forward_cast_launch(float *out, uint16_t *out16, const T *gate, const T *up, long rows, long inner,
                                        long stride, int pdl, void *stream)
 {
     if (rows <= 0 || inner <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
+    // pdl: launched programmatically (pdl.cuh), its launch overlapping the end of the kernel before
     if (act_vec8(inner, stride, out, out16, gate, up))
-        swiglu_forward_cast_run<T, 8>(out, out16, gate, up, rows, inner, stride, pdl, st);
+        pdl_launch(pdl != 0, swiglu_forward_cast_kernel<T, 8>, launch_row_grid(rows, inner / 8), dim3(LAUNCH_THREADS), 0,
+                   st, out, out16, gate, up, rows, inner, stride);
     else
-        swiglu_forward_cast_run<T, 1>(out, out16, gate, up, rows, inner, stride, pdl, st);
+        pdl_launch(pdl != 0, swiglu_forward_cast_kernel<T, 1>, launch_row_grid(rows, inner), dim3(LAUNCH_THREADS), 0, st,
+                   out, out16, gate, up, rows, inner, stride);
 }
 
 template <typename T>

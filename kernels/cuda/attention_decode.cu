@@ -47,7 +47,7 @@
 // chain is a third as long and three times the blocks overlap their waits.) Equal to the unsplit
 // result to a few ulp (c_s e_j is expf(s_j - M) up to rounding), and like it repeatable bit for bit.
 //
-// Staged (stage != 0, MMUPT_DECODE_STAGE=1; unsplit calls whose rows fit in shared memory - up to
+// Staged (flags ATTN_DECODE_STAGE, MMUPT_DECODE_STAGE=1; unsplit calls whose rows fit in shared memory - up to
 // the device's opt-in limit, 227 KiB on an H100/H200: a 384-row cache at hd 64 in bf16 is 123 KiB):
 // the block first copies its slot's k and v rows into shared memory, every thread's 16-byte loads
 // issued together (decode_stage_*), then runs steps 1-4 on the copies. The copy is one memory round
@@ -578,23 +578,24 @@ static size_t decode_smem_max()
 }
 
 // The staged kernel's shared memory for a call, in bytes (a.stage_at and a.kst set): the unstaged
-// layout with the scores in it, then the k and v rows; 0 when it does not fit.
+// layout with the scores in it, then the k and v rows; 0 when that is more than `most`.
 template <typename T>
-static size_t decode_stage_bytes(struct decode_args<T> *a, int threads)
+static size_t decode_stage_bytes(struct decode_args<T> *a, int threads, size_t most)
 {
     size_t hc = (size_t)(a->group < DECODE_HEADS ? a->group : DECODE_HEADS);
-    size_t floats = decode_smem_floats(a->group, a->hd, threads / 32) + hc * (size_t)a->rows_cap;
+    a->scores_at = (long)decode_smem_floats(a->group, a->hd, threads / 32);
+    size_t floats = (size_t)a->scores_at + hc * (size_t)a->rows_cap;
     floats = (floats + 3) / 4 * 4; // the staged rows start on a 16-byte boundary
     a->kst = a->hd + 16 / (int)sizeof(T);
-    a->scores_at = (long)decode_smem_floats(a->group, a->hd, threads / 32);
     a->stage_at = (long)floats;
     size_t bytes = floats * sizeof(float) + 2 * (size_t)a->rows_cap * a->kst * sizeof(T);
-    return bytes <= decode_smem_max() ? bytes : 0;
+    return bytes <= most ? bytes : 0;
 }
 
 template <typename T, bool VEC, bool STAGE>
+// most: decode_smem_max(), which a launch above the default shared memory needs.
 static void decode_run(float *out, uint16_t *out16, const float *q, const struct decode_args<T> &a, unsigned blocks,
-                       int threads, size_t smem, int pdl, cudaStream_t st)
+                       int threads, size_t smem, size_t most, int pdl, cudaStream_t st)
 {
     if (smem > DECODE_SMEM_LIMIT) {
 #ifndef MMUPT_SIMT
@@ -605,19 +606,12 @@ static void decode_run(float *out, uint16_t *out16, const float *q, const struct
         CUDA_CHECK(cudaStreamIsCapturing(st, &cs));
         if (cs == cudaStreamCaptureStatusNone)
             CUDA_CHECK(cudaFuncSetAttribute(attention_decode_kernel<T, VEC, STAGE>,
-                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)decode_smem_max()));
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, (int)most));
 #endif
     }
-#ifndef MMUPT_SIMT
-    if (pdl && st) { // not on the legacy stream, which serialises everything anyway
-        cudaLaunchAttribute attr;
-        cudaLaunchConfig_t cfg = pdl_config(dim3(blocks), dim3((unsigned)threads), smem, st, &attr);
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, attention_decode_kernel<T, VEC, STAGE>, out, out16, q, a));
-        return;
-    }
-#endif
-    (void)pdl;
-    attention_decode_kernel<T, VEC, STAGE><<<blocks, threads, smem, st>>>(out, out16, q, a);
+    (void)most;
+    pdl_launch(pdl != 0, attention_decode_kernel<T, VEC, STAGE>, dim3(blocks), dim3((unsigned)threads), smem, st, out,
+               out16, q, a);
 }
 
 template <typename T>
@@ -675,29 +669,32 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     int pack = 16 / (int)sizeof(T);
     int vec = hd % pack == 0 && ((uintptr_t)cache_k | (uintptr_t)cache_v) % 16 == 0;
     // Staged (the caller's choice): unsplit calls whose rows fit in shared memory; others as before.
-    size_t staged = (flags & ATTN_DECODE_STAGE) && vec && a.splits == 1 ? decode_stage_bytes(&a, threads) : 0;
+    int stage = (flags & ATTN_DECODE_STAGE) && vec && a.splits == 1;
+    size_t most = stage ? decode_smem_max() : (size_t)DECODE_SMEM_LIMIT;
+    size_t staged = stage ? decode_stage_bytes(&a, threads, most) : 0;
     if (staged)
-        decode_run<T, true, true>(out, out16, q, a, blocks, threads, staged, pdl, st);
+        decode_run<T, true, true>(out, out16, q, a, blocks, threads, staged, most, pdl, st);
     else if (vec)
-        decode_run<T, true, false>(out, out16, q, a, blocks, threads, smem, pdl, st);
+        decode_run<T, true, false>(out, out16, q, a, blocks, threads, smem, most, pdl, st);
     else
-        decode_run<T, false, false>(out, out16, q, a, blocks, threads, smem, pdl, st);
-    CUDA_CHECK(cudaGetLastError());
+        decode_run<T, false, false>(out, out16, q, a, blocks, threads, smem, most, pdl, st);
+}
+
+// Whether an unsplit call over a cache of element type T stages (see attention_decode_stage_fits).
+template <typename T>
+static int decode_stage_fits(int group, int hd, int max_len)
+{
+    if (hd % (16 / (int)sizeof(T)) != 0) return 0;
+    struct decode_args<T> a = {};
+    a.group = group, a.hd = hd, a.rows_cap = max_len;
+    return decode_stage_bytes(&a, DECODE_THREADS, decode_smem_max()) > 0;
 }
 
 extern "C" int attention_decode_stage_fits(int n_heads, int n_kv, int hd, int max_len, int bf16)
 {
     MMUPT_CHECK(n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && max_len > 0);
-    size_t elem = bf16 ? sizeof(uint16_t) : sizeof(float);
-    if (hd % (int)(16 / elem) != 0) return 0;
-    if (bf16) {
-        struct decode_args<uint16_t> a = {};
-        a.group = n_heads / n_kv, a.hd = hd, a.rows_cap = max_len;
-        return decode_stage_bytes(&a, DECODE_THREADS) > 0;
-    }
-    struct decode_args<float> a = {};
-    a.group = n_heads / n_kv, a.hd = hd, a.rows_cap = max_len;
-    return decode_stage_bytes(&a, DECODE_THREADS) > 0;
+    return bf16 ? decode_stage_fits<uint16_t>(n_heads / n_kv, hd, max_len)
+                : decode_stage_fits<float>(n_heads / n_kv, hd, max_len);
 }
 
 extern "C" void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v,

@@ -281,18 +281,8 @@ static void skinny_launch(float *out, const uint16_t *x, const uint16_t *w, cons
 {
     dim3 grid((unsigned)p->tiles, (unsigned)p->splits);
     size_t smem = (size_t)SKINNY_WARPS * 16 * MT * SKINNY_COLS * sizeof(float);
-#ifndef MMUPT_SIMT
-    if (blas->skinny == SKINNY_PDL) {
-        cudaLaunchAttribute attr;
-        cudaLaunchConfig_t cfg = pdl_config(grid, dim3(SKINNY_THREADS), smem, blas->stream, &attr);
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, matmul_skinny_kernel<MT, WN>, out, x, w, bias, blas->skinny_part,
-                                      blas->skinny_count, M, K, N, p->kc));
-        return;
-    }
-#endif
-    matmul_skinny_kernel<MT, WN><<<grid, SKINNY_THREADS, smem, blas->stream>>>(
-        out, x, w, bias, blas->skinny_part, blas->skinny_count, M, K, N, p->kc);
-    CUDA_CHECK(cudaGetLastError());
+    pdl_launch(blas->skinny == SKINNY_PDL, matmul_skinny_kernel<MT, WN>, grid, dim3(SKINNY_THREADS), smem, blas->stream,
+               out, x, w, bias, blas->skinny_part, blas->skinny_count, M, K, N, p->kc);
 }
 
 template <int MT>

@@ -11,6 +11,10 @@
 #ifndef MMUPT_KERNELS_CUDA_PDL_CUH
 #define MMUPT_KERNELS_CUDA_PDL_CUH
 
+#include <cuda_runtime.h>
+
+#include "mmupt/cuda_check.h"
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define PDL_SM90 1
 #endif
@@ -45,23 +49,30 @@ static __device__ __forceinline__ void l2_prefetch(const void *p, unsigned bytes
 #endif
 }
 
-// A launch configuration with the programmatic attribute (host side; the interpreter launches
-// everything plainly: it runs kernels one after the other). attr: the caller's storage for it.
-#ifndef MMUPT_SIMT
-static inline cudaLaunchConfig_t pdl_config(dim3 grid, dim3 block, size_t smem, cudaStream_t st,
-                                            cudaLaunchAttribute *attr)
+// kernel<<<grid, block, smem, st>>>(args...), with the programmatic attribute when pdl is set (the
+// interpreter launches everything plainly: it runs kernels one after the other anyway).
+template <typename... P, typename... A>
+static void pdl_launch(bool pdl, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st, A... args)
 {
-    cudaLaunchConfig_t cfg = {};
-    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr->val.programmaticStreamSerializationAllowed = 1;
-    cfg.gridDim = grid;
-    cfg.blockDim = block;
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = st;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    return cfg;
-}
+#ifndef MMUPT_SIMT
+    if (pdl) {
+        cudaLaunchAttribute attr;
+        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr.val.programmaticStreamSerializationAllowed = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = grid;
+        cfg.blockDim = block;
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = st;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+        return;
+    }
 #endif
+    (void)pdl;
+    kernel<<<grid, block, smem, st>>>(args...);
+    CUDA_CHECK(cudaGetLastError());
+}
 
 #endif

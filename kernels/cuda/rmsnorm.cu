@@ -92,17 +92,8 @@ static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
 static void rmsnorm_forward_launch(const struct rmsnorm_fwd *a, int rows, int pdl, void *stream)
 {
     if (rows <= 0) return;
-#ifndef MMUPT_SIMT
-    if (pdl && stream) { // not on the legacy stream, which serialises everything anyway
-        cudaLaunchAttribute attr;
-        cudaLaunchConfig_t cfg = pdl_config(dim3((unsigned)rows), dim3(REDUCE_THREADS), 0, (cudaStream_t)stream, &attr);
-        CUDA_CHECK(cudaLaunchKernelEx(&cfg, rmsnorm_forward_kernel, *a));
-        return;
-    }
-#endif
-    (void)pdl;
-    rmsnorm_forward_kernel<<<rows, REDUCE_THREADS, 0, (cudaStream_t)stream>>>(*a);
-    CUDA_CHECK(cudaGetLastError());
+    pdl_launch(pdl != 0, rmsnorm_forward_kernel, dim3((unsigned)rows), dim3(REDUCE_THREADS), 0, (cudaStream_t)stream,
+               *a);
 }
 
 extern "C" void rmsnorm_forward_cuda(float *out, float *rstd, const float *x, const float *weight, int rows, int dim,

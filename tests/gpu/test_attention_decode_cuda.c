@@ -189,7 +189,7 @@ static float *run_cuda(const struct dec_case *c, cudaStream_t st, int split, int
     CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c->n * c->n_heads * c->max_len * sizeof(float) + 1));
     unsigned *d_count = split ? zero_counts(c->n, c->n_kv) : NULL;
     attention_decode_cuda(d_out, d_q, c->dk, c->dv, c->d_idx, c->d_idx + c->n, c->n, c->n_slots, c->max_len,
-                          c->n_heads, c->n_kv, c->hd, d_scores, d_count, stage, st);
+                          c->n_heads, c->n_kv, c->hd, d_scores, d_count, stage ? ATTN_DECODE_STAGE : 0, st);
     gpu_test_download(h, d_out, nq * sizeof(float));
     if (d_count && !counts_zero(d_count, c->n, c->n_kv)) {
         free(h);
@@ -345,7 +345,8 @@ static void bf16_case(struct test_state *ts, cudaStream_t st, int n, const int *
     attention_decode_bf16_cuda(d_out, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots, c.max_len,
                                c.n_heads, c.n_kv, c.hd, d_scores, d_count, 0, st);
     attention_decode_bf16_cast_cuda(d_out_c, d_out16, d_q, dk + off, dv + off, c.d_idx, c.d_idx + c.n, c.n, c.n_slots,
-                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, d_count, stage, st);
+                                    c.max_len, c.n_heads, c.n_kv, c.hd, d_scores, d_count,
+                                    stage ? ATTN_DECODE_STAGE : 0, st);
     CHECK_MSG(ts, !d_count || counts_zero(d_count, c.n, c.n_kv),
               "bf16 twins: the split counters are not zero after the calls");
     CUDA_CHECK(cudaFree(d_count));

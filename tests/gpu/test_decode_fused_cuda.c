@@ -39,7 +39,7 @@ static int rounds_of(const uint16_t *dev16, const float *dev_f, size_t n)
 }
 
 /* With out NULL the rounding alone: the same bits as d_out16 (device) and ref16 (CPU, out NULL too). */
-/* A blocking stream for the programmatic launches (pdl 1, which the legacy stream does not take): the
+/* A blocking stream of its own for the programmatic launches (pdl 1), as the decode step has: the
  * legacy stream's copies wait for its work. */
 static cudaStream_t pdl_stream(void)
 {
@@ -356,7 +356,7 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
                   nh, nkv, hd, max_len);
     attention_decode_bf16_cast_cuda(d_out[0], d_o16[0], d_q, d_k[0], d_v[0], d_idx, d_idx + n, n, n_slots, max_len, nh,
                                     nkv, hd, d_sc, d_count, 0, NULL);
-    /* staged: also launched programmatically (on a stream of its own: the legacy one takes no such launch) */
+    /* staged: also launched programmatically (on a stream of its own, as in the decode step) */
     cudaStream_t ps = stage ? pdl_stream() : NULL;
     attention_decode_qkv_bf16_cast_cuda(d_out[1], d_o16[1], d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[1], d_v[1],
                                         d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count,
