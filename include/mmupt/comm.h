@@ -95,6 +95,20 @@ int comm_allreduce_sum(const struct comm *c, float *buf, size_t n);
 int comm_allreduce_sum_f64(const struct comm *c, double *buf, size_t n);
 /* in: n elements on every rank; out_shard: this rank's comm_shard range [lo, hi), summed. */
 int comm_reduce_scatter_sum(const struct comm *c, const float *in, float *out_shard, size_t n);
+/* One piece of a reduce-scatter: the window [a, b) of the n elements. out_shard is this rank's
+ * whole shard ([lo, hi) of n); its part inside the window receives the sums, the rest is left alone.
+ * The pieces of any partition of [0, n) together give comm_reduce_scatter_sum's result - bit for bit
+ * on the MPI backend (each element is still summed by its owner in rank order). Every rank must make
+ * the same calls with the same windows, in the same order. NCCL: queued on c->stream behind what
+ * comm_after_stream named, and it returns BEFORE the sums are there (comm_sync waits); MPI: done on
+ * return. Counted as a reduce-scatter of (b - a) floats (NCCL: the seconds are the queueing's). */
+int comm_reduce_scatter_range(const struct comm *c, const float *in, float *out_shard, size_t n, size_t a, size_t b);
+/* NCCL: the collectives queued on c from now on start only after the work already queued on
+ * `stream` (a cudaStream_t of c's device) - how a collective overlaps compute without the host
+ * waiting. MPI: nothing to do. 0, or -1 when CUDA fails. */
+int comm_after_stream(const struct comm *c, void *stream);
+/* NCCL: wait until every collective queued on c is done. MPI: nothing to do. 0, or -1. */
+int comm_sync(const struct comm *c);
 /* shard: this rank's [lo, hi) of n; out: all n. shard may point into out at lo (in place). */
 int comm_allgather(const struct comm *c, const float *shard, float *out, size_t n);
 int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root);

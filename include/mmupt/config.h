@@ -128,6 +128,7 @@ struct cfg_cluster {
     int64_t ring_capacity;
     int64_t max_staleness;
     double timeout_s;
+    double grad_bucket_mb;
 };
 
 struct cfg_checkpoint {

@@ -71,6 +71,12 @@ struct model_dev {
     int stats_valid;
     /* Which gradients this step has written (src/model/dev_grads.c): zeroing is lazy. */
     struct model_dev_grads *grad_state;
+    /* When set, a backward pass calls grads_done(grads_done_ctx, off, n) as it finishes each stage
+     * (model_dev_grad_stage): d->grads[off, off + n) are then final for this pass - whatever no
+     * writer reached is zeroed - and only the kernels queued on g->stream so far write them. The
+     * learners reduce-scatter them from there while the rest of the backward runs. NULL after init. */
+    void (*grads_done)(void *ctx, int64_t off, int64_t n);
+    void *grads_done_ctx;
 };
 
 /* Device buffers for m's parameters (uploaded from m->params) and zeroed gradients. */
@@ -93,6 +99,16 @@ void model_dev_zero_grad(struct model_dev *d);
 /* d->grads, complete: what a reader of the gradients (the optimizer, a reduction, a download) must
  * take them from after a backward - until then a tensor nothing wrote holds garbage. */
 float *model_dev_grads(struct model_dev *d);
+
+/* A backward pass's stages in the order it finishes them: 0 the final norm (and an untied
+ * lm_head), 1 .. L the decoder layers from the last to the first, L + 1 the embedding table (tied:
+ * lm_head's too), L + 2 the vision tower when the model has one. Their ranges [off, off + n) tile
+ * [0, spec.total). */
+int model_dev_grad_stages(const struct model_dev *d);
+void model_dev_grad_stage(const struct model_dev *d, int k, int64_t *off, int64_t *n);
+/* Every stage reported to grads_done in order, as a backward would: for a rank whose last
+ * micro-batch ran no backward, so that its collectives still match the other ranks'. */
+void model_dev_grads_done_all(struct model_dev *d);
 
 /* model_forward / model_forward_last on the device: the batch is host data; logits stay on the
  * device (forward: NULL when logit_chunk > 0, see there). -1 with err for the CPU model's input errors. */

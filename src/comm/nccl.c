@@ -68,18 +68,43 @@ int comm_nccl_allreduce(const struct comm *c, void *buf, size_t n, enum comm_dty
     return finish(c, ncclAllReduce(buf, buf, n, dt, ncclSum, nc(c), st(c)));
 }
 
-int comm_nccl_reduce_scatter(const struct comm *c, const float *in, float *out_shard, size_t n)
+/* Queued, not waited for: the window [a, b) of each shard to its owner. */
+int comm_nccl_reduce_range(const struct comm *c, const float *in, float *out_shard, size_t n, size_t a, size_t b)
 {
+    size_t mine, mine_end;
+    comm_shard(n, c->size, c->rank, &mine, &mine_end);
     ncclResult_t r = ncclGroupStart();
     for (int p = 0; p < c->size && r == ncclSuccess; p++) {
         size_t lo, hi;
         comm_shard(n, c->size, p, &lo, &hi);
-        if (hi > lo) r = ncclReduce(in + lo, p == c->rank ? out_shard : NULL, hi - lo, ncclFloat32, ncclSum, p, nc(c),
-                                    st(c));
+        if (lo < a) lo = a;
+        if (hi > b) hi = b;
+        if (hi > lo)
+            r = ncclReduce(in + lo, p == c->rank ? out_shard + (lo - mine) : NULL, hi - lo, ncclFloat32, ncclSum, p,
+                           nc(c), st(c));
     }
     ncclResult_t e = ncclGroupEnd();
-    return finish(c, r != ncclSuccess ? r : e);
+    return r == ncclSuccess && e == ncclSuccess ? 0 : -1;
 }
+
+int comm_nccl_reduce_scatter(const struct comm *c, const float *in, float *out_shard, size_t n)
+{
+    if (comm_nccl_reduce_range(c, in, out_shard, n, 0, n)) return -1;
+    return comm_nccl_sync(c);
+}
+
+/* An event is all a cross-stream dependency needs; it may be destroyed once the wait is queued. */
+int comm_nccl_after_stream(const struct comm *c, void *stream)
+{
+    cudaEvent_t e;
+    if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) return -1;
+    cudaError_t ce = cudaEventRecord(e, (cudaStream_t)stream);
+    if (ce == cudaSuccess) ce = cudaStreamWaitEvent(st(c), e, 0);
+    cudaEventDestroy(e);
+    return ce == cudaSuccess ? 0 : -1;
+}
+
+int comm_nccl_sync(const struct comm *c) { return cudaStreamSynchronize(st(c)) == cudaSuccess ? 0 : -1; }
 
 int comm_nccl_allgather(const struct comm *c, const float *shard, float *out, size_t n)
 {

@@ -4,7 +4,9 @@
  * Work proceeds in rounds. In round t every rank r moves the part of its shard
  * [lo_r + t*blk, lo_r + (t+1)*blk) clipped to its shard, so each round's counts fit an int and the
  * temporaries are 2 * P * blk elements. Blocks are packed into the send buffer at j*blk, so MPI
- * displacements stay small however large n is. */
+ * displacements stay small however large n is. A ranged reduce-scatter (the gradient buckets) works
+ * on a window [a, b) of the n elements: every shard is clipped to the window first, so each element
+ * is still summed by its owner, in rank order - the same bits as the whole call. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,23 +46,38 @@ static const struct comm_elem comm_f64 = {MPI_DOUBLE, sizeof(double), sum_f64};
 
 /* Scratch for one collective call: packed send/receive blocks and MPI's count arrays. */
 struct comm_rounds {
-    size_t n, blk, n_rounds;
+    size_t n, a, b, blk, n_rounds; /* n elements, of which the window [a, b) moves */
     char *send, *recv;
     int *scount, *sdisp, *rcount, *rdisp;
 };
 
-static void rounds_init(struct comm_rounds *w, const struct comm *c, size_t n, size_t esize)
+/* Rank r's shard of n clipped to the window [a, b) (empty: lo == hi). */
+static void window_part(size_t n, int size, int r, size_t a, size_t b, size_t *lo, size_t *hi)
 {
-    MMUPT_CHECK(c->mpi != MPI_COMM_NULL && c->size > 0 && c->chunk > 0);
-    size_t p = (size_t)c->size;
-    size_t max_shard = n / p + (n % p != 0);
+    comm_shard(n, size, r, lo, hi);
+    if (*lo < a) *lo = a;
+    if (*hi > b) *hi = b;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static void rounds_init(struct comm_rounds *w, const struct comm *c, size_t n, size_t a, size_t b, size_t esize)
+{
+    MMUPT_CHECK(c->mpi != MPI_COMM_NULL && c->size > 0 && c->chunk > 0 && a <= b && b <= n);
+    size_t p = (size_t)c->size, max_part = 0;
+    for (int r = 0; r < c->size; r++) {
+        size_t lo, hi;
+        window_part(n, c->size, r, a, b, &lo, &hi);
+        if (hi - lo > max_part) max_part = hi - lo;
+    }
     size_t blk = c->chunk;
-    if (blk > max_shard) blk = max_shard;
+    if (blk > max_part) blk = max_part;
     if (blk > (size_t)INT_MAX / p) blk = (size_t)INT_MAX / p; /* displacements p*blk must fit an int */
     if (blk == 0) blk = 1;
     w->n = n;
+    w->a = a;
+    w->b = b;
     w->blk = blk;
-    w->n_rounds = (max_shard + blk - 1) / blk;
+    w->n_rounds = (max_part + blk - 1) / blk;
     w->send = mmupt_xmalloc(p * blk * esize);
     w->recv = mmupt_xmalloc(p * blk * esize);
     w->scount = mmupt_xmalloc(4 * p * sizeof(int));
@@ -76,12 +93,12 @@ static void rounds_free(struct comm_rounds *w)
     free(w->scount);
 }
 
-/* The part [lo, hi) of rank r's shard that moves in round t (possibly empty). */
+/* The part [lo, hi) of rank r's shard (in the window) that moves in round t (possibly empty). */
 static void round_range(const struct comm *c, const struct comm_rounds *w, int r, size_t t, size_t *lo,
                         size_t *hi)
 {
     size_t slo, shi;
-    comm_shard(w->n, c->size, r, &slo, &shi);
+    window_part(w->n, c->size, r, w->a, w->b, &slo, &shi);
     size_t a = slo + t * w->blk;
     if (a > shi) a = shi;
     *lo = a;
@@ -133,14 +150,19 @@ static int ag_round(const struct comm *c, const struct comm_elem *e, struct comm
     return 0;
 }
 
+/* The window [a, b)'s part of the reduce-scatter: out_shard is this rank's whole shard, of which the
+ * part inside the window is written. */
 static int reduce_scatter(const struct comm *c, const struct comm_elem *e, const void *in, void *out_shard,
-                          size_t n)
+                          size_t n, size_t a, size_t b)
 {
     struct comm_rounds w;
-    rounds_init(&w, c, n, e->bytes);
+    rounds_init(&w, c, n, a, b, e->bytes);
+    size_t lo, hi, part, part_end;
+    comm_shard(n, c->size, c->rank, &lo, &hi);
+    window_part(n, c->size, c->rank, a, b, &part, &part_end);
+    char *out = (char *)out_shard + (part - lo) * e->bytes;
     int rc = 0;
-    for (size_t t = 0; t < w.n_rounds && rc == 0; t++)
-        rc = rs_round(c, e, &w, in, t, (char *)out_shard + t * w.blk * e->bytes);
+    for (size_t t = 0; t < w.n_rounds && rc == 0; t++) rc = rs_round(c, e, &w, in, t, out + t * w.blk * e->bytes);
     rounds_free(&w);
     return rc;
 }
@@ -148,7 +170,7 @@ static int reduce_scatter(const struct comm *c, const struct comm_elem *e, const
 static int allgather(const struct comm *c, const struct comm_elem *e, const void *shard, void *out, size_t n)
 {
     struct comm_rounds w;
-    rounds_init(&w, c, n, e->bytes);
+    rounds_init(&w, c, n, 0, n, e->bytes);
     int rc = 0;
     for (size_t t = 0; t < w.n_rounds && rc == 0; t++)
         rc = ag_round(c, e, &w, (const char *)shard + t * w.blk * e->bytes, t, out);
@@ -161,7 +183,7 @@ static int allgather(const struct comm *c, const struct comm_elem *e, const void
 static int allreduce(const struct comm *c, const struct comm_elem *e, void *buf, size_t n)
 {
     struct comm_rounds w;
-    rounds_init(&w, c, n, e->bytes);
+    rounds_init(&w, c, n, 0, n, e->bytes);
     int rc = 0;
     for (size_t t = 0; t < w.n_rounds && rc == 0; t++) {
         rc = rs_round(c, e, &w, buf, t, w.send);
@@ -185,9 +207,23 @@ static int counted(const struct comm *c, enum comm_op op, size_t bytes, double t
 int comm_reduce_scatter_sum(const struct comm *c, const float *in, float *out_shard, size_t n)
 {
     double t0 = count_start(c);
-    int rc = c->nccl ? comm_nccl_reduce_scatter(c, in, out_shard, n) : reduce_scatter(c, &comm_f32, in, out_shard, n);
+    int rc = c->nccl ? comm_nccl_reduce_scatter(c, in, out_shard, n)
+                     : reduce_scatter(c, &comm_f32, in, out_shard, n, 0, n);
     return counted(c, COMM_REDUCE_SCATTER, n * sizeof(float), t0, rc);
 }
+
+int comm_reduce_scatter_range(const struct comm *c, const float *in, float *out_shard, size_t n, size_t a, size_t b)
+{
+    MMUPT_CHECK(a <= b && b <= n);
+    double t0 = count_start(c);
+    int rc = c->nccl ? comm_nccl_reduce_range(c, in, out_shard, n, a, b)
+                     : reduce_scatter(c, &comm_f32, in, out_shard, n, a, b);
+    return counted(c, COMM_REDUCE_SCATTER, (b - a) * sizeof(float), t0, rc);
+}
+
+int comm_after_stream(const struct comm *c, void *stream) { return c->nccl ? comm_nccl_after_stream(c, stream) : 0; }
+
+int comm_sync(const struct comm *c) { return c->nccl ? comm_nccl_sync(c) : 0; }
 
 int comm_allgather(const struct comm *c, const float *shard, float *out, size_t n)
 {

@@ -196,6 +196,9 @@ const struct cfg_field cfg_fields[] = {
     {"cluster.timeout_s", CFG_FLOAT, OFF(cluster.timeout_s), "1800", 0, 1e6, CFG_MIN_EXCLUSIVE, NULL,
      "Longest wait for another rank (a trajectory, ring space, new weights) before stopping with an "
      "error naming it. Must exceed one rollout step."},
+    {"cluster.grad_bucket_mb", CFG_FLOAT, OFF(cluster.grad_bucket_mb), "0", 0, 1e6, 0, NULL,
+     "Device path, several learners: reduce-scatter the gradients in buckets of this many MiB while the "
+     "backward pass still runs (NCCL on its own stream; the same sums). 0: one reduce-scatter after it."},
 
     {"checkpoint.dir", CFG_STRING, OFF(checkpoint.dir), "checkpoints", 0, 0, 0, NULL,
      "Checkpoint directory; relative paths are under run.output_dir."},

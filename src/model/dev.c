@@ -202,6 +202,7 @@ static void backward_body(struct model_dev *d, float *dfinal)
     rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
                           g->stream);
     gpu_free(g, dfinal);
+    dev_grads_stage_done(d, 0);
     struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
         struct block_weights w = model_text_weights(&L->layers[l]);
@@ -219,6 +220,7 @@ static void backward_body(struct model_dev *d, float *dfinal)
         float *t = dx;
         dx = dprev;
         dprev = t;
+        dev_grads_stage_done(d, (int)(tc->n_layers - l));
     }
     /* dx is the gradient of the embeddings. Image rows go to the vision tower, the others to the
      * embedding table (the pad token's own row receives nothing from image positions). */
@@ -233,7 +235,9 @@ static void backward_body(struct model_dev *d, float *dfinal)
     }
     (void)dev_grad_begin(d, L->embed, tc->vocab * H, 0); /* tied: lm_head's GEMM wrote it first */
     embedding_backward_cuda(gr + L->embed, dx, a->tokens, (int)T, (int)H, g->stream);
+    dev_grads_stage_done(d, (int)tc->n_layers + 1);
     if (a->has_images) dev_vision_backward(d, &a->vis, dmerged);
+    if (L->patch_embed >= 0) dev_grads_stage_done(d, (int)tc->n_layers + 2);
     gpu_free(g, dmerged);
     gpu_free(g, dx);
     gpu_free(g, dprev);

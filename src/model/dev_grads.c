@@ -110,6 +110,54 @@ float dev_grad_begin(struct model_dev *d, int64_t off, int64_t n, int can_assign
     return 1.0f;
 }
 
+/* ---- stages: what a backward pass has finished (the learners' gradient buckets) ---- */
+
+int model_dev_grad_stages(const struct model_dev *d)
+{
+    return (int)d->m->cfg.text.n_layers + 2 + (d->m->spec.L.patch_embed >= 0);
+}
+
+/* The layout (spec.c) is embed | layer 0 .. layer L-1 | final norm | lm_head (untied) | vision; the
+ * backward finishes lm_head and the final norm first, the layers last to first, then the embedding
+ * table (tied: lm_head's gradient is also the table's) and the vision tower. */
+void model_dev_grad_stage(const struct model_dev *d, int k, int64_t *off, int64_t *n)
+{
+    const struct model_layout *L = &d->m->spec.L;
+    int64_t nl = d->m->cfg.text.n_layers, text_end = L->patch_embed >= 0 ? L->patch_embed : d->m->spec.total;
+    MMUPT_CHECK(k >= 0 && k < model_dev_grad_stages(d));
+    int64_t lo, hi;
+    if (k == 0) {
+        lo = L->final_norm, hi = text_end;
+    } else if (k <= nl) {
+        int64_t l = nl - k;
+        lo = L->layers[l].ln1, hi = l + 1 < nl ? L->layers[l + 1].ln1 : L->final_norm;
+    } else if (k == nl + 1) {
+        lo = L->embed, hi = nl > 0 ? L->layers[0].ln1 : L->final_norm;
+    } else {
+        lo = text_end, hi = d->m->spec.total;
+    }
+    *off = lo;
+    *n = hi - lo;
+}
+
+void dev_grads_stage_done(struct model_dev *d, int k)
+{
+    if (!d->grads_done) return;
+    struct model_dev_grads *z = d->grad_state;
+    int64_t off, n;
+    model_dev_grad_stage(d, k, &off, &n);
+    if (n <= 0) return;
+    int first = tensor_of(z, off), end = first;
+    while (end < z->n && z->off[end] < off + n) end++;
+    zero_fresh(d, first, end);
+    d->grads_done(d->grads_done_ctx, off, n);
+}
+
+void model_dev_grads_done_all(struct model_dev *d)
+{
+    for (int k = 0; k < model_dev_grad_stages(d); k++) dev_grads_stage_done(d, k);
+}
+
 void model_dev_zero_grad(struct model_dev *d)
 {
     struct model_dev_grads *z = d->grad_state;

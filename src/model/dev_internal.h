@@ -41,6 +41,9 @@ struct model_dev_acts {
 void dev_grads_init(struct model_dev *d);
 void dev_grads_free(struct model_dev *d);
 float dev_grad_begin(struct model_dev *d, int64_t off, int64_t n, int can_assign);
+/* The backward has finished stage k (model_dev_grad_stage): its untouched tensors zeroed, then
+ * d->grads_done told. Nothing when grads_done is NULL. */
+void dev_grads_stage_done(struct model_dev *d, int k);
 
 /* bf16: a bf16 model's block, whose GEMMs read their operands' roundings - the fp32 outputs that
  * only a GEMM reads are then not kept (n1 and n2 of RMSNorm blocks, act of SwiGLU ones: NULL, the

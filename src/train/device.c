@@ -88,6 +88,7 @@ void train_device_close(struct trainer *tr)
     gpu_free(&tr->gpu, tr->dev_v);
     gpu_free(&tr->gpu, tr->dev_gbuf);
     if (tr->learn_dev_split) comm_free(&tr->learn_dev);
+    train_buckets_free(&tr->buckets);
     model_dev_free(&tr->dev);
     gpu_ctx_free(&tr->gpu);
     tr->dev_current = tr->dev_ref = tr->dev_other = tr->dev_m = tr->dev_v = tr->dev_gbuf = NULL;
@@ -148,19 +149,22 @@ static int step_one(struct trainer *tr, const struct optim_config *oc, double lr
 /* The learners' collectives on device buffers: NCCL when tr->learn_dev has it, else staged through
  * the host buffers over tr->learn's MPI (the emulator; or NCCL could not start): the same sums as
  * the host optimizer's, so on the emulator bitwise the CPU run. */
-static int dev_reduce_scatter(struct trainer *tr, const float *d_in, float *d_shard)
+int train_device_reduce_range(struct trainer *tr, size_t a, size_t b)
 {
     const struct gpu_ctx *g = &tr->gpu;
-    size_t n = tr->opt.n, k = tr->opt.hi - tr->opt.lo;
-    if (tr->learn_dev.nccl) {
-        gpu_sync(g); /* the gradients are complete before NCCL's stream reads them */
-        return comm_reduce_scatter_sum(&tr->learn_dev, d_in, d_shard, n);
+    size_t n = tr->opt.n, lo = tr->opt.lo, hi = tr->opt.hi;
+    if (tr->learn_dev.nccl) { /* after the kernels that wrote these gradients, without a host wait */
+        if (comm_after_stream(&tr->learn_dev, g->stream)) return -1;
+        return comm_reduce_scatter_range(&tr->learn_dev, tr->dev.grads, tr->dev_gbuf, n, a, b);
     }
-    gpu_download(g, tr->model.grads, d_in, n * sizeof(float));
-    if (comm_reduce_scatter_sum(&tr->learn, tr->model.grads, tr->opt.gbuf, n)) return -1;
-    gpu_upload(g, d_shard, tr->opt.gbuf, k * sizeof(float));
+    gpu_download(g, tr->model.grads + a, tr->dev.grads + a, (b - a) * sizeof(float));
+    if (comm_reduce_scatter_range(&tr->learn, tr->model.grads, tr->opt.gbuf, n, a, b)) return -1;
+    size_t x = a > lo ? a : lo, y = b < hi ? b : hi; /* the window's part of this shard */
+    if (y > x) gpu_upload(g, tr->dev_gbuf + (x - lo), tr->opt.gbuf + (x - lo), (y - x) * sizeof(float));
     return 0;
 }
+
+int train_device_reduce_wait(struct trainer *tr) { return tr->learn_dev.nccl ? comm_sync(&tr->learn_dev) : 0; }
 
 /* All-gather of the updated shard into d_params (the host copy: fresh when staged, else lazy). */
 static int dev_allgather(struct trainer *tr, float *d_params)
@@ -201,16 +205,32 @@ static void learn_dev_open(struct trainer *tr)
                  err.msg);
 }
 
+void train_device_shard_ready(struct trainer *tr)
+{
+    learn_dev_open(tr);
+    moments_ready(tr);
+}
+
+/* The whole gradient's reduce-scatter, unless the buckets sent it during the backward. */
+static int reduce_grads(struct trainer *tr)
+{
+    if (tr->buckets.armed) return train_buckets_finish(tr);
+    if (train_device_reduce_range(tr, 0, tr->opt.n)) return -1;
+    return train_device_reduce_wait(tr);
+}
+
 /* Several learners, on the device: optim_step's ZeRO-1 step with the shard's moments, gradient and
- * update there. */
-static int step_sharded(struct trainer *tr, const struct optim_config *oc, double lr, double *norm)
+ * update there. A poisoned rank's NaN reaches every rank through the norm (its NaN gradient may
+ * have left in a bucket before it was known). */
+static int step_sharded(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
 {
     struct optim *o = &tr->opt;
-    learn_dev_open(tr);
-    if (dev_reduce_scatter(tr, tr->dev.grads, tr->dev_gbuf)) return -1;
+    train_device_shard_ready(tr);
+    if (reduce_grads(tr)) return -1;
     const double inv_p = 1.0 / (double)tr->learn.size;
     long k = (long)(o->hi - o->lo);
     double ss = sumsq_cuda(tr->dev_gbuf, k, inv_p, tr->gpu.stream);
+    if (poisoned) ss = NAN;
     if (comm_allreduce_sum_f64(&tr->learn, &ss, 1)) return -1;
     *norm = sqrt(ss);
     double scale;
@@ -244,7 +264,7 @@ static int step_on_device(struct trainer *tr, const struct optim_config *oc, dou
         gpu_upload(&tr->gpu, tr->dev.grads, &nan, sizeof nan);
     }
     train_device_use(tr, tr->model.params);
-    int res = tr->learn.size == 1 ? step_one(tr, oc, lr, norm) : step_sharded(tr, oc, lr, norm);
+    int res = tr->learn.size == 1 ? step_one(tr, oc, lr, norm) : step_sharded(tr, oc, lr, poisoned, norm);
     if (res == 0) tr->host_opt_stale = 1;
     /* The bf16 copy of the new version (tr->step + 1; a skipped step's weights are the old ones, but
      * a stochastic copy is keyed by the version, as a resumed run or a rollout rank makes it). */

@@ -213,8 +213,14 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         grpo_params_from(c, j - i, &gp);
         int poisoned = 0;
         zero_grads(tr);
-        for (int k = i; k < j && rc == 0; k++) rc = micro_step(tr, &mb[k], &gp, l, &poisoned, err);
-        if (rc) break;
+        for (int k = i; k < j && rc == 0; k++) {
+            if (k == j - 1) train_buckets_arm(tr); /* the last backward before the step: reduce as it goes */
+            rc = micro_step(tr, &mb[k], &gp, l, &poisoned, err);
+        }
+        if (rc) {
+            train_buckets_disarm(tr);
+            break;
+        }
         *lr = optim_lr(c->optim.lr, c->optim.schedule, c->optim.warmup_ratio, tr->optim_steps_done, tr->optim_steps_total);
         int res = train_optim_step(tr, &oc, *lr, poisoned, norm);
         if (res < 0) rc = mmupt_fail(err, "optimizer step: collective failed");

@@ -204,6 +204,7 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
         optim_init(&tr->opt, (size_t)tr->model.spec.total, tr->learn.rank, tr->learn.size);
     }
     log_plan(tr);
+    train_buckets_plan(tr);
     return 0;
 }
 

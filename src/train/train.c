@@ -170,6 +170,7 @@ static int learner_run(struct trainer *tr, struct mmupt_err *err)
     }
     if (rc == 0) rc = train_sync_finish(tr, err);
     if (rc == 0 && !stopped) log_checksum(tr);
+    train_buckets_report(tr);
     return rc ? -1 : stopped;
 }
 

@@ -49,6 +49,17 @@ struct weight_snap {
 
 #define TRAIN_MAX_SNAPS 64
 
+/* Gradient buckets (buckets.c): the learners' reduce-scatter during the backward pass. */
+struct grad_buckets {
+    int armed;               /* the current backward reports its stages */
+    int64_t size;            /* floats: a bucket is sent once its finished ranges reach this */
+    int64_t *lo, *hi;        /* finished ranges not sent yet, ascending, none touching another */
+    int n, cap;
+    int64_t reported;        /* floats finished this step */
+    long long sends;         /* windows sent over the run */
+    int failed;
+};
+
 struct trainer {
     const struct cfg *cfg;
     enum train_role role;
@@ -103,6 +114,7 @@ struct trainer {
     float *dev_gbuf;            /* the shard's summed gradient (several learners) */
     struct comm learn_dev;      /* the learners again, with NCCL on device buffers when it started */
     int learn_dev_tried, learn_dev_split;
+    struct grad_buckets buckets; /* cluster.grad_bucket_mb > 0 */
     int dev_opt_stale;          /* the host moments (a restore) are newer than dev_m/dev_v */
     int host_opt_stale;         /* dev_m/dev_v are newer than the host's (device steps since a pull) */
     int host_stale;             /* dev_current is newer than tr->model.params (train_host_weights) */
@@ -250,6 +262,25 @@ void train_device_use(struct trainer *tr, const float *params);
  * return values. train_device_pull_optim brings device moments to the host (checkpoints). */
 int train_optim_step(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm);
 void train_device_pull_optim(struct trainer *tr);
+/* Several learners on the device: NCCL opened (first call) and the shard's moments and gradient
+ * buffer ready; train_device_reduce_range reduce-scatters gradients [a, b) into the shard's buffer
+ * (NCCL: queued behind the compute stream's work, done at train_device_reduce_wait; staged through
+ * the host over MPI: done on return). -1 when a collective fails. */
+void train_device_shard_ready(struct trainer *tr);
+int train_device_reduce_range(struct trainer *tr, size_t a, size_t b);
+int train_device_reduce_wait(struct trainer *tr);
+/* Gradient buckets (buckets.c): arm before the backward of an optimizer step's last micro-batch (a
+ * no-op unless cluster.grad_bucket_mb > 0 on the device path with several learners); the optimizer
+ * step then calls train_buckets_finish for the rest and the wait (-1: a collective failed).
+ * disarm: stop without sending (a step that failed). */
+void train_buckets_arm(struct trainer *tr);
+int train_buckets_finish(struct trainer *tr);
+void train_buckets_disarm(struct trainer *tr);
+void train_buckets_free(struct grad_buckets *b);
+/* Say at the start what cluster.grad_bucket_mb will do on this rank, and at the end how many
+ * windows went. */
+void train_buckets_plan(const struct trainer *tr);
+void train_buckets_report(const struct trainer *tr);
 /* Bring the current weights to tr->model.params when a device step left them only on the device
  * (the copy is lazy: PCIe time only for checkpoints, broadcasts, snapshots and the final checksum).
  * Every reader of the host weights' VALUES calls it first; pointer comparisons need not. */

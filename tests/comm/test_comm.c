@@ -139,6 +139,44 @@ static void test_reduce_scatter_allgather(struct test_state *ts, const struct co
         }
 }
 
+/* Reduce-scatter in windows (the gradient buckets): the pieces of a partition of [0, n) - uneven,
+ * some inside one shard, some spanning several, empty ones, taken in any order - give the whole
+ * call's bits; outside the window the shard is untouched. */
+static void test_reduce_scatter_range(struct test_state *ts, const struct comm *c0)
+{
+    struct comm c = *c0;
+    const size_t n = 1001, cuts[] = {0, 0, 1, 7, 7, 250, 251, 600, 999, 1001};
+    const size_t n_cuts = sizeof cuts / sizeof *cuts;
+    size_t lo, hi;
+    comm_shard(n, c.size, c.rank, &lo, &hi);
+    float *in = mmupt_xmalloc(n * sizeof(float)), *whole = mmupt_xmalloc((hi - lo + 1) * sizeof(float));
+    float *pieces = mmupt_xmalloc((hi - lo + 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) in[i] = val(c.rank, i);
+    for (size_t ci = 0; ci < sizeof chunks / sizeof *chunks; ci++) {
+        c.chunk = chunks[ci];
+        CHECK(ts, comm_reduce_scatter_sum(&c, in, whole, n) == 0);
+        memset(pieces, 0xff, (hi - lo + 1) * sizeof(float));
+        for (size_t k = n_cuts - 1; k > 0; k--) /* back to front, as a backward pass finishes them */
+            CHECK(ts, comm_reduce_scatter_range(&c, in, pieces, n, cuts[k - 1], cuts[k]) == 0);
+        CHECK_MSG(ts, memcmp(whole, pieces, (hi - lo) * sizeof(float)) == 0, "pieces vs whole, chunk=%zu", c.chunk);
+        /* one window alone writes only its part of the shard */
+        memset(pieces, 0xff, (hi - lo + 1) * sizeof(float));
+        CHECK(ts, comm_reduce_scatter_range(&c, in, pieces, n, 240, 610) == 0);
+        int ok = 1;
+        for (size_t i = lo; i < hi; i++) {
+            uint32_t bits;
+            memcpy(&bits, &pieces[i - lo], sizeof bits);
+            ok &= (i >= 240 && i < 610) ? memcmp(&pieces[i - lo], &whole[i - lo], sizeof(float)) == 0
+                                         : bits == 0xffffffffu;
+        }
+        CHECK_MSG(ts, ok, "window [240, 610) alone, chunk=%zu", c.chunk);
+    }
+    CHECK(ts, comm_after_stream(&c, NULL) == 0 && comm_sync(&c) == 0); /* MPI: nothing to wait for */
+    free(in);
+    free(whole);
+    free(pieces);
+}
+
 static void test_broadcast_barrier(struct test_state *ts, const struct comm *c)
 {
     char buf[300];
@@ -405,6 +443,7 @@ int main(int argc, char **argv)
     RUN_C(&ts, test_allreduce, &world);
     RUN_C(&ts, test_allreduce_f64, &world);
     RUN_C(&ts, test_reduce_scatter_allgather, &world);
+    RUN_C(&ts, test_reduce_scatter_range, &world);
     RUN_C(&ts, test_broadcast_barrier, &world);
     RUN_C(&ts, test_split, &world);
     RUN_C(&ts, test_zero1, &world);

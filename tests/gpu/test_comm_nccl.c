@@ -83,6 +83,40 @@ static void test_shards(struct test_state *ts, struct pair *p, size_t n)
     free(all);
 }
 
+/* The reduce-scatter in windows (the learners' gradient buckets): each window queued behind the
+ * compute stream's work (here the legacy default stream) without a host wait, then all waited for
+ * at once - the whole call's sums. */
+static void test_windows(struct test_state *ts, struct pair *p, size_t n)
+{
+    size_t lo, hi;
+    comm_shard(n, p->nccl.size, p->nccl.rank, &lo, &hi);
+    float *h = malloc(n * sizeof *h), *whole = malloc((hi - lo + 1) * sizeof *whole);
+    float *got = malloc((hi - lo + 1) * sizeof *got);
+    for (size_t i = 0; i < n; i++) h[i] = value(p->nccl.rank, i);
+    float *din = gpu_test_upload(h, n * sizeof *h), *dshard, *dpieces;
+    CUDA_CHECK(cudaMalloc((void **)&dshard, (hi - lo + 1) * sizeof *dshard));
+    CUDA_CHECK(cudaMalloc((void **)&dpieces, (hi - lo + 1) * sizeof *dpieces));
+    CHECK(ts, comm_reduce_scatter_sum(&p->nccl, din, dshard, n) == 0);
+    CUDA_CHECK(cudaMemcpy(whole, dshard, (hi - lo) * sizeof *whole, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemset(dpieces, 0xff, (hi - lo + 1) * sizeof *dpieces));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const size_t cuts[] = {0, n / 3, n / 3, n / 2, n};
+    for (size_t k = sizeof cuts / sizeof *cuts - 1; k > 0; k--) {
+        CHECK(ts, comm_after_stream(&p->nccl, NULL) == 0);
+        CHECK(ts, comm_reduce_scatter_range(&p->nccl, din, dpieces, n, cuts[k - 1], cuts[k]) == 0);
+    }
+    CHECK(ts, comm_sync(&p->nccl) == 0);
+    CUDA_CHECK(cudaMemcpy(got, dpieces, (hi - lo) * sizeof *got, cudaMemcpyDeviceToHost));
+    double tol = p->nccl.size == 1 ? 0 : 1e-6 * p->nccl.size;
+    CHECK_MSG(ts, max_diff(whole, got, hi - lo) <= tol, "windows n=%zu: max diff %g", n, max_diff(whole, got, hi - lo));
+    cudaFree(din);
+    cudaFree(dshard);
+    cudaFree(dpieces);
+    free(h);
+    free(whole);
+    free(got);
+}
+
 static void test_broadcast(struct test_state *ts, struct pair *p)
 {
     unsigned char h[1000], got[1000];
@@ -119,6 +153,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
         test_allreduce(&ts, &p, sizes[k]);
         test_shards(&ts, &p, sizes[k]);
+        test_windows(&ts, &p, sizes[k]);
     }
     test_broadcast(&ts, &p);
     int rank = p.mpi.rank;

@@ -105,6 +105,59 @@ static void check_chunked(struct test_state *ts, struct fx *f, const struct mode
     free(grads);
 }
 
+/* What the backward's stage reports (d->grads_done) saw: each range's gradients as they stood when
+ * it was reported, and whether the reports came in model_dev_grad_stage's order. */
+struct stage_log {
+    struct model_dev *d;
+    float *seen; /* host, spec.total: each range copied at its report */
+    int next, in_order;
+};
+
+static void log_stage(void *ctx, int64_t off, int64_t n)
+{
+    struct stage_log *s = ctx;
+    int64_t want_off = -1, want_n = -1;
+    if (s->next < model_dev_grad_stages(s->d)) model_dev_grad_stage(s->d, s->next, &want_off, &want_n);
+    s->in_order &= off == want_off && n == want_n;
+    s->next++;
+    gpu_download(s->d->g, s->seen + off, s->d->grads + off, (size_t)n * sizeof(float));
+}
+
+/* A backward with stage reports on: the stages tile the gradients, come in their order, and each
+ * range is final when reported - the bits the whole backward leaves (grads) - so a reduction may
+ * start on it while the rest of the backward runs. */
+static void check_stages(struct test_state *ts, struct fx *f, const struct model_batch *b, const int64_t *targets,
+                         float tau, const float *weight, const float *grads)
+{
+    struct mmupt_err err;
+    int64_t total = f->m.spec.total, end = 0;
+    int k_n = model_dev_grad_stages(&f->d);
+    char *covered = calloc((size_t)total, 1);
+    for (int k = 0; k < k_n; k++) {
+        int64_t off, n;
+        model_dev_grad_stage(&f->d, k, &off, &n);
+        for (int64_t i = off; i < off + n; i++) covered[i]++;
+        end += n;
+    }
+    int once = end == total;
+    for (int64_t i = 0; i < total; i++) once &= covered[i] == 1;
+    CHECK_MSG(ts, once, "the %d gradient stages do not tile the %lld gradients", k_n, (long long)total);
+    free(covered);
+    struct stage_log log = {.d = &f->d, .seen = malloc((size_t)total * sizeof(float)), .in_order = 1};
+    memset(log.seen, 0xff, (size_t)total * sizeof(float));
+    CHECK_MSG(ts, model_dev_forward(&f->d, b, &err) == 0, "%s", err.msg);
+    model_dev_zero_grad(&f->d);
+    f->d.grads_done = log_stage;
+    f->d.grads_done_ctx = &log;
+    model_dev_backward_logprobs(&f->d, targets, tau, weight);
+    f->d.grads_done = NULL;
+    CHECK_MSG(ts, log.next == k_n && log.in_order, "%d stage reports of %d, in order: %d", log.next, k_n, log.in_order);
+    CHECK_MSG(ts, memcmp(log.seen, grads, (size_t)total * sizeof(float)) == 0,
+              "a stage's gradients changed after it was reported (max rel err %.3g)",
+              test_rel_err(log.seen, grads, total));
+    free(log.seen);
+}
+
 /* Forward, forward_last, log-probabilities and the weighted backward of batch b, device vs CPU. */
 static void check_train_path(struct test_state *ts, struct fx *f, const struct model_batch *b)
 {
@@ -159,6 +212,7 @@ static void check_train_path(struct test_state *ts, struct fx *f, const struct m
               "recomputed activations changed the gradients (max rel err %.3g)",
               test_rel_err(grads_re, grads, f->m.spec.total));
     free(grads_re);
+    check_stages(ts, f, b, targets, tau, weight, grads);
     check_chunked(ts, f, b, targets, tau, weight, logp_c, ent_c);
     if (b->n_images > 0) { /* the tower really got gradient */
         const struct model_param *pe = model_spec_find(&f->m.spec, "visual.patch_embed.proj.weight");

@@ -114,8 +114,13 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     same "device path (emulator): the CPU run's validation metrics" \
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/val/metrics.jsonl" | paste -sd ' ')" \
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/emu12/metrics.jsonl" | paste -sd ' ')"
-    train emustale 3 1 cluster.backend=emulator model.dtype=fp32 cluster.max_staleness=1
-    same "device path (emulator), max_staleness=1: the CPU run's weights" "$st1" "$sum"
+    # ... with gradient buckets too (cluster.grad_bucket_mb): each optimizer step's last backward
+    # reduce-scatters its finished layers while it goes on - merged into buckets of 0.2 MiB here, the
+    # rest sent after it - with the whole reduce-scatter's sums
+    train emustale 3 1 cluster.backend=emulator model.dtype=fp32 cluster.max_staleness=1 cluster.grad_bucket_mb=0.2
+    same "device path (emulator), max_staleness=1, gradient buckets: the CPU run's weights" "$st1" "$sum"
+    expect "device path (emulator), gradient buckets: sent during the backward passes" 0 \
+        "gradient buckets of 0.2 MiB" "windows reduce-scattered during backward passes"
     # runs NAME STEPS OVERRIDES...: a STEPS-step colocated run writing a checkpoint every step; sets $sum.
     runs() {
         local name=$1 steps=$2
