@@ -141,10 +141,15 @@ static void grpo_params_from(const struct cfg *c, int n_micro, struct grpo_param
  * advantages poison the gradient with a NaN instead of stopping the run: the global norm turns NaN
  * on every rank, so the optimizer skips this update everywhere and the step is logged as skipped. */
 static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_params *gp, struct train_losses *acc,
-                      int *poisoned, struct mmupt_err *err)
+                      int fault, int *poisoned, struct mmupt_err *err)
 {
     float *logp;
     if (logprobs_with(tr, mb, tr->model.params, &logp, err)) return -1;
+    for (int64_t t = 0; fault && t < mb->b.n_tokens; t++) /* the test hook (tr->fault_step): a scored token */
+        if (mb->mask[t] != 0.0f) {
+            logp[t] = NAN;
+            break;
+        }
     if (!mb->old) { /* behaviour = these weights, not yet updated: see train_update */
         mb->old = mmupt_xmalloc((size_t)mb->b.n_tokens * sizeof *mb->old);
         memcpy(mb->old, logp, (size_t)mb->b.n_tokens * sizeof *mb->old);
@@ -215,7 +220,8 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         zero_grads(tr);
         for (int k = i; k < j && rc == 0; k++) {
             if (k == j - 1) train_buckets_arm(tr); /* the last backward before the step: reduce as it goes */
-            rc = micro_step(tr, &mb[k], &gp, l, &poisoned, err);
+            int fault = k == j - 1 && i == 0 && tr->fault_step == tr->step + 1 && tr->fault_learner == tr->learner;
+            rc = micro_step(tr, &mb[k], &gp, l, fault, &poisoned, err);
         }
         if (rc) {
             train_buckets_disarm(tr);

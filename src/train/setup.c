@@ -68,6 +68,22 @@ static int open_outputs(struct trainer *tr, struct mmupt_err *err)
     return 0;
 }
 
+/* MMUPT_TEST_NONFINITE=STEP:LEARNER (a test hook, see struct trainer): 0 unset, -1 malformed. */
+static int read_fault(struct trainer *tr, struct mmupt_err *err)
+{
+    const char *v = getenv("MMUPT_TEST_NONFINITE");
+    tr->fault_step = 0;
+    if (!v || !*v) return 0;
+    long long step;
+    int learner, used = 0;
+    if (sscanf(v, "%lld:%d%n", &step, &learner, &used) != 2 || v[used] != '\0' || step < 1 || learner < 0)
+        return mmupt_fail(err, "MMUPT_TEST_NONFINITE=%s: expected STEP:LEARNER (a step from 1, a learner index from 0)",
+                          v);
+    tr->fault_step = step;
+    tr->fault_learner = learner;
+    return 0;
+}
+
 /* Communicators by role, and the ring between rollout ranks and learners (split mode). */
 static int open_roles(struct trainer *tr, struct mmupt_err *err)
 {
@@ -144,7 +160,10 @@ static int open_local(struct trainer *tr, struct mmupt_err *err)
 {
     const struct cfg *c = tr->cfg;
     char path[CFG_STR_MAX + 64];
-    if (train_device_pick(tr, err)) return -1;
+    if (train_device_pick(tr, err) || read_fault(tr, err)) return -1;
+    if (tr->fault_step)
+        log_warn(&tr->lg, "MMUPT_TEST_NONFINITE (a test hook): learner %d's step %lld gets a non-finite log-prob",
+                 tr->fault_learner, (long long)tr->fault_step);
     snprintf(path, sizeof path, "%s/tokenizer.json", c->model.path);
     if (model_open(&tr->model, c->model.path, err) || train_device_open(tr, err) || tok_load(&tr->tok, path, err) ||
         ds_open(&tr->ds, c->data.train_path, err) || check_shapes(tr, err))

@@ -115,6 +115,11 @@ struct trainer {
     struct comm learn_dev;      /* the learners again, with NCCL on device buffers when it started */
     int learn_dev_tried, learn_dev_split;
     struct grad_buckets buckets; /* cluster.grad_bucket_mb > 0 */
+    /* Test hook, MMUPT_TEST_NONFINITE=STEP:LEARNER (docs/testing.md): on that learner, the last
+     * micro-batch of step STEP's first optimizer step gets a NaN log-prob, as a model gone
+     * non-finite would give it - the skipped-update path end to end. fault_step 0: off. */
+    int64_t fault_step;
+    int fault_learner;
     int dev_opt_stale;          /* the host moments (a restore) are newer than dev_m/dev_v */
     int host_opt_stale;         /* dev_m/dev_v are newer than the host's (device steps since a pull) */
     int host_stale;             /* dev_current is newer than tr->model.params (train_host_weights) */

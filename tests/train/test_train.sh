@@ -42,7 +42,9 @@ train() {
     else fail "$name: phase times" "$(grep "time:" "$tmp/err")"; fi
     local lines
     lines=$(grep -c '"loss"' "$out/metrics.jsonl" 2>/dev/null || echo 0)  # a validation-only step 0 has no loss
-    if [ "$lines" = 2 ] && ! grep -q null "$out/metrics.jsonl" && grep -q '"loss"' "$out/metrics.jsonl"; then
+    # (a skipped update logs its non-finite norm as null: callers expecting one set skipped=1)
+    if [ "$lines" = 2 ] && { [ "${skipped:-0}" = 1 ] || ! grep -q null "$out/metrics.jsonl"; } &&
+        grep -q '"loss"' "$out/metrics.jsonl"; then
         ok "$name: 2 finite metric records"
     else fail "$name: metrics" "$(cat "$out/metrics.jsonl" 2>/dev/null)"; fi
     if ls "$out"/events.out.tfevents.* >/dev/null 2>&1; then ok "$name: TensorBoard events"
@@ -78,6 +80,9 @@ if [ "$(cat "$tmp/val/best_val_step" 2>/dev/null)" = "0 0" ]; then ok "best vali
 else fail "best_val_step" "$(cat "$tmp/val/best_val_step" 2>&1)"; fi
 run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 run.val_interval=1
 expect "validation without a validation split is refused" 1 "needs data.val_path"
+MMUPT_TEST_NONFINITE=2x run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+    cluster.rollout_ranks=0
+expect "a malformed MMUPT_TEST_NONFINITE (test hook) is refused" 1 "MMUPT_TEST_NONFINITE=2x" "STEP:LEARNER"
 
 train stale1 3 1 cluster.max_staleness=1
 st1=$sum
@@ -121,6 +126,21 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     same "device path (emulator), max_staleness=1, gradient buckets: the CPU run's weights" "$st1" "$sum"
     expect "device path (emulator), gradient buckets: sent during the backward passes" 0 \
         "gradient buckets of 0.2 MiB" "windows reduce-scattered during backward passes"
+    # A learner whose last micro-batch turns non-finite (the MMUPT_TEST_NONFINITE hook) runs no
+    # backward for it: with buckets it must still send the other learner's windows (or both hang),
+    # and every learner skips the update - the CPU run's weights, which skip it too.
+    MMUPT_TEST_NONFINITE=1:1 skipped=1 train nan 3 1 model.dtype=fp32
+    nan=$sum
+    expect "a non-finite micro-batch on learner 1: the update is skipped everywhere" 0 \
+        "step 1: non-finite log-probs" "update skipped: non-finite gradient"
+    if grep '"step": 1,' "$tmp/nan/metrics.jsonl" | grep -q '"grad_norm": null.*"update_skipped": 1'; then
+        ok "the skipped update is in metrics.jsonl (grad_norm null, update_skipped 1)"
+    else fail "the skipped update in metrics.jsonl" "$(cat "$tmp/nan/metrics.jsonl")"; fi
+    MMUPT_TEST_NONFINITE=1:1 skipped=1 train emunan 3 1 cluster.backend=emulator model.dtype=fp32 cluster.grad_bucket_mb=0.2
+    same "device path (emulator), gradient buckets, a learner's last micro-batch non-finite: the CPU run's weights" \
+        "$nan" "$sum"
+    if [ -n "$nan" ] && [ "$nan" != "$s12" ]; then ok "the non-finite step changed the outcome ($nan, not $s12)"
+    else fail "the non-finite step changed the outcome" "checksum $nan, unpoisoned $s12"; fi
     # runs NAME STEPS OVERRIDES...: a STEPS-step colocated run writing a checkpoint every step; sets $sum.
     runs() {
         local name=$1 steps=$2
