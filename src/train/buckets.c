@@ -51,6 +51,7 @@ static void send(struct trainer *tr, int i)
     struct grad_buckets *b = &tr->buckets;
     if (!b->failed && train_device_reduce_range(tr, (size_t)b->lo[i], (size_t)b->hi[i])) b->failed = 1;
     b->sends++;
+    b->sent += b->hi[i] - b->lo[i];
     memmove(b->lo + i, b->lo + i + 1, (size_t)(b->n - i - 1) * sizeof *b->lo);
     memmove(b->hi + i, b->hi + i + 1, (size_t)(b->n - i - 1) * sizeof *b->hi);
     b->n--;
@@ -83,7 +84,7 @@ void train_buckets_arm(struct trainer *tr)
     b->size = (int64_t)(mb * 1048576.0 / sizeof(float));
     if (b->size < 1) b->size = 1;
     b->n = 0;
-    b->reported = 0;
+    b->reported = b->sent = 0;
     b->failed = 0;
     tr->dev.grads_done = stage_done;
     tr->dev.grads_done_ctx = tr;
@@ -102,6 +103,7 @@ int train_buckets_finish(struct trainer *tr)
     if (b->reported == 0) model_dev_grads_done_all(&tr->dev); /* no backward ran: the same calls as the others */
     MMUPT_CHECK(b->reported == tr->model.spec.total);
     while (b->n > 0) send(tr, 0);
+    MMUPT_CHECK(b->sent == tr->model.spec.total); /* every gradient went in exactly one window */
     train_buckets_disarm(tr);
     if (train_device_reduce_wait(tr)) b->failed = 1;
     return b->failed ? -1 : 0;

@@ -55,7 +55,7 @@ struct grad_buckets {
     int64_t size;            /* floats: a bucket is sent once its finished ranges reach this */
     int64_t *lo, *hi;        /* finished ranges not sent yet, ascending, none touching another */
     int n, cap;
-    int64_t reported;        /* floats finished this step */
+    int64_t reported, sent;  /* floats finished this step, and sent */
     long long sends;         /* windows sent over the run */
     int failed;
 };
