@@ -116,6 +116,9 @@ int comm_barrier(const struct comm *c);
 
 /* The contiguous range [lo, hi) of n elements that rank r owns (sizes differ by at most 1). */
 void comm_shard(size_t n, int size, int r, size_t *lo, size_t *hi);
+/* That shard clipped to the window [a, b): what comm_reduce_scatter_range writes on rank r (empty:
+ * lo == hi). */
+void comm_shard_window(size_t n, int size, int r, size_t a, size_t b, size_t *lo, size_t *hi);
 
 /* ---- variable-length records to rank 0 (src/comm/gather.c) ----
  * A rank packs its result into a comm_buf, comm_gather_bytes brings every rank's record to rank 0,

@@ -94,6 +94,14 @@ void comm_shard(size_t n, int size, int r, size_t *lo, size_t *hi)
     *hi = *lo + base + (ur < rem ? 1 : 0);
 }
 
+void comm_shard_window(size_t n, int size, int r, size_t a, size_t b, size_t *lo, size_t *hi)
+{
+    comm_shard(n, size, r, lo, hi);
+    if (*lo < a) *lo = a;
+    if (*hi > b) *hi = b;
+    if (*hi < *lo) *hi = *lo;
+}
+
 static int broadcast(const struct comm *c, void *buf, size_t bytes, int root)
 {
     if (c->nccl) return comm_nccl_broadcast(c, buf, bytes, root);

@@ -76,9 +76,7 @@ int comm_nccl_reduce_range(const struct comm *c, const float *in, float *out_sha
     ncclResult_t r = ncclGroupStart();
     for (int p = 0; p < c->size && r == ncclSuccess; p++) {
         size_t lo, hi;
-        comm_shard(n, c->size, p, &lo, &hi);
-        if (lo < a) lo = a;
-        if (hi > b) hi = b;
+        comm_shard_window(n, c->size, p, a, b, &lo, &hi);
         if (hi > lo)
             r = ncclReduce(in + lo, p == c->rank ? out_shard + (lo - mine) : NULL, hi - lo, ncclFloat32, ncclSum, p,
                            nc(c), st(c));

@@ -51,22 +51,13 @@ struct comm_rounds {
     int *scount, *sdisp, *rcount, *rdisp;
 };
 
-/* Rank r's shard of n clipped to the window [a, b) (empty: lo == hi). */
-static void window_part(size_t n, int size, int r, size_t a, size_t b, size_t *lo, size_t *hi)
-{
-    comm_shard(n, size, r, lo, hi);
-    if (*lo < a) *lo = a;
-    if (*hi > b) *hi = b;
-    if (*hi < *lo) *hi = *lo;
-}
-
 static void rounds_init(struct comm_rounds *w, const struct comm *c, size_t n, size_t a, size_t b, size_t esize)
 {
     MMUPT_CHECK(c->mpi != MPI_COMM_NULL && c->size > 0 && c->chunk > 0 && a <= b && b <= n);
     size_t p = (size_t)c->size, max_part = 0;
     for (int r = 0; r < c->size; r++) {
         size_t lo, hi;
-        window_part(n, c->size, r, a, b, &lo, &hi);
+        comm_shard_window(n, c->size, r, a, b, &lo, &hi);
         if (hi - lo > max_part) max_part = hi - lo;
     }
     size_t blk = c->chunk;
@@ -98,7 +89,7 @@ static void round_range(const struct comm *c, const struct comm_rounds *w, int r
                         size_t *hi)
 {
     size_t slo, shi;
-    window_part(w->n, c->size, r, w->a, w->b, &slo, &shi);
+    comm_shard_window(w->n, c->size, r, w->a, w->b, &slo, &shi);
     size_t a = slo + t * w->blk;
     if (a > shi) a = shi;
     *lo = a;
@@ -159,7 +150,7 @@ static int reduce_scatter(const struct comm *c, const struct comm_elem *e, const
     rounds_init(&w, c, n, a, b, e->bytes);
     size_t lo, hi, part, part_end;
     comm_shard(n, c->size, c->rank, &lo, &hi);
-    window_part(n, c->size, c->rank, a, b, &part, &part_end);
+    comm_shard_window(n, c->size, c->rank, a, b, &part, &part_end);
     char *out = (char *)out_shard + (part - lo) * e->bytes;
     int rc = 0;
     for (size_t t = 0; t < w.n_rounds && rc == 0; t++) rc = rs_round(c, e, &w, in, t, out + t * w.blk * e->bytes);

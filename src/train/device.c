@@ -152,14 +152,14 @@ static int step_one(struct trainer *tr, const struct optim_config *oc, double lr
 int train_device_reduce_range(struct trainer *tr, size_t a, size_t b)
 {
     const struct gpu_ctx *g = &tr->gpu;
-    size_t n = tr->opt.n, lo = tr->opt.lo, hi = tr->opt.hi;
+    size_t n = tr->opt.n, lo = tr->opt.lo, x, y;
     if (tr->learn_dev.nccl) { /* after the kernels that wrote these gradients, without a host wait */
         if (comm_after_stream(&tr->learn_dev, g->stream)) return -1;
         return comm_reduce_scatter_range(&tr->learn_dev, tr->dev.grads, tr->dev_gbuf, n, a, b);
     }
     gpu_download(g, tr->model.grads + a, tr->dev.grads + a, (b - a) * sizeof(float));
     if (comm_reduce_scatter_range(&tr->learn, tr->model.grads, tr->opt.gbuf, n, a, b)) return -1;
-    size_t x = a > lo ? a : lo, y = b < hi ? b : hi; /* the window's part of this shard */
+    comm_shard_window(n, tr->opt.size, tr->opt.rank, a, b, &x, &y); /* the window's part of this shard */
     if (y > x) gpu_upload(g, tr->dev_gbuf + (x - lo), tr->opt.gbuf + (x - lo), (y - x) * sizeof(float));
     return 0;
 }
@@ -220,12 +220,12 @@ static int reduce_grads(struct trainer *tr)
 }
 
 /* Several learners, on the device: optim_step's ZeRO-1 step with the shard's moments, gradient and
- * update there. A poisoned rank's NaN reaches every rank through the norm (its NaN gradient may
- * have left in a bucket before it was known). */
+ * update there. A poisoned rank's NaN reaches every rank through the norm, not a gradient (which
+ * may have left in a bucket before the poison was known). */
 static int step_sharded(struct trainer *tr, const struct optim_config *oc, double lr, int poisoned, double *norm)
 {
     struct optim *o = &tr->opt;
-    train_device_shard_ready(tr);
+    learn_dev_open(tr);
     if (reduce_grads(tr)) return -1;
     const double inv_p = 1.0 / (double)tr->learn.size;
     long k = (long)(o->hi - o->lo);
@@ -259,7 +259,7 @@ static int step_on_device(struct trainer *tr, const struct optim_config *oc, dou
 {
     moments_ready(tr);
     (void)model_dev_grads(&tr->dev); /* complete them: tensors no backward wrote are zeroed now */
-    if (poisoned) {
+    if (poisoned && tr->learn.size == 1) { /* several learners: step_sharded poisons the norm */
         const float nan = NAN;
         gpu_upload(&tr->gpu, tr->dev.grads, &nan, sizeof nan);
     }
