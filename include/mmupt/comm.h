@@ -112,6 +112,11 @@ int comm_sync(const struct comm *c);
 /* shard: this rank's [lo, hi) of n; out: all n. shard may point into out at lo (in place). */
 int comm_allgather(const struct comm *c, const float *shard, float *out, size_t n);
 int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root);
+/* comm_broadcast that need not be waited for: NCCL queues it on c->stream (behind what
+ * comm_after_stream named) and returns before the bytes are there - comm_sync waits, and buf must
+ * stay untouched until then; MPI: done on return. Counted as a broadcast (NCCL: the queueing's
+ * seconds). */
+int comm_broadcast_start(const struct comm *c, void *buf, size_t bytes, int root);
 int comm_barrier(const struct comm *c);
 
 /* The contiguous range [lo, hi) of n elements that rank r owns (sizes differ by at most 1). */

@@ -34,6 +34,7 @@ enum cfg_loss_agg { LOSS_AGG_TOKEN_MEAN = 0, LOSS_AGG_SEQ_MEAN_TOKEN_MEAN };
 enum cfg_schedule { SCHED_CONSTANT = 0, SCHED_COSINE };
 enum cfg_backend { BACKEND_AUTO = 0, BACKEND_CPU, BACKEND_CUDA, BACKEND_EMULATOR };
 enum cfg_resume { RESUME_OFF = 0, RESUME_AUTO };
+enum cfg_weight_broadcast { WEIGHT_BCAST_HOST = 0, WEIGHT_BCAST_DEVICE };
 /* logging.level uses enum log_level from log.h (same order: debug, info, warn, error). */
 
 struct cfg_int_list {
@@ -129,6 +130,7 @@ struct cfg_cluster {
     int64_t max_staleness;
     double timeout_s;
     double grad_bucket_mb;
+    int weight_broadcast;
 };
 
 struct cfg_checkpoint {

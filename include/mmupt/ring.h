@@ -98,6 +98,9 @@ int ring_consumers(const struct ring *r);
 int ring_finish(struct ring *r, struct mmupt_err *err);
 /* Consumer: RING_GOT, RING_STALE (both fill *out), RING_END, or -1 on error. */
 int ring_pop(struct ring *r, int64_t policy_version, struct ring_traj *out, struct mmupt_err *err);
+/* Consumer: call fn(ctx) between the empty polls of ring_pop, so a rank blocked there can serve
+ * other non-blocking traffic (the trainer answers weight requests). NULL: none. */
+void ring_set_idle(struct ring *r, void (*fn)(void *ctx), void *ctx);
 void ring_get_stats(const struct ring *r, struct ring_stats *s);
 int ring_is_producer(const struct ring *r);
 /* Not collective; after an error it releases what it can without waiting on peers. */

@@ -114,12 +114,22 @@ static int broadcast(const struct comm *c, void *buf, size_t bytes, int root)
     return 0;
 }
 
-int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
+static int counted_broadcast(const struct comm *c, void *buf, size_t bytes, int root, int wait)
 {
     double t0 = c->counters ? mmupt_now() : 0;
-    int rc = broadcast(c, buf, bytes, root);
+    int rc = c->nccl && !wait ? comm_nccl_broadcast_start(c, buf, bytes, root) : broadcast(c, buf, bytes, root);
     if (c->counters) comm_count(c->counters, COMM_BROADCAST, bytes, mmupt_now() - t0);
     return rc;
+}
+
+int comm_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
+{
+    return counted_broadcast(c, buf, bytes, root, 1);
+}
+
+int comm_broadcast_start(const struct comm *c, void *buf, size_t bytes, int root)
+{
+    return counted_broadcast(c, buf, bytes, root, 0);
 }
 
 int comm_barrier(const struct comm *c)

@@ -15,6 +15,7 @@ int comm_nccl_after_stream(const struct comm *c, void *stream);
 int comm_nccl_sync(const struct comm *c);
 int comm_nccl_allgather(const struct comm *c, const float *shard, float *out, size_t n);
 int comm_nccl_broadcast(const struct comm *c, void *buf, size_t bytes, int root);
+int comm_nccl_broadcast_start(const struct comm *c, void *buf, size_t bytes, int root);
 void comm_nccl_free(struct comm *c);
 
 #endif

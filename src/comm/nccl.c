@@ -116,9 +116,16 @@ int comm_nccl_allgather(const struct comm *c, const float *shard, float *out, si
     return finish(c, r != ncclSuccess ? r : e);
 }
 
+/* Queued, not waited for. */
+int comm_nccl_broadcast_start(const struct comm *c, void *buf, size_t bytes, int root)
+{
+    return ncclBroadcast(buf, buf, bytes, ncclChar, root, nc(c), st(c)) == ncclSuccess ? 0 : -1;
+}
+
 int comm_nccl_broadcast(const struct comm *c, void *buf, size_t bytes, int root)
 {
-    return finish(c, ncclBroadcast(buf, buf, bytes, ncclChar, root, nc(c), st(c)));
+    if (comm_nccl_broadcast_start(c, buf, bytes, root)) return -1;
+    return comm_nccl_sync(c);
 }
 
 void comm_nccl_free(struct comm *c)

@@ -24,6 +24,7 @@ static const char *const loss_agg_names[] = {"token_mean", "seq_mean_token_mean"
 static const char *const schedule_names[] = {"constant", "cosine", NULL};
 static const char *const backend_names[] = {"auto", "cpu", "cuda", "emulator", NULL};
 static const char *const resume_names[] = {"off", "auto", NULL};
+static const char *const weight_broadcast_names[] = {"host", "device", NULL};
 static const char *const synth_mode_names[] = {"direct", "in-context", NULL}; /* = enum synth_mode */
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
@@ -199,6 +200,11 @@ const struct cfg_field cfg_fields[] = {
     {"cluster.grad_bucket_mb", CFG_FLOAT, OFF(cluster.grad_bucket_mb), "0", 0, 1e6, 0, NULL,
      "Device path, several learners: reduce-scatter the gradients in buckets of this many MiB while the "
      "backward pass still runs (NCCL on its own stream; the same sums). 0: one reduce-scatter after it."},
+    {"cluster.weight_broadcast", CFG_ENUM, OFF(cluster.weight_broadcast), "host", 0, 0, 0, weight_broadcast_names,
+     "Split mode on the device path: how new weights reach the rollout ranks. host: learner 0 copies them "
+     "to host memory and MPI broadcasts them while it trains on. device: GPU to GPU (NCCL) from learner 0's "
+     "live weights once every rollout rank is waiting for them, from a host copy when the next update comes "
+     "first; staged through host buffers where NCCL is absent. The same weights either way."},
 
     {"checkpoint.dir", CFG_STRING, OFF(checkpoint.dir), "checkpoints", 0, 0, 0, NULL,
      "Checkpoint directory; relative paths are under run.output_dir."},

@@ -145,6 +145,13 @@ int ring_pop(struct ring *r, int64_t policy_version, struct ring_traj *out, stru
         }
         if (r->nended == r->nprod) return RING_END;
         if (ring_now() > deadline) return silent_error(r, err);
+        if (r->on_idle) r->on_idle(r->idle_ctx);
         ring_backoff(idle);
     }
+}
+
+void ring_set_idle(struct ring *r, void (*fn)(void *ctx), void *ctx)
+{
+    r->on_idle = fn;
+    r->idle_ctx = ctx;
 }

@@ -52,6 +52,9 @@ struct ring {
     int qhead, qlen;
 
     struct ring_stats stats;
+
+    void (*on_idle)(void *ctx); /* ring_set_idle: called between the consumer's empty polls */
+    void *idle_ctx;
 };
 
 /* Seconds on a monotonic clock. */

@@ -88,6 +88,7 @@ void train_device_close(struct trainer *tr)
     gpu_free(&tr->gpu, tr->dev_v);
     gpu_free(&tr->gpu, tr->dev_gbuf);
     if (tr->learn_dev_split) comm_free(&tr->learn_dev);
+    if (tr->wbc.dev_split) comm_free(&tr->wbc.dev);
     train_buckets_free(&tr->buckets);
     model_dev_free(&tr->dev);
     gpu_ctx_free(&tr->gpu);
@@ -319,4 +320,18 @@ void train_device_use(struct trainer *tr, const float *params)
     } else {
         upload_set(tr, &tr->dev_other, &tr->dev16_other, params, snap_version(tr, params));
     }
+}
+
+float *train_device_live(struct trainer *tr)
+{
+    train_device_use(tr, tr->model.params);
+    return tr->dev_current;
+}
+
+void train_device_received(struct trainer *tr, int64_t version)
+{
+    tr->dev_stale = 0;
+    tr->host_stale = 1;
+    select_set(tr, tr->dev_current, tr->dev16_current);
+    round_set(tr, version);
 }

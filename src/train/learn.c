@@ -206,6 +206,7 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         int from_training_pass = behaviour == tr->model.params && mb_first[i] < per_opt;
         if (!from_training_pass) rc = logprobs_with(tr, &mb[i], behaviour, &mb[i].old, err);
         if (rc == 0 && tr->ref_params) rc = logprobs_with(tr, &mb[i], tr->ref_params, &mb[i].ref, err);
+        train_wbcast_poll(tr);
     }
     tr->phase[PH_LOGPROB] += mmupt_now() - t0;
     t0 = mmupt_now();
@@ -221,8 +222,10 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
         for (int k = i; k < j && rc == 0; k++) {
             if (k == j - 1) train_buckets_arm(tr); /* the last backward before the step: reduce as it goes */
             int fault = k == j - 1 && i == 0 && tr->fault_step == tr->step + 1 && tr->fault_learner == tr->learner;
+            train_wbcast_poll(tr); /* learner 0: a rollout rank that asked for weights gets them sooner */
             rc = micro_step(tr, &mb[k], &gp, l, fault, &poisoned, err);
         }
+        if (rc == 0) rc = train_wbcast_before_update(tr, err);
         if (rc) {
             train_buckets_disarm(tr);
             break;

@@ -214,7 +214,7 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
      * waiting in one, and when every rank knows, the job can end normally instead of aborting. */
     int agreed = train_agree(tr, open_local(tr, err) == 0, err);
     if (agreed) return agreed;
-    if (open_roles(tr, err)) return TRAIN_FAILED;
+    if (open_roles(tr, err) || train_wbcast_open(tr, err)) return TRAIN_FAILED;
     if (tr->role != TRAIN_ROLLOUT) {
         if (c->algorithm.kl_penalty != KL_NONE && c->algorithm.kl_coef > 0) {
             tr->ref_params = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float));

@@ -48,6 +48,7 @@ int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err)
         pushed += (int64_t)d.n_q * d.G;
         train_step_free(&d);
     }
+    if (rc == 0) rc = train_wbcast_finish(tr, err);
     if (rc == 0) {
         double t0 = mmupt_now();
         rc = ring_finish(tr->ring, err);
@@ -56,8 +57,9 @@ int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err)
     tr->lg.only_rank0 = 0;
     if (rc == 0)
         log_info(&tr->lg, "rollout rank %s: %lld trajectories for questions [%lld, %lld) of each step, last policy "
-                          "version %lld", stopped ? "stopped" : "done", (long long)pushed, (long long)lo, (long long)hi,
-                 (long long)tr->version);
+                          "version %lld (weights checksum %016llx)", stopped ? "stopped" : "done", (long long)pushed,
+                 (long long)lo, (long long)hi, (long long)tr->version,
+                 (unsigned long long)train_weights_checksum(tr));
     return rc ? -1 : stopped;
 }
 

@@ -18,6 +18,9 @@
  * importance ratio corrects for the lag): max_staleness k costs about k / sync_interval extra
  * copies of the fp32 weights on every learner, plus one on learner 0 for the broadcast.
  *
+ * cluster.weight_broadcast=device replaces the host way for versions whose rollout ranks are already
+ * waiting when learner 0 can send them (wbcast.c); the others still go as described here.
+ *
  * Traffic counting (tr->sync_counters, read by timing.json): one broadcast call per version (or stop
  * message), its payload the int64 header plus the weights, on learner 0 when posted and on a rollout
  * rank when received. Seconds are those spent inside the MPI calls that post, test and wait on those
@@ -124,6 +127,7 @@ static void send_snap(struct trainer *tr, struct weight_snap *s)
     ibcast(tr, s->w, s->req + 1);
     comm_count(&tr->sync_counters, COMM_BROADCAST, version_bytes(tr), mmupt_now() - t0);
     tr->last_sent = s->version;
+    tr->wbc.headers++;
 }
 
 static struct weight_snap *snap_new(struct trainer *tr, int64_t version, const float *w, struct mmupt_err *err)
@@ -148,6 +152,10 @@ int train_after_update(struct trainer *tr, int64_t next_step, struct mmupt_err *
     double t0 = mmupt_now();
     int64_t u = tr->version;
     int send = is_broadcast(tr, u) && tr->world.rank == 0 && u > tr->last_sent;
+    if (send && tr->wbc.on) { /* the device way when the rollout ranks ask in time (wbcast.c) */
+        tr->wbc.pending = u;
+        send = 0;
+    }
     snaps_reap(tr, next_step);
     if (send || is_behaviour(tr, u)) {
         train_host_weights(tr);
@@ -156,6 +164,21 @@ int train_after_update(struct trainer *tr, int64_t next_step, struct mmupt_err *
         if (send) send_snap(tr, s);
     }
     tr->phase[PH_SYNC] += mmupt_now() - t0;
+    train_wbcast_poll(tr);
+    return 0;
+}
+
+int train_sync_send_host(struct trainer *tr, int64_t u, struct mmupt_err *err)
+{
+    struct weight_snap *s = NULL;
+    for (int i = 0; i < tr->n_snaps && !s; i++)
+        if (tr->snaps[i].version == u) s = &tr->snaps[i];
+    if (!s) {
+        train_host_weights(tr);
+        s = snap_new(tr, u, tr->model.params, err);
+        if (!s) return -1;
+    }
+    send_snap(tr, s);
     return 0;
 }
 
@@ -169,8 +192,7 @@ const float *train_behaviour_params(const struct trainer *tr, int64_t step)
     return NULL;
 }
 
-/* Poll requests until done; 0, or -1 after timeout_s without completion. */
-static int wait_requests(struct trainer *tr, MPI_Request *req, int n)
+int train_wait_requests(struct trainer *tr, MPI_Request *req, int n)
 {
     double deadline = mmupt_now() + tr->cfg->cluster.timeout_s;
     for (int idle = 0;; idle++) {
@@ -189,11 +211,12 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
     MPI_Request *req = mmupt_xcalloc((size_t)n, sizeof *req);
     while (tr->version < version && rc == 0) {
         int64_t next = tr->version + tr->cfg->cluster.sync_interval, header = 0;
+        if (tr->wbc.on && (rc = train_wbcast_ask(tr, next, err)) != 0) break;
         MPI_Request hreq;
         double t_post = mmupt_now();
         MPI_Ibcast(&header, 1, MPI_INT64_T, 0, tr->sync.mpi, &hreq);
         sync_seconds(tr, t_post);
-        if (wait_requests(tr, &hreq, 1)) {
+        if (train_wait_requests(tr, &hreq, 1)) {
             rc = mmupt_fail(err, "rollout rank %d: policy version %lld did not arrive from learner rank 0 within %g s "
                                  "(cluster.timeout_s)", tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
             break;
@@ -203,6 +226,10 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
             rc = 1; /* the learners stopped (preemption) */
             break;
         }
+        if (tr->wbc.on && (header & WBCAST_DEVICE) && (header & ~WBCAST_DEVICE) == next) {
+            rc = train_wbcast_receive(tr, next, err);
+            continue;
+        }
         if (header != next) {
             rc = mmupt_fail(err, "rollout rank %d: expected policy version %lld, learner 0 sent %lld", tr->world.rank,
                             (long long)next, (long long)header);
@@ -210,7 +237,7 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
         }
         double t_weights = mmupt_now();
         ibcast(tr, tr->model.params, req);
-        if (wait_requests(tr, req, n)) {
+        if (train_wait_requests(tr, req, n)) {
             rc = mmupt_fail(err, "rollout rank %d: the weights of policy version %lld did not arrive within %g s",
                             tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
         } else {
@@ -229,6 +256,8 @@ void train_sync_stop(struct trainer *tr)
     int64_t next = tr->last_sent + tr->cfg->cluster.sync_interval;
     if (tr->role == TRAIN_COLOCATED || tr->world.rank != 0 || !is_broadcast(tr, next)) return;
     tr->stop_header = -1;
+    tr->wbc.pending = 0; /* the rollout ranks asked for it; they get the stop message instead */
+    tr->wbc.headers++;
     double t0 = mmupt_now();
     MPI_Ibcast(&tr->stop_header, 1, MPI_INT64_T, 0, tr->sync.mpi, &tr->stop_req);
     comm_count(&tr->sync_counters, COMM_BROADCAST, sizeof tr->stop_header, mmupt_now() - t0);
@@ -255,16 +284,16 @@ int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_
 int train_sync_finish(struct trainer *tr, struct mmupt_err *err)
 {
     double t0 = mmupt_now();
-    int rc = 0;
+    int rc = train_wbcast_finish(tr, err);
     int waits = tr->stop_sent;
     for (int i = 0; i < tr->n_snaps; i++) waits |= tr->snaps[i].n_req > 0;
-    if (tr->stop_sent && wait_requests(tr, &tr->stop_req, 1))
+    if (rc == 0 && tr->stop_sent && train_wait_requests(tr, &tr->stop_req, 1))
         rc = mmupt_fail(err, "learner rank 0: the rollout ranks did not take the stop message within %g s",
                         tr->cfg->cluster.timeout_s);
     tr->stop_sent = 0;
     for (int i = 0; i < tr->n_snaps && rc == 0; i++) {
         struct weight_snap *s = &tr->snaps[i];
-        if (s->n_req && wait_requests(tr, s->req, s->n_req))
+        if (s->n_req && train_wait_requests(tr, s->req, s->n_req))
             rc = mmupt_fail(err, "learner rank 0: the rollout ranks did not take policy version %lld within %g s",
                             (long long)s->version, tr->cfg->cluster.timeout_s);
         else s->n_req = 0;

@@ -133,12 +133,18 @@ static int drain_ring(struct trainer *tr, struct mmupt_err *err)
     }
 }
 
-static void log_checksum(struct trainer *tr)
+uint64_t train_weights_checksum(struct trainer *tr)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a of the final weights: equal on every learner */
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
     train_host_weights(tr);
     const unsigned char *b = (const unsigned char *)tr->model.params;
     for (size_t i = 0; i < (size_t)tr->model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+static void log_checksum(struct trainer *tr)
+{
+    uint64_t h = train_weights_checksum(tr);
     tr->lg.only_rank0 = 0; /* every learner reports its checksum: replicas must agree */
     log_info(&tr->lg, "done: %lld steps, final weights checksum %016llx", (long long)tr->step,
              (unsigned long long)h);
@@ -171,6 +177,7 @@ static int learner_run(struct trainer *tr, struct mmupt_err *err)
     if (rc == 0) rc = train_sync_finish(tr, err);
     if (rc == 0 && !stopped) log_checksum(tr);
     train_buckets_report(tr);
+    train_wbcast_report(tr);
     return rc ? -1 : stopped;
 }
 

@@ -60,6 +60,28 @@ struct grad_buckets {
     int failed;
 };
 
+/* cluster.weight_broadcast=device (wbcast.c): new weights GPU to GPU, after a handshake. */
+struct weight_bcast {
+    int on;                 /* agreed by learner 0 and every rollout rank at the start */
+    struct comm dev;        /* the sync ranks again, with NCCL when it started (else: staged) */
+    int dev_split;
+    int late;               /* test hook MMUPT_TEST_WBCAST_LATE=1: every version goes the host way */
+    int failed;             /* a poll failed (learner 0): err says how */
+    struct mmupt_err err;
+    /* learner 0 */
+    int64_t pending;        /* a version due that waits for every rollout rank to ask (0: none) */
+    int64_t asked_v;        /* the newest version asked for, */
+    int asked_n;            /* and by how many rollout ranks */
+    int64_t asks, headers;  /* requests taken, headers posted: each header answers one per rollout rank */
+    int64_t header;         /* the last device broadcast's header */
+    MPI_Request header_req;
+    int in_flight;          /* an NCCL broadcast may still read dev_current: the next update waits */
+    long long n_device, n_host;
+    /* rollout rank */
+    int64_t ask;
+    MPI_Request ask_req;
+};
+
 struct trainer {
     const struct cfg *cfg;
     enum train_role role;
@@ -115,6 +137,7 @@ struct trainer {
     struct comm learn_dev;      /* the learners again, with NCCL on device buffers when it started */
     int learn_dev_tried, learn_dev_split;
     struct grad_buckets buckets; /* cluster.grad_bucket_mb > 0 */
+    struct weight_bcast wbc;    /* cluster.weight_broadcast=device */
     /* Test hook, MMUPT_TEST_NONFINITE=STEP:LEARNER (docs/testing.md): on that learner, the last
      * micro-batch of step STEP's first optimizer step gets a NaN log-prob, as a model gone
      * non-finite would give it - the skipped-update path end to end. fault_step 0: off. */
@@ -201,6 +224,29 @@ int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_
 struct weight_snap *train_snap_add(struct trainer *tr, int64_t version, struct mmupt_err *err);
 int train_sync_finish(struct trainer *tr, struct mmupt_err *err);
 void train_snaps_free(struct trainer *tr);
+/* Learner 0: send version u the host way (its snapshot, made now if there is none). */
+int train_sync_send_host(struct trainer *tr, int64_t u, struct mmupt_err *err);
+/* Poll n requests until done: 0, or -1 after cluster.timeout_s. */
+int train_wait_requests(struct trainer *tr, MPI_Request *req, int n);
+
+/* wbcast.c: cluster.weight_broadcast=device. open: collective over the sync ranks (others return at
+ * once), after the device is open. A header with WBCAST_DEVICE set announces a device broadcast. */
+#define WBCAST_DEVICE ((int64_t)1 << 62)
+int train_wbcast_open(struct trainer *tr, struct mmupt_err *err);
+/* Learner 0: take the requests that arrived; broadcast the pending version if every rollout rank
+ * asked for it. Cheap; called wherever learner 0 waits and between micro-batches. */
+void train_wbcast_poll(struct trainer *tr);
+/* Learner 0, before every optimizer step: the pending version goes the host way if nobody asked
+ * yet, and a broadcast in flight is waited for (the step overwrites what it reads). */
+int train_wbcast_before_update(struct trainer *tr, struct mmupt_err *err);
+/* Rollout rank: ask learner 0 for `version` (before waiting for its header), and receive the
+ * weights a device header announced. */
+int train_wbcast_ask(struct trainer *tr, int64_t version, struct mmupt_err *err);
+int train_wbcast_receive(struct trainer *tr, int64_t version, struct mmupt_err *err);
+/* End of run, learner 0 and rollout ranks: every request answered and taken, nothing in flight. */
+int train_wbcast_finish(struct trainer *tr, struct mmupt_err *err);
+/* Learner 0: one line on how the versions went. */
+void train_wbcast_report(const struct trainer *tr);
 
 /* split.c: the rollout ranks' loop and the learners' side of the ring. */
 int train_rollout_rank_run(struct trainer *tr, struct mmupt_err *err);
@@ -290,5 +336,12 @@ void train_buckets_report(const struct trainer *tr);
  * (the copy is lazy: PCIe time only for checkpoints, broadcasts, snapshots and the final checksum).
  * Every reader of the host weights' VALUES calls it first; pointer comparisons need not. */
 void train_host_weights(struct trainer *tr);
+/* FNV-1a of the weights this rank holds (the device's when they are newer): the end-of-run line's. */
+uint64_t train_weights_checksum(struct trainer *tr);
+/* Learner 0: the device's current weights, uploaded first if the host copy is newer. */
+float *train_device_live(struct trainer *tr);
+/* Rollout rank: dev_current was just overwritten with `version` by a device broadcast (the host
+ * copy is now the stale one; the bf16 copy is derived here). */
+void train_device_received(struct trainer *tr, int64_t version);
 
 #endif

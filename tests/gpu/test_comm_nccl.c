@@ -1,5 +1,5 @@
 /* The NCCL backend of comm.h against the MPI backend: all-reduce (f32, f64), reduce-scatter,
- * all-gather (also in place) and broadcast on device buffers give the same values as the MPI
+ * all-gather (also in place), broadcast (also queued: comm_broadcast_start) on device buffers give the same values as the MPI
  * backend on the same host data (exactly for 1 rank, within fp32 summation-order rounding for
  * more). Run directly (1 rank, one GPU) by the gpu suite; on a machine with N GPUs also run it as
  * `mpirun -np N build/tests/test_comm_nccl` (rank r uses device r mod N). Skips (exit 77) without a
@@ -127,6 +127,23 @@ static void test_broadcast(struct test_state *ts, struct pair *p)
     int bad = 0;
     for (int i = 0; i < 1000; i++) bad += got[i] != (unsigned char)(i * 13);
     CHECK_MSG(ts, bad == 0, "%d bytes differ", bad);
+    /* comm_broadcast_start: queued behind a copy on another stream that writes the root's source (so
+     * the broadcast must wait for it), returning before it is done; comm_sync then has the bytes. */
+    unsigned char h2[1000];
+    for (int i = 0; i < 1000; i++) h2[i] = (unsigned char)(p->mpi.rank == 0 ? i * 7 + 1 : 0);
+    unsigned char *d2 = gpu_test_upload(h2, sizeof h2);
+    cudaStream_t s;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    if (p->mpi.rank == 0) CUDA_CHECK(cudaMemcpyAsync(d, d2, sizeof h2, cudaMemcpyDeviceToDevice, s));
+    CHECK(ts, comm_after_stream(&p->nccl, s) == 0);
+    CHECK(ts, comm_broadcast_start(&p->nccl, d, sizeof h2, 0) == 0);
+    CHECK(ts, comm_sync(&p->nccl) == 0);
+    CUDA_CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
+    bad = 0;
+    for (int i = 0; i < 1000; i++) bad += got[i] != (unsigned char)(i * 7 + 1);
+    CHECK_MSG(ts, bad == 0, "broadcast_start: %d bytes differ", bad);
+    CUDA_CHECK(cudaStreamDestroy(s));
+    cudaFree(d2);
     cudaFree(d);
 }
 

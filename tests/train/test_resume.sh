@@ -99,27 +99,34 @@ if [ "$rc" = 0 ] && grep -q "no checkpoint yet" "$tmp/err" && [ "$(wc -l <"$earl
 else fail "killed before the first checkpoint" "status $rc" "$(wc -l <"$early/metrics.jsonl") lines" "$(tail -3 "$tmp/err")"; fi
 
 # Preemption by SIGUSR1 to mpirun (forwarded to every rank) and by SIGTERM to every rank.
-preempt() { # preempt NAME HOW
-    local out=$tmp/pre_$2
-    $(train_cmd 3 1 "$out") >"$tmp/pre.log" 2>&1 &
+preempt() { # preempt NAME HOW [OVERRIDE ...]
+    local label=$1 how=$2 out=$tmp/pre_$2
+    shift 2
+    $(train_cmd 3 1 "$out") "$@" >"$tmp/pre.log" 2>&1 &
     local job=$! i
     # The first checkpoint on disk, not a log line: mpirun forwards the ranks' output late under load
     # (the sanitizer pass runs this beside other tests), and a signal in the last step is too late.
     for i in $(seq 1200); do [ -f "$out/checkpoints/latest" ] && break; sleep 0.05; done
-    if [ "$2" = usr1 ]; then kill -USR1 "$job"
+    if [ "$how" != term ]; then kill -USR1 "$job"
     else for p in $(ranks_of "$out"); do kill -TERM "$p"; done; fi  # the ranks, not mpirun
     wait "$job"
     local status=$?
     if [ "$status" = 75 ] && grep -q "stopped by a signal" "$tmp/pre.log" && [ -f "$out/checkpoints/latest" ]; then
-        ok "$1: exit 75 after a checkpoint ($(cat "$out/checkpoints/latest"))"
-    else fail "$1: preemption" "status $status" "$(tail -5 "$tmp/pre.log")"; fi
-    run timeout 300 $(train_cmd 3 1 "$out") --resume
-    expect "$1: requeued job resumes" 0 "resume: continuing from" "final weights checksum"
-    if [ "$(checksum "$tmp/err")" = "$want3" ]; then ok "$1: same final weights as the uninterrupted run"
-    else fail "$1: final weights after preemption" "$(checksum "$tmp/err") vs $want3"; fi
+        ok "$label: exit 75 after a checkpoint ($(cat "$out/checkpoints/latest"))"
+    else fail "$label: preemption" "status $status" "$(tail -5 "$tmp/pre.log")"; fi
+    run timeout 300 $(train_cmd 3 1 "$out") "$@" --resume
+    expect "$label: requeued job resumes" 0 "resume: continuing from" "final weights checksum"
+    if [ "$(checksum "$tmp/err")" = "$want3" ]; then ok "$label: same final weights as the uninterrupted run"
+    else fail "$label: final weights after preemption" "$(checksum "$tmp/err") vs $want3"; fi
 }
 preempt "SIGUSR1 to mpirun" usr1
 preempt "SIGTERM to every rank" term
+# The same on the device path with weights broadcast the device way (cluster.weight_broadcast):
+# the stop message answers the rollout rank's request for the version the learners never made.
+if "$mmupt" version | grep -q "no CUDA backend"; then
+    preempt "device path (emulator), weight_broadcast=device, SIGUSR1" usr1dev cluster.backend=emulator \
+        model.dtype=fp32 cluster.weight_broadcast=device
+fi
 
 # Export: the final checkpoint as a Hugging Face directory (tools/check_saved_model.py --export loads
 # one with transformers); an existing directory is refused; --shard-mb shards with an index.

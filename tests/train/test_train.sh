@@ -6,7 +6,8 @@
 #    count is the same (docs/design.md explains why a different learner count cannot be bitwise equal):
 #    1+1 == colocated 1 and 1+2 == 2+2 == colocated 2;
 #  - max_staleness=1 overlaps rollout with learning and reports staleness 1 from the second step;
-#  - the device code path (cluster.backend=emulator in a CPU-only build) ends with the CPU weights;
+#  - the device code path (cluster.backend=emulator in a CPU-only build) ends with the CPU weights,
+#    also with gradient buckets and with weights broadcast the device way;
 #  - bad role or schedule settings are refused with the reason.
 # OMP_NUM_THREADS is pinned: a rank's reductions split over threads, so bitwise comparisons need the
 # same thread count on every run (mpirun's default binding would otherwise change it with np).
@@ -19,7 +20,8 @@ mpi_setup
 export OMP_NUM_THREADS=1
 cd "$root"
 
-# train NAME NP ROLLOUT_RANKS [OVERRIDE ...]: run and check; leaves the checksum in $sum.
+# train NAME NP ROLLOUT_RANKS [OVERRIDE ...]: run and check; leaves the checksum in $sum (the
+# rollout ranks' in $rsum).
 train() {
     local name=$1 np=$2 R=$3
     shift 3
@@ -32,6 +34,9 @@ train() {
     sums=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | sort -u | wc -l)
     ranks=$(grep -c "final weights checksum" "$tmp/err")
     sum=$(grep -o "final weights checksum [0-9a-f]*" "$tmp/err" | head -1 | awk '{print $4}')
+    # the rollout ranks' last version and its checksum (read from the device when that copy is newer)
+    rsum=$(grep -o "last policy version [0-9]* (weights checksum [0-9a-f]*" "$tmp/err" | sort -u |
+        sed 's/last policy version \([0-9]*\) (weights checksum /version \1: /' | paste -sd ' ')
     if [ "$ranks" = "$learners" ] && [ "$sums" = 1 ]; then ok "$name: $learners learner(s), identical weights"
     else fail "$name: identical weights on every learner" "$(grep checksum "$tmp/err")"; fi
     if [ "$R" -gt 0 ]; then
@@ -58,7 +63,7 @@ same() { # same NAME A B
 train colocated1 1 0; c1=$sum
 train colocated2 2 0; c2=$sum
 train split1+1 2 1; s11=$sum
-train split1+2 3 1; s12=$sum
+train split1+2 3 1; s12=$sum; r12=$rsum
 same "1 rollout + 1 learner ends with the colocated 1-rank weights" "$c1" "$s11"
 same "1 rollout + 2 learners ends with the colocated 2-rank weights" "$c2" "$s12"
 # Four ranks on CI's two cores are the slowest run here; the sanitizer pass (MMUPT_TEST_TRAIN_SHORT=1)
@@ -116,6 +121,7 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     same "device path (emulator), 1 rollout + 1 learner: the CPU run's weights" "$s11" "$sum"
     train emu12 3 1 cluster.backend=emulator model.dtype=fp32 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
     same "device path (emulator), 1 rollout + 2 learners, validating: the CPU run's weights" "$s12" "$sum"
+    same "device path (emulator), host way: the rollout rank holds the version the CPU run sent" "$r12" "$rsum"
     same "device path (emulator): the CPU run's validation metrics" \
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/val/metrics.jsonl" | paste -sd ' ')" \
         "$(grep -o '"val/[a-z_0-9]*": [-0-9.e]*' "$tmp/emu12/metrics.jsonl" | paste -sd ' ')"
@@ -126,6 +132,24 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     same "device path (emulator), max_staleness=1, gradient buckets: the CPU run's weights" "$st1" "$sum"
     expect "device path (emulator), gradient buckets: sent during the backward passes" 0 \
         "gradient buckets of 0.2 MiB" "windows reduce-scattered during backward passes"
+    # cluster.weight_broadcast=device (src/train/wbcast.c): learner 0 sends its live device weights
+    # once every rollout rank asked for them (staged through host buffers here: no NCCL), else from a
+    # host copy. Strictly on-policy, the rollout rank always asks before learner 0 needs to update;
+    # the test hook sends every version the host way, answering requests that came first.
+    train emuwb 3 1 cluster.backend=emulator model.dtype=fp32 cluster.weight_broadcast=device
+    same "weight_broadcast=device (emulator): the CPU run's weights" "$s12" "$sum"
+    same "weight_broadcast=device (emulator): the rollout rank's device holds the version the CPU run sent" \
+        "$r12" "$rsum"
+    expect "weight_broadcast=device, on-policy: the version goes the device way" 0 \
+        "1 version(s) the device way (staged through host buffers), 0 from host copies"
+    if [ "${MMUPT_TEST_TRAIN_SHORT:-0}" != 1 ]; then # the sanitizer pass: the host way is emu12's
+        MMUPT_TEST_WBCAST_LATE=1 train emuwblate 3 1 cluster.backend=emulator model.dtype=fp32 \
+            cluster.weight_broadcast=device
+        same "weight_broadcast=device, every version from a host copy: the CPU run's weights" "$s12" "$sum"
+        same "weight_broadcast=device, every version from a host copy: the rollout rank's weights" "$r12" "$rsum"
+        expect "weight_broadcast=device, test hook: the version goes from a host copy" 0 \
+            "0 version(s) the device way (staged through host buffers), 1 from host copies"
+    fi
     # A learner whose last micro-batch turns non-finite (the MMUPT_TEST_NONFINITE hook) runs no
     # backward for it: with buckets it must still send the other learner's windows (or both hang),
     # and every learner skips the update - the CPU run's weights, which skip it too.
