@@ -402,6 +402,62 @@ static void test_consumers_never_pop(struct test_state *ts, struct world *w)
     ring_close(r);
 }
 
+/* ring_set_idle: a consumer blocked in ring_pop runs the hook between empty polls - here it answers
+ * a message the producers wait for before they push, as learner 0 answers weight requests; without
+ * the hook every rank would wait for the other until the timeout. */
+struct idle_ctx {
+    int calls, answered, nprod;
+};
+
+static void answer_producers(void *p)
+{
+    struct idle_ctx *c = p;
+    c->calls++;
+    if (c->answered) return;
+    for (int i = 0; i < c->nprod; i++) MPI_Send(&i, 1, MPI_INT, i, 77, MPI_COMM_WORLD);
+    c->answered = 1;
+}
+
+static void test_idle_hook(struct test_state *ts, struct world *w)
+{
+    struct ring_config cfg = {.capacity = 4, .max_staleness = 0, .timeout_s = 10};
+    struct ring *r;
+    struct mmupt_err err;
+    CHECK(ts, ring_open(&r, MPI_COMM_WORLD, w->is_producer, &cfg, &err) == 0);
+    if (ring_is_producer(r)) {
+        int32_t tok[8];
+        float lp[8];
+        struct ring_traj t;
+        int answers = 0; /* one answer from each consumer (a deadline, so a missing hook fails, not hangs) */
+        for (double t0 = now_s(); answers < w->ncons && now_s() - t0 < 5;) {
+            int flag = 0, got = -1;
+            MPI_Iprobe(MPI_ANY_SOURCE, 77, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+            if (!flag) { sleep_us(1000); continue; }
+            MPI_Recv(&got, 1, MPI_INT, MPI_ANY_SOURCE, 77, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            CHECK(ts, got == w->rank);
+            answers++;
+        }
+        CHECK_MSG(ts, answers == w->ncons, "%d of %d consumers answered from their idle hook", answers, w->ncons);
+        for (int c = 0; c < w->ncons && answers == w->ncons; c++) { /* then one trajectory to each */
+            make_traj(w->rank * 16 + c, 0, &t, tok, lp);
+            CHECK_MSG(ts, ring_push_to(r, c, &t, &err) == 0, "%s", err.msg);
+        }
+        if (answers == w->ncons) CHECK_MSG(ts, ring_finish(r, &err) == 0, "%s", err.msg);
+    } else {
+        struct idle_ctx c = {.nprod = w->nprod};
+        ring_set_idle(r, answer_producers, &c);
+        struct ring_traj t;
+        int got = 0, res;
+        while ((res = ring_pop(r, 0, &t, &err)) == RING_GOT) {
+            got++;
+            ring_traj_free(&t);
+        }
+        CHECK_MSG(ts, res == RING_END, "%s", res < 0 ? err.msg : "stale");
+        CHECK_MSG(ts, got == w->nprod && c.answered && c.calls >= 1, "got %d, hook calls %d", got, c.calls);
+    }
+    ring_close(r);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -428,6 +484,7 @@ int main(int argc, char **argv)
     RING_RUN(&ts, &w, test_targeted_no_hoarding);
     RING_RUN(&ts, &w, test_silent_producer);
     RING_RUN(&ts, &w, test_consumers_never_pop);
+    RING_RUN(&ts, &w, test_idle_hook);
     int rc = 0;
     if (w.rank == 0) rc = test_summary(&ts);
     else rc = ts.failed ? 1 : 0;
