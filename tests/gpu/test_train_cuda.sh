@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `mmupt train` on the GPU (suite gpu; skips without a device): the tiny fixture trained with
-# cluster.backend=cuda, colocated and split (1 rollout + 1 learner on the one GPU), in fp32 and in bf16,
+# cluster.backend=cuda, colocated and split (1 rollout + 1 learner on the one GPU; weights sent the host
+# and the device way), in fp32 and in bf16,
 # with the decode steps as CUDA graphs. Each run must finish with finite metrics, say which precision
 # it ran, keep its graphs on (no "CUDA graphs off" warning), and the fp32 run must track the CPU run
 # step by step: response lengths, rewards and the entropy of the same samples within fp32 rounding
@@ -48,6 +49,16 @@ gpu_train bf16 1 0 cluster.backend=cuda model.dtype=bf16
 if grep -q "device: .*, bf16 GEMMs on fp32 master weights" "$tmp/bf16.log"; then ok "bf16: says it runs bf16 GEMMs"
 else fail "bf16: says it runs bf16 GEMMs" "$(grep 'device:' "$tmp/bf16.log")"; fi
 gpu_train split 2 1 cluster.backend=cuda model.dtype=bf16
+# New weights the device way (cluster.weight_broadcast=device): NCCL where the two ranks have a GPU
+# each, else (one GPU: NCCL refuses two ranks on one device) staged through host buffers. Either way
+# learner and rollout rank end with the host way's weights - the GPU's kernels sum in fixed orders.
+gpu_train splitdev 2 1 cluster.backend=cuda model.dtype=bf16 cluster.weight_broadcast=device
+weights() { grep -o "weights checksum [0-9a-f]*" "$tmp/$1.log" | sort | paste -sd ' '; }
+if [ -n "$(weights split)" ] && [ "$(weights split)" = "$(weights splitdev)" ] &&
+    grep -q "1 version(s) the device way" "$tmp/splitdev.log"; then
+    ok "weight_broadcast=device: the host way's weights on learner and rollout rank ($(grep -o 'the device way ([A-Za-z ]*)' "$tmp/splitdev.log"))"
+else fail "weight_broadcast=device on the GPU" "$(weights split) vs $(weights splitdev)" \
+    "$(grep -E 'weights to rollout|NCCL' "$tmp/splitdev.log")"; fi
 
 # The fp32 device run against the CPU run, step by step.
 if python3 - "$tmp/cpu/metrics.jsonl" "$tmp/fp32/metrics.jsonl" <<'PY'
