@@ -60,18 +60,22 @@ int train_wbcast_open(struct trainer *tr, struct mmupt_err *err)
     struct weight_bcast *w = &tr->wbc;
     w->header_req = w->ask_req = MPI_REQUEST_NULL;
     w->dev.mpi = MPI_COMM_NULL;
+    int want = tr->cfg->cluster.weight_broadcast == WEIGHT_BCAST_DEVICE;
+    if (want && tr->role == TRAIN_COLOCATED)
+        log_info(&tr->lg, "cluster.weight_broadcast=device has no effect here: colocated ranks (cluster.rollout_ranks "
+                          "0) broadcast no weights");
     if (tr->sync.mpi == MPI_COMM_NULL) return 0; /* colocated, or a learner other than 0 */
-    int want = tr->cfg->cluster.weight_broadcast == WEIGHT_BCAST_DEVICE, mine = want && tr->on_device, all = 0;
+    int mine = want && tr->on_device, all = 0;
     if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, tr->sync.mpi) != MPI_SUCCESS)
         return mmupt_fail(err, "cluster.weight_broadcast: agreeing with the rollout ranks failed (MPI)");
-    if (want && !all)
+    if (want && !all && tr->world.rank == 0)
         log_warn(&tr->lg, "cluster.weight_broadcast=device needs the device path (cluster.backend cuda or emulator) on "
                           "learner 0 and every rollout rank: weights go the host way");
     w->on = all;
     if (!w->on) return 0;
     const char *late = getenv("MMUPT_TEST_WBCAST_LATE");
     w->late = late && late[0] == '1';
-    if (w->late)
+    if (w->late && tr->world.rank == 0)
         log_warn(&tr->lg, "MMUPT_TEST_WBCAST_LATE (a test hook): every weight version goes the host way");
     open_nccl(tr);
     if (tr->world.rank == 0) ring_set_idle(tr->ring, on_ring_idle, tr);

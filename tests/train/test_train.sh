@@ -96,7 +96,11 @@ if grep -q '"staleness": 0' "$tmp/stale1/metrics.jsonl" && grep -q '"staleness":
 else fail "max_staleness=1 staleness metrics" "$(cat "$tmp/stale1/metrics.jsonl")"; fi
 
 # Two optimizer steps per rollout batch (global_batch_size 6 of 12 questions): 4 after 2 steps.
-train twoopt 3 1 algorithm.global_batch_size=6
+# (and cluster.weight_broadcast=device on the CPU backend: said to have no effect, the host way is used)
+train twoopt 3 1 algorithm.global_batch_size=6 cluster.weight_broadcast=device
+if [ "$(grep -c "cluster.weight_broadcast=device needs the device path" "$tmp/err")" = 1 ]; then
+    ok "weight_broadcast=device on the CPU backend: the host way, said once"
+else fail "weight_broadcast=device on the CPU backend: said once" "$(grep weight_broadcast "$tmp/err")"; fi
 if grep -q '"step": 2, .*"optim_steps": 4' "$tmp/twoopt/metrics.jsonl"; then ok "2 optimizer steps per rollout step"
 else fail "2 optimizer steps per rollout step" "$(cat "$tmp/twoopt/metrics.jsonl")"; fi
 
