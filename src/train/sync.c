@@ -65,10 +65,17 @@ static void sync_seconds(struct trainer *tr, double t0)
     tr->sync_counters.op[COMM_BROADCAST].seconds += mmupt_now() - t0;
 }
 
-/* One policy version's payload: the int64 header and the fp32 weights. */
-static uint64_t version_bytes(const struct trainer *tr)
+uint64_t train_version_bytes(const struct trainer *tr)
 {
     return sizeof(int64_t) + (uint64_t)tr->model.spec.total * sizeof(float);
+}
+
+/* The index of version u's snapshot, or -1. */
+static int snap_index(const struct trainer *tr, int64_t u)
+{
+    for (int i = 0; i < tr->n_snaps; i++)
+        if (tr->snaps[i].version == u) return i;
+    return -1;
 }
 
 static size_t n_pieces(const struct trainer *tr)
@@ -125,7 +132,7 @@ static void send_snap(struct trainer *tr, struct weight_snap *s)
     double t0 = mmupt_now();
     MPI_Ibcast(&s->header, 1, MPI_INT64_T, 0, tr->sync.mpi, &s->req[0]);
     ibcast(tr, s->w, s->req + 1);
-    comm_count(&tr->sync_counters, COMM_BROADCAST, version_bytes(tr), mmupt_now() - t0);
+    comm_count(&tr->sync_counters, COMM_BROADCAST, train_version_bytes(tr), mmupt_now() - t0);
     tr->last_sent = s->version;
     tr->wbc.headers++;
 }
@@ -170,9 +177,8 @@ int train_after_update(struct trainer *tr, int64_t next_step, struct mmupt_err *
 
 int train_sync_send_host(struct trainer *tr, int64_t u, struct mmupt_err *err)
 {
-    struct weight_snap *s = NULL;
-    for (int i = 0; i < tr->n_snaps && !s; i++)
-        if (tr->snaps[i].version == u) s = &tr->snaps[i];
+    int i = snap_index(tr, u);
+    struct weight_snap *s = i >= 0 ? &tr->snaps[i] : NULL;
     if (!s) {
         train_host_weights(tr);
         s = snap_new(tr, u, tr->model.params, err);
@@ -186,10 +192,9 @@ const float *train_behaviour_params(const struct trainer *tr, int64_t step)
 {
     int64_t v = train_rollout_version(tr, step);
     if (v == tr->version) return tr->model.params;
-    for (int i = 0; i < tr->n_snaps; i++)
-        if (tr->snaps[i].version == v) return tr->snaps[i].w;
-    MMUPT_CHECK(!"the behaviour policy's snapshot is missing");
-    return NULL;
+    int i = snap_index(tr, v);
+    MMUPT_CHECK(i >= 0 && "the behaviour policy's snapshot is missing");
+    return tr->snaps[i].w;
 }
 
 int train_wait_requests(struct trainer *tr, MPI_Request *req, int n)
@@ -241,7 +246,7 @@ int train_receive_version(struct trainer *tr, int64_t version, struct mmupt_err 
             rc = mmupt_fail(err, "rollout rank %d: the weights of policy version %lld did not arrive within %g s",
                             tr->world.rank, (long long)next, tr->cfg->cluster.timeout_s);
         } else {
-            comm_count(&tr->sync_counters, COMM_BROADCAST, version_bytes(tr), mmupt_now() - t_weights);
+            comm_count(&tr->sync_counters, COMM_BROADCAST, train_version_bytes(tr), mmupt_now() - t_weights);
             tr->version = next;
             train_weights_changed(tr);
         }
@@ -272,11 +277,9 @@ int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_
      * the checkpoint and before the current one (train_after_update sends that). */
     for (int64_t u = rollout_version + tr->cfg->cluster.sync_interval; u < tr->version && is_broadcast(tr, u);
          u += tr->cfg->cluster.sync_interval) {
-        struct weight_snap *s = NULL;
-        for (int i = 0; i < tr->n_snaps && !s; i++)
-            if (tr->snaps[i].version == u) s = &tr->snaps[i];
-        if (!s) return mmupt_fail(err, "resume: the checkpoint lacks the weights of policy version %lld", (long long)u);
-        send_snap(tr, s);
+        int i = snap_index(tr, u);
+        if (i < 0) return mmupt_fail(err, "resume: the checkpoint lacks the weights of policy version %lld", (long long)u);
+        send_snap(tr, &tr->snaps[i]);
     }
     return 0;
 }

@@ -224,6 +224,8 @@ int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_
 struct weight_snap *train_snap_add(struct trainer *tr, int64_t version, struct mmupt_err *err);
 int train_sync_finish(struct trainer *tr, struct mmupt_err *err);
 void train_snaps_free(struct trainer *tr);
+/* One policy version's payload either way: the int64 header and the fp32 weights (timing.json's). */
+uint64_t train_version_bytes(const struct trainer *tr);
 /* Learner 0: send version u the host way (its snapshot, made now if there is none). */
 int train_sync_send_host(struct trainer *tr, int64_t u, struct mmupt_err *err);
 /* Poll n requests until done: 0, or -1 after cluster.timeout_s. */

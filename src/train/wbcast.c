@@ -126,7 +126,7 @@ static int launch(struct trainer *tr)
         train_host_weights(tr);
         rc = comm_broadcast(&tr->sync, tr->model.params, weight_bytes(tr), 0);
     }
-    comm_count(&tr->sync_counters, COMM_BROADCAST, sizeof(int64_t) + weight_bytes(tr), mmupt_now() - t0);
+    comm_count(&tr->sync_counters, COMM_BROADCAST, train_version_bytes(tr), mmupt_now() - t0);
     w->n_device++;
     return rc ? -1 : 0;
 }
@@ -210,7 +210,7 @@ int train_wbcast_receive(struct trainer *tr, int64_t version, struct mmupt_err *
         return mmupt_fail(err, "rollout rank %d: the device broadcast of policy version %lld failed", tr->world.rank,
                           (long long)version);
     tr->version = version;
-    comm_count(&tr->sync_counters, COMM_BROADCAST, sizeof(int64_t) + weight_bytes(tr), mmupt_now() - t0);
+    comm_count(&tr->sync_counters, COMM_BROADCAST, train_version_bytes(tr), mmupt_now() - t0);
     return 0;
 }
 
