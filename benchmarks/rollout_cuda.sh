@@ -13,19 +13,20 @@
 # other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), prompts prefilled 16
 # at a time; the issue's target is >= 50,000 tokens/s. The table names the dtype each row measured.
 # More mmupt rows run the same rollout under the switches still off by default until a GPU run shows
-# them faster (docs/running-at-scale.md): GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1,
-# src/gpu/gemm_lt.c: the warm-up tunes the decode step's shapes before its graphs are recorded),
-# decode attention's rows staged in shared memory (MMUPT_DECODE_STAGE=1), the decode step's kernels
-# after its GEMMs launched programmatically (MMUPT_DECODE_PDL=1), and all three - before the PyTorch
-# baseline, so a short time budget still gets them. (The skinny GEMM, MMUPT_GEMM_SKINNY,
+# them faster (docs/running-at-scale.md): decode attention on tensor cores (MMUPT_DECODE_MMA=1,
+# kernels/cuda/attention_decode_mma.cu), alone and with the decode step's kernels after its GEMMs
+# launched programmatically (MMUPT_DECODE_PDL=1), GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1,
+# src/gpu/gemm_lt.c: the warm-up tunes the decode step's shapes before its graphs are recorded), and
+# one with staged decode attention off (MMUPT_DECODE_STAGE=0: the default since 2026-11-28) - before
+# the PyTorch baseline, so a short time budget still gets them. (The skinny GEMM, MMUPT_GEMM_SKINNY,
 # measured 0.71x cuBLAS: benchmarks/gpu_ab.sh has it.)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 B=${1:-64} P=${2:-128} N=${3:-256}
 cfg=benchmarks/configs/qwen2_0_5b.json
 cuda_bench_setup rollout_cuda.sh rollout "rollout on one GPU"
-cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_GEMM_TUNE=1 MMUPT_DECODE_STAGE=1 MMUPT_DECODE_PDL=1 \
-    "MMUPT_GEMM_TUNE=1 MMUPT_DECODE_STAGE=1 MMUPT_DECODE_PDL=1"
+cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_DECODE_MMA=1 "MMUPT_DECODE_MMA=1 MMUPT_DECODE_PDL=1" \
+    "MMUPT_DECODE_MMA=1 MMUPT_GEMM_TUNE=1" MMUPT_GEMM_TUNE=1 MMUPT_DECODE_STAGE=0
 cuda_bench_pair rollout rollout_torch.py "$cfg" "$B" "$P" "$N"
 python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'
 import json, sys

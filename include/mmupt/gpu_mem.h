@@ -28,23 +28,29 @@ extern "C" {
 struct gpu_blas;
 
 /* A stream and the GEMM handle bound to it. */
-/* Performance switches of the device path, from the environment (src/gpu/tuning.c), off by default
- * until a GPU run shows them faster:
+/* Performance switches of the device path, from the environment (src/gpu/tuning.c), each off by default
+ * until a GPU run shows it faster (docs/performance.md has the runs):
  *   flash_attention  MMUPT_ATTENTION=flash (or cublas): the bf16 model's blocks attend with the fused
- *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels;
+ *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels
+ *                    (2026-11-28, H200: the 1.5B learner step 0.086 s against 0.071 - stays off);
  *   decode_split     MMUPT_DECODE_SPLIT=1 (or 0): decode attention splits a long cache's rows over
  *                    several blocks (attention_decode_cuda's count);
- *   decode_stage     MMUPT_DECODE_STAGE=1 (or 0): decode attention first copies each block's cached
- *                    rows into shared memory (one memory round trip) when they fit (attention_decode's
- *                    stage);
+ *   decode_stage     MMUPT_DECODE_STAGE=1 (or 0; ON by default since 2026-11-28: the 0.5B decode step
+ *                    1.360 against 1.399 ms on an H200, the same bits): decode attention first copies
+ *                    each block's cached rows into shared memory (one memory round trip) when they fit
+ *                    (attention_decode's stage);
  *   decode_pdl       MMUPT_DECODE_PDL=1 (or 0): the bf16 decode step's own kernels that follow its GEMMs
  *                    (attention, norms, SwiGLU) launch programmatically, their launches overlapping
  *                    the GEMMs' ends (kernels/cuda/pdl.cuh);
+ *   decode_mma       MMUPT_DECODE_MMA=1 (or 0): bf16 decode attention on tensor cores where the shape
+ *                    allows (ATTN_DECODE_MMA; within bf16 rounding of the fp32 kernel, not bitwise);
  *   gemm_tune        MMUPT_GEMM_TUNE=1 (or 0): the bf16 GEMMs go through cuBLASLt plans whose
  *                    algorithm is chosen by timing the candidates once per shape (src/gpu/gemm_lt.c;
- *                    CUDA builds: the emulator's GEMMs are the CPU references). */
+ *                    CUDA builds: the emulator's GEMMs are the CPU references). 2% faster on an H200
+ *                    (2026-11-28) but off: the choice can differ between runs, and with it the last
+ *                    bits of every result. */
 struct gpu_tuning {
-    int flash_attention, decode_split, decode_stage, decode_pdl, gemm_tune;
+    int flash_attention, decode_split, decode_stage, decode_pdl, decode_mma, gemm_tune;
 };
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);
 

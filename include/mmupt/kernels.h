@@ -157,8 +157,11 @@ void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float 
  * several blocks per (row, kv head) and merged by the last (kernels/cuda/attention_decode.cu). flags:
  * ATTN_DECODE_STAGE - an unsplit call first copies each block's cached rows into shared memory when
  * they fit (the same results; MMUPT_DECODE_STAGE, gpu_mem.h); ATTN_DECODE_PDL (the fused q/k/v form
- * only) - launched programmatically after the GEMM before it (MMUPT_DECODE_PDL). */
-enum { ATTN_DECODE_STAGE = 1, ATTN_DECODE_PDL = 2 };
+ * only) - launched programmatically after the GEMM before it (MMUPT_DECODE_PDL); ATTN_DECODE_MMA (bf16
+ * caches) - on bf16 tensor cores where the shape allows (a group of at most 16 q heads, hd 16, 32,
+ * 64 or 128; kernels/cuda/attention_decode_mma.cu): q and the weights rounded to bf16 as they enter the
+ * products, so within bf16 rounding of the reference, not its fp32 tolerance (MMUPT_DECODE_MMA). */
+enum { ATTN_DECODE_STAGE = 1, ATTN_DECODE_PDL = 2, ATTN_DECODE_MMA = 4 };
 void attention_decode_cuda(float *out, const float *q, const float *cache_k, const float *cache_v, const int *slot,
                            const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv, int hd,
                            float *scores, unsigned *count, int flags, void *stream);

@@ -69,9 +69,9 @@
 #include "mmupt/cuda_check.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
+#include "attention_decode.cuh"
 #include "bf16.cuh"
 #include "pdl.cuh"
-#include "rope.cuh"
 #include "vec.cuh"
 
 enum {
@@ -144,8 +144,6 @@ static int decode_splits(int n, int n_heads, int group, int hd, int max_len, con
     return s >= 2 ? s : 1;
 }
 
-typedef vec_pack<float, 4> decode_f4; // the dynamic shared memory's type: 16-byte aligned
-
 // A cache element as a float: fp32 caches as they are, bf16 ones widened (exact).
 static __device__ __forceinline__ float kv_widen(float x) { return x; }
 static __device__ __forceinline__ float kv_widen(uint16_t h) { return bf16_widen(h); }
@@ -182,75 +180,8 @@ static __device__ __forceinline__ void q_load_n(float (&f)[N], const float *p)
     }
 }
 
-// The kernel's view of the call; T is the cache's element type (float, or uint16_t for bf16).
-template <typename T>
-struct decode_args {
-    const T *cache_k, *cache_v;     // one layer: [n_slots, max_len, n_kv, hd]
-    const int *slot, *pos;          // [n]
-    float *scores;                  // [n * n_heads, max_len]; unused when scores_at > 0
-    long scores_at;                 // > 0: the scores live in shared memory from this float on
-    long slot_floats;               // max_len * n_kv * hd
-    unsigned *count;                // [n * n_kv] arrival counters (splits > 1)
-    int n_heads, group, n_kv, hd, n_slots, max_len, splits, rows_cap; // rows_cap: a score row's length
-    int n;
-    float scale;
-    // attention_decode_qkv_bf16_cast (qkv NULL otherwise): the step's packed q/k/v projections
-    // [n, (n_heads + 2 n_kv) hd] without their biases bq, bk, bv (each may be NULL), RoPE's tables
-    // [n, hd], and the cache as written (the new row's k and v land at position pos[i]).
-    const float *qkv, *bq, *bk, *bv, *cos, *sin;
-    T *wk, *wv;
-    // Staged (STAGE): the block's k and v rows in shared memory from element stage_at (counted in
-    // floats from the start of it), rows_cap rows of kst elements each, k's then v's.
-    long stage_at;
-    int kst;
-};
-
-// The fused step's new row: block (i, g) rotates and appends kv head g's k and v of row i at cache
-// element `to`, with qkv_rope_append_bf16's arithmetic (so the cache bits are that op's). Only bf16
-// caches have the fused step; the fp32 overload is never called.
+// The fused step is bf16-only (attention_decode.cuh): the fp32 kernel's call of it is never reached.
 static __device__ void decode_append_new(const struct decode_args<float> &, int, int, long, float *, float *) { __trap(); }
-
-// sk, sv (may be NULL): the row's staged copies in shared memory (STAGE), written with the same bits.
-static __device__ void decode_append_new(const struct decode_args<uint16_t> &a, int i, int g, long to, uint16_t *sk,
-                                         uint16_t *sv)
-{
-    int hd = a.hd, half = hd / 2, qd = a.n_heads * hd, kvd = a.n_kv * hd;
-    const float *kx = a.qkv + (long)i * (qd + 2 * kvd) + qd + (long)g * hd, *vx = kx + kvd;
-    const float *c = a.cos + (long)i * hd, *s = a.sin + (long)i * hd;
-    for (int e = threadIdx.x; e < half; e += blockDim.x) {
-        float u1, u2, y1, y2, v1, v2;
-        qkv_pair_biased(kx, a.bk ? a.bk + g * hd : NULL, e, half, &u1, &u2);
-        rope_rotate(u1, u2, c, s, e, half, &y1, &y2);
-        qkv_pair_biased(vx, a.bv ? a.bv + g * hd : NULL, e, half, &v1, &v2);
-        uint16_t k1 = bf16_round(y1), k2 = bf16_round(y2), w1 = bf16_round(v1), w2 = bf16_round(v2);
-        a.wk[to + e] = k1;
-        a.wk[to + e + half] = k2;
-        a.wv[to + e] = w1;
-        a.wv[to + e + half] = w2;
-        if (sk) {
-            sk[e] = k1;
-            sk[e + half] = k2;
-            sv[e] = w1;
-            sv[e + half] = w2;
-        }
-    }
-}
-
-// The fused step's q rows of heads hq0 .. hq0 + hc - 1 of row i, biased and rotated as
-// qkv_rope_append_bf16 writes them, into sh [hc][hd] (the unfused kernel reads them from q).
-template <typename T>
-static __device__ void decode_q_rope(float *sh, const struct decode_args<T> &a, int i, int hq0, int hc)
-{
-    int hd = a.hd, half = hd / 2;
-    const float *x = a.qkv + (long)i * (a.n_heads + 2 * a.n_kv) * hd;
-    const float *c = a.cos + (long)i * hd, *s = a.sin + (long)i * hd;
-    for (int t = threadIdx.x; t < hc * half; t += blockDim.x) {
-        int h = t / half, e = t % half, hq = hq0 + h;
-        float u1, u2;
-        qkv_pair_biased(x + (long)hq * hd, a.bq ? a.bq + hq * hd : NULL, e, half, &u1, &u2);
-        rope_rotate(u1, u2, c, s, e, half, &sh[h * hd + e], &sh[h * hd + e + half]);
-    }
-}
 
 // A value another block of this kernel wrote: from L2 (__ldcg), never a stale L1 line.
 template <typename V>
@@ -614,13 +545,28 @@ static void decode_run(float *out, uint16_t *out16, const float *q, const struct
                out16, q, a);
 }
 
+// The tensor-core form takes a call when asked (ATTN_DECODE_MMA) and it fits: bf16 caches only.
+static int decode_try_mma(float *, uint16_t *, const float *, const struct decode_args<float> &, int, int,
+                          cudaStream_t)
+{
+    return 0;
+}
+
+static int decode_try_mma(float *out, uint16_t *out16, const float *q, const struct decode_args<uint16_t> &a,
+                          int flags, int pdl, cudaStream_t st)
+{
+    if (!(flags & ATTN_DECODE_MMA) || !decode_mma_fits(a.group, a.hd, a.cache_k, a.cache_v)) return 0;
+    decode_mma_run(out, out16, q, a, pdl, st);
+    return 1;
+}
+
 template <typename T>
 static void decode_launch(float *out, uint16_t *out16, const float *q, const T *cache_k, const T *cache_v,
                           const int *slot, const int *pos, int n, int n_slots, int max_len, int n_heads, int n_kv,
                           int hd, float *scores, unsigned *count, int flags, void *stream,
                           const struct decode_qkv *f = NULL)
 {
-    MMUPT_CHECK((flags & ~(ATTN_DECODE_STAGE | ATTN_DECODE_PDL)) == 0);
+    MMUPT_CHECK((flags & ~(ATTN_DECODE_STAGE | ATTN_DECODE_PDL | ATTN_DECODE_MMA)) == 0);
     int pdl = (flags & ATTN_DECODE_PDL) != 0;
     MMUPT_CHECK(!pdl || f); // the fused form only: the plain one's new row comes from the kernel before
     MMUPT_CHECK(n >= 0 && n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd > 0 && hd <= DECODE_MAX_HD);
@@ -655,6 +601,7 @@ static void decode_launch(float *out, uint16_t *out16, const float *q, const T *
     a.sin = x->sin;
     a.wk = f ? (T *)cache_k : (T *)NULL; // the same layer the attention reads
     a.wv = f ? (T *)cache_v : (T *)NULL;
+    if (decode_try_mma(out, out16, q, a, flags, pdl, st)) return;
     a.splits = decode_splits(n, n_heads, a.group, hd, max_len, count);
     a.stage_at = 0;
     a.kst = 0;

@@ -8,14 +8,14 @@
 
 #include "mmupt/gpu_mem.h"
 
-/* *on = 1 for `yes`, 0 for `no` or an unset/empty variable; an error for anything else. */
-static int switch_from_env(const char *name, const char *yes, const char *no, int *on, struct mmupt_err *err)
+/* *on = 1 for `yes`, 0 for `no`, `dflt` for an unset or empty variable; an error for anything else. */
+static int switch_from_env(const char *name, const char *yes, const char *no, int dflt, int *on, struct mmupt_err *err)
 {
     const char *v = getenv(name);
-    *on = 0;
-    if (!v || !*v || strcmp(v, no) == 0) return 0;
-    if (strcmp(v, yes) == 0) {
-        *on = 1;
+    *on = dflt;
+    if (!v || !*v) return 0;
+    if (strcmp(v, yes) == 0 || strcmp(v, no) == 0) {
+        *on = strcmp(v, yes) == 0;
         return 0;
     }
     return mmupt_fail(err, "%s must be %s or %s, not '%s'", name, yes, no, v);
@@ -24,9 +24,10 @@ static int switch_from_env(const char *name, const char *yes, const char *no, in
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
 {
     memset(t, 0, sizeof *t);
-    if (switch_from_env("MMUPT_ATTENTION", "flash", "cublas", &t->flash_attention, err)) return -1;
-    if (switch_from_env("MMUPT_GEMM_TUNE", "1", "0", &t->gemm_tune, err)) return -1;
-    if (switch_from_env("MMUPT_DECODE_STAGE", "1", "0", &t->decode_stage, err)) return -1;
-    if (switch_from_env("MMUPT_DECODE_PDL", "1", "0", &t->decode_pdl, err)) return -1;
-    return switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", &t->decode_split, err);
+    if (switch_from_env("MMUPT_ATTENTION", "flash", "cublas", 0, &t->flash_attention, err)) return -1;
+    if (switch_from_env("MMUPT_GEMM_TUNE", "1", "0", 0, &t->gemm_tune, err)) return -1;
+    if (switch_from_env("MMUPT_DECODE_STAGE", "1", "0", 1, &t->decode_stage, err)) return -1;
+    if (switch_from_env("MMUPT_DECODE_PDL", "1", "0", 0, &t->decode_pdl, err)) return -1;
+    if (switch_from_env("MMUPT_DECODE_MMA", "1", "0", 0, &t->decode_mma, err)) return -1;
+    return switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", 0, &t->decode_split, err);
 }

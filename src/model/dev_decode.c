@@ -312,7 +312,10 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     const void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     if (kv->k16)
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                                   b->scores, b->count, g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0, g->stream);
+                                   b->scores, b->count,
+                                   (g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0) |
+                                       (g->tuning.decode_mma ? ATTN_DECODE_MMA : 0),
+                                   g->stream);
     else
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
                               b->scores, b->count, g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0, g->stream);
@@ -348,7 +351,9 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     MMUPT_CHECK(y->k_w == y->q_w + (int64_t)qd * H && y->v_w == y->k_w + (int64_t)kvd * H);
     uint16_t *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     dev_linear_forward_again(d, b->qkv, NULL, y->q_w, -1, n, H, qd + 2 * kvd); /* n1's rounding alone */
-    int flags = (d->g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0) | (d->g->tuning.decode_pdl ? ATTN_DECODE_PDL : 0);
+    const struct gpu_tuning *tu = &d->g->tuning;
+    int flags = (tu->decode_stage ? ATTN_DECODE_STAGE : 0) | (tu->decode_pdl ? ATTN_DECODE_PDL : 0) |
+                (tu->decode_mma ? ATTN_DECODE_MMA : 0);
     attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
                                         y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                                         y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,

@@ -441,6 +441,92 @@ static void test_staged(struct test_state *ts, cudaStream_t st)
     CHECK(ts, !attention_decode_stage_fits(14, 2, 64, 4098, 1));
 }
 
+/* The tensor-core form (ATTN_DECODE_MMA: kernels/cuda/attention_decode_mma.cu) over bf16 caches. It
+ * rounds q and the weights to bf16 on their way into the products; here q is made of bf16 values
+ * (rounded on the host first, and the reference computed with that q), so the scores are exact
+ * products summed in fp32 and the one rounding the reference lacks is the weights': each within 2^-9
+ * relative, so out = sum_j p_j v_j / sum_j p_j moves by at most 2^-9 max |v| = 1.95e-3 (v in [-1, 1)),
+ * plus the fp32 summation order the bound above covers: MMA_TOL + TOL_BASE + TOL_PER_SCORE_UNIT x the
+ * score scale. A dropped or doubled key is off by about 1/len of O(1) at the short lengths mixed into
+ * every call, and by O(1) with the large-magnitude scores (a few keys carry the weight). Shapes: hd
+ * 16, 32, 64 and 128; groups 1, 6, 7, 8 and 16 (the A operand's 16 rows); lengths 1 to 513 across the
+ * warps' tiles (32 keys a step, 16 at hd 128; 8 warps, 4 at hd 128); NaN past every length (masked,
+ * and V's elements there loaded as zeros). Each call: a second one on the default stream equal bit
+ * for bit; the cast twin's out16 exactly out rounded; and out NOT the fp32 kernel's bits (the
+ * tensor-core form really ran) - where the form does not take the shape (a group of 17, hd 80, a
+ * misaligned cache) exactly the fp32 kernel's bits instead. */
+#define MMA_TOL 2.5e-3
+
+static void mma_case(struct test_state *ts, cudaStream_t st, int n, const int *lens, int n_heads, int n_kv, int hd,
+                     int large, int misalign, int takes)
+{
+    struct dec_case c;
+    case_init(&c, n, lens, n_heads, n_kv, hd, large);
+    size_t m = cache_floats(&c), nq = q_floats(&c), off = misalign ? 1 : 0;
+    for (size_t e = 0; e < nq; e++) c.q[e] = bf16_to_f32(bf16_from_f32(c.q[e]));
+    case_score_stats(&c);
+    uint16_t *k16 = mmupt_xmalloc((m + off) * sizeof *k16), *v16 = mmupt_xmalloc((m + off) * sizeof *v16);
+    k16[0] = v16[0] = 0;
+    cast_bf16_cpu(k16 + off, c.k, (long)m);
+    cast_bf16_cpu(v16 + off, c.v, (long)m);
+    float *want = mmupt_xmalloc(nq * sizeof *want), *got[3];
+    attention_decode_bf16_cpu(want, c.q, k16 + off, v16 + off, c.slot, c.pos, c.n, c.n_slots, c.max_len, c.n_heads,
+                              c.n_kv, c.hd);
+    uint16_t *dk = gpu_test_upload(k16, (m + off) * 2), *dv = gpu_test_upload(v16, (m + off) * 2);
+    uint16_t *got16 = mmupt_xmalloc(nq * sizeof *got16), *d_out16 = gpu_test_nan16(nq);
+    float *d_q = gpu_test_upload(c.q, nq * 4), *d_scores = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_scores, (size_t)c.n * c.n_heads * c.max_len * sizeof(float) + 1));
+    for (int r = 0; r < 3; r++) { /* 0, 1: tensor cores (stream st, then the default); 2: the fp32 kernel */
+        got[r] = mmupt_xmalloc(nq * sizeof *got[r]);
+        for (size_t e = 0; e < nq; e++) got[r][e] = NAN;
+        float *d_out = gpu_test_upload(got[r], nq * 4);
+        attention_decode_bf16_cast_cuda(d_out, r == 0 ? d_out16 : NULL, d_q, dk + off, dv + off, c.d_idx,
+                                        c.d_idx + c.n, c.n, c.n_slots, c.max_len, c.n_heads, c.n_kv, c.hd, d_scores,
+                                        NULL, r < 2 ? ATTN_DECODE_MMA : 0, r == 1 ? NULL : st);
+        gpu_test_download(got[r], d_out, nq * 4);
+        CUDA_CHECK(cudaFree(d_out));
+    }
+    gpu_test_download(got16, d_out16, nq * 2);
+    double tol = TOL_BASE + TOL_PER_SCORE_UNIT * c.max_abs_score_sum + (takes ? MMA_TOL : 0.0);
+    float e = gpu_test_err(got[0], want, nq);
+    const char *form = takes ? "tensor cores" : "tensor cores asked, fp32 kernel";
+    CHECK_MSG(ts, e < tol, "%s, " CASE_FMT "%s: err %g, tol %g", form, CASE_ARGS(&c), misalign ? ", misaligned" : "",
+              e, tol);
+    CHECK_MSG(ts, memcmp(got[1], got[0], nq * sizeof *got[0]) == 0, "%s, " CASE_FMT ": not repeatable", form,
+              CASE_ARGS(&c));
+    CHECK_MSG(ts, rounds_of(got16, got[0], nq), "%s, " CASE_FMT ": out16 is not out rounded", form, CASE_ARGS(&c));
+    int same = memcmp(got[2], got[0], nq * sizeof *got[0]) == 0;
+    CHECK_MSG(ts, takes ? !same : same, "%s, " CASE_FMT ": %s", form, CASE_ARGS(&c),
+              takes ? "the fp32 kernel's bits (did the tensor-core form run?)" : "not the fp32 kernel's bits");
+    void *dev[] = {dk, dv, d_q, d_out16, d_scores};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    for (int r = 0; r < 3; r++) free(got[r]);
+    free(k16), free(v16), free(want), free(got16);
+    case_free(&c);
+}
+
+static void test_mma(struct test_state *ts, cudaStream_t st)
+{
+    static const struct {
+        int n, n_heads, n_kv, hd, takes, lens[8];
+    } shapes[] = {
+        {6, 14, 2, 64, 1, {1, 7, 33, 300, 257, 31}}, /* the 0.5B decoder: a group of 7 */
+        {4, 12, 2, 128, 1, {513, 1, 17, 64}},        /* the 1.5B decoder: hd 128, 16-key steps, 4 warps */
+        {3, 16, 1, 32, 1, {2, 255, 40}},             /* a group of 16: every A row; hd 32 */
+        {3, 4, 2, 16, 1, {100, 1, 12}},              /* hd 16: one k step (the test models' head size) */
+        {3, 8, 8, 64, 1, {256, 9, 1}},               /* groups of 1 */
+        {2, 16, 2, 64, 1, {511, 5}},                 /* 8: rows 8-15 all padding */
+        {2, 17, 1, 64, 0, {40, 3}},                  /* a group of 17: not taken */
+        {2, 16, 2, 80, 0, {40, 3}},                  /* hd 80: not taken */
+    };
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
+        for (int large = 0; large <= 1; large++)
+            mma_case(ts, st, shapes[t].n, shapes[t].lens, shapes[t].n_heads, shapes[t].n_kv, shapes[t].hd, large, 0,
+                     shapes[t].takes);
+    static const int lens[] = {30, 3};
+    mma_case(ts, st, 2, lens, 14, 2, 64, 0, 1, 0); /* misaligned caches: not taken */
+}
+
 /* n = 0: nothing to compute, nothing written, no index read (NULL everywhere). */
 static void test_no_sequences(struct test_state *ts, cudaStream_t st)
 {
@@ -464,6 +550,7 @@ int main(void)
     RUN_WITH(&ts, test_append, st);
     RUN_WITH(&ts, test_bf16_cache, st);
     RUN_WITH(&ts, test_staged, st);
+    RUN_WITH(&ts, test_mma, st);
     RUN_WITH(&ts, test_no_sequences, st);
     CUDA_CHECK(cudaStreamDestroy(st));
     return test_summary(&ts);

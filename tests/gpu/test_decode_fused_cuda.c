@@ -300,8 +300,9 @@ static int dev_same_bytes(const void *a, const void *b, size_t bytes)
  * by O(1). Rows sit in reversed slots at positions 0 (a lone row: only itself to attend to) up to
  * max_len - 1, over caches of random bf16 values. */
 static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, int hd, int with_bias, int max_len,
-                               int stage)
+                               int mode)
 {
+    int stage = mode == 1, mma = mode == 2;
     int n_slots = n + 1, qd = nh * hd, kvd = nkv * hd, w = qd + 2 * kvd;
     size_t cache = (size_t)n_slots * max_len * kvd, nq = (size_t)n * qd, sc = (size_t)n * nh * max_len;
     float *qkv = mmupt_xmalloc((size_t)n * w * sizeof *qkv), *b = mmupt_xmalloc((size_t)w * sizeof *b);
@@ -348,34 +349,43 @@ static void qkv_attention_case(struct test_state *ts, int n, int nh, int nkv, in
      * row appended by the block whose rows hold it. Staged (the fused call only): no counters - a
      * staged call runs unsplit - against the unsplit pair, and the rows must really stage. */
     unsigned *d_count = NULL;
-    if (!stage) {
+    if (!stage && !mma) {
         CUDA_CHECK(cudaMalloc((void **)&d_count, (size_t)n * nkv * sizeof *d_count));
         CUDA_CHECK(cudaMemset(d_count, 0, (size_t)n * nkv * sizeof *d_count));
-    } else
+    } else if (stage)
         CHECK_MSG(ts, attention_decode_stage_fits(nh, nkv, hd, max_len, 1), "heads %d/%d hd %d max_len %d: not staged",
                   nh, nkv, hd, max_len);
     attention_decode_bf16_cast_cuda(d_out[0], d_o16[0], d_q, d_k[0], d_v[0], d_idx, d_idx + n, n, n_slots, max_len, nh,
                                     nkv, hd, d_sc, d_count, 0, NULL);
-    /* staged: also launched programmatically (on a stream of its own, as in the decode step) */
-    cudaStream_t ps = stage ? pdl_stream() : NULL;
+    /* staged and tensor cores: also launched programmatically (on a stream of its own, as in the
+     * decode step) */
+    cudaStream_t ps = stage || mma ? pdl_stream() : NULL;
+    int flags = stage ? ATTN_DECODE_STAGE | ATTN_DECODE_PDL : mma ? ATTN_DECODE_MMA | ATTN_DECODE_PDL : 0;
     attention_decode_qkv_bf16_cast_cuda(d_out[1], d_o16[1], d_qkv, db[0], db[1], db[2], d_cs, d_sn, d_k[1], d_v[1],
-                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count,
-                                        stage ? ATTN_DECODE_STAGE | ATTN_DECODE_PDL : 0, ps);
+                                        d_idx, d_idx + n, n, n_slots, max_len, nh, nkv, hd, d_sc, d_count, flags, ps);
     if (ps) CUDA_CHECK(cudaStreamDestroy(ps));
     CUDA_CHECK(cudaFree(d_count));
     attention_decode_qkv_bf16_cast_cpu(out, out16, qkv, hb[0], hb[1], hb[2], cs, sn, ck, cv, idx, idx + n, n, n_slots,
                                        max_len, nh, nkv, hd);
-    const char *what = "attention_decode_qkv_bf16_cast";
-    CHECK_MSG(ts, gpu_test_dev_same(d_out[1], d_out[0], nq), "%s n %d heads %d/%d hd %d: out differs from the pair's",
-              what, n, nh, nkv, hd);
-    CHECK_MSG(ts, dev_same_bytes(d_o16[1], d_o16[0], nq * sizeof(uint16_t)), "%s: out16 differs from the pair's", what);
+    const char *what = mma ? "attention_decode_qkv_bf16_cast (tensor cores)" : "attention_decode_qkv_bf16_cast";
+    float tol = mma ? 2e-2f : 1e-2f;
+    if (mma) { /* other arithmetic: near the pair's out, not its bits */
+        float *pair = gpu_test_download_floats(d_out[0], nq), ep = gpu_test_dev_err(d_out[1], pair, nq);
+        free(pair);
+        CHECK_MSG(ts, ep < tol, "%s n %d heads %d/%d hd %d: err %g vs the pair's", what, n, nh, nkv, hd, ep);
+    } else {
+        CHECK_MSG(ts, gpu_test_dev_same(d_out[1], d_out[0], nq),
+                  "%s n %d heads %d/%d hd %d: out differs from the pair's", what, n, nh, nkv, hd);
+        CHECK_MSG(ts, dev_same_bytes(d_o16[1], d_o16[0], nq * sizeof(uint16_t)), "%s: out16 differs from the pair's",
+                  what);
+    }
     CHECK_MSG(ts,
               dev_same_bytes(d_k[1], d_k[0], cache * sizeof *ck) && dev_same_bytes(d_v[1], d_v[0], cache * sizeof *cv),
               "%s n %d heads %d/%d hd %d: the cache differs from the pair's", what, n, nh, nkv, hd);
     CHECK_MSG(ts, rounds_of(d_o16[1], d_out[1], nq), "%s: out16 is not out's rounding", what);
     CHECK_MSG(ts, gpu_test_dev_same_host(d_qkv, qkv, (size_t)n * w), "%s: qkv was written", what);
     float e = gpu_test_dev_err(d_out[1], out, nq);
-    CHECK_MSG(ts, e < 1e-2f, "%s n %d heads %d/%d hd %d bias %d max_len %d: err %g vs the CPU reference", what, n, nh,
+    CHECK_MSG(ts, e < tol, "%s n %d heads %d/%d hd %d bias %d max_len %d: err %g vs the CPU reference", what, n, nh,
               nkv, hd, with_bias, max_len, e);
     void *dev[] = {d_qkv, d_b, d_cs, d_sn, d_idx, d_q, d_sc, d_k[0], d_k[1], d_v[0], d_v[1], d_out[0], d_out[1],
                    d_o16[0], d_o16[1]};
@@ -396,6 +406,10 @@ static void test_qkv_attention(struct test_state *ts)
 #ifndef MMUPT_SIMT
     qkv_attention_case(ts, 5, 14, 2, 64, 1, 385, 1); /* the rollout's cache: more than 48 KiB of shared memory */
 #endif
+    /* tensor cores (MMUPT_DECODE_MMA): the cache bitwise the pair's, out within bf16 rounding of it */
+    qkv_attention_case(ts, 5, 14, 2, 64, 1, 300, 2);
+    qkv_attention_case(ts, 3, 12, 2, 128, 1, 70, 2);
+    qkv_attention_case(ts, 1, 2, 2, 32, 0, 5, 2);
 }
 
 static void test_rmsnorm_cast(struct test_state *ts)
