@@ -29,7 +29,7 @@ struct gpu_blas;
 
 /* A stream and the GEMM handle bound to it. */
 /* Performance switches of the device path, from the environment (src/gpu/tuning.c), each off by default
- * until a GPU run shows it faster (docs/performance.md has the runs):
+ * until a GPU run shows it faster (docs/performance.md has the runs; two are on since):
  *   flash_attention  MMUPT_ATTENTION=flash (or cublas): the bf16 model's blocks attend with the fused
  *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels
  *                    (2026-11-28, H200: the 1.5B learner step 0.086 s against 0.071 - stays off);
@@ -42,8 +42,10 @@ struct gpu_blas;
  *   decode_pdl       MMUPT_DECODE_PDL=1 (or 0): the bf16 decode step's own kernels that follow its GEMMs
  *                    (attention, norms, SwiGLU) launch programmatically, their launches overlapping
  *                    the GEMMs' ends (kernels/cuda/pdl.cuh);
- *   decode_mma       MMUPT_DECODE_MMA=1 (or 0): bf16 decode attention on tensor cores where the shape
- *                    allows (ATTN_DECODE_MMA; within bf16 rounding of the fp32 kernel, not bitwise);
+ *   decode_mma       MMUPT_DECODE_MMA=1 (or 0; ON by default since 2026-11-28: the 0.5B rollout
+ *                    46,834 against 41,068 tokens/s on an H200): bf16 decode attention on tensor cores
+ *                    where the shape allows (ATTN_DECODE_MMA; within bf16 rounding of the fp32
+ *                    kernel, not its bits; 0 brings the fp32 kernel back);
  *   gemm_tune        MMUPT_GEMM_TUNE=1 (or 0): the bf16 GEMMs go through cuBLASLt plans whose
  *                    algorithm is chosen by timing the candidates once per shape (src/gpu/gemm_lt.c;
  *                    CUDA builds: the emulator's GEMMs are the CPU references). 2% faster on an H200

@@ -113,7 +113,10 @@ static size_t decode_smem_floats(int group, int hd, int warps)
     return qrows > parts ? qrows : parts;
 }
 
-enum { DECODE_SMEM_LIMIT = 48 * 1024 }; // the default dynamic limit: no cudaFuncSetAttribute needed
+// The default limit, less the kernel's static shared memory (the split merge's `last`, 16 bytes with
+// its alignment): dynamic memory up to this needs no cudaFuncSetAttribute. (At exactly 48 KiB the launch
+// failed - a group of 8 over a 512-row cache at hd 64 - found on an H200 on 2026-11-28.)
+enum { DECODE_SMEM_LIMIT = 48 * 1024 - 16 };
 
 static int decode_scores_in_smem(int group, int hd, int warps, int rows)
 {

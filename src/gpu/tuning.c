@@ -28,6 +28,6 @@ int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
     if (switch_from_env("MMUPT_GEMM_TUNE", "1", "0", 0, &t->gemm_tune, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_STAGE", "1", "0", 1, &t->decode_stage, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_PDL", "1", "0", 0, &t->decode_pdl, err)) return -1;
-    if (switch_from_env("MMUPT_DECODE_MMA", "1", "0", 0, &t->decode_mma, err)) return -1;
+    if (switch_from_env("MMUPT_DECODE_MMA", "1", "0", 1, &t->decode_mma, err)) return -1;
     return switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", 0, &t->decode_split, err);
 }

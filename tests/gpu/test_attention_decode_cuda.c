@@ -260,6 +260,7 @@ static void test_boundaries(struct test_state *ts, cudaStream_t st)
         {4, 17, 1, 64, {1, 257, 40, 512}},                 /* a group of 17: chunks of 8, 8 and 1 */
         {3, 16, 1, 80, {513, 2, 64}},                      /* 16: two whole chunks; hd 80: a partial dim pass */
         {3, 6, 2, 33, {1, 40, 300}},                       /* odd hd: no packs, a last lane with one dim */
+        {2, 16, 2, 64, {511, 5}}, /* a group of 8 over 512 rows: scores filling the 48 KiB default exactly */
     };
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++)
         for (int large = 0; large <= 1; large++) {

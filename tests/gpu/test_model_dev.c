@@ -467,22 +467,23 @@ static void check_fixture(struct test_state *ts, const char *dir)
         f.tol_fwd = BF16_TOL_FWD;
         f.tol_grad = BF16_TOL_GRAD;
         check_all(ts, &f, &text, &x);
-        /* The same with the fused attention kernels (MMUPT_ATTENTION=flash), decode attention on tensor
-         * cores (MMUPT_DECODE_MMA=1) and the decode step's programmatic launches (MMUPT_DECODE_PDL=1):
+        /* The same with the fused attention kernels (MMUPT_ATTENTION=flash), decode attention's fp32
+         * kernel (MMUPT_DECODE_MMA=0: the default decodes on tensor cores) with its rows staged
+         * (MMUPT_DECODE_STAGE=1, the default) and the decode step's programmatic launches (MMUPT_DECODE_PDL=1):
          * the CPU model is the reference within the same bounds. On the fixture with every attention kind - text (head
          * size 16), vision windows and full vision layers (16) - to spare the interpreter's time. */
         if (f.m.cfg.has_vision && f.m.cfg.vision.window_size > 0) {
-            printf("  model.dtype bf16, fused attention, decode attention on tensor cores, programmatic launches:\n");
+            printf("  model.dtype bf16, fused attention, fp32 decode attention (staged), programmatic launches:\n");
             model_dev_free(&f.d); /* a fresh device model: its decode graphs record again, as checked */
             model_dev_init(&f.d, &f.m, &f.g);
             model_dev_set_bf16(&f.d, 1);
             f.g.tuning.flash_attention = 1; /* the device's switches, as MMUPT_ATTENTION=flash, */
-            f.g.tuning.decode_mma = 1;      /* MMUPT_DECODE_MMA=1 and MMUPT_DECODE_PDL=1 set them */
-            f.g.tuning.decode_pdl = 1;      /* (decoding: tensor cores, programmatic launches) */
+            struct gpu_tuning was = f.g.tuning;
+            f.g.tuning.decode_mma = 0;      /* MMUPT_DECODE_MMA=0, MMUPT_DECODE_STAGE=1 and */
+            f.g.tuning.decode_stage = 1;    /* MMUPT_DECODE_PDL=1 set them (decoding: the fp32 kernel, */
+            f.g.tuning.decode_pdl = 1;      /* staged, programmatic launches) */
             check_all(ts, &f, &text, &x);
-            f.g.tuning.flash_attention = 0;
-            f.g.tuning.decode_mma = 0;
-            f.g.tuning.decode_pdl = 0;
+            f.g.tuning = was;
         }
 #ifdef MMUPT_HAVE_CUDA
         /* On a GPU: every bf16 GEMM through cuBLASLt with the algorithm its timing chose
