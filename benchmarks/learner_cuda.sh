@@ -14,8 +14,8 @@
 # activation (no --recompute here), so it runs micro-batches of 8 (MFU is a rate: the same for 8 of
 # them). State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 master weights, every
 # other op fp32, materialised attention (issue 10's target is MFU >= 50% in bf16). The table names
-# the dtype each row measured. More mmupt rows run the same step under the GPU switches still off by
-# default until a GPU run shows them faster (docs/running-at-scale.md): the fused attention kernels
+# the dtype each row measured. More mmupt rows run the same step under the GPU switches that are off
+# by default (measured slower, or not repeatable bit for bit; docs/running-at-scale.md): the fused attention kernels
 # (MMUPT_ATTENTION=flash, kernels/cuda/attention_flash.cu), GEMM algorithms tuned by timing
 # (MMUPT_GEMM_TUNE=1, src/gpu/gemm_lt.c: the warm-up step tunes, the timed steps use the choice),
 # and both - before the PyTorch baseline, so a short time budget still gets them.

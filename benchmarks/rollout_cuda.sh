@@ -9,24 +9,24 @@
 #   benchmarks/rollout_cuda.sh [BATCH PROMPT NEW]        (MMUPT_BUILD_DIR: the CUDA build, default build-gpu;
 #                                                         MMUPT_DTYPE=fp32 for mmupt's fp32 path)
 #
-# State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 weights, bf16 KV cache, every
-# other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), prompts prefilled 16
+# State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 weights, bf16 KV cache and decode
+# attention on tensor cores, every other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), prompts prefilled 16
 # at a time; the issue's target is >= 50,000 tokens/s. The table names the dtype each row measured.
-# More mmupt rows run the same rollout under the switches still off by default until a GPU run shows
-# them faster (docs/running-at-scale.md): decode attention on tensor cores (MMUPT_DECODE_MMA=1,
-# kernels/cuda/attention_decode_mma.cu), alone and with the decode step's kernels after its GEMMs
-# launched programmatically (MMUPT_DECODE_PDL=1), GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1,
-# src/gpu/gemm_lt.c: the warm-up tunes the decode step's shapes before its graphs are recorded), and
-# one with staged decode attention off (MMUPT_DECODE_STAGE=0: the default since 2026-11-28) - before
-# the PyTorch baseline, so a short time budget still gets them. (The skinny GEMM, MMUPT_GEMM_SKINNY,
-# measured 0.71x cuBLAS: benchmarks/gpu_ab.sh has it.)
+# More mmupt rows run the same rollout under the other settings of the device switches
+# (docs/running-at-scale.md), before the PyTorch baseline so a short time budget still gets them: the
+# fp32 decode attention kernel (MMUPT_DECODE_MMA=0; the tensor-core one is the default since
+# 2026-11-28), the decode step's kernels after its GEMMs launched programmatically (MMUPT_DECODE_PDL=1),
+# GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1, src/gpu/gemm_lt.c: the warm-up tunes the decode
+# step's shapes before its graphs are recorded), and the fp32 kernel unstaged (MMUPT_DECODE_MMA=0
+# MMUPT_DECODE_STAGE=0: the defaults before 2026-11-28). (The skinny GEMM, MMUPT_GEMM_SKINNY, measured
+# 0.71x cuBLAS: benchmarks/gpu_ab.sh has it.)
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 B=${1:-64} P=${2:-128} N=${3:-256}
 cfg=benchmarks/configs/qwen2_0_5b.json
 cuda_bench_setup rollout_cuda.sh rollout "rollout on one GPU"
-cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_DECODE_MMA=1 "MMUPT_DECODE_MMA=1 MMUPT_DECODE_PDL=1" \
-    "MMUPT_DECODE_MMA=1 MMUPT_GEMM_TUNE=1" MMUPT_GEMM_TUNE=1 MMUPT_DECODE_STAGE=0
+cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_DECODE_MMA=0 MMUPT_DECODE_PDL=1 MMUPT_GEMM_TUNE=1 \
+    "MMUPT_DECODE_MMA=0 MMUPT_DECODE_STAGE=0"
 cuda_bench_pair rollout rollout_torch.py "$cfg" "$B" "$P" "$N"
 python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'
 import json, sys

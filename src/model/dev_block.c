@@ -135,7 +135,7 @@ static int gu_bf16(const struct model_dev *d, const struct block_shape *s, const
 
 /* Whether the block's attention runs fused (attention_flash_*: bf16 tensor cores, no probabilities
  * kept): a bf16 model with the device's tuning.flash_attention (MMUPT_ATTENTION=flash, gpu_mem.h;
- * off by default until a GPU run measures it) and a head size the kernels take. Otherwise cuBLAS
+ * off by default: slower than the GEMM path on an H200, docs/performance.md) and a head size the kernels take. Otherwise cuBLAS
  * GEMMs (TF32 in bf16) around softmax kernels, keeping the probabilities. */
 static int block_flash(const struct model_dev *d, const struct block_shape *s)
 {
