@@ -71,12 +71,6 @@ static size_t dm_smem_floats(int hd, int warps, int group)
     return (size_t)DM_ROWS * hd + (size_t)warps * group * hd + 2 * (size_t)warps * group;
 }
 
-// Two floats rounded to bf16, the first in the lower half (an mma operand register).
-static __device__ __forceinline__ uint32_t dm_pack(float lo, float hi)
-{
-    return (uint32_t)bf16_round(lo) | ((uint32_t)bf16_round(hi) << 16);
-}
-
 // The lower (hi 0) or upper (hi 1) bf16 halves of two words, as one operand register (a first).
 static __device__ __forceinline__ uint32_t dm_halves(uint32_t a, uint32_t b, int hi)
 {
@@ -91,18 +85,6 @@ static __device__ __forceinline__ void dm_load(uint32_t (&w)[W], const uint16_t 
     else
         DM_UNROLL
         for (int e = 0; e < W; e++) w[e] = 0u;
-}
-
-static __device__ __forceinline__ float dm_quad_max(float x)
-{
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
-static __device__ __forceinline__ float dm_quad_sum(float x)
-{
-    x += __shfl_xor_sync(0xffffffffu, x, 1);
-    return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
 // One warp's online softmax state: rows g and g + 8 of the lane's quad (max in log2 units, the
@@ -161,7 +143,7 @@ static __device__ __forceinline__ void dm_step(dm_state<HD> &st, const uint32_t 
     // so the new max is finite (exp2f(-inf) = 0 rescales the empty first state).
     DM_UNROLL
     for (int r = 0; r < 2; r++) {
-        float mn = fmaxf(st.m[r], dm_quad_max(mx[r])), alpha = exp2f(st.m[r] - mn);
+        float mn = fmaxf(st.m[r], mma_quad_max(mx[r])), alpha = exp2f(st.m[r] - mn);
         st.m[r] = mn;
         st.l[r] *= alpha;
         DM_UNROLL
@@ -183,8 +165,8 @@ static __device__ __forceinline__ void dm_step(dm_state<HD> &st, const uint32_t 
     // 2t + 9 (b[1]).
     DM_UNROLL
     for (int kc = 0; kc < S::KC; kc++) {
-        const float(&c0)[4] = sc[2 * kc], (&c1)[4] = sc[2 * kc + 1];
-        uint32_t a[4] = {dm_pack(c0[0], c0[1]), dm_pack(c0[2], c0[3]), dm_pack(c1[0], c1[1]), dm_pack(c1[2], c1[3])};
+        uint32_t a[4];
+        mma_c_to_a(a, sc[2 * kc], sc[2 * kc + 1]);
         DM_UNROLL
         for (int dt = 0; dt < S::DT; dt++) {
             uint32_t b[2] = {dm_halves(vw[kc][0][dt / 2], vw[kc][1][dt / 2], dt % 2),
@@ -233,10 +215,10 @@ attention_decode_mma_kernel(float *out, uint16_t *out16, const float *q, struct 
     DM_UNROLL
     for (int ks = 0; ks < S::KS; ks++) {
         const float *p0 = qs + r * HD + t * (HD / 4) + 4 * ks, *p1 = p0 + 8 * HD;
-        qa[ks][0] = dm_pack(p0[0], p0[1]);
-        qa[ks][1] = dm_pack(p1[0], p1[1]);
-        qa[ks][2] = dm_pack(p0[2], p0[3]);
-        qa[ks][3] = dm_pack(p1[2], p1[3]);
+        qa[ks][0] = mma_pack(p0[0], p0[1]);
+        qa[ks][1] = mma_pack(p1[0], p1[1]);
+        qa[ks][2] = mma_pack(p0[2], p0[3]);
+        qa[ks][3] = mma_pack(p1[2], p1[3]);
     }
     dm_state<HD> st;
     DM_UNROLL
@@ -256,7 +238,7 @@ attention_decode_mma_kernel(float *out, uint16_t *out16, const float *q, struct 
     DM_UNROLL
     for (int h = 0; h < 2; h++) {
         int row = r + 8 * h;
-        float l = dm_quad_sum(st.l[h]); // every lane: the shuffles need the whole warp
+        float l = mma_quad_sum(st.l[h]); // every lane: the shuffles need the whole warp
         if (row >= group) continue;
         if (t == 0) {
             ms[warp * group + row] = st.m[h];

@@ -10,7 +10,7 @@
 // of a block's 64 and multiplies with m16n8k16 mma.sync (fp32 accumulators). Fragments come from
 // shared memory as 32-bit loads where the tile's rows are the operand's rows (fl_frag_a) or columns
 // (fl_frag_b), element by element where a tile must be read transposed (fl_frag_bt); a product's
-// fp32 accumulators become the next product's A operand in registers (fl_c_to_a).
+// fp32 accumulators become the next product's A operand in registers (mma_c_to_a, mma.cuh).
 //   forward   block (q tile of 64 rows, head, segment): S = Q K^T over key tiles of 64 (causal: up to
 //             the tile's last row), online softmax (running max and sum per row, the accumulators
 //             rescaled when the max grows), O += P V; out = O / l, lse = m + log l.
@@ -61,12 +61,6 @@ struct flash_args {
     float scale;
 };
 
-// Two floats rounded to bf16, the first in the lower half (an mma operand register).
-static __device__ __forceinline__ uint32_t fl_pack(float lo, float hi)
-{
-    return (uint32_t)bf16_round(lo) | ((uint32_t)bf16_round(hi) << 16);
-}
-
 // Elements c, c + 1 of segment-local token row `row` of x (head `head` of `heads`, row t at
 // ((t0 + t) heads + head) HD), or zeros for a row past len.
 template <int HD>
@@ -85,7 +79,7 @@ static __device__ __forceinline__ void fl_read_pair(float &a, float &b, const fl
 template <int HD>
 static __device__ __forceinline__ void fl_write_pair(uint16_t *tile, int row, int c, float a, float b)
 {
-    *reinterpret_cast<uint32_t *>(tile + row * (HD + FL_PAD) + c) = fl_pack(a, b);
+    *reinterpret_cast<uint32_t *>(tile + row * (HD + FL_PAD) + c) = mma_pack(a, b);
 }
 
 // Rows [r0, r0 + rows) of x (fl_read_pair's layout) rounded to bf16 into tile; rows past len zero.
@@ -164,16 +158,6 @@ static __device__ __forceinline__ void fl_frag_bt(uint32_t (&b)[2], const uint16
     b[1] = (uint32_t)p[8 * ld] | ((uint32_t)p[9 * ld] << 16);
 }
 
-// Two adjacent 16 x 8 accumulator tiles (columns 0-7 and 8-15) as the A fragment of a 16 x 16
-// operand, rounded to bf16: the layouts line up lane for lane (mma.cuh).
-static __device__ __forceinline__ void fl_c_to_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4])
-{
-    a[0] = fl_pack(c0[0], c0[1]);
-    a[1] = fl_pack(c0[2], c0[3]);
-    a[2] = fl_pack(c1[0], c1[1]);
-    a[3] = fl_pack(c1[2], c1[3]);
-}
-
 // Accumulator tiles set to zero.
 template <int N>
 static __device__ __forceinline__ void fl_zero(float (&x)[N][4])
@@ -194,7 +178,7 @@ static __device__ __forceinline__ void fl_mma_ct(float (&acc)[DT][4], const floa
     FL_UNROLL
     for (int kc = 0; kc < NT / 2; kc++) {
         uint32_t a[4];
-        fl_c_to_a(a, c[2 * kc], c[2 * kc + 1]);
+        mma_c_to_a(a, c[2 * kc], c[2 * kc + 1]);
         FL_UNROLL
         for (int dt = 0; dt < DT; dt++) {
             uint32_t b[2];
@@ -222,19 +206,6 @@ static __device__ __forceinline__ void fl_add_rows(float *dst, const float (&acc
             dst[at + dt * 8 + 1] += scale * acc[dt][2 * r + 1];
         }
     }
-}
-
-// x over the 4 lanes of a quad (the lanes that hold one accumulator row).
-static __device__ __forceinline__ float fl_quad_max(float x)
-{
-    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-
-static __device__ __forceinline__ float fl_quad_sum(float x)
-{
-    x += __shfl_xor_sync(0xffffffffu, x, 1);
-    return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
 // Block (q tile, head h, segment): see the top of the file. Dynamic shared memory: K and V tiles,
@@ -287,7 +258,7 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
             }
         FL_UNROLL
         for (int r = 0; r < 2; r++) {
-            float mn = fmaxf(m[r], fl_quad_max(mx[r]));
+            float mn = fmaxf(m[r], mma_quad_max(mx[r]));
             float alpha = mn == -INFINITY ? 1.0f : expf(m[r] - mn); // expf(-inf) = 0: the first step
             m[r] = mn;
             l[r] *= alpha;
@@ -310,7 +281,7 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
     }
     FL_UNROLL
     for (int r = 0; r < 2; r++) {
-        float L = fl_quad_sum(l[r]);
+        float L = mma_quad_sum(l[r]);
         int row = r0 + 8 * r;
         if (row >= a.len) continue;
         float inv = 1.0f / L;

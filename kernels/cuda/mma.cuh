@@ -7,11 +7,15 @@
 // The SIMT interpreter (no tensor cores) gathers the A rows and B columns a lane's four outputs need
 // with shuffles and adds the products in k order in fp32: the same product, not the same rounding
 // (the hardware's accumulation order inside one instruction is not specified), so tests compare
-// against the CPU reference with a tolerance, as they do for cuBLAS.
+// against the CPU reference with a tolerance, as they do for cuBLAS. Below it the helpers both
+// tensor-core attentions use: operand packing, accumulators as the next A operand, quad reductions.
 #ifndef MMUPT_KERNELS_CUDA_MMA_CUH
 #define MMUPT_KERNELS_CUDA_MMA_CUH
 
+#include <math.h>
 #include <stdint.h>
+
+#include "bf16.cuh"
 
 #ifndef __CUDA_ARCH__
 // The interpreter's emulation: the lower and upper bf16 of a register, widened (exact).
@@ -54,6 +58,35 @@ static __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint3
             c[2 * h + j] = acc;
         }
 #endif
+}
+
+// Two floats rounded to bf16 as one operand register, the first in the lower half.
+static __device__ __forceinline__ uint32_t mma_pack(float lo, float hi)
+{
+    return (uint32_t)bf16_round(lo) | ((uint32_t)bf16_round(hi) << 16);
+}
+
+// Two adjacent 16 x 8 accumulator tiles (columns 0-7 and 8-15) as the A fragment of a 16 x 16
+// operand, rounded to bf16: the layouts line up lane for lane (the table above).
+static __device__ __forceinline__ void mma_c_to_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4])
+{
+    a[0] = mma_pack(c0[0], c0[1]);
+    a[1] = mma_pack(c0[2], c0[3]);
+    a[2] = mma_pack(c1[0], c1[1]);
+    a[3] = mma_pack(c1[2], c1[3]);
+}
+
+// x reduced over the 4 lanes of a quad: the lanes that hold one row of an accumulator tile.
+static __device__ __forceinline__ float mma_quad_max(float x)
+{
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+}
+
+static __device__ __forceinline__ float mma_quad_sum(float x)
+{
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
 #endif
