@@ -299,6 +299,15 @@ static void decode_qkv(struct model_dev *d, struct model_kv *kv, int64_t l, int 
     kv_append_layer(d, kv, l, b->k, b->v, b->slot, b->at, n);
 }
 
+/* Decode attention's flags from the device's switches (gpu_mem.h): staged rows, tensor cores (bf16
+ * caches; the fp32 kernel ignores it), and - for the fused q/k/v form only, whose kernel follows a
+ * GEMM - programmatic launches. */
+static int decode_attention_flags(const struct gpu_tuning *t, int fused)
+{
+    return (t->decode_stage ? ATTN_DECODE_STAGE : 0) | (t->decode_mma ? ATTN_DECODE_MMA : 0) |
+           (fused && t->decode_pdl ? ATTN_DECODE_PDL : 0);
+}
+
 /* One decoder layer of the plain step for the n new rows; appends their keys and values. */
 static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, int n, struct dev_step *b)
 {
@@ -310,15 +319,13 @@ static void decode_layer(struct model_dev *d, struct model_kv *kv, int64_t l, in
     decode_norm(d, b->n1, b->x, y->ln1, n, H, eps, b->rstd);
     decode_qkv(d, kv, l, n, b);
     const void *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
+    int flags = decode_attention_flags(&g->tuning, 0);
     if (kv->k16)
         attention_decode_bf16_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                                   b->scores, b->count,
-                                   (g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0) |
-                                       (g->tuning.decode_mma ? ATTN_DECODE_MMA : 0),
-                                   g->stream);
+                                   b->scores, b->count, flags, g->stream);
     else
         attention_decode_cuda(b->att, b->q, ck, cv, b->slot, b->at, n, kv->n_slots, kv->max_len, nh, nkv, hd,
-                              b->scores, b->count, g->tuning.decode_stage ? ATTN_DECODE_STAGE : 0, g->stream);
+                              b->scores, b->count, flags, g->stream);
     dev_linear_forward(d, b->mid, b->att, y->o_w, -1, n, nh * hd, H);
     residual_forward_cuda(b->mid, b->mid, b->x, (long)n * H, g->stream);
     decode_norm(d, b->n2, b->mid, y->ln2, n, H, eps, b->rstd);
@@ -351,9 +358,7 @@ static void decode_attention_bf16(struct model_dev *d, struct model_kv *kv, int6
     MMUPT_CHECK(y->k_w == y->q_w + (int64_t)qd * H && y->v_w == y->k_w + (int64_t)kvd * H);
     uint16_t *ck = kv_at(kv, 0, l, 0, 0), *cv = kv_at(kv, 1, l, 0, 0);
     dev_linear_forward_again(d, b->qkv, NULL, y->q_w, -1, n, H, qd + 2 * kvd); /* n1's rounding alone */
-    const struct gpu_tuning *tu = &d->g->tuning;
-    int flags = (tu->decode_stage ? ATTN_DECODE_STAGE : 0) | (tu->decode_pdl ? ATTN_DECODE_PDL : 0) |
-                (tu->decode_mma ? ATTN_DECODE_MMA : 0);
+    int flags = decode_attention_flags(&d->g->tuning, 1);
     attention_decode_qkv_bf16_cast_cuda(b->att, dev_linear_operand(d, (int64_t)n * qd), b->qkv,
                                         y->q_b < 0 ? NULL : p + y->q_b, y->k_b < 0 ? NULL : p + y->k_b,
                                         y->v_b < 0 ? NULL : p + y->v_b, b->cos, b->sin, ck, cv, b->slot, b->at, n,

@@ -20,27 +20,25 @@
 #include "mmupt/gpu.h"
 #include "train_internal.h"
 
-/* Ranges finished but not yet sent: [lo[i], hi[i]), ascending, none touching another. */
+/* Ranges finished but not yet sent: b->r[0 .. n), ascending, none touching another. */
 static void pending_add(struct grad_buckets *b, int64_t lo, int64_t hi)
 {
+    struct grad_range *r = b->r;
     int i = 0;
-    while (i < b->n && b->hi[i] < lo) i++;
-    if (i < b->n && b->lo[i] <= hi) { /* touches range i (and maybe the next): merge */
-        if (lo < b->lo[i]) b->lo[i] = lo;
-        if (hi > b->hi[i]) b->hi[i] = hi;
-        while (i + 1 < b->n && b->lo[i + 1] <= b->hi[i]) {
-            if (b->hi[i + 1] > b->hi[i]) b->hi[i] = b->hi[i + 1];
-            memmove(b->lo + i + 1, b->lo + i + 2, (size_t)(b->n - i - 2) * sizeof *b->lo);
-            memmove(b->hi + i + 1, b->hi + i + 2, (size_t)(b->n - i - 2) * sizeof *b->hi);
+    while (i < b->n && r[i].hi < lo) i++;
+    if (i < b->n && r[i].lo <= hi) { /* touches range i (and maybe the next): merge */
+        if (lo < r[i].lo) r[i].lo = lo;
+        if (hi > r[i].hi) r[i].hi = hi;
+        while (i + 1 < b->n && r[i + 1].lo <= r[i].hi) {
+            if (r[i + 1].hi > r[i].hi) r[i].hi = r[i + 1].hi;
+            memmove(r + i + 1, r + i + 2, (size_t)(b->n - i - 2) * sizeof *r);
             b->n--;
         }
         return;
     }
     MMUPT_CHECK(b->n < b->cap); /* at most one range per stage */
-    memmove(b->lo + i + 1, b->lo + i, (size_t)(b->n - i) * sizeof *b->lo);
-    memmove(b->hi + i + 1, b->hi + i, (size_t)(b->n - i) * sizeof *b->hi);
-    b->lo[i] = lo;
-    b->hi[i] = hi;
+    memmove(r + i + 1, r + i, (size_t)(b->n - i) * sizeof *r);
+    r[i] = (struct grad_range){lo, hi};
     b->n++;
 }
 
@@ -49,11 +47,11 @@ static void pending_add(struct grad_buckets *b, int64_t lo, int64_t hi)
 static void send(struct trainer *tr, int i)
 {
     struct grad_buckets *b = &tr->buckets;
-    if (!b->failed && train_device_reduce_range(tr, (size_t)b->lo[i], (size_t)b->hi[i])) b->failed = 1;
+    struct grad_range g = b->r[i];
+    if (!b->failed && train_device_reduce_range(tr, (size_t)g.lo, (size_t)g.hi)) b->failed = 1;
     b->sends++;
-    b->sent += b->hi[i] - b->lo[i];
-    memmove(b->lo + i, b->lo + i + 1, (size_t)(b->n - i - 1) * sizeof *b->lo);
-    memmove(b->hi + i, b->hi + i + 1, (size_t)(b->n - i - 1) * sizeof *b->hi);
+    b->sent += g.hi - g.lo;
+    memmove(b->r + i, b->r + i + 1, (size_t)(b->n - i - 1) * sizeof *b->r);
     b->n--;
 }
 
@@ -65,7 +63,7 @@ static void stage_done(void *ctx, int64_t off, int64_t n)
     b->reported += n;
     pending_add(b, off, off + n);
     for (int i = 0; i < b->n;)
-        if (b->hi[i] - b->lo[i] >= b->size) send(tr, i);
+        if (b->r[i].hi - b->r[i].lo >= b->size) send(tr, i);
         else i++;
 }
 
@@ -75,10 +73,9 @@ void train_buckets_arm(struct trainer *tr)
     double mb = tr->cfg->cluster.grad_bucket_mb;
     if (!tr->on_device || tr->learn.size < 2 || mb <= 0) return;
     train_device_shard_ready(tr); /* NCCL and the shard's buffers before the first bucket goes */
-    if (!b->lo) {
+    if (!b->r) {
         b->cap = model_dev_grad_stages(&tr->dev);
-        b->lo = mmupt_xmalloc((size_t)b->cap * sizeof *b->lo);
-        b->hi = mmupt_xmalloc((size_t)b->cap * sizeof *b->hi);
+        b->r = mmupt_xmalloc((size_t)b->cap * sizeof *b->r);
     }
     b->armed = 1;
     b->size = (int64_t)(mb * 1048576.0 / sizeof(float));
@@ -111,8 +108,7 @@ int train_buckets_finish(struct trainer *tr)
 
 void train_buckets_free(struct grad_buckets *b)
 {
-    free(b->lo);
-    free(b->hi);
+    free(b->r);
     memset(b, 0, sizeof *b);
 }
 

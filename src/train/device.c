@@ -106,7 +106,7 @@ void train_weights_changed(struct trainer *tr)
 void train_host_weights(struct trainer *tr)
 {
     if (!tr->host_stale) return;
-    gpu_download(&tr->gpu, tr->model.params, tr->dev_current, (size_t)tr->model.spec.total * sizeof(float));
+    gpu_download(&tr->gpu, tr->model.params, tr->dev_current, train_weight_bytes(tr));
     tr->host_stale = 0;
 }
 

@@ -217,8 +217,8 @@ int train_open(struct trainer *tr, const struct cfg *c, struct mmupt_err *err)
     if (open_roles(tr, err) || train_wbcast_open(tr, err)) return TRAIN_FAILED;
     if (tr->role != TRAIN_ROLLOUT) {
         if (c->algorithm.kl_penalty != KL_NONE && c->algorithm.kl_coef > 0) {
-            tr->ref_params = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float));
-            memcpy(tr->ref_params, tr->model.params, (size_t)tr->model.spec.total * sizeof(float));
+            tr->ref_params = mmupt_xmalloc(train_weight_bytes(tr));
+            memcpy(tr->ref_params, tr->model.params, train_weight_bytes(tr));
         }
         optim_init(&tr->opt, (size_t)tr->model.spec.total, tr->learn.rank, tr->learn.size);
     }

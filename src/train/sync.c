@@ -65,10 +65,9 @@ static void sync_seconds(struct trainer *tr, double t0)
     tr->sync_counters.op[COMM_BROADCAST].seconds += mmupt_now() - t0;
 }
 
-uint64_t train_version_bytes(const struct trainer *tr)
-{
-    return sizeof(int64_t) + (uint64_t)tr->model.spec.total * sizeof(float);
-}
+size_t train_weight_bytes(const struct trainer *tr) { return (size_t)tr->model.spec.total * sizeof(float); }
+
+uint64_t train_version_bytes(const struct trainer *tr) { return sizeof(int64_t) + (uint64_t)train_weight_bytes(tr); }
 
 /* The index of version u's snapshot, or -1. */
 static int snap_index(const struct trainer *tr, int64_t u)
@@ -144,8 +143,8 @@ static struct weight_snap *snap_new(struct trainer *tr, int64_t version, const f
         return NULL;
     }
     struct weight_snap *s = &tr->snaps[tr->n_snaps++];
-    *s = (struct weight_snap){.version = version, .w = mmupt_xmalloc((size_t)tr->model.spec.total * sizeof(float))};
-    if (w) memcpy(s->w, w, (size_t)tr->model.spec.total * sizeof(float));
+    *s = (struct weight_snap){.version = version, .w = mmupt_xmalloc(train_weight_bytes(tr))};
+    if (w) memcpy(s->w, w, train_weight_bytes(tr));
     return s;
 }
 

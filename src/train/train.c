@@ -138,7 +138,8 @@ uint64_t train_weights_checksum(struct trainer *tr)
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     train_host_weights(tr);
     const unsigned char *b = (const unsigned char *)tr->model.params;
-    for (size_t i = 0; i < (size_t)tr->model.spec.total * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+    size_t nb = train_weight_bytes(tr);
+    for (size_t i = 0; i < nb; i++) h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 

@@ -50,10 +50,14 @@ struct weight_snap {
 #define TRAIN_MAX_SNAPS 64
 
 /* Gradient buckets (buckets.c): the learners' reduce-scatter during the backward pass. */
+struct grad_range {
+    int64_t lo, hi; /* [lo, hi) of the flat gradient */
+};
+
 struct grad_buckets {
     int armed;               /* the current backward reports its stages */
     int64_t size;            /* floats: a bucket is sent once its finished ranges reach this */
-    int64_t *lo, *hi;        /* finished ranges not sent yet, ascending, none touching another */
+    struct grad_range *r;    /* finished ranges not sent yet, ascending, none touching another */
     int n, cap;
     int64_t reported, sent;  /* floats finished this step, and sent */
     long long sends;         /* windows sent over the run */
@@ -224,7 +228,9 @@ int train_sync_resume(struct trainer *tr, int64_t rollout_version, struct mmupt_
 struct weight_snap *train_snap_add(struct trainer *tr, int64_t version, struct mmupt_err *err);
 int train_sync_finish(struct trainer *tr, struct mmupt_err *err);
 void train_snaps_free(struct trainer *tr);
-/* One policy version's payload either way: the int64 header and the fp32 weights (timing.json's). */
+/* The fp32 weights' bytes; one policy version's payload either way: the int64 header and those
+ * weights (timing.json's). */
+size_t train_weight_bytes(const struct trainer *tr);
 uint64_t train_version_bytes(const struct trainer *tr);
 /* Learner 0: send version u the host way (its snapshot, made now if there is none). */
 int train_sync_send_host(struct trainer *tr, int64_t u, struct mmupt_err *err);

@@ -30,8 +30,6 @@
 
 static int learner0(const struct trainer *tr) { return tr->wbc.on && tr->world.rank == 0; }
 
-static size_t weight_bytes(const struct trainer *tr) { return (size_t)tr->model.spec.total * sizeof(float); }
-
 static void on_ring_idle(void *ctx) { train_wbcast_poll(ctx); }
 
 /* NCCL over the sync ranks; every rank falls back to staging together when it cannot start. */
@@ -120,11 +118,12 @@ static int launch(struct trainer *tr)
     float *live = train_device_live(tr);
     int rc;
     if (w->dev.nccl) {
-        rc = comm_after_stream(&w->dev, tr->gpu.stream) || comm_broadcast_start(&w->dev, live, weight_bytes(tr), 0);
+        rc = comm_after_stream(&w->dev, tr->gpu.stream) ||
+             comm_broadcast_start(&w->dev, live, train_weight_bytes(tr), 0);
         w->in_flight = rc == 0;
     } else { /* staged: the host copy of those weights */
         train_host_weights(tr);
-        rc = comm_broadcast(&tr->sync, tr->model.params, weight_bytes(tr), 0);
+        rc = comm_broadcast(&tr->sync, tr->model.params, train_weight_bytes(tr), 0);
     }
     comm_count(&tr->sync_counters, COMM_BROADCAST, train_version_bytes(tr), mmupt_now() - t0);
     w->n_device++;
@@ -200,10 +199,11 @@ int train_wbcast_receive(struct trainer *tr, int64_t version, struct mmupt_err *
     double t0 = mmupt_now();
     int rc;
     if (w->dev.nccl) { /* straight into the device weights, after the kernels that read them */
-        rc = comm_after_stream(&w->dev, tr->gpu.stream) || comm_broadcast(&w->dev, tr->dev_current, weight_bytes(tr), 0);
+        rc = comm_after_stream(&w->dev, tr->gpu.stream) ||
+             comm_broadcast(&w->dev, tr->dev_current, train_weight_bytes(tr), 0);
     } else { /* staged, then uploaded: the device ends as NCCL leaves it, which is what CI tests */
-        rc = comm_broadcast(&tr->sync, tr->model.params, weight_bytes(tr), 0);
-        if (rc == 0) gpu_upload(&tr->gpu, tr->dev_current, tr->model.params, weight_bytes(tr));
+        rc = comm_broadcast(&tr->sync, tr->model.params, train_weight_bytes(tr), 0);
+        if (rc == 0) gpu_upload(&tr->gpu, tr->dev_current, tr->model.params, train_weight_bytes(tr));
     }
     if (rc == 0) train_device_received(tr, version);
     if (rc)

@@ -309,6 +309,16 @@ static int rounds_of(const uint16_t *out16, const float *out, size_t n)
     return 1;
 }
 
+/* m cache floats rounded to bf16 after off leading elements (off = 1: the element before a
+ * misaligned cache, zero, uploaded and never read). */
+static uint16_t *bf16_cache(const float *x, size_t m, size_t off)
+{
+    uint16_t *h = mmupt_xmalloc((m + off) * sizeof *h);
+    if (off) h[0] = 0;
+    cast_bf16_cpu(h + off, x, (long)m);
+    return h;
+}
+
 /* One call over a bf16 cache: the case's cache rounded to bf16 (NaN past every length stays NaN), the
  * bf16 twin against the bf16 reference (the widening is exact, so the fp32 tolerance holds); then
  * attention_decode_bf16_cast_cuda on the same inputs into fresh NaN buffers: out the plain twin's bits,
@@ -320,10 +330,7 @@ static void bf16_case(struct test_state *ts, cudaStream_t st, int n, const int *
     struct dec_case c;
     case_init(&c, n, lens, n_heads, n_kv, hd, large);
     size_t m = cache_floats(&c), nq = q_floats(&c), off = misalign ? 1 : 0;
-    uint16_t *k16 = mmupt_xmalloc((m + off) * sizeof *k16), *v16 = mmupt_xmalloc((m + off) * sizeof *v16);
-    k16[0] = v16[0] = 0; /* with off = 1: the element before the cache (uploaded, never read) */
-    cast_bf16_cpu(k16 + off, c.k, (long)m);
-    cast_bf16_cpu(v16 + off, c.v, (long)m);
+    uint16_t *k16 = bf16_cache(c.k, m, off), *v16 = bf16_cache(c.v, m, off);
     float *want = mmupt_xmalloc(nq * sizeof *want), *got = mmupt_xmalloc(nq * sizeof *got);
     float *want_c = mmupt_xmalloc(nq * sizeof *want_c), *got_c = mmupt_xmalloc(nq * sizeof *got_c);
     uint16_t *want16 = mmupt_xmalloc(nq * sizeof *want16), *got16 = mmupt_xmalloc(nq * sizeof *got16);
@@ -466,10 +473,7 @@ static void mma_case(struct test_state *ts, cudaStream_t st, int n, const int *l
     size_t m = cache_floats(&c), nq = q_floats(&c), off = misalign ? 1 : 0;
     for (size_t e = 0; e < nq; e++) c.q[e] = bf16_to_f32(bf16_from_f32(c.q[e]));
     case_score_stats(&c);
-    uint16_t *k16 = mmupt_xmalloc((m + off) * sizeof *k16), *v16 = mmupt_xmalloc((m + off) * sizeof *v16);
-    k16[0] = v16[0] = 0;
-    cast_bf16_cpu(k16 + off, c.k, (long)m);
-    cast_bf16_cpu(v16 + off, c.v, (long)m);
+    uint16_t *k16 = bf16_cache(c.k, m, off), *v16 = bf16_cache(c.v, m, off);
     float *want = mmupt_xmalloc(nq * sizeof *want), *got[3];
     attention_decode_bf16_cpu(want, c.q, k16 + off, v16 + off, c.slot, c.pos, c.n, c.n_slots, c.max_len, c.n_heads,
                               c.n_kv, c.hd);
