@@ -59,7 +59,7 @@ static __global__ void swiglu_forward_cast_kernel(float *out, uint16_t *out16, c
             vec_load<T, V>(uv, up + at);
             float y[V];
             uint16_t y16[V];
-            VEC_UNROLL
+            UNROLL
             for (int e = 0; e < V; e++) {
                 float g = act_in(gv[e]);
                 y[e] = g * act_sigmoid(g) * act_in(uv[e]);
@@ -111,7 +111,7 @@ static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const f
             vec_load<T, V>(gv, gu + at);
             vec_load<T, V>(uv, gu + at + inner);
             uint16_t dg16[V], du16[V];
-            VEC_UNROLL
+            UNROLL
             for (int e = 0; e < V; e++) {
                 float dg, du;
                 swiglu_grad(&dg, &du, dv[e], act_in(gv[e]), act_in(uv[e]));

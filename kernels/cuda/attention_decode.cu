@@ -72,6 +72,7 @@
 #include "attention_decode.cuh"
 #include "bf16.cuh"
 #include "pdl.cuh"
+#include "unroll.cuh"
 #include "vec.cuh"
 
 enum {
@@ -88,16 +89,8 @@ enum {
 };
 
 // The loops over heads, pack elements and lane dims have constant trip counts and index register
-// arrays: nvcc must unroll them fully (or the arrays spill to local memory). The SIMT interpreter's
-// host compiler does not know the pragma.
-// DECODE_UNROLL4 unrolls a loop over independent loads by 4, so their latencies overlap.
-#ifdef __CUDA_ARCH__
-#define DECODE_UNROLL _Pragma("unroll")
-#define DECODE_UNROLL4 _Pragma("unroll 4")
-#else
-#define DECODE_UNROLL
-#define DECODE_UNROLL4
-#endif
+// arrays: they unroll fully (UNROLL). Loops over independent loads unroll by 4 (UNROLL_BY(4)), so
+// their latencies overlap.
 
 // Dynamic shared memory: the chunk's q rows [hc][hd] in steps 1-2, then the warps' partial output
 // rows [warps][hc][DECODE_DIMS] in step 4 (the same floats: a barrier separates the uses): at most
@@ -158,10 +151,10 @@ static __device__ __forceinline__ void kv_load_n(float (&f)[N], const T *p, int 
 {
     if (VEC) {
         vec_pack<T, N> v = *reinterpret_cast<const vec_pack<T, N> *>(p);
-        DECODE_UNROLL
+        UNROLL
         for (int e = 0; e < N; e++) f[e] = kv_widen(v.e[e]);
     } else {
-        DECODE_UNROLL
+        UNROLL
         for (int e = 0; e < N; e++) f[e] = e < valid ? kv_widen(p[e]) : 0.0f;
     }
 }
@@ -171,14 +164,14 @@ template <int N, bool VEC>
 static __device__ __forceinline__ void q_load_n(float (&f)[N], const float *p)
 {
     if (VEC) {
-        DECODE_UNROLL
+        UNROLL
         for (int c = 0; c < N / 4; c++) {
             decode_f4 v = reinterpret_cast<const decode_f4 *>(p)[c];
-            DECODE_UNROLL
+            UNROLL
             for (int e = 0; e < 4; e++) f[4 * c + e] = v.e[e];
         }
     } else {
-        DECODE_UNROLL
+        UNROLL
         for (int e = 0; e < N; e++) f[e] = p[e];
     }
 }
@@ -273,7 +266,7 @@ template <bool STORE>
 static __device__ __forceinline__ void decode_stage_move(const decode_stage &p, int base,
                                                         decode_f4 (&r)[DECODE_STAGE_BATCH])
 {
-    DECODE_UNROLL
+    UNROLL
     for (int b = 0; b < DECODE_STAGE_BATCH; b++) {
         int t = base + b * (int)blockDim.x;
         const decode_f4 *src;
@@ -367,23 +360,23 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
         for (int j = j0 + tid; j < j1; j += blockDim.x) {
             const T *kj = k + j * stride;
             float acc[DECODE_HEADS];
-            DECODE_UNROLL
+            UNROLL
             for (int h = 0; h < DECODE_HEADS; h++) acc[h] = 0.0f;
-            DECODE_UNROLL4
+            UNROLL_BY(4)
             for (int d = 0; d < hd; d += KW) {
                 float kf[KW];
                 kv_load_n<T, KW, VEC>(kf, kj + d, KW);
-                DECODE_UNROLL
+                UNROLL
                 for (int h = 0; h < DECODE_HEADS; h++) {
                     if (h < hc) { // a register array indexed by constants: the guard, not a bound
                         float qf[KW];
                         q_load_n<KW, VEC>(qf, sh + h * hd + d);
-                        DECODE_UNROLL
+                        UNROLL
                         for (int e = 0; e < KW; e++) acc[h] += qf[e] * kf[e];
                     }
                 }
             }
-            DECODE_UNROLL
+            UNROLL
             for (int h = 0; h < DECODE_HEADS; h++)
                 if (h < hc) p[(long)h * a.rows_cap + (j - j0)] = a.scale * acc[h];
         }
@@ -394,11 +387,11 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
         for (int h = warp; h < hc; h += nwarps) {
             float *ph = p + (long)h * a.rows_cap;
             float mx = -INFINITY;
-            DECODE_UNROLL4
+            UNROLL_BY(4)
             for (int j = lane; j < nj; j += 32) mx = fmaxf(mx, ph[j]);
             for (int off = 16; off > 0; off /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
             double sum = 0.0;
-            DECODE_UNROLL4
+            UNROLL_BY(4)
             for (int j = lane; j < nj; j += 32) {
                 float e = expf(ph[j] - mx); // expf, not __expf: see tests/gpu/test_attention_decode_cuda.c
                 ph[j] = e;
@@ -415,7 +408,7 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
                 continue;
             }
             float inv = (float)(1.0 / sum);
-            DECODE_UNROLL4
+            UNROLL_BY(4)
             for (int j = lane; j < nj; j += 32) ph[j] *= inv;
         }
         __syncthreads(); // every weight is read by every warp below; q in sh is no longer needed
@@ -426,35 +419,35 @@ attention_decode_kernel(float *out, uint16_t *out16, const float *q, struct deco
         for (int d0 = 0; d0 < hd; d0 += DECODE_DIMS) {
             int dl = lane * DECODE_LANE_DIMS, d = d0 + dl, nd = hd - d; // nd <= 0: no dims here
             float acc[DECODE_HEADS][DECODE_LANE_DIMS];
-            DECODE_UNROLL
+            UNROLL
             for (int h = 0; h < DECODE_HEADS; h++)
-                DECODE_UNROLL
+                UNROLL
                 for (int e = 0; e < DECODE_LANE_DIMS; e++) acc[h][e] = 0.0f;
             // DECODE_ROWS of the warp's rows are loaded before any is used (their latencies overlap,
             // where one at a time would wait for each), then added in row order as before.
             for (int r0 = warp; nd > 0 && r0 < nj; r0 += nwarps * DECODE_ROWS) {
                 float vf[DECODE_ROWS][DECODE_LANE_DIMS];
-                DECODE_UNROLL
+                UNROLL
                 for (int r = 0; r < DECODE_ROWS; r++) {
                     int jr = r0 + r * nwarps;
                     if (jr < nj) kv_load_n<T, DECODE_LANE_DIMS, VEC>(vf[r], v + (j0 + jr) * stride + d, nd);
                 }
-                DECODE_UNROLL
+                UNROLL
                 for (int r = 0; r < DECODE_ROWS; r++) {
                     int jr = r0 + r * nwarps;
-                    DECODE_UNROLL
+                    UNROLL
                     for (int h = 0; h < DECODE_HEADS; h++) {
                         if (h < hc && jr < nj) {
                             float w = p[(long)h * a.rows_cap + jr];
-                            DECODE_UNROLL
+                            UNROLL
                             for (int e = 0; e < DECODE_LANE_DIMS; e++) acc[h][e] += w * vf[r][e];
                         }
                     }
                 }
             }
-            DECODE_UNROLL
+            UNROLL
             for (int h = 0; h < DECODE_HEADS; h++)
-                DECODE_UNROLL
+                UNROLL
                 for (int e = 0; e < DECODE_LANE_DIMS; e++)
                     if (h < hc && e < nd) part[(warp * hc + h) * DECODE_DIMS + dl + e] = acc[h][e];
             __syncthreads();

@@ -38,15 +38,8 @@
 #include "bf16.cuh"
 #include "mma.cuh"
 #include "pdl.cuh"
+#include "unroll.cuh"
 #include "vec.cuh"
-
-// Register arrays have constant trip counts: nvcc must unroll their loops (the SIMT interpreter's
-// host compiler does not know the pragma).
-#ifdef __CUDA_ARCH__
-#define DM_UNROLL _Pragma("unroll")
-#else
-#define DM_UNROLL
-#endif
 
 enum { DM_ROWS = 16 }; // q heads a block's A operand holds: the largest group it takes
 
@@ -83,7 +76,7 @@ static __device__ __forceinline__ void dm_load(uint32_t (&w)[W], const uint16_t 
 {
     if (ok) vec_load<uint32_t, W>(w, reinterpret_cast<const uint32_t *>(p));
     else
-        DM_UNROLL
+        UNROLL
         for (int e = 0; e < W; e++) w[e] = 0u;
 }
 
@@ -106,34 +99,34 @@ static __device__ __forceinline__ void dm_step(dm_state<HD> &st, const uint32_t 
     // Every load of the step first: K segments (key kb + 8 nt + g, from t hd/4), V segments (keys
     // 16 kc + 2t + {0, 1, 8, 9}, from g hd/8).
     uint32_t kw[S::NT][S::KW], vw[S::KC][4][S::VW];
-    DM_UNROLL
+    UNROLL
     for (int nt = 0; nt < S::NT; nt++) {
         int key = kb + nt * 8 + g;
         dm_load<S::KW>(kw[nt], k + key * stride + t * (HD / 4), key < L);
     }
-    DM_UNROLL
+    UNROLL
     for (int kc = 0; kc < S::KC; kc++)
-        DM_UNROLL
+        UNROLL
         for (int u = 0; u < 4; u++) {
             int key = kb + 16 * kc + 2 * t + (u & 1) + 8 * (u >> 1);
             dm_load<S::VW>(vw[kc][u], v + key * stride + g * (HD / 8), key < L);
         }
     // S = Q K^T, scaled to log2 units, keys past L masked; the rows' maxima over the tile.
     float sc[S::NT][4];
-    DM_UNROLL
+    UNROLL
     for (int nt = 0; nt < S::NT; nt++) {
-        DM_UNROLL
+        UNROLL
         for (int e = 0; e < 4; e++) sc[nt][e] = 0.0f;
-        DM_UNROLL
+        UNROLL
         for (int ks = 0; ks < S::KS; ks++) {
             uint32_t b[2] = {kw[nt][2 * ks], kw[nt][2 * ks + 1]};
             mma_bf16_16816(sc[nt], qa[ks], b);
         }
     }
     float mx[2] = {-INFINITY, -INFINITY};
-    DM_UNROLL
+    UNROLL
     for (int nt = 0; nt < S::NT; nt++)
-        DM_UNROLL
+        UNROLL
         for (int e = 0; e < 4; e++) {
             int key = kb + nt * 8 + 2 * t + (e & 1);
             sc[nt][e] = key < L ? sc[nt][e] * scale_log2 : -INFINITY;
@@ -141,20 +134,20 @@ static __device__ __forceinline__ void dm_step(dm_state<HD> &st, const uint32_t 
         }
     // The running max, sum and accumulators rescaled to it; every tile a warp takes holds key kb < L,
     // so the new max is finite (exp2f(-inf) = 0 rescales the empty first state).
-    DM_UNROLL
+    UNROLL
     for (int r = 0; r < 2; r++) {
         float mn = fmaxf(st.m[r], mma_quad_max(mx[r])), alpha = exp2f(st.m[r] - mn);
         st.m[r] = mn;
         st.l[r] *= alpha;
-        DM_UNROLL
+        UNROLL
         for (int dt = 0; dt < S::DT; dt++) {
             st.o[dt][2 * r] *= alpha;
             st.o[dt][2 * r + 1] *= alpha;
         }
     }
-    DM_UNROLL
+    UNROLL
     for (int nt = 0; nt < S::NT; nt++)
-        DM_UNROLL
+        UNROLL
         for (int e = 0; e < 4; e++) {
             float p = exp2f(sc[nt][e] - st.m[e >> 1]);
             sc[nt][e] = p;
@@ -163,11 +156,11 @@ static __device__ __forceinline__ void dm_step(dm_state<HD> &st, const uint32_t 
     // O += P V: P's accumulators are the A operand lane for lane (mma.cuh), V's B operand for output
     // column g of n tile dt is element dt of the lane's segments of keys 2t, 2t + 1 (b[0]) and 2t + 8,
     // 2t + 9 (b[1]).
-    DM_UNROLL
+    UNROLL
     for (int kc = 0; kc < S::KC; kc++) {
         uint32_t a[4];
         mma_c_to_a(a, sc[2 * kc], sc[2 * kc + 1]);
-        DM_UNROLL
+        UNROLL
         for (int dt = 0; dt < S::DT; dt++) {
             uint32_t b[2] = {dm_halves(vw[kc][0][dt / 2], vw[kc][1][dt / 2], dt % 2),
                              dm_halves(vw[kc][2][dt / 2], vw[kc][3][dt / 2], dt % 2)};
@@ -212,7 +205,7 @@ attention_decode_mma_kernel(float *out, uint16_t *out16, const float *q, struct 
 
     // Q's A fragments under the contraction map (the top of the file).
     uint32_t qa[S::KS][4];
-    DM_UNROLL
+    UNROLL
     for (int ks = 0; ks < S::KS; ks++) {
         const float *p0 = qs + r * HD + t * (HD / 4) + 4 * ks, *p1 = p0 + 8 * HD;
         qa[ks][0] = mma_pack(p0[0], p0[1]);
@@ -221,21 +214,21 @@ attention_decode_mma_kernel(float *out, uint16_t *out16, const float *q, struct 
         qa[ks][3] = mma_pack(p1[2], p1[3]);
     }
     dm_state<HD> st;
-    DM_UNROLL
+    UNROLL
     for (int e = 0; e < 2; e++) {
         st.m[e] = -INFINITY;
         st.l[e] = 0.0f;
     }
-    DM_UNROLL
+    UNROLL
     for (int dt = 0; dt < S::DT; dt++)
-        DM_UNROLL
+        UNROLL
         for (int e = 0; e < 4; e++) st.o[dt][e] = 0.0f;
     float scale_log2 = a.scale * 1.4426950408889634f;
     for (int kb = warp * S::KEYS; kb < L; kb += S::WARPS * S::KEYS) dm_step<HD>(st, qa, k, v, stride, kb, L, scale_log2);
 
     // The warp's partial results for the group's heads: output columns to their d (the top of the
     // file), the max and the quad's sum per head. A warp without a tile leaves m = -inf, l = 0.
-    DM_UNROLL
+    UNROLL
     for (int h = 0; h < 2; h++) {
         int row = r + 8 * h;
         float l = mma_quad_sum(st.l[h]); // every lane: the shuffles need the whole warp
@@ -245,7 +238,7 @@ attention_decode_mma_kernel(float *out, uint16_t *out16, const float *q, struct 
             ls[warp * group + row] = l;
         }
         float *o = os + ((long)warp * group + row) * HD;
-        DM_UNROLL
+        UNROLL
         for (int dt = 0; dt < S::DT; dt++) {
             o[2 * t * (HD / 8) + dt] = st.o[dt][2 * h];
             o[(2 * t + 1) * (HD / 8) + dt] = st.o[dt][2 * h + 1];

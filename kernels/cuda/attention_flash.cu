@@ -35,6 +35,7 @@
 #include "attn_run.cuh"
 #include "bf16.cuh"
 #include "mma.cuh"
+#include "unroll.cuh"
 
 enum {
     FL_THREADS = 128,  // 4 warps, 16 rows each
@@ -44,14 +45,6 @@ enum {
     FL_DKDV_QROWS = 16, // q rows a dk/dv step takes
     FL_PAD = 8,        // bf16 of padding after each tile row
 };
-
-// Register arrays have constant trip counts: nvcc must unroll their loops (the SIMT interpreter's
-// host compiler does not know the pragma).
-#ifdef __CUDA_ARCH__
-#define FL_UNROLL _Pragma("unroll")
-#else
-#define FL_UNROLL
-#endif
 
 // One launch's view: the run's segment layout, the operands and outputs (unused ones NULL).
 struct flash_args {
@@ -110,7 +103,7 @@ static __device__ __forceinline__ void fl_fetch(fl_rows<HD, ROWS> &r, const floa
                                                 int r0, int len)
 {
     constexpr int HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
-    FL_UNROLL
+    UNROLL
     for (int u = 0; u < N; u++) {
         int e = (int)threadIdx.x + u * FL_THREADS;
         fl_read_pair<HD>(r.v[2 * u], r.v[2 * u + 1], x, heads, head, t0, r0 + e / HALF, 2 * (e % HALF), len);
@@ -121,7 +114,7 @@ template <int HD, int ROWS>
 static __device__ __forceinline__ void fl_put(uint16_t *tile, const fl_rows<HD, ROWS> &r)
 {
     constexpr int HALF = HD / 2, N = ROWS * HALF / FL_THREADS;
-    FL_UNROLL
+    UNROLL
     for (int u = 0; u < N; u++) {
         int e = (int)threadIdx.x + u * FL_THREADS;
         fl_write_pair<HD>(tile, e / HALF, 2 * (e % HALF), r.v[2 * u], r.v[2 * u + 1]);
@@ -162,9 +155,9 @@ static __device__ __forceinline__ void fl_frag_bt(uint32_t (&b)[2], const uint16
 template <int N>
 static __device__ __forceinline__ void fl_zero(float (&x)[N][4])
 {
-    FL_UNROLL
+    UNROLL
     for (int i = 0; i < N; i++)
-        FL_UNROLL
+        UNROLL
         for (int e = 0; e < 4; e++) x[i][e] = 0.0f;
 }
 
@@ -175,11 +168,11 @@ template <int NT, int DT>
 static __device__ __forceinline__ void fl_mma_ct(float (&acc)[DT][4], const float (&c)[NT][4], const uint16_t *tile,
                                                  int ld)
 {
-    FL_UNROLL
+    UNROLL
     for (int kc = 0; kc < NT / 2; kc++) {
         uint32_t a[4];
         mma_c_to_a(a, c[2 * kc], c[2 * kc + 1]);
-        FL_UNROLL
+        UNROLL
         for (int dt = 0; dt < DT; dt++) {
             uint32_t b[2];
             fl_frag_bt(b, tile, ld, kc * 16, dt * 8);
@@ -195,12 +188,12 @@ static __device__ __forceinline__ void fl_add_rows(float *dst, const float (&acc
                                                    int t0, int heads, int head)
 {
     int t = (int)(threadIdx.x % 4);
-    FL_UNROLL
+    UNROLL
     for (int r = 0; r < 2; r++) {
         int row = r0 + 8 * r;
         if (row >= len) continue;
         long at = ((long)(t0 + row) * heads + head) * (8 * DT) + 2 * t;
-        FL_UNROLL
+        UNROLL
         for (int dt = 0; dt < DT; dt++) {
             dst[at + dt * 8] += scale * acc[dt][2 * r];
             dst[at + dt * 8 + 1] += scale * acc[dt][2 * r + 1];
@@ -223,7 +216,7 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
     fl_stage<HD>(Ks, a.q, a.n_heads, h, t0, q0, FL_ROWS, a.len);
     __syncthreads();
     uint32_t qa[KT][4];
-    FL_UNROLL
+    UNROLL
     for (int kk = 0; kk < KT; kk++) fl_frag_a(qa[kk], Ks, LD, warp * 16, kk * 16);
     __syncthreads();
 
@@ -236,9 +229,9 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
         __syncthreads();
         float s[NT][4];
         fl_zero(s);
-        FL_UNROLL
+        UNROLL
         for (int kk = 0; kk < KT; kk++)
-            FL_UNROLL
+            UNROLL
             for (int nt = 0; nt < NT; nt++) {
                 uint32_t b[2];
                 fl_frag_b(b, Ks, LD, nt * 8, kk * 16);
@@ -247,30 +240,30 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
         // Scale and mask (element e: row r0 + 8 (e / 2), key k0 + 8 nt + 2t + e % 2), the step's
         // row maxima, then the running max, sum and accumulators rescaled to it.
         float mx[2] = {-INFINITY, -INFINITY};
-        FL_UNROLL
+        UNROLL
         for (int nt = 0; nt < NT; nt++)
-            FL_UNROLL
+            UNROLL
             for (int e = 0; e < 4; e++) {
                 int key = k0 + nt * 8 + 2 * t + (e & 1), row = r0 + 8 * (e >> 1);
                 bool ok = key < a.len && (!a.causal || key <= row);
                 s[nt][e] = ok ? s[nt][e] * a.scale : -INFINITY;
                 mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
             }
-        FL_UNROLL
+        UNROLL
         for (int r = 0; r < 2; r++) {
             float mn = fmaxf(m[r], mma_quad_max(mx[r]));
             float alpha = mn == -INFINITY ? 1.0f : expf(m[r] - mn); // expf(-inf) = 0: the first step
             m[r] = mn;
             l[r] *= alpha;
-            FL_UNROLL
+            UNROLL
             for (int dt = 0; dt < DT; dt++) {
                 o[dt][2 * r] *= alpha;
                 o[dt][2 * r + 1] *= alpha;
             }
         }
-        FL_UNROLL
+        UNROLL
         for (int nt = 0; nt < NT; nt++)
-            FL_UNROLL
+            UNROLL
             for (int e = 0; e < 4; e++) {
                 float mm = m[e >> 1], p = mm == -INFINITY ? 0.0f : expf(s[nt][e] - mm);
                 s[nt][e] = p;
@@ -279,14 +272,14 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_forward_ker
         fl_mma_ct<NT, DT>(o, s, Vs, LD); // O += P V, the probabilities rounded to bf16
         __syncthreads(); // the tiles are restaged next
     }
-    FL_UNROLL
+    UNROLL
     for (int r = 0; r < 2; r++) {
         float L = mma_quad_sum(l[r]);
         int row = r0 + 8 * r;
         if (row >= a.len) continue;
         float inv = 1.0f / L;
         long at = ((long)(t0 + row) * a.n_heads + h) * HD + 2 * t;
-        FL_UNROLL
+        UNROLL
         for (int dt = 0; dt < DT; dt++) {
             a.o[at + dt * 8] = o[dt][2 * r] * inv;
             a.o[at + dt * 8 + 1] = o[dt][2 * r + 1] * inv;
@@ -357,12 +350,12 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel
             float st[NT][4], dp[NT][4];
             fl_zero(st);
             fl_zero(dp);
-            FL_UNROLL
+            UNROLL
             for (int kk = 0; kk < KT; kk++) {
                 uint32_t ka[4], va[4];
                 fl_frag_a(ka, Ks, LD, warp * 16, kk * 16);
                 fl_frag_a(va, Vs, LD, warp * 16, kk * 16);
-                FL_UNROLL
+                UNROLL
                 for (int nt = 0; nt < NT; nt++) {
                     uint32_t bq[2], bo[2];
                     fl_frag_b(bq, Qs, LD, nt * 8, kk * 16);
@@ -371,9 +364,9 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dkdv_kernel
                     mma_bf16_16816(dp[nt], va, bo); // dP^T = V dO^T
                 }
             }
-            FL_UNROLL
+            UNROLL
             for (int nt = 0; nt < NT; nt++)
-                FL_UNROLL
+                UNROLL
                 for (int e = 0; e < 4; e++) {
                     int key = kr + 8 * (e >> 1), qc = nt * 8 + 2 * t + (e & 1), qi = i0 + qc;
                     bool ok = qi < a.len && key < a.len && (!a.causal || qi >= key);
@@ -404,15 +397,15 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(s
     uint32_t qa[KT][4], oa[KT][4];
     fl_stage<HD>(Ks, a.q, a.n_heads, h, t0, q0, FL_ROWS, a.len);
     __syncthreads();
-    FL_UNROLL
+    UNROLL
     for (int kk = 0; kk < KT; kk++) fl_frag_a(qa[kk], Ks, LD, warp * 16, kk * 16);
     __syncthreads();
     fl_stage<HD>(Ks, a.dout, a.n_heads, h, t0, q0, FL_ROWS, a.len);
     __syncthreads();
-    FL_UNROLL
+    UNROLL
     for (int kk = 0; kk < KT; kk++) fl_frag_a(oa[kk], Ks, LD, warp * 16, kk * 16);
     float lse[2], D[2], dq[DT][4];
-    FL_UNROLL
+    UNROLL
     for (int r = 0; r < 2; r++) {
         int row = r0 + 8 * r;
         long at = (long)(t0 + row) * a.n_heads + h;
@@ -429,9 +422,9 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(s
         float s[NT][4], dp[NT][4];
         fl_zero(s);
         fl_zero(dp);
-        FL_UNROLL
+        UNROLL
         for (int kk = 0; kk < KT; kk++)
-            FL_UNROLL
+            UNROLL
             for (int nt = 0; nt < NT; nt++) {
                 uint32_t bk[2], bv[2];
                 fl_frag_b(bk, Ks, LD, nt * 8, kk * 16);
@@ -439,9 +432,9 @@ static __global__ void __launch_bounds__(FL_THREADS) attention_flash_dq_kernel(s
                 mma_bf16_16816(s[nt], qa[kk], bk);  // S = Q K^T
                 mma_bf16_16816(dp[nt], oa[kk], bv); // dP = dO V^T
             }
-        FL_UNROLL
+        UNROLL
         for (int nt = 0; nt < NT; nt++)
-            FL_UNROLL
+            UNROLL
             for (int e = 0; e < 4; e++) {
                 int key = k0 + nt * 8 + 2 * t + (e & 1), row = r0 + 8 * (e >> 1);
                 bool ok = row < a.len && key < a.len && (!a.causal || key <= row);

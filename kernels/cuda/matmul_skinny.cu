@@ -31,6 +31,7 @@
 #include "mmupt/kernels.h"
 #include "mma.cuh"
 #include "pdl.cuh"
+#include "unroll.cuh"
 
 enum {
     SKINNY_THREADS = 128, // 4 warps
@@ -40,13 +41,6 @@ enum {
     SKINNY_UNROLL = 2,    // k steps whose loads a warp issues before using them
 };
 
-#ifdef __CUDA_ARCH__
-#define SKINNY_UNROLL_ALL _Pragma("unroll")
-#define SKINNY_UNROLL_8 _Pragma("unroll 8")
-#else
-#define SKINNY_UNROLL_ALL
-#define SKINNY_UNROLL_8
-#endif
 
 // Eight bf16 (16 bytes): one lane's load of a row; and four floats of a tile (the sums).
 struct alignas(16) skinny_u4 {
@@ -86,7 +80,7 @@ static __device__ __forceinline__ skinny_f4 skinny_load_part(const float *p)
 
 static __device__ __forceinline__ void skinny_add(skinny_f4 &s, const skinny_f4 &v)
 {
-    SKINNY_UNROLL_ALL
+    UNROLL
     for (int e = 0; e < 4; e++) s.v[e] += v.v[e];
 }
 
@@ -94,7 +88,7 @@ static __device__ __forceinline__ void skinny_add(skinny_f4 &s, const skinny_f4 
 static __device__ __forceinline__ void skinny_store(float *out, const float *bias, const skinny_f4 &s, int r, int n,
                                                     int N)
 {
-    SKINNY_UNROLL_ALL
+    UNROLL
     for (int e = 0; e < 4; e++)
         if (n + e < N) out[(long)r * N + n + e] = bias ? s.v[e] + bias[n + e] : s.v[e];
 }
@@ -105,13 +99,13 @@ template <int MT>
 static __device__ __forceinline__ void skinny_step(float (&acc)[MT][SKINNY_NT][4], const skinny_u4 (&xv)[MT][2],
                                                    const skinny_u4 (&wv)[SKINNY_NT])
 {
-    SKINNY_UNROLL_ALL
+    UNROLL
     for (int half = 0; half < 2; half++) { // elements 4 half .. 4 half + 3 of each lane's 8
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int mt = 0; mt < MT; mt++) {
             const uint32_t a[4] = {xv[mt][0].w[2 * half], xv[mt][1].w[2 * half], xv[mt][0].w[2 * half + 1],
                                    xv[mt][1].w[2 * half + 1]};
-            SKINNY_UNROLL_ALL
+            UNROLL
             for (int nt = 0; nt < SKINNY_NT; nt++) {
                 const uint32_t b[2] = {wv[nt].w[2 * half], wv[nt].w[2 * half + 1]};
                 mma_bf16_16816(acc[mt][nt], a, b);
@@ -144,43 +138,43 @@ matmul_skinny_kernel(float *out, const uint16_t *x, const uint16_t *w, const flo
     pdl_wait();
 
     float acc[MT][SKINNY_NT][4];
-    SKINNY_UNROLL_ALL
+    UNROLL
     for (int mt = 0; mt < MT; mt++)
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int nt = 0; nt < SKINNY_NT; nt++)
-            SKINNY_UNROLL_ALL
+            UNROLL
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
 
     for (int k0 = ks * kc + 32 * wk; k0 < k_end; k0 += 32 * WK * SKINNY_UNROLL) {
         skinny_u4 xv[SKINNY_UNROLL][MT][2], wv[SKINNY_UNROLL][SKINNY_NT];
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int u = 0; u < SKINNY_UNROLL; u++) { // every load first
             int k = k0 + u * 32 * WK + 8 * t;
             bool live = k0 + u * 32 * WK < k_end; // warp-uniform
-            SKINNY_UNROLL_ALL
+            UNROLL
             for (int nt = 0; nt < SKINNY_NT; nt++) {
                 int n = n0 + 8 * nt + g;
                 wv[u][nt] = skinny_load(w + (long)n * K + k, live && n < N, true);
             }
-            SKINNY_UNROLL_ALL
+            UNROLL
             for (int mt = 0; mt < MT; mt++)
-                SKINNY_UNROLL_ALL
+                UNROLL
                 for (int h = 0; h < 2; h++) {
                     int r = 16 * mt + g + 8 * h;
                     xv[u][mt][h] = skinny_load(x + (long)r * K + k, live && r < M, false);
                 }
         }
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int u = 0; u < SKINNY_UNROLL; u++)
             if (k0 + u * 32 * WK < k_end) skinny_step<MT>(acc, xv[u], wv[u]);
     }
 
     // The warps' tiles into shared memory: red[wk][row][wn * 32 + col].
-    SKINNY_UNROLL_ALL
+    UNROLL
     for (int mt = 0; mt < MT; mt++)
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int nt = 0; nt < SKINNY_NT; nt++)
-            SKINNY_UNROLL_ALL
+            UNROLL
             for (int e = 0; e < 4; e++) {
                 int r = 16 * mt + g + 8 * (e / 2), c = wn * SKINNY_COLS + 8 * nt + 2 * t + e % 2;
                 red[(wk * ROWS + r) * TILE + c] = acc[mt][nt][e];
@@ -215,19 +209,19 @@ matmul_skinny_kernel(float *out, const uint16_t *x, const uint16_t *w, const flo
     __threadfence();
     for (int i0 = tid; i0 < quads; i0 += 4 * SKINNY_THREADS) {
         skinny_f4 s[4];
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int u = 0; u < 4; u++) {
             int i = i0 + u * SKINNY_THREADS;
             if (i < quads) s[u] = skinny_load_part(tile + 4L * i);
         }
-        SKINNY_UNROLL_8
+        UNROLL_BY(8)
         for (int j = 1; j < splits; j++)
-            SKINNY_UNROLL_ALL
+            UNROLL
             for (int u = 0; u < 4; u++) {
                 int i = i0 + u * SKINNY_THREADS;
                 if (i < quads) skinny_add(s[u], skinny_load_part(tile + j * tile_floats + 4L * i));
             }
-        SKINNY_UNROLL_ALL
+        UNROLL
         for (int u = 0; u < 4; u++) {
             int i = i0 + u * SKINNY_THREADS;
             if (i < quads) skinny_store(out, bias, s[u], 4 * i / TILE, first + 4 * i % TILE, N);

@@ -13,6 +13,7 @@
 #include "bf16.cuh"
 #include "pdl.cuh"
 #include "reduce.cuh"
+#include "unroll.cuh"
 
 // out may alias x: each thread writes only the elements it reads last, and every read of the
 // row for the statistics ends at reduce_block_sum's barrier, before the first write. out16 (may be
@@ -60,9 +61,7 @@ static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
     long row = (long)blockIdx.x * a.dim;
     float ss = 0.0f, xv[RMS_REGS], wv[RMS_REGS];
     int kept = RMS_REGS * blockDim.x; // elements below this index stay in registers
-#ifdef __CUDA_ARCH__
-#pragma unroll
-#endif
+    UNROLL
     for (int r = 0; r < RMS_REGS; r++) {
         int i = threadIdx.x + r * blockDim.x;
         if (i < a.dim) {
@@ -77,9 +76,7 @@ static __global__ void rmsnorm_forward_kernel(struct rmsnorm_fwd a)
     }
     const float *xr = (a.res ? a.sum : a.x) + row; // the tail's values, read again
     float s = rsqrtf(reduce_block_sum(ss, scratch) / a.dim + a.eps);
-#ifdef __CUDA_ARCH__
-#pragma unroll
-#endif
+    UNROLL
     for (int r = 0; r < RMS_REGS; r++) {
         int i = threadIdx.x + r * blockDim.x;
         if (i < a.dim) rms_out(a, row, i, xv[r] * s * wv[r]);

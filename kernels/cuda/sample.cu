@@ -42,6 +42,12 @@
 //      value at the nucleus cut and at the draw, each step one pass over the row (~70 passes in all),
 //      and a search by count for ties at either.
 //
+// Latency: a chunk pass is 16 values a thread, and each of those passes (and the per-row kernel's
+// walks) loads SAMPLE_BATCH values before using any (sample_load), so that a thread waits for memory
+// once a batch, not once a value; the per-row kernel stages the chunk entries it adds in order in
+// shared memory, and the descent's last 32 values are weighed one a lane. None of this changes an
+// addition's order: the results are the bits of one load at a time.
+//
 // The scratch, one stream-ordered allocation per call: the per-row u and the override tables (from
 // the host), then the overrides' values [rows, nu], the chunk statistics and masses [rows, chunks]
 // and, with top-k, the radix histograms [rows, 4, 256].
@@ -63,6 +69,7 @@
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 #include "reduce.cuh"
+#include "unroll.cuh"
 
 // Threads of the per-row kernel (top-p's gathering, sort and searches walk a whole row in one block).
 enum { SAMPLE_THREADS = 512 };
@@ -77,6 +84,12 @@ enum { SAMPLE_FANOUT = 16 };
 enum { SAMPLE_RADIX_ROUNDS = 4, SAMPLE_RADIX_BINS = 256 };
 // Most top-p candidates sorted in shared memory: 4096 x 8-byte keys = 32 KiB.
 enum { SAMPLE_SORT_CAP = 4096 };
+// Values a thread loads before it uses any (sample_load): the loads of a pass over the logits are
+// independent, and issuing them together costs one memory latency a batch instead of one a value -
+// the passes were latency-bound (a thread's 16 loads of a 4096-id chunk waited one after another).
+enum { SAMPLE_BATCH = 8 };
+// Chunk entries the per-row kernel stages in shared memory at a time (sample_row_mass).
+enum { SAMPLE_ROW_TILE = 256 };
 // Sentinel closing the override id list, above every token id.
 #define SAMPLE_NO_ID 0x7fffffff
 
@@ -187,6 +200,27 @@ static __device__ __forceinline__ float sample_value(const struct sample_row *r,
     return r->ov_id[*c] == i ? r->ov_val[*c] : r->z[i];
 }
 
+// b[i] for the ids i = i0 + j * step, j < SAMPLE_BATCH, into v[j], loaded together; -inf for the ids
+// at or past end. A -inf is in no set and weighs 0.0, and adding 0.0 to a sum of weights (never
+// -0.0: they start at +0.0 and only add terms >= 0) changes none of its bits, so callers treat the
+// padding as values: a batch gives the same sums, counts and maxima as the same ids one at a time.
+// *c is the override cursor, as in sample_value; the ids must keep increasing from call to call.
+static __device__ __forceinline__ void sample_load(const struct sample_row *r, int i0, int step, int end, int *c,
+                                                   float *v)
+{
+UNROLL
+    for (int j = 0; j < SAMPLE_BATCH; j++) {
+        int i = i0 + j * step;
+        v[j] = i < end ? r->z[i] : -INFINITY;
+    }
+    if (r->nu == 0) return; // no overrides (the usual call): the logits are the values
+UNROLL
+    for (int j = 0; j < SAMPLE_BATCH; j++) {
+        int i = i0 + j * step;
+        if (i < end) v[j] = sample_value(r, i, c);
+    }
+}
+
 // Weight (or 1 when counting) of value v at id i in set s; 0 outside it.
 static __device__ __forceinline__ double sample_in_set(const struct sample_set *s, const struct sample_row *r, float v,
                                                        int i)
@@ -238,7 +272,12 @@ static __device__ double sample_piece_mass(const struct sample_row *r, const str
     double acc = 0.0;
     if (beg < end) {
         int c = sample_cursor(r, beg + lane);
-        for (int i = beg + lane; i < end; i += 32) acc += sample_in_set(s, r, sample_value(r, i, &c), i);
+        for (int i = beg + lane; i < end; i += 32 * SAMPLE_BATCH) {
+            float v[SAMPLE_BATCH];
+            sample_load(r, i, 32, end, &c, v);
+UNROLL
+            for (int j = 0; j < SAMPLE_BATCH; j++) acc += sample_in_set(s, r, v[j], i + 32 * j);
+        }
     }
     return sample_warp_sum(acc);
 }
@@ -305,15 +344,16 @@ static __device__ int sample_search(const struct sample_row *r, const struct sam
         lo = beg;
         hi = end;
     }
-    // At most 32 values left: every thread scans them in id order (same reads, same answer).
-    int c = sample_cursor(r, lo), found = -1;
-    double acc = base;
-    for (int i = lo; i < hi; i++) {
-        double w = sample_in_set(s, r, sample_value(r, i, &c), i);
-        if (w > 0.0) {
-            found = i;
-            if (acc + w > x) return i;
-            acc += w;
+    // At most 32 values left: lane j of every warp weighs id lo + j (one load and exp each, side by
+    // side), then every thread adds the weights in id order from the shuffles (same sums, same answer).
+    int lane = threadIdx.x % 32, i = lo + lane, c = sample_cursor(r, i), found = -1;
+    double w = i < hi ? sample_in_set(s, r, sample_value(r, i, &c), i) : 0.0, acc = base;
+    for (int j = 0; j < hi - lo; j++) {
+        double wj = __shfl_sync(0xffffffffu, w, j);
+        if (wj > 0.0) {
+            found = lo + j;
+            if (acc + wj > x) return found;
+            acc += wj;
         }
     }
     return found;
@@ -426,7 +466,12 @@ static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_stats_kern
     sample_overrides(&a, &r, row, lo, hi);
     struct sample_stats st = sample_stats_none();
     int c = sample_cursor(&r, lo + threadIdx.x);
-    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) sample_stats_add(&st, sample_value(&r, i, &c), i);
+    for (int i = lo + threadIdx.x; i < hi; i += SAMPLE_BATCH * blockDim.x) {
+        float v[SAMPLE_BATCH];
+        sample_load(&r, i, blockDim.x, hi, &c, v);
+UNROLL
+        for (int j = 0; j < SAMPLE_BATCH; j++) sample_stats_add(&st, v[j], i + j * blockDim.x);
+    }
     st = sample_stats_warp(st);
     if (threadIdx.x % 32 == 0) s_w[threadIdx.x / 32] = st;
     __syncthreads();
@@ -513,11 +558,15 @@ static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_topk_kerne
     sample_chunk_range(&a, &lo, &hi);
     struct sample_row r = sample_row_view(&a, row, sample_best_value(st.best));
     int c = sample_cursor(&r, lo + threadIdx.x);
-    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        float v = sample_value(&r, i, &c);
-        if (v == -INFINITY) continue;
-        uint32_t key = sample_key(v);
-        if ((key & sel.mask) == sel.prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+    for (int i = lo + threadIdx.x; i < hi; i += SAMPLE_BATCH * blockDim.x) {
+        float v[SAMPLE_BATCH];
+        sample_load(&r, i, blockDim.x, hi, &c, v);
+UNROLL
+        for (int j = 0; j < SAMPLE_BATCH; j++) {
+            if (v[j] == -INFINITY) continue;
+            uint32_t key = sample_key(v[j]);
+            if ((key & sel.mask) == sel.prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        }
     }
     __syncthreads();
     int *out = row_hist + round * SAMPLE_RADIX_BINS;
@@ -554,13 +603,17 @@ static __device__ void sample_chunk_mass(const struct sample_row *r, float thr, 
         double kept = 0.0;
         if (beg < end) {
             int c = sample_cursor(r, beg + lane);
-            for (int i = beg + lane; i < end; i += 32) {
-                float v = sample_value(r, i, &c);
-                double w = v == -INFINITY ? 0.0 : sample_weight(v, r->m, r->inv_t);
-                int in = v != -INFINITY && v >= thr;
-                norm += w;
-                kept += in ? w : 0.0;
-                cnt += in;
+            for (int i = beg + lane; i < end; i += 32 * SAMPLE_BATCH) {
+                float v[SAMPLE_BATCH];
+                sample_load(r, i, 32, end, &c, v);
+UNROLL
+                for (int j = 0; j < SAMPLE_BATCH; j++) {
+                    double w = v[j] == -INFINITY ? 0.0 : sample_weight(v[j], r->m, r->inv_t);
+                    int in = v[j] != -INFINITY && v[j] >= thr;
+                    norm += w;
+                    kept += in ? w : 0.0;
+                    cnt += in;
+                }
             }
         }
         kept = sample_warp_sum(kept);
@@ -610,16 +663,36 @@ struct sample_mass {
     int n_kept;
 };
 
-// The chunks' sums added in chunk order (each thread alike).
-static __device__ struct sample_mass sample_row_mass(const struct sample_args *a, long row)
+// The chunks' entries staged in shared memory, SAMPLE_ROW_TILE at a time (loaded side by side by
+// as many threads, then read by every thread in chunk order).
+static_assert((int)SAMPLE_THREADS >= (int)SAMPLE_ROW_TILE, "a thread stages each entry of a tile");
+struct sample_row_tile {
+    double kept[SAMPLE_ROW_TILE], norm[SAMPLE_ROW_TILE];
+    int n_kept[SAMPLE_ROW_TILE];
+};
+
+// The chunks' sums added in chunk order (each thread alike). With at most SAMPLE_ROW_TILE chunks
+// (every vocabulary up to 1M ids) t->kept holds the row's kept masses afterwards, for the draw.
+static __device__ struct sample_mass sample_row_mass(const struct sample_args *a, long row,
+                                                     struct sample_row_tile *t)
 {
     struct sample_mass ms = {0.0, 0.0, 0};
     const double *kept = a->kept + row * a->n_chunks;
     const struct sample_chunk *ch = a->chunks + row * a->n_chunks;
-    for (int c = 0; c < a->n_chunks; c++) {
-        ms.norm += ch[c].norm;
-        ms.kept += kept[c];
-        ms.n_kept += ch[c].n_kept;
+    for (int c0 = 0; c0 < a->n_chunks; c0 += SAMPLE_ROW_TILE) {
+        int n = min((int)SAMPLE_ROW_TILE, a->n_chunks - c0), j = threadIdx.x;
+        if (c0 > 0) __syncthreads(); // every thread has read the last tile
+        if (j < n) {
+            t->kept[j] = kept[c0 + j];
+            t->norm[j] = ch[c0 + j].norm;
+            t->n_kept[j] = ch[c0 + j].n_kept;
+        }
+        __syncthreads();
+        for (j = 0; j < n; j++) {
+            ms.norm += t->norm[j];
+            ms.kept += t->kept[j];
+            ms.n_kept += t->n_kept[j];
+        }
     }
     return ms;
 }
@@ -635,10 +708,11 @@ static __device__ struct sample_set sample_set_kept(float thr)
 // The plain draw: the first chunk at which the running kept mass, added in chunk order as the total
 // was, exceeds x; then the descent inside it, starting from the chunk's stored piece sums.
 static __device__ int sample_draw(const struct sample_args *a, const struct sample_row *r, float thr, long row,
-                                  double x, double *sums)
+                                  double x, const struct sample_row_tile *t, double *sums)
 {
     double base = 0.0;
-    int c = sample_pick(a->kept + row * a->n_chunks, a->n_chunks, x, &base);
+    const double *masses = a->n_chunks <= SAMPLE_ROW_TILE ? t->kept : a->kept + row * a->n_chunks;
+    int c = sample_pick(masses, a->n_chunks, x, &base);
     if (c < 0) return -1;
     const struct sample_chunk *ch = a->chunks + row * a->n_chunks + c;
     if (threadIdx.x < SAMPLE_FANOUT) sums[threadIdx.x] = ch->piece[threadIdx.x];
@@ -658,17 +732,18 @@ static __device__ void sample_finish(const struct sample_args *a, int tok, float
 static __global__ void __launch_bounds__(SAMPLE_THREADS) sample_row_kernel(struct sample_args a)
 {
     __shared__ double sums[32];
+    __shared__ struct sample_row_tile tile;
     long row = blockIdx.x;
     struct sample_stats st = sample_row_stats(&a, row);
     if (!sample_row_ok(&a, row, &st)) return sample_finish(&a, -1, 0.0f);
     struct sample_row r = sample_row_view(&a, row, sample_best_value(st.best));
     float thr = sample_threshold(&a, row, &st);
-    struct sample_mass ms = sample_row_mass(&a, row);
+    struct sample_mass ms = sample_row_mass(&a, row, &tile);
     double u = a.u[row];
 
     int tok = sample_best_id(st.best);
     if (!a.greedy && a.top_p < 1.0) tok = sample_nucleus(&r, thr, ms, a.top_p, u, sums);
-    else if (!a.greedy) tok = sample_draw(&a, &r, thr, row, u * ms.kept, sums);
+    else if (!a.greedy) tok = sample_draw(&a, &r, thr, row, u * ms.kept, &tile, sums);
     if (tok < 0) tok = sample_best_id(st.best); // unreachable with consistent sums; the CPU's guard
     int c = sample_cursor(&r, tok);
     float b = sample_value(&r, tok, &c);

@@ -158,12 +158,17 @@ static __device__ int sample_nucleus(const struct sample_row *r, float thr, stru
     __syncthreads();
     double near = 0.0;
     int c = sample_cursor(r, threadIdx.x);
-    for (int i = threadIdx.x; i < r->V; i += blockDim.x) {
-        float v = sample_value(r, i, &c);
-        if (v == -INFINITY || !(v >= thr) || ((double)v - r->m) * r->inv_t < -gap) continue;
-        near += sample_weight(v, r->m, r->inv_t);
-        int at = atomicAdd(&s_n, 1); // slots in any order: the sort below fixes the order
-        if (at < SAMPLE_SORT_CAP) keys[at] = sample_cand_key(v, i);
+    for (int i0 = threadIdx.x; i0 < r->V; i0 += SAMPLE_BATCH * blockDim.x) {
+        float vb[SAMPLE_BATCH];
+        sample_load(r, i0, blockDim.x, r->V, &c, vb);
+UNROLL
+        for (int j = 0; j < SAMPLE_BATCH; j++) {
+            float v = vb[j];
+            if (v == -INFINITY || !(v >= thr) || ((double)v - r->m) * r->inv_t < -gap) continue;
+            near += sample_weight(v, r->m, r->inv_t);
+            int at = atomicAdd(&s_n, 1); // slots in any order: the sort below fixes the order
+            if (at < SAMPLE_SORT_CAP) keys[at] = sample_cand_key(v, i0 + j * (int)blockDim.x);
+        }
     }
     near = reduce_block_sum_double(near, sums);
     int n = s_n;

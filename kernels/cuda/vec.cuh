@@ -6,13 +6,7 @@
 
 #include <stdint.h>
 
-// Loops over a pack's elements unroll (their registers are an array indexed by constants); the SIMT
-// interpreter's host compiler does not know the pragma.
-#ifdef __CUDA_ARCH__
-#define VEC_UNROLL _Pragma("unroll")
-#else
-#define VEC_UNROLL
-#endif
+#include "unroll.cuh" // loops over a pack's elements unroll (their registers are an array indexed by constants)
 
 // Aligned to its size up to 16 bytes (the widest access): 8 floats are two 16-byte accesses.
 template <typename T, int N>
@@ -25,7 +19,7 @@ template <typename T, int N>
 static __device__ __forceinline__ void vec_load(T (&f)[N], const T *p)
 {
     vec_pack<T, N> v = *reinterpret_cast<const vec_pack<T, N> *>(p);
-    VEC_UNROLL
+    UNROLL
     for (int e = 0; e < N; e++) f[e] = v.e[e];
 }
 
@@ -34,7 +28,7 @@ template <typename T, int N>
 static __device__ __forceinline__ void vec_store(T *p, const T (&f)[N])
 {
     vec_pack<T, N> v;
-    VEC_UNROLL
+    UNROLL
     for (int e = 0; e < N; e++) v.e[e] = f[e];
     *reinterpret_cast<vec_pack<T, N> *>(p) = v;
 }
