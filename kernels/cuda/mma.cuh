@@ -60,6 +60,27 @@ static __device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const uint3
 #endif
 }
 
+// The B fragment of a row-major bf16 tile read transposed, B[k][n] = tile[k0 + k][n0 + n] (V in P V):
+// on the GPU one ldmatrix.x2.trans for the warp - lane l (mod 16) gives the address of tile row
+// k0 + l, and the instruction hands lane 4 g + t the pairs (2t, 2t+1 ; g) of rows k0.. and k0 + 8..
+// - where element loads take four a lane. Each row's 8 values must start 16-byte aligned (ld and
+// n0 multiples of 8, the tile aligned). The interpreter reads the same elements one at a time.
+static __device__ __forceinline__ void mma_frag_bt(uint32_t (&b)[2], const uint16_t *tile, int ld, int k0, int n0)
+{
+    int lane = (int)(threadIdx.x % 32);
+#ifdef __CUDA_ARCH__
+    uint32_t row = (uint32_t)__cvta_generic_to_shared(tile + (k0 + lane % 16) * ld + n0);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];"
+                 : "=r"(b[0]), "=r"(b[1])
+                 : "r"(row));
+#else
+    int g = lane / 4, t = lane % 4;
+    const uint16_t *p = tile + (k0 + 2 * t) * ld + n0 + g;
+    b[0] = (uint32_t)p[0] | ((uint32_t)p[ld] << 16);
+    b[1] = (uint32_t)p[8 * ld] | ((uint32_t)p[9 * ld] << 16);
+#endif
+}
+
 // Two floats rounded to bf16 as one operand register, the first in the lower half.
 static __device__ __forceinline__ uint32_t mma_pack(float lo, float hi)
 {

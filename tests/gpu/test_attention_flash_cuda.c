@@ -4,7 +4,8 @@
  * segments - one launch's grid z - beside lone ones and an empty one; lengths around the kernels'
  * tiles of 64 rows, 32 keys and 16 rows) and head layouts 2/2, 4/2 and 12/2 (the 1.5B decoder's group
  * of 6) with head sizes 16 (the fixtures), 64, 80 (vision) and 128 (decoder). Then: each gradient
- * alone equals the three together bit for bit, a second call the first (no atomics), and every head
+ * alone equals the three together bit for bit, a second call the first (no atomics), operands off
+ * 16-byte alignment (the kernels' scalar loads) the aligned call's bits, and every head
  * size the kernels do not take is refused by attention_flash_supported. Skips (exit 77) without a GPU.
  *
  * Tolerances, in test_rel_err's measure (max |got - want| / max |want|): both sides round q, k, v (and
@@ -35,6 +36,15 @@ struct fl_case {
     const int *seg;
     int n_seg, heads, kv, hd, causal;
 };
+
+/* x[0..n) on the device one float past an allocation's start (so not 16-byte aligned). */
+static float *off_by_one(const float *x, long n)
+{
+    float *d = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d, (size_t)(n + 1) * sizeof *d));
+    CUDA_CHECK(cudaMemcpy(d + 1, x, (size_t)n * sizeof *x, cudaMemcpyHostToDevice));
+    return d;
+}
 
 static void fl_case_run(struct test_state *ts, const struct fl_case *c, const struct gpu_blas *blas)
 {
@@ -103,7 +113,23 @@ static void fl_case_run(struct test_state *ts, const struct fl_case *c, const st
     CHECK_MSG(ts, gpu_test_dev_same_host(d_a, got, nq) && gpu_test_dev_same_host(d_b, got_l, nl),
               "T %ld heads %d/%d hd %d causal %d: a second forward differs", T, c->heads, c->kv, c->hd, c->causal);
 
-    float *dev[] = {d_q, d_k, d_v, d_do, d_out, d_lse, d_gq, d_gk, d_gv, d_a, d_b, d_c};
+    /* Operands one float past 16-byte alignment take the kernels' scalar loads: the same bits. */
+    float *m_q = off_by_one(q, nq), *m_k = off_by_one(k, nk), *m_v = off_by_one(v, nk), *m_do = off_by_one(dout, nq);
+    CUDA_CHECK(cudaMemcpy(d_a, g0q, (size_t)nq * sizeof *d_a, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_b, g0k, (size_t)nk * sizeof *d_b, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(d_c, g0v, (size_t)nk * sizeof *d_c, cudaMemcpyHostToDevice));
+    attention_flash_forward_cuda(d_out, d_lse, m_q + 1, m_k + 1, m_v + 1, c->seg, c->n_seg, c->heads, c->kv, c->hd,
+                                 c->causal, blas);
+    attention_flash_backward_cuda(d_a, d_b, d_c, m_do + 1, d_out, d_lse, m_q + 1, m_k + 1, m_v + 1, c->seg, c->n_seg,
+                                  c->heads, c->kv, c->hd, c->causal, blas);
+    CHECK_MSG(ts,
+              gpu_test_dev_same_host(d_out, got, nq) && gpu_test_dev_same_host(d_lse, got_l, nl) &&
+                  gpu_test_dev_same_host(d_a, gq, nq) && gpu_test_dev_same_host(d_b, gk, nk) &&
+                  gpu_test_dev_same_host(d_c, gv, nk),
+              "T %ld heads %d/%d hd %d causal %d: unaligned operands give other bits", T, c->heads, c->kv, c->hd,
+              c->causal);
+
+    float *dev[] = {d_q, d_k, d_v, d_do, d_out, d_lse, d_gq, d_gk, d_gv, d_a, d_b, d_c, m_q, m_k, m_v, m_do};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
     float *host[] = {q, k, v, dout, g0q, g0k, g0v, out, lse, rq, rk, rv, got, got_l, gq, gk, gv};
     for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
