@@ -28,6 +28,10 @@
 #include "mmupt/kernels.h"
 #include "bf16.cuh"
 #include "reduce.cuh"
+#include "unroll.cuh"
+
+// Logits a thread of the gradient pass loads before it uses any (its elements are independent).
+enum { LP_BATCH = 8 };
 
 // The row's target, or -1 for a skipped row. A target >= vocab is a broken invariant (the CPU
 // reference dies on it): trap, which makes the next CUDA_CHECK on the host fatal, rather than read
@@ -104,8 +108,18 @@ static __device__ __forceinline__ lp_stats lp_stats_warp(lp_stats v, float inv_t
 // Row statistics in one read of the row, returned to every thread of the block: the row maximum mz,
 // sum = sum e^y and (ENT) sey = sum e^y * y, y_j = (z_j - mz) * inv_tau. Each thread keeps running
 // statistics (rescaled when its maximum grows), then the block combines them like reduce_block: a
-// fixed order, deterministic. Elements are taken four at a time, one rescale check per four, so
-// each thread has four loads in flight (the loop is bound by memory bandwidth).
+// fixed order, deterministic. Elements are taken four at a time, one rescale check per four, and
+// two such groups are loaded before the first is added (eight loads in flight a thread: the loop is
+// bound by memory; the order of the arithmetic is the four-at-a-time loop's).
+template <bool ENT>
+static __device__ __forceinline__ void lp_stats_add4(lp_stats *st, const float (&zq)[4], float inv_tau)
+{
+    float mx = fmaxf(fmaxf(zq[0], zq[1]), fmaxf(zq[2], zq[3]));
+    if (mx > st->m) lp_stats_rescale<ENT>(st, mx, inv_tau);
+    UNROLL
+    for (int u = 0; u < 4; u++) lp_stats_add<ENT>(st, zq[u], inv_tau);
+}
+
 template <bool ENT>
 static __device__ void logprob_row_stats(const float *z, int vocab, float inv_tau, float *mz, double *sum, double *sey)
 {
@@ -113,14 +127,18 @@ static __device__ void logprob_row_stats(const float *z, int vocab, float inv_ta
     __shared__ double sscratch[32], escratch[32];
     lp_stats st = {-FLT_MAX, 0.0, 0.0};
     int B = blockDim.x, j = threadIdx.x;
+    for (; j + 7 * B < vocab; j += 8 * B) {
+        float za[4], zb[4];
+        UNROLL
+        for (int u = 0; u < 4; u++) za[u] = z[j + u * B], zb[u] = z[j + (4 + u) * B];
+        lp_stats_add4<ENT>(&st, za, inv_tau);
+        lp_stats_add4<ENT>(&st, zb, inv_tau);
+    }
     for (; j + 3 * B < vocab; j += 4 * B) {
-        float z0 = z[j], z1 = z[j + B], z2 = z[j + 2 * B], z3 = z[j + 3 * B];
-        float mx = fmaxf(fmaxf(z0, z1), fmaxf(z2, z3));
-        if (mx > st.m) lp_stats_rescale<ENT>(&st, mx, inv_tau);
-        lp_stats_add<ENT>(&st, z0, inv_tau);
-        lp_stats_add<ENT>(&st, z1, inv_tau);
-        lp_stats_add<ENT>(&st, z2, inv_tau);
-        lp_stats_add<ENT>(&st, z3, inv_tau);
+        float za[4];
+        UNROLL
+        for (int u = 0; u < 4; u++) za[u] = z[j + u * B];
+        lp_stats_add4<ENT>(&st, za, inv_tau);
     }
     for (; j < vocab; j += B) {
         float zj = z[j];
@@ -180,9 +198,18 @@ static __device__ __forceinline__ void logprob_row_grad(const float *z, long t, 
     double unused;
     if (sum == 0.0) logprob_row_stats<false>(z, vocab, inv_tau_f, &mz, &sum, &unused); // the same in every thread
     float inv_sum = (float)(1.0 / sum), g = (float)(dlogp * inv_tau);
-    for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
-        float p = expf((z[j] - mz) * inv_tau_f) * inv_sum;
-        store(j, g * ((j == t ? 1.0f : 0.0f) - p));
+    int B = blockDim.x;
+    for (int j0 = threadIdx.x; j0 < vocab; j0 += LP_BATCH * B) { // LP_BATCH loads in flight, then the stores
+        float zb[LP_BATCH];
+        UNROLL
+        for (int u = 0; u < LP_BATCH; u++) zb[u] = j0 + u * B < vocab ? z[j0 + u * B] : 0.0f;
+        UNROLL
+        for (int u = 0; u < LP_BATCH; u++) {
+            int j = j0 + u * B;
+            if (j >= vocab) break;
+            float p = expf((zb[u] - mz) * inv_tau_f) * inv_sum;
+            store(j, g * ((j == t ? 1.0f : 0.0f) - p));
+        }
     }
 }
 
