@@ -17,7 +17,9 @@
 # fp32 decode attention kernel (MMUPT_DECODE_MMA=0; the tensor-core one is the default since
 # 2026-11-28), the decode step's kernels after its GEMMs launched programmatically (MMUPT_DECODE_PDL=1),
 # GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1, src/gpu/gemm_lt.c: the warm-up tunes the decode
-# step's shapes before its graphs are recorded), and the fp32 kernel unstaged (MMUPT_DECODE_MMA=0
+# step's shapes before its graphs are recorded), tuned with a tuning file (MMUPT_GEMM_TUNE_FILE: the
+# first such row times and writes the choices, the second reads them and times nothing - the same
+# algorithms, repeatable), and the fp32 kernel unstaged (MMUPT_DECODE_MMA=0
 # MMUPT_DECODE_STAGE=0: the defaults before 2026-11-28). (The skinny GEMM, MMUPT_GEMM_SKINNY, measured
 # 0.71x cuBLAS: benchmarks/gpu_ab.sh has it.)
 set -uo pipefail
@@ -25,7 +27,10 @@ set -uo pipefail
 B=${1:-64} P=${2:-128} N=${3:-256}
 cfg=benchmarks/configs/qwen2_0_5b.json
 cuda_bench_setup rollout_cuda.sh rollout "rollout on one GPU"
+tune_file=${MMUPT_BUILD_DIR:-build-gpu}/gemm-tune-rollout.txt # written by the first of its rows, read by the second
+rm -f "$tune_file"
 cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_DECODE_MMA=0 MMUPT_DECODE_PDL=1 MMUPT_GEMM_TUNE=1 \
+    "MMUPT_GEMM_TUNE_FILE=$tune_file" "MMUPT_GEMM_TUNE=1 MMUPT_GEMM_TUNE_FILE=$tune_file" \
     "MMUPT_DECODE_MMA=0 MMUPT_DECODE_STAGE=0"
 cuda_bench_pair rollout rollout_torch.py "$cfg" "$B" "$P" "$N"
 python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'

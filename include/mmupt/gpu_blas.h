@@ -60,6 +60,12 @@ void gpu_blas_free(struct gpu_blas *b);
  * plans made so far, so every shape is planned again under the new rule. */
 void gpu_blas_set_tune(struct gpu_blas *b, int on);
 
+/* Tuning with a file of choices (MMUPT_GEMM_TUNE_FILE; src/gpu/gemm_lt.c): the shapes it lists take
+ * its algorithm untimed, the others are timed and added, and the file is rewritten after each. Turns
+ * tuning on (dropping the plans made so far). -1 with err (naming the file, line and field) when
+ * the file exists but is not a valid tuning file: it is left as it was. */
+int gpu_blas_set_tune_file(struct gpu_blas *b, const char *path, struct mmupt_err *err);
+
 /* One bf16 GEMM, column-major as cuBLAS has it: C[m, n] = op(A) op(B) + beta C (+ bias[i] on row i),
  * A and B bf16, C fp32 or bf16 (ctype), fp32 accumulation, and split-K partial sums never rounded
  * to bf16. beta is 0 (C assigned, not read) or 1. */
@@ -80,7 +86,7 @@ int gemm_lt_bf16(const struct gpu_blas *blas, const struct gemm_lt_call *c);
 
 /* What the plans hold: shapes planned, shapes tuned and the host time tuning took. */
 struct gemm_lt_stats {
-    int plans, tuned;
+    int plans, tuned, from_file; /* from_file: plans whose algorithm a tuning file gave (untimed) */
     double tune_ms;
 };
 void gemm_lt_stats(const struct gpu_blas *blas, struct gemm_lt_stats *s);
@@ -88,6 +94,8 @@ void gemm_lt_stats(const struct gpu_blas *blas, struct gemm_lt_stats *s);
 /* The plan table's life (gpu_blas_init and gpu_blas_free call these). */
 struct gemm_lt_plans *gemm_lt_plans_new(void);
 void gemm_lt_plans_free(struct gemm_lt_plans *t);
+/* The tuning file's choices into t (gpu_blas_set_tune_file). */
+int gemm_lt_plans_load(struct gemm_lt_plans *t, const char *path, struct mmupt_err *err);
 
 enum { SKINNY_OFF = 0, SKINNY_ON = 1, SKINNY_PDL = 2 };
 enum { GPU_BLAS_LT_WORKSPACE = 32 << 20 };

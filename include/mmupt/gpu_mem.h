@@ -50,9 +50,14 @@ struct gpu_blas;
  *                    algorithm is chosen by timing the candidates once per shape (src/gpu/gemm_lt.c;
  *                    CUDA builds: the emulator's GEMMs are the CPU references). 2% faster on an H200
  *                    (2026-11-28) but off: the choice can differ between runs, and with it the last
- *                    bits of every result. */
+ *                    bits of every result;
+ *   gemm_tune_file   MMUPT_GEMM_TUNE_FILE=PATH: tuning with the choices kept in PATH (read if it
+ *                    exists, rewritten as shapes are timed; include/mmupt/gemm_tune_file.h), so that
+ *                    runs sharing the file run the same algorithms and repeat bit for bit; turns
+ *                    gemm_tune on (MMUPT_GEMM_TUNE=0 beside it is an error). "" when unset. */
 struct gpu_tuning {
     int flash_attention, decode_split, decode_stage, decode_pdl, decode_mma, gemm_tune;
+    char gemm_tune_file[1024];
 };
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);
 

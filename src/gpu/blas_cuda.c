@@ -87,6 +87,12 @@ void gpu_blas_set_tune(struct gpu_blas *b, int on)
     b->tune = on != 0;
 }
 
+int gpu_blas_set_tune_file(struct gpu_blas *b, const char *path, struct mmupt_err *err)
+{
+    gpu_blas_set_tune(b, 1);
+    return gemm_lt_plans_load(b->plans, path, err);
+}
+
 void gpu_blas_free(struct gpu_blas *b)
 {
     (void)gpu_blas_set_skinny(b, 0, NULL);

@@ -16,13 +16,21 @@
  * allow, but not bit for bit with an untuned run: a run that must repeat exactly leaves tuning off.
  * The timing runs write the call's own output when it is assigned (beta 0: the real call overwrites
  * it next) and a temporary buffer when it accumulates (beta 1: C must be read once, by the real call);
- * inside a capture nothing is timed (a capture may not synchronise) and the plan is tuned later. */
+ * inside a capture nothing is timed (a capture may not synchronise) and the plan is tuned later.
+ *
+ * A tuning file (MMUPT_GEMM_TUNE_FILE, gemm_lt_plans_load; include/mmupt/gemm_tune_file.h) keeps the
+ * choices: a shape it lists takes the listed answer of cuBLASLt's heuristic without timing (when the
+ * heuristic still gives as many answers: the same library on the same device lists the same ones),
+ * and every shape timed is added and the file rewritten, so runs that share the file run the same
+ * algorithms - repeatable bit for bit, as untuned runs are. A file written for another device or
+ * cuBLASLt version is set aside (a note on stderr) and replaced by this run's choices. */
 #include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mmupt/err.h"
+#include "mmupt/gemm_tune_file.h"
 #include "mmupt/gpu_blas.h"
 #include "mmupt/log.h"
 
@@ -31,9 +39,10 @@ enum {
     GEMM_LT_REPS = 3,       /* timed runs of each, after one warm-up */
 };
 
-struct lt_key { /* all ints: compared and hashed as bytes (no padding) */
+struct lt_key { /* all ints: compared and hashed as bytes (no padding); the tuning file's key fields */
     int ta, tb, m, n, k, lda, ldb, ldc, ctype, beta, bias, align_a, align_b, align_c;
 };
+_Static_assert(sizeof(struct lt_key) == GEMM_TUNE_KEY_FIELDS * sizeof(int), "a plan key is the file's key fields");
 
 struct lt_plan {
     struct lt_key key;
@@ -50,6 +59,10 @@ struct gemm_lt_plans {
     double tune_ms; /* host time spent tuning */
     void *flush;    /* twice the L2 cache, overwritten before each timed run (made by the first tuning) */
     size_t flush_bytes;
+    struct gemm_tune_file choices; /* the tuning file's choices, with this run's added */
+    char *choices_path;            /* NULL: no tuning file */
+    int from_file;                 /* plans whose algorithm came from the file */
+    int save_failed;               /* the file could not be rewritten (said once) */
 };
 
 /* The largest power of two (up to 256, cuBLASLt's default assumption) that p's address is a multiple
@@ -125,6 +138,8 @@ void gemm_lt_plans_free(struct gemm_lt_plans *t)
         if (t->slot[i]) plan_free(t->slot[i]);
     free(t->slot);
     cudaFree(t->flush);
+    gemm_tune_free(&t->choices);
+    free(t->choices_path);
     free(t);
 }
 
@@ -234,6 +249,20 @@ static float time_candidate(const struct gpu_blas *blas, const struct gemm_lt_pl
 
 static const char *op_name(int t) { return t == CUBLAS_OP_N ? "n" : "t"; }
 
+/* The choice of answer `pick` of `found` for p's shape into the tuning file, rewritten at once (a run
+ * that stops early keeps what it timed); without a file, nothing. */
+static void choices_add(struct gemm_lt_plans *t, const struct lt_plan *p, int pick, int found)
+{
+    if (!t->choices_path) return;
+    gemm_tune_set(&t->choices, (const int *)&p->key, pick, found);
+    struct mmupt_err err;
+    if (gemm_tune_write(&t->choices, t->choices_path, &err) && !t->save_failed) {
+        t->save_failed = 1;
+        fprintf(stderr, "mmupt: gemm tuning: the choices could not be saved (%s); this run goes on with them\n",
+                err.msg);
+    }
+}
+
 /* Time the candidates and keep the fastest in p->algo; says what it chose on stderr. */
 static void plan_tune(const struct gpu_blas *blas, struct gemm_lt_plans *t, struct lt_plan *p,
                       const struct gemm_lt_call *c, const cublasLtMatmulHeuristicResult_t *res, int found)
@@ -265,6 +294,7 @@ static void plan_tune(const struct gpu_blas *blas, struct gemm_lt_plans *t, stru
         if (ms[best] < FLT_MAX) {
             p->algo = res[best].algo;
             t->tuned++;
+            choices_add(t, p, best, found);
             char first[48] = "refused";
             if (ms[0] < FLT_MAX)
                 snprintf(first, sizeof first, "%.1f us (%.2fx)", 1e3 * ms[0], ms[best] > 0.0f ? ms[0] / ms[best] : 1.0);
@@ -295,6 +325,12 @@ static struct lt_plan *plan_new(const struct gpu_blas *blas, const struct gemm_l
     p->usable = *found > 0;
     if (p->usable) p->algo = res[0].algo;
     p->tuned = !blas->tune;
+    const struct gemm_tune_entry *e = blas->tune ? gemm_tune_find(&blas->plans->choices, (const int *)k) : NULL;
+    if (p->usable && e && e->found == *found) { /* the file's choice, untimed */
+        p->algo = res[e->pick].algo;
+        p->tuned = 1;
+        blas->plans->from_file++;
+    }
     return p;
 }
 
@@ -331,6 +367,31 @@ int gemm_lt_bf16(const struct gpu_blas *blas, const struct gemm_lt_call *c)
     return plan_run(blas, p, c, &p->algo, c->c);
 }
 
+int gemm_lt_plans_load(struct gemm_lt_plans *t, const char *path, struct mmupt_err *err)
+{
+    struct gemm_tune_file f;
+    if (gemm_tune_read(path, &f, err)) return -1;
+    int dev = 0;
+    struct cudaDeviceProp prop;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
+        cudaGetLastError();
+        gemm_tune_free(&f);
+        return mmupt_fail(err, "%s: no device to tune GEMMs for", path);
+    }
+    int version = (int)cublasLtGetVersion();
+    if (f.device[0] && (strcmp(f.device, prop.name) != 0 || f.cublaslt != version))
+        fprintf(stderr, "mmupt: gemm tuning: %s holds choices for %s with cuBLASLt %d, not this %s with %d: timing "
+                        "again, and the file will hold this run's choices\n",
+                path, f.device, f.cublaslt, prop.name, version);
+    if (!f.device[0] || strcmp(f.device, prop.name) != 0 || f.cublaslt != version) gemm_tune_reset(&f, prop.name, version);
+    gemm_tune_free(&t->choices);
+    t->choices = f;
+    free(t->choices_path);
+    t->choices_path = mmupt_xmalloc(strlen(path) + 1);
+    memcpy(t->choices_path, path, strlen(path) + 1);
+    return 0;
+}
+
 struct gemm_lt_plans *gemm_lt_plans_new(void)
 {
     return mmupt_xcalloc(1, sizeof(struct gemm_lt_plans));
@@ -342,5 +403,6 @@ void gemm_lt_stats(const struct gpu_blas *blas, struct gemm_lt_stats *s)
     if (!blas->plans) return;
     s->plans = blas->plans->count;
     s->tuned = blas->plans->tuned;
+    s->from_file = blas->plans->from_file;
     s->tune_ms = blas->plans->tune_ms;
 }

@@ -42,6 +42,10 @@ int gpu_ctx_init(struct gpu_ctx *g, struct mmupt_err *err)
         return -1;
     }
     gpu_blas_set_tune(g->blas, g->tuning.gemm_tune);
+    if (g->tuning.gemm_tune_file[0] && gpu_blas_set_tune_file(g->blas, g->tuning.gemm_tune_file, err)) {
+        gpu_ctx_free(g);
+        return -1;
+    }
     return 0;
 }
 

@@ -29,5 +29,15 @@ int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
     if (switch_from_env("MMUPT_DECODE_STAGE", "1", "0", 1, &t->decode_stage, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_PDL", "1", "0", 0, &t->decode_pdl, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_MMA", "1", "0", 1, &t->decode_mma, err)) return -1;
-    return switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", 0, &t->decode_split, err);
+    if (switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", 0, &t->decode_split, err)) return -1;
+    const char *file = getenv("MMUPT_GEMM_TUNE_FILE");
+    if (!file || !*file) return 0;
+    const char *tune = getenv("MMUPT_GEMM_TUNE");
+    if (tune && strcmp(tune, "0") == 0)
+        return mmupt_fail(err, "MMUPT_GEMM_TUNE_FILE=%s asks for tuning, MMUPT_GEMM_TUNE=0 turns it off: unset one", file);
+    if (strlen(file) >= sizeof t->gemm_tune_file)
+        return mmupt_fail(err, "MMUPT_GEMM_TUNE_FILE: the path is longer than %zu bytes", sizeof t->gemm_tune_file - 1);
+    memcpy(t->gemm_tune_file, file, strlen(file) + 1);
+    t->gemm_tune = 1;
+    return 0;
 }

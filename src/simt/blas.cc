@@ -264,6 +264,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
 
 /* ---- cuBLASLt (include/cublasLt.h here): one matmul with an optional fp32 bias epilogue ---- */
 
+size_t cublasLtGetVersion(void) { return 1; }
+
 cublasStatus_t cublasLtCreate(cublasLtHandle_t *h)
 {
     *h = new simt_lt_handle{0};

@@ -110,6 +110,9 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     expect "a bad MMUPT_DECODE_PDL" 1 "MMUPT_DECODE_PDL must be 1 or 0, not 'true'"
     MMUPT_DECODE_MMA=off run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
     expect "a bad MMUPT_DECODE_MMA (a default-on switch)" 1 "MMUPT_DECODE_MMA must be 1 or 0, not 'off'"
+    MMUPT_GEMM_TUNE=0 MMUPT_GEMM_TUNE_FILE="$tmp/tune.txt" run "$mmupt" generate --model "$fx" --prompt-ids "1" \
+        --device emulator
+    expect "a tuning file with tuning turned off" 1 "MMUPT_GEMM_TUNE=0 turns it off: unset one"
     MMUPT_ATTENTION=flash MMUPT_DECODE_SPLIT=1 MMUPT_DECODE_MMA=0 MMUPT_DECODE_STAGE=0 run "$mmupt" generate \
         --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8 --device emulator --dtype bf16
     expect "generate with switches set, default-on ones to 0" 0 "[sample 0: 8 tokens, length]"

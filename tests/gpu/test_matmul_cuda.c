@@ -15,6 +15,7 @@
  * without a GPU. */
 #include "gpu_test.h"
 #include "mmupt/bf16.h"
+#include "mmupt/gemm_tune_file.h"
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
 
@@ -393,6 +394,63 @@ static void test_tune_in_capture(struct test_state *ts)
     host_free(&h);
 }
 
+/* A tuning file (MMUPT_GEMM_TUNE_FILE): the first run times every shape and writes its choices;
+ * a second run with the file times nothing and takes them; another choice written into the file is
+ * taken (and computes the same product); a file for another device is set aside and rewritten; a
+ * malformed file is refused with its line and field, and left as it was. */
+static int tune_run(struct test_state *ts, const char *path, struct gemm_lt_stats *st, struct mmupt_err *err)
+{
+    struct gpu_blas blas;
+    CHECK_MSG(ts, gpu_blas_init(&blas, NULL, err) == 0, "gpu_blas_init: %s", err->msg);
+    int rc = gpu_blas_set_tune_file(&blas, path, err);
+    if (rc == 0) {
+        run_shape_bf16(ts, &blas, 7, 33, 65);
+        run_shape_bf16_dy(ts, &blas, 7, 33, 65);
+        gemm_lt_stats(&blas, st);
+    }
+    gpu_blas_free(&blas);
+    return rc;
+}
+
+static void test_tune_file(struct test_state *ts)
+{
+    char dir[] = "/tmp/mmupt_tune_XXXXXX", path[256];
+    CHECK(ts, mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/gemm.txt", dir);
+    struct mmupt_err err;
+    struct gemm_lt_stats st;
+    struct gemm_tune_file f;
+    CHECK_MSG(ts, tune_run(ts, path, &st, &err) == 0, "first run: %s", err.msg);
+    CHECK_MSG(ts, st.tuned >= 1 && st.from_file == 0, "first run: %d tuned, %d from the file", st.tuned, st.from_file);
+    CHECK_MSG(ts, gemm_tune_read(path, &f, &err) == 0 && f.n == st.tuned && f.device[0], "written: %d entries (%s)",
+              f.n, err.msg);
+    int tuned = st.tuned;
+    CHECK_MSG(ts, tune_run(ts, path, &st, &err) == 0, "second run: %s", err.msg);
+    CHECK_MSG(ts, st.tuned == 0 && st.from_file == tuned, "second run: %d tuned, %d from the file (want 0, %d)",
+              st.tuned, st.from_file, tuned);
+    for (int i = 0; i < f.n; i++) f.e[i].pick = (f.e[i].pick + 1) % f.e[i].found; /* the other answers */
+    CHECK(ts, gemm_tune_write(&f, path, &err) == 0);
+    CHECK_MSG(ts, tune_run(ts, path, &st, &err) == 0 && st.from_file == tuned, "edited file: %s", err.msg);
+    gemm_tune_reset(&f, "another GPU", 1);
+    CHECK(ts, gemm_tune_write(&f, path, &err) == 0);
+    CHECK_MSG(ts, tune_run(ts, path, &st, &err) == 0 && st.tuned == tuned && st.from_file == 0, "other device: %s",
+              err.msg);
+    gemm_tune_free(&f);
+    CHECK(ts, gemm_tune_read(path, &f, &err) == 0 && f.n == tuned && strcmp(f.device, "another GPU") != 0);
+    gemm_tune_free(&f);
+    static const char bad[] = "mmupt-gemm-tune 1\ndevice X\ncublaslt 1\n1 0 7\n";
+    CHECK(ts, file_write_all(path, bad, sizeof bad - 1, &err) == 0);
+    CHECK_MSG(ts, tune_run(ts, path, &st, &err) == -1 && strstr(err.msg, "gemm.txt:4: field n: missing"), "bad file: %s",
+              err.msg);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(ts, file_read_all(path, 1 << 20, &text, &len, &err) == 0 && len == sizeof bad - 1 &&
+                  memcmp(text, bad, len) == 0); /* left as it was */
+    free(text);
+    remove(path);
+    rmdir(dir);
+}
+
 static void test_shapes(struct test_state *ts)
 {
     struct gpu_blas blas;
@@ -415,5 +473,6 @@ int main(void)
     RUN(&ts, test_shapes_bf16);
     RUN(&ts, test_shapes_bf16_tuned);
     RUN(&ts, test_tune_in_capture);
+    RUN(&ts, test_tune_file);
     return test_summary(&ts);
 }
