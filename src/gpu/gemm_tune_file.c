@@ -150,7 +150,7 @@ int gemm_tune_read(const char *path, struct gemm_tune_file *f, struct mmupt_err 
 
 int gemm_tune_write(const struct gemm_tune_file *f, const char *path, struct mmupt_err *err)
 {
-    size_t cap = 512 + (size_t)f->n * 16 * 12, len = 0;
+    size_t cap = 1024 + sizeof f->device + (size_t)f->n * GEMM_TUNE_FIELDS * 12, len = 0; /* 12: an int and a blank */
     char *out = mmupt_xmalloc(cap);
     len += (size_t)snprintf(out + len, cap - len,
                             "# GEMM tuning choices (MMUPT_GEMM_TUNE_FILE, docs/running-at-scale.md): per shape,\n"

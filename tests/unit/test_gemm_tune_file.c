@@ -39,6 +39,7 @@ static void test_round_trip(struct test_state *ts)
     char bad[300];
     snprintf(bad, sizeof bad, "%s/missing/tune.txt", dir);
     CHECK(ts, gemm_tune_write(&f, bad, &err) == -1 && err.msg[0]);
+    gemm_tune_free(&g);
     CHECK(ts, gemm_tune_read(path, &g, &err) == 0 && g.n == 2);
     gemm_tune_reset(&g, "other GPU", 1);
     CHECK(ts, g.n == 0 && strcmp(g.device, "other GPU") == 0);
