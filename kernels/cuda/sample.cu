@@ -208,16 +208,31 @@ static __device__ __forceinline__ float sample_value(const struct sample_row *r,
 static __device__ __forceinline__ void sample_load(const struct sample_row *r, int i0, int step, int end, int *c,
                                                    float *v)
 {
-UNROLL
+    UNROLL
     for (int j = 0; j < SAMPLE_BATCH; j++) {
         int i = i0 + j * step;
         v[j] = i < end ? r->z[i] : -INFINITY;
     }
     if (r->nu == 0) return; // no overrides (the usual call): the logits are the values
-UNROLL
+    UNROLL
     for (int j = 0; j < SAMPLE_BATCH; j++) {
         int i = i0 + j * step;
         if (i < end) v[j] = sample_value(r, i, c);
+    }
+}
+
+// f(v, i) for the ids i = i0, i0 + step, ... below end in that order, their values loaded
+// SAMPLE_BATCH at a time (sample_load) - and for the -inf padding of the last batch, which changes
+// no result (see there). Every pass over a row's values goes through here.
+template <typename F>
+static __device__ __forceinline__ void sample_each(const struct sample_row *r, int i0, int step, int end, F f)
+{
+    int c = sample_cursor(r, i0);
+    for (int i = i0; i < end; i += SAMPLE_BATCH * step) {
+        float v[SAMPLE_BATCH];
+        sample_load(r, i, step, end, &c, v);
+        UNROLL
+        for (int j = 0; j < SAMPLE_BATCH; j++) f(v[j], i + j * step);
     }
 }
 
@@ -270,15 +285,7 @@ static __device__ double sample_piece_mass(const struct sample_row *r, const str
     int lane = threadIdx.x % 32, beg, end;
     sample_piece(lo, hi, p, &beg, &end);
     double acc = 0.0;
-    if (beg < end) {
-        int c = sample_cursor(r, beg + lane);
-        for (int i = beg + lane; i < end; i += 32 * SAMPLE_BATCH) {
-            float v[SAMPLE_BATCH];
-            sample_load(r, i, 32, end, &c, v);
-UNROLL
-            for (int j = 0; j < SAMPLE_BATCH; j++) acc += sample_in_set(s, r, v[j], i + 32 * j);
-        }
-    }
+    if (beg < end) sample_each(r, beg + lane, 32, end, [&](float v, int i) { acc += sample_in_set(s, r, v, i); });
     return sample_warp_sum(acc);
 }
 
@@ -465,13 +472,7 @@ static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_stats_kern
     struct sample_row r = sample_row_view(&a, row, -INFINITY);
     sample_overrides(&a, &r, row, lo, hi);
     struct sample_stats st = sample_stats_none();
-    int c = sample_cursor(&r, lo + threadIdx.x);
-    for (int i = lo + threadIdx.x; i < hi; i += SAMPLE_BATCH * blockDim.x) {
-        float v[SAMPLE_BATCH];
-        sample_load(&r, i, blockDim.x, hi, &c, v);
-UNROLL
-        for (int j = 0; j < SAMPLE_BATCH; j++) sample_stats_add(&st, v[j], i + j * blockDim.x);
-    }
+    sample_each(&r, lo + (int)threadIdx.x, blockDim.x, hi, [&](float v, int i) { sample_stats_add(&st, v, i); });
     st = sample_stats_warp(st);
     if (threadIdx.x % 32 == 0) s_w[threadIdx.x / 32] = st;
     __syncthreads();
@@ -557,17 +558,11 @@ static __global__ void __launch_bounds__(SAMPLE_CHUNK_THREADS) sample_topk_kerne
     int shift = 24 - 8 * round, lo, hi;
     sample_chunk_range(&a, &lo, &hi);
     struct sample_row r = sample_row_view(&a, row, sample_best_value(st.best));
-    int c = sample_cursor(&r, lo + threadIdx.x);
-    for (int i = lo + threadIdx.x; i < hi; i += SAMPLE_BATCH * blockDim.x) {
-        float v[SAMPLE_BATCH];
-        sample_load(&r, i, blockDim.x, hi, &c, v);
-UNROLL
-        for (int j = 0; j < SAMPLE_BATCH; j++) {
-            if (v[j] == -INFINITY) continue;
-            uint32_t key = sample_key(v[j]);
-            if ((key & sel.mask) == sel.prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
-        }
-    }
+    sample_each(&r, lo + (int)threadIdx.x, blockDim.x, hi, [&](float v, int) {
+        if (v == -INFINITY) return;
+        uint32_t key = sample_key(v);
+        if ((key & sel.mask) == sel.prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+    });
     __syncthreads();
     int *out = row_hist + round * SAMPLE_RADIX_BINS;
     for (int b = threadIdx.x; b < SAMPLE_RADIX_BINS; b += blockDim.x)
@@ -601,21 +596,14 @@ static __device__ void sample_chunk_mass(const struct sample_row *r, float thr, 
         int beg, end;
         sample_piece(lo, hi, p, &beg, &end);
         double kept = 0.0;
-        if (beg < end) {
-            int c = sample_cursor(r, beg + lane);
-            for (int i = beg + lane; i < end; i += 32 * SAMPLE_BATCH) {
-                float v[SAMPLE_BATCH];
-                sample_load(r, i, 32, end, &c, v);
-UNROLL
-                for (int j = 0; j < SAMPLE_BATCH; j++) {
-                    double w = v[j] == -INFINITY ? 0.0 : sample_weight(v[j], r->m, r->inv_t);
-                    int in = v[j] != -INFINITY && v[j] >= thr;
-                    norm += w;
-                    kept += in ? w : 0.0;
-                    cnt += in;
-                }
-            }
-        }
+        if (beg < end)
+            sample_each(r, beg + lane, 32, end, [&](float v, int) {
+                double w = v == -INFINITY ? 0.0 : sample_weight(v, r->m, r->inv_t);
+                int in = v != -INFINITY && v >= thr;
+                norm += w;
+                kept += in ? w : 0.0;
+                cnt += in;
+            });
         kept = sample_warp_sum(kept);
         if (lane == 0) s_piece[p] = kept;
     }

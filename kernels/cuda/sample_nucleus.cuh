@@ -157,19 +157,12 @@ static __device__ int sample_nucleus(const struct sample_row *r, float thr, stru
     if (threadIdx.x == 0) s_n = 0;
     __syncthreads();
     double near = 0.0;
-    int c = sample_cursor(r, threadIdx.x);
-    for (int i0 = threadIdx.x; i0 < r->V; i0 += SAMPLE_BATCH * blockDim.x) {
-        float vb[SAMPLE_BATCH];
-        sample_load(r, i0, blockDim.x, r->V, &c, vb);
-UNROLL
-        for (int j = 0; j < SAMPLE_BATCH; j++) {
-            float v = vb[j];
-            if (v == -INFINITY || !(v >= thr) || ((double)v - r->m) * r->inv_t < -gap) continue;
-            near += sample_weight(v, r->m, r->inv_t);
-            int at = atomicAdd(&s_n, 1); // slots in any order: the sort below fixes the order
-            if (at < SAMPLE_SORT_CAP) keys[at] = sample_cand_key(v, i0 + j * (int)blockDim.x);
-        }
-    }
+    sample_each(r, threadIdx.x, blockDim.x, r->V, [&](float v, int i) {
+        if (v == -INFINITY || !(v >= thr) || ((double)v - r->m) * r->inv_t < -gap) return;
+        near += sample_weight(v, r->m, r->inv_t);
+        int at = atomicAdd(&s_n, 1); // slots in any order: the sort below fixes the order
+        if (at < SAMPLE_SORT_CAP) keys[at] = sample_cand_key(v, i);
+    });
     near = reduce_block_sum_double(near, sums);
     int n = s_n;
     if (n > SAMPLE_SORT_CAP || !(near >= target)) return sample_nucleus_slow(r, thr, ms.kept, top_p, u, sums);
