@@ -45,8 +45,8 @@ int gemm_tune_parse(const char *name, const char *text, size_t len, struct gemm_
                     struct mmupt_err *err);
 /* The file at path; a missing file is an empty *f and success (the first run writes it). */
 int gemm_tune_read(const char *path, struct gemm_tune_file *f, struct mmupt_err *err);
-/* *f written to path atomically (a reader sees the old file or the whole new one), through a
- * temporary of this process's own, so the ranks of a job may all write the same path. */
+/* *f written to path atomically (file_write_atomic: a reader sees the old file or one writer's
+ * whole new one, so the ranks of a job may all write the same path). */
 int gemm_tune_write(const struct gemm_tune_file *f, const char *path, struct mmupt_err *err);
 /* The entry for key (GEMM_TUNE_KEY_FIELDS ints), or NULL. */
 const struct gemm_tune_entry *gemm_tune_find(const struct gemm_tune_file *f, const int *key);

@@ -28,8 +28,9 @@ size_t utf8_seq_len(const unsigned char *s, size_t avail);
 int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len, struct mmupt_err *err);
 /* Write len bytes to path and flush them to disk; on failure the partial file is removed. */
 int file_write_all(const char *path, const void *data, size_t len, struct mmupt_err *err);
-/* Replace path atomically: file_write_all to PATH.tmp, then rename over path, so a reader sees the
- * old file or the whole new one, and a failure leaves path as it was. */
+/* Replace path atomically: file_write_all to PATH.PID.tmp (this process's own, so concurrent
+ * writers of one path never share a temporary), then rename over path, so a reader sees the old
+ * file or one writer's whole new one, and a failure leaves path as it was. */
 int file_write_atomic(const char *path, const void *data, size_t len, struct mmupt_err *err);
 /* 1 when dir does not exist or has no entries, 0 when it has some, -1 (err set) when unreadable:
  * the check before writing into an output directory that must not clobber anything. */

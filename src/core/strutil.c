@@ -203,7 +203,10 @@ int file_write_all(const char *path, const void *data, size_t len, struct mmupt_
 int file_write_atomic(const char *path, const void *data, size_t len, struct mmupt_err *err)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return mmupt_fail(err, "%s: path too long", path);
+    /* this process's own temporary: two processes replacing one path (the ranks of a job) must not
+     * write into the same file before their renames */
+    if (snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp)
+        return mmupt_fail(err, "%s: path too long", path);
     if (file_write_all(tmp, data, len, err)) return -1;
     if (rename(tmp, path) != 0) {
         int e = errno;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "mmupt/gemm_tune_file.h"
 #include "mmupt/strutil.h"
@@ -162,17 +161,7 @@ int gemm_tune_write(const struct gemm_tune_file *f, const char *path, struct mmu
         for (int j = 0; j < GEMM_TUNE_KEY_FIELDS; j++) len += (size_t)snprintf(out + len, cap - len, "%d ", e->key[j]);
         len += (size_t)snprintf(out + len, cap - len, "%d %d\n", e->pick, e->found);
     }
-    /* Every rank of a job may rewrite the same file: each writes its own temporary (a shared
-     * PATH.tmp could interleave two writers' bytes) and renames it into place, so a reader always
-     * sees one writer's whole file. */
-    char tmp[4096];
-    int rc = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof tmp
-                 ? mmupt_fail(err, "%s: path too long", path)
-                 : file_write_all(tmp, out, len, err);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        rc = mmupt_fail(err, "%s: cannot rename into place: %s", path, strerror(errno));
-        remove(tmp);
-    }
+    int rc = file_write_atomic(path, out, len, err); /* every rank of a job may rewrite the file */
     free(out);
     return rc;
 }
