@@ -103,10 +103,12 @@ static __device__ __forceinline__ void fl_stage(uint16_t *tile, const float *x, 
             f[u][0] = f[u][1] = f[u][2] = f[u][3] = 0.0f;
             if (u0 + u >= PER || e >= N || r0 + r >= len) continue;
             const float *p = x + ((long)(t0 + r0 + r) * heads + head) * HD + 4 * (e % QUADS);
-            if (vec16) vec_load(f[u], p);
-            else
+            if (vec16) {
+                vec_load(f[u], p);
+            } else {
                 UNROLL
                 for (int j = 0; j < 4; j++) f[u][j] = p[j];
+            }
         }
         UNROLL
         for (int u = 0; u < FL_STAGE_BATCH; u++) {

@@ -379,16 +379,18 @@ int gemm_lt_plans_load(struct gemm_lt_plans *t, const char *path, struct mmupt_e
         return mmupt_fail(err, "%s: no device to tune GEMMs for", path);
     }
     int version = (int)cublasLtGetVersion();
-    if (f.device[0] && (strcmp(f.device, prop.name) != 0 || f.cublaslt != version))
+    int ours = f.device[0] && strcmp(f.device, prop.name) == 0 && f.cublaslt == version;
+    if (f.device[0] && !ours)
         fprintf(stderr, "mmupt: gemm tuning: %s holds choices for %s with cuBLASLt %d, not this %s with %d: timing "
                         "again, and the file will hold this run's choices\n",
                 path, f.device, f.cublaslt, prop.name, version);
-    if (!f.device[0] || strcmp(f.device, prop.name) != 0 || f.cublaslt != version) gemm_tune_reset(&f, prop.name, version);
+    if (!ours) gemm_tune_reset(&f, prop.name, version);
     gemm_tune_free(&t->choices);
     t->choices = f;
+    size_t n = strlen(path) + 1;
     free(t->choices_path);
-    t->choices_path = mmupt_xmalloc(strlen(path) + 1);
-    memcpy(t->choices_path, path, strlen(path) + 1);
+    t->choices_path = mmupt_xmalloc(n);
+    memcpy(t->choices_path, path, n);
     return 0;
 }
 
