@@ -105,6 +105,9 @@ void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const f
                            const float *rstd, int rows, int dim, void *stream);
 void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
                                const float *rstd, const float *res, int rows, int dim, void *stream);
+void rmsnorm_backward_cast_cuda(float *dx, uint16_t *dx16, float *dweight, const float *dout, const float *x,
+                                const float *weight, const float *rstd, const float *res, int rows, int dim,
+                                void *stream);
 void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *x, const float *weight,
                             const float *bias, int rows, int dim, float eps, void *stream);
 void layernorm_backward_cuda(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
@@ -117,6 +120,9 @@ void rope_qkv_forward_cuda(float *q, float *k, float *v, const float *qkv, const
                            int rows, int n_heads, int n_kv, int head_dim, void *stream);
 void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const float *dv, const float *cos,
                             const float *sin, int rows, int n_heads, int n_kv, int head_dim, void *stream);
+void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
+                                 const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim,
+                                 void *stream);
 void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream);
 void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
                           void *stream);
@@ -322,6 +328,12 @@ void rmsnorm_backward_cpu(float *dx, float *dweight, const float *dout, const fl
  * block's residual and norm gradients in one pass. dx must not alias res. */
 void rmsnorm_backward_res_cpu(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
                               const float *rstd, const float *res, int rows, int dim);
+/* Either of the two above (res NULL: rmsnorm_backward, dx accumulating; else rmsnorm_backward_res),
+ * then dx rounded to bf16 into dx16 as cast_bf16 would: the bf16 learner's residual-stream gradient
+ * is the next backward GEMM's operand (the o- and down projections'), so the norm that makes it
+ * writes the rounding too and that GEMM's cast launch goes. */
+void rmsnorm_backward_cast_cpu(float *dx, uint16_t *dx16, float *dweight, const float *dout, const float *x,
+                               const float *weight, const float *rstd, const float *res, int rows, int dim);
 /* LayerNorm with weight and bias (Qwen2-VL vision blocks and merger): mean[rows], rstd[rows] (may be
  * NULL) are saved for the backward. out may alias x. */
 void layernorm_forward_cpu(float *out, float *mean, float *rstd, const float *x, const float *weight,
@@ -351,6 +363,10 @@ void rope_qkv_forward_cpu(float *q, float *k, float *v, const float *qkv, const 
                           int n_heads, int n_kv, int head_dim);
 void rope_qkv_backward_cpu(float *dqkv, const float *dq, const float *dk, const float *dv, const float *cos,
                            const float *sin, int rows, int n_heads, int n_kv, int head_dim);
+/* rope_qkv_backward, and dqkv rounded to bf16 into dqkv16 as cast_bf16 would (the packed projection
+ * backward's operand). dqkv may be NULL: the rounding alone (no bias wants the fp32 values). */
+void rope_qkv_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
+                                const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim);
 
 /* ---- Attention (decoder: causal over each packed sequence; vision: full within each image) ----
  * Softmax attention over packed segments. Rows [seg[s], seg[s+1]) form segment s (n_seg segments, seg

@@ -66,6 +66,14 @@ void rmsnorm_backward_res_cpu(float *dx, float *dweight, const float *dout, cons
     rmsnorm_backward_cpu(dx, dweight, dout, x, weight, rstd, rows, dim);
 }
 
+void rmsnorm_backward_cast_cpu(float *dx, uint16_t *dx16, float *dweight, const float *dout, const float *x,
+                               const float *weight, const float *rstd, const float *res, int rows, int dim)
+{
+    if (res) rmsnorm_backward_res_cpu(dx, dweight, dout, x, weight, rstd, res, rows, dim);
+    else rmsnorm_backward_cpu(dx, dweight, dout, x, weight, rstd, rows, dim);
+    cast_bf16_cpu(dx16, dx, (long)rows * dim);
+}
+
 /* out NULL: the rounding alone (the fp32 values are made in a temporary, then dropped). */
 void rmsnorm_forward_cast_cpu(float *out, uint16_t *out16, float *rstd, const float *x, const float *weight, int rows,
                               int dim, float eps)

@@ -90,3 +90,13 @@ void rope_qkv_backward_cpu(float *dqkv, const float *dq, const float *dk, const 
     free(gq);
     free(gk);
 }
+
+void rope_qkv_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
+                                const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim)
+{
+    long n = (long)rows * (n_heads + 2L * n_kv) * head_dim;
+    float *g = dqkv ? dqkv : mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *g);
+    rope_qkv_backward_cpu(g, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim);
+    cast_bf16_cpu(dqkv16, g, n);
+    if (!dqkv) free(g);
+}

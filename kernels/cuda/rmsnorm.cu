@@ -117,9 +117,9 @@ extern "C" void residual_rmsnorm_forward_cast_cuda(float *sum, float *out, uint1
 
 // dx[r, i] += s * (g_i - xhat_i * mean(g * xhat)) with g = dout * w, xhat = x * s, s = rstd[r]; with
 // res (rmsnorm_backward_res), dx[r, i] = res[r, i] + that instead: the same addition, nothing read
-// from dx.
-static __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *dout, const float *x, const float *weight,
-                                                  const float *rstd, const float *res, int dim)
+// from dx. dx16 (may be NULL): the new dx rounded to bf16 too (rmsnorm_backward_cast).
+static __global__ void rmsnorm_backward_dx_kernel(float *dx, uint16_t *dx16, const float *dout, const float *x,
+                                                  const float *weight, const float *rstd, const float *res, int dim)
 {
     __shared__ float scratch[32];
     long row = (long)blockIdx.x * dim;
@@ -131,7 +131,9 @@ static __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *dout, 
     float m = reduce_block_sum(dot, scratch) / dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
         float v = s * (dr[i] * weight[i] - (xr[i] * s) * m);
-        dxr[i] = (res ? res[row + i] : dxr[i]) + v;
+        float y = (res ? res[row + i] : dxr[i]) + v;
+        dxr[i] = y;
+        if (dx16) dx16[row + i] = bf16_round(y);
     }
 }
 
@@ -149,13 +151,14 @@ static __global__ void rmsnorm_dweight_partial_kernel(float *partial, const floa
     partial[(long)blockIdx.x * dim + c] = acc;
 }
 
-static void rmsnorm_backward_launch(float *dx, float *dweight, const float *dout, const float *x, const float *weight,
-                                    const float *rstd, const float *res, int rows, int dim, void *stream)
+static void rmsnorm_backward_launch(float *dx, uint16_t *dx16, float *dweight, const float *dout, const float *x,
+                                    const float *weight, const float *rstd, const float *res, int rows, int dim,
+                                    void *stream)
 {
     if (rows <= 0 || dim <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (dx) {
-        rmsnorm_backward_dx_kernel<<<rows, REDUCE_THREADS, 0, st>>>(dx, dout, x, weight, rstd, res, dim);
+        rmsnorm_backward_dx_kernel<<<rows, REDUCE_THREADS, 0, st>>>(dx, dx16, dout, x, weight, rstd, res, dim);
         CUDA_CHECK(cudaGetLastError());
     }
     if (dweight) {
@@ -174,7 +177,8 @@ static void rmsnorm_backward_launch(float *dx, float *dweight, const float *dout
 extern "C" void rmsnorm_backward_cuda(float *dx, float *dweight, const float *dout, const float *x,
                                       const float *weight, const float *rstd, int rows, int dim, void *stream)
 {
-    rmsnorm_backward_launch(dx, dweight, dout, x, weight, rstd, (const float *)NULL, rows, dim, stream);
+    rmsnorm_backward_launch(dx, (uint16_t *)NULL, dweight, dout, x, weight, rstd, (const float *)NULL, rows, dim,
+                            stream);
 }
 
 extern "C" void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float *dout, const float *x,
@@ -182,5 +186,13 @@ extern "C" void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float
                                           void *stream)
 {
     MMUPT_CHECK(dx != NULL && res != NULL && dx != res);
-    rmsnorm_backward_launch(dx, dweight, dout, x, weight, rstd, res, rows, dim, stream);
+    rmsnorm_backward_launch(dx, (uint16_t *)NULL, dweight, dout, x, weight, rstd, res, rows, dim, stream);
+}
+
+extern "C" void rmsnorm_backward_cast_cuda(float *dx, uint16_t *dx16, float *dweight, const float *dout,
+                                           const float *x, const float *weight, const float *rstd, const float *res,
+                                           int rows, int dim, void *stream)
+{
+    MMUPT_CHECK(dx != NULL && dx16 != NULL && dx != res);
+    rmsnorm_backward_launch(dx, dx16, dweight, dout, x, weight, rstd, res, rows, dim, stream);
 }

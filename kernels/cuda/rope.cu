@@ -8,6 +8,7 @@
 #include "mmupt/cuda_check.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
+#include "bf16.cuh"
 #include "launch.cuh"
 #include "rope.cuh"
 
@@ -78,6 +79,7 @@ extern "C" void rope_backward_cuda(float *dx, const float *cos, const float *sin
 // 32-bit index arithmetic within a row (a flat index's 64-bit divisions were most of the work).
 struct rope_qkv_args {
     float *packed, *q, *k, *v; // the unpacked side: written by the forward, read by the backward
+    uint16_t *packed16;        // the backward's bf16 rounding of packed (may be NULL; then packed may be)
     const float *cos, *sin;
     int rows, n_heads, n_kv, half;
 };
@@ -93,15 +95,17 @@ static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
             int h = head - (part == 0 ? 0 : (part == 1 ? a.n_heads : a.n_heads + a.n_kv));
             long rh = r * (part ? a.n_kv : a.n_heads) + h;
             float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh * hd;
-            float *y = a.packed + r * heads * hd + (long)head * hd;
+            long y0 = r * heads * hd + (long)head * hd; // the head's offset in the packed row
             const float *c = a.cos + r * hd, *s = a.sin + r * hd;
-            if (part == 2) { // v: copied
-                if (BACKWARD) y[i] = x[i], y[j] = x[j];
-                else x[i] = y[i], x[j] = y[j];
-            } else if (BACKWARD) {
-                rope_unrotate(x[i], x[j], c, s, i, a.half, &y[i], &y[j]);
+            if (BACKWARD) {
+                float g1 = x[i], g2 = x[j]; // v: copied
+                if (part != 2) rope_unrotate(x[i], x[j], c, s, i, a.half, &g1, &g2);
+                if (a.packed) a.packed[y0 + i] = g1, a.packed[y0 + j] = g2;
+                if (a.packed16) a.packed16[y0 + i] = bf16_round(g1), a.packed16[y0 + j] = bf16_round(g2);
             } else {
-                rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
+                const float *y = a.packed + y0;
+                if (part == 2) x[i] = y[i], x[j] = y[j];
+                else rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
             }
         }
 }
@@ -120,7 +124,7 @@ static void rope_qkv_launch(struct rope_qkv_args a, int head_dim, void *stream)
 extern "C" void rope_qkv_forward_cuda(float *q, float *k, float *v, const float *qkv, const float *cos,
                                       const float *sin, int rows, int n_heads, int n_kv, int head_dim, void *stream)
 {
-    struct rope_qkv_args a = {(float *)qkv, q, k, v, cos, sin, rows, n_heads, n_kv, head_dim / 2};
+    struct rope_qkv_args a = {(float *)qkv, q, k, v, (uint16_t *)NULL, cos, sin, rows, n_heads, n_kv, head_dim / 2};
     rope_qkv_launch<false>(a, head_dim, stream);
 }
 
@@ -128,7 +132,15 @@ extern "C" void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float
                                        const float *cos, const float *sin, int rows, int n_heads, int n_kv,
                                        int head_dim, void *stream)
 {
-    struct rope_qkv_args a = {dqkv, (float *)dq, (float *)dk, (float *)dv, cos, sin, rows, n_heads, n_kv,
+    rope_qkv_backward_cast_cuda(dqkv, (uint16_t *)NULL, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim, stream);
+}
+
+extern "C" void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk,
+                                            const float *dv, const float *cos, const float *sin, int rows,
+                                            int n_heads, int n_kv, int head_dim, void *stream)
+{
+    MMUPT_CHECK(dqkv != NULL || dqkv16 != NULL);
+    struct rope_qkv_args a = {dqkv, (float *)dq, (float *)dk, (float *)dv, dqkv16, cos, sin, rows, n_heads, n_kv,
                               head_dim / 2};
     rope_qkv_launch<true>(a, head_dim, stream);
 }

@@ -73,6 +73,18 @@ void rmsnorm_backward_res_cuda(float *dx, float *dweight, const float *dout, con
     EMU_RUN(rmsnorm_backward_res_cpu(dx, dweight, dout, x, weight, rstd, res, rows, dim));
 }
 
+void rmsnorm_backward_cast_cuda(float *dx, uint16_t *dx16, float *dweight, const float *dout, const float *x,
+                                const float *weight, const float *rstd, const float *res, int rows, int dim,
+                                void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long n = (long)rows * dim;
+    MMUPT_CHECK(dx != NULL && dx16 != NULL && dx != res);
+    DEV(dx, n), DEV(dx16, n), DEV_OPT(dweight, dim), DEV(dout, n), DEV(x, n), DEV(weight, dim), DEV(rstd, rows);
+    DEV_OPT(res, n);
+    EMU_RUN(rmsnorm_backward_cast_cpu(dx, dx16, dweight, dout, x, weight, rstd, res, rows, dim));
+}
+
 void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *x, const float *weight,
                             const float *bias, int rows, int dim, float eps, void *stream)
 {
@@ -127,6 +139,19 @@ void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const
     DEV(dqkv, nq + 2 * nk), DEV(dq, nq), DEV(dk, nk), DEV(dv, nk), DEV(cos, (long)rows * head_dim);
     DEV(sin, (long)rows * head_dim);
     EMU_RUN(rope_qkv_backward_cpu(dqkv, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim));
+}
+
+void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
+                                 const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim,
+                                 void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    MMUPT_CHECK(dqkv != NULL || dqkv16 != NULL);
+    if (nq <= 0) return;
+    DEV_OPT(dqkv, nq + 2 * nk), DEV_OPT(dqkv16, nq + 2 * nk), DEV(dq, nq), DEV(dk, nk), DEV(dv, nk);
+    DEV(cos, (long)rows * head_dim), DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_qkv_backward_cast_cpu(dqkv, dqkv16, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim));
 }
 
 void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream)

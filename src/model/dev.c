@@ -31,7 +31,7 @@ static void acts_free(struct model_dev *d)
         free(a->seg);
         free(a->image_rows);
         dev_vision_free(g, &a->vis, &d->m->cfg);
-        void *dev[] = {a->tokens, a->cos, a->sin, a->embed, a->out, a->final, a->final_rstd};
+        void *dev[] = {a->tokens, a->cos, a->sin, a->embed, a->out, a->final, a->final_rstd, a->final16};
         for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gpu_free(g, dev[i]);
         free(a);
     }
@@ -119,7 +119,10 @@ static void lm_head(struct model_dev *d, int last_only)
     }
     a->last_only = last_only;
     d->logits = gpu_alloc_floats(g, rows * V);
-    dev_linear_forward(d, d->logits, x, d->m->spec.L.lm_head, -1, (int)rows, (int)H, (int)V);
+    if (a->final16 && !last_only)
+        dev_linear_forward_bf16_op(d, d->logits, x, a->final16, d->m->spec.L.lm_head, -1, (int)rows, (int)H, (int)V);
+    else
+        dev_linear_forward(d, d->logits, x, d->m->spec.L.lm_head, -1, (int)rows, (int)H, (int)V);
     gpu_free(g, gathered);
 }
 
@@ -172,8 +175,14 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
     a->out = x;
     a->final = gpu_alloc_floats(g, T * H);
     a->final_rstd = gpu_alloc_floats(g, T);
-    rmsnorm_forward_cuda(a->final, a->final_rstd, a->out, d->params + L->final_norm, (int)T, (int)H, (float)tc->rms_eps,
-                         g->stream);
+    if (d->params_bf16 && !last_only) { /* the rounding too: every lm_head GEMM of the step reads it */
+        a->final16 = gpu_alloc(g, (size_t)(T * H) * sizeof *a->final16);
+        rmsnorm_forward_cast_cuda(a->final, a->final16, a->final_rstd, a->out, d->params + L->final_norm, (int)T,
+                                  (int)H, (float)tc->rms_eps, 0, g->stream);
+    } else {
+        rmsnorm_forward_cuda(a->final, a->final_rstd, a->out, d->params + L->final_norm, (int)T, (int)H,
+                             (float)tc->rms_eps, g->stream);
+    }
     if (last_only || d->logit_chunk <= 0) lm_head(d, last_only); /* else per chunk, in the log-prob pair */
     return 0;
 }
@@ -198,12 +207,23 @@ static void backward_body(struct model_dev *d, float *dfinal)
     float *p = d->params, *gr = d->grads;
     int64_t T = a->T, H = tc->hidden;
     float *dx = gpu_zeros_floats(g, T * H), *dprev = gpu_alloc_floats(g, T * H);
+    struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
+    /* bf16: each layer's input gradient comes with its bf16 rounding, written by the norm backward
+     * that makes it, for the layer below's down projection (no cast launch) */
+    uint16_t *dx16 = NULL, *dprev16 = NULL;
+    if (dev_block_writes_dx16(d, &s)) {
+        dx16 = gpu_alloc(g, (size_t)(T * H) * sizeof *dx16);
+        dprev16 = gpu_alloc(g, (size_t)(T * H) * sizeof *dprev16);
+    }
     (void)dev_grad_begin(d, L->final_norm, H, 0);
-    rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
-                          g->stream);
+    if (dx16)
+        rmsnorm_backward_cast_cuda(dx, dx16, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd,
+                                   NULL, (int)T, (int)H, g->stream);
+    else
+        rmsnorm_backward_cuda(dx, gr + L->final_norm, dfinal, a->out, p + L->final_norm, a->final_rstd, (int)T, (int)H,
+                              g->stream);
     gpu_free(g, dfinal);
     dev_grads_stage_done(d, 0);
-    struct block_shape s = model_text_shape(&d->m->cfg, T, a->seg, a->n_seq, a->cos, a->sin);
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
         struct block_weights w = model_text_weights(&L->layers[l]);
         if (d->recompute) { /* the block's activations again, from its saved input */
@@ -212,14 +232,17 @@ static void backward_body(struct model_dev *d, float *dfinal)
             float *out = gpu_alloc_floats(g, T * H);
             dev_block_forward(d, &re, &s, &w, a->layers[l].x, out);
             gpu_free(g, out);
-            dev_block_backward(d, &re, &s, &w, dx, dprev);
+            dev_block_backward(d, &re, &s, &w, dx, dx16, dprev, dprev16);
             dev_block_acts_free(g, &re);
         } else {
-            dev_block_backward(d, &a->layers[l], &s, &w, dx, dprev);
+            dev_block_backward(d, &a->layers[l], &s, &w, dx, dx16, dprev, dprev16);
         }
         float *t = dx;
         dx = dprev;
         dprev = t;
+        uint16_t *t16 = dx16;
+        dx16 = dprev16;
+        dprev16 = t16;
         dev_grads_stage_done(d, (int)(tc->n_layers - l));
     }
     /* dx is the gradient of the embeddings. Image rows go to the vision tower, the others to the
@@ -241,6 +264,8 @@ static void backward_body(struct model_dev *d, float *dfinal)
     gpu_free(g, dmerged);
     gpu_free(g, dx);
     gpu_free(g, dprev);
+    gpu_free(g, dx16);
+    gpu_free(g, dprev16);
 }
 
 void model_dev_backward(struct model_dev *d, const float *dlogits)
@@ -249,7 +274,7 @@ void model_dev_backward(struct model_dev *d, const float *dlogits)
     MMUPT_CHECK(a != NULL && !a->last_only); /* a forward_last keeps no per-token logits */
     int64_t T = a->T, H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab;
     float *dfinal = gpu_alloc_floats(d->g, T * H); /* assigned by the GEMM */
-    dev_linear_backward_set(d, dfinal, dlogits, a->final, NULL, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
+    dev_linear_backward_set(d, dfinal, dlogits, a->final, a->final16, d->m->spec.L.lm_head, -1, (int)T, (int)H, (int)V);
     backward_body(d, dfinal);
 }
 
@@ -274,8 +299,12 @@ static void scratch_reserve(struct model_dev *d, int64_t n)
 /* Rows [r0, r0 + n) of the logits, from the final norm's output, into chunk [n, V]. */
 static void chunk_logits(struct model_dev *d, float *chunk, int64_t r0, int64_t n)
 {
-    int64_t H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab;
-    dev_linear_forward(d, chunk, d->acts->final + r0 * H, d->m->spec.L.lm_head, -1, (int)n, (int)H, (int)V);
+    const struct model_dev_acts *a = d->acts;
+    int64_t H = d->m->cfg.text.hidden, V = d->m->cfg.text.vocab, w = d->m->spec.L.lm_head;
+    if (a->final16)
+        dev_linear_forward_bf16_op(d, chunk, a->final + r0 * H, a->final16 + r0 * H, w, -1, (int)n, (int)H, (int)V);
+    else
+        dev_linear_forward(d, chunk, a->final + r0 * H, w, -1, (int)n, (int)H, (int)V);
 }
 
 void model_dev_logprobs(struct model_dev *d, const int64_t *targets, float tau, float *logp, float *entropy)
@@ -325,7 +354,8 @@ static void lm_head_rows_backward(struct model_dev *d, float *dfinal, void *dz, 
         int stats = d->stats_valid && d->stats_tau == tau;
         logprob_backward_bf16_stats_cuda(dz, d->logp + r0, z, d->targets + r0, stats ? d->row_max + r0 : NULL,
                                          stats ? d->row_sum + r0 : NULL, (int)k, (int)V, tau, g->stream);
-        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, x, NULL, w, (int)k, (int)H, (int)V);
+        const uint16_t *x16 = d->acts->final16 ? d->acts->final16 + r0 * H : NULL;
+        dev_linear_backward_bf16_dy(d, dfinal + r0 * H, dz, NULL, x, x16, w, -1, (int)k, (int)H, (int)V);
         return;
     }
     gpu_zero(g, dz, (size_t)(k * V) * sizeof(float));

@@ -79,19 +79,29 @@ static void norm_forward(const struct gpu_ctx *g, const struct block_shape *s, f
     else layernorm_forward_cuda(out, mean, rstd, x, w, b, (int)s->T, (int)s->D, s->eps, g->stream);
 }
 
+int dev_block_writes_dx16(const struct model_dev *d, const struct block_shape *s)
+{
+    return d->params_bf16 && s->norm == NORM_RMS;
+}
+
 /* The norm's input gradient into dx: added (res NULL), or assigned as res + it (res: the residual
  * stream's gradient, which the block's input also gets - RMSNorm does both in one pass, the same bits
  * as copying res into dx and adding). Its weight (and bias) gradients at w_off and b_off (< 0: none)
- * add onto zeros. */
-static void norm_backward(struct model_dev *d, const struct block_shape *s, float *dx, const float *res,
-                          int64_t w_off, int64_t b_off, const float *dout, const float *x, const float *mean,
-                          const float *rstd)
+ * add onto zeros. dx16 (RMSNorm only, may be NULL): dx's bf16 rounding, written by the same pass. */
+static void norm_backward(struct model_dev *d, const struct block_shape *s, float *dx, uint16_t *dx16,
+                          const float *res, int64_t w_off, int64_t b_off, const float *dout, const float *x,
+                          const float *mean, const float *rstd)
 {
     const struct gpu_ctx *g = d->g;
     const float *w = d->params + w_off;
     float *dw = d->grads + w_off, *db = b_off < 0 ? NULL : d->grads + b_off;
     (void)dev_grad_begin(d, w_off, s->D, 0);
     (void)dev_grad_begin(d, b_off, s->D, 0);
+    MMUPT_CHECK(!dx16 || s->norm == NORM_RMS);
+    if (dx16) {
+        rmsnorm_backward_cast_cuda(dx, dx16, dw, dout, x, w, rstd, res, (int)s->T, (int)s->D, g->stream);
+        return;
+    }
     if (res && s->norm == NORM_RMS) {
         rmsnorm_backward_res_cuda(dx, dw, dout, x, w, rstd, res, (int)s->T, (int)s->D, g->stream);
         return;
@@ -281,10 +291,22 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
 }
 
-/* The MLP half: from the gradient of the block output to the gradient of x_mid (assigned: dout, the
- * residual path, plus the norm's). */
+/* The projection's backward, dinp assigned, from dout or - when the op that made dout also wrote its
+ * bf16 rounding (dout16, else NULL) - from that rounding: no cast, the same bits. */
+static void project_backward_set(struct model_dev *d, float *dinp, const float *dout, const uint16_t *dout16,
+                                 const float *inp, const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K,
+                                 int N)
+{
+    if (dout16) dev_linear_backward_bf16_dy(d, dinp, dout16, dout, inp, inp16, w_off, b_off, M, K, N);
+    else dev_linear_backward_set(d, dinp, dout, inp, inp16, w_off, b_off, M, K, N);
+}
+
+/* The MLP half: from the gradient of the block output (and its rounding dout16, may be NULL) to the
+ * gradient of x_mid (assigned: dout, the residual path, plus the norm's; and its rounding into
+ * dx_mid16 when not NULL). */
 static void mlp_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                         const struct block_weights *w, const float *dout, float *dx_mid)
+                         const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dx_mid,
+                         uint16_t *dx_mid16)
 {
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
@@ -296,11 +318,11 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     /* dact and dn2 are assigned by the first GEMM that writes them (the *_set backwards): no zero fill */
     float *dact = gpu_alloc_floats(g, (int64_t)T * I), *dn2 = gpu_alloc_floats(g, (int64_t)T * D);
     float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
-    dev_linear_backward_set(d, dact, dout, a->act, a->acth, w->down_w, w->down_b, T, I, D);
+    project_backward_set(d, dact, dout, dout16, a->act, a->acth, w->down_w, w->down_b, T, I, D);
     if (dy16) {
         uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
         swiglu_packed16_backward_bf16_cuda(dgu, dact, a->gu16, T, I, g->stream);
-        dev_linear_backward_bf16_dy(d, dn2, dgu, a->n2, a->n2h, w->gate_w, T, D, 2 * I);
+        dev_linear_backward_bf16_dy(d, dn2, dgu, NULL, a->n2, a->n2h, w->gate_w, -1, T, D, 2 * I);
         gpu_free(g, dgu);
     } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
         swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);
@@ -316,46 +338,66 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     if (!packed) /* after up's (SwiGLU), or the first (GELU) */
         (s->mlp == MLP_SWIGLU ? dev_linear_backward : dev_linear_backward_set)(d, dn2, dgate, a->n2, a->n2h, w->gate_w,
                                                                                w->gate_b, T, D, I);
-    norm_backward(d, s, dx_mid, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
+    norm_backward(d, s, dx_mid, dx_mid16, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);
     gpu_free(g, dn2);
 }
 
+/* The attention half's q/k/v projections: from dq, dk, dv to dn1 (assigned). Packed (bf16), RoPE's
+ * backward writes the packed gradient's bf16 rounding for the one GEMM, and the fp32 values only
+ * where biases take their gradients from them. */
+static void qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                         const struct block_weights *w, float *dn1, float *dq, float *dk, float *dv)
+{
+    const struct gpu_ctx *g = d->g;
+    int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
+    if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
+        int64_t n = (int64_t)T * (qd + 2 * kvd);
+        float *dqkv = w->q_b >= 0 ? gpu_alloc_floats(g, n) : NULL;
+        uint16_t *dqkv16 = gpu_alloc(g, (size_t)n * sizeof *dqkv16);
+        rope_qkv_backward_cast_cuda(dqkv, dqkv16, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd,
+                                    g->stream);
+        dev_linear_backward_bf16_dy(d, dn1, dqkv16, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+        gpu_free(g, dqkv);
+        gpu_free(g, dqkv16);
+        return;
+    }
+    rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
+    rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
+    dev_linear_backward_set(d, dn1, dq, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd);
+    dev_linear_backward(d, dn1, dk, a->n1, a->n1h, w->k_w, w->k_b, T, D, kvd);
+    dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
+}
+
 void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                        const struct block_weights *w, const float *dout, float *dx)
+                        const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dx,
+                        uint16_t *dx16)
 {
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
     int64_t TD = (int64_t)T * D;
+    MMUPT_CHECK(!dx16 || dev_block_writes_dx16(d, s));
     float *dx_mid = gpu_alloc_floats(g, TD); /* assigned by mlp_backward */
-    mlp_backward(d, a, s, w, dout, dx_mid);
+    /* bf16 with RMSNorm: the norm's backward rounds x_mid's gradient for the o-projection's GEMMs */
+    uint16_t *dx_mid16 = dev_block_writes_dx16(d, s) ? gpu_alloc(g, (size_t)TD * sizeof *dx_mid16) : NULL;
+    mlp_backward(d, a, s, w, dout, dout16, dx_mid, dx_mid16);
 
     /* datt and dn1 assigned by their first GEMM; dq, dk, dv accumulate in the attention backward */
     float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
     float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd);
     float *dn1 = gpu_alloc_floats(g, TD);
-    dev_linear_backward_set(d, datt, dx_mid, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
+    project_backward_set(d, datt, dx_mid, dx_mid16, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
     block_attention_backward(d, a, s, dq, dk, dv, datt);
-    if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
-        float *dqkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
-        rope_qkv_backward_cuda(dqkv, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
-        dev_linear_backward_set(d, dn1, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
-        gpu_free(g, dqkv);
-    } else {
-        rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
-        rope_backward_cuda(dk, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
-        dev_linear_backward_set(d, dn1, dq, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd);
-        dev_linear_backward(d, dn1, dk, a->n1, a->n1h, w->k_w, w->k_b, T, D, kvd);
-        dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
-    }
+    qkv_backward(d, a, s, w, dn1, dq, dk, dv);
     if (d->params_bf16 && s->norm == NORM_RMS) { /* dx = dx_mid + the norm's gradient, in one pass */
-        norm_backward(d, s, dx, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
+        norm_backward(d, s, dx, dx16, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     } else { /* fp32 keeps the CPU reference's order (0 + dx_mid, then the norm's added): its bits */
         gpu_zero(g, dx, (size_t)TD * sizeof *dx);
         residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
-        norm_backward(d, s, dx, NULL, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
+        norm_backward(d, s, dx, NULL, NULL, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     }
     float *tmp[] = {dx_mid, datt, dq, dk, dv, dn1};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
+    gpu_free(g, dx_mid16);
 }

@@ -31,6 +31,7 @@ struct model_dev_acts {
     float *embed;              /* [T, H] */
     struct block_acts *layers; /* the CPU struct, device buffers */
     float *out, *final, *final_rstd;
+    uint16_t *final16; /* bf16 (not forward_last): final rounded, lm_head's operand forward and backward */
     int last_only;
 };
 
@@ -69,10 +70,12 @@ void dev_linear_backward(struct model_dev *d, float *dinp, const float *dout, co
 void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout, const float *inp,
                              const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N);
 /* dev_linear_backward_set of a bf16 model (d->params_bf16: dinp assigned) from dout already rounded to
- * bf16 (dout16, as logprob_backward_bf16 writes lm_head's), for a layer without bias: the GEMMs'
- * operand as it is. */
-void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
-                                 const uint16_t *inp16, int64_t w_off, int M, int K, int N);
+ * bf16 (dout16, as logprob_backward_bf16 writes lm_head's, or a norm's or RoPE's backward its
+ * output's): the GEMMs' operand as it is, no cast. A bias (b_off >= 0) takes its gradient from the
+ * fp32 dout, as dev_linear_backward_set does; without one dout may be NULL. */
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *dout,
+                                 const float *inp, const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K,
+                                 int N);
 /* dev_linear_forward of a bf16 model from inp16, inp already rounded to bf16 (no cast). */
 void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *inp, const uint16_t *inp16,
                                 int64_t w_off, int64_t b_off, int M, int K, int N);
@@ -99,9 +102,14 @@ void dev_decoder_free(struct model_dev *d);
  * are device memory. */
 void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
                        const struct block_weights *w, const float *x, float *out);
-/* dx (the block input's gradient) is assigned, its old contents unread. */
+/* dx (the block input's gradient) is assigned, its old contents unread. dout16 (may be NULL): dout
+ * rounded to bf16, which the down projection's backward then reads instead of rounding dout itself;
+ * dx16 (may be NULL): dx's rounding, written alongside for the block before (a bf16 model with
+ * RMSNorm; block_writes_dx16 says whether the block does). */
 void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                        const struct block_weights *w, const float *dout, float *dx);
+                        const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dx,
+                        uint16_t *dx16);
+int dev_block_writes_dx16(const struct model_dev *d, const struct block_shape *s);
 
 /* vision_forward / vision_backward on the device (b: the host batch with its grids and pixels). */
 int dev_vision_forward(struct model_dev *d, struct dev_vision *dv, const struct model_batch *b,

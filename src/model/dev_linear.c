@@ -122,12 +122,17 @@ void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout
     linear_backward(d, dinp, 0.0f, dout, inp, inp16, w_off, b_off, M, K, N);
 }
 
-void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *inp,
-                                 const uint16_t *inp16, int64_t w_off, int M, int K, int N)
+void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *dout,
+                                 const float *inp, const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K,
+                                 int N)
 {
-    MMUPT_CHECK(d->params_bf16 != NULL);
+    MMUPT_CHECK(d->params_bf16 != NULL && (b_off < 0 || dout != NULL));
     uint16_t *scratch = inp16 ? NULL : cast_scratch(d, (int64_t)M * K);
     float dw_beta = dev_grad_begin(d, w_off, (int64_t)N * K, 1);
+    (void)dev_grad_begin(d, b_off, N, 0);
     matmul_backward_bf16_dy_cuda(dinp, 0.0f, d->grads + w_off, dw_beta, dout16, inp, inp16, d->params_bf16 + w_off, M,
                                  K, N, scratch, d->g->blas);
+    if (b_off >= 0) /* the column sums alone: no GEMM, no scratch */
+        matmul_backward_bf16_cuda(NULL, 0.0f, NULL, 0.0f, d->grads + b_off, dout, NULL, NULL, d->params_bf16 + w_off,
+                                  M, K, N, NULL, d->g->blas);
 }

@@ -110,7 +110,7 @@ void dev_vision_backward(struct model_dev *d, const struct dev_vision *dv, const
     for (int64_t k = v->depth - 1; k >= 0; k--) {
         struct block_shape s = dev_vision_shape(dv, c, k);
         struct block_weights w = vision_block_weights(&L->blocks[k], D);
-        dev_block_backward(d, &va->blocks[k], &s, &w, dx, dprev); /* assigns dprev */
+        dev_block_backward(d, &va->blocks[k], &s, &w, dx, NULL, dprev, NULL); /* assigns dprev */
         float *t = dx;
         dx = dprev;
         dprev = t;

@@ -114,6 +114,45 @@ static void test_rope(struct test_state *ts)
                 for (int proper = 0; proper < 2; proper++) rope_case(ts, rows[a], heads[b], hds[c], proper);
 }
 
+/* rope_qkv_backward_cast with and without the fp32 output: dqkv the plain backward's bits (want:
+ * device, ref: its CPU reference), dqkv16 their bf16 rounding as cast_bf16 makes it, every output
+ * NaN before; the CPU twin against rope_qkv_backward_cpu + cast_bf16_cpu. */
+static void rope_qkv_backward_cast_check(struct test_state *ts, const float *want, const float *ref,
+                                         const float *d_q, const float *d_k, const float *d_v, const float *q,
+                                         const float *k, const float *v, const float *d_cs, const float *d_sn,
+                                         const float *cs, const float *sn, int rows, int nh, int nkv, int hd)
+{
+    size_t np = (size_t)rows * (nh + 2 * nkv) * hd;
+    uint16_t *want16 = gpu_test_nan16(np), *d16 = gpu_test_nan16(np);
+    cast_bf16_cuda(want16, want, (long)np, NULL);
+    for (int with_fp32 = 0; with_fp32 < 2; with_fp32++) {
+        float *d_dqkv = NULL;
+        if (with_fp32) {
+            CUDA_CHECK(cudaMalloc((void **)&d_dqkv, np * sizeof *d_dqkv));
+            CUDA_CHECK(cudaMemset(d_dqkv, 0xff, np * sizeof *d_dqkv));
+        }
+        CUDA_CHECK(cudaMemset(d16, 0xff, np * sizeof *d16));
+        rope_qkv_backward_cast_cuda(d_dqkv, d16, d_q, d_k, d_v, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+        CHECK_MSG(ts, gpu_test_dev_same16(d16, want16, np),
+                  "rope_qkv_backward_cast rows %d heads %d/%d hd %d fp32 %d: dqkv16 is not dqkv rounded", rows, nh,
+                  nkv, hd, with_fp32);
+        CHECK_MSG(ts, !d_dqkv || gpu_test_dev_same(d_dqkv, want, np),
+                  "rope_qkv_backward_cast rows %d heads %d/%d hd %d: dqkv differs from rope_qkv_backward's", rows, nh,
+                  nkv, hd);
+        if (d_dqkv) CUDA_CHECK(cudaFree(d_dqkv));
+    }
+    uint16_t *h16 = mmupt_xmalloc(np * sizeof *h16), *h16_parts = mmupt_xmalloc(np * sizeof *h16_parts);
+    float *dqkv = alloc_floats(np);
+    rope_qkv_backward_cast_cpu(NULL, h16, q, k, v, cs, sn, rows, nh, nkv, hd);
+    cast_bf16_cpu(h16_parts, ref, (long)np);
+    rope_qkv_backward_cast_cpu(dqkv, h16, q, k, v, cs, sn, rows, nh, nkv, hd);
+    CHECK_MSG(ts, memcmp(h16, h16_parts, np * sizeof *h16) == 0 && memcmp(dqkv, ref, np * sizeof *dqkv) == 0,
+              "rope_qkv_backward_cast_cpu rows %d: not rope_qkv_backward_cpu + cast_bf16_cpu", rows);
+    free(h16), free(h16_parts), free(dqkv);
+    CUDA_CHECK(cudaFree(want16));
+    CUDA_CHECK(cudaFree(d16));
+}
+
 /* 10000 x 28 x 64 = 17.9M rotated pairs: more than one launch's threads. */
 /* RoPE over packed q/k/v rows: the split-and-rotate forward (v bitwise: a copy) and the
  * rotate-and-pack backward (dq, dk, dv unchanged), every output starting as NaN. */
@@ -149,6 +188,7 @@ static void rope_qkv_case(struct test_state *ts, int rows, int nh, int nkv, int 
     CHECK_MSG(ts, e < TOL_ROPE, "rope_qkv backward rows %d heads %d/%d hd %d: err %g", rows, nh, nkv, hd, e);
     CHECK_MSG(ts, gpu_test_dev_same_host(d_q, q, nq) && gpu_test_dev_same_host(d_k, k, nk) &&
                   gpu_test_dev_same_host(d_v, v, nk), "rope_qkv backward: an input gradient was written");
+    rope_qkv_backward_cast_check(ts, d_dqkv, ref, d_q, d_k, d_v, q, k, v, d_cs, d_sn, cs, sn, rows, nh, nkv, hd);
     float *dev[] = {d_qkv, d_cs, d_sn, d_q, d_k, d_v, d_dqkv};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
     free(qkv), free(q), free(k), free(v), free(cs), free(sn), free(ref), free(nan);

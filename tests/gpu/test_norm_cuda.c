@@ -13,6 +13,7 @@
  *     these kernels' summation order emulated on a CPU).
  * Calls that differ only in which optional outputs they ask for, or in the stream, or in whether
  * out aliases x, or dx assigned from a residual (rmsnorm_backward_res) against accumulated onto it,
+ * or dx's bf16 rounding written beside it (rmsnorm_backward_cast, against cast_bf16 of dx),
  * must agree bit for bit: the kernels are deterministic (no float atomics), so any
  * difference is a bug (a race, a wrong NULL path), not rounding. */
 #include <cuda_runtime.h>
@@ -69,6 +70,46 @@ static void case_free(struct norm_case *c)
     free(c->db0);
 }
 
+/* rmsnorm_backward_cast, res given (dx NaN before) and not (dx accumulating onto dx0): dx and
+ * dweight the bits of the plain backward (want_dx, want_dw: device), dx16 the rounding of that dx
+ * as cast_bf16 makes it; and the CPU twin likewise against its parts. */
+static void rmsnorm_backward_cast_check(struct test_state *ts, const struct norm_case *c, const float *rstd,
+                                        const float *d_dout, const float *d_x, const float *d_w, const float *d_rstd,
+                                        const float *d_res, const float *want_dx, const float *want_dw,
+                                        cudaStream_t st)
+{
+    int rows = c->rows, dim = c->dim;
+    size_t n = c->n;
+    uint16_t *want16 = gpu_test_nan16(n), *d16 = gpu_test_nan16(n);
+    cast_bf16_cuda(want16, want_dx, (long)n, st);
+    for (int with_res = 0; with_res < 2; with_res++) {
+        float *d_dx = gpu_test_upload_floats(c->dx0, n), *d_dw = gpu_test_upload_floats(c->dw0, (size_t)dim);
+        if (with_res) CUDA_CHECK(cudaMemset(d_dx, 0xff, n * sizeof *d_dx));
+        CUDA_CHECK(cudaMemset(d16, 0xff, n * sizeof *d16));
+        rmsnorm_backward_cast_cuda(d_dx, d16, d_dw, d_dout, d_x, d_w, d_rstd, with_res ? d_res : NULL, rows, dim, st);
+        CHECK_MSG(ts, gpu_test_dev_same(d_dx, want_dx, n) && gpu_test_dev_same(d_dw, want_dw, (size_t)dim),
+                  "rmsnorm_backward_cast %dx%d res %d: dx or dweight differ from rmsnorm_backward's", rows, dim,
+                  with_res);
+        CHECK_MSG(ts, gpu_test_dev_same16(d16, want16, n),
+                  "rmsnorm_backward_cast %dx%d res %d: dx16 is not dx rounded", rows, dim, with_res);
+        CUDA_CHECK(cudaFree(d_dx));
+        CUDA_CHECK(cudaFree(d_dw));
+    }
+    /* the CPU twin: rmsnorm_backward_res_cpu, then cast_bf16_cpu */
+    float *dx = mmupt_xmalloc(n * sizeof *dx), *dx_parts = mmupt_xmalloc(n * sizeof *dx_parts);
+    float *dw = gpu_test_host_copy(c->dw0, (size_t)dim), *dw_parts = gpu_test_host_copy(c->dw0, (size_t)dim);
+    uint16_t *h16 = mmupt_xmalloc(n * sizeof *h16), *h16_parts = mmupt_xmalloc(n * sizeof *h16_parts);
+    rmsnorm_backward_cast_cpu(dx, h16, dw, c->dout, c->x, c->w, rstd, c->dx0, rows, dim);
+    rmsnorm_backward_res_cpu(dx_parts, dw_parts, c->dout, c->x, c->w, rstd, c->dx0, rows, dim);
+    cast_bf16_cpu(h16_parts, dx_parts, (long)n);
+    CHECK_MSG(ts, memcmp(dx, dx_parts, n * sizeof *dx) == 0 && memcmp(h16, h16_parts, n * sizeof *h16) == 0 &&
+                  memcmp(dw, dw_parts, (size_t)dim * sizeof *dw) == 0,
+              "rmsnorm_backward_cast_cpu %dx%d: not rmsnorm_backward_res_cpu + cast_bf16_cpu", rows, dim);
+    free(dx), free(dx_parts), free(dw), free(dw_parts), free(h16), free(h16_parts);
+    CUDA_CHECK(cudaFree(want16));
+    CUDA_CHECK(cudaFree(d16));
+}
+
 static void rmsnorm_backward_case(struct test_state *ts, const struct norm_case *c, cudaStream_t st)
 {
     int rows = c->rows, dim = c->dim;
@@ -110,6 +151,7 @@ static void rmsnorm_backward_case(struct test_state *ts, const struct norm_case 
               "rmsnorm_backward_res_cpu %dx%d: not copy + rmsnorm_backward_cpu", rows, dim);
     free(dx2_ref);
     free(dw2_ref);
+    rmsnorm_backward_cast_check(ts, c, rstd, d_dout, d_x, d_w, d_rstd, d_res, d_dx, d_dw, st);
 
     float *dev[] = {d_x, d_w, d_dout, d_rstd, d_dx, d_dw, d_dx1, d_dw1, d_res, d_dx2, d_dw2};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
