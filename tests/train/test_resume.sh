@@ -14,6 +14,7 @@ mmupt=$(realpath "$1")
 root=$2
 . "$root/tests/lib.sh"
 mpi_setup
+leaks_sparingly # under the sanitizers: leak checks on each completed resume, refusal and export (lib.sh)
 export OMP_NUM_THREADS=1
 cd "$root"
 # The sanitizer pass of launch/test.sh asks for a shorter run (the same paths, fewer steps and kills):
@@ -64,7 +65,7 @@ exact_resume() { # exact_resume NP R
         sleep "0.$((RANDOM % 30))"
         if kill -0 "$job" 2>/dev/null; then kill_job "$job" "$out"; kills=$((kills + 1)); else wait "$job"; fi
     done
-    run timeout 300 $(train_cmd "$np" "$R" "$out") --resume
+    run leak_checked timeout 300 $(train_cmd "$np" "$R" "$out") --resume
     expect "np=$np: resumed after $kills kills" 0 "final weights checksum"
     local got
     got=$(checksum "$tmp/err")
@@ -102,7 +103,9 @@ else fail "killed before the first checkpoint" "status $rc" "$(wc -l <"$early/me
 preempt() { # preempt NAME HOW [OVERRIDE ...]
     local label=$1 how=$2 out=$tmp/pre_$2
     shift 2
-    $(train_cmd 3 1 "$out") "$@" >"$tmp/pre.log" 2>&1 &
+    local asan=${ASAN_OPTIONS:-} # leaks=1: with the leak check (mpirun itself in the background: $! is its pid)
+    [ -z "${leaks:-}" ] || asan=$(leak_options)
+    ASAN_OPTIONS=$asan $(train_cmd 3 1 "$out") "$@" >"$tmp/pre.log" 2>&1 &
     local job=$! i
     # The first checkpoint on disk, not a log line: mpirun forwards the ranks' output late under load
     # (the sanitizer pass runs this beside other tests), and a signal in the last step is too late.
@@ -114,12 +117,12 @@ preempt() { # preempt NAME HOW [OVERRIDE ...]
     if [ "$status" = 75 ] && grep -q "stopped by a signal" "$tmp/pre.log" && [ -f "$out/checkpoints/latest" ]; then
         ok "$label: exit 75 after a checkpoint ($(cat "$out/checkpoints/latest"))"
     else fail "$label: preemption" "status $status" "$(tail -5 "$tmp/pre.log")"; fi
-    run timeout 300 $(train_cmd 3 1 "$out") "$@" --resume
+    run leak_checked timeout 300 $(train_cmd 3 1 "$out") "$@" --resume
     expect "$label: requeued job resumes" 0 "resume: continuing from" "final weights checksum"
     if [ "$(checksum "$tmp/err")" = "$want3" ]; then ok "$label: same final weights as the uninterrupted run"
     else fail "$label: final weights after preemption" "$(checksum "$tmp/err") vs $want3"; fi
 }
-preempt "SIGUSR1 to mpirun" usr1
+leaks=1 preempt "SIGUSR1 to mpirun" usr1 # its stop under the leak check too
 preempt "SIGTERM to every rank" term
 # The same on the device path with weights broadcast the device way (cluster.weight_broadcast):
 # the stop message answers the rollout rank's request for the version the learners never made.
@@ -130,18 +133,18 @@ fi
 
 # Export: the final checkpoint as a Hugging Face directory (tools/check_saved_model.py --export loads
 # one with transformers); an existing directory is refused; --shard-mb shards with an index.
-run "$mmupt" export "$tmp/ref3/checkpoints" "$tmp/hf"
+run leak_checked "$mmupt" export "$tmp/ref3/checkpoints" "$tmp/hf"
 expect "export the latest checkpoint" 0 "exported"
 if [ -f "$tmp/hf/model.safetensors" ] && [ -f "$tmp/hf/config.json" ] && [ -f "$tmp/hf/tokenizer.json" ]; then
     ok "export wrote weights, config and tokenizer"
 else fail "export output" "$(ls "$tmp/hf")"; fi
-run "$mmupt" export "$tmp/ref3/checkpoints" "$tmp/hf"
+run leak_checked "$mmupt" export "$tmp/ref3/checkpoints" "$tmp/hf"
 expect "export refuses a non-empty directory" 1 "exists and is not empty"
 prev=$(printf "step-%08d" $((steps - 1))) # keep_last=2: the last checkpoint but one
-run "$mmupt" export "$tmp/ref3/checkpoints/$prev" "$tmp/hf2" --shard-mb 0.2
+run leak_checked "$mmupt" export "$tmp/ref3/checkpoints/$prev" "$tmp/hf2" --shard-mb 0.2
 expect "export a named step, sharded" 0 "step $((steps - 1))"
 if [ -f "$tmp/hf2/model.safetensors.index.json" ]; then ok "sharded export has an index"; else fail "no index" "$(ls "$tmp/hf2")"; fi
-run "$mmupt" export "$tmp/nowhere" "$tmp/hf3"
+run leak_checked "$mmupt" export "$tmp/nowhere" "$tmp/hf3"
 expect "export of a missing checkpoint" 1 "nowhere"
 
 # A damaged latest checkpoint.
@@ -159,14 +162,14 @@ with open(p, "r+b") as f:
     f.write(data)
 PY
 before=$(ls "$out/checkpoints" | tr '\n' ' ')
-run timeout 120 $(train_cmd 3 1 "$out") --resume
+run leak_checked timeout 120 $(train_cmd 3 1 "$out") --resume
 expect "damaged latest checkpoint: refused" 1 "cannot resume" "model.h5" "checkpoint.resume_path"
-run "$mmupt" export "$out/checkpoints" "$tmp/hf4"
+run leak_checked "$mmupt" export "$out/checkpoints" "$tmp/hf4"
 expect "export of the damaged checkpoint is refused" 1 "model.h5"
 after=$(ls "$out/checkpoints" | tr '\n' ' ')
 if [ "$before" = "$after" ]; then ok "nothing deleted after the refusal ($after)"; else fail "checkpoints changed" "$before -> $after"; fi
 prev=$(ls -d "$out"/checkpoints/step-* | sort | tail -2 | head -1)
-run timeout 300 $(train_cmd 3 1 "$out") checkpoint.resume_path="$(basename "$prev")"
+run leak_checked timeout 300 $(train_cmd 3 1 "$out") checkpoint.resume_path="$(basename "$prev")"
 expect "resume_path falls back to the previous checkpoint" 0 "as asked (checkpoint.resume_path)" "final weights checksum"
 if [ "$(checksum "$tmp/err")" = "$want3" ]; then ok "fallback run ends with the uninterrupted weights"
 else fail "fallback final weights" "$(checksum "$tmp/err") vs $want3"; fi

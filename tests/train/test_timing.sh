@@ -11,6 +11,7 @@ mmupt=$(realpath "$1")
 root=$2
 . "$root/tests/lib.sh"
 mpi_setup
+leaks_sparingly # under the sanitizers: no leak checks here, the train test's runs have them (lib.sh)
 export OMP_NUM_THREADS=1
 cd "$root"
 command -v python3 >/dev/null || { echo "SKIP: python3 not found"; exit 77; }

@@ -17,17 +17,18 @@ mmupt=$(realpath "$1")  # meson passes a path relative to the build directory
 root=$2
 . "$root/tests/lib.sh"
 mpi_setup
+leaks_sparingly # under the sanitizers, leak checks on the runs marked leaks=1 and the refusals (lib.sh)
 export OMP_NUM_THREADS=1
 cd "$root"
 
 # train NAME NP ROLLOUT_RANKS [OVERRIDE ...]: run and check; leaves the checksum in $sum (the
-# rollout ranks' in $rsum).
+# rollout ranks' in $rsum). leaks=1 before it: under the sanitizers, with the leak check (lib.sh).
 train() {
     local name=$1 np=$2 R=$3
     shift 3
     local out=$tmp/$name
-    run timeout 300 mpirun -q -np "$np" "$mmupt" train configs/tiny.yaml run.output_dir="$out" \
-        cluster.rollout_ranks="$R" "$@"
+    run ${leaks:+leak_checked} timeout 300 mpirun -q -np "$np" "$mmupt" train configs/tiny.yaml \
+        run.output_dir="$out" cluster.rollout_ranks="$R" "$@"
     expect "$name: train np=$np rollout_ranks=$R" 0 "step 2/2" "final weights checksum"
     local learners=$((R == 0 ? np : np - R))
     local sums ranks
@@ -60,10 +61,10 @@ same() { # same NAME A B
     if [ -n "$2" ] && [ "$2" = "$3" ]; then ok "$1 ($2)"; else fail "$1" "$2 vs $3"; fi
 }
 
-train colocated1 1 0; c1=$sum
+leaks=1 train colocated1 1 0; c1=$sum
 train colocated2 2 0; c2=$sum
 train split1+1 2 1; s11=$sum
-train split1+2 3 1; s12=$sum; r12=$rsum
+leaks=1 train split1+2 3 1; s12=$sum; r12=$rsum
 same "1 rollout + 1 learner ends with the colocated 1-rank weights" "$c1" "$s11"
 same "1 rollout + 2 learners ends with the colocated 2-rank weights" "$c2" "$s12"
 # Four ranks on CI's two cores are the slowest run here; the sanitizer pass (MMUPT_TEST_TRAIN_SHORT=1)
@@ -74,7 +75,7 @@ if [ "${MMUPT_TEST_TRAIN_SHORT:-0}" != 1 ]; then
 fi
 
 # Validation on rank 0 every step: metrics carry val/*, and training is unchanged by it.
-train val 3 1 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
+leaks=1 train val 3 1 run.val_interval=1 data.val_path=tests/fixtures/datasets/small.h5
 same "validation leaves the trained weights unchanged" "$s12" "$sum"
 if [ "$(grep -c '"val/greedy_pass1"' "$tmp/val/metrics.jsonl")" = 3 ] && grep -q "validation after step 2" "$tmp/err" &&
    grep -q "validation before training" "$tmp/err" && grep -q '^{"step": 0, "val/greedy_pass1"' "$tmp/val/metrics.jsonl"; then
@@ -83,10 +84,11 @@ else fail "validation metrics" "$(cat "$tmp/val/metrics.jsonl")"; fi
 # The best validated step is recorded (ties keep the earliest: the fixture model scores 0 throughout).
 if [ "$(cat "$tmp/val/best_val_step" 2>/dev/null)" = "0 0" ]; then ok "best validation step recorded (step 0, score 0)"
 else fail "best_val_step" "$(cat "$tmp/val/best_val_step" 2>&1)"; fi
-run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 run.val_interval=1
+run leak_checked timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+    cluster.rollout_ranks=0 run.val_interval=1
 expect "validation without a validation split is refused" 1 "needs data.val_path"
-MMUPT_TEST_NONFINITE=2x run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
-    cluster.rollout_ranks=0
+MMUPT_TEST_NONFINITE=2x run leak_checked timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml \
+    run.output_dir="$tmp/bad" cluster.rollout_ranks=0
 expect "a malformed MMUPT_TEST_NONFINITE (test hook) is refused" 1 "MMUPT_TEST_NONFINITE=2x" "STEP:LEARNER"
 
 train stale1 3 1 cluster.max_staleness=1
@@ -115,7 +117,8 @@ expect "data.epochs=2 runs 2 epochs of 2 steps" 0 "step 4/4" "final weights chec
 # weight snapshots on the device). The KL term's reference weights are on in configs/tiny.yaml.
 # model.dtype=fp32: the CPU reference is fp32; the bf16 run (mixed-precision GEMMs) must differ.
 if "$mmupt" version | grep -q "no CUDA backend"; then
-    run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.backend=cuda
+    run leak_checked timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+        cluster.backend=cuda
     expect "cluster.backend=cuda in a CPU-only build says how to get CUDA" 1 "cluster.backend=cuda" \
         "built without CUDA" "emulator backend"
     train emu1 1 0 cluster.backend=emulator model.dtype=fp32
@@ -132,7 +135,8 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     # ... with gradient buckets too (cluster.grad_bucket_mb): each optimizer step's last backward
     # reduce-scatters its finished layers while it goes on - merged into buckets of 0.2 MiB here, the
     # rest sent after it - with the whole reduce-scatter's sums
-    train emustale 3 1 cluster.backend=emulator model.dtype=fp32 cluster.max_staleness=1 cluster.grad_bucket_mb=0.2
+    leaks=1 train emustale 3 1 cluster.backend=emulator model.dtype=fp32 cluster.max_staleness=1 \
+        cluster.grad_bucket_mb=0.2
     same "device path (emulator), max_staleness=1, gradient buckets: the CPU run's weights" "$st1" "$sum"
     expect "device path (emulator), gradient buckets: sent during the backward passes" 0 \
         "gradient buckets of 0.2 MiB" "windows reduce-scattered during backward passes"
@@ -140,7 +144,7 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     # once every rollout rank asked for them (staged through host buffers here: no NCCL), else from a
     # host copy. Strictly on-policy, the rollout rank always asks before learner 0 needs to update;
     # the test hook sends every version the host way, answering requests that came first.
-    train emuwb 3 1 cluster.backend=emulator model.dtype=fp32 cluster.weight_broadcast=device
+    leaks=1 train emuwb 3 1 cluster.backend=emulator model.dtype=fp32 cluster.weight_broadcast=device
     same "weight_broadcast=device (emulator): the CPU run's weights" "$s12" "$sum"
     same "weight_broadcast=device (emulator): the rollout rank's device holds the version the CPU run sent" \
         "$r12" "$rsum"
@@ -192,8 +196,8 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
         wait "$job"
         status=$?
         [ "$status" = 75 ] || fail "device path (emulator), $label: preempted" "the run ended with status $status, not 75"
-        run timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" cluster.rollout_ranks=0 \
-            run.max_steps="$steps" checkpoint.interval=1 cluster.backend=emulator "$@" --resume
+        run leak_checked timeout 300 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$out" \
+            cluster.rollout_ranks=0 run.max_steps="$steps" checkpoint.interval=1 cluster.backend=emulator "$@" --resume
         expect "device path (emulator), $label: preempted (status $status) and resumed" 0 "resume: continuing from" \
             "final weights checksum"
         same "device path (emulator), $label, preempted and resumed: the uninterrupted run's weights" "$want" \
@@ -213,7 +217,7 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     runs cpu4 4
     preempted fp32 4 "$sum" model.dtype=fp32
     fi
-    train emubf16 3 1 cluster.backend=emulator model.dtype=bf16
+    leaks=1 train emubf16 3 1 cluster.backend=emulator model.dtype=bf16
     if grep -q "device: the emulator, bf16 GEMMs" "$tmp/err" && [ -n "$sum" ] && [ "$sum" != "$s12" ]; then
         ok "device path (emulator), model.dtype=bf16: mixed precision, other weights than fp32's ($sum)"
     else fail "device path (emulator), model.dtype=bf16" "checksum $sum vs fp32 $s12; $(grep device: "$tmp/err")"; fi
@@ -227,27 +231,28 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     else fail "device path (emulator), model.bf16_rounding=stochastic" "checksum $sum, nearest $near"; fi
     fi
 else  # a CUDA build: the emulator tests run in CPU-only builds (launch/test.sh's sanitizer pass)
-    run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 \
-        cluster.backend=emulator
+    run leak_checked timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+        cluster.rollout_ranks=0 cluster.backend=emulator
     expect "cluster.backend=emulator in a CUDA build is refused" 1 "exists only in CPU-only builds"
     if "$mmupt" version | grep -q "^gpu *none"; then
-        run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+        run leak_checked timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
             cluster.rollout_ranks=0 cluster.backend=cuda
         expect "cluster.backend=cuda without a GPU says why" 1 "no usable CUDA device"
     fi
 fi
-run timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/nested/run/dir" \
+run leak_checked timeout 120 mpirun -q -np 1 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/nested/run/dir" \
     cluster.rollout_ranks=0 run.max_steps=1
 expect "run.output_dir is created with its parents" 0 "step 1/1"
-run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=2
+run leak_checked timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+    cluster.rollout_ranks=2
 expect "every rank a rollout rank is refused" 1 "leaves no learner among 2 rank(s)"
-run timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
-    cluster.sync_interval=3 cluster.max_staleness=1
+run leak_checked timeout 120 mpirun -q -np 2 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+    cluster.rollout_ranks=1 cluster.sync_interval=3 cluster.max_staleness=1
 expect "sync_interval beyond the staleness bound is refused" 1 "cluster.sync_interval=3" "max_staleness=1"
-run timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=0 \
-    data.rollout_batch_size=4 algorithm.global_batch_size=4
+run leak_checked timeout 120 mpirun -q -np 3 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+    cluster.rollout_ranks=0 data.rollout_batch_size=4 algorithm.global_batch_size=4
 expect "batch not divisible by ranks" 1 "must be multiples of the 3 ranks"
-run timeout 120 mpirun -q -np 4 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" cluster.rollout_ranks=1 \
-    data.rollout_batch_size=4 algorithm.global_batch_size=4
+run leak_checked timeout 120 mpirun -q -np 4 "$mmupt" train configs/tiny.yaml run.output_dir="$tmp/bad" \
+    cluster.rollout_ranks=1 data.rollout_batch_size=4 algorithm.global_batch_size=4
 expect "batch not divisible by learners" 1 "must be multiples of the 3 learner ranks"
 finish
