@@ -119,7 +119,7 @@ static void lm_head(struct model_dev *d, int last_only)
     }
     a->last_only = last_only;
     d->logits = gpu_alloc_floats(g, rows * V);
-    if (a->final16 && !last_only)
+    if (a->final16) /* (only a forward of every position keeps it: x is a->final) */
         dev_linear_forward_bf16_op(d, d->logits, x, a->final16, d->m->spec.L.lm_head, -1, (int)rows, (int)H, (int)V);
     else
         dev_linear_forward(d, d->logits, x, d->m->spec.L.lm_head, -1, (int)rows, (int)H, (int)V);
@@ -226,16 +226,17 @@ static void backward_body(struct model_dev *d, float *dfinal)
     dev_grads_stage_done(d, 0);
     for (int64_t l = tc->n_layers - 1; l >= 0; l--) {
         struct block_weights w = model_text_weights(&L->layers[l]);
+        uint16_t *out16 = l > 0 ? dprev16 : NULL; /* the embeddings' gradient is read in fp32 only */
         if (d->recompute) { /* the block's activations again, from its saved input */
             struct block_acts re;
             dev_block_acts_alloc(g, &re, &s, d->params_bf16 != NULL, d->params_bf16 != NULL);
             float *out = gpu_alloc_floats(g, T * H);
             dev_block_forward(d, &re, &s, &w, a->layers[l].x, out);
             gpu_free(g, out);
-            dev_block_backward(d, &re, &s, &w, dx, dx16, dprev, dprev16);
+            dev_block_backward(d, &re, &s, &w, dx, dx16, dprev, out16);
             dev_block_acts_free(g, &re);
         } else {
-            dev_block_backward(d, &a->layers[l], &s, &w, dx, dx16, dprev, dprev16);
+            dev_block_backward(d, &a->layers[l], &s, &w, dx, dx16, dprev, out16);
         }
         float *t = dx;
         dx = dprev;
