@@ -15,17 +15,19 @@
 # them). State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 master weights, every
 # other op fp32, materialised attention (issue 10's target is MFU >= 50% in bf16). The table names
 # the dtype each row measured. More mmupt rows run the same step under the GPU switches that are off
-# by default (measured slower, or not repeatable bit for bit; docs/running-at-scale.md): the fused attention kernels
-# (MMUPT_ATTENTION=flash, kernels/cuda/attention_flash.cu), GEMM algorithms tuned by timing
-# (MMUPT_GEMM_TUNE=1, src/gpu/gemm_lt.c: the warm-up step tunes, the timed steps use the choice),
-# and both - before the PyTorch baseline, so a short time budget still gets them.
+# by default (measured slower, not yet measured, or not repeatable bit for bit; docs/running-at-scale.md):
+# attention through cuDNN's fused SDPA graphs (MMUPT_ATTENTION=cudnn, src/gpu/sdpa_cudnn.c; its first
+# step plans them - the warm-up), the fused attention kernels (MMUPT_ATTENTION=flash,
+# kernels/cuda/attention_flash.cu), GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1,
+# src/gpu/gemm_lt.c: the warm-up step tunes, the timed steps use the choice), and cuDNN's attention
+# with tuning - before the PyTorch baseline, so a short time budget still gets them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 B=${1:-8} S=${2:-384}
 cfg=${3:-benchmarks/configs/qwen2_1_5b.json}
 cuda_bench_setup learner_cuda.sh model_cpu "learner on one GPU"
-cuda_bench_variants model_cpu "$cfg" "$B" "$S" 3 -- MMUPT_ATTENTION=flash MMUPT_GEMM_TUNE=1 \
-    "MMUPT_ATTENTION=flash MMUPT_GEMM_TUNE=1"
+cuda_bench_variants model_cpu "$cfg" "$B" "$S" 3 -- MMUPT_ATTENTION=cudnn MMUPT_ATTENTION=flash MMUPT_GEMM_TUNE=1 \
+    "MMUPT_ATTENTION=cudnn MMUPT_GEMM_TUNE=1"
 cuda_bench_pair model_cpu model_cpu_torch.py "$cfg" "$B" "$S" 3
 python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'
 import json, sys

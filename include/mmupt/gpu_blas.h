@@ -24,6 +24,7 @@ extern "C" {
     } while (0)
 
 struct gemm_lt_plans;
+struct sdpa_plans;
 
 struct gpu_blas {
     cublasHandle_t handle;
@@ -46,6 +47,9 @@ struct gpu_blas {
      * cuBLASLt's first choice through their plans and the others cublasGemmEx. */
     int tune;
     struct gemm_lt_plans *plans;
+    /* cuDNN's SDPA graphs planned so far, and the cuDNN handle they run on, made on first use
+     * (src/gpu/sdpa_cudnn.c; NULL in the SIMT interpreter, which has no cuDNN). */
+    struct sdpa_plans *sdpa;
 };
 
 /* Create the handle on the current device and bind it to `stream` (NULL: the default stream). Pure
@@ -55,6 +59,10 @@ struct gpu_blas {
  * value is an error. GEMM tuning starts off (gpu_blas_set_tune; gpu_ctx_init applies MMUPT_GEMM_TUNE). */
 int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err);
 void gpu_blas_free(struct gpu_blas *b);
+/* The handle's SDPA plans (gpu_blas_init and gpu_blas_free call these): an empty set, or NULL where
+ * the build has no cuDNN. */
+struct sdpa_plans *sdpa_plans_new(void);
+void sdpa_plans_free(struct sdpa_plans *p);
 
 /* Tune the bf16 GEMMs' algorithms by timing (on 1) or take cuBLASLt's first choice (0); drops the
  * plans made so far, so every shape is planned again under the new rule. */

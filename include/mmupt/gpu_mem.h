@@ -33,6 +33,9 @@ struct gpu_blas;
  *   flash_attention  MMUPT_ATTENTION=flash (or cublas): the bf16 model's blocks attend with the fused
  *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels
  *                    (2026-11-28, H200: the 1.5B learner step 0.086 s against 0.071 - stays off);
+ *   cudnn_attention  MMUPT_ATTENTION=cudnn: the same blocks attend through cuDNN's fused SDPA graphs
+ *                    (attention_sdpa_*: bf16 q/k/v/out and gradients), where cuDNN plans the shapes,
+ *                    else as by default (written 2026-11-28 without a GPU: not yet run on one);
  *   decode_split     MMUPT_DECODE_SPLIT=1 (or 0): decode attention splits a long cache's rows over
  *                    several blocks (attention_decode_cuda's count);
  *   decode_stage     MMUPT_DECODE_STAGE=1 (or 0; ON by default since 2026-11-28: the 0.5B decode step
@@ -56,7 +59,7 @@ struct gpu_blas;
  *                    runs sharing the file run the same algorithms and repeat bit for bit; turns
  *                    gemm_tune on (MMUPT_GEMM_TUNE=0 beside it is an error). "" when unset. */
 struct gpu_tuning {
-    int flash_attention, decode_split, decode_stage, decode_pdl, decode_mma, gemm_tune;
+    int flash_attention, cudnn_attention, decode_split, decode_stage, decode_pdl, decode_mma, gemm_tune;
     char gemm_tune_file[1024];
 };
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);

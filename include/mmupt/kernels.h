@@ -156,6 +156,21 @@ void attention_flash_forward_cuda(float *out, float *lse, const float *q, const 
 void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float *dout, const float *out,
                                    const float *lse, const float *q, const float *k, const float *v, const int *seg,
                                    int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas);
+/* attention_sdpa_* through cuDNN's graph API (src/gpu/sdpa_cudnn.c): one forward and one backward
+ * graph per run shape, built and planned on first use and cached on the handle. The emulator runs the
+ * CPU reference; the SIMT interpreter has no cuDNN. attention_sdpa_supported says whether a call can
+ * run here - the shape (attention_sdpa_shape_ok), and with cuDNN whether it planned both graphs of
+ * every run (a refusal is printed once, with cuDNN's reason); the forward and backward may only be
+ * called where it said yes, and it says the same every time for the same arguments. */
+int attention_sdpa_supported(const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                             const struct gpu_blas *blas);
+void attention_sdpa_forward_cuda(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
+                                 const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                                 int causal, const struct gpu_blas *blas);
+void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16, const uint16_t *dout16,
+                                  const uint16_t *o16, const float *stats, const uint16_t *q16, const uint16_t *k16,
+                                  const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                                  int causal, const struct gpu_blas *blas);
 /* slot and pos are DEVICE arrays, as everything else (see attention_decode_cpu). scores is the caller's
  * device scratch of n * n_heads * max_len floats (NULL when n = 0): the decode step runs inside a
  * recorded CUDA graph, where the twin must not allocate. count (may be NULL): n * n_kv counters, zero
@@ -221,6 +236,7 @@ double sumsq_cuda(const float *x, long n, double scale, void *stream);
 /* Mixed precision (see "Linear layers"): out, x device memory. */
 void cast_bf16_cuda(uint16_t *out, const float *x, long n, void *stream);
 void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_t seed, void *stream);
+void add_bf16_cuda(float *y, const uint16_t *x, long n, void *stream);
 /* pdl (non-zero): launched programmatically (kernels/cuda/pdl.cuh), the launch overlapping the end of
  * the kernel before, which the kernel waits for before touching memory (the bf16 decode step's norms
  * and SwiGLU after its GEMMs: MMUPT_DECODE_PDL, gpu_mem.h). The same results. */
@@ -394,6 +410,27 @@ void attention_flash_backward_cpu(float *dq, float *dk, float *dv, const float *
                                   int n_heads, int n_kv, int hd, int causal);
 /* Whether the fused kernels take head size hd (16, 32, 64, 80 or 128: tensor-core tiles of 16). */
 int attention_flash_supported(int hd);
+/* Attention as cuDNN's fused SDPA graphs compute it (kernels/cpu/attention_sdpa.c defines the op;
+ * MMUPT_ATTENTION=cudnn): attention_flash's, with bf16 operands and outputs (q16, o16, dq16:
+ * [T, n_heads, hd]; k16, v16, dk16, dv16: [T, n_kv, hd]) and stats - each row's log-sum-exp - laid out
+ * per run of equal-length segments as [count, n_heads, len] at stats + t0 * n_heads. The backward
+ * assigns dq16, dk16 and dv16 (none may be NULL). */
+struct sdpa_run {
+    int t0, len, count; /* count segments of len rows from row t0 */
+};
+/* The run starting at segment *s (empty segments skipped), *s moved past it; 0 when none is left. */
+int attention_sdpa_next_run(const int *seg, int n_seg, int *s, struct sdpa_run *r);
+/* The shapes the op takes: hd a multiple of 8 up to 128, GQA groups, no run of 1-row segments. */
+int attention_sdpa_shape_ok(const int *seg, int n_seg, int n_heads, int n_kv, int hd);
+void attention_sdpa_forward_cpu(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
+                                const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                                int causal);
+void attention_sdpa_backward_cpu(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16, const uint16_t *dout16,
+                                 const uint16_t *o16, const float *stats, const uint16_t *q16, const uint16_t *k16,
+                                 const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                                 int causal);
+/* y += x widened to fp32 (exact). */
+void add_bf16_cpu(float *y, const uint16_t *x, long n);
 
 /* ---- Activations, elementwise over n values ---- */
 /* Decoder MLP (and Qwen2.5-VL vision MLP): out = silu(gate) * up. */

@@ -1,7 +1,8 @@
 /* float32 -> bfloat16, CPU reference: round to nearest even, NaN kept (include/mmupt/bf16.h). The
  * mixed-precision GEMMs round their operands with it; the device model rounds its weights' bf16 copy
  * with the CUDA twin - or, with model.bf16_rounding = stochastic, with cast_bf16_sr's twin
- * (include/mmupt/bf16_sr.h). */
+ * (include/mmupt/bf16_sr.h). And back: add_bf16 adds widened bf16 values to fp32 ones (cuDNN's
+ * attention gradients into the model's fp32 accumulators). */
 #include <string.h>
 
 #include "mmupt/bf16.h"
@@ -22,4 +23,10 @@ void cast_bf16_sr_cpu(uint16_t *out, const float *in, long n, uint64_t seed)
         memcpy(&b, &in[i], sizeof b);
         out[i] = bf16_sr_bits(b, bf16_sr_noise(seed, (uint64_t)i));
     }
+}
+
+void add_bf16_cpu(float *y, const uint16_t *x, long n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (long i = 0; i < n; i++) y[i] += bf16_to_f32(x[i]);
 }

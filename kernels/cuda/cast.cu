@@ -34,3 +34,16 @@ extern "C" void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_
     cast_bf16_sr_kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(out, x, n, seed);
     CUDA_CHECK(cudaGetLastError());
 }
+
+// y += widen(x): exact (a bf16 value is a float with a zero low half), one add each, as the reference.
+static __global__ void add_bf16_kernel(float *y, const uint16_t *x, long n)
+{
+    LAUNCH_LOOP(i, n) y[i] += bf16_widen(x[i]);
+}
+
+extern "C" void add_bf16_cuda(float *y, const uint16_t *x, long n, void *stream)
+{
+    if (n <= 0) return;
+    add_bf16_kernel<<<launch_blocks(n), LAUNCH_THREADS, 0, (cudaStream_t)stream>>>(y, x, n);
+    CUDA_CHECK(cudaGetLastError());
+}

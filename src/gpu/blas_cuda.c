@@ -47,6 +47,7 @@ int gpu_blas_init(struct gpu_blas *b, cudaStream_t stream, struct mmupt_err *err
         return mmupt_fail(err, "cuBLASLt: cannot create a handle and its %d MiB workspace", GPU_BLAS_LT_WORKSPACE >> 20);
     }
     b->plans = gemm_lt_plans_new();
+    b->sdpa = sdpa_plans_new();
     if (skinny && gpu_blas_set_skinny(b, skinny, err)) {
         gpu_blas_free(b);
         return -1;
@@ -98,6 +99,8 @@ void gpu_blas_free(struct gpu_blas *b)
     (void)gpu_blas_set_skinny(b, 0, NULL);
     gemm_lt_plans_free(b->plans);
     b->plans = NULL;
+    sdpa_plans_free(b->sdpa);
+    b->sdpa = NULL;
     if (b->lt) cublasLtDestroy(b->lt);
     cudaFree(b->lt_ws);
     if (b->handle) cublasDestroy(b->handle);

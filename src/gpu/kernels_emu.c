@@ -350,6 +350,40 @@ void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float 
     EMU_RUN(attention_flash_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal));
 }
 
+/* cuDNN's SDPA, emulated by its CPU reference: every shape attention_sdpa_shape_ok takes (the
+ * emulator has no cuDNN to refuse one, nor a plan cache to fill). */
+int attention_sdpa_supported(const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
+                             const struct gpu_blas *blas)
+{
+    (void)causal, (void)blas;
+    return attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd);
+}
+
+void attention_sdpa_forward_cuda(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
+                                 const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                                 int causal, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    long qn, kvn;
+    emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
+    DEV(o16, qn), DEV(stats, (long)seg[n_seg] * n_heads), DEV(q16, qn), DEV(k16, kvn), DEV(v16, kvn);
+    EMU_RUN(attention_sdpa_forward_cpu(o16, stats, q16, k16, v16, seg, n_seg, n_heads, n_kv, hd, causal));
+}
+
+void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16, const uint16_t *dout16,
+                                  const uint16_t *o16, const float *stats, const uint16_t *q16, const uint16_t *k16,
+                                  const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
+                                  int causal, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    long qn, kvn;
+    emu_attention_args(st, __func__, seg, n_seg, n_heads, n_kv, hd, &qn, &kvn);
+    DEV(dq16, qn), DEV(dk16, kvn), DEV(dv16, kvn), DEV(dout16, qn), DEV(o16, qn), DEV(q16, qn), DEV(k16, kvn);
+    DEV(v16, kvn), DEV(stats, (long)seg[n_seg] * n_heads);
+    EMU_RUN(attention_sdpa_backward_cpu(dq16, dk16, dv16, dout16, o16, stats, q16, k16, v16, seg, n_seg, n_heads, n_kv,
+                                        hd, causal));
+}
+
 /* A KV cache layer's arguments (elem: its element size, fp32 or bf16) and the rows' slot and
  * position arrays: all device memory; the reference checks the positions against the cache. */
 static void emu_cache_args(struct emu_state *st, const char *who, const void *cache_k, const void *cache_v, size_t elem,
@@ -552,6 +586,13 @@ void cast_bf16_sr_cuda(uint16_t *out, const float *x, long n, uint64_t seed, voi
     struct emu_state *st = emu_state_of(stream, __func__);
     DEV(out, n), DEV(x, n);
     EMU_RUN(cast_bf16_sr_cpu(out, x, n, seed));
+}
+
+void add_bf16_cuda(float *y, const uint16_t *x, long n, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    DEV(y, n), DEV(x, n);
+    EMU_RUN(add_bf16_cpu(y, x, n));
 }
 
 /* A bf16 operand the caller says is x rounded (cast_done, inp16): fatal unless every value is, the

@@ -21,10 +21,21 @@ static int switch_from_env(const char *name, const char *yes, const char *no, in
     return mmupt_fail(err, "%s must be %s or %s, not '%s'", name, yes, no, v);
 }
 
+/* MMUPT_ATTENTION: cublas (the default, also when unset or empty), flash or cudnn. */
+static int attention_from_env(struct gpu_tuning *t, struct mmupt_err *err)
+{
+    const char *v = getenv("MMUPT_ATTENTION");
+    if (!v || !*v || strcmp(v, "cublas") == 0) return 0;
+    if (strcmp(v, "flash") == 0) t->flash_attention = 1;
+    else if (strcmp(v, "cudnn") == 0) t->cudnn_attention = 1;
+    else return mmupt_fail(err, "MMUPT_ATTENTION must be cublas, flash or cudnn, not '%s'", v);
+    return 0;
+}
+
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
 {
     memset(t, 0, sizeof *t);
-    if (switch_from_env("MMUPT_ATTENTION", "flash", "cublas", 0, &t->flash_attention, err)) return -1;
+    if (attention_from_env(t, err)) return -1;
     if (switch_from_env("MMUPT_GEMM_TUNE", "1", "0", 0, &t->gemm_tune, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_STAGE", "1", "0", 1, &t->decode_stage, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_PDL", "1", "0", 0, &t->decode_pdl, err)) return -1;

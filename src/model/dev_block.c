@@ -152,6 +152,64 @@ static int block_flash(const struct model_dev *d, const struct block_shape *s)
     return d->params_bf16 && d->g->tuning.flash_attention && attention_flash_supported(s->hd);
 }
 
+/* Whether it runs through cuDNN's SDPA graphs (attention_sdpa_*: bf16 in and out) instead: a bf16
+ * model with tuning.cudnn_attention (MMUPT_ATTENTION=cudnn) where cuDNN planned the call's shapes -
+ * the same answer for the forward and its backward (attention_sdpa_supported). */
+static int block_sdpa(const struct model_dev *d, const struct block_shape *s)
+{
+    return d->params_bf16 && d->g->tuning.cudnn_attention &&
+           attention_sdpa_supported(s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal, d->g->blas);
+}
+
+/* q, k and v rounded to bf16 into one buffer (q16, then k16 and v16 after it): cuDNN's operands. */
+static uint16_t *qkv_rounded(const struct model_dev *d, const struct block_acts *a, const struct block_shape *s)
+{
+    const struct gpu_ctx *g = d->g;
+    int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
+    uint16_t *qkv16 = gpu_alloc(g, (size_t)(nq + 2 * nkv) * sizeof *qkv16);
+    cast_bf16_cuda(qkv16, a->q, (long)nq, g->stream);
+    cast_bf16_cuda(qkv16 + nq, a->k, (long)nkv, g->stream);
+    cast_bf16_cuda(qkv16 + nq + nkv, a->v, (long)nkv, g->stream);
+    return qkv16;
+}
+
+/* The cuDNN forward: the output straight into the o-projection's bf16 operand (out16: a->atth, or the
+ * shared scratch when nothing is kept), the rows' log-sum-exps into a->lse, and the output widened
+ * into a->att (exact: the operand is its rounding, as everywhere else). */
+static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
+                                 uint16_t *out16)
+{
+    const struct gpu_ctx *g = d->g;
+    int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
+    if (!a->lse) a->lse = gpu_alloc_floats(g, s->T * s->n_heads);
+    uint16_t *qkv16 = qkv_rounded(d, a, s);
+    attention_sdpa_forward_cuda(out16, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv, s->seg, s->n_seg, s->n_heads,
+                                s->n_kv, s->hd, s->causal, g->blas);
+    gpu_zero(g, a->att, (size_t)nq * sizeof *a->att);
+    add_bf16_cuda(a->att, out16, (long)nq, g->stream);
+    gpu_free(g, qkv16);
+}
+
+/* Its backward: datt rounded to bf16, cuDNN's bf16 gradients added to dq, dk, dv. */
+static void block_attention_sdpa_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                                          float *dq, float *dk, float *dv, const float *datt)
+{
+    const struct gpu_ctx *g = d->g;
+    MMUPT_CHECK(a->atth && a->lse); /* the forward's output and statistics, kept */
+    int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
+    uint16_t *qkv16 = qkv_rounded(d, a, s);
+    uint16_t *grads = gpu_alloc(g, (size_t)(2 * nq + 2 * nkv) * sizeof *grads); /* dout16, then dq, dk, dv */
+    uint16_t *dout16 = grads, *dq16 = grads + nq, *dk16 = dq16 + nq, *dv16 = dk16 + nkv;
+    cast_bf16_cuda(dout16, datt, (long)nq, g->stream);
+    attention_sdpa_backward_cuda(dq16, dk16, dv16, dout16, a->atth, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv,
+                                 s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal, g->blas);
+    add_bf16_cuda(dq, dq16, (long)nq, g->stream);
+    add_bf16_cuda(dk, dk16, (long)nkv, g->stream);
+    add_bf16_cuda(dv, dv16, (long)nkv, g->stream);
+    gpu_free(g, grads);
+    gpu_free(g, qkv16);
+}
+
 /* The attention of the block's q, k, v into a->att, keeping what its backward needs: lse (fused) or
  * the probabilities, allocated here on first use. */
 static void block_attention(struct model_dev *d, struct block_acts *a, const struct block_shape *s)
@@ -175,6 +233,10 @@ static void block_attention_backward(struct model_dev *d, const struct block_act
                                      float *dq, float *dk, float *dv, const float *datt)
 {
     const struct gpu_ctx *g = d->g;
+    if (block_sdpa(d, s)) {
+        block_attention_sdpa_backward(d, a, s, dq, dk, dv, datt);
+        return;
+    }
     if (block_flash(d, s)) {
         attention_flash_backward_cuda(dq, dk, dv, datt, a->att, a->lse, a->q, a->k, a->v, s->seg, s->n_seg,
                                       s->n_heads, s->n_kv, s->hd, s->causal, g->blas);
@@ -266,9 +328,13 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
         rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
     }
-    block_attention(d, a, s);
     op = operand_of(d, a->atth, (int64_t)T * qd);
-    if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
+    if (block_sdpa(d, s)) {
+        block_attention_sdpa(d, a, s, op); /* writes the operand itself */
+    } else {
+        block_attention(d, a, s);
+        if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
+    }
     project(d, a->x_mid, a->att, op, w->o_w, w->o_b, T, qd, D);
     /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
     op = operand_of(d, a->n2h, (int64_t)T * D);

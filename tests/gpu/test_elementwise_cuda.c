@@ -505,6 +505,29 @@ static void test_embedding(struct test_state *ts)
 
 /* Empty inputs launch nothing (a zero-block launch is a CUDA error, which would end the test), and
  * a NULL gradient is "not needed": none of these may touch memory, so NULL pointers are fine. */
+/* add_bf16 (cuDNN's bf16 attention gradients into the fp32 accumulators): bit for bit the reference,
+ * over a length that is not a multiple of the launch's block, NaN and infinities carried. */
+static void test_add_bf16(struct test_state *ts)
+{
+    long n = 70001;
+    float *y = malloc((size_t)n * sizeof *y), *x = malloc((size_t)n * sizeof *x);
+    uint16_t *x16 = malloc((size_t)n * sizeof *x16);
+    gpu_test_fill(y, (size_t)n, 71, -3.0f, 3.0f);
+    gpu_test_fill(x, (size_t)n, 72, -3.0f, 3.0f);
+    x[5] = NAN, x[6] = INFINITY, x[7] = -INFINITY;
+    cast_bf16_cpu(x16, x, n);
+    float *d_y = gpu_test_upload_floats(y, (size_t)n);
+    uint16_t *d_x = gpu_test_upload(x16, (size_t)n * sizeof *x16);
+    add_bf16_cuda(d_y, d_x, n, NULL);
+    add_bf16_cpu(y, x16, n);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CHECK(ts, gpu_test_dev_same_host(d_y, y, (size_t)n));
+    CHECK(ts, isnan(y[5]) && isinf(y[6]) && y[6] > 0 && isinf(y[7]) && y[7] < 0);
+    CUDA_CHECK(cudaFree(d_y));
+    CUDA_CHECK(cudaFree(d_x));
+    free(y), free(x), free(x16);
+}
+
 static void test_empty_and_null(struct test_state *ts)
 {
     rope_forward_cuda(NULL, NULL, NULL, 0, 14, 128, NULL);
@@ -556,6 +579,7 @@ int main(void)
     RUN(&ts, test_gelu);
     RUN(&ts, test_quick_gelu);
     RUN(&ts, test_embedding);
+    RUN(&ts, test_add_bf16);
     RUN(&ts, test_empty_and_null);
     RUN(&ts, test_stream);
     return test_summary(&ts);

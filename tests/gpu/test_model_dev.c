@@ -485,6 +485,20 @@ static void check_fixture(struct test_state *ts, const char *dir)
             check_all(ts, &f, &text, &x);
             f.g.tuning = was;
         }
+#ifndef MMUPT_SIMT
+        /* Attention through cuDNN's SDPA graphs (MMUPT_ATTENTION=cudnn: bf16 q/k/v, output and
+         * gradients) - on the emulator, their CPU reference, so the model's plumbing around them (the
+         * operands' rounding, the output written as the o-projection's operand, the stats, the gradients
+         * added back) is checked on every commit; on a GPU, cuDNN itself. The same bounds. (The SIMT
+         * interpreter has no cuDNN.) */
+        printf("  model.dtype bf16, cuDNN attention:\n");
+        model_dev_free(&f.d);
+        model_dev_init(&f.d, &f.m, &f.g);
+        model_dev_set_bf16(&f.d, 1);
+        f.g.tuning.cudnn_attention = 1;
+        check_all(ts, &f, &text, &x);
+        f.g.tuning.cudnn_attention = 0;
+#endif
 #ifdef MMUPT_HAVE_CUDA
         /* On a GPU: every bf16 GEMM through cuBLASLt with the algorithm its timing chose
          * (MMUPT_GEMM_TUNE=1) - other tilings and splits of k, the same bounds. (The interpreter's

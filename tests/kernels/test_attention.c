@@ -3,7 +3,8 @@
  * gradients by finite differences, accumulation, NULL gradients, and bitwise independence from the
  * thread count. The fused ("flash") reference: on inputs already bf16 (so its rounding of q, k, v and
  * dout is exact) the same op - out and each row's log-sum-exp against the double reference, its
- * backward against attention_backward_cpu's gradients, accumulating. */
+ * backward against attention_backward_cpu's gradients, accumulating. cuDNN's op (attention_sdpa): the
+ * flash reference's results rounded to bf16, stats in its runs' order, and add_bf16. */
 #include <omp.h>
 
 #include "mmupt/bf16.h"
@@ -301,10 +302,70 @@ static void test_flash_reference(struct test_state *ts)
     CHECK(ts, attention_flash_supported(128) && attention_flash_supported(80) && !attention_flash_supported(72));
 }
 
+/* cuDNN's op (attention_sdpa, bf16 in and out): the flash reference on the widened operands, each
+ * output rounded to bf16 once, stats in the runs' [count, heads, len] order, gradients assigned.
+ * Segments 2, 2, 0, 3, 3, 3, 5: runs of two 2s, three 3s (the empty one skipped) and a lone 5. */
+static void test_sdpa_reference(struct test_state *ts)
+{
+    static const int seg[] = {0, 2, 4, 4, 7, 10, 13, 18};
+    const int n_seg = 7, T = 18, heads = 4, kv = 2, hd = 16;
+    struct sdpa_run r;
+    int s = 0, got[3][3], n = 0;
+    while (attention_sdpa_next_run(seg, n_seg, &s, &r) && n < 3) got[n][0] = r.t0, got[n][1] = r.len, got[n++][2] = r.count;
+    CHECK_MSG(ts, n == 3 && got[0][0] == 0 && got[0][1] == 2 && got[0][2] == 2 && got[1][0] == 4 && got[1][1] == 3 &&
+                      got[1][2] == 3 && got[2][0] == 13 && got[2][1] == 5 && got[2][2] == 1,
+              "runs: %d found", n);
+    CHECK(ts, attention_sdpa_shape_ok(seg, n_seg, heads, kv, hd) && !attention_sdpa_shape_ok(seg, n_seg, heads, kv, 12));
+    for (int causal = 0; causal < 2; causal++) {
+        long nq = (long)T * heads * hd, nk = (long)T * kv * hd, nl = (long)T * heads;
+        struct krng rng = {4000 + causal};
+        float *q = kalloc(nq), *k = kalloc(nk), *v = kalloc(nk), *dout = kalloc(nq);
+        krng_fill(&rng, q, nq, 1.5), krng_fill(&rng, k, nk, 1.5), krng_fill(&rng, v, nk, 1.0), krng_fill(&rng, dout, nq, 1.0);
+        uint16_t *q16 = malloc(nq * 2), *k16 = malloc(nk * 2), *v16 = malloc(nk * 2), *do16 = malloc(nq * 2);
+        cast_bf16_cpu(q16, q, nq), cast_bf16_cpu(k16, k, nk), cast_bf16_cpu(v16, v, nk), cast_bf16_cpu(do16, dout, nq);
+        for (long i = 0; i < nq; i++) q[i] = bf16_to_f32(q16[i]), dout[i] = bf16_to_f32(do16[i]);
+        for (long i = 0; i < nk; i++) k[i] = bf16_to_f32(k16[i]), v[i] = bf16_to_f32(v16[i]);
+        float *out = kalloc(nq), *lse = kalloc(nl), *stats = kalloc(nl);
+        uint16_t *o16 = malloc(nq * 2), *want16 = malloc(nq * 2);
+        attention_flash_forward_cpu(out, lse, q, k, v, seg, n_seg, heads, kv, hd, causal);
+        attention_sdpa_forward_cpu(o16, stats, q16, k16, v16, seg, n_seg, heads, kv, hd, causal);
+        cast_bf16_cpu(want16, out, nq);
+        CHECK_MSG(ts, memcmp(o16, want16, nq * 2) == 0, "causal %d: o16 is not the flash output rounded", causal);
+        /* stats: row 5 (the second 3-run segment's row 0... segment 4 = rows 7-9) head h at the run's
+         * block: run t0 4, segment b 1, row i 0 -> 4 * heads + (1 * heads + h) * 3 + 0 */
+        int bad = 0;
+        for (int h = 0; h < heads; h++) {
+            bad += stats[4 * heads + (1 * heads + h) * 3] != lse[7 * heads + h];
+            bad += stats[13 * heads + h * 5 + 4] != lse[17 * heads + h]; /* the lone 5's last row */
+        }
+        CHECK_MSG(ts, bad == 0, "causal %d: %d stats out of the runs' order", causal, bad);
+        /* backward: assigned (NaN-filled outputs), the flash gradients from zero rounded once */
+        uint16_t *gq = malloc(nq * 2), *gk = malloc(nk * 2), *gv = malloc(nk * 2), *wq = malloc(nq * 2);
+        uint16_t *wk = malloc(nk * 2), *wv = malloc(nk * 2);
+        memset(gq, 0xff, nq * 2), memset(gk, 0xff, nk * 2), memset(gv, 0xff, nk * 2);
+        float *fq = calloc(nq, 4), *fk = calloc(nk, 4), *fv = calloc(nk, 4), *ow = kalloc(nq);
+        for (long i = 0; i < nq; i++) ow[i] = bf16_to_f32(o16[i]);
+        attention_flash_backward_cpu(fq, fk, fv, dout, ow, lse, q, k, v, seg, n_seg, heads, kv, hd, causal);
+        attention_sdpa_backward_cpu(gq, gk, gv, do16, o16, stats, q16, k16, v16, seg, n_seg, heads, kv, hd, causal);
+        cast_bf16_cpu(wq, fq, nq), cast_bf16_cpu(wk, fk, nk), cast_bf16_cpu(wv, fv, nk);
+        CHECK_MSG(ts, memcmp(gq, wq, nq * 2) == 0 && memcmp(gk, wk, nk * 2) == 0 && memcmp(gv, wv, nk * 2) == 0,
+                  "causal %d: gradients are not the flash ones rounded", causal);
+        /* add_bf16: exact widening added */
+        float y[3] = {1.0f, -2.0f, 0.5f};
+        uint16_t x[3] = {bf16_from_f32(0.25f), bf16_from_f32(3.0f), bf16_from_f32(-0.5f)};
+        add_bf16_cpu(y, x, 3);
+        CHECK(ts, y[0] == 1.25f && y[1] == 1.0f && y[2] == 0.0f);
+        free(q), free(k), free(v), free(dout), free(q16), free(k16), free(v16), free(do16), free(out), free(lse);
+        free(stats), free(o16), free(want16), free(gq), free(gk), free(gv), free(wq), free(wk), free(wv);
+        free(fq), free(fk), free(fv), free(ow);
+    }
+}
+
 int main(void)
 {
     struct test_state ts = {0};
     RUN(&ts, test_flash_reference);
+    RUN(&ts, test_sdpa_reference);
     RUN(&ts, test_forward);
     RUN(&ts, test_masking);
     RUN(&ts, test_backward_fd_small);

@@ -1,0 +1,166 @@
+/* Attention through cuDNN's SDPA graphs (src/gpu/sdpa_cudnn.c, MMUPT_ATTENTION=cudnn) against the CPU
+ * reference (kernels/cpu/attention_sdpa.c): forward (o16 and the runs' stats) and backward (dq16, dk16,
+ * dv16), causal and not, on the shapes the models give it - the 1.5B learner's 12/2 heads of 128 over a
+ * run of equal-length sequences (a multiple of 128 rows, and not: cuDNN up to 9.15 takes the padding-
+ * mask form then), a vision-like run of 16/16 heads of 80, the fixtures' 4/2 heads of 16 over mixed
+ * lengths (several runs, an empty segment). Then a second call gives the same bits (the deterministic
+ * backward, where cuDNN planned it). A shape attention_sdpa_supported refuses FAILS here: the test is
+ * for the path MMUPT_ATTENTION=cudnn promises; the refusal, with cuDNN's reason, is on stderr. Skips
+ * (exit 77) without a GPU; built with cuDNN only (the SIMT interpreter has none).
+ *
+ * Tolerances, in test_rel_err's measure: both sides start from the same bf16 operands; cuDNN rounds
+ * the probabilities and dS to bf16 before their second products (the reference does not) and its
+ * outputs to bf16 - relative errors up to 2^-9 a term, sums of such terms with random signs far
+ * below their largest values - as the fused kernels (tests/gpu/test_attention_flash_cuda.c: TOL_OUT
+ * 4e-3, TOL_GRAD 5e-3) plus one rounding of each output to bf16 (2^-9 of its value): 8e-3 and 1e-2.
+ * stats: fp32 scores of bf16 operands on both sides, 1e-5 of the largest. Not yet run on a GPU
+ * (written 2026-11-28): the first run's measured errors belong here. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_test.h"
+#include "mmupt/bf16.h"
+#include "mmupt/err.h"
+#include "mmupt/gpu_blas.h"
+#include "mmupt/kernels.h"
+
+#define TOL_OUT 8e-3
+#define TOL_GRAD 1e-2
+#define TOL_STATS 1e-5
+
+struct sd_case {
+    const int *seg;
+    int n_seg, heads, kv, hd, causal;
+};
+
+static uint16_t *random_bf16(long n, unsigned seed, float lo, float hi)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+    uint16_t *h = malloc((size_t)(n ? n : 1) * sizeof *h);
+    gpu_test_fill(x, (size_t)n, seed, lo, hi);
+    cast_bf16_cpu(h, x, n);
+    free(x);
+    return h;
+}
+
+static float *widened(const uint16_t *h, long n)
+{
+    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+    for (long i = 0; i < n; i++) x[i] = bf16_to_f32(h[i]);
+    return x;
+}
+
+/* A device bf16 result widened, against the reference's widened. */
+static double err16(const uint16_t *dev, const uint16_t *want, long n)
+{
+    uint16_t *got = malloc((size_t)(n ? n : 1) * sizeof *got);
+    gpu_test_download(got, dev, (size_t)n * sizeof *got);
+    float *g = widened(got, n), *w = widened(want, n);
+    double e = test_rel_err(g, w, (size_t)n);
+    free(got), free(g), free(w);
+    return e;
+}
+
+static void sd_case_run(struct test_state *ts, const struct sd_case *c, const struct gpu_blas *blas)
+{
+    long T = c->seg[c->n_seg], nq = T * c->heads * c->hd, nk = T * c->kv * c->hd, nl = T * c->heads;
+    unsigned seed = (unsigned)(T * 131 + c->heads * 17 + c->kv * 5 + c->hd + c->causal);
+    const char *tag = c->causal ? "causal" : "not causal";
+    if (!attention_sdpa_supported(c->seg, c->n_seg, c->heads, c->kv, c->hd, c->causal, blas)) {
+        CHECK_MSG(ts, 0, "T %ld heads %d/%d hd %d %s: cuDNN did not plan the shape (its reason above)", T, c->heads,
+                  c->kv, c->hd, tag);
+        return;
+    }
+    uint16_t *q = random_bf16(nq, seed, -2.0f, 2.0f), *k = random_bf16(nk, seed + 1, -2.0f, 2.0f);
+    uint16_t *v = random_bf16(nk, seed + 2, -1.0f, 1.0f), *dout = random_bf16(nq, seed + 3, -1.0f, 1.0f);
+    uint16_t *o = malloc((size_t)nq * sizeof *o), *gq = malloc((size_t)nq * sizeof *gq);
+    uint16_t *gk = malloc((size_t)nk * sizeof *gk), *gv = malloc((size_t)nk * sizeof *gv);
+    float *stats = malloc((size_t)(nl ? nl : 1) * sizeof *stats);
+    attention_sdpa_forward_cpu(o, stats, q, k, v, c->seg, c->n_seg, c->heads, c->kv, c->hd, c->causal);
+    attention_sdpa_backward_cpu(gq, gk, gv, dout, o, stats, q, k, v, c->seg, c->n_seg, c->heads, c->kv, c->hd,
+                                c->causal);
+
+    uint16_t *d_q = gpu_test_upload(q, (size_t)nq * 2), *d_k = gpu_test_upload(k, (size_t)nk * 2);
+    uint16_t *d_v = gpu_test_upload(v, (size_t)nk * 2), *d_do = gpu_test_upload(dout, (size_t)nq * 2);
+    uint16_t *d_o = gpu_test_nan16((size_t)nq), *d_gq = gpu_test_nan16((size_t)nq), *d_gk = gpu_test_nan16((size_t)nk);
+    uint16_t *d_gv = gpu_test_nan16((size_t)nk);
+    float *d_st = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_st, (size_t)(nl ? nl : 1) * sizeof *d_st));
+    CUDA_CHECK(cudaMemset(d_st, 0xff, (size_t)(nl ? nl : 1) * sizeof *d_st));
+    attention_sdpa_forward_cuda(d_o, d_st, d_q, d_k, d_v, c->seg, c->n_seg, c->heads, c->kv, c->hd, c->causal, blas);
+    /* the backward from the reference's o and stats, so that its errors are its own */
+    uint16_t *r_o = gpu_test_upload(o, (size_t)nq * 2);
+    float *r_st = gpu_test_upload_floats(stats, (size_t)nl);
+    attention_sdpa_backward_cuda(d_gq, d_gk, d_gv, d_do, r_o, r_st, d_q, d_k, d_v, c->seg, c->n_seg, c->heads, c->kv,
+                                 c->hd, c->causal, blas);
+    CUDA_CHECK(cudaStreamSynchronize(blas->stream));
+    double eo = err16(d_o, o, nq), es = gpu_test_dev_err(d_st, stats, (size_t)nl);
+    double eq = err16(d_gq, gq, nq), ek = err16(d_gk, gk, nk), ev = err16(d_gv, gv, nk);
+    printf("  T %ld heads %d/%d hd %d %s: out %.2e stats %.2e dq %.2e dk %.2e dv %.2e\n", T, c->heads, c->kv, c->hd,
+           tag, eo, es, eq, ek, ev);
+    CHECK_MSG(ts, eo <= TOL_OUT && es <= TOL_STATS, "forward: out %.3g, stats %.3g", eo, es);
+    CHECK_MSG(ts, eq <= TOL_GRAD && ek <= TOL_GRAD && ev <= TOL_GRAD, "backward: dq %.3g dk %.3g dv %.3g", eq, ek, ev);
+
+    /* Again: the same bits. */
+    uint16_t *a_q = gpu_test_nan16((size_t)nq), *a_k = gpu_test_nan16((size_t)nk), *a_v = gpu_test_nan16((size_t)nk);
+    uint16_t *a_o = gpu_test_nan16((size_t)nq);
+    attention_sdpa_forward_cuda(a_o, d_st, d_q, d_k, d_v, c->seg, c->n_seg, c->heads, c->kv, c->hd, c->causal, blas);
+    attention_sdpa_backward_cuda(a_q, a_k, a_v, d_do, r_o, r_st, d_q, d_k, d_v, c->seg, c->n_seg, c->heads, c->kv,
+                                 c->hd, c->causal, blas);
+    CUDA_CHECK(cudaStreamSynchronize(blas->stream));
+    CHECK_MSG(ts, gpu_test_dev_same16(a_o, d_o, (size_t)nq), "%s: a second forward gives other bits", tag);
+    CHECK_MSG(ts,
+              gpu_test_dev_same16(a_q, d_gq, (size_t)nq) && gpu_test_dev_same16(a_k, d_gk, (size_t)nk) &&
+                  gpu_test_dev_same16(a_v, d_gv, (size_t)nk),
+              "%s: a second backward gives other bits (cuDNN's accumulating dQ? see stderr)", tag);
+
+    void *dev[] = {d_q, d_k, d_v, d_do, d_o, d_gq, d_gk, d_gv, d_st, r_o, r_st, a_q, a_k, a_v, a_o};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    void *host[] = {q, k, v, dout, o, gq, gk, gv, stats};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+}
+
+static void test_against_reference(struct test_state *ts, void *ctx)
+{
+    const struct gpu_blas *blas = ctx;
+    static const int learner[] = {0, 384, 768};       /* a run of two 384s: the 1.5B benchmark's length */
+    static const int ragged[] = {0, 200, 400};         /* not a multiple of 128: the padding form on <= 9.15 */
+    static const int windows[] = {0, 64, 128, 192, 256}; /* a vision run of four windows */
+    static const int mixed[] = {0, 10, 20, 20, 33};    /* the fixtures: two 10s, an empty one, a lone 13 */
+    static const struct sd_case cases[] = {
+        {learner, 2, 12, 2, 128, 1}, {ragged, 2, 12, 2, 128, 1}, {windows, 4, 16, 16, 80, 0},
+        {mixed, 4, 4, 2, 16, 1},     {mixed, 4, 4, 2, 16, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) sd_case_run(ts, &cases[i], blas);
+}
+
+/* Shapes the op refuses before asking cuDNN: head sizes off the multiples of 8 up to 128, 1-row runs. */
+static void test_shapes(struct test_state *ts, void *ctx)
+{
+    (void)ctx;
+    static const int two[] = {0, 2, 4}, single[] = {0, 1, 3};
+    CHECK(ts, attention_sdpa_shape_ok(two, 2, 4, 2, 16));
+    CHECK(ts, !attention_sdpa_shape_ok(two, 2, 4, 2, 20));
+    CHECK(ts, !attention_sdpa_shape_ok(two, 2, 4, 2, 136));
+    CHECK(ts, !attention_sdpa_shape_ok(two, 2, 4, 3, 16));
+    CHECK(ts, !attention_sdpa_shape_ok(single, 2, 4, 2, 16));
+}
+
+int main(void)
+{
+    cudaStream_t st = gpu_test_begin_stream();
+    struct test_state ts = {0};
+    struct gpu_blas blas;
+    struct mmupt_err err = {0};
+    if (gpu_blas_init(&blas, st, &err)) {
+        fprintf(stderr, "gpu_blas_init: %s\n", err.msg);
+        return 1;
+    }
+    RUN_WITH(&ts, test_against_reference, &blas);
+    RUN_WITH(&ts, test_shapes, &blas);
+    gpu_blas_free(&blas);
+    CUDA_CHECK(cudaStreamDestroy(st));
+    return test_summary(&ts);
+}
