@@ -157,11 +157,12 @@ void attention_flash_backward_cuda(float *dq, float *dk, float *dv, const float 
                                    const float *lse, const float *q, const float *k, const float *v, const int *seg,
                                    int n_seg, int n_heads, int n_kv, int hd, int causal, const struct gpu_blas *blas);
 /* attention_sdpa_* through cuDNN's graph API (src/gpu/sdpa_cudnn.c): one forward and one backward
- * graph per run shape, built and planned on first use and cached on the handle. The emulator runs the
+ * graph per (segments, longest segment rounded up to 128), built and planned on first use and cached
+ * on the handle. The emulator runs the
  * CPU reference; the SIMT interpreter has no cuDNN. attention_sdpa_supported says whether a call can
- * run here - the shape (attention_sdpa_shape_ok), and with cuDNN whether it planned both graphs of
- * every run (a refusal is printed once, with cuDNN's reason); the forward and backward may only be
- * called where it said yes, and it says the same every time for the same arguments. */
+ * run here - the shape (attention_sdpa_shape_ok), and with cuDNN whether it planned both graphs for
+ * the call's segments (a refusal is printed once, with cuDNN's reason); the forward and backward may
+ * only be called where it said yes, and it says the same every time for the same arguments. */
 int attention_sdpa_supported(const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
                              const struct gpu_blas *blas);
 void attention_sdpa_forward_cuda(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
@@ -412,15 +413,9 @@ void attention_flash_backward_cpu(float *dq, float *dk, float *dv, const float *
 int attention_flash_supported(int hd);
 /* Attention as cuDNN's fused SDPA graphs compute it (kernels/cpu/attention_sdpa.c defines the op;
  * MMUPT_ATTENTION=cudnn): attention_flash's, with bf16 operands and outputs (q16, o16, dq16:
- * [T, n_heads, hd]; k16, v16, dk16, dv16: [T, n_kv, hd]) and stats - each row's log-sum-exp - laid out
- * per run of equal-length segments as [count, n_heads, len] at stats + t0 * n_heads. The backward
- * assigns dq16, dk16 and dv16 (none may be NULL). */
-struct sdpa_run {
-    int t0, len, count; /* count segments of len rows from row t0 */
-};
-/* The run starting at segment *s (empty segments skipped), *s moved past it; 0 when none is left. */
-int attention_sdpa_next_run(const int *seg, int n_seg, int *s, struct sdpa_run *r);
-/* The shapes the op takes: hd a multiple of 8 up to 128, GQA groups, no run of 1-row segments. */
+ * [T, n_heads, hd]; k16, v16, dk16, dv16: [T, n_kv, hd]) and stats - each row's log-sum-exp,
+ * [T, n_heads], attention_flash's lse. The backward assigns dq16, dk16 and dv16 (none may be NULL). */
+/* The shapes the op takes: valid segments, GQA groups, hd a multiple of 8 up to 128. */
 int attention_sdpa_shape_ok(const int *seg, int n_seg, int n_heads, int n_kv, int hd);
 void attention_sdpa_forward_cpu(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
                                 const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,

@@ -65,7 +65,7 @@ static void finalize(struct cudnn_graph *gr, cgd_t d, const char *step)
 }
 
 static cgd_t tensor(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type, const int64_t *dim,
-                    const int64_t *stride, bool is_virtual, bool by_value)
+                    const int64_t *stride, bool is_virtual, bool by_value, cgd_t ragged)
 {
     static const int64_t unit[4] = {1, 1, 1, 1};
     const int64_t align = 16;
@@ -77,23 +77,30 @@ static cgd_t tensor(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type, c
     set(gr, t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, "tensor alignment");
     set(gr, t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "tensor virtual");
     if (by_value) set(gr, t, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "tensor by value");
+    if (ragged) set(gr, t, CUDNN_ATTR_TENSOR_RAGGED_OFFSET_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ragged, "ragged offset");
     finalize(gr, t, "tensor");
     return t;
 }
 
 cgd_t cudnn_tensor(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type, const int64_t *dim, const int64_t *stride)
 {
-    return tensor(gr, uid, type, dim, stride, false, false);
+    return tensor(gr, uid, type, dim, stride, false, false, NULL);
+}
+
+cgd_t cudnn_ragged(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type, const int64_t *dim, const int64_t *stride,
+                   cgd_t offsets)
+{
+    return tensor(gr, uid, type, dim, stride, false, false, offsets);
 }
 
 cgd_t cudnn_virtual(struct cudnn_graph *gr, cudnnDataType_t type, const int64_t *dim, const int64_t *stride)
 {
-    return tensor(gr, gr->next_uid++, type, dim, stride, true, false);
+    return tensor(gr, gr->next_uid++, type, dim, stride, true, false, NULL);
 }
 
 cgd_t cudnn_scalar(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type)
 {
-    return tensor(gr, uid, type, NULL, NULL, false, true);
+    return tensor(gr, uid, type, NULL, NULL, false, true, NULL);
 }
 
 /* Add a finalized operation to the graph's list. */

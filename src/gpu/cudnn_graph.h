@@ -36,6 +36,10 @@ void cudnn_graph_free(struct cudnn_graph *gr);
  * virtual one (uid 0: numbered here; never in memory) or a scalar passed by value (dims and strides
  * NULL: [1, 1, 1, 1]; bound to a HOST pointer at execution). */
 cgd_t cudnn_tensor(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type, const int64_t *dim, const int64_t *stride);
+/* A real tensor whose batch entries start where the int32 tensor `offsets` ([b + 1, 1, 1, 1], in
+ * elements) says, not at multiples of the batch stride: packed sequences of different lengths. */
+cgd_t cudnn_ragged(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type, const int64_t *dim, const int64_t *stride,
+                   cgd_t offsets);
 cgd_t cudnn_virtual(struct cudnn_graph *gr, cudnnDataType_t type, const int64_t *dim, const int64_t *stride);
 cgd_t cudnn_scalar(struct cudnn_graph *gr, int64_t uid, cudnnDataType_t type);
 

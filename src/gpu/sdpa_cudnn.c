@@ -2,31 +2,35 @@
  * kernels/cpu/attention_sdpa.c, for the bf16 model's blocks with MMUPT_ATTENTION=cudnn.
  *
  * cuDNN has no one-call attention for this cuDNN generation: its fused attention engines take an
- * operation GRAPH - the matmuls, the scale, the mask, the softmax's reductions and pointwise steps,
+ * operation GRAPH - the matmuls, the scale, the masks, the softmax's reductions and pointwise steps,
  * the second matmul - which its runtime fusion recognises and compiles into one kernel (forward) or
  * a few (backward). The graphs below are the ones cuDNN documents for scaled dot-product attention
  * (its frontend's "composite" SDPA nodes, which PyTorch's cuDNN attention builds too), written out
  * in C through src/gpu/cudnn_graph.c:
- *   forward   S = Q K^T; S *= scale; causal: S = row >= col ? S : -inf; M = max_row S; E = exp(S - M);
- *             Z = sum_row E; stats = M + log Z; P = bf16(E / Z); O = P V;
- *   backward  sum = rowsum(dO * O); S as forward; P = exp(S - stats) (masked as forward);
+ *   forward   S = Q K^T; S *= scale; padding: S = row < len_q && col < len_kv ? S : -inf;
+ *             causal: S = row >= col ? S : -inf; M = max_row S; E = exp(S - M); Z = sum_row E;
+ *             stats = M + log Z; P = bf16(E / Z); O = P V;
+ *   backward  sum = rowsum(dO * O); S as forward, less stats, masked; P = exp(S);
  *             dV = P^T dO; dP = dO V^T; dS = P (dP - sum) scale; dK = dS^T Q; dQ = dS K.
  * With GQA (n_heads > n_kv) dK and dV are summed over each kv head's group by a reduction (cuDNN's
  * GQA pattern). dQ is written directly, without the fp32 accumulation buffer cuDNN otherwise adds
  * into out of order: the deterministic form, tried first - this trainer promises runs that repeat -
  * and the accumulating form only where cuDNN plans no deterministic engine (said once).
  *
- * Tensors are the model's token-major activations as strided 4-D views: a run of `count` segments of
- * `len` rows from row t0 is the batch, q [count, n_heads, len, hd] with strides (len*n_heads*hd, hd,
- * n_heads*hd, 1) - no copy. Known cuDNN limits, from its release notes and frontend: cuDNN up to
- * 9.15 needs the padding-mask form of the backward when len is not a multiple of 128 (the row and
- * column counts as tensors, the matmuls' sizes overridden by them); -inf as the mask's value from
- * 9.10 on, the lowest float before.
+ * Packed sequences, no copy: every non-empty segment of a call is one batch entry of a RAGGED tensor
+ * - q [b, n_heads, S, hd] with strides (-, hd, n_heads*hd, 1) whose entry i starts at element
+ * offset[i] = t0_i * n_heads * hd of the model's token-major activations (cuDNN's "THD" layout) - and
+ * the padding mask holds each entry to its own length (len_q = len_kv = the segment's length, int32
+ * tensors). S, the padded length, is the longest segment rounded up to SDPA_LEN_STEP, so one plan
+ * serves every call with that many segments and a longest segment in the same step: the learner's
+ * micro-batches of varied lengths share a handful of plans. stats is ragged too: [T, n_heads], each
+ * row's log-sum-exp where attention_flash keeps lse. -inf is the masks' value from cuDNN 9.10 on,
+ * the lowest float before (as cuDNN's frontend has it).
  *
- * Plans are made once per run shape (count, len, heads, kv heads, head size, causal) and kept on the
- * cuBLAS handle (struct sdpa_plans, one per stream): making one compiles kernels, about a second. A
- * shape cuDNN refuses is said once, with cuDNN's reason, and attends as by default from then on; so
- * does every new shape once SDPA_MAX_PLANS are kept. */
+ * Plans are kept on the cuBLAS handle (struct sdpa_plans, one per stream): making one compiles
+ * kernels, seconds. A shape cuDNN refuses is said once, with cuDNN's reason, and attends as by
+ * default from then on; so does every new shape once SDPA_MAX_PLANS are kept. The offsets and
+ * lengths go to the device once per segment layout (every layer of a step shares it). */
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
@@ -40,25 +44,31 @@
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
 
-enum { SDPA_MAX_PLANS = 64 };
+enum { SDPA_MAX_PLANS = 64, SDPA_LEN_STEP = 128 };
 
 /* The tensors bound at execution. */
 enum {
-    U_Q = 1, U_K, U_V, U_O, U_STATS, U_DO, U_DQ, U_DK, U_DV, U_SUM, U_DQ_ACC, U_SCALE, U_NEG_INF, U_ONE, U_SEQ_Q,
-    U_SEQ_KV
+    U_Q = 1, U_K, U_V, U_O, U_STATS, U_DO, U_DQ, U_DK, U_DV, U_SUM, U_DQ_ACC, U_SCALE, U_NEG_INF, U_ONE, U_LEN_Q,
+    U_LEN_KV, U_OFF_Q, U_OFF_K, U_OFF_S
 };
 
 struct sdpa_key {
-    int b, s, hq, hk, d, causal;
+    int b, s, hq, hk, d, causal; /* b entries padded to s rows */
 };
 
 struct sdpa_entry {
     struct sdpa_key key;
-    int ok;            /* both graphs planned */
-    int pad;           /* the backward's padding-mask form (cuDNN <= 9.15, len % 128 != 0) */
-    int accumulate;    /* the backward accumulates dQ in fp32 (no deterministic engine planned) */
-    int32_t *seq;      /* pad: device [b] row counts, then (16-byte aligned) [b] column counts */
+    int ok;         /* both graphs planned */
+    int accumulate; /* the backward accumulates dQ in fp32 (no deterministic engine planned) */
     struct cudnn_graph fwd, bwd;
+};
+
+/* A call's segment layout on the device: int32 lengths and ragged offsets (q, k/v, stats), each
+ * array 16-byte aligned, for the segments in `seg` (kept to spot the next call with the same). */
+struct sdpa_layout {
+    int *seg, n_seg, b, max_len;
+    int32_t *dev; /* [len (b)] [off_q (b + 1)] [off_k (b + 1)] [off_s (b + 1)], each padded to 4 */
+    int hq, hk, d;
 };
 
 struct sdpa_plans {
@@ -67,6 +77,7 @@ struct sdpa_plans {
     int version;
     struct sdpa_entry *e[SDPA_MAX_PLANS];
     int n, full_said;
+    struct sdpa_layout lay;
 };
 
 struct sdpa_plans *sdpa_plans_new(void)
@@ -80,9 +91,10 @@ void sdpa_plans_free(struct sdpa_plans *p)
     for (int i = 0; i < p->n; i++) {
         cudnn_graph_free(&p->e[i]->fwd);
         cudnn_graph_free(&p->e[i]->bwd);
-        if (p->e[i]->seq) cudaFree(p->e[i]->seq);
         free(p->e[i]);
     }
+    if (p->lay.dev) cudaFree(p->lay.dev);
+    free(p->lay.seg);
     if (p->state == 1) cudnnDestroy(p->handle);
     free(p);
 }
@@ -115,33 +127,70 @@ static void packed(int64_t dim[4], int64_t st[4], int64_t b, int64_t h, int64_t 
 
 /* ---- the graphs ---- */
 
-/* x with every score above the diagonal (col > row) replaced by ninf. */
-static cgd_t causal_mask(struct cudnn_graph *gr, cgd_t x, cgd_t ninf, const int64_t *dS, const int64_t *sS)
+/* The tensors both graphs share: lengths, offsets, scalars, and the ragged views of q, k, v, o, stats. */
+struct sdpa_io {
+    cgd_t len_q, len_kv, off_q, off_k, off_s, scale, ninf;
+    int64_t dS[4], sS[4], dR[4], sR[4]; /* scores [b, hq, s, s]; per row [b, hq, s, 1] (packed) */
+};
+
+static void sdpa_io(struct cudnn_graph *gr, const struct sdpa_key *k, struct sdpa_io *io)
 {
-    cgd_t row = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS), col = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS);
-    cgd_t keep = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS), y = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dS, sS);
-    cudnn_pointwise(gr, "causal row index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, 2, x, NULL, NULL, row);
-    cudnn_pointwise(gr, "causal col index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, 3, x, NULL, NULL, col);
-    cudnn_pointwise(gr, "causal row >= col", CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, -1, row, col, NULL, keep);
-    cudnn_pointwise(gr, "causal select", CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, -1, x, ninf, keep, y);
-    return y;
+    int64_t dN[4] = {k->b, 1, 1, 1}, dO[4] = {k->b + 1, 1, 1, 1}, one[4] = {1, 1, 1, 1};
+    io->len_q = cudnn_tensor(gr, U_LEN_Q, CUDNN_DATA_INT32, dN, one);
+    io->len_kv = cudnn_tensor(gr, U_LEN_KV, CUDNN_DATA_INT32, dN, one);
+    io->off_q = cudnn_tensor(gr, U_OFF_Q, CUDNN_DATA_INT32, dO, one);
+    io->off_k = cudnn_tensor(gr, U_OFF_K, CUDNN_DATA_INT32, dO, one);
+    io->off_s = cudnn_tensor(gr, U_OFF_S, CUDNN_DATA_INT32, dO, one);
+    io->scale = cudnn_scalar(gr, U_SCALE, CUDNN_DATA_FLOAT);
+    io->ninf = cudnn_scalar(gr, U_NEG_INF, CUDNN_DATA_FLOAT);
+    packed(io->dS, io->sS, k->b, k->hq, k->s, k->s);
+    packed(io->dR, io->sR, k->b, k->hq, k->s, 1);
 }
 
-/* x with every score outside the rows seq_q and columns seq_kv replaced by ninf. */
-static cgd_t padding_mask(struct cudnn_graph *gr, cgd_t x, cgd_t ninf, cgd_t seq_q, cgd_t seq_kv, const int64_t *dS,
-                          const int64_t *sS)
+/* A ragged [b, h, s, d] view (transposed: [b, h, d, s]) of token-major rows. */
+static cgd_t rows(struct cudnn_graph *gr, int64_t uid, const struct sdpa_key *k, int h, int transposed, cgd_t off)
 {
-    cgd_t row = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS), col = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS);
-    cgd_t in_r = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS), in_c = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS);
-    cgd_t keep = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS), y = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dS, sS);
-    cudnn_pointwise(gr, "padding row index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, 2, x, NULL, NULL, row);
-    cudnn_pointwise(gr, "padding col index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, 3, x, NULL, NULL, col);
-    cudnn_pointwise(gr, "padding row < seq_q", CUDNN_POINTWISE_CMP_LT, CUDNN_DATA_BOOLEAN, -1, row, seq_q, NULL, in_r);
-    cudnn_pointwise(gr, "padding col < seq_kv", CUDNN_POINTWISE_CMP_LT, CUDNN_DATA_BOOLEAN, -1, col, seq_kv, NULL,
-                    in_c);
-    cudnn_pointwise(gr, "padding and", CUDNN_POINTWISE_LOGICAL_AND, CUDNN_DATA_BOOLEAN, -1, in_r, in_c, NULL, keep);
-    cudnn_pointwise(gr, "padding select", CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, -1, x, ninf, keep, y);
-    return y;
+    int64_t dim[4], st[4];
+    (transposed ? view_rows_t : view_rows)(dim, st, k->b, h, k->s, k->d);
+    return cudnn_ragged(gr, uid, CUDNN_DATA_BFLOAT16, dim, st, off);
+}
+
+/* stats: one float a row and head, token-major ([T, hq]) like the rows. */
+static cgd_t stats_of(struct cudnn_graph *gr, const struct sdpa_key *k, const struct sdpa_io *io)
+{
+    int64_t dim[4] = {k->b, k->hq, k->s, 1}, st[4] = {(int64_t)k->s * k->hq, 1, k->hq, 1};
+    return cudnn_ragged(gr, U_STATS, CUDNN_DATA_FLOAT, dim, st, io->off_s);
+}
+
+/* x with every score outside entry i's len x len block, and (causal) above its diagonal, -inf. */
+static cgd_t masked(struct cudnn_graph *gr, const struct sdpa_key *k, const struct sdpa_io *io, cgd_t x,
+                    int padding, int causal)
+{
+    const int64_t *dS = io->dS, *sS = io->sS;
+    if (padding) {
+        cgd_t row = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS), col = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS);
+        cgd_t in_r = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS), in_c = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS);
+        cgd_t keep = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS), y = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dS, sS);
+        cudnn_pointwise(gr, "padding row index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, 2, x, NULL, NULL, row);
+        cudnn_pointwise(gr, "padding col index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_INT32, 3, x, NULL, NULL, col);
+        cudnn_pointwise(gr, "padding row < len_q", CUDNN_POINTWISE_CMP_LT, CUDNN_DATA_BOOLEAN, -1, row, io->len_q, NULL,
+                        in_r);
+        cudnn_pointwise(gr, "padding col < len_kv", CUDNN_POINTWISE_CMP_LT, CUDNN_DATA_BOOLEAN, -1, col, io->len_kv,
+                        NULL, in_c);
+        cudnn_pointwise(gr, "padding and", CUDNN_POINTWISE_LOGICAL_AND, CUDNN_DATA_BOOLEAN, -1, in_r, in_c, NULL, keep);
+        cudnn_pointwise(gr, "padding select", CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, -1, x, io->ninf, keep, y);
+        x = y;
+    }
+    if (causal && k->causal) {
+        cgd_t row = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS), col = cudnn_virtual(gr, CUDNN_DATA_INT32, dS, sS);
+        cgd_t keep = cudnn_virtual(gr, CUDNN_DATA_BOOLEAN, dS, sS), y = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dS, sS);
+        cudnn_pointwise(gr, "causal row index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, 2, x, NULL, NULL, row);
+        cudnn_pointwise(gr, "causal col index", CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, 3, x, NULL, NULL, col);
+        cudnn_pointwise(gr, "causal row >= col", CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, -1, row, col, NULL, keep);
+        cudnn_pointwise(gr, "causal select", CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, -1, x, io->ninf, keep, y);
+        x = y;
+    }
+    return x;
 }
 
 /* y = op(a, b) into a new fp32 virtual tensor shaped (dim, st). */
@@ -155,21 +204,16 @@ static cgd_t pw2(struct cudnn_graph *gr, const char *name, cudnnPointwiseMode_t 
 
 static void build_forward(struct cudnn_graph *gr, const struct sdpa_key *k)
 {
-    int64_t b = k->b, s = k->s, hq = k->hq, hk = k->hk, d = k->d;
-    int64_t dQ[4], sQ[4], dKT[4], sKT[4], dV[4], sV[4], dS[4], sS[4], dR[4], sR[4];
-    view_rows(dQ, sQ, b, hq, s, d);
-    view_rows_t(dKT, sKT, b, hk, s, d);
-    view_rows(dV, sV, b, hk, s, d);
-    packed(dS, sS, b, hq, s, s);
-    packed(dR, sR, b, hq, s, 1);
-    cgd_t Q = cudnn_tensor(gr, U_Q, CUDNN_DATA_BFLOAT16, dQ, sQ), KT = cudnn_tensor(gr, U_K, CUDNN_DATA_BFLOAT16, dKT, sKT);
-    cgd_t V = cudnn_tensor(gr, U_V, CUDNN_DATA_BFLOAT16, dV, sV), O = cudnn_tensor(gr, U_O, CUDNN_DATA_BFLOAT16, dQ, sQ);
-    cgd_t stats = cudnn_tensor(gr, U_STATS, CUDNN_DATA_FLOAT, dR, sR);
-    cgd_t scale = cudnn_scalar(gr, U_SCALE, CUDNN_DATA_FLOAT), ninf = cudnn_scalar(gr, U_NEG_INF, CUDNN_DATA_FLOAT);
+    struct sdpa_io io;
+    sdpa_io(gr, k, &io);
+    const int64_t *dS = io.dS, *sS = io.sS, *dR = io.dR, *sR = io.sR;
+    cgd_t Q = rows(gr, U_Q, k, k->hq, 0, io.off_q), KT = rows(gr, U_K, k, k->hk, 1, io.off_k);
+    cgd_t V = rows(gr, U_V, k, k->hk, 0, io.off_k), O = rows(gr, U_O, k, k->hq, 0, io.off_q);
+    cgd_t stats = stats_of(gr, k, &io);
     cgd_t S = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dS, sS);
-    cudnn_matmul(gr, "Q K^T", Q, KT, S, NULL, NULL, NULL);
-    S = pw2(gr, "scale", CUDNN_POINTWISE_MUL, S, scale, dS, sS);
-    if (k->causal) S = causal_mask(gr, S, ninf, dS, sS);
+    cudnn_matmul(gr, "Q K^T", Q, KT, S, io.len_q, io.len_kv, NULL);
+    S = pw2(gr, "scale", CUDNN_POINTWISE_MUL, S, io.scale, dS, sS);
+    S = masked(gr, k, &io, S, 1, 1);
     cgd_t M = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dR, sR), Z = cudnn_virtual(gr, CUDNN_DATA_FLOAT, dR, sR);
     cudnn_reduction(gr, "row max", CUDNN_REDUCE_TENSOR_MAX, S, M);
     cgd_t E = pw2(gr, "S - max", CUDNN_POINTWISE_SUB, S, M, dS, sS);
@@ -181,11 +225,11 @@ static void build_forward(struct cudnn_graph *gr, const struct sdpa_key *k)
     cudnn_pointwise(gr, "stats", CUDNN_POINTWISE_ADD, CUDNN_DATA_FLOAT, -1, M, logZ, NULL, stats);
     cgd_t P = cudnn_virtual(gr, CUDNN_DATA_BFLOAT16, dS, sS); /* the second product's operand: bf16 */
     cudnn_pointwise(gr, "softmax", CUDNN_POINTWISE_DIV, CUDNN_DATA_FLOAT, -1, E2, Z, NULL, P);
-    cudnn_matmul(gr, "P V", P, V, O, NULL, NULL, NULL);
+    cudnn_matmul(gr, "P V", P, V, O, io.len_q, NULL, io.len_kv);
 }
 
 /* The backward's dK or dV: the product a b into out, through a per-q-head bf16 tensor summed over
- * each group when the heads are grouped (GQA). m, k: the padding form's size overrides. */
+ * each group when the heads are grouped (GQA). m, kk: the size overrides (the lengths). */
 static void grouped_product(struct cudnn_graph *gr, const char *name, const struct sdpa_key *k, cgd_t a, cgd_t b,
                             cgd_t out, cgd_t m, cgd_t kk)
 {
@@ -200,63 +244,57 @@ static void grouped_product(struct cudnn_graph *gr, const char *name, const stru
     cudnn_reduction(gr, "group sum", CUDNN_REDUCE_TENSOR_ADD, full, out);
 }
 
-static void build_backward(struct cudnn_graph *gr, const struct sdpa_key *k, int pad, int accumulate)
+static void build_backward(struct cudnn_graph *gr, const struct sdpa_key *k, int accumulate)
 {
-    int64_t b = k->b, s = k->s, hq = k->hq, hk = k->hk, d = k->d;
-    int64_t dQ[4], sQ[4], dK[4], sK[4], dKT[4], sKT[4], dS[4], sS[4], dST[4], sST[4], dR[4], sR[4], dF[4], sF[4];
-    int64_t dN[4] = {b, 1, 1, 1}, sN[4] = {1, 1, 1, 1};
-    view_rows(dQ, sQ, b, hq, s, d);
-    view_rows(dK, sK, b, hk, s, d);
-    view_rows_t(dKT, sKT, b, hk, s, d);
-    packed(dS, sS, b, hq, s, s);
-    packed(dR, sR, b, hq, s, 1);
-    packed(dF, sF, b, hq, s, d);
+    struct sdpa_io io;
+    sdpa_io(gr, k, &io);
+    const int64_t *dS = io.dS, *sS = io.sS, *dR = io.dR, *sR = io.sR;
+    int64_t dST[4], sST[4], dK[4], sK[4], dF[4], sF[4];
     memcpy(dST, dS, sizeof dST); /* P^T and dS^T: the scores' memory read transposed */
-    int64_t tst[4] = {hq * s * s, s * s, 1, s};
+    int64_t tst[4] = {(int64_t)k->hq * k->s * k->s, (int64_t)k->s * k->s, 1, k->s};
     memcpy(sST, tst, sizeof sST);
+    view_rows(dK, sK, k->b, k->hk, k->s, k->d);
+    packed(dF, sF, k->b, k->hq, k->s, k->d);
     const cudnnDataType_t bf = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT;
-    cgd_t Q = cudnn_tensor(gr, U_Q, bf, dQ, sQ), KT = cudnn_tensor(gr, U_K, bf, dKT, sKT);
-    cgd_t VT = cudnn_tensor(gr, U_V, bf, dKT, sKT), O = cudnn_tensor(gr, U_O, bf, dQ, sQ);
-    cgd_t dO = cudnn_tensor(gr, U_DO, bf, dQ, sQ), stats = cudnn_tensor(gr, U_STATS, f32, dR, sR);
-    cgd_t gQ = cudnn_tensor(gr, U_DQ, bf, dQ, sQ), gK = cudnn_tensor(gr, U_DK, bf, dK, sK);
-    cgd_t gV = cudnn_tensor(gr, U_DV, bf, dK, sK), sum = cudnn_tensor(gr, U_SUM, f32, dR, sR);
-    cgd_t one = cudnn_scalar(gr, U_ONE, f32), scale = cudnn_scalar(gr, U_SCALE, f32);
-    cgd_t ninf = cudnn_scalar(gr, U_NEG_INF, f32);
-    cgd_t sq = pad ? cudnn_tensor(gr, U_SEQ_Q, CUDNN_DATA_INT32, dN, sN) : NULL;
-    cgd_t skv = pad ? cudnn_tensor(gr, U_SEQ_KV, CUDNN_DATA_INT32, dN, sN) : NULL;
-    /* sum = rowsum(dO * O), kept in memory: every dS tile reads it */
+    cgd_t Q = rows(gr, U_Q, k, k->hq, 0, io.off_q), KT = rows(gr, U_K, k, k->hk, 1, io.off_k);
+    cgd_t VT = rows(gr, U_V, k, k->hk, 1, io.off_k), O = rows(gr, U_O, k, k->hq, 0, io.off_q);
+    cgd_t dO = rows(gr, U_DO, k, k->hq, 0, io.off_q), gQ = rows(gr, U_DQ, k, k->hq, 0, io.off_q);
+    cgd_t gK = rows(gr, U_DK, k, k->hk, 0, io.off_k), gV = rows(gr, U_DV, k, k->hk, 0, io.off_k);
+    cgd_t stats = stats_of(gr, k, &io), sum = cudnn_tensor(gr, U_SUM, f32, dR, sR);
+    cgd_t one = cudnn_scalar(gr, U_ONE, f32);
+    /* sum = rowsum(dO * O), kept in memory (padded [b, hq, s]): every dS tile reads it */
     cgd_t t = pw2(gr, "dO * O", CUDNN_POINTWISE_MUL, dO, O, dF, sF);
     cgd_t r = cudnn_virtual(gr, f32, dR, sR);
     cudnn_reduction(gr, "rowsum(dO * O)", CUDNN_REDUCE_TENSOR_ADD, t, r);
     cudnn_pointwise(gr, "softmax sum", CUDNN_POINTWISE_MUL, f32, -1, r, one, NULL, sum);
     /* P = exp(scale Q K^T - stats), masked */
     cgd_t S = cudnn_virtual(gr, f32, dS, sS);
-    cudnn_matmul(gr, "Q K^T", Q, KT, S, sq, skv, NULL);
-    S = pw2(gr, "scale", CUDNN_POINTWISE_MUL, S, scale, dS, sS);
-    if (pad) S = padding_mask(gr, S, ninf, sq, skv, dS, sS);
+    cudnn_matmul(gr, "Q K^T", Q, KT, S, io.len_q, io.len_kv, NULL);
+    S = pw2(gr, "scale", CUDNN_POINTWISE_MUL, S, io.scale, dS, sS);
+    S = masked(gr, k, &io, S, 1, 0);
     S = pw2(gr, "S - stats", CUDNN_POINTWISE_SUB, S, stats, dS, sS);
-    if (k->causal) S = causal_mask(gr, S, ninf, dS, sS);
+    S = masked(gr, k, &io, S, 0, 1);
     cgd_t P = cudnn_virtual(gr, f32, dS, sS), PT = cudnn_virtual(gr, bf, dST, sST);
     cudnn_pointwise(gr, "exp", CUDNN_POINTWISE_EXP, f32, -1, S, NULL, NULL, P);
     cudnn_reshape(gr, "P^T", P, PT);
-    grouped_product(gr, "P^T dO", k, PT, dO, gV, skv, sq);
+    grouped_product(gr, "P^T dO", k, PT, dO, gV, io.len_kv, io.len_q);
     /* dS = P (dO V^T - sum) scale */
     cgd_t dP = cudnn_virtual(gr, f32, dS, sS);
-    cudnn_matmul(gr, "dO V^T", dO, VT, dP, sq, skv, NULL);
+    cudnn_matmul(gr, "dO V^T", dO, VT, dP, io.len_q, io.len_kv, NULL);
     dP = pw2(gr, "dP - sum", CUDNN_POINTWISE_SUB, dP, sum, dS, sS);
     dP = pw2(gr, "* P", CUDNN_POINTWISE_MUL, dP, P, dS, sS);
-    cgd_t dSc = pw2(gr, "* scale", CUDNN_POINTWISE_MUL, dP, scale, dS, sS), dSt = cudnn_virtual(gr, bf, dST, sST);
+    cgd_t dSc = pw2(gr, "* scale", CUDNN_POINTWISE_MUL, dP, io.scale, dS, sS), dSt = cudnn_virtual(gr, bf, dST, sST);
     cudnn_reshape(gr, "dS^T", dSc, dSt);
-    grouped_product(gr, "dS^T Q", k, dSt, Q, gK, skv, sq);
+    grouped_product(gr, "dS^T Q", k, dSt, Q, gK, io.len_kv, io.len_q);
     /* dQ = dS K */
     cgd_t K = cudnn_virtual(gr, bf, dK, sK);
     cudnn_reshape(gr, "K", KT, K);
     if (!accumulate) {
-        cudnn_matmul(gr, "dS K", dSc, K, gQ, sq, NULL, skv);
+        cudnn_matmul(gr, "dS K", dSc, K, gQ, io.len_q, NULL, io.len_kv);
         return;
     }
     cgd_t acc = cudnn_tensor(gr, U_DQ_ACC, f32, dF, sF);
-    cudnn_matmul(gr, "dS K", dSc, K, acc, sq, NULL, skv);
+    cudnn_matmul(gr, "dS K", dSc, K, acc, io.len_q, NULL, io.len_kv);
     cudnn_pointwise(gr, "dQ", CUDNN_POINTWISE_IDENTITY, f32, -1, acc, NULL, NULL, gQ);
 }
 
@@ -286,22 +324,14 @@ static int plan_entry(struct sdpa_plans *p, struct sdpa_entry *e)
     if (cudnn_graph_plan(&e->fwd, p->handle, NULL)) return -1;
     for (e->accumulate = 0; e->accumulate < 2; e->accumulate++) {
         cudnn_graph_init(&e->bwd);
-        build_backward(&e->bwd, &e->key, e->pad, e->accumulate);
-        if (cudnn_graph_plan(&e->bwd, p->handle, NULL) == 0) break;
+        build_backward(&e->bwd, &e->key, e->accumulate);
+        if (cudnn_graph_plan(&e->bwd, p->handle, NULL) == 0) return 0;
         if (e->accumulate == 1) return -1;
         fprintf(stderr, "mmupt: cuDNN SDPA: no deterministic backward engine (%s); dQ accumulates out of order\n",
                 e->bwd.error);
         cudnn_graph_free(&e->bwd);
     }
-    if (e->pad) { /* the row and column counts, all len */
-        int nb = (e->key.b + 3) / 4 * 4;
-        int32_t *h = mmupt_xmalloc((size_t)2 * nb * sizeof *h);
-        for (int i = 0; i < 2 * nb; i++) h[i] = e->key.s;
-        CUDA_CHECK(cudaMalloc((void **)&e->seq, (size_t)2 * nb * sizeof *h));
-        CUDA_CHECK(cudaMemcpy(e->seq, h, (size_t)2 * nb * sizeof *h, cudaMemcpyHostToDevice));
-        free(h);
-    }
-    return 0;
+    return -1;
 }
 
 /* The entry of a shape, planned now if new; NULL where it cannot run (said once). */
@@ -318,16 +348,14 @@ static struct sdpa_entry *entry_of(struct sdpa_plans *p, const struct sdpa_key *
     }
     struct sdpa_entry *e = mmupt_xcalloc(1, sizeof *e);
     e->key = *key;
-    e->pad = p->version <= 91500 && key->s % 128 != 0;
     e->ok = plan_entry(p, e) == 0;
     if (!e->ok) {
-        const char *why = e->fwd.status != CUDNN_STATUS_SUCCESS ? e->fwd.error : e->bwd.error;
+        int fwd = e->fwd.status != CUDNN_STATUS_SUCCESS;
         fprintf(stderr,
-                "mmupt: cuDNN %d.%d.%d SDPA refused %d segment(s) of %d rows, %d/%d heads of %d, %s (%s graph): %s; "
-                "this shape attends as by default\n",
+                "mmupt: cuDNN %d.%d.%d SDPA refused %d segment(s) of up to %d rows, %d/%d heads of %d, %s (%s graph): "
+                "%s; this shape attends as by default\n",
                 p->version / 10000, p->version / 100 % 100, p->version % 100, key->b, key->s, key->hq, key->hk, key->d,
-                key->causal ? "causal" : "not causal", e->fwd.status != CUDNN_STATUS_SUCCESS ? "forward" : "backward",
-                why);
+                key->causal ? "causal" : "not causal", fwd ? "forward" : "backward", fwd ? e->fwd.error : e->bwd.error);
         cudnn_graph_free(&e->fwd);
         cudnn_graph_free(&e->bwd);
     }
@@ -335,11 +363,27 @@ static struct sdpa_entry *entry_of(struct sdpa_plans *p, const struct sdpa_key *
     return e->ok ? e : NULL;
 }
 
-static struct sdpa_key key_of(const struct sdpa_run *r, int n_heads, int n_kv, int hd, int causal)
+/* The non-empty segments: their count, and the longest. */
+static int segments(const int *seg, int n_seg, int *max_len)
+{
+    int b = 0;
+    *max_len = 0;
+    for (int s = 0; s < n_seg; s++) {
+        int len = seg[s + 1] - seg[s];
+        if (len > 0) b++;
+        if (len > *max_len) *max_len = len;
+    }
+    return b;
+}
+
+static struct sdpa_key key_of(const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal)
 {
     struct sdpa_key k;
+    int max_len;
     memset(&k, 0, sizeof k); /* compared with memcmp */
-    k.b = r->count, k.s = r->len, k.hq = n_heads, k.hk = n_kv, k.d = hd, k.causal = causal != 0;
+    k.b = segments(seg, n_seg, &max_len);
+    k.s = (max_len + SDPA_LEN_STEP - 1) / SDPA_LEN_STEP * SDPA_LEN_STEP;
+    k.hq = n_heads, k.hk = n_kv, k.d = hd, k.causal = causal != 0;
     return k;
 }
 
@@ -348,21 +392,45 @@ int attention_sdpa_supported(const int *seg, int n_seg, int n_heads, int n_kv, i
 {
     struct sdpa_plans *p = blas->sdpa;
     if (!p || !attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd) || !handle_ready(p, blas)) return 0;
-    struct sdpa_run r;
-    for (int s = 0; attention_sdpa_next_run(seg, n_seg, &s, &r);) {
-        struct sdpa_key k = key_of(&r, n_heads, n_kv, hd, causal);
-        if (!entry_of(p, &k)) return 0;
-    }
-    return 1;
+    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
+    return k.b == 0 || entry_of(p, &k) != NULL;
 }
 
-/* The planned entry of a run (attention_sdpa_supported said yes: it is there). */
-static struct sdpa_entry *planned(const struct gpu_blas *blas, const struct sdpa_run *r, int n_heads, int n_kv,
-                                  int hd, int causal)
+/* The call's lengths and offsets on the device (uploaded when the layout differs from the last call's). */
+static const struct sdpa_layout *layout_of(struct sdpa_plans *p, const struct gpu_blas *blas, const int *seg,
+                                           int n_seg, int hq, int hk, int d)
 {
-    struct sdpa_key k = key_of(r, n_heads, n_kv, hd, causal);
-    struct sdpa_entry *e = blas->sdpa && blas->sdpa->state > 0 ? entry_of(blas->sdpa, &k) : NULL;
-    if (!e) MMUPT_DIE("attention_sdpa: a shape attention_sdpa_supported did not accept (%d x %d rows)", r->count, r->len);
+    struct sdpa_layout *l = &p->lay;
+    if (l->dev && l->n_seg == n_seg && l->hq == hq && l->hk == hk && l->d == d &&
+        memcmp(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg) == 0)
+        return l;
+    if (l->dev) CUDA_CHECK(cudaFreeAsync(l->dev, blas->stream));
+    free(l->seg);
+    l->seg = mmupt_xmalloc((size_t)(n_seg + 1) * sizeof *seg);
+    memcpy(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg);
+    l->n_seg = n_seg, l->hq = hq, l->hk = hk, l->d = d;
+    l->b = segments(seg, n_seg, &l->max_len);
+    int nb = (l->b + 4) / 4 * 4; /* b + 1 entries, rounded to 16 bytes */
+    int32_t *h = mmupt_xcalloc((size_t)4 * nb, sizeof *h), *len = h, *oq = h + nb, *ok = oq + nb, *os = ok + nb;
+    int i = 0;
+    for (int s = 0; s < n_seg; s++) {
+        if (seg[s + 1] == seg[s]) continue;
+        len[i] = seg[s + 1] - seg[s];
+        oq[i] = seg[s] * hq * d, ok[i] = seg[s] * hk * d, os[i] = seg[s] * hq;
+        i++;
+    }
+    oq[i] = seg[n_seg] * hq * d, ok[i] = seg[n_seg] * hk * d, os[i] = seg[n_seg] * hq; /* the end */
+    CUDA_CHECK(cudaMallocAsync((void **)&l->dev, (size_t)4 * nb * sizeof *h, blas->stream));
+    CUDA_CHECK(cudaMemcpyAsync(l->dev, h, (size_t)4 * nb * sizeof *h, cudaMemcpyHostToDevice, blas->stream));
+    free(h); /* pageable: staged before the copy returns */
+    return l;
+}
+
+/* The planned entry of a call (attention_sdpa_supported said yes: it is there). */
+static struct sdpa_entry *planned(const struct gpu_blas *blas, const struct sdpa_key *k)
+{
+    struct sdpa_entry *e = blas->sdpa && blas->sdpa->state > 0 ? entry_of(blas->sdpa, k) : NULL;
+    if (!e) MMUPT_DIE("attention_sdpa: a shape attention_sdpa_supported did not accept (%d x %d rows)", k->b, k->s);
     return e;
 }
 
@@ -375,6 +443,17 @@ static void run(struct cudnn_graph *gr, const struct gpu_blas *blas, int n, cons
     if (ws) CUDA_CHECK(cudaFreeAsync(ws, blas->stream));
 }
 
+/* The ids and pointers every graph binds: lengths, offsets, scale and the masks' value. */
+static int bind_common(int64_t *uids, void **ptrs, const struct sdpa_layout *l, float *scale, float *ninf)
+{
+    int nb = (l->b + 4) / 4 * 4;
+    const int64_t u[] = {U_LEN_Q, U_LEN_KV, U_OFF_Q, U_OFF_K, U_OFF_S, U_SCALE, U_NEG_INF};
+    void *const p[] = {l->dev, l->dev, l->dev + nb, l->dev + 2 * nb, l->dev + 3 * nb, scale, ninf};
+    memcpy(uids, u, sizeof u);
+    memcpy(ptrs, p, sizeof p);
+    return 7;
+}
+
 static float neg_inf(const struct sdpa_plans *p)
 {
     return p->version < 91000 ? -FLT_MAX : -INFINITY;
@@ -384,16 +463,19 @@ void attention_sdpa_forward_cuda(uint16_t *o16, float *stats, const uint16_t *q1
                                  const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                  int causal, const struct gpu_blas *blas)
 {
-    float scale = (float)(1.0 / sqrt((double)hd)), ninf = blas->sdpa ? neg_inf(blas->sdpa) : 0.0f;
-    struct sdpa_run r;
-    for (int s = 0; attention_sdpa_next_run(seg, n_seg, &s, &r);) {
-        struct sdpa_entry *e = planned(blas, &r, n_heads, n_kv, hd, causal);
-        long q0 = (long)r.t0 * n_heads * hd, k0 = (long)r.t0 * n_kv * hd;
-        const int64_t uids[] = {U_Q, U_K, U_V, U_O, U_STATS, U_SCALE, U_NEG_INF};
-        void *const ptrs[] = {(void *)(q16 + q0), (void *)(k16 + k0), (void *)(v16 + k0), o16 + q0,
-                              stats + (long)r.t0 * n_heads, &scale, &ninf};
-        run(&e->fwd, blas, 7, uids, ptrs);
-    }
+    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
+    if (k.b == 0) return;
+    struct sdpa_entry *e = planned(blas, &k);
+    const struct sdpa_layout *l = layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd);
+    float scale = (float)(1.0 / sqrt((double)hd)), ninf = neg_inf(blas->sdpa);
+    int64_t uids[16];
+    void *ptrs[16];
+    int n = bind_common(uids, ptrs, l, &scale, &ninf);
+    const int64_t u[] = {U_Q, U_K, U_V, U_O, U_STATS};
+    void *const p[] = {(void *)q16, (void *)k16, (void *)v16, o16, stats};
+    memcpy(uids + n, u, sizeof u);
+    memcpy(ptrs + n, p, sizeof p);
+    run(&e->fwd, blas, n + 5, uids, ptrs);
 }
 
 void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16, const uint16_t *dout16,
@@ -401,44 +483,43 @@ void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16
                                   const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                   int causal, const struct gpu_blas *blas)
 {
-    float scale = (float)(1.0 / sqrt((double)hd)), one = 1.0f, ninf = blas->sdpa ? neg_inf(blas->sdpa) : 0.0f;
+    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
+    if (k.b == 0) return;
+    struct sdpa_entry *e = planned(blas, &k);
+    const struct sdpa_layout *l = layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd);
     cudaStream_t st = blas->stream;
-    struct sdpa_run r;
-    for (int s = 0; attention_sdpa_next_run(seg, n_seg, &s, &r);) {
-        struct sdpa_entry *e = planned(blas, &r, n_heads, n_kv, hd, causal);
-        long q0 = (long)r.t0 * n_heads * hd, k0 = (long)r.t0 * n_kv * hd, rows = (long)r.count * n_heads * r.len;
-        float *sum = NULL, *acc = NULL;
-        CUDA_CHECK(cudaMallocAsync((void **)&sum, (size_t)rows * sizeof *sum, st));
-        if (e->accumulate) {
-            CUDA_CHECK(cudaMallocAsync((void **)&acc, (size_t)rows * hd * sizeof *acc, st));
-            CUDA_CHECK(cudaMemsetAsync(acc, 0, (size_t)rows * hd * sizeof *acc, st));
-        }
-        int nb = (r.count + 3) / 4 * 4;
-        int64_t uids[16] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SUM, U_ONE, U_SCALE, U_NEG_INF};
-        void *ptrs[16] = {(void *)(q16 + q0), (void *)(k16 + k0), (void *)(v16 + k0), (void *)(o16 + q0),
-                          (void *)(dout16 + q0), (void *)(stats + (long)r.t0 * n_heads), dq16 + q0, dk16 + k0,
-                          dv16 + k0, sum, &one, &scale, &ninf};
-        int n = 13;
-        if (acc) uids[n] = U_DQ_ACC, ptrs[n++] = acc;
-        if (e->pad) {
-            uids[n] = U_SEQ_Q, ptrs[n++] = e->seq;
-            uids[n] = U_SEQ_KV, ptrs[n++] = e->seq + nb;
-        }
-        run(&e->bwd, blas, n, uids, ptrs);
-        CUDA_CHECK(cudaFreeAsync(sum, st));
-        if (acc) CUDA_CHECK(cudaFreeAsync(acc, st));
+    float scale = (float)(1.0 / sqrt((double)hd)), ninf = neg_inf(blas->sdpa), one = 1.0f;
+    long rows = (long)k.b * n_heads * k.s; /* the padded [b, hq, s] of the row sums (and dQ's fp32) */
+    float *sum = NULL, *acc = NULL;
+    CUDA_CHECK(cudaMallocAsync((void **)&sum, (size_t)rows * sizeof *sum, st));
+    if (e->accumulate) {
+        CUDA_CHECK(cudaMallocAsync((void **)&acc, (size_t)rows * hd * sizeof *acc, st));
+        CUDA_CHECK(cudaMemsetAsync(acc, 0, (size_t)rows * hd * sizeof *acc, st));
     }
+    int64_t uids[24];
+    void *ptrs[24];
+    int n = bind_common(uids, ptrs, l, &scale, &ninf);
+    const int64_t u[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SUM, U_ONE};
+    void *const p[] = {(void *)q16, (void *)k16, (void *)v16, (void *)o16, (void *)dout16, (void *)stats,
+                       dq16,        dk16,        dv16,        sum,         &one};
+    memcpy(uids + n, u, sizeof u);
+    memcpy(ptrs + n, p, sizeof p);
+    n += 11;
+    if (acc) uids[n] = U_DQ_ACC, ptrs[n++] = acc;
+    run(&e->bwd, blas, n, uids, ptrs);
+    CUDA_CHECK(cudaFreeAsync(sum, st));
+    if (acc) CUDA_CHECK(cudaFreeAsync(acc, st));
 }
 
 int sdpa_plan_for_device(cudnnBackendDescriptor_t prop, int b, int s, int hq, int hk, int d, int causal, int backward,
-                         int pad, int accumulate, char *why, size_t why_size)
+                         int accumulate, char *why, size_t why_size)
 {
     struct sdpa_key k;
     memset(&k, 0, sizeof k);
     k.b = b, k.s = s, k.hq = hq, k.hk = hk, k.d = d, k.causal = causal != 0;
     struct cudnn_graph gr;
     cudnn_graph_init(&gr);
-    if (backward) build_backward(&gr, &k, pad, accumulate);
+    if (backward) build_backward(&gr, &k, accumulate);
     else build_forward(&gr, &k);
     int rc = cudnn_graph_plan(&gr, NULL, prop);
     snprintf(why, why_size, "%s", rc ? gr.error : "");

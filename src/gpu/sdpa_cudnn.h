@@ -7,9 +7,9 @@
 #include <cudnn.h>
 #include <stddef.h>
 
-/* The forward graph (backward 0) or a backward one (pad: the padding-mask form; accumulate: dQ in
- * fp32) of one run shape, planned for `prop`: 0, or -1 with cuDNN's reason in why. */
+/* The forward graph (backward 0) or a backward one (accumulate: dQ in fp32) of b packed segments of
+ * up to s rows, planned for `prop`: 0, or -1 with cuDNN's reason in why. */
 int sdpa_plan_for_device(cudnnBackendDescriptor_t prop, int b, int s, int hq, int hk, int d, int causal, int backward,
-                         int pad, int accumulate, char *why, size_t why_size);
+                         int accumulate, char *why, size_t why_size);
 
 #endif

@@ -7,8 +7,10 @@
  * fails earlier, with cuDNN's reason. On a machine with a GPU the plans simply succeed ("planned").
  *
  * usage: sdpa_plan_check DEVICEPROP.json [b s heads kv_heads head_dim causal]...
- * (default shapes: the issue's 1.5B learner, 8 x 384, 12/2 heads of 128, causal; a Qwen2.5-VL vision
- * window run, 4 x 64 rows of 16 heads of 80, not causal; the model fixtures' 2 x 10 rows, 4/2 heads of 16.)
+ * (b packed segments of up to s rows, s a multiple of 128 as src/gpu/sdpa_cudnn.c pads them; default
+ * shapes: the issue's 1.5B learner, 8 x 384, 12/2 heads of 128, causal; Qwen2.5-VL-3B's text, 2 x 1024,
+ * 16/2 heads of 128; a vision window run, 4 x 128, 16 heads of 80, not causal; the model fixtures'
+ * 3 x 128, 4/2 heads of 16.)
  * Exit 0 when every graph is planned or compiled, 1 when any is refused. */
 #include <cudnn.h>
 #include <stdio.h>
@@ -44,14 +46,13 @@ static cudnnBackendDescriptor_t device_from(const char *path)
 }
 
 /* One graph: 0 planned or compiled, 1 refused. */
-static int check(cudnnBackendDescriptor_t dev, const int *sh, int backward, int pad, int acc)
+static int check(cudnnBackendDescriptor_t dev, const int *sh, int backward, int acc)
 {
     char why[512];
-    int rc = sdpa_plan_for_device(dev, sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], backward, pad, acc, why, sizeof why);
+    int rc = sdpa_plan_for_device(dev, sh[0], sh[1], sh[2], sh[3], sh[4], sh[5], backward, acc, why, sizeof why);
     const char *verdict = rc == 0 ? "planned" : strstr(why, "(34)") ? "compiled" : "REFUSED";
-    printf("%-9s %2d x %4d rows, %2d/%d heads of %3d, %-10s %-8s%s%s\n", verdict, sh[0], sh[1], sh[2], sh[3], sh[4],
-           sh[5] ? "causal" : "not causal", backward ? "backward" : "forward", pad ? " (padding form)" : "",
-           acc ? " (dQ accumulated)" : "");
+    printf("%-9s %2d x %4d rows, %2d/%d heads of %3d, %-10s %-8s%s\n", verdict, sh[0], sh[1], sh[2], sh[3], sh[4],
+           sh[5] ? "causal" : "not causal", backward ? "backward" : "forward", acc ? " (dQ accumulated)" : "");
     if (strcmp(verdict, "REFUSED") == 0) printf("          %s\n", why);
     return strcmp(verdict, "REFUSED") == 0;
 }
@@ -62,17 +63,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: sdpa_plan_check DEVICEPROP.json [b s heads kv_heads head_dim causal]...\n");
         return 2;
     }
-    static const int dflt[][6] = {{8, 384, 12, 2, 128, 1}, {4, 64, 16, 16, 80, 0}, {2, 10, 4, 2, 16, 1}};
-    int n = argc > 2 ? (argc - 2) / 6 : 3;
+    static const int dflt[][6] = {{8, 384, 12, 2, 128, 1}, {2, 1024, 16, 2, 128, 1}, {4, 128, 16, 16, 80, 0},
+                                  {3, 128, 4, 2, 16, 1}};
+    int n = argc > 2 ? (argc - 2) / 6 : 4;
     cudnnBackendDescriptor_t dev = device_from(argv[1]);
     printf("cuDNN %zu, device %s\n", cudnnGetVersion(), argv[1]);
     int refused = 0;
     for (int i = 0; i < n; i++) {
         int sh[6];
         for (int j = 0; j < 6; j++) sh[j] = argc > 2 ? atoi(argv[2 + 6 * i + j]) : dflt[i][j];
-        refused += check(dev, sh, 0, 0, 0);
-        for (int pad = 0; pad < 2; pad++)
-            for (int acc = 0; acc < 2; acc++) refused += check(dev, sh, 1, pad, acc);
+        refused += check(dev, sh, 0, 0);
+        for (int acc = 0; acc < 2; acc++) refused += check(dev, sh, 1, acc);
     }
     cudnnBackendDestroyDescriptor(dev);
     printf("%d graph(s) refused\n", refused);

@@ -1,12 +1,13 @@
 /* Attention through cuDNN's SDPA graphs (src/gpu/sdpa_cudnn.c, MMUPT_ATTENTION=cudnn) against the CPU
- * reference (kernels/cpu/attention_sdpa.c): forward (o16 and the runs' stats) and backward (dq16, dk16,
- * dv16), causal and not, on the shapes the models give it - the 1.5B learner's 12/2 heads of 128 over a
- * run of equal-length sequences (a multiple of 128 rows, and not: cuDNN up to 9.15 takes the padding-
- * mask form then), a vision-like run of 16/16 heads of 80, the fixtures' 4/2 heads of 16 over mixed
- * lengths (several runs, an empty segment). Then a second call gives the same bits (the deterministic
- * backward, where cuDNN planned it). A shape attention_sdpa_supported refuses FAILS here: the test is
- * for the path MMUPT_ATTENTION=cudnn promises; the refusal, with cuDNN's reason, is on stderr. Skips
- * (exit 77) without a GPU; built with cuDNN only (the SIMT interpreter has none).
+ * reference (kernels/cpu/attention_sdpa.c): forward (o16 and stats) and backward (dq16, dk16, dv16),
+ * causal and not, on the shapes the models give it - the 1.5B learner's 12/2 heads of 128 over
+ * sequences of one length (2 x 384) and of many (a packed micro-batch of 100, 257, 0 and 243 rows: one
+ * ragged batch padded to 384), a vision-like run of 16/16 heads of 80 over four 64-row windows, the
+ * fixtures' 4/2 heads of 16 over mixed lengths with an empty segment. Then a second call gives the
+ * same bits (the deterministic backward, where cuDNN planned it). A shape attention_sdpa_supported
+ * refuses FAILS here: the test is for the path MMUPT_ATTENTION=cudnn promises; the refusal, with
+ * cuDNN's reason, is on stderr. Skips (exit 77) without a GPU; built with cuDNN only (the SIMT
+ * interpreter has none).
  *
  * Tolerances, in test_rel_err's measure: both sides start from the same bf16 operands; cuDNN rounds
  * the probabilities and dS to bf16 before their second products (the reference does not) and its
@@ -125,27 +126,28 @@ static void sd_case_run(struct test_state *ts, const struct sd_case *c, const st
 static void test_against_reference(struct test_state *ts, void *ctx)
 {
     const struct gpu_blas *blas = ctx;
-    static const int learner[] = {0, 384, 768};       /* a run of two 384s: the 1.5B benchmark's length */
-    static const int ragged[] = {0, 200, 400};         /* not a multiple of 128: the padding form on <= 9.15 */
-    static const int windows[] = {0, 64, 128, 192, 256}; /* a vision run of four windows */
-    static const int mixed[] = {0, 10, 20, 20, 33};    /* the fixtures: two 10s, an empty one, a lone 13 */
+    static const int learner[] = {0, 384, 768};          /* two 384s: the 1.5B benchmark's length */
+    static const int packed[] = {0, 100, 357, 357, 600};  /* 100, 257, an empty one, 243: padded to 384 */
+    static const int windows[] = {0, 64, 128, 192, 256};  /* a vision run of four windows */
+    static const int mixed[] = {0, 10, 20, 20, 33};       /* the fixtures: two 10s, an empty one, a 13 */
     static const struct sd_case cases[] = {
-        {learner, 2, 12, 2, 128, 1}, {ragged, 2, 12, 2, 128, 1}, {windows, 4, 16, 16, 80, 0},
+        {learner, 2, 12, 2, 128, 1}, {packed, 4, 12, 2, 128, 1}, {windows, 4, 16, 16, 80, 0},
         {mixed, 4, 4, 2, 16, 1},     {mixed, 4, 4, 2, 16, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) sd_case_run(ts, &cases[i], blas);
 }
 
-/* Shapes the op refuses before asking cuDNN: head sizes off the multiples of 8 up to 128, 1-row runs. */
+/* Shapes the op refuses before asking cuDNN: head sizes off the multiples of 8 up to 128, ungrouped
+ * heads, segments out of order. */
 static void test_shapes(struct test_state *ts, void *ctx)
 {
     (void)ctx;
-    static const int two[] = {0, 2, 4}, single[] = {0, 1, 3};
+    static const int two[] = {0, 2, 4}, back[] = {0, 3, 1};
     CHECK(ts, attention_sdpa_shape_ok(two, 2, 4, 2, 16));
     CHECK(ts, !attention_sdpa_shape_ok(two, 2, 4, 2, 20));
     CHECK(ts, !attention_sdpa_shape_ok(two, 2, 4, 2, 136));
     CHECK(ts, !attention_sdpa_shape_ok(two, 2, 4, 3, 16));
-    CHECK(ts, !attention_sdpa_shape_ok(single, 2, 4, 2, 16));
+    CHECK(ts, !attention_sdpa_shape_ok(back, 2, 4, 2, 16));
 }
 
 int main(void)
