@@ -443,39 +443,54 @@ static void run(struct cudnn_graph *gr, const struct gpu_blas *blas, int n, cons
     if (ws) CUDA_CHECK(cudaFreeAsync(ws, blas->stream));
 }
 
-/* The ids and pointers every graph binds: lengths, offsets, scale and the masks' value. */
-static int bind_common(int64_t *uids, void **ptrs, const struct sdpa_layout *l, float *scale, float *ninf)
-{
-    int nb = (l->b + 4) / 4 * 4;
-    const int64_t u[] = {U_LEN_Q, U_LEN_KV, U_OFF_Q, U_OFF_K, U_OFF_S, U_SCALE, U_NEG_INF};
-    void *const p[] = {l->dev, l->dev, l->dev + nb, l->dev + 2 * nb, l->dev + 3 * nb, scale, ninf};
-    memcpy(uids, u, sizeof u);
-    memcpy(ptrs, p, sizeof p);
-    return 7;
-}
-
 static float neg_inf(const struct sdpa_plans *p)
 {
     return p->version < 91000 ? -FLT_MAX : -INFINITY;
+}
+
+/* One call: its planned entry and the tensors it binds - the lengths, offsets and scalars every graph
+ * has (call_begin), then the graph's own (bind). The scalars live here: cuDNN reads them by pointer. */
+enum { SDPA_MAX_BIND = 24 };
+struct sdpa_call {
+    struct sdpa_entry *e;
+    float scale, ninf, one;
+    int64_t uids[SDPA_MAX_BIND];
+    void *ptrs[SDPA_MAX_BIND];
+    int n;
+};
+
+static void bind(struct sdpa_call *c, int64_t uid, const void *ptr)
+{
+    MMUPT_CHECK(c->n < SDPA_MAX_BIND);
+    c->uids[c->n] = uid;
+    c->ptrs[c->n++] = (void *)ptr;
+}
+
+/* 0 when the call has no rows (nothing to run). */
+static int call_begin(struct sdpa_call *c, const struct gpu_blas *blas, const int *seg, int n_seg, int n_heads,
+                      int n_kv, int hd, int causal)
+{
+    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
+    if (k.b == 0) return 0;
+    c->e = planned(blas, &k);
+    const struct sdpa_layout *l = layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd);
+    c->scale = (float)(1.0 / sqrt((double)hd)), c->ninf = neg_inf(blas->sdpa), c->one = 1.0f;
+    c->n = 0;
+    int nb = (l->b + 4) / 4 * 4;
+    bind(c, U_LEN_Q, l->dev), bind(c, U_LEN_KV, l->dev);
+    bind(c, U_OFF_Q, l->dev + nb), bind(c, U_OFF_K, l->dev + 2 * nb), bind(c, U_OFF_S, l->dev + 3 * nb);
+    bind(c, U_SCALE, &c->scale), bind(c, U_NEG_INF, &c->ninf);
+    return 1;
 }
 
 void attention_sdpa_forward_cuda(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
                                  const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                  int causal, const struct gpu_blas *blas)
 {
-    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
-    if (k.b == 0) return;
-    struct sdpa_entry *e = planned(blas, &k);
-    const struct sdpa_layout *l = layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd);
-    float scale = (float)(1.0 / sqrt((double)hd)), ninf = neg_inf(blas->sdpa);
-    int64_t uids[16];
-    void *ptrs[16];
-    int n = bind_common(uids, ptrs, l, &scale, &ninf);
-    const int64_t u[] = {U_Q, U_K, U_V, U_O, U_STATS};
-    void *const p[] = {(void *)q16, (void *)k16, (void *)v16, o16, stats};
-    memcpy(uids + n, u, sizeof u);
-    memcpy(ptrs + n, p, sizeof p);
-    run(&e->fwd, blas, n + 5, uids, ptrs);
+    struct sdpa_call c;
+    if (!call_begin(&c, blas, seg, n_seg, n_heads, n_kv, hd, causal)) return;
+    bind(&c, U_Q, q16), bind(&c, U_K, k16), bind(&c, U_V, v16), bind(&c, U_O, o16), bind(&c, U_STATS, stats);
+    run(&c.e->fwd, blas, c.n, c.uids, c.ptrs);
 }
 
 void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16, const uint16_t *dout16,
@@ -483,30 +498,21 @@ void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16
                                   const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                   int causal, const struct gpu_blas *blas)
 {
-    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
-    if (k.b == 0) return;
-    struct sdpa_entry *e = planned(blas, &k);
-    const struct sdpa_layout *l = layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd);
+    struct sdpa_call c;
+    if (!call_begin(&c, blas, seg, n_seg, n_heads, n_kv, hd, causal)) return;
     cudaStream_t st = blas->stream;
-    float scale = (float)(1.0 / sqrt((double)hd)), ninf = neg_inf(blas->sdpa), one = 1.0f;
-    long rows = (long)k.b * n_heads * k.s; /* the padded [b, hq, s] of the row sums (and dQ's fp32) */
+    long rows = (long)c.e->key.b * n_heads * c.e->key.s; /* the padded [b, hq, s] of the row sums (and dQ's fp32) */
     float *sum = NULL, *acc = NULL;
     CUDA_CHECK(cudaMallocAsync((void **)&sum, (size_t)rows * sizeof *sum, st));
-    if (e->accumulate) {
+    if (c.e->accumulate) {
         CUDA_CHECK(cudaMallocAsync((void **)&acc, (size_t)rows * hd * sizeof *acc, st));
         CUDA_CHECK(cudaMemsetAsync(acc, 0, (size_t)rows * hd * sizeof *acc, st));
+        bind(&c, U_DQ_ACC, acc);
     }
-    int64_t uids[24];
-    void *ptrs[24];
-    int n = bind_common(uids, ptrs, l, &scale, &ninf);
-    const int64_t u[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SUM, U_ONE};
-    void *const p[] = {(void *)q16, (void *)k16, (void *)v16, (void *)o16, (void *)dout16, (void *)stats,
-                       dq16,        dk16,        dv16,        sum,         &one};
-    memcpy(uids + n, u, sizeof u);
-    memcpy(ptrs + n, p, sizeof p);
-    n += 11;
-    if (acc) uids[n] = U_DQ_ACC, ptrs[n++] = acc;
-    run(&e->bwd, blas, n, uids, ptrs);
+    bind(&c, U_Q, q16), bind(&c, U_K, k16), bind(&c, U_V, v16), bind(&c, U_O, o16), bind(&c, U_DO, dout16);
+    bind(&c, U_STATS, stats), bind(&c, U_DQ, dq16), bind(&c, U_DK, dk16), bind(&c, U_DV, dv16);
+    bind(&c, U_SUM, sum), bind(&c, U_ONE, &c.one);
+    run(&c.e->bwd, blas, c.n, c.uids, c.ptrs);
     CUDA_CHECK(cudaFreeAsync(sum, st));
     if (acc) CUDA_CHECK(cudaFreeAsync(acc, st));
 }

@@ -13,6 +13,7 @@
 #include "mmupt/cuda_check.h"
 #include "mmupt/err.h"
 #include "mmupt/gpu.h"
+#include "mmupt/gpu_blas.h"
 
 /* Exit 77 (meson's skip) with the reason when no usable GPU is present; else print the device. */
 static inline void gpu_test_require_device(void)
@@ -34,6 +35,23 @@ static inline cudaStream_t gpu_test_begin_stream(void)
     cudaStream_t st;
     CUDA_CHECK(cudaStreamCreate(&st));
     return st;
+}
+
+/* A test main's cuBLAS handle on a fresh stream (gpu_test_begin_stream: skips without a device):
+ * 0, or 1 with the reason on stderr when the handle cannot start; gpu_test_blas_close frees both. */
+static inline int gpu_test_blas_open(struct gpu_blas *blas, cudaStream_t *st)
+{
+    struct mmupt_err err = {0};
+    *st = gpu_test_begin_stream();
+    if (gpu_blas_init(blas, *st, &err) == 0) return 0;
+    fprintf(stderr, "gpu_blas_init: %s\n", err.msg);
+    return 1;
+}
+
+static inline void gpu_test_blas_close(struct gpu_blas *blas, cudaStream_t st)
+{
+    gpu_blas_free(blas);
+    CUDA_CHECK(cudaStreamDestroy(st));
 }
 
 /* 1 when a product of shapes may be covered sparsely: on the SIMT interpreter (src/simt), which

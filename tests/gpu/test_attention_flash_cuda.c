@@ -180,17 +180,12 @@ static void test_supported(struct test_state *ts, void *ctx)
 
 int main(void)
 {
-    cudaStream_t st = gpu_test_begin_stream();
     struct test_state ts = {0};
     struct gpu_blas blas;
-    struct mmupt_err err = {0};
-    if (gpu_blas_init(&blas, st, &err)) {
-        fprintf(stderr, "gpu_blas_init: %s\n", err.msg);
-        return 1;
-    }
+    cudaStream_t st;
+    if (gpu_test_blas_open(&blas, &st)) return 1;
     RUN_WITH(&ts, test_against_reference, &blas);
     RUN_WITH(&ts, test_supported, &blas);
-    gpu_blas_free(&blas);
-    CUDA_CHECK(cudaStreamDestroy(st));
+    gpu_test_blas_close(&blas, st);
     return test_summary(&ts);
 }
