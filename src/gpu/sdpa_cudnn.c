@@ -34,6 +34,7 @@
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,7 +392,9 @@ int attention_sdpa_supported(const int *seg, int n_seg, int n_heads, int n_kv, i
                              const struct gpu_blas *blas)
 {
     struct sdpa_plans *p = blas->sdpa;
-    if (!p || !attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd) || !handle_ready(p, blas)) return 0;
+    if (!p || !attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd)) return 0;
+    if ((int64_t)seg[n_seg] * n_heads * hd > INT32_MAX) return 0; /* the ragged offsets are int32 */
+    if (!handle_ready(p, blas)) return 0;
     struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
     return k.b == 0 || entry_of(p, &k) != NULL;
 }

@@ -42,7 +42,7 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
      * them (gu_packed); up is a view, not an allocation of its own. A bf16 SwiGLU block's forward
      * allocates it (fp32, or gu16 in bf16: which one depends on the weights, gu_bf16) */
     a->gate = a->up = NULL;
-    a->gu16 = NULL;
+    a->gu16 = a->qkv16 = NULL;
     if (act_fp32) mlp_gate_alloc(g, a, s);
     a->act = act_fp32 ? gpu_alloc_floats(g, T * I) : NULL;
     a->n1h = a->atth = a->n2h = a->acth = NULL;
@@ -58,7 +58,7 @@ void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a)
 {
     float *bufs[] = {a->x, a->n1, a->mean1, a->rstd1, a->q, a->k, a->v, a->probs, a->lse, a->att, a->x_mid,
                      a->n2, a->mean2, a->rstd2, a->gate, a->act};
-    uint16_t *ops[] = {a->n1h, a->atth, a->n2h, a->acth, a->gu16};
+    uint16_t *ops[] = {a->n1h, a->atth, a->n2h, a->acth, a->gu16, a->qkv16};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu_free(g, bufs[i]);
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) gpu_free(g, ops[i]);
     memset(a, 0, sizeof *a);
@@ -161,12 +161,14 @@ static int block_sdpa(const struct model_dev *d, const struct block_shape *s)
            attention_sdpa_supported(s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal, d->g->blas);
 }
 
-/* q, k and v rounded to bf16 into one buffer (q16, then k16 and v16 after it): cuDNN's operands. */
-static uint16_t *qkv_rounded(const struct model_dev *d, const struct block_acts *a, const struct block_shape *s)
+/* q, k and v rounded to bf16 into one buffer (q16, then k16 and v16 after it): cuDNN's operands -
+ * into a->qkv16 when the block keeps copies for a backward, else into a scratch the caller frees. */
+static uint16_t *qkv_rounded(const struct model_dev *d, struct block_acts *a, const struct block_shape *s)
 {
     const struct gpu_ctx *g = d->g;
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
-    uint16_t *qkv16 = gpu_alloc(g, (size_t)(nq + 2 * nkv) * sizeof *qkv16);
+    size_t bytes = (size_t)(nq + 2 * nkv) * sizeof(uint16_t);
+    uint16_t *qkv16 = a->atth ? (a->qkv16 ? a->qkv16 : (a->qkv16 = gpu_alloc(g, bytes))) : gpu_alloc(g, bytes);
     cast_bf16_cuda(qkv16, a->q, (long)nq, g->stream);
     cast_bf16_cuda(qkv16 + nq, a->k, (long)nkv, g->stream);
     cast_bf16_cuda(qkv16 + nq + nkv, a->v, (long)nkv, g->stream);
@@ -187,7 +189,7 @@ static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, cons
                                 s->n_kv, s->hd, s->causal, g->blas);
     gpu_zero(g, a->att, (size_t)nq * sizeof *a->att);
     add_bf16_cuda(a->att, out16, (long)nq, g->stream);
-    gpu_free(g, qkv16);
+    if (qkv16 != a->qkv16) gpu_free(g, qkv16);
 }
 
 /* Its backward: datt rounded to bf16, cuDNN's bf16 gradients added to dq, dk, dv. */
@@ -195,9 +197,9 @@ static void block_attention_sdpa_backward(struct model_dev *d, const struct bloc
                                           float *dq, float *dk, float *dv, const float *datt)
 {
     const struct gpu_ctx *g = d->g;
-    MMUPT_CHECK(a->atth && a->lse); /* the forward's output and statistics, kept */
+    MMUPT_CHECK(a->atth && a->lse && a->qkv16); /* the forward's operands, output and statistics, kept */
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
-    uint16_t *qkv16 = qkv_rounded(d, a, s);
+    const uint16_t *qkv16 = a->qkv16;
     uint16_t *grads = gpu_alloc(g, (size_t)(2 * nq + 2 * nkv) * sizeof *grads); /* dout16, then dq, dk, dv */
     uint16_t *dout16 = grads, *dq16 = grads + nq, *dk16 = dq16 + nq, *dv16 = dk16 + nkv;
     cast_bf16_cuda(dout16, datt, (long)nq, g->stream);
@@ -207,7 +209,6 @@ static void block_attention_sdpa_backward(struct model_dev *d, const struct bloc
     add_bf16_cuda(dk, dk16, (long)nkv, g->stream);
     add_bf16_cuda(dv, dv16, (long)nkv, g->stream);
     gpu_free(g, grads);
-    gpu_free(g, qkv16);
 }
 
 /* The attention of the block's q, k, v into a->att, keeping what its backward needs: lse (fused) or

@@ -43,6 +43,10 @@ struct block_acts {
     /* The device model in bf16 with a bias-free packed gate/up (the decoder's MLP): the gate/up GEMM's
      * output in bf16, [T, 2I] rows of gate then up, in place of the fp32 gate/up (NULL otherwise). */
     uint16_t *gu16;
+    /* The device model with cuDNN's attention (MMUPT_ATTENTION=cudnn) and kept copies: q, k and v
+     * rounded to bf16 in one buffer ([T, n_heads, hd] then [T, n_kv, hd] twice), cuDNN's operands,
+     * kept for the backward's (NULL otherwise). */
+    uint16_t *qkv16;
 };
 
 struct vision_acts {

@@ -3,7 +3,9 @@
  * causal and not, on the shapes the models give it - the 1.5B learner's 12/2 heads of 128 over
  * sequences of one length (2 x 384) and of many (a packed micro-batch of 100, 257, 0 and 243 rows: one
  * ragged batch padded to 384), a vision-like run of 16/16 heads of 80 over four 64-row windows, the
- * fixtures' 4/2 heads of 16 over mixed lengths with an empty segment. Then a second call gives the
+ * fixtures' 4/2 heads of 16 over mixed lengths with an empty segment, the 0.5B rollout model's 14/2
+ * heads of 64 with a sequence starting at an odd row (its stats' start then 8 bytes off 16-byte
+ * alignment: whether cuDNN takes that is a question for the GPU). Then a second call gives the
  * same bits (the deterministic backward, where cuDNN planned it). A shape attention_sdpa_supported
  * refuses FAILS here: the test is for the path MMUPT_ATTENTION=cudnn promises; the refusal, with
  * cuDNN's reason, is on stderr. Skips (exit 77) without a GPU; built with cuDNN only (the SIMT
@@ -130,9 +132,10 @@ static void test_against_reference(struct test_state *ts, void *ctx)
     static const int packed[] = {0, 100, 357, 357, 600};  /* 100, 257, an empty one, 243: padded to 384 */
     static const int windows[] = {0, 64, 128, 192, 256};  /* a vision run of four windows */
     static const int mixed[] = {0, 10, 20, 20, 33};       /* the fixtures: two 10s, an empty one, a 13 */
+    static const int odd[] = {0, 7, 20};                  /* starts at an odd row: stats rows 56 bytes apart */
     static const struct sd_case cases[] = {
         {learner, 2, 12, 2, 128, 1}, {packed, 4, 12, 2, 128, 1}, {windows, 4, 16, 16, 80, 0},
-        {mixed, 4, 4, 2, 16, 1},     {mixed, 4, 4, 2, 16, 0},
+        {mixed, 4, 4, 2, 16, 1},     {mixed, 4, 4, 2, 16, 0},     {odd, 2, 14, 2, 64, 1}, /* the 0.5B's heads */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) sd_case_run(ts, &cases[i], blas);
 }
