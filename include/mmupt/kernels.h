@@ -123,6 +123,9 @@ void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const
 void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
                                  const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim,
                                  void *stream);
+void rope_qkv16_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,
+                                   const uint16_t *dv16, const float *cos, const float *sin, int rows, int n_heads,
+                                   int n_kv, int head_dim, void *stream);
 void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream);
 void swiglu_backward_cuda(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n,
                           void *stream);
@@ -384,6 +387,11 @@ void rope_qkv_backward_cpu(float *dqkv, const float *dq, const float *dk, const 
  * backward's operand). dqkv may be NULL: the rounding alone (no bias wants the fp32 values). */
 void rope_qkv_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
                                 const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim);
+/* The same from gradients in bf16 (dq16, dk16, dv16: cuDNN's attention backward writes them so),
+ * widened: no fp32 copy of them, nor its zero fill and additions. */
+void rope_qkv16_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,
+                                  const uint16_t *dv16, const float *cos, const float *sin, int rows, int n_heads,
+                                  int n_kv, int head_dim);
 
 /* ---- Attention (decoder: causal over each packed sequence; vision: full within each image) ----
  * Softmax attention over packed segments. Rows [seg[s], seg[s+1]) form segment s (n_seg segments, seg

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "mmupt/err.h"
+#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 void rope_forward_cpu(float *x, const float *cos, const float *sin, int rows, int n_heads, int head_dim)
@@ -99,4 +100,16 @@ void rope_qkv_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const float *dq, 
     rope_qkv_backward_cpu(g, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim);
     cast_bf16_cpu(dqkv16, g, n);
     if (!dqkv) free(g);
+}
+
+void rope_qkv16_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,
+                                  const uint16_t *dv16, const float *cos, const float *sin, int rows, int n_heads,
+                                  int n_kv, int head_dim)
+{
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    float *g = mmupt_xmalloc((size_t)(nq + 2 * nk + 1) * sizeof *g); /* dq, dk, dv widened, back to back */
+    for (long i = 0; i < nq; i++) g[i] = bf16_to_f32(dq16[i]);
+    for (long i = 0; i < nk; i++) g[nq + i] = bf16_to_f32(dk16[i]), g[nq + nk + i] = bf16_to_f32(dv16[i]);
+    rope_qkv_backward_cast_cpu(dqkv, dqkv16, g, g + nq, g + nq + nk, cos, sin, rows, n_heads, n_kv, head_dim);
+    free(g);
 }

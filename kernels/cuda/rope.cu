@@ -82,6 +82,7 @@ struct rope_qkv_args {
     uint16_t *packed16;        // the backward's bf16 rounding of packed (may be NULL; then packed may be)
     const float *cos, *sin;
     int rows, n_heads, n_kv, half;
+    const uint16_t *q16, *k16, *v16; // the backward's unpacked side in bf16 instead of q, k, v (or NULL)
 };
 
 template <bool BACKWARD>
@@ -93,16 +94,24 @@ static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
             int head = p / a.half, i = p - head * a.half, j = i + a.half;
             int part = head < a.n_heads ? 0 : (head < a.n_heads + a.n_kv ? 1 : 2);
             int h = head - (part == 0 ? 0 : (part == 1 ? a.n_heads : a.n_heads + a.n_kv));
-            long rh = r * (part ? a.n_kv : a.n_heads) + h;
-            float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh * hd;
+            long rh = (r * (part ? a.n_kv : a.n_heads) + h) * hd;
             long y0 = r * heads * hd + (long)head * hd; // the head's offset in the packed row
             const float *c = a.cos + r * hd, *s = a.sin + r * hd;
             if (BACKWARD) {
-                float g1 = x[i], g2 = x[j]; // v: copied
-                if (part != 2) rope_unrotate(x[i], x[j], c, s, i, a.half, &g1, &g2);
+                float x1, x2;
+                if (a.q16) {
+                    const uint16_t *x16 = (part == 0 ? a.q16 : (part == 1 ? a.k16 : a.v16)) + rh;
+                    x1 = bf16_widen(x16[i]), x2 = bf16_widen(x16[j]);
+                } else {
+                    const float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh;
+                    x1 = x[i], x2 = x[j];
+                }
+                float g1 = x1, g2 = x2; // v: copied
+                if (part != 2) rope_unrotate(x1, x2, c, s, i, a.half, &g1, &g2);
                 if (a.packed) a.packed[y0 + i] = g1, a.packed[y0 + j] = g2;
                 if (a.packed16) a.packed16[y0 + i] = bf16_round(g1), a.packed16[y0 + j] = bf16_round(g2);
             } else {
+                float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh;
                 const float *y = a.packed + y0;
                 if (part == 2) x[i] = y[i], x[j] = y[j];
                 else rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
@@ -124,7 +133,8 @@ static void rope_qkv_launch(struct rope_qkv_args a, int head_dim, void *stream)
 extern "C" void rope_qkv_forward_cuda(float *q, float *k, float *v, const float *qkv, const float *cos,
                                       const float *sin, int rows, int n_heads, int n_kv, int head_dim, void *stream)
 {
-    struct rope_qkv_args a = {(float *)qkv, q, k, v, (uint16_t *)NULL, cos, sin, rows, n_heads, n_kv, head_dim / 2};
+    struct rope_qkv_args a = {(float *)qkv, q,    k, v, (uint16_t *)NULL, cos, sin, rows, n_heads, n_kv, head_dim / 2,
+                              NULL,         NULL, NULL};
     rope_qkv_launch<false>(a, head_dim, stream);
 }
 
@@ -141,6 +151,18 @@ extern "C" void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const
 {
     MMUPT_CHECK(dqkv != NULL || dqkv16 != NULL);
     struct rope_qkv_args a = {dqkv, (float *)dq, (float *)dk, (float *)dv, dqkv16, cos, sin, rows, n_heads, n_kv,
-                              head_dim / 2};
+                              head_dim / 2, NULL, NULL, NULL};
+    rope_qkv_launch<true>(a, head_dim, stream);
+}
+
+extern "C" void rope_qkv16_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16,
+                                              const uint16_t *dk16, const uint16_t *dv16, const float *cos,
+                                              const float *sin, int rows, int n_heads, int n_kv, int head_dim,
+                                              void *stream)
+{
+    MMUPT_CHECK(dqkv != NULL || dqkv16 != NULL);
+    MMUPT_CHECK(dq16 != NULL && dk16 != NULL && dv16 != NULL);
+    struct rope_qkv_args a = {dqkv, (float *)NULL, (float *)NULL, (float *)NULL, dqkv16, cos, sin, rows, n_heads,
+                              n_kv, head_dim / 2, dq16, dk16, dv16};
     rope_qkv_launch<true>(a, head_dim, stream);
 }

@@ -154,6 +154,19 @@ void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq,
     EMU_RUN(rope_qkv_backward_cast_cpu(dqkv, dqkv16, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim));
 }
 
+void rope_qkv16_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,
+                                   const uint16_t *dv16, const float *cos, const float *sin, int rows, int n_heads,
+                                   int n_kv, int head_dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    MMUPT_CHECK(dqkv != NULL || dqkv16 != NULL);
+    if (nq <= 0) return;
+    DEV_OPT(dqkv, nq + 2 * nk), DEV_OPT(dqkv16, nq + 2 * nk), DEV(dq16, nq), DEV(dk16, nk), DEV(dv16, nk);
+    DEV(cos, (long)rows * head_dim), DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_qkv16_backward_cast_cpu(dqkv, dqkv16, dq16, dk16, dv16, cos, sin, rows, n_heads, n_kv, head_dim));
+}
+
 void swiglu_forward_cuda(float *out, const float *gate, const float *up, long n, void *stream)
 {
     struct emu_state *st = emu_state_of(stream, __func__);

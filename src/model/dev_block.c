@@ -192,22 +192,33 @@ static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, cons
     if (qkv16 != a->qkv16) gpu_free(g, qkv16);
 }
 
-/* Its backward: datt rounded to bf16, cuDNN's bf16 gradients added to dq, dk, dv. */
-static void block_attention_sdpa_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                                          float *dq, float *dk, float *dv, const float *datt)
+/* Its backward: datt rounded to bf16, then cuDNN's bf16 gradients - one buffer the caller frees:
+ * dout16 [T, qd], then dq16 (at + qd T), dk16 and dv16 ([T, kvd] each). */
+static uint16_t *block_attention_sdpa_grads(struct model_dev *d, const struct block_acts *a,
+                                            const struct block_shape *s, const float *datt)
 {
     const struct gpu_ctx *g = d->g;
     MMUPT_CHECK(a->atth && a->lse && a->qkv16); /* the forward's operands, output and statistics, kept */
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
     const uint16_t *qkv16 = a->qkv16;
-    uint16_t *grads = gpu_alloc(g, (size_t)(2 * nq + 2 * nkv) * sizeof *grads); /* dout16, then dq, dk, dv */
+    uint16_t *grads = gpu_alloc(g, (size_t)(2 * nq + 2 * nkv) * sizeof *grads);
     uint16_t *dout16 = grads, *dq16 = grads + nq, *dk16 = dq16 + nq, *dv16 = dk16 + nkv;
     cast_bf16_cuda(dout16, datt, (long)nq, g->stream);
     attention_sdpa_backward_cuda(dq16, dk16, dv16, dout16, a->atth, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv,
                                  s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal, g->blas);
+    return grads;
+}
+
+/* The same, the gradients added to dq, dk, dv (the path without packed q/k/v projections). */
+static void block_attention_sdpa_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                                          float *dq, float *dk, float *dv, const float *datt)
+{
+    const struct gpu_ctx *g = d->g;
+    int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
+    uint16_t *grads = block_attention_sdpa_grads(d, a, s, datt), *dq16 = grads + nq;
     add_bf16_cuda(dq, dq16, (long)nq, g->stream);
-    add_bf16_cuda(dk, dk16, (long)nkv, g->stream);
-    add_bf16_cuda(dv, dv16, (long)nkv, g->stream);
+    add_bf16_cuda(dk, dq16 + nq, (long)nkv, g->stream);
+    add_bf16_cuda(dv, dq16 + nq + nkv, (long)nkv, g->stream);
     gpu_free(g, grads);
 }
 
@@ -414,20 +425,36 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
 /* The attention half's q/k/v projections: from dq, dk, dv to dn1 (assigned). Packed (bf16), RoPE's
  * backward writes the packed gradient's bf16 rounding for the one GEMM, and the fp32 values only
  * where biases take their gradients from them. */
-static void qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                         const struct block_weights *w, float *dn1, float *dq, float *dk, float *dv)
+/* The packed projections' backward (qkv_packed): the three gradients - fp32 (dq, dk, dv) or, from
+ * cuDNN's attention, bf16 (dq16: dq16, then dk16 and dv16 after it) - packed as the forward's GEMM
+ * output by RoPE's backward, then one GEMM backward. */
+static void qkv_packed_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                                const struct block_weights *w, float *dn1, const float *dq, const float *dk,
+                                const float *dv, const uint16_t *dq16)
 {
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
-    if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
-        int64_t n = (int64_t)T * (qd + 2 * kvd);
-        float *dqkv = w->q_b >= 0 ? gpu_alloc_floats(g, n) : NULL;
-        uint16_t *dqkv16 = gpu_alloc(g, (size_t)n * sizeof *dqkv16);
+    int64_t n = (int64_t)T * (qd + 2 * kvd);
+    float *dqkv = w->q_b >= 0 ? gpu_alloc_floats(g, n) : NULL;
+    uint16_t *dqkv16 = gpu_alloc(g, (size_t)n * sizeof *dqkv16);
+    if (dq16)
+        rope_qkv16_backward_cast_cuda(dqkv, dqkv16, dq16, dq16 + (int64_t)T * qd, dq16 + (int64_t)T * (qd + kvd),
+                                      s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
+    else
         rope_qkv_backward_cast_cuda(dqkv, dqkv16, dq, dk, dv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd,
                                     g->stream);
-        dev_linear_backward_bf16_dy(d, dn1, dqkv16, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
-        gpu_free(g, dqkv);
-        gpu_free(g, dqkv16);
+    dev_linear_backward_bf16_dy(d, dn1, dqkv16, dqkv, a->n1, a->n1h, w->q_w, w->q_b, T, D, qd + 2 * kvd);
+    gpu_free(g, dqkv);
+    gpu_free(g, dqkv16);
+}
+
+static void qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                         const struct block_weights *w, float *dn1, float *dq, float *dk, float *dv)
+{
+    int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
+    const struct gpu_ctx *g = d->g;
+    if (qkv_packed(d, s, w)) { /* the three gradients packed as the forward's GEMM output: one backward */
+        qkv_packed_backward(d, a, s, w, dn1, dq, dk, dv, NULL);
         return;
     }
     rope_backward_cuda(dq, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
@@ -437,12 +464,35 @@ static void qkv_backward(struct model_dev *d, const struct block_acts *a, const 
     dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
 }
 
+/* From the attention output's gradient (datt) to dn1 (assigned): the attention's backward, then the
+ * q/k/v projections'. cuDNN's attention before packed projections hands its bf16 gradients straight
+ * to RoPE's backward: no fp32 dq, dk, dv, nor their zero fill and additions. */
+static void attention_qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                                   const struct block_weights *w, float *dn1, const float *datt)
+{
+    const struct gpu_ctx *g = d->g;
+    int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
+    if (block_sdpa(d, s) && qkv_packed(d, s, w)) {
+        uint16_t *grads = block_attention_sdpa_grads(d, a, s, datt);
+        qkv_packed_backward(d, a, s, w, dn1, NULL, NULL, NULL, grads + nq);
+        gpu_free(g, grads);
+        return;
+    }
+    /* dq, dk, dv accumulate in the attention backward */
+    float *dq = gpu_zeros_floats(g, nq), *dk = gpu_zeros_floats(g, nkv), *dv = gpu_zeros_floats(g, nkv);
+    block_attention_backward(d, a, s, dq, dk, dv, datt);
+    qkv_backward(d, a, s, w, dn1, dq, dk, dv);
+    gpu_free(g, dq);
+    gpu_free(g, dk);
+    gpu_free(g, dv);
+}
+
 void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
                         const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dx,
                         uint16_t *dx16)
 {
     const struct gpu_ctx *g = d->g;
-    int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd, kvd = s->n_kv * s->hd;
+    int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd;
     int64_t TD = (int64_t)T * D;
     MMUPT_CHECK(!dx16 || dev_block_writes_dx16(d, s));
     float *dx_mid = gpu_alloc_floats(g, TD); /* assigned by mlp_backward */
@@ -450,13 +500,10 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     uint16_t *dx_mid16 = dev_block_writes_dx16(d, s) ? gpu_alloc(g, (size_t)TD * sizeof *dx_mid16) : NULL;
     mlp_backward(d, a, s, w, dout, dout16, dx_mid, dx_mid16);
 
-    /* datt and dn1 assigned by their first GEMM; dq, dk, dv accumulate in the attention backward */
-    float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dq = gpu_zeros_floats(g, (int64_t)T * qd);
-    float *dk = gpu_zeros_floats(g, (int64_t)T * kvd), *dv = gpu_zeros_floats(g, (int64_t)T * kvd);
-    float *dn1 = gpu_alloc_floats(g, TD);
+    /* datt and dn1 assigned by their first GEMM */
+    float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dn1 = gpu_alloc_floats(g, TD);
     project_backward_set(d, datt, dx_mid, dx_mid16, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
-    block_attention_backward(d, a, s, dq, dk, dv, datt);
-    qkv_backward(d, a, s, w, dn1, dq, dk, dv);
+    attention_qkv_backward(d, a, s, w, dn1, datt);
     if (d->params_bf16 && s->norm == NORM_RMS) { /* dx = dx_mid + the norm's gradient, in one pass */
         norm_backward(d, s, dx, dx16, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     } else { /* fp32 keeps the CPU reference's order (0 + dx_mid, then the norm's added): its bits */
@@ -464,7 +511,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
         residual_forward_cuda(dx, dx, dx_mid, (long)TD, g->stream);
         norm_backward(d, s, dx, NULL, NULL, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     }
-    float *tmp[] = {dx_mid, datt, dq, dk, dv, dn1};
+    float *tmp[] = {dx_mid, datt, dn1};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
     gpu_free(g, dx_mid16);
 }

@@ -153,6 +153,44 @@ static void rope_qkv_backward_cast_check(struct test_state *ts, const float *wan
     CUDA_CHECK(cudaFree(d16));
 }
 
+/* rope_qkv16_backward_cast (gradients in bf16, cuDNN's attention's): bitwise the fp32 kernel on the
+ * widened gradients, with and without the fp32 output, every output NaN before; its CPU twin likewise
+ * against rope_qkv_backward_cast_cpu. */
+static void rope_qkv16_backward_check(struct test_state *ts, const float *q, const float *k, const float *v,
+                                      const float *d_cs, const float *d_sn, const float *cs, const float *sn, int rows,
+                                      int nh, int nkv, int hd)
+{
+    size_t nq = (size_t)rows * nh * hd, nk = (size_t)rows * nkv * hd, np = nq + 2 * nk;
+    uint16_t *h16 = mmupt_xmalloc(np * sizeof *h16); /* q, k, v rounded, back to back */
+    cast_bf16_cpu(h16, q, (long)nq), cast_bf16_cpu(h16 + nq, k, (long)nk), cast_bf16_cpu(h16 + nq + nk, v, (long)nk);
+    float *w = alloc_floats(np);
+    for (size_t i = 0; i < np; i++) w[i] = bf16_to_f32(h16[i]);
+    uint16_t *d_g16 = gpu_test_upload(h16, np * sizeof *h16);
+    float *d_w = gpu_test_upload(w, np * sizeof *w), *d_ref = NULL, *d_got = NULL;
+    uint16_t *ref16 = gpu_test_nan16(np), *got16 = gpu_test_nan16(np);
+    CUDA_CHECK(cudaMalloc((void **)&d_ref, np * sizeof *d_ref));
+    CUDA_CHECK(cudaMalloc((void **)&d_got, np * sizeof *d_got));
+    CUDA_CHECK(cudaMemset(d_got, 0xff, np * sizeof *d_got));
+    rope_qkv_backward_cast_cuda(d_ref, ref16, d_w, d_w + nq, d_w + nq + nk, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    for (int with_fp32 = 0; with_fp32 < 2; with_fp32++) {
+        CUDA_CHECK(cudaMemset(got16, 0xff, np * sizeof *got16));
+        rope_qkv16_backward_cast_cuda(with_fp32 ? d_got : NULL, got16, d_g16, d_g16 + nq, d_g16 + nq + nk, d_cs, d_sn,
+                                      rows, nh, nkv, hd, NULL);
+        CHECK_MSG(ts, gpu_test_dev_same16(got16, ref16, np) && (!with_fp32 || gpu_test_dev_same(d_got, d_ref, np)),
+                  "rope_qkv16_backward_cast rows %d heads %d/%d hd %d fp32 %d: not the fp32 kernel's bits", rows, nh,
+                  nkv, hd, with_fp32);
+    }
+    uint16_t *c16 = mmupt_xmalloc(np * sizeof *c16), *c16_ref = mmupt_xmalloc(np * sizeof *c16_ref);
+    float *c = alloc_floats(np), *c_ref = alloc_floats(np);
+    rope_qkv16_backward_cast_cpu(c, c16, h16, h16 + nq, h16 + nq + nk, cs, sn, rows, nh, nkv, hd);
+    rope_qkv_backward_cast_cpu(c_ref, c16_ref, w, w + nq, w + nq + nk, cs, sn, rows, nh, nkv, hd);
+    CHECK_MSG(ts, memcmp(c16, c16_ref, np * sizeof *c16) == 0 && memcmp(c, c_ref, np * sizeof *c) == 0,
+              "rope_qkv16_backward_cast_cpu rows %d: not rope_qkv_backward_cast_cpu of the widened", rows);
+    void *dev[] = {d_g16, d_w, d_ref, d_got, ref16, got16};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(h16), free(w), free(c16), free(c16_ref), free(c), free(c_ref);
+}
+
 /* 10000 x 28 x 64 = 17.9M rotated pairs: more than one launch's threads. */
 /* RoPE over packed q/k/v rows: the split-and-rotate forward (v bitwise: a copy) and the
  * rotate-and-pack backward (dq, dk, dv unchanged), every output starting as NaN. */
@@ -189,6 +227,7 @@ static void rope_qkv_case(struct test_state *ts, int rows, int nh, int nkv, int 
     CHECK_MSG(ts, gpu_test_dev_same_host(d_q, q, nq) && gpu_test_dev_same_host(d_k, k, nk) &&
                   gpu_test_dev_same_host(d_v, v, nk), "rope_qkv backward: an input gradient was written");
     rope_qkv_backward_cast_check(ts, d_dqkv, ref, d_q, d_k, d_v, q, k, v, d_cs, d_sn, cs, sn, rows, nh, nkv, hd);
+    rope_qkv16_backward_check(ts, q, k, v, d_cs, d_sn, cs, sn, rows, nh, nkv, hd);
     float *dev[] = {d_qkv, d_cs, d_sn, d_q, d_k, d_v, d_dqkv};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
     free(qkv), free(q), free(k), free(v), free(cs), free(sn), free(ref), free(nan);
