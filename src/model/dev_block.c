@@ -176,8 +176,8 @@ static uint16_t *qkv_rounded(const struct model_dev *d, struct block_acts *a, co
 }
 
 /* The cuDNN forward: the output straight into the o-projection's bf16 operand (out16: a->atth, or the
- * shared scratch when nothing is kept), the rows' log-sum-exps into a->lse, and the output widened
- * into a->att (exact: the operand is its rounding, as everywhere else). */
+ * shared scratch when nothing is kept) and the rows' log-sum-exps into a->lse. No fp32 output: the
+ * projection and its backward take the rounding alone (block_att_fp32). */
 static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
                                  uint16_t *out16)
 {
@@ -187,8 +187,6 @@ static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, cons
     uint16_t *qkv16 = qkv_rounded(d, a, s);
     attention_sdpa_forward_cuda(out16, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv, s->seg, s->n_seg, s->n_heads,
                                 s->n_kv, s->hd, s->causal, g->blas);
-    gpu_zero(g, a->att, (size_t)nq * sizeof *a->att);
-    add_bf16_cuda(a->att, out16, (long)nq, g->stream);
     if (qkv16 != a->qkv16) gpu_free(g, qkv16);
 }
 
@@ -220,6 +218,13 @@ static void block_attention_sdpa_backward(struct model_dev *d, const struct bloc
     add_bf16_cuda(dk, dq16 + nq, (long)nkv, g->stream);
     add_bf16_cuda(dv, dq16 + nq + nkv, (long)nkv, g->stream);
     gpu_free(g, grads);
+}
+
+/* The attention output in fp32 for the o-projection, forward and backward: a->att, or NULL where
+ * cuDNN's attention wrote only its bf16 rounding (a->atth or the operand scratch). */
+static const float *block_att_fp32(const struct model_dev *d, const struct block_acts *a, const struct block_shape *s)
+{
+    return block_sdpa(d, s) ? NULL : a->att;
 }
 
 /* The attention of the block's q, k, v into a->att, keeping what its backward needs: lse (fused) or
@@ -347,7 +352,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         block_attention(d, a, s);
         if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
     }
-    project(d, a->x_mid, a->att, op, w->o_w, w->o_b, T, qd, D);
+    project(d, a->x_mid, block_att_fp32(d, a, s), op, w->o_w, w->o_b, T, qd, D);
     /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
     op = operand_of(d, a->n2h, (int64_t)T * D);
     norm_forward_operand(d, s, a->n2, op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
@@ -502,7 +507,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
 
     /* datt and dn1 assigned by their first GEMM */
     float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dn1 = gpu_alloc_floats(g, TD);
-    project_backward_set(d, datt, dx_mid, dx_mid16, a->att, a->atth, w->o_w, w->o_b, T, qd, D);
+    project_backward_set(d, datt, dx_mid, dx_mid16, block_att_fp32(d, a, s), a->atth, w->o_w, w->o_b, T, qd, D);
     attention_qkv_backward(d, a, s, w, dn1, datt);
     if (d->params_bf16 && s->norm == NORM_RMS) { /* dx = dx_mid + the norm's gradient, in one pass */
         norm_backward(d, s, dx, dx16, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
