@@ -33,7 +33,7 @@ void dev_block_acts_alloc(const struct gpu_ctx *g, struct block_acts *a, const s
     a->k = gpu_alloc_floats(g, T * kvd);
     a->v = gpu_alloc_floats(g, T * kvd);
     a->probs = a->lse = NULL; /* the forward allocates the one its attention keeps (block_attention) */
-    a->att = gpu_alloc_floats(g, T * qd);
+    a->att = NULL;            /* and att where its attention writes fp32 (cuDNN's writes only a rounding) */
     a->x_mid = gpu_alloc_floats(g, T * D);
     a->n2 = norm_fp32 ? gpu_alloc_floats(g, T * D) : NULL;
     a->mean2 = s->norm == NORM_LAYER ? gpu_alloc_floats(g, T) : NULL;
@@ -349,6 +349,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     if (block_sdpa(d, s)) {
         block_attention_sdpa(d, a, s, op); /* writes the operand itself */
     } else {
+        if (!a->att) a->att = gpu_alloc_floats(g, (int64_t)T * qd);
         block_attention(d, a, s);
         if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
     }
