@@ -10,6 +10,9 @@
 # from a real card: its use is to reach the pattern and compile checks, which depend on the
 # architecture, not the clocks.
 #
+# Another cuDNN: its lib folder first on LD_LIBRARY_PATH (kept here), e.g. PyPI's nvidia-cudnn-cu13
+# wheel unpacked (the GPU machine's 9.14 was checked so, 2026-11-28).
+#
 # usage: sdpa_plan_check.sh BINARY DEVICEPROP.json [b s heads kv_heads head_dim causal]...
 set -euo pipefail
 bin=$1
