@@ -44,6 +44,7 @@
 #include "mmupt/cuda_check.h"
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
+#include "mmupt/log.h"
 
 enum { SDPA_MAX_PLANS = 64, SDPA_LEN_STEP = 128 };
 
@@ -349,7 +350,13 @@ static struct sdpa_entry *entry_of(struct sdpa_plans *p, const struct sdpa_key *
     }
     struct sdpa_entry *e = mmupt_xcalloc(1, sizeof *e);
     e->key = *key;
+    double t0 = mmupt_now();
     e->ok = plan_entry(p, e) == 0;
+    if (e->ok) /* seconds of kernel compiling the first time a shape comes: said, so a step does not look stuck */
+        fprintf(stderr,
+                "mmupt: cuDNN SDPA planned %d segment(s) of up to %d rows, %d/%d heads of %d, %s in %.1f s%s\n",
+                key->b, key->s, key->hq, key->hk, key->d, key->causal ? "causal" : "not causal", mmupt_now() - t0,
+                e->accumulate ? " (dQ accumulated: not bitwise repeatable)" : "");
     if (!e->ok) {
         int fwd = e->fwd.status != CUDNN_STATUS_SUCCESS;
         fprintf(stderr,
