@@ -428,9 +428,6 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     gpu_free(g, dn2);
 }
 
-/* The attention half's q/k/v projections: from dq, dk, dv to dn1 (assigned). Packed (bf16), RoPE's
- * backward writes the packed gradient's bf16 rounding for the one GEMM, and the fp32 values only
- * where biases take their gradients from them. */
 /* The packed projections' backward (qkv_packed): the three gradients - fp32 (dq, dk, dv) or, from
  * cuDNN's attention, bf16 (dq16: dq16, then dk16 and dv16 after it) - packed as the forward's GEMM
  * output by RoPE's backward, then one GEMM backward. */
@@ -454,6 +451,9 @@ static void qkv_packed_backward(struct model_dev *d, const struct block_acts *a,
     gpu_free(g, dqkv16);
 }
 
+/* The attention half's q/k/v projections: from dq, dk, dv to dn1 (assigned). Packed (bf16), RoPE's
+ * backward writes the packed gradient's bf16 rounding for the one GEMM, and the fp32 values only
+ * where biases take their gradients from them. */
 static void qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
                          const struct block_weights *w, float *dn1, float *dq, float *dk, float *dv)
 {
