@@ -1,10 +1,10 @@
 /* Attention through cuDNN's fused SDPA ("flash") engines: the CUDA twin of
  * kernels/cpu/attention_sdpa.c, for the bf16 model's blocks with MMUPT_ATTENTION=cudnn.
  *
- * cuDNN has no one-call attention for this cuDNN generation: its fused attention engines take an
- * operation GRAPH - the matmuls, the scale, the masks, the softmax's reductions and pointwise steps,
- * the second matmul - which its runtime fusion recognises and compiles into one kernel (forward) or
- * a few (backward). The graphs below are the ones cuDNN documents for scaled dot-product attention
+ * The way into cuDNN's fused attention engines that its frontend (and PyTorch) use on this cuDNN
+ * generation is an operation GRAPH - the matmuls, the scale, the masks, the softmax's reductions and
+ * pointwise steps, the second matmul - which its runtime fusion recognises and compiles into one
+ * kernel (forward) or a few (backward). The graphs below are the ones cuDNN documents for scaled dot-product attention
  * (its frontend's "composite" SDPA nodes, which PyTorch's cuDNN attention builds too), written out
  * in C through src/gpu/cudnn_graph.c:
  *   forward   S = Q K^T; S *= scale; padding: S = row < len_q && col < len_kv ? S : -inf;
