@@ -123,6 +123,9 @@ void rope_qkv_backward_cuda(float *dqkv, const float *dq, const float *dk, const
 void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
                                  const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim,
                                  void *stream);
+void rope_qkv_forward_cast_cuda(float *q, float *k, float *v, uint16_t *q16, uint16_t *k16, uint16_t *v16,
+                                const float *qkv, const float *cos, const float *sin, int rows, int n_heads, int n_kv,
+                                int head_dim, void *stream);
 void rope_qkv16_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,
                                    const uint16_t *dv16, const float *cos, const float *sin, int rows, int n_heads,
                                    int n_kv, int head_dim, void *stream);
@@ -387,6 +390,11 @@ void rope_qkv_backward_cpu(float *dqkv, const float *dq, const float *dk, const 
  * backward's operand). dqkv may be NULL: the rounding alone (no bias wants the fp32 values). */
 void rope_qkv_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const float *dq, const float *dk, const float *dv,
                                 const float *cos, const float *sin, int rows, int n_heads, int n_kv, int head_dim);
+/* rope_qkv_forward, and q, k, v rounded to bf16 into q16, k16, v16 as cast_bf16 would (cuDNN's
+ * attention's operands); q may be NULL (the rounding alone: nothing else reads it then). */
+void rope_qkv_forward_cast_cpu(float *q, float *k, float *v, uint16_t *q16, uint16_t *k16, uint16_t *v16,
+                               const float *qkv, const float *cos, const float *sin, int rows, int n_heads, int n_kv,
+                               int head_dim);
 /* The same from gradients in bf16 (dq16, dk16, dv16: cuDNN's attention backward writes them so),
  * widened: no fp32 copy of them, nor its zero fill and additions. */
 void rope_qkv16_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,

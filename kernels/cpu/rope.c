@@ -113,3 +113,16 @@ void rope_qkv16_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const uint16_t 
     rope_qkv_backward_cast_cpu(dqkv, dqkv16, g, g + nq, g + nq + nk, cos, sin, rows, n_heads, n_kv, head_dim);
     free(g);
 }
+
+void rope_qkv_forward_cast_cpu(float *q, float *k, float *v, uint16_t *q16, uint16_t *k16, uint16_t *v16,
+                               const float *qkv, const float *cos, const float *sin, int rows, int n_heads, int n_kv,
+                               int head_dim)
+{
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    float *qq = q ? q : mmupt_xmalloc((size_t)(nq + 1) * sizeof *qq);
+    rope_qkv_forward_cpu(qq, k, v, qkv, cos, sin, rows, n_heads, n_kv, head_dim);
+    cast_bf16_cpu(q16, qq, nq);
+    cast_bf16_cpu(k16, k, nk);
+    cast_bf16_cpu(v16, v, nk);
+    if (!q) free(qq);
+}

@@ -82,7 +82,8 @@ struct rope_qkv_args {
     uint16_t *packed16;        // the backward's bf16 rounding of packed (may be NULL; then packed may be)
     const float *cos, *sin;
     int rows, n_heads, n_kv, half;
-    const uint16_t *q16, *k16, *v16; // the backward's unpacked side in bf16 instead of q, k, v (or NULL)
+    uint16_t *q16, *k16, *v16; // bf16 q, k, v: the forward's rounding of its outputs, or the backward's
+                               // inputs instead of q, k, v (or NULL)
 };
 
 template <bool BACKWARD>
@@ -111,10 +112,13 @@ static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
                 if (a.packed) a.packed[y0 + i] = g1, a.packed[y0 + j] = g2;
                 if (a.packed16) a.packed16[y0 + i] = bf16_round(g1), a.packed16[y0 + j] = bf16_round(g2);
             } else {
-                float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh;
+                float *x = part == 0 ? a.q : (part == 1 ? a.k : a.v); // q may be NULL (rounding alone)
+                uint16_t *x16 = part == 0 ? a.q16 : (part == 1 ? a.k16 : a.v16);
                 const float *y = a.packed + y0;
-                if (part == 2) x[i] = y[i], x[j] = y[j];
-                else rope_rotate(y[i], y[j], c, s, i, a.half, &x[i], &x[j]);
+                float r1 = y[i], r2 = y[j]; // v: copied
+                if (part != 2) rope_rotate(y[i], y[j], c, s, i, a.half, &r1, &r2);
+                if (x) x[rh + i] = r1, x[rh + j] = r2;
+                if (x16) x16[rh + i] = bf16_round(r1), x16[rh + j] = bf16_round(r2);
             }
         }
 }
@@ -135,6 +139,16 @@ extern "C" void rope_qkv_forward_cuda(float *q, float *k, float *v, const float 
 {
     struct rope_qkv_args a = {(float *)qkv, q,    k, v, (uint16_t *)NULL, cos, sin, rows, n_heads, n_kv, head_dim / 2,
                               NULL,         NULL, NULL};
+    rope_qkv_launch<false>(a, head_dim, stream);
+}
+
+extern "C" void rope_qkv_forward_cast_cuda(float *q, float *k, float *v, uint16_t *q16, uint16_t *k16, uint16_t *v16,
+                                           const float *qkv, const float *cos, const float *sin, int rows, int n_heads,
+                                           int n_kv, int head_dim, void *stream)
+{
+    MMUPT_CHECK(k != NULL && v != NULL && q16 != NULL && k16 != NULL && v16 != NULL);
+    struct rope_qkv_args a = {(float *)qkv, q, k, v, (uint16_t *)NULL, cos, sin, rows, n_heads, n_kv, head_dim / 2,
+                              q16,          k16, v16};
     rope_qkv_launch<false>(a, head_dim, stream);
 }
 
@@ -162,7 +176,8 @@ extern "C" void rope_qkv16_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, con
 {
     MMUPT_CHECK(dqkv != NULL || dqkv16 != NULL);
     MMUPT_CHECK(dq16 != NULL && dk16 != NULL && dv16 != NULL);
-    struct rope_qkv_args a = {dqkv, (float *)NULL, (float *)NULL, (float *)NULL, dqkv16, cos, sin, rows, n_heads,
-                              n_kv, head_dim / 2, dq16, dk16, dv16};
+    struct rope_qkv_args a = {dqkv,         (float *)NULL,      (float *)NULL, (float *)NULL, dqkv16, cos, sin, rows,
+                              n_heads,      n_kv,               head_dim / 2,  (uint16_t *)dq16, (uint16_t *)dk16,
+                              (uint16_t *)dv16};
     rope_qkv_launch<true>(a, head_dim, stream);
 }

@@ -154,6 +154,18 @@ void rope_qkv_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const float *dq,
     EMU_RUN(rope_qkv_backward_cast_cpu(dqkv, dqkv16, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim));
 }
 
+void rope_qkv_forward_cast_cuda(float *q, float *k, float *v, uint16_t *q16, uint16_t *k16, uint16_t *v16,
+                                const float *qkv, const float *cos, const float *sin, int rows, int n_heads, int n_kv,
+                                int head_dim, void *stream)
+{
+    struct emu_state *st = emu_state_of(stream, __func__);
+    long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
+    if (nq <= 0) return;
+    DEV_OPT(q, nq), DEV(k, nk), DEV(v, nk), DEV(q16, nq), DEV(k16, nk), DEV(v16, nk), DEV(qkv, nq + 2 * nk);
+    DEV(cos, (long)rows * head_dim), DEV(sin, (long)rows * head_dim);
+    EMU_RUN(rope_qkv_forward_cast_cpu(q, k, v, q16, k16, v16, qkv, cos, sin, rows, n_heads, n_kv, head_dim));
+}
+
 void rope_qkv16_backward_cast_cuda(float *dqkv, uint16_t *dqkv16, const uint16_t *dq16, const uint16_t *dk16,
                                    const uint16_t *dv16, const float *cos, const float *sin, int rows, int n_heads,
                                    int n_kv, int head_dim, void *stream)

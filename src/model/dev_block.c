@@ -161,33 +161,43 @@ static int block_sdpa(const struct model_dev *d, const struct block_shape *s)
            attention_sdpa_supported(s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal, d->g->blas);
 }
 
-/* q, k and v rounded to bf16 into one buffer (q16, then k16 and v16 after it): cuDNN's operands -
- * into a->qkv16 when the block keeps copies for a backward, else into a scratch the caller frees. */
-static uint16_t *qkv_rounded(const struct model_dev *d, struct block_acts *a, const struct block_shape *s)
+/* The buffer of q, k and v's bf16 rounding cuDNN reads (q16, then k16 and v16 after it): a->qkv16 when
+ * the block keeps copies for a backward, else a scratch qkv16_release frees. */
+static uint16_t *qkv16_buffer(const struct model_dev *d, struct block_acts *a, const struct block_shape *s)
+{
+    size_t bytes = (size_t)(s->T * (s->n_heads + 2 * s->n_kv) * s->hd) * sizeof(uint16_t);
+    if (!a->atth) return gpu_alloc(d->g, bytes);
+    if (!a->qkv16) a->qkv16 = gpu_alloc(d->g, bytes);
+    return a->qkv16;
+}
+
+static void qkv16_release(const struct model_dev *d, const struct block_acts *a, uint16_t *qkv16)
+{
+    if (qkv16 != a->qkv16) gpu_free(d->g, qkv16);
+}
+
+/* q, k and v rounded into qkv16 (where RoPE did not write their rounding itself). */
+static void qkv_round(const struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                      uint16_t *qkv16)
 {
     const struct gpu_ctx *g = d->g;
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
-    size_t bytes = (size_t)(nq + 2 * nkv) * sizeof(uint16_t);
-    uint16_t *qkv16 = a->atth ? (a->qkv16 ? a->qkv16 : (a->qkv16 = gpu_alloc(g, bytes))) : gpu_alloc(g, bytes);
     cast_bf16_cuda(qkv16, a->q, (long)nq, g->stream);
     cast_bf16_cuda(qkv16 + nq, a->k, (long)nkv, g->stream);
     cast_bf16_cuda(qkv16 + nq + nkv, a->v, (long)nkv, g->stream);
-    return qkv16;
 }
 
-/* The cuDNN forward: the output straight into the o-projection's bf16 operand (out16: a->atth, or the
- * shared scratch when nothing is kept) and the rows' log-sum-exps into a->lse. No fp32 output: the
- * projection and its backward take the rounding alone (block_att_fp32). */
+/* The cuDNN forward from qkv16: the output straight into the o-projection's bf16 operand (out16:
+ * a->atth, or the shared scratch when nothing is kept) and the rows' log-sum-exps into a->lse. No
+ * fp32 output: the projection and its backward take the rounding alone (block_att_fp32). */
 static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
-                                 uint16_t *out16)
+                                 uint16_t *out16, const uint16_t *qkv16)
 {
     const struct gpu_ctx *g = d->g;
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
     if (!a->lse) a->lse = gpu_alloc_floats(g, s->T * s->n_heads);
-    uint16_t *qkv16 = qkv_rounded(d, a, s);
     attention_sdpa_forward_cuda(out16, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv, s->seg, s->n_seg, s->n_heads,
                                 s->n_kv, s->hd, s->causal, g->blas);
-    if (qkv16 != a->qkv16) gpu_free(g, qkv16);
 }
 
 /* Its backward: datt rounded to bf16, then cuDNN's bf16 gradients - one buffer the caller frees:
@@ -333,10 +343,16 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     }
     uint16_t *op = operand_of(d, a->n1h, (int64_t)T * D);
     norm_forward_operand(d, s, a->n1, op, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
+    int sdpa = block_sdpa(d, s);
+    uint16_t *qkv16 = sdpa ? qkv16_buffer(d, a, s) : NULL; /* cuDNN's operands */
     if (qkv_packed(d, s, w)) { /* one GEMM (and bias) over the packed rows, then RoPE while unpacking */
         float *qkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));
         project(d, qkv, a->n1, op, w->q_w, w->q_b, T, D, qd + 2 * kvd);
-        rope_qkv_forward_cuda(a->q, a->k, a->v, qkv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
+        if (sdpa) /* q/k/v's rounding from the same pass; no fp32 q (nothing reads it) - k, v the caches' */
+            rope_qkv_forward_cast_cuda(NULL, a->k, a->v, qkv16, qkv16 + (int64_t)T * qd, qkv16 + (int64_t)T * (qd + kvd),
+                                       qkv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
+        else
+            rope_qkv_forward_cuda(a->q, a->k, a->v, qkv, s->cos, s->sin, T, s->n_heads, s->n_kv, s->hd, g->stream);
         gpu_free(g, qkv);
     } else {
         project(d, a->q, a->n1, op, w->q_w, w->q_b, T, D, qd);
@@ -344,10 +360,12 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         project(d, a->v, a->n1, op, w->v_w, w->v_b, T, D, kvd);
         rope_forward_cuda(a->q, s->cos, s->sin, T, s->n_heads, s->hd, g->stream);
         rope_forward_cuda(a->k, s->cos, s->sin, T, s->n_kv, s->hd, g->stream);
+        if (sdpa) qkv_round(d, a, s, qkv16);
     }
     op = operand_of(d, a->atth, (int64_t)T * qd);
-    if (block_sdpa(d, s)) {
-        block_attention_sdpa(d, a, s, op); /* writes the operand itself */
+    if (sdpa) {
+        block_attention_sdpa(d, a, s, op, qkv16); /* writes the operand itself */
+        qkv16_release(d, a, qkv16);
     } else {
         if (!a->att) a->att = gpu_alloc_floats(g, (int64_t)T * qd);
         block_attention(d, a, s);

@@ -153,6 +153,50 @@ static void rope_qkv_backward_cast_check(struct test_state *ts, const float *wan
     CUDA_CHECK(cudaFree(d16));
 }
 
+/* rope_qkv_forward_cast (q, k, v and their bf16 rounding, cuDNN's attention's operands): k and v (and q
+ * when asked for) the plain forward's bits (d_q, d_k, d_v), q16/k16/v16 their rounding as cast_bf16
+ * makes it, every output NaN before; its CPU twin against rope_qkv_forward_cpu + cast_bf16_cpu. */
+static void rope_qkv_forward_cast_check(struct test_state *ts, const float *d_qkv, const float *d_cs,
+                                        const float *d_sn, const float *d_q, const float *d_k, const float *d_v,
+                                        const float *qkv, const float *cs, const float *sn, int rows, int nh, int nkv,
+                                        int hd)
+{
+    size_t nq = (size_t)rows * nh * hd, nk = (size_t)rows * nkv * hd;
+    uint16_t *want = gpu_test_nan16(nq + 2 * nk), *got = gpu_test_nan16(nq + 2 * nk);
+    cast_bf16_cuda(want, d_q, (long)nq, NULL), cast_bf16_cuda(want + nq, d_k, (long)nk, NULL);
+    cast_bf16_cuda(want + nq + nk, d_v, (long)nk, NULL);
+    float *fq = NULL, *fk = NULL, *fv = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&fq, nq * sizeof *fq));
+    CUDA_CHECK(cudaMalloc((void **)&fk, nk * sizeof *fk));
+    CUDA_CHECK(cudaMalloc((void **)&fv, nk * sizeof *fv));
+    for (int with_q = 0; with_q < 2; with_q++) {
+        CUDA_CHECK(cudaMemset(got, 0xff, (nq + 2 * nk) * sizeof *got));
+        CUDA_CHECK(cudaMemset(fq, 0xff, nq * sizeof *fq));
+        CUDA_CHECK(cudaMemset(fk, 0xff, nk * sizeof *fk));
+        CUDA_CHECK(cudaMemset(fv, 0xff, nk * sizeof *fv));
+        rope_qkv_forward_cast_cuda(with_q ? fq : NULL, fk, fv, got, got + nq, got + nq + nk, d_qkv, d_cs, d_sn, rows, nh,
+                                   nkv, hd, NULL);
+        CHECK_MSG(ts,
+                  gpu_test_dev_same16(got, want, nq + 2 * nk) && gpu_test_dev_same(fk, d_k, nk) &&
+                      gpu_test_dev_same(fv, d_v, nk) && (!with_q || gpu_test_dev_same(fq, d_q, nq)),
+                  "rope_qkv_forward_cast rows %d heads %d/%d hd %d q %d: not rope_qkv_forward's bits and their rounding",
+                  rows, nh, nkv, hd, with_q);
+    }
+    float *q = alloc_floats(nq), *k = alloc_floats(nk), *v = alloc_floats(nk), *k2 = alloc_floats(nk);
+    float *v2 = alloc_floats(nk);
+    uint16_t *h16 = mmupt_xmalloc((nq + 2 * nk) * sizeof *h16), *w16 = mmupt_xmalloc((nq + 2 * nk) * sizeof *w16);
+    rope_qkv_forward_cpu(q, k, v, qkv, cs, sn, rows, nh, nkv, hd);
+    cast_bf16_cpu(w16, q, (long)nq), cast_bf16_cpu(w16 + nq, k, (long)nk), cast_bf16_cpu(w16 + nq + nk, v, (long)nk);
+    rope_qkv_forward_cast_cpu(NULL, k2, v2, h16, h16 + nq, h16 + nq + nk, qkv, cs, sn, rows, nh, nkv, hd);
+    CHECK_MSG(ts,
+              memcmp(h16, w16, (nq + 2 * nk) * sizeof *h16) == 0 && memcmp(k2, k, nk * sizeof *k) == 0 &&
+                  memcmp(v2, v, nk * sizeof *v) == 0,
+              "rope_qkv_forward_cast_cpu rows %d: not rope_qkv_forward_cpu + cast_bf16_cpu", rows);
+    void *dev[] = {want, got, fq, fk, fv};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
+    free(q), free(k), free(v), free(k2), free(v2), free(h16), free(w16);
+}
+
 /* rope_qkv16_backward_cast (gradients in bf16, cuDNN's attention's): bitwise the fp32 kernel on the
  * widened gradients, with and without the fp32 output, every output NaN before; its CPU twin likewise
  * against rope_qkv_backward_cast_cpu. */
@@ -214,6 +258,7 @@ static void rope_qkv_case(struct test_state *ts, int rows, int nh, int nkv, int 
     CHECK_MSG(ts, gpu_test_dev_same_host(d_v, v, nk), "rope_qkv forward rows %d heads %d/%d hd %d: v is not the copy",
               rows, nh, nkv, hd);
     CHECK_MSG(ts, gpu_test_dev_same_host(d_qkv, qkv, np), "rope_qkv forward: qkv was written");
+    rope_qkv_forward_cast_check(ts, d_qkv, d_cs, d_sn, d_q, d_k, d_v, qkv, cs, sn, rows, nh, nkv, hd);
 
     /* Backward from random gradients (the forward's outputs serve as such), into a NaN dqkv. */
     rope_qkv_backward_cpu(ref, q, k, v, cs, sn, rows, nh, nkv, hd);
