@@ -76,6 +76,8 @@ extern "C" void rope_backward_cuda(float *dx, const float *cos, const float *sin
 // rope_qkv: row r on grid y, its pairs (head h of [q | k | v], dim i < half) on x, each moved between
 // the packed rows [q | k | v] (width w) and its own [rows, heads, hd] array; q's and k's pairs rotated
 // on the way (forward: rope_rotate; backward: the transpose, as rope_backward_kernel), v's copied.
+// The unpacked side may also be bf16: the forward writing q/k/v's rounding (rope_qkv_forward_cast,
+// cuDNN's attention operands), the backward reading gradients in bf16 (rope_qkv16_backward_cast).
 // 32-bit index arithmetic within a row (a flat index's 64-bit divisions were most of the work).
 struct rope_qkv_args {
     float *packed, *q, *k, *v; // the unpacked side: written by the forward, read by the backward
