@@ -442,6 +442,9 @@ void attention_sdpa_backward_cpu(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16,
                                  int causal);
 /* y += x widened to fp32 (exact). */
 void add_bf16_cpu(float *y, const uint16_t *x, long n);
+/* x widened to fp32 (exact) in a new buffer the caller frees: how the references run the fp32 op on
+ * bf16 operands (not an op: no device twin). */
+float *bf16_widened(const uint16_t *x, long n);
 
 /* ---- Activations, elementwise over n values ---- */
 /* Decoder MLP (and Qwen2.5-VL vision MLP): out = silu(gate) * up. */

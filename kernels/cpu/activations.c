@@ -97,25 +97,16 @@ void swiglu_packed_forward_cast_cpu(float *out, uint16_t *out16, const float *gu
     if (!out) free(y);
 }
 
-/* The bf16 gate/up widened (exact) into a temporary: the fp32 ops on the same values. */
-static float *widen_gu(const uint16_t *gu16, long rows, long inner)
-{
-    long n = 2 * rows * inner;
-    float *gu = mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *gu);
-    for (long i = 0; i < n; i++) gu[i] = bf16_to_f32(gu16[i]);
-    return gu;
-}
-
 void swiglu_packed16_forward_cast_cpu(uint16_t *out16, const uint16_t *gu16, long rows, long inner)
 {
-    float *gu = widen_gu(gu16, rows, inner);
+    float *gu = bf16_widened(gu16, 2 * rows * inner); /* the fp32 ops on the same values */
     swiglu_packed_forward_cast_cpu(NULL, out16, gu, rows, inner);
     free(gu);
 }
 
 void swiglu_packed16_backward_bf16_cpu(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner)
 {
-    float *gu = widen_gu(gu16, rows, inner);
+    float *gu = bf16_widened(gu16, 2 * rows * inner); /* the fp32 ops on the same values */
     swiglu_packed_backward_bf16_cpu(dgu, dout, gu, rows, inner);
     free(gu);
 }

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
@@ -24,28 +23,16 @@ int attention_sdpa_shape_ok(const int *seg, int n_seg, int n_heads, int n_kv, in
     return n_heads > 0 && n_kv > 0 && n_heads % n_kv == 0 && hd >= 8 && hd <= 128 && hd % 8 == 0;
 }
 
-static float *widen(const uint16_t *x, long n)
-{
-    float *y = mmupt_xmalloc((size_t)(n ? n : 1) * sizeof *y);
-    for (long i = 0; i < n; i++) y[i] = bf16_to_f32(x[i]);
-    return y;
-}
-
-static void narrow(uint16_t *y, const float *x, long n)
-{
-    for (long i = 0; i < n; i++) y[i] = bf16_from_f32(x[i]);
-}
-
 void attention_sdpa_forward_cpu(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
                                 const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                 int causal)
 {
     MMUPT_CHECK(attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd));
     long T = seg[n_seg], nq = T * n_heads * hd, nk = T * n_kv * hd;
-    float *q = widen(q16, nq), *k = widen(k16, nk), *v = widen(v16, nk);
+    float *q = bf16_widened(q16, nq), *k = bf16_widened(k16, nk), *v = bf16_widened(v16, nk);
     float *out = mmupt_xmalloc((size_t)(nq ? nq : 1) * sizeof *out);
     attention_flash_forward_cpu(out, stats, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal);
-    narrow(o16, out, nq);
+    cast_bf16_cpu(o16, out, nq);
     free(q), free(k), free(v), free(out);
 }
 
@@ -56,14 +43,14 @@ void attention_sdpa_backward_cpu(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16,
 {
     MMUPT_CHECK(attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd));
     long T = seg[n_seg], nq = T * n_heads * hd, nk = T * n_kv * hd;
-    float *q = widen(q16, nq), *k = widen(k16, nk), *v = widen(v16, nk);
-    float *out = widen(o16, nq), *dout = widen(dout16, nq);
+    float *q = bf16_widened(q16, nq), *k = bf16_widened(k16, nk), *v = bf16_widened(v16, nk);
+    float *out = bf16_widened(o16, nq), *dout = bf16_widened(dout16, nq);
     float *dq = mmupt_xcalloc((size_t)(nq ? nq : 1), sizeof *dq);
     float *dk = mmupt_xcalloc((size_t)(nk ? nk : 1), sizeof *dk);
     float *dv = mmupt_xcalloc((size_t)(nk ? nk : 1), sizeof *dv);
     attention_flash_backward_cpu(dq, dk, dv, dout, out, stats, q, k, v, seg, n_seg, n_heads, n_kv, hd, causal);
-    narrow(dq16, dq, nq);
-    narrow(dk16, dk, nk);
-    narrow(dv16, dv, nk);
+    cast_bf16_cpu(dq16, dq, nq);
+    cast_bf16_cpu(dk16, dk, nk);
+    cast_bf16_cpu(dv16, dv, nk);
     free(q), free(k), free(v), free(out), free(dout), free(dq), free(dk), free(dv);
 }

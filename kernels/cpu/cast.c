@@ -7,6 +7,7 @@
 
 #include "mmupt/bf16.h"
 #include "mmupt/bf16_sr.h"
+#include "mmupt/err.h"
 #include "mmupt/kernels.h"
 
 void cast_bf16_cpu(uint16_t *out, const float *in, long n)
@@ -23,6 +24,13 @@ void cast_bf16_sr_cpu(uint16_t *out, const float *in, long n, uint64_t seed)
         memcpy(&b, &in[i], sizeof b);
         out[i] = bf16_sr_bits(b, bf16_sr_noise(seed, (uint64_t)i));
     }
+}
+
+float *bf16_widened(const uint16_t *x, long n)
+{
+    float *y = mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *y);
+    for (long i = 0; i < n; i++) y[i] = bf16_to_f32(x[i]);
+    return y;
 }
 
 void add_bf16_cpu(float *y, const uint16_t *x, long n)

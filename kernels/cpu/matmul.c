@@ -241,13 +241,6 @@ void matmul_backward_cpu(float *dinp, float *dweight, float *dbias, const float 
  * bf16 values is exact in float32, so it differs from a tensor-core GEMM only in the order of the
  * fp32 sums. The bias and its gradient stay fp32 (as the fp32 dout they are summed from). */
 
-static float *widen_bf16(const uint16_t *x, long n)
-{
-    float *w = mmupt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *w);
-    for (long i = 0; i < n; i++) w[i] = bf16_to_f32(x[i]);
-    return w;
-}
-
 /* x rounded to bf16 and widened back: what the GEMM sees of an fp32 activation. */
 static float *round_bf16(const float *x, long n)
 {
@@ -259,7 +252,7 @@ static float *round_bf16(const float *x, long n)
 void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                              int N)
 {
-    float *x = round_bf16(inp, (long)M * K), *w = widen_bf16(weight, (long)N * K);
+    float *x = round_bf16(inp, (long)M * K), *w = bf16_widened(weight, (long)N * K);
     matmul_forward_cpu(out, x, w, bias, M, K, N);
     free(x);
     free(w);
@@ -278,7 +271,7 @@ void matmul_forward_bf16_out16_cpu(uint16_t *out16, const float *inp, const uint
 static void backward_bf16(float *dinp, float *dweight, const float *dy, const float *inp, const uint16_t *weight, int M,
                           int K, int N)
 {
-    float *w = widen_bf16(weight, dinp ? (long)N * K : 0), *x = round_bf16(inp, dweight ? (long)M * K : 0);
+    float *w = bf16_widened(weight, dinp ? (long)N * K : 0), *x = round_bf16(inp, dweight ? (long)M * K : 0);
     matmul_backward_cpu(dinp, dweight, NULL, dy, x, w, M, K, N);
     free(w);
     free(x);
@@ -296,7 +289,7 @@ void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const f
 void matmul_backward_bf16_dy_cpu(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
                                  const uint16_t *weight, int M, int K, int N)
 {
-    float *dy = widen_bf16(dout16, (long)M * N);
+    float *dy = bf16_widened(dout16, (long)M * N);
     backward_bf16(dinp, dweight, dy, inp, weight, M, K, N);
     free(dy);
 }

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "mmupt/err.h"
-#include "mmupt/bf16.h"
 #include "mmupt/kernels.h"
 
 void rope_forward_cpu(float *x, const float *cos, const float *sin, int rows, int n_heads, int head_dim)
@@ -107,11 +106,9 @@ void rope_qkv16_backward_cast_cpu(float *dqkv, uint16_t *dqkv16, const uint16_t 
                                   int n_kv, int head_dim)
 {
     long nq = (long)rows * n_heads * head_dim, nk = (long)rows * n_kv * head_dim;
-    float *g = mmupt_xmalloc((size_t)(nq + 2 * nk + 1) * sizeof *g); /* dq, dk, dv widened, back to back */
-    for (long i = 0; i < nq; i++) g[i] = bf16_to_f32(dq16[i]);
-    for (long i = 0; i < nk; i++) g[nq + i] = bf16_to_f32(dk16[i]), g[nq + nk + i] = bf16_to_f32(dv16[i]);
-    rope_qkv_backward_cast_cpu(dqkv, dqkv16, g, g + nq, g + nq + nk, cos, sin, rows, n_heads, n_kv, head_dim);
-    free(g);
+    float *dq = bf16_widened(dq16, nq), *dk = bf16_widened(dk16, nk), *dv = bf16_widened(dv16, nk);
+    rope_qkv_backward_cast_cpu(dqkv, dqkv16, dq, dk, dv, cos, sin, rows, n_heads, n_kv, head_dim);
+    free(dq), free(dk), free(dv);
 }
 
 void rope_qkv_forward_cast_cpu(float *q, float *k, float *v, uint16_t *q16, uint16_t *k16, uint16_t *v16,

@@ -636,8 +636,7 @@ static const float *emu_input(const float *inp, const uint16_t *inp16, size_t n,
 {
     *tmp = NULL;
     if (inp) return inp;
-    *tmp = mmupt_xmalloc((n ? n : 1) * sizeof **tmp);
-    for (size_t i = 0; i < n; i++) (*tmp)[i] = bf16_to_f32(inp16[i]);
+    *tmp = bf16_widened(inp16, (long)n);
     return *tmp;
 }
 

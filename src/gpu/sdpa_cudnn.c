@@ -68,7 +68,7 @@ struct sdpa_entry {
 /* A call's segment layout on the device: int32 lengths and ragged offsets (q, k/v, stats), each
  * array 16-byte aligned, for the segments in `seg` (kept to spot the next call with the same). */
 struct sdpa_layout {
-    int *seg, n_seg, b, max_len;
+    int *seg, n_seg, b;
     int32_t *dev; /* [len (b)] [off_q (b + 1)] [off_k (b + 1)] [off_s (b + 1)], each padded to 4 */
     int hq, hk, d;
 };
@@ -419,7 +419,8 @@ static const struct sdpa_layout *layout_of(struct sdpa_plans *p, const struct gp
     l->seg = mmupt_xmalloc((size_t)(n_seg + 1) * sizeof *seg);
     memcpy(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg);
     l->n_seg = n_seg, l->hq = hq, l->hk = hk, l->d = d;
-    l->b = segments(seg, n_seg, &l->max_len);
+    int longest;
+    l->b = segments(seg, n_seg, &longest);
     int nb = (l->b + 4) / 4 * 4; /* b + 1 entries, rounded to 16 bytes */
     int32_t *h = mmupt_xcalloc((size_t)4 * nb, sizeof *h), *len = h, *oq = h + nb, *ok = oq + nb, *os = ok + nb;
     int i = 0;

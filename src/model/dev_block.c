@@ -189,7 +189,7 @@ static void qkv_round(const struct model_dev *d, const struct block_acts *a, con
 
 /* The cuDNN forward from qkv16: the output straight into the o-projection's bf16 operand (out16:
  * a->atth, or the shared scratch when nothing is kept) and the rows' log-sum-exps into a->lse. No
- * fp32 output: the projection and its backward take the rounding alone (block_att_fp32). */
+ * fp32 output: the projection and its backward take the rounding alone (their inp NULL). */
 static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, const struct block_shape *s,
                                  uint16_t *out16, const uint16_t *qkv16)
 {
@@ -217,26 +217,6 @@ static uint16_t *block_attention_sdpa_grads(struct model_dev *d, const struct bl
     return grads;
 }
 
-/* The same, the gradients added to dq, dk, dv (the path without packed q/k/v projections). */
-static void block_attention_sdpa_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                                          float *dq, float *dk, float *dv, const float *datt)
-{
-    const struct gpu_ctx *g = d->g;
-    int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
-    uint16_t *grads = block_attention_sdpa_grads(d, a, s, datt), *dq16 = grads + nq;
-    add_bf16_cuda(dq, dq16, (long)nq, g->stream);
-    add_bf16_cuda(dk, dq16 + nq, (long)nkv, g->stream);
-    add_bf16_cuda(dv, dq16 + nq + nkv, (long)nkv, g->stream);
-    gpu_free(g, grads);
-}
-
-/* The attention output in fp32 for the o-projection, forward and backward: a->att, or NULL where
- * cuDNN's attention wrote only its bf16 rounding (a->atth or the operand scratch). */
-static const float *block_att_fp32(const struct model_dev *d, const struct block_acts *a, const struct block_shape *s)
-{
-    return block_sdpa(d, s) ? NULL : a->att;
-}
-
 /* The attention of the block's q, k, v into a->att, keeping what its backward needs: lse (fused) or
  * the probabilities, allocated here on first use. */
 static void block_attention(struct model_dev *d, struct block_acts *a, const struct block_shape *s)
@@ -260,10 +240,6 @@ static void block_attention_backward(struct model_dev *d, const struct block_act
                                      float *dq, float *dk, float *dv, const float *datt)
 {
     const struct gpu_ctx *g = d->g;
-    if (block_sdpa(d, s)) {
-        block_attention_sdpa_backward(d, a, s, dq, dk, dv, datt);
-        return;
-    }
     if (block_flash(d, s)) {
         attention_flash_backward_cuda(dq, dk, dv, datt, a->att, a->lse, a->q, a->k, a->v, s->seg, s->n_seg,
                                       s->n_heads, s->n_kv, s->hd, s->causal, g->blas);
@@ -371,7 +347,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         block_attention(d, a, s);
         if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
     }
-    project(d, a->x_mid, block_att_fp32(d, a, s), op, w->o_w, w->o_b, T, qd, D);
+    project(d, a->x_mid, sdpa ? NULL : a->att, op, w->o_w, w->o_b, T, qd, D);
     /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
     op = operand_of(d, a->n2h, (int64_t)T * D);
     norm_forward_operand(d, s, a->n2, op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
@@ -489,26 +465,31 @@ static void qkv_backward(struct model_dev *d, const struct block_acts *a, const 
 }
 
 /* From the attention output's gradient (datt) to dn1 (assigned): the attention's backward, then the
- * q/k/v projections'. cuDNN's attention before packed projections hands its bf16 gradients straight
- * to RoPE's backward: no fp32 dq, dk, dv, nor their zero fill and additions. */
+ * q/k/v projections'. cuDNN's attention (sdpa) before packed projections hands its bf16 gradients
+ * straight to RoPE's backward: no fp32 dq, dk, dv, nor their zero fill and additions. */
 static void attention_qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                                   const struct block_weights *w, float *dn1, const float *datt)
+                                   const struct block_weights *w, float *dn1, const float *datt, int sdpa)
 {
     const struct gpu_ctx *g = d->g;
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
-    if (block_sdpa(d, s) && qkv_packed(d, s, w)) {
-        uint16_t *grads = block_attention_sdpa_grads(d, a, s, datt);
-        qkv_packed_backward(d, a, s, w, dn1, NULL, NULL, NULL, grads + nq);
-        gpu_free(g, grads);
-        return;
+    uint16_t *grads = sdpa ? block_attention_sdpa_grads(d, a, s, datt) : NULL, *dq16 = grads ? grads + nq : NULL;
+    if (grads && qkv_packed(d, s, w)) {
+        qkv_packed_backward(d, a, s, w, dn1, NULL, NULL, NULL, dq16);
+    } else { /* dq, dk, dv accumulate the attention's gradients */
+        float *dq = gpu_zeros_floats(g, nq), *dk = gpu_zeros_floats(g, nkv), *dv = gpu_zeros_floats(g, nkv);
+        if (grads) {
+            add_bf16_cuda(dq, dq16, (long)nq, g->stream);
+            add_bf16_cuda(dk, dq16 + nq, (long)nkv, g->stream);
+            add_bf16_cuda(dv, dq16 + nq + nkv, (long)nkv, g->stream);
+        } else {
+            block_attention_backward(d, a, s, dq, dk, dv, datt);
+        }
+        qkv_backward(d, a, s, w, dn1, dq, dk, dv);
+        gpu_free(g, dq);
+        gpu_free(g, dk);
+        gpu_free(g, dv);
     }
-    /* dq, dk, dv accumulate in the attention backward */
-    float *dq = gpu_zeros_floats(g, nq), *dk = gpu_zeros_floats(g, nkv), *dv = gpu_zeros_floats(g, nkv);
-    block_attention_backward(d, a, s, dq, dk, dv, datt);
-    qkv_backward(d, a, s, w, dn1, dq, dk, dv);
-    gpu_free(g, dq);
-    gpu_free(g, dk);
-    gpu_free(g, dv);
+    gpu_free(g, grads);
 }
 
 void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
@@ -526,8 +507,9 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
 
     /* datt and dn1 assigned by their first GEMM */
     float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dn1 = gpu_alloc_floats(g, TD);
-    project_backward_set(d, datt, dx_mid, dx_mid16, block_att_fp32(d, a, s), a->atth, w->o_w, w->o_b, T, qd, D);
-    attention_qkv_backward(d, a, s, w, dn1, datt);
+    int sdpa = block_sdpa(d, s); /* cuDNN's attention kept no fp32 output: the projection reads its rounding */
+    project_backward_set(d, datt, dx_mid, dx_mid16, sdpa ? NULL : a->att, a->atth, w->o_w, w->o_b, T, qd, D);
+    attention_qkv_backward(d, a, s, w, dn1, datt, sdpa);
     if (d->params_bf16 && s->norm == NORM_RMS) { /* dx = dx_mid + the norm's gradient, in one pass */
         norm_backward(d, s, dx, dx16, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     } else { /* fp32 keeps the CPU reference's order (0 + dx_mid, then the norm's added): its bits */

@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "gpu_test.h"
-#include "mmupt/bf16.h"
 #include "mmupt/err.h"
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
@@ -48,19 +47,12 @@ static uint16_t *random_bf16(long n, unsigned seed, float lo, float hi)
     return h;
 }
 
-static float *widened(const uint16_t *h, long n)
-{
-    float *x = malloc((size_t)(n ? n : 1) * sizeof *x);
-    for (long i = 0; i < n; i++) x[i] = bf16_to_f32(h[i]);
-    return x;
-}
-
 /* A device bf16 result widened, against the reference's widened. */
 static double err16(const uint16_t *dev, const uint16_t *want, long n)
 {
     uint16_t *got = malloc((size_t)(n ? n : 1) * sizeof *got);
     gpu_test_download(got, dev, (size_t)n * sizeof *got);
-    float *g = widened(got, n), *w = widened(want, n);
+    float *g = bf16_widened(got, n), *w = bf16_widened(want, n);
     double e = test_rel_err(g, w, (size_t)n);
     free(got), free(g), free(w);
     return e;

@@ -207,8 +207,7 @@ static void rope_qkv16_backward_check(struct test_state *ts, const float *q, con
     size_t nq = (size_t)rows * nh * hd, nk = (size_t)rows * nkv * hd, np = nq + 2 * nk;
     uint16_t *h16 = mmupt_xmalloc(np * sizeof *h16); /* q, k, v rounded, back to back */
     cast_bf16_cpu(h16, q, (long)nq), cast_bf16_cpu(h16 + nq, k, (long)nk), cast_bf16_cpu(h16 + nq + nk, v, (long)nk);
-    float *w = alloc_floats(np);
-    for (size_t i = 0; i < np; i++) w[i] = bf16_to_f32(h16[i]);
+    float *w = bf16_widened(h16, (long)np);
     uint16_t *d_g16 = gpu_test_upload(h16, np * sizeof *h16);
     float *d_w = gpu_test_upload(w, np * sizeof *w), *d_ref = NULL, *d_got = NULL;
     uint16_t *ref16 = gpu_test_nan16(np), *got16 = gpu_test_nan16(np);
