@@ -307,6 +307,12 @@ void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, 
                                   const uint16_t *dout16, const float *inp, const uint16_t *inp16,
                                   const uint16_t *weight, int M, int K, int N, uint16_t *scratch,
                                   const struct gpu_blas *blas);
+/* matmul_backward_bf16_dy with inp's rounding kept (inp16) and dinp written as bf16 (dinp16: the fp32
+ * accumulators rounded once by the GEMM, assigned - cast_bf16 of the fp32 product up to the summation
+ * order; see matmul_backward_bf16_dy16_cpu): no fp32 dinp, no cast launch, no scratch. */
+void matmul_backward_bf16_dy16_cuda(uint16_t *dinp16, float *dweight, float dweight_beta, const uint16_t *dout16,
+                                    const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+                                    const struct gpu_blas *blas);
 
 /* ---- Linear layers (every projection of the decoder and the vision tower) ----
  * PyTorch convention: out[M,N] = inp[M,K] @ weight[N,K]^T (+ bias[N] if non-NULL). Uses OpenBLAS when
@@ -340,6 +346,11 @@ void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const f
  * with dout = dout16 widened and dbias NULL. */
 void matmul_backward_bf16_dy_cpu(float *dinp, float *dweight, const uint16_t *dout16, const float *inp,
                                  const uint16_t *weight, int M, int K, int N);
+/* The same with inp's rounding given (inp16) and dinp rounded to bf16 (dinp16, assigned: the fp32
+ * product from zeros, then cast_bf16): the o-projection's backward before cuDNN's attention, whose
+ * only reader of that gradient takes bf16. Either output may be NULL. */
+void matmul_backward_bf16_dy16_cpu(uint16_t *dinp16, float *dweight, const uint16_t *dout16, const uint16_t *inp16,
+                                   const uint16_t *weight, int M, int K, int N);
 
 /* ---- Normalisation ---- */
 /* Gradient of RMSNorm (decoder layers, final norm, Qwen2.5-VL vision blocks), given the forward's

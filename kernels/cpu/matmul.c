@@ -293,3 +293,15 @@ void matmul_backward_bf16_dy_cpu(float *dinp, float *dweight, const uint16_t *do
     backward_bf16(dinp, dweight, dy, inp, weight, M, K, N);
     free(dy);
 }
+
+void matmul_backward_bf16_dy16_cpu(uint16_t *dinp16, float *dweight, const uint16_t *dout16, const uint16_t *inp16,
+                                   const uint16_t *weight, int M, int K, int N)
+{
+    long mk = (long)M * K;
+    float *dinp = dinp16 ? mmupt_xcalloc((size_t)(mk > 0 ? mk : 1), sizeof *dinp) : NULL;
+    float *x = dweight ? bf16_widened(inp16, mk) : NULL; /* already rounded: round_bf16 would keep it */
+    matmul_backward_bf16_dy_cpu(dinp, dweight, dout16, x, weight, M, K, N);
+    if (dinp16) cast_bf16_cpu(dinp16, dinp, mk);
+    free(dinp);
+    free(x);
+}

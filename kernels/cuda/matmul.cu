@@ -197,3 +197,19 @@ extern "C" void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float
     }
     backward_bf16_gemms(dinp, dinp_beta, dweight, dweight_beta, dout16, inp, inp16, weight, M, K, N, scratch, blas);
 }
+
+extern "C" void matmul_backward_bf16_dy16_cuda(uint16_t *dinp16, float *dweight, float dweight_beta,
+                                               const uint16_t *dout16, const uint16_t *inp16, const uint16_t *weight,
+                                               int M, int K, int N, const struct gpu_blas *blas)
+{
+    check_backward_args(0.0f, dweight, dweight_beta, NULL, inp16);
+    if (M <= 0 || N <= 0 || K <= 0) { // an empty sum: zeros assigned (bf16 +0 is all-zero bits too)
+        assign_empty(NULL, 0.0f, dweight, dweight_beta, M, K, N, blas);
+        if (dinp16 && M > 0 && K > 0) CUDA_CHECK(cudaMemsetAsync(dinp16, 0, (size_t)M * K * sizeof *dinp16, blas->stream));
+        return;
+    }
+    // dinp^T [K,M] = weight' [K,N] * dy^T [N,M], rounded to bf16 on the way out (as the gate/up forward)
+    if (dinp16)
+        gemm_bf16_to(blas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, weight, K, dout16, N, 0.0f, dinp16, CUDA_R_16BF, K);
+    if (dweight) backward_bf16_gemms(NULL, 0.0f, dweight, dweight_beta, dout16, NULL, inp16, weight, M, K, N, NULL, blas);
+}

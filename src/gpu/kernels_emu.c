@@ -739,6 +739,21 @@ void matmul_backward_bf16_dy_cuda(float *dinp, float dinp_beta, float *dweight, 
     });
 }
 
+void matmul_backward_bf16_dy16_cuda(uint16_t *dinp16, float *dweight, float dweight_beta, const uint16_t *dout16,
+                                    const uint16_t *inp16, const uint16_t *weight, int M, int K, int N,
+                                    const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    MMUPT_CHECK(!dweight || inp16);
+    DEV_OPT(dinp16, (long)M * K), DEV_OPT(dweight, (long)N * K), DEV(dout16, (long)M * N);
+    if (dweight) DEV(inp16, (long)M * K);
+    if (dinp16) DEV(weight, (long)N * K);
+    EMU_RUN({
+        emu_beta(NULL, 0.0f, dweight, dweight_beta, M, K, N);
+        matmul_backward_bf16_dy16_cpu(dinp16, dweight, dout16, inp16, weight, M, K, N);
+    });
+}
+
 void adamw_update_cuda(float *params, const float *grad, float *m, float *v, long n, double lr, double beta1,
                        double beta2, double eps, double weight_decay, double grad_scale, int64_t t, void *stream)
 {

@@ -200,19 +200,18 @@ static void block_attention_sdpa(struct model_dev *d, struct block_acts *a, cons
                                 s->n_kv, s->hd, s->causal, g->blas);
 }
 
-/* Its backward: datt rounded to bf16, then cuDNN's bf16 gradients - one buffer the caller frees:
- * dout16 [T, qd], then dq16 (at + qd T), dk16 and dv16 ([T, kvd] each). */
+/* Its backward from datt16 (the output's gradient in bf16): cuDNN's bf16 gradients in one buffer the
+ * caller frees - dq16 [T, qd], then dk16 and dv16 ([T, kvd] each). */
 static uint16_t *block_attention_sdpa_grads(struct model_dev *d, const struct block_acts *a,
-                                            const struct block_shape *s, const float *datt)
+                                            const struct block_shape *s, const uint16_t *datt16)
 {
     const struct gpu_ctx *g = d->g;
     MMUPT_CHECK(a->atth && a->lse && a->qkv16); /* the forward's operands, output and statistics, kept */
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
     const uint16_t *qkv16 = a->qkv16;
-    uint16_t *grads = gpu_alloc(g, (size_t)(2 * nq + 2 * nkv) * sizeof *grads);
-    uint16_t *dout16 = grads, *dq16 = grads + nq, *dk16 = dq16 + nq, *dv16 = dk16 + nkv;
-    cast_bf16_cuda(dout16, datt, (long)nq, g->stream);
-    attention_sdpa_backward_cuda(dq16, dk16, dv16, dout16, a->atth, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv,
+    uint16_t *grads = gpu_alloc(g, (size_t)(nq + 2 * nkv) * sizeof *grads);
+    uint16_t *dq16 = grads, *dk16 = dq16 + nq, *dv16 = dk16 + nkv;
+    attention_sdpa_backward_cuda(dq16, dk16, dv16, datt16, a->atth, a->lse, qkv16, qkv16 + nq, qkv16 + nq + nkv,
                                  s->seg, s->n_seg, s->n_heads, s->n_kv, s->hd, s->causal, g->blas);
     return grads;
 }
@@ -464,20 +463,22 @@ static void qkv_backward(struct model_dev *d, const struct block_acts *a, const 
     dev_linear_backward(d, dn1, dv, a->n1, a->n1h, w->v_w, w->v_b, T, D, kvd);
 }
 
-/* From the attention output's gradient (datt) to dn1 (assigned): the attention's backward, then the
- * q/k/v projections'. cuDNN's attention (sdpa) before packed projections hands its bf16 gradients
- * straight to RoPE's backward: no fp32 dq, dk, dv, nor their zero fill and additions. */
+/* From the attention output's gradient - datt, or with cuDNN's attention its bf16 rounding datt16 -
+ * to dn1 (assigned): the attention's backward, then the q/k/v projections'. cuDNN's attention before
+ * packed projections hands its bf16 gradients straight to RoPE's backward: no fp32 dq, dk, dv, nor
+ * their zero fill and additions. */
 static void attention_qkv_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                                   const struct block_weights *w, float *dn1, const float *datt, int sdpa)
+                                   const struct block_weights *w, float *dn1, const float *datt,
+                                   const uint16_t *datt16)
 {
     const struct gpu_ctx *g = d->g;
     int64_t nq = s->T * s->n_heads * s->hd, nkv = s->T * s->n_kv * s->hd;
-    uint16_t *grads = sdpa ? block_attention_sdpa_grads(d, a, s, datt) : NULL, *dq16 = grads ? grads + nq : NULL;
-    if (grads && qkv_packed(d, s, w)) {
+    uint16_t *dq16 = datt16 ? block_attention_sdpa_grads(d, a, s, datt16) : NULL;
+    if (dq16 && qkv_packed(d, s, w)) {
         qkv_packed_backward(d, a, s, w, dn1, NULL, NULL, NULL, dq16);
     } else { /* dq, dk, dv accumulate the attention's gradients */
         float *dq = gpu_zeros_floats(g, nq), *dk = gpu_zeros_floats(g, nkv), *dv = gpu_zeros_floats(g, nkv);
-        if (grads) {
+        if (dq16) {
             add_bf16_cuda(dq, dq16, (long)nq, g->stream);
             add_bf16_cuda(dk, dq16 + nq, (long)nkv, g->stream);
             add_bf16_cuda(dv, dq16 + nq + nkv, (long)nkv, g->stream);
@@ -489,7 +490,27 @@ static void attention_qkv_backward(struct model_dev *d, const struct block_acts 
         gpu_free(g, dk);
         gpu_free(g, dv);
     }
-    gpu_free(g, grads);
+    gpu_free(g, dq16);
+}
+
+/* The o-projection's backward, from dx_mid (and its rounding dx_mid16, may be NULL) into the attention
+ * output's gradient - fp32 (*datt), or with cuDNN's attention (sdpa) bf16 only (*datt16), straight
+ * from the GEMM where dx_mid16 is there (no fp32 buffer, no cast). The caller frees both. */
+static void oproj_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                           const struct block_weights *w, const float *dx_mid, const uint16_t *dx_mid16, int sdpa,
+                           float **datt, uint16_t **datt16)
+{
+    const struct gpu_ctx *g = d->g;
+    int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd;
+    *datt = NULL, *datt16 = NULL;
+    if (sdpa) *datt16 = gpu_alloc(g, (size_t)((int64_t)T * qd) * sizeof **datt16);
+    if (sdpa && dx_mid16) { /* cuDNN's attention kept no fp32 output: the GEMMs read its rounding */
+        dev_linear_backward_bf16_dy16(d, *datt16, dx_mid16, dx_mid, a->atth, w->o_w, w->o_b, T, qd, D);
+        return;
+    }
+    *datt = gpu_alloc_floats(g, (int64_t)T * qd); /* assigned by the GEMM */
+    project_backward_set(d, *datt, dx_mid, dx_mid16, sdpa ? NULL : a->att, a->atth, w->o_w, w->o_b, T, qd, D);
+    if (sdpa) cast_bf16_cuda(*datt16, *datt, (long)T * qd, g->stream);
 }
 
 void dev_block_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
@@ -497,7 +518,7 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
                         uint16_t *dx16)
 {
     const struct gpu_ctx *g = d->g;
-    int T = (int)s->T, D = (int)s->D, qd = s->n_heads * s->hd;
+    int T = (int)s->T, D = (int)s->D;
     int64_t TD = (int64_t)T * D;
     MMUPT_CHECK(!dx16 || dev_block_writes_dx16(d, s));
     float *dx_mid = gpu_alloc_floats(g, TD); /* assigned by mlp_backward */
@@ -505,11 +526,10 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     uint16_t *dx_mid16 = dev_block_writes_dx16(d, s) ? gpu_alloc(g, (size_t)TD * sizeof *dx_mid16) : NULL;
     mlp_backward(d, a, s, w, dout, dout16, dx_mid, dx_mid16);
 
-    /* datt and dn1 assigned by their first GEMM */
-    float *datt = gpu_alloc_floats(g, (int64_t)T * qd), *dn1 = gpu_alloc_floats(g, TD);
-    int sdpa = block_sdpa(d, s); /* cuDNN's attention kept no fp32 output: the projection reads its rounding */
-    project_backward_set(d, datt, dx_mid, dx_mid16, sdpa ? NULL : a->att, a->atth, w->o_w, w->o_b, T, qd, D);
-    attention_qkv_backward(d, a, s, w, dn1, datt, sdpa);
+    float *datt, *dn1 = gpu_alloc_floats(g, TD); /* dn1 assigned by its first GEMM */
+    uint16_t *datt16;
+    oproj_backward(d, a, s, w, dx_mid, dx_mid16, block_sdpa(d, s), &datt, &datt16);
+    attention_qkv_backward(d, a, s, w, dn1, datt, datt16);
     if (d->params_bf16 && s->norm == NORM_RMS) { /* dx = dx_mid + the norm's gradient, in one pass */
         norm_backward(d, s, dx, dx16, dx_mid, w->norm1_w, w->norm1_b, dn1, a->x, a->mean1, a->rstd1);
     } else { /* fp32 keeps the CPU reference's order (0 + dx_mid, then the norm's added): its bits */
@@ -520,4 +540,5 @@ void dev_block_backward(struct model_dev *d, const struct block_acts *a, const s
     float *tmp[] = {dx_mid, datt, dn1};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) gpu_free(g, tmp[i]);
     gpu_free(g, dx_mid16);
+    gpu_free(g, datt16);
 }

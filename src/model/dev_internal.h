@@ -76,6 +76,11 @@ void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout
 void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *dout,
                                  const float *inp, const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K,
                                  int N);
+/* The same with inp's rounding kept (inp16, required) and dinp written as its bf16 rounding (dinp16,
+ * assigned; NULL: none): the o-projection's backward before cuDNN's attention, which reads that
+ * gradient in bf16 only - no fp32 buffer, no cast launch. */
+void dev_linear_backward_bf16_dy16(struct model_dev *d, uint16_t *dinp16, const uint16_t *dout16, const float *dout,
+                                   const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N);
 /* dev_linear_forward of a bf16 model from inp16, inp already rounded to bf16 (no cast). */
 void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *inp, const uint16_t *inp16,
                                 int64_t w_off, int64_t b_off, int M, int K, int N);

@@ -122,6 +122,16 @@ void dev_linear_backward_set(struct model_dev *d, float *dinp, const float *dout
     linear_backward(d, dinp, 0.0f, dout, inp, inp16, w_off, b_off, M, K, N);
 }
 
+/* The bias gradient of a backward from dout16: the column sums of the fp32 dout alone (no GEMM, no
+ * scratch). */
+static void bias_backward_fp32(struct model_dev *d, const float *dout, int64_t w_off, int64_t b_off, int M, int K,
+                               int N)
+{
+    if (b_off >= 0)
+        matmul_backward_bf16_cuda(NULL, 0.0f, NULL, 0.0f, d->grads + b_off, dout, NULL, NULL, d->params_bf16 + w_off,
+                                  M, K, N, NULL, d->g->blas);
+}
+
 void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_t *dout16, const float *dout,
                                  const float *inp, const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K,
                                  int N)
@@ -132,7 +142,16 @@ void dev_linear_backward_bf16_dy(struct model_dev *d, float *dinp, const uint16_
     (void)dev_grad_begin(d, b_off, N, 0);
     matmul_backward_bf16_dy_cuda(dinp, 0.0f, d->grads + w_off, dw_beta, dout16, inp, inp16, d->params_bf16 + w_off, M,
                                  K, N, scratch, d->g->blas);
-    if (b_off >= 0) /* the column sums alone: no GEMM, no scratch */
-        matmul_backward_bf16_cuda(NULL, 0.0f, NULL, 0.0f, d->grads + b_off, dout, NULL, NULL, d->params_bf16 + w_off,
-                                  M, K, N, NULL, d->g->blas);
+    bias_backward_fp32(d, dout, w_off, b_off, M, K, N);
+}
+
+void dev_linear_backward_bf16_dy16(struct model_dev *d, uint16_t *dinp16, const uint16_t *dout16, const float *dout,
+                                   const uint16_t *inp16, int64_t w_off, int64_t b_off, int M, int K, int N)
+{
+    MMUPT_CHECK(d->params_bf16 != NULL && inp16 != NULL && (b_off < 0 || dout != NULL));
+    float dw_beta = dev_grad_begin(d, w_off, (int64_t)N * K, 1);
+    (void)dev_grad_begin(d, b_off, N, 0);
+    matmul_backward_bf16_dy16_cuda(dinp16, d->grads + w_off, dw_beta, dout16, inp16, d->params_bf16 + w_off, M, K, N,
+                                   d->g->blas);
+    bias_backward_fp32(d, dout, w_off, b_off, M, K, N);
 }

@@ -10,7 +10,8 @@
  * first: the same operands, so again the 2e-5 bound (and against its CPU reference); with inp's
  * rounding given (inp16; inp itself NULL then, as a bf16 learner that keeps only the rounding calls
  * it, and likewise in the forward with the cast done), and with dinp or dweight assigned (a beta of
- * 0, the buffer NaN beforehand) against accumulated into zeros. The bf16 checks again with GEMM
+ * 0, the buffer NaN beforehand) against accumulated into zeros; the same backward into a bf16 dinp
+ * (matmul_backward_bf16_dy16) within one bf16 step of the fp32 one's values. The bf16 checks again with GEMM
  * tuning on (cuBLASLt plans, candidates timed), and tuning around a graph capture. Skips (exit 77)
  * without a GPU. */
 #include "gpu_test.h"
@@ -55,6 +56,26 @@ static void check(struct test_state *ts, const char *what, const float *dev, con
     double e = test_rel_err(got, want, (int64_t)n);
     CHECK_MSG(ts, e < 2e-5, "%s M=%d K=%d N=%d: error %g relative to the largest value", what, M, K, N, e);
     free(got);
+}
+
+/* A bf16 result (device, n values) against the fp32 values it rounds (want): each within one bf16
+ * step of its reference value, plus the 2e-5 summation-order bound relative to the largest value (a
+ * cancellation). */
+static void check_rounded(struct test_state *ts, const char *what, const uint16_t *dev16, const float *want, size_t n,
+                          int M, int K, int N)
+{
+    uint16_t *got16 = malloc((n ? n : 1) * sizeof *got16);
+    gpu_test_download(got16, dev16, n * sizeof *got16);
+    double big = 0;
+    for (size_t i = 0; i < n; i++) big = fabs(want[i]) > big ? fabs(want[i]) : big;
+    size_t bad = n;
+    for (size_t i = 0; i < n && bad == n; i++) {
+        double g = bf16_to_f32(got16[i]), w = want[i];
+        if (!(fabs(g - w) <= fabs(w) / 128.0 + 2e-5 * big)) bad = i;
+    }
+    CHECK_MSG(ts, bad == n, "%s M=%d K=%d N=%d: value %zu is %g, want ~%g", what, M, K, N, bad,
+              bad < n ? bf16_to_f32(got16[bad]) : 0.0, bad < n ? want[bad] : 0.0);
+    free(got16);
 }
 
 static void run_shape(struct test_state *ts, const struct gpu_blas *blas, int M, int K, int N, int with_bias)
@@ -118,28 +139,19 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     /* bf16 out, no bias: each value the rounding of the fp32 product, up to the summation order -
      * within one bf16 step of the reference's value (plus the 2e-5 order bound at cancellations) */
     float *ref_nb = malloc(mn * sizeof *ref_nb);
-    uint16_t *got16 = malloc(mn * sizeof *got16), *d_out16 = NULL;
+    uint16_t *d_out16 = NULL;
     matmul_forward_bf16_cpu(ref_nb, h.inp, w16, NULL, M, K, N);
     CUDA_CHECK(cudaMalloc((void **)&d_out16, mn * 2));
     CUDA_CHECK(cudaMemset(d_out16, 0xff, mn * 2));
     matmul_forward_bf16_out16_cuda(d_out16, NULL, d_w16, M, K, N, d_scratch, 1, blas);
-    gpu_test_download(got16, d_out16, mn * 2);
-    double big = 0;
-    for (size_t i = 0; i < mn; i++) big = fabs(ref_nb[i]) > big ? fabs(ref_nb[i]) : big;
-    size_t bad = mn;
-    for (size_t i = 0; i < mn && bad == mn; i++) {
-        double g = bf16_to_f32(got16[i]), w = ref_nb[i];
-        if (!(fabs(g - w) <= fabs(w) / 128.0 + 2e-5 * big)) bad = i;
-    }
-    CHECK_MSG(ts, bad == mn, "bf16 forward into bf16 M=%d K=%d N=%d: value %zu is %g, want ~%g", M, K, N, bad,
-              bad < mn ? bf16_to_f32(got16[bad]) : 0.0, bad < mn ? ref_nb[bad] : 0.0);
+    check_rounded(ts, "bf16 forward into bf16", d_out16, ref_nb, mn, M, K, N);
     uint16_t *ref16 = malloc(mn * sizeof *ref16);
     matmul_forward_bf16_out16_cpu(ref16, h.inp, w16, M, K, N);
     size_t same = 0;
     for (size_t i = 0; i < mn; i++) same += ref16[i] == bf16_from_f32(ref_nb[i]);
     CHECK_MSG(ts, same == mn, "matmul_forward_bf16_out16_cpu M=%d K=%d N=%d: not the reference rounded", M, K, N);
     cudaFree(d_out16);
-    free(ref_nb), free(got16), free(ref16);
+    free(ref_nb), free(ref16);
     matmul_backward_bf16_cpu(h.dinp, h.dw, h.db, h.dout, h.inp, w16, M, K, N);
     matmul_backward_bf16_cuda(d_dinp, 1.0f, d_dw, 1.0f, d_db, d_dout, d_inp, NULL, d_w16, M, K, N, d_scratch, blas);
     check(ts, "bf16 dinp (accumulated)", d_dinp, h.dinp, mk, M, K, N);
@@ -160,6 +172,46 @@ static void check_dev(struct test_state *ts, const char *what, const float *d_go
     float *want = gpu_test_download_floats(d_want, n);
     check(ts, what, d_got, want, n, M, K, N);
     free(want);
+}
+
+/* The bf16-dout backward into bf16 (matmul_backward_bf16_dy16, inp's rounding given): dinp16 within a
+ * bf16 step of the fp32 dinp (matmul_backward_bf16_dy's, assigned; its old contents NaN beforehand),
+ * dweight the same GEMM as there, assigned (NaN beforehand) and added; the CPU twin's dinp16 exactly
+ * the CPU fp32 product rounded. inp/w16/dy16: the host operands; d_*: their device copies. */
+static void run_dy16(struct test_state *ts, const struct gpu_blas *blas, int M, int K, int N, const float *inp,
+                     const uint16_t *w16, const uint16_t *dy16, const uint16_t *d_dy16, const uint16_t *d_w16)
+{
+    size_t mk = (size_t)M * K, nk = (size_t)N * K;
+    uint16_t *x16 = malloc(mk * sizeof *x16), *ref16 = malloc(mk * sizeof *ref16), *d_dinp16 = NULL;
+    cast_bf16_cpu(x16, inp, (long)mk);
+    uint16_t *d_x16 = gpu_test_upload(x16, mk * 2);
+    float *d_dinp = NULL, *d_dw = NULL, *d_dw16 = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_dinp16, mk * 2));
+    CUDA_CHECK(cudaMalloc((void **)&d_dinp, mk * 4));
+    CUDA_CHECK(cudaMalloc((void **)&d_dw, nk * 4));
+    CUDA_CHECK(cudaMalloc((void **)&d_dw16, nk * 4));
+    CUDA_CHECK(cudaMemset(d_dinp16, 0xff, mk * 2));
+    CUDA_CHECK(cudaMemset(d_dinp, 0xff, mk * 4));
+    CUDA_CHECK(cudaMemset(d_dw, 0xff, nk * 4));
+    CUDA_CHECK(cudaMemset(d_dw16, 0xff, nk * 4));
+    matmul_backward_bf16_dy_cuda(d_dinp, 0.0f, d_dw, 0.0f, d_dy16, NULL, d_x16, d_w16, M, K, N, NULL, blas);
+    matmul_backward_bf16_dy16_cuda(d_dinp16, d_dw16, 0.0f, d_dy16, d_x16, d_w16, M, K, N, blas);
+    float *want = gpu_test_download_floats(d_dinp, mk);
+    check_rounded(ts, "bf16-dy16 dinp16", d_dinp16, want, mk, M, K, N);
+    check_dev(ts, "bf16-dy16 dweight assigned", d_dw16, d_dw, nk, M, K, N);
+    matmul_backward_bf16_dy16_cuda(NULL, d_dw16, 1.0f, d_dy16, d_x16, d_w16, M, K, N, blas); /* dweight alone, added */
+    matmul_backward_bf16_dy_cuda(NULL, 0.0f, d_dw, 1.0f, d_dy16, NULL, d_x16, d_w16, M, K, N, NULL, blas);
+    check_dev(ts, "bf16-dy16 dweight added", d_dw16, d_dw, nk, M, K, N);
+
+    float *dinp_ref = calloc(mk ? mk : 1, sizeof *dinp_ref);
+    matmul_backward_bf16_dy_cpu(dinp_ref, NULL, dy16, inp, w16, M, K, N);
+    matmul_backward_bf16_dy16_cpu(ref16, NULL, dy16, x16, w16, M, K, N);
+    size_t same = 0;
+    for (size_t i = 0; i < mk; i++) same += ref16[i] == bf16_from_f32(dinp_ref[i]);
+    CHECK_MSG(ts, same == mk, "matmul_backward_bf16_dy16_cpu M=%d K=%d N=%d: not the reference rounded", M, K, N);
+    check_rounded(ts, "bf16-dy16 dinp16 vs CPU", d_dinp16, dinp_ref, mk, M, K, N);
+    cudaFree(d_x16); cudaFree(d_dinp16); cudaFree(d_dinp); cudaFree(d_dw); cudaFree(d_dw16);
+    free(x16), free(ref16), free(want), free(dinp_ref);
 }
 
 /* The bf16-dout backward on one shape: against matmul_backward_bf16 given the same dout rounded to
@@ -250,6 +302,8 @@ static void run_shape_bf16_dy(struct test_state *ts, const struct gpu_blas *blas
     matmul_backward_bf16_dy_cpu(dinp_ref, NULL, dy16, h.inp, w16, M, K, N);
     matmul_backward_bf16_dy_cuda(d_dinp1, 1.0f, NULL, 1.0f, d_dy16, d_inp, NULL, d_w16, M, K, N, NULL, blas);
     check(ts, "bf16-dy dinp only", d_dinp1, dinp_ref, mk, M, K, N);
+
+    run_dy16(ts, blas, M, K, N, h.inp, w16, dy16, d_dy16, d_w16);
 
     cudaFree(d_inp); cudaFree(d_dyr); cudaFree(d_dinp); cudaFree(d_dw); cudaFree(d_dinp1); cudaFree(d_dw1);
     cudaFree(d_w16); cudaFree(d_dy16); cudaFree(d_scratch); cudaFree(d_scratch_f);
