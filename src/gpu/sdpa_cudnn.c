@@ -21,9 +21,11 @@
  * - q [b, n_heads, S, hd] with strides (-, hd, n_heads*hd, 1) whose entry i starts at element
  * offset[i] = t0_i * n_heads * hd of the model's token-major activations (cuDNN's "THD" layout) - and
  * the padding mask holds each entry to its own length (len_q = len_kv = the segment's length, int32
- * tensors). S, the padded length, is the longest segment rounded up to SDPA_LEN_STEP, so one plan
- * serves every call with that many segments and a longest segment in the same step: the learner's
- * micro-batches of varied lengths share a handful of plans. stats is ragged too: [T, n_heads], each
+ * tensors). S, the padded length, is the longest segment rounded up to SDPA_LEN_STEP, and the
+ * segments go to cuDNN in calls of power-of-two entry counts (include/mmupt/sdpa_layout.h: 13
+ * segments are calls of 8, 4 and 1), so one plan serves every call with that many entries and a
+ * longest segment in the same step: micro-batches of varied lengths, and vision towers whose window
+ * counts follow the images' sizes, share a handful of plans. stats is ragged too: [T, n_heads], each
  * row's log-sum-exp where attention_flash keeps lse. -inf is the masks' value from cuDNN 9.10 on,
  * the lowest float before (as cuDNN's frontend has it).
  *
@@ -45,8 +47,9 @@
 #include "mmupt/gpu_blas.h"
 #include "mmupt/kernels.h"
 #include "mmupt/log.h"
+#include "mmupt/sdpa_layout.h"
 
-enum { SDPA_MAX_PLANS = 64, SDPA_LEN_STEP = 128 };
+enum { SDPA_MAX_PLANS = 64 };
 
 /* The tensors bound at execution. */
 enum {
@@ -65,11 +68,12 @@ struct sdpa_entry {
     struct cudnn_graph fwd, bwd;
 };
 
-/* A call's segment layout on the device: int32 lengths and ragged offsets (q, k/v, stats), each
- * array 16-byte aligned, for the segments in `seg` (kept to spot the next call with the same). */
+/* The last segment layout's cuDNN calls (include/mmupt/sdpa_layout.h) and their int32 arrays on the
+ * device, for the segments in `seg` (kept to spot the next call with the same). */
 struct sdpa_layout {
-    int *seg, n_seg, b;
-    int32_t *dev; /* [len (b)] [off_q (b + 1)] [off_k (b + 1)] [off_s (b + 1)], each padded to 4 */
+    int *seg, n_seg;
+    struct sdpa_layout_plan plan;
+    int32_t *dev; /* plan.ints on the device */
     int hq, hk, d;
 };
 
@@ -97,6 +101,7 @@ void sdpa_plans_free(struct sdpa_plans *p)
     }
     if (p->lay.dev) cudaFree(p->lay.dev);
     free(p->lay.seg);
+    sdpa_layout_free(&p->lay.plan);
     if (p->state == 1) cudnnDestroy(p->handle);
     free(p);
 }
@@ -371,70 +376,54 @@ static struct sdpa_entry *entry_of(struct sdpa_plans *p, const struct sdpa_key *
     return e->ok ? e : NULL;
 }
 
-/* The non-empty segments: their count, and the longest. */
-static int segments(const int *seg, int n_seg, int *max_len)
-{
-    int b = 0;
-    *max_len = 0;
-    for (int s = 0; s < n_seg; s++) {
-        int len = seg[s + 1] - seg[s];
-        if (len > 0) b++;
-        if (len > *max_len) *max_len = len;
-    }
-    return b;
-}
-
-static struct sdpa_key key_of(const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal)
+/* The plan key of one of a layout's calls. */
+static struct sdpa_key key_of(const struct sdpa_call_layout *c, int n_heads, int n_kv, int hd, int causal)
 {
     struct sdpa_key k;
-    int max_len;
     memset(&k, 0, sizeof k); /* compared with memcmp */
-    k.b = segments(seg, n_seg, &max_len);
-    k.s = (max_len + SDPA_LEN_STEP - 1) / SDPA_LEN_STEP * SDPA_LEN_STEP;
-    k.hq = n_heads, k.hk = n_kv, k.d = hd, k.causal = causal != 0;
+    k.b = c->b, k.s = c->s, k.hq = n_heads, k.hk = n_kv, k.d = hd, k.causal = causal != 0;
     return k;
+}
+
+/* The calls of a segment layout, their arrays on the device (uploaded when the layout differs from the
+ * last call's); NULL where an offset overflows int32. */
+static const struct sdpa_layout *layout_of(struct sdpa_plans *p, const struct gpu_blas *blas, const int *seg,
+                                           int n_seg, int hq, int hk, int d)
+{
+    struct sdpa_layout *l = &p->lay;
+    if (l->seg && l->n_seg == n_seg && l->hq == hq && l->hk == hk && l->d == d &&
+        memcmp(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg) == 0)
+        return l;
+    if (l->dev) CUDA_CHECK(cudaFreeAsync(l->dev, blas->stream));
+    l->dev = NULL;
+    free(l->seg);
+    l->seg = NULL;
+    sdpa_layout_free(&l->plan);
+    if (sdpa_layout_make(&l->plan, seg, n_seg, hq, hk, d)) return NULL;
+    l->seg = mmupt_xmalloc((size_t)(n_seg + 1) * sizeof *seg);
+    memcpy(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg);
+    l->n_seg = n_seg, l->hq = hq, l->hk = hk, l->d = d;
+    if (l->plan.n_calls) {
+        size_t bytes = (size_t)l->plan.n_ints * sizeof *l->plan.ints;
+        CUDA_CHECK(cudaMallocAsync((void **)&l->dev, bytes, blas->stream));
+        /* pageable: staged before the copy returns, and the plan's host copy outlives it anyway */
+        CUDA_CHECK(cudaMemcpyAsync(l->dev, l->plan.ints, bytes, cudaMemcpyHostToDevice, blas->stream));
+    }
+    return l;
 }
 
 int attention_sdpa_supported(const int *seg, int n_seg, int n_heads, int n_kv, int hd, int causal,
                              const struct gpu_blas *blas)
 {
     struct sdpa_plans *p = blas->sdpa;
-    if (!p || !attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd)) return 0;
-    if ((int64_t)seg[n_seg] * n_heads * hd > INT32_MAX) return 0; /* the ragged offsets are int32 */
-    if (!handle_ready(p, blas)) return 0;
-    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
-    return k.b == 0 || entry_of(p, &k) != NULL;
-}
-
-/* The call's lengths and offsets on the device (uploaded when the layout differs from the last call's). */
-static const struct sdpa_layout *layout_of(struct sdpa_plans *p, const struct gpu_blas *blas, const int *seg,
-                                           int n_seg, int hq, int hk, int d)
-{
-    struct sdpa_layout *l = &p->lay;
-    if (l->dev && l->n_seg == n_seg && l->hq == hq && l->hk == hk && l->d == d &&
-        memcmp(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg) == 0)
-        return l;
-    if (l->dev) CUDA_CHECK(cudaFreeAsync(l->dev, blas->stream));
-    free(l->seg);
-    l->seg = mmupt_xmalloc((size_t)(n_seg + 1) * sizeof *seg);
-    memcpy(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg);
-    l->n_seg = n_seg, l->hq = hq, l->hk = hk, l->d = d;
-    int longest;
-    l->b = segments(seg, n_seg, &longest);
-    int nb = (l->b + 4) / 4 * 4; /* b + 1 entries, rounded to 16 bytes */
-    int32_t *h = mmupt_xcalloc((size_t)4 * nb, sizeof *h), *len = h, *oq = h + nb, *ok = oq + nb, *os = ok + nb;
-    int i = 0;
-    for (int s = 0; s < n_seg; s++) {
-        if (seg[s + 1] == seg[s]) continue;
-        len[i] = seg[s + 1] - seg[s];
-        oq[i] = seg[s] * hq * d, ok[i] = seg[s] * hk * d, os[i] = seg[s] * hq;
-        i++;
+    if (!p || !attention_sdpa_shape_ok(seg, n_seg, n_heads, n_kv, hd) || !handle_ready(p, blas)) return 0;
+    const struct sdpa_layout *l = layout_of(p, blas, seg, n_seg, n_heads, n_kv, hd);
+    if (!l) return 0; /* the ragged offsets are int32 */
+    for (int c = 0; c < l->plan.n_calls; c++) {
+        struct sdpa_key k = key_of(&l->plan.call[c], n_heads, n_kv, hd, causal);
+        if (!entry_of(p, &k)) return 0;
     }
-    oq[i] = seg[n_seg] * hq * d, ok[i] = seg[n_seg] * hk * d, os[i] = seg[n_seg] * hq; /* the end */
-    CUDA_CHECK(cudaMallocAsync((void **)&l->dev, (size_t)4 * nb * sizeof *h, blas->stream));
-    CUDA_CHECK(cudaMemcpyAsync(l->dev, h, (size_t)4 * nb * sizeof *h, cudaMemcpyHostToDevice, blas->stream));
-    free(h); /* pageable: staged before the copy returns */
-    return l;
+    return 1;
 }
 
 /* The planned entry of a call (attention_sdpa_supported said yes: it is there). */
@@ -477,31 +466,40 @@ static void bind(struct sdpa_call *c, int64_t uid, const void *ptr)
     c->ptrs[c->n++] = (void *)ptr;
 }
 
-/* 0 when the call has no rows (nothing to run). */
-static int call_begin(struct sdpa_call *c, const struct gpu_blas *blas, const int *seg, int n_seg, int n_heads,
-                      int n_kv, int hd, int causal)
+/* The layout of a call's segments (attention_sdpa_supported said yes: it fits). */
+static const struct sdpa_layout *layout_for_call(const struct gpu_blas *blas, const int *seg, int n_seg, int n_heads,
+                                                 int n_kv, int hd)
 {
-    struct sdpa_key k = key_of(seg, n_seg, n_heads, n_kv, hd, causal);
-    if (k.b == 0) return 0;
-    c->e = planned(blas, &k);
-    const struct sdpa_layout *l = layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd);
+    const struct sdpa_layout *l = blas->sdpa ? layout_of(blas->sdpa, blas, seg, n_seg, n_heads, n_kv, hd) : NULL;
+    if (!l) MMUPT_DIE("attention_sdpa: a layout attention_sdpa_supported did not accept (%d rows)", seg[n_seg]);
+    return l;
+}
+
+/* cuDNN call i of layout l: its plan, lengths, offsets and scalars. */
+static void call_begin(struct sdpa_call *c, const struct gpu_blas *blas, const struct sdpa_layout *l, int i,
+                       int n_heads, int n_kv, int hd, int causal)
+{
+    const struct sdpa_call_layout *k = &l->plan.call[i];
+    struct sdpa_key key = key_of(k, n_heads, n_kv, hd, causal);
+    c->e = planned(blas, &key);
     c->scale = (float)(1.0 / sqrt((double)hd)), c->ninf = neg_inf(blas->sdpa), c->one = 1.0f;
     c->n = 0;
-    int nb = (l->b + 4) / 4 * 4;
-    bind(c, U_LEN_Q, l->dev), bind(c, U_LEN_KV, l->dev);
-    bind(c, U_OFF_Q, l->dev + nb), bind(c, U_OFF_K, l->dev + 2 * nb), bind(c, U_OFF_S, l->dev + 3 * nb);
+    bind(c, U_LEN_Q, l->dev + k->len), bind(c, U_LEN_KV, l->dev + k->len);
+    bind(c, U_OFF_Q, l->dev + k->off_q), bind(c, U_OFF_K, l->dev + k->off_k), bind(c, U_OFF_S, l->dev + k->off_s);
     bind(c, U_SCALE, &c->scale), bind(c, U_NEG_INF, &c->ninf);
-    return 1;
 }
 
 void attention_sdpa_forward_cuda(uint16_t *o16, float *stats, const uint16_t *q16, const uint16_t *k16,
                                  const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                  int causal, const struct gpu_blas *blas)
 {
-    struct sdpa_call c;
-    if (!call_begin(&c, blas, seg, n_seg, n_heads, n_kv, hd, causal)) return;
-    bind(&c, U_Q, q16), bind(&c, U_K, k16), bind(&c, U_V, v16), bind(&c, U_O, o16), bind(&c, U_STATS, stats);
-    run(&c.e->fwd, blas, c.n, c.uids, c.ptrs);
+    const struct sdpa_layout *l = layout_for_call(blas, seg, n_seg, n_heads, n_kv, hd);
+    for (int i = 0; i < l->plan.n_calls; i++) {
+        struct sdpa_call c;
+        call_begin(&c, blas, l, i, n_heads, n_kv, hd, causal);
+        bind(&c, U_Q, q16), bind(&c, U_K, k16), bind(&c, U_V, v16), bind(&c, U_O, o16), bind(&c, U_STATS, stats);
+        run(&c.e->fwd, blas, c.n, c.uids, c.ptrs);
+    }
 }
 
 void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16, const uint16_t *dout16,
@@ -509,23 +507,26 @@ void attention_sdpa_backward_cuda(uint16_t *dq16, uint16_t *dk16, uint16_t *dv16
                                   const uint16_t *v16, const int *seg, int n_seg, int n_heads, int n_kv, int hd,
                                   int causal, const struct gpu_blas *blas)
 {
-    struct sdpa_call c;
-    if (!call_begin(&c, blas, seg, n_seg, n_heads, n_kv, hd, causal)) return;
+    const struct sdpa_layout *l = layout_for_call(blas, seg, n_seg, n_heads, n_kv, hd);
     cudaStream_t st = blas->stream;
-    long rows = (long)c.e->key.b * n_heads * c.e->key.s; /* the padded [b, hq, s] of the row sums (and dQ's fp32) */
-    float *sum = NULL, *acc = NULL;
-    CUDA_CHECK(cudaMallocAsync((void **)&sum, (size_t)rows * sizeof *sum, st));
-    if (c.e->accumulate) {
-        CUDA_CHECK(cudaMallocAsync((void **)&acc, (size_t)rows * hd * sizeof *acc, st));
-        CUDA_CHECK(cudaMemsetAsync(acc, 0, (size_t)rows * hd * sizeof *acc, st));
-        bind(&c, U_DQ_ACC, acc);
+    for (int i = 0; i < l->plan.n_calls; i++) {
+        struct sdpa_call c;
+        call_begin(&c, blas, l, i, n_heads, n_kv, hd, causal);
+        long rows = (long)c.e->key.b * n_heads * c.e->key.s; /* the padded [b, hq, s] of the row sums (and dQ's fp32) */
+        float *sum = NULL, *acc = NULL;
+        CUDA_CHECK(cudaMallocAsync((void **)&sum, (size_t)rows * sizeof *sum, st));
+        if (c.e->accumulate) {
+            CUDA_CHECK(cudaMallocAsync((void **)&acc, (size_t)rows * hd * sizeof *acc, st));
+            CUDA_CHECK(cudaMemsetAsync(acc, 0, (size_t)rows * hd * sizeof *acc, st));
+            bind(&c, U_DQ_ACC, acc);
+        }
+        bind(&c, U_Q, q16), bind(&c, U_K, k16), bind(&c, U_V, v16), bind(&c, U_O, o16), bind(&c, U_DO, dout16);
+        bind(&c, U_STATS, stats), bind(&c, U_DQ, dq16), bind(&c, U_DK, dk16), bind(&c, U_DV, dv16);
+        bind(&c, U_SUM, sum), bind(&c, U_ONE, &c.one);
+        run(&c.e->bwd, blas, c.n, c.uids, c.ptrs);
+        CUDA_CHECK(cudaFreeAsync(sum, st));
+        if (acc) CUDA_CHECK(cudaFreeAsync(acc, st));
     }
-    bind(&c, U_Q, q16), bind(&c, U_K, k16), bind(&c, U_V, v16), bind(&c, U_O, o16), bind(&c, U_DO, dout16);
-    bind(&c, U_STATS, stats), bind(&c, U_DQ, dq16), bind(&c, U_DK, dk16), bind(&c, U_DV, dv16);
-    bind(&c, U_SUM, sum), bind(&c, U_ONE, &c.one);
-    run(&c.e->bwd, blas, c.n, c.uids, c.ptrs);
-    CUDA_CHECK(cudaFreeAsync(sum, st));
-    if (acc) CUDA_CHECK(cudaFreeAsync(acc, st));
 }
 
 int sdpa_plan_for_device(cudnnBackendDescriptor_t prop, int b, int s, int hq, int hk, int d, int causal, int backward,

@@ -121,13 +121,15 @@ static void test_against_reference(struct test_state *ts, void *ctx)
 {
     const struct gpu_blas *blas = ctx;
     static const int learner[] = {0, 384, 768};          /* two 384s: the 1.5B benchmark's length */
-    static const int packed[] = {0, 100, 357, 357, 600};  /* 100, 257, an empty one, 243: padded to 384 */
+    static const int packed[] = {0, 100, 357, 357, 600};  /* 100, 257, an empty one, 243: calls of 2 and 1 */
     static const int windows[] = {0, 64, 128, 192, 256};  /* a vision run of four windows */
     static const int mixed[] = {0, 10, 20, 20, 33};       /* the fixtures: two 10s, an empty one, a 13 */
     static const int odd[] = {0, 7, 20};                  /* starts at an odd row: stats rows 56 bytes apart */
+    static const int seven[] = {0, 64, 128, 192, 256, 320, 384, 400}; /* 7 windows: calls of 4, 2 and 1 */
     static const struct sd_case cases[] = {
         {learner, 2, 12, 2, 128, 1}, {packed, 4, 12, 2, 128, 1}, {windows, 4, 16, 16, 80, 0},
         {mixed, 4, 4, 2, 16, 1},     {mixed, 4, 4, 2, 16, 0},     {odd, 2, 14, 2, 64, 1}, /* the 0.5B's heads */
+        {seven, 7, 16, 16, 80, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) sd_case_run(ts, &cases[i], blas);
 }
