@@ -10,8 +10,8 @@
 #                                                         MMUPT_DTYPE=fp32 for mmupt's fp32 path)
 #
 # State: mmupt runs in bf16 - bf16 GEMMs on tensor cores over fp32 weights, bf16 KV cache and decode
-# attention on tensor cores, every other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), prompts prefilled 16
-# at a time; the target is >= 50,000 tokens/s. The table names the dtype each row measured.
+# attention on tensor cores, every other op fp32, decode steps replayed as CUDA graphs (model_dev_init's default), the 64 prompts
+# prefilled in one forward (src/rollout/engine.c: up to 8192 tokens, 16 prompts at a time before 2026-11-28); the target is >= 50,000 tokens/s. The table names the dtype each row measured.
 # More mmupt rows run the same rollout under the other settings of the device switches
 # (docs/running-at-scale.md), before the PyTorch baseline so a short time budget still gets them: the
 # fp32 decode attention kernel (MMUPT_DECODE_MMA=0; the tensor-core one is the default since

@@ -38,6 +38,8 @@ struct rollout_config {
     int max_new;                  /* tokens per sample at most */
     int n_slots;                  /* samples decoded together (the batch) */
     int max_prompt;               /* longest prompt, for the KV cache size */
+    int prefill_prompts;          /* prompts one prefill packs at most; 0: the engine's choice
+                                   * (rollout_prefill_prompts) - each costs a KV slot */
     uint64_t seed;
     struct sample_params sampling;
     const int32_t *stop_ids;
@@ -54,6 +56,12 @@ struct rollout_config {
 /* The stop tokens a model directory asks for: generation_config.json's eos_token_id (an int or a
  * list), else <|im_end|> and <|endoftext|> from the tokenizer (tok may be NULL). Returns the count. */
 int rollout_default_stop_ids(const char *model_dir, const struct tok *tok, int32_t *out, int max);
+
+/* The most prompts one prefill (a forward pass) packs - and the prefix KV slots the engine adds to
+ * n_slots: rc->prefill_prompts if set, else at least 16, and with short prompts as many as start every
+ * decode slot at once (n_slots / G questions) while one forward holds at most 8192 tokens; never more
+ * than n_questions. */
+int rollout_prefill_prompts(const struct rollout_config *rc, int n_questions);
 
 /* Called for each finished sample (in finishing order); the sample's buffers belong to the callee. */
 typedef void (*rollout_emit_fn)(void *ctx, struct rollout_sample *s);

@@ -149,9 +149,23 @@ static void finish(struct engine *e, struct slot *s)
     e->emit(e->ctx, &out);
 }
 
-/* Rollout prompts are prefilled this many at a time: one forward pass (and, on a GPU, one set of
- * launches) for several questions, which costs a prefix slot each in the KV cache. */
-enum { ENG_PREFILL_BATCH = 16 };
+/* Rollout prompts are prefilled several at a time: one forward pass (and, on a GPU, one set of
+ * launches, and GEMMs tall enough to fill the device) for several questions, which costs a prefix slot
+ * each in the KV cache. At least ENG_PREFILL_BATCH of them; more where the prompts are short - as many
+ * as start every decode slot at once (n_slots / G questions), as long as one forward holds at most
+ * ENG_PREFILL_TOKENS tokens (or ENG_PREFILL_BATCH prompts, when those are longer). The 0.5B rollout
+ * benchmark's 64 prompts of 128 tokens are one prefill of 8192 tokens, not four of 2048. */
+enum { ENG_PREFILL_BATCH = 16, ENG_PREFILL_TOKENS = 8192 };
+
+int rollout_prefill_prompts(const struct rollout_config *rc, int n_questions)
+{
+    int fill = (rc->n_slots + rc->G - 1) / rc->G, fit = ENG_PREFILL_TOKENS / rc->max_prompt;
+    int n = fill < fit ? fill : fit;
+    if (n < ENG_PREFILL_BATCH) n = ENG_PREFILL_BATCH;
+    if (rc->prefill_prompts > 0) n = rc->prefill_prompts;
+    if (n > n_questions) n = n_questions;
+    return n > 0 ? n : 1;
+}
 
 /* One packed batch of several single-sequence prompts (their tokens, lengths and images end to end). */
 struct packed {
@@ -218,12 +232,13 @@ static int prefill(struct engine *e, int64_t q0, int n_questions, struct mmupt_e
             return mmupt_fail(err, "question %lld: the prompt must be one sequence of at most %d tokens",
                               (long long)q->id, e->rc->max_prompt);
     }
-    int slots[ENG_PREFILL_BATCH];
+    int *slots = mmupt_xmalloc((size_t)k * sizeof *slots);
     for (int i = 0; i < k; i++) slots[i] = e->rc->n_slots + i;
     struct packed p;
     pack_prompts(&p, e->q + q0, k, model_patch_dim(&e->m->cfg));
     int rc = eng_prefill(e, slots, &p.b, err);
     packed_free(&p);
+    free(slots);
     if (rc) {
         if (k == 1) mmupt_err_prefix(err, "question %lld", (long long)e->q[q0].id);
         else mmupt_err_prefix(err, "questions %lld..%lld", (long long)e->q[q0].id, (long long)e->q[q0 + k - 1].id);
@@ -352,11 +367,10 @@ static int step(struct engine *e, int *ids, int64_t *toks, float *logits, struct
 int rollout_run(struct model *m, const struct rollout_config *rc, const struct rollout_question *q, int n_questions,
                 rollout_emit_fn emit, void *ctx, struct mmupt_err *err)
 {
-    if (rc->G < 1 || rc->max_new < 1 || rc->n_slots < 1 || rc->max_prompt < 1)
-        return mmupt_fail(err, "rollout: G, max_new, n_slots and max_prompt must be positive");
+    if (rc->G < 1 || rc->max_new < 1 || rc->n_slots < 1 || rc->max_prompt < 1 || rc->prefill_prompts < 0)
+        return mmupt_fail(err, "rollout: G, max_new, n_slots and max_prompt must be positive, prefill_prompts not negative");
     struct engine e = {.m = m, .rc = rc, .q = q, .emit = emit, .ctx = ctx, .dev = rc->dev,
-                       .n_prefix = n_questions < ENG_PREFILL_BATCH ? (n_questions > 0 ? n_questions : 1)
-                                                                   : ENG_PREFILL_BATCH};
+                       .n_prefix = rollout_prefill_prompts(rc, n_questions)};
     int64_t V = m->cfg.text.vocab;
     eng_kv_init(&e, rc->n_slots + e.n_prefix, rc->max_prompt + rc->max_new + 1);
     if (e.dev) {

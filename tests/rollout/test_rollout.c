@@ -1,6 +1,6 @@
 /* The rollout engine: greedy samples reproduce transformers' generate; sampled answers are identical
- * however the questions are batched or ordered (the RNG is keyed by question and sample, not by
- * position in the batch); stop tokens end a sample with finish reason "stop", max_new with "length";
+ * however the questions are batched, ordered or packed into prefills (the RNG is keyed by question and
+ * sample, not by position in the batch); stop tokens end a sample with finish reason "stop", max_new with "length";
  * the device engine draws what the CPU engine draws (on the device emulator).
  * usage: test_rollout FIXTURE_DIR (a model fixture with generate.* tensors) */
 #include <math.h>
@@ -88,6 +88,59 @@ static void test_batching_invariance(struct test_state *ts)
         }
     CHECK_MSG(ts, diverse > 0, "the samples of a group never differ: the RNG is not keyed by sample");
     CHECK(ts, a.count == 12 && c.count == 12);
+}
+
+/* Prompts prefilled one at a time, three then one, or all four together: the same answers (ids
+ * exactly, log-probs within fp32 rounding) - a packed prefill is the same arithmetic per prompt. */
+static void test_prefill_packing(struct test_state *ts)
+{
+    struct rollout_config rc = {.G = 2, .max_new = 8, .n_slots = 3, .max_prompt = 16, .seed = 99,
+                                .sampling = {.temperature = 1.0f, .top_p = 1.0f, .top_k = 0}};
+    const int order[] = {2, 0, 3, 1};
+    struct collected all, one, three;
+    run(ts, &rc, order, 4, &all); /* the engine's choice: all four */
+    rc.prefill_prompts = 1;
+    run(ts, &rc, order, 4, &one);
+    rc.prefill_prompts = 3;
+    run(ts, &rc, order, 4, &three);
+    for (int k = 0; k < 4; k++)
+        for (int g = 0; g < 2; g++) {
+            CHECK(ts, all.n[k][g] == 8 && one.n[k][g] == 8 && three.n[k][g] == 8);
+            CHECK_MSG(ts, memcmp(all.ids[k][g], one.ids[k][g], sizeof all.ids[k][g]) == 0, "q%d s%d: 4 vs 1", k, g);
+            CHECK_MSG(ts, memcmp(all.ids[k][g], three.ids[k][g], sizeof all.ids[k][g]) == 0, "q%d s%d: 4 vs 3", k, g);
+            for (int t = 0; t < 8; t++)
+                CHECK(ts, fabsf(all.logp[k][g][t] - one.logp[k][g][t]) <= 1e-5f &&
+                              fabsf(all.logp[k][g][t] - three.logp[k][g][t]) <= 1e-5f);
+        }
+    rc.prefill_prompts = -1;
+    struct rollout_question q[1];
+    const int first[] = {0};
+    make_questions(q, first, 1);
+    struct mmupt_err err;
+    CHECK(ts, rollout_run(&model, &rc, q, 1, collect, &all, &err) == -1);
+    CHECK_CONTAINS(ts, err.msg, "prefill_prompts");
+}
+
+/* How many prompts a prefill packs: at least 16; for short prompts every decode slot's question at
+ * once up to 8192 tokens (the 0.5B rollout benchmark: 64 prompts of 128 in one forward); never more
+ * than there are questions; an explicit count wins. */
+static void test_prefill_prompts(struct test_state *ts)
+{
+    struct rollout_config rc = {.G = 1, .max_new = 256, .n_slots = 64, .max_prompt = 128};
+    CHECK(ts, rollout_prefill_prompts(&rc, 64) == 64);
+    CHECK(ts, rollout_prefill_prompts(&rc, 1000) == 64);
+    CHECK(ts, rollout_prefill_prompts(&rc, 5) == 5);
+    rc.max_prompt = 512; /* 8192 tokens: 16 prompts */
+    CHECK(ts, rollout_prefill_prompts(&rc, 1000) == 16);
+    rc.max_prompt = 4096; /* long prompts: 16, as always */
+    CHECK(ts, rollout_prefill_prompts(&rc, 1000) == 16);
+    rc.max_prompt = 64, rc.G = 8; /* 64 slots of 8 samples: 8 questions fill them; still 16 at least */
+    CHECK(ts, rollout_prefill_prompts(&rc, 1000) == 16);
+    rc.G = 1, rc.n_slots = 1000; /* 8192 / 64 = 128 prompts */
+    CHECK(ts, rollout_prefill_prompts(&rc, 1000) == 128);
+    rc.prefill_prompts = 3;
+    CHECK(ts, rollout_prefill_prompts(&rc, 1000) == 3 && rollout_prefill_prompts(&rc, 2) == 2);
+    CHECK(ts, rollout_prefill_prompts(&rc, 0) == 1);
 }
 
 static void test_stop_and_length(struct test_state *ts)
@@ -192,6 +245,8 @@ int main(int argc, char **argv)
     }
     struct test_state ts = {0};
     RUN(&ts, test_batching_invariance);
+    RUN(&ts, test_prefill_packing);
+    RUN(&ts, test_prefill_prompts);
     RUN(&ts, test_stop_and_length);
     RUN_ON(&ts, test_greedy_matches_transformers, argv[1]);
     RUN(&ts, test_device_matches_cpu);
