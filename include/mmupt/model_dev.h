@@ -114,6 +114,9 @@ void model_dev_grads_done_all(struct model_dev *d);
  * device (forward: NULL when logit_chunk > 0, see there). -1 with err for the CPU model's input errors. */
 int model_dev_forward(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err);
 int model_dev_forward_last(struct model_dev *d, const struct model_batch *b, struct mmupt_err *err);
+/* Free the last forward's activations and logits now rather than at the next forward: a learner's
+ * micro-batches done, their memory goes back to the pool for what comes next (a colocated rollout). */
+void model_dev_release(struct model_dev *d);
 /* dlogits: device [n_tokens, vocab]; gradients accumulate into d->grads. (Works in either logit mode.) */
 void model_dev_backward(struct model_dev *d, const float *dlogits);
 /* model_logprobs / model_backward_logprobs: targets, logp, entropy (may be NULL) and weight are

@@ -42,6 +42,12 @@ static void acts_free(struct model_dev *d)
     d->rope_deltas = NULL;
 }
 
+void model_dev_release(struct model_dev *d)
+{
+    acts_free(d);
+    d->stats_valid = 0;
+}
+
 void model_dev_free(struct model_dev *d)
 {
     acts_free(d);
@@ -167,8 +173,9 @@ static int forward(struct model_dev *d, const struct model_batch *b, int last_on
                              d->params_bf16 && !last_only && !d->recompute);
         float *out = gpu_alloc_floats(g, T * H);
         dev_block_forward(d, &a->layers[l], &s, &w, x, out);
-        /* The prefill's forward_last keeps k and v for the cache, and no backward follows it. */
-        if (d->recompute && !last_only) dev_block_acts_keep_input(g, &a->layers[l]);
+        /* The prefill's forward_last keeps k and v for the cache alone: no backward follows it. */
+        if (last_only) dev_block_acts_keep_kv(g, &a->layers[l]);
+        else if (d->recompute) dev_block_acts_keep_input(g, &a->layers[l]);
         if (x != a->embed) gpu_free(g, x); /* the block kept its own copy */
         x = out;
     }

@@ -72,6 +72,14 @@ void dev_block_acts_keep_input(const struct gpu_ctx *g, struct block_acts *a)
     a->x = x;
 }
 
+void dev_block_acts_keep_kv(const struct gpu_ctx *g, struct block_acts *a)
+{
+    float *k = a->k, *v = a->v;
+    a->k = a->v = NULL;
+    dev_block_acts_free(g, a);
+    a->k = k, a->v = v;
+}
+
 static void norm_forward(const struct gpu_ctx *g, const struct block_shape *s, float *out, float *mean, float *rstd,
                          const float *x, const float *w, const float *b)
 {

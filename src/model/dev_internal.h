@@ -56,6 +56,9 @@ void dev_block_acts_free(const struct gpu_ctx *g, struct block_acts *a);
 /* Activation recomputation: free everything of a but the block input x (the backward recomputes the
  * rest from it). */
 void dev_block_acts_keep_input(const struct gpu_ctx *g, struct block_acts *a);
+/* A prefill (forward_last): free everything of a but k and v, which the KV cache takes after the last
+ * block - a prefill's peak memory is one block's activations, not every block's. */
+void dev_block_acts_keep_kv(const struct gpu_ctx *g, struct block_acts *a);
 /* The linear layers of the device model (src/model/dev_linear.c), in d's precision: out[M,N] =
  * inp[M,K] @ W^T (+ b) for the parameter at offset w_off of d->params (bias at b_off; < 0: none), and
  * its backward: dinp (may be NULL) += dout @ W, d->grads[w_off..] += dout^T @ inp, the bias gradient

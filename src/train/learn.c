@@ -246,6 +246,9 @@ int train_update(struct trainer *tr, struct step_data *d, struct train_losses *l
     for (int i = 0; i < n_mb; i++) micro_free(&mb[i]);
     free(mb);
     free(mb_first);
+    /* the last micro-batch's activations back to the pool now, not at the next forward: a colocated
+     * rank's rollout comes first */
+    if (tr->on_device) model_dev_release(&tr->dev);
     tr->phase[PH_UPDATE] += mmupt_now() - t0;
     return rc;
 }

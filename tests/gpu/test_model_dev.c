@@ -358,6 +358,26 @@ out:
 /* Several prompts in one prefill (the rollout engine's batches): each lands in its slot with its
  * length and rope delta, its last logits equal (to GEMM rounding) those of its own prefill, the device
  * agrees with the CPU, and a repeated slot is refused. */
+/* A prefill keeps, of its forward's activations, what the KV cache takes (every layer's k and v) and
+ * the last rows' logits path - not every layer's activations: `held` bytes, live after it (emulator's
+ * accounting) against a training forward's on the same batch. */
+static void check_prefill_memory(struct test_state *ts, struct fx *f, const struct model_batch *b, size_t held)
+{
+    struct mmupt_err err;
+    struct gpu_mem_stats m0, m1;
+    int64_t T = 0, kvd = (int64_t)f->m.cfg.text.n_kv_heads * f->m.cfg.text.head_dim;
+    for (int s = 0; s < b->n_seq; s++) T += b->seq_len[s];
+    model_dev_release(&f->d);
+    gpu_mem_stats(&f->g, &m0);
+    CHECK_MSG(ts, model_dev_forward(&f->d, b, &err) == 0, "%s", err.msg);
+    gpu_mem_stats(&f->g, &m1);
+    size_t full = m1.live_bytes - m0.live_bytes, kv = (size_t)(f->m.cfg.text.n_layers * 2 * T * kvd) * sizeof(float);
+    printf("  prefill holds %zu bytes of activations (k and v: %zu), a training forward %zu\n", held, kv, full);
+    CHECK_MSG(ts, held >= kv && held - kv < (full - kv) / 2, "a prefill holds %zu bytes: k and v are %zu, a forward %zu",
+              held, kv, full);
+    model_dev_release(&f->d);
+}
+
 static void check_prefill_many(struct test_state *ts, struct fx *f, const struct model_batch *b)
 {
     struct mmupt_err err;
@@ -366,9 +386,13 @@ static void check_prefill_many(struct test_state *ts, struct fx *f, const struct
     model_kv_init(&kc, &f->m, 3, 32);
     model_dev_kv_init(&kd, &f->d, 3, 32);
     const float *lc, *ld;
+    struct gpu_mem_stats m0, m1;
+    model_dev_release(&f->d);
+    gpu_mem_stats(&f->g, &m0);
     CHECK_MSG(ts, model_prefill_many(&f->m, &kc, slots, b, &lc, &err) == 0, "%s", err.msg);
     CHECK_MSG(ts, model_dev_prefill_many(&f->d, &kd, slots, b, &ld, &err) == 0, "%s", err.msg);
     if (ts->current_failed) goto out;
+    gpu_mem_stats(&f->g, &m1);
     float *many = malloc((size_t)k * V * sizeof *many), *dev = malloc((size_t)k * V * sizeof *dev);
     memcpy(many, lc, (size_t)k * V * sizeof *many);
     gpu_download(&f->g, dev, ld, (size_t)k * V * sizeof *dev);
@@ -387,6 +411,7 @@ static void check_prefill_many(struct test_state *ts, struct fx *f, const struct
     CHECK_CONTAINS(ts, err.msg, "slot 1 appears twice");
     free(many);
     free(dev);
+    if (gpu_emulated()) check_prefill_memory(ts, f, b, m1.live_bytes - m0.live_bytes); /* (replaces ld) */
 out:
     model_kv_free(&kc);
     model_dev_kv_free(&kd, &f->d);
