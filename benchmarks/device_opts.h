@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mmupt/gpu_mem.h"
+
 enum { BENCH_MAX_FLAGS = 4, BENCH_HELP = -2 };
 
 struct bench_opts {
@@ -53,6 +55,17 @@ static inline int bench_parse_opts(const char *prog, int argc, char **argv, cons
             return -1;
         }
     return i;
+}
+
+/* The device's peak allocation so far as a JSON value into buf: bytes, or null (no device, or a
+ * device that does not count). */
+static inline void bench_peak_json(const struct gpu_ctx *g, char *buf, size_t size)
+{
+    snprintf(buf, size, "null");
+    if (!g) return;
+    struct gpu_mem_stats ms;
+    gpu_mem_stats(g, &ms);
+    if (ms.peak_bytes) snprintf(buf, size, "%zu", ms.peak_bytes);
 }
 
 #endif

@@ -222,12 +222,8 @@ int main(int argc, char **argv)
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     double med = times[iters / 2];
-    char peak[32] = "null";
-    if (o.device) {
-        struct gpu_mem_stats ms;
-        gpu_mem_stats(&e.g, &ms);
-        if (ms.peak_bytes) snprintf(peak, sizeof peak, "%zu", ms.peak_bytes);
-    }
+    char peak[32];
+    bench_peak_json(o.device ? &e.g : NULL, peak, sizeof peak);
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"recompute\": %d, \"optim\": %d, "
            "\"config\": \"%s\", \"params\": %lld, \"batch\": %d, \"seq\": %d, \"images\": %d, \"image_side\": %d, "
            "\"init_s\": %.3f, \"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f, \"peak_device_bytes\": %s}\n",

@@ -179,17 +179,18 @@ int main(int argc, char **argv)
     double part_decode = 0.0, part_sample = 0.0;
     if (on_device) step_parts(&dev, &rc, B, S, NEW, &part_decode, &part_sample);
     /* prefill_s: until every sample had drawn its first token; decode steps after that */
-    char *graph_error = NULL;
+    char *graph_error = NULL, peak[32];
     size_t ge_len = 0, ge_cap = 0;
     json_append_string(&graph_error, &ge_len, &ge_cap, on_device ? dev.graph_error : "");
+    bench_peak_json(on_device ? &gpu : NULL, peak, sizeof peak); /* the KV cache, a prefill's activations */
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"batch\": %d, "
            "\"prompt\": %d, \"new\": %d, \"generated\": %lld, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
            "\"prefill_s\": %.4f, \"decode_step_ms\": %.3f, \"step_decode_ms\": %.3f, \"step_sample_ms\": %.3f, "
-           "\"graph_steps\": %lld, \"graph_error\": %s}\n",
+           "\"graph_steps\": %lld, \"graph_error\": %s, \"peak_device_bytes\": %s}\n",
            on_device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", bf16 ? "bf16" : "fp32", argv[1], B, S, NEW,
            (long long)t.generated, dt, (double)t.generated / dt, t.first_all - t0,
            NEW > 1 ? (t1 - t.first_all) * 1e3 / (NEW - 1) : 0.0, part_decode, part_sample,
-           graphs_run, graph_error);
+           graphs_run, graph_error, peak);
     free(graph_error);
     if (on_device) {
         model_dev_free(&dev);

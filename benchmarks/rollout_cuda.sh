@@ -63,7 +63,9 @@ print()
 print(f"target (issue 10): >= 50,000 tokens/s; mmupt measured {best:.0f} in {a['dtype']} (the faster of its rows)")
 print(f"mmupt's timed rollout (after a warm-up of 16 tokens): prefill and first draws {a['prefill_s']:.3f} s, then "
       f"{a['decode_step_ms']:.2f} ms per decode step of {a['batch']} rows; {a['graph_steps']} steps replayed a CUDA graph"
-      + (f" (graphs off: {a['graph_error']})" if a['graph_error'] else ""))
+      + (f" (graphs off: {a['graph_error']})" if a['graph_error'] else "")
+      + (f"; peak device allocations {a['peak_device_bytes'] / (1 << 30):.2f} GiB"
+         if a.get('peak_device_bytes') else ""))
 if a.get('step_decode_ms'):
     host = a['decode_step_ms'] - a['step_decode_ms'] - a['step_sample_ms']
     print(f"where a step goes (timed alone, caches at the mean length): decode {a['step_decode_ms']:.2f} ms, "
