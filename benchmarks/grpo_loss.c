@@ -12,14 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_random.h"
 #include "mmupt/grpo.h"
 #include "mmupt/runtime.h"
-
-static float urand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((*s >> 40) * (1.0 / 16777216.0)) - 0.5f;
-}
 
 /* Peak resident set size so far, in MiB, from /proc/self/status. */
 static double vm_hwm_mib(void)
@@ -61,11 +56,11 @@ int main(int argc, char **argv)
     int64_t *targets = malloc((size_t)T * sizeof(int64_t));
     float *old = tok, *ref = tok + T, *adv = tok + 2 * T, *mask = tok + 3 * T;
     uint64_t s = 1;
-    for (size_t i = 0; i < nh; i++) hidden[i] = 2.0f * urand(&s);
-    for (size_t i = 0; i < nw; i++) W[i] = 0.05f * urand(&s);
+    for (size_t i = 0; i < nh; i++) hidden[i] = 2.0f * bench_urand(&s);
+    for (size_t i = 0; i < nw; i++) W[i] = 0.05f * bench_urand(&s);
     for (int t = 0; t < T; t++) {
-        targets[t] = (int64_t)((urand(&s) + 0.5f) * V) % V;
-        old[t] = -12.0f + urand(&s), ref[t] = -12.0f + urand(&s), adv[t] = 2.0f * urand(&s), mask[t] = 1.0f;
+        targets[t] = (int64_t)((bench_urand(&s) + 0.5f) * V) % V;
+        old[t] = -12.0f + bench_urand(&s), ref[t] = -12.0f + bench_urand(&s), adv[t] = 2.0f * bench_urand(&s), mask[t] = 1.0f;
     }
     /* The gradients belong to the base, so they must be resident before it is read: volatile
      * stores, because the compiler turns malloc + memset(0) into calloc, which touches nothing. */

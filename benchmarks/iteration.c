@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_random.h"
 #include "mmupt/gpu_mem.h"
 #include "mmupt/grpo.h"
 #include "mmupt/kernels.h"
@@ -28,12 +29,6 @@
 #include "mmupt/reward.h"
 #include "mmupt/rollout.h"
 #include "mmupt/runtime.h"
-
-static float urand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((*s >> 40) * (1.0 / 16777216.0)) - 0.5f;
-}
 
 struct collected {
     struct rollout_sample *s; /* [P * G], by (question, sample) */
@@ -255,7 +250,7 @@ int main(int argc, char **argv)
     model_init(&m, &cfg);
     e.m = &m;
     uint64_t rng = 42;
-    for (int64_t i = 0; i < m.spec.total; i++) m.params[i] = 0.04f * urand(&rng);
+    bench_random_weights(&m, &rng);
     size_t bytes = (size_t)m.spec.total * sizeof(float);
     struct optim opt;
     optim_init(&opt, (size_t)m.spec.total, 0, 1);
@@ -266,7 +261,7 @@ int main(int argc, char **argv)
     int64_t text_hi = cfg.has_vision ? (cfg.image_token_id < cfg.vision_start_token_id ? cfg.image_token_id
                                                                                        : cfg.vision_start_token_id)
                                      : cfg.text.vocab;
-    for (int64_t i = 0; i < (int64_t)P * S; i++) prompts[i] = (int64_t)((urand(&rng) + 0.5f) * (float)(text_hi - 1));
+    for (int64_t i = 0; i < (int64_t)P * S; i++) prompts[i] = (int64_t)((bench_urand(&rng) + 0.5f) * (float)(text_hi - 1));
     int *plen = malloc((size_t)P * sizeof *plen);
     struct rollout_question *q = calloc((size_t)P, sizeof *q);
     for (int i = 0; i < P; i++) {

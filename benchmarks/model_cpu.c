@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_random.h"
 #include "device_opts.h"
 #include "mmupt/gpu_mem.h"
 #include "mmupt/kernels.h"
@@ -33,12 +34,6 @@
 #include "mmupt/model.h"
 #include "mmupt/optim.h"
 #include "mmupt/runtime.h"
-
-static float urand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((*s >> 40) * (1.0 / 16777216.0)) - 0.5f;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -75,7 +70,7 @@ static void make_batch(struct bench_batch *b, const struct model_config *c, int 
             for (int64_t i = 0; i < n_img_tok; i++) t[k++] = c->image_token_id;
             t[k++] = c->vision_end_token_id;
         }
-        for (; k < S; k++) t[k] = (int64_t)((urand(rng) + 0.5f) * (float)(text_vocab - 1));
+        for (; k < S; k++) t[k] = (int64_t)((bench_urand(rng) + 0.5f) * (float)(text_vocab - 1));
         for (k = 0; k < S; k++) b->targets[(int64_t)s * S + k] = k + 1 < S ? t[k + 1] : -1;
     }
     if (!n_img_tok) return;
@@ -87,7 +82,7 @@ static void make_batch(struct bench_batch *b, const struct model_config *c, int 
         b->grid[3 * s] = 1;
         b->grid[3 * s + 1] = b->grid[3 * s + 2] = g;
     }
-    for (int64_t i = 0; i < P * D; i++) b->pixels[i] = 2.0f * urand(rng);
+    for (int64_t i = 0; i < P * D; i++) b->pixels[i] = 2.0f * bench_urand(rng);
 }
 
 struct opts {
@@ -202,7 +197,7 @@ int main(int argc, char **argv)
     struct model m;
     model_init(&m, &c);
     uint64_t rng = 42;
-    for (int64_t i = 0; i < m.spec.total; i++) m.params[i] = 0.04f * urand(&rng);
+    bench_random_weights(&m, &rng);
     struct bench_dev e = {0};
     if (o.device) dev_open(&e, &m, &o);
     t_init = mmupt_now() - t_init;

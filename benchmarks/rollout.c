@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_random.h"
 #include "device_opts.h"
 #include "mmupt/gpu_mem.h"
 #include "mmupt/kernels.h"
@@ -24,12 +25,6 @@
 #include "mmupt/metrics.h"
 #include "mmupt/rollout.h"
 #include "mmupt/runtime.h"
-
-static float urand(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((*s >> 40) * (1.0 / 16777216.0)) - 0.5f;
-}
 
 /* What a rollout's callbacks count: tokens drawn, and when the last sample drew its first (the
  * prefill's end: every sample's first draw follows its prompt's prefill). */
@@ -122,12 +117,12 @@ int main(int argc, char **argv)
     struct model m;
     model_init(&m, &c);
     uint64_t rng = 42;
-    for (int64_t i = 0; i < m.spec.total; i++) m.params[i] = 0.04f * urand(&rng);
+    bench_random_weights(&m, &rng);
     int64_t g = c.has_vision && side ? side / c.vision.patch : 0, n_img = g ? (g / c.vision.merge) * (g / c.vision.merge) : 0;
     int64_t text_hi = c.has_vision ? c.image_token_id : c.text.vocab;
     int64_t *tokens = malloc((size_t)(B * S) * sizeof *tokens), grid[3] = {1, g, g};
     float *pixels = g ? malloc((size_t)(g * g * model_patch_dim(&c)) * sizeof *pixels) : NULL;
-    for (int64_t i = 0; g && i < g * g * model_patch_dim(&c); i++) pixels[i] = 2.0f * urand(&rng);
+    for (int64_t i = 0; g && i < g * g * model_patch_dim(&c); i++) pixels[i] = 2.0f * bench_urand(&rng);
     int *lens = malloc((size_t)B * sizeof *lens);
     struct rollout_question *q = calloc((size_t)B, sizeof *q);
     for (int b = 0; b < B; b++) {
@@ -138,7 +133,7 @@ int main(int argc, char **argv)
             for (int64_t i = 0; i < n_img; i++) t[k++] = c.image_token_id;
             t[k++] = c.vision_end_token_id;
         }
-        for (; k < S; k++) t[k] = (int64_t)((urand(&rng) + 0.5f) * (float)(text_hi - 1));
+        for (; k < S; k++) t[k] = (int64_t)((bench_urand(&rng) + 0.5f) * (float)(text_hi - 1));
         lens[b] = S;
         q[b] = (struct rollout_question){.id = b, .prompt = {.n_seq = 1, .seq_len = &lens[b], .tokens = t,
                                                            .n_images = n_img ? 1 : 0, .grid_thw = grid, .pixels = pixels}};
