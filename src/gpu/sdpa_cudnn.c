@@ -32,7 +32,8 @@
  * Plans are kept on the cuBLAS handle (struct sdpa_plans, one per stream): making one compiles
  * kernels, seconds. A shape cuDNN refuses is said once, with cuDNN's reason, and attends as by
  * default from then on; so does every new shape once SDPA_MAX_PLANS are kept. The offsets and
- * lengths go to the device once per segment layout (every layer of a step shares it). */
+ * lengths go to the device once per segment layout, the last SDPA_LAYOUTS of them kept (every layer of
+ * a step shares one; a vision-language step alternates three). */
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
@@ -49,7 +50,10 @@
 #include "mmupt/log.h"
 #include "mmupt/sdpa_layout.h"
 
-enum { SDPA_MAX_PLANS = 64 };
+/* SDPA_LAYOUTS: segment layouts kept on the device - a Qwen2.5-VL step alternates the text's, the
+ * vision windows' and the full vision layers' (and, in training, the same again backward), so one
+ * kept layout would upload its arrays again at every change. */
+enum { SDPA_MAX_PLANS = 64, SDPA_LAYOUTS = 8 };
 
 /* The tensors bound at execution. */
 enum {
@@ -68,13 +72,14 @@ struct sdpa_entry {
     struct cudnn_graph fwd, bwd;
 };
 
-/* The last segment layout's cuDNN calls (include/mmupt/sdpa_layout.h) and their int32 arrays on the
- * device, for the segments in `seg` (kept to spot the next call with the same). */
+/* A segment layout's cuDNN calls (include/mmupt/sdpa_layout.h) and their int32 arrays on the device,
+ * for the segments in `seg` and the head counts (kept to spot the next call with the same). */
 struct sdpa_layout {
     int *seg, n_seg;
     struct sdpa_layout_plan plan;
     int32_t *dev; /* plan.ints on the device */
     int hq, hk, d;
+    long long used; /* when it last served a call (the least recent is replaced) */
 };
 
 struct sdpa_plans {
@@ -83,7 +88,8 @@ struct sdpa_plans {
     int version;
     struct sdpa_entry *e[SDPA_MAX_PLANS];
     int n, full_said;
-    struct sdpa_layout lay;
+    struct sdpa_layout lay[SDPA_LAYOUTS];
+    long long calls; /* layout lookups so far: the clock of `used` */
 };
 
 struct sdpa_plans *sdpa_plans_new(void)
@@ -99,9 +105,11 @@ void sdpa_plans_free(struct sdpa_plans *p)
         cudnn_graph_free(&p->e[i]->bwd);
         free(p->e[i]);
     }
-    if (p->lay.dev) cudaFree(p->lay.dev);
-    free(p->lay.seg);
-    sdpa_layout_free(&p->lay.plan);
+    for (int i = 0; i < SDPA_LAYOUTS; i++) {
+        if (p->lay[i].dev) cudaFree(p->lay[i].dev);
+        free(p->lay[i].seg);
+        sdpa_layout_free(&p->lay[i].plan);
+    }
     if (p->state == 1) cudnnDestroy(p->handle);
     free(p);
 }
@@ -385,15 +393,27 @@ static struct sdpa_key key_of(const struct sdpa_call_layout *c, int n_heads, int
     return k;
 }
 
-/* The calls of a segment layout, their arrays on the device (uploaded when the layout differs from the
- * last call's); NULL where an offset overflows int32. */
+static int layout_is(const struct sdpa_layout *l, const int *seg, int n_seg, int hq, int hk, int d)
+{
+    return l->seg && l->n_seg == n_seg && l->hq == hq && l->hk == hk && l->d == d &&
+           memcmp(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg) == 0;
+}
+
+/* The calls of a segment layout, their arrays on the device (kept: uploaded the first time the layout
+ * comes, into the least recently used of the kept ones - its arrays freed in stream order, after the
+ * calls that read them); NULL where an offset overflows int32. */
 static const struct sdpa_layout *layout_of(struct sdpa_plans *p, const struct gpu_blas *blas, const int *seg,
                                            int n_seg, int hq, int hk, int d)
 {
-    struct sdpa_layout *l = &p->lay;
-    if (l->seg && l->n_seg == n_seg && l->hq == hq && l->hk == hk && l->d == d &&
-        memcmp(l->seg, seg, (size_t)(n_seg + 1) * sizeof *seg) == 0)
-        return l;
+    struct sdpa_layout *l = &p->lay[0];
+    for (int i = 0; i < SDPA_LAYOUTS; i++) {
+        if (layout_is(&p->lay[i], seg, n_seg, hq, hk, d)) {
+            p->lay[i].used = ++p->calls;
+            return &p->lay[i];
+        }
+        if (p->lay[i].used < l->used) l = &p->lay[i];
+    }
+    l->used = ++p->calls;
     if (l->dev) CUDA_CHECK(cudaFreeAsync(l->dev, blas->stream));
     l->dev = NULL;
     free(l->seg);
