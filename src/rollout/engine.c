@@ -159,7 +159,8 @@ enum { ENG_PREFILL_BATCH = 16, ENG_PREFILL_TOKENS = 8192 };
 
 int rollout_prefill_prompts(const struct rollout_config *rc, int n_questions)
 {
-    int fill = (rc->n_slots + rc->G - 1) / rc->G, fit = ENG_PREFILL_TOKENS / rc->max_prompt;
+    int G = rc->G > 0 ? rc->G : 1, fill = (rc->n_slots + G - 1) / G;
+    int fit = rc->max_prompt > 0 ? ENG_PREFILL_TOKENS / rc->max_prompt : ENG_PREFILL_BATCH;
     int n = fill < fit ? fill : fit;
     if (n < ENG_PREFILL_BATCH) n = ENG_PREFILL_BATCH;
     if (rc->prefill_prompts > 0) n = rc->prefill_prompts;
