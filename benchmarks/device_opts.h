@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mmupt/gpu_mem.h"
+#include "mmupt/model_dev.h"
 
 enum { BENCH_MAX_FLAGS = 4, BENCH_HELP = -2 };
 
@@ -66,6 +67,20 @@ static inline void bench_peak_json(const struct gpu_ctx *g, char *buf, size_t si
     struct gpu_mem_stats ms;
     gpu_mem_stats(g, &ms);
     if (ms.peak_bytes) snprintf(buf, size, "%zu", ms.peak_bytes);
+}
+
+/* The block forwards by the attention they ran (model_dev.attention_runs) as a JSON object into buf -
+ * {"cublas": N, "flash": N, "cudnn": N} - or null without a device model: what an MMUPT_ATTENTION
+ * setting actually did. */
+static inline void bench_attention_json(const struct model_dev *d, char *buf, size_t size)
+{
+    if (!d) {
+        snprintf(buf, size, "null");
+        return;
+    }
+    snprintf(buf, size, "{\"cublas\": %lld, \"flash\": %lld, \"cudnn\": %lld}",
+             d->attention_runs[MODEL_DEV_ATTN_CUBLAS], d->attention_runs[MODEL_DEV_ATTN_FLASH],
+             d->attention_runs[MODEL_DEV_ATTN_CUDNN]);
 }
 
 #endif

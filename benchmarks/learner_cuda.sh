@@ -31,6 +31,8 @@ cuda_bench_variants model_cpu "$cfg" "$B" "$S" 3 -- MMUPT_ATTENTION=cudnn MMUPT_
 cuda_bench_pair model_cpu model_cpu_torch.py "$cfg" "$B" "$S" 3
 python3 - "$ours" "${#variants[@]}" "${variants[@]}" "${labels[@]}" "${rows[@]}" <<'PY'
 import json, sys
+sys.path.insert(0, "benchmarks")
+from bench_rows import attention_note
 PEAK = 989e12
 def mfu(r):
     return 6 * r["params"] * r["batch"] * r["seq"] / r["step_s"] / PEAK
@@ -40,11 +42,11 @@ variants, labels, theirs = sys.argv[3:3 + nv], sys.argv[3 + nv:3 + 2 * nv], sys.
 best = a
 print(f"| {a['params'] / 1e9:.2f}B params, {a['batch']} x {a['seq']} | step (s) | tokens/s | MFU | loss | step / mmupt's |")
 print("|---|---|---|---|---|---|")
-print(f"| mmupt ({a['device']}, {a['dtype']}) | {a['step_s']:.3f} | {a['tokens_per_s']:.0f} | {100 * mfu(a):.1f}% | {a['loss']:.4f} | 1.00x |")
+print(f"| mmupt ({a['device']}, {a['dtype']}){attention_note(a)} | {a['step_s']:.3f} | {a['tokens_per_s']:.0f} | {100 * mfu(a):.1f}% | {a['loss']:.4f} | 1.00x |")
 for raw, label in zip(variants, labels):
     try:
         f = json.loads(raw)
-        print(f"| mmupt, {label} | {f['step_s']:.3f} | {f['tokens_per_s']:.0f} | "
+        print(f"| mmupt, {label}{attention_note(f)} | {f['step_s']:.3f} | {f['tokens_per_s']:.0f} | "
               f"{100 * mfu(f):.1f}% | {f['loss']:.4f} | {f['step_s'] / a['step_s']:.2f}x |")
         if f['step_s'] < best['step_s']:
             best = f

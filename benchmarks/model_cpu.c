@@ -217,14 +217,16 @@ int main(int argc, char **argv)
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     double med = times[iters / 2];
-    char peak[32];
+    char peak[32], attention[96];
     bench_peak_json(o.device ? &e.g : NULL, peak, sizeof peak);
+    bench_attention_json(o.device ? &e.d : NULL, attention, sizeof attention); /* warm-up step included */
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"recompute\": %d, \"optim\": %d, "
            "\"config\": \"%s\", \"params\": %lld, \"batch\": %d, \"seq\": %d, \"images\": %d, \"image_side\": %d, "
-           "\"init_s\": %.3f, \"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f, \"peak_device_bytes\": %s}\n",
+           "\"init_s\": %.3f, \"step_s\": %.6f, \"tokens_per_s\": %.1f, \"loss\": %.6f, \"peak_device_bytes\": %s, "
+           "\"attention\": %s}\n",
            o.device ? (gpu_emulated() ? "emulator" : "cuda") : "cpu", o.bf16 ? "bf16" : "fp32", o.recompute, o.optim,
            argv[1], (long long)m.spec.total, B, S, bb.n_images, bb.n_images ? side : 0, t_init, med,
-           (double)bb.T / med, loss, peak);
+           (double)bb.T / med, loss, peak, attention);
     if (o.device) {
         gpu_free(&e.g, e.m);
         gpu_free(&e.g, e.v);

@@ -73,6 +73,8 @@ echo "mmupt, MMUPT_ATTENTION=cudnn: ${alt:-failed}"
 echo
 python3 - "$ours" "$smi_log" "$EASYR1_3B_TOKENS_PER_S_PER_GPU" "$alt" <<'PY'
 import json, sys
+sys.path.insert(0, "benchmarks")
+from bench_rows import attention_note
 a, smi, easyr1 = json.loads(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 alt = json.loads(sys.argv[4]) if sys.argv[4] else None
 H100_MIB = 81559  # an H100 80GB's memory.total as nvidia-smi reports it
@@ -95,10 +97,10 @@ size = f"{n / 1e9:.2f}B" if n >= 1e8 else f"{n / 1e6:.1f}M"
 print(f"| {size} params, {a['batch']} x {a['seq']} tokens, {a['images']} image(s) of {a['image_side']} px "
       "| tokens/s per GPU | step (s) | peak memory |")
 print("|---|---|---|---|")
-print(f"| mmupt ({a['device']}, {a['dtype']}, recompute, AdamW; measured) | {a['tokens_per_s']:.0f} | "
+print(f"| mmupt ({a['device']}, {a['dtype']}, recompute, AdamW; measured){attention_note(a)} | {a['tokens_per_s']:.0f} | "
       f"{a['step_s']:.3f} | {peak} |")
 if alt:
-    print(f"| mmupt, MMUPT_ATTENTION=cudnn | {alt['tokens_per_s']:.0f} | {alt['step_s']:.3f} | "
+    print(f"| mmupt, MMUPT_ATTENTION=cudnn{attention_note(alt)} | {alt['tokens_per_s']:.0f} | {alt['step_s']:.3f} | "
           f"{alt['peak_device_bytes'] / (1 << 30):.2f} GiB (allocations, {alt['device']}) |")
 else:
     print("| mmupt, MMUPT_ATTENTION=cudnn | failed | - | - |")

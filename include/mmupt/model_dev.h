@@ -24,6 +24,10 @@ extern "C" {
 struct model_dev_acts;
 struct model_dev_decoder;
 
+/* How a block's attention ran (model_dev.attention_runs): TF32 cuBLAS products around softmax
+ * kernels, the fused kernels (MMUPT_ATTENTION=flash), cuDNN's SDPA graphs (MMUPT_ATTENTION=cudnn). */
+enum { MODEL_DEV_ATTN_CUBLAS, MODEL_DEV_ATTN_FLASH, MODEL_DEV_ATTN_CUDNN, MODEL_DEV_ATTN_KINDS };
+
 struct model_dev {
     const struct gpu_ctx *g;
     const struct model *m;  /* config and parameter table (the caller keeps it alive) */
@@ -77,6 +81,10 @@ struct model_dev {
      * learners reduce-scatter them from there while the rest of the backward runs. NULL after init. */
     void (*grads_done)(void *ctx, int64_t off, int64_t n);
     void *grads_done_ctx;
+    /* Block forwards (recomputations included) by the attention they ran, since init: what a switch
+     * like MMUPT_ATTENTION=cudnn actually did - a shape cuDNN refuses attends as by default - for
+     * the benchmarks to print beside their figures. */
+    long long attention_runs[MODEL_DEV_ATTN_KINDS];
 };
 
 /* Device buffers for m's parameters (uploaded from m->params) and zeroed gradients. */

@@ -327,6 +327,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
     uint16_t *op = operand_of(d, a->n1h, (int64_t)T * D);
     norm_forward_operand(d, s, a->n1, op, a->mean1, a->rstd1, NULL, x, NULL, W(p, w->norm1_w), W(p, w->norm1_b));
     int sdpa = block_sdpa(d, s);
+    d->attention_runs[sdpa ? MODEL_DEV_ATTN_CUDNN : block_flash(d, s) ? MODEL_DEV_ATTN_FLASH : MODEL_DEV_ATTN_CUBLAS]++;
     uint16_t *qkv16 = sdpa ? qkv16_buffer(d, a, s) : NULL; /* cuDNN's operands */
     if (qkv_packed(d, s, w)) { /* one GEMM (and bias) over the packed rows, then RoPE while unpacking */
         float *qkv = gpu_alloc_floats(g, (int64_t)T * (qd + 2 * kvd));

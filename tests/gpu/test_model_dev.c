@@ -502,20 +502,20 @@ static void check_fixture(struct test_state *ts, const char *dir)
             model_dev_free(&f.d); /* a fresh device model: its decode graphs record again, as checked */
             model_dev_init(&f.d, &f.m, &f.g);
             model_dev_set_bf16(&f.d, 1);
+            struct gpu_tuning was = f.g.tuning; /* restored whole afterwards: the later passes attend as by default */
             f.g.tuning.flash_attention = 1; /* the device's switches, as MMUPT_ATTENTION=flash, */
-            struct gpu_tuning was = f.g.tuning;
             f.g.tuning.decode_mma = 0;      /* MMUPT_DECODE_MMA=0, MMUPT_DECODE_STAGE=1 and */
             f.g.tuning.decode_stage = 1;    /* MMUPT_DECODE_PDL=1 set them (decoding: the fp32 kernel, */
             f.g.tuning.decode_pdl = 1;      /* staged, programmatic launches) */
             check_all(ts, &f, &text, &x);
             f.g.tuning = was;
         }
-#ifndef MMUPT_SIMT
         /* Attention through cuDNN's SDPA graphs (MMUPT_ATTENTION=cudnn: bf16 q/k/v, output and
          * gradients) - on the emulator, their CPU reference, so the model's plumbing around them (the
          * operands' rounding, the output written as the o-projection's operand, the stats, the gradients
-         * added back) is checked on every commit; on a GPU, cuDNN itself. The same bounds. (The SIMT
-         * interpreter has no cuDNN.) */
+         * added back) is checked on every commit; on a GPU, cuDNN itself. The same bounds. The SIMT
+         * interpreter has no cuDNN: there every block falls back to the default attention, which the
+         * same checks then cover. */
         printf("  model.dtype bf16, cuDNN attention:\n");
         model_dev_free(&f.d);
         model_dev_init(&f.d, &f.m, &f.g);
@@ -523,7 +523,15 @@ static void check_fixture(struct test_state *ts, const char *dir)
         f.g.tuning.cudnn_attention = 1;
         check_all(ts, &f, &text, &x);
         f.g.tuning.cudnn_attention = 0;
+        const long long *runs = f.d.attention_runs; /* what the blocks ran, as the benchmarks print it */
+        int has_cudnn = gpu_emulated();
+#ifdef MMUPT_HAVE_CUDA
+        has_cudnn = 1;
 #endif
+        CHECK_MSG(ts, (has_cudnn ? runs[MODEL_DEV_ATTN_CUDNN] > 0 : runs[MODEL_DEV_ATTN_CUDNN] == 0) &&
+                          runs[MODEL_DEV_ATTN_FLASH] == 0,
+                  "cuDNN's pass: %lld block forwards on cuDNN, %lld fused, %lld cuBLAS", runs[MODEL_DEV_ATTN_CUDNN],
+                  runs[MODEL_DEV_ATTN_FLASH], runs[MODEL_DEV_ATTN_CUBLAS]);
 #ifdef MMUPT_HAVE_CUDA
         /* On a GPU: every bf16 GEMM through cuBLASLt with the algorithm its timing chose
          * (MMUPT_GEMM_TUNE=1) - other tilings and splits of k, the same bounds. (The interpreter's
