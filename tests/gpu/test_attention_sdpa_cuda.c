@@ -1,8 +1,9 @@
 /* Attention through cuDNN's SDPA graphs (src/gpu/sdpa_cudnn.c, MMUPT_ATTENTION=cudnn) against the CPU
  * reference (kernels/cpu/attention_sdpa.c): forward (o16 and stats) and backward (dq16, dk16, dv16),
  * causal and not, on the shapes the models give it - the 1.5B learner's 12/2 heads of 128 over
- * sequences of one length (2 x 384) and of many (a packed micro-batch of 100, 257, 0 and 243 rows: one
- * ragged batch padded to 384), a vision-like run of 16/16 heads of 80 over four 64-row windows, the
+ * sequences of one length (2 x 384) and of many (a packed micro-batch of 100, 257, 0 and 243 rows: cuDNN
+ * calls of two segments padded to 384 and one padded to 256), vision-like runs of 16/16 heads of 80
+ * over four 64-row windows and over seven (calls of 4, 2 and 1), the
  * fixtures' 4/2 heads of 16 over mixed lengths with an empty segment, the 0.5B rollout model's 14/2
  * heads of 64 with a sequence starting at an odd row (its stats' start then 8 bytes off 16-byte
  * alignment: whether cuDNN takes that is a question for the GPU). Then a second call gives the
