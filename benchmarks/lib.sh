@@ -44,26 +44,32 @@ cuda_bench_pair() {
     echo
 }
 
-# mmupt's measurement again under each setting in $@ (each "VAR=VALUE[ VAR=VALUE...]", the GPU
-# performance switches of docs/running-at-scale.md), before the PyTorch twin so a short budget still
-# gets them: one JSON line each in ${variants[@]} (empty when a run failed), labels in ${labels[@]}.
+# One more mmupt measurement, appended to ${variants[@]} (its JSON line, empty when the run failed)
+# and ${labels[@]}: SETTING ("VAR=VALUE[ VAR=VALUE...]", the GPU performance switches of
+# docs/running-at-scale.md, or "" for none) in the environment of BINARY CONFIG ARGS.
+# Usage: cuda_bench_row LABEL SETTING BINARY CONFIG ARGS...
+cuda_bench_row() {
+    local label=$1 setting=$2 bin=$3 row
+    shift 3
+    # shellcheck disable=SC2086 # the setting's words are VAR=VALUE assignments for env
+    row=$(env $setting "$build/benchmarks/$bin" --device --dtype "${MMUPT_DTYPE:-bf16}" "$@") || row=""
+    echo "mmupt, $label: ${row:-failed}"
+    variants+=("$row")
+    labels+=("$label")
+}
+
+# mmupt's measurement again under each setting in $@, before the PyTorch twin so a short budget
+# still gets them: one JSON line each in ${variants[@]}, labels in ${labels[@]} (both reset here).
 # Usage: cuda_bench_variants BINARY CONFIG ARGS... -- SETTING...
 cuda_bench_variants() {
-    local bin=$1 cfg=$2 a row setting
+    local bin=$1 cfg=$2 setting
     shift 2
     local args=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
     shift
     variants=()
     labels=()
-    for setting in "$@"; do
-        # shellcheck disable=SC2086 # the setting's words are VAR=VALUE assignments for env
-        row=$(env $setting "$build/benchmarks/$bin" --device --dtype "${MMUPT_DTYPE:-bf16}" "$cfg" "${args[@]}") ||
-            row=""
-        echo "mmupt, $setting: ${row:-failed}"
-        variants+=("$row")
-        labels+=("$setting")
-    done
+    for setting in "$@"; do cuda_bench_row "$setting" "$setting" "$bin" "$cfg" "${args[@]}"; done
 }
 
 # The GPU machine's tools and libraries (gpu_check.sh, gpu_ab.sh): meson/ninja from the torch venv

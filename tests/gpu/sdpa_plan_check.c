@@ -9,7 +9,7 @@
  * usage: sdpa_plan_check DEVICEPROP.json [b s heads kv_heads head_dim causal]...
  * (b packed segments of up to s rows, b a power of two and s a multiple of 128 as src/gpu/sdpa_cudnn.c
  * calls cuDNN (include/mmupt/sdpa_layout.h); default shapes: the issue's 1.5B learner, 8 x 384, 12/2
- * heads of 128, causal; Qwen2.5-VL-3B's text, 2 x 1024, 16/2 heads of 128; its vision windows, 16 x
+ * heads of 128, causal, and in micro-batches of 32 and 64 (benchmarks/learner_cuda.sh's larger rows); Qwen2.5-VL-3B's text, 2 x 1024, 16/2 heads of 128; its vision windows, 16 x
  * 128 (18 windows of two 336-pixel images: calls of 16 and 2), 16 heads of 80, not causal; the 0.5B
  * rollout model's prefill of 64 prompts (as 64 x 128), 14/2 heads of 64; the model fixtures' 2 x 128, 4/2 heads of 16.)
  * Exit 0 when every graph is planned or compiled, 1 when any is refused. */
@@ -64,9 +64,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: sdpa_plan_check DEVICEPROP.json [b s heads kv_heads head_dim causal]...\n");
         return 2;
     }
-    static const int dflt[][6] = {{8, 384, 12, 2, 128, 1}, {2, 1024, 16, 2, 128, 1}, {16, 128, 16, 16, 80, 0},
+    static const int dflt[][6] = {{8, 384, 12, 2, 128, 1}, {32, 384, 12, 2, 128, 1}, {64, 384, 12, 2, 128, 1},
+                                  {2, 1024, 16, 2, 128, 1}, {16, 128, 16, 16, 80, 0},
                                   {64, 128, 14, 2, 64, 1}, {2, 128, 4, 2, 16, 1}};
-    int n = argc > 2 ? (argc - 2) / 6 : 5;
+    int n = argc > 2 ? (argc - 2) / 6 : (int)(sizeof dflt / sizeof dflt[0]);
     cudnnBackendDescriptor_t dev = device_from(argv[1]);
     printf("cuDNN %zu, device %s\n", cudnnGetVersion(), argv[1]);
     int refused = 0;
