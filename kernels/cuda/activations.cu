@@ -95,26 +95,27 @@ static __global__ void swiglu_backward_kernel(float *dgate, float *dup, const fl
 }
 
 // The packed gradient (gu's rows: [gate | up], inner each) rounded to bf16 and assigned: the
-// accumulating kernel's result on a zeroed buffer (0 + x: a -0 term becomes +0, as there). T: gu's
-// type (float, or bf16 as uint16_t). Laid out over rows and packs as swiglu_forward_cast_kernel.
-template <typename T, int V>
-static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const float *dout, const T *gu, long rows,
+// accumulating kernel's result on a zeroed buffer (0 + x: a -0 term becomes +0, as there). D, T:
+// dout's and gu's types (float, or bf16 as uint16_t, widened). Laid out over rows and packs as
+// swiglu_forward_cast_kernel.
+template <typename D, typename T, int V>
+static __global__ void swiglu_packed_backward_bf16_kernel(uint16_t *dgu, const D *dout, const T *gu, long rows,
                                                           long inner)
 {
     for (long r = blockIdx.y; r < rows; r += gridDim.y)
         LAUNCH_LOOP(c, inner / V)
         {
             long at = r * 2 * inner + c * V;
-            float dv[V];
+            D dv[V];
             T gv[V], uv[V];
-            vec_load<float, V>(dv, dout + r * inner + c * V);
+            vec_load<D, V>(dv, dout + r * inner + c * V);
             vec_load<T, V>(gv, gu + at);
             vec_load<T, V>(uv, gu + at + inner);
             uint16_t dg16[V], du16[V];
             UNROLL
             for (int e = 0; e < V; e++) {
                 float dg, du;
-                swiglu_grad(&dg, &du, dv[e], act_in(gv[e]), act_in(uv[e]));
+                swiglu_grad(&dg, &du, act_in(dv[e]), act_in(gv[e]), act_in(uv[e]));
                 dg16[e] = bf16_round(0.0f + dg);
                 du16[e] = bf16_round(0.0f + du);
             }
@@ -177,18 +178,18 @@ static void swiglu_forward_cast_launch(float *out, uint16_t *out16, const T *gat
                    out, out16, gate, up, rows, inner, stride);
 }
 
-template <typename T>
-static void swiglu_packed_backward_bf16_launch(uint16_t *dgu, const float *dout, const T *gu, long rows, long inner,
+template <typename D, typename T>
+static void swiglu_packed_backward_bf16_launch(uint16_t *dgu, const D *dout, const T *gu, long rows, long inner,
                                                void *stream)
 {
     if (rows <= 0 || inner <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (act_vec8(inner, 2 * inner, dgu, dout, gu, NULL))
-        swiglu_packed_backward_bf16_kernel<T, 8><<<launch_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
+        swiglu_packed_backward_bf16_kernel<D, T, 8><<<launch_row_grid(rows, inner / 8), LAUNCH_THREADS, 0, st>>>(
             dgu, dout, gu, rows, inner);
     else
-        swiglu_packed_backward_bf16_kernel<T, 1><<<launch_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(dgu, dout, gu,
-                                                                                                     rows, inner);
+        swiglu_packed_backward_bf16_kernel<D, T, 1><<<launch_row_grid(rows, inner), LAUNCH_THREADS, 0, st>>>(
+            dgu, dout, gu, rows, inner);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -235,7 +236,7 @@ extern "C" void swiglu_packed_backward_cuda(float *dgu, const float *dout, const
 extern "C" void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows,
                                                  long inner, void *stream)
 {
-    swiglu_packed_backward_bf16_launch<float>(dgu, dout, gu, rows, inner, stream);
+    swiglu_packed_backward_bf16_launch<float, float>(dgu, dout, gu, rows, inner, stream);
 }
 
 extern "C" void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner,
@@ -247,7 +248,13 @@ extern "C" void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_
 extern "C" void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows,
                                                    long inner, void *stream)
 {
-    swiglu_packed_backward_bf16_launch<uint16_t>(dgu, dout, gu16, rows, inner, stream);
+    swiglu_packed_backward_bf16_launch<float, uint16_t>(dgu, dout, gu16, rows, inner, stream);
+}
+
+extern "C" void swiglu_packed16_backward16_cuda(uint16_t *dgu, const uint16_t *dout16, const uint16_t *gu16, long rows,
+                                                long inner, void *stream)
+{
+    swiglu_packed_backward_bf16_launch<uint16_t, uint16_t>(dgu, dout16, gu16, rows, inner, stream);
 }
 
 extern "C" void gelu_forward_cuda(float *out, const float *x, long n, void *stream)

@@ -387,22 +387,38 @@ static void project_backward_set(struct model_dev *d, float *dinp, const float *
     else dev_linear_backward_set(d, dinp, dout, inp, inp16, w_off, b_off, M, K, N);
 }
 
-/* The MLP half: from the gradient of the block output (and its rounding dout16, may be NULL) to the
- * gradient of x_mid (assigned: dout, the residual path, plus the norm's; and its rounding into
- * dx_mid16 when not NULL). */
-static void mlp_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                         const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dx_mid,
-                         uint16_t *dx_mid16)
+/* The MLP half's GEMMs and SwiGLU for a bf16 decoder MLP (gu_bf16: gate/up kept in bf16 alone) whose
+ * output gradient comes rounded (dout16): every operand in bf16. The down projection's backward GEMM
+ * writes dact's rounding alone, as autocast keeps a Linear's input gradient - half the bytes of an
+ * fp32 dact written and read back, T x I values a layer; SwiGLU's backward reads it and writes
+ * dgate | dup's rounding for the one gate/up backward GEMM, which assigns dn2. */
+static void mlp_backward_bf16(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                              const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dn2)
+{
+    const struct gpu_ctx *g = d->g;
+    int T = (int)s->T, D = (int)s->D, I = (int)s->I;
+    uint16_t *dact16 = gpu_alloc(g, (size_t)T * I * sizeof *dact16);
+    dev_linear_backward_bf16_dy16(d, dact16, dout16, dout, a->acth, w->down_w, w->down_b, T, I, D);
+    uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
+    swiglu_packed16_backward16_cuda(dgu, dact16, a->gu16, T, I, g->stream);
+    gpu_free(g, dact16);
+    dev_linear_backward_bf16_dy(d, dn2, dgu, NULL, a->n2, a->n2h, w->gate_w, -1, T, D, 2 * I);
+    gpu_free(g, dgu);
+}
+
+/* The same from an fp32 dact (the down projection's input gradient) for every other MLP, dn2
+ * assigned. Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing
+ * else reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
+ * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
+static void mlp_backward_fp32(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                              const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dn2)
 {
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
     int packed = gu_packed(d, s, w);
-    /* Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing else
-     * reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
-     * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
     int dy16 = gu_bf16(d, s, w); /* (gate and up in bf16 too: a->gu16) */
-    /* dact and dn2 are assigned by the first GEMM that writes them (the *_set backwards): no zero fill */
-    float *dact = gpu_alloc_floats(g, (int64_t)T * I), *dn2 = gpu_alloc_floats(g, (int64_t)T * D);
+    /* dact is assigned by the first GEMM that writes it (the *_set backwards): no zero fill */
+    float *dact = gpu_alloc_floats(g, (int64_t)T * I);
     float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
     project_backward_set(d, dact, dout, dout16, a->act, a->acth, w->down_w, w->down_b, T, I, D);
     if (dy16) {
@@ -424,10 +440,22 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
     if (!packed) /* after up's (SwiGLU), or the first (GELU) */
         (s->mlp == MLP_SWIGLU ? dev_linear_backward : dev_linear_backward_set)(d, dn2, dgate, a->n2, a->n2h, w->gate_w,
                                                                                w->gate_b, T, D, I);
-    norm_backward(d, s, dx_mid, dx_mid16, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
     gpu_free(g, dact);
     gpu_free(g, dgate);
-    gpu_free(g, dn2);
+}
+
+/* The MLP half: from the gradient of the block output (and its rounding dout16, may be NULL) to the
+ * gradient of x_mid (assigned: dout, the residual path, plus the norm's; and its rounding into
+ * dx_mid16 when not NULL). */
+static void mlp_backward(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+                         const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dx_mid,
+                         uint16_t *dx_mid16)
+{
+    float *dn2 = gpu_alloc_floats(d->g, s->T * s->D); /* assigned by the first GEMM that writes it */
+    if (gu_bf16(d, s, w) && dout16) mlp_backward_bf16(d, a, s, w, dout, dout16, dn2);
+    else mlp_backward_fp32(d, a, s, w, dout, dout16, dn2);
+    norm_backward(d, s, dx_mid, dx_mid16, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
+    gpu_free(d->g, dn2);
 }
 
 /* The packed projections' backward (qkv_packed): the three gradients - fp32 (dq, dk, dv) or, from

@@ -8,8 +8,9 @@
  *     2 ulp, and the formulas chain several of them (sigmoid, then products with the input).
  *   - embedding: 0, bitwise. The forward copies, and the backward makes the same fp32 additions in
  *     the same order (token order) as the reference.
- *   - swiglu_packed16_forward_cast / _backward_bf16 (gate/up in bf16): bitwise the fp32-input twins
- *     on the same values widened, on the device and in the CPU references;
+ *   - swiglu_packed16_forward_cast / _backward_bf16 (gate/up in bf16) and _backward16 (dout in bf16
+ *     too): bitwise the fp32-input twins on the same values widened, on the device and in the CPU
+ *     references;
  *   - swiglu_packed_backward_bf16: bitwise against swiglu_packed_backward_cuda on a zeroed buffer,
  *     rounded on the host (the kernels share their per-element math, and bf16 rounding of equal
  *     floats is equal). Against its CPU reference not bitwise: the fp32 values differ as the
@@ -483,21 +484,24 @@ static void swiglu_packed_backward_bf16_case(struct test_state *ts, long rows, l
     free(gu), free(dout), free(zeros), free(want), free(got), free(f32);
 }
 
-/* SwiGLU from bf16 gate/up (the swiglu_packed16 pair): bitwise the fp32-input twins fed the same
- * values widened, forward and backward, on the device and in the CPU references. */
+/* SwiGLU from bf16 gate/up (the swiglu_packed16 ops; backward16 with a bf16 dout too): bitwise the
+ * fp32-input twins fed the same values widened, forward and backward, on the device and in the CPU
+ * references. */
 static void swiglu_packed16_case(struct test_state *ts, long rows, long inner)
 {
     size_t n = (size_t)(rows * inner);
     float *gu = alloc_floats(2 * n), *dout = alloc_floats(n);
-    uint16_t *gu16 = mmupt_xmalloc(2 * n * sizeof *gu16);
+    uint16_t *gu16 = mmupt_xmalloc(2 * n * sizeof *gu16), *dout16 = mmupt_xmalloc(n * sizeof *dout16);
     gpu_test_fill(gu, 2 * n, (unsigned)(rows * 17 + inner), -8.0f, 8.0f);
     gpu_test_fill(dout, n, (unsigned)(rows * 17 + inner + 1), -1.0f, 1.0f);
     cast_bf16_cpu(gu16, gu, (long)(2 * n));
+    cast_bf16_cpu(dout16, dout, (long)n);
     for (size_t i = 0; i < 2 * n; i++) gu[i] = bf16_to_f32(gu16[i]); /* the same values in fp32 */
+    for (size_t i = 0; i < n; i++) dout[i] = bf16_to_f32(dout16[i]);
     float *d_gu = gpu_test_upload_floats(gu, 2 * n), *d_dout = gpu_test_upload_floats(dout, n);
-    uint16_t *d_gu16 = gpu_test_upload(gu16, 2 * n * sizeof *gu16);
+    uint16_t *d_gu16 = gpu_test_upload(gu16, 2 * n * sizeof *gu16), *d_dout16 = gpu_test_upload(dout16, n * sizeof *dout16);
     uint16_t *d_a = gpu_test_nan16(n), *d_b = gpu_test_nan16(n);
-    uint16_t *d_da = gpu_test_nan16(2 * n), *d_db = gpu_test_nan16(2 * n);
+    uint16_t *d_da = gpu_test_nan16(2 * n), *d_db = gpu_test_nan16(2 * n), *d_dc = gpu_test_nan16(2 * n);
     swiglu_packed16_forward_cast_cuda(d_a, d_gu16, rows, inner, NULL);
     swiglu_packed_forward_cast_cuda(NULL, d_b, d_gu, rows, inner, 0, NULL);
     CHECK_MSG(ts, gpu_test_dev_same16(d_a, d_b, n),
@@ -506,6 +510,9 @@ static void swiglu_packed16_case(struct test_state *ts, long rows, long inner)
     swiglu_packed_backward_bf16_cuda(d_db, d_dout, d_gu, rows, inner, NULL);
     CHECK_MSG(ts, gpu_test_dev_same16(d_da, d_db, 2 * n),
               "swiglu_packed16_backward_bf16 %ld x %ld differs from the fp32-input twin", rows, inner);
+    swiglu_packed16_backward16_cuda(d_dc, d_dout16, d_gu16, rows, inner, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same16(d_dc, d_db, 2 * n),
+              "swiglu_packed16_backward16 %ld x %ld differs from the fp32-input twin", rows, inner);
     uint16_t *ca = mmupt_xmalloc(2 * n * sizeof *ca), *cb = mmupt_xmalloc(2 * n * sizeof *cb);
     swiglu_packed16_forward_cast_cpu(ca, gu16, rows, inner);
     swiglu_packed_forward_cast_cpu(NULL, cb, gu, rows, inner);
@@ -515,9 +522,12 @@ static void swiglu_packed16_case(struct test_state *ts, long rows, long inner)
     swiglu_packed_backward_bf16_cpu(cb, dout, gu, rows, inner);
     CHECK_MSG(ts, memcmp(ca, cb, 2 * n * sizeof *ca) == 0, "swiglu_packed16_backward_bf16_cpu %ld x %ld differs", rows,
               inner);
-    void *dev[] = {d_gu, d_dout, d_gu16, d_a, d_b, d_da, d_db};
+    swiglu_packed16_backward16_cpu(ca, dout16, gu16, rows, inner);
+    CHECK_MSG(ts, memcmp(ca, cb, 2 * n * sizeof *ca) == 0, "swiglu_packed16_backward16_cpu %ld x %ld differs", rows,
+              inner);
+    void *dev[] = {d_gu, d_dout, d_gu16, d_dout16, d_a, d_b, d_da, d_db, d_dc};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
-    free(gu), free(dout), free(gu16), free(ca), free(cb);
+    free(gu), free(dout), free(gu16), free(dout16), free(ca), free(cb);
 }
 
 static void test_swiglu(struct test_state *ts)
