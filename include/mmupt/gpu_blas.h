@@ -85,6 +85,7 @@ struct gemm_lt_call {
     cudaDataType ctype;
     float beta;
     const float *bias; /* [m] fp32, or NULL */
+    const void *cin;   /* with beta 1: C read from here and D written to c (out of place, same layout); NULL: c both */
 };
 
 /* Run c through cuBLASLt with its shape's plan (made on first sight: see src/gpu/gemm_lt.c, tuned

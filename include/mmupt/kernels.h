@@ -293,6 +293,12 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
 /* matmul_forward_bf16 without a bias, out rounded to bf16 (out16: what cast_bf16 of the fp32 result
  * would give, up to the summation order; cuBLAS rounds its fp32 accumulators once): a bf16 learner's
  * gate/up projection, whose only reader, SwiGLU, takes bf16 (autocast's precision for a Linear). */
+/* matmul_forward_bf16 without a bias, plus a residual: out = inp W^T + res (res [M, N] fp32, not out).
+ * cuBLASLt reads res as C and writes out as D (beta 1): the block's residual add in the GEMM's
+ * epilogue, the sum rounded once as residual_forward rounds it; a product then residual_forward where
+ * cuBLASLt declines the call. */
+void matmul_forward_bf16_res_cuda(float *out, const float *res, const float *inp, const uint16_t *weight, int M, int K,
+                                  int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
 void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N,
                                     uint16_t *scratch, int cast_done, const struct gpu_blas *blas);
 void matmul_backward_bf16_cuda(float *dinp, float dinp_beta, float *dweight, float dweight_beta, float *dbias,
@@ -343,6 +349,10 @@ void cast_bf16_cpu(uint16_t *out, const float *x, long n);
 void cast_bf16_sr_cpu(uint16_t *out, const float *x, long n, uint64_t seed);
 void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weight, const float *bias, int M, int K,
                              int N);
+/* matmul_forward_bf16_cpu without a bias, then res added (residual_forward_cpu's sum): the CUDA
+ * twin's reference. */
+void matmul_forward_bf16_res_cpu(float *out, const float *res, const float *inp, const uint16_t *weight, int M, int K,
+                                 int N);
 /* matmul_forward_bf16_cpu without a bias, rounded to bf16 (the CUDA twin's reference). */
 void matmul_forward_bf16_out16_cpu(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N);
 void matmul_backward_bf16_cpu(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,

@@ -258,6 +258,13 @@ void matmul_forward_bf16_cpu(float *out, const float *inp, const uint16_t *weigh
     free(w);
 }
 
+void matmul_forward_bf16_res_cpu(float *out, const float *res, const float *inp, const uint16_t *weight, int M, int K,
+                                 int N)
+{
+    matmul_forward_bf16_cpu(out, inp, weight, NULL, M, K, N);
+    residual_forward_cpu(out, out, res, (long)M * N);
+}
+
 void matmul_forward_bf16_out16_cpu(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N)
 {
     long n = (long)M * N;

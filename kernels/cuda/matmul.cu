@@ -64,7 +64,7 @@ static void gemm_bf16_to(const struct gpu_blas *blas, cublasOperation_t ta, cubl
                          int ldc)
 {
     if (blas->tune) {
-        struct gemm_lt_call call = {ta, tb, m, n, k, lda, ldb, ldc, a, b, c, ctype, beta, (const float *)NULL};
+        struct gemm_lt_call call = {ta, tb, m, n, k, lda, ldb, ldc, a, b, c, ctype, beta, (const float *)NULL, NULL};
         if (gemm_lt_bf16(blas, &call) == 0) return;
     }
     const float one = 1.0f;
@@ -89,7 +89,7 @@ static void gemm_bf16(const struct gpu_blas *blas, cublasOperation_t ta, cublasO
 static int gemm_bf16_bias_lt(const struct gpu_blas *blas, int M, int K, int N, const uint16_t *w, const uint16_t *x,
                              const float *bias, float *out)
 {
-    struct gemm_lt_call call = {CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, w, x, out, CUDA_R_32F, 0.0f, bias};
+    struct gemm_lt_call call = {CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, w, x, out, CUDA_R_32F, 0.0f, bias, NULL};
     return gemm_lt_bf16(blas, &call);
 }
 
@@ -114,6 +114,26 @@ extern "C" void matmul_forward_bf16_cuda(float *out, const float *inp, const uin
         add_bias_kernel<<<launch_blocks((long)M * N), LAUNCH_THREADS, 0, blas->stream>>>(out, bias, M, N);
         CUDA_CHECK(cudaGetLastError());
     }
+}
+
+// out = x W^T + res in one launch: cuBLASLt reads res as C and writes out as D (beta 1, out of
+// place), the epilogue's fp32 sum of the accumulators and res what residual_forward_cuda would make
+// of them - the launch and the fp32 round trip of the product it saves. Where cuBLASLt declines the
+// call (nothing launched then), the product and residual_forward_cuda.
+extern "C" void matmul_forward_bf16_res_cuda(float *out, const float *res, const float *inp, const uint16_t *weight,
+                                             int M, int K, int N, uint16_t *scratch, int cast_done,
+                                             const struct gpu_blas *blas)
+{
+    MMUPT_CHECK((inp || cast_done) && out != res);
+    if (M <= 0 || N <= 0) return;
+    if (K > 0) {
+        if (!cast_done) cast_bf16_cuda(scratch, inp, (long)M * K, blas->stream);
+        struct gemm_lt_call call = {CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, K, K, N, weight, scratch, out, CUDA_R_32F, 1.0f,
+                                    (const float *)NULL, res};
+        if (gemm_lt_bf16(blas, &call) == 0) return;
+    }
+    matmul_forward_bf16_cuda(out, inp, weight, NULL, M, K, N, scratch, 1, blas); // the cast is done by now
+    residual_forward_cuda(out, out, res, (long)M * N, blas->stream);
 }
 
 extern "C" void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K,

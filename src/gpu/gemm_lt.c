@@ -15,7 +15,8 @@
  * partial sums either way - so results agree within the summation-order tolerance the tests already
  * allow, but not bit for bit with an untuned run: a run that must repeat exactly leaves tuning off.
  * The timing runs write the call's own output when it is assigned (beta 0: the real call overwrites
- * it next) and a temporary buffer when it accumulates (beta 1: C must be read once, by the real call);
+ * it next) or reads C from another buffer (cin: out of place), and a temporary buffer when it
+ * accumulates in place (beta 1: C must be read once, by the real call);
  * inside a capture nothing is timed (a capture may not synchronise) and the plan is tuned later.
  *
  * A tuning file (MMUPT_GEMM_TUNE_FILE, gemm_lt_plans_load; include/mmupt/gemm_tune_file.h) keeps the
@@ -93,6 +94,7 @@ static struct lt_key key_of(const struct gemm_lt_call *c)
     k.align_a = lt_alignment(c->a);
     k.align_b = lt_alignment(c->b);
     k.align_c = lt_alignment(c->c);
+    if (c->cin && lt_alignment(c->cin) < k.align_c) k.align_c = lt_alignment(c->cin); /* C's and D's alike */
     return k;
 }
 
@@ -195,7 +197,7 @@ static int plan_candidates(const struct gpu_blas *blas, const struct lt_plan *p,
     return usable;
 }
 
-/* One product with algorithm `algo` into d (C = D = d): 0 when cuBLASLt takes it. */
+/* One product with algorithm `algo` into d (C = D = d, or C = c->cin): 0 when cuBLASLt takes it. */
 static int plan_run(const struct gpu_blas *blas, const struct lt_plan *p, const struct gemm_lt_call *c,
                     const cublasLtMatmulAlgo_t *algo, void *d)
 {
@@ -203,7 +205,8 @@ static int plan_run(const struct gpu_blas *blas, const struct lt_plan *p, const 
     if (c->bias && cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c->bias,
                                                   sizeof c->bias) != CUBLAS_STATUS_SUCCESS)
         return -1;
-    return cublasLtMatmul(blas->lt, p->op, &one, c->a, p->la, c->b, p->lb, &beta, d, p->lc, d, p->lc, algo,
+    const void *cin = c->cin ? c->cin : d;
+    return cublasLtMatmul(blas->lt, p->op, &one, c->a, p->la, c->b, p->lb, &beta, cin, p->lc, d, p->lc, algo,
                           blas->lt_ws, GPU_BLAS_LT_WORKSPACE, blas->stream) == CUBLAS_STATUS_SUCCESS
                ? 0
                : -1;
@@ -272,7 +275,7 @@ static void plan_tune(const struct gpu_blas *blas, struct gemm_lt_plans *t, stru
     if (found < 2) return; /* nothing to choose between */
     size_t bytes = (size_t)c->ldc * (size_t)c->n * (c->ctype == CUDA_R_32F ? 4 : 2);
     void *d = c->c, *tmp = NULL;
-    if (c->beta != 0.0f) { /* C is read: time into a zeroed copy, never the real accumulator */
+    if (c->beta != 0.0f && !c->cin) { /* C is read: time into a zeroed copy, never the real accumulator */
         if (cudaMalloc(&tmp, bytes) != cudaSuccess || cudaMemsetAsync(tmp, 0, bytes, blas->stream) != cudaSuccess) {
             cudaGetLastError();
             cudaFree(tmp);

@@ -678,6 +678,22 @@ void matmul_forward_bf16_cuda(float *out, const float *inp, const uint16_t *weig
     });
 }
 
+void matmul_forward_bf16_res_cuda(float *out, const float *res, const float *inp, const uint16_t *weight, int M, int K,
+                                  int N, uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
+{
+    struct emu_state *st = emu_state_of((void *)blas, __func__);
+    MMUPT_CHECK((inp || cast_done) && out != res);
+    DEV(out, (long)M * N), DEV(res, (long)M * N), DEV_OPT(inp, (long)M * K), DEV(weight, (long)N * K);
+    DEV(scratch, (long)M * K);
+    size_t n = M > 0 && N > 0 && K > 0 ? (size_t)M * K : 0;
+    EMU_RUN({
+        float *tmp;
+        const float *x = emu_forward_input(__func__, inp, scratch, cast_done, n, (size_t)M * K, &tmp);
+        matmul_forward_bf16_res_cpu(out, res, x, weight, M, K, N);
+        free(tmp);
+    });
+}
+
 void matmul_forward_bf16_out16_cuda(uint16_t *out16, const float *inp, const uint16_t *weight, int M, int K, int N,
                                     uint16_t *scratch, int cast_done, const struct gpu_blas *blas)
 {

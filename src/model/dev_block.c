@@ -273,6 +273,25 @@ static void project(struct model_dev *d, float *out, const float *inp, const uin
     else dev_linear_forward(d, out, inp, w_off, b_off, M, K, N);
 }
 
+/* out = the projection of inp (op: its bf16 rounding, or NULL in fp32) + res, res not out: in the
+ * GEMM's epilogue for a bf16 projection without a bias (project_res_fused), else the projection and
+ * residual_forward. */
+static int project_res_fused(const struct model_dev *d, const uint16_t *op, int64_t b_off)
+{
+    return op && d->params_bf16 && b_off < 0;
+}
+
+static void project_res(struct model_dev *d, float *out, const float *res, const float *inp, const uint16_t *op,
+                        int64_t w_off, int64_t b_off, int M, int K, int N)
+{
+    if (project_res_fused(d, op, b_off)) {
+        dev_linear_forward_bf16_res(d, out, res, inp, op, w_off, M, K, N);
+        return;
+    }
+    project(d, out, inp, op, w_off, b_off, M, K, N);
+    residual_forward_cuda(out, out, res, (long)M * N, d->g->stream);
+}
+
 /* The input norm into out and, in bf16, its rounding into op (RMSNorm: in the same launch); res (may
  * be NULL): x + res is normalised and stored in sum first. */
 static void norm_forward_operand(struct model_dev *d, const struct block_shape *s, float *out, uint16_t *op,
@@ -355,11 +374,18 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         block_attention(d, a, s);
         if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
     }
-    project(d, a->x_mid, sdpa ? NULL : a->att, op, w->o_w, w->o_b, T, qd, D);
-    /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
-    op = operand_of(d, a->n2h, (int64_t)T * D);
-    norm_forward_operand(d, s, a->n2, op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
-                         W(p, w->norm2_b));
+    const float *att = sdpa ? NULL : a->att;
+    uint16_t *n2_op = operand_of(d, a->n2h, (int64_t)T * D);
+    if (project_res_fused(d, op, w->o_b)) { /* x_mid = attention output + x from the GEMM, then its norm */
+        dev_linear_forward_bf16_res(d, a->x_mid, x, att, op, w->o_w, T, qd, D);
+        norm_forward_operand(d, s, a->n2, n2_op, a->mean2, a->rstd2, NULL, a->x_mid, NULL, W(p, w->norm2_w),
+                             W(p, w->norm2_b));
+    } else { /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
+        project(d, a->x_mid, att, op, w->o_w, w->o_b, T, qd, D);
+        norm_forward_operand(d, s, a->n2, n2_op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
+                             W(p, w->norm2_b));
+    }
+    op = n2_op;
     uint16_t *act16 = operand_of(d, a->acth, (int64_t)T * I);
     if (gu_bf16(d, s, w)) { /* one GEMM into bf16 gate/up rows; SwiGLU of them writes down's operand */
         if (!a->gu16) a->gu16 = gpu_alloc(g, (size_t)(2 * (int64_t)T * I) * sizeof *a->gu16);
@@ -373,8 +399,7 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         mlp_gate_alloc(g, a, s);
         mlp_forward_unpacked(d, a, s, w, op, act16);
     }
-    project(d, out, a->act, act16, w->down_w, w->down_b, T, I, D);
-    residual_forward_cuda(out, out, a->x_mid, (long)T * D, g->stream);
+    project_res(d, out, a->x_mid, a->act, act16, w->down_w, w->down_b, T, I, D); /* out = MLP output + x_mid */
 }
 
 /* The projection's backward, dinp assigned, from dout or - when the op that made dout also wrote its

@@ -87,6 +87,10 @@ void dev_linear_backward_bf16_dy16(struct model_dev *d, uint16_t *dinp16, const 
 /* dev_linear_forward of a bf16 model from inp16, inp already rounded to bf16 (no cast). */
 void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *inp, const uint16_t *inp16,
                                 int64_t w_off, int64_t b_off, int M, int K, int N);
+/* dev_linear_forward_bf16_op without a bias, plus res: out = the projection + res (res not out) in the
+ * GEMM's epilogue - a block's residual add (matmul_forward_bf16_res). */
+void dev_linear_forward_bf16_res(struct model_dev *d, float *out, const float *res, const float *inp,
+                                 const uint16_t *inp16, int64_t w_off, int M, int K, int N);
 /* The same without a bias and with the output rounded to bf16 (out16): the gate/up projection of a
  * bf16 block, whose only reader (SwiGLU) takes bf16. */
 void dev_linear_forward_bf16_out16(struct model_dev *d, uint16_t *out16, const uint16_t *inp16, int64_t w_off, int M,

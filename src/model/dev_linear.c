@@ -84,6 +84,14 @@ void dev_linear_forward_bf16_op(struct model_dev *d, float *out, const float *in
                              (uint16_t *)inp16, 1, d->g->blas);
 }
 
+void dev_linear_forward_bf16_res(struct model_dev *d, float *out, const float *res, const float *inp,
+                                 const uint16_t *inp16, int64_t w_off, int M, int K, int N)
+{
+    MMUPT_CHECK(d->params_bf16 != NULL && inp16 != NULL);
+    /* cast_done: the GEMM reads inp16 as its scratch and writes nothing there */
+    matmul_forward_bf16_res_cuda(out, res, inp, d->params_bf16 + w_off, M, K, N, (uint16_t *)inp16, 1, d->g->blas);
+}
+
 void dev_linear_forward_bf16_out16(struct model_dev *d, uint16_t *out16, const uint16_t *inp16, int64_t w_off, int M,
                                    int K, int N)
 {

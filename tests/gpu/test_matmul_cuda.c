@@ -11,7 +11,9 @@
  * rounding given (inp16; inp itself NULL then, as a bf16 learner that keeps only the rounding calls
  * it, and likewise in the forward with the cast done), and with dinp or dweight assigned (a beta of
  * 0, the buffer NaN beforehand) against accumulated into zeros; the same backward into a bf16 dinp
- * (matmul_backward_bf16_dy16) within one bf16 step of the fp32 one's values. The bf16 checks again with GEMM
+ * (matmul_backward_bf16_dy16) within one bf16 step of the fp32 one's values; the forward with a
+ * residual added in cuBLASLt's epilogue (matmul_forward_bf16_res) against the reference's product +
+ * residual, the same 2e-5 bound, the residual's buffer unwritten. The bf16 checks again with GEMM
  * tuning on (cuBLASLt plans, candidates timed), and tuning around a graph capture. Skips (exit 77)
  * without a GPU. */
 #include "gpu_test.h"
@@ -136,6 +138,23 @@ static void run_shape_bf16(struct test_state *ts, const struct gpu_blas *blas, i
     CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
     matmul_forward_bf16_cuda(d_out, NULL, d_w16, d_b, M, K, N, d_scratch, 1, blas); /* only the rounding kept */
     check(ts, "bf16 forward, inp NULL", d_out, ref, mn, M, K, N);
+    /* a residual added in the epilogue (matmul_forward_bf16_res: cuBLASLt's C read from res, D the
+     * output): the reference's product + res, the same bound; res itself untouched */
+    float *res = malloc(mn * sizeof *res), *ref_res = malloc(mn * sizeof *ref_res), *res_back = malloc(mn * sizeof *res);
+    for (size_t i = 0; i < mn; i++) res[i] = h.dout[(i * 7) % mn] * 3.0f; /* values of the products' size */
+    float *d_res = gpu_test_upload(res, mn * 4);
+    matmul_forward_bf16_res_cpu(ref_res, res, h.inp, w16, M, K, N);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
+    matmul_forward_bf16_res_cuda(d_out, d_res, NULL, d_w16, M, K, N, d_scratch, 1, blas);
+    check(ts, "bf16 forward + residual", d_out, ref_res, mn, M, K, N);
+    gpu_test_download(res_back, d_res, mn * sizeof *res_back);
+    CHECK_MSG(ts, memcmp(res, res_back, mn * sizeof *res) == 0, "matmul_forward_bf16_res M=%d K=%d N=%d wrote res", M,
+              K, N);
+    CUDA_CHECK(cudaMemset(d_out, 0xff, mn * 4));
+    matmul_forward_bf16_res_cuda(d_out, d_res, d_inp, d_w16, M, K, N, d_scratch, 0, blas); /* rounding inp itself */
+    check(ts, "bf16 forward + residual, cast here", d_out, ref_res, mn, M, K, N);
+    cudaFree(d_res);
+    free(res), free(ref_res), free(res_back);
     /* bf16 out, no bias: each value the rounding of the fp32 product, up to the summation order -
      * within one bf16 step of the reference's value (plus the 2e-5 order bound at cancellations) */
     float *ref_nb = malloc(mn * sizeof *ref_nb);
