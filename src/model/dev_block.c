@@ -435,7 +435,7 @@ static void mlp_backward_bf16(struct model_dev *d, const struct block_acts *a, c
  * assigned. Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing
  * else reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
  * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
-static void mlp_backward_fp32(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
+static void mlp_backward_dact32(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
                               const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dn2)
 {
     const struct gpu_ctx *g = d->g;
@@ -478,7 +478,7 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
 {
     float *dn2 = gpu_alloc_floats(d->g, s->T * s->D); /* assigned by the first GEMM that writes it */
     if (gu_bf16(d, s, w) && dout16) mlp_backward_bf16(d, a, s, w, dout, dout16, dn2);
-    else mlp_backward_fp32(d, a, s, w, dout, dout16, dn2);
+    else mlp_backward_dact32(d, a, s, w, dout, dout16, dn2);
     norm_backward(d, s, dx_mid, dx_mid16, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
     gpu_free(d->g, dn2);
 }
