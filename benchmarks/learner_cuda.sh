@@ -20,7 +20,9 @@
 # step plans them - the warm-up), the fused attention kernels (MMUPT_ATTENTION=flash,
 # kernels/cuda/attention_flash.cu), GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1,
 # src/gpu/gemm_lt.c: the warm-up step tunes, the timed steps use the choice), and cuDNN's attention
-# with tuning - before the PyTorch baseline, so a short time budget still gets them. Then the same step
+# with tuning, and the residual adds as separate launches (MMUPT_GEMM_RESIDUAL=0: the default adds
+# them in the o- and down projections' epilogue) - before the PyTorch baseline, so a short time budget
+# still gets them. Then the same step
 # in larger micro-batches (MMUPT_LEARNER_MICRO_BATCHES, default "32 64"; 64 x 384 is the issue's whole
 # step in one micro-batch - the logits still go 4096 rows at a time), by default and through cuDNN's
 # attention (which keeps no probabilities): taller GEMMs fill more of the GPU's waves and the step's
@@ -32,7 +34,7 @@ B=${1:-8} S=${2:-384}
 cfg=${3:-benchmarks/configs/qwen2_1_5b.json}
 cuda_bench_setup learner_cuda.sh model_cpu "learner on one GPU"
 cuda_bench_variants model_cpu "$cfg" "$B" "$S" 3 -- MMUPT_ATTENTION=cudnn MMUPT_ATTENTION=flash MMUPT_GEMM_TUNE=1 \
-    "MMUPT_ATTENTION=cudnn MMUPT_GEMM_TUNE=1"
+    "MMUPT_ATTENTION=cudnn MMUPT_GEMM_TUNE=1" MMUPT_GEMM_RESIDUAL=0
 for mb in ${MMUPT_LEARNER_MICRO_BATCHES-32 64}; do
     [ "$mb" = "$B" ] && continue
     cuda_bench_row "micro-batch $mb ($mb x $S)" "" model_cpu "$cfg" "$mb" "$S" 3

@@ -29,7 +29,8 @@ struct gpu_blas;
 
 /* A stream and the GEMM handle bound to it. */
 /* Performance switches of the device path, from the environment (src/gpu/tuning.c), each off by default
- * until a GPU run shows it faster (docs/performance.md has the runs; two are on since):
+ * until a GPU run shows it faster (docs/performance.md has the runs; two are on since, and gemm_residual
+ * is on from the start - the same sums, a switch for its A/B row and as a way back):
  *   flash_attention  MMUPT_ATTENTION=flash (or cublas): the bf16 model's blocks attend with the fused
  *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels
  *                    (2026-11-28, H200: the 1.5B learner step 0.086 s against 0.071 - stays off);
@@ -49,6 +50,11 @@ struct gpu_blas;
  *                    46,834 against 41,068 tokens/s on an H200): bf16 decode attention on tensor cores
  *                    where the shape allows (ATTN_DECODE_MMA; within bf16 rounding of the fp32
  *                    kernel, not its bits; 0 brings the fp32 kernel back);
+ *   gemm_residual    MMUPT_GEMM_RESIDUAL=1 (or 0; ON by default, written 2026-11-28 without a GPU:
+ *                    the emulator's results are the same bits either way): a bias-free bf16 block's
+ *                    o- and down projections add the residual stream in cuBLASLt's epilogue
+ *                    (matmul_forward_bf16_res) instead of a separate add - 0 for the A/B row of
+ *                    benchmarks/learner_cuda.sh, or should cuBLASLt's choice for it prove slower;
  *   gemm_tune        MMUPT_GEMM_TUNE=1 (or 0): the bf16 GEMMs go through cuBLASLt plans whose
  *                    algorithm is chosen by timing the candidates once per shape (src/gpu/gemm_lt.c;
  *                    CUDA builds: the emulator's GEMMs are the CPU references). 2% faster on an H200
@@ -59,7 +65,7 @@ struct gpu_blas;
  *                    runs sharing the file run the same algorithms and repeat bit for bit; turns
  *                    gemm_tune on (MMUPT_GEMM_TUNE=0 beside it is an error). "" when unset. */
 struct gpu_tuning {
-    int flash_attention, cudnn_attention, decode_split, decode_stage, decode_pdl, decode_mma, gemm_tune;
+    int flash_attention, cudnn_attention, decode_split, decode_stage, decode_pdl, decode_mma, gemm_residual, gemm_tune;
     char gemm_tune_file[1024];
 };
 int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err);

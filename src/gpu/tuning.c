@@ -41,6 +41,7 @@ int gpu_tuning_from_env(struct gpu_tuning *t, struct mmupt_err *err)
     if (switch_from_env("MMUPT_DECODE_PDL", "1", "0", 0, &t->decode_pdl, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_MMA", "1", "0", 1, &t->decode_mma, err)) return -1;
     if (switch_from_env("MMUPT_DECODE_SPLIT", "1", "0", 0, &t->decode_split, err)) return -1;
+    if (switch_from_env("MMUPT_GEMM_RESIDUAL", "1", "0", 1, &t->gemm_residual, err)) return -1;
     const char *file = getenv("MMUPT_GEMM_TUNE_FILE");
     if (!file || !*file) return 0;
     const char *tune = getenv("MMUPT_GEMM_TUNE");

@@ -274,11 +274,11 @@ static void project(struct model_dev *d, float *out, const float *inp, const uin
 }
 
 /* out = the projection of inp (op: its bf16 rounding, or NULL in fp32) + res, res not out: in the
- * GEMM's epilogue for a bf16 projection without a bias (project_res_fused), else the projection and
- * residual_forward. */
+ * GEMM's epilogue for a bf16 projection without a bias (project_res_fused; the device's
+ * tuning.gemm_residual, MMUPT_GEMM_RESIDUAL, on by default), else the projection and residual_forward. */
 static int project_res_fused(const struct model_dev *d, const uint16_t *op, int64_t b_off)
 {
-    return op && d->params_bf16 && b_off < 0;
+    return op && d->params_bf16 && b_off < 0 && d->g->tuning.gemm_residual;
 }
 
 static void project_res(struct model_dev *d, float *out, const float *res, const float *inp, const uint16_t *op,

@@ -110,6 +110,17 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     expect "a bad MMUPT_DECODE_PDL" 1 "MMUPT_DECODE_PDL must be 1 or 0, not 'true'"
     MMUPT_DECODE_MMA=off run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
     expect "a bad MMUPT_DECODE_MMA (a default-on switch)" 1 "MMUPT_DECODE_MMA must be 1 or 0, not 'off'"
+    MMUPT_GEMM_RESIDUAL=yes run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
+    expect "a bad MMUPT_GEMM_RESIDUAL (a default-on switch)" 1 "MMUPT_GEMM_RESIDUAL must be 1 or 0, not 'yes'"
+    # the residual adds in the GEMMs' epilogue (default) or apart: the same sums, the same ids
+    run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 --max-new-tokens 8 --device emulator \
+        --dtype bf16
+    cp "$tmp/out" "$tmp/gen_res"
+    MMUPT_GEMM_RESIDUAL=0 run "$mmupt" generate --model "$fx" --prompt-ids "1 2 3 4 5" --temperature 0 \
+        --max-new-tokens 8 --device emulator --dtype bf16
+    expect "generate with MMUPT_GEMM_RESIDUAL=0" 0 "[sample 0: 8 tokens, length]"
+    if cmp -s "$tmp/out" "$tmp/gen_res"; then ok "MMUPT_GEMM_RESIDUAL=0: the default's ids"
+    else fail "MMUPT_GEMM_RESIDUAL=0: the default's ids" "$(cat "$tmp/out") vs $(cat "$tmp/gen_res")"; fi
     MMUPT_GEMM_TUNE=0 MMUPT_GEMM_TUNE_FILE="$tmp/tune.txt" run "$mmupt" generate --model "$fx" --prompt-ids "1" \
         --device emulator
     expect "a tuning file with tuning turned off" 1 "MMUPT_GEMM_TUNE=0 turns it off: unset one"
