@@ -81,10 +81,9 @@ void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, 
  * A bf16 model's gate/up projection without bias rounds this gradient for its GEMMs anyway, so
  * writing the rounding directly spares the fp32 buffer, its zero fill and the cast. */
 void swiglu_packed_backward_bf16_cpu(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner);
-/* The same from bf16 gate/up (gu16), widened. */
-void swiglu_packed16_backward_bf16_cpu(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner);
-/* The same from a bf16 dout too (dout16: the down projection's input gradient as its GEMM rounded it,
- * matmul_backward_bf16_dy16), widened: every operand of a bf16 decoder MLP's backward in bf16. */
+/* The same from bf16 gate/up (gu16) and a bf16 dout (dout16: the down projection's input gradient as
+ * its GEMM rounded it, matmul_backward_bf16_dy16), widened: every operand of a bf16 decoder MLP's
+ * backward in bf16. */
 void swiglu_packed16_backward16_cpu(uint16_t *dgu, const uint16_t *dout16, const uint16_t *gu16, long rows, long inner);
 void qkv_rope_append_bf16_cpu(float *q, const float *qkv, const float *bq, const float *bk, const float *bv,
                               const float *cos, const float *sin, uint16_t *cache_k, uint16_t *cache_v, const int *slot,
@@ -260,8 +259,6 @@ void swiglu_packed_forward_cast_cuda(float *out, uint16_t *out16, const float *g
                                      void *stream);
 void swiglu_packed_backward_cuda(float *dgu, const float *dout, const float *gu, long rows, long inner, void *stream);
 void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, long rows, long inner, void *stream);
-void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner,
-                                        void *stream);
 void swiglu_packed16_backward16_cuda(uint16_t *dgu, const uint16_t *dout16, const uint16_t *gu16, long rows, long inner,
                                      void *stream);
 void swiglu_packed_backward_bf16_cuda(uint16_t *dgu, const float *dout, const float *gu, long rows, long inner,

@@ -104,18 +104,13 @@ void swiglu_packed16_forward_cast_cpu(uint16_t *out16, const uint16_t *gu16, lon
     free(gu);
 }
 
-void swiglu_packed16_backward_bf16_cpu(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner)
-{
-    float *gu = bf16_widened(gu16, 2 * rows * inner); /* the fp32 ops on the same values */
-    swiglu_packed_backward_bf16_cpu(dgu, dout, gu, rows, inner);
-    free(gu);
-}
-
 void swiglu_packed16_backward16_cpu(uint16_t *dgu, const uint16_t *dout16, const uint16_t *gu16, long rows, long inner)
 {
-    float *dout = bf16_widened(dout16, rows * inner); /* the fp32 ops on the same values */
-    swiglu_packed16_backward_bf16_cpu(dgu, dout, gu16, rows, inner);
+    /* the fp32 ops on the same values */
+    float *dout = bf16_widened(dout16, rows * inner), *gu = bf16_widened(gu16, 2 * rows * inner);
+    swiglu_packed_backward_bf16_cpu(dgu, dout, gu, rows, inner);
     free(dout);
+    free(gu);
 }
 
 void swiglu_packed_backward_cpu(float *dgu, const float *dout, const float *gu, long rows, long inner)

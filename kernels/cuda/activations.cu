@@ -245,12 +245,6 @@ extern "C" void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_
     swiglu_forward_cast_launch<uint16_t>((float *)NULL, out16, gu16, gu16 + inner, rows, inner, 2 * inner, 0, stream);
 }
 
-extern "C" void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows,
-                                                   long inner, void *stream)
-{
-    swiglu_packed_backward_bf16_launch<float, uint16_t>(dgu, dout, gu16, rows, inner, stream);
-}
-
 extern "C" void swiglu_packed16_backward16_cuda(uint16_t *dgu, const uint16_t *dout16, const uint16_t *gu16, long rows,
                                                 long inner, void *stream)
 {

@@ -211,15 +211,6 @@ void swiglu_packed16_forward_cast_cuda(uint16_t *out16, const uint16_t *gu16, lo
     EMU_RUN(swiglu_packed16_forward_cast_cpu(out16, gu16, rows, inner));
 }
 
-void swiglu_packed16_backward_bf16_cuda(uint16_t *dgu, const float *dout, const uint16_t *gu16, long rows, long inner,
-                                        void *stream)
-{
-    struct emu_state *st = emu_state_of(stream, __func__);
-    long n = rows * inner;
-    DEV(dgu, 2 * n), DEV(dout, n), DEV(gu16, 2 * n);
-    EMU_RUN(swiglu_packed16_backward_bf16_cpu(dgu, dout, gu16, rows, inner));
-}
-
 void swiglu_packed16_backward16_cuda(uint16_t *dgu, const uint16_t *dout16, const uint16_t *gu16, long rows, long inner,
                                      void *stream)
 {

@@ -374,18 +374,15 @@ void dev_block_forward(struct model_dev *d, struct block_acts *a, const struct b
         block_attention(d, a, s);
         if (op) cast_bf16_cuda(op, a->att, (long)T * qd, g->stream);
     }
+    /* x_mid = attention output + x, then its norm: the sum in the GEMM's epilogue (fused), or in the
+     * norm's launch (bf16 with RMSNorm) */
     const float *att = sdpa ? NULL : a->att;
-    uint16_t *n2_op = operand_of(d, a->n2h, (int64_t)T * D);
-    if (project_res_fused(d, op, w->o_b)) { /* x_mid = attention output + x from the GEMM, then its norm */
-        dev_linear_forward_bf16_res(d, a->x_mid, x, att, op, w->o_w, T, qd, D);
-        norm_forward_operand(d, s, a->n2, n2_op, a->mean2, a->rstd2, NULL, a->x_mid, NULL, W(p, w->norm2_w),
-                             W(p, w->norm2_b));
-    } else { /* x_mid = attention output + x, then its norm: one launch in bf16 with RMSNorm */
-        project(d, a->x_mid, att, op, w->o_w, w->o_b, T, qd, D);
-        norm_forward_operand(d, s, a->n2, n2_op, a->mean2, a->rstd2, a->x_mid, a->x_mid, x, W(p, w->norm2_w),
-                             W(p, w->norm2_b));
-    }
-    op = n2_op;
+    int fused = project_res_fused(d, op, w->o_b);
+    if (fused) dev_linear_forward_bf16_res(d, a->x_mid, x, att, op, w->o_w, T, qd, D);
+    else project(d, a->x_mid, att, op, w->o_w, w->o_b, T, qd, D);
+    op = operand_of(d, a->n2h, (int64_t)T * D);
+    norm_forward_operand(d, s, a->n2, op, a->mean2, a->rstd2, fused ? NULL : a->x_mid, a->x_mid, fused ? NULL : x,
+                         W(p, w->norm2_w), W(p, w->norm2_b));
     uint16_t *act16 = operand_of(d, a->acth, (int64_t)T * I);
     if (gu_bf16(d, s, w)) { /* one GEMM into bf16 gate/up rows; SwiGLU of them writes down's operand */
         if (!a->gu16) a->gu16 = gpu_alloc(g, (size_t)(2 * (int64_t)T * I) * sizeof *a->gu16);
@@ -412,8 +409,8 @@ static void project_backward_set(struct model_dev *d, float *dinp, const float *
     else dev_linear_backward_set(d, dinp, dout, inp, inp16, w_off, b_off, M, K, N);
 }
 
-/* The MLP half's GEMMs and SwiGLU for a bf16 decoder MLP (gu_bf16: gate/up kept in bf16 alone) whose
- * output gradient comes rounded (dout16): every operand in bf16. The down projection's backward GEMM
+/* The MLP half's GEMMs and SwiGLU for a bf16 decoder MLP (gu_bf16: gate/up kept in bf16 alone), from
+ * its output gradient's rounding (dout16): every operand in bf16. The down projection's backward GEMM
  * writes dact's rounding alone, as autocast keeps a Linear's input gradient - half the bytes of an
  * fp32 dact written and read back, T x I values a layer; SwiGLU's backward reads it and writes
  * dgate | dup's rounding for the one gate/up backward GEMM, which assigns dn2. */
@@ -431,27 +428,19 @@ static void mlp_backward_bf16(struct model_dev *d, const struct block_acts *a, c
     gpu_free(g, dgu);
 }
 
-/* The same from an fp32 dact (the down projection's input gradient) for every other MLP, dn2
- * assigned. Packed (so a bf16 model) without biases: the GEMMs round dgate | dup to bf16 and nothing
- * else reads it, so swiglu_packed_backward_bf16 writes that rounding directly - no fp32 buffer, zero
- * fill or cast. Biases take their gradients from the fp32 values: the fp32 path. */
+/* The same from an fp32 dact (the down projection's input gradient) for every other MLP - fp32, or
+ * with biases, whose gradients are taken from fp32 values - dn2 assigned. */
 static void mlp_backward_dact32(struct model_dev *d, const struct block_acts *a, const struct block_shape *s,
-                              const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dn2)
+                                const struct block_weights *w, const float *dout, const uint16_t *dout16, float *dn2)
 {
     const struct gpu_ctx *g = d->g;
     int T = (int)s->T, D = (int)s->D, I = (int)s->I;
     int packed = gu_packed(d, s, w);
-    int dy16 = gu_bf16(d, s, w); /* (gate and up in bf16 too: a->gu16) */
     /* dact is assigned by the first GEMM that writes it (the *_set backwards): no zero fill */
     float *dact = gpu_alloc_floats(g, (int64_t)T * I);
-    float *dgate = dy16 ? NULL : gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
+    float *dgate = gpu_zeros_floats(g, (int64_t)(packed ? 2 : 1) * T * I); /* packed: [T, 2I] rows */
     project_backward_set(d, dact, dout, dout16, a->act, a->acth, w->down_w, w->down_b, T, I, D);
-    if (dy16) {
-        uint16_t *dgu = gpu_alloc(g, (size_t)2 * T * I * sizeof *dgu); /* every value written: no zero fill */
-        swiglu_packed16_backward_bf16_cuda(dgu, dact, a->gu16, T, I, g->stream);
-        dev_linear_backward_bf16_dy(d, dn2, dgu, NULL, a->n2, a->n2h, w->gate_w, -1, T, D, 2 * I);
-        gpu_free(g, dgu);
-    } else if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
+    if (packed) { /* one backward GEMM for gate and up, as one forward GEMM made them */
         swiglu_packed_backward_cuda(dgate, dact, a->gate, T, I, g->stream);
         dev_linear_backward_set(d, dn2, dgate, a->n2, a->n2h, w->gate_w, w->gate_b, T, D, 2 * I);
     } else if (s->mlp == MLP_SWIGLU) {
@@ -477,8 +466,15 @@ static void mlp_backward(struct model_dev *d, const struct block_acts *a, const 
                          uint16_t *dx_mid16)
 {
     float *dn2 = gpu_alloc_floats(d->g, s->T * s->D); /* assigned by the first GEMM that writes it */
-    if (gu_bf16(d, s, w) && dout16) mlp_backward_bf16(d, a, s, w, dout, dout16, dn2);
-    else mlp_backward_dact32(d, a, s, w, dout, dout16, dn2);
+    if (gu_bf16(d, s, w)) {
+        /* dout's rounding, made here where no op before wrote it (a LayerNorm after the block) */
+        uint16_t *cast = dout16 ? NULL : gpu_alloc(d->g, (size_t)(s->T * s->D) * sizeof *cast);
+        if (cast) cast_bf16_cuda(cast, dout, (long)(s->T * s->D), d->g->stream);
+        mlp_backward_bf16(d, a, s, w, dout, dout16 ? dout16 : cast, dn2);
+        gpu_free(d->g, cast);
+    } else {
+        mlp_backward_dact32(d, a, s, w, dout, dout16, dn2);
+    }
     norm_backward(d, s, dx_mid, dx_mid16, dout, w->norm2_w, w->norm2_b, dn2, a->x_mid, a->mean2, a->rstd2);
     gpu_free(d->g, dn2);
 }
