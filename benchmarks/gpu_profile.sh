@@ -5,14 +5,15 @@
 # benchmarks' widths with 4 layers instead of 28/24: every kernel has its benchmark shape, there are
 # just fewer of them, so ncu's per-launch overhead fits a short device visit.
 #
-#   benchmarks/gpu_profile.sh [learner|learner-flash|learner-cudnn|learner-torch|rollout|rollout-warm|rollout-skinny|nsys:rollout|
+#   benchmarks/gpu_profile.sh [learner|learner-flash|learner-cublas|learner-torch|rollout|rollout-warm|rollout-skinny|nsys:rollout|
 #                              detail:KERNEL|detail-learner:KERNEL ...]
 #                                                                              (default the first three)
 #
 # learner-torch is PyTorch eager's step of the same shape (benchmarks/model_cpu_torch.py, bf16): what
 # each of its kernels costs beside ours (its weight initialisation's kernels are in its table too).
 # learner-flash is the learner step with the fused attention kernels (MMUPT_ATTENTION=flash),
-# learner-cudnn with cuDNN's SDPA graphs (MMUPT_ATTENTION=cudnn).
+# learner-cublas with cuBLAS GEMMs around softmax kernels (MMUPT_ATTENTION=cublas; cuDNN's SDPA graphs
+# are the default attention).
 # rollout-warm is the rollout without ncu's cache flush before each kernel (--cache-control none).
 # rollout-skinny is the rollout with MMUPT_GEMM_SKINNY=1 (the skinny GEMM's kernels by plan). nsys:rollout
 # is Nsight Systems' trace of the whole 24-layer rollout (64 new tokens), graph nodes traced one by
@@ -131,8 +132,8 @@ for name in "${names[@]}"; do
         learner-flash)
             MMUPT_ATTENTION=flash profile learner-flash "$build/benchmarks/model_cpu" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
-        learner-cudnn)
-            MMUPT_ATTENTION=cudnn profile learner-cudnn "$build/benchmarks/model_cpu" --device --dtype bf16 \
+        learner-cublas)
+            MMUPT_ATTENTION=cublas profile learner-cublas "$build/benchmarks/model_cpu" --device --dtype bf16 \
                 "$(few_layers benchmarks/configs/qwen2_1_5b.json)" 8 384 1 ;;
         learner-torch)
             profile learner-torch python3 benchmarks/model_cpu_torch.py --device cuda --dtype bf16 \
@@ -151,7 +152,7 @@ for name in "${names[@]}"; do
         nsys:rollout) # the whole 0.5B decoder, 64 x (128 + 64)
             nsys_profile nsys-rollout "$build/benchmarks/rollout" --device --dtype bf16 \
                 benchmarks/configs/qwen2_0_5b.json 64 128 64 ;;
-        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-flash, learner-cudnn, learner-torch, rollout, rollout-warm, rollout-skinny, nsys:rollout, detail:KERNEL, detail-learner:KERNEL)" ;;
+        *) echo "gpu_profile.sh: unknown profile '$name' (learner, learner-flash, learner-cublas, learner-torch, rollout, rollout-warm, rollout-skinny, nsys:rollout, detail:KERNEL, detail-learner:KERNEL)" ;;
     esac
 done 2>&1 | tee "$out/profile.txt"
 [ -d "$tmp/csv" ] && tar -czf "$out/profile-csv.tar.gz" -C "$tmp/csv" .

@@ -14,8 +14,8 @@
 # prefilled in one forward (src/rollout/engine.c: up to 8192 tokens, 16 prompts at a time before 2026-11-28); the target is >= 50,000 tokens/s. The table names the dtype each row measured.
 # More mmupt rows run the same rollout under the other settings of the device switches
 # (docs/running-at-scale.md), before the PyTorch baseline so a short time budget still gets them: the
-# prefill's attention through cuDNN's SDPA graphs (MMUPT_ATTENTION=cudnn: the 64 x 128 prefill's; the
-# warm-up plans them; decoding is unchanged), the fp32 decode attention kernel (MMUPT_DECODE_MMA=0; the tensor-core one is the default since
+# prefill's attention through cuBLAS GEMMs around softmax kernels (MMUPT_ATTENTION=cublas; by default
+# cuDNN's SDPA graphs take the 64 x 128 prefill's - the warm-up plans them; decoding is the same), the fp32 decode attention kernel (MMUPT_DECODE_MMA=0; the tensor-core one is the default since
 # 2026-11-28), the decode step's kernels after its GEMMs launched programmatically (MMUPT_DECODE_PDL=1),
 # GEMM algorithms tuned by timing (MMUPT_GEMM_TUNE=1, src/gpu/gemm_lt.c: the warm-up tunes the decode
 # step's shapes before its graphs are recorded), tuned with a tuning file (MMUPT_GEMM_TUNE_FILE: the
@@ -30,7 +30,7 @@ cfg=benchmarks/configs/qwen2_0_5b.json
 cuda_bench_setup rollout_cuda.sh rollout "rollout on one GPU"
 tune_file=${MMUPT_BUILD_DIR:-build-gpu}/gemm-tune-rollout.txt # written by the first of its rows, read by the second
 rm -f "$tune_file"
-cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_ATTENTION=cudnn MMUPT_DECODE_MMA=0 MMUPT_DECODE_PDL=1 MMUPT_GEMM_TUNE=1 \
+cuda_bench_variants rollout "$cfg" "$B" "$P" "$N" -- MMUPT_ATTENTION=cublas MMUPT_DECODE_MMA=0 MMUPT_DECODE_PDL=1 MMUPT_GEMM_TUNE=1 \
     "MMUPT_GEMM_TUNE_FILE=$tune_file" "MMUPT_GEMM_TUNE=1 MMUPT_GEMM_TUNE_FILE=$tune_file" \
     "MMUPT_DECODE_MMA=0 MMUPT_DECODE_STAGE=0"
 cuda_bench_pair rollout rollout_torch.py "$cfg" "$B" "$P" "$N"

@@ -6,8 +6,9 @@
 # AdamW over every parameter - in bf16 (bf16 GEMMs; fp32 master weights, gradients and Adam moments),
 # as tokens/s per GPU beside EasyR1's published figure for the same model. `model_cpu --device
 # --dtype bf16 --recompute --optim`, one warm-up step and 2 timed ones (the median of 2 is the
-# slower). No PyTorch run: the issue's comparison for this figure is EasyR1's published number. A
-# second row runs the same step with MMUPT_ATTENTION=cudnn (cuDNN's fused attention, not yet measured).
+# slower). No PyTorch run: the issue's comparison for this figure is EasyR1's published number. The
+# default attention is cuDNN's fused SDPA; a second row runs the same step with MMUPT_ATTENTION=cublas
+# (cuBLAS GEMMs around softmax kernels, the default before 2026-11-28).
 #
 #   benchmarks/vl3b_cuda.sh [BATCH SEQ IMAGE_SIDE [CONFIG]]   (default 2 1024 336 and the 3B config;
 #                                                             MMUPT_BUILD_DIR: the CUDA build, default build-gpu)
@@ -63,13 +64,12 @@ rc=$?
 [ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null && wait "$smi_pid" 2>/dev/null
 [ "$rc" = 0 ] || { echo "vl3b_cuda.sh: model_cpu failed (rc $rc)" >&2; exit 1; }
 echo "mmupt: $ours"
-# The same step with the attention through cuDNN's fused SDPA graphs (MMUPT_ATTENTION=cudnn, off by
-# default until a GPU run measures it: no probabilities kept, so less activation memory too). Its
-# first step plans the graphs (the warm-up). A row of its own; the card's memory is sampled for the
-# default run only.
-alt=$(MMUPT_ATTENTION=cudnn "$build/benchmarks/model_cpu" --device --dtype bf16 --recompute --optim "$cfg" "$B" "$S" 2 \
+# The same step with the attention through cuBLAS GEMMs around softmax kernels (MMUPT_ATTENTION=cublas,
+# the default before cuDNN's measured faster: 0.173 s against 0.195 a step on an H200, 2026-11-28). A
+# row of its own; the card's memory is sampled for the default run only.
+alt=$(MMUPT_ATTENTION=cublas "$build/benchmarks/model_cpu" --device --dtype bf16 --recompute --optim "$cfg" "$B" "$S" 2 \
       "$SIDE") || alt=""
-echo "mmupt, MMUPT_ATTENTION=cudnn: ${alt:-failed}"
+echo "mmupt, MMUPT_ATTENTION=cublas: ${alt:-failed}"
 echo
 python3 - "$ours" "$smi_log" "$EASYR1_3B_TOKENS_PER_S_PER_GPU" "$alt" <<'PY'
 import json, sys
@@ -100,10 +100,10 @@ print("|---|---|---|---|")
 print(f"| mmupt ({a['device']}, {a['dtype']}, recompute, AdamW; measured){attention_note(a)} | {a['tokens_per_s']:.0f} | "
       f"{a['step_s']:.3f} | {peak} |")
 if alt:
-    print(f"| mmupt, MMUPT_ATTENTION=cudnn{attention_note(alt)} | {alt['tokens_per_s']:.0f} | {alt['step_s']:.3f} | "
+    print(f"| mmupt, MMUPT_ATTENTION=cublas{attention_note(alt)} | {alt['tokens_per_s']:.0f} | {alt['step_s']:.3f} | "
           f"{alt['peak_device_bytes'] / (1 << 30):.2f} GiB (allocations, {alt['device']}) |")
 else:
-    print("| mmupt, MMUPT_ATTENTION=cudnn | failed | - | - |")
+    print("| mmupt, MMUPT_ATTENTION=cublas | failed | - | - |")
 print(f"| EasyR1, Qwen2.5-VL-3B on 8 x H100 (published, not measured here) | {easyr1:.0f} | "
       "120 (a whole GRPO step) | - |")
 print()

@@ -29,14 +29,16 @@ struct gpu_blas;
 
 /* A stream and the GEMM handle bound to it. */
 /* Performance switches of the device path, from the environment (src/gpu/tuning.c), each off by default
- * until a GPU run shows it faster (docs/performance.md has the runs; two are on since, and gemm_residual
+ * until a GPU run shows it faster (docs/performance.md has the runs; three are on since, and gemm_residual
  * is on from the start - the same sums, a switch for its A/B row and as a way back):
- *   flash_attention  MMUPT_ATTENTION=flash (or cublas): the bf16 model's blocks attend with the fused
- *                    kernels (attention_flash_*) instead of cuBLAS GEMMs around softmax kernels
- *                    (2026-11-28, H200: the 1.5B learner step 0.086 s against 0.071 - stays off);
- *   cudnn_attention  MMUPT_ATTENTION=cudnn: the same blocks attend through cuDNN's fused SDPA graphs
- *                    (attention_sdpa_*: bf16 q/k/v/out and gradients), where cuDNN plans the shapes,
- *                    else as by default (written 2026-11-28 without a GPU: not yet run on one);
+ *   cudnn_attention  MMUPT_ATTENTION=cudnn (ON by default since 2026-11-28: the 1.5B learner step
+ *                    0.060 s against 0.067 with cuBLAS on an H200, the VL-3B step 0.173 against
+ *                    0.195): the bf16 model's blocks attend through cuDNN's fused SDPA graphs
+ *                    (attention_sdpa_*: bf16 q/k/v/out and gradients) where cuDNN plans the shapes,
+ *                    else - and with MMUPT_ATTENTION=cublas - through cuBLAS GEMMs around softmax kernels;
+ *   flash_attention  MMUPT_ATTENTION=flash: the same blocks attend with the fused kernels
+ *                    (attention_flash_*) instead (2026-11-28, H200: the 1.5B learner step 0.071 s
+ *                    against cuDNN's 0.060 - stays off);
  *   decode_split     MMUPT_DECODE_SPLIT=1 (or 0): decode attention splits a long cache's rows over
  *                    several blocks (attention_decode_cuda's count);
  *   decode_stage     MMUPT_DECODE_STAGE=1 (or 0; ON by default since 2026-11-28: the 0.5B decode step

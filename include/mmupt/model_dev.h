@@ -82,7 +82,7 @@ struct model_dev {
     void (*grads_done)(void *ctx, int64_t off, int64_t n);
     void *grads_done_ctx;
     /* Block forwards (recomputations included) by the attention they ran, since init: what a switch
-     * like MMUPT_ATTENTION=cudnn actually did - a shape cuDNN refuses attends as by default - for
+     * like the default MMUPT_ATTENTION=cudnn actually did - a shape cuDNN refuses attends through cuBLAS - for
      * the benchmarks to print beside their figures. */
     long long attention_runs[MODEL_DEV_ATTN_KINDS];
 };

@@ -321,7 +321,7 @@ static int handle_ready(struct sdpa_plans *p, const struct gpu_blas *blas)
     cudnnStatus_t st = cudnnCreate(&p->handle);
     if (st == CUDNN_STATUS_SUCCESS) st = cudnnSetStream(p->handle, blas->stream);
     if (st != CUDNN_STATUS_SUCCESS) {
-        fprintf(stderr, "mmupt: cuDNN did not start (%s): attention runs as by default (MMUPT_ATTENTION=cublas)\n",
+        fprintf(stderr, "mmupt: cuDNN did not start (%s): attention runs through cuBLAS (as MMUPT_ATTENTION=cublas)\n",
                 cudnnGetErrorString(st));
         p->state = -1;
         return 0;
@@ -356,7 +356,7 @@ static struct sdpa_entry *entry_of(struct sdpa_plans *p, const struct sdpa_key *
         if (memcmp(&p->e[i]->key, key, sizeof *key) == 0) return p->e[i]->ok ? p->e[i] : NULL;
     if (p->n == SDPA_MAX_PLANS) {
         if (!p->full_said)
-            fprintf(stderr, "mmupt: cuDNN SDPA: %d shapes planned, the most kept; new shapes attend as by default\n",
+            fprintf(stderr, "mmupt: cuDNN SDPA: %d shapes planned, the most kept; new shapes attend through cuBLAS\n",
                     SDPA_MAX_PLANS);
         p->full_said = 1;
         return NULL;
@@ -374,7 +374,7 @@ static struct sdpa_entry *entry_of(struct sdpa_plans *p, const struct sdpa_key *
         int fwd = e->fwd.status != CUDNN_STATUS_SUCCESS;
         fprintf(stderr,
                 "mmupt: cuDNN %d.%d.%d SDPA refused %d segment(s) of up to %d rows, %d/%d heads of %d, %s (%s graph): "
-                "%s; this shape attends as by default\n",
+                "%s; this shape attends through cuBLAS\n",
                 p->version / 10000, p->version / 100 % 100, p->version % 100, key->b, key->s, key->hq, key->hk, key->d,
                 key->causal ? "causal" : "not causal", fwd ? "forward" : "backward", fwd ? e->fwd.error : e->bwd.error);
         cudnn_graph_free(&e->fwd);

@@ -21,14 +21,15 @@ static int switch_from_env(const char *name, const char *yes, const char *no, in
     return mmupt_fail(err, "%s must be %s or %s, not '%s'", name, yes, no, v);
 }
 
-/* MMUPT_ATTENTION: cublas (the default, also when unset or empty), flash or cudnn. */
+/* MMUPT_ATTENTION: cudnn (the default, also when unset or empty; a shape cuDNN does not plan, or a
+ * build without it, attends through cuBLAS), cublas or flash. */
 static int attention_from_env(struct gpu_tuning *t, struct mmupt_err *err)
 {
     const char *v = getenv("MMUPT_ATTENTION");
-    if (!v || !*v || strcmp(v, "cublas") == 0) return 0;
-    if (strcmp(v, "flash") == 0) t->flash_attention = 1;
-    else if (strcmp(v, "cudnn") == 0) t->cudnn_attention = 1;
-    else return mmupt_fail(err, "MMUPT_ATTENTION must be cublas, flash or cudnn, not '%s'", v);
+    if (!v || !*v || strcmp(v, "cudnn") == 0) t->cudnn_attention = 1;
+    else if (strcmp(v, "flash") == 0) t->flash_attention = 1;
+    else if (strcmp(v, "cublas") != 0)
+        return mmupt_fail(err, "MMUPT_ATTENTION must be cudnn, cublas or flash, not '%s'", v);
     return 0;
 }
 

@@ -99,7 +99,7 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     else fail "generate on the emulator: the CPU's ids" "$(cat "$tmp/out") vs $(cat "$tmp/gen_cpu")"; fi
     # The device path's switches from the environment (gpu_mem.h's gpu_tuning): each value checked.
     MMUPT_ATTENTION=sideways run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
-    expect "a bad MMUPT_ATTENTION" 1 "MMUPT_ATTENTION must be cublas, flash or cudnn, not 'sideways'"
+    expect "a bad MMUPT_ATTENTION" 1 "MMUPT_ATTENTION must be cudnn, cublas or flash, not 'sideways'"
     MMUPT_DECODE_SPLIT=2 run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator
     expect "a bad MMUPT_DECODE_SPLIT" 1 "MMUPT_DECODE_SPLIT must be 1 or 0, not '2'"
     MMUPT_GEMM_TUNE=yes run "$mmupt" generate --model "$fx" --prompt-ids "1" --device emulator

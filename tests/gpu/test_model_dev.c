@@ -485,8 +485,11 @@ static void check_fixture(struct test_state *ts, const char *dir)
     CHECK_MSG(ts, gen_load(&x, dir) == 0, "%s: no generate.* tensors", dir);
     if (!ts->current_failed) {
         check_all(ts, &f, &text, &x);
-        /* Mixed precision against the fp32 CPU model, within bf16 rounding (see BF16_TOL). */
-        printf("  model.dtype bf16:\n");
+        /* Mixed precision against the fp32 CPU model, within bf16 rounding (see BF16_TOL), with
+         * attention through cuBLAS (MMUPT_ATTENTION=cublas; cuDNN's pass, the default, is below). */
+        printf("  model.dtype bf16, cuBLAS attention:\n");
+        struct gpu_tuning dflt = f.g.tuning; /* as the environment set it: restored for the later passes */
+        f.g.tuning.cudnn_attention = 0;
         model_dev_set_bf16(&f.d, 1);
         f.bf16 = 1;
         f.tol_fwd = BF16_TOL_FWD;
@@ -502,7 +505,7 @@ static void check_fixture(struct test_state *ts, const char *dir)
             model_dev_free(&f.d); /* a fresh device model: its decode graphs record again, as checked */
             model_dev_init(&f.d, &f.m, &f.g);
             model_dev_set_bf16(&f.d, 1);
-            struct gpu_tuning was = f.g.tuning; /* restored whole afterwards: the later passes attend as by default */
+            struct gpu_tuning was = f.g.tuning; /* restored whole afterwards */
             f.g.tuning.flash_attention = 1; /* the device's switches, as MMUPT_ATTENTION=flash, */
             f.g.tuning.decode_mma = 0;      /* MMUPT_DECODE_MMA=0, MMUPT_DECODE_STAGE=1 and */
             f.g.tuning.decode_stage = 1;    /* MMUPT_DECODE_PDL=1 set them (decoding: the fp32 kernel, */
@@ -514,7 +517,7 @@ static void check_fixture(struct test_state *ts, const char *dir)
          * gradients) - on the emulator, their CPU reference, so the model's plumbing around them (the
          * operands' rounding, the output written as the o-projection's operand, the stats, the gradients
          * added back) is checked on every commit; on a GPU, cuDNN itself. The same bounds. The SIMT
-         * interpreter has no cuDNN: there every block falls back to the default attention, which the
+         * interpreter has no cuDNN: there every block falls back to cuBLAS attention, which the
          * same checks then cover. */
         printf("  model.dtype bf16, cuDNN attention:\n");
         model_dev_free(&f.d);
@@ -522,7 +525,7 @@ static void check_fixture(struct test_state *ts, const char *dir)
         model_dev_set_bf16(&f.d, 1);
         f.g.tuning.cudnn_attention = 1;
         check_all(ts, &f, &text, &x);
-        f.g.tuning.cudnn_attention = 0;
+        f.g.tuning = dflt; /* the passes below run with the environment's switches */
         const long long *runs = f.d.attention_runs; /* what the blocks ran, as the benchmarks print it */
         int has_cudnn = gpu_emulated();
 #ifdef MMUPT_HAVE_CUDA
