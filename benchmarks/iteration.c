@@ -8,8 +8,8 @@
  *
  * Random weights and prompt tokens. The "answer" of a sample, for the vote, is its last token (a
  * stand-in for answer extraction, which is not what costs time). Prints one JSON line with the
- * seconds of each phase of the second of two iterations: the first, with at most 16 new tokens, is
- * a warm-up (as in iteration_torch.py). --device runs the model and the optimizer on the device
+ * seconds of each phase of the second of two iterations: the first, of the same shapes, is a
+ * warm-up (as in iteration_torch.py). --device runs the model and the optimizer on the device
  * model (the GPU in a CUDA build, the emulator otherwise). --dtype: bf16 (the default with --device) runs the GEMMs in
  * bf16 over fp32 master weights (model_dev_set_bf16; the reference model gets its own bf16 copy),
  * fp32 everything in fp32; the CPU reference is fp32 only. */
@@ -277,13 +277,13 @@ int main(int argc, char **argv)
                                 .dev = e.on_device ? &e.d : NULL};
 
 
-    /* A short warm-up iteration first (both here and in iteration_torch.py): the device's one-time
-     * costs - kernels loaded on first use, cuBLAS's choices per shape, the decode graphs' recording -
-     * are a process's, not every iteration's. */
+    /* A warm-up iteration of the same shapes first (both here and in iteration_torch.py): the
+     * device's one-time costs - kernels loaded on first use, cuBLAS's choices and cuDNN's attention
+     * plans per shape, the decode graphs' recording - are a process's, not every iteration's. It
+     * was 16 new tokens until 2026-11-28, when cuDNN's attention became the default: the timed
+     * iteration's 384-token micro-batches then planned their graphs (0.6 s) inside the timing. */
     struct phases ph;
-    struct rollout_config warm = rc;
-    warm.max_new = NEW < 16 ? NEW : 16;
-    iteration_once(&e, &warm, q, P, prompts, S, MB, &opt, &ph);
+    iteration_once(&e, &rc, q, P, prompts, S, MB, &opt, &ph);
     iteration_once(&e, &rc, q, P, prompts, S, MB, &opt, &ph);
     printf("{\"impl\": \"mmupt\", \"device\": \"%s\", \"dtype\": \"%s\", \"config\": \"%s\", \"params\": %lld, "
            "\"prompts\": %d, \"G\": %d, \"prompt\": %d, \"new\": %d, \"micro_batch\": %d, \"generated\": %lld, "

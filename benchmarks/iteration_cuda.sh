@@ -4,7 +4,7 @@
 # majority-vote rewards, reference and policy log-probs, GRPO loss and backward per micro-batch, the
 # optimizer step - mmupt's device path (benchmarks/iteration.c) beside the same iteration written
 # with PyTorch/transformers (benchmarks/iteration_torch.py) on the same GPU in the same invocation,
-# fp32 and bf16; each side runs a warm-up iteration of 16 new tokens before its timed one. Markdown
+# fp32 and bf16; each side runs a warm-up iteration of the same shapes before its timed one. Markdown
 # table of the phases and the ratio.
 #
 #   benchmarks/iteration_cuda.sh [P G PROMPT NEW MB]   (default 8 8 128 256 8; MMUPT_BUILD_DIR: build-gpu;

@@ -4,8 +4,8 @@ for each of P random prompts (temperature 1, NEW tokens, no early stop), majorit
 last tokens and group advantages, then per micro-batch of MB sequences the reference model's
 log-probs, the policy forward, the GRPO loss (clip 0.2/0.3, low_var_kl with coefficient 0.01,
 token mean) and backward, then AdamW (lr 1e-6, weight decay 0.01) after clipping the norm to 1.
-Prints one JSON line with the seconds of each phase of the second of two iterations: the first, with
-at most 16 new tokens, is a warm-up (as in iteration.c).
+Prints one JSON line with the seconds of each phase of the second of two iterations: the first, of
+the same shapes, is a warm-up (as in iteration.c).
 
 usage: iteration_torch.py [--device cuda] [--dtype fp32|bf16] CONFIG.json P G PROMPT_LEN NEW MB
 """
@@ -80,7 +80,7 @@ def main():
     prompts = torch.randint(0, cfg.vocab_size, (P, S), device=device)
     n_params = sum(p.numel() for p in model.parameters())
 
-    iteration(device, model, ref, opt, prompts, P, G, S, min(NEW, 16), MB)  # the warm-up
+    iteration(device, model, ref, opt, prompts, P, G, S, NEW, MB)  # the warm-up, of the same shapes
     t0, t1, t2, t3, t4, norm, seqs = iteration(device, model, ref, opt, prompts, P, G, S, NEW, MB)
     print(json.dumps({"impl": "pytorch", "device": device, "dtype": str(dtype).split(".")[-1], "config": path,
                       "params": n_params, "prompts": P, "G": G, "prompt": S, "new": NEW, "micro_batch": MB,
