@@ -234,6 +234,32 @@ static void rope_qkv16_backward_check(struct test_state *ts, const float *q, con
     free(h16), free(w), free(c16), free(c16_ref), free(c), free(c_ref);
 }
 
+/* The packed ops' two kernels agree bit for bit: 4 pairs a thread where half is a multiple of 4 and
+ * the arrays aligned (as every caller's are), one pair a thread otherwise - here forced by packed
+ * rows one float off alignment. The backward's inputs are d_q, d_k, d_v. */
+static void rope_qkv_paths_check(struct test_state *ts, const float *d_qkv, const float *d_q, const float *d_k,
+                                 const float *d_v, const float *d_cs, const float *d_sn, int rows, int nh, int nkv,
+                                 int hd)
+{
+    size_t nq = (size_t)rows * nh * hd, nk = (size_t)rows * nkv * hd, np = nq + 2 * nk;
+    float *d_off = NULL, *d_a = NULL, *d_b = NULL;
+    CUDA_CHECK(cudaMalloc((void **)&d_off, (np + 1) * sizeof *d_off));
+    CUDA_CHECK(cudaMalloc((void **)&d_a, np * sizeof *d_a));
+    CUDA_CHECK(cudaMalloc((void **)&d_b, np * sizeof *d_b));
+    CUDA_CHECK(cudaMemcpy(d_off + 1, d_qkv, np * sizeof *d_off, cudaMemcpyDeviceToDevice));
+    rope_qkv_forward_cuda(d_a, d_a + nq, d_a + nq + nk, d_qkv, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    rope_qkv_forward_cuda(d_b, d_b + nq, d_b + nq + nk, d_off + 1, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same(d_a, d_b, np),
+              "rope_qkv forward rows %d heads %d/%d hd %d: one pair a thread differs from 4", rows, nh, nkv, hd);
+    rope_qkv_backward_cuda(d_a, d_q, d_k, d_v, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    rope_qkv_backward_cuda(d_off + 1, d_q, d_k, d_v, d_cs, d_sn, rows, nh, nkv, hd, NULL);
+    CHECK_MSG(ts, gpu_test_dev_same(d_off + 1, d_a, np),
+              "rope_qkv backward rows %d heads %d/%d hd %d: one pair a thread differs from 4", rows, nh, nkv, hd);
+    CUDA_CHECK(cudaFree(d_off));
+    CUDA_CHECK(cudaFree(d_a));
+    CUDA_CHECK(cudaFree(d_b));
+}
+
 /* 10000 x 28 x 64 = 17.9M rotated pairs: more than one launch's threads. */
 /* RoPE over packed q/k/v rows: the split-and-rotate forward (v bitwise: a copy) and the
  * rotate-and-pack backward (dq, dk, dv unchanged), every output starting as NaN. */
@@ -272,6 +298,7 @@ static void rope_qkv_case(struct test_state *ts, int rows, int nh, int nkv, int 
                   gpu_test_dev_same_host(d_v, v, nk), "rope_qkv backward: an input gradient was written");
     rope_qkv_backward_cast_check(ts, d_dqkv, ref, d_q, d_k, d_v, q, k, v, d_cs, d_sn, cs, sn, rows, nh, nkv, hd);
     rope_qkv16_backward_check(ts, q, k, v, d_cs, d_sn, cs, sn, rows, nh, nkv, hd);
+    rope_qkv_paths_check(ts, d_qkv, d_q, d_k, d_v, d_cs, d_sn, rows, nh, nkv, hd);
     float *dev[] = {d_qkv, d_cs, d_sn, d_q, d_k, d_v, d_dqkv};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) CUDA_CHECK(cudaFree(dev[i]));
     free(qkv), free(q), free(k), free(v), free(cs), free(sn), free(ref), free(nan);
