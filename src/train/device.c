@@ -42,6 +42,15 @@ int train_device_pick(struct trainer *tr, struct mmupt_err *err)
     return 0;
 }
 
+/* The bf16 blocks' attention as the device's switches chose it (MMUPT_ATTENTION, src/gpu/tuning.c),
+ * for the start-up lines: a run's log says which path its numbers came from. */
+static const char *attention_said(const struct gpu_tuning *t)
+{
+    if (t->cudnn_attention) return "cuDNN's fused SDPA (MMUPT_ATTENTION=cudnn; a shape cuDNN refuses: cuBLAS)";
+    if (t->flash_attention) return "the fused kernels (MMUPT_ATTENTION=flash)";
+    return "cuBLAS GEMMs around softmax kernels (MMUPT_ATTENTION=cublas)";
+}
+
 int train_device_open(struct trainer *tr, struct mmupt_err *err)
 {
     if (!tr->on_device) return 0;
@@ -72,6 +81,7 @@ int train_device_open(struct trainer *tr, struct mmupt_err *err)
                           "decoding and sampling, and the optimizer step", gi.device_name, tr->gpu.device, bound.count,
                  bound.local_rank, what);
     }
+    if (bf16) log_info(&tr->lg, "device: attention through %s", attention_said(&tr->gpu.tuning));
     return 0;
 }
 

@@ -218,8 +218,9 @@ if "$mmupt" version | grep -q "no CUDA backend"; then
     preempted fp32 4 "$sum" model.dtype=fp32
     fi
     leaks=1 train emubf16 3 1 cluster.backend=emulator model.dtype=bf16
-    if grep -q "device: the emulator, bf16 GEMMs" "$tmp/err" && [ -n "$sum" ] && [ "$sum" != "$s12" ]; then
-        ok "device path (emulator), model.dtype=bf16: mixed precision, other weights than fp32's ($sum)"
+    if grep -q "device: the emulator, bf16 GEMMs" "$tmp/err" && grep -q "device: attention through cuDNN's" "$tmp/err" &&
+        [ -n "$sum" ] && [ "$sum" != "$s12" ]; then
+        ok "device path (emulator), model.dtype=bf16: mixed precision, cuDNN's attention (the default), other weights than fp32's ($sum)"
     else fail "device path (emulator), model.dtype=bf16" "checksum $sum vs fp32 $s12; $(grep device: "$tmp/err")"; fi
     near=$sum
     # Stochastic rounding on a rollout rank too (its versions' copies); the sanitizer pass has the
