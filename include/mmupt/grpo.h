@@ -79,6 +79,13 @@ int grpo_loss_seq_mean_cpu(const float *logp, const float *old_logp, const float
                            const float *mask, const int64_t *seq_start, int n_seq, const struct grpo_params *p,
                            float *dlogp, struct grpo_metrics *m);
 
+/* A packed micro-batch's loss under the trainer's aggregation (config algorithm.loss_agg): sequence k
+ * is the seq_len[k] tokens after those of the sequences before it (n = their sum); seq_mean 0 is
+ * grpo_loss_cpu over all n tokens, 1 grpo_loss_seq_mean_cpu over the sequences. */
+int grpo_loss_packed_cpu(int seq_mean, const float *logp, const float *old_logp, const float *ref_logp,
+                         const float *adv, const float *mask, const int *seq_len, int n_seq,
+                         const struct grpo_params *p, float *dlogp, struct grpo_metrics *m);
+
 /* CUDA twin of grpo_loss_cpu (kernels/cuda/grpo_loss.cu): the same contract with device arrays
  * (logp .. mask, dlogp); p and m stay on the host, and m is complete when it returns (the call waits
  * for `stream`, a cudaStream_t, NULL the default stream). */

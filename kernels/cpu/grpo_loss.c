@@ -2,6 +2,7 @@
  * include/mmupt/grpo.h). Token counts of a micro-batch are small next to the lm_head GEMMs, so the
  * loss runs serially: sums in one fixed order, the same result whatever the thread count. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mmupt/err.h"
@@ -116,6 +117,23 @@ int grpo_loss_seq_mean_cpu(const float *logp, const float *old_logp, const float
                            float *dlogp, struct grpo_metrics *m)
 {
     return loss_agg(logp, old_logp, ref_logp, adv, mask, seq_start, n_seq, p, dlogp, m);
+}
+
+int grpo_loss_packed_cpu(int seq_mean, const float *logp, const float *old_logp, const float *ref_logp,
+                         const float *adv, const float *mask, const int *seq_len, int n_seq,
+                         const struct grpo_params *p, float *dlogp, struct grpo_metrics *m)
+{
+    MMUPT_CHECK(n_seq >= 0);
+    int64_t *start = mmupt_xmalloc((size_t)(n_seq + 1) * sizeof *start);
+    start[0] = 0;
+    for (int k = 0; k < n_seq; k++) {
+        MMUPT_CHECK(seq_len[k] >= 0);
+        start[k + 1] = start[k] + seq_len[k];
+    }
+    int rc = seq_mean ? loss_agg(logp, old_logp, ref_logp, adv, mask, start, n_seq, p, dlogp, m)
+                      : grpo_loss_cpu(logp, old_logp, ref_logp, adv, mask, start[n_seq], p, dlogp, m);
+    free(start);
+    return rc;
 }
 
 double grpo_masked_mean(const float *x, const float *mask, int64_t n)

@@ -156,7 +156,9 @@ static int micro_step(struct trainer *tr, struct micro *mb, const struct grpo_pa
     }
     float *dlogp = mmupt_xcalloc((size_t)mb->b.n_tokens, sizeof *dlogp);
     struct grpo_metrics m;
-    int rc = grpo_loss_cpu(logp, mb->old, mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->b.n_tokens, gp, dlogp, &m);
+    int rc = grpo_loss_packed_cpu(tr->cfg->algorithm.loss_agg == LOSS_AGG_SEQ_MEAN_TOKEN_MEAN, logp, mb->old,
+                                  mb->ref ? mb->ref : mb->old, mb->adv, mb->mask, mb->b.seq_len, mb->b.n_seq, gp,
+                                  dlogp, &m);
     if (rc == 0) {
         if (tr->on_device) model_dev_backward_logprobs(&tr->dev, mb->b.targets, gp->tau, dlogp);
         else model_backward_logprobs(&tr->model, mb->b.targets, gp->tau, dlogp);

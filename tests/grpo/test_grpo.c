@@ -135,6 +135,15 @@ static void test_mask_scale_seq_mean(struct test_state *ts)
     CHECK(ts, grpo_loss_seq_mean_cpu(logp, old, NULL, adv, mask, seq, 3, &p, d, &m) == 0);
     CHECK_MSG(ts, NEAR(m.loss, (-1.0 + -3.5) / 2.0, 1e-6), "seq-mean loss %g", m.loss);
     CHECK(ts, NEAR(d[0], -0.5, 1e-6) && NEAR(d[2], -3.0 / 4.0, 1e-6) && NEAR(d[3], -1.0, 1e-6));
+    /* The packed form (the trainer's, algorithm.loss_agg): sequence lengths 1, 1, 2 - the same calls. */
+    int len[3] = {1, 1, 2};
+    float d2[4];
+    struct grpo_metrics m2;
+    CHECK(ts, grpo_loss_packed_cpu(1, logp, old, NULL, adv, mask, len, 3, &p, d2, &m2) == 0);
+    CHECK(ts, m2.loss == m.loss && memcmp(d2, d, sizeof d) == 0);
+    CHECK(ts, grpo_loss_cpu(logp, old, NULL, adv, mask, 4, &p, d, &m) == 0);
+    CHECK(ts, grpo_loss_packed_cpu(0, logp, old, NULL, adv, mask, len, 3, &p, d2, &m2) == 0);
+    CHECK(ts, m2.loss == m.loss && memcmp(d2, d, sizeof d) == 0 && NEAR(m.loss, -(1 + 3 + 4) / 3.0, 1e-6));
     /* Nothing scored: loss 0, gradient 0. */
     float none[4] = {0, 0, 0, 0};
     CHECK(ts, grpo_loss_cpu(logp, old, NULL, adv, none, 4, &p, d, &m) == 0 && m.loss == 0.0 && m.n_tokens == 0);
