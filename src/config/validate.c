@@ -2,6 +2,23 @@
  * was set; here are the relations between them. Messages name every key involved. */
 #include "internal.h"
 
+/* Keys EasyR1's configs carry, kept so those configs load, whose other values mmupt does not
+ * implement: such a value is refused with what runs instead, never silently ignored. */
+static int cfg_validate_implemented(const struct cfg *c, struct mmupt_err *err)
+{
+    const struct cfg_algorithm *a = &c->algorithm;
+    if (a->entropy_coef != 0)
+        return mmupt_fail(err, "algorithm.entropy_coef=%g: an entropy bonus is not implemented (the entropy is "
+                               "only logged); set it to 0", a->entropy_coef);
+    if (a->ppo_epochs != 1)
+        return mmupt_fail(err, "algorithm.ppo_epochs=%lld: one pass over each rollout batch is all that is "
+                               "implemented; set it to 1", (long long)a->ppo_epochs);
+    if (c->model.freeze_vision_tower)
+        return mmupt_fail(err, "model.freeze_vision_tower=true is not implemented (the vision tower and merger "
+                               "train, as in MM-UPT); set it to false");
+    return 0;
+}
+
 int cfg_validate(const struct cfg *c, struct mmupt_err *err)
 {
     const struct cfg_data *d = &c->data;
@@ -20,7 +37,7 @@ int cfg_validate(const struct cfg *c, struct mmupt_err *err)
                           (long long)c->rollout.max_new_tokens, (long long)d->max_response_length);
     if (c->run.output_dir[0] == '\0')
         return mmupt_fail(err, "run.output_dir must not be empty");
-    return 0;
+    return cfg_validate_implemented(c, err);
 }
 
 int cfg_resolve(struct cfg *c, const char *path, int n_overrides, char *const *overrides, struct mmupt_err *err)

@@ -41,9 +41,11 @@ static void log_step(struct trainer *tr, const struct step_data *d, const struct
     double majority = d->stats.groups ? d->stats.majority_share / (double)d->stats.groups : 0;
     double elapsed = mmupt_now() - t_start,
            eta = elapsed / (double)(tr->step + 1 - tr->start_step) * (double)(tr->total_steps - tr->step - 1);
-    log_info(&tr->lg, "step %lld/%lld  loss %.4f  kl %.4f  reward %.3f  majority %.3f  tokens/s %.0f  eta %.0fs%s",
-             (long long)tr->step + 1, (long long)tr->total_steps, l->loss, l->kl, reward_mean, majority,
-             (double)d->tokens / seconds, eta, skipped ? "  (update skipped: non-finite gradient)" : "");
+    int64_t n = tr->step + 1;
+    if (n % tr->cfg->logging.log_interval == 0 || n == tr->total_steps || skipped) /* logging.log_interval */
+        log_info(&tr->lg, "step %lld/%lld  loss %.4f  kl %.4f  reward %.3f  majority %.3f  tokens/s %.0f  eta %.0fs%s",
+                 (long long)n, (long long)tr->total_steps, l->loss, l->kl, reward_mean, majority,
+                 (double)d->tokens / seconds, eta, skipped ? "  (update skipped: non-finite gradient)" : "");
     if (val->done)
         log_info(&tr->lg, "validation after step %lld: greedy pass@1 %.3f  pass@1 %.3f  maj@%lld %.3f",
                  (long long)tr->step + 1, val->greedy, val->pass1, (long long)tr->cfg->rollout.n, val->maj);

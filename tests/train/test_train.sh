@@ -91,8 +91,11 @@ MMUPT_TEST_NONFINITE=2x run leak_checked timeout 120 mpirun -q -np 1 "$mmupt" tr
     run.output_dir="$tmp/bad" cluster.rollout_ranks=0
 expect "a malformed MMUPT_TEST_NONFINITE (test hook) is refused" 1 "MMUPT_TEST_NONFINITE=2x" "STEP:LEARNER"
 
-train stale1 3 1 cluster.max_staleness=1
+train stale1 3 1 cluster.max_staleness=1 logging.log_interval=2
 st1=$sum
+if ! grep -q "step 1/2 " "$tmp/err" && grep -q "step 2/2 " "$tmp/err" && [ "$(grep -c '"loss"' "$tmp/stale1/metrics.jsonl")" = 2 ]; then
+    ok "logging.log_interval=2: the console shows step 2 (and the last) only, metrics.jsonl both"
+else fail "logging.log_interval=2" "$(grep "step [0-9]/" "$tmp/err")"; fi
 if grep -q '"staleness": 0' "$tmp/stale1/metrics.jsonl" && grep -q '"staleness": 1' "$tmp/stale1/metrics.jsonl"; then
     ok "max_staleness=1: step 1 on-policy, step 2 one version behind"
 else fail "max_staleness=1 staleness metrics" "$(cat "$tmp/stale1/metrics.jsonl")"; fi
