@@ -24,6 +24,9 @@ static const char usage[] =
     "Checkpoints: every checkpoint.interval steps, at the end, and on SIGUSR1 or SIGTERM, after which\n"
     "the job exits with status 75 (requeue it with --resume). Send SIGUSR1 to mpirun (it forwards it;\n"
     "Open MPI turns a SIGTERM to mpirun into killing the ranks) or SIGTERM to the ranks themselves.\n"
+    "GPUs (cluster.backend=cuda): the device path's switches come from the environment, e.g.\n"
+    "MMUPT_ATTENTION=cudnn|cublas|flash (default cudnn) and MMUPT_GEMM_TUNE=0|1 - each checked at start,\n"
+    "listed with what was measured in docs/running-at-scale.md (mpirun: pass them with -x).\n"
     "\n"
     "Exit status: 0 done, 1 error (the message says which rank and why), 2 bad command line,\n"
     "75 stopped by a signal after saving a checkpoint.\n";

@@ -15,6 +15,8 @@ run "$mmupt" confg;             expect "unknown command suggests" 2 "unknown com
 for c in train config version eval synth; do
     run "$mmupt" $c --help;     expect "$c --help" 0 "usage: mmupt $c"
 done
+run "$mmupt" train --help;      expect "train --help names the GPU switches and their page" 0 "MMUPT_ATTENTION" \
+    "docs/running-at-scale.md"
 run "$mmupt" version;           expect "version lists libraries" 0 "libyaml" "hdf5" "mpi" "cuda"
 run "$mmupt" version extra;     expect "version rejects arguments" 2 "usage: mmupt version"
 
