@@ -144,7 +144,8 @@ static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
                     y1[e] = x1[e], y2[e] = x2[e]; // v: copied
                     if (part != 2) rope_unrotate(x1[e], x2[e], c, s, i + e, a.half, &y1[e], &y2[e]);
                 }
-                if (a.packed) vec_store<float, VEC>(a.packed + y0 + i, y1), vec_store<float, VEC>(a.packed + y0 + j, y2);
+                if (a.packed)
+                    vec_store<float, VEC>(a.packed + y0 + i, y1), vec_store<float, VEC>(a.packed + y0 + j, y2);
                 if (a.packed16) rope_st16<VEC>(a.packed16 + y0 + i, y1), rope_st16<VEC>(a.packed16 + y0 + j, y2);
             } else {
                 float *x = part == 0 ? a.q : (part == 1 ? a.k : a.v); // q may be NULL (rounding alone)
