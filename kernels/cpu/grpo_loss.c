@@ -130,7 +130,7 @@ int grpo_loss_packed_cpu(int seq_mean, const float *logp, const float *old_logp,
         MMUPT_CHECK(seq_len[k] >= 0);
         start[k + 1] = start[k] + seq_len[k];
     }
-    int rc = seq_mean ? loss_agg(logp, old_logp, ref_logp, adv, mask, start, n_seq, p, dlogp, m)
+    int rc = seq_mean ? grpo_loss_seq_mean_cpu(logp, old_logp, ref_logp, adv, mask, start, n_seq, p, dlogp, m)
                       : grpo_loss_cpu(logp, old_logp, ref_logp, adv, mask, start[n_seq], p, dlogp, m);
     free(start);
     return rc;

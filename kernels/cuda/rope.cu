@@ -93,13 +93,7 @@ struct rope_qkv_args {
                                // inputs instead of q, k, v (or NULL)
 };
 
-// f[0..VEC) = p[0..VEC), and the bf16 twins, for either width.
-template <int VEC>
-static __device__ __forceinline__ void rope_ld(float (&f)[VEC], const float *p)
-{
-    vec_load<float, VEC>(f, p);
-}
-
+// f[0..VEC) = the widened p[0..VEC), and p[0..VEC) = f's rounding: the bf16 sides' accesses.
 template <int VEC>
 static __device__ __forceinline__ void rope_ld16(float (&f)[VEC], const uint16_t *p)
 {
@@ -137,7 +131,7 @@ static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
                     rope_ld16<VEC>(x1, x16 + i), rope_ld16<VEC>(x2, x16 + j);
                 } else {
                     const float *x = (part == 0 ? a.q : (part == 1 ? a.k : a.v)) + rh;
-                    rope_ld<VEC>(x1, x + i), rope_ld<VEC>(x2, x + j);
+                    vec_load<float, VEC>(x1, x + i), vec_load<float, VEC>(x2, x + j);
                 }
                 UNROLL
                 for (int e = 0; e < VEC; e++) {
@@ -150,7 +144,7 @@ static __global__ void rope_qkv_kernel(struct rope_qkv_args a)
             } else {
                 float *x = part == 0 ? a.q : (part == 1 ? a.k : a.v); // q may be NULL (rounding alone)
                 uint16_t *x16 = part == 0 ? a.q16 : (part == 1 ? a.k16 : a.v16);
-                rope_ld<VEC>(x1, a.packed + y0 + i), rope_ld<VEC>(x2, a.packed + y0 + j);
+                vec_load<float, VEC>(x1, a.packed + y0 + i), vec_load<float, VEC>(x2, a.packed + y0 + j);
                 UNROLL
                 for (int e = 0; e < VEC; e++) {
                     y1[e] = x1[e], y2[e] = x2[e]; // v: copied
